@@ -1,0 +1,59 @@
+# FlowForest: `make help` lists the targets. Generated files go to out/.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+OUT        ?= out
+SWIFT      ?= swift
+CLANG      ?= clang
+CONFIG     ?= debug
+SWIFT_FLAGS ?=
+BPF_OBJ    := $(OUT)/bpf/flowforest.bpf.o
+# Debian packages the build, the tests and the lab need (see docs/operations.md).
+APT_PACKAGES := libpcap-dev libbpf-dev libelf-dev zlib1g-dev linux-libc-dev bpftool \
+	tcpdump iproute2 iputils-ping netcat-openbsd curl hping3 nmap netsniff-ng \
+	python3-venv python3-pip
+INTERFACE  ?= $(shell ip route show default 2>/dev/null | awk '/default/ {print $$5; exit}')
+
+.PHONY: help deps bpf build release test test-swift run bench demo clean
+
+help: ## List the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+deps: ## Install the Debian packages FlowForest needs (idempotent, quiet when present)
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" != 0 ]; then echo "deps: missing packages: $$missing (run as root: sudo make deps)"; exit 1; fi; \
+		echo "deps: installing $$missing"; \
+		DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+bpf: $(BPF_OBJ) ## Compile the eBPF program (clang -target bpf)
+
+$(BPF_OBJ): bpf/flowforest.bpf.c bpf/flow_types.h
+	@mkdir -p $(@D)
+	$(CLANG) -target bpf -O2 -g -Wall -Werror -D__TARGET_ARCH_x86 \
+		-I bpf -I /usr/include/$(shell uname -m)-linux-gnu -c $< -o $@
+
+build: deps bpf ## Build the daemon (CONFIG=release for an optimised build)
+	$(SWIFT) build -c $(CONFIG) $(SWIFT_FLAGS)
+
+release: ## Build an optimised binary
+	$(MAKE) build CONFIG=release
+
+test: deps bpf ## Run every test (lab tests need root)
+	$(SWIFT) build $(SWIFT_FLAGS) --build-tests
+	$(SWIFT) test $(SWIFT_FLAGS) --skip-build
+
+run: build ## Start the sensor on the default-route interface (INTERFACE=...)
+	@echo "run: capturing on $(INTERFACE)"
+	$$($(SWIFT) build -c $(CONFIG) $(SWIFT_FLAGS) --show-bin-path)/flowforest run --interface $(INTERFACE)
+
+bench: build ## Compare capture modes on a namespace lab (root)
+	$$($(SWIFT) build -c $(CONFIG) $(SWIFT_FLAGS) --show-bin-path)/flowforest bench
+
+demo: build ## Analyze a generated capture of lab traffic (root)
+	$$($(SWIFT) build -c $(CONFIG) $(SWIFT_FLAGS) --show-bin-path)/flowforest demo
+
+clean: ## Remove generated files
+	rm -rf $(OUT) .build

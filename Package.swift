@@ -1,0 +1,113 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+/// Settings every Swift target shares: Swift 6 language mode plus the two
+/// upcoming features that keep APIs explicit about existentials and imports.
+let swiftSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+]
+
+let package = Package(
+    name: "flowforest",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "flowforest", targets: ["flowforest"]),
+        .library(name: "FlowForestCore", targets: ["FlowForestCore"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.6.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.6.0"),
+    ],
+    targets: [
+        // MARK: C modules. libbpf's and libpcap's headers both define
+        // `struct bpf_insn`, so they live in separate modules that no Swift
+        // file imports together.
+        .systemLibrary(
+            name: "CPcap",
+            pkgConfig: "libpcap",
+            providers: [.apt(["libpcap-dev"])]
+        ),
+        .target(
+            name: "CLibbpf",
+            linkerSettings: [.linkedLibrary("bpf"), .linkedLibrary("elf"), .linkedLibrary("z")]
+        ),
+
+        // MARK: Pure core: records, flow table, features, detection.
+        .target(
+            name: "FlowForestCore",
+            swiftSettings: swiftSettings
+        ),
+
+        // MARK: Detection: feature vectors, isolation forest, detector (pure Swift).
+        .target(
+            name: "FlowForestDetection",
+            dependencies: ["FlowForestCore"],
+            swiftSettings: swiftSettings
+        ),
+
+        // MARK: Capture sources; each yields core `FlowRecord`s.
+        .target(
+            name: "PcapCapture",
+            dependencies: [
+                "FlowForestCore", "CPcap",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "EBPFCapture",
+            dependencies: [
+                "FlowForestCore", "CLibbpf",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
+        // MARK: Network namespace lab shared by lab tests and `flowforest bench`.
+        .target(
+            name: "FlowForestLab",
+            swiftSettings: swiftSettings
+        ),
+
+        // MARK: The thin executable: commands and configuration only.
+        .executableTarget(
+            name: "flowforest",
+            dependencies: [
+                "FlowForestCore", "FlowForestDetection", "PcapCapture", "EBPFCapture", "FlowForestLab",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
+        // MARK: Tests: one target per library target, plus root-only lab tests.
+        .testTarget(
+            name: "FlowForestCoreTests",
+            dependencies: ["FlowForestCore"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "FlowForestDetectionTests",
+            dependencies: ["FlowForestDetection", "FlowForestCore"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "PcapCaptureTests",
+            dependencies: ["PcapCapture", "FlowForestCore"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "EBPFCaptureTests",
+            dependencies: ["EBPFCapture", "FlowForestCore", "FlowForestLab"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "LabTests",
+            dependencies: ["FlowForestLab", "FlowForestCore", "flowforest"],
+            swiftSettings: swiftSettings
+        ),
+    ]
+)

@@ -1,0 +1,1 @@
+../../../bpf/flow_types.h

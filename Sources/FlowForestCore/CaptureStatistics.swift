@@ -1,0 +1,30 @@
+/// Cumulative packet accounting of one capture source. Every packet the
+/// source saw ends in exactly one of: accounted to a flow, not IP, malformed,
+/// or one of the loss counters, so `packetsSeen` is fully explained.
+public struct CaptureStatistics: Sendable, Hashable, Codable {
+    /// Packets the hook or libpcap handed to FlowForest.
+    public var packetsSeen: UInt64 = 0
+    /// Packets counted into a flow record.
+    public var packetsAccounted: UInt64 = 0
+    /// Bytes (IP layer) counted into flow records.
+    public var bytesAccounted: UInt64 = 0
+    /// Non-IP frames (ARP, LLDP, ...): seen, not a flow.
+    public var notIP: UInt64 = 0
+    /// Truncated or inconsistent headers: counted, never attributed to a flow.
+    public var malformed: UInt64 = 0
+    /// Packets lost because the flow table or kernel map was full (and, in
+    /// eBPF mode, the ring buffer was full too).
+    public var tableFull: UInt64 = 0
+    /// Packets dropped before FlowForest saw them (libpcap `ps_drop`).
+    public var captureDrops: UInt64 = 0
+    /// Packets the interface dropped (libpcap `ps_ifdrop`).
+    public var interfaceDrops: UInt64 = 0
+    /// eBPF only: packets delivered through the ring buffer because their flow
+    /// could not be inserted (not a loss; merged by the drainer).
+    public var ringBufferPackets: UInt64 = 0
+    /// Flows started and ended so far.
+    public var flowsStarted: UInt64 = 0
+    public var flowsEnded: UInt64 = 0
+
+    public init() {}
+}

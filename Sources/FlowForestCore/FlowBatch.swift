@@ -1,0 +1,32 @@
+/// What a capture source emits once per poll: flow records that changed,
+/// reached their active timeout, or ended, plus cumulative statistics.
+public struct FlowBatch: Sendable {
+    /// The source's clock at the end of the poll, ns since the epoch (packet
+    /// time when reading a file).
+    public var timeNs: UInt64
+    public var records: [FlowRecord]
+    public var statistics: CaptureStatistics
+    /// Flows open at the end of the poll.
+    public var activeFlows: Int
+    /// Share of the input read, 0...1, when the source is a file.
+    public var progress: Double?
+
+    public init(timeNs: UInt64, records: [FlowRecord], statistics: CaptureStatistics, activeFlows: Int, progress: Double? = nil) {
+        self.timeNs = timeNs
+        self.records = records
+        self.statistics = statistics
+        self.activeFlows = activeFlows
+        self.progress = progress
+    }
+}
+
+/// A source of flow batches: a live interface (libpcap or eBPF), a capture
+/// file, or remote ingest.
+public protocol FlowSource: Sendable {
+    /// A short name for logs and metrics (`pcap`, `tc`, `xdp`, `socket`, `file`).
+    var mode: String { get }
+    /// Runs the capture, yielding one batch per poll, until the stream's
+    /// consumer stops or the input ends. Ending the task detaches cleanly; a
+    /// final batch carries every open flow as ended.
+    func batches() -> AsyncThrowingStream<FlowBatch, any Error>
+}

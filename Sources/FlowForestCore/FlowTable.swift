@@ -1,0 +1,173 @@
+/// Timeouts and limits of a ``FlowTable``.
+public struct FlowTableConfiguration: Sendable, Hashable {
+    /// A flow with no packet for this long ends (default 15 s).
+    public var idleTimeoutNs: UInt64 = 15_000_000_000
+    /// An open flow emits an interim record this often (default 60 s).
+    public var activeTimeoutNs: UInt64 = 60_000_000_000
+    /// After a RST, or FIN both ways, a TCP flow ends once idle this long
+    /// (default 1 s), so the final ACK is still counted.
+    public var tcpCloseTimeoutNs: UInt64 = 1_000_000_000
+    /// Flows held at most; packets of new flows beyond it are counted as
+    /// ``CaptureStatistics/tableFull`` losses.
+    public var maxFlows: Int = 1_000_000
+
+    public init() {}
+
+    public init(idleTimeoutNs: UInt64, activeTimeoutNs: UInt64, tcpCloseTimeoutNs: UInt64 = 1_000_000_000, maxFlows: Int = 1_000_000) {
+        self.idleTimeoutNs = idleTimeoutNs
+        self.activeTimeoutNs = activeTimeoutNs
+        self.tcpCloseTimeoutNs = tcpCloseTimeoutNs
+        self.maxFlows = maxFlows
+    }
+}
+
+/// Merges packets into bidirectional flows and decides when flows end: the
+/// user-space twin of the kernel flow map, used by the libpcap path and by
+/// remote ingest.
+///
+/// A value type with no clock of its own: callers add packets and call
+/// ``advance(to:)`` with the current time (packet time for files), so the
+/// same input always yields the same records.
+public struct FlowTable: Sendable {
+    struct Entry: Sendable {
+        var record: FlowRecord
+        /// True when the initiator is the key's low endpoint.
+        var initiatorIsLow: Bool
+        /// Start of the current active-timeout window.
+        var windowStartNs: UInt64
+        var dirty: Bool
+    }
+
+    public let configuration: FlowTableConfiguration
+    private var entries: [FlowKey: Entry] = [:]
+    private var dirtyKeys: [FlowKey] = []
+    private var nextID: UInt64
+    public private(set) var statistics = CaptureStatistics()
+
+    /// - Parameter firstID: the id given to the first flow; later flows count up.
+    public init(configuration: FlowTableConfiguration = FlowTableConfiguration(), firstID: UInt64 = 1) {
+        self.configuration = configuration
+        self.nextID = firstID
+    }
+
+    /// Flows currently open.
+    public var activeCount: Int { entries.count }
+
+    /// Counts a frame that was not IP (the caller parsed it).
+    public mutating func countNotIP() { statistics.packetsSeen += 1; statistics.notIP += 1 }
+    /// Counts a frame whose headers were truncated or inconsistent.
+    public mutating func countMalformed() { statistics.packetsSeen += 1; statistics.malformed += 1 }
+    /// Records losses reported by the capture layer (e.g. `pcap_stats`).
+    public mutating func setCaptureDrops(_ drops: UInt64, interfaceDrops: UInt64) {
+        statistics.captureDrops = drops
+        statistics.interfaceDrops = interfaceDrops
+    }
+
+    /// Adds one parsed packet to its flow, creating the flow if needed.
+    public mutating func add(_ packet: PacketSummary) {
+        statistics.packetsSeen += 1
+        let (key, senderIsLow) = FlowKey.of(packet)
+        if let index = entries.index(forKey: key) {
+            entries.values[index].add(packet, senderIsLow: senderIsLow)
+            if !entries.values[index].dirty {
+                entries.values[index].dirty = true
+                dirtyKeys.append(key)
+            }
+        } else {
+            guard entries.count < configuration.maxFlows else {
+                statistics.tableFull += 1
+                return
+            }
+            // A SYN-ACK seen first means we missed the SYN: the receiver opened it.
+            let replyFirst = packet.tcpFlags.contains([.syn, .ack])
+            let (src, dst, sport, dport) = replyFirst
+                ? (packet.destination, packet.source, packet.destinationPort, packet.sourcePort)
+                : (packet.source, packet.destination, packet.sourcePort, packet.destinationPort)
+            let record = FlowRecord(
+                id: nextID, sourceAddress: src, destinationAddress: dst,
+                sourcePort: sport, destinationPort: dport, ipProtocol: packet.ipProtocol,
+                vlan: packet.vlan, interfaceIndex: packet.interfaceIndex)
+            nextID += 1
+            var entry = Entry(record: record, initiatorIsLow: senderIsLow != replyFirst, windowStartNs: packet.timestampNs, dirty: true)
+            entry.add(packet, senderIsLow: senderIsLow)
+            entries[key] = entry
+            dirtyKeys.append(key)
+            statistics.flowsStarted += 1
+        }
+        statistics.packetsAccounted += 1
+        statistics.bytesAccounted += UInt64(packet.ipLength)
+    }
+
+    /// Ends idle and closed flows, checkpoints flows past their active
+    /// timeout, and returns those records plus an `active` snapshot of every
+    /// other flow that changed since the last call.
+    public mutating func advance(to nowNs: UInt64) -> [FlowRecord] {
+        var out: [FlowRecord] = []
+        var ended: [FlowKey] = []
+        let cfg = configuration
+        // Walk by index rather than `entries.indices`: that collection would
+        // hold a second reference to the storage and make every in-place
+        // checkpoint below copy the whole table.
+        var index = entries.startIndex
+        while index != entries.endIndex {
+            defer { entries.formIndex(after: &index) }
+            let entry = entries.values[index]
+            let last = entry.record.lastSeenNs
+            let idle = nowNs >= last ? nowNs - last : 0
+            if idle >= cfg.idleTimeoutNs {
+                ended.append(entries.keys[index])
+                var record = entry.record
+                record.state = .ended
+                record.endReason = .idle
+                out.append(record)
+            } else if entry.record.tcpClosed && idle >= cfg.tcpCloseTimeoutNs {
+                ended.append(entries.keys[index])
+                var record = entry.record
+                record.state = .ended
+                record.endReason = .tcpClose
+                out.append(record)
+            } else if nowNs &- entry.windowStartNs >= cfg.activeTimeoutNs && nowNs > entry.windowStartNs {
+                var record = entry.record
+                record.state = .interim
+                out.append(record)
+                entries.values[index].windowStartNs = nowNs
+                entries.values[index].dirty = false
+            }
+        }
+        for key in ended { entries.removeValue(forKey: key) }
+        statistics.flowsEnded += UInt64(ended.count)
+        for key in dirtyKeys {
+            guard let index = entries.index(forKey: key), entries.values[index].dirty else { continue }
+            entries.values[index].dirty = false
+            out.append(entries.values[index].record)
+        }
+        dirtyKeys.removeAll(keepingCapacity: true)
+        return out
+    }
+
+    /// Ends every open flow (at shutdown or the end of a file).
+    public mutating func flush() -> [FlowRecord] {
+        var out: [FlowRecord] = []
+        out.reserveCapacity(entries.count)
+        for entry in entries.values {
+            var record = entry.record
+            record.state = .ended
+            record.endReason = .shutdown
+            out.append(record)
+        }
+        statistics.flowsEnded += UInt64(entries.count)
+        entries.removeAll()
+        dirtyKeys.removeAll()
+        return out
+    }
+}
+
+extension FlowTable.Entry {
+    mutating func add(_ packet: PacketSummary, senderIsLow: Bool) {
+        if senderIsLow == initiatorIsLow {
+            record.forward.add(packet)
+        } else {
+            record.reverse.add(packet)
+        }
+    }
+}

@@ -1,0 +1,1 @@
+// Isolation forest, feature vectors and the detector.

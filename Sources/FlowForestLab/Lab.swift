@@ -1,0 +1,1 @@
+// Network-namespace lab used by lab tests and `flowforest bench`.

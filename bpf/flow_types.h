@@ -1,0 +1,142 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * Records shared by the kernel program (flowforest.bpf.c) and user space
+ * (the CLibbpf module that Swift imports). Both sides include this one file,
+ * so the drainer reads the kernel's exact layout; the _Static_asserts below
+ * fail the build of either side if a field moves.
+ *
+ * Conventions (the Swift pcap path follows the same rules, see
+ * Sources/PcapCapture/PacketParser.swift):
+ * - Addresses are 16 bytes in network order; IPv4 is stored IPv4-mapped
+ *   (::ffff:a.b.c.d).
+ * - The key is bidirectional: endpoint "lo" is the one whose (address bytes,
+ *   port) compares lower, lexicographically. dir[0] counts packets sent by
+ *   lo, dir[1] packets sent by hi.
+ * - Ports are in host byte order. Non-first fragments have ports 0. ICMP and
+ *   ICMPv6 use Zeek's convention: sender "port" is the type, receiver "port"
+ *   is the counterpart type for request/reply pairs (echo 8<->0, 128<->129,
+ *   ...) and the code otherwise, so a ping and its replies form one flow.
+ * - Bytes and lengths are IP-layer: IPv4 total length, IPv6 payload length
+ *   + 40, as NetFlow/IPFIX octet counts are.
+ * - The initiator is the sender of the flow's first packet, except that a
+ *   TCP SYN-ACK seen first makes its receiver the initiator.
+ * - Inter-arrival time of a packet is (ts - last_seen_ns) / 1000 within its
+ *   direction, clamped to 32 bits; none for a direction's first packet.
+ * - Times are nanoseconds of CLOCK_MONOTONIC (bpf_ktime_get_ns); user space
+ *   converts them to wall-clock time.
+ */
+#ifndef FLOWFOREST_FLOW_TYPES_H
+#define FLOWFOREST_FLOW_TYPES_H
+
+#ifdef __BPF__
+/* vmlinux.h or linux/types.h provides the __u* types in the BPF build. */
+#else
+#include <linux/types.h>
+#include <linux/bpf.h>
+#endif
+
+#define FF_DIR_LO_TO_HI 0
+#define FF_DIR_HI_TO_LO 1
+
+/* TCP flag bits as on the wire (byte 13 of the TCP header). */
+#define FF_TCP_FIN 0x01
+#define FF_TCP_SYN 0x02
+#define FF_TCP_RST 0x04
+#define FF_TCP_PSH 0x08
+#define FF_TCP_ACK 0x10
+#define FF_TCP_URG 0x20
+
+/* Value of iat_min_us before a direction has seen its second packet. */
+#define FF_IAT_UNSET 0xFFFFFFFFu
+
+/* Default number of flows the kernel map holds (--map-size overrides). */
+#define FF_DEFAULT_MAP_ENTRIES 131072
+
+struct flow_key {
+    __u8 addr_lo[16];
+    __u8 addr_hi[16];
+    __u16 port_lo;
+    __u16 port_hi;
+    __u16 vlan;      /* outer 802.1Q/802.1ad id, 0 when untagged */
+    __u8 proto;      /* IPPROTO_* */
+    __u8 pad;        /* always 0: the key is hashed bytewise */
+};
+
+struct flow_dir_stats {
+    __u64 packets;
+    __u64 bytes;
+    __u64 first_seen_ns;
+    __u64 last_seen_ns;
+    __u64 len_sum_sq;     /* sum of squared IP lengths */
+    __u64 iat_sum_us;     /* inter-arrival times within this direction */
+    __u64 iat_sum_sq_us;  /* microseconds, so squares fit in 64 bits */
+    __u32 iat_min_us;     /* FF_IAT_UNSET until the second packet */
+    __u32 iat_max_us;
+    __u32 len_min;
+    __u32 len_max;
+    __u32 syn;            /* SYN without ACK */
+    __u32 syn_ack;        /* SYN with ACK */
+    __u32 fin;
+    __u32 rst;
+    __u32 psh;
+    __u32 ack;
+    __u32 urg;
+    __u32 payload_packets; /* packets carrying transport payload */
+    __u16 init_window;    /* TCP window of this direction's first packet */
+    __u8 flags_or;        /* OR of all TCP flags seen */
+    __u8 icmp_type;       /* of this direction's first ICMP packet */
+    __u8 icmp_code;
+    __u8 pad[3];
+};
+
+struct flow_value {
+    struct bpf_spin_lock lock;   /* guards everything below (tc and xdp) */
+    __u32 ifindex;               /* interface of first sight */
+    __u8 initiator;              /* FF_DIR_* of the side that opened the flow */
+    __u8 pad[7];
+    struct flow_dir_stats dir[2];
+};
+
+/*
+ * A packet whose flow could not be inserted (map full or another insert
+ * failure) goes to the ring buffer as one of these; user space merges it.
+ */
+struct flow_event {
+    struct flow_key key;
+    __u64 ts_ns;
+    __u32 ifindex;
+    __u32 ip_len;
+    __u32 payload_len;
+    __u16 tcp_window;
+    __u8 dir;                    /* FF_DIR_* of the sender */
+    __u8 tcp_flags;
+    __u8 icmp_type;
+    __u8 icmp_code;
+    __u8 reason;                 /* enum ff_insert_failure */
+    __u8 pad;
+};
+
+enum ff_insert_failure {
+    FF_FAIL_MAP_FULL = 1,        /* -E2BIG from bpf_map_update_elem */
+    FF_FAIL_OTHER = 2,           /* any other update error */
+};
+
+/* Per-CPU counters: index into the stats array. */
+enum ff_stat {
+    FF_STAT_PACKETS_SEEN = 0,    /* every packet the hook saw */
+    FF_STAT_PACKETS_ACCOUNTED,   /* added to a map entry */
+    FF_STAT_NOT_IP,              /* ARP, LLDP, ...: seen, not a flow */
+    FF_STAT_MALFORMED,           /* truncated or inconsistent headers */
+    FF_STAT_MAP_FULL,            /* insert failed: map full */
+    FF_STAT_INSERT_OTHER,        /* insert failed: other error */
+    FF_STAT_RINGBUF_SENT,        /* failed inserts delivered via ring buffer */
+    FF_STAT_RINGBUF_FAILED,      /* ring buffer full too: packet lost, counted */
+    FF_STAT_MAX,
+};
+
+_Static_assert(sizeof(struct flow_key) == 40, "flow_key layout changed");
+_Static_assert(sizeof(struct flow_dir_stats) == 112, "flow_dir_stats layout changed");
+_Static_assert(sizeof(struct flow_value) == 16 + 2 * 112, "flow_value layout changed");
+_Static_assert(sizeof(struct flow_event) == 72, "flow_event layout changed");
+
+#endif /* FLOWFOREST_FLOW_TYPES_H */
