@@ -1,0 +1,83 @@
+public import Foundation
+
+/// The outcome of a finished command.
+public struct CommandResult: Sendable {
+    public var status: Int32
+    public var stdout: String
+    public var stderr: String
+    public var timedOut: Bool
+}
+
+/// Errors from running lab commands.
+public enum LabError: Error, CustomStringConvertible {
+    case failed(command: [String], status: Int32, stderr: String)
+    case notRoot
+
+    public var description: String {
+        switch self {
+        case let .failed(command, status, stderr):
+            return "\(command.joined(separator: " ")) exited \(status): \(stderr.trimmingCharacters(in: .whitespacesAndNewlines))"
+        case .notRoot:
+            return "the network lab needs root (network namespaces and veth pairs)"
+        }
+    }
+}
+
+/// Runs external tools (ip, tcpdump, ping, ...) with a time limit.
+public enum Command {
+    /// Runs `arguments` to completion or until `timeout` seconds pass (then
+    /// SIGTERM, and SIGKILL a second later), capturing both outputs.
+    @discardableResult
+    public static func run(_ arguments: [String], timeout: Double = 60, input: Data? = nil) throws -> CommandResult {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = arguments
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        let stdin = Pipe()
+        process.standardInput = input == nil ? FileHandle.nullDevice : stdin
+        try process.run()
+        if let input {
+            stdin.fileHandleForWriting.write(input)
+            try? stdin.fileHandleForWriting.close()
+        }
+        // Read both pipes concurrently so a chatty child never blocks on a full pipe.
+        let group = DispatchGroup()
+        nonisolated(unsafe) var outData = Data(), errData = Data()
+        DispatchQueue.global().async(group: group) { outData = out.fileHandleForReading.readDataToEndOfFile() }
+        DispatchQueue.global().async(group: group) { errData = err.fileHandleForReading.readDataToEndOfFile() }
+        var timedOut = false
+        let deadline = Date().addingTimeInterval(timeout)
+        while process.isRunning {
+            if Date() > deadline {
+                timedOut = true
+                process.terminate()
+                Thread.sleep(forTimeInterval: 1)
+                if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+                break
+            }
+            Thread.sleep(forTimeInterval: 0.01)
+        }
+        process.waitUntilExit()
+        group.wait()
+        return CommandResult(
+            status: process.terminationStatus,
+            stdout: String(decoding: outData, as: UTF8.self),
+            stderr: String(decoding: errData, as: UTF8.self),
+            timedOut: timedOut)
+    }
+
+    /// Like ``run(_:timeout:input:)`` but throws unless the command exits 0.
+    @discardableResult
+    public static func check(_ arguments: [String], timeout: Double = 60) throws -> CommandResult {
+        let result = try run(arguments, timeout: timeout)
+        guard result.status == 0, !result.timedOut else {
+            throw LabError.failed(command: arguments, status: result.status, stderr: result.stderr)
+        }
+        return result
+    }
+
+    /// True when this process runs as root.
+    public static var isRoot: Bool { geteuid() == 0 }
+}

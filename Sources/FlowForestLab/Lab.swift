@@ -1,1 +1,0 @@
-// Network-namespace lab used by lab tests and `flowforest bench`.

@@ -1,0 +1,144 @@
+public import Foundation
+
+/// Test hosts in network namespaces joined by veth pairs, for lab tests and
+/// `flowforest bench`. Only addresses in 198.18.0.0/15 (IPv4) and
+/// 2001:2::/48 (IPv6) — the benchmarking ranges — are used.
+///
+/// Everything created is recorded and removed by ``teardown()`` (also run by
+/// `deinit`): processes left in a namespace are killed first, because
+/// deleting a namespace does not end them.
+public final class NetworkLab: @unchecked Sendable {
+    // @unchecked: mutable bookkeeping is guarded by `lock`.
+    private let lock = NSLock()
+    private var namespaces: [String] = []
+    private var background: [Process] = []
+    private var linkCount = 0
+    /// Unique per lab: namespace and interface names carry it.
+    public let tag: String
+
+    /// Name prefix of every namespace a lab creates; stale ones from crashed
+    /// runs are recognised by it.
+    public static let namespacePrefix = "fflab-"
+
+    public init() throws {
+        guard Command.isRoot else { throw LabError.notRoot }
+        NetworkLab.removeStale()
+        let pid = ProcessInfo.processInfo.processIdentifier
+        // pid plus a random suffix: unique across concurrent labs, and the pid
+        // tells removeStale() whether the owner is still alive.
+        tag = "\(pid)x\(UInt32.random(in: 10..<100))"
+    }
+
+    deinit { teardown() }
+
+    /// Creates a namespace with loopback up; returns its name.
+    public func addNamespace(_ role: String) throws -> String {
+        let name = "\(NetworkLab.namespacePrefix)\(tag)-\(role)"
+        try Command.check(["ip", "netns", "add", name])
+        lock.withLock { namespaces.append(name) }
+        try Command.check(["ip", "-n", name, "link", "set", "lo", "up"])
+        return name
+    }
+
+    /// A veth pair between two namespaces with the given CIDR addresses
+    /// (e.g. "198.18.0.1/24"). Returns the interface names on each side.
+    @discardableResult
+    public func connect(_ a: String, address aAddress: String, _ b: String, address bAddress: String,
+                        ipv6: (String, String)? = nil) throws -> (String, String) {
+        let index = lock.withLock { linkCount += 1; return linkCount }
+        // Interface names are limited to 15 bytes.
+        let aName = "ff\(tag)\(index)a", bName = "ff\(tag)\(index)b"
+        try Command.check(["ip", "link", "add", aName, "netns", a, "type", "veth", "peer", "name", bName, "netns", b])
+        try Command.check(["ip", "-n", a, "addr", "add", aAddress, "dev", aName])
+        try Command.check(["ip", "-n", b, "addr", "add", bAddress, "dev", bName])
+        if let (a6, b6) = ipv6 {
+            try Command.check(["ip", "-n", a, "addr", "add", a6, "dev", aName, "nodad"])
+            try Command.check(["ip", "-n", b, "addr", "add", b6, "dev", bName, "nodad"])
+        }
+        try Command.check(["ip", "-n", a, "link", "set", aName, "up"])
+        try Command.check(["ip", "-n", b, "link", "set", bName, "up"])
+        return (aName, bName)
+    }
+
+    /// Runs a command inside a namespace and waits for it.
+    @discardableResult
+    public func run(in namespace: String, _ arguments: [String], timeout: Double = 60) throws -> CommandResult {
+        try Command.run(["ip", "netns", "exec", namespace] + arguments, timeout: timeout)
+    }
+
+    /// Like ``run(in:_:timeout:)`` but throws unless it exits 0.
+    @discardableResult
+    public func check(in namespace: String, _ arguments: [String], timeout: Double = 60) throws -> CommandResult {
+        try Command.check(["ip", "netns", "exec", namespace] + arguments, timeout: timeout)
+    }
+
+    /// Starts a long-running command inside a namespace; its output goes to
+    /// the given files (or is discarded). Ended by ``stop(_:)`` or teardown.
+    public func spawn(in namespace: String, _ arguments: [String], stdout: URL? = nil, stderr: URL? = nil) throws -> Process {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["ip", "netns", "exec", namespace] + arguments
+        process.standardInput = FileHandle.nullDevice
+        process.standardOutput = try stdout.map(NetworkLab.handle(for:)) ?? FileHandle.nullDevice
+        process.standardError = try stderr.map(NetworkLab.handle(for:)) ?? FileHandle.nullDevice
+        try process.run()
+        lock.withLock { background.append(process) }
+        return process
+    }
+
+    /// Sends `signal` to a spawned process and waits up to `timeout` seconds
+    /// for it to exit (SIGKILL after that). Returns its exit status.
+    @discardableResult
+    public func stop(_ process: Process, signal: Int32 = SIGINT, timeout: Double = 10) -> Int32 {
+        guard process.isRunning else { return process.terminationStatus }
+        kill(process.processIdentifier, signal)
+        let deadline = Date().addingTimeInterval(timeout)
+        while process.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.02) }
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        process.waitUntilExit()
+        return process.terminationStatus
+    }
+
+    /// Reads an interface counter (`rx_packets`, `tx_bytes`, ...) inside a namespace.
+    public func counter(_ name: String, interface: String, in namespace: String) throws -> UInt64 {
+        let r = try check(in: namespace, ["cat", "/sys/class/net/\(interface)/statistics/\(name)"])
+        return UInt64(r.stdout.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
+    }
+
+    /// Kills every process in the lab's namespaces and deletes them
+    /// (their veths go with them). Safe to call more than once.
+    public func teardown() {
+        let (spawned, names) = lock.withLock { () -> ([Process], [String]) in
+            defer { background.removeAll(); namespaces.removeAll() }
+            return (background, namespaces)
+        }
+        for p in spawned where p.isRunning { kill(p.processIdentifier, SIGKILL) }
+        for name in names { NetworkLab.remove(namespace: name) }
+    }
+
+    /// Removes namespaces left by labs whose process no longer exists.
+    public static func removeStale() {
+        guard let list = try? Command.run(["ip", "netns", "list"], timeout: 10) else { return }
+        for line in list.stdout.split(separator: "\n") {
+            let name = String(line.split(separator: " ").first ?? "")
+            guard name.hasPrefix(namespacePrefix) else { continue }
+            // fflab-<pid>x<nn>-role
+            let pid = name.dropFirst(namespacePrefix.count).split(separator: "x").first.map(String.init) ?? ""
+            if !FileManager.default.fileExists(atPath: "/proc/\(pid)") { remove(namespace: name) }
+        }
+    }
+
+    private static func remove(namespace name: String) {
+        if let pids = try? Command.run(["ip", "netns", "pids", name], timeout: 10) {
+            for pid in pids.stdout.split(separator: "\n").compactMap({ Int32($0.trimmingCharacters(in: .whitespaces)) }) {
+                kill(pid, SIGKILL)
+            }
+        }
+        _ = try? Command.run(["ip", "netns", "delete", name], timeout: 10)
+    }
+
+    private static func handle(for url: URL) throws -> FileHandle {
+        _ = FileManager.default.createFile(atPath: url.path, contents: nil)
+        return try FileHandle(forWritingTo: url)
+    }
+}
