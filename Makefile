@@ -32,7 +32,7 @@ bpf: $(BPF_OBJ) ## Compile the eBPF program (clang -target bpf)
 
 $(BPF_OBJ): bpf/flowforest.bpf.c bpf/flow_types.h
 	@mkdir -p $(@D)
-	$(CLANG) -target bpf -O2 -g -Wall -Werror -D__TARGET_ARCH_x86 \
+	$(CLANG) -target bpf -mcpu=v3 -O2 -g -Wall -Werror -D__TARGET_ARCH_x86 \
 		-I bpf -I /usr/include/$(shell uname -m)-linux-gnu -c $< -o $@
 
 build: deps bpf ## Build the daemon (CONFIG=release for an optimised build)
