@@ -20,11 +20,13 @@
  *   already stripped it (tc, socket), else from the first tag in the frame;
  *   at most two tags are skipped, a third makes the frame "not IP".
  * - IPv6: up to FF_MAX_EXT_HDRS extension headers (hop-by-hop, routing,
- *   fragment, destination options, AH) are skipped; beyond that the last
- *   next-header value is the protocol, ports 0.
+ *   fragment, destination options, AH) are skipped; more is malformed.
+ * - ICMP is parsed in IPv4 packets, ICMPv6 in IPv6 ones; the type and code
+ *   need 4 bytes of transport header.
  * - Malformed: a header that cannot be read, a wrong IP version, an IPv4 IHL
- *   below 5 or total length below the header, an extension header or
- *   transport header longer than what the IP length leaves for it.
+ *   below 5 or total length below the header, an IP length beyond the frame,
+ *   an extension header or transport header longer than what the IP length
+ *   leaves for it.
  *
  * Nothing is lost silently: a packet whose flow cannot be inserted goes to
  * the ring buffer, and when that fails too it is counted as lost.
@@ -43,6 +45,7 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define ETH_P_IPV6_ 0x86DD
 #define ETH_P_8021Q_ 0x8100
 #define ETH_P_8021AD_ 0x88A8
+#define ETH_P_QINQ_OLD_ 0x9100
 #define PROTO_ICMP 1
 #define PROTO_TCP 6
 #define PROTO_UDP 17
@@ -170,7 +173,7 @@ static __always_inline int endpoint_greater(const __u64 *a, __u16 ap, const __u6
     return ap > bp;
 }
 
-static __always_inline int parse(void *ctx, int kind, int meta_vlan_present, __u16 meta_vlan, struct pkt *p)
+static __always_inline int parse(void *ctx, int kind, __u32 frame_len, int meta_vlan_present, __u16 meta_vlan, struct pkt *p)
 {
     struct endpoints ep = {};
     __u8 eth[ETH_HLEN_];
@@ -183,7 +186,7 @@ static __always_inline int parse(void *ctx, int kind, int meta_vlan_present, __u
 
 #pragma unroll
     for (int i = 0; i < 2; i++) {
-        if (proto != ETH_P_8021Q_ && proto != ETH_P_8021AD_)
+        if (proto != ETH_P_8021Q_ && proto != ETH_P_8021AD_ && proto != ETH_P_QINQ_OLD_)
             break;
         __u8 tag[4];
         if (load(ctx, kind, off, tag, sizeof(tag)) < 0)
@@ -198,7 +201,8 @@ static __always_inline int parse(void *ctx, int kind, int meta_vlan_present, __u
 
     __u8 l4proto;
     __u32 l4off, l4len;
-    int ports = 1; /* false for non-first fragments and unparsed headers */
+    int ports = 1; /* false for non-first fragments */
+    int is_v6 = 0;
 
     if (proto == ETH_P_IP_) {
         __u8 ip[20];
@@ -206,7 +210,7 @@ static __always_inline int parse(void *ctx, int kind, int meta_vlan_present, __u
             return PARSE_MALFORMED;
         __u32 hl = (ip[0] & 0x0f) * 4;
         __u32 tot = ((__u32)ip[2] << 8) | ip[3];
-        if ((ip[0] >> 4) != 4 || hl < 20 || tot < hl)
+        if ((ip[0] >> 4) != 4 || hl < 20 || tot < hl || off + tot > frame_len)
             return PARSE_MALFORMED;
         p->ip_len = tot;
         l4proto = ip[9];
@@ -225,14 +229,15 @@ static __always_inline int parse(void *ctx, int kind, int meta_vlan_present, __u
         __u8 ip6[40];
         if (load(ctx, kind, off, ip6, sizeof(ip6)) < 0)
             return PARSE_MALFORMED;
-        if ((ip6[0] >> 4) != 6)
-            return PARSE_MALFORMED;
         l4len = ((__u32)ip6[4] << 8) | ip6[5];
+        if ((ip6[0] >> 4) != 6 || off + 40 + l4len > frame_len)
+            return PARSE_MALFORMED;
         p->ip_len = l4len + 40;
         l4proto = ip6[6];
         __builtin_memcpy(ep.src, &ip6[8], 16);
         __builtin_memcpy(ep.dst, &ip6[24], 16);
         l4off = off + 40;
+        is_v6 = 1;
         int done = 0;
 #pragma unroll
         for (int i = 0; i < FF_MAX_EXT_HDRS; i++) {
@@ -263,8 +268,9 @@ static __always_inline int parse(void *ctx, int kind, int meta_vlan_present, __u
                 break;
             }
         }
-        if (!done)
-            ports = 0;
+        /* Still inside extension headers after the bound: give up on it. */
+        if (!done && (l4proto == 0 || l4proto == 43 || l4proto == 44 || l4proto == 60 || l4proto == 51))
+            return PARSE_MALFORMED;
     } else {
         return PARSE_NOT_IP;
     }
@@ -291,15 +297,15 @@ static __always_inline int parse(void *ctx, int kind, int meta_vlan_present, __u
             ep.sport = ((__u16)uh[0] << 8) | uh[1];
             ep.dport = ((__u16)uh[2] << 8) | uh[3];
             p->payload_len = l4len - 8;
-        } else if (l4proto == PROTO_ICMP || l4proto == PROTO_ICMPV6) {
+        } else if ((l4proto == PROTO_ICMP && !is_v6) || (l4proto == PROTO_ICMPV6 && is_v6)) {
             __u8 ih[2];
-            if (l4len < 8 || load(ctx, kind, l4off, ih, sizeof(ih)) < 0)
+            if (l4len < 4 || load(ctx, kind, l4off, ih, sizeof(ih)) < 0)
                 return PARSE_MALFORMED;
             p->icmp_type = ih[0];
             p->icmp_code = ih[1];
             ep.sport = ih[0];
-            ep.dport = icmp_counterpart(ih[0], ih[1], l4proto == PROTO_ICMPV6);
-            p->payload_len = l4len - 8;
+            ep.dport = icmp_counterpart(ih[0], ih[1], is_v6);
+            p->payload_len = l4len > 8 ? l4len - 8 : 0;
         }
     }
 
@@ -489,7 +495,7 @@ static __always_inline struct ff_stats *stats_slot(void)
 }
 
 /* Parse and count one packet into the spin-locked map (tc and xdp). */
-static __always_inline void account_locked(void *ctx, int kind, int vlan_present, __u16 vlan, __u32 ifindex)
+static __always_inline void account_locked(void *ctx, int kind, __u32 frame_len, int vlan_present, __u16 vlan, __u32 ifindex)
 {
     struct ff_stats *st = stats_slot();
     if (!st)
@@ -497,7 +503,7 @@ static __always_inline void account_locked(void *ctx, int kind, int vlan_present
     st->count[FF_STAT_PACKETS_SEEN]++;
 
     struct pkt p = {};
-    int rc = parse(ctx, kind, vlan_present, vlan, &p);
+    int rc = parse(ctx, kind, frame_len, vlan_present, vlan, &p);
     if (rc != PARSE_OK) {
         st->count[rc == PARSE_NOT_IP ? FF_STAT_NOT_IP : FF_STAT_MALFORMED]++;
         return;
@@ -532,14 +538,14 @@ static __always_inline void account_locked(void *ctx, int kind, int vlan_present
 SEC("tc")
 int ff_tc(struct __sk_buff *skb)
 {
-    account_locked(skb, KIND_SKB, skb->vlan_present, skb->vlan_tci, skb->ifindex);
+    account_locked(skb, KIND_SKB, skb->len, skb->vlan_present, skb->vlan_tci, skb->ifindex);
     return TC_ACT_UNSPEC;
 }
 
 SEC("xdp")
 int ff_xdp(struct xdp_md *ctx)
 {
-    account_locked(ctx, KIND_XDP, 0, 0, ctx->ingress_ifindex);
+    account_locked(ctx, KIND_XDP, bpf_xdp_get_buff_len(ctx), 0, 0, ctx->ingress_ifindex);
     return XDP_PASS;
 }
 
@@ -552,7 +558,7 @@ int ff_socket(struct __sk_buff *skb)
     st->count[FF_STAT_PACKETS_SEEN]++;
 
     struct pkt p = {};
-    int rc = parse(skb, KIND_SKB, skb->vlan_present, skb->vlan_tci, &p);
+    int rc = parse(skb, KIND_SKB, skb->len, skb->vlan_present, skb->vlan_tci, &p);
     if (rc != PARSE_OK) {
         st->count[rc == PARSE_NOT_IP ? FF_STAT_NOT_IP : FF_STAT_MALFORMED]++;
         return 0;
