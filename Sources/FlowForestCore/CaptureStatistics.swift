@@ -27,4 +27,18 @@ public struct CaptureStatistics: Sendable, Hashable, Codable {
     public var flowsEnded: UInt64 = 0
 
     public init() {}
+
+    enum CodingKeys: String, CodingKey {
+        case packetsSeen = "packets_seen"
+        case packetsAccounted = "packets_accounted"
+        case bytesAccounted = "bytes_accounted"
+        case notIP = "not_ip"
+        case malformed
+        case tableFull = "table_full"
+        case captureDrops = "capture_drops"
+        case interfaceDrops = "interface_drops"
+        case ringBufferPackets = "ring_buffer_packets"
+        case flowsStarted = "flows_started"
+        case flowsEnded = "flows_ended"
+    }
 }

@@ -25,8 +25,15 @@ public struct FlowBatch: Sendable {
 public protocol FlowSource: Sendable {
     /// A short name for logs and metrics (`pcap`, `tc`, `xdp`, `socket`, `file`).
     var mode: String { get }
-    /// Runs the capture, yielding one batch per poll, until the stream's
-    /// consumer stops or the input ends. Ending the task detaches cleanly; a
-    /// final batch carries every open flow as ended.
+    /// Starts the capture and yields one batch per poll until the input ends
+    /// or ``stop()`` is called; the last batch carries every open flow as
+    /// ended. Errors (no such interface, truncated file, ...) end the stream.
+    /// If the consumer goes away instead, the source detaches without a
+    /// final batch. Call once per source.
     func batches() -> AsyncThrowingStream<FlowBatch, any Error>
+
+    /// Asks the capture to finish: it detaches, flushes open flows into a
+    /// final batch and ends the stream. Safe to call from any thread (a
+    /// signal handler's task included) and more than once.
+    func stop()
 }

@@ -1,0 +1,61 @@
+import FlowForestCore
+import Synchronization
+
+/// A flag the capture thread polls; set by `stop()` or when the consumer goes away.
+final class StopFlag: Sendable {
+    private let flag = Atomic<Bool>(false)
+    func set() { flag.store(true, ordering: .releasing) }
+    var isSet: Bool { flag.load(ordering: .acquiring) }
+}
+
+/// The per-packet work shared by file and live capture: parse, account,
+/// and cut batches at poll boundaries. Lives on the capture thread only.
+struct CaptureLoop {
+    var table: FlowTable
+    let pollIntervalNs: UInt64
+    let continuation: AsyncThrowingStream<FlowBatch, any Error>.Continuation
+    var nextTickNs: UInt64 = 0
+    var lastTimeNs: UInt64 = 0
+    var interfaceNames: [UInt32: String] = [:]
+
+    init(configuration: FlowTableConfiguration, pollIntervalNs: UInt64, continuation: AsyncThrowingStream<FlowBatch, any Error>.Continuation) {
+        self.table = FlowTable(configuration: configuration)
+        self.pollIntervalNs = pollIntervalNs
+        self.continuation = continuation
+    }
+
+    /// Parses and accounts one frame.
+    @inline(__always)
+    mutating func handle(_ frame: UnsafeRawBufferPointer, wireLength: Int, timestampNs: UInt64, parser: PacketParser) {
+        switch parser.parse(frame, wireLength: wireLength, timestampNs: timestampNs) {
+        case .packet(let packet): table.add(packet)
+        case .unparsed(.notIP): table.countNotIP()
+        case .unparsed: table.countMalformed()
+        }
+    }
+
+    /// Emits a batch when `nowNs` has reached the next poll boundary.
+    mutating func tick(nowNs: UInt64, progress: Double? = nil) {
+        lastTimeNs = max(lastTimeNs, nowNs)
+        if nextTickNs == 0 { nextTickNs = nowNs + pollIntervalNs; return }
+        guard nowNs >= nextTickNs else { return }
+        emit(table.advance(to: nowNs), nowNs: nowNs, progress: progress)
+        nextTickNs = nowNs + pollIntervalNs
+    }
+
+    /// Ends every flow and the stream.
+    mutating func finish(progress: Double? = nil) {
+        var records = table.advance(to: lastTimeNs)
+        records += table.flush()
+        emit(records, nowNs: lastTimeNs, progress: progress)
+        continuation.finish()
+    }
+
+    private mutating func emit(_ records: [FlowRecord], nowNs: UInt64, progress: Double?) {
+        var named = records
+        if !interfaceNames.isEmpty {
+            for i in named.indices { named[i].interfaceName = interfaceNames[named[i].interfaceIndex] }
+        }
+        continuation.yield(FlowBatch(timeNs: nowNs, records: named, statistics: table.statistics, activeFlows: table.activeCount, progress: progress))
+    }
+}

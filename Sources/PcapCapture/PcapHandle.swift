@@ -1,0 +1,90 @@
+import CPcap
+import FlowForestCore
+import Foundation
+
+/// Owns one `pcap_t`. Created on the caller's thread, then used only by the
+/// capture thread that reads from it, and closed by that thread.
+final class PcapHandle: @unchecked Sendable {
+    // @unchecked: the pointer is handed once to the capture thread and never shared after.
+    let pointer: OpaquePointer
+    let name: String
+    let linkType: LinkType
+
+    private init(pointer: OpaquePointer, name: String) throws {
+        self.pointer = pointer
+        self.name = name
+        let dlt = pcap_datalink(pointer)
+        guard let type = LinkType(rawValue: dlt) else {
+            pcap_close(pointer)
+            throw PcapError.unsupportedLinkType(name, dlt)
+        }
+        linkType = type
+    }
+
+    deinit { pcap_close(pointer) }
+
+    /// Opens a pcap or pcapng file with nanosecond timestamps.
+    static func openFile(_ path: String) throws -> PcapHandle {
+        guard FileManager.default.fileExists(atPath: path) else { throw PcapError.fileNotFound(path) }
+        var errbuf = [CChar](repeating: 0, count: Int(PCAP_ERRBUF_SIZE))
+        guard let p = pcap_open_offline_with_tstamp_precision(path, UInt32(PCAP_TSTAMP_PRECISION_NANO), &errbuf) else {
+            let message = String(decoding: errbuf.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            if message.contains("truncated") { throw PcapError.truncatedFile(path, message) }
+            if message.contains("format") || message.contains("magic") || message.contains("pcapng") {
+                throw PcapError.notACaptureFile(path, message)
+            }
+            throw PcapError.readFailed(path, message)
+        }
+        return try PcapHandle(pointer: p, name: path)
+    }
+
+    /// Opens a live interface: large kernel buffer, immediate mode off (the
+    /// kernel batches packets into blocks, which is what keeps drops low),
+    /// nanosecond timestamps where the kernel offers them.
+    static func openLive(_ interface: String, snapLength: Int32, bufferBytes: Int32, promiscuous: Bool, timeoutMs: Int32) throws -> PcapHandle {
+        var errbuf = [CChar](repeating: 0, count: Int(PCAP_ERRBUF_SIZE))
+        guard if_nametoindex(interface) != 0 else { throw PcapError.noSuchInterface(interface) }
+        guard let p = pcap_create(interface, &errbuf) else {
+            throw PcapError.activateFailed(interface, String(decoding: errbuf.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self))
+        }
+        pcap_set_snaplen(p, snapLength)
+        pcap_set_buffer_size(p, bufferBytes)
+        pcap_set_promisc(p, promiscuous ? 1 : 0)
+        pcap_set_timeout(p, timeoutMs)
+        pcap_set_immediate_mode(p, 0)
+        _ = pcap_set_tstamp_precision(p, Int32(PCAP_TSTAMP_PRECISION_NANO))
+        let status = pcap_activate(p)
+        if status < 0 {
+            let detail = String(cString: pcap_geterr(p))
+            pcap_close(p)
+            switch status {
+            case PCAP_ERROR_NO_SUCH_DEVICE: throw PcapError.noSuchInterface(interface)
+            case PCAP_ERROR_PERM_DENIED: throw PcapError.permissionDenied(interface)
+            default: throw PcapError.activateFailed(interface, detail)
+            }
+        }
+        return try PcapHandle(pointer: p, name: interface)
+    }
+
+    /// Packets dropped by the kernel buffer and by the interface so far.
+    func drops() -> (capture: UInt64, interface: UInt64) {
+        var stats = pcap_stat()
+        guard pcap_stats(pointer, &stats) == 0 else { return (0, 0) }
+        return (UInt64(stats.ps_drop), UInt64(stats.ps_ifdrop))
+    }
+
+    var lastError: String { String(cString: pcap_geterr(pointer)) }
+}
+
+/// Nanoseconds since the epoch from a pcap header opened with nanosecond precision.
+@inline(__always)
+func timestampNs(_ header: UnsafePointer<pcap_pkthdr>) -> UInt64 {
+    UInt64(header.pointee.ts.tv_sec) &* 1_000_000_000 &+ UInt64(header.pointee.ts.tv_usec)
+}
+
+/// Wall-clock time, ns since the epoch.
+func wallClockNs() -> UInt64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_REALTIME, &ts)
+    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+}

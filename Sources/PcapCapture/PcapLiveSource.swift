@@ -1,0 +1,127 @@
+import CPcap
+public import FlowForestCore
+import Foundation
+public import Logging
+
+/// Live capture through libpcap on one or more interfaces: the fallback when
+/// eBPF cannot be loaded. One thread polls every handle and feeds one flow
+/// table, so a flow crossing two interfaces is still one flow.
+public final class PcapLiveSource: FlowSource {
+    public let mode = "pcap"
+    public let interfaces: [String]
+    public let configuration: FlowTableConfiguration
+    public let pollIntervalNs: UInt64
+    /// Bytes kept per packet: enough for two VLAN tags, IPv4 options or IPv6
+    /// extension headers, and a TCP header with options.
+    public static let snapLength: Int32 = 256
+    /// Kernel buffer per interface; large, so bursts wait instead of dropping.
+    public static let bufferBytes: Int32 = 64 << 20
+    public let promiscuous: Bool
+    private let logger: Logger
+    private let handles: [PcapHandle]
+    private let stopFlag = StopFlag()
+
+    /// Opens every interface now, so a missing interface or a permission
+    /// problem is reported before anything starts.
+    public init(interfaces: [String], configuration: FlowTableConfiguration = FlowTableConfiguration(),
+                pollIntervalNs: UInt64 = 1_000_000_000, promiscuous: Bool = true, logger: Logger) throws {
+        self.interfaces = interfaces
+        self.configuration = configuration
+        self.pollIntervalNs = pollIntervalNs
+        self.promiscuous = promiscuous
+        self.logger = logger
+        handles = try interfaces.map {
+            try PcapHandle.openLive($0, snapLength: Self.snapLength, bufferBytes: Self.bufferBytes, promiscuous: promiscuous, timeoutMs: 100)
+        }
+    }
+
+    public func stop() { stopFlag.set() }
+
+    public func batches() -> AsyncThrowingStream<FlowBatch, any Error> {
+        let (stream, continuation) = AsyncThrowingStream.makeStream(of: FlowBatch.self, throwing: (any Error).self)
+        let stop = stopFlag
+        continuation.onTermination = { _ in stop.set() }
+        let (handles, configuration, poll) = (self.handles, self.configuration, self.pollIntervalNs)
+        logger.info("capturing with libpcap", metadata: ["interfaces": "\(interfaces.joined(separator: ","))"])
+        // Blocking poll()/pcap_dispatch run on their own thread, off the cooperative pool.
+        let thread = Thread {
+            PcapLiveSource.capture(handles, configuration: configuration, pollIntervalNs: poll, stop: stop, continuation: continuation)
+        }
+        thread.name = "flowforest-pcap"
+        thread.start()
+        return stream
+    }
+
+    /// Context handed through pcap_dispatch's user pointer.
+    private final class DispatchContext {
+        var loop: CaptureLoop
+        var parser: PacketParser
+        init(loop: CaptureLoop, parser: PacketParser) {
+            self.loop = loop
+            self.parser = parser
+        }
+    }
+
+    private static func capture(_ handles: [PcapHandle], configuration: FlowTableConfiguration, pollIntervalNs: UInt64,
+                                stop: StopFlag, continuation: AsyncThrowingStream<FlowBatch, any Error>.Continuation) {
+        var errbuf = [CChar](repeating: 0, count: Int(PCAP_ERRBUF_SIZE))
+        var fds: [pollfd] = []
+        var parsers: [PacketParser] = []
+        var names: [UInt32: String] = [:]
+        for handle in handles {
+            _ = pcap_setnonblock(handle.pointer, 1, &errbuf)
+            fds.append(pollfd(fd: pcap_get_selectable_fd(handle.pointer), events: Int16(POLLIN), revents: 0))
+            let index = if_nametoindex(handle.name)
+            names[index] = handle.name
+            parsers.append(PacketParser(linkType: handle.linkType, interfaceIndex: index))
+        }
+        var loop = CaptureLoop(configuration: configuration, pollIntervalNs: pollIntervalNs, continuation: continuation)
+        loop.interfaceNames = names
+        let context = DispatchContext(loop: loop, parser: parsers[0])
+        let user = Unmanaged.passUnretained(context).toOpaque()
+        loop.tick(nowNs: wallClockNs())
+        context.loop = loop
+        func updateDrops() {
+            var capture: UInt64 = 0, interface: UInt64 = 0
+            for handle in handles {
+                let d = handle.drops()
+                capture += d.capture
+                interface += d.interface
+            }
+            context.loop.table.setCaptureDrops(capture, interfaceDrops: interface)
+        }
+        while !stop.isSet {
+            _ = poll(&fds, nfds_t(fds.count), 100)
+            for (i, handle) in handles.enumerated() {
+                context.parser = parsers[i]
+                // Drain what is ready; the callback runs on this thread.
+                let n = pcap_dispatch(handle.pointer, -1, { user, header, bytes in
+                    guard let user, let header, let bytes else { return }
+                    let ctx = Unmanaged<DispatchContext>.fromOpaque(user).takeUnretainedValue()
+                    ctx.loop.handle(UnsafeRawBufferPointer(start: bytes, count: Int(header.pointee.caplen)),
+                                    wireLength: Int(header.pointee.len), timestampNs: timestampNs(header), parser: ctx.parser)
+                }, user)
+                if n < 0 {
+                    continuation.finish(throwing: PcapError.activateFailed(handle.name, handle.lastError))
+                    return
+                }
+            }
+            updateDrops()
+            context.loop.tick(nowNs: wallClockNs())
+        }
+        // Read what the kernel still holds before the final flush.
+        for (i, handle) in handles.enumerated() {
+            context.parser = parsers[i]
+            _ = pcap_dispatch(handle.pointer, -1, { user, header, bytes in
+                guard let user, let header, let bytes else { return }
+                let ctx = Unmanaged<DispatchContext>.fromOpaque(user).takeUnretainedValue()
+                ctx.loop.handle(UnsafeRawBufferPointer(start: bytes, count: Int(header.pointee.caplen)),
+                                wireLength: Int(header.pointee.len), timestampNs: timestampNs(header), parser: ctx.parser)
+            }, user)
+        }
+        updateDrops()
+        context.loop.lastTimeNs = wallClockNs()
+        context.loop.finish()
+        withExtendedLifetime(context) {}
+    }
+}

@@ -1,0 +1,51 @@
+import ArgumentParser
+import FlowForestCore
+import Logging
+
+/// Flow-table options shared by every command that builds flows.
+struct FlowOptions: ParsableArguments {
+    @Option(name: .customLong("idle-timeout"), help: "End a flow after this many seconds without packets.")
+    var idleTimeout: Double = 15
+
+    @Option(name: .customLong("active-timeout"), help: "Emit an interim record of a long flow every this many seconds.")
+    var activeTimeout: Double = 60
+
+    @Option(name: .customLong("tcp-close-timeout"), help: "End a TCP flow this many idle seconds after RST or FIN both ways.")
+    var tcpCloseTimeout: Double = 1
+
+    @Option(name: .customLong("max-flows"), help: "Flows held at once in user space; packets of further flows are counted as lost.")
+    var maxFlows: Int = 1_000_000
+
+    func validate() throws {
+        for (name, value) in [("--idle-timeout", idleTimeout), ("--active-timeout", activeTimeout), ("--tcp-close-timeout", tcpCloseTimeout)] {
+            guard value > 0, value < 86_400 else { throw ValidationError("\(name) must be between 0 and 86400 seconds, got \(value)") }
+        }
+        guard maxFlows > 0 else { throw ValidationError("--max-flows must be positive") }
+    }
+
+    var configuration: FlowTableConfiguration {
+        FlowTableConfiguration(
+            idleTimeoutNs: UInt64(idleTimeout * 1e9), activeTimeoutNs: UInt64(activeTimeout * 1e9),
+            tcpCloseTimeoutNs: UInt64(tcpCloseTimeout * 1e9), maxFlows: maxFlows)
+    }
+}
+
+/// Log level option and the one place logging is bootstrapped.
+struct LogOptions: ParsableArguments {
+    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
+    var logLevel: String = "info"
+
+    func validate() throws {
+        guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("--log-level: unknown level '\(logLevel)'") }
+    }
+
+    func makeLogger(_ label: String = "flowforest") -> Logger {
+        let level = Logger.Level(rawValue: logLevel) ?? .info
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        return Logger(label: label)
+    }
+}
