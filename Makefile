@@ -30,7 +30,7 @@ deps: ## Install the Debian packages FlowForest needs (idempotent, quiet when pr
 
 bpf: $(BPF_OBJ) ## Compile the eBPF program (clang -target bpf)
 
-$(BPF_OBJ): bpf/flowforest.bpf.c bpf/flow_types.h
+$(BPF_OBJ): bpf/flowforest.bpf.c $(wildcard bpf/*.h)
 	@mkdir -p $(@D)
 	$(CLANG) -target bpf -mcpu=v3 -O2 -g -Wall -Werror -D__TARGET_ARCH_x86 \
 		-I bpf -I /usr/include/$(shell uname -m)-linux-gnu -c $< -o $@

@@ -37,6 +37,7 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 #include "flow_types.h"
+#include "ff_stats.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -68,10 +69,6 @@ struct flow_value_atomic {
 };
 _Static_assert(sizeof(struct flow_value_atomic) == sizeof(struct flow_value), "atomic value must mirror flow_value");
 
-/* One per-CPU slot of counters, so a packet costs one array lookup. */
-struct ff_stats {
-    __u64 count[FF_STAT_MAX];
-};
 
 struct {
     __uint(type, BPF_MAP_TYPE_HASH);

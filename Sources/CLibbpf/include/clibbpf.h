@@ -1,7 +1,65 @@
 #ifndef FLOWFOREST_CLIBBPF_H
 #define FLOWFOREST_CLIBBPF_H
-/* libbpf for the EBPFCapture module, plus the records shared with the kernel. */
+/*
+ * libbpf for the EBPFCapture module, the records shared with the kernel, and
+ * small wrappers for libbpf APIs that take option structs built by macros
+ * (LIBBPF_OPTS) or need socket calls Swift reaches awkwardly.
+ *
+ * All functions return 0 (or a non-negative fd) on success and a negative
+ * errno on failure.
+ */
 #include <bpf/libbpf.h>
 #include <bpf/bpf.h>
+#include <stdint.h>
+#include <stddef.h>
 #include "flow_types.h"
+#include "ff_stats.h"
+
+/* Handle and priority of FlowForest's tc filters: fixed, so a new run finds
+ * and replaces a filter that a killed run left behind. */
+#define FF_TC_HANDLE 0x464c
+#define FF_TC_PRIORITY 1
+
+/* Routes libbpf's warnings into a buffer (read with ff_libbpf_last_log)
+ * instead of stderr, so errors can name the verifier's or kernel's reason. */
+void ff_libbpf_capture_logs(void);
+/* Copies the warnings logged since the last ff_libbpf_clear_log. */
+size_t ff_libbpf_last_log(char *buf, size_t size);
+void ff_libbpf_clear_log(void);
+
+/* Ensures a clsact qdisc on ifindex. *created is 1 when this call made it. */
+int ff_tc_hook_create(int ifindex, int *created);
+/* Removes the clsact qdisc (and every filter on it). */
+int ff_tc_hook_destroy(int ifindex);
+/* prog id of FlowForest's filter at this hook, 0 when none; <0 on error. */
+int ff_tc_query(int ifindex, int egress, __u32 *prog_id);
+/* Attaches (replacing any filter with FlowForest's handle and priority). */
+int ff_tc_attach(int ifindex, int egress, int prog_fd);
+int ff_tc_detach(int ifindex, int egress);
+
+/* XDP through a bpf_link (gone when the process exits, even on SIGKILL).
+ * xdp_flags: XDP_FLAGS_DRV_MODE or XDP_FLAGS_SKB_MODE. Returns the link fd. */
+int ff_xdp_link(int prog_fd, int ifindex, __u32 xdp_flags);
+/* Currently attached XDP program id and mode (XDP_ATTACHED_*). */
+int ff_xdp_query(int ifindex, __u32 *prog_id, __u8 *mode);
+
+/* An AF_PACKET socket bound to ifindex with prog_fd as its filter.
+ * Returns the socket fd. */
+int ff_packet_socket(int ifindex, int prog_fd);
+
+/* Batch lookup with element flags (BPF_F_LOCK); *count in/out. */
+int ff_lookup_batch(int map_fd, void *in_batch, void *out_batch, void *keys, void *values,
+                    __u32 *count, __u64 elem_flags);
+
+/* The program's cumulative run time and run count (BPF statistics). */
+int ff_prog_run_stats(int prog_fd, __u64 *run_time_ns, __u64 *run_cnt);
+/* Name of a loaded program by id, for recognising stale FlowForest hooks. */
+int ff_prog_name(__u32 prog_id, char *name, size_t size);
+
+/* Moves the calling thread into the network namespace open at fd. */
+int ff_enter_netns(int fd);
+
+/* CLOCK_MONOTONIC and CLOCK_REALTIME in ns, read back to back. */
+void ff_clocks(__u64 *monotonic_ns, __u64 *realtime_ns);
+
 #endif

@@ -1,0 +1,182 @@
+internal import CLibbpf
+import Foundation
+import Logging
+
+/// The program hooked into one interface in one mode, and exactly what was
+/// created for it, so ``detach()`` removes that and nothing else.
+final class Attachment {
+    let interface: String
+    let ifindex: UInt32
+    let mode: EBPFAttachMode
+    /// Network namespace the interface lives in (nil: the process's own).
+    let namespace: String?
+    private var createdQdisc = false
+    private var tcHooks: [Int32] = []   // 0 ingress, 1 egress
+    private var xdpLink: Int32 = -1
+    private var socketFD: Int32 = -1
+    /// "native" or "generic" for XDP, empty otherwise.
+    private(set) var xdpMode = ""
+
+    private static let xdpSKBMode: UInt32 = 1 << 1
+    private static let xdpDriverMode: UInt32 = 1 << 2
+
+    /// Resolves an interface name, with the error users expect.
+    static func interfaceIndex(_ name: String) throws(EBPFError) -> UInt32 {
+        guard !name.isEmpty, name.utf8.count < 16 else { throw .noSuchInterface(name) }
+        let index = if_nametoindex(name)
+        guard index != 0 else { throw .noSuchInterface(name) }
+        return index
+    }
+
+    /// Attaches; call inside ``NetworkNamespace/run(_:_:)`` for `namespace`.
+    init(interface: String, mode: EBPFAttachMode, namespace: String?, programFD: Int32, logger: Logger) throws(EBPFError) {
+        self.namespace = namespace
+        self.interface = interface
+        self.ifindex = try Attachment.interfaceIndex(interface)
+        self.mode = mode
+        do {
+            switch mode {
+            case .tc: try attachTC(programFD: programFD, logger: logger)
+            case .xdp: try attachXDP(programFD: programFD, logger: logger)
+            case .socket: try attachSocket(programFD: programFD)
+            }
+        } catch {
+            detachHere()
+            throw error
+        }
+    }
+
+    deinit { detach() }
+
+    private func attachTC(programFD: Int32, logger: Logger) throws(EBPFError) {
+        let index = Int32(bitPattern: ifindex)
+        var created: Int32 = 0
+        let rc = ff_tc_hook_create(index, &created)
+        if rc != 0 { throw tcError(-rc, what: "create a clsact qdisc") }
+        createdQdisc = created != 0
+        for egress: Int32 in [0, 1] {
+            var existing: UInt32 = 0
+            if ff_tc_query(index, egress, &existing) == 0, existing != 0 {
+                let name = Attachment.programName(existing)
+                guard name == KernelProgram.programName(.tc) else {
+                    throw .attachFailed(
+                        "\(interface) has a tc \(egress == 1 ? "egress" : "ingress") filter at FlowForest's handle 0x464c priority 1 (program \(name)); "
+                            + "remove it with `tc filter del dev \(interface) \(egress == 1 ? "egress" : "ingress") prio 1`")
+                }
+                // A killed run left its filter (and qdisc) behind: take both over.
+                logger.warning("replacing a FlowForest tc filter left behind by an earlier run", metadata: ["interface": "\(interface)"])
+                createdQdisc = true
+            }
+            let rc = ff_tc_attach(index, egress, programFD)
+            if rc != 0 { throw tcError(-rc, what: "attach the \(egress == 1 ? "egress" : "ingress") filter") }
+            tcHooks.append(egress)
+        }
+        logger.info("eBPF attached", metadata: ["mode": "tc", "interface": "\(interface)", "hooks": "ingress+egress"])
+    }
+
+    private func tcError(_ err: Int32, what: String) -> EBPFError {
+        switch err {
+        case EPERM, EACCES:
+            return .permissionDenied("tc on \(interface): cannot \(what): needs root or CAP_NET_ADMIN and CAP_BPF (run with sudo)")
+        case ENODEV, ENOENT:
+            return .noSuchInterface(interface)
+        case EOPNOTSUPP, EINVAL:
+            return .unsupported("tc on \(interface): cannot \(what) (\(String(cString: strerror(err)))): the kernel needs CONFIG_NET_SCH_INGRESS and CONFIG_NET_CLS_BPF; try --mode socket")
+        default:
+            return .attachFailed("tc on \(interface): cannot \(what): \(String(cString: strerror(err)))\(KernelProgram.libbpfLog())")
+        }
+    }
+
+    private func attachXDP(programFD: Int32, logger: Logger) throws(EBPFError) {
+        let index = Int32(bitPattern: ifindex)
+        var existing: UInt32 = 0
+        var attachMode: UInt8 = 0
+        if ff_xdp_query(index, &existing, &attachMode) == 0, existing != 0 {
+            throw .attachFailed(
+                "\(interface) already runs XDP program \(Attachment.programName(existing)) (id \(existing)); FlowForest does not replace it: "
+                    + "detach it (`ip link set dev \(interface) xdp off`) or use --mode tc")
+        }
+        // A bpf_link, not a netlink attach: the kernel removes it when this
+        // process exits, however it exits.
+        let native = ff_xdp_link(programFD, index, Attachment.xdpDriverMode)
+        if native >= 0 {
+            xdpLink = native
+            xdpMode = "native"
+            logger.info("eBPF attached", metadata: ["mode": "xdp", "interface": "\(interface)", "xdp": "native"])
+            return
+        }
+        let generic = ff_xdp_link(programFD, index, Attachment.xdpSKBMode)
+        if generic >= 0 {
+            xdpLink = generic
+            xdpMode = "generic"
+            logger.info(
+                "eBPF attached; the driver has no native XDP, using generic XDP",
+                metadata: ["mode": "xdp", "interface": "\(interface)", "xdp": "generic", "native_error": "\(String(cString: strerror(-native)))"])
+            return
+        }
+        switch -generic {
+        case EPERM, EACCES:
+            throw .permissionDenied("xdp on \(interface): needs root or CAP_NET_ADMIN and CAP_BPF (run with sudo)")
+        case EBUSY, EEXIST:
+            throw .attachFailed("\(interface) already has an XDP program; detach it (`ip link set dev \(interface) xdp off`) or use --mode tc")
+        case EOPNOTSUPP, EINVAL:
+            throw .unsupported("xdp on \(interface): neither native (\(String(cString: strerror(-native)))) nor generic XDP (\(String(cString: strerror(-generic)))) is available; use --mode tc")
+        default:
+            throw .attachFailed("xdp on \(interface): \(String(cString: strerror(-generic)))")
+        }
+    }
+
+    private func attachSocket(programFD: Int32) throws(EBPFError) {
+        let fd = ff_packet_socket(Int32(bitPattern: ifindex), programFD)
+        guard fd >= 0 else {
+            switch -fd {
+            case EPERM, EACCES:
+                throw .permissionDenied("socket mode on \(interface): an AF_PACKET socket needs root or CAP_NET_RAW (run with sudo)")
+            case ENODEV:
+                throw .noSuchInterface(interface)
+            case EAFNOSUPPORT, EINVAL, ENOPROTOOPT:
+                throw .unsupported("socket mode on \(interface): the kernel refused an eBPF socket filter (\(String(cString: strerror(-fd)))); needs CONFIG_PACKET")
+            default:
+                throw .attachFailed("socket mode on \(interface): \(String(cString: strerror(-fd)))")
+            }
+        }
+        socketFD = fd
+    }
+
+    /// Removes what this attachment created; safe to call more than once.
+    func detach() {
+        guard !tcHooks.isEmpty || createdQdisc || xdpLink >= 0 || socketFD >= 0 else { return }
+        do {
+            try NetworkNamespace.run(namespace) { detachHere() }
+        } catch {
+            // The namespace is gone, and with it the interface and its hooks.
+            tcHooks.removeAll()
+            createdQdisc = false
+            detachHere()
+        }
+    }
+
+    private func detachHere() {
+        let index = Int32(bitPattern: ifindex)
+        for egress in tcHooks { _ = ff_tc_detach(index, egress) }
+        tcHooks.removeAll()
+        if createdQdisc {
+            _ = ff_tc_hook_destroy(index)
+            createdQdisc = false
+        }
+        if xdpLink >= 0 {
+            Glibc.close(xdpLink)
+            xdpLink = -1
+        }
+        if socketFD >= 0 {
+            Glibc.close(socketFD)
+            socketFD = -1
+        }
+    }
+
+    static func programName(_ id: UInt32) -> String {
+        var buffer = [CChar](repeating: 0, count: 64)
+        guard ff_prog_name(id, &buffer, buffer.count) == 0 else { return "id \(id)" }
+        return decodeCString(buffer)
+    }
+}

@@ -1,0 +1,33 @@
+/// Why the eBPF capture could not start or stopped; each message says what is
+/// missing and how to fix it, so `--mode auto` can log it when falling back.
+public enum EBPFError: Error, CustomStringConvertible, Sendable, Equatable {
+    /// The named interface does not exist.
+    case noSuchInterface(String)
+    /// Missing privilege: what is missing and how to get it.
+    case permissionDenied(String)
+    /// The kernel or interface does not support what was asked.
+    case unsupported(String)
+    /// `flowforest.bpf.o` was not found; lists where it was looked for.
+    case objectNotFound(String)
+    /// The object was found but libbpf or the verifier refused it.
+    case loadFailed(String)
+    /// Attaching to an interface failed for another reason.
+    case attachFailed(String)
+    /// A setting is out of range.
+    case invalidConfiguration(String)
+    /// Reading the kernel maps failed while running.
+    case readFailed(String)
+
+    public var description: String {
+        switch self {
+        case .noSuchInterface(let name): return "no such interface: \(name) (see `ip link`)"
+        case .permissionDenied(let s): return "permission denied: \(s)"
+        case .unsupported(let s): return "not supported: \(s)"
+        case .objectNotFound(let s): return "eBPF object not found: \(s)"
+        case .loadFailed(let s): return "loading the eBPF program failed: \(s)"
+        case .attachFailed(let s): return "attaching the eBPF program failed: \(s)"
+        case .invalidConfiguration(let s): return "invalid eBPF capture setting: \(s)"
+        case .readFailed(let s): return "reading the kernel flow map failed: \(s)"
+        }
+    }
+}

@@ -1,0 +1,324 @@
+internal import CLibbpf
+public import FlowForestCore
+import Foundation
+public import Logging
+
+/// Live flows counted in the kernel: loads `flowforest.bpf.o`, attaches it
+/// to the configured interfaces (tc, xdp or socket) and drains the kernel
+/// flow map once per poll interval.
+///
+/// `init` does all the fallible work (load, verify, attach) and throws an
+/// ``EBPFError`` that says what is missing, so a caller can fall back to
+/// another mode. ``batches()`` then yields one ``FlowBatch`` per poll;
+/// ``stop()`` detaches, reads every flow's final totals (lookup-and-delete)
+/// and ends the stream with them as ended records. If the consumer goes
+/// away instead, everything is detached without a final batch.
+public final class EBPFFlowSource: FlowSource, @unchecked Sendable {
+    // @unchecked: the kernel objects move to the drain thread once (under
+    // `lock`) and are touched only there afterwards; `control` is a lock-guarded flag.
+
+    public let mode: String
+    public let configuration: EBPFConfiguration
+    private let logger: Logger
+    private let lock = NSLock()
+    private var pending: DrainLoop?
+    private let control = StopControl()
+
+    /// Loads and attaches the program. Nothing stays attached if this throws.
+    public init(configuration: EBPFConfiguration, logger: Logger) throws {
+        try configuration.validate()
+        self.configuration = configuration
+        self.mode = configuration.mode.rawValue
+        self.logger = logger
+        let namespace = configuration.namespace
+        var names: [UInt32: String] = [:]
+        try NetworkNamespace.run(namespace) {
+            for name in configuration.interfaces { names[try Attachment.interfaceIndex(name)] = name }
+        }
+        let path = try EBPFFlowSource.locateObject(configuration.objectPath)
+        let program = try KernelProgram(
+            path: path, mode: configuration.mode, mapEntries: configuration.mapEntries,
+            ringBufferBytes: configuration.ringBufferBytes)
+        var attachments: [Attachment] = []
+        do {
+            try NetworkNamespace.run(namespace) {
+                for name in configuration.interfaces {
+                    attachments.append(try Attachment(
+                        interface: name, mode: configuration.mode, namespace: namespace,
+                        programFD: program.programFD, logger: logger))
+                }
+            }
+        } catch {
+            for a in attachments { a.detach() }
+            throw error
+        }
+        pending = DrainLoop(
+            program: program, attachments: attachments, configuration: configuration,
+            interfaceNames: names, control: control, logger: logger)
+        logger.info("eBPF capture ready", metadata: [
+            "mode": "\(mode)", "interfaces": "\(configuration.interfaces.joined(separator: ","))",
+            "object": "\(path)", "map_entries": "\(configuration.mapEntries)",
+        ])
+    }
+
+    deinit {
+        // Never started: detach here rather than on a drain thread.
+        pending?.shutdown()
+    }
+
+    /// How each interface is hooked: "tc", "xdp native", "xdp generic", "socket".
+    public var attachModes: [String: String] {
+        lock.withLock { pending?.attachModes ?? [:] }
+    }
+
+    public func batches() -> AsyncThrowingStream<FlowBatch, any Error> {
+        let (stream, continuation) = AsyncThrowingStream.makeStream(of: FlowBatch.self)
+        guard let loop = lock.withLock({ () -> DrainLoop? in defer { pending = nil }; return pending }) else {
+            continuation.finish(throwing: EBPFError.invalidConfiguration("batches() was already called on this source"))
+            return stream
+        }
+        let control = self.control
+        continuation.onTermination = { termination in
+            if case .cancelled = termination { control.request(.cancel) }
+        }
+        let thread = Thread { loop.run(continuation) }
+        thread.name = "flowforest-ebpf-drain"
+        thread.start()
+        return stream
+    }
+
+    public func stop() {
+        control.request(.stop)
+    }
+
+    /// Kernel counters as of the last poll, for metrics.
+    public var kernelCounters: EBPFKernelCounters { control.counters }
+
+    /// The program's cumulative run time and run count from the kernel's
+    /// BPF statistics (zero unless they are enabled, see ``BPFStatistics``).
+    public var programRunStatistics: (runTimeNs: UInt64, runCount: UInt64) { control.runStatistics }
+
+    // MARK: Locating the object
+
+    /// Where `flowforest.bpf.o` is looked for when no path is given.
+    static func objectCandidates() -> [String] {
+        let fm = FileManager.default
+        var out: [String] = []
+        let exe = (try? fm.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments.first ?? ""
+        let exeDir = URL(fileURLWithPath: exe).deletingLastPathComponent()
+        out.append(exeDir.appendingPathComponent("flowforest.bpf.o").path)
+        let cwd = URL(fileURLWithPath: fm.currentDirectoryPath)
+        out.append(cwd.appendingPathComponent("out/bpf/flowforest.bpf.o").path)
+        for start in [exeDir, cwd] {
+            var dir = start
+            for _ in 0..<8 {
+                if fm.fileExists(atPath: dir.appendingPathComponent("Package.swift").path) {
+                    out.append(dir.appendingPathComponent("out/bpf/flowforest.bpf.o").path)
+                    break
+                }
+                let parent = dir.deletingLastPathComponent()
+                if parent.path == dir.path { break }
+                dir = parent
+            }
+        }
+        var seen = Set<String>()
+        return out.filter { seen.insert($0).inserted }
+    }
+
+    static func locateObject(_ explicit: String?) throws(EBPFError) -> String {
+        let fm = FileManager.default
+        if let explicit {
+            guard fm.isReadableFile(atPath: explicit) else {
+                throw .objectNotFound("\(explicit) does not exist or is not readable; build it with `make bpf`")
+            }
+            return explicit
+        }
+        let candidates = objectCandidates()
+        if let found = candidates.first(where: { fm.isReadableFile(atPath: $0) }) { return found }
+        throw .objectNotFound("looked in \(candidates.joined(separator: ", ")); build it with `make bpf` or give its path")
+    }
+}
+
+/// What the consumer asked for, shared between the source and its drain thread.
+final class StopControl: @unchecked Sendable {
+    // @unchecked: every field is read and written under `lock`.
+    enum Request { case none, stop, cancel }
+    private let lock = NSLock()
+    private var _request = Request.none
+    private var _counters = EBPFKernelCounters()
+    private var _run: (UInt64, UInt64) = (0, 0)
+
+    func request(_ r: Request) {
+        lock.withLock { if _request != .cancel { _request = r } }
+    }
+    var current: Request { lock.withLock { _request } }
+    var counters: EBPFKernelCounters {
+        get { lock.withLock { _counters } }
+        set { lock.withLock { _counters = newValue } }
+    }
+    var runStatistics: (runTimeNs: UInt64, runCount: UInt64) {
+        get { lock.withLock { (_run.0, _run.1) } }
+        set { lock.withLock { _run = (newValue.runTimeNs, newValue.runCount) } }
+    }
+}
+
+/// The drain thread's state: the program, its attachments and the tracker.
+/// Runs blocking reads and ring-buffer polls on its own thread, off the
+/// cooperative pool.
+final class DrainLoop: @unchecked Sendable {
+    // @unchecked: handed from init to exactly one drain thread, never shared.
+    private let program: KernelProgram
+    private var attachments: [Attachment]
+    private let configuration: EBPFConfiguration
+    private var tracker: KernelFlowTracker
+    private let control: StopControl
+    private let logger: Logger
+    private let wallOffsetNs: UInt64
+    private var closed = false
+
+    init(program: KernelProgram, attachments: [Attachment], configuration: EBPFConfiguration,
+         interfaceNames: [UInt32: String], control: StopControl, logger: Logger) {
+        self.program = program
+        self.attachments = attachments
+        self.configuration = configuration
+        self.control = control
+        self.logger = logger
+        tracker = KernelFlowTracker(configuration: configuration.flowTable)
+        tracker.interfaceNames = interfaceNames
+        var mono: UInt64 = 0, real: UInt64 = 0
+        ff_clocks(&mono, &real)
+        // Kernel times are CLOCK_MONOTONIC; one offset for the whole run
+        // keeps a flow's times consistent even if the wall clock is stepped.
+        wallOffsetNs = real &- mono
+    }
+
+    var attachModes: [String: String] {
+        Dictionary(attachments.map { ($0.interface, $0.mode == .xdp ? "xdp \($0.xdpMode)" : $0.mode.rawValue) },
+                   uniquingKeysWith: { a, _ in a })
+    }
+
+    private func monotonicNow() -> UInt64 {
+        var mono: UInt64 = 0, real: UInt64 = 0
+        ff_clocks(&mono, &real)
+        return mono
+    }
+
+    func run(_ continuation: AsyncThrowingStream<FlowBatch, any Error>.Continuation) {
+        let interval = UInt64(configuration.pollInterval * 1e9)
+        var nextPoll = monotonicNow() &+ interval
+        do {
+            while true {
+                switch control.current {
+                case .cancel:
+                    shutdown()
+                    continuation.finish()
+                    return
+                case .stop:
+                    let batch = try finalBatch()
+                    continuation.yield(batch)
+                    continuation.finish()
+                    return
+                case .none:
+                    break
+                }
+                let now = monotonicNow()
+                if now >= nextPoll {
+                    let batch = try poll()
+                    if case .terminated = continuation.yield(batch) {
+                        shutdown()
+                        return
+                    }
+                    let after = monotonicNow()
+                    nextPoll = max(nextPoll &+ interval, after &+ interval / 10)
+                    continue
+                }
+                // Wait for ring-buffer events in short slices so a stop is seen quickly.
+                let waitMs = Int32(min(100, max(1, (nextPoll - now) / 1_000_000)))
+                for event in program.pollEvents(timeoutMs: waitMs) {
+                    tracker.observe(KernelEvent(event, wallOffsetNs: wallOffsetNs))
+                }
+            }
+        } catch {
+            logger.error("eBPF capture failed", metadata: ["error": "\(error)"])
+            shutdown()
+            continuation.finish(throwing: error)
+        }
+    }
+
+    /// One poll: read every flow, end those due, checkpoint the rest.
+    private func poll() throws(EBPFError) -> FlowBatch {
+        let offset = wallOffsetNs
+        try program.forEachFlow { key, value in
+            tracker.observe(KernelFlow(key: key, value: value, wallOffsetNs: offset))
+        }
+        for event in program.drainEvents() { tracker.observe(KernelEvent(event, wallOffsetNs: offset)) }
+        let nowNs = monotonicNow() &+ offset
+        var records: [FlowRecord] = []
+        for (key, reason, inKernel) in tracker.due(at: nowNs) {
+            let final = inKernel ? program.takeFlow(key.kernelKey).map { KernelFlow(key: key.kernelKey, value: $0, wallOffsetNs: offset) } : nil
+            if let record = tracker.end(key, final: final, reason: reason) { records.append(record) }
+        }
+        records += tracker.checkpoint(at: nowNs)
+        return try batch(records, nowNs: nowNs)
+    }
+
+    /// Detaches, then takes every flow out of the map with its final totals.
+    private func finalBatch() throws(EBPFError) -> FlowBatch {
+        detach()
+        let offset = wallOffsetNs
+        var keys: [FlowKey] = []
+        try program.forEachFlow { key, value in
+            let flow = KernelFlow(key: key, value: value, wallOffsetNs: offset)
+            tracker.observe(flow)
+            keys.append(flow.key)
+        }
+        for event in program.drainEvents() { tracker.observe(KernelEvent(event, wallOffsetNs: offset)) }
+        let nowNs = monotonicNow() &+ offset
+        var records: [FlowRecord] = []
+        for key in keys {
+            let final = program.takeFlow(key.kernelKey).map { KernelFlow(key: key.kernelKey, value: $0, wallOffsetNs: offset) }
+            if let record = tracker.end(key, final: final, reason: .shutdown) { records.append(record) }
+        }
+        for key in Array(tracker.entries.keys) {
+            if let record = tracker.end(key, final: nil, reason: .shutdown) { records.append(record) }
+        }
+        let result = try batch(records, nowNs: nowNs)
+        shutdown()
+        return result
+    }
+
+    private func batch(_ records: [FlowRecord], nowNs: UInt64) throws(EBPFError) -> FlowBatch {
+        let c = try program.counters()
+        control.counters = c
+        let run = program.runStatistics()
+        control.runStatistics = (run.runTimeNs, run.runCount)
+        var s = CaptureStatistics()
+        s.packetsSeen = c.packetsSeen
+        s.packetsAccounted = c.packetsAccounted + tracker.overflowPackets
+        s.bytesAccounted = tracker.accounted.bytes
+        s.notIP = c.notIP
+        s.malformed = c.malformed
+        s.tableFull = c.ringBufferFailed
+        s.ringBufferPackets = c.ringBufferSent
+        s.flowsStarted = tracker.flowsStarted
+        s.flowsEnded = tracker.flowsEnded
+        return FlowBatch(timeNs: nowNs, records: records, statistics: s, activeFlows: tracker.entries.count)
+    }
+
+    private func detach() {
+        guard !attachments.isEmpty else { return }
+        for a in attachments { a.detach() }
+        attachments.removeAll()
+        // Let program runs already in flight on other CPUs finish their
+        // update before the final read.
+        usleep(50_000)
+    }
+
+    /// Detaches and unloads; idempotent.
+    func shutdown() {
+        guard !closed else { return }
+        closed = true
+        detach()
+        program.close()
+    }
+}

@@ -1,0 +1,242 @@
+internal import CLibbpf
+import Foundation
+
+/// Cumulative counters of the kernel program, summed over CPUs.
+public struct EBPFKernelCounters: Sendable, Hashable {
+    public var packetsSeen: UInt64 = 0
+    public var packetsAccounted: UInt64 = 0
+    public var notIP: UInt64 = 0
+    public var malformed: UInt64 = 0
+    /// Inserts that failed because the map was full.
+    public var mapFull: UInt64 = 0
+    /// Inserts that failed for another reason.
+    public var insertOther: UInt64 = 0
+    /// Packets of failed inserts delivered through the ring buffer.
+    public var ringBufferSent: UInt64 = 0
+    /// Packets lost because the ring buffer was full too.
+    public var ringBufferFailed: UInt64 = 0
+
+    public init() {}
+}
+
+/// The loaded `flowforest.bpf.o`: owns the libbpf object, its program and
+/// map descriptors and the ring-buffer consumer. Used from one thread at a
+/// time (the drain thread, or init/deinit).
+final class KernelProgram {
+    let mode: EBPFAttachMode
+    private let object: OpaquePointer
+    let programFD: Int32
+    private let flowMapFD: Int32
+    private let statsFD: Int32
+    private let eventsFD: Int32
+    /// The socket variant's map has no spin lock, so it is read without BPF_F_LOCK.
+    private let lockFlags: UInt64
+    private var ringBuffer: OpaquePointer?
+    private let sink = EventSink()
+    private let possibleCPUs: Int
+    private let batchCapacity = 4096
+    private let keys: UnsafeMutablePointer<flow_key>
+    private let values: UnsafeMutablePointer<flow_value>
+    private let batchTokens: UnsafeMutableRawPointer
+
+    /// Program name in the object for each mode.
+    static func programName(_ mode: EBPFAttachMode) -> String {
+        switch mode {
+        case .tc: return "ff_tc"
+        case .xdp: return "ff_xdp"
+        case .socket: return "ff_socket"
+        }
+    }
+
+    init(path: String, mode: EBPFAttachMode, mapEntries: Int, ringBufferBytes: Int) throws(EBPFError) {
+        self.mode = mode
+        ff_libbpf_capture_logs()
+        ff_libbpf_clear_log()
+        guard let object = bpf_object__open_file(path, nil) else {
+            let err = errno
+            throw .loadFailed("cannot open \(path): \(String(cString: strerror(err)))\(KernelProgram.libbpfLog())")
+        }
+        self.object = object
+        let wanted = KernelProgram.programName(mode)
+        var prog: OpaquePointer?
+        var cursor: OpaquePointer? = bpf_object__next_program(object, nil)
+        while let p = cursor {
+            let name = String(cString: bpf_program__name(p))
+            let keep = name == wanted
+            bpf_program__set_autoload(p, keep)
+            if keep { prog = p }
+            cursor = bpf_object__next_program(object, p)
+        }
+        let mapName = mode == .socket ? "flows_atomic" : "flows"
+        let unusedMap = mode == .socket ? "flows" : "flows_atomic"
+        guard let prog,
+              let flowMap = bpf_object__find_map_by_name(object, mapName),
+              let statsMap = bpf_object__find_map_by_name(object, "stats"),
+              let eventsMap = bpf_object__find_map_by_name(object, "events")
+        else {
+            bpf_object__close(object)
+            throw .loadFailed("\(path) lacks program \(wanted) or its maps; rebuild it with `make bpf`")
+        }
+        if let unused = bpf_object__find_map_by_name(object, unusedMap) {
+            // Each mode creates only its own flow map: the other would cost
+            // its full preallocated size for nothing.
+            bpf_map__set_autocreate(unused, false)
+        }
+        bpf_map__set_max_entries(flowMap, UInt32(mapEntries))
+        bpf_map__set_max_entries(eventsMap, UInt32(ringBufferBytes))
+        let rc = bpf_object__load(object)
+        if rc != 0 {
+            let log = KernelProgram.libbpfLog()
+            bpf_object__close(object)
+            throw KernelProgram.loadError(-rc, log: log)
+        }
+        programFD = bpf_program__fd(prog)
+        flowMapFD = bpf_map__fd(flowMap)
+        statsFD = bpf_map__fd(statsMap)
+        eventsFD = bpf_map__fd(eventsMap)
+        lockFlags = mode == .socket ? 0 : UInt64(BPF_F_LOCK)
+        possibleCPUs = max(1, Int(libbpf_num_possible_cpus()))
+        keys = .allocate(capacity: batchCapacity)
+        values = .allocate(capacity: batchCapacity)
+        batchTokens = .allocate(byteCount: 2 * 64, alignment: 8)
+        let callback: ring_buffer_sample_fn = { ctx, data, size in
+            guard let ctx, let data, size >= MemoryLayout<flow_event>.size else { return 0 }
+            let sink = Unmanaged<EventSink>.fromOpaque(ctx).takeUnretainedValue()
+            sink.events.append(data.loadUnaligned(as: flow_event.self))
+            return 0
+        }
+        ringBuffer = ring_buffer__new(eventsFD, callback, Unmanaged.passUnretained(sink).toOpaque(), nil)
+        if ringBuffer == nil {
+            let err = errno
+            close()
+            throw .loadFailed("cannot open the ring buffer: \(String(cString: strerror(err)))")
+        }
+    }
+
+    deinit { close() }
+
+    private var closed = false
+    /// Frees the object; programs not attached elsewhere are unloaded.
+    func close() {
+        guard !closed else { return }
+        closed = true
+        if let rb = ringBuffer { ring_buffer__free(rb) }
+        ringBuffer = nil
+        bpf_object__close(object)
+        keys.deallocate()
+        values.deallocate()
+        batchTokens.deallocate()
+    }
+
+    static func libbpfLog() -> String {
+        var buffer = [CChar](repeating: 0, count: 4096)
+        let n = ff_libbpf_last_log(&buffer, buffer.count)
+        guard n > 0 else { return "" }
+        let lines = decodeCString(buffer).split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
+        return " (libbpf: " + lines.suffix(3).joined(separator: " | ") + ")"
+    }
+
+    static func loadError(_ err: Int32, log: String) -> EBPFError {
+        switch err {
+        case EPERM, EACCES:
+            return .permissionDenied(
+                "loading eBPF programs needs root or the capabilities CAP_BPF, CAP_NET_ADMIN and CAP_PERFMON; "
+                    + "run as root (sudo) or grant them: setcap cap_bpf,cap_net_admin,cap_perfmon+ep \(CommandLine.arguments.first ?? "flowforest")\(log)")
+        case ENOSYS:
+            return .unsupported("this kernel has no bpf() system call (needs CONFIG_BPF_SYSCALL, Linux 5.8 or later)\(log)")
+        case ENOMEM, E2BIG:
+            return .loadFailed("the kernel could not allocate the flow map: lower --map-size or raise the memory limit\(log)")
+        default:
+            return .loadFailed("\(String(cString: strerror(err)))\(log)")
+        }
+    }
+
+    // MARK: Reading
+
+    /// Sums the per-CPU counters.
+    func counters() throws(EBPFError) -> EBPFKernelCounters {
+        let slot = (MemoryLayout<ff_stats>.size + 7) & ~7
+        let buffer = UnsafeMutableRawPointer.allocate(byteCount: slot * possibleCPUs, alignment: 8)
+        defer { buffer.deallocate() }
+        var zero: UInt32 = 0
+        if bpf_map_lookup_elem(statsFD, &zero, buffer) != 0 {
+            throw .readFailed("stats: \(String(cString: strerror(errno)))")
+        }
+        var sums = [UInt64](repeating: 0, count: Int(FF_STAT_MAX.rawValue))
+        for cpu in 0..<possibleCPUs {
+            let base = buffer.advanced(by: cpu * slot).assumingMemoryBound(to: UInt64.self)
+            for i in sums.indices { sums[i] &+= base[i] }
+        }
+        var c = EBPFKernelCounters()
+        c.packetsSeen = sums[Int(FF_STAT_PACKETS_SEEN.rawValue)]
+        c.packetsAccounted = sums[Int(FF_STAT_PACKETS_ACCOUNTED.rawValue)]
+        c.notIP = sums[Int(FF_STAT_NOT_IP.rawValue)]
+        c.malformed = sums[Int(FF_STAT_MALFORMED.rawValue)]
+        c.mapFull = sums[Int(FF_STAT_MAP_FULL.rawValue)]
+        c.insertOther = sums[Int(FF_STAT_INSERT_OTHER.rawValue)]
+        c.ringBufferSent = sums[Int(FF_STAT_RINGBUF_SENT.rawValue)]
+        c.ringBufferFailed = sums[Int(FF_STAT_RINGBUF_FAILED.rawValue)]
+        return c
+    }
+
+    /// Reads every map entry in batches, each value under its lock.
+    func forEachFlow(_ body: (flow_key, flow_value) -> Void) throws(EBPFError) {
+        let inToken = batchTokens
+        let outToken = batchTokens.advanced(by: 64)
+        var first = true
+        while true {
+            var count = UInt32(batchCapacity)
+            let rc = ff_lookup_batch(flowMapFD, first ? nil : inToken, outToken, keys, values, &count, lockFlags)
+            if rc != 0 && rc != -ENOENT {
+                throw .readFailed("batch lookup: \(String(cString: strerror(-rc)))")
+            }
+            for i in 0..<Int(count) { body(keys[i], values[i]) }
+            if rc == -ENOENT { return }
+            inToken.copyMemory(from: outToken, byteCount: 64)
+            first = false
+        }
+    }
+
+    /// The entry's final value, removed from the map in the same step so no
+    /// packet counted in between is missed. `nil` when it is already gone.
+    func takeFlow(_ key: flow_key) -> flow_value? {
+        var k = key
+        var v = flow_value()
+        let rc = bpf_map_lookup_and_delete_elem_flags(flowMapFD, &k, &v, lockFlags)
+        return rc == 0 ? v : nil
+    }
+
+    /// Waits up to `timeoutMs` for ring-buffer events and returns those
+    /// received since the last call.
+    func pollEvents(timeoutMs: Int32) -> [flow_event] {
+        guard let rb = ringBuffer else { return [] }
+        _ = ring_buffer__poll(rb, timeoutMs)
+        return takeEvents()
+    }
+
+    /// Consumes what is in the ring buffer without waiting.
+    func drainEvents() -> [flow_event] {
+        guard let rb = ringBuffer else { return [] }
+        _ = ring_buffer__consume(rb)
+        return takeEvents()
+    }
+
+    private func takeEvents() -> [flow_event] {
+        let events = sink.events
+        sink.events.removeAll(keepingCapacity: true)
+        return events
+    }
+
+    /// Cumulative run time and count of the program (non-zero only while
+    /// BPF statistics are enabled).
+    func runStatistics() -> (runTimeNs: UInt64, runCount: UInt64) {
+        var ns: UInt64 = 0, count: UInt64 = 0
+        _ = ff_prog_run_stats(programFD, &ns, &count)
+        return (ns, count)
+    }
+}
+
+/// Collects ring-buffer samples delivered by libbpf's C callback.
+private final class EventSink {
+    var events: [flow_event] = []
+}

@@ -1,1 +1,0 @@
-// Isolation forest, feature vectors and the detector.
