@@ -1,0 +1,64 @@
+import FlowForestLab
+import Foundation
+import Testing
+
+@Suite("Command line: errors and help")
+struct CommandLineTests {
+    @Test("Every command's --help says what it does, with an example", arguments: ["", "run", "analyze"])
+    func help(command: String) throws {
+        let result = try Binary.run((command.isEmpty ? [] : [command]) + ["--help"])
+        #expect(result.status == 0)
+        #expect(result.stdout.contains("Example"), "\(command) --help has no example")
+        #expect(result.stdout.contains("OVERVIEW"))
+    }
+
+    @Test("A truncated capture file is a one-line error and a non-zero exit")
+    func truncated() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        // A valid pcap header and one record header that promises more bytes than follow.
+        var bytes: [UInt8] = [0xD4, 0xC3, 0xB2, 0xA1, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF, 0, 0, 1, 0, 0, 0]
+        bytes += [0, 0, 0, 0, 0, 0, 0, 0, 60, 0, 0, 0, 60, 0, 0, 0] + [UInt8](repeating: 0, count: 20)
+        let file = dir.appendingPathComponent("cut.pcap")
+        try Data(bytes).write(to: file)
+        let result = try Binary.run(["analyze", file.path])
+        #expect(result.status != 0)
+        #expect(result.stdout.isEmpty)
+        #expect(result.stderr.split(separator: "\n").count == 1)
+        #expect(result.stderr.contains("truncated"))
+    }
+
+    @Test("A file that is not a capture is a one-line error")
+    func notACapture() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let file = dir.appendingPathComponent("notes.txt")
+        try Data("this is not a capture file\n".utf8).write(to: file)
+        let result = try Binary.run(["analyze", file.path])
+        #expect(result.status != 0)
+        #expect(result.stderr.split(separator: "\n").count == 1)
+        #expect(result.stderr.contains("not a pcap or pcapng capture file"))
+    }
+
+    @Test("A missing file is a one-line error")
+    func missingFile() throws {
+        let result = try Binary.run(["analyze", "/nonexistent/capture.pcap"])
+        #expect(result.status != 0)
+        #expect(result.stderr.contains("no such file"))
+    }
+
+    @Test("A missing interface is a one-line error naming it", .enabled(if: Command.isRoot))
+    func missingInterface() throws {
+        let result = try Binary.run(["run", "--mode", "pcap", "--interface", "ffnosuch0"], timeout: 20)
+        #expect(result.status != 0)
+        #expect(result.stderr.contains("no such interface: ffnosuch0"))
+        #expect(result.stderr.split(separator: "\n").filter { $0.contains("flowforest:") }.count == 1)
+    }
+
+    @Test("Bad option values are rejected before anything starts")
+    func badOptions() throws {
+        let result = try Binary.run(["analyze", "x.pcap", "--idle-timeout", "-1"])
+        #expect(result.status != 0)
+        #expect(result.stderr.contains("--idle-timeout"))
+    }
+}
