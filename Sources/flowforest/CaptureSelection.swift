@@ -1,3 +1,4 @@
+import EBPFCapture
 import FlowForestCore
 import Foundation
 import Logging
@@ -6,24 +7,47 @@ import PcapCapture
 /// Opens the capture source `--mode` asks for; `auto` tries tc, then socket,
 /// then pcap, and logs why each step was skipped.
 enum CaptureSelection {
-    static func open(mode: RunCommand.Mode, interfaces: [String], flowConfiguration: FlowTableConfiguration,
-                     pollIntervalNs: UInt64, promiscuous: Bool, logger: Logger) throws -> any FlowSource {
-        switch mode {
-        case .pcap, .auto:
-            return try PcapLiveSource(interfaces: interfaces, configuration: flowConfiguration,
-                                      pollIntervalNs: pollIntervalNs, promiscuous: promiscuous, logger: logger)
-        case .tc, .xdp, .socket:
-            throw CaptureSelectionError.unavailable(mode.rawValue)
+    struct Options {
+        var mode: RunCommand.Mode
+        var interfaces: [String]
+        var flowConfiguration: FlowTableConfiguration
+        var pollInterval: Double
+        var promiscuous: Bool
+        var mapEntries: Int
+        var objectPath: String?
+    }
+
+    static func open(_ o: Options, logger: Logger) throws -> any FlowSource {
+        switch o.mode {
+        case .pcap:
+            return try pcap(o, logger: logger)
+        case .tc: return try ebpf(.tc, o, logger: logger)
+        case .xdp: return try ebpf(.xdp, o, logger: logger)
+        case .socket: return try ebpf(.socket, o, logger: logger)
+        case .auto:
+            for mode in [EBPFAttachMode.tc, .socket] {
+                do {
+                    return try ebpf(mode, o, logger: logger)
+                } catch let error as EBPFError {
+                    // A wrong interface name is the user's to fix, not a reason to fall back.
+                    if case .noSuchInterface = error { throw error }
+                    logger.warning("\(mode.rawValue) capture unavailable, trying the next mode", metadata: ["reason": "\(error)"])
+                }
+            }
+            logger.warning("eBPF capture unavailable: falling back to libpcap (slower, copies every packet header to user space)")
+            return try pcap(o, logger: logger)
         }
     }
-}
 
-enum CaptureSelectionError: Error, CustomStringConvertible {
-    case unavailable(String)
-    var description: String {
-        switch self {
-        case .unavailable(let mode): return "capture mode \(mode) is not available in this build"
-        }
+    private static func ebpf(_ mode: EBPFAttachMode, _ o: Options, logger: Logger) throws -> any FlowSource {
+        try EBPFFlowSource(configuration: EBPFConfiguration(
+            mode: mode, interfaces: o.interfaces, pollInterval: o.pollInterval, mapEntries: o.mapEntries,
+            objectPath: o.objectPath, flowTable: o.flowConfiguration), logger: logger)
+    }
+
+    private static func pcap(_ o: Options, logger: Logger) throws -> any FlowSource {
+        try PcapLiveSource(interfaces: o.interfaces, configuration: o.flowConfiguration,
+                           pollIntervalNs: UInt64(o.pollInterval * 1e9), promiscuous: o.promiscuous, logger: logger)
     }
 }
 

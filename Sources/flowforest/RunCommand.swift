@@ -40,6 +40,12 @@ struct RunCommand: AsyncParsableCommand {
     @Flag(name: .customLong("no-promiscuous"), help: "pcap mode: do not put the interface into promiscuous mode.")
     var noPromiscuous = false
 
+    @Option(name: .customLong("map-size"), help: "eBPF modes: flows the kernel map holds; packets of further flows go through the ring buffer.")
+    var mapSize: Int = 131_072
+
+    @Option(name: .customLong("bpf-object"), help: "eBPF modes: path of flowforest.bpf.o (default: next to the executable, then out/bpf/).")
+    var bpfObject: String?
+
     @Option(name: .customLong("print-flows"), help: "How ended flows are reported: log (stderr), json (one JSON object per line on stdout) or none.")
     var printFlows: FlowPrinting = .log
 
@@ -58,8 +64,9 @@ struct RunCommand: AsyncParsableCommand {
         }
         let source: any FlowSource
         do {
-            source = try CaptureSelection.open(mode: mode, interfaces: names, flowConfiguration: flowOptions.configuration,
-                                               pollIntervalNs: UInt64(pollInterval * 1e9), promiscuous: !noPromiscuous, logger: logger)
+            source = try CaptureSelection.open(.init(
+                mode: mode, interfaces: names, flowConfiguration: flowOptions.configuration, pollInterval: pollInterval,
+                promiscuous: !noPromiscuous, mapEntries: mapSize, objectPath: bpfObject), logger: logger)
         } catch {
             throw failure("\(error)")
         }
