@@ -1,0 +1,35 @@
+import FlowForestLab
+import Foundation
+import Testing
+
+/// The detection lab itself: its services answer, and its attacks really
+/// reach the sensor's interface, as a capture of it shows.
+@Suite("Lab: traffic lab for detection runs", .serialized, .enabled(if: Command.isRoot, "needs root for network namespaces"))
+struct TrafficLabTests {
+    @Test("Normal clients and a SYN scan and a sweep are all seen on the sensor interface")
+    func attacksReachTheSensor() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let traffic = try TrafficLab(workDirectory: dir)
+        defer { traffic.teardown() }
+        let pcap = dir.appendingPathComponent("sensor.pcap"), err = dir.appendingPathComponent("tcpdump.err")
+        let tcpdump = try traffic.lab.spawn(in: traffic.serversNamespace, ["tcpdump", "-i", traffic.sensorInterface, "-n", "-U", "-s", "128", "-w", pcap.path], stderr: err)
+        #expect(waitUntil(10) { fileContains(err, "listening on") })
+        let normal = try traffic.startNormalTraffic(seconds: 3)
+        try traffic.run(.synScan)
+        try traffic.run(.pingSweep)
+        for p in normal { p.waitUntilExit() }
+        Thread.sleep(forTimeInterval: 0.5)
+        traffic.lab.stop(tcpdump, signal: SIGINT)
+
+        let result = try Binary.run(["analyze", pcap.path, "--format", "json"])
+        let report = try #require(JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
+        let flows = try #require(report["flows"] as? [[String: Any]])
+        let scan = flows.filter { $0["src_ip"] as? String == traffic.attacker && $0["dst_ip"] as? String == traffic.server && $0["protocol"] as? String == "tcp" }
+        #expect(Set(scan.compactMap { $0["dst_port"] as? Int }).count >= 1000, "the scan's SYNs reach the sensor")
+        let sweep = flows.filter { ($0["dst_ip"] as? String)?.hasPrefix("198.18.2.") == true }
+        #expect(Set(sweep.compactMap { $0["dst_ip"] as? String }).count >= 250, "sweep probes reach the sensor")
+        let web = flows.filter { traffic.clients.contains($0["src_ip"] as? String ?? "") && $0["dst_port"] as? Int == 80 }
+        #expect(!web.isEmpty, "normal clients browse")
+    }
+}
