@@ -15,6 +15,7 @@ enum CaptureSelection {
         var promiscuous: Bool
         var mapEntries: Int
         var objectPath: String?
+        var namespace: String?
     }
 
     static func open(_ o: Options, logger: Logger) throws -> any FlowSource {
@@ -34,6 +35,7 @@ enum CaptureSelection {
                     logger.warning("\(mode.rawValue) capture unavailable, trying the next mode", metadata: ["reason": "\(error)"])
                 }
             }
+            guard o.namespace == nil else { throw CaptureSelectionError.namespaceNeedsEBPF }
             logger.warning("eBPF capture unavailable: falling back to libpcap (slower, copies every packet header to user space)")
             return try pcap(o, logger: logger)
         }
@@ -42,13 +44,18 @@ enum CaptureSelection {
     private static func ebpf(_ mode: EBPFAttachMode, _ o: Options, logger: Logger) throws -> any FlowSource {
         try EBPFFlowSource(configuration: EBPFConfiguration(
             mode: mode, interfaces: o.interfaces, pollInterval: o.pollInterval, mapEntries: o.mapEntries,
-            objectPath: o.objectPath, flowTable: o.flowConfiguration), logger: logger)
+            objectPath: o.objectPath, flowTable: o.flowConfiguration, namespace: o.namespace), logger: logger)
     }
 
     private static func pcap(_ o: Options, logger: Logger) throws -> any FlowSource {
         try PcapLiveSource(interfaces: o.interfaces, configuration: o.flowConfiguration,
                            pollIntervalNs: UInt64(o.pollInterval * 1e9), promiscuous: o.promiscuous, logger: logger)
     }
+}
+
+enum CaptureSelectionError: Error, CustomStringConvertible {
+    case namespaceNeedsEBPF
+    var description: String { "eBPF capture is unavailable, and --namespace works with the eBPF modes only" }
 }
 
 /// The interface of the IPv4 default route, from /proc/net/route.

@@ -46,6 +46,9 @@ struct RunCommand: AsyncParsableCommand {
     @Option(name: .customLong("bpf-object"), help: "eBPF modes: path of flowforest.bpf.o (default: next to the executable, then out/bpf/).")
     var bpfObject: String?
 
+    @Option(name: .customLong("namespace"), help: "eBPF modes: the network namespace (from `ip netns list`) whose interfaces --interface names.")
+    var namespace: String?
+
     @Option(name: .customLong("print-flows"), help: "How ended flows are reported: log (stderr), json (one JSON object per line on stdout) or none.")
     var printFlows: FlowPrinting = .log
 
@@ -62,11 +65,14 @@ struct RunCommand: AsyncParsableCommand {
         guard !names.isEmpty else {
             throw failure("no --interface given and no default route to pick one from")
         }
+        if namespace != nil && mode == .pcap {
+            throw failure("--namespace works with the eBPF modes (tc, xdp, socket) only")
+        }
         let source: any FlowSource
         do {
             source = try CaptureSelection.open(.init(
                 mode: mode, interfaces: names, flowConfiguration: flowOptions.configuration, pollInterval: pollInterval,
-                promiscuous: !noPromiscuous, mapEntries: mapSize, objectPath: bpfObject), logger: logger)
+                promiscuous: !noPromiscuous, mapEntries: mapSize, objectPath: bpfObject, namespace: namespace), logger: logger)
         } catch {
             throw failure("\(error)")
         }
