@@ -26,8 +26,10 @@ enum NetworkNamespace {
                     box.result = .failure(EBPFError.permissionDenied(
                         "entering network namespace \(name) needs root or CAP_SYS_ADMIN: \(String(cString: strerror(-rc)))"))
                 } else {
-                    box.result = Result { try box.body() }
+                    box.result = Result { try box.body!() }
                 }
+                // Drop the closure before signalling: it must not outlive this call.
+                box.body = nil
                 done.signal()
             }
             thread.start()
@@ -38,7 +40,7 @@ enum NetworkNamespace {
 
     private final class Box<T>: @unchecked Sendable {
         // @unchecked: written by the worker thread before it signals, read after the wait.
-        let body: () throws -> T
+        var body: (() throws -> T)?
         var result: Result<T, any Error>?
         init(_ body: @escaping () throws -> T) { self.body = body }
     }

@@ -1,0 +1,147 @@
+import EBPFCapture
+import FlowForestCore
+import FlowForestLab
+import Foundation
+import Logging
+
+/// Two namespaces joined by a veth pair: traffic generated in `gen` is seen
+/// on `sensorInterface` in `sensor`, where the eBPF source attaches.
+final class SensorLab: Sendable {
+    let lab: NetworkLab
+    let gen: String
+    let sensor: String
+    let genInterface: String
+    let sensorInterface: String
+
+    /// - Parameter ipv6: give both ends IPv6 addresses; otherwise IPv6 is
+    ///   off, so no neighbour discovery or MLD frame disturbs packet counts.
+    init(ipv6: Bool = false) throws {
+        lab = try NetworkLab()
+        gen = try lab.addNamespace("gen")
+        sensor = try lab.addNamespace("sen")
+        if !ipv6 {
+            for ns in [gen, sensor] {
+                try lab.check(in: ns, ["sysctl", "-q", "-w", "net.ipv6.conf.all.disable_ipv6=1"])
+                try lab.check(in: ns, ["sysctl", "-q", "-w", "net.ipv6.conf.default.disable_ipv6=1"])
+            }
+        }
+        (genInterface, sensorInterface) = try lab.connect(
+            gen, address: "198.18.0.1/24", sensor, address: "198.18.0.2/24",
+            ipv6: ipv6 ? ("2001:2::1/64", "2001:2::2/64") : nil)
+    }
+
+    deinit { lab.teardown() }
+
+    /// Received plus sent packets of the sensor's interface.
+    func interfacePackets(rxOnly: Bool = false) throws -> UInt64 {
+        let rx = try lab.counter("rx_packets", interface: sensorInterface, in: sensor)
+        if rxOnly { return rx }
+        return rx + (try lab.counter("tx_packets", interface: sensorInterface, in: sensor))
+    }
+
+    func source(_ mode: EBPFAttachMode, mapEntries: Int = EBPFConfiguration.defaultMapEntries,
+                ringBufferBytes: Int = 4 << 20, pollInterval: Double = 0.25,
+                flowTable: FlowTableConfiguration = FlowTableConfiguration()) throws -> EBPFFlowSource {
+        var logger = Logger(label: "ebpf-test")
+        logger.logLevel = .warning
+        return try EBPFFlowSource(
+            configuration: EBPFConfiguration(
+                mode: mode, interfaces: [sensorInterface], pollInterval: pollInterval, mapEntries: mapEntries,
+                ringBufferBytes: ringBufferBytes, flowTable: flowTable, namespace: sensor),
+            logger: logger)
+    }
+
+    /// Sends `packets` frames with trafgen from `gen`; returns packets sent.
+    @discardableResult
+    func trafgen(_ config: String, packets: Int, cpus: Int = 1) throws -> Trafgen.Result {
+        try Trafgen.run(lab: lab, namespace: gen, interface: genInterface, config: config, packets: packets, cpus: cpus)
+    }
+}
+
+/// trafgen (netsniff-ng) packet configurations and runs.
+enum Trafgen {
+    struct Result {
+        var packets: UInt64
+        var seconds: Double
+        var packetsPerSecond: Double { seconds > 0 ? Double(packets) / seconds : 0 }
+    }
+
+    /// UDP over IPv4 to a MAC that is not the receiver's, so frames are
+    /// dropped after the hooks as on a mirror port. `flows` source ports.
+    static func udp(flows: Int, frameBytes: Int) -> String {
+        let sport = flows > 1 ? "dinc(1024, \(1024 + flows - 1))" : "1024"
+        return "{ eth(da=02:00:00:00:00:02, sa=02:00:00:00:00:01), ipv4(sa=198.18.0.1, da=198.18.0.2), "
+            + "udp(sp=\(sport), dp=9), fill(0, \(max(0, frameBytes - 42))) }"
+    }
+
+    static func run(lab: NetworkLab, namespace: String, interface: String, config: String, packets: Int, cpus: Int) throws -> Result {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("ff-trafgen-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).cfg")
+        try config.write(to: file, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(at: file) }
+        let r = try lab.check(in: namespace, [
+            "trafgen", "--dev", interface, "--conf", file.path, "--num", String(packets),
+            "--cpus", String(cpus), "--no-sock-mem",
+        ], timeout: 300)
+        return parse(r.stdout + r.stderr)
+    }
+
+    /// Reads trafgen's closing summary ("N packets outgoing", "S sec, U usec on CPUk").
+    static func parse(_ output: String) -> Result {
+        var packets: UInt64 = 0
+        var seconds = 0.0
+        for line in output.split(separator: "\n") {
+            let words = line.split(separator: " ").map(String.init)
+            if words.count >= 3, words[1] == "packets", words[2] == "outgoing", let n = UInt64(words[0]) { packets = n }
+            if let sec = words.firstIndex(of: "sec,"), sec >= 1, let s = Double(words[sec - 1]),
+               sec + 1 < words.count, let us = Double(words[sec + 1]) {
+                seconds = max(seconds, s + us / 1e6)
+            }
+        }
+        return Result(packets: packets, seconds: seconds)
+    }
+}
+
+/// What a capture produced: the last record of every flow and the final statistics.
+struct CaptureResult {
+    var records: [UInt64: FlowRecord] = [:]
+    var statistics = CaptureStatistics()
+    var batches = 0
+
+    var flowPackets: UInt64 { records.values.reduce(0) { $0 + $1.packets } }
+    /// Packets explained: in flows, or counted as not IP, malformed or lost.
+    var explainedPackets: UInt64 { flowPackets + statistics.notIP + statistics.malformed + statistics.tableFull }
+}
+
+/// Runs `traffic` on its own thread while `source` captures, then stops the
+/// source and collects everything it yielded.
+func capture(_ source: EBPFFlowSource, settle: Double = 0.3, traffic: @escaping @Sendable () throws -> Void) async throws -> CaptureResult {
+    let collector = Task {
+        var result = CaptureResult()
+        for try await batch in source.batches() {
+            result.batches += 1
+            for r in batch.records { result.records[r.id] = r }
+            result.statistics = batch.statistics
+        }
+        return result
+    }
+    do {
+        try await onThread(traffic)
+        try await Task.sleep(for: .seconds(settle))
+    } catch {
+        // Detach before reporting, so a failed test leaves nothing attached.
+        source.stop()
+        _ = try? await collector.value
+        throw error
+    }
+    source.stop()
+    return try await collector.value
+}
+
+/// Runs blocking work (external tools) on a dedicated thread, off the cooperative pool.
+func onThread(_ work: @escaping @Sendable () throws -> Void) async throws {
+    try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, any Error>) in
+        Thread {
+            do { try work(); c.resume() } catch { c.resume(throwing: error) }
+        }.start()
+    }
+}
