@@ -101,7 +101,7 @@ let package = Package(
         ),
         .testTarget(
             name: "EBPFCaptureTests",
-            dependencies: ["EBPFCapture", "FlowForestCore", "FlowForestLab"],
+            dependencies: ["EBPFCapture", "FlowForestCore", "FlowForestLab", "PcapCapture"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -53,8 +53,8 @@ final class SensorLab: Sendable {
 
     /// Sends `packets` frames with trafgen from `gen`; returns packets sent.
     @discardableResult
-    func trafgen(_ config: String, packets: Int, cpus: Int = 1) throws -> Trafgen.Result {
-        try Trafgen.run(lab: lab, namespace: gen, interface: genInterface, config: config, packets: packets, cpus: cpus)
+    func trafgen(_ config: String, packets: Int, cpus: Int = 1, gap: String? = nil) throws -> Trafgen.Result {
+        try Trafgen.run(lab: lab, namespace: gen, interface: genInterface, config: config, packets: packets, cpus: cpus, gap: gap)
     }
 }
 
@@ -74,14 +74,16 @@ enum Trafgen {
             + "udp(sp=\(sport), dp=9), fill(0, \(max(0, frameBytes - 42))) }"
     }
 
-    static func run(lab: NetworkLab, namespace: String, interface: String, config: String, packets: Int, cpus: Int) throws -> Result {
+    /// - Parameter gap: trafgen's `--gap` between packets (e.g. "100us");
+    ///   full speed when nil. (Its `--rate` does not pace short runs.)
+    static func run(lab: NetworkLab, namespace: String, interface: String, config: String, packets: Int, cpus: Int, gap: String? = nil) throws -> Result {
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("ff-trafgen-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).cfg")
         try config.write(to: file, atomically: true, encoding: .utf8)
         defer { try? FileManager.default.removeItem(at: file) }
         let r = try lab.check(in: namespace, [
             "trafgen", "--dev", interface, "--conf", file.path, "--num", String(packets),
             "--cpus", String(cpus), "--no-sock-mem",
-        ], timeout: 300)
+        ] + (gap.map { ["--gap", $0] } ?? []), timeout: 300)
         return parse(r.stdout + r.stderr)
     }
 
