@@ -1,0 +1,109 @@
+import EBPFCapture
+import FlowForestCore
+import FlowForestLab
+import Foundation
+import Logging
+import Testing
+
+/// Stopping, cancelling or failing leaves no qdisc, filter, XDP program or
+/// pinned object behind, and what a killed run left does not stop the next.
+@Suite("eBPF attach and detach (root, namespace lab)", .serialized, .enabled(if: Command.isRoot))
+struct CleanupTests {
+    /// Every hook FlowForest could have left on the sensor's interface.
+    static func leftovers(_ lab: SensorLab) throws -> String {
+        let ns = lab.sensor, dev = lab.sensorInterface
+        let qdisc = try lab.lab.check(in: ns, ["tc", "qdisc", "show", "dev", dev]).stdout
+        let ingress = try lab.lab.check(in: ns, ["tc", "filter", "show", "dev", dev, "ingress"]).stdout
+        let egress = try lab.lab.check(in: ns, ["tc", "filter", "show", "dev", dev, "egress"]).stdout
+        let link = try lab.lab.check(in: ns, ["ip", "link", "show", "dev", dev]).stdout
+        var found: [String] = []
+        if qdisc.contains("clsact") { found.append("clsact qdisc") }
+        if !ingress.isEmpty { found.append("ingress filter: \(ingress)") }
+        if !egress.isEmpty { found.append("egress filter: \(egress)") }
+        if link.contains("xdp") { found.append("xdp program") }
+        let pins = (try? FileManager.default.contentsOfDirectory(atPath: "/sys/fs/bpf")) ?? []
+        found += pins.filter { $0.lowercased().contains("flowforest") || $0.hasPrefix("ff_") }.map { "pin \($0)" }
+        return found.joined(separator: "; ")
+    }
+
+    @Test("stop detaches everything", arguments: [EBPFAttachMode.tc, .xdp, .socket])
+    func stopDetaches(mode: EBPFAttachMode) async throws {
+        let lab = try SensorLab()
+        defer { lab.lab.teardown() }
+        let source = try lab.source(mode)
+        if mode == .xdp { #expect(source.attachModes[lab.sensorInterface] == "xdp native") }
+        if mode == .tc { #expect(try Self.leftovers(lab).contains("clsact")) }
+        _ = try await capture(source) { try lab.trafgen(Trafgen.udp(flows: 10, frameBytes: 64), packets: 1000) }
+        #expect(try Self.leftovers(lab) == "")
+    }
+
+    @Test("a consumer that goes away detaches too")
+    func cancelDetaches() async throws {
+        let lab = try SensorLab()
+        defer { lab.lab.teardown() }
+        let source = try lab.source(.tc, pollInterval: 0.1)
+        let task = Task { for try await _ in source.batches() {} }
+        try await Task.sleep(for: .milliseconds(300))
+        task.cancel()
+        _ = try? await task.value
+        // Detaching happens on the drain thread; give it a moment.
+        var left = try Self.leftovers(lab)
+        for _ in 0..<20 where !left.isEmpty {
+            try await Task.sleep(for: .milliseconds(100))
+            left = try Self.leftovers(lab)
+        }
+        #expect(left == "")
+    }
+
+    @Test("a filter left by a killed run is replaced and removed")
+    func staleFilterReplaced() async throws {
+        let lab = try SensorLab()
+        defer { lab.lab.teardown() }
+        let object = try #require(Self.objectPath())
+        // What a SIGKILLed tc run leaves: its clsact qdisc and filter at FlowForest's handle.
+        try lab.lab.check(in: lab.sensor, ["tc", "qdisc", "add", "dev", lab.sensorInterface, "clsact"])
+        try lab.lab.check(in: lab.sensor, [
+            "tc", "filter", "add", "dev", lab.sensorInterface, "ingress", "prio", "1", "handle", "0x464c",
+            "bpf", "da", "obj", object, "sec", "tc",
+        ])
+        let before = try lab.interfacePackets()
+        let source = try lab.source(.tc)
+        let result = try await capture(source) { try lab.trafgen(Trafgen.udp(flows: 3, frameBytes: 64), packets: 3000) }
+        // The replaced filter no longer counts into the old run's map: every packet reached this run.
+        #expect(result.statistics.packetsSeen == (try lab.interfacePackets()) - before)
+        #expect(result.flowPackets == 3000)
+        #expect(try Self.leftovers(lab) == "")
+    }
+
+    @Test("bad input gets a clear error and attaches nothing")
+    func errors() throws {
+        let lab = try SensorLab()
+        defer { lab.lab.teardown() }
+        let logger = Logger(label: "ebpf-test")
+        func attempt(_ c: EBPFConfiguration) -> EBPFError? {
+            do { _ = try EBPFFlowSource(configuration: c, logger: logger); return nil } catch { return error as? EBPFError }
+        }
+        let ns = lab.sensor, dev = lab.sensorInterface
+        #expect(attempt(EBPFConfiguration(mode: .tc, interfaces: ["nosuch0"], namespace: ns)) == .noSuchInterface("nosuch0"))
+        let missing = attempt(EBPFConfiguration(mode: .tc, interfaces: [dev], objectPath: "/nonexistent/flowforest.bpf.o", namespace: ns))
+        #expect(missing?.description.contains("make bpf") == true)
+        let tiny = attempt(EBPFConfiguration(mode: .tc, interfaces: [dev], ringBufferBytes: 5000, namespace: ns))
+        #expect(tiny?.description.contains("power of two") == true)
+        // A second interface that does not exist: the first must not stay attached.
+        #expect(attempt(EBPFConfiguration(mode: .tc, interfaces: [dev, "nosuch1"], namespace: ns)) == .noSuchInterface("nosuch1"))
+        // Another XDP program on the interface is never replaced.
+        let object = try #require(Self.objectPath())
+        try lab.lab.check(in: ns, ["ip", "link", "set", "dev", dev, "xdpgeneric", "obj", object, "sec", "xdp"])
+        let busy = attempt(EBPFConfiguration(mode: .xdp, interfaces: [dev], namespace: ns))
+        #expect(busy?.description.contains("already runs XDP program") == true)
+        try lab.lab.check(in: ns, ["ip", "link", "set", "dev", dev, "xdpgeneric", "off"])
+        #expect(try Self.leftovers(lab) == "")
+    }
+
+    static func objectPath() -> String? {
+        var dir = URL(fileURLWithPath: #filePath)
+        for _ in 0..<3 { dir.deleteLastPathComponent() }  // file, EBPFCaptureTests, Tests
+        let path = dir.appendingPathComponent("out/bpf/flowforest.bpf.o").path
+        return FileManager.default.fileExists(atPath: path) ? path : nil
+    }
+}
