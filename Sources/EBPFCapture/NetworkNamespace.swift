@@ -7,9 +7,12 @@ import Foundation
 ///
 /// A namespace switch is per thread: the work runs on a fresh thread that
 /// enters the namespace and ends afterwards, so no pooled thread is ever
-/// left in another namespace.
-enum NetworkNamespace {
-    static func run<T>(_ name: String?, _ body: () throws -> T) throws -> T {
+/// left in another namespace. Sockets and handles opened inside stay bound
+/// to that namespace after the call.
+public enum NetworkNamespace {
+    /// Runs `body` inside namespace `name` (a name from `ip netns list` or a
+    /// path); directly when `name` is nil.
+    public static func run<T>(_ name: String?, _ body: () throws -> T) throws -> T {
         guard let name else { return try body() }
         let path = name.contains("/") ? name : "/var/run/netns/\(name)"
         let fd = open(path, O_RDONLY | O_CLOEXEC)

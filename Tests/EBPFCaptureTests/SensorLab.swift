@@ -92,7 +92,8 @@ enum Trafgen {
         var packets: UInt64 = 0
         var seconds = 0.0
         for line in output.split(separator: "\n") {
-            let words = line.split(separator: " ").map(String.init)
+            // Each summary line starts with a carriage return.
+            let words = line.split(whereSeparator: { $0 == " " || $0 == "\r" }).map(String.init)
             if words.count >= 3, words[1] == "packets", words[2] == "outgoing", let n = UInt64(words[0]) { packets = n }
             if let sec = words.firstIndex(of: "sec,"), sec >= 1, let s = Double(words[sec - 1]),
                sec + 1 < words.count, let us = Double(words[sec + 1]) {

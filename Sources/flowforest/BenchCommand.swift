@@ -1,0 +1,326 @@
+import ArgumentParser
+import EBPFCapture
+import FlowForestCore
+import FlowForestLab
+import Foundation
+import Logging
+import PcapCapture
+
+struct BenchCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Compare the capture modes on a namespace lab, side by side in one run (root).",
+        discussion: """
+            Builds two network namespaces joined by a veth pair, drives UDP traffic with
+            trafgen (netsniff-ng) at the highest rate it reaches, and measures each capture
+            mode attached to the receiving end against the same generator with no sensor:
+
+              rate ratio        generator packets/s with the sensor / without it
+              accounted         packets in drained flows / packets the interface saw
+              BPF ns/pkt        program run time per packet (kernel BPF statistics)
+              CPU ms/Mpkt       this process's CPU time per million packets
+              CPU %             this process's CPU time over the traffic's duration
+
+            Frames go to a MAC that is not the receiver's, so they are dropped after the
+            hooks as on a mirror port. A veth never drops: a costly hook slows the
+            generator instead, which is why cost shows as the rate ratio.
+
+            Example:
+              sudo flowforest bench --json bench.json
+            """
+    )
+
+    enum Mode: String, ExpressibleByArgument, CaseIterable, Codable {
+        case tc, xdp, socket, pcap
+    }
+
+    @Option(help: "Packets per measured run (a few seconds of traffic, so several polls fall inside it).")
+    var packets: Int = 3_000_000
+
+    @Option(name: .customLong("frame-size"), help: "Frame sizes in bytes; repeat for several.")
+    var frameSizes: [Int] = [64, 1500]
+
+    @Option(name: .customLong("flows"), help: "Concurrent flows (UDP source ports); repeat for several.")
+    var flowCounts: [Int] = [1, 10_000]
+
+    @Option(name: .customLong("mode"), help: "Capture modes to measure; repeat for several (default: all).")
+    var modes: [Mode] = Mode.allCases
+
+    @Option(name: .customLong("generators"), help: "trafgen processes sending at once (one per core); repeat for several.")
+    var generatorCounts: [Int] = [1, 2]
+
+    @Option(help: "Write the results as JSON to this file.")
+    var json: String = "flowforest-bench.json"
+
+    @Option(name: .customLong("bpf-object"), help: "Path of flowforest.bpf.o (default: next to the executable, then out/bpf/).")
+    var bpfObject: String?
+
+    func validate() throws {
+        guard packets >= 1000 && packets <= 100_000_000 else { throw ValidationError("--packets must be between 1000 and 100000000") }
+        guard frameSizes.allSatisfy({ (64...1514).contains($0) }) else { throw ValidationError("--frame-size must be between 64 and 1514") }
+        guard flowCounts.allSatisfy({ (1...60_000).contains($0) }) else { throw ValidationError("--flows must be between 1 and 60000") }
+        guard generatorCounts.allSatisfy({ (1...64).contains($0) }) else { throw ValidationError("--generators must be between 1 and 64") }
+    }
+
+    func run() async throws {
+        guard geteuid() == 0 else { throw failure("bench builds network namespaces and loads eBPF programs: run it as root (sudo)") }
+        // `trafgen --version` exits 1, so look for the binary itself.
+        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/sbin:/usr/bin"
+        guard (path.split(separator: ":") + ["/usr/sbin"]).contains(where: { FileManager.default.isExecutableFile(atPath: "\($0)/trafgen") }) else {
+            throw failure("trafgen (Debian package netsniff-ng) is not installed: run `make deps`")
+        }
+        var logger = Logger(label: "flowforest.bench")
+        logger.logLevel = .warning
+        let bench = Bench(packets: packets, objectPath: bpfObject, logger: logger)
+        var report = Bench.Report(
+            date: Timestamp.rfc3339(nanoseconds: UInt64(Date().timeIntervalSince1970 * 1e9)),
+            kernel: (try? String(contentsOfFile: "/proc/sys/kernel/osrelease", encoding: .utf8))?
+                .trimmingCharacters(in: .whitespacesAndNewlines) ?? "",
+            cpus: ProcessInfo.processInfo.activeProcessorCount, packetsPerRun: packets, results: [])
+        print(Bench.header)
+        for frame in frameSizes {
+            for flows in flowCounts {
+                for generators in generatorCounts {
+                    let rows = try await bench.scenario(frameBytes: frame, flows: flows, generators: generators, modes: modes)
+                    for row in rows { print(row.line) }
+                    report.results += rows
+                }
+            }
+        }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        try encoder.encode(report).write(to: URL(fileURLWithPath: json))
+        print("results written to \(json)")
+    }
+}
+
+/// One bench run's lab, generator and measurements.
+struct Bench {
+    let packets: Int
+    let objectPath: String?
+    let logger: Logger
+
+    struct Report: Codable {
+        var date: String
+        var kernel: String
+        var cpus: Int
+        var packetsPerRun: Int
+        var results: [Row]
+    }
+
+    /// One measured run; `mode` nil is the no-sensor baseline.
+    struct Row: Codable {
+        var frameBytes: Int
+        var flows: Int
+        var generators: Int
+        var mode: String
+        var packetsSent: UInt64
+        var generatorPps: Double
+        var baselinePps: Double
+        var rateRatio: Double
+        var packetsSeen: UInt64
+        var packetsAccounted: UInt64
+        var accountedShare: Double
+        var countedLosses: UInt64
+        var bpfNsPerPacket: Double?
+        var sensorCpuMsPerMpkt: Double?
+        var sensorCpuPercent: Double?
+        var note: String?
+
+        var line: String {
+            func f(_ v: Double?, _ digits: Int) -> String { v.map { String(format: "%.\(digits)f", $0) } ?? "-" }
+            let cols: [String] = [
+                "\(frameBytes)", "\(flows)", "\(generators)", mode, "\(packetsSent)", f(generatorPps / 1e6, 3),
+                f(rateRatio, 3), "\(packetsSeen)", "\(packetsAccounted)", f(accountedShare * 100, 3), "\(countedLosses)",
+                f(bpfNsPerPacket, 0), f(sensorCpuMsPerMpkt, 1), f(sensorCpuPercent, 2), note ?? "",
+            ]
+            return zip(cols, Bench.widths).map { $0.padding(toLength: max($1, $0.count), withPad: " ", startingAt: 0) }
+                .joined(separator: " ")
+        }
+    }
+
+    static let widths = [6, 6, 4, 9, 9, 6, 6, 9, 9, 8, 7, 6, 8, 6, 0]
+    static var header: String {
+        let names = ["frame", "flows", "gen", "mode", "sent", "Mpps", "ratio", "seen", "accounted", "acct%", "losses",
+                     "BPFns", "CPUms/M", "CPU%", "note"]
+        return zip(names, widths).map { $0.padding(toLength: max($1, $0.count), withPad: " ", startingAt: 0) }
+            .joined(separator: " ")
+    }
+
+    /// trafgen configuration: UDP/IPv4 from `flows` source ports.
+    static func trafgenConfig(frameBytes: Int, flows: Int) -> String {
+        let sport = flows > 1 ? "dinc(1024, \(1024 + flows - 1))" : "1024"
+        return "{ eth(da=02:00:00:00:00:02, sa=02:00:00:00:00:01), ipv4(sa=198.18.0.1, da=198.18.0.2), "
+            + "udp(sp=\(sport), dp=9), fill(0, \(max(0, frameBytes - 42))) }"
+    }
+
+    /// A fresh lab per scenario: the baseline and every mode see the same
+    /// interfaces, one after another.
+    func scenario(frameBytes: Int, flows: Int, generators: Int, modes: [BenchCommand.Mode]) async throws -> [Row] {
+        let lab = try NetworkLab()
+        defer { lab.teardown() }
+        let gen = try lab.addNamespace("gen"), sen = try lab.addNamespace("sen")
+        for ns in [gen, sen] {
+            // No IPv6 neighbour discovery or MLD frames in the packet counts.
+            try lab.check(in: ns, ["sysctl", "-q", "-w", "net.ipv6.conf.all.disable_ipv6=1"])
+            try lab.check(in: ns, ["sysctl", "-q", "-w", "net.ipv6.conf.default.disable_ipv6=1"])
+        }
+        let (genIf, senIf) = try lab.connect(gen, address: "198.18.0.1/24", sen, address: "198.18.0.2/24")
+        let config = Self.trafgenConfig(frameBytes: frameBytes, flows: flows)
+        let traffic = Traffic(lab: lab, namespace: gen, interface: genIf, config: config, packets: packets, generators: generators)
+
+        _ = try traffic.send()  // warm-up: first-touch costs stay out of the baseline
+        let base = try traffic.send()
+        var rows = [Row(
+            frameBytes: frameBytes, flows: flows, generators: generators, mode: "none", packetsSent: base.packets,
+            generatorPps: base.pps, baselinePps: base.pps, rateRatio: 1, packetsSeen: 0, packetsAccounted: 0,
+            accountedShare: 0, countedLosses: 0, note: "no sensor")]
+        for mode in modes {
+            if mode == .xdp && generators > 1 {
+                rows.append(Row(
+                    frameBytes: frameBytes, flows: flows, generators: generators, mode: mode.rawValue, packetsSent: 0,
+                    generatorPps: 0, baselinePps: base.pps, rateRatio: 0, packetsSeen: 0, packetsAccounted: 0,
+                    accountedShare: 0, countedLosses: 0,
+                    note: "skipped: a native-XDP veth has one receive ring; a second sender fails with EAGAIN"))
+                continue
+            }
+            var row = try await measure(mode, lab: lab, namespace: sen, interface: senIf, traffic: traffic)
+            row.frameBytes = frameBytes
+            row.flows = flows
+            row.generators = generators
+            row.baselinePps = base.pps
+            row.rateRatio = base.pps > 0 ? row.generatorPps / base.pps : 0
+            rows.append(row)
+        }
+        return rows
+    }
+
+    private func measure(_ mode: BenchCommand.Mode, lab: NetworkLab, namespace: String, interface: String,
+                         traffic: Traffic) async throws -> Row {
+        let rx0 = try lab.counter("rx_packets", interface: interface, in: namespace)
+        let tx0 = try lab.counter("tx_packets", interface: interface, in: namespace)
+        let stats = try BPFStatistics()
+        let source: any FlowSource
+        switch mode {
+        case .pcap:
+            // The handle is opened inside the lab namespace and stays bound there.
+            source = try NetworkNamespace.run(namespace) {
+                try PcapLiveSource(interfaces: [interface], pollIntervalNs: 1_000_000_000, logger: logger)
+            }
+        case .tc, .xdp, .socket:
+            source = try EBPFFlowSource(configuration: EBPFConfiguration(
+                mode: EBPFAttachMode(rawValue: mode.rawValue)!, interfaces: [interface],
+                objectPath: objectPath, namespace: namespace), logger: logger)
+        }
+        let collector = Task { () throws -> (packets: UInt64, statistics: CaptureStatistics) in
+            var last: [UInt64: UInt64] = [:]
+            var statistics = CaptureStatistics()
+            for try await batch in source.batches() {
+                for r in batch.records { last[r.id] = r.packets }
+                statistics = batch.statistics
+            }
+            return (last.values.reduce(0, +), statistics)
+        }
+        try await Task.sleep(for: .milliseconds(300))
+        let sent: Traffic.Result
+        // CPU is taken over the traffic only: loading, attaching and the
+        // final drain are one-off costs, not the sensor's running cost.
+        let cpu0 = processCPUSeconds()
+        let cpu: Double
+        do {
+            sent = try await onOwnThread { try traffic.send() }
+            cpu = processCPUSeconds() - cpu0
+        } catch {
+            source.stop()
+            _ = try? await collector.value
+            throw error
+        }
+        try await Task.sleep(for: .milliseconds(300))
+        source.stop()
+        let drained = try await collector.value
+        let ebpf = source as? EBPFFlowSource
+        let run = ebpf?.programRunStatistics
+        withExtendedLifetime(stats) {}
+        let rx = try lab.counter("rx_packets", interface: interface, in: namespace) - rx0
+        let tx = try lab.counter("tx_packets", interface: interface, in: namespace) - tx0
+        // XDP sees received frames only; the other hooks see both directions.
+        let seen = mode == .xdp ? rx : rx + tx
+        let s = drained.statistics
+        let losses = s.tableFull + s.captureDrops + s.interfaceDrops
+        var note: String?
+        if let ebpf, mode == .xdp { note = ebpf.attachModes[interface] }
+        if mode != .pcap && drained.packets + s.notIP + s.malformed + s.tableFull != seen {
+            note = "MISMATCH: \(drained.packets + s.notIP + s.malformed + s.tableFull) explained of \(seen)"
+        }
+        return Row(
+            frameBytes: 0, flows: 0, generators: 0, mode: mode.rawValue, packetsSent: sent.packets, generatorPps: sent.pps,
+            baselinePps: 0, rateRatio: 0, packetsSeen: seen, packetsAccounted: drained.packets,
+            accountedShare: seen > 0 ? Double(drained.packets) / Double(seen) : 0, countedLosses: losses,
+            bpfNsPerPacket: run.flatMap { $0.runCount > 0 ? Double($0.runTimeNs) / Double($0.runCount) : nil },
+            sensorCpuMsPerMpkt: sent.packets > 0 ? cpu * 1000 / (Double(sent.packets) / 1e6) : nil,
+            sensorCpuPercent: sent.seconds > 0 ? cpu / sent.seconds * 100 : nil,
+            note: note)
+    }
+
+    /// User plus system CPU time of this process so far, in seconds.
+    private func processCPUSeconds() -> Double {
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        func s(_ t: timeval) -> Double { Double(t.tv_sec) + Double(t.tv_usec) / 1e6 }
+        return s(usage.ru_utime) + s(usage.ru_stime)
+    }
+}
+
+/// The generator: trafgen in the lab's sending namespace.
+struct Traffic: Sendable {
+    let lab: NetworkLab
+    let namespace: String
+    let interface: String
+    let config: String
+    let packets: Int
+    let generators: Int
+
+    struct Result: Sendable {
+        var packets: UInt64
+        var seconds: Double
+        var pps: Double { seconds > 0 ? Double(packets) / seconds : 0 }
+    }
+
+    func send() throws -> Result {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("flowforest-bench-\(getpid()).cfg")
+        try config.write(to: file, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(at: file) }
+        // --no-sock-mem: leave the host's socket buffer settings alone.
+        let r = try lab.check(in: namespace, [
+            "trafgen", "--dev", interface, "--conf", file.path, "--num", String(packets),
+            "--cpus", String(generators), "--no-sock-mem",
+        ], timeout: 600)
+        return Traffic.parse(r.stdout + r.stderr)
+    }
+
+    /// trafgen's summary: "N packets outgoing" and per process "S sec, U usec on CPUk".
+    static func parse(_ output: String) -> Result {
+        var packets: UInt64 = 0
+        var seconds = 0.0
+        for line in output.split(separator: "\n") {
+            // Each summary line starts with a carriage return.
+            let words = line.split(whereSeparator: { $0 == " " || $0 == "\r" }).map(String.init)
+            if words.count >= 3, words[1] == "packets", words[2] == "outgoing", let n = UInt64(words[0]) { packets = n }
+            if let sec = words.firstIndex(of: "sec,"), sec >= 1, let s = Double(words[sec - 1]),
+               sec + 1 < words.count, let us = Double(words[sec + 1]) {
+                seconds = max(seconds, s + us / 1e6)
+            }
+        }
+        return Result(packets: packets, seconds: seconds)
+    }
+}
+
+/// Runs blocking work on its own thread, off the cooperative pool.
+private func onOwnThread<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { (c: CheckedContinuation<T, any Error>) in
+        Thread {
+            do { c.resume(returning: try work()) } catch { c.resume(throwing: error) }
+        }.start()
+    }
+}
