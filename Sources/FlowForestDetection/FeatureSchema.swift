@@ -85,6 +85,7 @@ public enum FeatureSchema {
         ("flows_received", "flows received"),
         ("distinct_src_addrs", "distinct source addresses"),
         ("distinct_src_ports", "distinct source ports"),
+        ("distinct_dst_ports", "distinct ports targeted"),
         ("syn_received", "SYNs received"),
         ("synack_sent", "SYN-ACKs sent"),
         ("failed_flows", "failed or half-open connections"),

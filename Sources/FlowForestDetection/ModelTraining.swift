@@ -37,3 +37,42 @@ extension KindModel {
             baselineMaxScore: scores.max() ?? 0, trainedAtMs: nowMs)
     }
 }
+
+/// Collects baseline vectors of every kind from capture polls of normal
+/// traffic and grows a ``DetectionModel`` from them (`flowforest train`).
+public struct ModelTrainer: Sendable {
+    public let parameters: ForestParameters
+    private var tracker = HostTracker()
+    private var rows: [AnomalyKind: [Double]] = [:]
+    public private(set) var vectors: [AnomalyKind: Int] = [:]
+
+    public init(parameters: ForestParameters = ForestParameters()) {
+        self.parameters = parameters
+    }
+
+    /// Adds one poll's vectors, exactly as the ``Detector`` would compute them.
+    public mutating func add(_ batch: FlowBatch) {
+        for record in batch.records where record.state != .active {
+            rows[.flow, default: []].append(contentsOf: FlowFeatures.vector(of: record))
+            vectors[.flow, default: 0] += 1
+        }
+        for e in tracker.update(batch.records, nowNs: batch.timeNs) {
+            rows[e.kind, default: []].append(contentsOf: e.vector)
+            vectors[e.kind, default: 0] += 1
+        }
+    }
+
+    /// Grows one forest per kind that has at least `minimumVectors` vectors.
+    /// - Throws: ``ForestTrainingError/noVectors`` when no kind has enough.
+    public func model(nowMs: Int64, minimumVectors: Int = 32, contamination: Double? = nil) throws -> DetectionModel {
+        var models: [KindModel] = []
+        for (i, kind) in AnomalyKind.allCases.enumerated() {
+            guard let r = rows[kind], (vectors[kind] ?? 0) >= minimumVectors else { continue }
+            var p = parameters
+            p.seed &+= UInt64(i)
+            models.append(try KindModel.train(kind: kind, rows: r, parameters: p, contamination: contamination, nowMs: nowMs))
+        }
+        guard !models.isEmpty else { throw ForestTrainingError.noVectors }
+        return DetectionModel(createdAtMs: nowMs, models: models)
+    }
+}

@@ -1,0 +1,302 @@
+public import FlowForestCore
+public import Logging
+
+/// Scores every capture poll: flow vectors of ended and interim flows, host
+/// and destination vectors of every address whose traffic changed.
+///
+/// Without a model it learns first (no alerts while it does), then scores.
+/// A value type with no clock: the batch's time drives learning, windows,
+/// persistence and retraining, so a capture file replays identically.
+public struct Detector: Sendable {
+    struct KindState: Sendable {
+        var learning: [Double] = []
+        var learningCount = 0
+        var reservoir: [Double] = []
+        var reservoirSeen: UInt64 = 0
+        var vectorsSeen: UInt64 = 0
+        var vectorsScored: UInt64 = 0
+        var anomalies: [Severity: UInt64] = [:]
+        var nextTree = 0
+    }
+
+    struct EntityKey: Hashable {
+        var kind: AnomalyKind
+        var address: IPAddress
+    }
+
+    struct ReportKey: Hashable {
+        var kind: AnomalyKind
+        var address: IPAddress
+        var label: String
+    }
+
+    public let configuration: DetectorConfiguration
+    public let sensor: String
+    public private(set) var model: DetectionModel?
+    private var logger: Logger
+    private var tracker = HostTracker()
+    private var kinds: [AnomalyKind: KindState] = [:]
+    private var history: [EntityKey: UInt32] = [:]
+    private var reported: [ReportKey: (timeNs: UInt64, severity: Severity)] = [:]
+    private var startNs: UInt64?
+    private var lastRetrainNs: UInt64?
+    private var suppressedRepeats: UInt64 = 0
+    private var unconfirmed: UInt64 = 0
+    private var retrainings: UInt64 = 0
+    private var rng: SeededGenerator
+
+    /// - Parameters:
+    ///   - model: a trained model (`flowforest train`); without one the
+    ///     detector learns from the first traffic it sees.
+    ///   - sensor: the name every anomaly carries.
+    public init(configuration: DetectorConfiguration = .init(), model: DetectionModel? = nil, sensor: String,
+                logger: Logger = Logger(label: "flowforest.detection")) {
+        self.configuration = configuration
+        self.model = model
+        self.sensor = sensor
+        self.logger = logger
+        self.rng = SeededGenerator(seed: configuration.forest.seed ^ 0xD37E_C70A)
+        for kind in AnomalyKind.allCases { kinds[kind] = KindState() }
+    }
+
+    /// Feed one capture poll; returns anomalies found in it (none while learning).
+    public mutating func process(_ batch: FlowBatch) -> [Anomaly] {
+        let now = batch.timeNs
+        if startNs == nil { startNs = now }
+        var out: [Anomaly] = []
+        for record in batch.records where record.state != .active {
+            let vector = FlowFeatures.vector(of: record)
+            if let anomaly = handle(kind: .flow, vector: vector, nowNs: now, subject: .flow(record)) { out.append(anomaly) }
+        }
+        for entity in tracker.update(batch.records, nowNs: now) {
+            if let anomaly = handle(kind: entity.kind, vector: entity.vector, nowNs: now, subject: .entity(entity)) { out.append(anomaly) }
+        }
+        finishLearningIfDue(nowNs: now)
+        if configuration.retrainIntervalSeconds > 0, let last = lastRetrainNs,
+           Double(now &- last) / 1e9 >= configuration.retrainIntervalSeconds {
+            retrain(nowNs: now)
+        }
+        return out
+    }
+
+    enum Subject {
+        case flow(FlowRecord)
+        case entity(EntityVector)
+    }
+
+    private mutating func handle(kind: AnomalyKind, vector: [Double], nowNs now: UInt64, subject: Subject) -> Anomaly? {
+        kinds[kind]!.vectorsSeen += 1
+        guard let km = model?[kind] else {
+            if kinds[kind]!.learningCount < max(configuration.learningVectors, configuration.minimumLearningVectors) {
+                kinds[kind]!.learning.append(contentsOf: vector)
+                kinds[kind]!.learningCount += 1
+            }
+            return nil
+        }
+        if case .entity(let e) = subject, e.isThin { return nil }
+        kinds[kind]!.vectorsScored += 1
+        let (score, credit) = km.forest.scoreWithCredit(vector)
+        var severity = km.thresholds.severity(of: score)
+        var certain = Labeler.certainLabel(kind: kind, vector: vector)
+        if certain == nil && Labeler.isCertainBeacon(kind: kind, vector: vector, baseline: km.baseline) { certain = .beaconing }
+        var guessed: Labeler.Label?
+        if severity == nil && certain == nil {
+            // The forest may under-score a vector extreme in one feature of many: a
+            // specific behaviour far outside the baseline envelope counts too.
+            let label = Labeler.label(kind: kind, vector: vector, baseline: km.baseline)
+            if Labeler.isSpecific(label) && Labeler.outsideEnvelope(kind: kind, vector: vector, baseline: km.baseline) {
+                severity = .medium
+                guessed = label
+            }
+        }
+        if certain != nil { severity = max(severity ?? .high, .high) }
+
+        var address: IPAddress?
+        switch subject {
+        case .entity(let e): address = e.address
+        case .flow(let r): address = r.sourceAddress
+        }
+        if let address {
+            // Persistence: remember whether each of the last n vectors of this address was flagged.
+            let key = EntityKey(kind: kind, address: address)
+            let (k, n) = kind == .flow
+                ? (configuration.flowPersistenceK, configuration.flowPersistenceN)
+                : (configuration.persistenceK, configuration.persistenceN)
+            let mask: UInt32 = (1 << UInt32(min(max(n, 1), 31))) &- 1
+            let bits = ((history[key] ?? 0) << 1 | (severity != nil ? 1 : 0)) & mask
+            if bits == 0 { history.removeValue(forKey: key) } else { history[key] = bits }
+            if severity != nil && certain == nil && bits.nonzeroBitCount < k {
+                unconfirmed += 1
+                return nil
+            }
+        }
+        guard let severity else {
+            addToReservoir(kind: kind, vector: vector)
+            return nil
+        }
+        guard severity >= configuration.minimumSeverity else { return nil }
+        let label = (certain ?? guessed ?? Labeler.label(kind: kind, vector: vector, baseline: km.baseline)).rawValue
+
+        var anomaly: Anomaly
+        let features = FeatureSchema.features(of: kind)
+        var named: [String: Double] = [:]
+        for (i, info) in features.enumerated() { named[info.name] = info.display(vector[i]) }
+        let explanation = Explainer.explain(kind: kind, vector: vector, credit: credit, baseline: km.baseline,
+                                            leading: Labeler.Label(rawValue: label).map { Labeler.keyFeatures($0, kind: kind) } ?? [])
+        switch subject {
+        case .flow(let r):
+            anomaly = Anomaly(
+                sensor: sensor, timeMs: Int64(now / 1_000_000), kind: .flow,
+                sourceAddress: r.sourceAddress, destinationAddress: r.destinationAddress,
+                sourcePort: r.sourcePort, destinationPort: r.destinationPort, ipProtocol: r.ipProtocol,
+                score: score, severity: severity, label: label, explanation: explanation, features: named, flowIDs: [r.id])
+        case .entity(let e):
+            let isHost = e.kind == .host
+            anomaly = Anomaly(
+                sensor: sensor, timeMs: Int64(now / 1_000_000), kind: e.kind,
+                sourceAddress: isHost ? e.address : e.peer, destinationAddress: isHost ? e.peer : e.address,
+                sourcePort: nil, destinationPort: e.peer != nil && e.port != 0 ? e.port : nil, ipProtocol: e.ipProtocol,
+                score: score, severity: severity, label: label, explanation: explanation, features: named, flowIDs: e.recentFlowIDs)
+        }
+        // One report per (kind, address, label) per suppression window, unless it got worse.
+        let reportKey = ReportKey(kind: kind, address: address!, label: label)
+        if let previous = reported[reportKey],
+           Double(now &- previous.timeNs) / 1e9 < configuration.repeatSuppressionSeconds,
+           severity <= previous.severity {
+            suppressedRepeats += 1
+            return nil
+        }
+        reported[reportKey] = (now, severity)
+        if reported.count > 100_000 {
+            reported = reported.filter { Double(now &- $0.value.timeNs) / 1e9 < configuration.repeatSuppressionSeconds }
+        }
+        kinds[kind]!.anomalies[severity, default: 0] += 1
+        logger.debug("anomaly", metadata: [
+            "kind": "\(kind.rawValue)", "label": "\(label)", "severity": "\(severity.rawValue)",
+            "score": "\(score)", "address": "\(address!)",
+        ])
+        return anomaly
+    }
+
+    /// Reservoir sampling (Algorithm R) over vectors that scored normal:
+    /// flagged vectors never train.
+    private mutating func addToReservoir(kind: AnomalyKind, vector: [Double]) {
+        let capacity = configuration.reservoirSize
+        guard capacity > 0 else { return }
+        var state = kinds[kind]!
+        state.reservoirSeen += 1
+        let d = vector.count
+        if state.reservoir.count / d < capacity {
+            state.reservoir.append(contentsOf: vector)
+        } else {
+            let j = rng.below(Int(min(state.reservoirSeen, UInt64(Int.max))))
+            if j < capacity {
+                state.reservoir.replaceSubrange((j * d)..<((j + 1) * d), with: vector)
+            }
+        }
+        kinds[kind] = state
+    }
+
+    private mutating func finishLearningIfDue(nowNs now: UInt64) {
+        let elapsed = Double(now &- (startNs ?? now)) / 1e9
+        for kind in AnomalyKind.allCases where model?[kind] == nil {
+            let n = kinds[kind]!.learningCount
+            let due = n >= configuration.learningVectors
+                || (elapsed >= configuration.learningSeconds && n >= configuration.minimumLearningVectors)
+            if due { trainFromLearning(kind: kind, nowNs: now) }
+        }
+    }
+
+    private mutating func trainFromLearning(kind: AnomalyKind, nowNs now: UInt64) {
+        let rows = kinds[kind]!.learning
+        do {
+            var parameters = configuration.forest
+            parameters.seed &+= UInt64(AnomalyKind.allCases.firstIndex(of: kind)!)
+            let km = try KindModel.train(kind: kind, rows: rows, parameters: parameters, heldOutShare: configuration.heldOutShare,
+                                         contamination: configuration.contamination, nowMs: Int64(now / 1_000_000))
+            var m = model ?? DetectionModel(createdAtMs: Int64(now / 1_000_000), models: [])
+            m[kind] = km
+            model = m
+            kinds[kind]!.learning = []
+            kinds[kind]!.learningCount = 0
+            lastRetrainNs = now
+            logger.info("learned a model", metadata: [
+                "kind": "\(kind.rawValue)", "vectors": "\(km.trainingVectors + km.heldOutVectors)",
+                "low_threshold": "\(km.thresholds.low)",
+            ])
+        } catch {
+            logger.warning("could not learn a model", metadata: ["kind": "\(kind.rawValue)", "error": "\(error)"])
+        }
+    }
+
+    /// Retrains now (on the schedule, or on demand): kinds still learning
+    /// with enough vectors finish learning; trained kinds regrow
+    /// `retrainShare` of their trees from the reservoir of vectors that
+    /// scored normal and re-derive thresholds from a held-out part of it.
+    /// The swap is a value assignment, so scoring never sees half a forest.
+    public mutating func retrain(nowNs now: UInt64) {
+        lastRetrainNs = now
+        var changed = false
+        for kind in AnomalyKind.allCases {
+            guard let km = model?[kind] else {
+                if kinds[kind]!.learningCount >= configuration.minimumLearningVectors {
+                    trainFromLearning(kind: kind, nowNs: now)
+                    changed = true
+                }
+                continue
+            }
+            let state = kinds[kind]!
+            let d = km.forest.featureCount
+            let n = state.reservoir.count / d
+            guard n >= configuration.minimumLearningVectors else { continue }
+            let replace = max(1, Int((Double(km.forest.treeCount) * configuration.retrainShare).rounded()))
+            var parameters = km.forest.parameters
+            parameters.trees = replace
+            parameters.seed = km.forest.parameters.seed &+ UInt64(retrainings + 1) &* 0x9E37
+            do {
+                let fresh = try KindModel.train(kind: kind, rows: state.reservoir, parameters: parameters,
+                                                heldOutShare: configuration.heldOutShare, nowMs: Int64(now / 1_000_000))
+                let indices = (0..<replace).map { (state.nextTree + $0) % km.forest.treeCount }
+                var updated = km
+                updated.forest = km.forest.replacingTrees(indices, with: fresh.forest)
+                // Thresholds from the part of the reservoir the new trees did not see.
+                var held: [Double] = []
+                var order = Array(0..<n)
+                order.shuffle(using: &rng)
+                for i in order.prefix(max(1, n / 5)) { held.append(contentsOf: state.reservoir[(i * d)..<((i + 1) * d)]) }
+                let scores = updated.forest.scores(rows: held)
+                updated.thresholds = SeverityThresholds.from(heldOutScores: scores, contamination: configuration.contamination)
+                updated.baselineMaxScore = scores.max() ?? km.baselineMaxScore
+                updated.trainedAtMs = Int64(now / 1_000_000)
+                model![kind] = updated
+                kinds[kind]!.nextTree = (state.nextTree + replace) % km.forest.treeCount
+                changed = true
+            } catch {
+                logger.warning("retraining failed", metadata: ["kind": "\(kind.rawValue)", "error": "\(error)"])
+            }
+        }
+        if changed, model != nil {
+            retrainings += 1
+            model!.version += 1
+            logger.info("model retrained", metadata: ["version": "\(model!.version)"])
+        }
+    }
+
+    /// Learning or scoring, vectors seen, model version, thresholds per kind.
+    public var status: DetectorStatus {
+        let perKind = AnomalyKind.allCases.map { kind -> DetectorStatus.Kind in
+            let s = kinds[kind]!
+            let km = model?[kind]
+            let d = FeatureSchema.features(of: kind).count
+            return DetectorStatus.Kind(
+                kind: kind, phase: km == nil ? "learning" : "scoring", vectorsSeen: s.vectorsSeen, vectorsScored: s.vectorsScored,
+                learningVectors: s.learningCount, reservoirVectors: s.reservoir.count / d,
+                anomalies: Dictionary(uniqueKeysWithValues: s.anomalies.map { ($0.key.rawValue, $0.value) }),
+                thresholds: km?.thresholds, trainedAtMs: km?.trainedAtMs)
+        }
+        return DetectorStatus(
+            phase: perKind.contains { $0.phase == "learning" } ? "learning" : "scoring",
+            modelVersion: model?.version, kinds: perKind, suppressedRepeats: suppressedRepeats,
+            unconfirmed: unconfirmed, retrainings: retrainings, tracker: tracker.statistics)
+    }
+}

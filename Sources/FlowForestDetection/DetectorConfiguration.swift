@@ -1,0 +1,82 @@
+public import FlowForestCore
+
+/// How the ``Detector`` learns, thresholds, confirms and retrains.
+public struct DetectorConfiguration: Sendable, Hashable {
+    /// Learning window without a model: a kind's forest is grown once it has
+    /// this many baseline vectors...
+    public var learningVectors: Int = 5000
+    /// ...or once this much time has passed with at least `minimumLearningVectors`.
+    public var learningSeconds: Double = 600
+    public var minimumLearningVectors: Int = 256
+    /// Forest shape and seed for training and retraining.
+    public var forest = ForestParameters()
+    /// Share of baseline vectors held out to set thresholds.
+    public var heldOutShare: Double = KindModel.defaultHeldOutShare
+    /// With a value, the low threshold is the (1 − contamination) quantile of
+    /// held-out scores instead of p99.
+    public var contamination: Double?
+    /// Host and destination alerts fire only when `persistenceK` of the last
+    /// `persistenceN` vectors of that address were anomalous.
+    public var persistenceK: Int = 2
+    public var persistenceN: Int = 3
+    /// Flow alerts need `flowPersistenceK` of the last `flowPersistenceN`
+    /// flow vectors of the same source flagged: one odd flow among a host's
+    /// many is common, a stream of them is not.
+    public var flowPersistenceK: Int = 3
+    public var flowPersistenceN: Int = 5
+    /// Anomalies below this severity are not reported.
+    public var minimumSeverity: Severity = .low
+    /// A repeat of the same (kind, address, label) within this many seconds is
+    /// folded into the first report unless its severity is higher.
+    public var repeatSuppressionSeconds: Double = 60
+    /// Scheduled retraining: every interval, `retrainShare` of the trees are
+    /// regrown from the reservoir of vectors that scored normal. 0 disables it.
+    public var retrainIntervalSeconds: Double = 3600
+    public var retrainShare: Double = 0.1
+    public var reservoirSize: Int = 4096
+
+    public init() {}
+}
+
+/// What the detector is doing, for logs, `/api/model` and `/api/health`.
+public struct DetectorStatus: Sendable, Hashable, Codable {
+    public struct Kind: Sendable, Hashable, Codable {
+        public var kind: AnomalyKind
+        /// `learning` until the kind's forest exists, then `scoring`.
+        public var phase: String
+        public var vectorsSeen: UInt64
+        public var vectorsScored: UInt64
+        public var learningVectors: Int
+        public var reservoirVectors: Int
+        public var anomalies: [String: UInt64]
+        public var thresholds: SeverityThresholds?
+        public var trainedAtMs: Int64?
+
+        enum CodingKeys: String, CodingKey {
+            case kind, phase, anomalies, thresholds
+            case vectorsSeen = "vectors_seen"
+            case vectorsScored = "vectors_scored"
+            case learningVectors = "learning_vectors"
+            case reservoirVectors = "reservoir_vectors"
+            case trainedAtMs = "trained_at_ms"
+        }
+    }
+
+    /// `learning` while any kind is still learning, else `scoring`.
+    public var phase: String
+    public var modelVersion: Int?
+    public var kinds: [Kind]
+    /// Anomalies folded into an earlier report of the same thing.
+    public var suppressedRepeats: UInt64
+    /// Host and destination vectors flagged but not (yet) confirmed by persistence.
+    public var unconfirmed: UInt64
+    public var retrainings: UInt64
+    public var tracker: HostTrackerStatistics
+
+    enum CodingKeys: String, CodingKey {
+        case phase, kinds, retrainings, tracker
+        case modelVersion = "model_version"
+        case suppressedRepeats = "suppressed_repeats"
+        case unconfirmed
+    }
+}

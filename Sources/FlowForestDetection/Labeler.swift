@@ -1,0 +1,147 @@
+public import FlowForestCore
+
+/// Names the kind of an anomalous vector from its features, and holds the
+/// few rules certain enough to raise severity on their own (Zeek's scan
+/// counts). A label needs its tell-tale feature both above an absolute floor
+/// and above the baseline's p99, so busy-but-normal hosts are not called
+/// scanners just for being busy.
+public enum Labeler {
+    /// The labels FlowForest gives.
+    public enum Label: String, Sendable, CaseIterable {
+        case portScan = "port scan"
+        case hostSweep = "host sweep"
+        case synFlood = "syn flood"
+        case udpFlood = "udp flood"
+        case icmpFlood = "icmp flood"
+        case slowConnections = "slow connections"
+        case exfiltration = "exfiltration"
+        case beaconing = "beaconing"
+        case unusualFlow = "unusual flow"
+        case unusualHost = "unusual host"
+        case unusualDestination = "unusual destination"
+    }
+
+    /// Reads features of one vector by name, as people count them (log1p undone).
+    struct View {
+        let kind: AnomalyKind
+        let vector: [Double]
+        let baseline: [FeatureBaseline]?
+
+        func raw(_ name: String) -> Double {
+            let i = FeatureSchema.index(name, in: kind)
+            return FeatureSchema.features(of: kind)[i].display(vector[i])
+        }
+
+        /// True when the feature is at least `floor` and above the baseline's p99.
+        func high(_ name: String, _ floor: Double) -> Bool {
+            let i = FeatureSchema.index(name, in: kind)
+            let info = FeatureSchema.features(of: kind)[i]
+            let value = info.display(vector[i])
+            guard value >= floor else { return false }
+            guard let b = baseline?[i] else { return true }
+            return vector[i] > b.p99
+        }
+    }
+
+    /// The label of an anomalous vector.
+    public static func label(kind: AnomalyKind, vector: [Double], baseline: [FeatureBaseline]?) -> Label {
+        let v = View(kind: kind, vector: vector, baseline: baseline)
+        switch kind {
+        case .host: return hostLabel(v)
+        case .destination: return destinationLabel(v)
+        case .flow: return flowLabel(v)
+        }
+    }
+
+    /// A label that is certain without the forest: Zeek's scan policy
+    /// (15 ports on one victim, or 25 hosts, with failed connections).
+    public static func certainLabel(kind: AnomalyKind, vector: [Double]) -> Label? {
+        let v = View(kind: kind, vector: vector, baseline: nil)
+        switch kind {
+        case .host:
+            let failed = v.raw("failed_flows_100s")
+            if v.raw("distinct_dst_ports_100s") >= 15 && failed >= 10 && v.raw("distinct_dst_addrs_10s") < 3 { return .portScan }
+            if v.raw("distinct_dst_addrs_100s") >= 25 && (failed >= 10 || v.raw("icmp_echo_sent_100s") >= 25) { return .hostSweep }
+            return nil
+        case .destination:
+            if v.raw("distinct_dst_ports_100s") >= 15 && v.raw("failed_flows_100s") >= 10 && v.raw("distinct_src_addrs_10s") < 3 { return .portScan }
+            return nil
+        case .flow:
+            return nil
+        }
+    }
+
+    /// True when some feature lies well outside everything the baseline
+    /// held: above its maximum by a factor of 4 (log-scaled features) or by
+    /// 0.5 (ratios and shares). An isolation forest over many features can
+    /// under-score a vector that is extreme in only one of them; this
+    /// envelope catches those, and is used only together with a specific label.
+    public static func outsideEnvelope(kind: AnomalyKind, vector: [Double], baseline: [FeatureBaseline]) -> Bool {
+        let features = FeatureSchema.features(of: kind)
+        guard vector.count == features.count, baseline.count == features.count else { return false }
+        for j in 0..<features.count {
+            let margin = features[j].logScaled ? 1.386 : 0.5
+            if vector[j] > baseline[j].max + margin { return true }
+        }
+        return false
+    }
+
+    /// The features that show a label's behaviour, put first in its explanation.
+    static func keyFeatures(_ label: Label, kind: AnomalyKind) -> [String] {
+        let host = kind == .host
+        switch label {
+        case .portScan: return ["distinct_dst_ports_10s"]
+        case .hostSweep: return ["distinct_dst_addrs_10s"]
+        case .synFlood: return host ? ["syn_sent_1s"] : ["syn_received_1s"]
+        case .udpFlood: return host ? ["udp_packets_sent_1s"] : ["udp_packets_received_1s"]
+        case .icmpFlood: return host ? ["icmp_packets_sent_1s"] : ["icmp_packets_received_1s"]
+        case .slowConnections: return kind == .flow ? [] : ["slow_open_flows"]
+        case .exfiltration: return kind == .flow ? ["fwd_bytes"] : (host ? ["bytes_sent_10s"] : ["bytes_received_10s"])
+        case .beaconing: return host ? ["beacon_regularity"] : []
+        default: return []
+        }
+    }
+
+    /// Beaconing is certain when connections repeat like a metronome in a
+    /// network where repeated connections are not regular.
+    static func isCertainBeacon(kind: AnomalyKind, vector: [Double], baseline: [FeatureBaseline]) -> Bool {
+        guard kind == .host else { return false }
+        let i = FeatureSchema.index("beacon_regularity", in: kind)
+        return vector[i] >= 0.9 && baseline[i].p99 < 0.9
+    }
+
+    /// True for the labels that name a behaviour rather than "unusual ...".
+    static func isSpecific(_ label: Label) -> Bool {
+        label != .unusualFlow && label != .unusualHost && label != .unusualDestination
+    }
+
+    private static func hostLabel(_ v: View) -> Label {
+        let ports = v.raw("distinct_dst_ports_10s")
+        let addrs = v.raw("distinct_dst_addrs_10s")
+        if v.high("distinct_dst_ports_10s", 10) && ports >= 2 * addrs { return .portScan }
+        if v.high("distinct_dst_addrs_10s", 10) && addrs >= 2 * max(ports, 1) - 1 { return .hostSweep }
+        if v.high("syn_sent_1s", 50) && v.raw("synack_received_1s") < 0.5 * v.raw("syn_sent_1s") { return .synFlood }
+        if v.high("udp_packets_sent_1s", 300) { return .udpFlood }
+        if v.high("icmp_packets_sent_1s", 300) { return .icmpFlood }
+        if v.high("slow_open_flows", 8) { return .slowConnections }
+        if v.high("bytes_sent_10s", 5_000_000) && v.raw("sent_received_byte_ratio_100s") > 1.5 { return .exfiltration }
+        if v.high("beacon_regularity", 0.8) { return .beaconing }
+        return .unusualHost
+    }
+
+    private static func destinationLabel(_ v: View) -> Label {
+        if v.high("distinct_dst_ports_10s", 10) && v.raw("distinct_src_addrs_10s") < 3 { return .portScan }
+        if v.high("syn_received_1s", 50) && v.raw("synack_sent_1s") < 0.5 * v.raw("syn_received_1s") { return .synFlood }
+        if v.high("udp_packets_received_1s", 300) { return .udpFlood }
+        if v.high("icmp_packets_received_1s", 300) { return .icmpFlood }
+        if v.high("slow_open_flows", 8) { return .slowConnections }
+        if v.high("syn_received_1s", 100) { return .synFlood }
+        if v.high("bytes_received_10s", 5_000_000) && v.raw("distinct_src_addrs_10s") < 3 { return .exfiltration }
+        return .unusualDestination
+    }
+
+    private static func flowLabel(_ v: View) -> Label {
+        if v.high("fwd_bytes", 10_000_000) && v.raw("down_up_byte_ratio") < -1.5 { return .exfiltration }
+        return .unusualFlow
+    }
+}

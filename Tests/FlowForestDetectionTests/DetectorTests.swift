@@ -1,0 +1,210 @@
+import FlowForestCore
+import Foundation
+import Testing
+@testable import FlowForestDetection
+
+/// Attacks written as the packets real tools send, mixed into normal traffic.
+enum Attacks {
+    static let attacker = TrafficSimulator.ip("198.18.0.66")
+
+    static func portScan(_ s: inout TrafficSimulator, _ second: Int) {
+        guard second <= 2 else { return }
+        for i in 0..<500 {
+            let port = UInt16((second - 1) * 500 + i + 1)
+            let t = s.nowNs + UInt64(i) * 1_800_000
+            s.packet(at: t, attacker, TrafficSimulator.web, sport: 40000, dport: port, proto: 6, length: 44, flags: .syn)
+            if port == 80 || port == 443 {
+                s.packet(at: t + 100_000, TrafficSimulator.web, attacker, sport: port, dport: 40000, proto: 6, length: 44, flags: [.syn, .ack])
+                s.packet(at: t + 200_000, attacker, TrafficSimulator.web, sport: 40000, dport: port, proto: 6, length: 40, flags: .rst)
+            } else {
+                s.packet(at: t + 100_000, TrafficSimulator.web, attacker, sport: port, dport: 40000, proto: 6, length: 40, flags: [.rst, .ack])
+            }
+        }
+    }
+
+    static func hostSweep(_ s: inout TrafficSimulator, _ second: Int) {
+        guard second <= 3 else { return }
+        for i in 0..<80 {
+            let target = TrafficSimulator.ip("198.18.\(2 + second).\(i + 1)")
+            s.packet(at: s.nowNs + UInt64(i) * 10_000_000, attacker, target, sport: 8, dport: 0, proto: 1, length: 28, icmpType: 8)
+        }
+    }
+
+    static func synFlood(_ s: inout TrafficSimulator, _ second: Int) {
+        for i in 0..<2000 {
+            let source = TrafficSimulator.ip("198.19.\(s.rng.below(256)).\(s.rng.below(256))")
+            let sport = UInt16(1024 + s.rng.below(60000))
+            let t = s.nowNs + UInt64(i) * 450_000
+            s.packet(at: t, source, TrafficSimulator.web, sport: sport, dport: 80, proto: 6, length: 40, flags: .syn)
+            s.packet(at: t + 50_000, TrafficSimulator.web, source, sport: 80, dport: sport, proto: 6, length: 44, flags: [.syn, .ack])
+        }
+    }
+
+    static func udpFlood(_ s: inout TrafficSimulator, _ second: Int) {
+        for i in 0..<3000 {
+            s.packet(at: s.nowNs + UInt64(i) * 300_000, attacker, TrafficSimulator.dns, sport: 5555, dport: 9, proto: 17, length: 1028)
+        }
+    }
+
+    static func icmpFlood(_ s: inout TrafficSimulator, _ second: Int) {
+        for i in 0..<3000 {
+            let t = s.nowNs + UInt64(i) * 300_000
+            s.packet(at: t, attacker, TrafficSimulator.web, sport: 8, dport: 0, proto: 1, length: 1028, icmpType: 8)
+            s.packet(at: t + 20_000, TrafficSimulator.web, attacker, sport: 0, dport: 8, proto: 1, length: 1028, icmpType: 0)
+        }
+    }
+
+    static func slowConnections(_ s: inout TrafficSimulator, _ second: Int) {
+        for i in 0..<40 {
+            let sport = UInt16(20000 + i)
+            let t = s.nowNs + UInt64(i) * 5_000_000
+            if second == 1 {
+                s.packet(at: t, attacker, TrafficSimulator.web, sport: sport, dport: 80, proto: 6, length: 60, flags: .syn)
+                s.packet(at: t + 100_000, TrafficSimulator.web, attacker, sport: 80, dport: sport, proto: 6, length: 60, flags: [.syn, .ack])
+                s.packet(at: t + 200_000, attacker, TrafficSimulator.web, sport: sport, dport: 80, proto: 6, length: 52, flags: .ack)
+                s.packet(at: t + 300_000, attacker, TrafficSimulator.web, sport: sport, dport: 80, proto: 6, length: 80, flags: [.psh, .ack])
+            } else if second % 5 == 0 {
+                s.packet(at: t, attacker, TrafficSimulator.web, sport: sport, dport: 80, proto: 6, length: 60, flags: [.psh, .ack])
+                s.packet(at: t + 100_000, TrafficSimulator.web, attacker, sport: 80, dport: sport, proto: 6, length: 52, flags: .ack)
+            }
+        }
+    }
+
+    static let outside = TrafficSimulator.ip("198.18.9.9")
+
+    static func exfiltration(_ s: inout TrafficSimulator, _ second: Int) {
+        let client = TrafficSimulator.clients[0]
+        if second == 1 {
+            s.packet(at: s.nowNs, client, outside, sport: 45000, dport: 443, proto: 6, length: 60, flags: .syn)
+            s.packet(at: s.nowNs + 100_000, outside, client, sport: 443, dport: 45000, proto: 6, length: 60, flags: [.syn, .ack])
+            s.packet(at: s.nowNs + 200_000, client, outside, sport: 45000, dport: 443, proto: 6, length: 52, flags: .ack)
+        }
+        for i in 0..<3000 {
+            let t = s.nowNs + 1_000_000 + UInt64(i) * 300_000
+            s.packet(at: t, client, outside, sport: 45000, dport: 443, proto: 6, length: 1452, flags: .ack)
+            if i % 2 == 0 { s.packet(at: t + 50_000, outside, client, sport: 443, dport: 45000, proto: 6, length: 52, flags: .ack) }
+        }
+    }
+
+    static func beaconing(_ s: inout TrafficSimulator, _ second: Int) {
+        guard second % 2 == 1 else { return }
+        s.tcpSession(at: s.nowNs + 300_000_000, TrafficSimulator.clients[1], TrafficSimulator.ip("198.18.9.8"), dport: 8443, requestBytes: 120, responseSegments: 0)
+    }
+}
+
+@Suite("Detector")
+struct DetectorTests {
+    @Test("no anomalies while learning; a model per kind once the window ends")
+    func learningWindow() {
+        var sim = TrafficSimulator()
+        var config = DetectorConfiguration()
+        config.learningSeconds = 60
+        config.learningVectors = 1_000_000
+        config.minimumLearningVectors = 50
+        var detector = Detector(configuration: config, sensor: "t")
+        // Attack traffic inside the learning window must not raise alerts.
+        let during = sim.runAttack(seconds: 30, into: &detector, Attacks.portScan)
+        #expect(during.isEmpty)
+        #expect(detector.status.phase == "learning")
+        _ = sim.runNormal(seconds: 40, into: &detector)
+        #expect(detector.status.phase == "scoring")
+        #expect(detector.model?.models.count == 3)
+        #expect(detector.status.kinds.allSatisfy { $0.thresholds != nil })
+    }
+
+    @Test("ordinary traffic after learning raises no alerts")
+    func quietOnNormalTraffic() {
+        var sim = TrafficSimulator()
+        var detector = trainedDetector(&sim)
+        let alerts = sim.runNormal(seconds: 600, into: &detector)
+        let serious = alerts.filter { $0.severity >= .medium }
+        print("normal: \(alerts.count) anomalies in 600 s, \(serious.count) medium or worse: \(alerts.map { "\($0.kind) \($0.label) \($0.severity)" })")
+        #expect(serious.isEmpty)
+        #expect(alerts.count <= 2)
+    }
+
+    struct Scenario: Sendable, CustomStringConvertible {
+        var name: String
+        var label: String
+        var seconds: Int
+        var within: Int
+        var attack: @Sendable (inout TrafficSimulator, Int) -> Void
+        var description: String { name }
+    }
+
+    static let scenarios: [Scenario] = [
+        Scenario(name: "port scan", label: "port scan", seconds: 4, within: 3, attack: Attacks.portScan),
+        Scenario(name: "host sweep", label: "host sweep", seconds: 4, within: 3, attack: Attacks.hostSweep),
+        Scenario(name: "syn flood", label: "syn flood", seconds: 4, within: 3, attack: Attacks.synFlood),
+        Scenario(name: "udp flood", label: "udp flood", seconds: 4, within: 3, attack: Attacks.udpFlood),
+        Scenario(name: "icmp flood", label: "icmp flood", seconds: 4, within: 3, attack: Attacks.icmpFlood),
+        Scenario(name: "slow connections", label: "slow connections", seconds: 6, within: 4, attack: Attacks.slowConnections),
+        Scenario(name: "exfiltration", label: "exfiltration", seconds: 6, within: 3, attack: Attacks.exfiltration),
+        Scenario(name: "beaconing", label: "beaconing", seconds: 20, within: 12, attack: Attacks.beaconing),
+    ]
+
+    @Test("each attack is found, labelled and explained", arguments: scenarios)
+    func attackIsDetected(_ scenario: Scenario) throws {
+        var sim = TrafficSimulator()
+        var detector = trainedDetector(&sim)
+        let found = sim.runAttack(seconds: scenario.seconds, into: &detector, scenario.attack)
+        print("\(scenario.name): \(found.map { "s\($0.second) \($0.anomaly.kind) \($0.anomaly.label) \($0.anomaly.severity) \($0.anomaly.explanation.map(\.text))" })")
+        let labelled = try #require(found.first { $0.anomaly.label == scenario.label }, "no \(scenario.label) alert")
+        #expect(labelled.second <= scenario.within)
+        #expect(!labelled.anomaly.explanation.isEmpty)
+        #expect(labelled.anomaly.explanation.allSatisfy { !$0.text.isEmpty && ($0.direction == "above" || $0.direction == "below") })
+    }
+
+    @Test("a port scan's host alert names distinct destination ports in its explanation")
+    func portScanExplanation() throws {
+        var sim = TrafficSimulator()
+        var detector = trainedDetector(&sim)
+        let found = sim.runAttack(seconds: 3, into: &detector, Attacks.portScan).map(\.anomaly)
+        let scan = try #require(found.first { $0.kind == .host && $0.label == "port scan" })
+        #expect(scan.sourceAddress == Attacks.attacker)
+        #expect(scan.destinationAddress == TrafficSimulator.web)
+        #expect(scan.explanation.contains { $0.feature.hasPrefix("distinct_dst_ports") && $0.direction == "above" && $0.value > $0.baseline })
+        #expect(scan.explanation.contains { $0.text.contains("distinct destination ports") })
+    }
+
+    @Test("a saved model scores from the first poll, with no learning")
+    func loadedModelScoresAtOnce() throws {
+        var sim = TrafficSimulator()
+        let trained = trainedDetector(&sim)
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("ff-detector-\(getpid()).json").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try trained.model!.save(to: path)
+        var fresh = Detector(model: try DetectionModel.load(from: path), sensor: "t")
+        #expect(fresh.status.phase == "scoring")
+        let found = sim.runAttack(seconds: 3, into: &fresh, Attacks.portScan)
+        #expect(found.contains { $0.anomaly.label == "port scan" })
+    }
+
+    @Test("retraining regrows a share of trees from vectors that scored normal only")
+    func retraining() throws {
+        var sim = TrafficSimulator()
+        var detector = trainedDetector(&sim) { $0.retrainIntervalSeconds = 0 }
+        let before = try #require(detector.model)
+        _ = sim.runAttack(seconds: 60, into: &detector, Attacks.udpFlood)
+        let reservoirBefore = detector.status.kinds.first { $0.kind == .host }!.reservoirVectors
+        detector.retrain(nowNs: sim.nowNs)
+        let after = try #require(detector.model)
+        #expect(after.version == before.version + 1)
+        #expect(after[.host]!.forest != before[.host]!.forest)
+        #expect(detector.status.retrainings == 1)
+        // The flood never entered the reservoir, so the retrained model still flags it.
+        #expect(reservoirBefore > 0)
+        let again = sim.runAttack(seconds: 3, into: &detector, Attacks.udpFlood)
+        #expect(again.contains { $0.anomaly.label == "udp flood" } || detector.status.suppressedRepeats > 0)
+    }
+
+    @Test("a single anomalous host vector is not reported without persistence")
+    func persistence() {
+        var sim = TrafficSimulator()
+        var detector = trainedDetector(&sim) { $0.persistenceK = 3; $0.persistenceN = 3 }
+        // A one-second ICMP burst: the 1 s window flags it, but only briefly.
+        let found = sim.runAttack(seconds: 1, into: &detector) { s, _ in Attacks.icmpFlood(&s, 1) }
+        #expect(!found.contains { $0.anomaly.kind == .host })
+        #expect(detector.status.unconfirmed > 0)
+    }
+}
