@@ -43,7 +43,7 @@ let package = Package(
         // MARK: Detection: feature vectors, isolation forest, detector (pure Swift).
         .target(
             name: "FlowForestDetection",
-            dependencies: ["FlowForestCore"],
+            dependencies: ["FlowForestCore", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
 
