@@ -1,5 +1,6 @@
 import ArgumentParser
 import FlowForestCore
+import FlowForestDetection
 import Foundation
 import Logging
 import PcapCapture
@@ -7,15 +8,17 @@ import PcapCapture
 struct AnalyzeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "analyze",
-        abstract: "Run the pipeline over a capture file and print its flows.",
+        abstract: "Run the pipeline over a capture file: flows, and anomalies with a model.",
         discussion: """
-            Reads a pcap or pcapng file through the same parser and flow table as live
-            capture (time is packet time) and prints each flow once, with its final totals.
+            Reads a pcap or pcapng file through the same parser, flow table and detector as
+            live capture (time is packet time). Prints each flow once, with its final totals;
+            with --model, also the anomalies the model finds (train one with `flowforest train`).
 
             Examples:
               flowforest analyze traffic.pcap
-              flowforest analyze traffic.pcapng --format json > flows.json
+              flowforest analyze traffic.pcapng --format json > report.json
               flowforest analyze traffic.pcap --format csv > flows.csv
+              flowforest analyze suspect.pcap --model model.json --anomalies
             """
     )
 
@@ -29,18 +32,38 @@ struct AnalyzeCommand: AsyncParsableCommand {
     @Option(help: "Output format: table, json or csv.")
     var format: Format = .table
 
+    @Option(help: "A model from `flowforest train`: score the file's flows and hosts with it.")
+    var model: String?
+
+    @Flag(help: "Table and CSV: list anomalies instead of flows.")
+    var anomalies = false
+
+    @Option(name: .customLong("sensor-name"), help: "Sensor name recorded in anomalies (default: this host's name).")
+    var sensorName: String = ProcessInfo.processInfo.hostName
+
     @OptionGroup var flowOptions: FlowOptions
     @OptionGroup var logOptions: LogOptions
 
     func run() async throws {
         let logger = logOptions.makeLogger()
+        if anomalies && model == nil { throw failure("--anomalies needs --model: train one with `flowforest train FILE -o model.json`") }
+        var detector: Detector?
+        if let model {
+            do {
+                detector = Detector(model: try DetectionModel.load(from: model), sensor: sensorName, logger: logger)
+            } catch {
+                throw failure("\(error)")
+            }
+        }
         let source = PcapFileSource(path: file, configuration: flowOptions.configuration, logger: logger)
+        var found: [Anomaly] = []
         var flows: [FlowRecord] = []
         var statistics = CaptureStatistics()
         let progress = ProgressLine(label: "analyze: \(file)")
         do {
             for try await batch in source.batches() {
                 for record in batch.records where record.state == .ended { flows.append(record) }
+                if detector != nil { found += detector!.process(batch) }
                 statistics = batch.statistics
                 progress.update(fraction: batch.progress, detail: "\(statistics.packetsSeen) packets, \(statistics.flowsStarted) flows")
             }
@@ -50,16 +73,24 @@ struct AnalyzeCommand: AsyncParsableCommand {
         }
         progress.clear()
         flows.sort { ($0.firstSeenNs, $0.id) < ($1.firstSeenNs, $1.id) }
-        try write(flows: flows, statistics: statistics)
+        try write(flows: flows, anomalies: found, statistics: statistics)
     }
 
-    private func write(flows: [FlowRecord], statistics: CaptureStatistics) throws {
+    private func write(flows: [FlowRecord], anomalies found: [Anomaly], statistics: CaptureStatistics) throws {
         var out = StandardOutput()
         switch format {
+        case .table where anomalies:
+            print(AnomalyText.tableHeader, to: &out)
+            for anomaly in found { print(AnomalyText.tableRow(anomaly), to: &out) }
+            print("\(found.count) anomalies in \(flows.count) flows", to: &out)
+        case .csv where anomalies:
+            print(AnomalyText.csvHeader, to: &out)
+            for anomaly in found { print(AnomalyText.csvRow(anomaly), to: &out) }
         case .table:
             print(FlowText.tableHeader, to: &out)
             for flow in flows { print(FlowText.tableRow(flow), to: &out) }
             print("\(flows.count) flows, \(statistics.packetsAccounted) of \(statistics.packetsSeen) packets in flows (\(statistics.notIP) not IP, \(statistics.malformed) malformed)", to: &out)
+            if model != nil { print("\(found.count) anomalies (list them with --anomalies)", to: &out) }
         case .csv:
             print(FlowText.csvHeader, to: &out)
             for flow in flows { print(FlowText.csvRow(flow), to: &out) }
@@ -71,7 +102,7 @@ struct AnalyzeCommand: AsyncParsableCommand {
             }
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys]
-            let data = try encoder.encode(Report(flows: flows.map { $0.json() }, anomalies: [], stats: statistics))
+            let data = try encoder.encode(Report(flows: flows.map { $0.json() }, anomalies: found, stats: statistics))
             FileHandle.standardOutput.write(data)
             print("", to: &out)
         }
