@@ -13,6 +13,7 @@ struct FlowForestCommand: AsyncParsableCommand {
         subcommands: [
             RunCommand.self,
             AnalyzeCommand.self,
+            TrainCommand.self,
             BenchCommand.self,
         ]
     )
