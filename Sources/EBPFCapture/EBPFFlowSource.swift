@@ -249,7 +249,9 @@ final class DrainLoop: @unchecked Sendable {
     private func poll() throws(EBPFError) -> FlowBatch {
         let offset = wallOffsetNs
         try program.forEachFlow { key, value in
-            tracker.observe(KernelFlow(key: key, value: value, wallOffsetNs: offset))
+            let flowKey = FlowKey(key)
+            if tracker.isUnchanged(flowKey, kernelPackets: value.dir.0.packets &+ value.dir.1.packets) { return }
+            tracker.observe(KernelFlow(key: flowKey, value: value, wallOffsetNs: offset))
         }
         for event in program.drainEvents() { tracker.observe(KernelEvent(event, wallOffsetNs: offset)) }
         let nowNs = monotonicNow() &+ offset

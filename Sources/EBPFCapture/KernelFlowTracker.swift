@@ -44,6 +44,14 @@ struct KernelFlowTracker {
         self.configuration = configuration
     }
 
+    /// True when the kernel entry still holds the packet count last
+    /// observed, so converting its value again can be skipped (most flows
+    /// on a busy host are quiet in any one poll).
+    func isUnchanged(_ key: FlowKey, kernelPackets: UInt64) -> Bool {
+        guard let e = entries[key], e.inKernel else { return false }
+        return e.kernelLow.packets + e.kernelHigh.packets == kernelPackets
+    }
+
     /// Records the latest kernel totals of a flow.
     mutating func observe(_ flow: KernelFlow) {
         if let index = entries.index(forKey: flow.key) {

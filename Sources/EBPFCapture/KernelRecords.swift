@@ -12,7 +12,11 @@ struct KernelFlow {
     var packets: UInt64 { low.packets + high.packets }
 
     init(key k: flow_key, value v: flow_value, wallOffsetNs: UInt64) {
-        key = FlowKey(k)
+        self.init(key: FlowKey(k), value: v, wallOffsetNs: wallOffsetNs)
+    }
+
+    init(key: FlowKey, value v: flow_value, wallOffsetNs: UInt64) {
+        self.key = key
         initiatorIsLow = v.initiator == UInt8(FF_DIR_LO_TO_HI)
         ifindex = v.ifindex
         low = DirectionStats(v.dir.0, wallOffsetNs: wallOffsetNs)
