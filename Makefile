@@ -14,7 +14,7 @@ APT_PACKAGES := libpcap-dev libbpf-dev libelf-dev zlib1g-dev linux-libc-dev bpft
 	python3-venv python3-pip
 INTERFACE  ?= $(shell ip route show default 2>/dev/null | awk '/default/ {print $$5; exit}')
 
-.PHONY: help deps bpf build release test test-swift run bench demo clean
+.PHONY: help deps bpf build release test test-swift run bench demo clean test-parity bench-detection eval
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -41,9 +41,25 @@ build: deps bpf ## Build the daemon (CONFIG=release for an optimised build)
 release: ## Build an optimised binary
 	$(MAKE) build CONFIG=release
 
-test: deps bpf ## Run every test (lab tests need root)
+test: deps bpf test-parity ## Run every test (lab tests need root)
 	$(SWIFT) build $(SWIFT_FLAGS) --build-tests
 	$(SWIFT) test $(SWIFT_FLAGS) --skip-build
+
+# Reference venv for the isolation-forest parity test and benchmark (scikit-learn, isotree).
+VENV       ?= $(OUT)/venv
+
+$(VENV)/.installed: Tests/parity/requirements.txt
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q --disable-pip-version-check -r Tests/parity/requirements.txt
+	touch $@
+
+test-parity: $(VENV)/.installed ## Isolation forest vs scikit-learn: mean ROC AUC over 5 seeds
+	FLOWFOREST_REQUIRE_PARITY=1 FLOWFOREST_PYTHON=$(abspath $(VENV))/bin/python \
+		$(SWIFT) test $(SWIFT_FLAGS) --filter ParityTests
+
+bench-detection: $(VENV)/.installed ## Forest training and scoring vs scikit-learn and isotree, as ratios
+	$(SWIFT) build -c release $(SWIFT_FLAGS) --product DetectionBench
+	$(VENV)/bin/python Tests/parity/bench.py $$($(SWIFT) build -c release $(SWIFT_FLAGS) --show-bin-path)/DetectionBench
 
 run: build ## Start the sensor on the default-route interface (INTERFACE=...)
 	@echo "run: capturing on $(INTERFACE)"

@@ -47,6 +47,13 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        // MARK: Isolation-forest benchmark driven by Tests/parity/bench.py (`make bench-detection`).
+        .executableTarget(
+            name: "DetectionBench",
+            dependencies: ["FlowForestDetection"],
+            swiftSettings: swiftSettings
+        ),
+
         // MARK: Capture sources; each yields core `FlowRecord`s.
         .target(
             name: "PcapCapture",
