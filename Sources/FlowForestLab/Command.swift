@@ -60,7 +60,12 @@ public enum Command {
             Thread.sleep(forTimeInterval: 0.01)
         }
         process.waitUntilExit()
-        group.wait()
+        // A killed child's own children (e.g. a tool under `timeout`) may still
+        // hold the pipes open: read what is there, don't wait for them.
+        if group.wait(timeout: .now() + (timedOut ? 2 : 30)) == .timedOut {
+            try? out.fileHandleForReading.close()
+            try? err.fileHandleForReading.close()
+        }
         return CommandResult(
             status: process.terminationStatus,
             stdout: String(decoding: outData, as: UTF8.self),

