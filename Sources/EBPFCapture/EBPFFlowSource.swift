@@ -52,9 +52,11 @@ public final class EBPFFlowSource: FlowSource, @unchecked Sendable {
             for a in attachments { a.detach() }
             throw error
         }
-        pending = DrainLoop(
+        let loop = DrainLoop(
             program: program, attachments: attachments, configuration: configuration,
             interfaceNames: names, control: control, logger: logger)
+        attachModes = loop.attachModes
+        pending = loop
         logger.info("eBPF capture ready", metadata: [
             "mode": "\(mode)", "interfaces": "\(configuration.interfaces.joined(separator: ","))",
             "object": "\(path)", "map_entries": "\(configuration.mapEntries)",
@@ -67,9 +69,7 @@ public final class EBPFFlowSource: FlowSource, @unchecked Sendable {
     }
 
     /// How each interface is hooked: "tc", "xdp native", "xdp generic", "socket".
-    public var attachModes: [String: String] {
-        lock.withLock { pending?.attachModes ?? [:] }
-    }
+    public let attachModes: [String: String]
 
     public func batches() -> AsyncThrowingStream<FlowBatch, any Error> {
         let (stream, continuation) = AsyncThrowingStream.makeStream(of: FlowBatch.self)
@@ -204,6 +204,8 @@ final class DrainLoop: @unchecked Sendable {
     }
 
     func run(_ continuation: AsyncThrowingStream<FlowBatch, any Error>.Continuation) {
+        // Named from inside: Foundation's Thread.name does not reach the kernel on Linux.
+        ff_set_thread_name("flowforest-ebpf")
         let interval = UInt64(configuration.pollInterval * 1e9)
         var nextPoll = monotonicNow() &+ interval
         do {

@@ -16,9 +16,19 @@ final class SensorLab: Sendable {
     /// - Parameter ipv6: give both ends IPv6 addresses; otherwise IPv6 is
     ///   off, so no neighbour discovery or MLD frame disturbs packet counts.
     init(ipv6: Bool = false) throws {
-        lab = try NetworkLab()
-        gen = try lab.addNamespace("gen")
-        sensor = try lab.addNamespace("sen")
+        // Labs made at once in one process can draw the same name tag; a
+        // clash fails the first `ip netns add`, so draw again.
+        var made: (NetworkLab, String, String)?
+        for attempt in 1...5 where made == nil {
+            let candidate = try NetworkLab()
+            do {
+                made = (candidate, try candidate.addNamespace("gen"), try candidate.addNamespace("sen"))
+            } catch {
+                candidate.teardown()
+                if attempt == 5 { throw error }
+            }
+        }
+        (lab, gen, sensor) = made!
         if !ipv6 {
             for ns in [gen, sensor] {
                 try lab.check(in: ns, ["sysctl", "-q", "-w", "net.ipv6.conf.all.disable_ipv6=1"])
