@@ -252,8 +252,9 @@ final class DrainLoop: @unchecked Sendable {
         let offset = wallOffsetNs
         try program.forEachFlow { key, value in
             let flowKey = FlowKey(key)
-            if tracker.isUnchanged(flowKey, kernelPackets: value.dir.0.packets &+ value.dir.1.packets) { return }
-            tracker.observe(KernelFlow(key: flowKey, value: value, wallOffsetNs: offset))
+            tracker.observe(flowKey, kernelPackets: value.dir.0.packets &+ value.dir.1.packets) {
+                KernelFlow(key: flowKey, value: value, wallOffsetNs: offset)
+            }
         }
         for event in program.drainEvents() { tracker.observe(KernelEvent(event, wallOffsetNs: offset)) }
         let nowNs = monotonicNow() &+ offset

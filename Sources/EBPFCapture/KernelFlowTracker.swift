@@ -44,12 +44,21 @@ struct KernelFlowTracker {
         self.configuration = configuration
     }
 
-    /// True when the kernel entry still holds the packet count last
-    /// observed, so converting its value again can be skipped (most flows
-    /// on a busy host are quiet in any one poll).
-    func isUnchanged(_ key: FlowKey, kernelPackets: UInt64) -> Bool {
-        guard let e = entries[key], e.inKernel else { return false }
-        return e.kernelLow.packets + e.kernelHigh.packets == kernelPackets
+    /// Records the latest kernel totals of a flow. `convert` builds them
+    /// only when the entry's packet count changed since the last read (most
+    /// flows on a busy host are quiet in any one poll), so an unchanged entry
+    /// costs one dictionary lookup.
+    mutating func observe(_ key: FlowKey, kernelPackets: UInt64, _ convert: () -> KernelFlow) {
+        if let index = entries.index(forKey: key) {
+            let known = entries.values[index].kernelLow.packets + entries.values[index].kernelHigh.packets
+            if entries.values[index].inKernel && known == kernelPackets { return }
+            let flow = convert()
+            entries.values[index].kernelLow = flow.low
+            entries.values[index].kernelHigh = flow.high
+            entries.values[index].inKernel = true
+            return
+        }
+        insert(convert())
     }
 
     /// Records the latest kernel totals of a flow.
@@ -60,6 +69,10 @@ struct KernelFlowTracker {
             entries.values[index].inKernel = true
             return
         }
+        insert(flow)
+    }
+
+    private mutating func insert(_ flow: KernelFlow) {
         let first = min(flow.low.packets > 0 ? flow.low.firstSeenNs : .max, flow.high.packets > 0 ? flow.high.firstSeenNs : .max)
         entries[flow.key] = Entry(
             id: takeID(), initiatorIsLow: flow.initiatorIsLow, ifindex: flow.ifindex,
@@ -127,6 +140,7 @@ struct KernelFlowTracker {
     /// records for every other flow that changed since its last record.
     mutating func checkpoint(at nowNs: UInt64) -> [FlowRecord] {
         var out: [FlowRecord] = []
+        out.reserveCapacity(entries.count)
         var index = entries.startIndex
         while index != entries.endIndex {
             defer { entries.formIndex(after: &index) }
