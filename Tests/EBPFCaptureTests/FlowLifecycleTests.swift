@@ -1,0 +1,69 @@
+import EBPFCapture
+import FlowForestCore
+import FlowForestLab
+import Foundation
+import Testing
+
+/// While capture runs, flows are reported as they change (totals so far),
+/// checkpointed at the active timeout, and ended on idle or TCP close with
+/// their kernel entries taken out of the map.
+@Suite("eBPF flow lifecycle (root, namespace lab)", .serialized, .enabled(if: Command.isRoot))
+struct FlowLifecycleTests {
+    @Test("active, interim and ended records while running", arguments: [EBPFAttachMode.tc, .socket])
+    func lifecycle(mode: EBPFAttachMode) async throws {
+        let lab = try SensorLab()
+        defer { lab.lab.teardown() }
+        let timeouts = FlowTableConfiguration(idleTimeoutNs: 1_500_000_000, activeTimeoutNs: 2_000_000_000, tcpCloseTimeoutNs: 500_000_000)
+        let source = try lab.source(mode, pollInterval: 0.2, flowTable: timeouts)
+        let server = try lab.lab.spawn(in: lab.sensor, ["nc", "-l", "-k", "198.18.0.2", "5002"])
+        defer { lab.lab.stop(server, signal: SIGKILL) }
+        let collector = Task {
+            var batches: [FlowBatch] = []
+            for try await batch in source.batches() { batches.append(batch) }
+            return batches
+        }
+        try await onThread {
+            // A short UDP burst that then goes quiet: ends on idle.
+            try lab.trafgen("{ eth(da=02:00:00:00:00:02, sa=02:00:00:00:00:01), ipv4(sa=198.18.0.1, da=198.18.0.2), udp(sp=3000, dp=3001), fill(0, 20) }", packets: 25)
+            // A TCP connection that closes: ends on FIN both ways.
+            try lab.lab.check(in: lab.gen, ["sh", "-c", "head -c 5000 /dev/zero | nc -N -w 5 198.18.0.2 5002"])
+            // A ping lasting past the active timeout: checkpointed while open.
+            try lab.lab.check(in: lab.gen, ["ping", "-c", "14", "-i", "0.25", "198.18.0.2"])
+        }
+        try await Task.sleep(for: .seconds(2))
+        source.stop()
+        let batches = try await collector.value
+        let all = batches.flatMap(\.records)
+
+        let udp = all.filter { $0.ipProtocol == IPProtocol.udp && $0.sourcePort == 3000 }
+        let udpEnd = try #require(udp.last)
+        #expect(udpEnd.state == .ended)
+        #expect(udpEnd.endReason == .idle)
+        #expect(udpEnd.forward.packets == 25)
+        #expect(udp.filter { $0.state == .ended }.count == 1)
+
+        let tcp = all.filter { $0.ipProtocol == IPProtocol.tcp && $0.destinationPort == 5002 }
+        let tcpEnd = try #require(tcp.last)
+        #expect(tcpEnd.endReason == .tcpClose)
+        #expect(tcpEnd.forward.synCount == 1 && tcpEnd.reverse.synAckCount == 1)
+        #expect(tcpEnd.forward.finCount == 1 && tcpEnd.reverse.finCount == 1)
+        #expect(tcpEnd.handshakeCompleted)
+        // Active records before the end carry growing totals, never deltas.
+        let counts = tcp.map(\.packets)
+        #expect(counts == counts.sorted())
+
+        let icmp = all.filter { $0.ipProtocol == IPProtocol.icmp && $0.sourcePort == 8 }
+        #expect(icmp.contains { $0.state == .interim })
+        #expect(icmp.contains { $0.state == .active })
+        #expect(Set(icmp.map(\.id)).count == 1)
+        let icmpEnd = try #require(icmp.last)
+        #expect(icmpEnd.forward.packets == 14 && icmpEnd.reverse.packets == 14)
+
+        // Everything ended before the stop was taken out of the map: the
+        // final batch holds only what was still open then.
+        let final = try #require(batches.last)
+        #expect(final.records.allSatisfy { $0.state == .ended && $0.endReason == .shutdown })
+        #expect(!final.records.contains { $0.id == udpEnd.id || $0.id == tcpEnd.id })
+        #expect(final.activeFlows == 0)
+    }
+}
