@@ -42,6 +42,7 @@ public struct Detector: Sendable {
     private var lastRetrainNs: UInt64?
     private var suppressedRepeats: UInt64 = 0
     private var unconfirmed: UInt64 = 0
+    private var unexplained: UInt64 = 0
     private var retrainings: UInt64 = 0
     private var rng: SeededGenerator
 
@@ -135,7 +136,15 @@ public struct Detector: Sendable {
             return nil
         }
         guard severity >= configuration.minimumSeverity else { return nil }
-        let label = (certain ?? guessed ?? Labeler.label(kind: kind, vector: vector, baseline: km.baseline)).rawValue
+        let chosen = certain ?? guessed ?? Labeler.label(kind: kind, vector: vector, baseline: km.baseline)
+        // A vector the forest flags but no behaviour explains must at least hold
+        // a value the baseline never came near; otherwise it is the forest's own
+        // noise at the edge of a small baseline, not news.
+        if !Labeler.isSpecific(chosen) && !Labeler.outsideEnvelope(kind: kind, vector: vector, baseline: km.baseline) {
+            unexplained += 1
+            return nil
+        }
+        let label = chosen.rawValue
 
         var anomaly: Anomaly
         let features = FeatureSchema.features(of: kind)
@@ -297,6 +306,6 @@ public struct Detector: Sendable {
         return DetectorStatus(
             phase: perKind.contains { $0.phase == "learning" } ? "learning" : "scoring",
             modelVersion: model?.version, kinds: perKind, suppressedRepeats: suppressedRepeats,
-            unconfirmed: unconfirmed, retrainings: retrainings, tracker: tracker.statistics)
+            unconfirmed: unconfirmed, unexplained: unexplained, retrainings: retrainings, tracker: tracker.statistics)
     }
 }

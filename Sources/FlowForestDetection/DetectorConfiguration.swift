@@ -70,6 +70,9 @@ public struct DetectorStatus: Sendable, Hashable, Codable {
     public var suppressedRepeats: UInt64
     /// Host and destination vectors flagged but not (yet) confirmed by persistence.
     public var unconfirmed: UInt64
+    /// Flagged vectors with no specific label and no feature outside the
+    /// baseline envelope: not reported.
+    public var unexplained: UInt64
     public var retrainings: UInt64
     public var tracker: HostTrackerStatistics
 
@@ -77,6 +80,6 @@ public struct DetectorStatus: Sendable, Hashable, Codable {
         case phase, kinds, retrainings, tracker
         case modelVersion = "model_version"
         case suppressedRepeats = "suppressed_repeats"
-        case unconfirmed
+        case unconfirmed, unexplained
     }
 }

@@ -120,7 +120,10 @@ public enum Labeler {
         let addrs = v.raw("distinct_dst_addrs_10s")
         if v.high("distinct_dst_ports_10s", 10) && ports >= 2 * addrs { return .portScan }
         if v.high("distinct_dst_addrs_10s", 10) && addrs >= 2 * max(ports, 1) - 1 { return .hostSweep }
-        if v.high("syn_sent_1s", 50) && v.raw("synack_received_1s") < 0.5 * v.raw("syn_sent_1s") { return .synFlood }
+        // Many SYNs at few ports: unanswered, or answered and never used
+        // (tiny flows); either way no handshake carries data.
+        if v.high("syn_sent_1s", 50) && v.raw("distinct_dst_ports_10s") < 10
+            && (v.raw("synack_received_1s") < 0.5 * v.raw("syn_sent_1s") || v.raw("mean_flow_bytes_100s") < 300) { return .synFlood }
         if v.high("udp_packets_sent_1s", 300) { return .udpFlood }
         if v.high("icmp_packets_sent_1s", 300) { return .icmpFlood }
         if v.high("slow_open_flows", 8) { return .slowConnections }
@@ -131,7 +134,8 @@ public enum Labeler {
 
     private static func destinationLabel(_ v: View) -> Label {
         if v.high("distinct_dst_ports_10s", 10) && v.raw("distinct_src_addrs_10s") < 3 { return .portScan }
-        if v.high("syn_received_1s", 50) && v.raw("synack_sent_1s") < 0.5 * v.raw("syn_received_1s") { return .synFlood }
+        if v.high("syn_received_1s", 50) && v.raw("distinct_dst_ports_10s") < 10
+            && (v.raw("synack_sent_1s") < 0.5 * v.raw("syn_received_1s") || v.high("flows_received_1s", 50)) { return .synFlood }
         if v.high("udp_packets_received_1s", 300) { return .udpFlood }
         if v.high("icmp_packets_received_1s", 300) { return .icmpFlood }
         if v.high("slow_open_flows", 8) { return .slowConnections }
