@@ -37,6 +37,25 @@ struct CleanupTests {
         #expect(try Self.leftovers(lab) == "")
     }
 
+    @Test("xdp falls back to generic mode where the driver has no native XDP, and says so")
+    func xdpGeneric() async throws {
+        let lab = try SensorLab()
+        defer { lab.lab.teardown() }
+        // A bridge has no native XDP; it lives in the lab namespace and goes with it.
+        let bridge = "ffbr\(getpid() % 100_000)"
+        try lab.lab.check(in: lab.sensor, ["ip", "link", "add", bridge, "type", "bridge"])
+        try lab.lab.check(in: lab.sensor, ["ip", "link", "set", bridge, "up"])
+        let source = try EBPFFlowSource(
+            configuration: EBPFConfiguration(mode: .xdp, interfaces: [bridge], namespace: lab.sensor),
+            logger: Logger(label: "ebpf-test"))
+        #expect(source.attachModes[bridge] == "xdp generic")
+        #expect(try lab.lab.check(in: lab.sensor, ["ip", "link", "show", "dev", bridge]).stdout.contains("xdpgeneric"))
+        let task = Task { for try await _ in source.batches() {} }
+        source.stop()
+        try await task.value
+        #expect(!(try lab.lab.check(in: lab.sensor, ["ip", "link", "show", "dev", bridge]).stdout.contains("xdp")))
+    }
+
     @Test("a consumer that goes away detaches too")
     func cancelDetaches() async throws {
         let lab = try SensorLab()
