@@ -1,0 +1,568 @@
+// FlowForest dashboard: views switched by the URL hash, data from the JSON
+// API, live updates from the server-sent events at /api/events.
+"use strict";
+
+const $ = (sel, root = document) => root.querySelector(sel);
+const HOUR = 3600 * 1000;
+
+const state = {
+  user: null,          // {user, role} once signed in (or open access)
+  model: null,         // /api/model
+  events: null,        // EventSource
+  stats: [],           // [{t, pps, bps, flows}] from stats events, last hour
+  recent: [],          // anomalies of the last hour, newest first (overview)
+  filter: {},          // anomalies view: query as in the hash
+  cursors: [],         // anomalies view: cursors of the pages before this one
+  cursor: null,        // cursor of this page (null: newest)
+  next: null,          // next_cursor from the last page
+  view: null,
+};
+
+// MARK: Formatting
+
+function fmtNum(v) {
+  if (v == null || !isFinite(v)) return "—";
+  const a = Math.abs(v);
+  if (a >= 1e9) return (v / 1e9).toFixed(a >= 1e10 ? 0 : 1) + " G";
+  if (a >= 1e6) return (v / 1e6).toFixed(a >= 1e7 ? 0 : 1) + " M";
+  if (a >= 1e3) return (v / 1e3).toFixed(a >= 1e4 ? 0 : 1) + " k";
+  return Number.isInteger(v) ? String(v) : v.toFixed(1);
+}
+const fmtBytes = v => (v == null ? "—" : fmtNum(v) + "B");
+const pad = n => String(n).padStart(2, "0");
+function fmtTime(iso) {
+  if (!iso) return "—";
+  const d = new Date(iso);
+  if (isNaN(d)) return iso;
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+}
+function fmtAgo(iso) {
+  const s = Math.round((Date.now() - new Date(iso)) / 1000);
+  if (!isFinite(s)) return "—";
+  if (s < 90) return `${s} s ago`;
+  if (s < 5400) return `${Math.round(s / 60)} min ago`;
+  if (s < 129600) return `${Math.round(s / 3600)} h ago`;
+  return `${Math.round(s / 86400)} d ago`;
+}
+function endpoint(ip, port) {
+  if (!ip) return "—";
+  if (port == null) return ip;
+  return ip.includes(":") ? `[${ip}]:${port}` : `${ip}:${port}`;
+}
+function fmtValue(v) {
+  if (typeof v !== "number") return String(v);
+  if (Number.isInteger(v)) return fmtNum(v).trim();
+  return Math.abs(v) >= 100 ? fmtNum(v) : v.toPrecision(3);
+}
+
+/** Element builder: h("td", {class: "num"}, "text", child...). */
+function h(tag, attrs, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v == null || v === false) continue;
+    if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
+    else e.setAttribute(k, v === true ? "" : v);
+  }
+  for (const c of children) if (c != null) e.append(c instanceof Node ? c : String(c));
+  return e;
+}
+const sevBadge = s => h("span", { class: `sev sev-${s}` }, s);
+
+// MARK: API
+
+class AuthRequired extends Error {}
+
+async function api(path, options = {}) {
+  const r = await fetch(path, { credentials: "same-origin", headers: { Accept: "application/json", ...(options.headers || {}) }, ...options });
+  if (r.status === 401) throw new AuthRequired("sign in required");
+  if (!r.ok) {
+    let message = `${r.status} ${r.statusText}`;
+    try { message = (await r.json()).error || message; } catch (_) { /* not JSON */ }
+    throw new Error(message);
+  }
+  return r.status === 204 ? null : r.json();
+}
+
+function showError(e) {
+  if (e instanceof AuthRequired) { showLogin(); return; }
+  const p = $("#error");
+  p.textContent = e.message || String(e);
+  p.hidden = false;
+}
+const clearError = () => { $("#error").hidden = true; };
+
+// MARK: Session
+
+async function start() {
+  try {
+    state.user = await api("/api/session");
+  } catch (e) {
+    if (e instanceof AuthRequired) return showLogin();
+    return showError(e);
+  }
+  signedIn();
+}
+
+function showLogin() {
+  state.user = null;
+  if (state.events) { state.events.close(); state.events = null; }
+  for (const v of document.querySelectorAll(".view")) v.hidden = v.id !== "view-login";
+  $("#nav").hidden = true;
+  $("#logout").hidden = true;
+  $("#user").textContent = "";
+  setLive("signed out", "down");
+  $("#login-form input[name=username]").focus();
+}
+
+$("#login-form").addEventListener("submit", async ev => {
+  ev.preventDefault();
+  const form = new FormData(ev.target);
+  const err = $("#login-error");
+  err.hidden = true;
+  try {
+    const r = await fetch("/api/login", {
+      method: "POST", credentials: "same-origin",
+      headers: { "Content-Type": "application/json", Accept: "application/json" },
+      body: JSON.stringify({ username: form.get("username"), password: form.get("password") }),
+    });
+    const body = await r.json().catch(() => ({}));
+    if (!r.ok) throw new Error(body.error || `sign-in failed (${r.status})`);
+    state.user = body;
+    ev.target.reset();
+    signedIn();
+  } catch (e) {
+    err.textContent = e.message;
+    err.hidden = false;
+  }
+});
+
+$("#logout").addEventListener("click", async () => {
+  try { await api("/api/logout", { method: "POST" }); } catch (_) { /* signed out either way */ }
+  showLogin();
+});
+
+function signedIn() {
+  $("#nav").hidden = false;
+  const anonymous = state.user.user === "anonymous";
+  $("#user").textContent = anonymous ? "" : `${state.user.user} (${state.user.role})`;
+  $("#logout").hidden = anonymous;
+  connectEvents();
+  refreshStatus();
+  route();
+}
+
+// MARK: Live events
+
+function setLive(text, cls) {
+  const p = $("#live");
+  p.textContent = text;
+  p.className = "pill " + (cls || "");
+}
+
+function connectEvents() {
+  if (state.events) state.events.close();
+  const es = new EventSource("/api/events");
+  state.events = es;
+  es.onopen = () => setLive("live", "live");
+  es.onerror = () => {
+    // The browser retries by itself; a closed stream means it gave up
+    // (for example the session ended), so check whether we are still signed in.
+    setLive("reconnecting…", "down");
+    if (es.readyState === EventSource.CLOSED) setTimeout(() => start(), 2000);
+  };
+  es.addEventListener("stats", ev => onStats(JSON.parse(ev.data)));
+  es.addEventListener("anomaly", ev => onAnomaly(JSON.parse(ev.data)));
+}
+
+function onStats(s) {
+  const t = Date.now();
+  state.stats.push({ t, pps: s.packets_per_second, bps: s.bytes_per_second, flows: s.active_flows });
+  while (state.stats.length && state.stats[0].t < t - HOUR) state.stats.shift();
+  $("#v-pps").textContent = fmtNum(s.packets_per_second);
+  $("#v-bps").textContent = fmtBytes(s.bytes_per_second);
+  $("#v-flows").textContent = fmtNum(s.active_flows);
+  $("#f-store").textContent = s.store_errors_total > 0
+    ? `${s.store_errors_total} errors, ${s.store_pending} pending` : `ok, ${s.store_pending} pending`;
+  if (state.model && s.model !== state.model.state) refreshStatus();
+  if (state.view === "overview") drawCharts();
+}
+
+function onAnomaly(a) {
+  state.recent.unshift(a);
+  const hourAgo = Date.now() - HOUR;
+  while (state.recent.length && Date.parse(state.recent[state.recent.length - 1].time) < hourAgo) state.recent.pop();
+  if (state.view === "overview") { drawCharts(); renderLatest(); }
+  if (state.view === "anomalies" && state.cursor == null && matchesFilter(a, state.filter)) {
+    const tbody = $("#anomalies tbody");
+    const row = anomalyRow(a);
+    row.classList.add("fresh");
+    tbody.prepend(row);
+    $("#anomalies-empty").hidden = true;
+  }
+}
+
+// MARK: Overview
+
+async function refreshStatus() {
+  try {
+    const [health, model] = await Promise.all([api("/api/health"), api("/api/model")]);
+    state.model = model;
+    $("#f-sensor").textContent = `${health.sensor} · v${health.version}`;
+    $("#f-store").textContent = `${health.database}: ${health.store}`;
+    renderModel();
+  } catch (e) { showError(e); }
+  try {
+    renderCapture(await fetchMetrics());
+  } catch (_) {
+    // /metrics may be closed to this role; the rest of the overview still works.
+  }
+}
+
+function renderModel() {
+  const m = state.model;
+  if (!m) return;
+  const learning = m.state === "learning";
+  $("#f-model").textContent = learning ? "learning" : `${m.state}${m.version != null ? " · v" + m.version : ""}`;
+  $("#f-trained").textContent = m.trained_at ? `${fmtTime(m.trained_at)} (${fmtAgo(m.trained_at)})` : "not yet";
+  const note = $("#learning");
+  note.hidden = !learning;
+  if (learning) {
+    note.textContent = "";
+    const target = m.learning_target;
+    note.append(h("strong", null, "Learning normal traffic. "),
+      "No anomalies are raised until the model is trained" +
+      (target ? `: ${fmtNum(m.vectors_seen)} of ${fmtNum(target)} vectors seen.` : "."));
+    if (target) note.append(h("progress", { max: target, value: Math.min(m.vectors_seen, target) }));
+  }
+}
+
+/** Prometheus text to [{name, labels, value}]. */
+function parseMetrics(text) {
+  const out = [];
+  for (const line of text.split("\n")) {
+    const m = /^([a-zA-Z_:][\w:]*)(\{[^}]*\})?\s+(\S+)/.exec(line);
+    if (!m) continue;
+    const labels = {};
+    for (const [, k, v] of (m[2] || "").matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)) labels[k] = v;
+    out.push({ name: m[1], labels, value: Number(m[3]) });
+  }
+  return out;
+}
+
+async function fetchMetrics() {
+  const r = await fetch("/metrics", { credentials: "same-origin" });
+  if (!r.ok) throw new Error(String(r.status));
+  return parseMetrics(await r.text());
+}
+
+function renderCapture(metrics) {
+  const modes = new Set(), interfaces = new Set();
+  let drops = 0, mapFull = 0;
+  for (const m of metrics) {
+    if (m.labels.mode && /^flowforest_(packets_total|active_flows)$/.test(m.name)) modes.add(m.labels.mode);
+    if (m.labels.interface) interfaces.add(m.labels.interface);
+    if (m.name === "flowforest_capture_drops_total") drops += m.value;
+    if (m.name === "flowforest_map_full_packets_total") mapFull += m.value;
+  }
+  $("#f-mode").textContent = modes.size ? [...modes].sort().join(", ") : "none yet";
+  $("#f-interfaces").textContent = interfaces.size ? [...interfaces].sort().join(", ") : "—";
+  $("#f-drops").textContent = drops + mapFull === 0 ? "none"
+    : `${fmtNum(drops)} dropped` + (mapFull ? `, ${fmtNum(mapFull)} via ring buffer` : "");
+}
+
+async function loadOverview() {
+  const since = Math.floor((Date.now() - HOUR) / 1000);
+  try {
+    const page = await api(`/api/anomalies?since=${since}&limit=1000`);
+    state.recent = page.anomalies;
+  } catch (e) { showError(e); }
+  drawCharts();
+  renderLatest();
+}
+
+function drawCharts() {
+  const s = state.stats;
+  Charts.line($("#c-pps"), s.map(p => ({ t: p.t, v: p.pps })), HOUR, fmtNum, "Packets per second, last hour");
+  Charts.line($("#c-bps"), s.map(p => ({ t: p.t, v: p.bps })), HOUR, fmtBytes, "Bytes per second, last hour");
+  Charts.line($("#c-flows"), s.map(p => ({ t: p.t, v: p.flows })), HOUR, fmtNum, "Active flows, last hour");
+  const hour = state.recent.map(a => ({ t: Date.parse(a.time), severity: a.severity })).filter(a => a.t >= Date.now() - HOUR);
+  Charts.severityBars($("#c-sev"), hour, "Anomalies per minute by severity, last hour");
+  $("#v-anoms").textContent = String(hour.length);
+}
+
+function renderLatest() {
+  const tbody = $("#latest tbody");
+  tbody.textContent = "";
+  for (const a of state.recent.slice(0, 10)) {
+    tbody.append(h("tr", { class: a.acknowledged ? "acked" : null },
+      h("td", null, h("a", { href: `#/anomaly/${a.id}` }, fmtTime(a.time))),
+      h("td", { class: "mono" }, endpoint(a.src_ip, a.src_port)),
+      h("td", { class: "mono" }, endpoint(a.dst_ip, a.dst_port)),
+      h("td", null, a.label), h("td", null, sevBadge(a.severity)),
+      h("td", { class: "num" }, a.score.toFixed(3))));
+  }
+  emptyState($("#latest-empty"), state.recent.length === 0, "No anomalies in the last hour.");
+}
+
+function emptyState(p, empty, text) {
+  p.hidden = !empty;
+  if (!empty) return;
+  if (state.model && state.model.state === "learning") {
+    const m = state.model;
+    p.textContent = "The model is still learning what normal traffic looks like" +
+      (m.learning_target ? ` (${fmtNum(m.vectors_seen)} of ${fmtNum(m.learning_target)} vectors)` : "") +
+      "; anomalies appear here once it starts scoring.";
+  } else {
+    p.textContent = text;
+  }
+}
+
+// MARK: Anomalies table
+
+function anomalyRow(a) {
+  const ports = a.src_port == null && a.dst_port == null ? "—" : `${a.src_port ?? "—"} → ${a.dst_port ?? "—"}`;
+  return h("tr", { class: a.acknowledged ? "acked" : null, "data-id": a.id },
+    h("td", null, h("a", { href: `#/anomaly/${a.id}`, title: a.time }, fmtTime(a.time))),
+    h("td", { class: "mono src" }, a.src_ip ?? "—"),
+    h("td", { class: "mono dst" }, a.dst_ip ?? "—"),
+    h("td", { class: "mono" }, ports),
+    h("td", null, a.protocol ?? "—"),
+    h("td", null, a.kind),
+    h("td", null, a.label),
+    h("td", { class: "severity" }, sevBadge(a.severity)),
+    h("td", { class: "num" }, a.score.toFixed(3)));
+}
+
+/** The hash's query for the anomalies view, with relative ranges resolved to now. */
+function filterQuery(f, cursor) {
+  const q = new URLSearchParams();
+  if (f.ip) q.set("ip", f.ip);
+  if (f.severity) q.set("severity", f.severity);
+  if (f.kind) q.set("kind", f.kind);
+  if (f.range) q.set("since", String(Math.floor(Date.now() / 1000) - Number(f.range)));
+  else if (f.since) q.set("since", f.since);
+  if (f.until) q.set("until", f.until);
+  q.set("limit", "50");
+  if (cursor) q.set("cursor", cursor);
+  return q;
+}
+
+/** Same rules as the server's query, for rows that arrive live. */
+function matchesFilter(a, f) {
+  if (f.ip && normalizeIP(a.src_ip) !== normalizeIP(f.ip) && normalizeIP(a.dst_ip) !== normalizeIP(f.ip)) return false;
+  if (f.severity && !f.severity.split(",").includes(a.severity)) return false;
+  if (f.kind && !f.kind.split(",").includes(a.kind)) return false;
+  const t = Date.parse(a.time) / 1000;
+  if (f.range && t < Date.now() / 1000 - Number(f.range)) return false;
+  if (!f.range && f.since && t < Number(f.since)) return false;
+  if (f.until && t > Number(f.until)) return false;
+  return true;
+}
+const normalizeIP = ip => (ip || "").trim().toLowerCase();
+
+const toLocalInput = s => { const d = new Date(Number(s) * 1000); return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`; };
+const fromLocalInput = v => (v ? String(Math.floor(new Date(v).getTime() / 1000)) : "");
+
+function fillFilterForm(f) {
+  $("#flt-ip").value = f.ip || "";
+  $("#flt-severity").value = f.severity || "";
+  $("#flt-kind").value = f.kind || "";
+  $("#flt-since").value = f.since && !f.range ? toLocalInput(f.since) : "";
+  $("#flt-until").value = f.until ? toLocalInput(f.until) : "";
+  for (const b of document.querySelectorAll(".quick button")) {
+    b.setAttribute("aria-pressed", String((b.dataset.range || "") === (f.range || "") && !f.since));
+  }
+}
+
+function readFilterForm() {
+  const f = {
+    ip: $("#flt-ip").value.trim(), severity: $("#flt-severity").value, kind: $("#flt-kind").value,
+    since: fromLocalInput($("#flt-since").value), until: fromLocalInput($("#flt-until").value),
+  };
+  const pressed = document.querySelector(".quick button[aria-pressed=true]");
+  if (!f.since && pressed && pressed.dataset.range) f.range = pressed.dataset.range;
+  return f;
+}
+
+function setFilterHash(f) {
+  const q = new URLSearchParams();
+  for (const [k, v] of Object.entries(f)) if (v) q.set(k, v);
+  const hash = "#/anomalies" + (q.toString() ? "?" + q : "");
+  if (location.hash === hash) route(); else location.hash = hash;
+}
+
+$("#filters").addEventListener("submit", ev => { ev.preventDefault(); setFilterHash(readFilterForm()); });
+$("#filters").addEventListener("reset", ev => { ev.preventDefault(); setFilterHash({}); });
+for (const b of document.querySelectorAll(".quick button")) {
+  b.addEventListener("click", () => {
+    const f = readFilterForm();
+    delete f.since; delete f.until;
+    if (b.dataset.range) f.range = b.dataset.range; else delete f.range;
+    setFilterHash(f);
+  });
+}
+
+async function loadAnomalies() {
+  fillFilterForm(state.filter);
+  const q = filterQuery(state.filter, state.cursor);
+  const tbody = $("#anomalies tbody");
+  let page;
+  try {
+    page = await api("/api/anomalies?" + q);
+  } catch (e) {
+    tbody.textContent = "";
+    return showError(e);
+  }
+  tbody.textContent = "";
+  for (const a of page.anomalies) tbody.append(anomalyRow(a));
+  state.next = page.next_cursor;
+  const filtered = Object.values(state.filter).some(Boolean);
+  emptyState($("#anomalies-empty"), page.anomalies.length === 0,
+    filtered ? "No anomalies match these filters." : "No anomalies stored yet.");
+  $("#page-older").disabled = !state.next;
+  $("#page-newest").disabled = state.cursor == null;
+  $("#page-info").textContent = `page ${state.cursors.length + 1}` + (state.cursor == null ? " · new rows appear live" : "");
+}
+
+$("#page-older").addEventListener("click", () => {
+  if (!state.next) return;
+  state.cursors.push(state.cursor);
+  state.cursor = state.next;
+  loadAnomalies();
+});
+$("#page-newest").addEventListener("click", () => {
+  state.cursors = [];
+  state.cursor = null;
+  loadAnomalies();
+});
+
+// MARK: Detail
+
+async function loadDetail(id) {
+  const head = $("#detail-head");
+  head.textContent = "";
+  for (const t of ["#explanation", "#features tbody", "#all-features tbody", "#detail-flows tbody"]) $(t).textContent = "";
+  let a;
+  try { a = await api(`/api/anomalies/${encodeURIComponent(id)}`); } catch (e) { return showError(e); }
+  $("#h-detail").textContent = `${a.label[0].toUpperCase()}${a.label.slice(1)} — anomaly ${a.id}`;
+  const fact = (k, v) => h("div", null, h("span", null, k), h("strong", null, v));
+  head.append(fact("Severity", sevBadge(a.severity)), fact("Score", a.score.toFixed(3)),
+    fact("Time", fmtTime(a.time)), fact("Kind", a.kind),
+    fact("Source", endpoint(a.src_ip, a.src_port)), fact("Destination", endpoint(a.dst_ip, a.dst_port)),
+    fact("Protocol", a.protocol ?? "—"), fact("Sensor", a.sensor));
+  const ackBox = h("div", null, h("span", null, "Status"));
+  if (a.acknowledged) ackBox.append(h("strong", null, "acknowledged"));
+  else if (state.user && state.user.role === "admin") {
+    ackBox.append(h("button", { type: "button", id: "ack", onclick: async ev => {
+      ev.target.disabled = true;
+      try { await api(`/api/anomalies/${a.id}/ack`, { method: "POST" }); loadDetail(a.id); }
+      catch (e) { ev.target.disabled = false; showError(e); }
+    } }, "Acknowledge"));
+  } else ackBox.append(h("strong", null, "open"));
+  head.append(ackBox);
+
+  const ul = $("#explanation");
+  if (a.explanation.length === 0) ul.append(h("li", null, `Scored ${a.score.toFixed(3)}; no single feature stood out.`));
+  for (const e of a.explanation) ul.append(h("li", null, e.text));
+
+  // Distance from the baseline as a bar scaled to the largest ratio shown.
+  const ratio = e => Math.abs(Math.log10((Math.abs(e.value) + 1) / (Math.abs(e.baseline) + 1)));
+  const maxRatio = Math.max(1e-9, ...a.explanation.map(ratio));
+  const fbody = $("#features tbody");
+  for (const e of a.explanation) {
+    fbody.append(h("tr", null, h("td", null, e.feature), h("td", { class: "num" }, fmtValue(e.value)),
+      h("td", { class: "num" }, fmtValue(e.baseline)), h("td", null, e.direction),
+      h("td", { class: "barcol" }, h("span", { class: "bar", style: `width:${(100 * ratio(e) / maxRatio).toFixed(0)}%` }))));
+  }
+  const all = $("#all-features tbody");
+  for (const [k, v] of Object.entries(a.features).sort()) all.append(h("tr", null, h("td", null, k), h("td", { class: "num" }, fmtValue(v))));
+
+  loadDetailFlows(a);
+}
+
+async function loadDetailFlows(a) {
+  const tbody = $("#detail-flows tbody");
+  const ip = a.src_ip || a.dst_ip;
+  const wanted = new Set((a.flow_ids || []).map(String));
+  if (!ip) return emptyState($("#detail-flows-empty"), true, "No address to look flows up by.");
+  try {
+    const since = Math.floor(Date.parse(a.time) / 1000) - 3600;
+    const r = await api(`/api/flows?ip=${encodeURIComponent(ip)}&since=${since}&limit=1000`);
+    const flows = [...r.active, ...r.recent];
+    const seen = new Set();
+    const behind = flows.filter(f => wanted.has(String(f.id)) && !seen.has(f.id) && seen.add(f.id));
+    for (const f of behind.slice(0, 200)) tbody.append(flowRow(f));
+    emptyState($("#detail-flows-empty"), behind.length === 0,
+      wanted.size ? `The ${wanted.size} flows behind it are no longer kept (flow retention).` : "No flows were recorded with it.");
+  } catch (e) { showError(e); }
+}
+
+function flowRow(f) {
+  const flags = [...new Set([...(f.fwd.tcp_flags || []), ...(f.rev.tcp_flags || [])])].join(" ");
+  return h("tr", null, h("td", null, fmtTime(f.first_seen)),
+    h("td", { class: "mono" }, endpoint(f.src_ip, f.src_port)), h("td", { class: "mono" }, endpoint(f.dst_ip, f.dst_port)),
+    h("td", null, f.protocol), h("td", { class: "num" }, `${fmtNum(f.fwd.packets)} / ${fmtNum(f.rev.packets)}`),
+    h("td", { class: "num" }, `${fmtBytes(f.fwd.bytes)} / ${fmtBytes(f.rev.bytes)}`),
+    h("td", { class: "mono" }, flags || "—"), h("td", null, f.state));
+}
+
+// MARK: Hosts
+
+async function loadHosts() {
+  try {
+    const [hosts, flows] = await Promise.all([api("/api/hosts?limit=50"), api("/api/flows?limit=100")]);
+    const tbody = $("#hosts tbody");
+    tbody.textContent = "";
+    const list = [...hosts.hosts].sort((x, y) => y.bytes - x.bytes);
+    for (const x of list) {
+      tbody.append(h("tr", null,
+        h("td", { class: "mono" }, h("a", { href: `#/anomalies?ip=${encodeURIComponent(x.address)}` }, x.address)),
+        h("td", { class: "num" }, fmtBytes(x.bytes)), h("td", { class: "num" }, fmtNum(x.packets)),
+        h("td", { class: "num" }, fmtNum(x.flows)), h("td", { class: "num" }, fmtNum(x.peers)),
+        h("td", { class: "num" }, fmtNum(x.anomalies)), h("td", null, fmtAgo(x.last_seen))));
+    }
+    emptyState($("#hosts-empty"), list.length === 0, "No flows stored in the last hour.");
+    const fbody = $("#active-flows tbody");
+    fbody.textContent = "";
+    const active = [...flows.active].sort((x, y) => (y.fwd.bytes + y.rev.bytes) - (x.fwd.bytes + x.rev.bytes));
+    for (const f of active) fbody.append(flowRow(f));
+    emptyState($("#active-empty"), active.length === 0, "No flows are open right now.");
+  } catch (e) { showError(e); }
+}
+
+// MARK: Routing
+
+function route() {
+  if (!state.user) return;
+  clearError();
+  const [path, query] = (location.hash.slice(1) || "/overview").split("?");
+  const parts = path.split("/").filter(Boolean);
+  let view = parts[0] || "overview";
+  if (view === "anomaly" && parts[1]) view = "detail";
+  if (!["overview", "anomalies", "detail", "hosts"].includes(view)) view = "overview";
+  state.view = view;
+  for (const v of document.querySelectorAll(".view")) v.hidden = v.id !== `view-${view}`;
+  for (const a of document.querySelectorAll("#nav a")) {
+    if (a.dataset.view === view || (view === "detail" && a.dataset.view === "anomalies")) a.setAttribute("aria-current", "page");
+    else a.removeAttribute("aria-current");
+  }
+  if (view === "overview") loadOverview();
+  if (view === "anomalies") {
+    state.filter = Object.fromEntries(new URLSearchParams(query || ""));
+    state.cursors = [];
+    state.cursor = null;
+    loadAnomalies();
+  }
+  if (view === "detail") loadDetail(parts[1]);
+  if (view === "hosts") loadHosts();
+}
+
+window.addEventListener("hashchange", () => {
+  const before = state.view;
+  route();
+  // Moving to another view puts keyboard focus at its start; filtering keeps it in the form.
+  if (state.view !== before) $("#main").focus({ preventScroll: true });
+});
+// Model state and capture facts change slowly; the charts follow the stats events.
+setInterval(() => { if (state.user && state.view === "overview") refreshStatus(); }, 15000);
+start();
