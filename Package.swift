@@ -54,6 +54,16 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        // MARK: `make eval`: the detector against real attack tools in a namespace lab.
+        .executableTarget(
+            name: "DetectionEval",
+            dependencies: [
+                "FlowForestCore", "FlowForestDetection", "FlowForestLab", "PcapCapture",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
         // MARK: Capture sources; each yields core `FlowRecord`s.
         .target(
             name: "PcapCapture",
