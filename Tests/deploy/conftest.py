@@ -65,6 +65,15 @@ def flowforest_binary() -> Path:
     return Path(bin_dir) / "flowforest"
 
 
+def run_serves_http() -> bool:
+    """True when `flowforest run` takes --listen and --database (the service is wired into the CLI)."""
+    try:
+        text = run([str(flowforest_binary()), "run", "--help"], check=False).stdout
+    except OSError:
+        return False
+    return "--listen" in text and "--database" in text
+
+
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (network namespace, eBPF capture)")
 
 
@@ -169,3 +178,20 @@ def podman_env(tmp: Path) -> dict:
 
 def have(tool: str) -> bool:
     return shutil.which(tool) is not None
+
+
+@pytest.fixture(scope="session")
+def image(tmp_path_factory):
+    """The FlowForest image, built by `make image` on the Debian base that
+    base-image.sh imports (no registry here). Returns (tag, podman env)."""
+    tmp = tmp_path_factory.mktemp("image")
+    env = podman_env(tmp)
+    base = subprocess.run([str(REPO / "Tests/deploy/base-image.sh"), str(REPO / "out/deploy")], env=env,
+                          text=True, capture_output=True)
+    assert base.returncode == 0, base.stderr
+    tag = os.environ.get("FLOWFOREST_TEST_IMAGE", "localhost/flowforest:test")
+    build = subprocess.run(["make", "-C", str(REPO), "image", f"IMAGE={tag}",
+                            f"SWIFT_FLAGS={os.environ.get('SWIFT_FLAGS', '')}"],
+                           env=env, text=True, capture_output=True)
+    assert build.returncode == 0, build.stdout[-3000:] + build.stderr[-3000:]
+    return tag, env
