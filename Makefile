@@ -14,7 +14,7 @@ APT_PACKAGES := libpcap-dev libbpf-dev libelf-dev zlib1g-dev linux-libc-dev bpft
 	python3-venv python3-pip
 INTERFACE  ?= $(shell ip route show default 2>/dev/null | awk '/default/ {print $$5; exit}')
 
-.PHONY: help deps bpf build release test test-swift run bench demo clean test-parity bench-detection eval
+.PHONY: help deps bpf build release test test-swift run bench demo clean test-parity bench-detection eval image test-deploy test-container deps-deploy
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -41,7 +41,7 @@ build: deps bpf ## Build the daemon (CONFIG=release for an optimised build)
 release: ## Build an optimised binary
 	$(MAKE) build CONFIG=release
 
-test: deps bpf test-parity ## Run every test (lab tests need root)
+test: deps bpf test-parity test-deploy ## Run every test (lab tests need root)
 	$(SWIFT) build $(SWIFT_FLAGS) --build-tests
 	$(SWIFT) test $(SWIFT_FLAGS) --skip-build
 
@@ -77,3 +77,33 @@ demo: build ## Analyze a generated capture of lab traffic (root)
 
 clean: ## Remove generated files
 	rm -rf $(OUT) .build
+
+# Deploy (deploy/, Tests/deploy/): pytest and podman-compose in their own venv.
+DEPLOY_VENV ?= $(OUT)/deploy-venv
+DEPLOY_APT_PACKAGES := prometheus systemd python3-venv podman runc debootstrap iproute2 iputils-ping
+IMAGE      ?= localhost/flowforest:latest
+IMAGE_DIR  := $(OUT)/image
+
+deps-deploy:
+	@$(MAKE) --no-print-directory deps APT_PACKAGES="$(DEPLOY_APT_PACKAGES)"
+
+$(DEPLOY_VENV)/.installed: Tests/deploy/requirements.txt
+	python3 -m venv $(DEPLOY_VENV)
+	$(DEPLOY_VENV)/bin/pip install -q --disable-pip-version-check -r Tests/deploy/requirements.txt
+	touch $@
+
+test-deploy: deps-deploy bpf $(DEPLOY_VENV)/.installed ## promtool, systemd-analyze, Prometheus evaluating every dashboard and alert query against a live sensor
+	$(SWIFT) build $(SWIFT_FLAGS) --product flowforest
+	FLOWFOREST_BIN=$$($(SWIFT) build $(SWIFT_FLAGS) --show-bin-path)/flowforest \
+		$(DEPLOY_VENV)/bin/python -m pytest -q -rs Tests/deploy/test_static.py Tests/deploy/test_prometheus_live.py
+
+image: deps bpf ## Container image (podman) from a release build with the Swift runtime linked in (IMAGE=...)
+	$(SWIFT) build -c release --static-swift-stdlib $(SWIFT_FLAGS) --product flowforest
+	rm -rf $(IMAGE_DIR) && mkdir -p $(IMAGE_DIR)
+	bin=$$($(SWIFT) build -c release --static-swift-stdlib $(SWIFT_FLAGS) --show-bin-path) && \
+		cp $$bin/flowforest $(BPF_OBJ) $(IMAGE_DIR)/ && \
+		cp -r $$bin/flowforest_FlowForestServer.resources $(IMAGE_DIR)/
+	podman build --network host -f deploy/Containerfile -t $(IMAGE) $(IMAGE_DIR)
+
+test-container: deps-deploy bpf $(DEPLOY_VENV)/.installed ## podman image build and run, podman-compose stack with PostgreSQL (root; several minutes)
+	SWIFT_FLAGS="$(SWIFT_FLAGS)" $(DEPLOY_VENV)/bin/python -m pytest -q -rs Tests/deploy/test_container.py Tests/deploy/test_compose.py
