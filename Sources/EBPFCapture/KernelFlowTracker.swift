@@ -109,13 +109,19 @@ struct KernelFlowTracker {
         for (key, e) in entries {
             let last = e.lastSeenNs
             let idle = nowNs >= last ? nowNs - last : 0
-            if idle >= configuration.idleTimeoutNs {
-                out.append((key, .idle, e.inKernel))
-            } else if idle >= configuration.tcpCloseTimeoutNs && key.ipProtocol == IPProtocol.tcp {
+            // A closed connection is reported as closed even when a late
+            // poll finds it past the idle timeout as well.
+            if idle >= configuration.tcpCloseTimeoutNs && key.ipProtocol == IPProtocol.tcp {
                 let low = e.kernelLow, high = e.kernelHigh, ol = e.overflowLow, oh = e.overflowHigh
                 let rst = low.rstCount + high.rstCount + ol.rstCount + oh.rstCount
                 let finBoth = (low.finCount + ol.finCount) > 0 && (high.finCount + oh.finCount) > 0
-                if rst > 0 || finBoth { out.append((key, .tcpClose, e.inKernel)) }
+                if rst > 0 || finBoth {
+                    out.append((key, .tcpClose, e.inKernel))
+                    continue
+                }
+            }
+            if idle >= configuration.idleTimeoutNs {
+                out.append((key, .idle, e.inKernel))
             }
         }
         return out

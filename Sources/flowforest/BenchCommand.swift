@@ -164,8 +164,8 @@ struct Bench {
         let gen = try lab.addNamespace("gen"), sen = try lab.addNamespace("sen")
         for ns in [gen, sen] {
             // No IPv6 neighbour discovery or MLD frames in the packet counts.
-            try lab.check(in: ns, ["sysctl", "-q", "-w", "net.ipv6.conf.all.disable_ipv6=1"])
-            try lab.check(in: ns, ["sysctl", "-q", "-w", "net.ipv6.conf.default.disable_ipv6=1"])
+            // /proc/sys/net is per namespace; no sysctl binary needed.
+            try lab.check(in: ns, ["sh", "-c", "echo 1 > /proc/sys/net/ipv6/conf/all/disable_ipv6; echo 1 > /proc/sys/net/ipv6/conf/default/disable_ipv6"])
         }
         let (genIf, senIf) = try lab.connect(gen, address: "198.18.0.1/24", sen, address: "198.18.0.2/24")
         let config = Self.trafgenConfig(frameBytes: frameBytes, flows: flows)

@@ -13,7 +13,7 @@ struct FlowLifecycleTests {
     func lifecycle(mode: EBPFAttachMode) async throws {
         let lab = try SensorLab()
         defer { lab.lab.teardown() }
-        let timeouts = FlowTableConfiguration(idleTimeoutNs: 1_500_000_000, activeTimeoutNs: 2_000_000_000, tcpCloseTimeoutNs: 500_000_000)
+        let timeouts = FlowTableConfiguration(idleTimeoutNs: 3_000_000_000, activeTimeoutNs: 2_000_000_000, tcpCloseTimeoutNs: 500_000_000)
         let source = try lab.source(mode, pollInterval: 0.2, flowTable: timeouts)
         let server = try lab.lab.spawn(in: lab.sensor, ["nc", "-l", "-k", "198.18.0.2", "5002"])
         defer { lab.lab.stop(server, signal: SIGKILL) }

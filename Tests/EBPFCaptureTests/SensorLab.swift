@@ -31,8 +31,8 @@ final class SensorLab: Sendable {
         (lab, gen, sensor) = made!
         if !ipv6 {
             for ns in [gen, sensor] {
-                try lab.check(in: ns, ["sysctl", "-q", "-w", "net.ipv6.conf.all.disable_ipv6=1"])
-                try lab.check(in: ns, ["sysctl", "-q", "-w", "net.ipv6.conf.default.disable_ipv6=1"])
+                // /proc/sys/net is per namespace; no sysctl binary needed.
+                try lab.check(in: ns, ["sh", "-c", "echo 1 > /proc/sys/net/ipv6/conf/all/disable_ipv6; echo 1 > /proc/sys/net/ipv6/conf/default/disable_ipv6"])
             }
         }
         (genInterface, sensorInterface) = try lab.connect(
