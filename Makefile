@@ -11,10 +11,11 @@ BPF_OBJ    := $(OUT)/bpf/flowforest.bpf.o
 # Debian packages the build, the tests and the lab need (see docs/operations.md).
 APT_PACKAGES := libpcap-dev libbpf-dev libelf-dev zlib1g-dev linux-libc-dev bpftool \
 	tcpdump iproute2 iputils-ping netcat-openbsd curl hping3 nmap netsniff-ng \
-	python3-venv python3-pip
+	python3-venv python3-pip \
+	chromium chromium-driver
 INTERFACE  ?= $(shell ip route show default 2>/dev/null | awk '/default/ {print $$5; exit}')
 
-.PHONY: help deps bpf build release test test-swift run bench demo clean test-parity bench-detection eval image test-deploy test-container deps-deploy
+.PHONY: help deps bpf build release test test-swift run bench demo clean test-parity bench-detection eval image test-deploy test-container deps-deploy test-dashboard
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -41,7 +42,7 @@ build: deps bpf ## Build the daemon (CONFIG=release for an optimised build)
 release: ## Build an optimised binary
 	$(MAKE) build CONFIG=release
 
-test: deps bpf test-parity test-deploy ## Run every test (lab tests need root)
+test: deps bpf test-parity test-deploy test-dashboard ## Run every test (lab tests need root)
 	$(SWIFT) build $(SWIFT_FLAGS) --build-tests
 	$(SWIFT) test $(SWIFT_FLAGS) --skip-build
 
@@ -56,6 +57,19 @@ $(VENV)/.installed: Tests/parity/requirements.txt
 test-parity: $(VENV)/.installed ## Isolation forest vs scikit-learn: mean ROC AUC over 5 seeds
 	FLOWFOREST_REQUIRE_PARITY=1 FLOWFOREST_PYTHON=$(abspath $(VENV))/bin/python \
 		$(SWIFT) test $(SWIFT_FLAGS) --filter ParityTests
+
+# Dashboard browser test: selenium from PyPI driving Debian's headless chromium.
+DASHBOARD_VENV ?= $(OUT)/venv-dashboard
+
+$(DASHBOARD_VENV)/.installed: Tests/dashboard/requirements.txt
+	python3 -m venv $(DASHBOARD_VENV)
+	$(DASHBOARD_VENV)/bin/pip install -q --disable-pip-version-check -r Tests/dashboard/requirements.txt
+	touch $@
+
+test-dashboard: deps $(DASHBOARD_VENV)/.installed ## Dashboard in headless chromium against a live daemon; saves docs/screenshots/
+	$(SWIFT) build $(SWIFT_FLAGS) --product flowforest
+	FLOWFOREST_BIN=$$($(SWIFT) build $(SWIFT_FLAGS) --show-bin-path)/flowforest \
+		$(DASHBOARD_VENV)/bin/python Tests/dashboard/test_dashboard.py
 
 bench-detection: $(VENV)/.installed ## Forest training and scoring vs scikit-learn and isotree, as ratios
 	$(SWIFT) build -c release $(SWIFT_FLAGS) --product DetectionBench

@@ -4,12 +4,14 @@
 
 const $ = (sel, root = document) => root.querySelector(sel);
 const HOUR = 3600 * 1000;
+// Rate charts show the recent past at readable resolution; anomalies the last hour.
+const RATE_WINDOW = 10 * 60 * 1000;
 
 const state = {
   user: null,          // {user, role} once signed in (or open access)
   model: null,         // /api/model
   events: null,        // EventSource
-  stats: [],           // [{t, pps, bps, flows}] from stats events, last hour
+  stats: [],           // [{t, pps, bps, flows}] from stats events, last 10 minutes
   recent: [],          // anomalies of the last hour, newest first (overview)
   filter: {},          // anomalies view: query as in the hash
   cursors: [],         // anomalies view: cursors of the pages before this one
@@ -28,7 +30,7 @@ function fmtNum(v) {
   if (a >= 1e3) return (v / 1e3).toFixed(a >= 1e4 ? 0 : 1) + " k";
   return Number.isInteger(v) ? String(v) : v.toFixed(1);
 }
-const fmtBytes = v => (v == null ? "—" : fmtNum(v) + "B");
+const fmtBytes = v => { const n = fmtNum(v); return n === "—" ? n : n + (/ [kMG]$/.test(n) ? "B" : " B"); };
 const pad = n => String(n).padStart(2, "0");
 function fmtTime(iso) {
   if (!iso) return "—";
@@ -177,7 +179,7 @@ function connectEvents() {
 function onStats(s) {
   const t = Date.now();
   state.stats.push({ t, pps: s.packets_per_second, bps: s.bytes_per_second, flows: s.active_flows });
-  while (state.stats.length && state.stats[0].t < t - HOUR) state.stats.shift();
+  while (state.stats.length && state.stats[0].t < t - RATE_WINDOW) state.stats.shift();
   $("#v-pps").textContent = fmtNum(s.packets_per_second);
   $("#v-bps").textContent = fmtBytes(s.bytes_per_second);
   $("#v-flows").textContent = fmtNum(s.active_flows);
@@ -282,9 +284,9 @@ async function loadOverview() {
 
 function drawCharts() {
   const s = state.stats;
-  Charts.line($("#c-pps"), s.map(p => ({ t: p.t, v: p.pps })), HOUR, fmtNum, "Packets per second, last hour");
-  Charts.line($("#c-bps"), s.map(p => ({ t: p.t, v: p.bps })), HOUR, fmtBytes, "Bytes per second, last hour");
-  Charts.line($("#c-flows"), s.map(p => ({ t: p.t, v: p.flows })), HOUR, fmtNum, "Active flows, last hour");
+  Charts.line($("#c-pps"), s.map(p => ({ t: p.t, v: p.pps })), RATE_WINDOW, fmtNum, "Packets per second, last 10 minutes");
+  Charts.line($("#c-bps"), s.map(p => ({ t: p.t, v: p.bps })), RATE_WINDOW, fmtBytes, "Bytes per second, last 10 minutes");
+  Charts.line($("#c-flows"), s.map(p => ({ t: p.t, v: p.flows })), RATE_WINDOW, fmtNum, "Active flows, last 10 minutes");
   const hour = state.recent.map(a => ({ t: Date.parse(a.time), severity: a.severity })).filter(a => a.t >= Date.now() - HOUR);
   Charts.severityBars($("#c-sev"), hour, "Anomalies per minute by severity, last hour");
   $("#v-anoms").textContent = String(hour.length);
