@@ -57,6 +57,9 @@ public struct EBPFConfiguration: Sendable {
     /// Checks the values a user can get wrong; the message names the setting.
     func validate() throws(EBPFError) {
         if interfaces.isEmpty { throw .invalidConfiguration("no interface given: name at least one with --interface") }
+        if let twice = interfaces.first(where: { name in interfaces.filter { $0 == name }.count > 1 }) {
+            throw .invalidConfiguration("interface \(twice) is given twice")
+        }
         if !(pollInterval > 0 && pollInterval <= 3600) {
             throw .invalidConfiguration("poll interval \(pollInterval) s is out of range (0, 3600]")
         }
