@@ -63,8 +63,10 @@ final class Attachment {
                         "\(interface) has a tc \(egress == 1 ? "egress" : "ingress") filter at FlowForest's handle 0x464c priority 1 (program \(name)); "
                             + "remove it with `tc filter del dev \(interface) \(egress == 1 ? "egress" : "ingress") prio 1`")
                 }
-                // A killed run left its filter (and qdisc) behind: take both over.
-                logger.warning("replacing a FlowForest tc filter left behind by an earlier run", metadata: ["interface": "\(interface)"])
+                // A killed run left its filters (and qdisc) behind: take them over.
+                if !createdQdisc {
+                    logger.warning("replacing FlowForest tc filters left behind by an earlier run", metadata: ["interface": "\(interface)"])
+                }
                 createdQdisc = true
             }
             let rc = ff_tc_attach(index, egress, programFD)
