@@ -20,7 +20,9 @@ import urllib.request
 from selenium import webdriver
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -65,7 +67,7 @@ class Daemon:
         self.log = open(self.log_path, "w")
         self.process = subprocess.Popen(
             [BIN, "run", "--no-capture", "--listen", f"127.0.0.1:{self.port}", "--database", self.database,
-             "--model", self.model, "--sensor-name", "dashboard-test"],
+             "--sensor-name", "dashboard-test"] + (["--model", self.model] if self.model else []),
             stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -176,7 +178,9 @@ class OpenDashboardTests(unittest.TestCase):
         return self.daemon.request("GET", "/api/anomalies?limit=1000" + query)[1]["anomalies"]
 
     def table_ids(self):
-        return [r.get_attribute("data-id") for r in self.driver.find_elements(By.CSS_SELECTOR, "#anomalies tbody tr")]
+        # One script call, so a table re-rendered meanwhile cannot leave stale elements.
+        return self.driver.execute_script(
+            "return [...document.querySelectorAll('#anomalies tbody tr')].map(r => r.dataset.id)")
 
     def post_scan(self, attacker, victim):
         # Packets 20 s old: the flows are idle past the ingest timeout at the next tick.
@@ -294,8 +298,51 @@ class OpenDashboardTests(unittest.TestCase):
         shown = [r.find_element(By.CSS_SELECTOR, "td").text for r in d.find_elements(By.CSS_SELECTOR, "#hosts tbody tr")]
         self.assertEqual(sorted(shown), sorted(h["address"] for h in hosts))
 
+    def test_4_keyboard(self):
+        """Filters, paging and rows are reachable with Tab, and Enter opens a row."""
+        d = self.driver
+        d.get(self.daemon.url + "/#/anomalies")
+        self.wait().until(lambda _: d.find_elements(By.CSS_SELECTOR, "#anomalies tbody tr a"))
+        d.find_element(By.TAG_NAME, "body").click()
+        reached = []
+        for _ in range(60):
+            ActionChains(d).send_keys(Keys.TAB).perform()
+            active = d.switch_to.active_element
+            reached.append(active.get_attribute("id") or active.get_attribute("href") or active.text)
+            if (active.get_attribute("href") or "").count("#/anomaly/"):
+                break
+        for wanted in ["flt-ip", "flt-severity", "flt-kind", "flt-since"]:
+            self.assertIn(wanted, reached)
+        self.assertIn("#/anomaly/", reached[-1])
+        active.send_keys(Keys.ENTER)
+        self.wait().until(lambda _: d.find_element(By.ID, "view-detail").is_displayed())
+
     def test_9_no_console_errors(self):
         self.assertEqual(severe_console_entries(self.driver), [])
+
+
+class LearningTests(unittest.TestCase):
+    """Without a model the daemon learns first; the dashboard says so instead of showing an empty table."""
+
+    def test_learning_empty_state(self):
+        daemon = Daemon(WORKDIR, None, "learning")
+        daemon.start()
+        try:
+            driver = browser()
+            try:
+                wait = WebDriverWait(driver, 10)
+                driver.get(daemon.url + "/#/overview")
+                wait.until(lambda _: driver.find_element(By.ID, "learning").is_displayed())
+                self.assertIn("Learning normal traffic", driver.find_element(By.ID, "learning").text)
+                self.assertEqual(driver.find_element(By.ID, "f-model").text, "learning")
+                driver.get(daemon.url + "/#/anomalies")
+                wait.until(lambda _: driver.find_element(By.ID, "anomalies-empty").is_displayed())
+                self.assertIn("still learning", driver.find_element(By.ID, "anomalies-empty").text)
+                self.assertEqual(severe_console_entries(driver), [])
+            finally:
+                driver.quit()
+        finally:
+            daemon.stop()
 
 
 class LoginTests(unittest.TestCase):

@@ -143,13 +143,14 @@ $("#logout").addEventListener("click", async () => {
   showLogin();
 });
 
-function signedIn() {
+async function signedIn() {
   $("#nav").hidden = false;
   const anonymous = state.user.user === "anonymous";
   $("#user").textContent = anonymous ? "" : `${state.user.user} (${state.user.role})`;
   $("#logout").hidden = anonymous;
   connectEvents();
-  refreshStatus();
+  // Empty states depend on whether the model is still learning, so know that first.
+  await refreshStatus();
   route();
 }
 
