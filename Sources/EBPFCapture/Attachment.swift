@@ -54,7 +54,11 @@ final class Attachment {
         let rc = ff_tc_hook_create(index, &created)
         if rc != 0 { throw tcError(-rc, what: "create a clsact qdisc") }
         createdQdisc = created != 0
-        for egress: Int32 in [0, 1] {
+        // On loopback every packet leaves (egress) and comes back (ingress) on
+        // the same device: hooking both would count it twice. The kernel
+        // gives loopback ifindex 1 in every namespace (LOOPBACK_IFINDEX).
+        let hooks: [Int32] = index == 1 ? [1] : [0, 1]
+        for egress: Int32 in hooks {
             var existing: UInt32 = 0
             if ff_tc_query(index, egress, &existing) == 0, existing != 0 {
                 let name = Attachment.programName(existing)
@@ -73,7 +77,7 @@ final class Attachment {
             if rc != 0 { throw tcError(-rc, what: "attach the \(egress == 1 ? "egress" : "ingress") filter") }
             tcHooks.append(egress)
         }
-        logger.info("eBPF attached", metadata: ["mode": "tc", "interface": "\(interface)", "hooks": "ingress+egress"])
+        logger.info("eBPF attached", metadata: ["mode": "tc", "interface": "\(interface)", "hooks": "\(hooks == [1] ? "egress (loopback)" : "ingress+egress")"])
     }
 
     private func tcError(_ err: Int32, what: String) -> EBPFError {

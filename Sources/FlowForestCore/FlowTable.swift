@@ -114,17 +114,14 @@ public struct FlowTable: Sendable {
             let entry = entries.values[index]
             let last = entry.record.lastSeenNs
             let idle = nowNs >= last ? nowNs - last : 0
-            if idle >= cfg.idleTimeoutNs {
+            // A closed TCP flow reports tcp_close even when it is also idle,
+            // as the kernel drainer does.
+            let closed = entry.record.tcpClosed && idle >= cfg.tcpCloseTimeoutNs
+            if closed || idle >= cfg.idleTimeoutNs {
                 ended.append(entries.keys[index])
                 var record = entry.record
                 record.state = .ended
-                record.endReason = .idle
-                out.append(record)
-            } else if entry.record.tcpClosed && idle >= cfg.tcpCloseTimeoutNs {
-                ended.append(entries.keys[index])
-                var record = entry.record
-                record.state = .ended
-                record.endReason = .tcpClose
+                record.endReason = closed ? .tcpClose : .idle
                 out.append(record)
             } else if nowNs &- entry.windowStartNs >= cfg.activeTimeoutNs && nowNs > entry.windowStartNs {
                 var record = entry.record

@@ -1,4 +1,5 @@
 public import Foundation
+import Synchronization
 
 /// Test hosts in network namespaces joined by veth pairs, for lab tests and
 /// `flowforest bench`. Only addresses in 198.18.0.0/15 (IPv4) and
@@ -12,9 +13,11 @@ public final class NetworkLab: @unchecked Sendable {
     private let lock = NSLock()
     private var namespaces: [String] = []
     private var background: [Process] = []
-    private var linkCount = 0
     /// Unique per lab: namespace and interface names carry it.
     public let tag: String
+
+    private static let sequence = Atomic<Int>(0)
+    private static let links = Atomic<Int>(0)
 
     /// Name prefix of every namespace a lab creates; stale ones from crashed
     /// runs are recognised by it.
@@ -24,9 +27,9 @@ public final class NetworkLab: @unchecked Sendable {
         guard Command.isRoot else { throw LabError.notRoot }
         NetworkLab.removeStale()
         let pid = ProcessInfo.processInfo.processIdentifier
-        // pid plus a random suffix: unique across concurrent labs, and the pid
-        // tells removeStale() whether the owner is still alive.
-        tag = "\(pid)x\(UInt32.random(in: 10..<100))"
+        // pid plus a per-process sequence number: unique across concurrent
+        // labs, and the pid tells removeStale() whether the owner is alive.
+        tag = "\(pid)x\(NetworkLab.sequence.wrappingAdd(1, ordering: .relaxed).oldValue % 1000)"
     }
 
     deinit { teardown() }
@@ -45,9 +48,11 @@ public final class NetworkLab: @unchecked Sendable {
     @discardableResult
     public func connect(_ a: String, address aAddress: String, _ b: String, address bAddress: String,
                         ipv6: (String, String)? = nil) throws -> (String, String) {
-        let index = lock.withLock { linkCount += 1; return linkCount }
-        // Interface names are limited to 15 bytes.
-        let aName = "ff\(tag)\(index)a", bName = "ff\(tag)\(index)b"
+        // Interface names are limited to 15 bytes: "ffv" + pid (at most 7
+        // digits) + "-" + a per-process link number below 1000 + side.
+        let number = NetworkLab.links.wrappingAdd(1, ordering: .relaxed).oldValue % 1000
+        let pid = ProcessInfo.processInfo.processIdentifier
+        let aName = "ffv\(pid)-\(number)a", bName = "ffv\(pid)-\(number)b"
         try Command.check(["ip", "link", "add", aName, "netns", a, "type", "veth", "peer", "name", bName, "netns", b])
         try Command.check(["ip", "-n", a, "addr", "add", aAddress, "dev", aName])
         try Command.check(["ip", "-n", b, "addr", "add", bAddress, "dev", bName])
