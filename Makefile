@@ -11,7 +11,7 @@ BPF_OBJ    := $(OUT)/bpf/flowforest.bpf.o
 # Debian packages the build, the tests and the lab need (see docs/operations.md).
 APT_PACKAGES := libpcap-dev libbpf-dev libelf-dev zlib1g-dev linux-libc-dev bpftool \
 	tcpdump iproute2 iputils-ping netcat-openbsd curl hping3 nmap netsniff-ng \
-	python3-venv python3-pip \
+	python3-venv python3-pip postgresql prometheus libcap2-bin \
 	chromium chromium-driver
 INTERFACE  ?= $(shell ip route show default 2>/dev/null | awk '/default/ {print $$5; exit}')
 

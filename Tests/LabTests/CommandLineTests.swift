@@ -62,3 +62,26 @@ struct CommandLineTests {
         #expect(result.stderr.contains("--idle-timeout"))
     }
 }
+
+@Suite("Command line: running without eBPF privileges", .enabled(if: Command.isRoot, "needs root to drop capabilities from"))
+struct PrivilegeTests {
+    static let drop = "cap_bpf,cap_perfmon,cap_net_admin,cap_sys_admin"
+
+    @Test("tc without CAP_BPF: one error naming what is missing and how to grant it")
+    func noBPFPermission() throws {
+        let result = try Command.run(["capsh", "--drop=\(Self.drop)", "--", "-c", "\(Binary.path) run --mode tc --interface lo"], timeout: 30)
+        #expect(result.status != 0)
+        #expect(result.stderr.contains("permission denied"))
+        #expect(result.stderr.contains("CAP_BPF") && result.stderr.contains("setcap"))
+    }
+
+    @Test("auto without CAP_BPF falls back to libpcap and says why")
+    func autoFallsBack() throws {
+        let result = try Command.run(["capsh", "--drop=\(Self.drop)", "--", "-c",
+                                      "timeout -s INT 3 \(Binary.path) run --mode auto --interface lo --print-flows none"], timeout: 30)
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stderr.contains("tc capture unavailable"))
+        #expect(result.stderr.contains("falling back to libpcap"))
+        #expect(result.stderr.contains("mode=pcap"))
+    }
+}
