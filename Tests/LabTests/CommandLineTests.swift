@@ -78,7 +78,7 @@ struct PrivilegeTests {
     @Test("auto without CAP_BPF falls back to libpcap and says why")
     func autoFallsBack() throws {
         let result = try Command.run(["capsh", "--drop=\(Self.drop)", "--", "-c",
-                                      "timeout -s INT 3 \(Binary.path) run --mode auto --interface lo --print-flows none"], timeout: 30)
+                                      "timeout --preserve-status -s INT 3 \(Binary.path) run --mode auto --interface lo --print-flows none"], timeout: 30)
         #expect(result.status == 0, "\(result.stderr)")
         #expect(result.stderr.contains("tc capture unavailable"))
         #expect(result.stderr.contains("falling back to libpcap"))
