@@ -19,6 +19,15 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.6.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.6.0"),
+        // Store and server (FlowForestStore, FlowForestServer).
+        .package(url: "https://github.com/vapor/sql-kit.git", from: "3.36.0"),
+        .package(url: "https://github.com/vapor/sqlite-kit.git", from: "4.5.2"),
+        .package(url: "https://github.com/vapor/postgres-kit.git", from: "2.17.0"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
     ],
     targets: [
         // MARK: C modules. libbpf's and libpcap's headers both define
@@ -88,6 +97,39 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        // MARK: Storage: one SQL store over SQLite and PostgreSQL.
+        .target(
+            name: "FlowForestStore",
+            dependencies: [
+                "FlowForestCore",
+                .product(name: "SQLKit", package: "sql-kit"),
+                .product(name: "SQLiteKit", package: "sqlite-kit"),
+                .product(name: "PostgresKit", package: "postgres-kit"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
+        // MARK: Service: HTTP API, server-sent events, dashboard, metrics, auth.
+        .target(
+            name: "FlowForestServer",
+            dependencies: [
+                "FlowForestCore", "FlowForestDetection", "FlowForestStore",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            resources: [.copy("Resources/openapi.yaml"), .copy("Dashboard")],
+            swiftSettings: swiftSettings
+        ),
+
         // MARK: The thin executable: commands and configuration only.
         .executableTarget(
             name: "flowforest",
@@ -119,6 +161,25 @@ let package = Package(
         .testTarget(
             name: "EBPFCaptureTests",
             dependencies: ["EBPFCapture", "FlowForestCore", "FlowForestLab", "PcapCapture"],
+            swiftSettings: swiftSettings
+        ),
+        // Test tooling shared by the store and server tests: a throwaway PostgreSQL server.
+        .target(
+            name: "FlowForestTestSupport",
+            path: "Tests/FlowForestTestSupport",
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "FlowForestStoreTests",
+            dependencies: ["FlowForestStore", "FlowForestCore", "FlowForestTestSupport"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "FlowForestServerTests",
+            dependencies: [
+                "FlowForestServer", "FlowForestStore", "FlowForestCore", "FlowForestTestSupport",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -1,0 +1,363 @@
+import CoreMetrics
+import FlowForestCore
+import FlowForestStore
+import Foundation
+import Hummingbird
+import Logging
+import ServiceLifecycle
+
+/// The HTTP routes of DESIGN.md "HTTP"; records in the shared JSON shapes.
+struct API: Sendable {
+    let configuration: ServerConfiguration
+    let store: Store
+    let writer: StoreWriter
+    let pipeline: Pipeline
+    let ingest: IngestTable
+    let hub: EventHub
+    let sessions: SessionStore
+    let metrics: FlowForestMetrics
+    let logger: Logger
+    let startedAt = ContinuousClock.now
+
+    func addRoutes(to router: Router<AppRequestContext>) {
+        if let dashboard = Bundle.module.url(forResource: "Dashboard", withExtension: nil)?.path {
+            router.add(middleware: FileMiddleware(dashboard, searchForIndexHtml: true, logger: logger))
+        }
+        router.get("openapi.yaml") { _, _ in try Self.openAPIDocument() }
+        router.get("metrics") { _, context in try await metricsResponse(context) }
+        router.get("api/health") { _, context in try await health(context) }
+        router.get("api/session") { _, context in try session(context) }
+        router.post("api/login") { request, context in try await login(request, context) }
+        router.post("api/logout") { request, _ in logout(request) }
+        router.get("api/anomalies") { request, context in try await listAnomalies(request, context) }
+        router.get("api/anomalies/:id") { _, context in try await oneAnomaly(context) }
+        router.post("api/anomalies/:id/ack") { _, context in try await acknowledge(context) }
+        router.get("api/flows") { request, context in try await flows(request, context) }
+        router.get("api/hosts") { request, context in try await hosts(request, context) }
+        router.get("api/model") { _, context in try await model(context) }
+        router.post("api/model/retrain") { _, context in try await retrain(context) }
+        router.post("api/traffic") { request, context in try await traffic(request, context) }
+        router.get("api/events") { _, context in try events(context) }
+    }
+
+    // MARK: Documents
+
+    static func openAPIDocument() throws -> Response {
+        guard let url = Bundle.module.url(forResource: "openapi", withExtension: "yaml"),
+              let data = try? Data(contentsOf: url) else {
+            throw APIError(.internalServerError, "openapi.yaml missing from the build")
+        }
+        return Response(status: .ok, headers: [.contentType: "application/yaml"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
+    func metricsResponse(_ context: AppRequestContext) async throws -> Response {
+        if !configuration.openMetrics { _ = try context.require(.viewer) }
+        return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                        body: .init(byteBuffer: ByteBuffer(string: metrics.render())))
+    }
+
+    func health(_ context: AppRequestContext) async throws -> Response {
+        if !configuration.openMetrics { _ = try context.require(.viewer) }
+        let storeUp = await store.ping()
+        let pending = writer.pending
+        let uptime = ContinuousClock.now - startedAt
+        return try json([
+            "status": storeUp ? "ok" : "degraded",
+            "store": storeUp ? "ok" : "unavailable",
+            "database": store.kind,
+            "sensor": configuration.sensorName,
+            "version": configuration.version,
+            "model": await pipeline.modelStatus.state,
+            "store_pending": String(pending.anomalies + pending.flows),
+            "uptime_seconds": String(uptime.components.seconds),
+        ], status: storeUp ? .ok : .serviceUnavailable)
+    }
+
+    // MARK: Sessions
+
+    func session(_ context: AppRequestContext) throws -> Response {
+        let p = try context.require(.viewer)
+        return try json(["user": p.name, "role": p.role.rawValue])
+    }
+
+    struct LoginForm: Decodable {
+        var username: String
+        var password: String
+    }
+
+    func login(_ request: Request, _ context: AppRequestContext) async throws -> Response {
+        let body = try await request.body.collect(upTo: 16 * 1024)
+        let form: LoginForm
+        if request.headers[.contentType]?.hasPrefix("application/x-www-form-urlencoded") == true {
+            guard let f = try? URLEncodedFormDecoder().decode(LoginForm.self, from: String(buffer: body)) else {
+                throw APIError(.badRequest, "login needs username and password")
+            }
+            form = f
+        } else {
+            guard let f = try? JSONDecoder().decode(LoginForm.self, from: Data(buffer: body)) else {
+                throw APIError(.badRequest, "login needs a JSON body {\"username\", \"password\"}")
+            }
+            form = f
+        }
+        guard let principal = try await store.authenticateUser(name: form.username, password: form.password) else {
+            throw APIError(.unauthorized, "wrong user name or password")
+        }
+        let id = sessions.create(for: principal)
+        var response = try json(["user": principal.name, "role": principal.role.rawValue])
+        response.setCookie(Cookie(
+            name: SessionCookie.name, value: id, maxAge: Int(sessions.lifetime.components.seconds), path: "/",
+            secure: configuration.secureCookies, httpOnly: true, sameSite: .strict))
+        logger.info("user signed in", metadata: ["user": "\(principal.name)"])
+        return response
+    }
+
+    func logout(_ request: Request) -> Response {
+        if let cookie = request.cookies[SessionCookie.name] { sessions.remove(cookie.value) }
+        var response = Response(status: .noContent)
+        response.setCookie(Cookie(name: SessionCookie.name, value: "", maxAge: 0, path: "/",
+                                  secure: configuration.secureCookies, httpOnly: true, sameSite: .strict))
+        return response
+    }
+
+    // MARK: Anomalies
+
+    func listAnomalies(_ request: Request, _ context: AppRequestContext) async throws -> Response {
+        _ = try context.require(.viewer)
+        let q = request.uri.queryParameters
+        var query = AnomalyQuery()
+        if let ip = q["ip"].map(String.init) {
+            guard let a = IPAddress(ip) else { throw APIError(.badRequest, "ip: not an IPv4 or IPv6 address: \(ip)") }
+            query.address = a
+        }
+        query.sinceMs = try q["since"].map { try Self.parseTime(String($0), parameter: "since") }
+        query.untilMs = try q["until"].map { try Self.parseTime(String($0), parameter: "until") }
+        if let s = q["severity"] {
+            query.severities = try s.split(separator: ",").map {
+                guard let v = Severity(rawValue: String($0)) else { throw APIError(.badRequest, "severity: expected low, medium, high or critical, got \($0)") }
+                return v
+            }
+        }
+        if let k = q["kind"] {
+            query.kinds = try k.split(separator: ",").map {
+                guard let v = AnomalyKind(rawValue: String($0)) else { throw APIError(.badRequest, "kind: expected flow, host or destination, got \($0)") }
+                return v
+            }
+        }
+        if let a = q["acknowledged"] {
+            guard a == "true" || a == "false" else { throw APIError(.badRequest, "acknowledged: expected true or false") }
+            query.acknowledged = a == "true"
+        }
+        if let s = q["sensor"] { query.sensor = String(s) }
+        query.limit = try Self.parseLimit(q["limit"].map(String.init), default: 100)
+        if let c = q["cursor"] {
+            guard let id = Self.decodeCursor(String(c)) else { throw APIError(.badRequest, "cursor: not a cursor from a previous page") }
+            query.beforeID = id
+        }
+        let page = try await storeCall { try await store.anomalies(query) }
+        return try json(AnomalyList(anomalies: page.anomalies, nextCursor: page.nextCursor.map(Self.encodeCursor)))
+    }
+
+    struct AnomalyList: Encodable {
+        var anomalies: [Anomaly]
+        var nextCursor: String?
+        enum CodingKeys: String, CodingKey { case anomalies, nextCursor = "next_cursor" }
+        func encode(to encoder: any Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(anomalies, forKey: .anomalies)
+            try c.encode(nextCursor, forKey: .nextCursor)
+        }
+    }
+
+    func anomalyID(_ context: AppRequestContext) throws -> Int64 {
+        guard let text = context.parameters.get("id"), let id = Int64(text), id > 0 else {
+            throw APIError(.badRequest, "id: expected a positive integer")
+        }
+        return id
+    }
+
+    func oneAnomaly(_ context: AppRequestContext) async throws -> Response {
+        _ = try context.require(.viewer)
+        let id = try anomalyID(context)
+        guard let a = try await storeCall({ try await store.anomaly(id: id) }) else {
+            throw APIError(.notFound, "no anomaly \(id)")
+        }
+        return try json(a)
+    }
+
+    func acknowledge(_ context: AppRequestContext) async throws -> Response {
+        let p = try context.require(.admin)
+        let id = try anomalyID(context)
+        guard try await storeCall({ try await store.acknowledgeAnomaly(id: id, by: p.name) }) else {
+            throw APIError(.notFound, "no anomaly \(id)")
+        }
+        guard let a = try await storeCall({ try await store.anomaly(id: id) }) else { throw APIError(.notFound, "no anomaly \(id)") }
+        return try json(a)
+    }
+
+    // MARK: Flows and hosts
+
+    struct FlowsResponse: Encodable {
+        var active: [FlowJSON]
+        var recent: [FlowJSON]
+        var topTalkers: [HostSummary]
+        enum CodingKeys: String, CodingKey { case active, recent, topTalkers = "top_talkers" }
+    }
+
+    func flows(_ request: Request, _ context: AppRequestContext) async throws -> Response {
+        _ = try context.require(.viewer)
+        let q = request.uri.queryParameters
+        let limit = try Self.parseLimit(q["limit"].map(String.init), default: 100)
+        var address: IPAddress?
+        if let ip = q["ip"].map(String.init) {
+            guard let a = IPAddress(ip) else { throw APIError(.badRequest, "ip: not an IPv4 or IPv6 address: \(ip)") }
+            address = a
+        }
+        let sinceMs = try q["since"].map { try Self.parseTime(String($0), parameter: "since") } ?? (Store.nowMs() - 3_600_000)
+        let sensor = configuration.sensorName
+        let active = await pipeline.openFlows(limit: 10_000)
+            .filter { address == nil || $0.record.sourceAddress == address || $0.record.destinationAddress == address }
+            .prefix(limit)
+            .map { $0.record.json(sensor: sensor) }
+        let recent = try await storeCall { try await store.recentFlows(address: address, sinceMs: sinceMs, limit: limit) }
+        let top = try await storeCall { try await store.hosts(sinceMs: sinceMs, limit: 10) }
+        return try json(FlowsResponse(active: Array(active), recent: recent.map { $0.record.json(sensor: $0.sensor) }, topTalkers: top))
+    }
+
+    func hosts(_ request: Request, _ context: AppRequestContext) async throws -> Response {
+        _ = try context.require(.viewer)
+        let q = request.uri.queryParameters
+        let limit = try Self.parseLimit(q["limit"].map(String.init), default: 50)
+        let sinceMs = try q["since"].map { try Self.parseTime(String($0), parameter: "since") } ?? (Store.nowMs() - 3_600_000)
+        let hosts = try await storeCall { try await store.hosts(sinceMs: sinceMs, limit: limit) }
+        return try json(["hosts": hosts])
+    }
+
+    // MARK: Model
+
+    func model(_ context: AppRequestContext) async throws -> Response {
+        _ = try context.require(.viewer)
+        return try json(await pipeline.modelStatus)
+    }
+
+    func retrain(_ context: AppRequestContext) async throws -> Response {
+        let p = try context.require(.admin)
+        logger.info("retrain requested", metadata: ["by": "\(p.name)"])
+        return try json(await pipeline.retrain(store: store))
+    }
+
+    // MARK: Ingest
+
+    struct IngestResult: Encodable {
+        var accepted: Int
+        var flowsStarted: UInt64
+        var activeFlows: Int
+        enum CodingKeys: String, CodingKey { case accepted, flowsStarted = "flows_started", activeFlows = "active_flows" }
+    }
+
+    func traffic(_ request: Request, _ context: AppRequestContext) async throws -> Response {
+        let principal = try context.require(.viewer)
+        guard context.viaToken else {
+            throw APIError(.forbidden, "ingest needs an API token ('Authorization: Bearer <token>'), not a dashboard session")
+        }
+        let rejected = { (reason: String) in
+            Counter(label: "flowforest_ingest_rejected_requests_total", dimensions: [("reason", reason)], factory: metrics.factory).increment()
+        }
+        if let length = request.headers[.contentLength].flatMap(Int.init), length > configuration.maxIngestBytes {
+            rejected("too_large")
+            throw APIError(.contentTooLarge, "body of \(length) bytes exceeds the limit of \(configuration.maxIngestBytes)")
+        }
+        let body: ByteBuffer
+        do {
+            body = try await request.body.collect(upTo: configuration.maxIngestBytes)
+        } catch {
+            rejected("too_large")
+            throw APIError(.contentTooLarge, "body exceeds the limit of \(configuration.maxIngestBytes) bytes")
+        }
+        let packets: [PacketSummary]
+        do {
+            packets = try IngestRecord.decodeAll(Data(buffer: body), maxRecords: configuration.maxIngestRecords)
+        } catch {
+            if case .tooMany = error {
+                rejected("too_many_records")
+                throw APIError(.contentTooLarge, error.description)
+            }
+            rejected("invalid")
+            throw APIError(.badRequest, error.description)
+        }
+        // Flow records of this request must fit the store queue; refuse rather than drop.
+        guard writer.flowRoom >= packets.count else {
+            rejected("store_busy")
+            throw APIError(.serviceUnavailable, "store queue full; retry later", headers: [.retryAfter: "5"])
+        }
+        let (started, active) = await ingest.add(packets)
+        Counter(label: "flowforest_ingest_records_total", factory: metrics.factory).increment(by: Int64(packets.count))
+        logger.debug("ingest", metadata: ["by": "\(principal.name)", "records": "\(packets.count)"])
+        return try json(IngestResult(accepted: packets.count, flowsStarted: started, activeFlows: active), status: .accepted)
+    }
+
+    // MARK: Events
+
+    func events(_ context: AppRequestContext) throws -> Response {
+        _ = try context.require(.viewer)
+        let hub = self.hub
+        let (id, stream) = hub.subscribe()
+        return Response(
+            status: .ok,
+            headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"],
+            body: ResponseBody { writer in
+                // Graceful shutdown ends the stream so the server can stop.
+                try await withGracefulShutdownHandler {
+                    for await message in stream {
+                        try await writer.write(ByteBuffer(string: message))
+                    }
+                } onGracefulShutdown: {
+                    hub.unsubscribe(id)
+                }
+                hub.unsubscribe(id)
+                try await writer.finish(nil)
+            })
+    }
+
+    // MARK: Helpers
+
+    func json(_ value: some Encodable, status: HTTPResponse.Status = .ok) throws -> Response {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        let data = try encoder.encode(value)
+        return Response(status: status, headers: [.contentType: "application/json; charset=utf-8"],
+                        body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
+    /// Runs a store call; a database outage becomes 503 rather than 500.
+    func storeCall<T: Sendable>(_ body: () async throws -> T) async throws -> T {
+        do {
+            return try await body()
+        } catch {
+            logger.warning("store query failed", metadata: ["error": "\(error)"])
+            throw APIError(.serviceUnavailable, "database unavailable: \(error)", headers: [.retryAfter: "5"])
+        }
+    }
+
+    /// RFC 3339 or epoch seconds, to ms.
+    static func parseTime(_ text: String, parameter: String) throws -> Int64 {
+        if let seconds = Double(text), seconds.isFinite, seconds >= 0, seconds < 32_503_680_000 { return Int64(seconds * 1000) }
+        if let ns = Timestamp.parseRFC3339(text) { return Int64(ns / 1_000_000) }
+        throw APIError(.badRequest, "\(parameter): expected RFC 3339 time or epoch seconds, got \(text)")
+    }
+
+    static func parseLimit(_ text: String?, default value: Int) throws -> Int {
+        guard let text else { return value }
+        guard let n = Int(text), (1...1000).contains(n) else { throw APIError(.badRequest, "limit: expected 1...1000, got \(text)") }
+        return n
+    }
+
+    static func encodeCursor(_ id: Int64) -> String {
+        Data("a:\(id)".utf8).base64EncodedString().replacingOccurrences(of: "=", with: "")
+    }
+
+    static func decodeCursor(_ text: String) -> Int64? {
+        let padded = text + String(repeating: "=", count: (4 - text.count % 4) % 4)
+        guard let data = Data(base64Encoded: padded), let s = String(data: data, encoding: .utf8), s.hasPrefix("a:") else { return nil }
+        return Int64(s.dropFirst(2))
+    }
+}

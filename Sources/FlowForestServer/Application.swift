@@ -1,0 +1,222 @@
+public import FlowForestCore
+public import FlowForestStore
+import Foundation
+public import Hummingbird
+public import Logging
+import Metrics
+import ServiceLifecycle
+
+/// Everything `flowforest run` configures about the service.
+public struct ServerConfiguration: Sendable {
+    /// Address and port to listen on (`--listen`, default 127.0.0.1:8080).
+    public var host = "127.0.0.1"
+    public var port = 8080
+    /// Where anomalies, flows, models and credentials are kept.
+    public var database: StoreLocation = .sqlite(path: "./flowforest.db")
+    /// Written on every row, so several sensors can share one database.
+    public var sensorName: String = ProcessInfo.processInfo.hostName
+    /// Serve `/metrics` and `/api/health` without credentials.
+    public var openMetrics = false
+    /// Largest `POST /api/traffic` body, and most records in one.
+    public var maxIngestBytes = 8 * 1024 * 1024
+    public var maxIngestRecords = 100_000
+    /// Flow timeouts of the ingest flow table.
+    public var ingestFlowTable = FlowTableConfiguration()
+    /// How often ingested flows are advanced and stats events are sent.
+    public var tickInterval: Duration = .seconds(1)
+    public var writer = StoreWriterConfiguration()
+    /// Dashboard session lifetime.
+    public var sessionLifetime: Duration = .seconds(12 * 3600)
+    /// Mark the session cookie `Secure` (when served through HTTPS).
+    public var secureCookies = false
+    /// Version reported by health and `flowforest_build_info`.
+    public var version = "0.1.0"
+
+    public init() {}
+
+    /// Parses `HOST:PORT` (`[::1]:8080` for IPv6); nil when malformed.
+    public static func parseListen(_ text: String) -> (host: String, port: Int)? {
+        var host: Substring
+        let portText: Substring
+        if text.hasPrefix("[") {
+            guard let close = text.firstIndex(of: "]"), text[text.index(after: close)...].hasPrefix(":") else { return nil }
+            host = text[text.index(after: text.startIndex)..<close]
+            portText = text[text.index(close, offsetBy: 2)...]
+        } else {
+            guard let colon = text.lastIndex(of: ":") else { return nil }
+            host = text[..<colon]
+            portText = text[text.index(after: colon)...]
+        }
+        if host.isEmpty { host = "0.0.0.0" }
+        guard let port = Int(portText), (0...65535).contains(port) else { return nil }
+        return (String(host), port)
+    }
+
+    /// True for addresses only this machine can reach.
+    public var isLoopback: Bool {
+        host == "localhost" || host == "::1" || host.hasPrefix("127.")
+    }
+}
+
+/// Why the service refused to start.
+public enum ServerStartError: Error, CustomStringConvertible {
+    case noCredentials(host: String, port: Int)
+
+    public var description: String {
+        switch self {
+        case .noCredentials(let host, let port):
+            return "refusing to listen on \(host):\(port) without credentials: anyone who can reach it could read and change FlowForest data. "
+                + "Add one first with `flowforest token add NAME --role admin` (API) or `flowforest user add NAME --role admin` (dashboard), "
+                + "using the same --database, or listen on 127.0.0.1."
+        }
+    }
+}
+
+/// The running parts of one service instance, for tests and the CLI.
+public struct ServiceParts: Sendable {
+    public let store: Store
+    public let writer: StoreWriter
+    public let metrics: FlowForestMetrics
+}
+
+/// Builds the FlowForest service: HTTP API, dashboard, server-sent events
+/// and `/metrics`, with the capture consumer, detector, store writer and
+/// event hub as lifecycle services of the returned application.
+///
+/// - Parameters:
+///   - flowSource: local capture, or nil to serve stored data and remote ingest only.
+///   - detector: scores every batch; learning until it has a model.
+///   - store: an opened store to use; by default one is opened at `configuration.database`.
+///   - metrics: the registry `/metrics` renders; pass the one capture sources report to.
+/// - Throws: ``ServerStartError/noCredentials(host:port:)`` for a non-loopback
+///   address when no token or user exists; store errors.
+public func buildApplication(
+    configuration: ServerConfiguration,
+    flowSource: (any FlowSource)?,
+    logger: Logger,
+    detector: any FlowDetector,
+    store: Store? = nil,
+    metrics: FlowForestMetrics = FlowForestMetrics()
+) async throws -> some ApplicationProtocol {
+    let (app, _) = try await buildApplicationParts(
+        configuration: configuration, flowSource: flowSource, logger: logger,
+        detector: detector, store: store, metrics: metrics)
+    return app
+}
+
+/// ``buildApplication(configuration:flowSource:logger:detector:store:metrics:)``
+/// plus the store, writer and metrics it runs with.
+public func buildApplicationParts(
+    configuration: ServerConfiguration,
+    flowSource: (any FlowSource)?,
+    logger: Logger,
+    detector: any FlowDetector,
+    store: Store? = nil,
+    metrics: FlowForestMetrics = FlowForestMetrics()
+) async throws -> (some ApplicationProtocol, ServiceParts) {
+    let ownsStore = store == nil
+    let givenStore = store
+    let store: Store
+    if let givenStore {
+        store = givenStore
+    } else {
+        store = try await Store.open(configuration.database, logger: logger)
+    }
+    if !configuration.isLoopback, try await store.credentialCount() == 0 {
+        if ownsStore { await store.close() }
+        throw ServerStartError.noCredentials(host: configuration.host, port: configuration.port)
+    }
+
+    let factory = metrics.factory
+    Gauge(label: "process_start_time_seconds", factory: factory).record(processStartTime())
+    Gauge(label: "flowforest_build_info", dimensions: [("version", configuration.version)], factory: factory).record(1)
+
+    let hubBox = HubBox()
+    let writer = StoreWriter(
+        store: store, configuration: configuration.writer, logger: logger, metricsFactory: factory,
+        onStored: { hubBox.hub?.publish(anomalies: $0) })
+    let pipeline = Pipeline(detector: detector, sensor: configuration.sensorName, writer: writer, logger: logger, metricsFactory: factory)
+    let ingest = IngestTable(configuration: configuration.ingestFlowTable)
+    let rates = RateTracker()
+    let hub = EventHub(statsInterval: configuration.tickInterval, metricsFactory: factory) {
+        let packets = await pipeline.packetsTotal
+        let bytes = await pipeline.bytesTotal
+        let (pps, bps) = rates.rates(packets: packets, bytes: bytes)
+        let pending = writer.pending
+        return LiveStats(
+            time: Timestamp.rfc3339(nanoseconds: wallClockNs()), packetsPerSecond: pps, bytesPerSecond: bps,
+            activeFlows: await pipeline.activeFlowCount, anomaliesTotal: await pipeline.anomaliesTotal,
+            storePending: pending.anomalies + pending.flows, storeErrorsTotal: writer.errorCount,
+            model: await pipeline.modelStatus.state)
+    }
+    hubBox.hub = hub
+
+    let sessions = SessionStore(lifetime: configuration.sessionLifetime)
+    let openAccess = OpenAccess(store: store, loopback: configuration.isLoopback)
+    let api = API(
+        configuration: configuration, store: store, writer: writer, pipeline: pipeline, ingest: ingest,
+        hub: hub, sessions: sessions, metrics: metrics, logger: logger)
+    let router = Router(context: AppRequestContext.self)
+    router.middlewares.add(AuthMiddleware(store: store, sessions: sessions, openAccess: openAccess))
+    api.addRoutes(to: router)
+
+    // Shutdown runs in reverse: capture and ingest stop first and hand their
+    // last flows on, the event hub ends streams, the writer flushes, and the
+    // store closes last.
+    var services: [any Service] = []
+    if ownsStore { services.append(store) }
+    services.append(writer)
+    services.append(hub)
+    services.append(IngestService(table: ingest, pipeline: pipeline, interval: configuration.tickInterval))
+    if let flowSource {
+        services.append(CaptureService(source: flowSource, pipeline: pipeline, logger: logger))
+    }
+    let app = Application(
+        router: router,
+        configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "FlowForest"),
+        services: services,
+        logger: logger)
+    return (app, ServiceParts(store: store, writer: writer, metrics: metrics))
+}
+
+/// Lets the writer's callback reach the hub created after it.
+final class HubBox: @unchecked Sendable {
+    // Set once during buildApplication, before any service runs; read-only after.
+    var hub: EventHub?
+}
+
+/// Per-second rates between successive stats events.
+final class RateTracker: Sendable {
+    private let last = Mutex<(packets: UInt64, bytes: UInt64, at: ContinuousClock.Instant)?>(nil)
+
+    func rates(packets: UInt64, bytes: UInt64) -> (Double, Double) {
+        last.withLock { l in
+            let now = ContinuousClock.now
+            defer { l = (packets, bytes, now) }
+            guard let previous = l else { return (0, 0) }
+            let seconds = Double((now - previous.at).components.attoseconds) / 1e18 + Double((now - previous.at).components.seconds)
+            guard seconds > 0 else { return (0, 0) }
+            return (Double(packets &- previous.packets) / seconds, Double(bytes &- previous.bytes) / seconds)
+        }
+    }
+}
+
+import Synchronization
+
+/// Process start time in seconds since the epoch, from /proc (the kernel's
+/// own record), else now.
+func processStartTime() -> Double {
+    if let stat = try? String(contentsOfFile: "/proc/self/stat", encoding: .utf8),
+       let close = stat.lastIndex(of: ")"),
+       let uptimeText = try? String(contentsOfFile: "/proc/uptime", encoding: .utf8),
+       let uptime = Double(uptimeText.split(separator: " ").first ?? "") {
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        // Field 22 (starttime, in clock ticks since boot) is index 19 after the command name.
+        if fields.count > 19, let ticks = Double(fields[19]) {
+            let hz = Double(sysconf(Int32(_SC_CLK_TCK)))
+            let boot = Date().timeIntervalSince1970 - uptime
+            return (boot + ticks / hz).rounded()
+        }
+    }
+    return Date().timeIntervalSince1970.rounded()
+}

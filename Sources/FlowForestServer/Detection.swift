@@ -1,0 +1,56 @@
+public import FlowForestCore
+
+/// What the service needs from a detector. FlowForestDetection's `Detector`
+/// conforms; the service owns one and feeds it every batch, local or ingested.
+public protocol FlowDetector: Sendable {
+    /// Scores a batch; no anomalies while learning.
+    mutating func process(_ batch: FlowBatch) -> [Anomaly]
+    /// Replaces part of the model with trees grown on recent normal vectors.
+    mutating func retrain(nowNs: UInt64)
+    /// The state shown by `GET /api/model`, JSON-encodable.
+    var apiStatus: ModelStatus { get }
+    /// The current model as JSON for the store, nil while learning.
+    func modelJSON() -> String?
+}
+
+/// The detector's state as served by `GET /api/model`.
+public struct ModelStatus: Sendable, Codable, Hashable {
+    /// `learning` until a model exists, then `detecting`.
+    public var state: String
+    /// Model version, counting retrains; nil while learning.
+    public var version: Int?
+    /// When the model in use was trained (RFC 3339), nil while learning.
+    public var trainedAt: String?
+    /// Vectors seen so far and the number the learning window needs.
+    public var vectorsSeen: Int
+    public var learningTarget: Int?
+    /// Further detector-specific facts (feature names, thresholds, ...).
+    public var details: [String: String]
+
+    public init(state: String, version: Int? = nil, trainedAt: String? = nil, vectorsSeen: Int = 0,
+                learningTarget: Int? = nil, details: [String: String] = [:]) {
+        self.state = state
+        self.version = version
+        self.trainedAt = trainedAt
+        self.vectorsSeen = vectorsSeen
+        self.learningTarget = learningTarget
+        self.details = details
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case state, version, details
+        case trainedAt = "trained_at"
+        case vectorsSeen = "vectors_seen"
+        case learningTarget = "learning_target"
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(state, forKey: .state)
+        try c.encode(version, forKey: .version)
+        try c.encode(trainedAt, forKey: .trainedAt)
+        try c.encode(vectorsSeen, forKey: .vectorsSeen)
+        try c.encode(learningTarget, forKey: .learningTarget)
+        try c.encode(details, forKey: .details)
+    }
+}

@@ -1,0 +1,122 @@
+import CoreMetrics
+import FlowForestCore
+import Foundation
+import Logging
+import ServiceLifecycle
+import Synchronization
+
+/// Live statistics sent to `/api/events` once a second.
+struct LiveStats: Codable, Sendable {
+    var time: String
+    var packetsPerSecond: Double
+    var bytesPerSecond: Double
+    var activeFlows: Int
+    var anomaliesTotal: Int64
+    var storePending: Int
+    var storeErrorsTotal: Int64
+    var model: String
+
+    enum CodingKeys: String, CodingKey {
+        case time, model
+        case packetsPerSecond = "packets_per_second"
+        case bytesPerSecond = "bytes_per_second"
+        case activeFlows = "active_flows"
+        case anomaliesTotal = "anomalies_total"
+        case storePending = "store_pending"
+        case storeErrorsTotal = "store_errors_total"
+    }
+}
+
+/// Fans server-sent events out to connected clients: each stored anomaly as
+/// an `anomaly` event and, once a second, a `stats` event. A client that
+/// cannot keep up loses its oldest events, counted in
+/// `flowforest_sse_dropped_events_total`.
+final class EventHub: Service, Sendable {
+    private let clients = Mutex<[UInt64: AsyncStream<String>.Continuation]>([:])
+    private let nextID = Atomic<UInt64>(0)
+    private let clientGauge: Gauge
+    private let droppedEvents: Counter
+    private let statsInterval: Duration
+    private let stats: @Sendable () async -> LiveStats
+    private let encoder: JSONEncoder
+
+    init(statsInterval: Duration, metricsFactory: any MetricsFactory, stats: @escaping @Sendable () async -> LiveStats) {
+        self.statsInterval = statsInterval
+        self.stats = stats
+        clientGauge = Gauge(label: "flowforest_sse_clients", factory: metricsFactory)
+        droppedEvents = Counter(label: "flowforest_sse_dropped_events_total", factory: metricsFactory)
+        clientGauge.record(0)
+        let e = JSONEncoder()
+        e.outputFormatting = .sortedKeys
+        encoder = e
+    }
+
+    /// A new client's event stream, starting with a comment so the client sees the connection open.
+    func subscribe() -> (id: UInt64, stream: AsyncStream<String>) {
+        let id = nextID.wrappingAdd(1, ordering: .relaxed).newValue
+        let (stream, continuation) = AsyncStream.makeStream(of: String.self, bufferingPolicy: .bufferingNewest(256))
+        continuation.onTermination = { [weak self] _ in
+            guard let self else { return }
+            let count = self.clients.withLock { c -> Int in
+                c[id] = nil
+                return c.count
+            }
+            self.clientGauge.record(count)
+        }
+        continuation.yield(": connected\n\n")
+        let count = clients.withLock { c -> Int in
+            c[id] = continuation
+            return c.count
+        }
+        clientGauge.record(count)
+        return (id, stream)
+    }
+
+    /// Ends a client's stream (it disconnected, or the server is stopping).
+    func unsubscribe(_ id: UInt64) {
+        let continuation = clients.withLock { $0.removeValue(forKey: id) }
+        continuation?.finish()
+        clientGauge.record(clientCount)
+    }
+
+    /// Sends newly stored anomalies.
+    func publish(anomalies: [Anomaly]) {
+        for anomaly in anomalies {
+            guard let data = try? encoder.encode(anomaly) else { continue }
+            send(event: "anomaly", id: anomaly.id.map(String.init), data: String(decoding: data, as: UTF8.self))
+        }
+    }
+
+    private func send(event: String, id: String?, data: String) {
+        var message = "event: \(event)\n"
+        if let id { message += "id: \(id)\n" }
+        message += "data: \(data)\n\n"
+        let targets = clients.withLock { Array($0.values) }
+        for client in targets {
+            if case .dropped = client.yield(message) { droppedEvents.increment() }
+        }
+    }
+
+    var clientCount: Int { clients.withLock { $0.count } }
+
+    /// Sends stats every interval until shutdown, then ends every client's stream.
+    func run() async throws {
+        try? await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                try await Task.sleep(for: self.statsInterval)
+                if self.clientCount > 0, let data = try? self.encoder.encode(await self.stats()) {
+                    self.send(event: "stats", id: nil, data: String(decoding: data, as: UTF8.self))
+                }
+            }
+        }
+        finishAll()
+    }
+
+    func finishAll() {
+        let all = clients.withLock { c -> [AsyncStream<String>.Continuation] in
+            defer { c.removeAll() }
+            return Array(c.values)
+        }
+        for client in all { client.finish() }
+    }
+}

@@ -1,0 +1,216 @@
+import FlowForestCore
+import Foundation
+import Logging
+import ServiceLifecycle
+
+/// One record of `POST /api/traffic`: a packet seen by a remote agent.
+struct IngestRecord: Decodable {
+    var packet: PacketSummary
+
+    enum Key: String, CodingKey, CaseIterable {
+        case srcIP = "src_ip", dstIP = "dst_ip", srcPort = "src_port", dstPort = "dst_port"
+        case `protocol`, length, timestamp
+        case tcpFlags = "tcp_flags"
+    }
+
+    /// Any key, to name unknown fields.
+    struct AnyKey: CodingKey {
+        var stringValue: String
+        var intValue: Int? { nil }
+        init(stringValue: String) { self.stringValue = stringValue }
+        init?(intValue: Int) { nil }
+    }
+
+    init(from decoder: any Decoder) throws {
+        let all = try decoder.container(keyedBy: AnyKey.self)
+        let known = Set(Key.allCases.map(\.rawValue))
+        if let unknown = all.allKeys.first(where: { !known.contains($0.stringValue) }) {
+            throw DecodingError.dataCorruptedError(forKey: unknown, in: all, debugDescription: "unknown field")
+        }
+        let c = try decoder.container(keyedBy: Key.self)
+        func address(_ key: Key) throws -> IPAddress {
+            let text = try c.decode(String.self, forKey: key)
+            guard let a = IPAddress(text) else {
+                throw DecodingError.dataCorruptedError(forKey: key, in: c, debugDescription: "not an IPv4 or IPv6 address: \"\(text)\"")
+            }
+            return a
+        }
+        let src = try address(.srcIP)
+        let dst = try address(.dstIP)
+        guard src.isIPv4 == dst.isIPv4 else {
+            throw DecodingError.dataCorruptedError(forKey: .dstIP, in: c, debugDescription: "address family differs from src_ip")
+        }
+        func port(_ key: Key) throws -> UInt16 {
+            guard let value = try c.decodeIfPresent(Int.self, forKey: key) else { return 0 }
+            guard (0...65535).contains(value) else {
+                throw DecodingError.dataCorruptedError(forKey: key, in: c, debugDescription: "port \(value) outside 0...65535")
+            }
+            return UInt16(value)
+        }
+        for key in [Key.protocol, .timestamp] where !c.contains(key) {
+            throw DecodingError.keyNotFound(key, .init(codingPath: c.codingPath, debugDescription: "missing"))
+        }
+        let protocolNumber: UInt8
+        if let number = try? c.decode(Int.self, forKey: .protocol) {
+            guard (0...255).contains(number) else {
+                throw DecodingError.dataCorruptedError(forKey: .protocol, in: c, debugDescription: "protocol number \(number) outside 0...255")
+            }
+            protocolNumber = UInt8(number)
+        } else if let name = try? c.decode(String.self, forKey: .protocol) {
+            guard let n = IPProtocol.number(name) else {
+                throw DecodingError.dataCorruptedError(forKey: .protocol, in: c, debugDescription: "unknown protocol \"\(name)\"")
+            }
+            protocolNumber = n
+        } else {
+            throw DecodingError.dataCorruptedError(forKey: .protocol, in: c, debugDescription: "expected a protocol name or number")
+        }
+        let length = try c.decode(Int.self, forKey: .length)
+        guard (20...65575).contains(length) else {
+            throw DecodingError.dataCorruptedError(forKey: .length, in: c, debugDescription: "IP length \(length) outside 20...65575")
+        }
+        let timestampNs: UInt64
+        if let seconds = try? c.decode(Double.self, forKey: .timestamp) {
+            // Epoch seconds; bounded to years 1970...2999 so a ms or ns value is caught.
+            guard seconds.isFinite, seconds > 0, seconds < 32_503_680_000 else {
+                throw DecodingError.dataCorruptedError(forKey: .timestamp, in: c, debugDescription: "epoch seconds \(seconds) out of range (years 1970-2999)")
+            }
+            timestampNs = UInt64(seconds * 1e9)
+        } else if let text = try? c.decode(String.self, forKey: .timestamp) {
+            guard let ns = Timestamp.parseRFC3339(text) else {
+                throw DecodingError.dataCorruptedError(forKey: .timestamp, in: c, debugDescription: "not an RFC 3339 time: \"\(text)\"")
+            }
+            timestampNs = ns
+        } else {
+            throw DecodingError.dataCorruptedError(forKey: .timestamp, in: c, debugDescription: "expected RFC 3339 text or epoch seconds")
+        }
+        var flags: TCPFlags = []
+        if let names = try c.decodeIfPresent([String].self, forKey: .tcpFlags) {
+            let table: [String: TCPFlags] = ["FIN": .fin, "SYN": .syn, "RST": .rst, "PSH": .psh, "ACK": .ack, "URG": .urg, "ECE": .ece, "CWR": .cwr]
+            for name in names {
+                guard let f = table[name.uppercased()] else {
+                    throw DecodingError.dataCorruptedError(forKey: .tcpFlags, in: c, debugDescription: "unknown TCP flag \"\(name)\"")
+                }
+                flags.insert(f)
+            }
+        }
+        packet = PacketSummary(
+            timestampNs: timestampNs, source: src, destination: dst,
+            sourcePort: try port(.srcPort), destinationPort: try port(.dstPort), ipProtocol: protocolNumber,
+            ipLength: UInt32(length), tcpFlags: flags)
+    }
+
+    /// Decodes a whole request; any error names the record index and field.
+    static func decodeAll(_ data: Data, maxRecords: Int) throws(IngestError) -> [PacketSummary] {
+        do {
+            let records = try JSONDecoder().decode([IngestRecord].self, from: data)
+            guard records.count <= maxRecords else { throw IngestError.tooMany(records.count, maxRecords) }
+            return records.map(\.packet)
+        } catch let error as IngestError {
+            throw error
+        } catch let error as DecodingError {
+            throw IngestError.invalid(describe(error))
+        } catch {
+            throw IngestError.invalid("invalid JSON: \(error)")
+        }
+    }
+
+    static func describe(_ error: DecodingError) -> String {
+        func place(_ path: [any CodingKey]) -> String {
+            var parts: [String] = []
+            for key in path {
+                if let index = key.intValue { parts.append("record \(index)") } else { parts.append("field \(key.stringValue)") }
+            }
+            return parts.isEmpty ? "body" : parts.joined(separator: ", ")
+        }
+        switch error {
+        case .typeMismatch(let type, let context):
+            if context.codingPath.isEmpty { return "body: expected a JSON array of records" }
+            return "\(place(context.codingPath)): expected \(typeName(type))"
+        case .valueNotFound(let type, let context):
+            return "\(place(context.codingPath)): null where \(typeName(type)) is required"
+        case .keyNotFound(let key, let context):
+            return "\(place(context.codingPath + [key])): missing"
+        case .dataCorrupted(let context):
+            if context.codingPath.isEmpty { return "body: not valid JSON" }
+            return "\(place(context.codingPath)): \(context.debugDescription)"
+        @unknown default:
+            return "invalid request: \(error)"
+        }
+    }
+
+    static func typeName(_ type: Any.Type) -> String {
+        switch type {
+        case is String.Type: return "a string"
+        case is Int.Type, is Double.Type: return "a number"
+        case is [String].Type: return "an array of strings"
+        case is [IngestRecord].Type: return "a JSON array of records"
+        default: return type is any Collection.Type ? "an array" : "an object"
+        }
+    }
+}
+
+/// Why an ingest request was refused.
+enum IngestError: Error, CustomStringConvertible {
+    case invalid(String)
+    case tooMany(Int, Int)
+
+    var description: String {
+        switch self {
+        case .invalid(let s): return s
+        case .tooMany(let n, let max): return "\(n) records in one request; at most \(max) are accepted"
+        }
+    }
+}
+
+/// The flow table behind remote ingest: packets posted by agents become
+/// flows here, and ``IngestService`` advances it once a second into the
+/// same pipeline as local capture.
+actor IngestTable {
+    private var table: FlowTable
+
+    init(configuration: FlowTableConfiguration) {
+        // Ingest ids start at 2^62 so they never collide with capture ids.
+        table = FlowTable(configuration: configuration, firstID: 1 << 62)
+    }
+
+    /// Adds every packet (the request is already fully validated); returns
+    /// the number of flows the request started.
+    func add(_ packets: [PacketSummary]) -> (flowsStarted: UInt64, activeFlows: Int) {
+        let before = table.statistics.flowsStarted
+        for p in packets { table.add(p) }
+        return (table.statistics.flowsStarted - before, table.activeCount)
+    }
+
+    func advance(to nowNs: UInt64) -> FlowBatch {
+        let records = table.advance(to: nowNs)
+        return FlowBatch(timeNs: nowNs, records: records, statistics: table.statistics, activeFlows: table.activeCount)
+    }
+
+    func flush(at nowNs: UInt64) -> FlowBatch {
+        let records = table.flush()
+        return FlowBatch(timeNs: nowNs, records: records, statistics: table.statistics, activeFlows: 0)
+    }
+
+    var activeCount: Int { table.activeCount }
+}
+
+/// Advances the ingest table once a second and at shutdown ends its flows.
+struct IngestService: Service {
+    let table: IngestTable
+    let pipeline: Pipeline
+    let interval: Duration
+
+    func run() async throws {
+        try? await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                try await Task.sleep(for: interval)
+                let batch = await table.advance(to: wallClockNs())
+                if !batch.records.isEmpty { await pipeline.process(batch, mode: "ingest") }
+            }
+        }
+        let final = await table.flush(at: wallClockNs())
+        if !final.records.isEmpty { await pipeline.process(final, mode: "ingest") }
+    }
+}
+
+func wallClockNs() -> UInt64 { UInt64(Date().timeIntervalSince1970 * 1e9) }

@@ -1,0 +1,115 @@
+public import CoreMetrics
+import Foundation
+public import Prometheus
+
+/// FlowForest's metrics: one Prometheus registry and a swift-metrics factory
+/// over it that gives every series its help text (Prometheus lint wants one,
+/// and the plain `PrometheusMetricsFactory` leaves it empty).
+///
+/// Pass ``factory`` to every library that takes a metrics factory (capture
+/// sources, the store writer); `/metrics` renders ``registry``.
+public final class FlowForestMetrics: Sendable {
+    public let registry: PrometheusCollectorRegistry
+    public let factory: any MetricsFactory
+
+    /// Help text by metric name. A name missing here still works, with a generic help text.
+    static let help: [String: String] = [
+        "flowforest_packets_total": "Packets counted into flows, by capture mode and direction (forward = sent by the initiator).",
+        "flowforest_bytes_total": "IP-layer bytes counted into flows, by capture mode and direction.",
+        "flowforest_flows_started_total": "Flows started, by capture mode.",
+        "flowforest_flows_ended_total": "Flows ended, by capture mode.",
+        "flowforest_active_flows": "Flows open at the last poll, by capture mode.",
+        "flowforest_map_entries": "Entries in the kernel flow map at the last poll.",
+        "flowforest_map_full_packets_total": "Packets not counted into a flow because the flow table or kernel map was full.",
+        "flowforest_capture_drops_total": "Packets dropped before FlowForest saw them, by mode and where (capture buffer or interface).",
+        "flowforest_packets_not_flows_total": "Packets seen but not part of any flow, by mode and reason (not_ip, malformed).",
+        "flowforest_ringbuf_packets_total": "Packets delivered through the eBPF ring buffer because their flow could not be inserted.",
+        "flowforest_vectors_scored_total": "Flow batches scored by the detector.",
+        "flowforest_anomalies_total": "Anomalies detected, by vector kind and severity.",
+        "flowforest_score_duration_seconds": "Time the detector spent on one batch of flow records.",
+        "flowforest_drain_duration_seconds": "Time one poll of the capture source took.",
+        "flowforest_store_errors_total": "Failed store operations (each retried write counts once), by operation.",
+        "flowforest_store_rows_written_total": "Rows written to the store, by table.",
+        "flowforest_store_dropped_total": "Rows never written: queue full or store still down at shutdown, by table.",
+        "flowforest_store_pending_rows": "Rows waiting in the store writer's queue, by table.",
+        "flowforest_store_flows_expired_total": "Flow records deleted by retention.",
+        "flowforest_model_age_seconds": "Age of the detection model in use (0 while learning).",
+        "flowforest_detector_learning": "1 while the detector is in its learning window, else 0.",
+        "flowforest_ingest_records_total": "Records accepted by POST /api/traffic.",
+        "flowforest_ingest_rejected_requests_total": "POST /api/traffic requests refused, by reason.",
+        "flowforest_sse_clients": "Clients connected to /api/events.",
+        "flowforest_build_info": "Build information; the value is always 1.",
+        "process_start_time_seconds": "Start time of the process since the Unix epoch in seconds.",
+    ]
+
+    static let durationBuckets: [Duration] = [
+        .microseconds(50), .microseconds(100), .microseconds(250), .microseconds(500),
+        .milliseconds(1), .microseconds(2500), .milliseconds(5), .milliseconds(10), .milliseconds(25),
+        .milliseconds(50), .milliseconds(100), .milliseconds(250), .seconds(1), .seconds(5),
+    ]
+
+    public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
+        self.registry = registry
+        self.factory = HelpfulFactory(registry: registry)
+    }
+
+    /// The Prometheus text exposition of every series.
+    public func render() -> String { registry.emitToString() }
+
+    static func helpText(_ name: String) -> String {
+        help[name] ?? "FlowForest metric \(name)."
+    }
+}
+
+/// A swift-metrics factory over a Prometheus registry that sets help texts.
+struct HelpfulFactory: MetricsFactory {
+    let registry: PrometheusCollectorRegistry
+
+    func makeCounter(label: String, dimensions: [(String, String)]) -> any CounterHandler {
+        registry.makeCounter(name: label, labels: dimensions, help: FlowForestMetrics.helpText(label))
+    }
+
+    func makeFloatingPointCounter(label: String, dimensions: [(String, String)]) -> any FloatingPointCounterHandler {
+        registry.makeCounter(name: label, labels: dimensions, help: FlowForestMetrics.helpText(label))
+    }
+
+    func makeRecorder(label: String, dimensions: [(String, String)], aggregate: Bool) -> any RecorderHandler {
+        if aggregate {
+            return registry.makeValueHistogram(
+                name: label, labels: dimensions,
+                buckets: [0.001, 0.01, 0.1, 0.25, 0.5, 0.75, 0.9, 1, 10, 100, 1000, 10000],
+                help: FlowForestMetrics.helpText(label))
+        }
+        return registry.makeGauge(name: label, labels: dimensions, help: FlowForestMetrics.helpText(label))
+    }
+
+    func makeMeter(label: String, dimensions: [(String, String)]) -> any MeterHandler {
+        registry.makeGauge(name: label, labels: dimensions, help: FlowForestMetrics.helpText(label))
+    }
+
+    func makeTimer(label: String, dimensions: [(String, String)]) -> any TimerHandler {
+        registry.makeDurationHistogram(name: label, labels: dimensions, buckets: FlowForestMetrics.durationBuckets,
+                                       help: FlowForestMetrics.helpText(label))
+    }
+
+    func destroyCounter(_ handler: any CounterHandler) {
+        if let c = handler as? Prometheus.Counter { registry.unregisterCounter(c) }
+    }
+
+    func destroyFloatingPointCounter(_ handler: any FloatingPointCounterHandler) {
+        if let c = handler as? Prometheus.Counter { registry.unregisterCounter(c) }
+    }
+
+    func destroyRecorder(_ handler: any RecorderHandler) {
+        if let g = handler as? Prometheus.Gauge { registry.unregisterGauge(g) }
+        if let h = handler as? ValueHistogram { registry.unregisterValueHistogram(h) }
+    }
+
+    func destroyMeter(_ handler: any MeterHandler) {
+        if let g = handler as? Prometheus.Gauge { registry.unregisterGauge(g) }
+    }
+
+    func destroyTimer(_ handler: any TimerHandler) {
+        if let h = handler as? DurationHistogram { registry.unregisterDurationHistogram(h) }
+    }
+}

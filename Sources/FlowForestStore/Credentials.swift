@@ -1,0 +1,211 @@
+import Crypto
+import _CryptoExtras
+import Foundation
+import SQLKit
+
+/// What a credential may do: viewers read, admins also acknowledge and retrain.
+public enum Role: String, Sendable, Hashable, Codable, CaseIterable, Comparable {
+    case viewer, admin
+
+    public static func < (a: Role, b: Role) -> Bool { a == .viewer && b == .admin }
+}
+
+/// Password hashing with scrypt (N=2^15, r=8, p=1: about 32 MiB and a tenth
+/// of a second per guess), stored as `scrypt$N$r$p$salt$hash` in base64.
+public enum PasswordHash {
+    static let n = 1 << 15, r = 8, p = 1, length = 32
+
+    /// A new salted hash of `password`.
+    public static func make(_ password: String) throws -> String {
+        var salt = [UInt8](repeating: 0, count: 16)
+        var g = SystemRandomNumberGenerator()
+        for i in salt.indices { salt[i] = g.next() }
+        let key = try derive(password, salt: salt, n: n, r: r, p: p, length: length)
+        return "scrypt$\(n)$\(r)$\(p)$\(Data(salt).base64EncodedString())$\(Data(key).base64EncodedString())"
+    }
+
+    /// True when `password` matches `encoded`; false for a malformed hash.
+    public static func verify(_ password: String, against encoded: String) -> Bool {
+        let parts = encoded.split(separator: "$", omittingEmptySubsequences: false)
+        guard parts.count == 6, parts[0] == "scrypt",
+              let n = Int(parts[1]), let r = Int(parts[2]), let p = Int(parts[3]),
+              n > 1, n <= 1 << 20, r > 0, r <= 32, p > 0, p <= 16,
+              let salt = Data(base64Encoded: String(parts[4])), let expected = Data(base64Encoded: String(parts[5])),
+              !expected.isEmpty,
+              let key = try? derive(password, salt: Array(salt), n: n, r: r, p: p, length: expected.count)
+        else { return false }
+        return constantTimeEqual(key, Array(expected))
+    }
+
+    static func derive(_ password: String, salt: [UInt8], n: Int, r: Int, p: Int, length: Int) throws -> [UInt8] {
+        let key = try KDF.Scrypt.deriveKey(from: Array(password.utf8), salt: salt, outputByteCount: length, rounds: n, blockSize: r, parallelism: p)
+        return key.withUnsafeBytes { Array($0) }
+    }
+
+    static func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+        guard a.count == b.count else { return false }
+        var diff: UInt8 = 0
+        for i in a.indices { diff |= a[i] ^ b[i] }
+        return diff == 0
+    }
+}
+
+/// API tokens: 32 random bytes shown once as `fft_<hex>`; the store keeps
+/// only their SHA-256, which is enough for secrets this long.
+public enum APIToken {
+    /// A new random token.
+    public static func generate() -> String {
+        var g = SystemRandomNumberGenerator()
+        let bytes = (0..<32).map { _ in UInt8.random(in: .min ... .max, using: &g) }
+        return "fft_" + bytes.map { String(format: "%02x", $0) }.joined()
+    }
+
+    /// The stored form of a token.
+    public static func hash(_ token: String) -> String {
+        SHA256.hash(data: Array(token.utf8)).map { String(format: "%02x", $0) }.joined()
+    }
+}
+
+/// A credential's name and role, as found by an authentication.
+public struct Principal: Sendable, Hashable, Codable {
+    public var name: String
+    public var role: Role
+
+    public init(name: String, role: Role) {
+        self.name = name
+        self.role = role
+    }
+}
+
+extension Store {
+    /// Adds a dashboard user; fails if the name is taken.
+    public func addUser(name: String, password: String, role: Role) async throws {
+        guard Self.validName(name) else { throw StoreError.invalid("user name must be 1-64 letters, digits, '.', '_', '-' or '@': \(name)") }
+        guard password.count >= 8 else { throw StoreError.invalid("password must have at least 8 characters") }
+        let hash = try PasswordHash.make(password)
+        try await withSQL { db in
+            if try await db.select().column("name").from("users").where("name", .equal, name).first() != nil {
+                throw StoreError.conflict("user \(name) already exists")
+            }
+            try await db.insert(into: "users").columns("name", "password_hash", "role", "created_ms")
+                .values(SQLBind(name), SQLBind(hash), SQLBind(role.rawValue), SQLBind(Store.nowMs())).run()
+        }
+    }
+
+    /// Removes a user; false when there was none.
+    public func removeUser(name: String) async throws -> Bool {
+        try await withSQL { db in
+            guard try await db.select().column("name").from("users").where("name", .equal, name).first() != nil else { return false }
+            try await db.delete(from: "users").where("name", .equal, name).run()
+            return true
+        }
+    }
+
+    /// The user's principal when the password matches, else nil.
+    public func authenticateUser(name: String, password: String) async throws -> Principal? {
+        let row = try await withSQL { db in
+            try await db.select().columns("password_hash", "role").from("users").where("name", .equal, name).first()
+        }
+        guard let row else {
+            // Spend the same time as a real check so timing does not reveal which names exist.
+            _ = PasswordHash.verify(password, against: Store.dummyHash)
+            return nil
+        }
+        let hash = try row.decode(column: "password_hash", as: String.self)
+        guard PasswordHash.verify(password, against: hash),
+              let role = Role(rawValue: try row.decode(column: "role", as: String.self)) else { return nil }
+        return Principal(name: name, role: role)
+    }
+
+    static let dummyHash = (try? PasswordHash.make("flowforest-dummy-password")) ?? ""
+
+    /// Creates an API token and returns it; only its hash is stored, so this
+    /// is the one time it can be shown.
+    public func addToken(name: String, role: Role) async throws -> String {
+        guard Self.validName(name) else { throw StoreError.invalid("token name must be 1-64 letters, digits, '.', '_', '-' or '@': \(name)") }
+        let token = APIToken.generate()
+        let hash = APIToken.hash(token)
+        try await withSQL { db in
+            if try await db.select().column("name").from("api_tokens").where("name", .equal, name).first() != nil {
+                throw StoreError.conflict("token \(name) already exists")
+            }
+            try await db.insert(into: "api_tokens").columns("name", "token_hash", "role", "created_ms")
+                .values(SQLBind(name), SQLBind(hash), SQLBind(role.rawValue), SQLBind(Store.nowMs())).run()
+        }
+        return token
+    }
+
+    /// Revokes a token by name; false when there was none.
+    public func removeToken(name: String) async throws -> Bool {
+        try await withSQL { db in
+            guard try await db.select().column("name").from("api_tokens").where("name", .equal, name).first() != nil else { return false }
+            try await db.delete(from: "api_tokens").where("name", .equal, name).run()
+            return true
+        }
+    }
+
+    /// Names and roles of the tokens.
+    public func tokens() async throws -> [Principal] {
+        try await withSQL { db in
+            try await db.select().columns("name", "role").from("api_tokens").orderBy("name").all().map {
+                Principal(name: try $0.decode(column: "name", as: String.self),
+                          role: Role(rawValue: try $0.decode(column: "role", as: String.self)) ?? .viewer)
+            }
+        }
+    }
+
+    /// Names and roles of the users.
+    public func users() async throws -> [Principal] {
+        try await withSQL { db in
+            try await db.select().columns("name", "role").from("users").orderBy("name").all().map {
+                Principal(name: try $0.decode(column: "name", as: String.self),
+                          role: Role(rawValue: try $0.decode(column: "role", as: String.self)) ?? .viewer)
+            }
+        }
+    }
+
+    /// The token's principal, or nil for an unknown token.
+    public func authenticateToken(_ token: String) async throws -> Principal? {
+        let hash = APIToken.hash(token)
+        let row = try await withSQL { db in
+            try await db.select().columns("name", "role").from("api_tokens").where("token_hash", .equal, hash).first()
+        }
+        guard let row, let role = Role(rawValue: try row.decode(column: "role", as: String.self)) else { return nil }
+        return Principal(name: try row.decode(column: "name", as: String.self), role: role)
+    }
+
+    /// Number of users plus tokens: zero means no credential is configured.
+    public func credentialCount() async throws -> Int {
+        try await withSQL { db in
+            let u = try await db.raw("SELECT COUNT(*) AS n FROM users").first()?.decode(column: "n", as: Int.self) ?? 0
+            let t = try await db.raw("SELECT COUNT(*) AS n FROM api_tokens").first()?.decode(column: "n", as: Int.self) ?? 0
+            return u + t
+        }
+    }
+
+    static func validName(_ name: String) -> Bool {
+        (1...64).contains(name.count) && name.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "._-@".contains($0)) }
+    }
+
+    /// Saves a detection model (its JSON) and returns its id.
+    @discardableResult
+    public func saveModel(sensor: String, description: String, body: String, atMs: Int64 = Store.nowMs()) async throws -> Int64 {
+        try await withSQL { db in
+            try await db.insert(into: "models").columns("sensor", "created_ms", "description", "body")
+                .values(SQLBind(sensor), SQLBind(atMs), SQLBind(description), SQLBind(body)).run()
+            let row = try await db.raw("SELECT MAX(id) AS id FROM models WHERE sensor = \(bind: sensor)").first()
+            return try row?.decode(column: "id", as: Int64.self) ?? 0
+        }
+    }
+
+    /// The newest saved model of a sensor: its id, time and JSON.
+    public func latestModel(sensor: String) async throws -> (id: Int64, createdMs: Int64, body: String)? {
+        let row = try await withSQL { db in
+            try await db.select().columns("id", "created_ms", "body").from("models").where("sensor", .equal, sensor)
+                .orderBy("id", .descending).limit(1).first()
+        }
+        guard let row else { return nil }
+        return (try row.decode(column: "id", as: Int64.self), try row.decode(column: "created_ms", as: Int64.self),
+                try row.decode(column: "body", as: String.self))
+    }
+}

@@ -1,0 +1,134 @@
+import SQLKit
+
+/// One schema change, applied once per database and recorded in
+/// `schema_migrations`. Append new versions; never edit an applied one.
+struct Migration: Sendable {
+    var version: Int
+    var name: String
+    /// Statements for the given backend (`true` = PostgreSQL).
+    var statements: @Sendable (_ postgres: Bool) -> [String]
+}
+
+extension Store {
+    static let migrations: [Migration] = [
+        Migration(version: 1, name: "initial tables") { pg in
+            // Only the auto-increment key differs between the two dialects.
+            let key = pg ? "BIGSERIAL PRIMARY KEY" : "INTEGER PRIMARY KEY AUTOINCREMENT"
+            return [
+                """
+                CREATE TABLE anomalies (
+                    id \(key),
+                    uid TEXT NOT NULL UNIQUE,
+                    sensor TEXT NOT NULL,
+                    time_ms BIGINT NOT NULL,
+                    kind TEXT NOT NULL,
+                    src_ip TEXT, dst_ip TEXT, src_port INTEGER, dst_port INTEGER, protocol INTEGER,
+                    score DOUBLE PRECISION NOT NULL,
+                    severity TEXT NOT NULL,
+                    severity_rank INTEGER NOT NULL,
+                    label TEXT NOT NULL,
+                    explanation TEXT NOT NULL,
+                    features TEXT NOT NULL,
+                    flow_ids TEXT NOT NULL,
+                    acknowledged BOOLEAN NOT NULL DEFAULT FALSE,
+                    acknowledged_by TEXT,
+                    acknowledged_ms BIGINT
+                )
+                """,
+                "CREATE INDEX anomalies_time ON anomalies (time_ms)",
+                "CREATE INDEX anomalies_src ON anomalies (src_ip)",
+                "CREATE INDEX anomalies_dst ON anomalies (dst_ip)",
+                """
+                CREATE TABLE flows (
+                    id \(key),
+                    sensor TEXT NOT NULL,
+                    flow_id BIGINT NOT NULL,
+                    first_seen_ms BIGINT NOT NULL,
+                    last_seen_ms BIGINT NOT NULL,
+                    protocol INTEGER NOT NULL,
+                    src_ip TEXT NOT NULL, src_port INTEGER NOT NULL,
+                    dst_ip TEXT NOT NULL, dst_port INTEGER NOT NULL,
+                    vlan INTEGER NOT NULL, interface TEXT, icmp_type INTEGER, icmp_code INTEGER,
+                    fwd_packets BIGINT NOT NULL, fwd_bytes BIGINT NOT NULL, fwd_flags INTEGER NOT NULL,
+                    rev_packets BIGINT NOT NULL, rev_bytes BIGINT NOT NULL, rev_flags INTEGER NOT NULL,
+                    state TEXT NOT NULL,
+                    end_reason TEXT,
+                    UNIQUE (sensor, flow_id, first_seen_ms, last_seen_ms, state)
+                )
+                """,
+                "CREATE INDEX flows_last_seen ON flows (last_seen_ms)",
+                "CREATE INDEX flows_src ON flows (src_ip)",
+                """
+                CREATE TABLE models (
+                    id \(key),
+                    sensor TEXT NOT NULL,
+                    created_ms BIGINT NOT NULL,
+                    description TEXT NOT NULL,
+                    body TEXT NOT NULL
+                )
+                """,
+                """
+                CREATE TABLE users (
+                    name TEXT PRIMARY KEY,
+                    password_hash TEXT NOT NULL,
+                    role TEXT NOT NULL,
+                    created_ms BIGINT NOT NULL
+                )
+                """,
+                """
+                CREATE TABLE api_tokens (
+                    name TEXT PRIMARY KEY,
+                    token_hash TEXT NOT NULL UNIQUE,
+                    role TEXT NOT NULL,
+                    created_ms BIGINT NOT NULL
+                )
+                """,
+            ]
+        },
+    ]
+
+    /// The newest schema version this build knows.
+    public static var schemaVersion: Int { migrations.last?.version ?? 0 }
+
+    /// Applies every migration not yet recorded, each in its own transaction.
+    func migrate() async throws {
+        let pg = isPostgres
+        let logger = self.logger
+        try await withSQL { db in
+            try await db.raw("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_ms BIGINT NOT NULL)").run()
+            let rows = try await db.raw("SELECT version FROM schema_migrations").all()
+            let applied = Set(try rows.map { try $0.decode(column: "version", as: Int.self) })
+            if let newest = applied.max(), newest > Store.schemaVersion {
+                throw StoreError.invalid("database schema version \(newest) is newer than this FlowForest (\(Store.schemaVersion)); upgrade FlowForest")
+            }
+            for migration in Store.migrations where !applied.contains(migration.version) {
+                logger.info("applying store migration", metadata: ["version": "\(migration.version)", "name": "\(migration.name)"])
+                // Both dialects run DDL inside transactions, so a failed step leaves nothing half-made.
+                try await db.raw("BEGIN").run()
+                do {
+                    for statement in migration.statements(pg) {
+                        try await db.raw(SQLQueryString(stringLiteral: statement)).run()
+                    }
+                    try await db.raw("INSERT INTO schema_migrations (version, name, applied_ms) VALUES (\(bind: migration.version), \(bind: migration.name), \(bind: Store.nowMs()))").run()
+                    try await db.raw("COMMIT").run()
+                } catch {
+                    try? await db.raw("ROLLBACK").run()
+                    throw error
+                }
+            }
+        }
+    }
+
+    /// Wall-clock time in ms since the epoch.
+    public static func nowMs() -> Int64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        return Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif

@@ -1,0 +1,203 @@
+import FlowForestCore
+public import Logging
+public import ServiceLifecycle
+import NIOCore
+import NIOPosix
+import PostgresKit
+import PostgresNIO
+import SQLKit
+import SQLiteKit
+
+/// Where the store keeps its tables.
+public enum StoreLocation: Sendable, Hashable, CustomStringConvertible {
+    /// A SQLite file, created on first use.
+    case sqlite(path: String)
+    /// A PostgreSQL server, `postgres://user:pass@host:port/db`.
+    case postgres(url: String)
+
+    /// Parses `--database`: a `postgres://` or `postgresql://` URL, else a SQLite file path.
+    public init(_ text: String) {
+        if text.hasPrefix("postgres://") || text.hasPrefix("postgresql://") {
+            self = .postgres(url: text)
+        } else {
+            self = .sqlite(path: text.hasPrefix("sqlite://") ? String(text.dropFirst("sqlite://".count)) : text)
+        }
+    }
+
+    /// The location with any password hidden, for logs.
+    public var description: String {
+        switch self {
+        case .sqlite(let path): return "sqlite:\(path)"
+        case .postgres(let url):
+            // Hide the password between "user:" and "@".
+            guard let at = url.lastIndex(of: "@"), let scheme = url.range(of: "://"),
+                  let colon = url[scheme.upperBound..<at].firstIndex(of: ":") else { return url }
+            return String(url[..<url.index(after: colon)]) + "***" + String(url[at...])
+        }
+    }
+}
+
+/// Errors the store reports to callers.
+public enum StoreError: Error, CustomStringConvertible, Sendable {
+    case badLocation(String)
+    case notFound(String)
+    case conflict(String)
+    case invalid(String)
+    case unavailable(String)
+
+    public var description: String {
+        switch self {
+        case .badLocation(let s), .notFound(let s), .conflict(let s), .invalid(let s), .unavailable(let s): return s
+        }
+    }
+}
+
+/// FlowForest's one SQL store: anomalies, flows, models, users and API
+/// tokens over a SQLite file or a PostgreSQL server, through sql-kit.
+///
+/// A `Service`: running it keeps the PostgreSQL connection pool alive until
+/// graceful shutdown; with SQLite it only waits. Open with ``open(_:logger:)``,
+/// which also applies pending migrations.
+public final class Store: Service, Sendable {
+    enum Backend: Sendable {
+        case sqlite(SQLiteConnection)
+        case postgres(PostgresClient)
+    }
+
+    let backend: Backend
+    /// The running PostgreSQL pool; cancelled by ``close()``.
+    private let clientTask: Task<Void, Never>?
+    public let logger: Logger
+    /// `sqlite` or `postgresql`, for logs and health.
+    public let kind: String
+
+    private init(backend: Backend, clientTask: Task<Void, Never>?, logger: Logger) {
+        self.backend = backend
+        self.clientTask = clientTask
+        self.logger = logger
+        switch backend {
+        case .sqlite: kind = "sqlite"
+        case .postgres: kind = "postgresql"
+        }
+    }
+
+    /// Opens (creating a SQLite file if needed) and migrates the store.
+    public static func open(_ location: StoreLocation, logger: Logger) async throws -> Store {
+        let store: Store
+        switch location {
+        case .sqlite(let path):
+            let connection = try await SQLiteConnection.open(storage: .file(path: path), logger: logger)
+            store = Store(backend: .sqlite(connection), clientTask: nil, logger: logger)
+            // WAL lets the API read while the writer writes; the busy timeout
+            // covers a second process (the CLI adding a token) on the same file.
+            _ = try await connection.sql().raw("PRAGMA journal_mode=WAL").all()
+            try await connection.sql().raw("PRAGMA busy_timeout=5000").run()
+        case .postgres(let url):
+            let configuration: SQLPostgresConfiguration
+            do {
+                configuration = try SQLPostgresConfiguration(url: url)
+            } catch {
+                throw StoreError.badLocation("not a PostgreSQL URL: \(location) (\(error))")
+            }
+            let core = configuration.coreConfiguration
+            var clientConfiguration: PostgresClient.Configuration
+            if let socket = core.unixSocketPath {
+                clientConfiguration = .init(unixSocketPath: socket, username: core.username, password: core.password, database: core.database)
+            } else if let host = core.host {
+                let tls: PostgresClient.Configuration.TLS = core.tls.isEnforced
+                    ? .require(.makeClientConfiguration())
+                    : (core.tls.isAllowed ? .prefer(.makeClientConfiguration()) : .disable)
+                clientConfiguration = .init(host: host, port: core.port ?? 5432, username: core.username, password: core.password, database: core.database, tls: tls)
+            } else {
+                throw StoreError.badLocation("PostgreSQL URL without a host: \(location)")
+            }
+            // Fail fast when the server is unreachable instead of queueing.
+            clientConfiguration.options.connectTimeout = .seconds(5)
+            let client = PostgresClient(configuration: clientConfiguration, backgroundLogger: logger)
+            let task = Task { await client.run() }
+            store = Store(backend: .postgres(client), clientTask: task, logger: logger)
+        }
+        do {
+            try await store.migrate()
+        } catch {
+            await store.close()
+            throw error
+        }
+        return store
+    }
+
+    /// Opens the store, runs `body`, and closes it again (for one-shot commands).
+    public static func withStore<T: Sendable>(
+        _ location: StoreLocation, logger: Logger, _ body: (Store) async throws -> T
+    ) async throws -> T {
+        let store = try await open(location, logger: logger)
+        do {
+            let result = try await body(store)
+            await store.close()
+            return result
+        } catch {
+            await store.close()
+            throw error
+        }
+    }
+
+    /// Runs until graceful shutdown, then closes the connections.
+    public func run() async throws {
+        try? await gracefulShutdown()
+        await close()
+    }
+
+    /// Closes the database connections; later calls fail.
+    public func close() async {
+        switch backend {
+        case .sqlite(let connection):
+            try? await connection.close()
+        case .postgres:
+            clientTask?.cancel()
+            await clientTask?.value
+        }
+    }
+
+    /// Runs `body` with a SQL database: the SQLite connection, or a pooled
+    /// PostgreSQL connection held for the whole body.
+    func withSQL<T: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
+        switch backend {
+        case .sqlite(let connection):
+            return try await body(connection.sql(queryLogLevel: .trace))
+        case .postgres(let client):
+            // The pool keeps a request waiting while the server is down; a
+            // deadline turns an outage into an error the writer can count and retry.
+            return try await withThrowingTaskGroup(of: T.self) { group in
+                group.addTask {
+                    try await client.withConnection { connection in
+                        try await body(connection.sql(queryLogLevel: .trace))
+                    }
+                }
+                group.addTask {
+                    try await Task.sleep(for: Store.queryDeadline)
+                    throw StoreError.unavailable("PostgreSQL did not answer within \(Store.queryDeadline)")
+                }
+                defer { group.cancelAll() }
+                return try await group.next()!
+            }
+        }
+    }
+
+    /// How long one database operation may wait for PostgreSQL.
+    static let queryDeadline: Duration = .seconds(10)
+
+    var isPostgres: Bool {
+        if case .postgres = backend { return true }
+        return false
+    }
+
+    /// Runs a trivial query: true when the database answers.
+    public func ping() async -> Bool {
+        do {
+            try await withSQL { try await $0.raw("SELECT 1").run() }
+            return true
+        } catch {
+            return false
+        }
+    }
+}

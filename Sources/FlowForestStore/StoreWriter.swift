@@ -1,0 +1,233 @@
+public import CoreMetrics
+public import FlowForestCore
+public import Logging
+public import ServiceLifecycle
+import Synchronization
+
+/// Limits and timing of the ``StoreWriter``.
+public struct StoreWriterConfiguration: Sendable, Hashable {
+    /// Records held while the database is slow or down; beyond it new flow
+    /// records are dropped (and counted) and new anomalies refused.
+    public var maxPendingFlows = 200_000
+    public var maxPendingAnomalies = 100_000
+    /// Rows per write.
+    public var batchSize = 1000
+    /// How long a write waits for more rows to batch.
+    public var flushInterval: Duration = .milliseconds(200)
+    /// Delay before retrying after a failure, doubled up to `maxRetryDelay`.
+    public var retryDelay: Duration = .milliseconds(250)
+    public var maxRetryDelay: Duration = .seconds(5)
+    /// Flow records older than this are deleted (0 keeps them forever).
+    public var flowRetention: Duration = .seconds(86_400)
+    public var retentionInterval: Duration = .seconds(60)
+    /// At shutdown, how long pending rows may keep retrying before they are counted lost.
+    public var shutdownGrace: Duration = .seconds(30)
+
+    public init() {}
+}
+
+/// Writes anomalies and flow records in batches from a bounded queue.
+///
+/// Enqueueing never blocks the caller (capture, detection, ingest); the
+/// writer retries through a database outage, counting each failure in
+/// `flowforest_store_errors_total`, and only drops flow records when the
+/// queue is full (counted in `flowforest_store_dropped_total`). An anomaly
+/// accepted by ``enqueue(anomalies:)`` stays queued until written, and
+/// graceful shutdown flushes the queue.
+public final class StoreWriter: Service, Sendable {
+    struct Queue {
+        var anomalies: [PendingAnomaly] = []
+        var flows: [StoredFlow] = []
+    }
+
+    public let store: Store
+    public let configuration: StoreWriterConfiguration
+    private let logger: Logger
+    private let queue = Mutex(Queue())
+    private let wake: AsyncStream<Void>.Continuation
+    private let wakeStream: AsyncStream<Void>
+    private let onStored: @Sendable ([Anomaly]) -> Void
+
+    private let writes: (anomalies: Counter, flows: Counter)
+    private let errors: Counter
+    private let dropped: (anomalies: Counter, flows: Counter)
+    private let pendingGauge: (anomalies: Gauge, flows: Gauge)
+    private let retention: Counter
+    private let retentionErrors: Counter
+    private let errorTotal = Atomic<Int64>(0)
+
+    /// Failed writes so far (each retry that failed counts once).
+    public var errorCount: Int64 { errorTotal.load(ordering: .relaxed) }
+
+    /// - Parameter onStored: called with anomalies once written, ids set
+    ///   (the server publishes them to live clients).
+    public init(
+        store: Store, configuration: StoreWriterConfiguration = .init(), logger: Logger,
+        metricsFactory: any MetricsFactory, onStored: @escaping @Sendable ([Anomaly]) -> Void = { _ in }
+    ) {
+        self.store = store
+        self.configuration = configuration
+        self.logger = logger
+        self.onStored = onStored
+        (wakeStream, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+        let f = metricsFactory
+        writes = (Counter(label: "flowforest_store_rows_written_total", dimensions: [("table", "anomalies")], factory: f),
+                  Counter(label: "flowforest_store_rows_written_total", dimensions: [("table", "flows")], factory: f))
+        errors = Counter(label: "flowforest_store_errors_total", dimensions: [("operation", "write")], factory: f)
+        dropped = (Counter(label: "flowforest_store_dropped_total", dimensions: [("table", "anomalies")], factory: f),
+                   Counter(label: "flowforest_store_dropped_total", dimensions: [("table", "flows")], factory: f))
+        pendingGauge = (Gauge(label: "flowforest_store_pending_rows", dimensions: [("table", "anomalies")], factory: f),
+                        Gauge(label: "flowforest_store_pending_rows", dimensions: [("table", "flows")], factory: f))
+        retention = Counter(label: "flowforest_store_flows_expired_total", dimensions: [], factory: f)
+        retentionErrors = Counter(label: "flowforest_store_errors_total", dimensions: [("operation", "retention")], factory: f)
+        pendingGauge.anomalies.record(0)
+        pendingGauge.flows.record(0)
+        errors.increment(by: 0)
+    }
+
+    /// Queues anomalies; false (nothing queued) when the queue has no room for all of them.
+    @discardableResult
+    public func enqueue(anomalies: [Anomaly]) -> Bool {
+        guard !anomalies.isEmpty else { return true }
+        let accepted = queue.withLock { q -> Bool in
+            guard q.anomalies.count + anomalies.count <= configuration.maxPendingAnomalies else { return false }
+            q.anomalies.append(contentsOf: anomalies.map { PendingAnomaly(anomaly: $0) })
+            return true
+        }
+        if accepted {
+            wake.yield()
+        } else {
+            dropped.anomalies.increment(by: Int64(anomalies.count))
+            logger.error("store queue full: anomalies dropped", metadata: ["count": "\(anomalies.count)"])
+        }
+        return accepted
+    }
+
+    /// Queues flow records; those beyond the queue's room are dropped and counted.
+    public func enqueue(flows: [StoredFlow]) {
+        guard !flows.isEmpty else { return }
+        let lost = queue.withLock { q -> Int in
+            let room = max(0, configuration.maxPendingFlows - q.flows.count)
+            q.flows.append(contentsOf: flows.prefix(room))
+            return flows.count - min(room, flows.count)
+        }
+        if lost > 0 { dropped.flows.increment(by: Int64(lost)) }
+        wake.yield()
+    }
+
+    /// Room left for flow records: ingest refuses a request that would not fit.
+    public var flowRoom: Int { queue.withLock { configuration.maxPendingFlows - $0.flows.count } }
+
+    /// Rows waiting to be written.
+    public var pending: (anomalies: Int, flows: Int) { queue.withLock { ($0.anomalies.count, $0.flows.count) } }
+
+    /// Writes until graceful shutdown, then flushes what is left.
+    public func run() async throws {
+        var lastRetention = ContinuousClock.now
+        await withGracefulShutdownHandler {
+            var delay = configuration.retryDelay
+            var iterator = wakeStream.makeAsyncIterator()
+            while !Task.isCancelled && !Task.isShuttingDownGracefully {
+                if await writeOnce() {
+                    delay = configuration.retryDelay
+                } else {
+                    try? await Task.sleep(for: delay)
+                    delay = min(delay * 2, configuration.maxRetryDelay)
+                    continue
+                }
+                if configuration.flowRetention > .zero, ContinuousClock.now - lastRetention >= configuration.retentionInterval {
+                    lastRetention = .now
+                    await expireFlows()
+                }
+                if pending.anomalies == 0 && pending.flows == 0 {
+                    _ = await iterator.next()
+                }
+                // Let a burst accumulate into one batch.
+                try? await Task.sleep(for: configuration.flushInterval)
+            }
+        } onGracefulShutdown: {
+            self.wake.yield()
+        }
+        await flush(deadline: .now + configuration.shutdownGrace)
+    }
+
+    /// Writes everything pending, retrying until `deadline`; what is still
+    /// pending then is logged and counted as dropped.
+    public func flush(deadline: ContinuousClock.Instant) async {
+        var delay = configuration.retryDelay
+        while pending.anomalies > 0 || pending.flows > 0 {
+            if await writeOnce() { continue }
+            if ContinuousClock.now + delay > deadline { break }
+            try? await Task.sleep(for: delay)
+            delay = min(delay * 2, configuration.maxRetryDelay)
+        }
+        let left = queue.withLock { q -> (Int, Int) in
+            defer { q = Queue() }
+            return (q.anomalies.count, q.flows.count)
+        }
+        if left.0 + left.1 > 0 {
+            dropped.anomalies.increment(by: Int64(left.0))
+            dropped.flows.increment(by: Int64(left.1))
+            logger.error("store unavailable at shutdown: rows not written", metadata: ["anomalies": "\(left.0)", "flows": "\(left.1)"])
+        }
+        updateGauges()
+    }
+
+    /// Writes one batch of anomalies, then one of flows. A failed batch stays
+    /// at the head of its queue. Returns false after a failure.
+    func writeOnce() async -> Bool {
+        let anomalies = queue.withLock { Array($0.anomalies.prefix(configuration.batchSize)) }
+        if !anomalies.isEmpty {
+            do {
+                let ids = try await store.insertAnomalies(anomalies)
+                queue.withLock { $0.anomalies.removeFirst(anomalies.count) }
+                writes.anomalies.increment(by: Int64(anomalies.count))
+                onStored(anomalies.map { p in
+                    var a = p.anomaly
+                    a.id = ids[p.uid]
+                    return a
+                })
+            } catch {
+                failed(error, table: "anomalies", rows: anomalies.count)
+                return false
+            }
+        }
+        let flows = queue.withLock { Array($0.flows.prefix(configuration.batchSize)) }
+        if !flows.isEmpty {
+            do {
+                try await store.insertFlows(flows)
+                queue.withLock { $0.flows.removeFirst(flows.count) }
+                writes.flows.increment(by: Int64(flows.count))
+            } catch {
+                failed(error, table: "flows", rows: flows.count)
+                return false
+            }
+        }
+        updateGauges()
+        return true
+    }
+
+    private func failed(_ error: any Error, table: String, rows: Int) {
+        errors.increment()
+        errorTotal.add(1, ordering: .relaxed)
+        updateGauges()
+        logger.warning("store write failed; will retry", metadata: ["table": "\(table)", "rows": "\(rows)", "error": "\(error)"])
+    }
+
+    private func updateGauges() {
+        let p = pending
+        pendingGauge.anomalies.record(p.anomalies)
+        pendingGauge.flows.record(p.flows)
+    }
+
+    private func expireFlows() async {
+        let cutoff = Store.nowMs() - Int64(configuration.flowRetention.components.seconds * 1000)
+        do {
+            let n = try await store.deleteFlows(lastSeenBeforeMs: cutoff)
+            retention.increment(by: Int64(n))
+        } catch {
+            retentionErrors.increment()
+            logger.warning("flow retention failed", metadata: ["error": "\(error)"])
+        }
+    }
+}

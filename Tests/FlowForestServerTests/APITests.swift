@@ -1,0 +1,163 @@
+import FlowForestCore
+import FlowForestServer
+import FlowForestStore
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import Testing
+
+func storedAnomaly(_ i: Int, src: String, dst: String, severity: Severity, kind: AnomalyKind = .host) -> PendingAnomaly {
+    PendingAnomaly(anomaly: Anomaly(
+        sensor: "test-sensor", timeMs: 1_790_000_000_000 + Int64(i) * 1000, kind: kind,
+        sourceAddress: IPAddress(src), destinationAddress: IPAddress(dst), sourcePort: nil, destinationPort: 22,
+        ipProtocol: IPProtocol.tcp, score: 0.8, severity: severity, label: "port scan",
+        explanation: [ExplanationItem(feature: "distinct_dst_ports_10s", value: 412, baseline: 9, direction: "above",
+                                      text: "distinct destination ports 412 (baseline p99: 9)")],
+        features: ["distinct_dst_ports_10s": 412]))
+}
+
+/// Runs `body` against the router of a service over a fresh SQLite store holding 25 anomalies.
+func withAPI(_ body: @escaping @Sendable (any TestClientProtocol, TestDatabase) async throws -> Void) async throws {
+    let db = try await TestDatabase.make()
+    defer { db.remove() }
+    let store = try await Store.open(db.location, logger: quietLogger)
+    do {
+        var batch: [PendingAnomaly] = []
+        for i in 0..<25 {
+            batch.append(storedAnomaly(i, src: i % 2 == 0 ? "198.18.0.5" : "198.18.0.6", dst: "198.18.9.9",
+                                       severity: i % 5 == 0 ? .critical : .medium, kind: i < 10 ? .flow : .host))
+        }
+        try await store.insertAnomalies(batch)
+        let app = try await buildApplication(configuration: testConfiguration(db), flowSource: nil, logger: quietLogger,
+                                             detector: NeverDetects(), store: store)
+        try await app.test(.router) { client in try await body(client, db) }
+        await store.close()
+    } catch {
+        await store.close()
+        throw error
+    }
+}
+
+@Suite("HTTP API")
+struct APITests {
+    @Test("anomalies are listed newest first with the shared JSON shape")
+    func listAnomalies() async throws {
+        try await withAPI { client, db in
+            let r = try await client.call("/api/anomalies?limit=5", token: db.viewerToken)
+            #expect(r.status == .ok)
+            let o = try r.object()
+            let items = try #require(o["anomalies"] as? [[String: Any]])
+            #expect(items.count == 5)
+            #expect(items.compactMap { $0["id"] as? Int } == [25, 24, 23, 22, 21])
+            let first = items[0]
+            for key in ["id", "sensor", "time", "kind", "src_ip", "dst_ip", "src_port", "dst_port", "protocol", "score",
+                        "severity", "label", "explanation", "features", "acknowledged"] {
+                #expect(first.keys.contains(key), "missing \(key)")
+            }
+            #expect(first["src_port"] is NSNull)
+            #expect(first["protocol"] as? String == "tcp")
+            #expect((first["time"] as? String)?.hasSuffix("Z") == true)
+            #expect(o["next_cursor"] is String)
+        }
+    }
+
+    @Test("filters by address, severity, kind and time")
+    func filters() async throws {
+        try await withAPI { client, db in
+            func ids(_ query: String) async throws -> [Int] {
+                let r = try await client.call("/api/anomalies?\(query)", token: db.viewerToken)
+                #expect(r.status == .ok, "\(query): \(r.text)")
+                return (try r.object()["anomalies"] as? [[String: Any]] ?? []).compactMap { $0["id"] as? Int }
+            }
+            // Even i (ids 1, 3, ...) came from .5; both match the shared destination.
+            let r1 = try await ids("ip=198.18.0.5&limit=100")
+            #expect(r1.count == 13)
+            let r2 = try await ids("ip=198.18.9.9&limit=100")
+            #expect(r2.count == 25)
+            let r3 = try await ids("ip=198.18.0.77")
+            #expect(r3.isEmpty)
+            let r4 = try await ids("severity=critical")
+            #expect(r4 == [21, 16, 11, 6, 1])
+            let r5 = try await ids("severity=critical&kind=flow")
+            #expect(r5 == [6, 1])
+            let r6 = try await ids("kind=host&limit=100")
+            #expect(r6.count == 15)
+            // Times: i-th anomaly at 1_790_000_000 + i seconds.
+            let r7 = try await ids("since=1790000010&until=1790000013")
+            #expect(r7 == [13, 12, 11])
+            let r8 = try await ids("since=2026-09-21T14:13:40Z&limit=100")
+            #expect(r8 == Array((21...25).reversed()))
+        }
+    }
+
+    @Test("cursor pagination walks every anomaly once")
+    func pagination() async throws {
+        try await withAPI { client, db in
+            var seen: [Int] = []
+            var cursor: String?
+            repeat {
+                let uri = "/api/anomalies?limit=10" + (cursor.map { "&cursor=\($0)" } ?? "")
+                let o = try await client.call(uri, token: db.viewerToken).object()
+                seen += (o["anomalies"] as? [[String: Any]] ?? []).compactMap { $0["id"] as? Int }
+                cursor = o["next_cursor"] as? String
+            } while cursor != nil
+            #expect(seen == Array((1...25).reversed()))
+        }
+    }
+
+    @Test("bad query parameters are 400 naming the parameter")
+    func badParameters() async throws {
+        try await withAPI { client, db in
+            for (query, parameter) in [("ip=1.2.3", "ip"), ("severity=urgent", "severity"), ("kind=planet", "kind"),
+                                       ("since=yesterday", "since"), ("limit=0", "limit"), ("limit=abc", "limit"),
+                                       ("cursor=!!", "cursor")] {
+                let r = try await client.call("/api/anomalies?\(query)", token: db.viewerToken)
+                #expect(r.status == .badRequest, "\(query)")
+                #expect((try r.object()["error"] as? String)?.hasPrefix(parameter + ":") == true, "\(query): \(r.text)")
+            }
+        }
+    }
+
+    @Test("one anomaly carries features and explanation; unknown ids are 404")
+    func oneAnomaly() async throws {
+        try await withAPI { client, db in
+            let r = try await client.call("/api/anomalies/3", token: db.viewerToken)
+            #expect(r.status == .ok)
+            let o = try r.object()
+            #expect(o["id"] as? Int == 3)
+            #expect((o["features"] as? [String: Double])?["distinct_dst_ports_10s"] == 412)
+            let explanation = try #require(o["explanation"] as? [[String: Any]])
+            #expect(explanation.first?["text"] as? String == "distinct destination ports 412 (baseline p99: 9)")
+            #expect(try await client.call("/api/anomalies/999", token: db.viewerToken).status == .notFound)
+            #expect(try await client.call("/api/anomalies/x", token: db.viewerToken).status == .badRequest)
+        }
+    }
+
+    @Test("an admin acknowledges; the anomaly stays acknowledged")
+    func acknowledge() async throws {
+        try await withAPI { client, db in
+            let r = try await client.call("/api/anomalies/4/ack", .post, token: db.adminToken)
+            #expect(r.status == .ok)
+            #expect(try r.object()["acknowledged"] as? Bool == true)
+            let open = try await client.call("/api/anomalies?acknowledged=false&limit=100", token: db.viewerToken).object()
+            #expect((open["anomalies"] as? [[String: Any]])?.count == 24)
+            #expect(try await client.call("/api/anomalies/4", token: db.viewerToken).object()["acknowledged"] as? Bool == true)
+            #expect(try await client.call("/api/anomalies/999/ack", .post, token: db.adminToken).status == .notFound)
+        }
+    }
+
+    @Test("health, model and the OpenAPI document are served")
+    func healthModelOpenAPI() async throws {
+        try await withAPI { client, db in
+            let health = try await client.call("/api/health", token: db.viewerToken)
+            #expect(health.status == .ok)
+            #expect(try health.object()["store"] as? String == "ok")
+            #expect(try health.object()["database"] as? String == "sqlite")
+            let model = try await client.call("/api/model", token: db.viewerToken)
+            #expect(try model.object()["state"] as? String == "learning")
+            let spec = try await client.call("/openapi.yaml")
+            #expect(spec.status == .ok)
+            #expect(spec.text.hasPrefix("openapi: 3."))
+        }
+    }
+}

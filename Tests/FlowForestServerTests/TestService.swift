@@ -1,0 +1,90 @@
+import FlowForestCore
+import FlowForestServer
+import FlowForestStore
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import Logging
+import NIOCore
+
+/// A detector that learns forever: for tests where detection is not the point.
+struct NeverDetects: FlowDetector {
+    func process(_ batch: FlowBatch) -> [Anomaly] { [] }
+    func retrain(nowNs: UInt64) {}
+    var apiStatus: ModelStatus { ModelStatus(state: "learning") }
+    func modelJSON() -> String? { nil }
+}
+
+/// A fresh SQLite file with an admin token, a viewer token and an admin user.
+struct TestDatabase {
+    let directory: URL
+    let location: StoreLocation
+    var adminToken = ""
+    var viewerToken = ""
+
+    static func make(credentials: Bool = true) async throws -> TestDatabase {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("flowforest-server-\(getpid())-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        var db = TestDatabase(directory: dir, location: StoreLocation(dir.appendingPathComponent("ff.db").path))
+        if credentials {
+            try await Store.withStore(db.location, logger: quietLogger) { store in
+                db.adminToken = try await store.addToken(name: "admin-token", role: .admin)
+                db.viewerToken = try await store.addToken(name: "viewer-token", role: .viewer)
+                try await store.addUser(name: "alice", password: "correct horse battery", role: .admin)
+                try await store.addUser(name: "victor", password: "viewer password", role: .viewer)
+            }
+        }
+        return db
+    }
+
+    func remove() { try? FileManager.default.removeItem(at: directory) }
+}
+
+let quietLogger: Logger = {
+    var l = Logger(label: "flowforest-test")
+    l.logLevel = .error
+    return l
+}()
+
+func testConfiguration(_ db: TestDatabase) -> ServerConfiguration {
+    var c = ServerConfiguration()
+    c.host = "127.0.0.1"
+    c.port = 0
+    c.database = db.location
+    c.sensorName = "test-sensor"
+    c.tickInterval = .milliseconds(200)
+    c.writer.flushInterval = .milliseconds(20)
+    c.writer.retryDelay = .milliseconds(100)
+    c.writer.maxRetryDelay = .milliseconds(500)
+    c.ingestFlowTable = FlowTableConfiguration(idleTimeoutNs: 300_000_000, activeTimeoutNs: 60_000_000_000)
+    return c
+}
+
+extension TestClientProtocol {
+    @discardableResult
+    func call(_ uri: String, _ method: HTTPRequest.Method = .get, token: String? = nil, cookie: String? = nil,
+              json: String? = nil) async throws -> TestResponse {
+        var headers: HTTPFields = [:]
+        if let token { headers[.authorization] = "Bearer \(token)" }
+        if let cookie { headers[.cookie] = cookie }
+        if json != nil { headers[.contentType] = "application/json" }
+        return try await executeRequest(uri: uri, method: method, headers: headers, body: json.map { ByteBuffer(string: $0) })
+    }
+}
+
+extension TestResponse {
+    var text: String { String(buffer: body) }
+    func object() throws -> [String: Any] {
+        (try JSONSerialization.jsonObject(with: Data(buffer: body)) as? [String: Any]) ?? [:]
+    }
+}
+
+/// Traffic records in the ingest JSON shape.
+func trafficJSON(_ records: [(src: String, dst: String, sport: Int, dport: Int, proto: String, length: Int, time: Double, flags: [String])]) -> String {
+    let items = records.map { r in
+        let flags = r.flags.isEmpty ? "" : ", \"tcp_flags\": [\(r.flags.map { "\"\($0)\"" }.joined(separator: ", "))]"
+        return "{\"src_ip\": \"\(r.src)\", \"dst_ip\": \"\(r.dst)\", \"src_port\": \(r.sport), \"dst_port\": \(r.dport), \"protocol\": \"\(r.proto)\", \"length\": \(r.length), \"timestamp\": \(r.time)\(flags)}"
+    }
+    return "[" + items.joined(separator: ",") + "]"
+}

@@ -1,0 +1,254 @@
+import FlowForestCore
+import FlowForestStore
+import FlowForestTestSupport
+import Foundation
+import Logging
+import Metrics
+import ServiceLifecycle
+import Testing
+
+/// The two real backends every store test runs against.
+enum Backend: String, CaseIterable, CustomTestStringConvertible {
+    case sqlite, postgresql
+    var testDescription: String { rawValue }
+}
+
+/// Opens a fresh store on `backend` (a new SQLite file, or a new PostgreSQL
+/// server), runs `body`, and removes it all afterwards.
+func withFreshStore<T>(_ backend: Backend, _ body: (Store, StoreLocation) async throws -> T) async throws -> T {
+    var logger = Logger(label: "store-test")
+    logger.logLevel = .warning
+    switch backend {
+    case .sqlite:
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("flowforest-store-\(getpid())-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let location = StoreLocation(dir.appendingPathComponent("flowforest.db").path)
+        let store = try await Store.open(location, logger: logger)
+        do {
+            let r = try await body(store, location)
+            await store.close()
+            return r
+        } catch {
+            await store.close()
+            throw error
+        }
+    case .postgresql:
+        return try await ThrowawayPostgres.with { pg in
+            let location = StoreLocation(pg.url)
+            let store = try await Store.open(location, logger: logger)
+            do {
+                let r = try await body(store, location)
+                await store.close()
+                return r
+            } catch {
+                await store.close()
+                throw error
+            }
+        }
+    }
+}
+
+func anomaly(_ i: Int, src: String = "198.18.0.1", dst: String = "198.18.0.2", severity: Severity = .high,
+             kind: AnomalyKind = .flow, timeMs: Int64 = 1_700_000_000_000) -> Anomaly {
+    Anomaly(sensor: "s1", timeMs: timeMs + Int64(i), kind: kind,
+            sourceAddress: IPAddress(src), destinationAddress: IPAddress(dst),
+            sourcePort: 40000, destinationPort: UInt16(1 + i % 1000), ipProtocol: IPProtocol.tcp,
+            score: 0.7, severity: severity, label: "port scan",
+            explanation: [ExplanationItem(feature: "distinct_dst_ports_10s", value: 412, baseline: 9, direction: "above",
+                                          text: "distinct destination ports 412 (baseline p99: 9)")],
+            features: ["distinct_dst_ports_10s": 412, "syn_ratio": 0.9], flowIDs: [UInt64(i)])
+}
+
+func flow(_ id: UInt64, src: String = "198.18.0.1", dst: String = "198.18.0.2", lastMs: Int64, bytes: UInt64 = 1000) -> FlowRecord {
+    var fwd = DirectionStats()
+    fwd.packets = 10
+    fwd.bytes = bytes
+    fwd.firstSeenNs = UInt64(lastMs - 500) * 1_000_000
+    fwd.lastSeenNs = UInt64(lastMs) * 1_000_000
+    fwd.flags = [.syn, .ack]
+    var rev = DirectionStats()
+    rev.packets = 8
+    rev.bytes = bytes / 2
+    rev.firstSeenNs = UInt64(lastMs - 400) * 1_000_000
+    rev.lastSeenNs = UInt64(lastMs - 1) * 1_000_000
+    rev.flags = [.syn, .ack]
+    return FlowRecord(id: id, sourceAddress: IPAddress(src)!, destinationAddress: IPAddress(dst)!,
+                      sourcePort: 40000, destinationPort: 443, ipProtocol: IPProtocol.tcp,
+                      forward: fwd, reverse: rev, state: .ended, endReason: .idle)
+}
+
+@Suite("Store on SQLite and PostgreSQL")
+struct StoreTests {
+    @Test("migrations run once and reopening keeps the data", arguments: Backend.allCases)
+    func migrationsAreIdempotent(backend: Backend) async throws {
+        try await withFreshStore(backend) { store, location in
+            try await store.insertAnomalies([PendingAnomaly(anomaly: anomaly(1))])
+            // A second open of the same database applies nothing and sees the row.
+            let again = try await Store.open(location, logger: Logger(label: "t"))
+            #expect(try await again.anomalyCount() == 1)
+            await again.close()
+        }
+    }
+
+    @Test("anomalies round-trip with features and explanation", arguments: Backend.allCases)
+    func anomalyRoundTrip(backend: Backend) async throws {
+        try await withFreshStore(backend) { store, _ in
+            let original = anomaly(7)
+            let ids = try await store.insertAnomalies([PendingAnomaly(uid: "u7", anomaly: original)])
+            let id = try #require(ids["u7"])
+            let loaded = try #require(try await store.anomaly(id: id))
+            var expected = original
+            expected.id = id
+            #expect(loaded == expected)
+            #expect(try await store.anomaly(id: id + 1000) == nil)
+        }
+    }
+
+    @Test("a retried batch is written once", arguments: Backend.allCases)
+    func idempotentInsert(backend: Backend) async throws {
+        try await withFreshStore(backend) { store, _ in
+            let batch = (0..<5).map { PendingAnomaly(uid: "u\($0)", anomaly: anomaly($0)) }
+            let first = try await store.insertAnomalies(batch)
+            let second = try await store.insertAnomalies(batch)
+            #expect(first == second)
+            #expect(try await store.anomalyCount() == 5)
+        }
+    }
+
+    @Test("filters by address, time, severity and kind; pages by cursor", arguments: Backend.allCases)
+    func filtersAndPagination(backend: Backend) async throws {
+        try await withFreshStore(backend) { store, _ in
+            var batch: [PendingAnomaly] = []
+            for i in 0..<30 {
+                let severity: Severity = i % 3 == 0 ? .critical : .low
+                let kind: AnomalyKind = i % 2 == 0 ? .host : .flow
+                let src = i < 10 ? "198.18.0.10" : "198.18.0.11"
+                let dst = i < 20 ? "198.18.1.1" : "198.18.0.10"
+                batch.append(PendingAnomaly(anomaly: anomaly(i, src: src, dst: dst, severity: severity, kind: kind)))
+            }
+            try await store.insertAnomalies(batch)
+            // Address matches source (0..<10) or destination (20..<30).
+            let byIP = try await store.anomalies(AnomalyQuery(address: IPAddress("198.18.0.10"), limit: 100))
+            #expect(byIP.anomalies.count == 20)
+            #expect(byIP.nextCursor == nil)
+            let critical = try await store.anomalies(AnomalyQuery(severities: [.critical]))
+            #expect(critical.anomalies.count == 10)
+            #expect(critical.anomalies.allSatisfy { $0.severity == .critical })
+            let hosts = try await store.anomalies(AnomalyQuery(kinds: [.host]))
+            #expect(hosts.anomalies.count == 15)
+            let base: Int64 = 1_700_000_000_000
+            let window = try await store.anomalies(AnomalyQuery(sinceMs: base + 5, untilMs: base + 15))
+            #expect(window.anomalies.map(\.timeMs) == (5..<15).reversed().map { base + Int64($0) })
+            // Three pages of 12, 12, 6 with no overlap, newest first.
+            var seen: [Int64] = []
+            var cursor: Int64? = nil
+            var pages = 0
+            repeat {
+                let page = try await store.anomalies(AnomalyQuery(limit: 12, beforeID: cursor))
+                seen += page.anomalies.compactMap(\.id)
+                cursor = page.nextCursor
+                pages += 1
+            } while cursor != nil
+            #expect(pages == 3)
+            #expect(seen.count == 30)
+            #expect(seen == seen.sorted(by: >))
+            #expect(Set(seen).count == 30)
+        }
+    }
+
+    @Test("acknowledging marks one anomaly", arguments: Backend.allCases)
+    func acknowledge(backend: Backend) async throws {
+        try await withFreshStore(backend) { store, _ in
+            let ids = try await store.insertAnomalies([PendingAnomaly(uid: "a", anomaly: anomaly(1)), PendingAnomaly(uid: "b", anomaly: anomaly(2))])
+            #expect(try await store.acknowledgeAnomaly(id: ids["a"]!, by: "alice"))
+            #expect(try await store.acknowledgeAnomaly(id: 999_999, by: "alice") == false)
+            #expect(try await store.anomaly(id: ids["a"]!)?.acknowledged == true)
+            #expect(try await store.anomaly(id: ids["b"]!)?.acknowledged == false)
+            let open = try await store.anomalies(AnomalyQuery(acknowledged: false))
+            #expect(open.anomalies.map(\.id) == [ids["b"]!])
+        }
+    }
+
+    @Test("flows are stored once, listed, summarised per host and expire", arguments: Backend.allCases)
+    func flows(backend: Backend) async throws {
+        try await withFreshStore(backend) { store, _ in
+            let now: Int64 = 1_800_000_000_000
+            let records = [
+                flow(1, src: "198.18.0.1", dst: "198.18.0.2", lastMs: now - 10, bytes: 1000),
+                flow(2, src: "198.18.0.1", dst: "198.18.0.3", lastMs: now - 20, bytes: 3000),
+                flow(3, src: "198.18.0.4", dst: "198.18.0.2", lastMs: now - 30, bytes: 100),
+                flow(4, src: "198.18.0.5", dst: "198.18.0.2", lastMs: now - 3_600_000, bytes: 100),
+            ]
+            try await store.insertFlows(records.map { StoredFlow(sensor: "s1", record: $0) })
+            try await store.insertFlows(records.map { StoredFlow(sensor: "s1", record: $0) })
+            #expect(try await store.flowCount() == 4)
+            let recent = try await store.recentFlows(limit: 10)
+            #expect(recent.map(\.record.id) == [1, 2, 3, 4])
+            #expect(recent[1].record.json(sensor: "s1") == records[1].json(sensor: "s1"))
+            let forHost = try await store.recentFlows(address: IPAddress("198.18.0.2"), limit: 10)
+            #expect(forHost.map(\.record.id) == [1, 3, 4])
+            let hosts = try await store.hosts(sinceMs: now - 60_000)
+            #expect(hosts.map(\.address) == ["198.18.0.1", "198.18.0.4"])
+            #expect(hosts[0].flows == 2 && hosts[0].peers == 2 && hosts[0].bytes == 1500 + 4500 && hosts[0].packets == 36)
+            #expect(try await store.deleteFlows(lastSeenBeforeMs: now - 60_000) == 1)
+            #expect(try await store.flowCount() == 3)
+        }
+    }
+
+    @Test("users and tokens authenticate; secrets are not stored in clear", arguments: Backend.allCases)
+    func credentials(backend: Backend) async throws {
+        try await withFreshStore(backend) { store, _ in
+            #expect(try await store.credentialCount() == 0)
+            try await store.addUser(name: "alice", password: "correct horse", role: .admin)
+            await #expect(throws: StoreError.self) { try await store.addUser(name: "alice", password: "another one", role: .viewer) }
+            await #expect(throws: StoreError.self) { try await store.addUser(name: "bob", password: "short", role: .viewer) }
+            #expect(try await store.authenticateUser(name: "alice", password: "correct horse") == Principal(name: "alice", role: .admin))
+            #expect(try await store.authenticateUser(name: "alice", password: "wrong horse") == nil)
+            #expect(try await store.authenticateUser(name: "nobody", password: "correct horse") == nil)
+            let token = try await store.addToken(name: "agent-1", role: .viewer)
+            #expect(token.hasPrefix("fft_") && token.count == 68)
+            #expect(try await store.authenticateToken(token) == Principal(name: "agent-1", role: .viewer))
+            #expect(try await store.authenticateToken(token + "x") == nil)
+            #expect(try await store.credentialCount() == 2)
+            #expect(try await store.removeToken(name: "agent-1"))
+            #expect(try await store.authenticateToken(token) == nil)
+        }
+    }
+
+    @Test("the writer batches, reports ids and flushes at shutdown", arguments: Backend.allCases)
+    func writerFlushes(backend: Backend) async throws {
+        try await withFreshStore(backend) { store, _ in
+            let stored = StoredIDs()
+            var configuration = StoreWriterConfiguration()
+            configuration.batchSize = 7
+            let writer = StoreWriter(store: store, configuration: configuration, logger: Logger(label: "w"),
+                                     metricsFactory: NOOPMetricsHandler.instance, onStored: { stored.add($0) })
+            let group = ServiceGroup(services: [writer], logger: Logger(label: "g"))
+            try await withThrowingTaskGroup(of: Void.self) { tasks in
+                tasks.addTask { try await group.run() }
+                for i in 0..<20 { #expect(writer.enqueue(anomalies: [anomaly(i)])) }
+                writer.enqueue(flows: (1...50).map { StoredFlow(sensor: "s1", record: flow(UInt64($0), lastMs: Store.nowMsForTests() - 1000)) })
+                // Shut down straight away: what is queued must still be written.
+                await group.triggerGracefulShutdown()
+                try await tasks.waitForAll()
+            }
+            #expect(try await store.anomalyCount() == 20)
+            #expect(try await store.flowCount() == 50)
+            #expect(stored.ids.count == 20)
+            #expect(Set(stored.ids).count == 20)
+        }
+    }
+}
+
+final class StoredIDs: Sendable {
+    private let box = Mutex<[Int64]>([])
+    func add(_ anomalies: [Anomaly]) { box.withLock { $0 += anomalies.compactMap(\.id) } }
+    var ids: [Int64] { box.withLock { $0 } }
+}
+
+import Synchronization
+
+extension Store {
+    static func nowMsForTests() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
+}

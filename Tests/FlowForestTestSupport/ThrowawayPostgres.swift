@@ -1,0 +1,150 @@
+import Foundation
+
+/// A real PostgreSQL server for one test: a fresh cluster made with initdb in
+/// a private directory, listening on 127.0.0.1 on a free port with password
+/// authentication, run as the `postgres` user when the tests run as root.
+/// ``with(_:)`` always stops it and removes the directory.
+public final class ThrowawayPostgres: Sendable {
+    public let port: Int
+    public let directory: String
+    public let password: String
+    let bin: String
+
+    /// `postgres://flowforest:…@127.0.0.1:PORT/postgres`
+    public var url: String { "postgres://flowforest:\(password)@127.0.0.1:\(port)/postgres" }
+
+    public struct Failure: Error, CustomStringConvertible {
+        public var description: String
+    }
+
+    private init(port: Int, directory: String, password: String, bin: String) {
+        self.port = port
+        self.directory = directory
+        self.password = password
+        self.bin = bin
+    }
+
+    /// Starts a server, runs `body`, then stops the server and deletes its files, also on failure.
+    public static func with<T>(_ body: (ThrowawayPostgres) async throws -> T) async throws -> T {
+        let server = try await offPool { try start() }
+        do {
+            let result = try await body(server)
+            try? await offPool { server.destroy() }
+            return result
+        } catch {
+            try? await offPool { server.destroy() }
+            throw error
+        }
+    }
+
+    /// Runs blocking process work on its own thread, off the cooperative pool.
+    public static func offPool<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            Thread { continuation.resume(with: Result { try work() }) }.start()
+        }
+    }
+
+    /// Stops the server from async code without blocking the cooperative pool.
+    public func stop() async throws { try await Self.offPool { try self.stopServer() } }
+
+    /// Starts the server again from async code.
+    public func start() async throws { try await Self.offPool { try self.startServer() } }
+
+    static func start() throws -> ThrowawayPostgres {
+        let root = "/usr/lib/postgresql"
+        guard let versions = try? FileManager.default.contentsOfDirectory(atPath: root),
+              let newest = versions.compactMap(Int.init).max() else {
+            throw Failure(description: "PostgreSQL server binaries not found under \(root): install the Debian package `postgresql` (make deps)")
+        }
+        let bin = "\(root)/\(newest)/bin"
+        let directory = "/tmp/flowforest-pg-\(getpid())-\(UInt32.random(in: 0 ... .max))"
+        let password = "pw" + String(UInt64.random(in: 0 ... .max), radix: 36)
+        let server = ThrowawayPostgres(port: try freePort(), directory: directory, password: password, bin: bin)
+        do {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: false)
+            try (password + "\n").write(toFile: "\(directory)/pwfile", atomically: true, encoding: .utf8)
+            if getuid() == 0 { try run("/bin/chown", ["-R", "postgres:postgres", directory]) }
+            try server.asServerUser("\(bin)/initdb", [
+                "-D", "\(directory)/data", "-U", "flowforest", "--pwfile=\(directory)/pwfile",
+                "--auth-local=trust", "--auth-host=scram-sha-256", "-E", "UTF8", "--no-sync",
+            ])
+            try server.startServer()
+        } catch {
+            server.destroy()
+            throw error
+        }
+        return server
+    }
+
+    /// Starts the (stopped) server again on the same port and data.
+    public func startServer() throws {
+        try asServerUser("\(bin)/pg_ctl", [
+            "-D", "\(directory)/data", "-l", "\(directory)/log", "-w", "-t", "30",
+            "-o", "-p \(port) -k \(directory) -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=50",
+            "start",
+        ])
+    }
+
+    /// Stops the server (fast shutdown: clients are disconnected), keeping its data.
+    public func stopServer() throws {
+        try asServerUser("\(bin)/pg_ctl", ["-D", "\(directory)/data", "-m", "fast", "-w", "-t", "30", "stop"])
+    }
+
+    func destroy() {
+        try? asServerUser("\(bin)/pg_ctl", ["-D", "\(directory)/data", "-m", "immediate", "-w", "stop"])
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+
+    private func asServerUser(_ tool: String, _ arguments: [String]) throws {
+        if getuid() == 0 {
+            try Self.run("/usr/sbin/runuser", ["-u", "postgres", "--", tool] + arguments)
+        } else {
+            try Self.run(tool, arguments)
+        }
+    }
+
+    /// Runs a tool with posix_spawn and waitpid (Foundation's Process can
+    /// miss the exit of a child whose own child, the postmaster, lives on).
+    @discardableResult
+    static func run(_ tool: String, _ arguments: [String]) throws -> String {
+        let outputPath = "/tmp/flowforest-pg-output-\(getpid())-\(UInt32.random(in: 0 ... .max))"
+        defer { unlink(outputPath) }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, outputPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        let argv = ([tool] + arguments).map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        var pid: pid_t = 0
+        let spawned = posix_spawn(&pid, tool, &actions, nil, argv, environ)
+        guard spawned == 0 else { throw Failure(description: "cannot start \(tool): error \(spawned)") }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        let output = (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? ""
+        let exited = (status & 0x7f) == 0
+        let code = (status >> 8) & 0xff
+        guard exited && code == 0 else {
+            throw Failure(description: "\(tool) \(arguments.joined(separator: " ")) failed (status \(status)): \(output)")
+        }
+        return output
+    }
+
+    /// A TCP port nobody listens on right now (the kernel's pick).
+    public static func freePort() throws -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw Failure(description: "socket() failed") }
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+        }
+        guard bound else { throw Failure(description: "bind() failed") }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+}
