@@ -1,0 +1,30 @@
+public import FlowForestDetection
+import FlowForestCore
+import Foundation
+
+/// The service runs FlowForestDetection's detector.
+extension Detector: FlowDetector {
+    public var apiStatus: ModelStatus {
+        let s = status
+        var details: [String: String] = [:]
+        for k in s.kinds {
+            details["\(k.kind.rawValue)_phase"] = k.phase
+            details["\(k.kind.rawValue)_vectors_scored"] = String(k.vectorsScored)
+        }
+        let trained = s.kinds.compactMap(\.trainedAtMs).max()
+        return ModelStatus(
+            state: s.phase == "learning" ? "learning" : "detecting",
+            version: s.modelVersion,
+            trainedAt: trained.map { Timestamp.rfc3339(milliseconds: $0) },
+            vectorsSeen: Int(s.kinds.reduce(0) { $0 + $1.vectorsSeen }),
+            learningTarget: configuration.learningVectors,
+            details: details)
+    }
+
+    public func modelJSON() -> String? {
+        guard let model else { return nil }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        return (try? encoder.encode(model)).map { String(decoding: $0, as: UTF8.self) }
+    }
+}

@@ -1,0 +1,89 @@
+import FlowForestCore
+import FlowForestServer
+import FlowForestStore
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import Testing
+
+@Suite("Authentication and roles")
+struct AuthTests {
+    @Test("no credential is 401; an unknown token is 401")
+    func unauthenticated() async throws {
+        try await withService { client, _, _ async throws in
+            for uri in ["/api/anomalies", "/api/flows", "/api/hosts", "/api/model", "/api/events", "/metrics", "/api/health"] {
+                #expect(try await client.call(uri).status == .unauthorized, "\(uri)")
+            }
+            #expect(try await client.call("/api/traffic", .post, json: "[]").status == .unauthorized)
+            #expect(try await client.call("/api/anomalies", token: "fft_0000").status == .unauthorized)
+        }
+    }
+
+    @Test("a viewer reads but cannot acknowledge or retrain; an admin can")
+    func roles() async throws {
+        try await withService { client, db, parts in
+            let ids = try await parts.store.insertAnomalies([storedAnomaly(1, src: "198.18.0.1", dst: "198.18.0.2", severity: .high)])
+            let id = try #require(ids.values.first)
+            #expect(try await client.call("/api/anomalies", token: db.viewerToken).status == .ok)
+            let denied = try await client.call("/api/anomalies/\(id)/ack", .post, token: db.viewerToken)
+            #expect(denied.status == .forbidden)
+            #expect(try await parts.store.anomaly(id: id)?.acknowledged == false)
+            #expect(try await client.call("/api/model/retrain", .post, token: db.viewerToken).status == .forbidden)
+            #expect(try await client.call("/api/anomalies/\(id)/ack", .post, token: db.adminToken).status == .ok)
+            #expect(try await parts.store.anomaly(id: id)?.acknowledged == true)
+            #expect(try await client.call("/api/model/retrain", .post, token: db.adminToken).status == .ok)
+        }
+    }
+
+    @Test("signing in sets an HttpOnly SameSite session cookie that grants the user's role")
+    func sessions() async throws {
+        try await withService { client, _, _ async throws in
+            let wrong = try await client.call("/api/login", .post, json: #"{"username": "victor", "password": "nope"}"#)
+            #expect(wrong.status == .unauthorized)
+            let r = try await client.call("/api/login", .post, json: #"{"username": "victor", "password": "viewer password"}"#)
+            #expect(r.status == .ok)
+            let setCookie = try #require(r.headers[.setCookie])
+            #expect(setCookie.contains("HttpOnly"))
+            #expect(setCookie.contains("SameSite=Strict"))
+            let cookie = String(setCookie.split(separator: ";")[0])
+            #expect(try await client.call("/api/session", cookie: cookie).object()["role"] as? String == "viewer")
+            #expect(try await client.call("/api/anomalies", cookie: cookie).status == .ok)
+            #expect(try await client.call("/api/model/retrain", .post, cookie: cookie).status == .forbidden)
+            // Ingest wants a token, not a browser session.
+            #expect(try await client.call("/api/traffic", .post, cookie: cookie, json: "[]").status == .forbidden)
+            #expect(try await client.call("/api/logout", .post, cookie: cookie).status == .noContent)
+            #expect(try await client.call("/api/anomalies", cookie: cookie).status == .unauthorized)
+        }
+    }
+
+    @Test("--open-metrics leaves /metrics and health open, nothing else")
+    func openMetrics() async throws {
+        try await withService(configure: { $0.openMetrics = true }) { client, _, _ async throws in
+            #expect(try await client.call("/metrics").status == .ok)
+            #expect(try await client.call("/api/health").status == .ok)
+            #expect(try await client.call("/api/anomalies").status == .unauthorized)
+        }
+    }
+
+    @Test("listening on a public address without credentials is refused with a way out")
+    func refusePublicWithoutCredentials() async throws {
+        let db = try await TestDatabase.make(credentials: false)
+        defer { db.remove() }
+        var configuration = testConfiguration(db)
+        configuration.host = "0.0.0.0"
+        do {
+            _ = try await buildApplication(configuration: configuration, flowSource: nil, logger: quietLogger, detector: NeverDetects())
+            Issue.record("expected a refusal")
+        } catch let error as ServerStartError {
+            #expect(error.description.contains("flowforest token add"))
+        }
+        // On loopback with no credential the API is open (local use).
+        configuration.host = "127.0.0.1"
+        let (app, parts) = try await buildApplicationParts(configuration: configuration, flowSource: nil, logger: quietLogger, detector: NeverDetects())
+        try await app.test(.router) { client async throws in
+            #expect(try await client.call("/api/anomalies").status == .ok)
+        }
+        await parts.store.close()
+    }
+}

@@ -1,0 +1,118 @@
+import FlowForestCore
+import FlowForestServer
+import FlowForestStore
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import Testing
+
+/// A service over a fresh SQLite store, with its parts, for `body`.
+func withService(
+    _ mode: TestingSetup = .router, configure: (inout ServerConfiguration) -> Void = { _ in },
+    _ body: @escaping @Sendable (any TestClientProtocol, TestDatabase, ServiceParts) async throws -> Void
+) async throws {
+    let db = try await TestDatabase.make()
+    defer { db.remove() }
+    var configuration = testConfiguration(db)
+    configure(&configuration)
+    let (app, parts) = try await buildApplicationParts(configuration: configuration, flowSource: nil, logger: quietLogger,
+                                                       detector: NeverDetects())
+    do {
+        try await app.test(mode) { client in try await body(client, db, parts) }
+        if mode.isRouter { await parts.store.close() }
+    } catch {
+        if mode.isRouter { await parts.store.close() }
+        throw error
+    }
+}
+
+extension TestingSetup {
+    // Router tests run no services, so the store the application opened stays open.
+    var isRouter: Bool { "\(self)".contains("router") }
+}
+
+let now = Date().timeIntervalSince1970
+let goodRecords = trafficJSON([
+    ("198.18.0.1", "198.18.0.2", 40000, 443, "tcp", 60, now, ["SYN"]),
+    ("198.18.0.2", "198.18.0.1", 443, 40000, "tcp", 60, now + 0.001, ["SYN", "ACK"]),
+    ("198.18.0.1", "198.18.0.2", 40000, 443, "6", 52, now + 0.002, ["ACK"]),
+    ("198.18.0.1", "198.18.0.3", 5353, 53, "udp", 80, now + 0.003, []),
+])
+
+@Suite("Remote ingest")
+struct IngestTests {
+    @Test("a valid batch is accepted and becomes open flows")
+    func validBatch() async throws {
+        try await withService { client, db, _ in
+            let r = try await client.call("/api/traffic", .post, token: db.viewerToken, json: goodRecords)
+            #expect(r.status == .accepted)
+            let o = try r.object()
+            #expect(o["accepted"] as? Int == 4)
+            #expect(o["flows_started"] as? Int == 2)
+            // RFC 3339 timestamps and protocol numbers are accepted too.
+            let rfc = #"[{"src_ip": "2001:2::1", "dst_ip": "2001:2::2", "src_port": 1, "dst_port": 2, "protocol": 17, "length": 100, "timestamp": "2026-11-25T10:00:00.5Z"}]"#
+            #expect(try await client.call("/api/traffic", .post, token: db.viewerToken, json: rfc).status == .accepted)
+        }
+    }
+
+    @Test("invalid input is 400 naming record and field, and nothing is applied",
+          arguments: [
+            ("{not json", "body: not valid JSON"),
+            (#"{"src_ip": "198.18.0.1"}"#, "body: expected a JSON array of records"),
+            (#"[{"src_ip": "198.18.0.1", "dst_ip": "198.18.0.2", "protocol": "tcp", "length": 60, "timestamp": 1764064800}, {"src_ip": "198.18.0.300", "dst_ip": "198.18.0.2", "protocol": "tcp", "length": 60, "timestamp": 1764064800}]"#, "record 1, field src_ip: not an IPv4 or IPv6 address"),
+            (#"[{"src_ip": "198.18.0.1", "dst_ip": "198.18.0.2", "src_port": "http", "protocol": "tcp", "length": 60, "timestamp": 1764064800}]"#, "record 0, field src_port: expected a number"),
+            (#"[{"src_ip": "198.18.0.1", "dst_ip": "198.18.0.2", "src_port": 70000, "protocol": "tcp", "length": 60, "timestamp": 1764064800}]"#, "record 0, field src_port: port 70000"),
+            (#"[{"src_ip": "198.18.0.1", "dst_ip": "198.18.0.2", "protocol": "tcpx", "length": 60, "timestamp": 1764064800}]"#, "record 0, field protocol: unknown protocol"),
+            (#"[{"src_ip": "198.18.0.1", "dst_ip": "198.18.0.2", "protocol": "tcp", "length": 60}]"#, "record 0, field timestamp: missing"),
+            (#"[{"src_ip": "198.18.0.1", "dst_ip": "198.18.0.2", "protocol": "tcp", "length": 60, "timestamp": "yesterday"}]"#, "record 0, field timestamp: not an RFC 3339 time"),
+            (#"[{"src_ip": "198.18.0.1", "dst_ip": "2001:2::1", "protocol": "tcp", "length": 60, "timestamp": 1764064800}]"#, "record 0, field dst_ip: address family differs"),
+            (#"[{"src_ip": "198.18.0.1", "dst_ip": "198.18.0.2", "protocol": "tcp", "length": 60, "timestamp": 1764064800, "colour": 1}]"#, "record 0, field colour: unknown field"),
+          ])
+    func invalid(body: String, message: String) async throws {
+        try await withService { client, db, _ in
+            let r = try await client.call("/api/traffic", .post, token: db.viewerToken, json: body)
+            #expect(r.status == .badRequest)
+            let error = try r.object()["error"] as? String ?? ""
+            #expect(error.hasPrefix(message), "got: \(error)")
+            // The valid first record of a refused request is not applied either.
+            let flows = try await client.call("/api/flows", token: db.viewerToken).object()
+            #expect((flows["active"] as? [Any])?.isEmpty == true)
+        }
+    }
+
+    @Test("oversize bodies and record counts are 413")
+    func oversize() async throws {
+        try await withService(configure: { $0.maxIngestBytes = 2000; $0.maxIngestRecords = 3 }) { client, db, _ in
+            let big = "[" + String(repeating: " ", count: 3000) + "]"
+            let r = try await client.call("/api/traffic", .post, token: db.viewerToken, json: big)
+            #expect(r.status == .contentTooLarge)
+            let many = try await client.call("/api/traffic", .post, token: db.viewerToken, json: goodRecords)
+            #expect(many.status == .contentTooLarge)
+            #expect((try many.object()["error"] as? String)?.contains("at most 3") == true)
+        }
+    }
+
+    @Test("ingested flows end, are stored and listed with the sensor name")
+    func flowsAreStored() async throws {
+        try await withService(.live) { client, db, parts in
+            #expect(try await client.call("/api/traffic", .post, token: db.adminToken, json: goodRecords).status == .accepted)
+            // Idle timeout 0.3 s, ticks every 0.2 s, writer flushes every 20 ms.
+            var stored = 0
+            for _ in 0..<50 where stored < 2 {
+                try await Task.sleep(for: .milliseconds(100))
+                stored = try await parts.store.flowCount()
+            }
+            #expect(stored == 2)
+            let flows = try await client.call("/api/flows", token: db.viewerToken).object()
+            let recent = try #require(flows["recent"] as? [[String: Any]])
+            #expect(recent.count == 2)
+            let tcp = try #require(recent.first { $0["protocol"] as? String == "tcp" })
+            #expect(tcp["sensor"] as? String == "test-sensor")
+            #expect((tcp["fwd"] as? [String: Any])?["packets"] as? Int == 2)
+            #expect((tcp["rev"] as? [String: Any])?["bytes"] as? Int == 60)
+            #expect(tcp["dst_port"] as? Int == 443)
+            let hosts = try await client.call("/api/hosts", token: db.viewerToken).object()
+            #expect((hosts["hosts"] as? [[String: Any]])?.first?["address"] as? String == "198.18.0.1")
+        }
+    }
+}
