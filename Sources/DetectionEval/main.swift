@@ -152,8 +152,11 @@ for (index, attack) in Attack.allCases.enumerated() where only?.contains(attack.
     }
     let found = try await replay(pcap, model: model).anomalies
     let startMs = Int64(startNs / 1_000_000)
+    // Alerts about the attack: naming the attacker, the outside host or the
+    // sweep range, or the victim's destination vector with the attack's label.
     let related = found.filter { a in
-        a.timeMs >= startMs - 1000 && [a.sourceAddress, a.destinationAddress].contains { $0.map { involved.contains($0.description) || $0.description.hasPrefix("198.18.2.") } ?? false }
+        a.timeMs >= startMs - 1000 && (a.label == attack.expectedLabel
+            || [a.sourceAddress, a.destinationAddress].contains { $0.map { involved.contains($0.description) || $0.description.hasPrefix("198.18.2.") } ?? false })
     }
     let hit = related.first { $0.label == attack.expectedLabel }
     rows.append(Row(attack: attack, detected: hit != nil, delay: hit.map { Double($0.timeMs - startMs) / 1000 },

@@ -55,8 +55,8 @@ public struct HostTracker: Sendable {
     /// A SYN unanswered this long counts as a failed connection.
     static let unansweredNs: UInt64 = 1_000_000_000
     /// Open flows this old and slower than `slowPacketsPerSecond` count as slow.
-    static let slowAgeNs: UInt64 = 2_000_000_000
-    static let slowPacketsPerSecond = 3.0
+    static let slowAgeNs: UInt64 = 1_000_000_000
+    static let slowPacketsPerSecond = 5.0
     static let forgetAfterNs: UInt64 = 600_000_000_000
 
     struct FlowState {
@@ -69,6 +69,8 @@ public struct HostTracker: Sendable {
         var lastSeenNs: UInt64
         var handshake = false
         var failed = false
+        /// A FIN or RST was seen: closing, so not held open.
+        var closing = false
         var ipProtocol: UInt8
     }
 
@@ -314,6 +316,7 @@ public struct HostTracker: Sendable {
         st.revSynAck = r.reverse.synAckCount
         st.lastSeenNs = r.lastSeenNs
         st.handshake = r.handshakeCompleted
+        st.closing = r.forward.finCount + r.reverse.finCount + r.forward.rstCount + r.reverse.rstCount > 0
         if r.state == .ended {
             flows.removeValue(forKey: r.id)
             h.openFlows = max(0, h.openFlows - 1)
@@ -328,14 +331,14 @@ public struct HostTracker: Sendable {
 
     /// Regularity (1 − coefficient of variation) of the gaps between the
     /// last flow starts of this source and destination service, 0 with
-    /// fewer than five gaps.
+    /// fewer than four gaps.
     private mutating func notePairStart(_ r: FlowRecord) -> Double {
         let key = PairKey(source: r.sourceAddress, destination: r.destinationAddress, port: r.destinationPort, ipProtocol: r.ipProtocol)
         var starts = pairs[key] ?? []
         starts.append(r.firstSeenNs)
         if starts.count > 8 { starts.removeFirst(starts.count - 8) }
         pairs[key] = starts
-        guard starts.count >= 6 else { return 0 }
+        guard starts.count >= 5 else { return 0 }
         let gaps = zip(starts.dropFirst(), starts).map { Double($0 &- $1) }
         let mean = gaps.reduce(0, +) / Double(gaps.count)
         // Bursts of connections are not beacons: require at least 200 ms between starts.
@@ -347,7 +350,7 @@ public struct HostTracker: Sendable {
     private mutating func countSlowFlows(nowNs now: UInt64) {
         var slowBySource: [IPAddress: Int] = [:]
         var slowByDestination: [IPAddress: Int] = [:]
-        for st in flows.values where st.ipProtocol == IPProtocol.tcp {
+        for st in flows.values where st.ipProtocol == IPProtocol.tcp && !st.closing {
             let age = now &- st.firstSeenNs
             guard age >= Self.slowAgeNs, now &- st.lastSeenNs < 60_000_000_000 else { continue }
             let rate = Double(st.fwdPackets + st.revPackets) / (Double(age) / 1e9)
