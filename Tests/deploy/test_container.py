@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from conftest import free_port, have, http_get, needs_root, run, wait_for
+from conftest import DEPLOY, free_port, have, http_get, needs_root, run, wait_for
 
 pytestmark = [needs_root, pytest.mark.skipif(not have("podman"), reason="podman not installed")]
 
@@ -34,7 +34,8 @@ def test_container_captures_with_host_network_and_capture_capabilities_only(imag
     name = f"ffdep-test-{os.getpid()}"
     try:
         start = run(["podman", "run", "-d", "--name", name, "--network", "host", "--cap-drop", "all",
-                     "--cap-add", "bpf,perfmon,net_admin,net_raw", tag,
+                     "--cap-add", "bpf,perfmon,net_admin,net_raw",
+                     "--security-opt", f"seccomp={DEPLOY / 'seccomp.json'}", tag,
                      "run", "--mode", "tc", "--interface", veth_lab.host_if, "--listen", f"127.0.0.1:{port}",
                      "--database", "/var/lib/flowforest/flowforest.db", "--poll-interval", "1"],
                     env=env, check=False)
