@@ -135,6 +135,7 @@ let package = Package(
             name: "flowforest",
             dependencies: [
                 "FlowForestCore", "FlowForestDetection", "PcapCapture", "EBPFCapture", "FlowForestLab",
+                "FlowForestStore", "FlowForestServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -3,7 +3,8 @@ import Logging
 import ServiceLifecycle
 
 /// Reads the local capture source and feeds its batches to the pipeline.
-/// Graceful shutdown cancels the read, which detaches the capture.
+/// Graceful shutdown asks the source to stop (detaching the capture) and
+/// keeps reading, so the final batch with every open flow is still scored and stored.
 struct CaptureService: Service {
     let source: any FlowSource
     let pipeline: Pipeline
@@ -11,16 +12,15 @@ struct CaptureService: Service {
 
     func run() async throws {
         let mode = source.mode
+        let source = self.source
         logger.info("capture started", metadata: ["mode": "\(mode)"])
-        do {
-            try await cancelWhenGracefulShutdown {
-                for try await batch in source.batches() {
-                    await pipeline.process(batch, mode: mode)
-                }
+        try await withGracefulShutdownHandler {
+            for try await batch in source.batches() {
+                await pipeline.process(batch, mode: mode)
             }
-            logger.info("capture ended", metadata: ["mode": "\(mode)"])
-        } catch is CancellationError {
-            logger.info("capture detached", metadata: ["mode": "\(mode)"])
+        } onGracefulShutdown: {
+            source.stop()
         }
+        logger.info("capture stopped", metadata: ["mode": "\(mode)"])
     }
 }

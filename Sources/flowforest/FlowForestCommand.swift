@@ -15,6 +15,8 @@ struct FlowForestCommand: AsyncParsableCommand {
             AnalyzeCommand.self,
             TrainCommand.self,
             BenchCommand.self,
+            UserCommand.self,
+            TokenCommand.self,
         ]
     )
 }

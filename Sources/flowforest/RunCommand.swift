@@ -1,5 +1,8 @@
 import ArgumentParser
 import FlowForestCore
+import FlowForestDetection
+import FlowForestServer
+import FlowForestStore
 import Foundation
 import Logging
 import PcapCapture
@@ -52,6 +55,29 @@ struct RunCommand: AsyncParsableCommand {
     @Option(name: .customLong("print-flows"), help: "How ended flows are reported: log (stderr), json (one JSON object per line on stdout) or none.")
     var printFlows: FlowPrinting = .log
 
+    @Option(name: .customLong("listen"), help: "HOST:PORT of the API, dashboard and /metrics (env FLOWFOREST_LISTEN; default 127.0.0.1:8080). A non-loopback address needs a token or user first.")
+    var listen: String?
+
+    @OptionGroup var databaseOption: DatabaseOption
+
+    @Option(name: .customLong("sensor-name"), help: "Name stored with every row, for several sensors in one database (env FLOWFOREST_SENSOR_NAME; default: the host name).")
+    var sensorName: String?
+
+    @Option(name: .customLong("model"), help: "Detection model from `flowforest train` (env FLOWFOREST_MODEL); without one the detector learns from live traffic first.")
+    var model: String?
+
+    @Flag(name: .customLong("open-metrics"), help: "Serve /metrics and /api/health without credentials (env FLOWFOREST_OPEN_METRICS=1).")
+    var openMetrics = false
+
+    @Flag(name: .customLong("secure-cookies"), help: "Mark the dashboard session cookie Secure (when served behind HTTPS).")
+    var secureCookies = false
+
+    @Flag(name: .customLong("no-capture"), help: "Capture nothing: serve stored data and remote ingest (POST /api/traffic) only.")
+    var noCapture = false
+
+    @Option(name: .customLong("config"), help: "File of FLOWFOREST_NAME=value lines (the environment variables above); flags and the environment win over it.")
+    var config: String?
+
     @OptionGroup var flowOptions: FlowOptions
     @OptionGroup var logOptions: LogOptions
 
@@ -61,6 +87,34 @@ struct RunCommand: AsyncParsableCommand {
 
     func run() async throws {
         let logger = logOptions.makeLogger()
+        let file = try loadConfigFile()
+        let env = ProcessInfo.processInfo.environment
+        func setting(_ flag: String?, _ name: String) -> String? { flag ?? env[name] ?? file[name] }
+        var server = ServerConfiguration()
+        let listenText = setting(listen, "FLOWFOREST_LISTEN") ?? "127.0.0.1:8080"
+        guard let (host, port) = ServerConfiguration.parseListen(listenText) else {
+            throw failure("--listen: expected HOST:PORT (e.g. 127.0.0.1:8080 or [::1]:8080), got \(listenText)")
+        }
+        server.host = host
+        server.port = port
+        server.database = databaseOption.location(config: file)
+        if case .sqlite(let path) = server.database {
+            let dir = (path as NSString).deletingLastPathComponent
+            if !dir.isEmpty { try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
+        }
+        server.sensorName = setting(sensorName, "FLOWFOREST_SENSOR_NAME") ?? ProcessInfo.processInfo.hostName
+        server.openMetrics = openMetrics || ["1", "true", "yes"].contains(setting(nil, "FLOWFOREST_OPEN_METRICS")?.lowercased() ?? "")
+        server.secureCookies = secureCookies
+        var detectionModel: DetectionModel?
+        if let path = setting(model, "FLOWFOREST_MODEL") {
+            do { detectionModel = try DetectionModel.load(from: path) } catch { throw failure("--model \(path): \(error)") }
+        }
+        let detector = Detector(model: detectionModel, sensor: server.sensorName, logger: logger)
+        let metrics = FlowForestMetrics()
+        if noCapture {
+            try await serve(server, source: nil, detector: detector, metrics: metrics, logger: logger)
+            return
+        }
         let names = interfaces.isEmpty ? [DefaultRoute.interface()].compactMap { $0 } : interfaces
         guard !names.isEmpty else {
             throw failure("no --interface given and no default route to pick one from")
@@ -76,17 +130,73 @@ struct RunCommand: AsyncParsableCommand {
         } catch {
             throw failure("\(error)")
         }
-        let service = FlowReportService(source: source, printing: printFlows, logger: logger)
-        let group = ServiceGroup(configuration: .init(
-            services: [.init(service: service)],
-            gracefulShutdownSignals: [.sigterm, .sigint],
-            logger: logger))
+        let reporter = FlowReportService(source: source, printing: printFlows, logger: logger)
+        try await serve(server, source: ReportingSource(base: source, reporter: reporter), detector: detector, metrics: metrics, logger: logger)
+    }
+
+    /// Runs the service (capture consumer, detector, store writer, API) until SIGTERM or SIGINT.
+    private func serve(_ server: ServerConfiguration, source: (any FlowSource)?, detector: Detector,
+                       metrics: FlowForestMetrics, logger: Logger) async throws {
         do {
+            let app = try await buildApplication(configuration: server, flowSource: source, logger: logger,
+                                                 detector: detector, metrics: metrics)
+            logger.info("serving", metadata: ["listen": "\(server.host):\(server.port)", "database": "\(server.database)",
+                                              "sensor": "\(server.sensorName)"])
+            let group = ServiceGroup(configuration: .init(
+                services: [.init(service: app)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
             try await group.run()
+        } catch let error as ExitCode {
+            throw error
         } catch {
             throw failure("\(error)")
         }
     }
+
+    private func loadConfigFile() throws -> [String: String] {
+        guard let config else { return [:] }
+        guard let text = try? String(contentsOfFile: config, encoding: .utf8) else { throw failure("--config: cannot read \(config)") }
+        var values: [String: String] = [:]
+        for (number, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let trimmed = line.trimmingCharacters(in: .whitespaces)
+            if trimmed.isEmpty || trimmed.hasPrefix("#") { continue }
+            guard let eq = trimmed.firstIndex(of: "="), trimmed.hasPrefix("FLOWFOREST_") else {
+                throw failure("--config \(config):\(number + 1): expected FLOWFOREST_NAME=value")
+            }
+            values[String(trimmed[..<eq])] = String(trimmed[trimmed.index(after: eq)...]).trimmingCharacters(in: CharacterSet(charactersIn: "\"' "))
+        }
+        return values
+    }
+}
+
+/// Passes a capture source's batches on to the service and reports ended
+/// flows as `--print-flows` asks.
+struct ReportingSource: FlowSource {
+    let base: any FlowSource
+    let reporter: FlowReportService
+    var mode: String { base.mode }
+
+    func batches() -> AsyncThrowingStream<FlowBatch, any Error> {
+        let upstream = base.batches()
+        let reporter = self.reporter
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return AsyncThrowingStream { continuation in
+            let task = Task {
+                do {
+                    for try await batch in upstream {
+                        reporter.report(batch, encoder: encoder)
+                        continuation.yield(batch)
+                    }
+                    continuation.finish()
+                } catch {
+                    continuation.finish(throwing: error)
+                }
+            }
+            continuation.onTermination = { _ in task.cancel() }
+        }
+    }
+
+    func stop() { base.stop() }
 }
 
 /// Reports flows as they end, until capture stops. Graceful shutdown asks
@@ -116,7 +226,7 @@ struct FlowReportService: Service {
         ])
     }
 
-    private func report(_ batch: FlowBatch, encoder: JSONEncoder) {
+    func report(_ batch: FlowBatch, encoder: JSONEncoder) {
         for record in batch.records where record.state == .ended {
             switch printing {
             case .none:
