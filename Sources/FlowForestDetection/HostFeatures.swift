@@ -58,6 +58,8 @@ public struct HostTracker: Sendable {
     static let slowAgeNs: UInt64 = 1_000_000_000
     static let slowPacketsPerSecond = 5.0
     static let forgetAfterNs: UInt64 = 600_000_000_000
+    /// A flow first reported this long after its first packet predates the tracker.
+    static let historyNs: UInt64 = 3_000_000_000
 
     struct FlowState {
         var source: IPAddress
@@ -226,6 +228,16 @@ public struct HostTracker: Sendable {
         }
         var st = flows[r.id] ?? FlowState(source: r.sourceAddress, destination: r.destinationAddress,
                                           firstSeenNs: r.firstSeenNs, lastSeenNs: r.lastSeenNs, ipProtocol: r.ipProtocol)
+        if isNew && r.firstSeenNs &+ Self.historyNs < now {
+            // A flow older than the tracker (it started before this detector
+            // did): its totals so far are history, not a burst in this poll.
+            st.fwdPackets = r.forward.packets
+            st.revPackets = r.reverse.packets
+            st.fwdBytes = r.forward.bytes
+            st.revBytes = r.reverse.bytes
+            st.fwdSyn = r.forward.synCount
+            st.revSynAck = r.reverse.synAckCount
+        }
         func delta<T: BinaryInteger>(_ new: T, _ old: T) -> Double { new >= old ? Double(new - old) : Double(new) }
         let dFwdP = delta(r.forward.packets, st.fwdPackets), dRevP = delta(r.reverse.packets, st.revPackets)
         let dFwdB = delta(r.forward.bytes, st.fwdBytes), dRevB = delta(r.reverse.bytes, st.revBytes)

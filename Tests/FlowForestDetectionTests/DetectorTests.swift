@@ -180,6 +180,27 @@ struct DetectorTests {
         #expect(found.contains { $0.anomaly.label == "port scan" })
     }
 
+    @Test("a model trained offline from normal polls (flowforest train) finds the attack live")
+    func offlineTraining() throws {
+        var sim = TrafficSimulator()
+        var trainer = ModelTrainer()
+        for _ in 0..<240 {
+            sim.normalSecond()
+            trainer.add(sim.tick())
+        }
+        let model = try trainer.model(nowMs: 0)
+        #expect(Set(model.models.map(\.kind)) == Set(AnomalyKind.allCases))
+        var detector = Detector(model: model, sensor: "t")
+        #expect(sim.runNormal(seconds: 120, into: &detector).isEmpty)
+        let found = sim.runAttack(seconds: 3, into: &detector, Attacks.hostSweep)
+        #expect(found.contains { $0.anomaly.label == "host sweep" && $0.second <= 3 })
+    }
+
+    @Test("too little traffic to train on is a clear error")
+    func trainingNeedsTraffic() {
+        #expect(throws: ForestTrainingError.noVectors) { try ModelTrainer().model(nowMs: 0) }
+    }
+
     @Test("retraining regrows a share of trees from vectors that scored normal only")
     func retraining() throws {
         var sim = TrafficSimulator()
