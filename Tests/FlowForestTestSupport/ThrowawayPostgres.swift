@@ -106,7 +106,7 @@ public final class ThrowawayPostgres: Sendable {
     /// Runs a tool with posix_spawn and waitpid (Foundation's Process can
     /// miss the exit of a child whose own child, the postmaster, lives on).
     @discardableResult
-    static func run(_ tool: String, _ arguments: [String]) throws -> String {
+    public static func run(_ tool: String, _ arguments: [String], acceptExit: Set<Int32> = [0]) throws -> String {
         let outputPath = "/tmp/flowforest-pg-output-\(getpid())-\(UInt32.random(in: 0 ... .max))"
         defer { unlink(outputPath) }
         var actions = posix_spawn_file_actions_t()
@@ -125,7 +125,7 @@ public final class ThrowawayPostgres: Sendable {
         let output = (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? ""
         let exited = (status & 0x7f) == 0
         let code = (status >> 8) & 0xff
-        guard exited && code == 0 else {
+        guard exited && acceptExit.contains(code) else {
             throw Failure(description: "\(tool) \(arguments.joined(separator: " ")) failed (status \(status)): \(output)")
         }
         return output

@@ -1,0 +1,84 @@
+import FlowForestCore
+import FlowForestServer
+import FlowForestStore
+import FlowForestTestSupport
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import Testing
+
+/// Runs a tool off the cooperative pool.
+func tool(_ path: String, _ arguments: [String], acceptExit: Set<Int32> = [0]) async throws -> String {
+    try await ThrowawayPostgres.offPool { try ThrowawayPostgres.run(path, arguments, acceptExit: acceptExit) }
+}
+
+@Suite("Prometheus metrics", .serialized)
+struct MetricsTests {
+    @Test("the live /metrics passes promtool check metrics with no errors or lint warnings")
+    func promtoolClean() async throws {
+        try await withService(.live) { client, db, _ in
+            #expect(try await client.call("/api/traffic", .post, token: db.adminToken, json: goodRecords).status == .accepted)
+            try await Task.sleep(for: .milliseconds(800))
+            let r = try await client.call("/metrics", token: db.viewerToken)
+            #expect(r.status == .ok)
+            for name in ["flowforest_packets_total", "flowforest_anomalies_total", "flowforest_store_errors_total",
+                         "flowforest_score_duration_seconds_bucket", "flowforest_model_age_seconds",
+                         "process_start_time_seconds", "flowforest_build_info", "flowforest_flows_started_total"] {
+                #expect(r.text.contains(name), "missing \(name)")
+            }
+            let file = db.directory.appendingPathComponent("metrics.txt").path
+            try r.text.write(toFile: file, atomically: true, encoding: .utf8)
+            // promtool prints problems and exits 1 for errors; lint warnings are printed too.
+            let output = try await tool("/bin/sh", ["-c", "promtool check metrics < '\(file)' 2>&1; echo exit=$?"])
+            #expect(output.trimmingCharacters(in: .whitespacesAndNewlines) == "exit=0", "promtool: \(output)")
+        }
+    }
+
+    @Test("a real Prometheus scrapes the daemon and sees the FlowForest series")
+    func prometheusScrapes() async throws {
+        try await withService(.live) { client, db, _ in
+            let port = try #require(client.port)
+            #expect(try await client.call("/api/traffic", .post, token: db.adminToken, json: goodRecords).status == .accepted)
+            let promPort = try ThrowawayPostgres.freePort()
+            let dir = db.directory.appendingPathComponent("prometheus").path
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            try """
+                global:
+                  scrape_interval: 1s
+                scrape_configs:
+                  - job_name: flowforest
+                    authorization:
+                      credentials: \(db.viewerToken)
+                    static_configs:
+                      - targets: ["127.0.0.1:\(port)"]
+                """.write(toFile: "\(dir)/prometheus.yml", atomically: true, encoding: .utf8)
+            let prometheus = Process()
+            prometheus.executableURL = URL(fileURLWithPath: "/usr/bin/prometheus")
+            prometheus.arguments = ["--config.file=\(dir)/prometheus.yml", "--storage.tsdb.path=\(dir)/data",
+                                    "--web.listen-address=127.0.0.1:\(promPort)"]
+            prometheus.standardOutput = FileHandle.nullDevice
+            prometheus.standardError = FileHandle.nullDevice
+            try prometheus.run()
+            defer {
+                prometheus.terminate()
+                prometheus.waitUntilExit()
+            }
+            func query(_ q: String) async throws -> String {
+                try await tool("/usr/bin/curl", ["-s", "--max-time", "2", "--get", "--data-urlencode", "query=\(q)",
+                                                 "http://127.0.0.1:\(promPort)/api/v1/query"], acceptExit: [0, 7, 28])
+            }
+            var answer = ""
+            for _ in 0..<60 {
+                try await Task.sleep(for: .milliseconds(500))
+                answer = try await query("flowforest_ingest_records_total")
+                if answer.contains("\"value\"") { break }
+            }
+            // The four ingested records, as Prometheus scraped them.
+            #expect(answer.contains("\"4\""), "\(answer)")
+            let up = try await query("up{job=\"flowforest\"}")
+            #expect(up.contains("\"1\""), "\(up)")
+            let start = try await query("process_start_time_seconds")
+            #expect(start.contains("\"value\""), "\(start)")
+        }
+    }
+}
