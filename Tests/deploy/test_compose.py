@@ -76,7 +76,8 @@ def test_compose_stack_sensor_writes_to_postgres_and_is_scraped(tmp_path, image,
         assert reply["database"] == "postgresql" and reply["store"] == "ok", (reply, logs(sensor))
 
         def psql(sql):
-            r = run(["podman", "exec", pg, "psql", "-h", "/var/run/postgresql", "-U", "flowforest", "-d", "flowforest",
+            r = run(["podman", "exec", pg, "psql", "-h", "/var/run/postgresql", "-p", str(ports["POSTGRES_PORT"]),
+                     "-U", "flowforest", "-d", "flowforest",
                      "-tAc", sql], env=env, check=False)
             return r.stdout.strip() if r.returncode == 0 else None
 
@@ -104,7 +105,7 @@ def test_compose_stack_sensor_writes_to_postgres_and_is_scraped(tmp_path, image,
         run(compose + ["down", "-v", "-t", "10"], env=env, check=False, cwd=DEPLOY)
         # Whatever `down` left (a container mid-restart) goes too, with the project's volumes.
         for name in [sensor, pg, f"{project}_prometheus_1"]:
-            run(["podman", "rm", "-f", "-t", "5", name], env=env, check=False)
+            run(["podman", "rm", "-f", "-v", "-t", "5", name], env=env, check=False)
         for volume in run(["podman", "volume", "ls", "-q", "--filter", f"label=io.podman.compose.project={project}"],
                           env=env, check=False).stdout.split():
             run(["podman", "volume", "rm", "-f", volume], env=env, check=False)

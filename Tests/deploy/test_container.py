@@ -78,4 +78,4 @@ def test_container_captures_with_host_network_and_capture_capabilities_only(imag
         assert run(["tc", "filter", "show", "dev", veth_lab.host_if, "ingress"]).stdout.strip() == ""
         assert run(["tc", "filter", "show", "dev", veth_lab.host_if, "egress"]).stdout.strip() == ""
     finally:
-        run(["podman", "rm", "-f", "-t", "5", name], env=env, check=False)
+        run(["podman", "rm", "-f", "-v", "-t", "5", name], env=env, check=False)
