@@ -259,13 +259,28 @@ class OpenDashboardTests(unittest.TestCase):
         self.assertIn(anomaly["label"], d.find_element(By.ID, "h-detail").text.lower())
         self.wait().until(lambda _: d.find_elements(By.CSS_SELECTOR, "#detail-flows tbody tr")
                           or d.find_element(By.ID, "detail-flows-empty").is_displayed())
-        os.makedirs(SCREENSHOTS, exist_ok=True)
-        d.save_screenshot(os.path.join(SCREENSHOTS, "detail.png"))
 
         # Acknowledge (the open-access user is admin).
         d.find_element(By.ID, "ack").click()
         self.wait().until(lambda _: "acknowledged" in d.find_element(By.ID, "detail-head").text)
         self.assertTrue(self.daemon.request("GET", f"/api/anomalies/{anomaly_id}")[1]["acknowledged"])
+
+        # The README's detail picture: a host anomaly of the scan, which explains itself best.
+        hosts = [a for a in self.api_anomalies(f"&ip={ATTACKER}&kind=host")] or self.api_anomalies()
+        d.get(self.daemon.url + f"/#/anomaly/{hosts[-1]['id']}")
+        self.wait().until(lambda _: len(d.find_elements(By.CSS_SELECTOR, "#explanation li")) == max(1, len(hosts[-1]["explanation"])))
+        self.wait().until(lambda _: d.find_elements(By.CSS_SELECTOR, "#detail-flows tbody tr")
+                          or d.find_element(By.ID, "detail-flows-empty").is_displayed())
+        # Flows behind it: exactly the stored flows the anomaly names (ids beyond 2^53 compared exactly).
+        shown = hosts[-1]
+        flows = self.daemon.request("GET", f"/api/flows?ip={shown['src_ip']}&limit=1000&since=0")[1]
+        named = {f["id"] for f in flows["active"] + flows["recent"]} & set(shown["flow_ids"])
+        rows = d.find_elements(By.CSS_SELECTOR, "#detail-flows tbody tr")
+        self.assertEqual(len(rows), min(200, len(named)))
+        for row in rows:
+            self.assertIn(shown["src_ip"], row.text)
+        os.makedirs(SCREENSHOTS, exist_ok=True)
+        d.save_screenshot(os.path.join(SCREENSHOTS, "detail.png"))
 
     def test_2_overview(self):
         d = self.driver

@@ -18,7 +18,12 @@ const state = {
   cursor: null,        // cursor of this page (null: newest)
   next: null,          // next_cursor from the last page
   view: null,
+  loads: 0,            // bumped per view load; answers for an older load are dropped
 };
+
+/** A token for one load; `current(token)` is false once a newer load started. */
+const beginLoad = () => ++state.loads;
+const current = token => token === state.loads;
 
 // MARK: Formatting
 
@@ -74,6 +79,14 @@ const sevBadge = s => h("span", { class: `sev sev-${s}` }, s);
 
 class AuthRequired extends Error {}
 
+/**
+ * JSON.parse that keeps integers beyond 2^53 (flow ids of remote ingest start
+ * at 2^62) as their exact decimal text instead of rounding them.
+ */
+const parseJSON = text => JSON.parse(text, (key, value, context) =>
+  typeof value === "number" && !Number.isSafeInteger(value) && Number.isInteger(value) && context && /^-?\d+$/.test(context.source)
+    ? context.source : value);
+
 async function api(path, options = {}) {
   const r = await fetch(path, { credentials: "same-origin", headers: { Accept: "application/json", ...(options.headers || {}) }, ...options });
   if (r.status === 401) throw new AuthRequired("sign in required");
@@ -82,7 +95,7 @@ async function api(path, options = {}) {
     try { message = (await r.json()).error || message; } catch (_) { /* not JSON */ }
     throw new Error(message);
   }
-  return r.status === 204 ? null : r.json();
+  return r.status === 204 ? null : parseJSON(await r.text());
 }
 
 function showError(e) {
@@ -173,8 +186,8 @@ function connectEvents() {
     setLive("reconnecting…", "down");
     if (es.readyState === EventSource.CLOSED) setTimeout(() => start(), 2000);
   };
-  es.addEventListener("stats", ev => onStats(JSON.parse(ev.data)));
-  es.addEventListener("anomaly", ev => onAnomaly(JSON.parse(ev.data)));
+  es.addEventListener("stats", ev => onStats(parseJSON(ev.data)));
+  es.addEventListener("anomaly", ev => onAnomaly(parseJSON(ev.data)));
 }
 
 function onStats(s) {
@@ -274,9 +287,11 @@ function renderCapture(metrics) {
 }
 
 async function loadOverview() {
+  const token = beginLoad();
   const since = Math.floor((Date.now() - HOUR) / 1000);
   try {
     const page = await api(`/api/anomalies?since=${since}&limit=1000`);
+    if (!current(token)) return;
     state.recent = page.anomalies;
   } catch (e) { showError(e); }
   drawCharts();
@@ -407,12 +422,15 @@ for (const b of document.querySelectorAll(".quick button")) {
 
 async function loadAnomalies() {
   fillFilterForm(state.filter);
+  const token = beginLoad();
   const q = filterQuery(state.filter, state.cursor);
   const tbody = $("#anomalies tbody");
   let page;
   try {
     page = await api("/api/anomalies?" + q);
+    if (!current(token)) return;
   } catch (e) {
+    if (!current(token)) return;
     tbody.textContent = "";
     return showError(e);
   }
@@ -442,11 +460,13 @@ $("#page-newest").addEventListener("click", () => {
 // MARK: Detail
 
 async function loadDetail(id) {
+  const token = beginLoad();
   const head = $("#detail-head");
   head.textContent = "";
   for (const t of ["#explanation", "#features tbody", "#all-features tbody", "#detail-flows tbody"]) $(t).textContent = "";
   let a;
-  try { a = await api(`/api/anomalies/${encodeURIComponent(id)}`); } catch (e) { return showError(e); }
+  try { a = await api(`/api/anomalies/${encodeURIComponent(id)}`); } catch (e) { return current(token) && showError(e); }
+  if (!current(token)) return;
   $("#h-detail").textContent = `${a.label[0].toUpperCase()}${a.label.slice(1)} — anomaly ${a.id}`;
   const fact = (k, v) => h("div", null, h("span", null, k), h("strong", null, v));
   head.append(fact("Severity", sevBadge(a.severity)), fact("Score", a.score.toFixed(3)),
@@ -480,10 +500,10 @@ async function loadDetail(id) {
   const all = $("#all-features tbody");
   for (const [k, v] of Object.entries(a.features).sort()) all.append(h("tr", null, h("td", null, k), h("td", { class: "num" }, fmtValue(v))));
 
-  loadDetailFlows(a);
+  loadDetailFlows(a, token);
 }
 
-async function loadDetailFlows(a) {
+async function loadDetailFlows(a, token) {
   const tbody = $("#detail-flows tbody");
   const ip = a.src_ip || a.dst_ip;
   const wanted = new Set((a.flow_ids || []).map(String));
@@ -491,6 +511,7 @@ async function loadDetailFlows(a) {
   try {
     const since = Math.floor(Date.parse(a.time) / 1000) - 3600;
     const r = await api(`/api/flows?ip=${encodeURIComponent(ip)}&since=${since}&limit=1000`);
+    if (!current(token)) return;
     const flows = [...r.active, ...r.recent];
     const seen = new Set();
     const behind = flows.filter(f => wanted.has(String(f.id)) && !seen.has(f.id) && seen.add(f.id));
@@ -512,8 +533,10 @@ function flowRow(f) {
 // MARK: Hosts
 
 async function loadHosts() {
+  const token = beginLoad();
   try {
     const [hosts, flows] = await Promise.all([api("/api/hosts?limit=50"), api("/api/flows?limit=100")]);
+    if (!current(token)) return;
     const tbody = $("#hosts tbody");
     tbody.textContent = "";
     const list = [...hosts.hosts].sort((x, y) => y.bytes - x.bytes);
