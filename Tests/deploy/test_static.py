@@ -161,3 +161,29 @@ def test_no_secret_is_committed():
         for m in re.finditer(r"(PASSWORD\s*[:=]\s*)(\S+)", text):
             value = m.group(2)
             assert value.startswith(("change-me", "${", "$")) or value in ("|", '""'), f"{path}: {m.group(0)}"
+
+
+def test_seccomp_profile_is_the_engine_default_plus_bpf_and_perf_event_open():
+    shipped = json.loads((DEPLOY / "seccomp.json").read_text())
+    assert shipped["defaultAction"] == "SCMP_ACT_ERRNO"
+    naming = [r for r in shipped["syscalls"] if {"bpf", "perf_event_open"} & set(r["names"])]
+    assert len(naming) == 1 and sorted(naming[0]["names"]) == ["bpf", "perf_event_open"]
+    assert naming[0]["action"] == "SCMP_ACT_ALLOW" and not naming[0].get("includes") and not naming[0].get("excludes")
+    default_path = Path("/usr/share/containers/seccomp.json")
+    if not default_path.exists():
+        pytest.skip("no engine default profile here to compare with (containers-common)")
+    default = json.loads(default_path.read_text())
+
+    def allowed(profile, caps):
+        """Syscall names a container with `caps` may call unconditionally."""
+        names = set()
+        for r in profile["syscalls"]:
+            inc, exc = set(r.get("includes", {}).get("caps", [])), set(r.get("excludes", {}).get("caps", []))
+            if r["action"] == "SCMP_ACT_ALLOW" and not r.get("args") and inc <= caps and not (exc & caps) \
+                    and not r.get("includes", {}).get("arches") and not r.get("includes", {}).get("minKernel"):
+                names |= set(r["names"])
+        return names
+
+    caps = {"CAP_BPF", "CAP_PERFMON", "CAP_NET_ADMIN", "CAP_NET_RAW"}
+    assert allowed(shipped, caps) - allowed(default, caps) == {"bpf", "perf_event_open"}
+    assert allowed(default, caps) - allowed(shipped, caps) == set()
