@@ -1,0 +1,41 @@
+import FlowForestCore
+import FlowForestServer
+import FlowForestStore
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import Testing
+
+@Suite("Server-sent events")
+struct EventsTests {
+    @Test("a live client receives stored anomalies and once-a-second stats")
+    func liveEvents() async throws {
+        try await withService(.live, configure: { $0.tickInterval = .milliseconds(500) }) { client, db, parts in
+            let port = try #require(client.port)
+            // curl reads the stream for three seconds while an anomaly is detected and stored.
+            async let stream = tool("/usr/bin/curl", ["-sN", "--max-time", "3", "-H", "Authorization: Bearer \(db.viewerToken)",
+                                                      "http://127.0.0.1:\(port)/api/events"], acceptExit: [28])
+            try await Task.sleep(for: .seconds(1))
+            #expect(parts.writer.enqueue(anomalies: [storedAnomaly(1, src: "198.18.0.7", dst: "198.18.0.8", severity: .critical).anomaly]))
+            let text = try await stream
+            let events = text.components(separatedBy: "\n\n")
+            let anomaly = try #require(events.first { $0.hasPrefix("event: anomaly") }, "no anomaly event in: \(text)")
+            #expect(anomaly.contains("id: 1\n"))
+            let data = try #require(anomaly.split(separator: "\n").first { $0.hasPrefix("data: ") }).dropFirst(6)
+            let json = try JSONSerialization.jsonObject(with: Data(data.utf8)) as? [String: Any]
+            #expect(json?["src_ip"] as? String == "198.18.0.7")
+            #expect(json?["severity"] as? String == "critical")
+            #expect(json?["id"] as? Int == 1)
+            let stats = events.filter { $0.hasPrefix("event: stats") }
+            #expect(stats.count >= 3, "\(stats.count) stats events")
+            #expect(stats.last?.contains("\"anomalies_total\"") == true)
+        }
+    }
+
+    @Test("the event stream needs a credential")
+    func needsCredential() async throws {
+        try await withService { client, _, _ async throws in
+            #expect(try await client.call("/api/events").status == .unauthorized)
+        }
+    }
+}

@@ -1,0 +1,60 @@
+import FlowForestCore
+import FlowForestServer
+import FlowForestStore
+import FlowForestTestSupport
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import Testing
+
+@Suite("PostgreSQL outage", .serialized)
+struct OutageTests {
+    @Test("anomalies detected while PostgreSQL is down are written after it returns; the store-error counter shows the outage")
+    func outage() async throws {
+        try await ThrowawayPostgres.with { pg in
+            let db = try await TestDatabase.make(credentials: false)
+            defer { db.remove() }
+            var configuration = testConfiguration(db)
+            configuration.database = StoreLocation(pg.url)
+            let token = try await Store.withStore(configuration.database, logger: quietLogger) {
+                try await $0.addToken(name: "ops", role: .admin)
+            }
+            let (app, parts) = try await buildApplicationParts(configuration: configuration, flowSource: nil, logger: quietLogger,
+                                                               detector: NeverDetects())
+            try await app.test(.live) { client in
+                func batch(_ from: Int) -> [Anomaly] {
+                    (from..<from + 10).map { storedAnomaly($0, src: "198.18.0.\($0 % 200 + 1)", dst: "198.18.1.1", severity: .high).anomaly }
+                }
+                #expect(parts.writer.enqueue(anomalies: batch(0)))
+                try await waitFor { try await parts.store.anomalyCount() == 10 }
+
+                try await pg.stop()
+                #expect(parts.writer.enqueue(anomalies: batch(10)))
+                #expect(parts.writer.enqueue(anomalies: batch(20)))
+                try await waitFor(seconds: 30) { parts.writer.errorCount >= 1 }
+                #expect(parts.writer.pending.anomalies == 20)
+                try await pg.start()
+
+                try await waitFor(seconds: 30) { (try? await parts.store.anomalyCount()) == 30 }
+                let page = try await parts.store.anomalies(AnomalyQuery(limit: 100))
+                let written = Set(page.anomalies.map { "\($0.sourceAddress!)-\($0.timeMs)" })
+                let detected = Set((0..<30).map { i in "198.18.0.\(i % 200 + 1)-\(1_790_000_000_000 + Int64(i) * 1000)" })
+                #expect(written == detected)
+                let metrics = try await client.call("/metrics", token: token).text
+                let line = metrics.split(separator: "\n").first { $0.hasPrefix("flowforest_store_errors_total{operation=\"write\"}") }
+                let value = line.flatMap { Double($0.split(separator: " ").last ?? "") } ?? 0
+                #expect(value >= 1 && value == Double(parts.writer.errorCount), "\(line ?? "no store error series")")
+            }
+        }
+    }
+}
+
+/// Polls `condition` every 100 ms until true; fails after `seconds`.
+func waitFor(seconds: Double = 15, _ condition: () async throws -> Bool) async throws {
+    let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
+    while ContinuousClock.now < deadline {
+        if try await condition() { return }
+        try await Task.sleep(for: .milliseconds(100))
+    }
+    Issue.record("condition not met within \(seconds) s")
+}
