@@ -109,7 +109,8 @@ $(DEPLOY_VENV)/.installed: Tests/deploy/requirements.txt
 test-deploy: deps-deploy bpf $(DEPLOY_VENV)/.installed ## promtool, systemd-analyze, Prometheus evaluating every dashboard and alert query against a live sensor
 	$(SWIFT) build $(SWIFT_FLAGS) --product flowforest
 	FLOWFOREST_BIN=$$($(SWIFT) build $(SWIFT_FLAGS) --show-bin-path)/flowforest \
-		$(DEPLOY_VENV)/bin/python -m pytest -q -rs Tests/deploy/test_static.py Tests/deploy/test_prometheus_live.py
+		$(DEPLOY_VENV)/bin/python -m pytest -q -rs Tests/deploy/test_static.py Tests/deploy/test_prometheus_live.py \
+			Tests/deploy/test_systemd_identity.py
 
 image: deps bpf ## Container image (podman) from a release build with the Swift runtime linked in (IMAGE=...)
 	$(SWIFT) build -c release --static-swift-stdlib $(SWIFT_FLAGS) --product flowforest
