@@ -340,7 +340,7 @@ function emptyState(p, empty, text) {
 function anomalyRow(a) {
   const ports = a.src_port == null && a.dst_port == null ? "—" : `${a.src_port ?? "—"} → ${a.dst_port ?? "—"}`;
   return h("tr", { class: a.acknowledged ? "acked" : null, "data-id": a.id },
-    h("td", null, h("a", { href: `#/anomaly/${a.id}`, title: a.time }, fmtTime(a.time))),
+    h("td", null, h("a", { href: `#/anomaly/${a.id}`, title: a.time }, ...splitTime(fmtTime(a.time)))),
     h("td", { class: "mono src" }, a.src_ip ?? "—"),
     h("td", { class: "mono dst" }, a.dst_ip ?? "—"),
     h("td", { class: "mono" }, ports),
@@ -349,6 +349,12 @@ function anomalyRow(a) {
     h("td", null, a.label),
     h("td", { class: "severity" }, sevBadge(a.severity)),
     h("td", { class: "num" }, a.score.toFixed(3)));
+}
+
+/** Date and clock time apart, so narrow screens can show the clock time only. */
+function splitTime(text) {
+  const [day, clock] = text.split(" ");
+  return clock ? [h("span", { class: "day" }, day + " "), clock] : [text];
 }
 
 /** The hash's query for the anomalies view, with relative ranges resolved to now. */
