@@ -13,7 +13,8 @@ extension Detector: FlowDetector {
         }
         let trained = s.kinds.compactMap(\.trainedAtMs).max()
         return ModelStatus(
-            state: s.phase == "learning" ? "learning" : "detecting",
+            // Detecting as soon as one vector kind scores; details give each kind's phase.
+            state: s.kinds.contains { $0.phase == "scoring" } ? "detecting" : "learning",
             version: s.modelVersion,
             trainedAt: trained.map { Timestamp.rfc3339(milliseconds: $0) },
             vectorsSeen: Int(s.kinds.reduce(0) { $0 + $1.vectorsSeen }),

@@ -1,4 +1,5 @@
 import FlowForestCore
+import FlowForestDetection
 import FlowForestServer
 import FlowForestStore
 import Foundation
@@ -8,7 +9,7 @@ import Testing
 
 /// A service over a fresh SQLite store, with its parts, for `body`.
 func withService(
-    _ mode: TestingSetup = .router, configure: (inout ServerConfiguration) -> Void = { _ in },
+    _ mode: TestingSetup = .router, detector: any FlowDetector = NeverDetects(), configure: (inout ServerConfiguration) -> Void = { _ in },
     _ body: @escaping @Sendable (any TestClientProtocol, TestDatabase, ServiceParts) async throws -> Void
 ) async throws {
     let db = try await TestDatabase.make()
@@ -16,7 +17,7 @@ func withService(
     var configuration = testConfiguration(db)
     configure(&configuration)
     let (app, parts) = try await buildApplicationParts(configuration: configuration, flowSource: nil, logger: quietLogger,
-                                                       detector: NeverDetects())
+                                                       detector: detector)
     do {
         try await app.test(mode) { client in try await body(client, db, parts) }
         if mode.isRouter { await parts.store.close() }
@@ -113,6 +114,64 @@ struct IngestTests {
             #expect(tcp["dst_port"] as? Int == 443)
             let hosts = try await client.call("/api/hosts", token: db.viewerToken).object()
             #expect((hosts["hosts"] as? [[String: Any]])?.first?["address"] as? String == "198.18.0.1")
+        }
+    }
+
+    @Test("an attack-shaped batch after normal traffic becomes stored anomalies")
+    func attackBecomesAnomalies() async throws {
+        var detection = DetectorConfiguration()
+        detection.learningVectors = 300
+        detection.minimumLearningVectors = 100
+        let detector = Detector(configuration: detection, sensor: "test-sensor")
+        try await withService(.live, detector: detector) { client, db, parts in
+            // Normal: 20 clients, complete HTTPS exchanges with one server, over 20 rounds.
+            var t = Date().timeIntervalSince1970 - 120
+            for round in 0..<20 {
+                var records: [(src: String, dst: String, sport: Int, dport: Int, proto: String, length: Int, time: Double, flags: [String])] = []
+                for c in 0..<20 {
+                    let client = "198.18.0.\(10 + c)", sport = 30000 + round * 20 + c
+                    let size = 200 + (c * 37 + round * 11) % 900
+                    t += 0.05
+                    records += [
+                        (client, "198.18.1.1", sport, 443, "tcp", 60, t, ["SYN"]),
+                        ("198.18.1.1", client, 443, sport, "tcp", 60, t + 0.001, ["SYN", "ACK"]),
+                        (client, "198.18.1.1", sport, 443, "tcp", 52, t + 0.002, ["ACK"]),
+                        (client, "198.18.1.1", sport, 443, "tcp", 300, t + 0.003, ["PSH", "ACK"]),
+                        ("198.18.1.1", client, 443, sport, "tcp", size, t + 0.010, ["PSH", "ACK"]),
+                        (client, "198.18.1.1", sport, 443, "tcp", 52, t + 0.020, ["FIN", "ACK"]),
+                        ("198.18.1.1", client, 443, sport, "tcp", 52, t + 0.021, ["FIN", "ACK"]),
+                        (client, "198.18.1.1", sport, 443, "tcp", 52, t + 0.022, ["ACK"]),
+                    ]
+                }
+                #expect(try await client.call("/api/traffic", .post, token: db.adminToken, json: trafficJSON(records)).status == .accepted)
+                try await Task.sleep(for: .milliseconds(250))
+            }
+            try await waitFor(seconds: 20) { try await client.call("/api/model", token: db.viewerToken).object()["state"] as? String == "detecting" }
+            // Attack: one host sends SYNs to 600 ports of another, answered by RSTs.
+            for burst in 0..<6 {
+                var records: [(src: String, dst: String, sport: Int, dport: Int, proto: String, length: Int, time: Double, flags: [String])] = []
+                let now = Date().timeIntervalSince1970
+                for p in 0..<100 {
+                    let port = burst * 100 + p + 1
+                    records += [
+                        ("198.18.0.99", "198.18.1.2", 55555, port, "tcp", 44, now + Double(p) * 0.001, ["SYN"]),
+                        ("198.18.1.2", "198.18.0.99", port, 55555, "tcp", 40, now + Double(p) * 0.001 + 0.0002, ["RST", "ACK"]),
+                    ]
+                }
+                #expect(try await client.call("/api/traffic", .post, token: db.adminToken, json: trafficJSON(records)).status == .accepted)
+                try await Task.sleep(for: .milliseconds(400))
+            }
+            try await waitFor(seconds: 20) {
+                let page = try await client.call("/api/anomalies?ip=198.18.0.99", token: db.viewerToken).object()
+                return !((page["anomalies"] as? [Any]) ?? []).isEmpty
+            }
+            let page = try await client.call("/api/anomalies?ip=198.18.0.99", token: db.viewerToken).object()
+            let first = (page["anomalies"] as? [[String: Any]])?.first
+            #expect(first?["sensor"] as? String == "test-sensor")
+            #expect(((first?["explanation"] as? [Any]) ?? []).isEmpty == false)
+            // Nothing normal was flagged.
+            let normal = try await client.call("/api/anomalies?ip=198.18.1.1", token: db.viewerToken).object()
+            #expect((normal["anomalies"] as? [Any])?.isEmpty == true)
         }
     }
 }
