@@ -118,6 +118,8 @@ image: deps bpf ## Container image (podman) from a release build with the Swift 
 	bin=$$($(SWIFT) build -c release --static-swift-stdlib $(SWIFT_FLAGS) --show-bin-path) && \
 		cp $$bin/flowforest $(BPF_OBJ) $(IMAGE_DIR)/ && \
 		cp -r $$bin/flowforest_FlowForestServer.resources $(IMAGE_DIR)/
+	# Symbols and debug info are half the binary; the image ships without them.
+	strip $(IMAGE_DIR)/flowforest
 	podman build --network host -f deploy/Containerfile -t $(IMAGE) $(IMAGE_DIR)
 
 test-container: deps-deploy bpf $(DEPLOY_VENV)/.installed ## podman image build and run, podman-compose stack with PostgreSQL (root; several minutes)
