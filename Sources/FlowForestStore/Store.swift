@@ -71,7 +71,12 @@ public final class Store: Service, Sendable {
     /// `sqlite` or `postgresql`, for logs and health.
     public let kind: String
 
-    private init(backend: Backend, clientTask: Task<Void, Never>?, logger: Logger) {
+    /// How long one database operation may wait for PostgreSQL before it
+    /// fails (and the writer counts an error and retries).
+    public let queryTimeout: Duration
+
+    private init(backend: Backend, clientTask: Task<Void, Never>?, logger: Logger, queryTimeout: Duration) {
+        self.queryTimeout = queryTimeout
         self.backend = backend
         self.clientTask = clientTask
         self.logger = logger
@@ -82,12 +87,12 @@ public final class Store: Service, Sendable {
     }
 
     /// Opens (creating a SQLite file if needed) and migrates the store.
-    public static func open(_ location: StoreLocation, logger: Logger) async throws -> Store {
+    public static func open(_ location: StoreLocation, logger: Logger, queryTimeout: Duration = .seconds(30)) async throws -> Store {
         let store: Store
         switch location {
         case .sqlite(let path):
             let connection = try await SQLiteConnection.open(storage: .file(path: path), logger: logger)
-            store = Store(backend: .sqlite(connection), clientTask: nil, logger: logger)
+            store = Store(backend: .sqlite(connection), clientTask: nil, logger: logger, queryTimeout: queryTimeout)
             // WAL lets the API read while the writer writes; the busy timeout
             // covers a second process (the CLI adding a token) on the same file.
             _ = try await connection.sql().raw("PRAGMA journal_mode=WAL").all()
@@ -115,7 +120,7 @@ public final class Store: Service, Sendable {
             clientConfiguration.options.connectTimeout = .seconds(5)
             let client = PostgresClient(configuration: clientConfiguration, backgroundLogger: logger)
             let task = Task { await client.run() }
-            store = Store(backend: .postgres(client), clientTask: task, logger: logger)
+            store = Store(backend: .postgres(client), clientTask: task, logger: logger, queryTimeout: queryTimeout)
         }
         do {
             try await store.migrate()
@@ -167,6 +172,7 @@ public final class Store: Service, Sendable {
         case .postgres(let client):
             // The pool keeps a request waiting while the server is down; a
             // deadline turns an outage into an error the writer can count and retry.
+            let deadline = queryTimeout
             return try await withThrowingTaskGroup(of: T.self) { group in
                 group.addTask {
                     try await client.withConnection { connection in
@@ -174,8 +180,8 @@ public final class Store: Service, Sendable {
                     }
                 }
                 group.addTask {
-                    try await Task.sleep(for: Store.queryDeadline)
-                    throw StoreError.unavailable("PostgreSQL did not answer within \(Store.queryDeadline)")
+                    try await Task.sleep(for: deadline)
+                    throw StoreError.unavailable("PostgreSQL did not answer within \(deadline)")
                 }
                 defer { group.cancelAll() }
                 return try await group.next()!
@@ -183,8 +189,6 @@ public final class Store: Service, Sendable {
         }
     }
 
-    /// How long one database operation may wait for PostgreSQL.
-    static let queryDeadline: Duration = .seconds(10)
 
     var isPostgres: Bool {
         if case .postgres = backend { return true }

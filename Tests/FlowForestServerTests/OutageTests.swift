@@ -19,23 +19,26 @@ struct OutageTests {
             let token = try await Store.withStore(configuration.database, logger: quietLogger) {
                 try await $0.addToken(name: "ops", role: .admin)
             }
+            // A short deadline so the outage shows up quickly as store errors.
+            let store = try await Store.open(configuration.database, logger: quietLogger, queryTimeout: .seconds(5))
             let (app, parts) = try await buildApplicationParts(configuration: configuration, flowSource: nil, logger: quietLogger,
-                                                               detector: NeverDetects())
+                                                               detector: NeverDetects(), store: store)
+            do {
             try await app.test(.live) { client in
                 func batch(_ from: Int) -> [Anomaly] {
                     (from..<from + 10).map { storedAnomaly($0, src: "198.18.0.\($0 % 200 + 1)", dst: "198.18.1.1", severity: .high).anomaly }
                 }
                 #expect(parts.writer.enqueue(anomalies: batch(0)))
-                try await waitFor { try await parts.store.anomalyCount() == 10 }
+                try await waitFor(seconds: 60) { (try? await parts.store.anomalyCount()) == 10 }
 
                 try await pg.stop()
                 #expect(parts.writer.enqueue(anomalies: batch(10)))
                 #expect(parts.writer.enqueue(anomalies: batch(20)))
-                try await waitFor(seconds: 30) { parts.writer.errorCount >= 1 }
+                try await waitFor(seconds: 60) { parts.writer.errorCount >= 1 }
                 #expect(parts.writer.pending.anomalies == 20)
                 try await pg.start()
 
-                try await waitFor(seconds: 30) { (try? await parts.store.anomalyCount()) == 30 }
+                try await waitFor(seconds: 90) { (try? await parts.store.anomalyCount()) == 30 }
                 let page = try await parts.store.anomalies(AnomalyQuery(limit: 100))
                 let written = Set(page.anomalies.map { "\($0.sourceAddress!)-\($0.timeMs)" })
                 let detected = Set((0..<30).map { i in "198.18.0.\(i % 200 + 1)-\(1_790_000_000_000 + Int64(i) * 1000)" })
@@ -45,6 +48,11 @@ struct OutageTests {
                 let value = line.flatMap { Double($0.split(separator: " ").last ?? "") } ?? 0
                 #expect(value >= 1 && value == Double(parts.writer.errorCount), "\(line ?? "no store error series")")
             }
+            } catch {
+                await store.close()
+                throw error
+            }
+            await store.close()
         }
     }
 }

@@ -78,7 +78,7 @@ func flow(_ id: UInt64, src: String = "198.18.0.1", dst: String = "198.18.0.2", 
                       forward: fwd, reverse: rev, state: .ended, endReason: .idle)
 }
 
-@Suite("Store on SQLite and PostgreSQL")
+@Suite("Store on SQLite and PostgreSQL", .serialized)
 struct StoreTests {
     @Test("migrations run once and reopening keeps the data", arguments: Backend.allCases)
     func migrationsAreIdempotent(backend: Backend) async throws {
