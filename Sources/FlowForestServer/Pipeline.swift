@@ -28,7 +28,7 @@ actor Pipeline {
     private let modelAge: Gauge
     private let learning: Gauge
     private let scored: Counter
-    private var modelTrainedMs: Int64?
+    private var savedModelVersion: Int?
 
     init(detector: any FlowDetector, sensor: String, writer: StoreWriter, logger: Logger, metricsFactory: any MetricsFactory) {
         self.detector = detector
@@ -74,6 +74,7 @@ actor Pipeline {
         scoreTimer.record(duration: ContinuousClock.now - start)
         scored.increment(by: Int64(batch.records.count))
         updateModelGauges()
+        saveModelIfNew()
 
         let finished = batch.records.filter { $0.state != .active }
         writer.enqueue(flows: finished.map { StoredFlow(sensor: sensor, record: $0) })
@@ -134,6 +135,22 @@ actor Pipeline {
         Gauge(label: "flowforest_active_flows", dimensions: [("mode", mode)], factory: factory).record(batch.activeFlows)
     }
 
+    /// Stores the model when learning ends or it changes, so a restart resumes with it.
+    private func saveModelIfNew() {
+        guard let version = detector.apiStatus.version, version != savedModelVersion, let json = detector.modelJSON() else { return }
+        savedModelVersion = version
+        let store = writer.store, sensor = self.sensor, logger = self.logger
+        let errors = counter("flowforest_store_errors_total", [("operation", "model")])
+        Task {
+            do {
+                try await store.saveModel(sensor: sensor, description: "version \(version)", body: json)
+            } catch {
+                errors.increment()
+                logger.warning("model not saved", metadata: ["error": "\(error)"])
+            }
+        }
+    }
+
     private func updateModelGauges() {
         let status = detector.apiStatus
         learning.record(status.state == "learning" ? 1 : 0)
@@ -157,6 +174,7 @@ actor Pipeline {
         detector.retrain(nowNs: UInt64(Date().timeIntervalSince1970 * 1e9))
         updateModelGauges()
         let status = detector.apiStatus
+        savedModelVersion = status.version
         if let json = detector.modelJSON() {
             do {
                 try await store.saveModel(sensor: sensor, description: "version \(status.version.map(String.init) ?? "?")", body: json)

@@ -109,6 +109,15 @@ struct RunCommand: AsyncParsableCommand {
         if let path = setting(model, "FLOWFOREST_MODEL") {
             do { detectionModel = try DetectionModel.load(from: path) } catch { throw failure("--model \(path): \(error)") }
         }
+        if detectionModel == nil {
+            // Resume with the model this sensor last trained or retrained, if the database has one.
+            let sensor = server.sensorName
+            let stored = try? await Store.withStore(server.database, logger: logger) { try await $0.latestModel(sensor: sensor)?.body }
+            if let body = stored ?? nil, let model = try? DetectionModel.decode(Data(body.utf8)) {
+                detectionModel = model
+                logger.info("using the stored model", metadata: ["sensor": "\(sensor)"])
+            }
+        }
         let detector = Detector(model: detectionModel, sensor: server.sensorName, logger: logger)
         let metrics = FlowForestMetrics()
         if noCapture {

@@ -147,6 +147,8 @@ struct IngestTests {
                 try await Task.sleep(for: .milliseconds(250))
             }
             try await waitFor(seconds: 20) { try await client.call("/api/model", token: db.viewerToken).object()["state"] as? String == "detecting" }
+            // The model that ended learning is stored, so a restart resumes with it.
+            try await waitFor { try await parts.store.latestModel(sensor: "test-sensor") != nil }
             // Attack: one host sends SYNs to 600 ports of another, answered by RSTs.
             for burst in 0..<6 {
                 var records: [(src: String, dst: String, sport: Int, dport: Int, proto: String, length: Int, time: Double, flags: [String])] = []
