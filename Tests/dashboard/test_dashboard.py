@@ -55,19 +55,14 @@ class Daemon:
 
     def add_user(self, user, password, role):
         # The password comes on standard input so it never shows in `ps`.
-        subprocess.run([BIN, "user", "add", user, "--role", role, "--database", self.database],
+        subprocess.run([BIN, "user", "add", user, "--role", role, "--password-stdin", "--database", self.database],
                        input=password + "\n", text=True, check=True, capture_output=True, timeout=60)
-
-    def add_token(self, name, role):
-        out = subprocess.run([BIN, "token", "add", name, "--role", role, "--database", self.database],
-                             text=True, check=True, capture_output=True, timeout=60).stdout
-        return out.strip().split()[-1]
 
     def start(self):
         self.log = open(self.log_path, "w")
         self.process = subprocess.Popen(
             [BIN, "run", "--no-capture", "--listen", f"127.0.0.1:{self.port}", "--database", self.database,
-             "--sensor-name", "dashboard-test"] + (["--model", self.model] if self.model else []),
+             "--sensor-name", "dashboard-test", "--print-flows", "none"] + (["--model", self.model] if self.model else []),
             stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -95,10 +90,8 @@ class Daemon:
         if getattr(self, "log", None):
             self.log.close()
 
-    def request(self, method, path, body=None, token=None):
+    def request(self, method, path, body=None):
         headers = {"Content-Type": "application/json"}
-        if token:
-            headers["Authorization"] = f"Bearer {token}"
         data = json.dumps(body).encode() if body is not None else None
         req = urllib.request.Request(self.url + path, data=data, method=method, headers=headers)
         with urllib.request.urlopen(req, timeout=30) as r:
