@@ -178,7 +178,7 @@ let package = Package(
         .testTarget(
             name: "FlowForestServerTests",
             dependencies: [
-                "FlowForestServer", "FlowForestStore", "FlowForestCore", "FlowForestTestSupport",
+                "FlowForestServer", "FlowForestStore", "FlowForestCore", "FlowForestTestSupport", "FlowForestDetection", "PcapCapture",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ],
             swiftSettings: swiftSettings

@@ -5,6 +5,7 @@ import ServiceLifecycle
 /// Reads the local capture source and feeds its batches to the pipeline.
 /// Graceful shutdown asks the source to stop (detaching the capture) and
 /// keeps reading, so the final batch with every open flow is still scored and stored.
+/// A capture error ends the service with that error.
 struct CaptureService: Service {
     let source: any FlowSource
     let pipeline: Pipeline
@@ -22,5 +23,8 @@ struct CaptureService: Service {
             source.stop()
         }
         logger.info("capture stopped", metadata: ["mode": "\(mode)"])
+        // A source that ends by itself (a capture file) leaves the service
+        // serving what it stored until it is asked to stop.
+        try? await gracefulShutdown()
     }
 }
