@@ -249,6 +249,7 @@ final class DrainLoop: @unchecked Sendable {
 
     /// One poll: read every flow, end those due, checkpoint the rest.
     private func poll() throws(EBPFError) -> FlowBatch {
+        let started = monotonicNow()
         let offset = wallOffsetNs
         try program.forEachFlow { key, value in
             let flowKey = FlowKey(key)
@@ -264,7 +265,9 @@ final class DrainLoop: @unchecked Sendable {
             if let record = tracker.end(key, final: final, reason: reason) { records.append(record) }
         }
         records += tracker.checkpoint(at: nowNs)
-        return try batch(records, nowNs: nowNs)
+        var result = try batch(records, nowNs: nowNs)
+        result.pollDurationNs = monotonicNow() &- started
+        return result
     }
 
     /// Detaches, then takes every flow out of the map with its final totals.

@@ -10,13 +10,18 @@ public struct FlowBatch: Sendable {
     public var activeFlows: Int
     /// Share of the input read, 0...1, when the source is a file.
     public var progress: Double?
+    /// How long reading the capture state took, for sources that poll it
+    /// (the eBPF drainer reading the kernel map).
+    public var pollDurationNs: UInt64?
 
-    public init(timeNs: UInt64, records: [FlowRecord], statistics: CaptureStatistics, activeFlows: Int, progress: Double? = nil) {
+    public init(timeNs: UInt64, records: [FlowRecord], statistics: CaptureStatistics, activeFlows: Int,
+                progress: Double? = nil, pollDurationNs: UInt64? = nil) {
         self.timeNs = timeNs
         self.records = records
         self.statistics = statistics
         self.activeFlows = activeFlows
         self.progress = progress
+        self.pollDurationNs = pollDurationNs
     }
 }
 

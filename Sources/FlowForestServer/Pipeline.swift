@@ -133,6 +133,12 @@ actor Pipeline {
         lastStatistics[mode] = s
         activeByMode[mode] = batch.activeFlows
         Gauge(label: "flowforest_active_flows", dimensions: [("mode", mode)], factory: factory).record(batch.activeFlows)
+        if let duration = batch.pollDurationNs {
+            // Only the eBPF drainer polls a kernel map: its open flows are the map's entries.
+            Gauge(label: "flowforest_map_entries", dimensions: [("mode", mode)], factory: factory).record(batch.activeFlows)
+            CoreMetrics.Timer(label: "flowforest_drain_duration_seconds", dimensions: [("mode", mode)], factory: factory)
+                .recordNanoseconds(Int64(clamping: duration))
+        }
     }
 
     /// Stores the model when learning ends or it changes, so a restart resumes with it.

@@ -66,6 +66,9 @@ struct RunCommand: AsyncParsableCommand {
     @Option(name: .customLong("model"), help: "Detection model from `flowforest train` (env FLOWFOREST_MODEL); without one the detector learns from live traffic first.")
     var model: String?
 
+    @Option(name: .customLong("learning-seconds"), help: "Without a model: seconds of live traffic the detector learns from before it alerts (env FLOWFOREST_LEARNING_SECONDS; default 600).")
+    var learningSeconds: Double?
+
     @Flag(name: .customLong("open-metrics"), help: "Serve /metrics and /api/health without credentials (env FLOWFOREST_OPEN_METRICS=1).")
     var openMetrics = false
 
@@ -105,6 +108,9 @@ struct RunCommand: AsyncParsableCommand {
         server.sensorName = setting(sensorName, "FLOWFOREST_SENSOR_NAME") ?? ProcessInfo.processInfo.hostName
         server.openMetrics = openMetrics || ["1", "true", "yes"].contains(setting(nil, "FLOWFOREST_OPEN_METRICS")?.lowercased() ?? "")
         server.secureCookies = secureCookies
+        // Capture first: a wrong interface or a missing privilege is reported
+        // before anything (the database included) is created.
+        let source = noCapture ? nil : try openCapture(logger: logger)
         var detectionModel: DetectionModel?
         if let path = setting(model, "FLOWFOREST_MODEL") {
             do { detectionModel = try DetectionModel.load(from: path) } catch { throw failure("--model \(path): \(error)") }
@@ -118,12 +124,24 @@ struct RunCommand: AsyncParsableCommand {
                 logger.info("using the stored model", metadata: ["sensor": "\(sensor)"])
             }
         }
-        let detector = Detector(model: detectionModel, sensor: server.sensorName, logger: logger)
+        var detection = DetectorConfiguration()
+        if let text = learningSeconds.map({ String($0) }) ?? setting(nil, "FLOWFOREST_LEARNING_SECONDS") {
+            guard let seconds = Double(text), seconds >= 1, seconds <= 86_400 * 7 else {
+                throw failure("--learning-seconds must be between 1 and 604800, got \(text)")
+            }
+            detection.learningSeconds = seconds
+        }
+        let detector = Detector(configuration: detection, model: detectionModel, sensor: server.sensorName, logger: logger)
         let metrics = FlowForestMetrics()
-        if noCapture {
+        guard let source else {
             try await serve(server, source: nil, detector: detector, metrics: metrics, logger: logger)
             return
         }
+        let reporter = FlowReportService(source: source, printing: printFlows, logger: logger)
+        try await serve(server, source: ReportingSource(base: source, reporter: reporter), detector: detector, metrics: metrics, logger: logger)
+    }
+
+    private func openCapture(logger: Logger) throws -> any FlowSource {
         let names = interfaces.isEmpty ? [DefaultRoute.interface()].compactMap { $0 } : interfaces
         guard !names.isEmpty else {
             throw failure("no --interface given and no default route to pick one from")
@@ -131,16 +149,13 @@ struct RunCommand: AsyncParsableCommand {
         if namespace != nil && mode == .pcap {
             throw failure("--namespace works with the eBPF modes (tc, xdp, socket) only")
         }
-        let source: any FlowSource
         do {
-            source = try CaptureSelection.open(.init(
+            return try CaptureSelection.open(.init(
                 mode: mode, interfaces: names, flowConfiguration: flowOptions.configuration, pollInterval: pollInterval,
                 promiscuous: !noPromiscuous, mapEntries: mapSize, objectPath: bpfObject, namespace: namespace), logger: logger)
         } catch {
             throw failure("\(error)")
         }
-        let reporter = FlowReportService(source: source, printing: printFlows, logger: logger)
-        try await serve(server, source: ReportingSource(base: source, reporter: reporter), detector: detector, metrics: metrics, logger: logger)
     }
 
     /// Runs the service (capture consumer, detector, store writer, API) until SIGTERM or SIGINT.
@@ -151,6 +166,8 @@ struct RunCommand: AsyncParsableCommand {
                                                  detector: detector, metrics: metrics)
             logger.info("serving", metadata: ["listen": "\(server.host):\(server.port)", "database": "\(server.database)",
                                               "sensor": "\(server.sensorName)"])
+            let base = server.host.contains(":") ? "http://[\(server.host)]:\(server.port)" : "http://\(server.host):\(server.port)"
+            logger.notice("dashboard at \(base)/ — metrics at \(base)/metrics — API at \(base)/api (see /openapi.yaml)")
             let group = ServiceGroup(configuration: .init(
                 services: [.init(service: app)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
             try await group.run()

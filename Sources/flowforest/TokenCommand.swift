@@ -16,7 +16,9 @@ struct TokenCommand: AsyncParsableCommand {
         subcommands: [Add.self, Remove.self, List.self])
 
     struct Add: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "add", abstract: "Create a token and print it.")
+        static let configuration = CommandConfiguration(
+            commandName: "add", abstract: "Create a token and print it.",
+            discussion: "Example:\n  flowforest token add grafana --role viewer")
         @Argument(help: "A name for the token (letters, digits, '.', '_', '-', '@').") var name: String
         @Option(help: "viewer (read, ingest) or admin (also acknowledge and retrain).") var role: RoleArgument = .viewer
         @OptionGroup var database: DatabaseOption
@@ -28,7 +30,7 @@ struct TokenCommand: AsyncParsableCommand {
     }
 
     struct Remove: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "remove", abstract: "Revoke a token.")
+        static let configuration = CommandConfiguration(commandName: "remove", abstract: "Revoke a token.", discussion: "Example:\n  flowforest token remove grafana")
         @Argument var name: String
         @OptionGroup var database: DatabaseOption
 
@@ -39,7 +41,7 @@ struct TokenCommand: AsyncParsableCommand {
     }
 
     struct List: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "list", abstract: "List token names and roles.")
+        static let configuration = CommandConfiguration(commandName: "list", abstract: "List token names and roles.", discussion: "Example:\n  flowforest token list")
         @OptionGroup var database: DatabaseOption
 
         func run() async throws {

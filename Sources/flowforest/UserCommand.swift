@@ -52,7 +52,9 @@ struct UserCommand: AsyncParsableCommand {
         subcommands: [Add.self, Remove.self, List.self])
 
     struct Add: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "add", abstract: "Add a user who can sign in to the dashboard.")
+        static let configuration = CommandConfiguration(
+            commandName: "add", abstract: "Add a user who can sign in to the dashboard.",
+            discussion: "Example:\n  sudo flowforest user add alice --role admin")
         @Argument(help: "User name (letters, digits, '.', '_', '-', '@').") var name: String
         @Option(help: "viewer (read) or admin (also acknowledge and retrain).") var role: RoleArgument = .viewer
         @Flag(name: .customLong("password-stdin"), help: "Read the password from standard input instead of the terminal.")
@@ -74,7 +76,7 @@ struct UserCommand: AsyncParsableCommand {
     }
 
     struct Remove: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "remove", abstract: "Remove a user.")
+        static let configuration = CommandConfiguration(commandName: "remove", abstract: "Remove a user.", discussion: "Example:\n  flowforest user remove alice")
         @Argument var name: String
         @OptionGroup var database: DatabaseOption
 
@@ -85,7 +87,7 @@ struct UserCommand: AsyncParsableCommand {
     }
 
     struct List: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "list", abstract: "List users and their roles.")
+        static let configuration = CommandConfiguration(commandName: "list", abstract: "List users and their roles.", discussion: "Example:\n  flowforest user list")
         @OptionGroup var database: DatabaseOption
 
         func run() async throws {

@@ -4,9 +4,10 @@ import Testing
 
 @Suite("Command line: errors and help")
 struct CommandLineTests {
-    @Test("Every command's --help says what it does, with an example", arguments: ["", "run", "analyze"])
+    @Test("Every command's --help says what it does, with an example",
+          arguments: ["", "run", "analyze", "train", "bench", "user", "user add", "user remove", "user list", "token", "token add", "token remove", "token list"])
     func help(command: String) throws {
-        let result = try Binary.run((command.isEmpty ? [] : [command]) + ["--help"])
+        let result = try Binary.run(command.split(separator: " ").map(String.init) + ["--help"])
         #expect(result.status == 0)
         #expect(result.stdout.contains("Example"), "\(command) --help has no example")
         #expect(result.stdout.contains("OVERVIEW"))
@@ -47,10 +48,14 @@ struct CommandLineTests {
         #expect(result.stderr.contains("no such file"))
     }
 
-    @Test("A missing interface is a one-line error naming it", .enabled(if: Command.isRoot))
+    @Test("A missing interface is a one-line error naming it, and creates nothing", .enabled(if: Command.isRoot))
     func missingInterface() throws {
-        let result = try Binary.run(["run", "--mode", "pcap", "--interface", "ffnosuch0"], timeout: 20)
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let database = dir.appendingPathComponent("never.db")
+        let result = try Binary.run(["run", "--mode", "pcap", "--interface", "ffnosuch0", "--database", database.path], timeout: 20)
         #expect(result.status != 0)
+        #expect(!FileManager.default.fileExists(atPath: database.path))
         #expect(result.stderr.contains("no such interface: ffnosuch0"))
         #expect(result.stderr.split(separator: "\n").filter { $0.contains("flowforest:") }.count == 1)
     }
@@ -77,8 +82,12 @@ struct PrivilegeTests {
 
     @Test("auto without CAP_BPF falls back to libpcap and says why")
     func autoFallsBack() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let port = Int.random(in: 20_000..<40_000)
         let result = try Command.run(["capsh", "--drop=\(Self.drop)", "--", "-c",
-                                      "timeout --preserve-status -s INT 3 \(Binary.path) run --mode auto --interface lo --print-flows none"], timeout: 30)
+                                      "timeout --preserve-status -s INT 4 \(Binary.path) run --mode auto --interface lo --print-flows none "
+                                        + "--listen 127.0.0.1:\(port) --database \(dir.path)/fallback.db"], timeout: 30)
         #expect(result.status == 0, "\(result.stderr)")
         #expect(result.stderr.contains("tc capture unavailable"))
         #expect(result.stderr.contains("falling back to libpcap"))

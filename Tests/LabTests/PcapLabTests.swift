@@ -29,7 +29,8 @@ struct PcapLabTests {
         let tcpdump = try lab.spawn(in: b, ["tcpdump", "-i", serverIf, "-n", "-U", "-s", "256", "-w", pcap.path], stderr: tcpdumpErr)
         let liveOut = dir.appendingPathComponent("live.jsonl"), liveErr = dir.appendingPathComponent("live.err")
         let live = try lab.spawn(in: b, [Binary.path, "run", "--mode", "pcap", "--interface", serverIf, "--print-flows", "json",
-                                          "--idle-timeout", "60", "--poll-interval", "0.2"], stdout: liveOut, stderr: liveErr)
+                                          "--idle-timeout", "60", "--poll-interval", "0.2", "--database", dir.appendingPathComponent("live.db").path],
+                                    stdout: liveOut, stderr: liveErr)
         #expect(waitUntil(15) { fileContains(tcpdumpErr, "listening on") && fileContains(liveErr, "capture started") },
                 "capture did not start: \((try? String(contentsOf: liveErr, encoding: .utf8)) ?? "")")
         Thread.sleep(forTimeInterval: 0.5)
