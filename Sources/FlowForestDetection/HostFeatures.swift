@@ -343,14 +343,14 @@ public struct HostTracker: Sendable {
 
     /// Regularity (1 − coefficient of variation) of the gaps between the
     /// last flow starts of this source and destination service, 0 with
-    /// fewer than four gaps.
+    /// fewer than five gaps.
     private mutating func notePairStart(_ r: FlowRecord) -> Double {
         let key = PairKey(source: r.sourceAddress, destination: r.destinationAddress, port: r.destinationPort, ipProtocol: r.ipProtocol)
         var starts = pairs[key] ?? []
         starts.append(r.firstSeenNs)
         if starts.count > 8 { starts.removeFirst(starts.count - 8) }
         pairs[key] = starts
-        guard starts.count >= 5 else { return 0 }
+        guard starts.count >= 6 else { return 0 }
         let gaps = zip(starts.dropFirst(), starts).map { Double($0 &- $1) }
         let mean = gaps.reduce(0, +) / Double(gaps.count)
         // Bursts of connections are not beacons: require at least 200 ms between starts.

@@ -107,7 +107,7 @@ public enum Labeler {
     static func isCertainBeacon(kind: AnomalyKind, vector: [Double], baseline: [FeatureBaseline]) -> Bool {
         guard kind == .host else { return false }
         let i = FeatureSchema.index("beacon_regularity", in: kind)
-        return vector[i] >= 0.9 && baseline[i].p99 < 0.9
+        return vector[i] >= 0.92 && baseline[i].p99 < 0.9
     }
 
     /// True for the labels that name a behaviour rather than "unusual ...".
@@ -133,7 +133,7 @@ public enum Labeler {
     }
 
     private static func destinationLabel(_ v: View) -> Label {
-        if v.high("distinct_dst_ports_10s", 10) && v.raw("distinct_src_addrs_10s") < 3 { return .portScan }
+        if v.high("distinct_dst_ports_10s", 10) { return .portScan }
         if v.high("syn_received_1s", 50) && v.raw("distinct_dst_ports_10s") < 10
             && (v.raw("synack_sent_1s") < 0.5 * v.raw("syn_received_1s") || v.high("flows_received_1s", 50)) { return .synFlood }
         if v.high("udp_packets_received_1s", 300) { return .udpFlood }
