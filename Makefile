@@ -86,7 +86,7 @@ run: build ## Start the sensor on the default-route interface (INTERFACE=...)
 bench: build ## Compare capture modes on a namespace lab (root)
 	$$($(SWIFT) build -c $(CONFIG) $(SWIFT_FLAGS) --show-bin-path)/flowforest bench
 
-demo: build ## Analyze a generated capture of lab traffic (root)
+demo: build ## Live demo: namespace lab, normal clients, recurring attacks, dashboard on 127.0.0.1:8080 (root)
 	$$($(SWIFT) build -c $(CONFIG) $(SWIFT_FLAGS) --show-bin-path)/flowforest demo
 
 clean: ## Remove generated files

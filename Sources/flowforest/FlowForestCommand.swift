@@ -15,6 +15,7 @@ struct FlowForestCommand: AsyncParsableCommand {
             AnalyzeCommand.self,
             TrainCommand.self,
             BenchCommand.self,
+            DemoCommand.self,
             UserCommand.self,
             TokenCommand.self,
         ]
