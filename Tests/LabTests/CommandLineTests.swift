@@ -5,7 +5,7 @@ import Testing
 @Suite("Command line: errors and help")
 struct CommandLineTests {
     @Test("Every command's --help says what it does, with an example",
-          arguments: ["", "run", "analyze", "train", "bench", "user", "user add", "user remove", "user list", "token", "token add", "token remove", "token list"])
+          arguments: ["", "run", "analyze", "train", "bench", "demo", "user", "user add", "user remove", "user list", "token", "token add", "token remove", "token list"])
     func help(command: String) throws {
         let result = try Binary.run(command.split(separator: " ").map(String.init) + ["--help"])
         #expect(result.status == 0)
