@@ -200,7 +200,11 @@ function onStats(s) {
   $("#f-store").textContent = s.store_errors_total > 0
     ? `${s.store_errors_total} errors, ${s.store_pending} pending` : `ok, ${s.store_pending} pending`;
   if (state.model && s.model !== state.model.state) refreshStatus();
-  if (state.view === "overview") drawCharts();
+  if (state.view === "overview") {
+    drawCharts();
+    // Capture mode and drops come from /metrics; follow them while traffic flows.
+    if (s.packets_per_second > 0 && Date.now() - (state.captureAt || 0) > 5000) refreshCapture();
+  }
 }
 
 function onAnomaly(a) {
@@ -227,6 +231,11 @@ async function refreshStatus() {
     $("#f-store").textContent = `${health.database}: ${health.store}`;
     renderModel();
   } catch (e) { showError(e); }
+  await refreshCapture();
+}
+
+async function refreshCapture() {
+  state.captureAt = Date.now();
   try {
     renderCapture(await fetchMetrics());
   } catch (_) {
