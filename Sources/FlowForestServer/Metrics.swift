@@ -19,6 +19,7 @@ public final class FlowForestMetrics: Sendable {
         "flowforest_flows_started_total": "Flows started, by capture mode.",
         "flowforest_flows_ended_total": "Flows ended, by capture mode.",
         "flowforest_active_flows": "Flows open at the last poll, by capture mode.",
+        "flowforest_capture_info": "Always 1: the capture mode and each interface the sensor captures on.",
         "flowforest_map_entries": "Entries in the kernel flow map at the last poll.",
         "flowforest_map_full_packets_total": "Packets not counted into a flow because the flow table or kernel map was full.",
         "flowforest_capture_drops_total": "Packets dropped before FlowForest saw them, by mode and where (capture buffer or interface).",
@@ -47,6 +48,13 @@ public final class FlowForestMetrics: Sendable {
         .milliseconds(1), .microseconds(2500), .milliseconds(5), .milliseconds(10), .milliseconds(25),
         .milliseconds(50), .milliseconds(100), .milliseconds(250), .seconds(1), .seconds(5),
     ]
+
+    /// Publishes which mode captures on which interfaces (`flowforest_capture_info`).
+    public func recordCapture(mode: String, interfaces: [String]) {
+        for interface in interfaces {
+            Gauge(label: "flowforest_capture_info", dimensions: [("mode", mode), ("interface", interface)], factory: factory).record(1)
+        }
+    }
 
     public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
         self.registry = registry

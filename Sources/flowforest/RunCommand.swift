@@ -137,6 +137,7 @@ struct RunCommand: AsyncParsableCommand {
             try await serve(server, source: nil, detector: detector, metrics: metrics, logger: logger)
             return
         }
+        metrics.recordCapture(mode: source.mode, interfaces: interfaces.isEmpty ? [DefaultRoute.interface()].compactMap { $0 } : interfaces)
         let reporter = FlowReportService(source: source, printing: printFlows, logger: logger)
         try await serve(server, source: ReportingSource(base: source, reporter: reporter), detector: detector, metrics: metrics, logger: logger)
     }
