@@ -37,7 +37,7 @@ public enum Command {
         process.standardError = err
         let stdin = Pipe()
         process.standardInput = input == nil ? FileHandle.nullDevice : stdin
-        try process.run()
+        try startUnblocked(process)
         if let input {
             stdin.fileHandleForWriting.write(input)
             try? stdin.fileHandleForWriting.close()
@@ -81,6 +81,17 @@ public enum Command {
             throw LabError.failed(command: arguments, status: result.status, stderr: result.stderr)
         }
         return result
+    }
+
+    /// Starts a process with an empty signal mask. A child inherits the mask
+    /// of the thread that spawns it, and pool threads block signals: tools
+    /// that pace themselves with SIGALRM (hping3) would then hang.
+    public static func startUnblocked(_ process: Process) throws {
+        var empty = sigset_t(), previous = sigset_t()
+        sigemptyset(&empty)
+        pthread_sigmask(SIG_SETMASK, &empty, &previous)
+        defer { pthread_sigmask(SIG_SETMASK, &previous, nil) }
+        try process.run()
     }
 
     /// True when this process runs as root.

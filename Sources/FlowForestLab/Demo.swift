@@ -43,7 +43,7 @@ public final class Demo: Sendable {
         let log = try FileHandle(forWritingTo: sensorLog)
         sensor.standardOutput = log
         sensor.standardError = log
-        try sensor.run()
+        try Command.startUnblocked(sensor)
         defer {
             if sensor.isRunning {
                 kill(sensor.processIdentifier, SIGTERM)

@@ -86,7 +86,7 @@ public final class NetworkLab: @unchecked Sendable {
         process.standardInput = FileHandle.nullDevice
         process.standardOutput = try stdout.map(NetworkLab.handle(for:)) ?? FileHandle.nullDevice
         process.standardError = try stderr.map(NetworkLab.handle(for:)) ?? FileHandle.nullDevice
-        try process.run()
+        try Command.startUnblocked(process)
         lock.withLock { background.append(process) }
         return process
     }

@@ -6,7 +6,7 @@ import Testing
 /// reach the sensor's interface, as a capture of it shows.
 @Suite("Lab: traffic lab for detection runs", .serialized, .enabled(if: Command.isRoot, "needs root for network namespaces"))
 struct TrafficLabTests {
-    @Test("Normal clients and a SYN scan and a sweep are all seen on the sensor interface")
+    @Test("Normal clients, a SYN scan, a sweep and a SYN flood are all seen on the sensor interface")
     func attacksReachTheSensor() throws {
         let dir = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
@@ -18,6 +18,7 @@ struct TrafficLabTests {
         let normal = try traffic.startNormalTraffic(seconds: 3)
         try traffic.run(.synScan)
         try traffic.run(.pingSweep)
+        try traffic.run(.synFlood)
         for p in normal { p.waitUntilExit() }
         Thread.sleep(forTimeInterval: 0.5)
         traffic.lab.stop(tcpdump, signal: SIGINT)
@@ -29,6 +30,8 @@ struct TrafficLabTests {
         #expect(Set(scan.compactMap { $0["dst_port"] as? Int }).count >= 1000, "the scan's SYNs reach the sensor")
         let sweep = flows.filter { ($0["dst_ip"] as? String)?.hasPrefix("198.18.2.") == true }
         #expect(Set(sweep.compactMap { $0["dst_ip"] as? String }).count >= 250, "sweep probes reach the sensor")
+        let flood = scan.filter { $0["dst_port"] as? Int == 80 }.reduce(0) { $0 + (($1["fwd"] as? [String: Any])?["packets"] as? Int ?? 0) }
+        #expect(flood >= 10_000, "hping3 paces itself with SIGALRM: the flood's SYNs reach the sensor (\(flood))")
         let web = flows.filter { traffic.clients.contains($0["src_ip"] as? String ?? "") && $0["dst_port"] as? Int == 80 }
         #expect(!web.isEmpty, "normal clients browse")
     }
