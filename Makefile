@@ -44,7 +44,9 @@ release: ## Build an optimised binary
 
 test: deps bpf test-parity test-deploy test-dashboard ## Run every test (lab tests need root)
 	$(SWIFT) build $(SWIFT_FLAGS) --build-tests
-	$(SWIFT) test $(SWIFT_FLAGS) --skip-build
+	# One test at a time: lab tests drive traffic at full rate and time
+	# flows, and must not compete with each other for the two cores.
+	$(SWIFT) test $(SWIFT_FLAGS) --skip-build --no-parallel
 
 # Reference venv for the isolation-forest parity test and benchmark (scikit-learn, isotree).
 VENV       ?= $(OUT)/venv
