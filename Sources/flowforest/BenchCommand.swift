@@ -149,13 +149,6 @@ struct Bench {
             .joined(separator: " ")
     }
 
-    /// trafgen configuration: UDP/IPv4 from `flows` source ports.
-    static func trafgenConfig(frameBytes: Int, flows: Int) -> String {
-        let sport = flows > 1 ? "dinc(1024, \(1024 + flows - 1))" : "1024"
-        return "{ eth(da=02:00:00:00:00:02, sa=02:00:00:00:00:01), ipv4(sa=198.18.0.1, da=198.18.0.2), "
-            + "udp(sp=\(sport), dp=9), fill(0, \(max(0, frameBytes - 42))) }"
-    }
-
     /// A fresh lab per scenario: the baseline and every mode see the same
     /// interfaces, one after another.
     func scenario(frameBytes: Int, flows: Int, generators: Int, modes: [BenchCommand.Mode]) async throws -> [Row] {
@@ -168,20 +161,20 @@ struct Bench {
             try lab.check(in: ns, ["sh", "-c", "echo 1 > /proc/sys/net/ipv6/conf/all/disable_ipv6; echo 1 > /proc/sys/net/ipv6/conf/default/disable_ipv6"])
         }
         let (genIf, senIf) = try lab.connect(gen, address: "198.18.0.1/24", sen, address: "198.18.0.2/24")
-        let config = Self.trafgenConfig(frameBytes: frameBytes, flows: flows)
+        let config = Trafgen.udp(flows: flows, frameBytes: frameBytes)
         let traffic = Traffic(lab: lab, namespace: gen, interface: genIf, config: config, packets: packets, generators: generators)
 
         _ = try traffic.send()  // warm-up: first-touch costs stay out of the baseline
         let base = try traffic.send()
         var rows = [Row(
             frameBytes: frameBytes, flows: flows, generators: generators, mode: "none", packetsSent: base.packets,
-            generatorPps: base.pps, baselinePps: base.pps, rateRatio: 1, packetsSeen: 0, packetsAccounted: 0,
+            generatorPps: base.packetsPerSecond, baselinePps: base.packetsPerSecond, rateRatio: 1, packetsSeen: 0, packetsAccounted: 0,
             accountedShare: 0, countedLosses: 0, note: "no sensor")]
         for mode in modes {
             if mode == .xdp && generators > 1 {
                 rows.append(Row(
                     frameBytes: frameBytes, flows: flows, generators: generators, mode: mode.rawValue, packetsSent: 0,
-                    generatorPps: 0, baselinePps: base.pps, rateRatio: 0, packetsSeen: 0, packetsAccounted: 0,
+                    generatorPps: 0, baselinePps: base.packetsPerSecond, rateRatio: 0, packetsSeen: 0, packetsAccounted: 0,
                     accountedShare: 0, countedLosses: 0,
                     note: "skipped: a native-XDP veth has one receive ring; a second sender fails with EAGAIN"))
                 continue
@@ -199,8 +192,8 @@ struct Bench {
             row.frameBytes = frameBytes
             row.flows = flows
             row.generators = generators
-            row.baselinePps = base.pps
-            row.rateRatio = base.pps > 0 ? row.generatorPps / base.pps : 0
+            row.baselinePps = base.packetsPerSecond
+            row.rateRatio = base.packetsPerSecond > 0 ? row.generatorPps / base.packetsPerSecond : 0
             rows.append(row)
         }
         return rows
@@ -233,7 +226,7 @@ struct Bench {
             return (last.values.reduce(0, +), statistics)
         }
         try await Task.sleep(for: .milliseconds(300))
-        let sent: Traffic.Result
+        let sent: Trafgen.Result
         // CPU is taken over the traffic only: loading, attaching and the
         // final drain are one-off costs, not the sensor's running cost.
         let cpu0 = threadCPU()
@@ -264,7 +257,7 @@ struct Bench {
             note = "MISMATCH: \(drained.packets + s.notIP + s.malformed + s.tableFull) explained of \(seen)"
         }
         return Row(
-            frameBytes: 0, flows: 0, generators: 0, mode: mode.rawValue, packetsSent: sent.packets, generatorPps: sent.pps,
+            frameBytes: 0, flows: 0, generators: 0, mode: mode.rawValue, packetsSent: sent.packets, generatorPps: sent.packetsPerSecond,
             baselinePps: 0, rateRatio: 0, packetsSeen: seen, packetsAccounted: drained.packets,
             accountedShare: seen > 0 ? Double(drained.packets) / Double(seen) : 0, countedLosses: losses,
             bpfNsPerPacket: run.flatMap { $0.runCount > 0 ? Double($0.runTimeNs) / Double($0.runCount) : nil },
@@ -307,38 +300,8 @@ struct Traffic: Sendable {
     var packets: Int
     let generators: Int
 
-    struct Result: Sendable {
-        var packets: UInt64
-        var seconds: Double
-        var pps: Double { seconds > 0 ? Double(packets) / seconds : 0 }
-    }
-
-    func send() throws -> Result {
-        let file = FileManager.default.temporaryDirectory.appendingPathComponent("flowforest-bench-\(getpid()).cfg")
-        try config.write(to: file, atomically: true, encoding: .utf8)
-        defer { try? FileManager.default.removeItem(at: file) }
-        // --no-sock-mem: leave the host's socket buffer settings alone.
-        let r = try lab.check(in: namespace, [
-            "trafgen", "--dev", interface, "--conf", file.path, "--num", String(packets),
-            "--cpus", String(generators), "--no-sock-mem",
-        ], timeout: 600)
-        return Traffic.parse(r.stdout + r.stderr)
-    }
-
-    /// trafgen's summary: "N packets outgoing" and per process "S sec, U usec on CPUk".
-    static func parse(_ output: String) -> Result {
-        var packets: UInt64 = 0
-        var seconds = 0.0
-        for line in output.split(separator: "\n") {
-            // Each summary line starts with a carriage return.
-            let words = line.split(whereSeparator: { $0 == " " || $0 == "\r" }).map(String.init)
-            if words.count >= 3, words[1] == "packets", words[2] == "outgoing", let n = UInt64(words[0]) { packets = n }
-            if let sec = words.firstIndex(of: "sec,"), sec >= 1, let s = Double(words[sec - 1]),
-               sec + 1 < words.count, let us = Double(words[sec + 1]) {
-                seconds = max(seconds, s + us / 1e6)
-            }
-        }
-        return Result(packets: packets, seconds: seconds)
+    func send() throws -> Trafgen.Result {
+        try Trafgen.run(lab: lab, namespace: namespace, interface: interface, config: config, packets: packets, cpus: generators)
     }
 }
 

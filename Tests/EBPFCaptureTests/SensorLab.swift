@@ -68,52 +68,6 @@ final class SensorLab: Sendable {
     }
 }
 
-/// trafgen (netsniff-ng) packet configurations and runs.
-enum Trafgen {
-    struct Result {
-        var packets: UInt64
-        var seconds: Double
-        var packetsPerSecond: Double { seconds > 0 ? Double(packets) / seconds : 0 }
-    }
-
-    /// UDP over IPv4 to a MAC that is not the receiver's, so frames are
-    /// dropped after the hooks as on a mirror port. `flows` source ports.
-    static func udp(flows: Int, frameBytes: Int) -> String {
-        let sport = flows > 1 ? "dinc(1024, \(1024 + flows - 1))" : "1024"
-        return "{ eth(da=02:00:00:00:00:02, sa=02:00:00:00:00:01), ipv4(sa=198.18.0.1, da=198.18.0.2), "
-            + "udp(sp=\(sport), dp=9), fill(0, \(max(0, frameBytes - 42))) }"
-    }
-
-    /// - Parameter gap: trafgen's `--gap` between packets (e.g. "100us");
-    ///   full speed when nil. (Its `--rate` does not pace short runs.)
-    static func run(lab: NetworkLab, namespace: String, interface: String, config: String, packets: Int, cpus: Int, gap: String? = nil) throws -> Result {
-        let file = FileManager.default.temporaryDirectory.appendingPathComponent("ff-trafgen-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).cfg")
-        try config.write(to: file, atomically: true, encoding: .utf8)
-        defer { try? FileManager.default.removeItem(at: file) }
-        let r = try lab.check(in: namespace, [
-            "trafgen", "--dev", interface, "--conf", file.path, "--num", String(packets),
-            "--cpus", String(cpus), "--no-sock-mem",
-        ] + (gap.map { ["--gap", $0] } ?? []), timeout: 300)
-        return parse(r.stdout + r.stderr)
-    }
-
-    /// Reads trafgen's closing summary ("N packets outgoing", "S sec, U usec on CPUk").
-    static func parse(_ output: String) -> Result {
-        var packets: UInt64 = 0
-        var seconds = 0.0
-        for line in output.split(separator: "\n") {
-            // Each summary line starts with a carriage return.
-            let words = line.split(whereSeparator: { $0 == " " || $0 == "\r" }).map(String.init)
-            if words.count >= 3, words[1] == "packets", words[2] == "outgoing", let n = UInt64(words[0]) { packets = n }
-            if let sec = words.firstIndex(of: "sec,"), sec >= 1, let s = Double(words[sec - 1]),
-               sec + 1 < words.count, let us = Double(words[sec + 1]) {
-                seconds = max(seconds, s + us / 1e6)
-            }
-        }
-        return Result(packets: packets, seconds: seconds)
-    }
-}
-
 /// What a capture produced: the last record of every flow and the final statistics.
 struct CaptureResult {
     var records: [UInt64: FlowRecord] = [:]
