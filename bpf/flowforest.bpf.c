@@ -70,6 +70,12 @@ struct flow_value_atomic {
 _Static_assert(sizeof(struct flow_value_atomic) == sizeof(struct flow_value), "atomic value must mirror flow_value");
 
 
+/*
+ * Flows counted by tc and xdp. Preallocated, not LRU: a full map sends the
+ * packet to `events` instead of evicting a flow without a trace.
+ * Key: struct flow_key (both endpoints, lower first). Value: struct flow_value
+ * (per-direction stats under the value's spin lock). Resized by the loader.
+ */
 struct {
     __uint(type, BPF_MAP_TYPE_HASH);
     __uint(max_entries, FF_DEFAULT_MAP_ENTRIES);
@@ -77,6 +83,11 @@ struct {
     __type(value, struct flow_value);
 } flows SEC(".maps");
 
+/*
+ * Flows counted by the socket filter, which may not touch a spin lock.
+ * Key: struct flow_key. Value: struct flow_value_atomic (same layout as
+ * flow_value, updated with atomic adds).
+ */
 struct {
     __uint(type, BPF_MAP_TYPE_HASH);
     __uint(max_entries, FF_DEFAULT_MAP_ENTRIES);
@@ -84,11 +95,20 @@ struct {
     __type(value, struct flow_value_atomic);
 } flows_atomic SEC(".maps");
 
+/*
+ * Packets whose flow could not be inserted, merged by the drainer.
+ * Key: none (ring buffer). Value: struct flow_event per packet.
+ */
 struct {
     __uint(type, BPF_MAP_TYPE_RINGBUF);
     __uint(max_entries, 1 << 22);
 } events SEC(".maps");
 
+/*
+ * Packet accounting per CPU, summed by the drainer; per-CPU so counting
+ * needs no atomic on the hot path.
+ * Key: __u32 0 (one slot). Value: struct ff_stats (enum ff_stat counters).
+ */
 struct {
     __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
     __uint(max_entries, 1);

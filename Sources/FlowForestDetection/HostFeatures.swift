@@ -371,31 +371,25 @@ public struct HostTracker: Sendable {
                 slowByDestination[st.destination, default: 0] += 1
             }
         }
-        var index = hosts.startIndex
-        while index != hosts.endIndex {
-            let key = hosts.keys[index]
-            let slow = slowBySource[key] ?? 0
-            if hosts.values[index].slowFlows != slow {
-                hosts.values[index].slowFlows = slow
+        Self.setSlowFlows(&hosts, from: slowBySource, now: now)
+        Self.setSlowFlows(&destinations, from: slowByDestination, now: now)
+    }
+
+    /// Updates each entity's count of open slow connections; an entity whose
+    /// count rises is marked for a fresh vector. Walks by index so values
+    /// change in place without copying the table.
+    private static func setSlowFlows(_ entities: inout [IPAddress: Entity], from counts: [IPAddress: Int], now: UInt64) {
+        var index = entities.startIndex
+        while index != entities.endIndex {
+            let slow = counts[entities.keys[index]] ?? 0
+            if entities.values[index].slowFlows != slow {
+                entities.values[index].slowFlows = slow
                 if slow > 0 {
-                    hosts.values[index].decay(to: now)
-                    hosts.values[index].touched = true
+                    entities.values[index].decay(to: now)
+                    entities.values[index].touched = true
                 }
             }
-            hosts.formIndex(after: &index)
-        }
-        index = destinations.startIndex
-        while index != destinations.endIndex {
-            let key = destinations.keys[index]
-            let slow = slowByDestination[key] ?? 0
-            if destinations.values[index].slowFlows != slow {
-                destinations.values[index].slowFlows = slow
-                if slow > 0 {
-                    destinations.values[index].decay(to: now)
-                    destinations.values[index].touched = true
-                }
-            }
-            destinations.formIndex(after: &index)
+            entities.formIndex(after: &index)
         }
     }
 
