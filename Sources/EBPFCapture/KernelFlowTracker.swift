@@ -109,19 +109,14 @@ struct KernelFlowTracker {
         for (key, e) in entries {
             let last = e.lastSeenNs
             let idle = nowNs >= last ? nowNs - last : 0
-            // A closed connection is reported as closed even when a late
-            // poll finds it past the idle timeout as well.
+            var closed = false
             if idle >= configuration.tcpCloseTimeoutNs && key.ipProtocol == IPProtocol.tcp {
                 let low = e.kernelLow, high = e.kernelHigh, ol = e.overflowLow, oh = e.overflowHigh
                 let rst = low.rstCount + high.rstCount + ol.rstCount + oh.rstCount
-                let finBoth = (low.finCount + ol.finCount) > 0 && (high.finCount + oh.finCount) > 0
-                if rst > 0 || finBoth {
-                    out.append((key, .tcpClose, e.inKernel))
-                    continue
-                }
+                closed = rst > 0 || ((low.finCount + ol.finCount) > 0 && (high.finCount + oh.finCount) > 0)
             }
-            if idle >= configuration.idleTimeoutNs {
-                out.append((key, .idle, e.inKernel))
+            if let reason = configuration.endReason(idleNs: idle, tcpClosed: closed) {
+                out.append((key, reason, e.inKernel))
             }
         }
         return out
@@ -152,7 +147,7 @@ struct KernelFlowTracker {
             defer { entries.formIndex(after: &index) }
             let e = entries.values[index]
             let packets = e.packets
-            if nowNs > e.windowStartNs && nowNs - e.windowStartNs >= configuration.activeTimeoutNs {
+            if configuration.checkpointDue(windowStartNs: e.windowStartNs, nowNs: nowNs) {
                 out.append(makeRecord(entries.keys[index], e, state: .interim, reason: nil))
                 entries.values[index].windowStartNs = nowNs
                 entries.values[index].emittedPackets = packets

@@ -19,6 +19,21 @@ public struct FlowTableConfiguration: Sendable, Hashable {
         self.tcpCloseTimeoutNs = tcpCloseTimeoutNs
         self.maxFlows = maxFlows
     }
+
+    /// Whether a flow without packets for `idleNs` has ended, and why. Every
+    /// capture path decides with this, so they agree: a closed TCP flow
+    /// (RST, or FIN both ways) ends after the close timeout and is reported
+    /// as closed even when it is past the idle timeout too.
+    public func endReason(idleNs: UInt64, tcpClosed: Bool) -> FlowEndReason? {
+        if tcpClosed && idleNs >= tcpCloseTimeoutNs { return .tcpClose }
+        return idleNs >= idleTimeoutNs ? .idle : nil
+    }
+
+    /// Whether an open flow whose active window began at `windowStartNs` is
+    /// due for an interim record.
+    public func checkpointDue(windowStartNs: UInt64, nowNs: UInt64) -> Bool {
+        nowNs > windowStartNs && nowNs - windowStartNs >= activeTimeoutNs
+    }
 }
 
 /// Merges packets into bidirectional flows and decides when flows end: the
@@ -114,16 +129,13 @@ public struct FlowTable: Sendable {
             let entry = entries.values[index]
             let last = entry.record.lastSeenNs
             let idle = nowNs >= last ? nowNs - last : 0
-            // A closed TCP flow reports tcp_close even when it is also idle,
-            // as the kernel drainer does.
-            let closed = entry.record.tcpClosed && idle >= cfg.tcpCloseTimeoutNs
-            if closed || idle >= cfg.idleTimeoutNs {
+            if let reason = cfg.endReason(idleNs: idle, tcpClosed: entry.record.tcpClosed) {
                 ended.append(entries.keys[index])
                 var record = entry.record
                 record.state = .ended
-                record.endReason = closed ? .tcpClose : .idle
+                record.endReason = reason
                 out.append(record)
-            } else if nowNs &- entry.windowStartNs >= cfg.activeTimeoutNs && nowNs > entry.windowStartNs {
+            } else if cfg.checkpointDue(windowStartNs: entry.windowStartNs, nowNs: nowNs) {
                 var record = entry.record
                 record.state = .interim
                 out.append(record)

@@ -90,35 +90,32 @@ public final class PcapLiveSource: FlowSource {
             }
             context.loop.table.setCaptureDrops(capture, interfaceDrops: interface)
         }
-        while !stop.isSet {
-            _ = poll(&fds, nfds_t(fds.count), 100)
+        /// Hands every packet ready on each handle to the loop (the callback
+        /// runs on this thread); the first failing handle, if any.
+        func drainReady() -> PcapHandle? {
             for (i, handle) in handles.enumerated() {
                 context.parser = parsers[i]
-                // Drain what is ready; the callback runs on this thread.
                 let n = pcap_dispatch(handle.pointer, -1, { user, header, bytes in
                     guard let user, let header, let bytes else { return }
                     let ctx = Unmanaged<DispatchContext>.fromOpaque(user).takeUnretainedValue()
                     ctx.loop.handle(UnsafeRawBufferPointer(start: bytes, count: Int(header.pointee.caplen)),
                                     wireLength: Int(header.pointee.len), timestampNs: timestampNs(header), parser: ctx.parser)
                 }, user)
-                if n < 0 {
-                    continuation.finish(throwing: PcapError.activateFailed(handle.name, handle.lastError))
-                    return
-                }
+                if n < 0 { return handle }
+            }
+            return nil
+        }
+        while !stop.isSet {
+            _ = poll(&fds, nfds_t(fds.count), 100)
+            if let failed = drainReady() {
+                continuation.finish(throwing: PcapError.activateFailed(failed.name, failed.lastError))
+                return
             }
             updateDrops()
             context.loop.tick(nowNs: wallClockNs())
         }
         // Read what the kernel still holds before the final flush.
-        for (i, handle) in handles.enumerated() {
-            context.parser = parsers[i]
-            _ = pcap_dispatch(handle.pointer, -1, { user, header, bytes in
-                guard let user, let header, let bytes else { return }
-                let ctx = Unmanaged<DispatchContext>.fromOpaque(user).takeUnretainedValue()
-                ctx.loop.handle(UnsafeRawBufferPointer(start: bytes, count: Int(header.pointee.caplen)),
-                                wireLength: Int(header.pointee.len), timestampNs: timestampNs(header), parser: ctx.parser)
-            }, user)
-        }
+        _ = drainReady()
         updateDrops()
         context.loop.lastTimeNs = wallClockNs()
         context.loop.finish()
