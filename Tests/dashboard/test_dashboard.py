@@ -146,12 +146,20 @@ def tearDownModule():
         shutil.rmtree(WORKDIR, ignore_errors=True)
 
 
-class OpenDashboardTests(unittest.TestCase):
-    """Loopback without credentials: the dashboard opens straight away."""
+class DaemonWithBrowser(unittest.TestCase):
+    """A daemon (with a model) and a browser for a test class; subclasses
+    name the daemon's work folder and may prepare it before it starts."""
+
+    name = None
+
+    @classmethod
+    def prepare(cls, daemon):
+        pass
 
     @classmethod
     def setUpClass(cls):
-        cls.daemon = Daemon(WORKDIR, MODEL, "open")
+        cls.daemon = Daemon(WORKDIR, MODEL, cls.name)
+        cls.prepare(cls.daemon)
         cls.daemon.start()
         try:
             cls.driver = browser()
@@ -163,6 +171,12 @@ class OpenDashboardTests(unittest.TestCase):
     def tearDownClass(cls):
         cls.driver.quit()
         cls.daemon.stop()
+
+
+class OpenDashboardTests(DaemonWithBrowser):
+    """Loopback without credentials: the dashboard opens straight away."""
+
+    name = "open"
 
     def wait(self, seconds=10):
         return WebDriverWait(self.driver, seconds, poll_frequency=0.05)
@@ -354,24 +368,14 @@ class LearningTests(unittest.TestCase):
             daemon.stop()
 
 
-class LoginTests(unittest.TestCase):
+class LoginTests(DaemonWithBrowser):
     """With a user configured, the dashboard asks for a sign-in first."""
 
-    @classmethod
-    def setUpClass(cls):
-        cls.daemon = Daemon(WORKDIR, MODEL, "auth")
-        cls.daemon.add_user("operator", "correct horse battery", "viewer")
-        cls.daemon.start()
-        try:
-            cls.driver = browser()
-        except Exception:
-            cls.daemon.stop()
-            raise
+    name = "auth"
 
     @classmethod
-    def tearDownClass(cls):
-        cls.driver.quit()
-        cls.daemon.stop()
+    def prepare(cls, daemon):
+        daemon.add_user("operator", "correct horse battery", "viewer")
 
     def test_login_required(self):
         d = self.driver
