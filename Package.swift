@@ -185,7 +185,7 @@ let package = Package(
         ),
         .testTarget(
             name: "LabTests",
-            dependencies: ["FlowForestLab", "FlowForestCore", "flowforest"],
+            dependencies: ["FlowForestLab", "FlowForestCore", "FlowForestDetection", "flowforest"],
             swiftSettings: swiftSettings
         ),
     ]

@@ -170,8 +170,29 @@ public struct DetectionModel: Sendable, Hashable, Codable {
             let data = try encoder.encode(self)
             try data.write(to: URL(fileURLWithPath: path), options: .atomic)
         } catch {
-            throw DetectionModelError.unwritable(path: path, reason: "\(error.localizedDescription)")
+            throw DetectionModelError.unwritable(path: path, reason: Self.unwritableReason(path) ?? "\(error.localizedDescription)")
         }
+    }
+
+    /// Throws ``DetectionModelError/unwritable(path:reason:)`` when no model
+    /// file can be written at `path` (its directory is missing, not a
+    /// directory or not writable; the path is a directory), so a command can
+    /// say so before it spends time on training.
+    public static func checkWritable(_ path: String) throws {
+        if let reason = unwritableReason(path) { throw DetectionModelError.unwritable(path: path, reason: reason) }
+    }
+
+    /// Why a file cannot be written at `path`, in words; nil when it can.
+    static func unwritableReason(_ path: String) -> String? {
+        var st = stat()
+        if stat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR { return "it is a directory" }
+        let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
+        guard stat(directory, &st) == 0 else {
+            return errno == ENOENT ? "no such directory \(directory)" : "\(directory): \(String(cString: strerror(errno)))"
+        }
+        guard (st.st_mode & S_IFMT) == S_IFDIR else { return "\(directory) is not a directory" }
+        guard access(directory, W_OK) == 0 else { return "\(directory) is not writable: \(String(cString: strerror(errno)))" }
+        return nil
     }
 
     private static func describe(_ error: DecodingError) -> String {

@@ -51,12 +51,19 @@ public struct ModelTrainer: Sendable {
     }
 
     /// Adds one poll's vectors, exactly as the ``Detector`` would compute them.
+    /// Records and vectors are taken in a fixed order (flow ID; kind and
+    /// address), not the flow table's hash order, so the same capture and
+    /// seed grow the same model in every run.
     public mutating func add(_ batch: FlowBatch) {
-        for record in batch.records where record.state != .active {
+        let records = batch.records.sorted { $0.id < $1.id }
+        for record in records where record.state != .active {
             rows[.flow, default: []].append(contentsOf: FlowFeatures.vector(of: record))
             vectors[.flow, default: 0] += 1
         }
-        for e in tracker.update(batch.records, nowNs: batch.timeNs) {
+        let entities = tracker.update(records, nowNs: batch.timeNs).sorted {
+            ($0.kind == .host ? 0 : 1, $0.address) < ($1.kind == .host ? 0 : 1, $1.address)
+        }
+        for e in entities {
             rows[e.kind, default: []].append(contentsOf: e.vector)
             vectors[e.kind, default: 0] += 1
         }

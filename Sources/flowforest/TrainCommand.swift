@@ -54,6 +54,9 @@ struct TrainCommand: AsyncParsableCommand {
 
     func run() async throws {
         let logger = logOptions.makeLogger()
+        // A bad -o is reported before the captures are read, not after.
+        do { try DetectionModel.checkWritable(output) } catch { throw failure("\(error)") }
+        if let absent = files.first(where: { !FileManager.default.fileExists(atPath: $0) }) { throw failure("\(absent): no such file") }
         var trainer = ModelTrainer(parameters: ForestParameters(trees: trees, sampleSize: sampleSize, extended: extended, seed: seed))
         var lastTimeNs: UInt64 = 0
         for file in files {

@@ -1,0 +1,217 @@
+import FlowForestCore
+import FlowForestDetection
+import FlowForestLab
+import Foundation
+import Testing
+
+/// `flowforest train` as a user runs it: capture files in, a model file
+/// out that `DetectionModel` loads and `flowforest analyze --model` uses;
+/// bad input is one line on stderr, a non-zero exit and no model file.
+@Suite("Command line: flowforest train")
+struct TrainCommandTests {
+    static let web: [UInt8] = [198, 18, 1, 1], dns: [UInt8] = [198, 18, 1, 2]
+    static let clients: [[UInt8]] = (10...14).map { [198, 18, 0, UInt8($0)] }
+    static let scanner: [UInt8] = [198, 18, 0, 66]
+
+    /// Ordinary traffic for `seconds` of packet time: each client browses
+    /// (TCP handshake, request, response, close), queries DNS and pings now and then.
+    static func normalTraffic(seconds: Int, seed: UInt64, start: Double) -> CaptureWriter {
+        var w = CaptureWriter()
+        var rng = SeededGenerator(seed: seed)
+        for second in 0..<seconds {
+            for (index, client) in clients.enumerated() {
+                let t = start + Double(second) + Double(Int.random(in: 0..<900, using: &rng)) / 1000
+                let port = UInt16(32768 + (second * clients.count + index) % 28000)
+                if Double.random(in: 0..<1, using: &rng) < 0.6 { w.tcpSession(at: t, client, web, sport: port, dport: 80, responseSegments: 1 + Int.random(in: 0..<5, using: &rng)) }
+                if Double.random(in: 0..<1, using: &rng) < 0.4 { w.udpExchange(at: t + 0.05, client, dns, sport: port, dport: 53) }
+                if Double.random(in: 0..<1, using: &rng) < 0.1 { w.ping(at: t + 0.1, client, web) }
+            }
+        }
+        return w
+    }
+
+    /// Normal traffic with a SYN scan of ports 1-1000 on the web server in its middle.
+    static func scanTraffic(start: Double) -> CaptureWriter {
+        var w = normalTraffic(seconds: 30, seed: 9, start: start)
+        for port in 1...1000 {
+            let t = start + 15 + Double(port) * 0.001
+            w.tcp(at: t, scanner, web, sport: 40000, dport: UInt16(port), flags: 0x02)
+            w.tcp(at: t + 0.0001, web, scanner, sport: UInt16(port), dport: 40000, flags: 0x14)
+        }
+        return w
+    }
+
+    @Test("train writes a model with flow, host and destination forests that analyze --model uses")
+    func trainsAModel() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let start = Date().timeIntervalSince1970 - 3600
+        let monday = dir.appendingPathComponent("monday.pcap"), tuesday = dir.appendingPathComponent("tuesday.pcap")
+        try Self.normalTraffic(seconds: 90, seed: 1, start: start).write(to: monday)
+        try Self.normalTraffic(seconds: 90, seed: 2, start: start + 600).write(to: tuesday)
+        let model = dir.appendingPathComponent("model.json")
+
+        let result = try Binary.run(["train", monday.path, tuesday.path, "-o", model.path], timeout: 120)
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stdout.contains("wrote \(model.path)"))
+        let loaded = try DetectionModel.load(from: model.path)
+        #expect(Set(loaded.models.map(\.kind)) == [.flow, .host, .destination])
+        for m in loaded.models {
+            #expect(m.trainingVectors >= 100 && m.heldOutVectors >= 20, "\(m.kind): \(m.trainingVectors) + \(m.heldOutVectors) vectors")
+            #expect(m.thresholds.low <= m.thresholds.medium && m.thresholds.medium <= m.thresholds.high)
+            // The command reports the same counts it wrote.
+            #expect(result.stdout.contains("\(m.kind.rawValue): \(m.trainingVectors) training + \(m.heldOutVectors) held-out vectors"))
+        }
+
+        // analyze scores with it: the scan is reported, normal traffic is not.
+        let suspect = dir.appendingPathComponent("suspect.pcap")
+        try Self.scanTraffic(start: start + 1200).write(to: suspect)
+        let analyzed = try Binary.run(["analyze", suspect.path, "--model", model.path, "--format", "json"], timeout: 120)
+        #expect(analyzed.status == 0, "\(analyzed.stderr)")
+        let report = try #require(JSONSerialization.jsonObject(with: Data(analyzed.stdout.utf8)) as? [String: Any])
+        let anomalies = try #require(report["anomalies"] as? [[String: Any]])
+        #expect(anomalies.contains { $0["label"] as? String == "port scan" && $0["src_ip"] as? String == "198.18.0.66" },
+                "\(anomalies.map { "\($0["label"] ?? "-") \($0["src_ip"] ?? "-")" })")
+        let table = try Binary.run(["analyze", tuesday.path, "--model", model.path], timeout: 120)
+        #expect(table.status == 0, "\(table.stderr)")
+        #expect(table.stdout.contains(" anomalies (list them with --anomalies)"))
+
+        // The same files and seed give the same model.
+        let again = dir.appendingPathComponent("again.json")
+        #expect(try Binary.run(["train", monday.path, tuesday.path, "-o", again.path], timeout: 120).status == 0)
+        #expect(try DetectionModel.load(from: again.path).models.map(\.forest) == loaded.models.map(\.forest))
+    }
+
+    /// Runs `train` expecting failure; returns its one error line.
+    func failingTrain(_ arguments: [String], output: URL) throws -> String {
+        let before = try? Data(contentsOf: output)
+        let result = try Binary.run(["train"] + arguments + ["-o", output.path], timeout: 120)
+        #expect(result.status != 0)
+        #expect(result.stdout.isEmpty, "\(result.stdout)")
+        let lines = result.stderr.split(separator: "\n")
+        #expect(lines.count == 1, "\(result.stderr)")
+        #expect(lines.first?.hasPrefix("flowforest: ") == true, "\(result.stderr)")
+        // Nothing written: no model, and an existing one left as it was.
+        #expect((try? Data(contentsOf: output)) == before)
+        return String(lines.first ?? "")
+    }
+
+    /// Files in `dir` other than `keep`: a failed write must leave no temporary files.
+    func strayFiles(in dir: URL, keep: Set<String>) throws -> [String] {
+        try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { !keep.contains($0) }
+    }
+
+    @Test("a missing file, a truncated capture or a file that is not a capture: one line, no model")
+    func badCaptures() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let good = dir.appendingPathComponent("good.pcap")
+        let bytes = Self.normalTraffic(seconds: 60, seed: 3, start: Date().timeIntervalSince1970 - 600).bytes()
+        try Data(bytes).write(to: good)
+        let cut = dir.appendingPathComponent("cut.pcap")
+        try Data(bytes.prefix(bytes.count / 2 + 7)).write(to: cut)
+        let notes = dir.appendingPathComponent("notes.txt")
+        try Data("not a capture\n".utf8).write(to: notes)
+        let model = dir.appendingPathComponent("model.json")
+        let files: Set = ["good.pcap", "cut.pcap", "notes.txt"]
+
+        let missing = try failingTrain([good.path, dir.appendingPathComponent("absent.pcap").path], output: model)
+        #expect(missing.contains("absent.pcap") && missing.contains("no such file"), "\(missing)")
+        let truncated = try failingTrain([good.path, cut.path], output: model)
+        #expect(truncated.contains("cut.pcap") && truncated.contains("truncated"), "\(truncated)")
+        let notCapture = try failingTrain([notes.path], output: model)
+        #expect(notCapture.contains("notes.txt") && notCapture.contains("not a pcap or pcapng capture file"), "\(notCapture)")
+        #expect(try strayFiles(in: dir, keep: files).isEmpty)
+
+        // A failed run leaves an earlier model untouched.
+        #expect(try Binary.run(["train", good.path, "-o", model.path], timeout: 120).status == 0)
+        _ = try failingTrain([good.path, cut.path], output: model)
+        #expect(try strayFiles(in: dir, keep: files.union(["model.json"])).isEmpty)
+        #expect(try DetectionModel.load(from: model.path).models.count == 3)
+    }
+
+    @Test("an -o that cannot be written is reported before any capture is read, and writes nothing")
+    func unwritableOutput() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let good = dir.appendingPathComponent("good.pcap")
+        try Self.normalTraffic(seconds: 60, seed: 4, start: Date().timeIntervalSince1970 - 600).write(to: good)
+        // A path under a regular file: not writable even for root.
+        let blocker = dir.appendingPathComponent("blocker")
+        try Data("x".utf8).write(to: blocker)
+        let underFile = try failingTrain([good.path], output: blocker.appendingPathComponent("model.json"))
+        #expect(underFile.contains("blocker/model.json") && underFile.contains("not a directory"), "\(underFile)")
+        let noDirectory = try failingTrain([good.path], output: dir.appendingPathComponent("no/such/dir/model.json"))
+        #expect(noDirectory.contains("no/such/dir/model.json") && noDirectory.contains("no such directory"), "\(noDirectory)")
+        let isDirectory = try failingTrain([good.path], output: dir)
+        #expect(isDirectory.contains("is a directory"), "\(isDirectory)")
+        #expect(try strayFiles(in: dir, keep: ["good.pcap", "blocker"]).isEmpty)
+        // A missing capture and an unwritable -o: the output is checked first, so no time is spent reading.
+        let both = try failingTrain([dir.appendingPathComponent("absent.pcap").path], output: blocker.appendingPathComponent("m.json"))
+        #expect(both.contains("blocker/m.json"), "\(both)")
+    }
+}
+
+/// Writes a classic pcap file (Ethernet, microsecond timestamps) of IPv4
+/// packets built byte by byte.
+struct CaptureWriter {
+    private var packets: [(time: Double, frame: [UInt8])] = []
+
+    static func be16(_ v: UInt16) -> [UInt8] { [UInt8(v >> 8), UInt8(v & 0xFF)] }
+
+    mutating func ipv4(at time: Double, _ src: [UInt8], _ dst: [UInt8], proto: UInt8, l4: [UInt8]) {
+        var frame: [UInt8] = [2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 0x08, 0x00]
+        frame += [0x45, 0] + Self.be16(UInt16(20 + l4.count)) + [0, 0, 0x40, 0, 64, proto, 0, 0] + src + dst
+        packets.append((time, frame + l4))
+    }
+
+    /// One TCP segment; `flags` as in the header (0x02 SYN, 0x12 SYN-ACK, 0x10 ACK, 0x18 PSH-ACK, 0x11 FIN-ACK, 0x14 RST-ACK).
+    mutating func tcp(at time: Double, _ src: [UInt8], _ dst: [UInt8], sport: UInt16, dport: UInt16, flags: UInt8, payload: Int = 0) {
+        var h = Self.be16(sport) + Self.be16(dport) + [0, 0, 0, 1, 0, 0, 0, 1]
+        h += [0x50, flags] + Self.be16(64240) + [0, 0, 0, 0]
+        ipv4(at: time, src, dst, proto: 6, l4: h + [UInt8](repeating: 0x61, count: payload))
+    }
+
+    mutating func tcpSession(at t: Double, _ c: [UInt8], _ s: [UInt8], sport: UInt16, dport: UInt16, responseSegments: Int) {
+        var time = t
+        func next(_ ms: Double) -> Double { time += ms / 1000; return time }
+        tcp(at: next(0), c, s, sport: sport, dport: dport, flags: 0x02)
+        tcp(at: next(0.2), s, c, sport: dport, dport: sport, flags: 0x12)
+        tcp(at: next(0.1), c, s, sport: sport, dport: dport, flags: 0x10)
+        tcp(at: next(0.1), c, s, sport: sport, dport: dport, flags: 0x18, payload: 250)
+        for _ in 0..<responseSegments {
+            tcp(at: next(0.3), s, c, sport: dport, dport: sport, flags: 0x10, payload: 1400)
+            tcp(at: next(0.05), c, s, sport: sport, dport: dport, flags: 0x10)
+        }
+        tcp(at: next(1), c, s, sport: sport, dport: dport, flags: 0x11)
+        tcp(at: next(0.2), s, c, sport: dport, dport: sport, flags: 0x11)
+        tcp(at: next(0.1), c, s, sport: sport, dport: dport, flags: 0x10)
+    }
+
+    mutating func udpExchange(at t: Double, _ c: [UInt8], _ s: [UInt8], sport: UInt16, dport: UInt16) {
+        ipv4(at: t, c, s, proto: 17, l4: Self.be16(sport) + Self.be16(dport) + Self.be16(8 + 40) + [0, 0] + [UInt8](repeating: 0x62, count: 40))
+        ipv4(at: t + 0.0008, s, c, proto: 17, l4: Self.be16(dport) + Self.be16(sport) + Self.be16(8 + 100) + [0, 0] + [UInt8](repeating: 0x63, count: 100))
+    }
+
+    mutating func ping(at t: Double, _ c: [UInt8], _ s: [UInt8]) {
+        ipv4(at: t, c, s, proto: 1, l4: [8, 0, 0, 0, 0, 1, 0, 1] + [UInt8](repeating: 0, count: 56))
+        ipv4(at: t + 0.0003, s, c, proto: 1, l4: [0, 0, 0, 0, 0, 1, 0, 1] + [UInt8](repeating: 0, count: 56))
+    }
+
+    /// The file's bytes, packets in time order.
+    func bytes() -> [UInt8] {
+        var data: [UInt8] = []
+        func le32(_ v: UInt32) { data += withUnsafeBytes(of: v.littleEndian, Array.init) }
+        func le16(_ v: UInt16) { data += withUnsafeBytes(of: v.littleEndian, Array.init) }
+        le32(0xA1B2_C3D4); le16(2); le16(4); le32(0); le32(0); le32(65535); le32(1)
+        for p in packets.sorted(by: { $0.time < $1.time }) {
+            let seconds = p.time.rounded(.down)
+            le32(UInt32(seconds)); le32(UInt32((p.time - seconds) * 1e6))
+            le32(UInt32(p.frame.count)); le32(UInt32(p.frame.count))
+            data += p.frame
+        }
+        return data
+    }
+
+    func write(to url: URL) throws { try Data(bytes()).write(to: url) }
+}
