@@ -185,7 +185,7 @@ let package = Package(
         ),
         .testTarget(
             name: "LabTests",
-            dependencies: ["FlowForestLab", "FlowForestCore", "FlowForestDetection", "flowforest"],
+            dependencies: ["FlowForestLab", "FlowForestCore", "FlowForestDetection", "EBPFCapture", "flowforest"],
             swiftSettings: swiftSettings
         ),
     ]

@@ -15,6 +15,7 @@
 #include <linux/if_link.h>
 #include <linux/if_packet.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 
 #ifndef SO_ATTACH_BPF
 #define SO_ATTACH_BPF 50
@@ -114,6 +115,42 @@ int ff_tc_detach(int ifindex, int egress)
     LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = egress ? BPF_TC_EGRESS : BPF_TC_INGRESS);
     LIBBPF_OPTS(bpf_tc_opts, opts, .handle = FF_TC_HANDLE, .priority = FF_TC_PRIORITY);
     return bpf_tc_detach(&hook, &opts);
+}
+
+/*
+ * Attach types of tcx (link-based tc, Linux 6.6). The system's linux/bpf.h
+ * may predate them; the numbers are kernel ABI and never change.
+ */
+#define FF_BPF_TCX_INGRESS 46
+#define FF_BPF_TCX_EGRESS 47
+
+int ff_tcx_link(int prog_fd, int ifindex, int egress)
+{
+    /* No opts: append after any program already there, as `tc` would. */
+    int fd = bpf_link_create(prog_fd, ifindex, egress ? FF_BPF_TCX_EGRESS : FF_BPF_TCX_INGRESS, NULL);
+    return fd < 0 ? -errno : fd;
+}
+
+int ff_tcx_query(int ifindex, int egress, __u32 *prog_ids, __u32 *count)
+{
+    /*
+     * Raw syscall with a zeroed attr larger than any kernel's: the kernel
+     * writes the query's newer fields (revision, link ids) back into it, and
+     * older libbpf headers do not know them.
+     */
+    union {
+        union bpf_attr attr;
+        char room[256];
+    } u;
+    memset(&u, 0, sizeof(u));
+    u.attr.query.target_fd = ifindex;
+    u.attr.query.attach_type = egress ? FF_BPF_TCX_EGRESS : FF_BPF_TCX_INGRESS;
+    u.attr.query.prog_ids = (__u64)(unsigned long)prog_ids;
+    u.attr.query.prog_cnt = *count;
+    if (syscall(__NR_bpf, BPF_PROG_QUERY, &u.attr, sizeof(u.attr)) < 0)
+        return -errno;
+    *count = u.attr.query.prog_cnt;
+    return 0;
 }
 
 int ff_xdp_link(int prog_fd, int ifindex, __u32 xdp_flags)

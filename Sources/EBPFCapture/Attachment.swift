@@ -11,11 +11,14 @@ final class Attachment {
     /// Network namespace the interface lives in (nil: the process's own).
     let namespace: String?
     private var createdQdisc = false
-    private var tcHooks: [Int32] = []   // 0 ingress, 1 egress
+    private var tcHooks: [Int32] = []   // clsact filters: 0 ingress, 1 egress
+    private var tcxLinks: [Int32] = []
     private var xdpLink: Int32 = -1
     private var socketFD: Int32 = -1
     /// "native" or "generic" for XDP, empty otherwise.
     private(set) var xdpMode = ""
+    /// "tcx" or "clsact" for tc, empty otherwise.
+    private(set) var tcHook = ""
 
     private static let xdpSKBMode: UInt32 = 1 << 1
     private static let xdpDriverMode: UInt32 = 1 << 2
@@ -29,14 +32,15 @@ final class Attachment {
     }
 
     /// Attaches; call inside ``NetworkNamespace/run(_:_:)`` for `namespace`.
-    init(interface: String, mode: EBPFAttachMode, namespace: String?, programFD: Int32, logger: Logger) throws(EBPFError) {
+    init(interface: String, mode: EBPFAttachMode, tcHook: EBPFTCHook = .auto, namespace: String?, programFD: Int32,
+         logger: Logger) throws(EBPFError) {
         self.namespace = namespace
         self.interface = interface
         self.ifindex = try Attachment.interfaceIndex(interface)
         self.mode = mode
         do {
             switch mode {
-            case .tc: try attachTC(programFD: programFD, logger: logger)
+            case .tc: try attachTC(programFD: programFD, hook: tcHook, logger: logger)
             case .xdp: try attachXDP(programFD: programFD, logger: logger)
             case .socket: try attachSocket(programFD: programFD)
             }
@@ -48,23 +52,79 @@ final class Attachment {
 
     deinit { detach() }
 
-    private func attachTC(programFD: Int32, logger: Logger) throws(EBPFError) {
+    private func attachTC(programFD: Int32, hook: EBPFTCHook, logger: Logger) throws(EBPFError) {
+        let index = Int32(bitPattern: ifindex)
+        // On loopback every packet leaves (egress) and comes back (ingress) on
+        // the same device: hooking both would count it twice. The kernel
+        // gives loopback ifindex 1 in every namespace (LOOPBACK_IFINDEX).
+        let hooks: [Int32] = index == 1 ? [1] : [0, 1]
+        let hookNames = hooks == [1] ? "egress (loopback)" : "ingress+egress"
+        if hook != .clsact {
+            try removeStaleFilters(hooks, logger: logger)
+            // tcx first: the kernel runs it without the qdisc and classifier
+            // layers (measured in docs/benchmarks.md), and the links go away
+            // with this process however it ends, so a killed run leaves nothing.
+            for egress in hooks {
+                let fd = ff_tcx_link(programFD, index, egress)
+                if fd >= 0 {
+                    tcxLinks.append(fd)
+                    continue
+                }
+                // Kernels before 6.6 know no tcx attach type and say EINVAL.
+                if -fd == EINVAL && tcxLinks.isEmpty {
+                    if hook == .tcx {
+                        throw .unsupported("tc on \(interface): this kernel has no tcx (it needs Linux 6.6 or later); use --tc-hook clsact")
+                    }
+                    logger.info("this kernel has no tcx (Linux 6.6+): attaching clsact filters instead", metadata: ["interface": "\(interface)"])
+                    break
+                }
+                throw tcError(-fd, what: "attach the tcx \(egress == 1 ? "egress" : "ingress") link")
+            }
+            if !tcxLinks.isEmpty {
+                tcHook = "tcx"
+                logger.info("eBPF attached", metadata: ["mode": "tc", "hook": "tcx", "interface": "\(interface)", "hooks": "\(hookNames)"])
+                return
+            }
+        }
+        try attachClsact(hooks, programFD: programFD, logger: logger)
+        tcHook = "clsact"
+        logger.info("eBPF attached", metadata: ["mode": "tc", "hook": "clsact", "interface": "\(interface)", "hooks": "\(hookNames)"])
+    }
+
+    /// FlowForest's clsact filters at `hooks`: the program name of each, or
+    /// nil where FlowForest's handle and priority hold nothing.
+    private func filtersAtOurHandle(_ hooks: [Int32]) -> [(egress: Int32, program: String?)] {
+        hooks.map { egress in
+            var existing: UInt32 = 0
+            guard ff_tc_query(Int32(bitPattern: ifindex), egress, &existing) == 0, existing != 0 else { return (egress, nil) }
+            return (egress, Attachment.programName(existing))
+        }
+    }
+
+    /// A run killed while attached through clsact leaves its filters (and
+    /// qdisc) counting into a map nobody reads; they would cost every packet
+    /// twice, so remove them before attaching through tcx.
+    private func removeStaleFilters(_ hooks: [Int32], logger: Logger) throws(EBPFError) {
+        let stale = filtersAtOurHandle(hooks).filter { $0.program == KernelProgram.programName(.tc) }
+        guard !stale.isEmpty else { return }
+        logger.warning("removing FlowForest tc filters left behind by an earlier run", metadata: ["interface": "\(interface)"])
+        let index = Int32(bitPattern: ifindex)
+        for filter in stale { _ = ff_tc_detach(index, filter.egress) }
+        // The qdisc came with those filters; it goes with them, as when that run had ended cleanly.
+        _ = ff_tc_hook_destroy(index)
+    }
+
+    private func attachClsact(_ hooks: [Int32], programFD: Int32, logger: Logger) throws(EBPFError) {
         let index = Int32(bitPattern: ifindex)
         var created: Int32 = 0
         let rc = ff_tc_hook_create(index, &created)
         if rc != 0 { throw tcError(-rc, what: "create a clsact qdisc") }
         createdQdisc = created != 0
-        // On loopback every packet leaves (egress) and comes back (ingress) on
-        // the same device: hooking both would count it twice. The kernel
-        // gives loopback ifindex 1 in every namespace (LOOPBACK_IFINDEX).
-        let hooks: [Int32] = index == 1 ? [1] : [0, 1]
-        for egress: Int32 in hooks {
-            var existing: UInt32 = 0
-            if ff_tc_query(index, egress, &existing) == 0, existing != 0 {
-                let name = Attachment.programName(existing)
-                guard name == KernelProgram.programName(.tc) else {
+        for (egress, program) in filtersAtOurHandle(hooks) {
+            if let program {
+                guard program == KernelProgram.programName(.tc) else {
                     throw .attachFailed(
-                        "\(interface) has a tc \(egress == 1 ? "egress" : "ingress") filter at FlowForest's handle 0x464c priority 1 (program \(name)); "
+                        "\(interface) has a tc \(egress == 1 ? "egress" : "ingress") filter at FlowForest's handle 0x464c priority 1 (program \(program)); "
                             + "remove it with `tc filter del dev \(interface) \(egress == 1 ? "egress" : "ingress") prio 1`")
                 }
                 // A killed run left its filters (and qdisc) behind: take them over.
@@ -77,7 +137,6 @@ final class Attachment {
             if rc != 0 { throw tcError(-rc, what: "attach the \(egress == 1 ? "egress" : "ingress") filter") }
             tcHooks.append(egress)
         }
-        logger.info("eBPF attached", metadata: ["mode": "tc", "interface": "\(interface)", "hooks": "\(hooks == [1] ? "egress (loopback)" : "ingress+egress")"])
     }
 
     private func tcError(_ err: Int32, what: String) -> EBPFError {
@@ -151,14 +210,14 @@ final class Attachment {
 
     /// Removes what this attachment created; safe to call more than once.
     func detach() {
-        guard !tcHooks.isEmpty || createdQdisc || xdpLink >= 0 || socketFD >= 0 else { return }
+        guard !tcHooks.isEmpty || createdQdisc || !tcxLinks.isEmpty || xdpLink >= 0 || socketFD >= 0 else { return }
         do {
             try NetworkNamespace.run(namespace) { detachHere() }
         } catch {
             // The namespace is gone, and with it the interface and its hooks.
             tcHooks.removeAll()
             createdQdisc = false
-            detachHere()
+            detachHere()  // still closes links and sockets
         }
     }
 
@@ -170,6 +229,8 @@ final class Attachment {
             _ = ff_tc_hook_destroy(index)
             createdQdisc = false
         }
+        for link in tcxLinks { Glibc.close(link) }
+        tcxLinks.removeAll()
         if xdpLink >= 0 {
             Glibc.close(xdpLink)
             xdpLink = -1
@@ -184,5 +245,25 @@ final class Attachment {
         var buffer = [CChar](repeating: 0, count: 64)
         guard ff_prog_name(id, &buffer, buffer.count) == 0 else { return "id \(id)" }
         return decodeCString(buffer)
+    }
+}
+
+extension EBPFFlowSource {
+    /// The programs attached through tcx to an interface, as "ingress NAME"
+    /// and "egress NAME" (FlowForest's is `ff_tc`): `tc filter show` does
+    /// not list tcx links, so this is how to see them. Empty on kernels
+    /// without tcx.
+    public static func tcxPrograms(interface: String, namespace: String? = nil) throws -> [String] {
+        try NetworkNamespace.run(namespace) { () -> [String] in
+            let index = Int32(bitPattern: try Attachment.interfaceIndex(interface))
+            var out: [String] = []
+            for egress: Int32 in [0, 1] {
+                var ids = [UInt32](repeating: 0, count: 64)
+                var count = UInt32(ids.count)
+                guard ff_tcx_query(index, egress, &ids, &count) == 0 else { continue }
+                for id in ids.prefix(Int(count)) { out.append("\(egress == 1 ? "egress" : "ingress") \(Attachment.programName(id))") }
+            }
+            return out
+        }
     }
 }

@@ -2,14 +2,24 @@ public import FlowForestCore
 
 /// Where the eBPF program hooks into the packet path.
 public enum EBPFAttachMode: String, Sendable, CaseIterable {
-    /// clsact ingress and egress filters (`bpf_tc_*`): both directions of
-    /// every flow on the interface.
+    /// tc ingress and egress (tcx links, or clsact filters on kernels before
+    /// 6.6): both directions of every flow on the interface.
     case tc
     /// XDP on ingress: native where the driver supports it, else generic.
     case xdp
     /// An AF_PACKET socket with the program as its filter (returning 0, so
     /// nothing is copied to user space); works where tc and XDP are refused.
     case socket
+}
+
+/// How tc mode hooks the program into the device's ingress and egress.
+public enum EBPFTCHook: String, Sendable, CaseIterable {
+    /// tcx where the kernel has it (Linux 6.6+), else a clsact filter.
+    case auto
+    /// tcx only: a bpf_link per hook, no qdisc; fails on older kernels.
+    case tcx
+    /// A clsact qdisc with a direct-action filter (every kernel with eBPF tc).
+    case clsact
 }
 
 /// Settings of an ``EBPFFlowSource``.
@@ -34,6 +44,8 @@ public struct EBPFConfiguration: Sendable {
     /// Network namespace (a name from `ip netns list`, or a path) whose
     /// interfaces are meant; `nil` for the sensor's own.
     public var namespace: String?
+    /// tc mode: tcx links or a clsact filter (default: tcx where available).
+    public var tcHook: EBPFTCHook
 
     /// The kernel map's compiled-in size, `FF_DEFAULT_MAP_ENTRIES` in `flow_types.h`.
     public static let defaultMapEntries = 131_072
@@ -42,7 +54,7 @@ public struct EBPFConfiguration: Sendable {
         mode: EBPFAttachMode, interfaces: [String], pollInterval: Double = 1,
         mapEntries: Int = EBPFConfiguration.defaultMapEntries, ringBufferBytes: Int = 4 << 20,
         objectPath: String? = nil, flowTable: FlowTableConfiguration = FlowTableConfiguration(),
-        namespace: String? = nil
+        namespace: String? = nil, tcHook: EBPFTCHook = .auto
     ) {
         self.mode = mode
         self.interfaces = interfaces
@@ -52,6 +64,7 @@ public struct EBPFConfiguration: Sendable {
         self.objectPath = objectPath
         self.flowTable = flowTable
         self.namespace = namespace
+        self.tcHook = tcHook
     }
 
     /// Checks the values a user can get wrong; the message names the setting.

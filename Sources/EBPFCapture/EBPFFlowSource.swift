@@ -44,7 +44,7 @@ public final class EBPFFlowSource: FlowSource, @unchecked Sendable {
             try NetworkNamespace.run(namespace) {
                 for name in configuration.interfaces {
                     attachments.append(try Attachment(
-                        interface: name, mode: configuration.mode, namespace: namespace,
+                        interface: name, mode: configuration.mode, tcHook: configuration.tcHook, namespace: namespace,
                         programFD: program.programFD, logger: logger))
                 }
             }
@@ -68,7 +68,8 @@ public final class EBPFFlowSource: FlowSource, @unchecked Sendable {
         pending?.shutdown()
     }
 
-    /// How each interface is hooked: "tc", "xdp native", "xdp generic", "socket".
+    /// How each interface is hooked: "tc tcx", "tc clsact", "xdp native",
+    /// "xdp generic" or "socket".
     public let attachModes: [String: String]
 
     public func batches() -> AsyncThrowingStream<FlowBatch, any Error> {
@@ -193,7 +194,10 @@ final class DrainLoop: @unchecked Sendable {
     }
 
     var attachModes: [String: String] {
-        Dictionary(attachments.map { ($0.interface, $0.mode == .xdp ? "xdp \($0.xdpMode)" : $0.mode.rawValue) },
+        Dictionary(attachments.map { a in
+            let detail = switch a.mode { case .xdp: " \(a.xdpMode)"; case .tc: " \(a.tcHook)"; case .socket: "" }
+            return (a.interface, a.mode.rawValue + detail)
+        },
                    uniquingKeysWith: { a, _ in a })
     }
 

@@ -31,8 +31,19 @@ struct BenchCommand: AsyncParsableCommand {
             """
     )
 
+    /// `tc` attaches as `flowforest run` does (tcx where the kernel has
+    /// it); `tc-clsact` forces the clsact filter, to compare the two hooks.
     enum Mode: String, ExpressibleByArgument, CaseIterable, Codable {
-        case tc, xdp, socket, pcap
+        case tc, tcClsact = "tc-clsact", xdp, socket, pcap
+
+        var attachMode: EBPFAttachMode? {
+            switch self {
+            case .tc, .tcClsact: .tc
+            case .xdp: .xdp
+            case .socket: .socket
+            case .pcap: nil
+            }
+        }
     }
 
     @Option(help: "Packets per measured run (a few seconds of traffic, so several polls fall inside it).")
@@ -211,10 +222,10 @@ struct Bench {
             source = try NetworkNamespace.run(namespace) {
                 try PcapLiveSource(interfaces: [interface], pollIntervalNs: 1_000_000_000, logger: logger)
             }
-        case .tc, .xdp, .socket:
+        case .tc, .tcClsact, .xdp, .socket:
             source = try EBPFFlowSource(configuration: EBPFConfiguration(
-                mode: EBPFAttachMode(rawValue: mode.rawValue)!, interfaces: [interface],
-                objectPath: objectPath, namespace: namespace), logger: logger)
+                mode: mode.attachMode!, interfaces: [interface],
+                objectPath: objectPath, namespace: namespace, tcHook: mode == .tcClsact ? .clsact : .auto), logger: logger)
         }
         let collector = Task { () throws -> (packets: UInt64, statistics: CaptureStatistics) in
             var last: [UInt64: UInt64] = [:]
@@ -252,7 +263,7 @@ struct Bench {
         let s = drained.statistics
         let losses = s.tableFull + s.captureDrops + s.interfaceDrops
         var note: String?
-        if let ebpf, mode == .xdp { note = ebpf.attachModes[interface] }
+        if let ebpf, mode != .socket { note = ebpf.attachModes[interface] }
         if mode != .pcap && drained.packets + s.notIP + s.malformed + s.tableFull != seen {
             note = "MISMATCH: \(drained.packets + s.notIP + s.malformed + s.tableFull) explained of \(seen)"
         }

@@ -1,3 +1,5 @@
+// Public: the conformance of the public EBPFTCHook below needs it.
+public import ArgumentParser
 import EBPFCapture
 import FlowForestCore
 import Foundation
@@ -16,6 +18,7 @@ enum CaptureSelection {
         var mapEntries: Int
         var objectPath: String?
         var namespace: String?
+        var tcHook: EBPFTCHook = .auto
     }
 
     static func open(_ o: Options, logger: Logger) throws -> any FlowSource {
@@ -44,7 +47,7 @@ enum CaptureSelection {
     private static func ebpf(_ mode: EBPFAttachMode, _ o: Options, logger: Logger) throws -> any FlowSource {
         try EBPFFlowSource(configuration: EBPFConfiguration(
             mode: mode, interfaces: o.interfaces, pollInterval: o.pollInterval, mapEntries: o.mapEntries,
-            objectPath: o.objectPath, flowTable: o.flowConfiguration, namespace: o.namespace), logger: logger)
+            objectPath: o.objectPath, flowTable: o.flowConfiguration, namespace: o.namespace, tcHook: o.tcHook), logger: logger)
     }
 
     private static func pcap(_ o: Options, logger: Logger) throws -> any FlowSource {
@@ -69,3 +72,5 @@ enum DefaultRoute {
         return nil
     }
 }
+
+extension EBPFTCHook: ExpressibleByArgument {}

@@ -1,3 +1,4 @@
+import EBPFCapture
 import ArgumentParser
 import FlowForestCore
 import FlowForestDetection
@@ -48,6 +49,9 @@ struct RunCommand: AsyncParsableCommand {
 
     @Option(name: .customLong("bpf-object"), help: "eBPF modes: path of flowforest.bpf.o (default: next to the executable, then out/bpf/).")
     var bpfObject: String?
+
+    @Option(name: .customLong("tc-hook"), help: "tc mode: auto (tcx on Linux 6.6+, else clsact), tcx or clsact.")
+    var tcHook: EBPFTCHook = .auto
 
     @Option(name: .customLong("namespace"), help: "eBPF modes: the network namespace (from `ip netns list`) whose interfaces --interface names.")
     var namespace: String?
@@ -153,7 +157,7 @@ struct RunCommand: AsyncParsableCommand {
         do {
             return try CaptureSelection.open(.init(
                 mode: mode, interfaces: names, flowConfiguration: flowOptions.configuration, pollInterval: pollInterval,
-                promiscuous: !noPromiscuous, mapEntries: mapSize, objectPath: bpfObject, namespace: namespace), logger: logger)
+                promiscuous: !noPromiscuous, mapEntries: mapSize, objectPath: bpfObject, namespace: namespace, tcHook: tcHook), logger: logger)
         } catch {
             throw failure("\(error)")
         }

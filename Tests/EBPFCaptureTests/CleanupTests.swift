@@ -21,18 +21,33 @@ struct CleanupTests {
         if !ingress.isEmpty { found.append("ingress filter: \(ingress)") }
         if !egress.isEmpty { found.append("egress filter: \(egress)") }
         if link.contains("xdp") { found.append("xdp program") }
+        found += try EBPFFlowSource.tcxPrograms(interface: dev, namespace: ns).map { "tcx \($0)" }
         let pins = (try? FileManager.default.contentsOfDirectory(atPath: "/sys/fs/bpf")) ?? []
         found += pins.filter { $0.lowercased().contains("flowforest") || $0.hasPrefix("ff_") }.map { "pin \($0)" }
         return found.joined(separator: "; ")
     }
 
-    @Test("stop detaches everything", arguments: [EBPFAttachMode.tc, .xdp, .socket])
-    func stopDetaches(mode: EBPFAttachMode) async throws {
+    @Test("stop detaches everything", arguments: [
+        (EBPFAttachMode.tc, EBPFTCHook.auto), (.tc, .clsact), (.xdp, .auto), (.socket, .auto),
+    ])
+    func stopDetaches(mode: EBPFAttachMode, hook: EBPFTCHook) async throws {
         let lab = try SensorLab()
         defer { lab.lab.teardown() }
-        let source = try lab.source(mode)
-        if mode == .xdp { #expect(source.attachModes[lab.sensorInterface] == "xdp native") }
-        if mode == .tc { #expect(try Self.leftovers(lab).contains("clsact")) }
+        let source = try lab.source(mode, tcHook: hook)
+        let attached = try Self.leftovers(lab)
+        switch (mode, hook) {
+        case (.xdp, _):
+            #expect(source.attachModes[lab.sensorInterface] == "xdp native")
+        case (.tc, .clsact):
+            #expect(source.attachModes[lab.sensorInterface] == "tc clsact")
+            #expect(attached.contains("clsact qdisc") && attached.contains("ingress filter") && attached.contains("egress filter"))
+        case (.tc, _):
+            // Linux 6.6+ (this lab's kernel): tcx links, no qdisc.
+            #expect(source.attachModes[lab.sensorInterface] == "tc tcx")
+            #expect(attached == "tcx ingress ff_tc; tcx egress ff_tc")
+        default:
+            break
+        }
         _ = try await capture(source) { try lab.trafgen(Trafgen.udp(flows: 10, frameBytes: 64), packets: 1000) }
         #expect(try Self.leftovers(lab) == "")
     }
@@ -74,8 +89,8 @@ struct CleanupTests {
         #expect(left == "")
     }
 
-    @Test("a filter left by a killed run is replaced and removed")
-    func staleFilterReplaced() async throws {
+    @Test("a filter left by a killed clsact run is replaced (clsact) or removed (tcx)", arguments: [EBPFTCHook.auto, .clsact])
+    func staleFilterReplaced(hook: EBPFTCHook) async throws {
         let lab = try SensorLab()
         defer { lab.lab.teardown() }
         let object = try #require(Self.objectPath())
@@ -86,7 +101,11 @@ struct CleanupTests {
             "bpf", "da", "obj", object, "sec", "tc",
         ])
         let before = try lab.interfacePackets()
-        let source = try lab.source(.tc)
+        let source = try lab.source(.tc, tcHook: hook)
+        #expect(source.attachModes[lab.sensorInterface] == (hook == .clsact ? "tc clsact" : "tc tcx"))
+        if hook != .clsact {
+            #expect(!(try Self.leftovers(lab).contains("filter")), "the stale filter still counts into the dead run's map")
+        }
         let result = try await capture(source) { try lab.trafgen(Trafgen.udp(flows: 3, frameBytes: 64), packets: 3000) }
         // The replaced filter no longer counts into the old run's map: every packet reached this run.
         #expect(result.statistics.packetsSeen == (try lab.interfacePackets()) - before)

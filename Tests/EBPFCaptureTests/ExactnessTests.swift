@@ -15,12 +15,14 @@ struct ExactnessTests {
     /// (trafgen then fails with EAGAIN), so one generator is its ceiling.
     static func generators(_ mode: EBPFAttachMode) -> Int { mode == .xdp ? 1 : 2 }
 
-    @Test("every packet is accounted", arguments: [EBPFAttachMode.tc, .xdp, .socket])
-    func everyPacketAccounted(mode: EBPFAttachMode) async throws {
+    @Test("every packet is accounted", arguments: [
+        (EBPFAttachMode.tc, EBPFTCHook.auto), (.tc, .clsact), (.xdp, .auto), (.socket, .auto),
+    ])
+    func everyPacketAccounted(mode: EBPFAttachMode, hook: EBPFTCHook) async throws {
         let lab = try SensorLab()
         defer { lab.lab.teardown() }
         let before = try lab.interfacePackets(rxOnly: mode == .xdp)
-        let source = try lab.source(mode)
+        let source = try lab.source(mode, tcHook: hook)
         let result = try await capture(source) {
             try lab.trafgen(Trafgen.udp(flows: 1000, frameBytes: 64), packets: Self.packets, cpus: Self.generators(mode))
         }

@@ -51,13 +51,13 @@ final class SensorLab: Sendable {
 
     func source(_ mode: EBPFAttachMode, mapEntries: Int = EBPFConfiguration.defaultMapEntries,
                 ringBufferBytes: Int = 4 << 20, pollInterval: Double = 0.25,
-                flowTable: FlowTableConfiguration = FlowTableConfiguration()) throws -> EBPFFlowSource {
+                flowTable: FlowTableConfiguration = FlowTableConfiguration(), tcHook: EBPFTCHook = .auto) throws -> EBPFFlowSource {
         var logger = Logger(label: "ebpf-test")
         logger.logLevel = .warning
         return try EBPFFlowSource(
             configuration: EBPFConfiguration(
                 mode: mode, interfaces: [sensorInterface], pollInterval: pollInterval, mapEntries: mapEntries,
-                ringBufferBytes: ringBufferBytes, flowTable: flowTable, namespace: sensor),
+                ringBufferBytes: ringBufferBytes, flowTable: flowTable, namespace: sensor, tcHook: tcHook),
             logger: logger)
     }
 

@@ -37,6 +37,14 @@ int ff_tc_query(int ifindex, int egress, __u32 *prog_id);
 int ff_tc_attach(int ifindex, int egress, int prog_fd);
 int ff_tc_detach(int ifindex, int egress);
 
+/* tcx (Linux 6.6+): the program at the device's tc ingress or egress through a
+ * bpf_link, which the kernel removes when this process exits, however it
+ * exits. Returns the link fd; -EINVAL when the kernel has no tcx. */
+int ff_tcx_link(int prog_fd, int ifindex, int egress);
+/* Ids of the programs attached through tcx at a hook; *count is the room in
+ * prog_ids on entry and the number attached on return. */
+int ff_tcx_query(int ifindex, int egress, __u32 *prog_ids, __u32 *count);
+
 /* XDP through a bpf_link (gone when the process exits, even on SIGKILL).
  * xdp_flags: XDP_FLAGS_DRV_MODE or XDP_FLAGS_SKB_MODE. Returns the link fd. */
 int ff_xdp_link(int prog_fd, int ifindex, __u32 xdp_flags);
