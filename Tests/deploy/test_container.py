@@ -4,6 +4,7 @@ capture capabilities; it captures with tc on a lab interface, answers
 /api/health and exports FlowForest series on /metrics, and leaves nothing
 attached when stopped."""
 
+import json
 import os
 import re
 
@@ -14,6 +15,22 @@ from conftest import DEPLOY, free_port, have, http_get, needs_root, run, wait_fo
 pytestmark = [needs_root, pytest.mark.skipif(not have("podman"), reason="podman not installed")]
 
 CAPS = {"CAP_BPF": 39, "CAP_PERFMON": 38, "CAP_NET_ADMIN": 12, "CAP_NET_RAW": 13}
+
+
+def tc_hooks(dev):
+    """FlowForest's tc hooks: tcx links to its ff_tc program (Linux 6.6+;
+    `tc filter show` does not list them) and clsact filters on dev."""
+    hooks = []
+    for link in json.loads(run(["bpftool", "-j", "link", "show"]).stdout or "[]"):
+        # Older bpftool prints the tcx link type as its number.
+        if link.get("type") in ("tcx", 11):
+            prog = json.loads(run(["bpftool", "-j", "prog", "show", "id", str(link["prog_id"])]).stdout)
+            if prog.get("name") == "ff_tc":
+                hooks.append(f"tcx link {link['id']}")
+    for hook in ("ingress", "egress"):
+        if run(["tc", "filter", "show", "dev", dev, hook]).stdout.strip():
+            hooks.append(f"{hook} filter")
+    return hooks
 
 
 def test_image_holds_binary_bpf_object_and_dashboard(image):
@@ -69,13 +86,12 @@ def test_container_captures_with_host_network_and_capture_capabilities_only(imag
         eff = int(re.search(r"^CapEff:\s+([0-9a-f]+)", status, re.M).group(1), 16)
         assert eff == sum(1 << bit for bit in CAPS.values()), hex(eff)
 
-        assert run(["tc", "filter", "show", "dev", veth_lab.host_if, "ingress"]).stdout.strip(), "no tc filter attached"
+        assert tc_hooks(veth_lab.host_if), "ff_tc is attached neither through tcx nor as a tc filter"
         stop = run(["podman", "stop", "-t", "20", name], env=env, check=False)
         assert stop.returncode == 0, stop.stderr
         code = run(["podman", "inspect", "-f", "{{.State.ExitCode}}", name], env=env).stdout.strip()
         assert code == "0", run(["podman", "logs", name], env=env, check=False).stderr[-2000:]
         # SIGTERM detached the programs from the host's interface.
-        assert run(["tc", "filter", "show", "dev", veth_lab.host_if, "ingress"]).stdout.strip() == ""
-        assert run(["tc", "filter", "show", "dev", veth_lab.host_if, "egress"]).stdout.strip() == ""
+        assert tc_hooks(veth_lab.host_if) == []
     finally:
         run(["podman", "rm", "-f", "-v", "-t", "5", name], env=env, check=False)
