@@ -1,0 +1,127 @@
+import FlowForestCore
+import Testing
+@testable import FlowForestDetection
+
+/// Beaconing: connections from one host to one service that repeat like a
+/// metronome. Few gaps must be tighter than many to count as regular.
+@Suite("Beaconing")
+struct BeaconTests {
+    static let outside = TrafficSimulator.ip("198.18.9.8")
+
+    /// Connections with the given gaps in seconds and sizes in bytes (500 each by default).
+    static func starts(_ gaps: [Double], bytes: [UInt64]? = nil) -> [HostTracker.PairStart] {
+        var t: UInt64 = 1_000_000_000_000
+        var times = [t]
+        for g in gaps {
+            t += UInt64(g * 1e9)
+            times.append(t)
+        }
+        return times.enumerated().map { i, t in
+            HostTracker.PairStart(startNs: t, flowID: UInt64(i), bytes: bytes?[i % bytes!.count] ?? 500)
+        }
+    }
+
+    @Test("regularity needs three gaps; three or four must be far tighter than five")
+    func regularityByGaps() {
+        #expect(HostTracker.beaconRegularity(Self.starts([0.5, 0.5])) == 0)
+        #expect(HostTracker.beaconRegularity(Self.starts([0.5, 0.5005, 0.4995])) >= 0.95)
+        // Gaps 4 % either side of the period: a beacon with jitter, or chance.
+        let jitter = [1.04, 0.96, 1.04, 0.96, 1.04, 0.96, 1.04]
+        #expect(HostTracker.beaconRegularity(Self.starts(Array(jitter.prefix(3)))) < 0.8)
+        #expect(HostTracker.beaconRegularity(Self.starts(Array(jitter.prefix(4)))) < 0.92)
+        #expect(HostTracker.beaconRegularity(Self.starts(Array(jitter.prefix(5)))) >= 0.92)
+        // Gaps 8 % either side: regular enough to name, not to be certain.
+        let wider = HostTracker.beaconRegularity(Self.starts([1.08, 0.92, 1.08, 0.92, 1.08, 0.92, 1.08]))
+        #expect(wider >= 0.8 && wider < 0.92)
+        // The same rhythm with connections of very different sizes is web browsing more than a beacon.
+        #expect(HostTracker.beaconRegularity(Self.starts(Array(repeating: 0.5, count: 7), bytes: [2_000, 15_000, 60_000])) < 0.8)
+        #expect(HostTracker.beaconRegularity(Self.starts(Array(repeating: 0.5, count: 7), bytes: [480, 520])) >= 0.92)
+        // Bursts are not beacons however regular.
+        #expect(HostTracker.beaconRegularity(Self.starts([0.05, 0.05, 0.05, 0.05, 0.05])) == 0)
+    }
+
+    @Test("random gaps reach beacon regularity with three or four gaps less often than with five")
+    func chanceMatches() {
+        var rng = SeededGenerator(seed: 3)
+        let series = 50_000
+        var hits = [3: 0, 4: 0, 5: 0]
+        for _ in 0..<series {
+            // Gaps uniform in 0.2-1.2 s: clustered enough for chance matches to happen.
+            let gaps = (0..<5).map { _ in 0.2 + rng.unit() }
+            for n in 3...5 where HostTracker.beaconRegularity(Self.starts(Array(gaps.prefix(n)))) >= 0.92 {
+                hits[n]! += 1
+            }
+        }
+        #expect(hits[3]! < hits[5]! && hits[4]! < hits[5]!, "\(hits)")
+        #expect(Double(hits[5]!) / Double(series) < 0.002, "\(hits)")
+    }
+
+    /// A beacon from a normal client: `count` small connections `period`
+    /// seconds apart (each gap off by `jitter(i)` seconds), the first 0.1 s
+    /// into the attack's first second.
+    static func beacon(period: Double, count: Int, jitter: @escaping @Sendable (Int) -> Double = { _ in 0 }) -> @Sendable (inout TrafficSimulator, Int) -> Void {
+        { s, second in
+            guard second == 1 else { return }
+            var t = Double(s.nowNs) + 1e8
+            for i in 0..<count {
+                s.tcpSession(at: UInt64(t), TrafficSimulator.clients[1], outside, dport: 8443, requestBytes: 120, responseSegments: 0)
+                t += (period + jitter(i)) * 1e9
+            }
+        }
+    }
+
+    @Test("a beacon is called beaconing in the first poll after its fourth connection", arguments: [0.25, 0.5, 1, 2, 5])
+    func foundAfterFourConnections(period: Double) throws {
+        var sim = TrafficSimulator()
+        var detector = trainedDetector(&sim)
+        // Gaps within a millisecond of the period, as a timer-driven beacon keeps them.
+        let fourth = 0.1 + 3 * period
+        let found = sim.runAttack(seconds: Int(fourth) + 3, into: &detector,
+                                  Self.beacon(period: period, count: 12, jitter: { i in Double(i % 3 - 1) * 0.0007 }))
+        let first = try #require(found.first { $0.anomaly.label == "beaconing" }, "\(found.map { "s\($0.second) \($0.anomaly.label)" })")
+        #expect(first.second == Int(fourth.rounded(.up)), "4th connection at \(fourth) s, alert in second \(first.second)")
+        #expect(first.anomaly.sourceAddress == TrafficSimulator.clients[1])
+        #expect(first.anomaly.severity >= .high)
+        #expect(first.anomaly.explanation.first?.feature == "beacon_regularity")
+        if period == 0.5 { #expect(first.second <= 3, "a 0.5 s beacon is found within 3 s") }
+    }
+
+    @Test("a beacon with 4 % jitter is certain on five gaps, not on three")
+    func jitteredBeaconNeedsMoreGaps() throws {
+        var sim = TrafficSimulator()
+        var detector = trainedDetector(&sim)
+        let found = sim.runAttack(seconds: 10, into: &detector, Self.beacon(period: 1, count: 8, jitter: { i in i % 2 == 0 ? 0.04 : -0.04 }))
+        let first = try #require(found.first { $0.anomaly.label == "beaconing" }, "\(found.map { "s\($0.second) \($0.anomaly.label)" })")
+        // Fourth connection at 3.14 s (three gaps), sixth at 5.14 s (five).
+        #expect(first.second >= 5 && first.second <= 6, "second \(first.second)")
+    }
+
+    @Test("normal clients are never called beacons over an hour")
+    func normalClientsAreNotBeacons() {
+        var sim = TrafficSimulator()
+        var detector = trainedDetector(&sim)
+        let alerts = sim.runNormal(seconds: 3600, into: &detector)
+        #expect(!alerts.contains { $0.label == "beaconing" }, "\(alerts.map { "\($0.timeMs) \($0.label) \($0.severity) \($0.sourceAddress?.description ?? "-") -> \($0.destinationAddress?.description ?? "-") \($0.explanation.map(\.text))" })")
+    }
+}
+
+@Suite("Beaconing: connection order")
+struct BeaconOrderTests {
+    @Test("connections a poll reports out of order still make a regular series", arguments: [false, true])
+    func startsInAnyOrder(newestFirst: Bool) {
+        var sim = TrafficSimulator()
+        var tracker = HostTracker()
+        for i in 0..<6 {
+            sim.tcpSession(at: sim.nowNs + 100_000_000 + UInt64(i) * 300_000_000, TrafficSimulator.clients[1], BeaconTests.outside,
+                           dport: 8443, requestBytes: 120, responseSegments: 0)
+        }
+        let column = FeatureSchema.index("beacon_regularity", in: .host)
+        var best = 0.0
+        for _ in 0..<3 {
+            let batch = sim.tick()
+            let records = batch.records.sorted { newestFirst ? $0.firstSeenNs > $1.firstSeenNs : $0.firstSeenNs < $1.firstSeenNs }
+            for e in tracker.update(records, nowNs: batch.timeNs) where e.kind == .host { best = max(best, e.vector[column]) }
+        }
+        #expect(best >= 0.92)
+    }
+}
