@@ -67,7 +67,7 @@ let package = Package(
         .executableTarget(
             name: "DetectionEval",
             dependencies: [
-                "FlowForestCore", "FlowForestDetection", "FlowForestLab", "PcapCapture",
+                "FlowForestCore", "FlowForestDetection", "FlowForestLab", "EBPFCapture",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
