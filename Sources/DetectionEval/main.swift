@@ -159,8 +159,11 @@ struct Row {
     var unrelated: Int
 }
 var rows: [Row] = []
-/// Seconds of normal traffic each attack phase runs, and alerts in them not about the attack.
+/// Normal traffic runs for up to this long in each attack phase (it is
+/// stopped 3 s after the attack ends).
 let attackPhaseSeconds = 50.0
+/// Seconds the attack phases ran, and their alerts not about the attack.
+var attackPhaseTotal = 0.0
 var attackPhaseOther = 0
 let involved: Set<String> = [traffic.attacker, traffic.outside]
 let only = environment["FLOWFOREST_EVAL_ONLY"].map { Set($0.split(separator: ",").map(String.init)) }
@@ -171,17 +174,26 @@ for (index, attack) in Attack.allCases.enumerated() where only?.contains(attack.
         say("eval: the lab's namespaces are gone (removed from outside); stopping")
         break
     }
-    let found = try await live("attack \(index)", model: model) {
-        let clients = try traffic.startNormalTraffic(seconds: attackPhaseSeconds, seed: 10 + index)
-        // 8 s in, at a random point of the poll cycle: the delay then
-        // includes an honest share of waiting for the next poll.
-        Thread.sleep(forTimeInterval: 8 + Double.random(in: 0..<1))
-        startNs = nowNs()
-        unblockSignals()
-        try traffic.run(attack)
-        Thread.sleep(forTimeInterval: 3)
-        for p in clients { traffic.lab.stop(p, signal: SIGTERM, timeout: 2) }
-    }.alerts
+    let found: [StampedAlert]
+    let phaseStart = Date()
+    defer { attackPhaseTotal += Date().timeIntervalSince(phaseStart) }
+    do {
+        found = try await live("attack \(index)", model: model) {
+            let clients = try traffic.startNormalTraffic(seconds: attackPhaseSeconds, seed: 10 + index)
+            // 8 s in, at a random point of the poll cycle: the delay then
+            // includes an honest share of waiting for the next poll.
+            Thread.sleep(forTimeInterval: 8 + Double.random(in: 0..<1))
+            startNs = nowNs()
+            unblockSignals()
+            try traffic.run(attack)
+            Thread.sleep(forTimeInterval: 3)
+            for p in clients { traffic.lab.stop(p, signal: SIGTERM, timeout: 2) }
+        }.alerts
+    } catch {
+        // One failed tool run costs its row, not the whole evaluation.
+        say("  \(attack.rawValue) did not run: \(error)")
+        continue
+    }
     // Alerts about the attack: naming the attacker, the outside host or the
     // sweep range, or the victim's destination vector with the attack's label.
     func isRelated(_ s: StampedAlert) -> Bool {
@@ -210,11 +222,11 @@ var table = """
 for r in rows {
     table += "| \(r.attack.rawValue) | \(r.detected ? "yes" : "no") | \(r.delay.map { String(format: "%.1f s", $0) } ?? "-") | \(r.firstLabel ?? "-") | \(r.alerts) | \(r.unrelated) |\n"
 }
-let allNormalSeconds = normalSeconds + attackPhaseSeconds * Double(rows.count)
+let allNormalSeconds = normalSeconds + attackPhaseTotal
 let allFalse = falseAlerts.count + attackPhaseOther
 table += """
 
-Live eBPF tc capture, one-second polls; time is from the attack tool's start to the wall-clock time the detector produced the alert.
+Run \(ISO8601DateFormatter().string(from: Date())). Live eBPF tc capture, one-second polls; time is from the attack tool's start to the wall-clock time the detector produced the alert.
 Normal traffic only: \(falseAlerts.count) alerts in \(Int(normalSeconds)) s (\(String(format: "%.1f", perHour)) per hour); \
 with the normal traffic around the attacks: \(allFalse) alerts not about an attack in \(String(format: "%.0f", allNormalSeconds / 60)) minutes \
 (\(String(format: "%.1f", Double(allFalse) / allNormalSeconds * 3600)) per hour). Model trained on \(Int(trainSeconds)) s.
