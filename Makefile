@@ -42,11 +42,15 @@ build: deps bpf ## Build the daemon (CONFIG=release for an optimised build)
 release: ## Build an optimised binary
 	$(MAKE) build CONFIG=release
 
-test: deps bpf test-parity test-deploy test-dashboard ## Run every test (lab tests need root)
+test: deps bpf ## Run every test (lab tests need root), then check that none left anything behind
+	@mkdir -p $(OUT)
+	Tests/lab/leftovers.sh snapshot $(OUT)/leftovers.before
+	$(MAKE) test-parity test-deploy test-dashboard
 	$(SWIFT) build $(SWIFT_FLAGS) --build-tests
 	# One test at a time: lab tests drive traffic at full rate and time
 	# flows, and must not compete with each other for the two cores.
 	$(SWIFT) test $(SWIFT_FLAGS) --skip-build --no-parallel
+	Tests/lab/leftovers.sh check $(OUT)/leftovers.before
 
 # Reference venv for the isolation-forest parity test and benchmark (scikit-learn, isotree).
 VENV       ?= $(OUT)/venv

@@ -14,9 +14,11 @@ public final class PcapLiveSource: FlowSource {
     /// Bytes kept per packet: enough for two VLAN tags, IPv4 options or IPv6
     /// extension headers, and a TCP header with options.
     public static let snapLength: Int32 = 256
-    /// Kernel buffer per interface; large, so bursts wait instead of dropping.
+    /// Default kernel buffer per interface; large, so bursts wait instead of dropping.
     public static let bufferBytes: Int32 = 64 << 20
     public let promiscuous: Bool
+    /// Kernel buffer per interface, in bytes.
+    public let bufferBytes: Int32
     private let logger: Logger
     private let handles: [PcapHandle]
     private let stopFlag = StopFlag()
@@ -24,14 +26,16 @@ public final class PcapLiveSource: FlowSource {
     /// Opens every interface now, so a missing interface or a permission
     /// problem is reported before anything starts.
     public init(interfaces: [String], configuration: FlowTableConfiguration = FlowTableConfiguration(),
-                pollIntervalNs: UInt64 = 1_000_000_000, promiscuous: Bool = true, logger: Logger) throws {
+                pollIntervalNs: UInt64 = 1_000_000_000, promiscuous: Bool = true,
+                bufferBytes: Int32 = PcapLiveSource.bufferBytes, logger: Logger) throws {
         self.interfaces = interfaces
+        self.bufferBytes = bufferBytes
         self.configuration = configuration
         self.pollIntervalNs = pollIntervalNs
         self.promiscuous = promiscuous
         self.logger = logger
         handles = try interfaces.map {
-            try PcapHandle.openLive($0, snapLength: Self.snapLength, bufferBytes: Self.bufferBytes, promiscuous: promiscuous, timeoutMs: 100)
+            try PcapHandle.openLive($0, snapLength: Self.snapLength, bufferBytes: bufferBytes, promiscuous: promiscuous, timeoutMs: 100)
         }
     }
 

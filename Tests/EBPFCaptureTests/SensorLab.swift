@@ -81,7 +81,7 @@ struct CaptureResult {
 
 /// Runs `traffic` on its own thread while `source` captures, then stops the
 /// source and collects everything it yielded.
-func capture(_ source: EBPFFlowSource, settle: Double = 0.3, traffic: @escaping @Sendable () throws -> Void) async throws -> CaptureResult {
+func capture(_ source: any FlowSource, settle: Double = 0.3, traffic: @escaping @Sendable () throws -> Void) async throws -> CaptureResult {
     let collector = Task {
         var result = CaptureResult()
         for try await batch in source.batches() {
