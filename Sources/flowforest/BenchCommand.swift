@@ -18,7 +18,8 @@ struct BenchCommand: AsyncParsableCommand {
               rate ratio        generator packets/s with the sensor / without it
               accounted         packets in drained flows / packets the interface saw
               BPF ns/pkt        program run time per packet (kernel BPF statistics)
-              CPU ms/Mpkt       the sensor's CPU time (capture thread and batch consumer)
+              CPU ms/Mpkt       the sensor's CPU time (capture thread and batch consumer;
+                                for mode daemon, the whole `flowforest run` process)
                                 per million packets
               CPU %             the same over the traffic's duration
 
@@ -32,16 +33,18 @@ struct BenchCommand: AsyncParsableCommand {
     )
 
     /// `tc` attaches as `flowforest run` does (tcx where the kernel has
-    /// it); `tc-clsact` forces the clsact filter, to compare the two hooks.
+    /// it); `tc-clsact` forces the clsact filter, to compare the two hooks;
+    /// `daemon` runs a whole `flowforest run --mode tc` process (detector
+    /// and store included) and takes its CPU time.
     enum Mode: String, ExpressibleByArgument, CaseIterable, Codable {
-        case tc, tcClsact = "tc-clsact", xdp, socket, pcap
+        case tc, tcClsact = "tc-clsact", xdp, socket, pcap, daemon
 
         var attachMode: EBPFAttachMode? {
             switch self {
             case .tc, .tcClsact: .tc
             case .xdp: .xdp
             case .socket: .socket
-            case .pcap: nil
+            case .pcap, .daemon: nil
             }
         }
     }
@@ -190,8 +193,10 @@ struct Bench {
                     note: "skipped: a native-XDP veth has one receive ring; a second sender fails with EAGAIN"))
                 continue
             }
-            var row = try await measure(mode, lab: lab, namespace: sen, interface: senIf, traffic: traffic)
-            if mode != .pcap {
+            var row = mode == .daemon
+                ? try await measureDaemon(lab: lab, namespace: sen, interface: senIf, traffic: traffic)
+                : try await measure(mode, lab: lab, namespace: sen, interface: senIf, traffic: traffic)
+            if mode.attachMode != nil {
                 // Program run time from a second, shorter run with BPF
                 // statistics on: they add two clock reads per packet, which
                 // must not weigh on the rate measured above.
@@ -222,6 +227,8 @@ struct Bench {
             source = try NetworkNamespace.run(namespace) {
                 try PcapLiveSource(interfaces: [interface], pollIntervalNs: 1_000_000_000, logger: logger)
             }
+        case .daemon:
+            preconditionFailure("the daemon is measured by measureDaemon")
         case .tc, .tcClsact, .xdp, .socket:
             source = try EBPFFlowSource(configuration: EBPFConfiguration(
                 mode: mode.attachMode!, interfaces: [interface],
@@ -317,7 +324,7 @@ struct Traffic: Sendable {
 }
 
 /// Runs blocking work on its own thread, off the cooperative pool.
-private func onOwnThread<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+func onOwnThread<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
     try await withCheckedThrowingContinuation { (c: CheckedContinuation<T, any Error>) in
         Thread {
             do { c.resume(returning: try work()) } catch { c.resume(throwing: error) }

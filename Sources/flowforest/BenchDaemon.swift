@@ -1,0 +1,76 @@
+import FlowForestLab
+import Foundation
+
+extension Bench {
+    /// Runs `flowforest run --mode tc` (this executable) in the sensor
+    /// namespace, sends the scenario's traffic, and takes the whole
+    /// process's CPU time over it: capture, detector, store and HTTP server
+    /// together, as an operator's `top` would show it.
+    func measureDaemon(lab: NetworkLab, namespace: String, interface: String, traffic: Traffic) async throws -> Row {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("flowforest-bench-daemon-\(getpid())")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        let log = dir.appendingPathComponent("run.log")
+        // The namespace has its own loopback, so the default port is free there.
+        let daemon = try lab.spawn(in: namespace, [
+            exe, "run", "--mode", "tc", "--interface", interface, "--print-flows", "none",
+            "--database", dir.appendingPathComponent("bench.db").path,
+        ] + (objectPath.map { ["--bpf-object", $0] } ?? []), stderr: log)
+        defer { _ = lab.stop(daemon, signal: SIGTERM, timeout: 15) }
+        let deadline = Date().addingTimeInterval(30)
+        while !((try? String(contentsOf: log, encoding: .utf8))?.contains("capture started") ?? false) {
+            guard daemon.isRunning, Date() < deadline else {
+                throw BenchError("flowforest run did not start: \((try? String(contentsOf: log, encoding: .utf8)) ?? "")")
+            }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        try await Task.sleep(for: .milliseconds(1500))
+        let pid = daemon.processIdentifier
+        func scrape() throws -> String { try lab.check(in: namespace, ["curl", "-sf", "http://127.0.0.1:8080/metrics"]).stdout }
+        let before = try scrape()
+        let rx0 = try lab.counter("rx_packets", interface: interface, in: namespace)
+        let tx0 = try lab.counter("tx_packets", interface: interface, in: namespace)
+        let cpu0 = Self.processCPUNs(pid)
+        let sent = try await onOwnThread { try traffic.send() }
+        let cpu = Double(Self.processCPUNs(pid) &- cpu0) / 1e9
+        // One more poll, so the counters include the traffic's last packets.
+        try await Task.sleep(for: .milliseconds(1500))
+        let after = try scrape()
+        func delta(_ name: String) -> UInt64 { Self.sum(after, name) &- Self.sum(before, name) }
+        let seen = try lab.counter("rx_packets", interface: interface, in: namespace) - rx0
+            + (try lab.counter("tx_packets", interface: interface, in: namespace) - tx0)
+        let accounted = delta("flowforest_packets_total")
+        return Row(
+            frameBytes: 0, flows: 0, generators: 0, mode: BenchCommand.Mode.daemon.rawValue, packetsSent: sent.packets,
+            generatorPps: sent.packetsPerSecond, baselinePps: 0, rateRatio: 0, packetsSeen: seen, packetsAccounted: accounted,
+            accountedShare: seen > 0 ? Double(accounted) / Double(seen) : 0,
+            countedLosses: delta("flowforest_map_full_packets_total") + delta("flowforest_capture_drops_total"),
+            sensorCpuMsPerMpkt: sent.packets > 0 ? cpu * 1000 / (Double(sent.packets) / 1e6) : nil,
+            sensorCpuPercent: sent.seconds > 0 ? cpu / sent.seconds * 100 : nil,
+            note: "whole flowforest run (tc)")
+    }
+
+    /// The process's on-CPU nanoseconds, all threads (schedstat, ns precision).
+    static func processCPUNs(_ pid: Int32) -> UInt64 {
+        let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? []
+        return tasks.reduce(0) { total, tid in
+            let line = try? String(contentsOfFile: "/proc/\(pid)/task/\(tid)/schedstat", encoding: .utf8)
+            return total + (line?.split(separator: " ").first.flatMap { UInt64($0) } ?? 0)
+        }
+    }
+
+    /// Sum of every series of a counter in a Prometheus text exposition.
+    static func sum(_ exposition: String, _ name: String) -> UInt64 {
+        exposition.split(separator: "\n").reduce(0) { total, line in
+            guard line.hasPrefix(name + "{") || line.hasPrefix(name + " "),
+                  let value = line.split(separator: " ").last.flatMap({ Double($0) }) else { return total }
+            return total + UInt64(value)
+        }
+    }
+}
+
+struct BenchError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}

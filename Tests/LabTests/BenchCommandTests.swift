@@ -1,0 +1,39 @@
+import FlowForestLab
+import Foundation
+import Testing
+
+/// `flowforest bench` on a short run: every mode it measures accounts for
+/// every packet the interface saw, and the JSON holds what the table shows.
+@Suite("Lab: flowforest bench", .serialized, .enabled(if: Command.isRoot, "needs root for network namespaces and eBPF"))
+struct BenchCommandTests {
+    @Test("a short bench run: baseline, tc (with BPF time) and the whole daemon, all packets accounted")
+    func shortRun() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let json = dir.appendingPathComponent("bench.json")
+        let r = try Binary.run([
+            "bench", "--packets", "20000", "--frame-size", "64", "--flows", "10", "--generators", "1",
+            "--mode", "tc", "--mode", "daemon", "--json", json.path,
+        ], timeout: 240)
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.contains("ratio") && r.stdout.contains("tc tcx"), "\(r.stdout)")
+        let report = try #require(JSONSerialization.jsonObject(with: Data(contentsOf: json)) as? [String: Any])
+        let rows = try #require(report["results"] as? [[String: Any]])
+        #expect(rows.map { $0["mode"] as? String } == ["none", "tc", "daemon"])
+        for row in rows {
+            #expect(row["packets_sent"] as? Int == 20000, "\(row)")
+            #expect((row["generator_pps"] as? Double ?? 0) > 0, "\(row)")
+        }
+        for row in rows.dropFirst() {
+            // IPv6 is off in the lab, so the interface sees exactly trafgen's frames.
+            #expect(row["packets_seen"] as? Int == 20000, "\(row)")
+            #expect(row["packets_accounted"] as? Int == 20000, "\(row)")
+            #expect(row["counted_losses"] as? Int == 0, "\(row)")
+            #expect((row["rate_ratio"] as? Double ?? 0) > 0, "\(row)")
+            #expect((row["sensor_cpu_percent"] as? Double ?? -1) >= 0, "\(row)")
+        }
+        #expect((rows[1]["bpf_ns_per_packet"] as? Double ?? 0) > 0, "BPF statistics gave no run time: \(rows[1])")
+        // The bench switches BPF statistics off again.
+        #expect(try String(contentsOfFile: "/proc/sys/kernel/bpf_stats_enabled", encoding: .utf8).hasPrefix("0"))
+    }
+}
