@@ -49,8 +49,9 @@ test: deps bpf ## Run every test (lab tests need root), then check that none lef
 	$(SWIFT) build $(SWIFT_FLAGS) --build-tests
 	# One test at a time: lab tests drive traffic at full rate and time
 	# flows, and must not compete with each other for the two cores.
-	$(SWIFT) test $(SWIFT_FLAGS) --skip-build --no-parallel
-	Tests/lab/leftovers.sh check $(OUT)/leftovers.before
+	# The leftover check runs after failures too: that is when labs leak.
+	rc=0; $(SWIFT) test $(SWIFT_FLAGS) --skip-build --no-parallel || rc=$$?; \
+		Tests/lab/leftovers.sh check $(OUT)/leftovers.before || { [ $$rc -ne 0 ] || rc=1; }; exit $$rc
 
 # Reference venv for the isolation-forest parity test and benchmark (scikit-learn, isotree).
 VENV       ?= $(OUT)/venv

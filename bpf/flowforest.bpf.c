@@ -3,7 +3,8 @@
  * FlowForest data plane: counts every packet into a bidirectional flow record
  * inside the kernel. Three entry points share one parser and one update:
  *
- *   ff_tc      clsact ingress/egress (SEC "tc"), value guarded by its spin lock
+ *   ff_tc      tc ingress/egress (SEC "tc": tcx link or clsact filter), value
+ *              guarded by its spin lock
  *   ff_xdp     XDP ingress, value guarded by its spin lock
  *   ff_socket  AF_PACKET socket filter returning 0; the kernel refuses
  *              bpf_spin_lock (and maps holding one) in socket filters, so this

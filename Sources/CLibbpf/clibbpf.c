@@ -14,6 +14,9 @@
 #include <linux/if_ether.h>
 #include <linux/if_link.h>
 #include <linux/if_packet.h>
+#include <linux/netlink.h>
+#include <linux/pkt_sched.h>
+#include <linux/rtnetlink.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 
@@ -110,6 +113,58 @@ int ff_tc_attach(int ifindex, int egress, int prog_fd)
     return bpf_tc_attach(&hook, &opts);
 }
 
+int ff_tc_filter_count(int ifindex, int egress)
+{
+    /*
+     * libbpf can only query one handle and priority, so count the hook's
+     * filters with a netlink dump, as `tc filter show` does: a qdisc is
+     * removed only when nothing else is attached to it.
+     */
+    int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+    if (fd < 0)
+        return -errno;
+    struct {
+        struct nlmsghdr nh;
+        struct tcmsg tc;
+    } req;
+    memset(&req, 0, sizeof(req));
+    req.nh.nlmsg_len = NLMSG_LENGTH(sizeof(struct tcmsg));
+    req.nh.nlmsg_type = RTM_GETTFILTER;
+    req.nh.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+    req.nh.nlmsg_seq = 1;
+    req.tc.tcm_family = AF_UNSPEC;
+    req.tc.tcm_ifindex = ifindex;
+    req.tc.tcm_parent = TC_H_MAKE(TC_H_CLSACT, egress ? TC_H_MIN_EGRESS : TC_H_MIN_INGRESS);
+    if (send(fd, &req, req.nh.nlmsg_len, 0) < 0) {
+        int err = -errno;
+        close(fd);
+        return err;
+    }
+    int count = 0;
+    char buf[16384];
+    for (;;) {
+        ssize_t n = recv(fd, buf, sizeof(buf), 0);
+        if (n < 0) {
+            int err = -errno;
+            close(fd);
+            return err;
+        }
+        for (struct nlmsghdr *nh = (struct nlmsghdr *)buf; NLMSG_OK(nh, (size_t)n); nh = NLMSG_NEXT(nh, n)) {
+            if (nh->nlmsg_type == NLMSG_DONE) {
+                close(fd);
+                return count;
+            }
+            if (nh->nlmsg_type == NLMSG_ERROR) {
+                struct nlmsgerr *e = (struct nlmsgerr *)NLMSG_DATA(nh);
+                close(fd);
+                return e->error ? e->error : -EIO;
+            }
+            if (nh->nlmsg_type == RTM_NEWTFILTER)
+                count++;
+        }
+    }
+}
+
 int ff_tc_detach(int ifindex, int egress)
 {
     LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = egress ? BPF_TC_EGRESS : BPF_TC_INGRESS);
@@ -123,11 +178,17 @@ int ff_tc_detach(int ifindex, int egress)
  */
 #define FF_BPF_TCX_INGRESS 46
 #define FF_BPF_TCX_EGRESS 47
+#define FF_BPF_F_BEFORE (1U << 3)
 
 int ff_tcx_link(int prog_fd, int ifindex, int egress)
 {
-    /* No opts: append after any program already there, as `tc` would. */
-    int fd = bpf_link_create(prog_fd, ifindex, egress ? FF_BPF_TCX_EGRESS : FF_BPF_TCX_INGRESS, NULL);
+    /*
+     * First in line (BPF_F_BEFORE with no relative program): a program
+     * ahead of the sensor that drops or redirects would hide packets from
+     * it. The sensor's verdict is "next", so everyone after still runs.
+     */
+    LIBBPF_OPTS(bpf_link_create_opts, opts, .flags = FF_BPF_F_BEFORE);
+    int fd = bpf_link_create(prog_fd, ifindex, egress ? FF_BPF_TCX_EGRESS : FF_BPF_TCX_INGRESS, &opts);
     return fd < 0 ? -errno : fd;
 }
 

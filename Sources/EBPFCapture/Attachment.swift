@@ -73,12 +73,13 @@ final class Attachment {
                 // Kernels before 6.6 know no tcx attach type and say EINVAL.
                 if -fd == EINVAL && tcxLinks.isEmpty {
                     if hook == .tcx {
-                        throw .unsupported("tc on \(interface): this kernel has no tcx (it needs Linux 6.6 or later); use --tc-hook clsact")
+                        throw .unsupported("tc on \(interface): the kernel refused a tcx link (\(String(cString: strerror(EINVAL)))); tcx needs Linux 6.6 or later: use --tc-hook clsact")
                     }
-                    logger.info("this kernel has no tcx (Linux 6.6+): attaching clsact filters instead", metadata: ["interface": "\(interface)"])
+                    logger.info("the kernel refused a tcx link (tcx needs Linux 6.6+): attaching clsact filters instead",
+                                metadata: ["interface": "\(interface)", "error": "\(String(cString: strerror(EINVAL)))"])
                     break
                 }
-                throw tcError(-fd, what: "attach the tcx \(egress == 1 ? "egress" : "ingress") link")
+                throw tcxError(-fd, egress: egress)
             }
             if !tcxLinks.isEmpty {
                 tcHook = "tcx"
@@ -91,27 +92,52 @@ final class Attachment {
         logger.info("eBPF attached", metadata: ["mode": "tc", "hook": "clsact", "interface": "\(interface)", "hooks": "\(hookNames)"])
     }
 
-    /// FlowForest's clsact filters at `hooks`: the program name of each, or
-    /// nil where FlowForest's handle and priority hold nothing.
-    private func filtersAtOurHandle(_ hooks: [Int32]) -> [(egress: Int32, program: String?)] {
-        hooks.map { egress in
-            var existing: UInt32 = 0
-            guard ff_tc_query(Int32(bitPattern: ifindex), egress, &existing) == 0, existing != 0 else { return (egress, nil) }
-            return (egress, Attachment.programName(existing))
+    /// A clsact filter at FlowForest's handle and priority.
+    private struct Filter {
+        var egress: Int32
+        var programID: UInt32
+        var programName: String
+        /// Processes holding the program open: a live FlowForest capture.
+        /// None: a run that was killed left it behind.
+        var holders: [Int32]
+        var isFlowForest: Bool { programName == KernelProgram.programName(.tc) }
+        var hookName: String { egress == 1 ? "egress" : "ingress" }
+    }
+
+    private func filtersAtOurHandle(_ hooks: [Int32]) -> [Filter] {
+        hooks.compactMap { egress in
+            var id: UInt32 = 0
+            guard ff_tc_query(Int32(bitPattern: ifindex), egress, &id) == 0, id != 0 else { return nil }
+            let name = Attachment.programName(id)
+            let holders = name == KernelProgram.programName(.tc) ? Attachment.processes(holdingProgram: id) : []
+            return Filter(egress: egress, programID: id, programName: name, holders: holders)
         }
     }
 
-    /// A run killed while attached through clsact leaves its filters (and
-    /// qdisc) counting into a map nobody reads; they would cost every packet
-    /// twice, so remove them before attaching through tcx.
+    /// A run killed while attached through clsact leaves its filters counting
+    /// into a map nobody reads; they would cost every packet twice, so remove
+    /// them before attaching through tcx. A live run's filters stay: two
+    /// sensors on one interface is a choice, not debris.
     private func removeStaleFilters(_ hooks: [Int32], logger: Logger) throws(EBPFError) {
-        let stale = filtersAtOurHandle(hooks).filter { $0.program == KernelProgram.programName(.tc) }
+        let ours = filtersAtOurHandle(hooks).filter(\.isFlowForest)
+        for live in ours where !live.holders.isEmpty {
+            logger.info("another FlowForest process also captures here through a clsact filter",
+                        metadata: ["interface": "\(interface)", "hook": "\(live.hookName)", "pids": "\(live.holders)"])
+        }
+        let stale = ours.filter(\.holders.isEmpty)
         guard !stale.isEmpty else { return }
         logger.warning("removing FlowForest tc filters left behind by an earlier run", metadata: ["interface": "\(interface)"])
         let index = Int32(bitPattern: ifindex)
         for filter in stale { _ = ff_tc_detach(index, filter.egress) }
-        // The qdisc came with those filters; it goes with them, as when that run had ended cleanly.
-        _ = ff_tc_hook_destroy(index)
+        removeQdiscIfEmpty()
+    }
+
+    /// Removes the clsact qdisc when no filter of anyone's is left on it.
+    private func removeQdiscIfEmpty() {
+        let index = Int32(bitPattern: ifindex)
+        if ff_tc_filter_count(index, 0) == 0 && ff_tc_filter_count(index, 1) == 0 {
+            _ = ff_tc_hook_destroy(index)
+        }
     }
 
     private func attachClsact(_ hooks: [Int32], programFD: Int32, logger: Logger) throws(EBPFError) {
@@ -120,23 +146,62 @@ final class Attachment {
         let rc = ff_tc_hook_create(index, &created)
         if rc != 0 { throw tcError(-rc, what: "create a clsact qdisc") }
         createdQdisc = created != 0
-        for (egress, program) in filtersAtOurHandle(hooks) {
-            if let program {
-                guard program == KernelProgram.programName(.tc) else {
-                    throw .attachFailed(
-                        "\(interface) has a tc \(egress == 1 ? "egress" : "ingress") filter at FlowForest's handle 0x464c priority 1 (program \(program)); "
-                            + "remove it with `tc filter del dev \(interface) \(egress == 1 ? "egress" : "ingress") prio 1`")
-                }
-                // A killed run left its filters (and qdisc) behind: take them over.
-                if !createdQdisc {
-                    logger.warning("replacing FlowForest tc filters left behind by an earlier run", metadata: ["interface": "\(interface)"])
-                }
-                createdQdisc = true
+        let existing = filtersAtOurHandle(hooks)
+        for filter in existing {
+            guard filter.isFlowForest else {
+                throw .attachFailed(
+                    "\(interface) has a tc \(filter.hookName) filter at FlowForest's handle 0x464c priority 1 (program \(filter.programName)); "
+                        + "remove it with `tc filter del dev \(interface) \(filter.hookName) prio 1`")
             }
+            guard filter.holders.isEmpty else {
+                throw .attachFailed(
+                    "FlowForest (pid \(filter.holders.map(String.init).joined(separator: ", "))) already captures on \(interface) through a clsact filter; "
+                        + "stop it, or run beside it with --tc-hook tcx")
+            }
+        }
+        if !existing.isEmpty {
+            // A killed run left its filters behind: replace them, and remove
+            // the qdisc at exit if nothing else is on it then.
+            logger.warning("replacing FlowForest tc filters left behind by an earlier run", metadata: ["interface": "\(interface)"])
+            createdQdisc = true
+        }
+        for egress in hooks {
             let rc = ff_tc_attach(index, egress, programFD)
             if rc != 0 { throw tcError(-rc, what: "attach the \(egress == 1 ? "egress" : "ingress") filter") }
             tcHooks.append(egress)
         }
+    }
+
+    private func tcxError(_ err: Int32, egress: Int32) -> EBPFError {
+        let what = "tc on \(interface): cannot attach the tcx \(egress == 1 ? "egress" : "ingress") link"
+        switch err {
+        case EPERM, EACCES:
+            return .permissionDenied("\(what): needs root or CAP_NET_ADMIN and CAP_BPF (run with sudo)")
+        case ENODEV, ENOENT, ENXIO:
+            return .noSuchInterface(interface)
+        default:
+            return .attachFailed("\(what): \(String(cString: strerror(err))); try --tc-hook clsact\(KernelProgram.libbpfLog())")
+        }
+    }
+
+    /// Processes with the program open (its loader keeps an fd; a filter
+    /// whose loader died is held by nobody), from `/proc/*/fdinfo`. This
+    /// process counts too: the program is never the one just loaded, so
+    /// here it belongs to another capture source. Read only when a
+    /// FlowForest filter is found.
+    static func processes(holdingProgram id: UInt32) -> [Int32] {
+        let fm = FileManager.default
+        var found: [Int32] = []
+        for entry in (try? fm.contentsOfDirectory(atPath: "/proc")) ?? [] {
+            guard let pid = Int32(entry), let fds = try? fm.contentsOfDirectory(atPath: "/proc/\(pid)/fdinfo") else { continue }
+            for fd in fds {
+                guard let info = try? String(contentsOfFile: "/proc/\(pid)/fdinfo/\(fd)", encoding: .utf8),
+                      info.contains("prog_id:\t\(id)\n") else { continue }
+                found.append(pid)
+                break
+            }
+        }
+        return found
     }
 
     private func tcError(_ err: Int32, what: String) -> EBPFError {
@@ -226,7 +291,8 @@ final class Attachment {
         for egress in tcHooks { _ = ff_tc_detach(index, egress) }
         tcHooks.removeAll()
         if createdQdisc {
-            _ = ff_tc_hook_destroy(index)
+            // Someone may have added filters of their own since; they keep it.
+            removeQdiscIfEmpty()
             createdQdisc = false
         }
         for link in tcxLinks { Glibc.close(link) }
@@ -245,25 +311,5 @@ final class Attachment {
         var buffer = [CChar](repeating: 0, count: 64)
         guard ff_prog_name(id, &buffer, buffer.count) == 0 else { return "id \(id)" }
         return decodeCString(buffer)
-    }
-}
-
-extension EBPFFlowSource {
-    /// The programs attached through tcx to an interface, as "ingress NAME"
-    /// and "egress NAME" (FlowForest's is `ff_tc`): `tc filter show` does
-    /// not list tcx links, so this is how to see them. Empty on kernels
-    /// without tcx.
-    public static func tcxPrograms(interface: String, namespace: String? = nil) throws -> [String] {
-        try NetworkNamespace.run(namespace) { () -> [String] in
-            let index = Int32(bitPattern: try Attachment.interfaceIndex(interface))
-            var out: [String] = []
-            for egress: Int32 in [0, 1] {
-                var ids = [UInt32](repeating: 0, count: 64)
-                var count = UInt32(ids.count)
-                guard ff_tcx_query(index, egress, &ids, &count) == 0 else { continue }
-                for id in ids.prefix(Int(count)) { out.append("\(egress == 1 ? "egress" : "ingress") \(Attachment.programName(id))") }
-            }
-            return out
-        }
     }
 }

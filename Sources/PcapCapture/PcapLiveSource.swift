@@ -15,7 +15,7 @@ public final class PcapLiveSource: FlowSource {
     /// extension headers, and a TCP header with options.
     public static let snapLength: Int32 = 256
     /// Default kernel buffer per interface; large, so bursts wait instead of dropping.
-    public static let bufferBytes: Int32 = 64 << 20
+    public static let defaultBufferBytes: Int32 = 64 << 20
     public let promiscuous: Bool
     /// Kernel buffer per interface, in bytes.
     public let bufferBytes: Int32
@@ -27,7 +27,7 @@ public final class PcapLiveSource: FlowSource {
     /// problem is reported before anything starts.
     public init(interfaces: [String], configuration: FlowTableConfiguration = FlowTableConfiguration(),
                 pollIntervalNs: UInt64 = 1_000_000_000, promiscuous: Bool = true,
-                bufferBytes: Int32 = PcapLiveSource.bufferBytes, logger: Logger) throws {
+                bufferBytes: Int32 = PcapLiveSource.defaultBufferBytes, logger: Logger) throws {
         self.interfaces = interfaces
         self.bufferBytes = bufferBytes
         self.configuration = configuration

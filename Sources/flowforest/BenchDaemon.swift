@@ -15,7 +15,7 @@ extension Bench {
         // The namespace has its own loopback, so the default port is free there.
         let daemon = try lab.spawn(in: namespace, [
             exe, "run", "--mode", "tc", "--interface", interface, "--print-flows", "none",
-            "--database", dir.appendingPathComponent("bench.db").path,
+            "--listen", "127.0.0.1:8080", "--database", dir.appendingPathComponent("bench.db").path,
         ] + (objectPath.map { ["--bpf-object", $0] } ?? []), stderr: log)
         defer { _ = lab.stop(daemon, signal: SIGTERM, timeout: 15) }
         let deadline = Date().addingTimeInterval(30)
@@ -31,9 +31,9 @@ extension Bench {
         let before = try scrape()
         let rx0 = try lab.counter("rx_packets", interface: interface, in: namespace)
         let tx0 = try lab.counter("tx_packets", interface: interface, in: namespace)
-        let cpu0 = Self.processCPUNs(pid)
+        let cpu0 = Self.threadCPUNs(pid)
         let sent = try await onOwnThread { try traffic.send() }
-        let cpu = Double(Self.processCPUNs(pid) &- cpu0) / 1e9
+        let cpu = Self.cpuSeconds(from: cpu0, to: Self.threadCPUNs(pid))
         // One more poll, so the counters include the traffic's last packets.
         try await Task.sleep(for: .milliseconds(1500))
         let after = try scrape()
@@ -51,13 +51,27 @@ extension Bench {
             note: "whole flowforest run (tc)")
     }
 
-    /// The process's on-CPU nanoseconds, all threads (schedstat, ns precision).
-    static func processCPUNs(_ pid: Int32) -> UInt64 {
+    /// On-CPU nanoseconds of each thread of a process (schedstat, ns precision).
+    static func threadCPUNs(_ pid: Int32) -> [String: UInt64] {
         let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? []
-        return tasks.reduce(0) { total, tid in
+        var out: [String: UInt64] = [:]
+        for tid in tasks {
             let line = try? String(contentsOfFile: "/proc/\(pid)/task/\(tid)/schedstat", encoding: .utf8)
-            return total + (line?.split(separator: " ").first.flatMap { UInt64($0) } ?? 0)
+            if let ns = line?.split(separator: " ").first.flatMap({ UInt64($0) }) { out[tid] = ns }
         }
+        return out
+    }
+
+    /// CPU seconds between two per-thread snapshots: threads that ended in
+    /// between are lost to both ends, so each thread counts only its own
+    /// growth (a thread started in between counts from zero).
+    static func cpuSeconds(from a: [String: UInt64], to b: [String: UInt64]) -> Double {
+        var ns: UInt64 = 0
+        for (tid, end) in b {
+            let start = a[tid] ?? 0
+            if end >= start { ns += end - start }
+        }
+        return Double(ns) / 1e9
     }
 
     /// Sum of every series of a counter in a Prometheus text exposition.

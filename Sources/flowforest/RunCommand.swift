@@ -90,6 +90,9 @@ struct RunCommand: AsyncParsableCommand {
 
     func validate() throws {
         guard pollInterval >= 0.05, pollInterval <= 60 else { throw ValidationError("--poll-interval must be between 0.05 and 60 seconds") }
+        guard tcHook == .auto || mode == .tc || mode == .auto else {
+            throw ValidationError("--tc-hook applies to --mode tc (and auto) only, not \(mode.rawValue)")
+        }
     }
 
     func run() async throws {

@@ -113,6 +113,46 @@ struct CleanupTests {
         #expect(try Self.leftovers(lab) == "")
     }
 
+    @Test("a live FlowForest capture on the interface is left alone: clsact refuses, tcx runs beside it")
+    func liveCaptureLeftAlone() async throws {
+        let lab = try SensorLab()
+        defer { lab.lab.teardown() }
+        let first = try lab.source(.tc, tcHook: .clsact)
+        let refused = #expect(throws: EBPFError.self) { try lab.source(.tc, tcHook: .clsact) }
+        #expect(refused?.description.contains("already captures on \(lab.sensorInterface)") == true, "\(String(describing: refused))")
+        let second = try lab.source(.tc)
+        #expect(second.attachModes[lab.sensorInterface] == "tc tcx")
+        #expect(try Self.leftovers(lab).contains("ingress filter"), "the first capture's filter was removed")
+        let firstRun = Task {
+            var packets: [UInt64: UInt64] = [:]
+            for try await batch in first.batches() { for r in batch.records { packets[r.id] = r.packets } }
+            return packets.values.reduce(0, +)
+        }
+        let result = try await capture(second) { try lab.trafgen(Trafgen.udp(flows: 3, frameBytes: 64), packets: 3000) }
+        first.stop()
+        #expect(result.flowPackets == 3000)
+        #expect(try await firstRun.value == 3000)
+        #expect(try Self.leftovers(lab) == "")
+    }
+
+    @Test("someone else's filters keep their clsact qdisc", arguments: [EBPFTCHook.auto, .clsact])
+    func foreignFiltersKept(hook: EBPFTCHook) async throws {
+        let lab = try SensorLab()
+        defer { lab.lab.teardown() }
+        let object = try #require(Self.objectPath())
+        let ns = lab.sensor, dev = lab.sensorInterface
+        // Another tool's filter at its own priority, and a FlowForest filter a killed run left.
+        try lab.lab.check(in: ns, ["tc", "qdisc", "add", "dev", dev, "clsact"])
+        try lab.lab.check(in: ns, ["tc", "filter", "add", "dev", dev, "ingress", "prio", "7", "handle", "0x1", "bpf", "da", "obj", object, "sec", "tc"])
+        try lab.lab.check(in: ns, ["tc", "filter", "add", "dev", dev, "ingress", "prio", "1", "handle", "0x464c", "bpf", "da", "obj", object, "sec", "tc"])
+        let source = try lab.source(.tc, tcHook: hook)
+        _ = try await capture(source) { try lab.trafgen(Trafgen.udp(flows: 3, frameBytes: 64), packets: 1000) }
+        let ingress = try lab.lab.check(in: ns, ["tc", "filter", "show", "dev", dev, "ingress"]).stdout
+        #expect(ingress.contains("pref 7") && !ingress.contains("pref 1 "), "\(ingress)")
+        #expect(try Self.leftovers(lab).hasPrefix("clsact qdisc; ingress filter"))
+        #expect(!(try Self.leftovers(lab).contains("tcx")))
+    }
+
     @Test("bad input gets a clear error and attaches nothing")
     func errors() throws {
         let lab = try SensorLab()

@@ -38,7 +38,7 @@ struct PcapAgreementTests {
     }
 
     /// A live libpcap source on the lab's sensor interface.
-    static func livePcap(_ lab: SensorLab, bufferBytes: Int32 = PcapLiveSource.bufferBytes) throws -> PcapLiveSource {
+    static func livePcap(_ lab: SensorLab, bufferBytes: Int32 = PcapLiveSource.defaultBufferBytes) throws -> PcapLiveSource {
         // The handle is opened inside the lab namespace and stays bound there.
         try NetworkNamespace.run(lab.sensor) {
             try PcapLiveSource(interfaces: [lab.sensorInterface], pollIntervalNs: 250_000_000, bufferBytes: bufferBytes, logger: logger)

@@ -65,6 +65,12 @@ struct CommandLineTests {
         let result = try Binary.run(["analyze", "x.pcap", "--idle-timeout", "-1"])
         #expect(result.status != 0)
         #expect(result.stderr.contains("--idle-timeout"))
+        let hook = try Binary.run(["run", "--mode", "xdp", "--tc-hook", "clsact", "--interface", "lo"])
+        #expect(hook.status != 0)
+        #expect(hook.stderr.contains("--tc-hook applies to --mode tc"), "\(hook.stderr)")
+        let unknown = try Binary.run(["run", "--tc-hook", "qdisc", "--interface", "lo"])
+        #expect(unknown.status != 0)
+        #expect(unknown.stderr.contains("tcx") && unknown.stderr.contains("clsact"), "\(unknown.stderr)")
     }
 }
 

@@ -21,9 +21,11 @@ def tc_hooks(dev):
     """FlowForest's tc hooks: tcx links to its ff_tc program (Linux 6.6+;
     `tc filter show` does not list them) and clsact filters on dev."""
     hooks = []
+    ifindex = int(open(f"/sys/class/net/{dev}/ifindex").read())
     for link in json.loads(run(["bpftool", "-j", "link", "show"]).stdout or "[]"):
-        # Older bpftool prints the tcx link type as its number.
-        if link.get("type") in ("tcx", 11):
+        # Older bpftool prints the tcx link type as its number, without the
+        # interface; then any ff_tc tcx link counts.
+        if link.get("type") in ("tcx", 11) and link.get("ifindex", ifindex) == ifindex:
             prog = json.loads(run(["bpftool", "-j", "prog", "show", "id", str(link["prog_id"])]).stdout)
             if prog.get("name") == "ff_tc":
                 hooks.append(f"tcx link {link['id']}")

@@ -14,9 +14,15 @@ state() {
         tc qdisc show dev "$dev" 2>/dev/null | grep -q clsact && echo "clsact qdisc on $dev"
         ip -o link show dev "$dev" 2>/dev/null | grep -q ' xdp' && echo "xdp program on $dev"
     done
-    bpftool -j prog show 2>/dev/null | python3 -c '
+    # Without root (or bpftool) there is no program list; say so rather than fail.
+    progs=$(bpftool -j prog show 2>/dev/null || echo '[]')
+    echo "${progs:-[]}" | python3 -c '
 import json, sys
-for p in json.load(sys.stdin):
+try:
+    progs = json.load(sys.stdin)
+except ValueError:
+    progs = []
+for p in progs:
     if p.get("name") in ("ff_tc", "ff_xdp", "ff_socket"):
         print("loaded program", p["name"])' | sort | uniq -c | sed 's/^ *//'
     find /sys/fs/bpf -maxdepth 2 \( -iname '*flowforest*' -o -name 'ff_*' \) 2>/dev/null | sed 's/^/pin /'
@@ -25,7 +31,8 @@ for p in json.load(sys.stdin):
 case "${1:-}" in
 snapshot) state > "$2" ;;
 check)
-    new=$(comm -13 <(sort "$2") <(state | sort))
+    now=$(state | sort)
+    new=$(comm -13 <(sort "$2") <(echo "$now"))
     if [ -n "$new" ]; then
         echo "left behind by the tests:" >&2
         echo "$new" >&2

@@ -36,10 +36,13 @@ int ff_tc_query(int ifindex, int egress, __u32 *prog_id);
 /* Attaches (replacing any filter with FlowForest's handle and priority). */
 int ff_tc_attach(int ifindex, int egress, int prog_fd);
 int ff_tc_detach(int ifindex, int egress);
+/* Filters of any owner at a clsact hook (netlink dump); a negative errno
+ * when the device has no clsact qdisc or the dump fails. */
+int ff_tc_filter_count(int ifindex, int egress);
 
-/* tcx (Linux 6.6+): the program at the device's tc ingress or egress through a
- * bpf_link, which the kernel removes when this process exits, however it
- * exits. Returns the link fd; -EINVAL when the kernel has no tcx. */
+/* tcx (Linux 6.6+): the program first at the device's tc ingress or egress
+ * through a bpf_link, which the kernel removes when this process exits,
+ * however it exits. Returns the link fd; -EINVAL when the kernel has no tcx. */
 int ff_tcx_link(int prog_fd, int ifindex, int egress);
 /* Ids of the programs attached through tcx at a hook; *count is the room in
  * prog_ids on entry and the number attached on return. */
