@@ -46,14 +46,18 @@ public final class NetworkLab: @unchecked Sendable {
     /// A veth pair between two namespaces with the given CIDR addresses
     /// (e.g. "198.18.0.1/24"). Returns the interface names on each side.
     @discardableResult
+    /// - Parameter queues: transmit and receive queues of each end. Native
+    ///   XDP on a veth gives each receive queue one ring, which pushes back
+    ///   on more senders than queues (trafgen then fails with EAGAIN).
     public func connect(_ a: String, address aAddress: String, _ b: String, address bAddress: String,
-                        ipv6: (String, String)? = nil) throws -> (String, String) {
+                        ipv6: (String, String)? = nil, queues: Int = 1) throws -> (String, String) {
         // Interface names are limited to 15 bytes: "ffv" + pid (at most 7
         // digits) + "-" + a per-process link number below 1000 + side.
         let number = NetworkLab.links.wrappingAdd(1, ordering: .relaxed).oldValue % 1000
         let pid = ProcessInfo.processInfo.processIdentifier
         let aName = "ffv\(pid)-\(number)a", bName = "ffv\(pid)-\(number)b"
-        try Command.check(["ip", "link", "add", aName, "netns", a, "type", "veth", "peer", "name", bName, "netns", b])
+        let q = ["numtxqueues", "\(queues)", "numrxqueues", "\(queues)"]
+        try Command.check(["ip", "link", "add", aName, "netns", a] + q + ["type", "veth", "peer", "name", bName, "netns", b] + q)
         try Command.check(["ip", "-n", a, "addr", "add", aAddress, "dev", aName])
         try Command.check(["ip", "-n", b, "addr", "add", bAddress, "dev", bName])
         if let (a6, b6) = ipv6 {

@@ -37,7 +37,8 @@ final class SensorLab: Sendable {
         }
         (genInterface, sensorInterface) = try lab.connect(
             gen, address: "198.18.0.1/24", sensor, address: "198.18.0.2/24",
-            ipv6: ipv6 ? ("2001:2::1/64", "2001:2::2/64") : nil)
+            ipv6: ipv6 ? ("2001:2::1/64", "2001:2::2/64") : nil,
+            queues: 2)  // one per core: native XDP then takes two senders at once
     }
 
     deinit { lab.teardown() }
