@@ -74,6 +74,16 @@ public struct HostTracker: Sendable {
         /// A FIN or RST was seen: closing, so not held open.
         var closing = false
         var ipProtocol: UInt8
+
+        /// Takes the record's running totals as the point later deltas start from.
+        mutating func setTotals(_ r: FlowRecord) {
+            fwdPackets = r.forward.packets
+            revPackets = r.reverse.packets
+            fwdBytes = r.forward.bytes
+            revBytes = r.reverse.bytes
+            fwdSyn = r.forward.synCount
+            revSynAck = r.reverse.synAckCount
+        }
     }
 
     struct Entity {
@@ -246,12 +256,7 @@ public struct HostTracker: Sendable {
         if isNew && r.firstSeenNs &+ Self.historyNs < now {
             // A flow older than the tracker (it started before this detector
             // did): its totals so far are history, not a burst in this poll.
-            st.fwdPackets = r.forward.packets
-            st.revPackets = r.reverse.packets
-            st.fwdBytes = r.forward.bytes
-            st.revBytes = r.reverse.bytes
-            st.fwdSyn = r.forward.synCount
-            st.revSynAck = r.reverse.synAckCount
+            st.setTotals(r)
         }
         func delta<T: BinaryInteger>(_ new: T, _ old: T) -> Double { new >= old ? Double(new - old) : Double(new) }
         let dFwdP = delta(r.forward.packets, st.fwdPackets), dRevP = delta(r.reverse.packets, st.revPackets)
@@ -337,12 +342,7 @@ public struct HostTracker: Sendable {
             }
         }
 
-        st.fwdPackets = r.forward.packets
-        st.revPackets = r.reverse.packets
-        st.fwdBytes = r.forward.bytes
-        st.revBytes = r.reverse.bytes
-        st.fwdSyn = r.forward.synCount
-        st.revSynAck = r.reverse.synAckCount
+        st.setTotals(r)
         st.lastSeenNs = r.lastSeenNs
         st.handshake = r.handshakeCompleted
         st.closing = r.forward.finCount + r.reverse.finCount + r.forward.rstCount + r.reverse.rstCount > 0

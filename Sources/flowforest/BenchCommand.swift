@@ -241,11 +241,11 @@ struct Bench {
         let sent: Trafgen.Result
         // CPU is taken over the traffic only: loading, attaching and the
         // final drain are one-off costs, not the sensor's running cost.
-        let cpu0 = threadCPU()
+        let cpu0 = Self.threadCPU()
         let cpu: Double
         do {
             sent = try await onOwnThread { try traffic.send() }
-            cpu = sensorCPUSeconds(from: cpu0, to: threadCPU())
+            cpu = Self.cpuSeconds(from: cpu0, to: Self.threadCPU(), newThreads: false)
         } catch {
             source.stop()
             _ = try? await collector.value
@@ -278,13 +278,13 @@ struct Bench {
             note: note)
     }
 
-    /// On-CPU nanoseconds of every thread of this process, from each
-    /// thread's schedstat (nanoseconds, unlike the 10 ms ticks of `stat`).
-    private func threadCPU() -> [String: UInt64] {
-        let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task")) ?? []
+    /// On-CPU nanoseconds of every thread of a process ("self" or a pid),
+    /// from each thread's schedstat (nanoseconds, unlike the 10 ms ticks of `stat`).
+    static func threadCPU(_ process: String = "self") -> [String: UInt64] {
+        let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(process)/task")) ?? []
         var out: [String: UInt64] = [:]
         for tid in tasks {
-            guard let sched = try? String(contentsOfFile: "/proc/self/task/\(tid)/schedstat", encoding: .utf8),
+            guard let sched = try? String(contentsOfFile: "/proc/\(process)/task/\(tid)/schedstat", encoding: .utf8),
                   let onCPU = sched.split(separator: " ").first.flatMap({ UInt64($0) })
             else { continue }
             out[tid] = onCPU
@@ -292,13 +292,18 @@ struct Bench {
         return out
     }
 
-    /// CPU seconds the sensor used between two snapshots: threads alive at
-    /// both (the capture thread and the pool that consumes its batches).
-    /// Threads the bench starts for the run itself, to spawn and wait for
-    /// trafgen, begin after the first snapshot and are left out.
-    private func sensorCPUSeconds(from a: [String: UInt64], to b: [String: UInt64]) -> Double {
+    /// CPU seconds between two per-thread snapshots, each thread counting
+    /// only its own growth (threads that ended in between are lost to both
+    /// ends). Threads started in between count from zero with
+    /// `newThreads`; without it they are left out, as in the in-process
+    /// modes, where they are the bench's own threads that spawn and wait for
+    /// trafgen, not the capture thread or the pool consuming its batches.
+    static func cpuSeconds(from a: [String: UInt64], to b: [String: UInt64], newThreads: Bool) -> Double {
         var ns: UInt64 = 0
-        for (tid, end) in b { if let start = a[tid], end >= start { ns += end - start } }
+        for (tid, end) in b {
+            guard let start = a[tid] ?? (newThreads ? 0 : nil), end >= start else { continue }
+            ns += end - start
+        }
         return Double(ns) / 1e9
     }
 }

@@ -31,9 +31,9 @@ extension Bench {
         let before = try scrape()
         let rx0 = try lab.counter("rx_packets", interface: interface, in: namespace)
         let tx0 = try lab.counter("tx_packets", interface: interface, in: namespace)
-        let cpu0 = Self.threadCPUNs(pid)
+        let cpu0 = Self.threadCPU("\(pid)")
         let sent = try await onOwnThread { try traffic.send() }
-        let cpu = Self.cpuSeconds(from: cpu0, to: Self.threadCPUNs(pid))
+        let cpu = Self.cpuSeconds(from: cpu0, to: Self.threadCPU("\(pid)"), newThreads: true)
         // One more poll, so the counters include the traffic's last packets.
         try await Task.sleep(for: .milliseconds(1500))
         let after = try scrape()
@@ -49,29 +49,6 @@ extension Bench {
             sensorCpuMsPerMpkt: sent.packets > 0 ? cpu * 1000 / (Double(sent.packets) / 1e6) : nil,
             sensorCpuPercent: sent.seconds > 0 ? cpu / sent.seconds * 100 : nil,
             note: "whole flowforest run (tc)")
-    }
-
-    /// On-CPU nanoseconds of each thread of a process (schedstat, ns precision).
-    static func threadCPUNs(_ pid: Int32) -> [String: UInt64] {
-        let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? []
-        var out: [String: UInt64] = [:]
-        for tid in tasks {
-            let line = try? String(contentsOfFile: "/proc/\(pid)/task/\(tid)/schedstat", encoding: .utf8)
-            if let ns = line?.split(separator: " ").first.flatMap({ UInt64($0) }) { out[tid] = ns }
-        }
-        return out
-    }
-
-    /// CPU seconds between two per-thread snapshots: threads that ended in
-    /// between are lost to both ends, so each thread counts only its own
-    /// growth (a thread started in between counts from zero).
-    static func cpuSeconds(from a: [String: UInt64], to b: [String: UInt64]) -> Double {
-        var ns: UInt64 = 0
-        for (tid, end) in b {
-            let start = a[tid] ?? 0
-            if end >= start { ns += end - start }
-        }
-        return Double(ns) / 1e9
     }
 
     /// Sum of every series of a counter in a Prometheus text exposition.
