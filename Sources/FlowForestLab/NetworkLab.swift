@@ -108,6 +108,19 @@ public final class NetworkLab: @unchecked Sendable {
         return process.terminationStatus
     }
 
+    /// The tc and XDP hooks on an interface, by what `tc` and `ip` show:
+    /// "clsact qdisc", "ingress filter", "egress filter", "xdp". tcx links
+    /// are not among them: neither tool lists them.
+    public func hooks(on interface: String, in namespace: String) throws -> [String] {
+        var found: [String] = []
+        if try check(in: namespace, ["tc", "qdisc", "show", "dev", interface]).stdout.contains("clsact") { found.append("clsact qdisc") }
+        for hook in ["ingress", "egress"] where !(try check(in: namespace, ["tc", "filter", "show", "dev", interface, hook]).stdout.isEmpty) {
+            found.append("\(hook) filter")
+        }
+        if try check(in: namespace, ["ip", "link", "show", "dev", interface]).stdout.contains("xdp") { found.append("xdp") }
+        return found
+    }
+
     /// Reads an interface counter (`rx_packets`, `tx_bytes`, ...) inside a namespace.
     public func counter(_ name: String, interface: String, in namespace: String) throws -> UInt64 {
         let r = try check(in: namespace, ["cat", "/sys/class/net/\(interface)/statistics/\(name)"])

@@ -12,15 +12,7 @@ struct CleanupTests {
     /// Every hook FlowForest could have left on the sensor's interface.
     static func leftovers(_ lab: SensorLab) throws -> String {
         let ns = lab.sensor, dev = lab.sensorInterface
-        let qdisc = try lab.lab.check(in: ns, ["tc", "qdisc", "show", "dev", dev]).stdout
-        let ingress = try lab.lab.check(in: ns, ["tc", "filter", "show", "dev", dev, "ingress"]).stdout
-        let egress = try lab.lab.check(in: ns, ["tc", "filter", "show", "dev", dev, "egress"]).stdout
-        let link = try lab.lab.check(in: ns, ["ip", "link", "show", "dev", dev]).stdout
-        var found: [String] = []
-        if qdisc.contains("clsact") { found.append("clsact qdisc") }
-        if !ingress.isEmpty { found.append("ingress filter: \(ingress)") }
-        if !egress.isEmpty { found.append("egress filter: \(egress)") }
-        if link.contains("xdp") { found.append("xdp program") }
+        var found = try lab.lab.hooks(on: dev, in: ns)
         found += try EBPFFlowSource.tcxPrograms(interface: dev, namespace: ns).map { "tcx \($0)" }
         let pins = (try? FileManager.default.contentsOfDirectory(atPath: "/sys/fs/bpf")) ?? []
         found += pins.filter { $0.lowercased().contains("flowforest") || $0.hasPrefix("ff_") }.map { "pin \($0)" }
@@ -123,15 +115,11 @@ struct CleanupTests {
         let second = try lab.source(.tc)
         #expect(second.attachModes[lab.sensorInterface] == "tc tcx")
         #expect(try Self.leftovers(lab).contains("ingress filter"), "the first capture's filter was removed")
-        let firstRun = Task {
-            var packets: [UInt64: UInt64] = [:]
-            for try await batch in first.batches() { for r in batch.records { packets[r.id] = r.packets } }
-            return packets.values.reduce(0, +)
-        }
+        let firstRun = collect(first)
         let result = try await capture(second) { try lab.trafgen(Trafgen.udp(flows: 3, frameBytes: 64), packets: 3000) }
         first.stop()
         #expect(result.flowPackets == 3000)
-        #expect(try await firstRun.value == 3000)
+        #expect(try await firstRun.value.flowPackets == 3000)
         #expect(try Self.leftovers(lab) == "")
     }
 

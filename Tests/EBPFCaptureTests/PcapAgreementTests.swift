@@ -54,11 +54,7 @@ struct PcapAgreementTests {
 
         let source = try lab.source(.tc)
         let live = try Self.livePcap(lab)
-        let liveRecords = Task {
-            var records: [UInt64: FlowRecord] = [:]
-            for try await batch in live.batches() { for r in batch.records { records[r.id] = r } }
-            return records
-        }
+        let liveRecords = collect(live)
         let server = try lab.lab.spawn(in: lab.sensor, ["nc", "-l", "-k", "198.18.0.2", "5001"])
         let result = try await capture(source, settle: 1.5) {
             let dump = try lab.lab.spawn(in: lab.sensor, [
@@ -86,7 +82,7 @@ struct PcapAgreementTests {
         }
         let tcFlows = Set(result.records.values.map(Summary.init))
         let fileFlows = Set(fromPcap.values.map(Summary.init))
-        let liveFlows = Set(try await liveRecords.value.values.map(Summary.init))
+        let liveFlows = Set(try await liveRecords.value.records.values.map(Summary.init))
         #expect(tcFlows.count >= 13)  // ping, two TCP connections, ten UDP ports
         #expect(tcFlows.subtracting(fileFlows).isEmpty, "only via tc: \(tcFlows.subtracting(fileFlows))")
         #expect(fileFlows.subtracting(tcFlows).isEmpty, "only in the file: \(fileFlows.subtracting(tcFlows))")

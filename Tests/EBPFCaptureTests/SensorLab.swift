@@ -83,15 +83,7 @@ struct CaptureResult {
 /// Runs `traffic` on its own thread while `source` captures, then stops the
 /// source and collects everything it yielded.
 func capture(_ source: any FlowSource, settle: Double = 0.3, traffic: @escaping @Sendable () throws -> Void) async throws -> CaptureResult {
-    let collector = Task {
-        var result = CaptureResult()
-        for try await batch in source.batches() {
-            result.batches += 1
-            for r in batch.records { result.records[r.id] = r }
-            result.statistics = batch.statistics
-        }
-        return result
-    }
+    let collector = collect(source)
     do {
         try await onThread(traffic)
         try await Task.sleep(for: .seconds(settle))
@@ -103,6 +95,19 @@ func capture(_ source: any FlowSource, settle: Double = 0.3, traffic: @escaping 
     }
     source.stop()
     return try await collector.value
+}
+
+/// Collects everything `source` yields until it ends (after `stop()`).
+func collect(_ source: any FlowSource) -> Task<CaptureResult, any Error> {
+    Task {
+        var result = CaptureResult()
+        for try await batch in source.batches() {
+            result.batches += 1
+            for r in batch.records { result.records[r.id] = r }
+            result.statistics = batch.statistics
+        }
+        return result
+    }
 }
 
 /// Runs blocking work (external tools) on a dedicated thread, off the cooperative pool.

@@ -18,12 +18,7 @@ enum Backend: String, CaseIterable, CustomTestStringConvertible {
 func withFreshStore<T>(_ backend: Backend, _ body: (Store, StoreLocation) async throws -> T) async throws -> T {
     var logger = Logger(label: "store-test")
     logger.logLevel = .warning
-    switch backend {
-    case .sqlite:
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("flowforest-store-\(getpid())-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: dir) }
-        let location = StoreLocation(dir.appendingPathComponent("flowforest.db").path)
+    func run(_ location: StoreLocation) async throws -> T {
         let store = try await Store.open(location, logger: logger)
         do {
             let r = try await body(store, location)
@@ -33,19 +28,15 @@ func withFreshStore<T>(_ backend: Backend, _ body: (Store, StoreLocation) async 
             await store.close()
             throw error
         }
+    }
+    switch backend {
+    case .sqlite:
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("flowforest-store-\(getpid())-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        return try await run(StoreLocation(dir.appendingPathComponent("flowforest.db").path))
     case .postgresql:
-        return try await ThrowawayPostgres.with { pg in
-            let location = StoreLocation(pg.url)
-            let store = try await Store.open(location, logger: logger)
-            do {
-                let r = try await body(store, location)
-                await store.close()
-                return r
-            } catch {
-                await store.close()
-                throw error
-            }
-        }
+        return try await ThrowawayPostgres.with { pg in try await run(StoreLocation(pg.url)) }
     }
 }
 

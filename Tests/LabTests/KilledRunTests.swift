@@ -13,13 +13,7 @@ struct KilledRunTests {
 
     /// Hooks on the interface that a FlowForest run could have made.
     static func hooks(_ lab: NetworkLab, _ ns: String, _ dev: String) throws -> [String] {
-        var found = try EBPFFlowSource.tcxPrograms(interface: dev, namespace: ns).map { "tcx \($0)" }
-        if try lab.check(in: ns, ["tc", "qdisc", "show", "dev", dev]).stdout.contains("clsact") { found.append("clsact qdisc") }
-        for hook in ["ingress", "egress"] where !(try lab.check(in: ns, ["tc", "filter", "show", "dev", dev, hook]).stdout.isEmpty) {
-            found.append("\(hook) filter")
-        }
-        if try lab.check(in: ns, ["ip", "link", "show", "dev", dev]).stdout.contains("xdp") { found.append("xdp") }
-        return found
+        try lab.hooks(on: dev, in: ns) + EBPFFlowSource.tcxPrograms(interface: dev, namespace: ns).map { "tcx \($0)" }
     }
 
     @Test("SIGKILL, then a new run counts every packet", arguments: [
