@@ -127,8 +127,15 @@ public struct Detector: Sendable {
             let bits = ((history[key] ?? 0) << 1 | (severity != nil ? 1 : 0)) & mask
             if bits == 0 { history.removeValue(forKey: key) } else { history[key] = bits }
             if severity != nil && certain == nil && bits.nonzeroBitCount < k {
-                unconfirmed += 1
-                return nil
+                // Persistence screens out the forest's one-off noise. A named behaviour
+                // whose own tell-tale feature lies far beyond anything the baseline held
+                // is not that noise, and waiting a poll for it only delays the alert.
+                let label = guessed ?? Labeler.label(kind: kind, vector: vector, baseline: km.baseline)
+                if !Labeler.keyFeatureOutsideEnvelope(label, kind: kind, vector: vector, baseline: km.baseline) {
+                    unconfirmed += 1
+                    return nil
+                }
+                guessed = label
             }
         }
         guard let severity else {

@@ -80,11 +80,27 @@ public enum Labeler {
         let features = FeatureSchema.features(of: kind)
         guard vector.count == features.count, baseline.count == features.count else { return false }
         for j in 0..<features.count {
-            let margin = features[j].logScaled ? 1.386 : 0.5
-            if vector[j] > baseline[j].max + margin { return true }
+            if vector[j] > baseline[j].max + envelopeMargin(features[j]) { return true }
         }
         return false
     }
+
+    /// True when a specific label's own tell-tale feature lies outside the
+    /// baseline envelope (see ``outsideEnvelope(kind:vector:baseline:)``):
+    /// evidence strong enough that the alert needs no second flagged vector.
+    /// Flow labels never qualify; a flow stream confirms itself.
+    public static func keyFeatureOutsideEnvelope(_ label: Label, kind: AnomalyKind, vector: [Double],
+                                                 baseline: [FeatureBaseline]) -> Bool {
+        guard kind != .flow, isSpecific(label) else { return false }
+        let features = FeatureSchema.features(of: kind)
+        guard vector.count == features.count, baseline.count == features.count else { return false }
+        return keyFeatures(label, kind: kind).contains { name in
+            let j = FeatureSchema.index(name, in: kind)
+            return vector[j] > baseline[j].max + envelopeMargin(features[j])
+        }
+    }
+
+    static func envelopeMargin(_ feature: FeatureInfo) -> Double { feature.logScaled ? 1.386 : 0.5 }
 
     /// The features that show a label's behaviour, put first in its explanation.
     static func keyFeatures(_ label: Label, kind: AnomalyKind) -> [String] {

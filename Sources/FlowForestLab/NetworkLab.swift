@@ -95,17 +95,25 @@ public final class NetworkLab: @unchecked Sendable {
         return process
     }
 
-    /// Sends `signal` to a spawned process and waits up to `timeout` seconds
-    /// for it to exit (SIGKILL after that). Returns its exit status.
+    /// Waits up to `timeout` seconds for a process that should end by
+    /// itself, then kills it; returns its termination status. Use this, not
+    /// ``stop(_:signal:timeout:)``, for a process whose own exit status is
+    /// the result: a signal sent first could beat its last few steps.
     @discardableResult
-    public func stop(_ process: Process, signal: Int32 = SIGINT, timeout: Double = 10) -> Int32 {
-        guard process.isRunning else { return process.terminationStatus }
-        kill(process.processIdentifier, signal)
+    public func wait(_ process: Process, timeout: Double = 10) -> Int32 {
         let deadline = Date().addingTimeInterval(timeout)
         while process.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.02) }
         if process.isRunning { kill(process.processIdentifier, SIGKILL) }
         process.waitUntilExit()
         return process.terminationStatus
+    }
+
+    /// Sends `signal` to a spawned process and waits up to `timeout` seconds
+    /// for it to exit (SIGKILL after that). Returns its exit status.
+    @discardableResult
+    public func stop(_ process: Process, signal: Int32 = SIGINT, timeout: Double = 10) -> Int32 {
+        if process.isRunning { kill(process.processIdentifier, signal) }
+        return wait(process, timeout: timeout)
     }
 
     /// The tc and XDP hooks on an interface, by what `tc` and `ip` show:

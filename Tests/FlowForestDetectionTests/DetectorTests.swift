@@ -219,13 +219,32 @@ struct DetectorTests {
         #expect(again.contains { $0.anomaly.label == "udp flood" } || detector.status.suppressedRepeats > 0)
     }
 
-    @Test("a single anomalous host vector is not reported without persistence")
-    func persistence() {
+    @Test("a flagged vector waits for confirmation unless its label's own feature is far beyond the baseline")
+    func persistence() throws {
         var sim = TrafficSimulator()
-        var detector = trainedDetector(&sim) { $0.persistenceK = 3; $0.persistenceN = 3 }
-        // A one-second ICMP burst: the 1 s window flags it, but only briefly.
-        let found = sim.runAttack(seconds: 1, into: &detector) { s, _ in Attacks.icmpFlood(&s, 1) }
-        #expect(!found.contains { $0.anomaly.kind == .host })
-        #expect(detector.status.unconfirmed > 0)
+        let trained = trainedDetector(&sim) { $0.persistenceK = 3; $0.persistenceN = 3 }
+        let model = try #require(trained.model)
+        // The same model, except that the baseline once held ICMP bursts of
+        // thousands of packets: the flood's tell-tale feature is then inside the envelope.
+        var widened = model
+        for m in widened.models.indices where widened.models[m].kind != .flow {
+            let kind = widened.models[m].kind
+            let name = kind == .host ? "icmp_packets_sent_1s" : "icmp_packets_received_1s"
+            widened.models[m].baseline[FeatureSchema.index(name, in: kind)].max = log1p(20_000)
+        }
+        // A one-second ICMP burst of 3000 packets, after the same 30 s of normal traffic.
+        func burst(_ model: DetectionModel) -> (found: [Anomaly], unconfirmed: UInt64) {
+            var s = sim
+            var detector = Detector(configuration: trained.configuration, model: model, sensor: "test")
+            _ = s.runNormal(seconds: 30, into: &detector)
+            let found = s.runAttack(seconds: 1, into: &detector) { s, _ in Attacks.icmpFlood(&s, 1) }.map(\.anomaly)
+            return (found, detector.status.unconfirmed)
+        }
+        let offTheScale = burst(model)
+        #expect(offTheScale.found.contains { $0.kind == .host && $0.label == "icmp flood" })
+        #expect(offTheScale.found.contains { $0.kind == .destination && $0.label == "icmp flood" })
+        let merelyUnusual = burst(widened)
+        #expect(!merelyUnusual.found.contains { $0.kind != .flow })
+        #expect(merelyUnusual.unconfirmed > offTheScale.unconfirmed)
     }
 }

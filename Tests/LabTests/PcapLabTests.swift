@@ -68,7 +68,7 @@ struct PcapLabTests {
             import socket
             s = socket.create_connection(("\(Self.server)", 5001), timeout=10); s.sendall(b"y" * 100000); s.shutdown(socket.SHUT_WR); s.recv(1); s.close()
             """], timeout: 30)
-        #expect(lab.stop(tcpServer, signal: SIGTERM, timeout: 10) == 0, "the TCP server did not receive 100000 bytes")
+        #expect(lab.wait(tcpServer, timeout: 10) == 0, "the TCP server did not receive 100000 bytes")
         lab.stop(sink, signal: SIGTERM)
         Thread.sleep(forTimeInterval: 1.5)
 
