@@ -166,8 +166,13 @@ let attackPhaseSeconds = 50.0
 var attackPhaseTotal = 0.0
 var attackPhaseOther = 0
 let involved: Set<String> = [traffic.attacker, traffic.outside]
+/// FLOWFOREST_EVAL_ONLY: scenario names, "reference" or "variants", comma-separated.
 let only = environment["FLOWFOREST_EVAL_ONLY"].map { Set($0.split(separator: ",").map(String.init)) }
-for (index, attack) in Attack.allCases.enumerated() where only?.contains(attack.rawValue) ?? true {
+func selected(_ attack: Attack) -> Bool {
+    guard let only else { return true }
+    return only.contains(attack.rawValue) || only.contains(attack.isVariant ? "variants" : "reference")
+}
+for (index, attack) in Attack.allCases.enumerated() where selected(attack) {
     var startNs: UInt64 = 0
     say("eval: \(attack.rawValue)")
     guard FileManager.default.fileExists(atPath: "/run/netns/\(traffic.serversNamespace)") else {
@@ -199,7 +204,9 @@ for (index, attack) in Attack.allCases.enumerated() where only?.contains(attack.
     func isRelated(_ s: StampedAlert) -> Bool {
         let a = s.anomaly
         return s.wallNs + 1_000_000_000 >= startNs && (a.label == attack.expectedLabel
-            || [a.sourceAddress, a.destinationAddress].contains { $0.map { involved.contains($0.description) || $0.description.hasPrefix("198.18.2.") } ?? false })
+            || [a.sourceAddress, a.destinationAddress].contains { address in
+                address.map { involved.contains($0.description) || $0.description.hasPrefix("198.18.2.") || $0.description.hasPrefix("198.19.") } ?? false
+            })
     }
     let related = found.filter(isRelated)
     let other = found.filter { !isRelated($0) }
@@ -214,13 +221,19 @@ for (index, attack) in Attack.allCases.enumerated() where only?.contains(attack.
     }
 }
 
-var table = """
-| scenario | detected | time to first alert with that label | first label given | alerts on attack hosts | other alerts |
-|---|---|---|---|---|---|
+var table = ""
+for (title, variants) in [("Reference scenarios", false), ("Variants", true)] where rows.contains(where: { $0.attack.isVariant == variants }) {
+    table += """
+    \(title):
 
-"""
-for r in rows {
-    table += "| \(r.attack.rawValue) | \(r.detected ? "yes" : "no") | \(r.delay.map { String(format: "%.1f s", $0) } ?? "-") | \(r.firstLabel ?? "-") | \(r.alerts) | \(r.unrelated) |\n"
+    | scenario | detected | time to first alert with that label | first label given | alerts about the attack | other alerts |
+    |---|---|---|---|---|---|
+
+    """
+    for r in rows where r.attack.isVariant == variants {
+        table += "| \(r.attack.rawValue) | \(r.detected ? "yes" : "no") | \(r.delay.map { String(format: "%.1f s", $0) } ?? "-") | \(r.firstLabel ?? "-") | \(r.alerts) | \(r.unrelated) |\n"
+    }
+    table += "\n"
 }
 let allNormalSeconds = normalSeconds + attackPhaseTotal
 let allFalse = falseAlerts.count + attackPhaseOther

@@ -19,13 +19,19 @@ public struct EntityVector: Sendable {
     /// The entity's latest flows, newest last.
     public var recentFlowIDs: [UInt64]
 
-    /// A few small flows in 100 s say nothing about a host: such vectors (a
-    /// spoofed flood source, a swept address) are left to the flow and the
-    /// peer's vectors rather than raising one alert per address.
+    /// A vector that says nothing about its address, left to the flow and
+    /// the peer's vectors rather than raising one alert per address: a few
+    /// small flows in 100 s (a swept address), or for a host, nothing but
+    /// lone packets to one address:port, with no rhythm (a forged source of
+    /// a flood: a flood forged from a /20 gives each address a handful of
+    /// such flows, and thousands of addresses would each look unusual).
     public var isThin: Bool {
-        let flows = kind == .host ? "flows_initiated_100s" : "flows_received_100s"
-        let packets = kind == .host ? "packets_sent_10s" : "packets_received_10s"
-        return expm1(vector[FeatureSchema.index(flows, in: kind)]) < 3.5 && expm1(vector[FeatureSchema.index(packets, in: kind)]) < 100
+        func raw(_ name: String) -> Double { expm1(vector[FeatureSchema.index(name, in: kind)]) }
+        let flows = raw(kind == .host ? "flows_initiated_100s" : "flows_received_100s")
+        guard raw(kind == .host ? "packets_sent_10s" : "packets_received_10s") < 100 else { return false }
+        if flows < 3.5 { return true }
+        return kind == .host && raw("distinct_dst_pairs_100s") < 1.5 && raw("packets_sent_100s") < 1.5 * flows
+            && vector[FeatureSchema.index("beacon_regularity", in: kind)] < 0.5
     }
 }
 
@@ -195,6 +201,25 @@ public struct HostTracker: Sendable {
         var flowID: UInt64
         /// Bytes both ways as of the flow's latest record.
         var bytes: UInt64
+        /// A lone packet that nothing answered, or a TCP connection that never
+        /// got past its first SYN: a probe or a forged packet, not a check-in.
+        var probe: Bool
+
+        init(startNs: UInt64, flowID: UInt64, bytes: UInt64, probe: Bool = false) {
+            self.startNs = startNs
+            self.flowID = flowID
+            self.bytes = bytes
+            self.probe = probe
+        }
+
+        init(_ r: FlowRecord) {
+            startNs = r.firstSeenNs
+            flowID = r.id
+            bytes = r.forward.bytes &+ r.reverse.bytes
+            probe = r.ipProtocol == IPProtocol.tcp
+                ? !r.handshakeCompleted && r.forward.packets <= 1
+                : r.forward.packets <= 1 && r.reverse.packets == 0
+        }
     }
 
     private var pairs: [PairKey: [PairStart]] = [:]
@@ -365,7 +390,7 @@ public struct HostTracker: Sendable {
         let key = PairKey(r)
         var series = pairs[key] ?? []
         // A poll reports its new flows in no particular order: keep the starts sorted.
-        let start = PairStart(startNs: r.firstSeenNs, flowID: r.id, bytes: r.forward.bytes &+ r.reverse.bytes)
+        let start = PairStart(r)
         let position = series.lastIndex { $0.startNs <= start.startNs }.map { $0 + 1 } ?? 0
         series.insert(start, at: position)
         if series.count > 8 { series.removeFirst(series.count - 8) }
@@ -377,7 +402,7 @@ public struct HostTracker: Sendable {
     private mutating func notePairBytes(_ r: FlowRecord) {
         let key = PairKey(r)
         guard let i = pairs[key]?.lastIndex(where: { $0.flowID == r.id }) else { return }
-        pairs[key]![i].bytes = r.forward.bytes &+ r.reverse.bytes
+        pairs[key]![i] = PairStart(r)
     }
 
     /// Regularity (0-1) of a pair's connections, oldest first, in the manner
@@ -385,10 +410,13 @@ public struct HostTracker: Sendable {
     /// ``beaconStrictness(gaps:)`` − CV(bytes per connection) / 2, where CV
     /// is the coefficient of variation. Starts are the records' exact
     /// first-packet times; the newest connection's bytes are left out (it
-    /// may still be under way). 0 with fewer than three gaps, or when the
-    /// starts average under 200 ms apart (a burst, not a beacon).
+    /// may still be under way). 0 with fewer than three gaps, when the
+    /// starts average under 200 ms apart (a burst, not a beacon), or when an
+    /// earlier connection was a lone probe: a beacon checks in and gets an
+    /// answer, while thousands of forged flood sources each sending a few
+    /// lone SYNs would, by chance alone, give some series a regular look.
     static func beaconRegularity(_ series: [PairStart]) -> Double {
-        guard series.count >= 4 else { return 0 }
+        guard series.count >= 4, !series.dropLast().contains(where: \.probe) else { return 0 }
         let gaps = zip(series.dropFirst(), series).map { Double($0.startNs &- $1.startNs) }
         let timing = coefficientOfVariation(gaps)
         guard timing.mean >= 2e8 else { return 0 }

@@ -39,7 +39,7 @@ public final class Demo: Sendable {
         sensor.arguments = ["run", "--mode", "tc", "--namespace", traffic.serversNamespace, "--interface", traffic.sensorInterface,
                             "--listen", options.listen, "--database", options.database, "--sensor-name", "demo",
                             "--learning-seconds", String(options.learningSeconds), "--print-flows", "none"]
-        FileManager.default.createFile(atPath: sensorLog.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: sensorLog.path, contents: nil)
         let log = try FileHandle(forWritingTo: sensorLog)
         sensor.standardOutput = log
         sensor.standardError = log
@@ -59,7 +59,7 @@ public final class Demo: Sendable {
             let until = Date().addingTimeInterval(normalSeconds)
             while Date() < until && !stopped.load(ordering: .relaxed) { Thread.sleep(forTimeInterval: 0.2) }
             guard !stopped.load(ordering: .relaxed) else { break }
-            let attack = Attack.allCases[round % Attack.allCases.count]
+            let attack = Attack.reference[round % Attack.reference.count]
             progress("attack: \(attack.rawValue) from \(traffic.attacker)")
             try? traffic.run(attack)
             round += 1

@@ -40,6 +40,19 @@ struct BeaconTests {
         #expect(HostTracker.beaconRegularity(Self.starts([0.05, 0.05, 0.05, 0.05, 0.05])) == 0)
     }
 
+    @Test("lone probes are not check-ins: a metronome of them is no beacon")
+    func probesAreNotBeacons() {
+        let answered = Self.starts(Array(repeating: 1.0, count: 6))
+        #expect(HostTracker.beaconRegularity(answered) >= 0.92)
+        var probes = answered
+        for i in probes.indices { probes[i].probe = true }
+        #expect(HostTracker.beaconRegularity(probes) == 0)
+        // Only the newest may still be unanswered: it may be under way.
+        var newestPending = answered
+        newestPending[newestPending.count - 1].probe = true
+        #expect(HostTracker.beaconRegularity(newestPending) >= 0.92)
+    }
+
     @Test("random gaps reach beacon regularity with three or four gaps less often than with five")
     func chanceMatches() {
         var rng = SeededGenerator(seed: 3)

@@ -40,6 +40,22 @@ enum Attacks {
         }
     }
 
+    /// SYNs at 1500 a second from forged sources in a /20, so each forged
+    /// address sends a handful; the victim answers with SYN-ACKs or not.
+    static func spoofedSynFlood(answered: Bool) -> @Sendable (inout TrafficSimulator, Int) -> Void {
+        { s, _ in
+            for i in 0..<1500 {
+                let source = TrafficSimulator.ip("198.19.\(s.rng.below(16)).\(1 + s.rng.below(254))")
+                let sport = UInt16(1024 + s.rng.below(60000))
+                let t = s.nowNs + UInt64(i) * 600_000
+                s.packet(at: t, source, TrafficSimulator.web, sport: sport, dport: 80, proto: 6, length: 40, flags: .syn)
+                if answered {
+                    s.packet(at: t + 50_000, TrafficSimulator.web, source, sport: 80, dport: sport, proto: 6, length: 44, flags: [.syn, .ack])
+                }
+            }
+        }
+    }
+
     static func udpFlood(_ s: inout TrafficSimulator, _ second: Int) {
         for i in 0..<3000 {
             s.packet(at: s.nowNs + UInt64(i) * 300_000, attacker, TrafficSimulator.dns, sport: 5555, dport: 9, proto: 17, length: 1028)
@@ -153,6 +169,17 @@ struct DetectorTests {
         #expect(labelled.second <= scenario.within)
         #expect(!labelled.anomaly.explanation.isEmpty)
         #expect(labelled.anomaly.explanation.allSatisfy { !$0.text.isEmpty && ($0.direction == "above" || $0.direction == "below") })
+    }
+
+    @Test("a flood from forged sources is one story about its victim, not one per forged address", arguments: [false, true])
+    func spoofedSources(answered: Bool) {
+        var sim = TrafficSimulator()
+        var detector = trainedDetector(&sim)
+        let found = sim.runAttack(seconds: 20, into: &detector, Attacks.spoofedSynFlood(answered: answered)).map(\.anomaly)
+        let forged = found.filter { $0.kind != .destination && $0.sourceAddress?.description.hasPrefix("198.19.") == true }
+        print("forged sources, answered \(answered): \(found.count) alerts, \(forged.count) on forged sources: \(forged.prefix(3).map { "\($0.kind) \($0.label) \($0.explanation.map(\.text))" })")
+        #expect(found.contains { $0.kind == .destination && $0.label == "syn flood" })
+        #expect(forged.isEmpty)
     }
 
     @Test("a port scan's host alert names distinct destination ports in its explanation")

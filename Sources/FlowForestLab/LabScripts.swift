@@ -1,0 +1,129 @@
+/// Small Python programs the lab runs inside its namespaces.
+enum Scripts {
+    static func udpEcho(address: String, port: Int) -> String {
+        """
+        import socket
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("\(address)", \(port)))
+        while True:
+            d, peer = s.recvfrom(2048); s.sendto(d[:12] + b"\\x81\\x80" + d[14:] + b"\\x00" * 16, peer)
+        """
+    }
+
+    static func tcpSink(address: String, port: Int) -> String {
+        """
+        import socket, threading
+        l = socket.socket(); l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); l.bind(("\(address)", \(port))); l.listen(256)
+        def serve(c):
+            try:
+                while True:
+                    d = c.recv(262144)
+                    if not d: break
+                    if len(d) < 200: c.sendall(b"ok\\n")
+            except OSError: pass
+            c.close()
+        while True:
+            c, _ = l.accept(); threading.Thread(target=serve, args=(c,), daemon=True).start()
+        """
+    }
+
+    static func normalClient(source: String, server: String, seconds: Double, seed: Int) -> String {
+        """
+        import random, socket, time, urllib.request, subprocess
+        random.seed(\(seed)); end = time.time() + \(seconds)
+        def get(path):
+            s = socket.create_connection(("\(server)", 80), timeout=5, source_address=("\(source)", 0))
+            s.sendall(("GET /%s HTTP/1.1\\r\\nHost: lab\\r\\nConnection: close\\r\\n\\r\\n" % path).encode())
+            while s.recv(65536): pass
+            s.close()
+        while time.time() < end:
+            r = random.random()
+            try:
+                if r < 0.55:
+                    for p in random.sample(["index.html", "page.html", "app.js"], random.randint(1, 3)): get(p)
+                elif r < 0.85:
+                    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(("\(source)", 0)); u.settimeout(1)
+                    u.sendto(bytes([random.randrange(256), 1, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0]) + b"\\x07example\\x03lab\\x00\\x00\\x01\\x00\\x01", ("\(server)", 53)); u.recv(2048); u.close()
+                elif r < 0.95:
+                    subprocess.run(["ping", "-c", "2", "-i", "0.2", "-q", "-I", "\(source)", "\(server)"], stdout=subprocess.DEVNULL)
+                else:
+                    get("bulk.bin")
+            except OSError: pass
+            time.sleep(random.uniform(0.2, 1.2))
+        """
+    }
+
+    static func slowConnections(source: String, server: String, count: Int, seconds: Double) -> String {
+        """
+        import socket, time
+        conns = []
+        for i in range(\(count)):
+            try:
+                s = socket.create_connection(("\(server)", 80), timeout=2, source_address=("\(source)", 0))
+                s.sendall(b"GET / HTTP/1.1\\r\\nHost: lab\\r\\n"); conns.append(s)
+            except OSError: pass
+        end = time.time() + \(seconds)
+        while time.time() < end:
+            for s in conns:
+                try: s.sendall(b"X-a: b\\r\\n")
+                except OSError: pass
+            time.sleep(2)
+        """
+    }
+
+    /// Small connections every `interval` seconds, each gap drawn within ±`jitter` of it.
+    static func beacon(source: String, target: String, port: Int, interval: Double, jitter: Double, count: Int) -> String {
+        """
+        import random, socket, time
+        random.seed(42)
+        for i in range(\(count)):
+            try:
+                s = socket.create_connection(("\(target)", \(port)), timeout=2, source_address=("\(source)", 0))
+                s.sendall(b"beacon id=42 seq=%04d" % i); s.recv(16); s.close()
+            except OSError: pass
+            time.sleep(\(interval) * random.uniform(1 - \(jitter), 1 + \(jitter)))
+        """
+    }
+
+    /// One upload of `bytes`, paced to `bytesPerSecond` when given.
+    static func upload(source: String, target: String, port: Int, bytes: Int, bytesPerSecond: Int?) -> String {
+        """
+        import socket, time
+        s = socket.create_connection(("\(target)", \(port)), timeout=5, source_address=("\(source)", 0))
+        chunk = b"z" * 65536; left = \(bytes); rate = \(bytesPerSecond ?? 0); start = time.time(); sent = 0
+        while left > 0:
+            n = min(left, len(chunk)); s.sendall(chunk[:n]); left -= n; sent += n
+            if rate: time.sleep(max(0, start + sent / rate - time.time()))
+        s.close()
+        """
+    }
+
+    /// TCP SYNs (protocol 6, to `port`) or ICMP echo requests (protocol 1)
+    /// from forged sources spread over 198.19.0.0/16, as raw IPv4 packets.
+    /// The lab's servers have no route back to those sources, so no reply
+    /// leaves their namespace.
+    static func spoofedFlood(server: String, protocol proto: Int, port: Int, rate: Int, seconds: Double) -> String {
+        """
+        import random, socket, struct, time
+        random.seed(7)
+        def csum(b):
+            if len(b) % 2: b += b"\\0"
+            t = sum(struct.unpack("!%dH" % (len(b) // 2), b)); t = (t >> 16) + (t & 0xffff); t += t >> 16
+            return ~t & 0xffff
+        s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+        dst = socket.inet_aton("\(server)"); proto = \(proto)
+        start = time.time(); n = 0
+        while time.time() < start + \(seconds):
+            src = bytes([198, 19, random.randrange(256), random.randrange(1, 255)])
+            if proto == 6:
+                body = struct.pack("!HHIIBBHHH", random.randrange(1024, 65536), \(port), random.getrandbits(32), 0, 5 << 4, 0x02, 64240, 0, 0)
+                c = csum(src + dst + struct.pack("!BBH", 0, 6, len(body)) + body)
+                body = body[:16] + struct.pack("!H", c) + body[18:]
+            else:
+                body = struct.pack("!BBHHH", 8, 0, 0, random.getrandbits(16), n & 0xffff) + b"\\0" * 256
+                body = body[:2] + struct.pack("!H", csum(body)) + body[4:]
+            ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(body), n & 0xffff, 0, 64, proto, 0, src, dst)
+            s.sendto(ip + body, ("\(server)", 0)); n += 1
+            time.sleep(max(0, start + n / \(rate) - time.time()))
+        """
+    }
+}
