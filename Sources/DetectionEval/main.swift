@@ -42,17 +42,23 @@ try FileManager.default.createDirectory(at: outDirectory, withIntermediateDirect
 let work = FileManager.default.temporaryDirectory.appendingPathComponent("flowforest-eval-\(getpid())")
 try FileManager.default.createDirectory(at: work, withIntermediateDirectories: true)
 
-nonisolated(unsafe) var activeLab: TrafficLab?
-// The lab must not outlive an interrupted run.
-for sig in [SIGINT, SIGTERM] {
-    signal(sig) { _ in
-        activeLab?.teardown()
-        _exit(130)
-    }
-}
 unblockSignals()
 let traffic = try TrafficLab(workDirectory: work)
-activeLab = traffic
+// The lab must not outlive an interrupted run. The teardown runs ip(8) and
+// takes a lock, neither of which is safe inside a signal handler, so the
+// signals arrive through dispatch sources instead.
+let interruptions = [SIGINT, SIGTERM].map { number -> any DispatchSourceSignal in
+    signal(number, SIG_IGN)
+    let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+    source.setEventHandler {
+        FileHandle.standardError.write(Data("eval: interrupted, removing the lab\n".utf8))
+        traffic.teardown()
+        try? FileManager.default.removeItem(at: work)
+        exit(130)
+    }
+    source.resume()
+    return source
+}
 defer {
     traffic.teardown()
     try? FileManager.default.removeItem(at: work)
@@ -159,8 +165,8 @@ struct Row {
     var unrelated: Int
 }
 var rows: [Row] = []
-/// Normal traffic runs for up to this long in each attack phase (it is
-/// stopped 3 s after the attack ends).
+/// Normal traffic runs for up to this long in each attack phase, longer for
+/// an attack that may run longer (it is stopped 3 s after the attack ends).
 let attackPhaseSeconds = 50.0
 /// Seconds the attack phases ran, and their alerts not about the attack.
 var attackPhaseTotal = 0.0
@@ -184,7 +190,7 @@ for (index, attack) in Attack.allCases.enumerated() where selected(attack) {
     defer { attackPhaseTotal += Date().timeIntervalSince(phaseStart) }
     do {
         found = try await live("attack \(index)", model: model) {
-            let clients = try traffic.startNormalTraffic(seconds: attackPhaseSeconds, seed: 10 + index)
+            let clients = try traffic.startNormalTraffic(seconds: max(attackPhaseSeconds, 14 + attack.timeLimit), seed: 10 + index)
             // 8 s in, at a random point of the poll cycle: the delay then
             // includes an honest share of waiting for the next poll.
             Thread.sleep(forTimeInterval: 8 + Double.random(in: 0..<1))

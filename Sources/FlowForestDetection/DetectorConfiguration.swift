@@ -16,7 +16,9 @@ public struct DetectorConfiguration: Sendable, Hashable {
     /// held-out scores instead of p99.
     public var contamination: Double?
     /// Host and destination alerts fire only when `persistenceK` of the last
-    /// `persistenceN` vectors of that address were anomalous.
+    /// `persistenceN` vectors of that address were anomalous, unless the
+    /// label's own feature lies far outside the baseline envelope
+    /// (``Labeler/keyFeatureOutsideEnvelope(_:kind:vector:baseline:)``).
     public var persistenceK: Int = 2
     public var persistenceN: Int = 3
     /// Flow alerts need `flowPersistenceK` of the last `flowPersistenceN`

@@ -22,16 +22,19 @@ public struct EntityVector: Sendable {
     /// A vector that says nothing about its address, left to the flow and
     /// the peer's vectors rather than raising one alert per address: a few
     /// small flows in 100 s (a swept address), or for a host, nothing but
-    /// lone packets to one address:port, with no rhythm (a forged source of
-    /// a flood: a flood forged from a /20 gives each address a handful of
-    /// such flows, and thousands of addresses would each look unusual).
+    /// lone SYNs or lone unanswered packets to one address:port, without
+    /// the rhythm of a beacon (a forged source of a flood: a flood forged from a /20 gives
+    /// each address a handful of such flows, and thousands of addresses
+    /// would each look unusual). Answered datagrams to one service (a
+    /// tunnel through one resolver) are not thin.
     public var isThin: Bool {
         func raw(_ name: String) -> Double { expm1(vector[FeatureSchema.index(name, in: kind)]) }
         let flows = raw(kind == .host ? "flows_initiated_100s" : "flows_received_100s")
         guard raw(kind == .host ? "packets_sent_10s" : "packets_received_10s") < 100 else { return false }
         if flows < 3.5 { return true }
         return kind == .host && raw("distinct_dst_pairs_100s") < 1.5 && raw("packets_sent_100s") < 1.5 * flows
-            && vector[FeatureSchema.index("beacon_regularity", in: kind)] < 0.5
+            && (raw("syn_sent_100s") >= 0.9 * flows || raw("packets_received_100s") < 0.5)
+            && vector[FeatureSchema.index("beacon_regularity", in: kind)] < 0.8
     }
 }
 
@@ -410,13 +413,15 @@ public struct HostTracker: Sendable {
     /// ``beaconStrictness(gaps:)`` − CV(bytes per connection) / 2, where CV
     /// is the coefficient of variation. Starts are the records' exact
     /// first-packet times; the newest connection's bytes are left out (it
-    /// may still be under way). 0 with fewer than three gaps, when the
-    /// starts average under 200 ms apart (a burst, not a beacon), or when an
-    /// earlier connection was a lone probe: a beacon checks in and gets an
-    /// answer, while thousands of forged flood sources each sending a few
-    /// lone SYNs would, by chance alone, give some series a regular look.
+    /// may still be under way). 0 with fewer than three gaps (seven when an
+    /// earlier connection was a lone probe), or when the starts average
+    /// under 200 ms apart (a burst, not a beacon).
     static func beaconRegularity(_ series: [PairStart]) -> Double {
-        guard series.count >= 4, !series.dropLast().contains(where: \.probe) else { return 0 }
+        // Among thousands of forged flood sources each sending a few lone SYNs, some
+        // short series look regular by chance; a series with probes in it (a beacon
+        // to a dead or refusing server, or one-way datagrams) must fill the history.
+        let needed = series.dropLast().contains(where: \.probe) ? 8 : 4
+        guard series.count >= needed else { return 0 }
         let gaps = zip(series.dropFirst(), series).map { Double($0.startNs &- $1.startNs) }
         let timing = coefficientOfVariation(gaps)
         guard timing.mean >= 2e8 else { return 0 }

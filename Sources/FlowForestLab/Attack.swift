@@ -14,15 +14,15 @@ public enum Attack: String, CaseIterable, Sendable {
     case beaconing = "beaconing"
     case exfiltration = "exfiltration"
 
-    case politeConnectScan = "port scan: nmap -sT -T2, 100 ports"
-    case udpScan = "port scan: nmap -sU, top 100 UDP ports"
-    case finScan = "port scan: nmap -sF, 1000 ports"
-    case synSweep = "host sweep: nmap -sn -PS22 (TCP SYN), /24"
+    case politeConnectScan = "port scan: nmap -sT -T2 on 100 ports"
+    case udpScan = "port scan: nmap -sU on the top 100 UDP ports"
+    case finScan = "port scan: nmap -sF on 1000 ports"
+    case synSweep = "host sweep: nmap -sn -PS22 (TCP SYN) of a /24"
     case slowSynFlood = "syn flood: 200 SYN/s"
     case spoofedSynFlood = "syn flood: spoofed sources across a /16"
     case spoofedICMPFlood = "icmp flood: spoofed sources across a /16"
     case fewSlowConnections = "slow connections: 20 connections"
-    case jitteredBeacon = "beaconing: every 2 s, ±5 % jitter"
+    case jitteredBeacon = "beaconing: every 2 s with ±5 % jitter"
     case slowExfiltration = "exfiltration: 40 MB at 4 MB/s"
 
     /// The reference scenarios (the demo cycles through these).
@@ -34,9 +34,11 @@ public enum Attack: String, CaseIterable, Sendable {
     /// The label the detector should give.
     public var expectedLabel: String { String(rawValue.prefix { $0 != ":" }) }
 
-    var timeLimit: Double {
+    /// Seconds the tool may run before it is stopped.
+    public var timeLimit: Double {
         switch self {
-        case .beaconing, .politeConnectScan: return 40
+        case .politeConnectScan: return 55
+        case .beaconing: return 40
         case .jitteredBeacon: return 45
         case .slowConnections, .fewSlowConnections: return 30
         default: return 25

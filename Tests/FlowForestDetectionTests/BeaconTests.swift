@@ -40,17 +40,25 @@ struct BeaconTests {
         #expect(HostTracker.beaconRegularity(Self.starts([0.05, 0.05, 0.05, 0.05, 0.05])) == 0)
     }
 
-    @Test("lone probes are not check-ins: a metronome of them is no beacon")
-    func probesAreNotBeacons() {
-        let answered = Self.starts(Array(repeating: 1.0, count: 6))
+    @Test("a series with lone probes in it must fill the history: a dead server's beacon counts at eight")
+    func probesNeedTheFullHistory() {
+        let answered = Self.starts(Array(repeating: 1.0, count: 5))
         #expect(HostTracker.beaconRegularity(answered) >= 0.92)
         var probes = answered
         for i in probes.indices { probes[i].probe = true }
         #expect(HostTracker.beaconRegularity(probes) == 0)
+        // One unanswered check-in among answered ones delays the call the same way.
+        var oneLost = answered
+        oneLost[2].probe = true
+        #expect(HostTracker.beaconRegularity(oneLost) == 0)
         // Only the newest may still be unanswered: it may be under way.
         var newestPending = answered
         newestPending[newestPending.count - 1].probe = true
         #expect(HostTracker.beaconRegularity(newestPending) >= 0.92)
+        // Eight lone SYNs to a refusing server on a timer are a beacon.
+        var deadServer = Self.starts(Array(repeating: 60.0, count: 7))
+        for i in deadServer.indices { deadServer[i].probe = true }
+        #expect(HostTracker.beaconRegularity(deadServer) >= 0.92)
     }
 
     @Test("random gaps reach beacon regularity with three or four gaps less often than with five")
