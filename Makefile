@@ -82,7 +82,7 @@ bench-detection: $(VENV)/.installed ## Forest training and scoring vs scikit-lea
 	$(SWIFT) build -c release $(SWIFT_FLAGS) --product DetectionBench
 	$(VENV)/bin/python Tests/parity/bench.py $$($(SWIFT) build -c release $(SWIFT_FLAGS) --show-bin-path)/DetectionBench
 
-eval: deps bpf ## Detector, scoring live on eBPF capture, against nmap, hping3 and scripted attacks in a namespace lab (root, about 20 min)
+eval: deps bpf ## Detector, scoring live on eBPF capture, against nmap, hping3 and scripted attacks in a namespace lab (root, about 25 min)
 	$(SWIFT) build $(SWIFT_FLAGS) --product DetectionEval
 	$$($(SWIFT) build $(SWIFT_FLAGS) --show-bin-path)/DetectionEval
 
