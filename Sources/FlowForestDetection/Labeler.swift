@@ -79,10 +79,7 @@ public enum Labeler {
     public static func outsideEnvelope(kind: AnomalyKind, vector: [Double], baseline: [FeatureBaseline]) -> Bool {
         let features = FeatureSchema.features(of: kind)
         guard vector.count == features.count, baseline.count == features.count else { return false }
-        for j in 0..<features.count {
-            if vector[j] > baseline[j].max + envelopeMargin(features[j]) { return true }
-        }
-        return false
+        return features.indices.contains { beyondEnvelope($0, features: features, vector: vector, baseline: baseline) }
     }
 
     /// True when a specific label's own tell-tale feature lies outside the
@@ -94,13 +91,16 @@ public enum Labeler {
         guard kind != .flow, isSpecific(label) else { return false }
         let features = FeatureSchema.features(of: kind)
         guard vector.count == features.count, baseline.count == features.count else { return false }
-        return keyFeatures(label, kind: kind).contains { name in
-            let j = FeatureSchema.index(name, in: kind)
-            return vector[j] > baseline[j].max + envelopeMargin(features[j])
+        return keyFeatures(label, kind: kind).contains {
+            beyondEnvelope(FeatureSchema.index($0, in: kind), features: features, vector: vector, baseline: baseline)
         }
     }
 
-    static func envelopeMargin(_ feature: FeatureInfo) -> Double { feature.logScaled ? 1.386 : 0.5 }
+    /// Feature `j` above the baseline maximum by a factor of 4 (log1p-scaled
+    /// features: ln 4 = 1.386) or by 0.5 (ratios, shares, regularity).
+    private static func beyondEnvelope(_ j: Int, features: [FeatureInfo], vector: [Double], baseline: [FeatureBaseline]) -> Bool {
+        vector[j] > baseline[j].max + (features[j].logScaled ? 1.386 : 0.5)
+    }
 
     /// The features that show a label's behaviour, put first in its explanation.
     static func keyFeatures(_ label: Label, kind: AnomalyKind) -> [String] {

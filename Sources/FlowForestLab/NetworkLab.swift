@@ -45,10 +45,10 @@ public final class NetworkLab: @unchecked Sendable {
 
     /// A veth pair between two namespaces with the given CIDR addresses
     /// (e.g. "198.18.0.1/24"). Returns the interface names on each side.
-    @discardableResult
     /// - Parameter queues: transmit and receive queues of each end. Native
     ///   XDP on a veth gives each receive queue one ring, which pushes back
     ///   on more senders than queues (trafgen then fails with EAGAIN).
+    @discardableResult
     public func connect(_ a: String, address aAddress: String, _ b: String, address bAddress: String,
                         ipv6: (String, String)? = nil, queues: Int = 1) throws -> (String, String) {
         // Interface names are limited to 15 bytes: "ffv" + pid (at most 7

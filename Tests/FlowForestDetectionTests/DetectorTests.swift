@@ -177,7 +177,6 @@ struct DetectorTests {
         var detector = trainedDetector(&sim)
         let found = sim.runAttack(seconds: 20, into: &detector, Attacks.spoofedSynFlood(answered: answered)).map(\.anomaly)
         let forged = found.filter { $0.kind != .destination && $0.sourceAddress?.description.hasPrefix("198.19.") == true }
-        print("forged sources, answered \(answered): \(found.count) alerts, \(forged.count) on forged sources: \(forged.prefix(3).map { "\($0.kind) \($0.label) \($0.explanation.map(\.text))" })")
         #expect(found.contains { $0.kind == .destination && $0.label == "syn flood" })
         #expect(forged.count == 0, "\(forged.prefix(3).map { "\($0.sourceAddress!) \($0.label) \($0.explanation.map(\.text))" })")
     }
