@@ -13,6 +13,8 @@ APT_PACKAGES := libpcap-dev libbpf-dev libelf-dev zlib1g-dev linux-libc-dev bpft
 	tcpdump iproute2 iputils-ping netcat-openbsd curl hping3 nmap netsniff-ng \
 	python3-venv python3-pip postgresql prometheus libcap2-bin \
 	chromium chromium-driver
+# Tiers `make test` runs (Tests/tiers.py): unit lab deploy dashboard.
+TIERS      ?=
 INTERFACE  ?= $(shell ip route show default 2>/dev/null | awk '/default/ {print $$5; exit}')
 
 .PHONY: help deps bpf build release test test-swift run bench demo clean test-parity bench-detection eval image test-deploy test-container deps-deploy test-dashboard
@@ -42,15 +44,14 @@ build: deps bpf ## Build the daemon (CONFIG=release for an optimised build)
 release: ## Build an optimised binary
 	$(MAKE) build CONFIG=release
 
-test: deps bpf ## Run every test (lab tests need root), then check that none left anything behind
+test: deps deps-deploy bpf $(VENV)/.installed $(DEPLOY_VENV)/.installed $(DASHBOARD_VENV)/.installed ## Every test in tiers (unit in parallel, then root labs, deploy, dashboard), a summary, and a check that nothing was left behind
 	@mkdir -p $(OUT)
-	Tests/lab/leftovers.sh snapshot $(OUT)/leftovers.before
-	$(MAKE) test-parity test-deploy test-dashboard
-	$(SWIFT) build $(SWIFT_FLAGS) --build-tests
-	# One test at a time: lab tests drive traffic at full rate and time
-	# flows, and must not compete with each other for the two cores.
-	# The leftover check runs after failures too: that is when labs leak.
-	rc=0; $(SWIFT) test $(SWIFT_FLAGS) --skip-build --no-parallel || rc=$$?; \
+	@Tests/lab/leftovers.sh snapshot $(OUT)/leftovers.before
+	@start=$$(date +%s); $(SWIFT) build $(SWIFT_FLAGS) --build-tests || exit 1; \
+		echo "==> build: $$(( $$(date +%s) - start ))s"
+	@# The leftover check runs after failures too: that is when labs leak.
+	@rc=0; SWIFT="$(SWIFT)" SWIFT_FLAGS="$(SWIFT_FLAGS)" OUT="$(OUT)" VENV="$(VENV)" DEPLOY_VENV="$(DEPLOY_VENV)" \
+		DASHBOARD_VENV="$(DASHBOARD_VENV)" python3 Tests/tiers.py $(TIERS) || rc=$$?; \
 		Tests/lab/leftovers.sh check $(OUT)/leftovers.before || { [ $$rc -ne 0 ] || rc=1; }; exit $$rc
 
 # Reference venv for the isolation-forest parity test and benchmark (scikit-learn, isotree).

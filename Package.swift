@@ -156,7 +156,7 @@ let package = Package(
         ),
         .testTarget(
             name: "PcapCaptureTests",
-            dependencies: ["PcapCapture", "FlowForestCore"],
+            dependencies: ["PcapCapture", "FlowForestCore", "FlowForestTestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
@@ -164,7 +164,7 @@ let package = Package(
             dependencies: ["EBPFCapture", "FlowForestCore", "FlowForestLab", "PcapCapture"],
             swiftSettings: swiftSettings
         ),
-        // Test tooling shared by the store and server tests: a throwaway PostgreSQL server.
+        // Test tooling shared by test targets: a throwaway PostgreSQL server, seeded fuzzing.
         .target(
             name: "FlowForestTestSupport",
             path: "Tests/FlowForestTestSupport",

@@ -12,6 +12,8 @@ public struct CommandResult: Sendable {
 public enum LabError: Error, CustomStringConvertible {
     case failed(command: [String], status: Int32, stderr: String)
     case notRoot
+    /// A condition a lab waited on did not come true in time.
+    case timedOut(waitingFor: String, seconds: Double, detail: String)
 
     public var description: String {
         switch self {
@@ -19,6 +21,9 @@ public enum LabError: Error, CustomStringConvertible {
             return "\(command.joined(separator: " ")) exited \(status): \(stderr.trimmingCharacters(in: .whitespacesAndNewlines))"
         case .notRoot:
             return "the network lab needs root (network namespaces and veth pairs)"
+        case let .timedOut(what, seconds, detail):
+            let suffix = detail.isEmpty ? "" : " (\(detail))"
+            return "timed out after \(seconds) s waiting for \(what)\(suffix)"
         }
     }
 }

@@ -54,13 +54,9 @@ public final class TrafficLab: Sendable {
         for port in [443, 8443] {
             _ = try lab.spawn(in: serversNamespace, ["python3", "-c", Scripts.tcpSink(address: outside, port: port)])
         }
-        // Wait for the HTTP server to answer.
-        let deadline = Date().addingTimeInterval(10)
-        while Date() < deadline {
-            if (try? lab.run(in: clientsNamespace, ["curl", "-s", "-o", "/dev/null", "--max-time", "1", "http://\(server)/index.html"], timeout: 3))?.status == 0 { return }
-            Thread.sleep(forTimeInterval: 0.2)
+        try Wait.blockingUntil("the lab's HTTP server on \(server) to answer", timeout: 15, every: 0.1) {
+            (try? lab.run(in: clientsNamespace, ["curl", "-s", "-o", "/dev/null", "--max-time", "1", "http://\(server)/index.html"], timeout: 3))?.status == 0
         }
-        throw LabError.failed(command: ["http.server"], status: -1, stderr: "the lab's HTTP server did not start")
     }
 
     /// Starts background normal traffic for `seconds`: web browsing from each

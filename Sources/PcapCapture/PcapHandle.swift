@@ -66,11 +66,13 @@ final class PcapHandle: @unchecked Sendable {
         return try PcapHandle(pointer: p, name: interface)
     }
 
-    /// Packets dropped by the kernel buffer and by the interface so far.
-    func drops() -> (capture: UInt64, interface: UInt64) {
+    /// The kernel's counts so far: packets that passed its filter (read or
+    /// still in the ring, plus those dropped), dropped because the ring was
+    /// full, and dropped by the interface.
+    func counts() -> (received: UInt64, capture: UInt64, interface: UInt64) {
         var stats = pcap_stat()
-        guard pcap_stats(pointer, &stats) == 0 else { return (0, 0) }
-        return (UInt64(stats.ps_drop), UInt64(stats.ps_ifdrop))
+        guard pcap_stats(pointer, &stats) == 0 else { return (0, 0, 0) }
+        return (UInt64(stats.ps_recv), UInt64(stats.ps_drop), UInt64(stats.ps_ifdrop))
     }
 
     var lastError: String { String(cString: pcap_geterr(pointer)) }

@@ -16,6 +16,9 @@ public final class PcapLiveSource: FlowSource {
     public static let snapLength: Int32 = 256
     /// Default kernel buffer per interface; large, so bursts wait instead of dropping.
     public static let defaultBufferBytes: Int32 = 64 << 20
+    /// libpcap's read timeout: the longest a ring block waits before the
+    /// kernel hands it over unfilled.
+    static let blockTimeoutMs: Int32 = 100
     public let promiscuous: Bool
     /// Kernel buffer per interface, in bytes.
     public let bufferBytes: Int32
@@ -35,7 +38,7 @@ public final class PcapLiveSource: FlowSource {
         self.promiscuous = promiscuous
         self.logger = logger
         handles = try interfaces.map {
-            try PcapHandle.openLive($0, snapLength: Self.snapLength, bufferBytes: bufferBytes, promiscuous: promiscuous, timeoutMs: 100)
+            try PcapHandle.openLive($0, snapLength: Self.snapLength, bufferBytes: bufferBytes, promiscuous: promiscuous, timeoutMs: Self.blockTimeoutMs)
         }
     }
 
@@ -85,14 +88,19 @@ public final class PcapLiveSource: FlowSource {
         let user = Unmanaged.passUnretained(context).toOpaque()
         loop.tick(nowNs: wallClockNs())
         context.loop = loop
-        func updateDrops() {
-            var capture: UInt64 = 0, interface: UInt64 = 0
+        /// Publishes the kernel's drop counts; returns the packets the kernel
+        /// put in the rings so far (passed its filter and not dropped).
+        @discardableResult
+        func updateDrops() -> UInt64 {
+            var capture: UInt64 = 0, interface: UInt64 = 0, ringed: UInt64 = 0
             for handle in handles {
-                let d = handle.drops()
-                capture += d.capture
-                interface += d.interface
+                let c = handle.counts()
+                capture += c.capture
+                interface += c.interface
+                ringed += c.received &- c.capture
             }
             context.loop.table.setCaptureDrops(capture, interfaceDrops: interface)
+            return ringed
         }
         /// Hands every packet ready on each handle to the loop (the callback
         /// runs on this thread); the first failing handle, if any.
@@ -118,9 +126,17 @@ public final class PcapLiveSource: FlowSource {
             updateDrops()
             context.loop.tick(nowNs: wallClockNs())
         }
-        // Read what the kernel still holds before the final flush.
-        _ = drainReady()
-        updateDrops()
+        // Read what the kernel still holds before the final flush. A ring
+        // block is handed over only once full or after the handle's timeout,
+        // so packets in the open block are waited for: until every packet the
+        // kernel ringed has been read, for at most a few block timeouts.
+        let deadline = wallClockNs() + 4 * UInt64(PcapLiveSource.blockTimeoutMs) * 1_000_000
+        while true {
+            _ = drainReady()
+            let ringed = updateDrops()
+            if context.loop.table.statistics.packetsSeen >= ringed || wallClockNs() >= deadline { break }
+            _ = poll(&fds, nfds_t(fds.count), PcapLiveSource.blockTimeoutMs)
+        }
         context.loop.lastTimeNs = wallClockNs()
         context.loop.finish()
         withExtendedLifetime(context) {}

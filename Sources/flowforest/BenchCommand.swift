@@ -5,6 +5,7 @@ import FlowForestLab
 import Foundation
 import Logging
 import PcapCapture
+import Synchronization
 
 struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -228,30 +229,42 @@ struct Bench {
                 mode: mode.attachMode!, interfaces: [interface],
                 objectPath: objectPath, namespace: namespace, tcHook: mode == .tcClsact ? .clsact : .auto), logger: logger)
         }
+        // The drain publishes its latest statistics, so the bench can wait
+        // for the sensor to have seen the traffic instead of sleeping.
+        let latest = Latest()
         let collector = Task { () throws -> (packets: UInt64, statistics: CaptureStatistics) in
             var last: [UInt64: UInt64] = [:]
             var statistics = CaptureStatistics()
             for try await batch in source.batches() {
                 for r in batch.records { last[r.id] = r.packets }
                 statistics = batch.statistics
+                latest.set(statistics)
             }
             return (last.values.reduce(0, +), statistics)
         }
-        try await Task.sleep(for: .milliseconds(300))
         let sent: Trafgen.Result
-        // CPU is taken over the traffic only: loading, attaching and the
-        // final drain are one-off costs, not the sensor's running cost.
-        let cpu0 = Self.threadCPU()
         let cpu: Double
         do {
+            try await Wait.until("the \(mode.rawValue) sensor's first poll", timeout: 30) { latest.polls > 0 }
+            // CPU is taken over the traffic only: loading, attaching and the
+            // final drain are one-off costs, not the sensor's running cost.
+            let cpu0 = Self.threadCPU()
             sent = try await onOwnThread { try traffic.send() }
             cpu = Self.cpuSeconds(from: cpu0, to: Self.threadCPU(), newThreads: false)
+            var seen: UInt64 = 0
+            try await Wait.until("the \(mode.rawValue) sensor to see every packet \(interface) counted", timeout: 30,
+                                 detail: { "\(latest.statistics.packetsSeen) seen + \(latest.statistics.captureDrops) dropped of \(seen)" }) {
+                let rx = try lab.counter("rx_packets", interface: interface, in: namespace) - rx0
+                let tx = try lab.counter("tx_packets", interface: interface, in: namespace) - tx0
+                seen = mode == .xdp ? rx : rx + tx
+                let s = latest.statistics
+                return s.packetsSeen + s.captureDrops >= seen
+            }
         } catch {
             source.stop()
             _ = try? await collector.value
             throw error
         }
-        try await Task.sleep(for: .milliseconds(300))
         source.stop()
         let drained = try await collector.value
         let ebpf = source as? EBPFFlowSource
@@ -329,4 +342,12 @@ func onOwnThread<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async 
             do { c.resume(returning: try work()) } catch { c.resume(throwing: error) }
         }.start()
     }
+}
+
+/// The newest statistics a capture reported, and how many polls reported.
+private final class Latest: Sendable {
+    private let state = Mutex((polls: 0, statistics: CaptureStatistics()))
+    func set(_ statistics: CaptureStatistics) { state.withLock { $0 = ($0.polls + 1, statistics) } }
+    var polls: Int { state.withLock { $0.polls } }
+    var statistics: CaptureStatistics { state.withLock { $0.statistics } }
 }

@@ -25,21 +25,29 @@ extension Bench {
             }
             try await Task.sleep(for: .milliseconds(100))
         }
-        try await Task.sleep(for: .milliseconds(1500))
         let pid = daemon.processIdentifier
         func scrape() throws -> String { try lab.check(in: namespace, ["curl", "-sf", "http://127.0.0.1:8080/metrics"]).stdout }
+        try await Wait.until("flowforest run to serve /metrics", timeout: 30) {
+            (try? scrape())?.contains("flowforest_packets_total") ?? false
+        }
         let before = try scrape()
         let rx0 = try lab.counter("rx_packets", interface: interface, in: namespace)
         let tx0 = try lab.counter("tx_packets", interface: interface, in: namespace)
         let cpu0 = Self.threadCPU("\(pid)")
         let sent = try await onOwnThread { try traffic.send() }
         let cpu = Self.cpuSeconds(from: cpu0, to: Self.threadCPU("\(pid)"), newThreads: true)
-        // One more poll, so the counters include the traffic's last packets.
-        try await Task.sleep(for: .milliseconds(1500))
-        let after = try scrape()
+        // Until the daemon's counters explain every packet the interface counted.
+        var after = "", seen: UInt64 = 0
         func delta(_ name: String) -> UInt64 { Self.sum(after, name) &- Self.sum(before, name) }
-        let seen = try lab.counter("rx_packets", interface: interface, in: namespace) - rx0
-            + (try lab.counter("tx_packets", interface: interface, in: namespace) - tx0)
+        let explained = ["flowforest_packets_total", "flowforest_packets_not_flows_total",
+                         "flowforest_map_full_packets_total", "flowforest_capture_drops_total"]
+        try await Wait.until("the daemon to count every packet \(interface) counted", timeout: 30,
+                             detail: { "\(explained.map(delta).reduce(0, +)) of \(seen)" }) {
+            after = try scrape()
+            seen = try lab.counter("rx_packets", interface: interface, in: namespace) - rx0
+                + (try lab.counter("tx_packets", interface: interface, in: namespace) - tx0)
+            return explained.map(delta).reduce(0, +) >= seen
+        }
         let accounted = delta("flowforest_packets_total")
         return Row(
             frameBytes: 0, flows: 0, generators: 0, mode: BenchCommand.Mode.daemon.rawValue, packetsSent: sent.packets,

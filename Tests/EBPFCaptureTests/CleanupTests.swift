@@ -40,7 +40,7 @@ struct CleanupTests {
         default:
             break
         }
-        _ = try await capture(source) { try lab.trafgen(Trafgen.udp(flows: 10, frameBytes: 64), packets: 1000) }
+        _ = try await capture(source, in: lab, rxOnly: mode == .xdp) { try lab.trafgen(Trafgen.udp(flows: 10, frameBytes: 64), packets: 1000) }
         #expect(try Self.leftovers(lab) == "")
     }
 
@@ -68,17 +68,17 @@ struct CleanupTests {
         let lab = try SensorLab()
         defer { lab.lab.teardown() }
         let source = try lab.source(.tc, pollInterval: 0.1)
-        let task = Task { for try await _ in source.batches() {} }
-        try await Task.sleep(for: .milliseconds(300))
+        let collector = LiveCollector(source)
+        try await collector.wait(for: "the first poll of the capture", timeout: 10) { $0.batches > 0 }
+        let task = collector.task
         task.cancel()
         _ = try? await task.value
-        // Detaching happens on the drain thread; give it a moment.
-        var left = try Self.leftovers(lab)
-        for _ in 0..<20 where !left.isEmpty {
-            try await Task.sleep(for: .milliseconds(100))
+        // Detaching happens on the drain thread, after the consumer has gone.
+        var left = ""
+        try await Wait.until("the cancelled capture to detach", timeout: 10, detail: { left }) {
             left = try Self.leftovers(lab)
+            return left.isEmpty
         }
-        #expect(left == "")
     }
 
     @Test("a filter left by a killed clsact run is replaced (clsact) or removed (tcx)", arguments: [EBPFTCHook.auto, .clsact])
@@ -98,7 +98,7 @@ struct CleanupTests {
         if hook != .clsact {
             #expect(!(try Self.leftovers(lab).contains("filter")), "the stale filter still counts into the dead run's map")
         }
-        let result = try await capture(source) { try lab.trafgen(Trafgen.udp(flows: 3, frameBytes: 64), packets: 3000) }
+        let result = try await capture(source, in: lab) { try lab.trafgen(Trafgen.udp(flows: 3, frameBytes: 64), packets: 3000) }
         // The replaced filter no longer counts into the old run's map: every packet reached this run.
         #expect(result.statistics.packetsSeen == (try lab.interfacePackets()) - before)
         #expect(result.flowPackets == 3000)
@@ -115,8 +115,10 @@ struct CleanupTests {
         let second = try lab.source(.tc)
         #expect(second.attachModes[lab.sensorInterface] == "tc tcx")
         #expect(try Self.leftovers(lab).contains("ingress filter"), "the first capture's filter was removed")
-        let firstRun = collect(first)
-        let result = try await capture(second) { try lab.trafgen(Trafgen.udp(flows: 3, frameBytes: 64), packets: 3000) }
+        let firstRun = LiveCollector(first)
+        let before = try lab.interfacePackets()
+        let result = try await capture(second, in: lab) { try lab.trafgen(Trafgen.udp(flows: 3, frameBytes: 64), packets: 3000) }
+        try await lab.waitUntilSeen(firstRun, since: before, by: "the first capture")
         first.stop()
         #expect(result.flowPackets == 3000)
         #expect(try await firstRun.value.flowPackets == 3000)
@@ -134,7 +136,7 @@ struct CleanupTests {
         try lab.lab.check(in: ns, ["tc", "filter", "add", "dev", dev, "ingress", "prio", "7", "handle", "0x1", "bpf", "da", "obj", object, "sec", "tc"])
         try lab.lab.check(in: ns, ["tc", "filter", "add", "dev", dev, "ingress", "prio", "1", "handle", "0x464c", "bpf", "da", "obj", object, "sec", "tc"])
         let source = try lab.source(.tc, tcHook: hook)
-        _ = try await capture(source) { try lab.trafgen(Trafgen.udp(flows: 3, frameBytes: 64), packets: 1000) }
+        _ = try await capture(source, in: lab) { try lab.trafgen(Trafgen.udp(flows: 3, frameBytes: 64), packets: 1000) }
         let ingress = try lab.lab.check(in: ns, ["tc", "filter", "show", "dev", dev, "ingress"]).stdout
         #expect(ingress.contains("pref 7") && !ingress.contains("pref 1 "), "\(ingress)")
         #expect(try Self.leftovers(lab).hasPrefix("clsact qdisc; ingress filter"))

@@ -22,7 +22,7 @@ struct ExactnessTests {
         defer { lab.lab.teardown() }
         let before = try lab.interfacePackets(rxOnly: mode == .xdp)
         let source = try lab.source(mode, tcHook: hook)
-        let result = try await capture(source) {
+        let result = try await capture(source, in: lab, rxOnly: mode == .xdp) {
             try lab.trafgen(Trafgen.udp(flows: 1000, frameBytes: 64), packets: Self.packets, cpus: Self.generators)
         }
         let seen = try lab.interfacePackets(rxOnly: mode == .xdp) - before
@@ -43,7 +43,7 @@ struct ExactnessTests {
         let before = try lab.interfacePackets(rxOnly: mode == .xdp)
         // 64 flows fit; 2000 do not, and a 4 KiB ring buffer overflows too.
         let source = try lab.source(mode, mapEntries: 64, ringBufferBytes: 4096)
-        let result = try await capture(source) {
+        let result = try await capture(source, in: lab, rxOnly: mode == .xdp) {
             try lab.trafgen(Trafgen.udp(flows: 2000, frameBytes: 64), packets: 100_000, cpus: Self.generators)
         }
         let seen = try lab.interfacePackets(rxOnly: mode == .xdp) - before

@@ -17,11 +17,7 @@ struct FlowLifecycleTests {
         let source = try lab.source(mode, pollInterval: 0.2, flowTable: timeouts)
         let server = try lab.lab.spawn(in: lab.sensor, ["nc", "-l", "-k", "198.18.0.2", "5002"])
         defer { lab.lab.stop(server, signal: SIGKILL) }
-        let collector = Task {
-            var batches: [FlowBatch] = []
-            for try await batch in source.batches() { batches.append(batch) }
-            return batches
-        }
+        let collector = LiveCollector(source)
         try await onThread {
             // A short UDP burst that then goes quiet: ends on idle.
             try lab.trafgen("{ eth(da=02:00:00:00:00:02, sa=02:00:00:00:00:01), ipv4(sa=198.18.0.1, da=198.18.0.2), udp(sp=3000, dp=3001), fill(0, 20) }", packets: 25)
@@ -30,9 +26,21 @@ struct FlowLifecycleTests {
             // A ping lasting past the active timeout: checkpointed while open.
             try lab.lab.check(in: lab.gen, ["ping", "-c", "14", "-i", "0.25", "198.18.0.2"])
         }
-        try await Task.sleep(for: .seconds(2))
+        // The burst ends on idle (3 s) and the connection on close while the capture runs.
+        do {
+            try await collector.wait(for: "the UDP burst to end on idle and the TCP connection on close") { _ in
+                let records = collector.batches.flatMap(\.records)
+                return records.contains { $0.ipProtocol == IPProtocol.udp && $0.sourcePort == 3000 && $0.endReason == .idle }
+                    && records.contains { $0.ipProtocol == IPProtocol.tcp && $0.destinationPort == 5002 && $0.endReason == .tcpClose }
+            }
+        } catch {
+            source.stop()
+            _ = try? await collector.value
+            throw error
+        }
         source.stop()
-        let batches = try await collector.value
+        _ = try await collector.value
+        let batches = collector.batches
         let all = batches.flatMap(\.records)
 
         let udp = all.filter { $0.ipProtocol == IPProtocol.udp && $0.sourcePort == 3000 }

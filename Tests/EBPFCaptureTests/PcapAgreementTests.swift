@@ -50,18 +50,18 @@ struct PcapAgreementTests {
         let lab = try SensorLab()
         defer { lab.lab.teardown() }
         let pcap = FileManager.default.temporaryDirectory.appendingPathComponent("ff-agree-\(getpid()).pcap")
-        defer { try? FileManager.default.removeItem(at: pcap) }
+        defer {
+            try? FileManager.default.removeItem(at: pcap)
+            try? FileManager.default.removeItem(at: pcap.appendingPathExtension("log"))
+        }
 
         let source = try lab.source(.tc)
         let live = try Self.livePcap(lab)
-        let liveRecords = collect(live)
+        let liveRecords = LiveCollector(live)
         let server = try lab.lab.spawn(in: lab.sensor, ["nc", "-l", "-k", "198.18.0.2", "5001"])
-        let result = try await capture(source, settle: 1.5) {
-            let dump = try lab.lab.spawn(in: lab.sensor, [
-                // A 32 MiB buffer, so a busy machine does not make tcpdump drop.
-                "tcpdump", "-i", lab.sensorInterface, "-w", pcap.path, "-s", "0", "-U", "-B", "32768",
-            ])
-            Thread.sleep(forTimeInterval: 1.0)
+        let dump = try PacketDump(lab: lab.lab, namespace: lab.sensor, interface: lab.sensorInterface, file: pcap)
+        let before = try lab.interfacePackets()
+        let result = try await capture(source, in: lab) {
             try lab.lab.check(in: lab.gen, ["ping", "-c", "4", "-i", "0.05", "198.18.0.2"])
             for size in [1000, 200_000] {
                 try lab.lab.check(in: lab.gen, ["sh", "-c", "head -c \(size) /dev/zero | nc -N -w 5 198.18.0.2 5001"])
@@ -69,10 +69,10 @@ struct PcapAgreementTests {
             try lab.trafgen(
                 "{ eth(da=02:00:00:00:00:02, sa=02:00:00:00:00:01), ipv4(sa=198.18.0.1, da=198.18.0.2), udp(sp=dinc(2000, 2009), dp=7), fill(0, 100) }",
                 packets: 1000, gap: "300us")  // slow enough that tcpdump drops nothing
-            // Closing handshakes end within the tc source's TCP-close timeout.
-            Thread.sleep(forTimeInterval: 0.5)
-            lab.lab.stop(dump, signal: SIGINT)
+            // Each path stops only once it holds every packet the interface counted.
+            try dump.finish(expecting: { Int(try lab.interfacePackets() - before) })
         }
+        try await lab.waitUntilSeen(liveRecords, since: before, by: "live pcap")
         live.stop()
         lab.lab.stop(server, signal: SIGKILL)
 
@@ -82,7 +82,9 @@ struct PcapAgreementTests {
         }
         let tcFlows = Set(result.records.values.map(Summary.init))
         let fileFlows = Set(fromPcap.values.map(Summary.init))
-        let liveFlows = Set(try await liveRecords.value.records.values.map(Summary.init))
+        let liveResult = try await liveRecords.value
+        let liveFlows = Set(liveResult.records.values.map(Summary.init))
+        #expect(liveResult.statistics.captureDrops == 0, "live pcap dropped packets, so it cannot agree")
         #expect(tcFlows.count >= 13)  // ping, two TCP connections, ten UDP ports
         #expect(tcFlows.subtracting(fileFlows).isEmpty, "only via tc: \(tcFlows.subtracting(fileFlows))")
         #expect(fileFlows.subtracting(tcFlows).isEmpty, "only in the file: \(fileFlows.subtracting(tcFlows))")
@@ -96,7 +98,7 @@ struct PcapAgreementTests {
         let before = try lab.interfacePackets()
         // A small buffer, so the two generators overrun the capture thread.
         let live = try Self.livePcap(lab, bufferBytes: 256 << 10)
-        let result = try await capture(live) {
+        let result = try await capture(live, in: lab) {
             try lab.trafgen(Trafgen.udp(flows: 100, frameBytes: 64), packets: 400_000, cpus: 2)
         }
         let seen = try lab.interfacePackets() - before

@@ -17,7 +17,7 @@ struct ProtocolTests {
         let lab = try SensorLab(ipv6: true)
         defer { lab.lab.teardown() }
         let source = try lab.source(mode)
-        let result = try await capture(source) {
+        let result = try await capture(source, in: lab, rxOnly: mode == .xdp) {
             try lab.lab.check(in: lab.gen, ["ping", "-6", "-c", "5", "-i", "0.05", "-s", "56", "2001:2::2"])
         }
         let flow = try #require(Self.find(result, proto: IPProtocol.icmpv6, sport: 128, dport: 129))
@@ -39,7 +39,7 @@ struct ProtocolTests {
         let source = try lab.source(mode)
         let single = "{ eth(da=02:00:00:00:00:02, sa=02:00:00:00:00:01), vlan(id=100), ipv4(sa=198.18.1.1, da=198.18.1.2), udp(sp=4000, dp=53), fill(0, 30) }"
         let double = "{ eth(da=02:00:00:00:00:02, sa=02:00:00:00:00:01), vlan(tpid=0x88a8, id=200), vlan(id=300), ipv4(sa=198.18.2.1, da=198.18.2.2), udp(sp=4001, dp=53), fill(0, 30) }"
-        let result = try await capture(source) {
+        let result = try await capture(source, in: lab, rxOnly: mode == .xdp) {
             try lab.trafgen(single, packets: 7)
             try lab.trafgen(double, packets: 9)
         }
@@ -60,7 +60,7 @@ struct ProtocolTests {
         let lab = try SensorLab(ipv6: true)
         defer { lab.lab.teardown() }
         let source = try lab.source(mode)
-        let result = try await capture(source) {
+        let result = try await capture(source, in: lab, rxOnly: mode == .xdp) {
             // 3000 bytes of ICMP data: three IPv4 fragments of 1500, 1500 and 68 bytes each way.
             try lab.lab.check(in: lab.gen, ["ping", "-4", "-c", "3", "-i", "0.05", "-s", "3000", "198.18.0.2"])
             try lab.lab.check(in: lab.gen, ["ping", "-6", "-c", "2", "-i", "0.05", "-s", "3000", "2001:2::2"])

@@ -3,6 +3,7 @@ import FlowForestCore
 import FlowForestLab
 import Foundation
 import Logging
+import Synchronization
 
 /// Two namespaces joined by a veth pair: traffic generated in `gen` is seen
 /// on `sensorInterface` in `sensor`, where the eBPF source attaches.
@@ -80,13 +81,75 @@ struct CaptureResult {
     var explainedPackets: UInt64 { flowPackets + statistics.notIP + statistics.malformed + statistics.tableFull }
 }
 
-/// Runs `traffic` on its own thread while `source` captures, then stops the
-/// source and collects everything it yielded.
-func capture(_ source: any FlowSource, settle: Double = 0.3, traffic: @escaping @Sendable () throws -> Void) async throws -> CaptureResult {
-    let collector = collect(source)
+/// Collects what a source yields, readable while the capture runs, so a
+/// test can wait for the state it needs instead of sleeping.
+final class LiveCollector: Sendable {
+    private final class State: Sendable {
+        let result = Mutex(CaptureResult())
+        let batches = Mutex<[FlowBatch]>([])
+    }
+    private let state = State()
+    let task: Task<Void, any Error>
+
+    init(_ source: any FlowSource) {
+        let state = self.state
+        task = Task {
+            for try await batch in source.batches() {
+                state.batches.withLock { $0.append(batch) }
+                state.result.withLock { result in
+                    result.batches += 1
+                    for r in batch.records { result.records[r.id] = r }
+                    result.statistics = batch.statistics
+                }
+            }
+        }
+    }
+
+    /// What has arrived so far.
+    var snapshot: CaptureResult { state.result.withLock { $0 } }
+    /// Every batch so far, in order.
+    var batches: [FlowBatch] { state.batches.withLock { $0 } }
+
+    /// Waits until `condition` holds for what has arrived.
+    func wait(for what: String, timeout: Double = 30, _ condition: @escaping (CaptureResult) throws -> Bool) async throws {
+        try await Wait.until(what, timeout: timeout, detail: { "\(self.snapshot.statistics)" }) {
+            try condition(self.snapshot)
+        }
+    }
+
+    /// Everything, once the source has ended.
+    var value: CaptureResult {
+        get async throws {
+            try await task.value
+            return snapshot
+        }
+    }
+}
+
+extension SensorLab {
+    /// Waits until `collector` has reported every packet the sensor
+    /// interface counted since `before` (in a flow, a counter or a counted drop).
+    func waitUntilSeen(_ collector: LiveCollector, since before: UInt64, rxOnly: Bool = false, by name: String) async throws {
+        var seen: UInt64 = 0
+        try await Wait.until("\(name) to report every packet \(sensorInterface) counted", timeout: 30,
+                             detail: { "\(collector.snapshot.statistics.packetsSeen) seen + \(collector.snapshot.statistics.captureDrops) dropped of \(seen)" }) {
+            seen = try self.interfacePackets(rxOnly: rxOnly) - before
+            let s = collector.snapshot.statistics
+            return s.packetsSeen + s.captureDrops >= seen
+        }
+    }
+}
+
+/// Runs `traffic` on its own thread while `source` captures, waits until the
+/// source has reported every packet the lab's sensor interface counted, then
+/// stops the source and collects everything it yielded.
+func capture(_ source: any FlowSource, in lab: SensorLab, rxOnly: Bool = false,
+             traffic: @escaping @Sendable () throws -> Void) async throws -> CaptureResult {
+    let before = try lab.interfacePackets(rxOnly: rxOnly)
+    let collector = LiveCollector(source)
     do {
         try await onThread(traffic)
-        try await Task.sleep(for: .seconds(settle))
+        try await lab.waitUntilSeen(collector, since: before, rxOnly: rxOnly, by: source.mode)
     } catch {
         // Detach before reporting, so a failed test leaves nothing attached.
         source.stop()
@@ -95,19 +158,6 @@ func capture(_ source: any FlowSource, settle: Double = 0.3, traffic: @escaping 
     }
     source.stop()
     return try await collector.value
-}
-
-/// Collects everything `source` yields until it ends (after `stop()`).
-func collect(_ source: any FlowSource) -> Task<CaptureResult, any Error> {
-    Task {
-        var result = CaptureResult()
-        for try await batch in source.batches() {
-            result.batches += 1
-            for r in batch.records { result.records[r.id] = r }
-            result.statistics = batch.statistics
-        }
-        return result
-    }
 }
 
 /// Runs blocking work (external tools) on a dedicated thread, off the cooperative pool.

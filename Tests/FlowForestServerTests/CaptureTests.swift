@@ -48,7 +48,7 @@ struct CaptureTests {
         let (app, parts) = try await buildApplicationParts(configuration: testConfiguration(db), flowSource: source,
                                                            logger: quietLogger, detector: NeverDetects())
         try await app.test(.live) { client in
-            try await waitFor { try await parts.store.flowCount() == 3 }
+            try await waitFor("the three captured flows stored") { try await parts.store.flowCount() == 3 }
             let flows = try await client.call("/api/flows", token: db.viewerToken).object()
             let recent = (flows["recent"] as? [[String: Any]]) ?? []
             #expect(recent.count == 3)

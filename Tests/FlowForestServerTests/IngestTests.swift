@@ -98,12 +98,8 @@ struct IngestTests {
         try await withService(.live) { client, db, parts in
             #expect(try await client.call("/api/traffic", .post, token: db.adminToken, json: goodRecords).status == .accepted)
             // Idle timeout 0.3 s, ticks every 0.2 s, writer flushes every 20 ms.
-            var stored = 0
-            for _ in 0..<50 where stored < 2 {
-                try await Task.sleep(for: .milliseconds(100))
-                stored = try await parts.store.flowCount()
-            }
-            #expect(stored == 2)
+            try await waitFor("both ingested flows to end and be stored") { try await parts.store.flowCount() >= 2 }
+            #expect(try await parts.store.flowCount() == 2)
             let flows = try await client.call("/api/flows", token: db.viewerToken).object()
             let recent = try #require(flows["recent"] as? [[String: Any]])
             #expect(recent.count == 2)
@@ -146,9 +142,9 @@ struct IngestTests {
                 #expect(try await client.call("/api/traffic", .post, token: db.adminToken, json: trafficJSON(records)).status == .accepted)
                 try await Task.sleep(for: .milliseconds(250))
             }
-            try await waitFor(seconds: 20) { try await client.call("/api/model", token: db.viewerToken).object()["state"] as? String == "detecting" }
+            try await waitFor("the detector to finish learning", seconds: 20) { try await client.call("/api/model", token: db.viewerToken).object()["state"] as? String == "detecting" }
             // The model that ended learning is stored, so a restart resumes with it.
-            try await waitFor { try await parts.store.latestModel(sensor: "test-sensor") != nil }
+            try await waitFor("the trained model stored") { try await parts.store.latestModel(sensor: "test-sensor") != nil }
             // Attack: one host sends SYNs to 600 ports of another, answered by RSTs.
             for burst in 0..<6 {
                 var records: [(src: String, dst: String, sport: Int, dport: Int, proto: String, length: Int, time: Double, flags: [String])] = []
@@ -163,7 +159,7 @@ struct IngestTests {
                 #expect(try await client.call("/api/traffic", .post, token: db.adminToken, json: trafficJSON(records)).status == .accepted)
                 try await Task.sleep(for: .milliseconds(400))
             }
-            try await waitFor(seconds: 20) {
+            try await waitFor("an anomaly about the scanning host", seconds: 20) {
                 let page = try await client.call("/api/anomalies?ip=198.18.0.99", token: db.viewerToken).object()
                 return !((page["anomalies"] as? [Any]) ?? []).isEmpty
             }

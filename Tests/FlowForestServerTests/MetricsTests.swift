@@ -18,7 +18,10 @@ struct MetricsTests {
     func promtoolClean() async throws {
         try await withService(.live) { client, db, _ in
             #expect(try await client.call("/api/traffic", .post, token: db.adminToken, json: goodRecords).status == .accepted)
-            try await Task.sleep(for: .milliseconds(800))
+            // Flow series appear once the ingested flows have gone through the pipeline.
+            try await waitFor("the ingested flows counted in /metrics") {
+                try await client.call("/metrics", token: db.viewerToken).text.contains("flowforest_flows_started_total")
+            }
             let r = try await client.call("/metrics", token: db.viewerToken)
             #expect(r.status == .ok)
             for name in ["flowforest_packets_total", "flowforest_anomalies_total", "flowforest_store_errors_total",
@@ -68,10 +71,9 @@ struct MetricsTests {
                                                  "http://127.0.0.1:\(promPort)/api/v1/query"], acceptExit: [0, 7, 28])
             }
             var answer = ""
-            for _ in 0..<60 {
-                try await Task.sleep(for: .milliseconds(500))
+            try await waitFor("Prometheus to scrape flowforest_ingest_records_total", seconds: 30) {
                 answer = try await query("flowforest_ingest_records_total")
-                if answer.contains("\"value\"") { break }
+                return answer.contains("\"value\"")
             }
             // The four ingested records, as Prometheus scraped them.
             #expect(answer.contains("\"4\""), "\(answer)")

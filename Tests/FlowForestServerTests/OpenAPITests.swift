@@ -74,7 +74,7 @@ struct OpenAPITests {
             let spec = OpenAPIDocument(try await client.call("/openapi.yaml").text)
             func keys(_ object: Any?) -> Set<String> { Set((object as? [String: Any])?.keys.map { $0 } ?? []) }
             #expect(try await client.call("/api/traffic", .post, token: db.adminToken, json: goodRecords).status == .accepted)
-            try await waitFor { try await parts.store.flowCount() == 2 }
+            try await waitFor("both ingested flows stored") { try await parts.store.flowCount() == 2 }
             let flows = try await client.call("/api/flows", token: db.viewerToken).object()
             let flow = (flows["recent"] as? [Any])?.first
             #expect(keys(flow) == spec.required["Flow"])

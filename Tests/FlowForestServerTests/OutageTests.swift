@@ -29,16 +29,16 @@ struct OutageTests {
                     (from..<from + 10).map { storedAnomaly($0, src: "198.18.0.\($0 % 200 + 1)", dst: "198.18.1.1", severity: .high).anomaly }
                 }
                 #expect(parts.writer.enqueue(anomalies: batch(0)))
-                try await waitFor(seconds: 60) { (try? await parts.store.anomalyCount()) == 10 }
+                try await waitFor("the first 10 anomalies stored", seconds: 60) { (try? await parts.store.anomalyCount()) == 10 }
 
                 try await pg.stop()
                 #expect(parts.writer.enqueue(anomalies: batch(10)))
                 #expect(parts.writer.enqueue(anomalies: batch(20)))
-                try await waitFor(seconds: 60) { parts.writer.errorCount >= 1 }
+                try await waitFor("a write error during the outage", seconds: 60) { parts.writer.errorCount >= 1 }
                 #expect(parts.writer.pending.anomalies == 20)
                 try await pg.start()
 
-                try await waitFor(seconds: 90) { (try? await parts.store.anomalyCount()) == 30 }
+                try await waitFor("all 30 anomalies stored after the outage", seconds: 90) { (try? await parts.store.anomalyCount()) == 30 }
                 let page = try await parts.store.anomalies(AnomalyQuery(limit: 100))
                 let written = Set(page.anomalies.map { "\($0.sourceAddress!)-\($0.timeMs)" })
                 let detected = Set((0..<30).map { i in "198.18.0.\(i % 200 + 1)-\(1_790_000_000_000 + Int64(i) * 1000)" })
@@ -57,12 +57,21 @@ struct OutageTests {
     }
 }
 
-/// Polls `condition` every 100 ms until true; fails after `seconds`.
-func waitFor(seconds: Double = 15, _ condition: () async throws -> Bool) async throws {
+/// Polls `condition` every 50 ms until true; after `seconds` throws an error
+/// naming `what`, so the test stops at the step that failed and says why.
+func waitFor(_ what: String, seconds: Double = 15, _ condition: () async throws -> Bool) async throws {
     let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
     while ContinuousClock.now < deadline {
         if try await condition() { return }
-        try await Task.sleep(for: .milliseconds(100))
+        try await Task.sleep(for: .milliseconds(50))
     }
-    Issue.record("condition not met within \(seconds) s")
+    throw WaitTimedOut(what: what, seconds: seconds)
+}
+
+/// A condition a test waited on did not come true in time.
+struct WaitTimedOut: Error, CustomStringConvertible {
+    var what: String
+    var seconds: Double
+    var detail = ""
+    var description: String { "timed out after \(seconds) s waiting for \(what)\(detail.isEmpty ? "" : ": \(detail)")" }
 }

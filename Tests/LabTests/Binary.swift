@@ -26,17 +26,7 @@ func temporaryDirectory() throws -> URL {
     return url
 }
 
-/// Waits until `body` is true, polling, for at most `seconds`.
-@discardableResult
-func waitUntil(_ seconds: Double, _ body: () -> Bool) -> Bool {
-    let deadline = Date().addingTimeInterval(seconds)
-    while Date() < deadline {
-        if body() { return true }
-        Thread.sleep(forTimeInterval: 0.05)
-    }
-    return body()
-}
-
-func fileContains(_ url: URL, _ text: String) -> Bool {
-    (try? String(contentsOf: url, encoding: .utf8))?.contains(text) ?? false
+/// The end of a log file, for failure messages.
+func tail(_ url: URL, _ characters: Int = 800) -> String {
+    String(((try? String(contentsOf: url, encoding: .utf8)) ?? "").suffix(characters))
 }

@@ -35,8 +35,9 @@ struct KilledRunTests {
                 "--interface", dev, "--print-flows", "json", "--poll-interval", "0.2", "--idle-timeout", "60",
                 "--database", dir.appendingPathComponent("\(name).db").path,
             ], stdout: out, stderr: err)
-            #expect(waitUntil(20) { fileContains(err, "capture started") },
-                    "\(name) did not start: \((try? String(contentsOf: err, encoding: .utf8)) ?? "")")
+            try Wait.blockingUntil("\(name) run to start capturing", timeout: 20, detail: { tail(err) }) {
+                Wait.file(err, contains: "capture started")
+            }
             return (p, out, err)
         }
 
@@ -50,9 +51,10 @@ struct KilledRunTests {
         // (requests in, replies out), none of it lost to a stale hook.
         let (next, out, err) = try start("next", ["--mode", "tc"])
         #expect(try Self.hooks(lab, b, dev) == ["tcx ingress ff_tc", "tcx egress ff_tc"])
-        if !afterKill.isEmpty { #expect(fileContains(err, "left behind by an earlier run")) }
+        if !afterKill.isEmpty { #expect(Wait.file(err, contains: "left behind by an earlier run")) }
+        // Each reply left through the egress hook before ping received it,
+        // so once ping is done every packet is in the map the run drains on exit.
         try lab.check(in: a, ["ping", "-c", "20", "-i", "0.01", "-W", "2", "-q", Self.server], timeout: 30)
-        Thread.sleep(forTimeInterval: 0.5)
         #expect(lab.stop(next, signal: SIGTERM, timeout: 10) == 0)
         let flows = try String(contentsOf: out, encoding: .utf8).split(separator: "\n").compactMap {
             try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]

@@ -25,15 +25,15 @@ struct PcapLabTests {
         let (_, serverIf) = try lab.connect(a, address: "\(Self.client)/24", b, address: "\(Self.server)/24")
 
         let pcap = dir.appendingPathComponent("lab.pcap")
-        let tcpdumpErr = dir.appendingPathComponent("tcpdump.err")
-        let tcpdump = try lab.spawn(in: b, ["tcpdump", "-i", serverIf, "-n", "-U", "-s", "256", "-w", pcap.path], stderr: tcpdumpErr)
+        let dump = try PacketDump(lab: lab, namespace: b, interface: serverIf, file: pcap, snapLength: 256)
+        let before = try Self.packets(lab, b, serverIf)
         let liveOut = dir.appendingPathComponent("live.jsonl"), liveErr = dir.appendingPathComponent("live.err")
         let live = try lab.spawn(in: b, [Binary.path, "run", "--mode", "pcap", "--interface", serverIf, "--print-flows", "json",
                                           "--idle-timeout", "60", "--poll-interval", "0.2", "--database", dir.appendingPathComponent("live.db").path],
                                     stdout: liveOut, stderr: liveErr)
-        #expect(waitUntil(15) { fileContains(tcpdumpErr, "listening on") && fileContains(liveErr, "capture started") },
-                "capture did not start: \((try? String(contentsOf: liveErr, encoding: .utf8)) ?? "")")
-        Thread.sleep(forTimeInterval: 0.5)
+        try Wait.blockingUntil("flowforest run --mode pcap to start capturing", timeout: 20, detail: { tail(liveErr) }) {
+            Wait.file(liveErr, contains: "capture started")
+        }
 
         // 50 echo requests of 84 IP bytes each, 50 replies.
         try lab.check(in: a, ["ping", "-c", "50", "-i", "0.01", "-W", "2", "-q", Self.server], timeout: 30)
@@ -44,7 +44,7 @@ struct PcapLabTests {
             n = 0
             while n < 100: s.recv(2048); n += 1
             """])
-        Thread.sleep(forTimeInterval: 0.5)
+        try Self.waitForListener(lab, b, "-u", port: 9999)
         try lab.check(in: a, ["python3", "-c", """
             import socket, time
             s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -63,17 +63,17 @@ struct PcapLabTests {
             c.close()
             assert n == 100000, n
             """])
-        Thread.sleep(forTimeInterval: 0.5)
+        try Self.waitForListener(lab, b, "-t", port: 5001)
         try lab.check(in: a, ["python3", "-c", """
             import socket
             s = socket.create_connection(("\(Self.server)", 5001), timeout=10); s.sendall(b"y" * 100000); s.shutdown(socket.SHUT_WR); s.recv(1); s.close()
             """], timeout: 30)
         #expect(lab.wait(tcpServer, timeout: 10) == 0, "the TCP server did not receive 100000 bytes")
-        lab.stop(sink, signal: SIGTERM)
-        Thread.sleep(forTimeInterval: 1.5)
-
+        #expect(lab.wait(sink, timeout: 10) == 0, "the UDP sink did not receive 100 datagrams")
+        // Every packet the interface counted is in the file. The live run
+        // needs no wait: on SIGINT it reads what its capture ring still holds.
+        try dump.finish(expecting: { Int(try Self.packets(lab, b, serverIf) - before) })
         #expect(lab.stop(live, signal: SIGINT, timeout: 15) == 0, "run did not exit cleanly on SIGINT")
-        lab.stop(tcpdump, signal: SIGINT)
 
         // The oracle: tcpdump's own reading of the IP length of every packet.
         let oracle = try Self.oracle(pcap)
@@ -104,6 +104,18 @@ struct PcapLabTests {
         let total = try Command.check(["tcpdump", "-r", pcap.path, "-n"]).stdout.split(separator: "\n").count
         #expect(stats["packets_seen"] as? Int == total)
         #expect((stats["packets_accounted"] as? Int ?? 0) + (stats["not_ip"] as? Int ?? 0) == total)
+    }
+
+    /// Received plus sent packets of an interface.
+    static func packets(_ lab: NetworkLab, _ ns: String, _ dev: String) throws -> UInt64 {
+        try lab.counter("rx_packets", interface: dev, in: ns) + lab.counter("tx_packets", interface: dev, in: ns)
+    }
+
+    /// Waits until a socket listens on `port` in `ns` (`-t` TCP, `-u` UDP).
+    static func waitForListener(_ lab: NetworkLab, _ ns: String, _ proto: String, port: Int) throws {
+        try Wait.blockingUntil("a listener on port \(port) in \(ns)", timeout: 10) {
+            !(try lab.check(in: ns, ["ss", "-Hln", proto, "sport = :\(port)"]).stdout.isEmpty)
+        }
     }
 
     /// Sums packets and IP bytes of the flows matching a protocol (and destination port).

@@ -12,16 +12,19 @@ struct TrafficLabTests {
         defer { try? FileManager.default.removeItem(at: dir) }
         let traffic = try TrafficLab(workDirectory: dir)
         defer { traffic.teardown() }
-        let pcap = dir.appendingPathComponent("sensor.pcap"), err = dir.appendingPathComponent("tcpdump.err")
-        let tcpdump = try traffic.lab.spawn(in: traffic.serversNamespace, ["tcpdump", "-i", traffic.sensorInterface, "-n", "-U", "-s", "128", "-w", pcap.path], stderr: err)
-        #expect(waitUntil(10) { fileContains(err, "listening on") })
+        let pcap = dir.appendingPathComponent("sensor.pcap")
+        let (lab, ns, dev) = (traffic.lab, traffic.serversNamespace, traffic.sensorInterface)
+        func packets() throws -> UInt64 {
+            try lab.counter("rx_packets", interface: dev, in: ns) + lab.counter("tx_packets", interface: dev, in: ns)
+        }
+        let dump = try PacketDump(lab: lab, namespace: ns, interface: dev, file: pcap, snapLength: 128)
+        let before = try packets()
         let normal = try traffic.startNormalTraffic(seconds: 3)
         try traffic.run(.synScan)
         try traffic.run(.pingSweep)
         try traffic.run(.synFlood)
         for p in normal { p.waitUntilExit() }
-        Thread.sleep(forTimeInterval: 0.5)
-        traffic.lab.stop(tcpdump, signal: SIGINT)
+        try dump.finish(expecting: { Int(try packets() - before) })
 
         let result = try Binary.run(["analyze", pcap.path, "--format", "json"])
         let report = try #require(JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])

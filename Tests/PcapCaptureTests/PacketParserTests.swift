@@ -1,4 +1,5 @@
 import FlowForestCore
+import FlowForestTestSupport
 import Testing
 @testable import PcapCapture
 
@@ -184,13 +185,18 @@ struct PacketParserTests {
 
     @Test("Random bytes never crash the parser")
     func fuzz() {
-        var generator = SystemRandomNumberGenerator()
-        for _ in 0..<20_000 {
+        let seed = FuzzSeed.current()
+        var generator = seed.generator()
+        for i in 0..<20_000 {
             let length = Int.random(in: 0..<120, using: &generator)
             var frame = (0..<length).map { _ in UInt8.random(in: 0...255, using: &generator) }
-            if frame.count > 14, Bool.random() { frame[12] = 0x08; frame[13] = Bool.random() ? 0x00 : 0xDD; frame[14] = Bool.random() ? 0x45 : 0x60 }
+            if frame.count > 14, Bool.random(using: &generator) {
+                frame[12] = 0x08
+                frame[13] = Bool.random(using: &generator) ? 0x00 : 0xDD
+                frame[14] = Bool.random(using: &generator) ? 0x45 : 0x60
+            }
             if case .packet(let p) = parse(frame) {
-                #expect(Int(p.ipLength) <= frame.count)
+                #expect(Int(p.ipLength) <= frame.count, "frame \(i), \(seed): \(frame)")
             }
         }
     }

@@ -8,6 +8,7 @@ import random
 import shutil
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -16,6 +17,22 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
+
+# Tools installed into the test venv (podman-compose) are found like system
+# ones, by the checks below and by the commands the tests run.
+os.environ["PATH"] = f"{os.path.dirname(sys.executable)}{os.pathsep}{os.environ.get('PATH', '')}"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """As root every deploy test can run here, so a skip means something is
+    missing (a tool, a file): it fails instead of passing quietly."""
+    outcome = yield
+    report = outcome.get_result()
+    if os.geteuid() == 0 and report.skipped and not hasattr(report, "wasxfail"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        report.outcome = "failed"
+        report.longrepr = f"skipped as root, where every deploy test must run: {reason}"
 DEPLOY = REPO / "deploy"
 BPF_OBJECT = REPO / "out" / "bpf" / "flowforest.bpf.o"
 

@@ -1,0 +1,181 @@
+#!/usr/bin/env python3
+"""Runs FlowForest's tests in tiers and prints one summary for all of them.
+
+    unit       Swift unit suites, in parallel (no root, no network lab)
+    lab        Swift suites that drive a namespace lab, one at a time (root)
+    deploy     promtool, systemd-analyze and a live Prometheus (pytest)
+    dashboard  headless Chromium against a live daemon (unittest)
+
+Fast tiers come first, so a broken build or unit test fails in minutes, not
+after the labs. Every tier runs even when an earlier one failed: one run shows
+every failure.
+
+As root every test must run: a skipped suite or test fails its tier (a
+missing tool is a failure, not a silent skip). Without root the lab suites
+skip themselves, and the summary lists each skipped suite loudly.
+
+Usage: tiers.py [TIER ...]   (default: all, in the order above)
+Environment: SWIFT, SWIFT_FLAGS, VENV, DEPLOY_VENV, DASHBOARD_VENV, OUT.
+"""
+
+import os
+import re
+import shlex
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SWIFT = os.environ.get("SWIFT", "swift")
+SWIFT_FLAGS = shlex.split(os.environ.get("SWIFT_FLAGS", ""))
+OUT = os.environ.get("OUT", "out")
+VENV = os.path.abspath(os.environ.get("VENV", f"{OUT}/venv"))
+DEPLOY_VENV = os.path.abspath(os.environ.get("DEPLOY_VENV", f"{OUT}/deploy-venv"))
+DASHBOARD_VENV = os.path.abspath(os.environ.get("DASHBOARD_VENV", f"{OUT}/venv-dashboard"))
+IS_ROOT = os.geteuid() == 0
+# Test targets whose suites need root and a namespace lab.
+LAB_TARGETS = "EBPFCaptureTests|LabTests"
+
+
+@dataclass
+class Result:
+    tier: str
+    passed: int = 0
+    failed: int = 0
+    skipped: int = 0
+    seconds: float = 0.0
+    exit_code: int = 0
+    skipped_names: list = field(default_factory=list)
+    note: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0 and self.failed == 0 and not (IS_ROOT and self.skipped)
+
+
+def run(tier: str, cmd: list, env: dict | None = None) -> tuple[str, int, float]:
+    """Runs `cmd`, streaming its output, and returns (output, exit code, seconds)."""
+    print(f"\n==> {tier}: {' '.join(shlex.quote(c) for c in cmd)}", flush=True)
+    start = time.monotonic()
+    proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **(env or {})}, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, errors="replace")
+    lines = []
+    for line in proc.stdout:
+        sys.stdout.write(line)
+        sys.stdout.flush()
+        lines.append(line)
+    code = proc.wait()
+    return "".join(lines), code, time.monotonic() - start
+
+
+# Swift Testing's own lines: "✔ Test x() passed after ...", "✘ Test x() failed after ...",
+# "➜ Suite \"...\" skipped: ...", "✔ Test run with 12 tests in 3 suites passed after ...".
+SWIFT_RUN = re.compile(r"Test run with (\d+) tests? (?:in \d+ suites? )?(passed|failed)")
+SWIFT_FAILED = re.compile(r"^\S+ Test (.+?) failed after")
+SWIFT_SKIPPED = re.compile(r"^\S+ (Suite|Test) (.+?) skipped")
+
+
+def swift_tier(tier: str, selection: list, env: dict | None = None) -> Result:
+    output, code, seconds = run(tier, [SWIFT, "test", *SWIFT_FLAGS, "--skip-build", *selection], env)
+    r = Result(tier, seconds=seconds, exit_code=code)
+    total = sum(int(m.group(1)) for m in SWIFT_RUN.finditer(output))
+    failed = {m.group(1) for line in output.splitlines() if (m := SWIFT_FAILED.match(line))}
+    r.skipped_names = [f"{m.group(1).lower()} {m.group(2)}" for line in output.splitlines()
+                       if (m := SWIFT_SKIPPED.match(line))]
+    r.failed = len(failed)
+    r.skipped = len(r.skipped_names)
+    r.passed = max(0, total - r.failed - r.skipped)
+    if code != 0 and r.failed == 0:
+        r.failed, r.note = 1, f"swift test exited {code} without a failed test: a crash or a build problem"
+    if total == 0 and code == 0 and not r.skipped:
+        r.failed, r.note = 1, "no test ran"
+    return r
+
+
+PYTEST_COUNTS = re.compile(r"(\d+) (passed|failed|skipped|error|errors)\b")
+PYTEST_SKIP = re.compile(r"^SKIPPED \[\d+\] (.*)$", re.M)
+
+
+def pytest_tier(tier: str, args: list, env: dict) -> Result:
+    output, code, seconds = run(tier, [f"{DEPLOY_VENV}/bin/python", "-m", "pytest", "-q", "-rs", *args], env)
+    r = Result(tier, seconds=seconds, exit_code=code)
+    summary = [line for line in output.splitlines() if re.search(r"\d+ (passed|failed|skipped|error)", line)]
+    for count, word in PYTEST_COUNTS.findall(summary[-1] if summary else ""):
+        if word == "passed":
+            r.passed = int(count)
+        elif word == "skipped":
+            r.skipped = int(count)
+        else:
+            r.failed += int(count)
+    r.skipped_names = PYTEST_SKIP.findall(output)
+    if code != 0 and r.failed == 0:
+        r.failed, r.note = 1, f"pytest exited {code}"
+    return r
+
+
+def unittest_tier(tier: str, cmd: list, env: dict) -> Result:
+    output, code, seconds = run(tier, cmd, env)
+    r = Result(tier, seconds=seconds, exit_code=code)
+    ran = re.search(r"^Ran (\d+) tests?", output, re.M)
+    status = re.search(r"^(OK|FAILED)(?: \((.*)\))?$", output, re.M)
+    details = dict((k, int(v)) for k, v in re.findall(r"(\w+)=(\d+)", status.group(2) or "")) if status else {}
+    r.failed = details.get("failures", 0) + details.get("errors", 0)
+    r.skipped = details.get("skipped", 0)
+    r.passed = (int(ran.group(1)) if ran else 0) - r.failed - r.skipped
+    r.skipped_names = re.findall(r"^(\S+ \(.*\)) \.\.\. skipped (.*)$", output, re.M)
+    if code != 0 and r.failed == 0:
+        r.failed, r.note = 1, f"exited {code}"
+    return r
+
+
+def flowforest_bin() -> str:
+    path = subprocess.run([SWIFT, "build", *SWIFT_FLAGS, "--show-bin-path"], cwd=ROOT, capture_output=True,
+                          text=True, check=True).stdout.strip()
+    return f"{path}/flowforest"
+
+
+TIERS = {
+    "unit": lambda: swift_tier("unit", ["--skip", LAB_TARGETS], {
+        # The parity suite runs in this tier, against the reference venv.
+        "FLOWFOREST_REQUIRE_PARITY": "1", "FLOWFOREST_PYTHON": f"{VENV}/bin/python"}),
+    # One suite at a time: labs drive traffic at full rate and must not
+    # compete with each other for the two cores.
+    "lab": lambda: swift_tier("lab", ["--no-parallel", "--filter", LAB_TARGETS]),
+    "deploy": lambda: pytest_tier("deploy", [
+        "Tests/deploy/test_static.py", "Tests/deploy/test_prometheus_live.py", "Tests/deploy/test_systemd_identity.py",
+    ], {"FLOWFOREST_BIN": flowforest_bin()}),
+    "dashboard": lambda: unittest_tier("dashboard", [f"{DASHBOARD_VENV}/bin/python", "Tests/dashboard/test_dashboard.py"],
+                                       {"FLOWFOREST_BIN": flowforest_bin()}),
+}
+
+
+def main() -> int:
+    names = sys.argv[1:] or list(TIERS)
+    unknown = [n for n in names if n not in TIERS]
+    if unknown:
+        print(f"tiers.py: unknown tier {', '.join(unknown)}; tiers: {', '.join(TIERS)}", file=sys.stderr)
+        return 2
+    results = [TIERS[name]() for name in names]
+
+    print("\n==> summary" + ("" if IS_ROOT else " (not root: lab suites skip themselves)"))
+    print(f"  {'tier':<10} {'passed':>6} {'failed':>6} {'skipped':>7} {'time':>8}  result")
+    for r in results:
+        verdict = "ok" if r.ok else ("FAILED: skipped as root" if r.failed == 0 and r.exit_code == 0 else "FAILED")
+        line = f"  {r.tier:<10} {r.passed:>6} {r.failed:>6} {r.skipped:>7} {r.seconds:>7.0f}s  {verdict}"
+        print(line + (f" ({r.note})" if r.note else ""))
+    skipped = [(r.tier, name) for r in results for name in r.skipped_names]
+    if skipped:
+        banner = "SKIPPED AS ROOT, WHICH IS A FAILURE" if IS_ROOT else "SKIPPED (run as root to include them)"
+        print(f"\n  !!! {banner}:")
+        for tier, name in skipped:
+            print(f"  !!!   {tier}: {name}")
+    passed = sum(r.passed for r in results)
+    failed = sum(r.failed for r in results) + (sum(r.skipped for r in results) if IS_ROOT else 0)
+    total_skipped = sum(r.skipped for r in results)
+    print(f"\ntests: {passed} passed, {failed} failed, {total_skipped} skipped")
+    return 0 if all(r.ok for r in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
