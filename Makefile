@@ -13,6 +13,11 @@ APT_PACKAGES := libpcap-dev libbpf-dev libelf-dev zlib1g-dev linux-libc-dev bpft
 	tcpdump iproute2 iputils-ping netcat-openbsd curl hping3 nmap netsniff-ng \
 	python3-venv python3-pip postgresql prometheus libcap2-bin \
 	chromium chromium-driver
+# Python venvs: the parity reference (scikit-learn, isotree), the dashboard
+# test (selenium) and the deploy tests (pytest, podman-compose).
+VENV       ?= $(OUT)/venv
+DASHBOARD_VENV ?= $(OUT)/venv-dashboard
+DEPLOY_VENV ?= $(OUT)/deploy-venv
 # Tiers `make test` runs (Tests/tiers.py): unit lab deploy dashboard.
 TIERS      ?=
 INTERFACE  ?= $(shell ip route show default 2>/dev/null | awk '/default/ {print $$5; exit}')
@@ -55,7 +60,6 @@ test: deps deps-deploy bpf $(VENV)/.installed $(DEPLOY_VENV)/.installed $(DASHBO
 		Tests/lab/leftovers.sh check $(OUT)/leftovers.before || { [ $$rc -ne 0 ] || rc=1; }; exit $$rc
 
 # Reference venv for the isolation-forest parity test and benchmark (scikit-learn, isotree).
-VENV       ?= $(OUT)/venv
 
 $(VENV)/.installed: Tests/parity/requirements.txt
 	python3 -m venv $(VENV)
@@ -67,7 +71,6 @@ test-parity: $(VENV)/.installed ## Isolation forest vs scikit-learn: mean ROC AU
 		$(SWIFT) test $(SWIFT_FLAGS) --filter ParityTests
 
 # Dashboard browser test: selenium from PyPI driving Debian's headless chromium.
-DASHBOARD_VENV ?= $(OUT)/venv-dashboard
 
 $(DASHBOARD_VENV)/.installed: Tests/dashboard/requirements.txt
 	python3 -m venv $(DASHBOARD_VENV)
@@ -101,7 +104,6 @@ clean: ## Remove generated files
 	rm -rf $(OUT) .build
 
 # Deploy (deploy/, Tests/deploy/): pytest and podman-compose in their own venv.
-DEPLOY_VENV ?= $(OUT)/deploy-venv
 DEPLOY_APT_PACKAGES := prometheus systemd python3-venv podman runc debootstrap iproute2 iputils-ping
 IMAGE      ?= localhost/flowforest:latest
 IMAGE_DIR  := $(OUT)/image
