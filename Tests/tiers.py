@@ -72,7 +72,7 @@ def run(tier: str, cmd: list, env: dict | None = None) -> tuple[str, int, float]
 # Swift Testing's own lines: "✔ Test x() passed after ...", "✘ Test x() failed after ...",
 # "➜ Suite \"...\" skipped: ...", "✔ Test run with 12 tests in 3 suites passed after ...".
 SWIFT_RUN = re.compile(r"Test run with (\d+) tests? (?:in \d+ suites? )?(passed|failed)")
-SWIFT_FAILED = re.compile(r"^\S+ Test (.+?) failed after")
+SWIFT_FAILED = re.compile(r"^\S+ Test (?!run with )(.+?) (?:with \d+ test cases? )?failed after")
 SWIFT_SKIPPED = re.compile(r"^\S+ (Suite|Test) (.+?) skipped")
 
 

@@ -27,8 +27,9 @@ extension Bench {
         }
         let pid = daemon.processIdentifier
         func scrape() throws -> String { try lab.check(in: namespace, ["curl", "-sf", "http://127.0.0.1:8080/metrics"]).stdout }
+        // Packet series appear with the first packet; the build info is there from the start.
         try await Wait.until("flowforest run to serve /metrics", timeout: 30) {
-            (try? scrape())?.contains("flowforest_packets_total") ?? false
+            (try? scrape())?.contains("flowforest_build_info") ?? false
         }
         let before = try scrape()
         let rx0 = try lab.counter("rx_packets", interface: interface, in: namespace)
