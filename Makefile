@@ -12,13 +12,13 @@ BPF_OBJ    := $(OUT)/bpf/flowforest.bpf.o
 APT_PACKAGES := libpcap-dev libbpf-dev libelf-dev zlib1g-dev linux-libc-dev bpftool \
 	tcpdump iproute2 iputils-ping netcat-openbsd curl hping3 nmap netsniff-ng \
 	python3-venv python3-pip postgresql prometheus libcap2-bin \
-	chromium chromium-driver
+	chromium chromium-driver nfdump pmacct
 # Python venvs: the parity reference (scikit-learn, isotree), the dashboard
 # test (selenium) and the deploy tests (pytest, podman-compose).
 VENV       ?= $(OUT)/venv
 DASHBOARD_VENV ?= $(OUT)/venv-dashboard
 DEPLOY_VENV ?= $(OUT)/deploy-venv
-# Tiers `make test` runs (Tests/tiers.py): unit lab deploy dashboard.
+# Tiers `make test` runs (Tests/tiers.py): unit service lab deploy dashboard.
 TIERS      ?=
 INTERFACE  ?= $(shell ip route show default 2>/dev/null | awk '/default/ {print $$5; exit}')
 
@@ -49,7 +49,7 @@ build: deps bpf ## Build the daemon (CONFIG=release for an optimised build)
 release: ## Build an optimised binary
 	$(MAKE) build CONFIG=release
 
-test: deps deps-deploy bpf $(VENV)/.installed $(DEPLOY_VENV)/.installed $(DASHBOARD_VENV)/.installed ## Every test in tiers (unit in parallel, then root labs, deploy, dashboard), a summary, and a check that nothing was left behind
+test: deps deps-deploy bpf $(VENV)/.installed $(DEPLOY_VENV)/.installed $(DASHBOARD_VENV)/.installed ## Every test in tiers (unit and service in parallel, then root labs, deploy, dashboard), a summary, and a check that nothing was left behind
 	@mkdir -p $(OUT)
 	@Tests/lab/leftovers.sh snapshot $(OUT)/leftovers.before
 	@start=$$(date +%s); $(SWIFT) build $(SWIFT_FLAGS) --build-tests || exit 1; \

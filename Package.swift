@@ -49,6 +49,17 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        // MARK: IPFIX export (RFC 7011, RFC 5103 biflows) to any collector.
+        .target(
+            name: "FlowForestIPFIX",
+            dependencies: [
+                "FlowForestCore",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
         // MARK: Detection: feature vectors, isolation forest, detector (pure Swift).
         .target(
             name: "FlowForestDetection",
@@ -135,7 +146,7 @@ let package = Package(
             name: "flowforest",
             dependencies: [
                 "FlowForestCore", "FlowForestDetection", "PcapCapture", "EBPFCapture", "FlowForestLab",
-                "FlowForestStore", "FlowForestServer",
+                "FlowForestStore", "FlowForestServer", "FlowForestIPFIX",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -147,6 +158,14 @@ let package = Package(
         .testTarget(
             name: "FlowForestCoreTests",
             dependencies: ["FlowForestCore"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "FlowForestIPFIXTests",
+            dependencies: [
+                "FlowForestIPFIX", "FlowForestCore", "FlowForestTestSupport",
+                .product(name: "Logging", package: "swift-log"), .product(name: "Metrics", package: "swift-metrics"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Runs FlowForest's tests in tiers and prints one summary for all of them.
 
-    unit       Swift unit suites, in parallel (no root, no network lab)
+    unit       Swift unit suites in memory, in parallel (no root, no network lab)
+    service    store and server suites (real SQLite, PostgreSQL, HTTP), in parallel
     lab        Swift suites that drive a namespace lab, one at a time (root)
     deploy     promtool, systemd-analyze and a live Prometheus (pytest)
     dashboard  headless Chromium against a live daemon (unittest)
@@ -36,6 +37,10 @@ DASHBOARD_VENV = os.path.abspath(os.environ.get("DASHBOARD_VENV", f"{OUT}/venv-d
 IS_ROOT = os.geteuid() == 0
 # Test targets whose suites need root and a namespace lab.
 LAB_TARGETS = "EBPFCaptureTests|LabTests"
+# Suites waiting on sockets and servers run apart from the CPU-bound unit
+# suites: in one process, tests that keep both cooperative threads busy
+# delay others' I/O until their own deadlines fire.
+SERVICE_TARGETS = "FlowForestStoreTests|FlowForestServerTests"
 
 
 @dataclass
@@ -136,9 +141,10 @@ def flowforest_bin() -> str:
 
 
 TIERS = {
-    "unit": lambda: swift_tier("unit", ["--skip", LAB_TARGETS], {
+    "unit": lambda: swift_tier("unit", ["--skip", f"{LAB_TARGETS}|{SERVICE_TARGETS}"], {
         # The parity suite runs in this tier, against the reference venv.
         "FLOWFOREST_REQUIRE_PARITY": "1", "FLOWFOREST_PYTHON": f"{VENV}/bin/python"}),
+    "service": lambda: swift_tier("service", ["--filter", SERVICE_TARGETS]),
     # One suite at a time: labs drive traffic at full rate and must not
     # compete with each other for the two cores.
     "lab": lambda: swift_tier("lab", ["--no-parallel", "--filter", LAB_TARGETS]),

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CoreMetrics
 import FlowForestCore
 import FlowForestDetection
 import Foundation
@@ -19,6 +20,7 @@ struct AnalyzeCommand: AsyncParsableCommand {
               flowforest analyze traffic.pcapng --format json > report.json
               flowforest analyze traffic.pcap --format csv > flows.csv
               flowforest analyze suspect.pcap --model model.json --anomalies
+              flowforest analyze traffic.pcap --export-ipfix udp://127.0.0.1:4739   # replay into a collector
             """
     )
 
@@ -42,6 +44,7 @@ struct AnalyzeCommand: AsyncParsableCommand {
     var sensorName: String = ProcessInfo.processInfo.hostName
 
     @OptionGroup var flowOptions: FlowOptions
+    @OptionGroup var exportOptions: ExportOptions
     @OptionGroup var logOptions: LogOptions
 
     func run() async throws {
@@ -55,6 +58,8 @@ struct AnalyzeCommand: AsyncParsableCommand {
                 throw failure("\(error)")
             }
         }
+        let exporters = try exportOptions.makeExporters(metricsFactory: NOOPMetricsHandler.instance, logger: logger)
+        defer { for exporter in exporters { exporter.finish() } }
         let source = PcapFileSource(path: file, configuration: flowOptions.configuration, logger: logger)
         var found: [Anomaly] = []
         var flows: [FlowRecord] = []
@@ -63,6 +68,8 @@ struct AnalyzeCommand: AsyncParsableCommand {
         do {
             for try await batch in source.batches() {
                 for record in batch.records where record.state == .ended { flows.append(record) }
+                // Offline, export waits for the collector rather than drop.
+                for exporter in exporters { exporter.export(batch.records, wait: true) }
                 if detector != nil { found += detector!.process(batch) }
                 statistics = batch.statistics
                 progress.update(fraction: batch.progress, detail: "\(statistics.packetsSeen) packets, \(statistics.flowsStarted) flows")

@@ -2,6 +2,7 @@ import EBPFCapture
 import ArgumentParser
 import FlowForestCore
 import FlowForestDetection
+import FlowForestIPFIX
 import FlowForestServer
 import FlowForestStore
 import Foundation
@@ -86,6 +87,7 @@ struct RunCommand: AsyncParsableCommand {
     var config: String?
 
     @OptionGroup var flowOptions: FlowOptions
+    @OptionGroup var exportOptions: ExportOptions
     @OptionGroup var logOptions: LogOptions
 
     func validate() throws {
@@ -146,7 +148,9 @@ struct RunCommand: AsyncParsableCommand {
         }
         metrics.recordCapture(mode: source.mode, interfaces: interfaces.isEmpty ? [DefaultRoute.interface()].compactMap { $0 } : interfaces)
         let reporter = FlowReportService(source: source, printing: printFlows, logger: logger)
-        try await serve(server, source: ReportingSource(base: source, reporter: reporter), detector: detector, metrics: metrics, logger: logger)
+        let exporters = try exportOptions.makeExporters(metricsFactory: metrics.factory, logger: logger)
+        try await serve(server, source: ReportingSource(base: source, reporter: reporter, exporters: exporters),
+                        detector: detector, metrics: metrics, logger: logger)
     }
 
     private func openCapture(logger: Logger) throws -> any FlowSource {
@@ -202,16 +206,17 @@ struct RunCommand: AsyncParsableCommand {
     }
 }
 
-/// Passes a capture source's batches on to the service and reports ended
-/// flows as `--print-flows` asks.
+/// Passes a capture source's batches on to the service, reports ended flows
+/// as `--print-flows` asks and hands records to the IPFIX exporters.
 struct ReportingSource: FlowSource {
     let base: any FlowSource
     let reporter: FlowReportService
+    let exporters: [IPFIXExporter]
     var mode: String { base.mode }
 
     func batches() -> AsyncThrowingStream<FlowBatch, any Error> {
         let upstream = base.batches()
-        let reporter = self.reporter
+        let (reporter, exporters) = (self.reporter, self.exporters)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         return AsyncThrowingStream { continuation in
@@ -219,10 +224,15 @@ struct ReportingSource: FlowSource {
                 do {
                     for try await batch in upstream {
                         reporter.report(batch, encoder: encoder)
+                        // Live, a full export queue drops (and counts) rather than hold up capture.
+                        for exporter in exporters { exporter.export(batch.records, wait: false) }
                         continuation.yield(batch)
                     }
+                    // The final flush of flows open at shutdown goes out before the exporters stop.
+                    for exporter in exporters { exporter.finish() }
                     continuation.finish()
                 } catch {
+                    for exporter in exporters { exporter.finish() }
                     continuation.finish(throwing: error)
                 }
             }

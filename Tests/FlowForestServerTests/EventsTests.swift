@@ -81,7 +81,8 @@ final class EventStream: Sendable {
     }
 
     func close() {
-        if process.isRunning { process.terminate() }
+        // SIGKILL: the runner's threads block SIGTERM, and curl inherits that mask.
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
         process.waitUntilExit()
     }
 }

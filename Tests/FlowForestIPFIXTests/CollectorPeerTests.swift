@@ -1,0 +1,100 @@
+import CoreMetrics
+import FlowForestCore
+import FlowForestIPFIX
+import Foundation
+import Logging
+import Testing
+
+/// FlowForest's IPFIX read by real collectors from Debian (nfdump's nfcapd,
+/// pmacct's nfacctd) on loopback: every flow, packet and byte exported
+/// arrives, with deltas of long flows summing to their totals.
+@Suite("IPFIX export to real collectors", .serialized)
+struct CollectorPeerTests {
+    /// Flows with known totals: 200 short TCP flows, 50 long ones exported at
+    /// an active timeout and again at their end, 20 IPv6 UDP flows, 10 pings.
+    static func traffic() -> (records: [FlowRecord], expected: [String: (packets: UInt64, bytes: UInt64)]) {
+        var records: [FlowRecord] = []
+        var expected: [String: (packets: UInt64, bytes: UInt64)] = [:]
+        func add(_ r: FlowRecord) {
+            records.append(r)
+            guard r.state == .ended else { return }
+            let icmp = IPProtocol.isICMP(r.ipProtocol)
+            let keys = [
+                ("\(r.ipProtocol) \(r.sourceAddress) \(icmp ? 0 : r.sourcePort) \(r.destinationAddress) \(icmp ? 0 : r.destinationPort)", r.forward),
+                ("\(r.ipProtocol) \(r.destinationAddress) \(icmp ? 0 : r.destinationPort) \(r.sourceAddress) \(icmp ? 0 : r.sourcePort)", r.reverse),
+            ]
+            for (key, d) in keys where d.packets > 0 {
+                expected[key, default: (0, 0)].packets += d.packets
+                expected[key, default: (0, 0)].bytes += d.bytes
+            }
+        }
+        for i in 0..<200 {
+            add(flow(id: UInt64(i), sport: UInt16(20000 + i), fwd: (UInt64(3 + i % 7), UInt64(200 + i * 3)), rev: (UInt64(2 + i % 5), UInt64(900 + i * 11))))
+        }
+        for i in 0..<50 {
+            let id = UInt64(1000 + i), sport = UInt16(30000 + i)
+            add(flow(id: id, src: "198.18.1.\(i + 1)", sport: sport, fwd: (1000, 1_400_000), rev: (400, 30_000), state: .interim))
+            add(flow(id: id, src: "198.18.1.\(i + 1)", sport: sport, fwd: (1500 + UInt64(i), 2_100_000), rev: (700, 50_000), end: .tcpClose))
+        }
+        for i in 0..<20 {
+            add(flow(id: UInt64(2000 + i), src: "2001:2::1", dst: "2001:2::\(i + 2)", sport: 5353, dport: 53, proto: IPProtocol.udp,
+                     fwd: (4, 4 * 90), rev: (4, 4 * 250)))
+        }
+        for i in 0..<10 {
+            add(flow(id: UInt64(3000 + i), src: "198.18.2.\(i + 1)", sport: 8, dport: 0, proto: IPProtocol.icmp, fwd: (5, 420), rev: (5, 420)))
+        }
+        return (records, expected)
+    }
+
+    @Test("nfcapd receives every flow, packet and byte, uniflow and biflow", arguments: [false, true])
+    func nfcapd(biflow: Bool) throws {
+        let dir = try PeerProcess.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let port = try PeerProcess.freeUDPPort()
+        let collector = try PeerProcess.start("/usr/bin/nfcapd", ["-b", "127.0.0.1", "-p", "\(port)", "-w", dir.path, "-B", "8388608"],
+                                              log: dir.appendingPathComponent("nfcapd.log"))
+        defer { collector.stop() }
+        try collector.waitForUDPListener(port: port)
+
+        let (records, expected) = Self.traffic()
+        var logger = Logger(label: "ipfix-test")
+        logger.logLevel = .warning
+        let exporter = try IPFIXExporter(destination: ExportDestination("udp://127.0.0.1:\(port)"), biflow: biflow,
+                                         metricsFactory: NOOPMetricsHandler.instance, logger: logger)
+        exporter.export(records, wait: true)
+        exporter.finish()
+        // Everything sent has been read by nfcapd once its socket queue is empty; SIGTERM then writes the file.
+        try collector.waitForEmptyReceiveQueue(port: port)
+        collector.stop()
+
+        let got = try Self.nfdumpTotals(dir)
+        #expect(got.count == expected.count, "flows: nfdump \(got.count), FlowForest \(expected.count)")
+        for (key, want) in expected {
+            let have = got[key]
+            #expect(have?.packets == want.packets && have?.bytes == want.bytes, "\(key): nfdump \(String(describing: have)), FlowForest \(want)")
+        }
+    }
+
+    /// nfdump's records summed per direction key ("proto src sport dst dport"):
+    /// a biflow's "out" counts belong to the reply direction.
+    static func nfdumpTotals(_ dir: URL) throws -> [String: (packets: UInt64, bytes: UInt64)] {
+        let out = try PeerProcess.run("/usr/bin/nfdump", ["-R", dir.path, "-q", "-N", "-o", "fmt:%pr|%sa|%sp|%da|%dp|%ipkt|%ibyt|%opkt|%obyt"])
+        var totals: [String: (packets: UInt64, bytes: UInt64)] = [:]
+        for line in out.split(separator: "\n") {
+            let f = line.split(separator: "|").map { $0.trimmingCharacters(in: .whitespaces) }
+            guard f.count == 9, let inPackets = UInt64(f[5]), let inBytes = UInt64(f[6]),
+                  let outPackets = UInt64(f[7]), let outBytes = UInt64(f[8]) else { continue }
+            let proto = ["TCP": IPProtocol.tcp, "UDP": IPProtocol.udp, "ICMP": IPProtocol.icmp, "ICMP6": IPProtocol.icmpv6][f[0]] ?? UInt8(f[0]) ?? 0
+            let icmp = IPProtocol.isICMP(proto)
+            let (src, dst) = (IPAddress(f[1]).map { "\($0)" } ?? f[1], IPAddress(f[3]).map { "\($0)" } ?? f[3])
+            let (sport, dport) = (icmp ? "0" : f[2], icmp ? "0" : f[4])
+            totals["\(proto) \(src) \(sport) \(dst) \(dport)", default: (0, 0)].packets += inPackets
+            totals["\(proto) \(src) \(sport) \(dst) \(dport)", default: (0, 0)].bytes += inBytes
+            if outPackets > 0 {
+                totals["\(proto) \(dst) \(dport) \(src) \(sport)", default: (0, 0)].packets += outPackets
+                totals["\(proto) \(dst) \(dport) \(src) \(sport)", default: (0, 0)].bytes += outBytes
+            }
+        }
+        return totals
+    }
+}

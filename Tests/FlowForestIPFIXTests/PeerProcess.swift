@@ -1,0 +1,113 @@
+import Foundation
+
+/// A collector process started by a test, waited on by conditions
+/// (listening, socket queue drained), and always stopped.
+final class PeerProcess {
+    let process: Process
+    let log: URL
+
+    private init(process: Process, log: URL) {
+        self.process = process
+        self.log = log
+    }
+
+    static func start(_ path: String, _ arguments: [String], log: URL) throws -> PeerProcess {
+        guard FileManager.default.isExecutableFile(atPath: path) else {
+            throw PeerError("\(path) is not installed (make deps installs it)")
+        }
+        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: path)
+        p.arguments = arguments
+        let handle = try FileHandle(forWritingTo: log)
+        p.standardOutput = handle
+        p.standardError = handle
+        // A child inherits its spawning thread's signal mask, and the test
+        // runner's pool threads block SIGTERM: the collector would never see
+        // the signal that makes it write its file and exit.
+        var empty = sigset_t(), previous = sigset_t()
+        sigemptyset(&empty)
+        pthread_sigmask(SIG_SETMASK, &empty, &previous)
+        defer { pthread_sigmask(SIG_SETMASK, &previous, nil) }
+        try p.run()
+        return PeerProcess(process: p, log: log)
+    }
+
+    /// SIGTERM, then waits for the process to exit (collectors write their files then).
+    func stop() {
+        if process.isRunning { process.terminate() }
+        process.waitUntilExit()
+    }
+
+    var output: String { (try? String(contentsOf: log, encoding: .utf8)) ?? "" }
+
+    /// The UDP socket bound to `port` on loopback, as `ss` shows it (Recv-Q first).
+    private static func udpSocket(port: UInt16) throws -> [Substring]? {
+        let line = try run("/usr/bin/ss", ["-Hlun", "sport = :\(port)"]).split(separator: "\n").first
+        return line?.split(separator: " ", omittingEmptySubsequences: true)
+    }
+
+    func waitForUDPListener(port: UInt16, timeout: Double = 10) throws {
+        try wait("the collector to listen on UDP port \(port)", timeout: timeout) { try Self.udpSocket(port: port) != nil }
+    }
+
+    /// Waits until the collector has read every datagram queued on its socket.
+    func waitForEmptyReceiveQueue(port: UInt16, timeout: Double = 20) throws {
+        try wait("the collector to read every datagram on port \(port)", timeout: timeout) {
+            guard let fields = try Self.udpSocket(port: port), fields.count > 1 else { return false }
+            return fields[1] == "0"
+        }
+    }
+
+    private func wait(_ what: String, timeout: Double, _ condition: () throws -> Bool) throws {
+        let deadline = Date().addingTimeInterval(timeout)
+        while try !condition() {
+            guard process.isRunning else { throw PeerError("\(what): it exited \(process.terminationStatus): \(output.suffix(800))") }
+            guard Date() < deadline else { throw PeerError("timed out after \(timeout) s waiting for \(what): \(output.suffix(800))") }
+            Thread.sleep(forTimeInterval: 0.02)
+        }
+    }
+
+    /// Runs a tool to completion and returns its standard output; throws on a non-zero exit.
+    static func run(_ path: String, _ arguments: [String]) throws -> String {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: path)
+        p.arguments = arguments
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out
+        p.standardError = err
+        try p.run()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        let errors = err.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        guard p.terminationStatus == 0 else {
+            throw PeerError("\(path) \(arguments.joined(separator: " ")) exited \(p.terminationStatus): \(String(decoding: errors, as: UTF8.self))")
+        }
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    static func freeUDPPort() throws -> UInt16 {
+        let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+        }
+        guard bound else { throw PeerError("no free UDP port") }
+        return UInt16(bigEndian: address.sin_port)
+    }
+
+    static func temporaryDirectory() throws -> URL {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("flowforest-ipfix-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        return url
+    }
+}
+
+struct PeerError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
