@@ -156,7 +156,7 @@ let package = Package(
         ),
         .testTarget(
             name: "PcapCaptureTests",
-            dependencies: ["PcapCapture", "FlowForestCore"],
+            dependencies: ["PcapCapture", "FlowForestCore", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
         .testTarget(
