@@ -146,7 +146,7 @@ let package = Package(
         // MARK: Tests: one target per library target, plus root-only lab tests.
         .testTarget(
             name: "FlowForestCoreTests",
-            dependencies: ["FlowForestCore"],
+            dependencies: ["FlowForestCore", "FlowForestTestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
@@ -156,7 +156,7 @@ let package = Package(
         ),
         .testTarget(
             name: "PcapCaptureTests",
-            dependencies: ["PcapCapture", "FlowForestCore", "FlowForestTestSupport"],
+            dependencies: ["PcapCapture", "FlowForestCore", "FlowForestTestSupport", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
         .testTarget(

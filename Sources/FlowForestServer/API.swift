@@ -275,7 +275,8 @@ struct API: Sendable {
         }
         let packets: [PacketSummary]
         do {
-            packets = try IngestRecord.decodeAll(Data(buffer: body), maxRecords: configuration.maxIngestRecords)
+            packets = try IngestRecord.decodeAll(Data(buffer: body), maxRecords: configuration.maxIngestRecords,
+                                                 window: configuration.ingestWindow(nowNs: wallClockNs()))
         } catch {
             if case .tooMany = error {
                 rejected("too_many_records")
@@ -338,17 +339,30 @@ struct API: Sendable {
         }
     }
 
-    /// RFC 3339 or epoch seconds, to ms.
+    /// RFC 3339 or decimal epoch seconds from ``Timestamp/rangeDescription``, to ms.
     static func parseTime(_ text: String, parameter: String) throws -> Int64 {
-        if let seconds = Double(text), seconds.isFinite, seconds >= 0, seconds < 32_503_680_000 { return Int64(seconds * 1000) }
-        if let ns = Timestamp.parseRFC3339(text) { return Int64(ns / 1_000_000) }
-        throw APIError(.badRequest, "\(parameter): expected RFC 3339 time or epoch seconds, got \(text)")
+        // Both parsers return values below Timestamp.endNs, so ms fits Int64.
+        if let ns = Timestamp.parseEpochSeconds(text) ?? Timestamp.parseRFC3339(text) { return Int64(ns / 1_000_000) }
+        throw APIError(.badRequest, "\(parameter): expected an RFC 3339 time or epoch seconds from \(Timestamp.rangeDescription), got \(Self.quoted(text))")
     }
 
+    /// Digits only (no sign, space or exponent), 1...1000.
     static func parseLimit(_ text: String?, default value: Int) throws -> Int {
         guard let text else { return value }
-        guard let n = Int(text), (1...1000).contains(n) else { throw APIError(.badRequest, "limit: expected 1...1000, got \(text)") }
+        guard (1...4).contains(text.utf8.count), text.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }),
+              let n = Int(text), (1...1000).contains(n) else {
+            throw APIError(.badRequest, "limit: expected 1...1000, got \(Self.quoted(text))")
+        }
         return n
+    }
+
+    /// Hostile text echoed in an error: bounded, control characters escaped.
+    static func quoted(_ text: String) -> String {
+        var out = ""
+        for scalar in text.unicodeScalars.prefix(80) {
+            out += scalar.value < 0x20 || scalar.value == 0x7F ? scalar.escaped(asASCII: true) : String(scalar)
+        }
+        return text.unicodeScalars.count > 80 ? out + "…" : out
     }
 
     static func encodeCursor(_ id: Int64) -> String {

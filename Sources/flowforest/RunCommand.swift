@@ -73,6 +73,12 @@ struct RunCommand: AsyncParsableCommand {
     @Option(name: .customLong("learning-seconds"), help: "Without a model: seconds of live traffic the detector learns from before it alerts (env FLOWFOREST_LEARNING_SECONDS; default 600).")
     var learningSeconds: Double?
 
+    @Option(name: .customLong("ingest-max-skew"), help: "Seconds ahead of this server's clock a POST /api/traffic timestamp may be (env FLOWFOREST_INGEST_MAX_SKEW; default 300).")
+    var ingestMaxSkew: Double?
+
+    @Option(name: .customLong("ingest-max-age"), help: "Seconds behind this server's clock a POST /api/traffic timestamp may be (env FLOWFOREST_INGEST_MAX_AGE; default 86400).")
+    var ingestMaxAge: Double?
+
     @Flag(name: .customLong("open-metrics"), help: "Serve /metrics and /api/health without credentials (env FLOWFOREST_OPEN_METRICS=1).")
     var openMetrics = false
 
@@ -115,6 +121,16 @@ struct RunCommand: AsyncParsableCommand {
         server.sensorName = setting(sensorName, "FLOWFOREST_SENSOR_NAME") ?? ProcessInfo.processInfo.hostName
         server.openMetrics = openMetrics || ["1", "true", "yes"].contains(setting(nil, "FLOWFOREST_OPEN_METRICS")?.lowercased() ?? "")
         server.secureCookies = secureCookies
+        func seconds(_ flag: Double?, _ name: String, _ option: String) throws -> Duration? {
+            guard let text = flag.map({ String($0) }) ?? setting(nil, name) else { return nil }
+            // Up to ten years: enough for any replay, far from overflowing ns.
+            guard let value = Double(text), value.isFinite, value >= 0, value <= 315_360_000 else {
+                throw failure("\(option) must be between 0 and 315360000 seconds, got \(text)")
+            }
+            return .milliseconds(Int64(value * 1000))
+        }
+        if let d = try seconds(ingestMaxSkew, "FLOWFOREST_INGEST_MAX_SKEW", "--ingest-max-skew") { server.ingestMaxSkew = d }
+        if let d = try seconds(ingestMaxAge, "FLOWFOREST_INGEST_MAX_AGE", "--ingest-max-age") { server.ingestMaxAge = d }
         // Capture first: a wrong interface or a missing privilege is reported
         // before anything (the database included) is created.
         let source = noCapture ? nil : try openCapture(logger: logger)

@@ -243,3 +243,48 @@ import Synchronization
 extension Store {
     static func nowMsForTests() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
 }
+
+/// The SQLite file holds token and password hashes: it and its WAL files must
+/// be private whatever the umask.
+@Suite("SQLite file permissions", .serialized)
+struct StoreFileModeTests {
+    func mode(_ path: String) -> mode_t? {
+        var st = stat()
+        return stat(path, &st) == 0 ? st.st_mode & 0o777 : nil
+    }
+
+    func withDirectory(_ body: (String) async throws -> Void) async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("flowforest-mode-\(getpid())-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        // The usual umask, which left the file 0644 before.
+        let previous = umask(0o022)
+        defer { umask(previous) }
+        try await body(dir.appendingPathComponent("flowforest.db").path)
+    }
+
+    @Test("a new database, its -wal and -shm are 0600 after a write")
+    func newFileIsPrivate() async throws {
+        try await withDirectory { path in
+            let store = try await Store.open(StoreLocation(path), logger: Logger(label: "mode-test"))
+            _ = try await store.addToken(name: "agent", role: .viewer)
+            for file in [path, path + "-wal", path + "-shm"] {
+                #expect(mode(file) == 0o600, "\(file): \(String(mode(file) ?? 0, radix: 8))")
+            }
+            await store.close()
+        }
+    }
+
+    @Test("an existing world-readable database is made private when opened")
+    func existingFileIsTightened() async throws {
+        try await withDirectory { path in
+            #expect(FileManager.default.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: 0o644]))
+            let store = try await Store.open(StoreLocation(path), logger: Logger(label: "mode-test"))
+            _ = try await store.addToken(name: "agent", role: .viewer)
+            for file in [path, path + "-wal", path + "-shm"] {
+                #expect(mode(file) == 0o600, "\(file): \(String(mode(file) ?? 0, radix: 8))")
+            }
+            await store.close()
+        }
+    }
+}
