@@ -94,6 +94,7 @@ let package = Package(
         // MARK: Network namespace lab shared by lab tests and `flowforest bench`.
         .target(
             name: "FlowForestLab",
+            dependencies: ["FlowForestCore"],
             swiftSettings: swiftSettings
         ),
 

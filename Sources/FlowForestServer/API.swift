@@ -67,7 +67,7 @@ struct API: Sendable {
             "database": store.kind,
             "sensor": configuration.sensorName,
             "version": configuration.version,
-            "model": await pipeline.modelStatus.state,
+            "model": await pipeline.modelStatus.state.modelStateName,
             "store_pending": String(pending.anomalies + pending.flows),
             "uptime_seconds": String(uptime.components.seconds),
         ], status: storeUp ? .ok : .serviceUnavailable)

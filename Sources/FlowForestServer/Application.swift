@@ -172,7 +172,7 @@ public func buildApplicationParts(
             time: Timestamp.rfc3339(nanoseconds: wallClockNs()), packetsPerSecond: pps, bytesPerSecond: bps,
             activeFlows: await pipeline.activeFlowCount, anomaliesTotal: await pipeline.anomaliesTotal,
             storePending: pending.anomalies + pending.flows, storeErrorsTotal: writer.errorCount,
-            model: await pipeline.modelStatus.state)
+            model: await pipeline.modelStatus.state.modelStateName)
     }
     hubBox.hub = hub
 

@@ -41,7 +41,7 @@ actor Pipeline {
         learning = Gauge(label: "flowforest_detector_learning", factory: metricsFactory)
         scored = Counter(label: "flowforest_vectors_scored_total", factory: metricsFactory)
         modelAge.record(0)
-        learning.record(detector.apiStatus.state == "learning" ? 1 : 0)
+        learning.record(detector.apiStatus.state == .learning ? 1 : 0)
         scored.increment(by: 0)
         // Every kind and severity from the start, so rates and alerts see zeros, not gaps.
         var initial: [String: Counter] = [:]
@@ -159,7 +159,7 @@ actor Pipeline {
 
     private func updateModelGauges() {
         let status = detector.apiStatus
-        learning.record(status.state == "learning" ? 1 : 0)
+        learning.record(status.state == .learning ? 1 : 0)
         if let trained = status.trainedAt.flatMap(Timestamp.parseRFC3339) {
             modelAge.record(max(0, Date().timeIntervalSince1970 - Double(trained) / 1e9))
         }

@@ -11,7 +11,7 @@ func storedAnomaly(_ i: Int, src: String, dst: String, severity: Severity, kind:
     PendingAnomaly(anomaly: Anomaly(
         sensor: "test-sensor", timeMs: 1_790_000_000_000 + Int64(i) * 1000, kind: kind,
         sourceAddress: IPAddress(src), destinationAddress: IPAddress(dst), sourcePort: nil, destinationPort: 22,
-        ipProtocol: IPProtocol.tcp, score: 0.8, severity: severity, label: "port scan",
+        ipProtocol: IPProtocol.tcp, score: 0.8, severity: severity, label: .portScan,
         explanation: [ExplanationItem(feature: "distinct_dst_ports_10s", value: 412, baseline: 9, direction: "above",
                                       text: "distinct destination ports 412 (baseline p99: 9)")],
         features: ["distinct_dst_ports_10s": 412]))

@@ -45,7 +45,7 @@ func anomaly(_ i: Int, src: String = "198.18.0.1", dst: String = "198.18.0.2", s
     Anomaly(sensor: "s1", timeMs: timeMs + Int64(i), kind: kind,
             sourceAddress: IPAddress(src), destinationAddress: IPAddress(dst),
             sourcePort: 40000, destinationPort: UInt16(1 + i % 1000), ipProtocol: IPProtocol.tcp,
-            score: 0.7, severity: severity, label: "port scan",
+            score: 0.7, severity: severity, label: .portScan,
             explanation: [ExplanationItem(feature: "distinct_dst_ports_10s", value: 412, baseline: 9, direction: "above",
                                           text: "distinct destination ports 412 (baseline p99: 9)")],
             features: ["distinct_dst_ports_10s": 412, "syn_ratio": 0.9], flowIDs: [UInt64(i)])
