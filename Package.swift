@@ -165,6 +165,12 @@ let package = Package(
             dependencies: ["EBPFCapture", "FlowForestCore", "FlowForestLab", "PcapCapture"],
             swiftSettings: swiftSettings
         ),
+        // The drainer's bookkeeping without BPF: runs in the unit tier, no root.
+        .testTarget(
+            name: "EBPFCaptureUnitTests",
+            dependencies: ["EBPFCapture", "FlowForestCore"],
+            swiftSettings: swiftSettings
+        ),
         // Test tooling shared by test targets: a throwaway PostgreSQL server, seeded fuzzing.
         .target(
             name: "FlowForestTestSupport",
