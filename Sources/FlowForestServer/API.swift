@@ -35,6 +35,7 @@ struct API: Sendable {
         router.get("api/flows") { request, context in try await flows(request, context) }
         router.get("api/hosts") { request, context in try await hosts(request, context) }
         router.get("api/model") { _, context in try await model(context) }
+        router.get("api/status") { _, context in try await status(context) }
         router.post("api/model/retrain") { _, context in try await retrain(context) }
         router.post("api/traffic") { request, context in try await traffic(request, context) }
         router.get("api/events") { _, context in try events(context) }

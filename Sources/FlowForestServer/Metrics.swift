@@ -1,6 +1,7 @@
 public import CoreMetrics
 import Foundation
 public import Prometheus
+import Synchronization
 
 /// FlowForest's metrics: one Prometheus registry and a swift-metrics factory
 /// over it that gives every series its help text (Prometheus lint wants one,
@@ -11,6 +12,7 @@ public import Prometheus
 public final class FlowForestMetrics: Sendable {
     public let registry: PrometheusCollectorRegistry
     public let factory: any MetricsFactory
+    private let interfaces = Mutex<[String: [String]]>([:])
 
     /// Help text by metric name. A name missing here still works, with a generic help text.
     static let help: [String: String] = [
@@ -50,7 +52,9 @@ public final class FlowForestMetrics: Sendable {
     ]
 
     /// Publishes which mode captures on which interfaces (`flowforest_capture_info`).
+    /// `/api/status` serves the same facts.
     public func recordCapture(mode: String, interfaces: [String]) {
+        self.interfaces.withLock { $0[mode, default: []] += interfaces }
         for interface in interfaces {
             Gauge(label: "flowforest_capture_info", dimensions: [("mode", mode), ("interface", interface)], factory: factory).record(1)
         }
@@ -60,6 +64,9 @@ public final class FlowForestMetrics: Sendable {
         self.registry = registry
         self.factory = HelpfulFactory(registry: registry)
     }
+
+    /// The interfaces each capture mode captures on, as recorded by ``recordCapture(mode:interfaces:)``.
+    public var captureInterfaces: [String: [String]] { interfaces.withLock { $0 } }
 
     /// The Prometheus text exposition of every series.
     public func render() -> String { registry.emitToString() }

@@ -168,6 +168,11 @@ actor Pipeline {
     /// Open flows across modes.
     var activeFlowCount: Int { activeByMode.values.reduce(0, +) }
 
+    /// Each mode's cumulative capture statistics and open flows, as of its latest batch.
+    var captureAccounting: [String: (statistics: CaptureStatistics, activeFlows: Int)] {
+        lastStatistics.reduce(into: [:]) { out, entry in out[entry.key] = (entry.value, activeByMode[entry.key] ?? 0) }
+    }
+
     /// The open flows, busiest first.
     func openFlows(limit: Int) -> [(mode: String, record: FlowRecord)] {
         Array(activeFlows.values.sorted { $0.record.bytes > $1.record.bytes }.prefix(limit))
