@@ -131,7 +131,7 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
-        // MARK: The thin executable: commands and configuration only.
+        // MARK: The executable: commands and configuration; the work is in the libraries above.
         .executableTarget(
             name: "flowforest",
             dependencies: [

@@ -6,7 +6,7 @@ import Hummingbird
 import Logging
 import ServiceLifecycle
 
-/// The HTTP routes of DESIGN.md "HTTP"; records in the shared JSON shapes.
+/// The HTTP routes of docs/api.md; records in the shared JSON shapes.
 struct API: Sendable {
     let configuration: ServerConfiguration
     let store: Store

@@ -161,7 +161,7 @@ struct RunCommand: AsyncParsableCommand {
             return
         }
         metrics.recordCapture(mode: source.mode, interfaces: interfaces.isEmpty ? [DefaultRoute.interface()].compactMap { $0 } : interfaces)
-        let reporter = FlowReportService(source: source, printing: printFlows, logger: logger)
+        let reporter = FlowReporter(printing: printFlows, logger: logger)
         try await serve(server, source: ReportingSource(base: source, reporter: reporter), detector: detector, metrics: metrics, logger: logger)
     }
 
@@ -222,7 +222,7 @@ struct RunCommand: AsyncParsableCommand {
 /// flows as `--print-flows` asks.
 struct ReportingSource: FlowSource {
     let base: any FlowSource
-    let reporter: FlowReportService
+    let reporter: FlowReporter
     var mode: String { base.mode }
 
     func batches() -> AsyncThrowingStream<FlowBatch, any Error> {
@@ -249,32 +249,10 @@ struct ReportingSource: FlowSource {
     func stop() { base.stop() }
 }
 
-/// Reports flows as they end, until capture stops. Graceful shutdown asks
-/// the source to stop, then keeps reading so the final flush is reported.
-struct FlowReportService: Service {
-    let source: any FlowSource
+/// Prints ended flows as `--print-flows` asks.
+struct FlowReporter: Sendable {
     let printing: RunCommand.FlowPrinting
     let logger: Logger
-
-    func run() async throws {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        var last = CaptureStatistics()
-        let batches = source.batches()
-        logger.info("capture started", metadata: ["mode": "\(source.mode)"])
-        try await withGracefulShutdownHandler {
-            for try await batch in batches {
-                report(batch, encoder: encoder)
-                last = batch.statistics
-            }
-        } onGracefulShutdown: {
-            source.stop()
-        }
-        logger.info("capture stopped", metadata: [
-            "packets_seen": "\(last.packetsSeen)", "packets_accounted": "\(last.packetsAccounted)",
-            "flows": "\(last.flowsStarted)", "capture_drops": "\(last.captureDrops)",
-        ])
-    }
 
     func report(_ batch: FlowBatch, encoder: JSONEncoder) {
         for record in batch.records where record.state == .ended {
