@@ -105,6 +105,7 @@ let package = Package(
         // MARK: Network namespace lab shared by lab tests and `flowforest bench`.
         .target(
             name: "FlowForestLab",
+            dependencies: ["FlowForestCore"],
             swiftSettings: swiftSettings
         ),
 
@@ -141,7 +142,7 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
-        // MARK: The thin executable: commands and configuration only.
+        // MARK: The executable: commands and configuration; the work is in the libraries above.
         .executableTarget(
             name: "flowforest",
             dependencies: [
@@ -157,7 +158,7 @@ let package = Package(
         // MARK: Tests: one target per library target, plus root-only lab tests.
         .testTarget(
             name: "FlowForestCoreTests",
-            dependencies: ["FlowForestCore"],
+            dependencies: ["FlowForestCore", "FlowForestTestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
@@ -175,12 +176,18 @@ let package = Package(
         ),
         .testTarget(
             name: "PcapCaptureTests",
-            dependencies: ["PcapCapture", "FlowForestCore", "FlowForestTestSupport"],
+            dependencies: ["PcapCapture", "FlowForestCore", "FlowForestTestSupport", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "EBPFCaptureTests",
             dependencies: ["EBPFCapture", "FlowForestCore", "FlowForestLab", "PcapCapture"],
+            swiftSettings: swiftSettings
+        ),
+        // The drainer's bookkeeping without BPF: runs in the unit tier, no root.
+        .testTarget(
+            name: "EBPFCaptureUnitTests",
+            dependencies: ["EBPFCapture", "FlowForestCore"],
             swiftSettings: swiftSettings
         ),
         // Test tooling shared by test targets: a throwaway PostgreSQL server, seeded fuzzing.

@@ -138,7 +138,7 @@ func live(_ name: String, model: DetectionModel?, training: Bool = false, _ body
 }
 
 func describe(_ a: Anomaly) -> String {
-    "\(a.kind.rawValue) \(a.label) \(a.severity.rawValue) \(a.sourceAddress?.description ?? "-") -> \(a.destinationAddress?.description ?? "-"): \(a.explanation.first?.text ?? "")"
+    "\(a.kind.rawValue) \(a.label.rawValue) \(a.severity.rawValue) \(a.sourceAddress?.description ?? "-") -> \(a.destinationAddress?.description ?? "-"): \(a.explanation.first?.text ?? "")"
 }
 
 // 1. Baseline and model.
@@ -160,7 +160,7 @@ struct Row {
     var attack: Attack
     var detected: Bool
     var delay: Double?
-    var firstLabel: String?
+    var firstLabel: AnomalyLabel?
     var alerts: Int
     var unrelated: Int
 }
@@ -176,11 +176,11 @@ let involved: Set<String> = [traffic.attacker, traffic.outside]
 let only = environment["FLOWFOREST_EVAL_ONLY"].map { Set($0.split(separator: ",").map(String.init)) }
 func selected(_ attack: Attack) -> Bool {
     guard let only else { return true }
-    return only.contains(attack.rawValue) || only.contains(attack.isVariant ? "variants" : "reference")
+    return only.contains(attack.name) || only.contains(attack.isVariant ? "variants" : "reference")
 }
 for (index, attack) in Attack.allCases.enumerated() where selected(attack) {
     var startNs: UInt64 = 0
-    say("eval: \(attack.rawValue)")
+    say("eval: \(attack.name)")
     guard FileManager.default.fileExists(atPath: "/run/netns/\(traffic.serversNamespace)") else {
         say("eval: the lab's namespaces are gone (removed from outside); stopping")
         break
@@ -202,7 +202,7 @@ for (index, attack) in Attack.allCases.enumerated() where selected(attack) {
         }.alerts
     } catch {
         // One failed tool run costs its row, not the whole evaluation.
-        say("  \(attack.rawValue) did not run: \(error)")
+        say("  \(attack.name) did not run: \(error)")
         continue
     }
     // Alerts about the attack: naming the attacker, the outside host or the
@@ -223,7 +223,7 @@ for (index, attack) in Attack.allCases.enumerated() where selected(attack) {
                     firstLabel: related.first?.anomaly.label, alerts: related.count, unrelated: other.count))
     for s in other.prefix(3) { say("  other: \(describe(s.anomaly))") }
     for s in related.prefix(4) {
-        say("  \(String(format: "%+.1f", seconds(s))) s \(s.anomaly.kind.rawValue) \(s.anomaly.label) \(s.anomaly.severity.rawValue): \(s.anomaly.explanation.map(\.text).joined(separator: "; "))")
+        say("  \(String(format: "%+.1f", seconds(s))) s \(s.anomaly.kind.rawValue) \(s.anomaly.label.rawValue) \(s.anomaly.severity.rawValue): \(s.anomaly.explanation.map(\.text).joined(separator: "; "))")
     }
 }
 
@@ -237,7 +237,7 @@ for (title, variants) in [("Reference scenarios", false), ("Variants", true)] wh
 
     """
     for r in rows where r.attack.isVariant == variants {
-        table += "| \(r.attack.rawValue) | \(r.detected ? "yes" : "no") | \(r.delay.map { String(format: "%.1f s", $0) } ?? "-") | \(r.firstLabel ?? "-") | \(r.alerts) | \(r.unrelated) |\n"
+        table += "| \(r.attack.name) | \(r.detected ? "yes" : "no") | \(r.delay.map { String(format: "%.1f s", $0) } ?? "-") | \(r.firstLabel?.rawValue ?? "-") | \(r.alerts) | \(r.unrelated) |\n"
     }
     table += "\n"
 }

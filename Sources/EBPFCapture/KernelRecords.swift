@@ -11,6 +11,14 @@ struct KernelFlow {
 
     var packets: UInt64 { low.packets + high.packets }
 
+    init(key: FlowKey, initiatorIsLow: Bool, ifindex: UInt32, low: DirectionStats, high: DirectionStats) {
+        self.key = key
+        self.initiatorIsLow = initiatorIsLow
+        self.ifindex = ifindex
+        self.low = low
+        self.high = high
+    }
+
     init(key k: flow_key, value v: flow_value, wallOffsetNs: UInt64) {
         self.init(key: FlowKey(k), value: v, wallOffsetNs: wallOffsetNs)
     }
@@ -29,6 +37,12 @@ struct KernelEvent {
     var key: FlowKey
     var senderIsLow: Bool
     var packet: PacketSummary
+
+    init(key: FlowKey, senderIsLow: Bool, packet: PacketSummary) {
+        self.key = key
+        self.senderIsLow = senderIsLow
+        self.packet = packet
+    }
 
     init(_ e: flow_event, wallOffsetNs: UInt64) {
         key = FlowKey(e.key)

@@ -4,7 +4,7 @@ public enum AnomalyText {
 
     public static func csvRow(_ a: Anomaly) -> String {
         let cells: [String?] = [
-            Timestamp.rfc3339(milliseconds: a.timeMs), a.kind.rawValue, a.severity.rawValue, formatScore(a.score), a.label,
+            Timestamp.rfc3339(milliseconds: a.timeMs), a.kind.rawValue, a.severity.rawValue, formatScore(a.score), a.label.rawValue,
             a.sourceAddress?.description, a.sourcePort.map(String.init), a.destinationAddress?.description,
             a.destinationPort.map(String.init), a.ipProtocol.map(IPProtocol.name),
             a.explanation.map(\.text).joined(separator: "; "),
@@ -24,7 +24,7 @@ public enum AnomalyText {
         let dst = a.destinationAddress.map { "\($0)" + (a.destinationPort.map { ":\($0)" } ?? "") } ?? "*"
         let why = a.explanation.prefix(3).map(\.text).joined(separator: "; ")
         return pad(Timestamp.rfc3339(milliseconds: a.timeMs), 26) + pad(a.severity.rawValue, 10) + pad(formatScore(a.score), 7)
-            + pad(a.label, 19) + "\(src) -> \(dst)  /  \(why)"
+            + pad(a.label.rawValue, 19) + "\(src) -> \(dst)  /  \(why)"
     }
 
     static func formatScore(_ score: Double) -> String {

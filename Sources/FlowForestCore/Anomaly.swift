@@ -39,8 +39,9 @@ public struct ExplanationItem: Sendable, Hashable, Codable {
 
 /// An anomalous vector as detected, stored and served.
 ///
-/// JSON (via `Codable`): the shared anomaly shape of DESIGN.md, snake_case
-/// keys, RFC 3339 `time`, nulls for fields that do not apply.
+/// JSON (via `Codable`): the anomaly shape of docs/api.md, shared by the
+/// API, server-sent events and `analyze --json`: snake_case keys, RFC 3339
+/// `time`, nulls for fields that do not apply.
 public struct Anomaly: Sendable, Hashable, Codable {
     /// Assigned by the store; nil until stored.
     public var id: Int64?
@@ -56,8 +57,8 @@ public struct Anomaly: Sendable, Hashable, Codable {
     /// Isolation-forest score in 0...1, higher is more anomalous.
     public var score: Double
     public var severity: Severity
-    /// Short guess of what it is: "port scan", "syn flood", ..., "unusual flow".
-    public var label: String
+    /// What it looks like; its raw value is the text on the wire.
+    public var label: AnomalyLabel
     public var explanation: [ExplanationItem]
     /// The vector that was scored, by feature name.
     public var features: [String: Double]
@@ -69,7 +70,7 @@ public struct Anomaly: Sendable, Hashable, Codable {
         id: Int64? = nil, sensor: String, timeMs: Int64, kind: AnomalyKind,
         sourceAddress: IPAddress?, destinationAddress: IPAddress?,
         sourcePort: UInt16? = nil, destinationPort: UInt16? = nil, ipProtocol: UInt8? = nil,
-        score: Double, severity: Severity, label: String,
+        score: Double, severity: Severity, label: AnomalyLabel,
         explanation: [ExplanationItem] = [], features: [String: Double] = [:],
         flowIDs: [UInt64] = [], acknowledged: Bool = false
     ) {
@@ -137,7 +138,7 @@ public struct Anomaly: Sendable, Hashable, Codable {
         ipProtocol = try c.decodeIfPresent(String.self, forKey: .protocol).flatMap { IPProtocol.number($0) }
         score = try c.decode(Double.self, forKey: .score)
         severity = try c.decode(Severity.self, forKey: .severity)
-        label = try c.decode(String.self, forKey: .label)
+        label = try c.decode(AnomalyLabel.self, forKey: .label)
         explanation = try c.decodeIfPresent([ExplanationItem].self, forKey: .explanation) ?? []
         features = try c.decodeIfPresent([String: Double].self, forKey: .features) ?? [:]
         flowIDs = try c.decodeIfPresent([UInt64].self, forKey: .flowIDs) ?? []

@@ -62,14 +62,6 @@ public struct FlowRecord: Sendable, Hashable {
         self.endReason = endReason
     }
 
-    /// The bidirectional key this flow is stored under.
-    public var key: FlowKey {
-        FlowKey.of(PacketSummary(
-            timestampNs: 0, source: sourceAddress, destination: destinationAddress,
-            sourcePort: sourcePort, destinationPort: destinationPort, ipProtocol: ipProtocol,
-            vlan: vlan, ipLength: 0)).key
-    }
-
     /// Earliest packet time in either direction (ns since the epoch).
     public var firstSeenNs: UInt64 {
         switch (forward.packets, reverse.packets) {

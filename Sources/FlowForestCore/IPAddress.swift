@@ -47,10 +47,16 @@ public struct IPAddress: Hashable, Sendable, Comparable, CustomStringConvertible
         }
     }
 
-    /// Parses dotted-quad IPv4 or RFC 4291 IPv6 text; `nil` for anything else.
+    /// Parses dotted-quad IPv4 or RFC 4291 IPv6 text; `nil` for anything else,
+    /// including text with a NUL byte or any character an address never has.
     public init?(_ text: some StringProtocol) {
         var buffer = [UInt8](repeating: 0, count: 16)
         let string = String(text)
+        // inet_pton reads a C string, so "198.18.0.1\0junk" would parse as the
+        // bare address; check the whole text ourselves first.
+        guard string.utf8.count <= 45, string.utf8.allSatisfy({ c in
+            (c >= 48 && c <= 57) || (c >= 97 && c <= 102) || (c >= 65 && c <= 70) || c == 46 || c == 58
+        }) else { return nil }
         if string.contains(":") {
             guard inet_pton(AF_INET6, string, &buffer) == 1 else { return nil }
             self.init(bytes: buffer)

@@ -27,7 +27,7 @@ public struct Detector: Sendable {
     struct ReportKey: Hashable {
         var kind: AnomalyKind
         var address: IPAddress
-        var label: String
+        var label: AnomalyLabel
     }
 
     public let configuration: DetectorConfiguration
@@ -83,115 +83,157 @@ public struct Detector: Sendable {
     enum Subject {
         case flow(FlowRecord)
         case entity(EntityVector)
+
+        /// The address whose history and reports the vector counts towards.
+        var address: IPAddress {
+            switch self {
+            case .flow(let r): return r.sourceAddress
+            case .entity(let e): return e.address
+            }
+        }
     }
 
+    /// What scoring and the labelling rules made of one vector.
+    struct Verdict {
+        var severity: Severity?
+        /// A label certain without the forest (Zeek's scan rules, a metronome beacon).
+        var certain: AnomalyLabel?
+        /// A label already worked out on the way, so it is not derived twice.
+        var guessed: AnomalyLabel?
+    }
+
+    /// Learns from a vector of a kind without a model, or scores it: the
+    /// forest and labelling rules judge it, persistence confirms it,
+    /// a label explains it and repeat suppression lets it through.
     private mutating func handle(kind: AnomalyKind, vector: [Double], nowNs now: UInt64, subject: Subject) -> Anomaly? {
         kinds[kind]!.vectorsSeen += 1
         guard let km = model?[kind] else {
-            if kinds[kind]!.learningCount < max(configuration.learningVectors, configuration.minimumLearningVectors) {
-                kinds[kind]!.learning.append(contentsOf: vector)
-                kinds[kind]!.learningCount += 1
-            }
+            learn(kind: kind, vector: vector)
             return nil
         }
         if case .entity(let e) = subject, e.isThin { return nil }
         kinds[kind]!.vectorsScored += 1
         let (score, credit) = km.forest.scoreWithCredit(vector)
-        var severity = km.thresholds.severity(of: score)
-        var certain = Labeler.certainLabel(kind: kind, vector: vector)
-        if certain == nil && Labeler.isCertainBeacon(kind: kind, vector: vector, baseline: km.baseline) { certain = .beaconing }
-        var guessed: Labeler.Label?
-        if severity == nil && certain == nil {
-            // The forest may under-score a vector extreme in one feature of many: a
-            // specific behaviour far outside the baseline envelope counts too.
-            let label = Labeler.label(kind: kind, vector: vector, baseline: km.baseline)
-            if Labeler.isSpecific(label) && Labeler.outsideEnvelope(kind: kind, vector: vector, baseline: km.baseline) {
-                severity = .medium
-                guessed = label
-            }
+        var verdict = judge(kind: kind, vector: vector, score: score, model: km)
+        let address = subject.address
+        guard confirm(&verdict, kind: kind, vector: vector, address: address, baseline: km.baseline) else {
+            unconfirmed += 1
+            return nil
         }
-        if certain != nil { severity = max(severity ?? .high, .high) }
-
-        var address: IPAddress?
-        switch subject {
-        case .entity(let e): address = e.address
-        case .flow(let r): address = r.sourceAddress
-        }
-        if let address {
-            // Persistence: remember whether each of the last n vectors of this address was flagged.
-            let key = EntityKey(kind: kind, address: address)
-            let (k, n) = kind == .flow
-                ? (configuration.flowPersistenceK, configuration.flowPersistenceN)
-                : (configuration.persistenceK, configuration.persistenceN)
-            let mask: UInt32 = (1 << UInt32(min(max(n, 1), 31))) &- 1
-            let bits = ((history[key] ?? 0) << 1 | (severity != nil ? 1 : 0)) & mask
-            if bits == 0 { history.removeValue(forKey: key) } else { history[key] = bits }
-            if severity != nil && certain == nil && bits.nonzeroBitCount < k {
-                // Persistence screens out the forest's one-off noise. A named behaviour
-                // whose own tell-tale feature lies far beyond anything the baseline held
-                // is not that noise, and waiting a poll for it only delays the alert.
-                let label = guessed ?? Labeler.label(kind: kind, vector: vector, baseline: km.baseline)
-                if !Labeler.keyFeatureOutsideEnvelope(label, kind: kind, vector: vector, baseline: km.baseline) {
-                    unconfirmed += 1
-                    return nil
-                }
-                guessed = label
-            }
-        }
-        guard let severity else {
+        guard let severity = verdict.severity else {
             addToReservoir(kind: kind, vector: vector)
             return nil
         }
         guard severity >= configuration.minimumSeverity else { return nil }
-        let chosen = certain ?? guessed ?? Labeler.label(kind: kind, vector: vector, baseline: km.baseline)
+        let label = verdict.certain ?? verdict.guessed ?? Labeler.label(kind: kind, vector: vector, baseline: km.baseline)
         // A vector the forest flags but no behaviour explains must at least hold
         // a value the baseline never came near; otherwise it is the forest's own
         // noise at the edge of a small baseline, not news.
-        if !Labeler.isSpecific(chosen) && !Labeler.outsideEnvelope(kind: kind, vector: vector, baseline: km.baseline) {
+        if !label.isSpecific && !Labeler.outsideEnvelope(kind: kind, vector: vector, baseline: km.baseline) {
             unexplained += 1
             return nil
         }
-        let label = chosen.rawValue
-
-        var anomaly: Anomaly
-        let features = FeatureSchema.features(of: kind)
-        var named: [String: Double] = [:]
-        for (i, info) in features.enumerated() { named[info.name] = info.display(vector[i]) }
+        guard !isRepeat(kind: kind, address: address, label: label, severity: severity, nowNs: now) else { return nil }
+        kinds[kind]!.anomalies[severity, default: 0] += 1
+        logger.debug("anomaly", metadata: [
+            "kind": "\(kind.rawValue)", "label": "\(label.rawValue)", "severity": "\(severity.rawValue)",
+            "score": "\(score)", "address": "\(address)",
+        ])
         let explanation = Explainer.explain(kind: kind, vector: vector, credit: credit, baseline: km.baseline,
-                                            leading: Labeler.Label(rawValue: label).map { Labeler.keyFeatures($0, kind: kind) } ?? [])
+                                            leading: Labeler.keyFeatures(label, kind: kind))
+        return anomaly(subject, kind: kind, vector: vector, score: score, severity: severity, label: label,
+                       explanation: explanation, nowNs: now)
+    }
+
+    /// Keeps a vector of a kind still learning, up to the learning window.
+    private mutating func learn(kind: AnomalyKind, vector: [Double]) {
+        guard kinds[kind]!.learningCount < max(configuration.learningVectors, configuration.minimumLearningVectors) else { return }
+        kinds[kind]!.learning.append(contentsOf: vector)
+        kinds[kind]!.learningCount += 1
+    }
+
+    /// Severity from the forest's score, raised by a certain label, or set
+    /// by a specific behaviour far outside the baseline envelope.
+    private func judge(kind: AnomalyKind, vector: [Double], score: Double, model km: KindModel) -> Verdict {
+        var verdict = Verdict(severity: km.thresholds.severity(of: score))
+        verdict.certain = Labeler.certainLabel(kind: kind, vector: vector)
+        if verdict.certain == nil && Labeler.isCertainBeacon(kind: kind, vector: vector, baseline: km.baseline) {
+            verdict.certain = .beaconing
+        }
+        if verdict.severity == nil && verdict.certain == nil {
+            // The forest may under-score a vector extreme in one feature of many: a
+            // specific behaviour far outside the baseline envelope counts too.
+            let label = Labeler.label(kind: kind, vector: vector, baseline: km.baseline)
+            if label.isSpecific && Labeler.outsideEnvelope(kind: kind, vector: vector, baseline: km.baseline) {
+                verdict.severity = .medium
+                verdict.guessed = label
+            }
+        }
+        if verdict.certain != nil { verdict.severity = max(verdict.severity ?? .high, .high) }
+        return verdict
+    }
+
+    /// Persistence: remembers whether each of the last n vectors of this
+    /// address was flagged, and returns false for a flagged vector that
+    /// is not yet confirmed.
+    private mutating func confirm(_ verdict: inout Verdict, kind: AnomalyKind, vector: [Double], address: IPAddress,
+                                  baseline: [FeatureBaseline]) -> Bool {
+        let key = EntityKey(kind: kind, address: address)
+        let (k, n) = kind == .flow
+            ? (configuration.flowPersistenceK, configuration.flowPersistenceN)
+            : (configuration.persistenceK, configuration.persistenceN)
+        let mask: UInt32 = (1 << UInt32(min(max(n, 1), 31))) &- 1
+        let bits = ((history[key] ?? 0) << 1 | (verdict.severity != nil ? 1 : 0)) & mask
+        if bits == 0 { history.removeValue(forKey: key) } else { history[key] = bits }
+        guard verdict.severity != nil && verdict.certain == nil && bits.nonzeroBitCount < k else { return true }
+        // Persistence screens out the forest's one-off noise. A named behaviour
+        // whose own tell-tale feature lies far beyond anything the baseline held
+        // is not that noise, and waiting a poll for it only delays the alert.
+        let label = verdict.guessed ?? Labeler.label(kind: kind, vector: vector, baseline: baseline)
+        guard Labeler.keyFeatureOutsideEnvelope(label, kind: kind, vector: vector, baseline: baseline) else { return false }
+        verdict.guessed = label
+        return true
+    }
+
+    /// One report per (kind, address, label) per suppression window, unless
+    /// it got worse: true for a repeat to fold into the earlier report.
+    private mutating func isRepeat(kind: AnomalyKind, address: IPAddress, label: AnomalyLabel, severity: Severity,
+                                   nowNs now: UInt64) -> Bool {
+        let reportKey = ReportKey(kind: kind, address: address, label: label)
+        if let previous = reported[reportKey],
+           Double(now &- previous.timeNs) / 1e9 < configuration.repeatSuppressionSeconds,
+           severity <= previous.severity {
+            suppressedRepeats += 1
+            return true
+        }
+        reported[reportKey] = (now, severity)
+        if reported.count > 100_000 {
+            reported = reported.filter { Double(now &- $0.value.timeNs) / 1e9 < configuration.repeatSuppressionSeconds }
+        }
+        return false
+    }
+
+    /// The anomaly report: a flow's own five-tuple, or a host or
+    /// destination with its one peer, if it had only one.
+    private func anomaly(_ subject: Subject, kind: AnomalyKind, vector: [Double], score: Double, severity: Severity,
+                         label: AnomalyLabel, explanation: [ExplanationItem], nowNs now: UInt64) -> Anomaly {
+        var named: [String: Double] = [:]
+        for (i, info) in FeatureSchema.features(of: kind).enumerated() { named[info.name] = info.display(vector[i]) }
         switch subject {
         case .flow(let r):
-            anomaly = Anomaly(
+            return Anomaly(
                 sensor: sensor, timeMs: Int64(now / 1_000_000), kind: .flow,
                 sourceAddress: r.sourceAddress, destinationAddress: r.destinationAddress,
                 sourcePort: r.sourcePort, destinationPort: r.destinationPort, ipProtocol: r.ipProtocol,
                 score: score, severity: severity, label: label, explanation: explanation, features: named, flowIDs: [r.id])
         case .entity(let e):
             let isHost = e.kind == .host
-            anomaly = Anomaly(
+            return Anomaly(
                 sensor: sensor, timeMs: Int64(now / 1_000_000), kind: e.kind,
                 sourceAddress: isHost ? e.address : e.peer, destinationAddress: isHost ? e.peer : e.address,
                 sourcePort: nil, destinationPort: e.peer != nil && e.port != 0 ? e.port : nil, ipProtocol: e.ipProtocol,
                 score: score, severity: severity, label: label, explanation: explanation, features: named, flowIDs: e.recentFlowIDs)
         }
-        // One report per (kind, address, label) per suppression window, unless it got worse.
-        let reportKey = ReportKey(kind: kind, address: address!, label: label)
-        if let previous = reported[reportKey],
-           Double(now &- previous.timeNs) / 1e9 < configuration.repeatSuppressionSeconds,
-           severity <= previous.severity {
-            suppressedRepeats += 1
-            return nil
-        }
-        reported[reportKey] = (now, severity)
-        if reported.count > 100_000 {
-            reported = reported.filter { Double(now &- $0.value.timeNs) / 1e9 < configuration.repeatSuppressionSeconds }
-        }
-        kinds[kind]!.anomalies[severity, default: 0] += 1
-        logger.debug("anomaly", metadata: [
-            "kind": "\(kind.rawValue)", "label": "\(label)", "severity": "\(severity.rawValue)",
-            "score": "\(score)", "address": "\(address!)",
-        ])
-        return anomaly
     }
 
     /// Reservoir sampling (Algorithm R) over vectors that scored normal:
@@ -305,13 +347,13 @@ public struct Detector: Sendable {
             let km = model?[kind]
             let d = FeatureSchema.features(of: kind).count
             return DetectorStatus.Kind(
-                kind: kind, phase: km == nil ? "learning" : "scoring", vectorsSeen: s.vectorsSeen, vectorsScored: s.vectorsScored,
+                kind: kind, phase: km == nil ? .learning : .scoring, vectorsSeen: s.vectorsSeen, vectorsScored: s.vectorsScored,
                 learningVectors: s.learningCount, reservoirVectors: s.reservoir.count / d,
                 anomalies: Dictionary(uniqueKeysWithValues: s.anomalies.map { ($0.key.rawValue, $0.value) }),
                 thresholds: km?.thresholds, trainedAtMs: km?.trainedAtMs)
         }
         return DetectorStatus(
-            phase: perKind.contains { $0.phase == "learning" } ? "learning" : "scoring",
+            phase: perKind.contains { $0.phase == .learning } ? .learning : .scoring,
             modelVersion: model?.version, kinds: perKind, suppressedRepeats: suppressedRepeats,
             unconfirmed: unconfirmed, unexplained: unexplained, retrainings: retrainings, tracker: tracker.statistics)
     }

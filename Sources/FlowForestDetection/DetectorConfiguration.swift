@@ -44,8 +44,8 @@ public struct DetectorConfiguration: Sendable, Hashable {
 public struct DetectorStatus: Sendable, Hashable, Codable {
     public struct Kind: Sendable, Hashable, Codable {
         public var kind: AnomalyKind
-        /// `learning` until the kind's forest exists, then `scoring`.
-        public var phase: String
+        /// Learning until the kind's forest exists, then scoring.
+        public var phase: DetectorState
         public var vectorsSeen: UInt64
         public var vectorsScored: UInt64
         public var learningVectors: Int
@@ -64,8 +64,8 @@ public struct DetectorStatus: Sendable, Hashable, Codable {
         }
     }
 
-    /// `learning` while any kind is still learning, else `scoring`.
-    public var phase: String
+    /// Learning while any kind is still learning, else scoring.
+    public var phase: DetectorState
     public var modelVersion: Int?
     public var kinds: [Kind]
     /// Anomalies folded into an earlier report of the same thing.

@@ -120,6 +120,25 @@ public enum FeatureSchema {
 
     public static func names(of kind: AnomalyKind) -> [String] { features(of: kind).map(\.name) }
 
+    /// The windowed stems of a vector kind (none for flows), in vector order.
+    static func windowedStems(of kind: AnomalyKind) -> [(String, String)] {
+        switch kind {
+        case .flow: return []
+        case .host: return hostWindowed
+        case .destination: return destinationWindowed
+        }
+    }
+
+    /// Index of a windowed stem (e.g. `flows_initiated`) among its kind's
+    /// stems: the host tracker keeps that stem's counters, and the vector
+    /// its features, at `stem * halfLives.count + window`.
+    static func stem(_ name: String, in kind: AnomalyKind) -> Int {
+        guard let i = windowedStems(of: kind).firstIndex(where: { $0.0 == name }) else {
+            preconditionFailure("no \(kind.rawValue) windowed feature \(name)")
+        }
+        return i
+    }
+
     /// Index of a feature by name (for rules and labels).
     static func index(_ name: String, in kind: AnomalyKind) -> Int {
         guard let i = features(of: kind).firstIndex(where: { $0.name == name }) else {

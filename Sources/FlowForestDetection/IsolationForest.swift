@@ -66,7 +66,6 @@ public struct IsolationForest: Sendable, Hashable {
     }
 
     public var treeCount: Int { roots.count }
-    public var nodeCount: Int { feature.count }
 
     /// c(n): the average path length of an unsuccessful search in a binary
     /// search tree of n items, which normalises path lengths.

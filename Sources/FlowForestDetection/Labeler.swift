@@ -6,21 +6,6 @@ public import FlowForestCore
 /// and above the baseline's p99, so busy-but-normal hosts are not called
 /// scanners just for being busy.
 public enum Labeler {
-    /// The labels FlowForest gives.
-    public enum Label: String, Sendable, CaseIterable {
-        case portScan = "port scan"
-        case hostSweep = "host sweep"
-        case synFlood = "syn flood"
-        case udpFlood = "udp flood"
-        case icmpFlood = "icmp flood"
-        case slowConnections = "slow connections"
-        case exfiltration = "exfiltration"
-        case beaconing = "beaconing"
-        case unusualFlow = "unusual flow"
-        case unusualHost = "unusual host"
-        case unusualDestination = "unusual destination"
-    }
-
     /// Reads features of one vector by name, as people count them (log1p undone).
     struct View {
         let kind: AnomalyKind
@@ -44,7 +29,7 @@ public enum Labeler {
     }
 
     /// The label of an anomalous vector.
-    public static func label(kind: AnomalyKind, vector: [Double], baseline: [FeatureBaseline]?) -> Label {
+    public static func label(kind: AnomalyKind, vector: [Double], baseline: [FeatureBaseline]?) -> AnomalyLabel {
         let v = View(kind: kind, vector: vector, baseline: baseline)
         switch kind {
         case .host: return hostLabel(v)
@@ -55,7 +40,7 @@ public enum Labeler {
 
     /// A label that is certain without the forest: Zeek's scan policy
     /// (15 ports on one victim, or 25 hosts, with failed connections).
-    public static func certainLabel(kind: AnomalyKind, vector: [Double]) -> Label? {
+    public static func certainLabel(kind: AnomalyKind, vector: [Double]) -> AnomalyLabel? {
         let v = View(kind: kind, vector: vector, baseline: nil)
         switch kind {
         case .host:
@@ -86,9 +71,9 @@ public enum Labeler {
     /// baseline envelope (see ``outsideEnvelope(kind:vector:baseline:)``):
     /// evidence strong enough that the alert needs no second flagged vector.
     /// Flow labels never qualify; a flow stream confirms itself.
-    public static func keyFeatureOutsideEnvelope(_ label: Label, kind: AnomalyKind, vector: [Double],
+    public static func keyFeatureOutsideEnvelope(_ label: AnomalyLabel, kind: AnomalyKind, vector: [Double],
                                                  baseline: [FeatureBaseline]) -> Bool {
-        guard kind != .flow, isSpecific(label) else { return false }
+        guard kind != .flow, label.isSpecific else { return false }
         let features = FeatureSchema.features(of: kind)
         guard vector.count == features.count, baseline.count == features.count else { return false }
         return keyFeatures(label, kind: kind).contains {
@@ -103,7 +88,7 @@ public enum Labeler {
     }
 
     /// The features that show a label's behaviour, put first in its explanation.
-    static func keyFeatures(_ label: Label, kind: AnomalyKind) -> [String] {
+    static func keyFeatures(_ label: AnomalyLabel, kind: AnomalyKind) -> [String] {
         let host = kind == .host
         switch label {
         case .portScan: return ["distinct_dst_ports_10s"]
@@ -126,12 +111,7 @@ public enum Labeler {
         return vector[i] >= 0.92 && baseline[i].p99 < 0.9
     }
 
-    /// True for the labels that name a behaviour rather than "unusual ...".
-    static func isSpecific(_ label: Label) -> Bool {
-        label != .unusualFlow && label != .unusualHost && label != .unusualDestination
-    }
-
-    private static func hostLabel(_ v: View) -> Label {
+    private static func hostLabel(_ v: View) -> AnomalyLabel {
         let ports = v.raw("distinct_dst_ports_10s")
         let addrs = v.raw("distinct_dst_addrs_10s")
         if v.high("distinct_dst_ports_10s", 10) && ports >= 2 * addrs { return .portScan }
@@ -148,7 +128,7 @@ public enum Labeler {
         return .unusualHost
     }
 
-    private static func destinationLabel(_ v: View) -> Label {
+    private static func destinationLabel(_ v: View) -> AnomalyLabel {
         if v.high("distinct_dst_ports_10s", 10) { return .portScan }
         if v.high("syn_received_1s", 50) && v.raw("distinct_dst_ports_10s") < 10
             && (v.raw("synack_sent_1s") < 0.5 * v.raw("syn_received_1s") || v.high("flows_received_1s", 50)) { return .synFlood }
@@ -160,7 +140,7 @@ public enum Labeler {
         return .unusualDestination
     }
 
-    private static func flowLabel(_ v: View) -> Label {
+    private static func flowLabel(_ v: View) -> AnomalyLabel {
         if v.high("fwd_bytes", 10_000_000) && v.raw("down_up_byte_ratio") < -1.5 { return .exfiltration }
         return .unusualFlow
     }

@@ -1,29 +1,16 @@
+public import FlowForestCore
+
 /// Attacks the evaluation runs, each with a real tool and a bounded size.
 ///
 /// The first eight are the reference scenarios. The variants change the
 /// tool, the rate or the shape of the same behaviours (slower, smaller,
 /// spoofed, jittered, another protocol), so a detector tuned to the reference
 /// runs shows whether it found the behaviour or only those runs.
-public enum Attack: String, CaseIterable, Sendable {
-    case synScan = "port scan"
-    case pingSweep = "host sweep"
-    case synFlood = "syn flood"
-    case udpFlood = "udp flood"
-    case icmpFlood = "icmp flood"
-    case slowConnections = "slow connections"
-    case beaconing = "beaconing"
-    case exfiltration = "exfiltration"
+public enum Attack: CaseIterable, Sendable {
+    case synScan, pingSweep, synFlood, udpFlood, icmpFlood, slowConnections, beaconing, exfiltration
 
-    case politeConnectScan = "port scan: nmap -sT -T2 on 100 ports"
-    case udpScan = "port scan: nmap -sU on the top 100 UDP ports"
-    case finScan = "port scan: nmap -sF on 1000 ports"
-    case synSweep = "host sweep: nmap -sn -PS22 (TCP SYN) of a /24"
-    case slowSynFlood = "syn flood: 200 SYN/s"
-    case spoofedSynFlood = "syn flood: spoofed sources across a /16"
-    case spoofedICMPFlood = "icmp flood: spoofed sources across a /16"
-    case fewSlowConnections = "slow connections: 20 connections"
-    case jitteredBeacon = "beaconing: every 2 s with ±5 % jitter"
-    case slowExfiltration = "exfiltration: 40 MB at 4 MB/s"
+    case politeConnectScan, udpScan, finScan, synSweep, slowSynFlood, spoofedSynFlood, spoofedICMPFlood
+    case fewSlowConnections, jitteredBeacon, slowExfiltration
 
     /// The reference scenarios (the demo cycles through these).
     public static let reference: [Attack] = [.synScan, .pingSweep, .synFlood, .udpFlood, .icmpFlood, .slowConnections, .beaconing, .exfiltration]
@@ -32,7 +19,41 @@ public enum Attack: String, CaseIterable, Sendable {
     public var isVariant: Bool { !Self.reference.contains(self) }
 
     /// The label the detector should give.
-    public var expectedLabel: String { String(rawValue.prefix { $0 != ":" }) }
+    public var expectedLabel: AnomalyLabel {
+        switch self {
+        case .synScan, .politeConnectScan, .udpScan, .finScan: return .portScan
+        case .pingSweep, .synSweep: return .hostSweep
+        case .synFlood, .slowSynFlood, .spoofedSynFlood: return .synFlood
+        case .udpFlood: return .udpFlood
+        case .icmpFlood, .spoofedICMPFlood: return .icmpFlood
+        case .slowConnections, .fewSlowConnections: return .slowConnections
+        case .beaconing, .jitteredBeacon: return .beaconing
+        case .exfiltration, .slowExfiltration: return .exfiltration
+        }
+    }
+
+    /// How a variant differs from its reference scenario; nil for those.
+    var variation: String? {
+        switch self {
+        case .politeConnectScan: return "nmap -sT -T2 on 100 ports"
+        case .udpScan: return "nmap -sU on the top 100 UDP ports"
+        case .finScan: return "nmap -sF on 1000 ports"
+        case .synSweep: return "nmap -sn -PS22 (TCP SYN) of a /24"
+        case .slowSynFlood: return "200 SYN/s"
+        case .spoofedSynFlood: return "spoofed sources across a /16"
+        case .spoofedICMPFlood: return "spoofed sources across a /16"
+        case .fewSlowConnections: return "20 connections"
+        case .jitteredBeacon: return "every 2 s with ±5 % jitter"
+        case .slowExfiltration: return "40 MB at 4 MB/s"
+        default: return nil
+        }
+    }
+
+    /// The scenario's name in reports and `make eval ONLY=...`: the expected
+    /// label, then how a variant differs ("port scan: nmap -sF on 1000 ports").
+    public var name: String {
+        expectedLabel.rawValue + (variation.map { ": " + $0 } ?? "")
+    }
 
     /// Seconds the tool may run before it is stopped.
     public var timeLimit: Double {

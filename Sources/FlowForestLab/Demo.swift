@@ -60,7 +60,7 @@ public final class Demo: Sendable {
             while Date() < until && !stopped.load(ordering: .relaxed) { Thread.sleep(forTimeInterval: 0.2) }
             guard !stopped.load(ordering: .relaxed) else { break }
             let attack = Attack.reference[round % Attack.reference.count]
-            progress("attack: \(attack.rawValue) from \(traffic.attacker)")
+            progress("attack: \(attack.name) from \(traffic.attacker)")
             try? traffic.run(attack)
             round += 1
         }

@@ -6,7 +6,7 @@ import Hummingbird
 import Logging
 import ServiceLifecycle
 
-/// The HTTP routes of DESIGN.md "HTTP"; records in the shared JSON shapes.
+/// The HTTP routes of docs/api.md; records in the shared JSON shapes.
 struct API: Sendable {
     let configuration: ServerConfiguration
     let store: Store
@@ -35,6 +35,7 @@ struct API: Sendable {
         router.get("api/flows") { request, context in try await flows(request, context) }
         router.get("api/hosts") { request, context in try await hosts(request, context) }
         router.get("api/model") { _, context in try await model(context) }
+        router.get("api/status") { _, context in try await status(context) }
         router.post("api/model/retrain") { _, context in try await retrain(context) }
         router.post("api/traffic") { request, context in try await traffic(request, context) }
         router.get("api/events") { _, context in try events(context) }
@@ -67,7 +68,7 @@ struct API: Sendable {
             "database": store.kind,
             "sensor": configuration.sensorName,
             "version": configuration.version,
-            "model": await pipeline.modelStatus.state,
+            "model": await pipeline.modelStatus.state.modelStateName,
             "store_pending": String(pending.anomalies + pending.flows),
             "uptime_seconds": String(uptime.components.seconds),
         ], status: storeUp ? .ok : .serviceUnavailable)
@@ -275,7 +276,8 @@ struct API: Sendable {
         }
         let packets: [PacketSummary]
         do {
-            packets = try IngestRecord.decodeAll(Data(buffer: body), maxRecords: configuration.maxIngestRecords)
+            packets = try IngestRecord.decodeAll(Data(buffer: body), maxRecords: configuration.maxIngestRecords,
+                                                 window: configuration.ingestWindow(nowNs: wallClockNs()))
         } catch {
             if case .tooMany = error {
                 rejected("too_many_records")
@@ -338,17 +340,30 @@ struct API: Sendable {
         }
     }
 
-    /// RFC 3339 or epoch seconds, to ms.
+    /// RFC 3339 or decimal epoch seconds from ``Timestamp/rangeDescription``, to ms.
     static func parseTime(_ text: String, parameter: String) throws -> Int64 {
-        if let seconds = Double(text), seconds.isFinite, seconds >= 0, seconds < 32_503_680_000 { return Int64(seconds * 1000) }
-        if let ns = Timestamp.parseRFC3339(text) { return Int64(ns / 1_000_000) }
-        throw APIError(.badRequest, "\(parameter): expected RFC 3339 time or epoch seconds, got \(text)")
+        // Both parsers return values below Timestamp.endNs, so ms fits Int64.
+        if let ns = Timestamp.parseEpochSeconds(text) ?? Timestamp.parseRFC3339(text) { return Int64(ns / 1_000_000) }
+        throw APIError(.badRequest, "\(parameter): expected an RFC 3339 time or epoch seconds from \(Timestamp.rangeDescription), got \(Self.quoted(text))")
     }
 
+    /// Digits only (no sign, space or exponent), 1...1000.
     static func parseLimit(_ text: String?, default value: Int) throws -> Int {
         guard let text else { return value }
-        guard let n = Int(text), (1...1000).contains(n) else { throw APIError(.badRequest, "limit: expected 1...1000, got \(text)") }
+        guard (1...4).contains(text.utf8.count), text.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }),
+              let n = Int(text), (1...1000).contains(n) else {
+            throw APIError(.badRequest, "limit: expected 1...1000, got \(Self.quoted(text))")
+        }
         return n
+    }
+
+    /// Hostile text echoed in an error: bounded, control characters escaped.
+    static func quoted(_ text: String) -> String {
+        var out = ""
+        for scalar in text.unicodeScalars.prefix(80) {
+            out += scalar.value < 0x20 || scalar.value == 0x7F ? scalar.escaped(asASCII: true) : String(scalar)
+        }
+        return text.unicodeScalars.count > 80 ? out + "…" : out
     }
 
     static func encodeCursor(_ id: Int64) -> String {

@@ -20,6 +20,14 @@ public struct ServerConfiguration: Sendable {
     /// Largest `POST /api/traffic` body, and most records in one.
     public var maxIngestBytes = 8 * 1024 * 1024
     public var maxIngestRecords = 100_000
+    /// How far ahead of the server clock an ingested packet may be stamped
+    /// (`--ingest-max-skew`, default 5 minutes). Ingested flows end by their
+    /// own packet times, so a future stamp would hold its flow open until the
+    /// clock catches up; this bound is what limits that.
+    public var ingestMaxSkew: Duration = .seconds(300)
+    /// How far behind the server clock an ingested packet may be stamped
+    /// (`--ingest-max-age`, default 1 day: an agent's buffer across an outage).
+    public var ingestMaxAge: Duration = .seconds(86_400)
     /// Flow timeouts of the ingest flow table.
     public var ingestFlowTable = FlowTableConfiguration()
     /// How often ingested flows are advanced and stats events are sent.
@@ -29,6 +37,23 @@ public struct ServerConfiguration: Sendable {
     public var sessionLifetime: Duration = .seconds(12 * 3600)
     /// Mark the session cookie `Secure` (when served through HTTPS).
     public var secureCookies = false
+    /// Packet times ingest accepts with the server clock at `nowNs`: never
+    /// outside ``Timestamp/endNs``.
+    func ingestWindow(nowNs: UInt64) -> Range<UInt64> {
+        func ns(_ d: Duration) -> UInt64 {
+            let c = d.components
+            guard c.seconds >= 0 else { return 0 }
+            // Durations beyond the representable range mean "unbounded".
+            let (s, overflow) = UInt64(c.seconds).multipliedReportingOverflow(by: 1_000_000_000)
+            return overflow ? UInt64.max : s &+ UInt64(max(0, c.attoseconds / 1_000_000_000))
+        }
+        let past = ns(ingestMaxAge), future = ns(ingestMaxSkew)
+        let lower = min(nowNs > past ? nowNs - past : 0, Timestamp.endNs - 1)
+        let (upper, overflow) = nowNs.addingReportingOverflow(future)
+        let end = overflow || upper >= Timestamp.endNs ? Timestamp.endNs : upper + 1
+        return lower..<max(end, lower + 1)
+    }
+
     /// Version reported by health and `flowforest_build_info`.
     public var version = "0.1.0"
 
@@ -147,7 +172,7 @@ public func buildApplicationParts(
             time: Timestamp.rfc3339(nanoseconds: wallClockNs()), packetsPerSecond: pps, bytesPerSecond: bps,
             activeFlows: await pipeline.activeFlowCount, anomaliesTotal: await pipeline.anomaliesTotal,
             storePending: pending.anomalies + pending.flows, storeErrorsTotal: writer.errorCount,
-            model: await pipeline.modelStatus.state)
+            model: await pipeline.modelStatus.state.modelStateName)
     }
     hubBox.hub = hub
 
@@ -157,6 +182,7 @@ public func buildApplicationParts(
         configuration: configuration, store: store, writer: writer, pipeline: pipeline, ingest: ingest,
         hub: hub, sessions: sessions, metrics: metrics, logger: logger)
     let router = Router(context: AppRequestContext.self)
+    router.middlewares.add(RequestGuard())
     router.middlewares.add(AuthMiddleware(store: store, sessions: sessions, openAccess: openAccess))
     api.addRoutes(to: router)
 

@@ -15,8 +15,9 @@ public protocol FlowDetector: Sendable {
 
 /// The detector's state as served by `GET /api/model`.
 public struct ModelStatus: Sendable, Codable, Hashable {
-    /// `learning` until a model exists, then `detecting`.
-    public var state: String
+    /// Learning until a model exists, then scoring; `state` on the wire
+    /// says `learning` or `detecting` (``DetectorState/modelStateName``).
+    public var state: DetectorState
     /// Model version, counting retrains; nil while learning.
     public var version: Int?
     /// When the model in use was trained (RFC 3339), nil while learning.
@@ -27,7 +28,7 @@ public struct ModelStatus: Sendable, Codable, Hashable {
     /// Further detector-specific facts (feature names, thresholds, ...).
     public var details: [String: String]
 
-    public init(state: String, version: Int? = nil, trainedAt: String? = nil, vectorsSeen: Int = 0,
+    public init(state: DetectorState, version: Int? = nil, trainedAt: String? = nil, vectorsSeen: Int = 0,
                 learningTarget: Int? = nil, details: [String: String] = [:]) {
         self.state = state
         self.version = version
@@ -46,11 +47,21 @@ public struct ModelStatus: Sendable, Codable, Hashable {
 
     public func encode(to encoder: any Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(state, forKey: .state)
+        try c.encode(state.modelStateName, forKey: .state)
         try c.encode(version, forKey: .version)
         try c.encode(trainedAt, forKey: .trainedAt)
         try c.encode(vectorsSeen, forKey: .vectorsSeen)
         try c.encode(learningTarget, forKey: .learningTarget)
         try c.encode(details, forKey: .details)
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        state = try c.decode(DetectorState.self, forKey: .state)
+        version = try c.decodeIfPresent(Int.self, forKey: .version)
+        trainedAt = try c.decodeIfPresent(String.self, forKey: .trainedAt)
+        vectorsSeen = try c.decode(Int.self, forKey: .vectorsSeen)
+        learningTarget = try c.decodeIfPresent(Int.self, forKey: .learningTarget)
+        details = try c.decode([String: String].self, forKey: .details)
     }
 }

@@ -8,13 +8,13 @@ extension Detector: FlowDetector {
         let s = status
         var details: [String: String] = [:]
         for k in s.kinds {
-            details["\(k.kind.rawValue)_phase"] = k.phase
+            details["\(k.kind.rawValue)_phase"] = k.phase.phaseName
             details["\(k.kind.rawValue)_vectors_scored"] = String(k.vectorsScored)
         }
         let trained = s.kinds.compactMap(\.trainedAtMs).max()
         return ModelStatus(
             // Detecting as soon as one vector kind scores; details give each kind's phase.
-            state: s.kinds.contains { $0.phase == "scoring" } ? "detecting" : "learning",
+            state: s.kinds.contains { $0.phase == .scoring } ? .scoring : .learning,
             version: s.modelVersion,
             trainedAt: trained.map { Timestamp.rfc3339(milliseconds: $0) },
             vectorsSeen: Int(s.kinds.reduce(0) { $0 + $1.vectorsSeen }),

@@ -70,14 +70,14 @@ struct IngestRecord: Decodable {
         }
         let timestampNs: UInt64
         if let seconds = try? c.decode(Double.self, forKey: .timestamp) {
-            // Epoch seconds; bounded to years 1970...2999 so a ms or ns value is caught.
-            guard seconds.isFinite, seconds > 0, seconds < 32_503_680_000 else {
-                throw DecodingError.dataCorruptedError(forKey: .timestamp, in: c, debugDescription: "epoch seconds \(seconds) out of range (years 1970-2999)")
+            // The range check also catches a value sent in ms or ns.
+            guard seconds > 0, let ns = Timestamp.nanoseconds(epochSeconds: seconds) else {
+                throw DecodingError.dataCorruptedError(forKey: .timestamp, in: c, debugDescription: "epoch seconds \(seconds) outside \(Timestamp.rangeDescription)")
             }
-            timestampNs = UInt64(seconds * 1e9)
+            timestampNs = ns
         } else if let text = try? c.decode(String.self, forKey: .timestamp) {
             guard let ns = Timestamp.parseRFC3339(text) else {
-                throw DecodingError.dataCorruptedError(forKey: .timestamp, in: c, debugDescription: "not an RFC 3339 time: \"\(text)\"")
+                throw DecodingError.dataCorruptedError(forKey: .timestamp, in: c, debugDescription: "not an RFC 3339 time from \(Timestamp.rangeDescription): \"\(text)\"")
             }
             timestampNs = ns
         } else {
@@ -100,10 +100,18 @@ struct IngestRecord: Decodable {
     }
 
     /// Decodes a whole request; any error names the record index and field.
-    static func decodeAll(_ data: Data, maxRecords: Int) throws(IngestError) -> [PacketSummary] {
+    /// - Parameter window: packet times accepted (see
+    ///   ``ServerConfiguration/ingestWindow(nowNs:)``).
+    static func decodeAll(_ data: Data, maxRecords: Int, window: Range<UInt64> = 0..<Timestamp.endNs) throws(IngestError) -> [PacketSummary] {
         do {
             let records = try JSONDecoder().decode([IngestRecord].self, from: data)
             guard records.count <= maxRecords else { throw IngestError.tooMany(records.count, maxRecords) }
+            if let index = records.firstIndex(where: { !window.contains($0.packet.timestampNs) }) {
+                let t = records[index].packet.timestampNs
+                throw IngestError.invalid("record \(index), field timestamp: \(Timestamp.rfc3339(nanoseconds: t)) is outside the accepted window "
+                    + "\(Timestamp.rfc3339(nanoseconds: window.lowerBound)) to \(Timestamp.rfc3339(nanoseconds: window.upperBound - 1)) "
+                    + "around the server clock (--ingest-max-age, --ingest-max-skew)")
+            }
             return records.map(\.packet)
         } catch let error as IngestError {
             throw error
@@ -213,4 +221,6 @@ struct IngestService: Service {
     }
 }
 
-func wallClockNs() -> UInt64 { UInt64(Date().timeIntervalSince1970 * 1e9) }
+/// The server clock in ns since the epoch; a clock set before 1970 or past
+/// ``Timestamp/endNs`` reads as the nearest bound rather than trapping.
+func wallClockNs() -> UInt64 { Timestamp.nanoseconds(epochSeconds: Date().timeIntervalSince1970) ?? (Date().timeIntervalSince1970 > 0 ? Timestamp.endNs - 1 : 0) }

@@ -1,6 +1,7 @@
 public import CoreMetrics
 import Foundation
 public import Prometheus
+import Synchronization
 
 /// FlowForest's metrics: one Prometheus registry and a swift-metrics factory
 /// over it that gives every series its help text (Prometheus lint wants one,
@@ -11,6 +12,7 @@ public import Prometheus
 public final class FlowForestMetrics: Sendable {
     public let registry: PrometheusCollectorRegistry
     public let factory: any MetricsFactory
+    private let interfaces = Mutex<[String: [String]]>([:])
 
     /// Help text by metric name. A name missing here still works, with a generic help text.
     static let help: [String: String] = [
@@ -21,11 +23,11 @@ public final class FlowForestMetrics: Sendable {
         "flowforest_active_flows": "Flows open at the last poll, by capture mode.",
         "flowforest_capture_info": "Always 1: the capture mode and each interface the sensor captures on.",
         "flowforest_map_entries": "Entries in the kernel flow map at the last poll.",
-        "flowforest_map_full_packets_total": "Packets not counted into a flow because the flow table or kernel map was full.",
+        "flowforest_map_full_packets_total": "Packets lost because the flow table or kernel map was full (in eBPF mode, and the ring buffer too).",
         "flowforest_capture_drops_total": "Packets dropped before FlowForest saw them, by mode and where (capture buffer or interface).",
         "flowforest_packets_not_flows_total": "Packets seen but not part of any flow, by mode and reason (not_ip, malformed).",
         "flowforest_ringbuf_packets_total": "Packets delivered through the eBPF ring buffer because their flow could not be inserted.",
-        "flowforest_vectors_scored_total": "Flow batches scored by the detector.",
+        "flowforest_vectors_scored_total": "Flow records handed to the detector, active ones included (vectors scored per kind: /api/model details).",
         "flowforest_anomalies_total": "Anomalies detected, by vector kind and severity.",
         "flowforest_score_duration_seconds": "Time the detector spent on one batch of flow records.",
         "flowforest_drain_duration_seconds": "Time one poll of the capture source took.",
@@ -54,7 +56,9 @@ public final class FlowForestMetrics: Sendable {
     ]
 
     /// Publishes which mode captures on which interfaces (`flowforest_capture_info`).
+    /// `/api/status` serves the same facts.
     public func recordCapture(mode: String, interfaces: [String]) {
+        self.interfaces.withLock { $0[mode, default: []] += interfaces }
         for interface in interfaces {
             Gauge(label: "flowforest_capture_info", dimensions: [("mode", mode), ("interface", interface)], factory: factory).record(1)
         }
@@ -64,6 +68,9 @@ public final class FlowForestMetrics: Sendable {
         self.registry = registry
         self.factory = HelpfulFactory(registry: registry)
     }
+
+    /// The interfaces each capture mode captures on, as recorded by ``recordCapture(mode:interfaces:)``.
+    public var captureInterfaces: [String: [String]] { interfaces.withLock { $0 } }
 
     /// The Prometheus text exposition of every series.
     public func render() -> String { registry.emitToString() }

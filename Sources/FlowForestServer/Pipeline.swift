@@ -41,7 +41,7 @@ actor Pipeline {
         learning = Gauge(label: "flowforest_detector_learning", factory: metricsFactory)
         scored = Counter(label: "flowforest_vectors_scored_total", factory: metricsFactory)
         modelAge.record(0)
-        learning.record(detector.apiStatus.state == "learning" ? 1 : 0)
+        learning.record(detector.apiStatus.state == .learning ? 1 : 0)
         scored.increment(by: 0)
         // Every kind and severity from the start, so rates and alerts see zeros, not gaps.
         var initial: [String: Counter] = [:]
@@ -159,7 +159,7 @@ actor Pipeline {
 
     private func updateModelGauges() {
         let status = detector.apiStatus
-        learning.record(status.state == "learning" ? 1 : 0)
+        learning.record(status.state == .learning ? 1 : 0)
         if let trained = status.trainedAt.flatMap(Timestamp.parseRFC3339) {
             modelAge.record(max(0, Date().timeIntervalSince1970 - Double(trained) / 1e9))
         }
@@ -167,6 +167,11 @@ actor Pipeline {
 
     /// Open flows across modes.
     var activeFlowCount: Int { activeByMode.values.reduce(0, +) }
+
+    /// Each mode's cumulative capture statistics and open flows, as of its latest batch.
+    var captureAccounting: [String: (statistics: CaptureStatistics, activeFlows: Int)] {
+        lastStatistics.reduce(into: [:]) { out, entry in out[entry.key] = (entry.value, activeByMode[entry.key] ?? 0) }
+    }
 
     /// The open flows, busiest first.
     func openFlows(limit: Int) -> [(mode: String, record: FlowRecord)] {

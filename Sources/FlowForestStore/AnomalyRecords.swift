@@ -81,7 +81,7 @@ extension Store {
             let values: [any Encodable & Sendable] = [
                 p.uid, a.sensor, a.timeMs, a.kind.rawValue, a.sourceAddress?.description, a.destinationAddress?.description,
                 a.sourcePort.map(Int.init), a.destinationPort.map(Int.init), a.ipProtocol.map(Int.init),
-                a.score, a.severity.rawValue, Severity.allCases.firstIndex(of: a.severity)!, a.label,
+                a.score, a.severity.rawValue, Severity.allCases.firstIndex(of: a.severity)!, a.label.rawValue,
                 explanation, features, flowIDs, a.acknowledged,
             ]
             rows.append(values.map { SQLBind($0) })
@@ -165,11 +165,13 @@ extension Store {
         }
         let kindText = try row.decode(column: "kind", as: String.self)
         let severityText = try row.decode(column: "severity", as: String.self)
+        let labelText = try row.decode(column: "label", as: String.self)
+        let kind = AnomalyKind(rawValue: kindText) ?? .flow
         return Anomaly(
             id: try row.decode(column: "id", as: Int64.self),
             sensor: try row.decode(column: "sensor", as: String.self),
             timeMs: try row.decode(column: "time_ms", as: Int64.self),
-            kind: AnomalyKind(rawValue: kindText) ?? .flow,
+            kind: kind,
             sourceAddress: try row.decode(column: "src_ip", as: String?.self).flatMap { IPAddress($0) },
             destinationAddress: try row.decode(column: "dst_ip", as: String?.self).flatMap { IPAddress($0) },
             sourcePort: try row.decode(column: "src_port", as: Int?.self).map { UInt16(truncatingIfNeeded: $0) },
@@ -177,7 +179,7 @@ extension Store {
             ipProtocol: try row.decode(column: "protocol", as: Int?.self).map { UInt8(truncatingIfNeeded: $0) },
             score: try row.decode(column: "score", as: Double.self),
             severity: Severity(rawValue: severityText) ?? .low,
-            label: try row.decode(column: "label", as: String.self),
+            label: AnomalyLabel(rawValue: labelText) ?? .unusual(kind),
             explanation: try json("explanation", [ExplanationItem].self),
             features: try json("features", [String: Double].self),
             flowIDs: try json("flow_ids", [Int64].self).map { UInt64(bitPattern: $0) },

@@ -91,12 +91,16 @@ public final class Store: Service, Sendable {
         let store: Store
         switch location {
         case .sqlite(let path):
+            try createPrivately(path)
             let connection = try await SQLiteConnection.open(storage: .file(path: path), logger: logger)
             store = Store(backend: .sqlite(connection), clientTask: nil, logger: logger, queryTimeout: queryTimeout)
             // WAL lets the API read while the writer writes; the busy timeout
             // covers a second process (the CLI adding a token) on the same file.
             _ = try await connection.sql().raw("PRAGMA journal_mode=WAL").all()
             try await connection.sql().raw("PRAGMA busy_timeout=5000").run()
+            // SQLite gives -wal and -shm the main file's mode; tightening all
+            // three also fixes a file an older version created world-readable.
+            for file in [path, path + "-wal", path + "-shm"] { restrictMode(file, logger: logger) }
         case .postgres(let url):
             let configuration: SQLPostgresConfiguration
             do {
@@ -203,5 +207,36 @@ public final class Store: Service, Sendable {
         } catch {
             return false
         }
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Creates a missing SQLite file with mode 0600 before SQLite opens it: the
+/// store holds token and password hashes, and SQLite would otherwise create
+/// it 0644 under the usual umask.
+func createPrivately(_ path: String) throws {
+    guard !path.isEmpty, path != ":memory:", !path.hasPrefix("file:") else { return }
+    let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+    if fd >= 0 {
+        // The umask can only remove bits; make the mode exact regardless.
+        fchmod(fd, 0o600)
+        close(fd)
+    } else if errno != EEXIST {
+        throw StoreError.badLocation("cannot create SQLite file \(path): \(String(cString: strerror(errno)))")
+    }
+}
+
+/// Removes group and other access from `path` if it exists.
+func restrictMode(_ path: String, logger: Logger) {
+    var st = stat()
+    guard stat(path, &st) == 0, st.st_mode & 0o077 != 0 else { return }
+    if chmod(path, st.st_mode & 0o700) != 0 {
+        logger.warning("cannot make the database file private (mode 0600)", metadata: [
+            "path": "\(path)", "error": "\(String(cString: strerror(errno)))"])
     }
 }

@@ -60,7 +60,10 @@ public final class PcapFileSource: FlowSource {
         while !stop.isSet {
             let status = pcap_next_ex(handle.pointer, &header, &data)
             if status == 1, let header, let data {
-                let ts = timestampNs(header)
+                guard let ts = timestampNs(header) else {
+                    loop.table.countMalformed()
+                    continue
+                }
                 loop.tick(nowNs: ts, progress: progress())
                 loop.handle(UnsafeRawBufferPointer(start: data, count: Int(header.pointee.caplen)),
                             wireLength: Int(header.pointee.len), timestampNs: ts, parser: parser)

@@ -78,15 +78,34 @@ final class PcapHandle: @unchecked Sendable {
     var lastError: String { String(cString: pcap_geterr(pointer)) }
 }
 
-/// Nanoseconds since the epoch from a pcap header opened with nanosecond precision.
+/// Nanoseconds since the epoch from a pcap header opened with nanosecond
+/// precision, or `nil` when the time is impossible.
+///
+/// libpcap copies a file's record header into a `timeval` as is: a classic
+/// pcap `ts_sec` of 0x80000000 or more arrives as a negative `tv_sec`, the
+/// fraction may be any 32-bit value (times 1000 for a microsecond file), and
+/// a pcapng time of 2^64-1 or a negative `if_tsoffset` gives a `tv_sec` far
+/// outside the epoch. Such a packet is malformed, never a reason to trap.
 @inline(__always)
-func timestampNs(_ header: UnsafePointer<pcap_pkthdr>) -> UInt64 {
-    UInt64(header.pointee.ts.tv_sec) &* 1_000_000_000 &+ UInt64(header.pointee.ts.tv_usec)
+func timestampNs(_ header: UnsafePointer<pcap_pkthdr>) -> UInt64? {
+    timestampNs(seconds: Int64(header.pointee.ts.tv_sec), fraction: Int64(header.pointee.ts.tv_usec))
+}
+
+/// Seconds and nanoseconds to ns since the epoch, `nil` unless the fraction
+/// is below a second and the result is before ``Timestamp/endNs``.
+@inline(__always)
+func timestampNs(seconds: Int64, fraction: Int64) -> UInt64? {
+    guard seconds >= 0, fraction >= 0, fraction < 1_000_000_000 else { return nil }
+    let (whole, overflow) = UInt64(seconds).multipliedReportingOverflow(by: 1_000_000_000)
+    guard !overflow else { return nil }
+    let (ns, carry) = whole.addingReportingOverflow(UInt64(fraction))
+    guard !carry, ns < Timestamp.endNs else { return nil }
+    return ns
 }
 
 /// Wall-clock time, ns since the epoch.
 func wallClockNs() -> UInt64 {
     var ts = timespec()
     clock_gettime(CLOCK_REALTIME, &ts)
-    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+    return timestampNs(seconds: Int64(ts.tv_sec), fraction: Int64(ts.tv_nsec)) ?? 0
 }

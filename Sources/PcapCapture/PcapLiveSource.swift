@@ -110,8 +110,9 @@ public final class PcapLiveSource: FlowSource {
                 let n = pcap_dispatch(handle.pointer, -1, { user, header, bytes in
                     guard let user, let header, let bytes else { return }
                     let ctx = Unmanaged<DispatchContext>.fromOpaque(user).takeUnretainedValue()
+                    guard let ts = timestampNs(header) else { ctx.loop.table.countMalformed(); return }
                     ctx.loop.handle(UnsafeRawBufferPointer(start: bytes, count: Int(header.pointee.caplen)),
-                                    wireLength: Int(header.pointee.len), timestampNs: timestampNs(header), parser: ctx.parser)
+                                    wireLength: Int(header.pointee.len), timestampNs: ts, parser: ctx.parser)
                 }, user)
                 if n < 0 { return handle }
             }

@@ -74,6 +74,12 @@ struct RunCommand: AsyncParsableCommand {
     @Option(name: .customLong("learning-seconds"), help: "Without a model: seconds of live traffic the detector learns from before it alerts (env FLOWFOREST_LEARNING_SECONDS; default 600).")
     var learningSeconds: Double?
 
+    @Option(name: .customLong("ingest-max-skew"), help: "Seconds ahead of this server's clock a POST /api/traffic timestamp may be (env FLOWFOREST_INGEST_MAX_SKEW; default 300).")
+    var ingestMaxSkew: Double?
+
+    @Option(name: .customLong("ingest-max-age"), help: "Seconds behind this server's clock a POST /api/traffic timestamp may be (env FLOWFOREST_INGEST_MAX_AGE; default 86400).")
+    var ingestMaxAge: Double?
+
     @Flag(name: .customLong("open-metrics"), help: "Serve /metrics and /api/health without credentials (env FLOWFOREST_OPEN_METRICS=1).")
     var openMetrics = false
 
@@ -117,6 +123,16 @@ struct RunCommand: AsyncParsableCommand {
         server.sensorName = setting(sensorName, "FLOWFOREST_SENSOR_NAME") ?? ProcessInfo.processInfo.hostName
         server.openMetrics = openMetrics || ["1", "true", "yes"].contains(setting(nil, "FLOWFOREST_OPEN_METRICS")?.lowercased() ?? "")
         server.secureCookies = secureCookies
+        func seconds(_ flag: Double?, _ name: String, _ option: String) throws -> Duration? {
+            guard let text = flag.map({ String($0) }) ?? setting(nil, name) else { return nil }
+            // Up to ten years: enough for any replay, far from overflowing ns.
+            guard let value = Double(text), value.isFinite, value >= 0, value <= 315_360_000 else {
+                throw failure("\(option) must be between 0 and 315360000 seconds, got \(text)")
+            }
+            return .milliseconds(Int64(value * 1000))
+        }
+        if let d = try seconds(ingestMaxSkew, "FLOWFOREST_INGEST_MAX_SKEW", "--ingest-max-skew") { server.ingestMaxSkew = d }
+        if let d = try seconds(ingestMaxAge, "FLOWFOREST_INGEST_MAX_AGE", "--ingest-max-age") { server.ingestMaxAge = d }
         // Capture first: a wrong interface or a missing privilege is reported
         // before anything (the database included) is created.
         let source = noCapture ? nil : try openCapture(logger: logger)
@@ -147,7 +163,7 @@ struct RunCommand: AsyncParsableCommand {
             return
         }
         metrics.recordCapture(mode: source.mode, interfaces: interfaces.isEmpty ? [DefaultRoute.interface()].compactMap { $0 } : interfaces)
-        let reporter = FlowReportService(source: source, printing: printFlows, logger: logger)
+        let reporter = FlowReporter(printing: printFlows, logger: logger)
         let exporters = try exportOptions.makeExporters(metricsFactory: metrics.factory, logger: logger)
         try await serve(server, source: ReportingSource(base: source, reporter: reporter, exporters: exporters),
                         detector: detector, metrics: metrics, logger: logger)
@@ -210,7 +226,7 @@ struct RunCommand: AsyncParsableCommand {
 /// as `--print-flows` asks and hands records to the IPFIX exporters.
 struct ReportingSource: FlowSource {
     let base: any FlowSource
-    let reporter: FlowReportService
+    let reporter: FlowReporter
     let exporters: [IPFIXExporter]
     var mode: String { base.mode }
 
@@ -243,32 +259,10 @@ struct ReportingSource: FlowSource {
     func stop() { base.stop() }
 }
 
-/// Reports flows as they end, until capture stops. Graceful shutdown asks
-/// the source to stop, then keeps reading so the final flush is reported.
-struct FlowReportService: Service {
-    let source: any FlowSource
+/// Prints ended flows as `--print-flows` asks.
+struct FlowReporter: Sendable {
     let printing: RunCommand.FlowPrinting
     let logger: Logger
-
-    func run() async throws {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        var last = CaptureStatistics()
-        let batches = source.batches()
-        logger.info("capture started", metadata: ["mode": "\(source.mode)"])
-        try await withGracefulShutdownHandler {
-            for try await batch in batches {
-                report(batch, encoder: encoder)
-                last = batch.statistics
-            }
-        } onGracefulShutdown: {
-            source.stop()
-        }
-        logger.info("capture stopped", metadata: [
-            "packets_seen": "\(last.packetsSeen)", "packets_accounted": "\(last.packetsAccounted)",
-            "flows": "\(last.flowsStarted)", "capture_drops": "\(last.captureDrops)",
-        ])
-    }
 
     func report(_ batch: FlowBatch, encoder: JSONEncoder) {
         for record in batch.records where record.state == .ended {

@@ -9,7 +9,7 @@ struct BeaconTests {
     static let outside = TrafficSimulator.ip("198.18.9.8")
 
     /// Connections with the given gaps in seconds and sizes in bytes (500 each by default).
-    static func starts(_ gaps: [Double], bytes: [UInt64]? = nil) -> [HostTracker.PairStart] {
+    static func starts(_ gaps: [Double], bytes: [UInt64]? = nil) -> [BeaconScore.Start] {
         var t: UInt64 = 1_000_000_000_000
         var times = [t]
         for g in gaps {
@@ -17,48 +17,48 @@ struct BeaconTests {
             times.append(t)
         }
         return times.enumerated().map { i, t in
-            HostTracker.PairStart(startNs: t, flowID: UInt64(i), bytes: bytes?[i % bytes!.count] ?? 500)
+            BeaconScore.Start(startNs: t, flowID: UInt64(i), bytes: bytes?[i % bytes!.count] ?? 500)
         }
     }
 
     @Test("regularity needs three gaps; three or four must be far tighter than five")
     func regularityByGaps() {
-        #expect(HostTracker.beaconRegularity(Self.starts([0.5, 0.5])) == 0)
-        #expect(HostTracker.beaconRegularity(Self.starts([0.5, 0.5005, 0.4995])) >= 0.95)
+        #expect(BeaconScore.regularity(Self.starts([0.5, 0.5])) == 0)
+        #expect(BeaconScore.regularity(Self.starts([0.5, 0.5005, 0.4995])) >= 0.95)
         // Gaps 4 % either side of the period: a beacon with jitter, or chance.
         let jitter = [1.04, 0.96, 1.04, 0.96, 1.04, 0.96, 1.04]
-        #expect(HostTracker.beaconRegularity(Self.starts(Array(jitter.prefix(3)))) < 0.8)
-        #expect(HostTracker.beaconRegularity(Self.starts(Array(jitter.prefix(4)))) < 0.92)
-        #expect(HostTracker.beaconRegularity(Self.starts(Array(jitter.prefix(5)))) >= 0.92)
+        #expect(BeaconScore.regularity(Self.starts(Array(jitter.prefix(3)))) < 0.8)
+        #expect(BeaconScore.regularity(Self.starts(Array(jitter.prefix(4)))) < 0.92)
+        #expect(BeaconScore.regularity(Self.starts(Array(jitter.prefix(5)))) >= 0.92)
         // Gaps 8 % either side: regular enough to name, not to be certain.
-        let wider = HostTracker.beaconRegularity(Self.starts([1.08, 0.92, 1.08, 0.92, 1.08, 0.92, 1.08]))
+        let wider = BeaconScore.regularity(Self.starts([1.08, 0.92, 1.08, 0.92, 1.08, 0.92, 1.08]))
         #expect(wider >= 0.8 && wider < 0.92)
         // The same rhythm with connections of very different sizes is web browsing more than a beacon.
-        #expect(HostTracker.beaconRegularity(Self.starts(Array(repeating: 0.5, count: 7), bytes: [2_000, 15_000, 60_000])) < 0.8)
-        #expect(HostTracker.beaconRegularity(Self.starts(Array(repeating: 0.5, count: 7), bytes: [480, 520])) >= 0.92)
+        #expect(BeaconScore.regularity(Self.starts(Array(repeating: 0.5, count: 7), bytes: [2_000, 15_000, 60_000])) < 0.8)
+        #expect(BeaconScore.regularity(Self.starts(Array(repeating: 0.5, count: 7), bytes: [480, 520])) >= 0.92)
         // Bursts are not beacons however regular.
-        #expect(HostTracker.beaconRegularity(Self.starts([0.05, 0.05, 0.05, 0.05, 0.05])) == 0)
+        #expect(BeaconScore.regularity(Self.starts([0.05, 0.05, 0.05, 0.05, 0.05])) == 0)
     }
 
     @Test("a series with lone probes in it must fill the history: a dead server's beacon counts at eight")
     func probesNeedTheFullHistory() {
         let answered = Self.starts(Array(repeating: 1.0, count: 5))
-        #expect(HostTracker.beaconRegularity(answered) >= 0.92)
+        #expect(BeaconScore.regularity(answered) >= 0.92)
         var probes = answered
         for i in probes.indices { probes[i].probe = true }
-        #expect(HostTracker.beaconRegularity(probes) == 0)
+        #expect(BeaconScore.regularity(probes) == 0)
         // One unanswered check-in among answered ones delays the call the same way.
         var oneLost = answered
         oneLost[2].probe = true
-        #expect(HostTracker.beaconRegularity(oneLost) == 0)
+        #expect(BeaconScore.regularity(oneLost) == 0)
         // Only the newest may still be unanswered: it may be under way.
         var newestPending = answered
         newestPending[newestPending.count - 1].probe = true
-        #expect(HostTracker.beaconRegularity(newestPending) >= 0.92)
+        #expect(BeaconScore.regularity(newestPending) >= 0.92)
         // Eight lone SYNs to a refusing server on a timer are a beacon.
         var deadServer = Self.starts(Array(repeating: 60.0, count: 7))
         for i in deadServer.indices { deadServer[i].probe = true }
-        #expect(HostTracker.beaconRegularity(deadServer) >= 0.92)
+        #expect(BeaconScore.regularity(deadServer) >= 0.92)
     }
 
     @Test("random gaps reach beacon regularity with three or four gaps less often than with five")
@@ -69,7 +69,7 @@ struct BeaconTests {
         for _ in 0..<series {
             // Gaps uniform in 0.2-1.2 s: clustered enough for chance matches to happen.
             let gaps = (0..<5).map { _ in 0.2 + rng.unit() }
-            for n in 3...5 where HostTracker.beaconRegularity(Self.starts(Array(gaps.prefix(n)))) >= 0.92 {
+            for n in 3...5 where BeaconScore.regularity(Self.starts(Array(gaps.prefix(n)))) >= 0.92 {
                 hits[n]! += 1
             }
         }
@@ -99,7 +99,7 @@ struct BeaconTests {
         let fourth = 0.1 + 3 * period
         let found = sim.runAttack(seconds: Int(fourth) + 3, into: &detector,
                                   Self.beacon(period: period, count: 12, jitter: { i in Double(i % 3 - 1) * 0.0007 }))
-        let first = try #require(found.first { $0.anomaly.label == "beaconing" }, "\(found.map { "s\($0.second) \($0.anomaly.label)" })")
+        let first = try #require(found.first { $0.anomaly.label == .beaconing }, "\(found.map { "s\($0.second) \($0.anomaly.label)" })")
         #expect(first.second == Int(fourth.rounded(.up)), "4th connection at \(fourth) s, alert in second \(first.second)")
         #expect(first.anomaly.sourceAddress == TrafficSimulator.clients[1])
         #expect(first.anomaly.severity >= .high)
@@ -112,7 +112,7 @@ struct BeaconTests {
         var sim = TrafficSimulator()
         var detector = trainedDetector(&sim)
         let found = sim.runAttack(seconds: 10, into: &detector, Self.beacon(period: 1, count: 8, jitter: { i in i % 2 == 0 ? 0.04 : -0.04 }))
-        let first = try #require(found.first { $0.anomaly.label == "beaconing" }, "\(found.map { "s\($0.second) \($0.anomaly.label)" })")
+        let first = try #require(found.first { $0.anomaly.label == .beaconing }, "\(found.map { "s\($0.second) \($0.anomaly.label)" })")
         // Fourth connection at 3.14 s (three gaps), sixth at 5.14 s (five).
         #expect(first.second >= 5 && first.second <= 6, "second \(first.second)")
     }
@@ -122,7 +122,7 @@ struct BeaconTests {
         var sim = TrafficSimulator()
         var detector = trainedDetector(&sim)
         let alerts = sim.runNormal(seconds: 3600, into: &detector)
-        #expect(!alerts.contains { $0.label == "beaconing" }, "\(alerts.map { "\($0.timeMs) \($0.label) \($0.severity) \($0.sourceAddress?.description ?? "-") -> \($0.destinationAddress?.description ?? "-") \($0.explanation.map(\.text))" })")
+        #expect(!alerts.contains { $0.label == .beaconing }, "\(alerts.map { "\($0.timeMs) \($0.label) \($0.severity) \($0.sourceAddress?.description ?? "-") -> \($0.destinationAddress?.description ?? "-") \($0.explanation.map(\.text))" })")
     }
 }
 

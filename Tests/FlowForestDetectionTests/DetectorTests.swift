@@ -121,9 +121,9 @@ struct DetectorTests {
         // Attack traffic inside the learning window must not raise alerts.
         let during = sim.runAttack(seconds: 30, into: &detector, Attacks.portScan)
         #expect(during.isEmpty)
-        #expect(detector.status.phase == "learning")
+        #expect(detector.status.phase == .learning)
         _ = sim.runNormal(seconds: 40, into: &detector)
-        #expect(detector.status.phase == "scoring")
+        #expect(detector.status.phase == .scoring)
         #expect(detector.model?.models.count == 3)
         #expect(detector.status.kinds.allSatisfy { $0.thresholds != nil })
     }
@@ -141,7 +141,7 @@ struct DetectorTests {
 
     struct Scenario: Sendable, CustomStringConvertible {
         var name: String
-        var label: String
+        var label: AnomalyLabel
         var seconds: Int
         var within: Int
         var attack: @Sendable (inout TrafficSimulator, Int) -> Void
@@ -149,14 +149,14 @@ struct DetectorTests {
     }
 
     static let scenarios: [Scenario] = [
-        Scenario(name: "port scan", label: "port scan", seconds: 4, within: 3, attack: Attacks.portScan),
-        Scenario(name: "host sweep", label: "host sweep", seconds: 4, within: 3, attack: Attacks.hostSweep),
-        Scenario(name: "syn flood", label: "syn flood", seconds: 4, within: 3, attack: Attacks.synFlood),
-        Scenario(name: "udp flood", label: "udp flood", seconds: 4, within: 3, attack: Attacks.udpFlood),
-        Scenario(name: "icmp flood", label: "icmp flood", seconds: 4, within: 3, attack: Attacks.icmpFlood),
-        Scenario(name: "slow connections", label: "slow connections", seconds: 6, within: 4, attack: Attacks.slowConnections),
-        Scenario(name: "exfiltration", label: "exfiltration", seconds: 6, within: 3, attack: Attacks.exfiltration),
-        Scenario(name: "beaconing", label: "beaconing", seconds: 20, within: 12, attack: Attacks.beaconing),
+        Scenario(name: "port scan", label: .portScan, seconds: 4, within: 3, attack: Attacks.portScan),
+        Scenario(name: "host sweep", label: .hostSweep, seconds: 4, within: 3, attack: Attacks.hostSweep),
+        Scenario(name: "syn flood", label: .synFlood, seconds: 4, within: 3, attack: Attacks.synFlood),
+        Scenario(name: "udp flood", label: .udpFlood, seconds: 4, within: 3, attack: Attacks.udpFlood),
+        Scenario(name: "icmp flood", label: .icmpFlood, seconds: 4, within: 3, attack: Attacks.icmpFlood),
+        Scenario(name: "slow connections", label: .slowConnections, seconds: 6, within: 4, attack: Attacks.slowConnections),
+        Scenario(name: "exfiltration", label: .exfiltration, seconds: 6, within: 3, attack: Attacks.exfiltration),
+        Scenario(name: "beaconing", label: .beaconing, seconds: 20, within: 12, attack: Attacks.beaconing),
     ]
 
     @Test("each attack is found, labelled and explained", arguments: scenarios)
@@ -165,7 +165,7 @@ struct DetectorTests {
         var detector = trainedDetector(&sim)
         let found = sim.runAttack(seconds: scenario.seconds, into: &detector, scenario.attack)
         print("\(scenario.name): \(found.map { "s\($0.second) \($0.anomaly.kind) \($0.anomaly.label) \($0.anomaly.severity) \($0.anomaly.explanation.map(\.text))" })")
-        let labelled = try #require(found.first { $0.anomaly.label == scenario.label }, "no \(scenario.label) alert")
+        let labelled = try #require(found.first { $0.anomaly.label == scenario.label }, "no \(scenario.label.rawValue) alert")
         #expect(labelled.second <= scenario.within)
         #expect(!labelled.anomaly.explanation.isEmpty)
         #expect(labelled.anomaly.explanation.allSatisfy { !$0.text.isEmpty && ($0.direction == "above" || $0.direction == "below") })
@@ -177,7 +177,7 @@ struct DetectorTests {
         var detector = trainedDetector(&sim)
         let found = sim.runAttack(seconds: 20, into: &detector, Attacks.spoofedSynFlood(answered: answered)).map(\.anomaly)
         let forged = found.filter { $0.kind != .destination && $0.sourceAddress?.description.hasPrefix("198.19.") == true }
-        #expect(found.contains { $0.kind == .destination && $0.label == "syn flood" })
+        #expect(found.contains { $0.kind == .destination && $0.label == .synFlood })
         #expect(forged.count == 0, "\(forged.prefix(3).map { "\($0.sourceAddress!) \($0.label) \($0.explanation.map(\.text))" })")
     }
 
@@ -207,7 +207,7 @@ struct DetectorTests {
         var sim = TrafficSimulator()
         var detector = trainedDetector(&sim)
         let found = sim.runAttack(seconds: 3, into: &detector, Attacks.portScan).map(\.anomaly)
-        let scan = try #require(found.first { $0.kind == .host && $0.label == "port scan" })
+        let scan = try #require(found.first { $0.kind == .host && $0.label == .portScan })
         #expect(scan.sourceAddress == Attacks.attacker)
         #expect(scan.destinationAddress == TrafficSimulator.web)
         #expect(scan.explanation.contains { $0.feature.hasPrefix("distinct_dst_ports") && $0.direction == "above" && $0.value > $0.baseline })
@@ -222,9 +222,9 @@ struct DetectorTests {
         defer { try? FileManager.default.removeItem(atPath: path) }
         try trained.model!.save(to: path)
         var fresh = Detector(model: try DetectionModel.load(from: path), sensor: "t")
-        #expect(fresh.status.phase == "scoring")
+        #expect(fresh.status.phase == .scoring)
         let found = sim.runAttack(seconds: 3, into: &fresh, Attacks.portScan)
-        #expect(found.contains { $0.anomaly.label == "port scan" })
+        #expect(found.contains { $0.anomaly.label == .portScan })
     }
 
     @Test("a model trained offline from normal polls (flowforest train) finds the attack live")
@@ -240,7 +240,7 @@ struct DetectorTests {
         var detector = Detector(model: model, sensor: "t")
         #expect(sim.runNormal(seconds: 120, into: &detector).isEmpty)
         let found = sim.runAttack(seconds: 3, into: &detector, Attacks.hostSweep)
-        #expect(found.contains { $0.anomaly.label == "host sweep" && $0.second <= 3 })
+        #expect(found.contains { $0.anomaly.label == .hostSweep && $0.second <= 3 })
     }
 
     @Test("too little traffic to train on is a clear error")
@@ -268,7 +268,7 @@ struct DetectorTests {
         // The flood never entered the reservoir, so the retrained model still flags it.
         #expect(reservoirBefore > 0)
         let again = sim.runAttack(seconds: 3, into: &detector, Attacks.udpFlood)
-        #expect(again.contains { $0.anomaly.label == "udp flood" }, "the retrained model missed the flood: \(again.map(\.anomaly.label))")
+        #expect(again.contains { $0.anomaly.label == .udpFlood }, "the retrained model missed the flood: \(again.map(\.anomaly.label))")
         #expect(detector.status.suppressedRepeats == 0)
     }
 
@@ -294,8 +294,8 @@ struct DetectorTests {
             return (found, detector.status.unconfirmed)
         }
         let offTheScale = burst(model)
-        #expect(offTheScale.found.contains { $0.kind == .host && $0.label == "icmp flood" })
-        #expect(offTheScale.found.contains { $0.kind == .destination && $0.label == "icmp flood" })
+        #expect(offTheScale.found.contains { $0.kind == .host && $0.label == .icmpFlood })
+        #expect(offTheScale.found.contains { $0.kind == .destination && $0.label == .icmpFlood })
         let merelyUnusual = burst(widened)
         #expect(!merelyUnusual.found.contains { $0.kind != .flow })
         #expect(merelyUnusual.unconfirmed > offTheScale.unconfirmed)

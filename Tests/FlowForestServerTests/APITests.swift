@@ -3,6 +3,7 @@ import FlowForestServer
 import FlowForestStore
 import Foundation
 import Hummingbird
+import HTTPTypes
 import HummingbirdTesting
 import Testing
 
@@ -10,7 +11,7 @@ func storedAnomaly(_ i: Int, src: String, dst: String, severity: Severity, kind:
     PendingAnomaly(anomaly: Anomaly(
         sensor: "test-sensor", timeMs: 1_790_000_000_000 + Int64(i) * 1000, kind: kind,
         sourceAddress: IPAddress(src), destinationAddress: IPAddress(dst), sourcePort: nil, destinationPort: 22,
-        ipProtocol: IPProtocol.tcp, score: 0.8, severity: severity, label: "port scan",
+        ipProtocol: IPProtocol.tcp, score: 0.8, severity: severity, label: .portScan,
         explanation: [ExplanationItem(feature: "distinct_dst_ports_10s", value: 412, baseline: 9, direction: "above",
                                       text: "distinct destination ports 412 (baseline p99: 9)")],
         features: ["distinct_dst_ports_10s": 412]))
@@ -114,6 +115,50 @@ struct APITests {
                 let r = try await client.call("/api/anomalies?\(query)", token: db.viewerToken)
                 #expect(r.status == .badRequest, "\(query)")
                 #expect((try r.object()["error"] as? String)?.hasPrefix(parameter + ":") == true, "\(query): \(r.text)")
+            }
+        }
+    }
+
+    // Each of these trapped the daemon (UInt64 overflow past 2554) or was
+    // silently accepted; now they are 400 naming the parameter, on every route.
+    @Test("hostile times and limits are 400 on anomalies, flows and hosts, never a crash",
+          arguments: ["/api/anomalies", "/api/flows", "/api/hosts"])
+    func hostileParameters(route: String) async throws {
+        try await withAPI { client, db in
+            var cases = [("since=2555-01-01T00:00:00Z", "since"), ("since=2600-01-01T00:00:00Z", "since"),
+                         ("since=9999-12-31T23:59:59Z", "since"), ("since=2500-01-01T00:00:00Z", "since"),
+                         ("since=2026-02-31T00:00:00Z", "since"), ("since=2026-11-25T10:00:00%2B99:99", "since"),
+                         ("since=20000000000", "since"), ("since=1e300", "since"), ("since=nan", "since"),
+                         ("since=-1", "since"), ("since=%2B5", "since"), ("since=0x10", "since"),
+                         ("limit=%2B5", "limit"), ("limit=-1", "limit"), ("limit=%205", "limit"), ("limit=5e2", "limit"),
+                         ("limit=1001", "limit"), ("limit=99999999999999999999999", "limit"), ("limit=5%00", "limit")]
+            if route == "/api/anomalies" { cases += [("until=2555-01-01T00:00:00Z", "until"), ("until=18446744073.709551615", "until")] }
+            for (query, parameter) in cases {
+                let r = try await client.call("\(route)?\(query)", token: db.viewerToken)
+                #expect(r.status == .badRequest, "\(route)?\(query): \(r.text)")
+                #expect((try r.object()["error"] as? String)?.hasPrefix(parameter + ":") == true, "\(route)?\(query): \(r.text)")
+            }
+            // The edges of the range and plain limits still work.
+            for query in ["since=2499-12-31T23:59:59.999Z", "since=0", "since=1764063455.25", "limit=1000", "limit=0005"] {
+                let r = try await client.call("\(route)?\(query)", token: db.viewerToken)
+                #expect(r.status == .ok, "\(route)?\(query): \(r.text)")
+            }
+        }
+    }
+
+    @Test("an encoded NUL in a dashboard path is refused rather than cut short; TRACE is 405")
+    func hostilePaths() async throws {
+        try await withAPI { client, db in
+            #expect(try await client.call("/app.js", token: db.viewerToken).status == .ok)
+            for path in ["/app.js%00.html", "/app.js%00", "/index.html%0a", "/api/health%00"] {
+                let r = try await client.call(path, token: db.viewerToken)
+                #expect(r.status == .badRequest || r.status == .notFound, "\(path): \(r.status)")
+                #expect(!r.text.contains("function"), "\(path) served a script")
+            }
+            for method in [HTTPRequest.Method("TRACE")!, HTTPRequest.Method("CONNECT")!] {
+                let r = try await client.call("/", method, token: db.viewerToken)
+                #expect(r.status == .methodNotAllowed, "\(method)")
+                #expect(r.headers[.allow] == "GET, HEAD, POST")
             }
         }
     }

@@ -51,7 +51,8 @@ struct IngestTests {
             #expect(o["accepted"] as? Int == 4)
             #expect(o["flows_started"] as? Int == 2)
             // RFC 3339 timestamps and protocol numbers are accepted too.
-            let rfc = #"[{"src_ip": "2001:2::1", "dst_ip": "2001:2::2", "src_port": 1, "dst_port": 2, "protocol": 17, "length": 100, "timestamp": "2026-11-25T10:00:00.5Z"}]"#
+            let time = Timestamp.rfc3339(milliseconds: Int64(Date().timeIntervalSince1970 * 1000))
+            let rfc = #"[{"src_ip": "2001:2::1", "dst_ip": "2001:2::2", "src_port": 1, "dst_port": 2, "protocol": 17, "length": 100, "timestamp": "\#(time)"}]"#
             #expect(try await client.call("/api/traffic", .post, token: db.viewerToken, json: rfc).status == .accepted)
         }
     }
@@ -68,6 +69,17 @@ struct IngestTests {
             (#"[{"src_ip": "198.18.0.1", "dst_ip": "198.18.0.2", "protocol": "tcp", "length": 60, "timestamp": "yesterday"}]"#, "record 0, field timestamp: not an RFC 3339 time"),
             (#"[{"src_ip": "198.18.0.1", "dst_ip": "2001:2::1", "protocol": "tcp", "length": 60, "timestamp": 1764064800}]"#, "record 0, field dst_ip: address family differs"),
             (#"[{"src_ip": "198.18.0.1", "dst_ip": "198.18.0.2", "protocol": "tcp", "length": 60, "timestamp": 1764064800, "colour": 1}]"#, "record 0, field colour: unknown field"),
+            // Hostile input: each of these trapped the daemon or was stored as something else.
+            (#"[{"src_ip": "198.18.0.1", "dst_ip": "198.18.0.2", "protocol": "tcp", "length": 60, "timestamp": 2e10}]"#, "record 0, field timestamp: epoch seconds"),
+            (#"[{"src_ip": "198.18.0.1", "dst_ip": "198.18.0.2", "protocol": "tcp", "length": 60, "timestamp": 1.8446744073709552e10}]"#, "record 0, field timestamp: epoch seconds"),
+            (#"[{"src_ip": "198.18.0.1", "dst_ip": "198.18.0.2", "protocol": "tcp", "length": 60, "timestamp": 1e308}]"#, "record 0, field timestamp: epoch seconds"),
+            (#"[{"src_ip": "198.18.0.1", "dst_ip": "198.18.0.2", "protocol": "tcp", "length": 60, "timestamp": "2600-01-01T00:00:00Z"}]"#, "record 0, field timestamp: not an RFC 3339 time"),
+            (#"[{"src_ip": "198.18.0.1", "dst_ip": "198.18.0.2", "protocol": "tcp", "length": 60, "timestamp": "2555-01-01T00:00:00Z"}]"#, "record 0, field timestamp: not an RFC 3339 time"),
+            (#"[{"src_ip": "198.18.0.1", "dst_ip": "198.18.0.2", "protocol": "tcp", "length": 60, "timestamp": "2026-02-31T00:00:00Z"}]"#, "record 0, field timestamp: not an RFC 3339 time"),
+            (#"[{"src_ip": "198.18.0.1", "dst_ip": "198.18.0.2", "protocol": "tcp", "length": 60, "timestamp": "2026-11-25T10:00:00+99:99"}]"#, "record 0, field timestamp: not an RFC 3339 time"),
+            (#"[{"src_ip": "198.18.0.1\u0000", "dst_ip": "198.18.0.2", "protocol": "tcp", "length": 60, "timestamp": 1764064800}]"#, "record 0, field src_ip: not an IPv4 or IPv6 address"),
+            (#"[{"src_ip": "198.18.0.1", "dst_ip": "198.18.0.2\u0000junk", "protocol": "tcp", "length": 60, "timestamp": 1764064800}]"#, "record 0, field dst_ip: not an IPv4 or IPv6 address"),
+            (#"[{"src_ip": "2001:2::1 junk", "dst_ip": "2001:2::2", "protocol": "tcp", "length": 60, "timestamp": 1764064800}]"#, "record 0, field src_ip: not an IPv4 or IPv6 address"),
           ])
     func invalid(body: String, message: String) async throws {
         try await withService { client, db, _ in
@@ -78,6 +90,33 @@ struct IngestTests {
             // The valid first record of a refused request is not applied either.
             let flows = try await client.call("/api/flows", token: db.viewerToken).object()
             #expect((flows["active"] as? [Any])?.isEmpty == true)
+        }
+    }
+
+    @Test("timestamps outside the window around the server clock are refused; the window is configurable")
+    func skewWindow() async throws {
+        let now = Date().timeIntervalSince1970
+        @Sendable func body(_ time: Double) -> String { trafficJSON([("198.18.0.1", "198.18.0.2", 40000, 443, "tcp", 60, time, ["SYN"])]) }
+        try await withService { client, db, _ in
+            for time in [now + 3600, now - 2 * 86_400, 16_725_225_599.0, 1] {
+                let r = try await client.call("/api/traffic", .post, token: db.viewerToken, json: body(time))
+                #expect(r.status == .badRequest, "\(time)")
+                let error = try r.object()["error"] as? String ?? ""
+                #expect(error.hasPrefix("record 0, field timestamp:") && error.contains("outside the accepted window"), "got: \(error)")
+            }
+            // A million future-stamped flows would stay open until the clock caught
+            // up; the window keeps them out, so nothing is open.
+            let flows = try await client.call("/api/flows", token: db.viewerToken).object()
+            #expect((flows["active"] as? [Any])?.isEmpty == true)
+            for time in [now + 60, now - 3600] {
+                #expect(try await client.call("/api/traffic", .post, token: db.viewerToken, json: body(time)).status == .accepted, "\(time)")
+            }
+        }
+        try await withService(configure: { $0.ingestMaxSkew = .seconds(7200); $0.ingestMaxAge = .seconds(3 * 86_400) }) { client, db, _ in
+            for time in [now + 3600, now - 2 * 86_400] {
+                let r = try await client.call("/api/traffic", .post, token: db.viewerToken, json: body(time))
+                #expect(r.status == .accepted, "\(time): \(r.text)")
+            }
         }
     }
 

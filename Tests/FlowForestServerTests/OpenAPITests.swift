@@ -41,7 +41,7 @@ struct OpenAPITests {
     func operationsExist() async throws {
         try await withAPI { client, db in
             let spec = OpenAPIDocument(try await client.call("/openapi.yaml").text)
-            #expect(spec.operations.count == 15)
+            #expect(spec.operations.count == 16)
             for (path, method) in spec.operations {
                 let uri = path.replacingOccurrences(of: "{id}", with: "1")
                 if uri == "/api/events" { continue } // endless stream: covered by the live SSE test
@@ -62,6 +62,7 @@ struct OpenAPITests {
             #expect(keys((anomalies["anomalies"] as? [Any])?.first) == spec.required["Anomaly"])
             #expect(try await client.call("/api/model", token: db.viewerToken).object().keys.sorted() == spec.required["ModelStatus"]?.sorted())
             #expect(try await client.call("/api/health", token: db.viewerToken).object().keys.sorted() == spec.required["Health"]?.sorted())
+            #expect(try await client.call("/api/status", token: db.viewerToken).object().keys.sorted() == spec.required["SensorStatus"]?.sorted())
             #expect(try await client.call("/api/session", token: db.viewerToken).object().keys.sorted() == spec.required["Session"]?.sorted())
             let bad = try await client.call("/api/anomalies?limit=0", token: db.viewerToken).object()
             #expect(Set(bad.keys) == spec.required["Error"])

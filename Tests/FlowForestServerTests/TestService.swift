@@ -12,7 +12,7 @@ import NIOCore
 struct NeverDetects: FlowDetector {
     func process(_ batch: FlowBatch) -> [Anomaly] { [] }
     func retrain(nowNs: UInt64) {}
-    var apiStatus: ModelStatus { ModelStatus(state: "learning") }
+    var apiStatus: ModelStatus { ModelStatus(state: .learning) }
     func modelJSON() -> String? { nil }
 }
 

@@ -45,7 +45,7 @@ func anomaly(_ i: Int, src: String = "198.18.0.1", dst: String = "198.18.0.2", s
     Anomaly(sensor: "s1", timeMs: timeMs + Int64(i), kind: kind,
             sourceAddress: IPAddress(src), destinationAddress: IPAddress(dst),
             sourcePort: 40000, destinationPort: UInt16(1 + i % 1000), ipProtocol: IPProtocol.tcp,
-            score: 0.7, severity: severity, label: "port scan",
+            score: 0.7, severity: severity, label: .portScan,
             explanation: [ExplanationItem(feature: "distinct_dst_ports_10s", value: 412, baseline: 9, direction: "above",
                                           text: "distinct destination ports 412 (baseline p99: 9)")],
             features: ["distinct_dst_ports_10s": 412, "syn_ratio": 0.9], flowIDs: [UInt64(i)])
@@ -242,4 +242,49 @@ import Synchronization
 
 extension Store {
     static func nowMsForTests() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
+}
+
+/// The SQLite file holds token and password hashes: it and its WAL files must
+/// be private whatever the umask.
+@Suite("SQLite file permissions", .serialized)
+struct StoreFileModeTests {
+    func mode(_ path: String) -> mode_t? {
+        var st = stat()
+        return stat(path, &st) == 0 ? st.st_mode & 0o777 : nil
+    }
+
+    func withDirectory(_ body: (String) async throws -> Void) async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("flowforest-mode-\(getpid())-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        // The usual umask, which left the file 0644 before.
+        let previous = umask(0o022)
+        defer { umask(previous) }
+        try await body(dir.appendingPathComponent("flowforest.db").path)
+    }
+
+    @Test("a new database, its -wal and -shm are 0600 after a write")
+    func newFileIsPrivate() async throws {
+        try await withDirectory { path in
+            let store = try await Store.open(StoreLocation(path), logger: Logger(label: "mode-test"))
+            _ = try await store.addToken(name: "agent", role: .viewer)
+            for file in [path, path + "-wal", path + "-shm"] {
+                #expect(mode(file) == 0o600, "\(file): \(String(mode(file) ?? 0, radix: 8))")
+            }
+            await store.close()
+        }
+    }
+
+    @Test("an existing world-readable database is made private when opened")
+    func existingFileIsTightened() async throws {
+        try await withDirectory { path in
+            #expect(FileManager.default.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: 0o644]))
+            let store = try await Store.open(StoreLocation(path), logger: Logger(label: "mode-test"))
+            _ = try await store.addToken(name: "agent", role: .viewer)
+            for file in [path, path + "-wal", path + "-shm"] {
+                #expect(mode(file) == 0o600, "\(file): \(String(mode(file) ?? 0, radix: 8))")
+            }
+            await store.close()
+        }
+    }
 }

@@ -202,7 +202,7 @@ function onStats(s) {
   if (state.model && s.model !== state.model.state) refreshStatus();
   if (state.view === "overview") {
     drawCharts();
-    // Capture mode and drops come from /metrics; follow them while traffic flows.
+    // Follow capture drops and losses while traffic flows.
     if (s.packets_per_second > 0 && Date.now() - (state.captureAt || 0) > 5000) refreshCapture();
   }
 }
@@ -237,10 +237,8 @@ async function refreshStatus() {
 async function refreshCapture() {
   state.captureAt = Date.now();
   try {
-    renderCapture(await fetchMetrics());
-  } catch (_) {
-    // /metrics may be closed to this role; the rest of the overview still works.
-  }
+    renderCapture(await api("/api/status"));
+  } catch (e) { showError(e); }
 }
 
 function renderModel() {
@@ -261,38 +259,19 @@ function renderModel() {
   }
 }
 
-/** Prometheus text to [{name, labels, value}]. */
-function parseMetrics(text) {
-  const out = [];
-  for (const line of text.split("\n")) {
-    const m = /^([a-zA-Z_:][\w:]*)(\{[^}]*\})?\s+(\S+)/.exec(line);
-    if (!m) continue;
-    const labels = {};
-    for (const [, k, v] of (m[2] || "").matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)) labels[k] = v;
-    out.push({ name: m[1], labels, value: Number(m[3]) });
+/** Capture modes, interfaces, drops and losses from /api/status. */
+function renderCapture(status) {
+  const captures = status.captures || [];
+  const interfaces = [...new Set(captures.flatMap(c => c.interfaces))].sort();
+  let drops = 0, lost = 0;
+  for (const c of captures) {
+    drops += c.drops.capture + c.drops.interface;
+    lost += c.losses.table_full;
   }
-  return out;
-}
-
-async function fetchMetrics() {
-  const r = await fetch("/metrics", { credentials: "same-origin" });
-  if (!r.ok) throw new Error(String(r.status));
-  return parseMetrics(await r.text());
-}
-
-function renderCapture(metrics) {
-  const modes = new Set(), interfaces = new Set();
-  let drops = 0, mapFull = 0;
-  for (const m of metrics) {
-    if (m.labels.mode && /^flowforest_(packets_total|active_flows)$/.test(m.name)) modes.add(m.labels.mode);
-    if (m.labels.interface) interfaces.add(m.labels.interface);
-    if (m.name === "flowforest_capture_drops_total") drops += m.value;
-    if (m.name === "flowforest_map_full_packets_total") mapFull += m.value;
-  }
-  $("#f-mode").textContent = modes.size ? [...modes].sort().join(", ") : "none yet";
-  $("#f-interfaces").textContent = interfaces.size ? [...interfaces].sort().join(", ") : "—";
-  $("#f-drops").textContent = drops + mapFull === 0 ? "none"
-    : `${fmtNum(drops)} dropped` + (mapFull ? `, ${fmtNum(mapFull)} via ring buffer` : "");
+  $("#f-mode").textContent = captures.length ? captures.map(c => c.mode).join(", ") : "none yet";
+  $("#f-interfaces").textContent = interfaces.length ? interfaces.join(", ") : "—";
+  $("#f-drops").textContent = drops + lost === 0 ? "none"
+    : `${fmtNum(drops)} dropped` + (lost ? `, ${fmtNum(lost)} lost (flow table full)` : "");
 }
 
 async function loadOverview() {

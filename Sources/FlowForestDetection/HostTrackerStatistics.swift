@@ -1,0 +1,12 @@
+/// Counters behind the host and destination vectors that users may want to
+/// see: how much state is held and what had to be approximated.
+public struct HostTrackerStatistics: Sendable, Hashable, Codable {
+    public var trackedFlows = 0
+    public var trackedHosts = 0
+    public var trackedDestinations = 0
+    /// Distinct-count updates that could not be remembered because an
+    /// entity's set was full: those items count as new each time.
+    public var distinctOverflows: UInt64 = 0
+    /// Flow states dropped because the tracker was full.
+    public var flowsNotTracked: UInt64 = 0
+}

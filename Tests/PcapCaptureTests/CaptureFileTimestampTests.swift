@@ -1,0 +1,133 @@
+import FlowForestCore
+import Foundation
+import Logging
+@testable import PcapCapture
+import Testing
+
+/// Capture files whose record times cannot be a time: each of these trapped
+/// `flowforest analyze` and `train` ("Negative value is not representable",
+/// or an overflow past 2554). The file must read to its end with the bad
+/// packet counted as malformed, or fail with a one-line error.
+@Suite("Capture file timestamps")
+struct CaptureFileTimestampTests {
+    static func le32(_ v: UInt32) -> [UInt8] { withUnsafeBytes(of: v.littleEndian, Array.init) }
+    static func le16(_ v: UInt16) -> [UInt8] { withUnsafeBytes(of: v.littleEndian, Array.init) }
+    static func le64(_ v: UInt64) -> [UInt8] { withUnsafeBytes(of: v.littleEndian, Array.init) }
+
+    static let frame: [UInt8] = {
+        let b = PacketBuilder()
+        return b.ethernet(etherType: 0x0800, payload: b.ipv4(src: PacketBuilder.a4, dst: PacketBuilder.b4, proto: 17,
+                                                             l4: b.udp(sport: 5353, dport: 53, payload: 20)))
+    }()
+    static let goodSeconds: UInt32 = 1_764_063_455
+
+    /// A classic pcap: a good packet, the hostile one, a good packet.
+    static func classic(nanosecond: Bool, seconds: UInt32, fraction: UInt32) -> [UInt8] {
+        var d = le32(nanosecond ? 0xA1B2_3C4D : 0xA1B2_C3D4) + le16(2) + le16(4) + le32(0) + le32(0) + le32(65535) + le32(1)
+        for (s, f) in [(goodSeconds, UInt32(0)), (seconds, fraction), (goodSeconds + 1, UInt32(0))] {
+            d += le32(s) + le32(f) + le32(UInt32(frame.count)) + le32(UInt32(frame.count)) + frame
+        }
+        return d
+    }
+
+    /// A pcapng section: one Ethernet interface (optionally with `if_tsresol`
+    /// and `if_tsoffset`), then packets at the given raw times.
+    static func pcapng(tsresol: UInt8? = nil, tsoffset: Int64? = nil, times: [UInt64]) -> [UInt8] {
+        func block(_ type: UInt32, _ body: [UInt8]) -> [UInt8] {
+            let padded = body + [UInt8](repeating: 0, count: (4 - body.count % 4) % 4)
+            let length = UInt32(12 + padded.count)
+            return le32(type) + le32(length) + padded + le32(length)
+        }
+        var d = block(0x0A0D_0D0A, le32(0x1A2B_3C4D) + le16(1) + le16(0) + le64(UInt64.max))
+        var options: [UInt8] = []
+        if let tsresol { options += le16(9) + le16(1) + [tsresol, 0, 0, 0] }
+        if let tsoffset { options += le16(14) + le16(8) + le64(UInt64(bitPattern: tsoffset)) }
+        if !options.isEmpty { options += le16(0) + le16(0) }
+        d += block(1, le16(1) + le16(0) + le32(65535) + options)
+        for t in times {
+            d += block(6, le32(0) + le32(UInt32(t >> 32)) + le32(UInt32(t & 0xFFFF_FFFF))
+                          + le32(UInt32(frame.count)) + le32(UInt32(frame.count)) + frame)
+        }
+        return d
+    }
+
+    enum Outcome { case read(CaptureStatistics), failed(String) }
+
+    static func read(_ bytes: [UInt8]) async throws -> Outcome {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("flowforest-ts-\(getpid())-\(UUID().uuidString).pcap").path
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        var logger = Logger(label: "capture-file-test")
+        logger.logLevel = .error
+        var last = CaptureStatistics()
+        do {
+            for try await batch in PcapFileSource(path: path, logger: logger).batches() { last = batch.statistics }
+        } catch {
+            return .failed("\(error)")
+        }
+        return .read(last)
+    }
+
+    /// The two good packets are one flow; the hostile one is malformed, or the
+    /// whole file is refused with a one-line error.
+    static func expectSurvived(_ outcome: Outcome, _ name: String) {
+        switch outcome {
+        case .read(let s):
+            #expect(s.malformed == 1, "\(name): \(s)")
+            #expect(s.packetsAccounted == 2 && s.packetsSeen == 3, "\(name): \(s)")
+        case .failed(let message):
+            #expect(!message.isEmpty && !message.contains("\n"), "\(name): \(message)")
+        }
+    }
+
+    @Test("classic pcap: ts_sec from 2^31 up, ts_usec of 2^32-1, a nanosecond fraction of a second or more",
+          arguments: [(false, UInt32(0x8000_0000), UInt32(0)), (false, UInt32(0xFFFF_FFFF), UInt32(999_999)),
+                      (false, CaptureFileTimestampTests.goodSeconds, UInt32(0xFFFF_FFFF)), (false, CaptureFileTimestampTests.goodSeconds, UInt32(1_000_000)),
+                      (true, CaptureFileTimestampTests.goodSeconds, UInt32(1_000_000_000)), (true, CaptureFileTimestampTests.goodSeconds, UInt32(0xFFFF_FFFF)),
+                      (true, UInt32(0x8000_0000), UInt32(0xFFFF_FFFF))])
+    func classicHostile(nanosecond: Bool, seconds: UInt32, fraction: UInt32) async throws {
+        let outcome = try await Self.read(Self.classic(nanosecond: nanosecond, seconds: seconds, fraction: fraction))
+        Self.expectSurvived(outcome, "\(nanosecond ? "ns" : "us") \(seconds).\(fraction)")
+    }
+
+    @Test("classic pcap with good times reads every packet (the fixture itself is sound)")
+    func classicGood() async throws {
+        guard case .read(let s) = try await Self.read(Self.classic(nanosecond: false, seconds: Self.goodSeconds, fraction: 5)) else {
+            Issue.record("a good file failed"); return
+        }
+        #expect(s.malformed == 0 && s.packetsAccounted == 3)
+    }
+
+    @Test("pcapng: a negative if_tsoffset, and times of 2^64-1 at microsecond and nanosecond resolution",
+          arguments: [(UInt8?.none, Int64?.some(-4_000_000_000)), (UInt8?.none, Int64?.some(Int64.min)),
+                      (UInt8?.none, Int64?.some(Int64.max)), (UInt8?.some(9), Int64?.none), (UInt8?.none, Int64?.none)])
+    func pcapngHostile(tsresol: UInt8?, tsoffset: Int64?) async throws {
+        let unit: UInt64 = tsresol == 9 ? 1_000_000_000 : 1_000_000
+        let good = UInt64(Self.goodSeconds) * unit
+        // With an offset the middle packet is ordinary and the offset makes it
+        // impossible; without one its raw time is.
+        let hostile = tsoffset == nil ? UInt64.max : good
+        let bytes = Self.pcapng(tsresol: tsresol, tsoffset: tsoffset, times: [good, hostile, good + unit])
+        let outcome = try await Self.read(bytes)
+        if tsoffset != nil, case .read(let s) = outcome {
+            // The offset applies to every packet of the interface: all three are impossible.
+            #expect(s.malformed == 3 && s.packetsAccounted == 0, "\(s)")
+        } else {
+            Self.expectSurvived(outcome, "pcapng resol \(String(describing: tsresol)) offset \(String(describing: tsoffset))")
+        }
+    }
+
+    @Test("the checked conversion refuses what libpcap can hand over", arguments: [
+        (Int64(-1), Int64(0)), (Int64(0), Int64(-1000)), (Int64(0), Int64(1_000_000_000)), (Int64.max, Int64(0)),
+        (Int64(18_446_744_073), Int64(709_551_615)), (Timestamp.endSeconds, Int64(0)), (Int64.min, Int64.min)])
+    func conversion(seconds: Int64, fraction: Int64) {
+        #expect(timestampNs(seconds: seconds, fraction: fraction) == nil)
+    }
+
+    @Test("the checked conversion keeps every real time")
+    func conversionGood() {
+        #expect(timestampNs(seconds: 0, fraction: 0) == 0)
+        #expect(timestampNs(seconds: Int64(Self.goodSeconds), fraction: 999_999_999) == UInt64(Self.goodSeconds) * 1_000_000_000 + 999_999_999)
+        #expect(timestampNs(seconds: Timestamp.endSeconds - 1, fraction: 999_999_999) == Timestamp.endNs - 1)
+    }
+}
