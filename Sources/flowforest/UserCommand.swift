@@ -35,8 +35,8 @@ struct DatabaseOption: ParsableArguments {
 
 /// `--role` on the command line.
 enum RoleArgument: String, ExpressibleByArgument, CaseIterable {
-    case viewer, admin
-    var role: Role { self == .admin ? .admin : .viewer }
+    case agent, viewer, admin
+    var role: Role { Role(rawValue: rawValue)! }
 }
 
 struct UserCommand: AsyncParsableCommand {

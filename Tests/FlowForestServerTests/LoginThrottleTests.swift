@@ -1,0 +1,116 @@
+import FlowForestCore
+@testable import FlowForestServer
+import FlowForestStore
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import Synchronization
+import Testing
+
+/// Finding 5: no throttle on sign-in, and scrypt checks stalled the server.
+@Suite("Login throttling and password hashing off the event loop")
+struct LoginThrottleTests {
+    static let wrong = #"{"username": "alice", "password": "not the password"}"#
+
+    @Test("repeated wrong passwords get 429 with Retry-After, also for the right password, until the delay passes")
+    func throttled() async throws {
+        try await withService(.live) { client, _, _ in
+            var statuses: [HTTPResponse.Status] = []
+            var retryAfter: String?
+            for _ in 0..<10 {
+                let r = try await client.call("/api/login", .post, json: Self.wrong)
+                statuses.append(r.status)
+                if r.status == .tooManyRequests { retryAfter = r.headers[.retryAfter] }
+            }
+            #expect(statuses.prefix(5).allSatisfy { $0 == .unauthorized }, "\(statuses)")
+            #expect(statuses.last == .tooManyRequests, "\(statuses)")
+            let seconds = try #require(retryAfter.flatMap(Int.init))
+            #expect((1...900).contains(seconds))
+            // While blocked even the right password waits: guessing cannot continue in the meantime.
+            let right = try await client.call("/api/login", .post, json: #"{"username": "alice", "password": "correct horse battery"}"#)
+            #expect(right.status == .tooManyRequests)
+            #expect(right.headers[.retryAfter] != nil)
+            // Another user from the same address is blocked by the address count too.
+            #expect(try await client.call("/api/login", .post, json: #"{"username": "victor", "password": "x"}"#).status == .tooManyRequests)
+        }
+    }
+
+    @Test("the delay grows with each failure past the free ones, and the table stays bounded")
+    func growingDelayBoundedTable() {
+        let throttle = LoginThrottle(freeFailures: 3, maxDelay: .seconds(60), maxEntries: 100)
+        let keys = LoginThrottle.keys(address: "198.18.0.1", user: "alice")
+        for _ in 0..<2 { throttle.failed(keys) }
+        #expect(throttle.retryAfter(keys) == nil)
+        throttle.failed(keys)
+        let first = try! #require(throttle.retryAfter(keys))
+        throttle.failed(keys)
+        throttle.failed(keys)
+        let later = try! #require(throttle.retryAfter(keys))
+        #expect(later > first)
+        for _ in 0..<20 { throttle.failed(keys) }
+        #expect(throttle.retryAfter(keys)! <= .seconds(60))
+        throttle.succeeded(keys)
+        #expect(throttle.retryAfter(keys) == nil)
+        for i in 0..<10_000 { throttle.failed(LoginThrottle.keys(address: "10.0.\(i / 256).\(i % 256)", user: "u\(i)")) }
+        #expect(throttle.count <= 100)
+    }
+
+    @Test("16 concurrent wrong sign-ins leave /api/health fast: hashing runs on its own bounded pool")
+    func healthStaysFast() async throws {
+        try await withService(.live, configure: { $0.openMetrics = true }) { client, _, _ in
+            let port = try #require(client.port)
+            let started = ContinuousClock.now
+            // Distinct user names from one address: the first few get hashed, the rest are throttled or queued.
+            let logins = Task {
+                try await withThrowingTaskGroup(of: Int.self) { group in
+                    for i in 0..<16 {
+                        group.addTask {
+                            try curl(["-X", "POST", "-H", "Content-Type: application/json",
+                                      "--data", #"{"username": "user\#(i)", "password": "wrong password"}"#,
+                                      "http://127.0.0.1:\(port)/api/login"]).status
+                        }
+                    }
+                    return try await group.reduce(into: [Int]()) { $0.append($1) }
+                }
+            }
+            var latencies: [Duration] = []
+            while latencies.count < 10 {
+                let t = ContinuousClock.now
+                #expect(try await client.call("/api/health").status == .ok)
+                latencies.append(ContinuousClock.now - t)
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            let statuses = try await logins.value
+            #expect(statuses.allSatisfy { [401, 429, 503].contains($0) }, "\(statuses)")
+            latencies.sort()
+            let median = latencies[latencies.count / 2]
+            #expect(median < .milliseconds(500), "health median \(median) while \(ContinuousClock.now - started) of sign-ins ran; latencies \(latencies)")
+        }
+    }
+
+    @Test("the hashing pool runs at most its width at once and refuses beyond its queue")
+    func boundedPool() async throws {
+        let pool = PasswordHashingPool(width: 2, maxWaiting: 3)
+        let running = Mutex((now: 0, peak: 0))
+        let results = await withTaskGroup(of: Bool.self) { group in
+            for _ in 0..<8 {
+                group.addTask {
+                    do {
+                        return try await pool.run {
+                            running.withLock { $0.now += 1; $0.peak = max($0.peak, $0.now) }
+                            usleep(1_000_000)
+                            running.withLock { $0.now -= 1 }
+                            return true
+                        }
+                    } catch {
+                        return false
+                    }
+                }
+            }
+            return await group.reduce(into: [Bool]()) { $0.append($1) }
+        }
+        #expect(running.withLock { $0.peak } <= 2)
+        #expect(results.filter { $0 }.count == 5, "2 running + 3 waiting; the rest refused: \(results)")
+    }
+}
