@@ -134,14 +134,21 @@ struct API: Sendable {
             form = f
         }
         let keys = LoginThrottle.keys(address: context.clientAddress, user: form.username)
-        if let wait = throttle.retryAfter(keys) {
+        if let wait = throttle.begin(keys) {
             let seconds = max(1, Int(wait.components.seconds) + (wait.components.attoseconds > 0 ? 1 : 0))
             Counter(label: "flowforest_login_failures_total", dimensions: [("reason", "throttled")], factory: metrics.factory).increment()
             throw APIError(.tooManyRequests, "too many failed sign-ins; retry in \(seconds) s", headers: [.retryAfter: String(seconds)])
         }
-        let credential = try await storeCall { try await store.userCredential(name: form.username) }
-        // An unknown name costs the same hash as a known one, so timing does not tell which names exist.
-        let matches = try await hashing.verify(form.password, against: credential?.hash ?? PasswordHash.dummy)
+        let credential: (hash: String, principal: Principal)?
+        let matches: Bool
+        do {
+            credential = try await storeCall { try await store.userCredential(name: form.username) }
+            // An unknown name costs the same hash as a known one, so timing does not tell which names exist.
+            matches = try await hashing.verify(form.password, against: credential?.hash ?? PasswordHash.dummy)
+        } catch {
+            throttle.abandoned(keys)
+            throw error
+        }
         guard matches, let principal = credential?.principal else {
             throttle.failed(keys)
             Counter(label: "flowforest_login_failures_total", dimensions: [("reason", "wrong_password")], factory: metrics.factory).increment()

@@ -1,6 +1,7 @@
 import FlowForestCore
 import FlowForestStore
 import Foundation
+import HTTPTypes
 import Hummingbird
 import Synchronization
 
@@ -154,7 +155,7 @@ struct AuthMiddleware: RouterMiddleware {
             throw APIError(.unauthorized, "this sign-in link's token is unknown or revoked; ask an admin for a new one (`flowforest token add NAME --role admin`)")
         }
         let (id, _) = sessions.create(for: principal)
-        var response = Response(status: .seeOther, headers: [.location: "/", .cacheControl: "no-store", .referrerPolicy: "no-referrer"])
+        var response = Response(status: .seeOther, headers: [.location: "/", .cacheControl: "no-store", HTTPField.Name("Referrer-Policy")!: "no-referrer"])
         response.setCookie(sessions.cookie(id, secure: secureCookies))
         return response
     }
@@ -170,9 +171,10 @@ struct CrossSiteGuard: RouterMiddleware {
     typealias Context = AppRequestContext
     static let csrfHeader = HTTPField.Name("X-CSRF-Token")!
     static let fetchSite = HTTPField.Name("Sec-Fetch-Site")!
+    static let unsafeMethods: [HTTPRequest.Method] = [.post, .put, .patch, .delete]
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        guard [.post, .put, .patch, .delete].contains(request.method), !context.viaBearerHeader else {
+        guard Self.unsafeMethods.contains(request.method), !context.viaBearerHeader else {
             return try await next(request, context)
         }
         let origin = request.headers[.origin]

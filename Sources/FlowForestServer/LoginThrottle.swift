@@ -9,12 +9,15 @@ import Synchronization
 /// blocks that key for a delay that doubles (1 s, 2 s, 4 s ... up to
 /// `maxDelay`), and a blocked key gets 429 with `Retry-After` before any
 /// password is hashed. A success clears the user's and the address's count.
+/// Attempts still being checked count as failures until they finish, so
+/// parallel guesses cannot slip past the limit before the first one fails.
 ///
 /// The table is bounded: at `maxEntries` keys, entries idle longer than
 /// `forgetAfter` go first, then the least recently failed.
 final class LoginThrottle: Sendable {
     struct Entry: Sendable {
         var failures: Int
+        var inFlight = 0
         var blockedUntil: ContinuousClock.Instant
         var lastFailure: ContinuousClock.Instant
     }
@@ -37,7 +40,27 @@ final class LoginThrottle: Sendable {
         ["addr:" + address, "user:" + String(user.lowercased().prefix(64))]
     }
 
-    /// How long the attempt must wait, nil when it may go ahead.
+    /// How long the attempt must wait, nil when it may go ahead. A nil
+    /// answer reserves the attempt: end it with ``failed(_:)``,
+    /// ``succeeded(_:)`` or ``abandoned(_:)``.
+    func begin(_ keys: [String]) -> Duration? {
+        let now = ContinuousClock.now
+        return table.withLock { t -> Duration? in
+            var wait: Duration = .zero
+            for key in keys {
+                guard let e = t[key] else { continue }
+                wait = max(wait, e.blockedUntil - now)
+                // As many checks under way as free failures left: wait for them.
+                if e.inFlight > 0, e.failures + e.inFlight >= freeFailures { wait = max(wait, .seconds(1)) }
+            }
+            if wait > .zero { return wait }
+            if t.count + keys.count > maxEntries { evict(&t, now: now) }
+            for key in keys { t[key, default: Entry(failures: 0, blockedUntil: now, lastFailure: now)].inFlight += 1 }
+            return nil
+        }
+    }
+
+    /// How long an attempt with these keys would wait now (reserves nothing).
     func retryAfter(_ keys: [String]) -> Duration? {
         let now = ContinuousClock.now
         let waits = table.withLock { t in keys.compactMap { t[$0].map { $0.blockedUntil - now } }.filter { $0 > .zero } }
@@ -50,6 +73,7 @@ final class LoginThrottle: Sendable {
             if t.count + keys.count > maxEntries { evict(&t, now: now) }
             for key in keys {
                 var e = t[key] ?? Entry(failures: 0, blockedUntil: now, lastFailure: now)
+                e.inFlight = max(0, e.inFlight - 1)
                 e.failures += 1
                 e.lastFailure = now
                 if e.failures >= freeFailures {
@@ -65,10 +89,17 @@ final class LoginThrottle: Sendable {
         table.withLock { t in for key in keys { t[key] = nil } }
     }
 
+    /// Ends a reserved attempt that neither failed nor succeeded (an error).
+    func abandoned(_ keys: [String]) {
+        table.withLock { t in
+            for key in keys { if let e = t[key] { t[key]?.inFlight = max(0, e.inFlight - 1) } }
+        }
+    }
+
     var count: Int { table.withLock { $0.count } }
 
     private func evict(_ t: inout [String: Entry], now: ContinuousClock.Instant) {
-        t = t.filter { $0.value.blockedUntil > now || now - $0.value.lastFailure < forgetAfter }
+        t = t.filter { $0.value.inFlight > 0 || $0.value.blockedUntil > now || now - $0.value.lastFailure < forgetAfter }
         if t.count + 2 > maxEntries {
             // Still full: drop the least recently failed tenth.
             let drop = max(2, maxEntries / 10)
@@ -76,6 +107,8 @@ final class LoginThrottle: Sendable {
         }
     }
 }
+
+private enum PoolDecision { case start, queued, refused }
 
 /// Runs password hashing (scrypt: ~32 MiB and a tenth of a second each) on
 /// at most `width` Dispatch threads, never on the event loops or the Swift
@@ -107,8 +140,7 @@ final class PasswordHashingPool: Sendable {
                 c.resume(returning: work())
                 finished()
             }
-            enum Decision { case start, queued, refused }
-            let decision = state.withLock { s -> Decision in
+            let decision = state.withLock { s -> PoolDecision in
                 if s.running < width {
                     s.running += 1
                     return .start

@@ -102,7 +102,7 @@ public final class Store: Service, Sendable {
             try createPrivately(path)
             let connection = try await SQLiteConnection.open(storage: .file(path: path), logger: logger)
             var st = stat()
-            let identity = stat(path, &st) == 0 ? (path, UInt64(st.st_dev), UInt64(st.st_ino)) : nil
+            let identity: (path: String, device: UInt64, inode: UInt64)? = stat(path, &st) == 0 ? (path, UInt64(st.st_dev), UInt64(st.st_ino)) : nil
             store = Store(backend: .sqlite(connection), clientTask: nil, logger: logger, queryTimeout: queryTimeout, file: identity)
             // WAL lets the API read while the writer writes; the busy timeout
             // covers a second process (the CLI adding a token) on the same file.

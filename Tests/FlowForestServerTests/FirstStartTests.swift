@@ -12,14 +12,20 @@ import Testing
 /// asked for with --no-auth on loopback.
 @Suite("Secure by default")
 struct FirstStartTests {
+    /// What the service announced.
+    final class Said: Sendable {
+        let lines = Mutex<[String]>([])
+        func withLock<T>(_ body: ([String]) -> T) -> T { lines.withLock { body($0) } }
+    }
+
     /// Builds the service on `db` with the announcement captured.
     static func build(_ db: TestDatabase, configure: (inout ServerConfiguration) -> Void = { _ in })
-        async throws -> (some ApplicationProtocol, ServiceParts, Mutex<[String]>)
+        async throws -> (some ApplicationProtocol, ServiceParts, Said)
     {
-        let said = Mutex<[String]>([])
+        let said = Said()
         var configuration = testConfiguration(db)
         configuration.port = 8123
-        configuration.announce = { message in said.withLock { $0.append(message) } }
+        configuration.announce = { message in said.lines.withLock { $0.append(message) } }
         configure(&configuration)
         let (app, parts) = try await buildApplicationParts(configuration: configuration, flowSource: nil, logger: quietLogger, detector: NeverDetects())
         return (app, parts, said)
@@ -36,7 +42,7 @@ struct FirstStartTests {
         #expect(messages.first?.contains("http://127.0.0.1:8123/?token=\(token)") == true, "\(messages)")
         #expect(try await parts.store.tokens() == [Principal(name: "first-start-admin", role: .admin)])
         #expect(try await parts.store.credentialsWereConfigured())
-        try await app.test(.router) { client in
+        try await app.test(.router) { client async throws in
             // Nothing is open without a credential, loopback or not.
             #expect(try await client.call("/api/anomalies").status == .unauthorized)
             #expect(try await client.call("/api/traffic", .post, json: "[]").status == .unauthorized)
@@ -77,7 +83,7 @@ struct FirstStartTests {
             #expect(error.description.contains("flowforest token add"))
         }
         // Refused on loopback too, and nothing was created.
-        try await Store.withStore(db.location, logger: quietLogger) { #expect(try await $0.credentialCount() == 0) }
+        try await Store.withStore(db.location, logger: quietLogger) { store async throws in #expect(try await store.credentialCount() == 0) }
     }
 
     @Test("a database deleted under the running service comes back with a new admin token, never open")
@@ -92,7 +98,7 @@ struct FirstStartTests {
         let (app, restarted, said) = try await Self.build(db)
         let token = try #require(restarted.firstStartToken)
         #expect(said.withLock { $0 }.count == 1)
-        try await app.test(.router) { client in
+        try await app.test(.router) { client async throws in
             #expect(try await client.call("/api/anomalies").status == .unauthorized)
             #expect(try await client.call("/api/anomalies", token: db.adminToken).status == .unauthorized, "old tokens are gone")
             #expect(try await client.call("/api/anomalies", token: token).status == .ok)
@@ -114,11 +120,11 @@ struct FirstStartTests {
         let (app, parts, said) = try await Self.build(db) { $0.noAuth = true }
         #expect(parts.firstStartToken == nil)
         #expect(said.withLock { $0 }.isEmpty)
-        try await app.test(.router) { client in
+        #expect(try await parts.store.credentialCount() == 0)
+        try await app.test(.router) { client async throws in
             #expect(try await client.call("/api/anomalies").status == .ok)
             #expect(try await client.call("/api/traffic", .post, json: goodRecords).status == .accepted)
         }
-        #expect(try await parts.store.credentialCount() == 0)
         await parts.store.close()
     }
 
@@ -129,7 +135,7 @@ struct FirstStartTests {
         let (app, parts, said) = try await Self.build(db) { $0.host = "0.0.0.0" }
         let token = try #require(parts.firstStartToken)
         #expect(said.withLock { $0 }.first?.contains("http://127.0.0.1:8123/?token=\(token)") == true)
-        try await app.test(.router) { client in
+        try await app.test(.router) { client async throws in
             #expect(try await client.call("/api/anomalies").status == .unauthorized)
         }
         await parts.store.close()

@@ -37,16 +37,16 @@ struct LoginThrottleTests {
     }
 
     @Test("the delay grows with each failure past the free ones, and the table stays bounded")
-    func growingDelayBoundedTable() {
+    func growingDelayBoundedTable() throws {
         let throttle = LoginThrottle(freeFailures: 3, maxDelay: .seconds(60), maxEntries: 100)
         let keys = LoginThrottle.keys(address: "198.18.0.1", user: "alice")
         for _ in 0..<2 { throttle.failed(keys) }
         #expect(throttle.retryAfter(keys) == nil)
         throttle.failed(keys)
-        let first = try! #require(throttle.retryAfter(keys))
+        let first = try #require(throttle.retryAfter(keys))
         throttle.failed(keys)
         throttle.failed(keys)
-        let later = try! #require(throttle.retryAfter(keys))
+        let later = try #require(throttle.retryAfter(keys))
         #expect(later > first)
         for _ in 0..<20 { throttle.failed(keys) }
         #expect(throttle.retryAfter(keys)! <= .seconds(60))
@@ -54,6 +54,13 @@ struct LoginThrottleTests {
         #expect(throttle.retryAfter(keys) == nil)
         for i in 0..<10_000 { throttle.failed(LoginThrottle.keys(address: "10.0.\(i / 256).\(i % 256)", user: "u\(i)")) }
         #expect(throttle.count <= 100)
+        // Checks under way count: with 3 free failures, a 4th parallel attempt waits.
+        let parallel = LoginThrottle(freeFailures: 3)
+        let k = LoginThrottle.keys(address: "198.18.0.9", user: "bob")
+        for _ in 0..<3 { #expect(parallel.begin(k) == nil) }
+        #expect(parallel.begin(k) != nil)
+        parallel.abandoned(k)
+        #expect(parallel.begin(k) == nil)
     }
 
     @Test("16 concurrent wrong sign-ins leave /api/health fast: hashing runs on its own bounded pool")
@@ -66,7 +73,7 @@ struct LoginThrottleTests {
                 try await withThrowingTaskGroup(of: Int.self) { group in
                     for i in 0..<16 {
                         group.addTask {
-                            try curl(["-X", "POST", "-H", "Content-Type: application/json",
+                            try await curl(["-X", "POST", "-H", "Content-Type: application/json",
                                       "--data", #"{"username": "user\#(i)", "password": "wrong password"}"#,
                                       "http://127.0.0.1:\(port)/api/login"]).status
                         }
@@ -83,6 +90,7 @@ struct LoginThrottleTests {
             }
             let statuses = try await logins.value
             #expect(statuses.allSatisfy { [401, 429, 503].contains($0) }, "\(statuses)")
+            #expect(statuses.filter { $0 == 401 }.count <= 5, "at most the free failures get a password check: \(statuses)")
             latencies.sort()
             let median = latencies[latencies.count / 2]
             #expect(median < .milliseconds(500), "health median \(median) while \(ContinuousClock.now - started) of sign-ins ran; latencies \(latencies)")
@@ -92,15 +100,16 @@ struct LoginThrottleTests {
     @Test("the hashing pool runs at most its width at once and refuses beyond its queue")
     func boundedPool() async throws {
         let pool = PasswordHashingPool(width: 2, maxWaiting: 3)
-        let running = Mutex((now: 0, peak: 0))
+        final class Running: Sendable { let m = Mutex((now: 0, peak: 0)) }
+        let running = Running()
         let results = await withTaskGroup(of: Bool.self) { group in
             for _ in 0..<8 {
                 group.addTask {
                     do {
                         return try await pool.run {
-                            running.withLock { $0.now += 1; $0.peak = max($0.peak, $0.now) }
+                            running.m.withLock { $0.now += 1; $0.peak = max($0.peak, $0.now) }
                             usleep(1_000_000)
-                            running.withLock { $0.now -= 1 }
+                            running.m.withLock { $0.now -= 1 }
                             return true
                         }
                     } catch {
@@ -110,7 +119,7 @@ struct LoginThrottleTests {
             }
             return await group.reduce(into: [Bool]()) { $0.append($1) }
         }
-        #expect(running.withLock { $0.peak } <= 2)
+        #expect(running.m.withLock { $0.peak } <= 2)
         #expect(results.filter { $0 }.count == 5, "2 running + 3 waiting; the rest refused: \(results)")
     }
 }

@@ -112,20 +112,27 @@ extension TestClientProtocol {
 }
 
 /// One real HTTP request with curl (which lets a test send any Host and
-/// Origin): the status and body.
-func curl(_ arguments: [String]) throws -> (status: Int, body: String) {
+/// Origin): the status and body. Waits without holding a thread, so the
+/// in-process server keeps running while curl does.
+func curl(_ arguments: [String]) async throws -> (status: Int, body: String) {
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("flowforest-curl-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(at: dir) }
+    let body = dir.appendingPathComponent("body"), status = dir.appendingPathComponent("status")
+    FileManager.default.createFile(atPath: status.path, contents: nil)
     let process = Process()
     process.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
-    process.arguments = ["-s", "--max-time", "30", "-w", "\n%{http_code}"] + arguments
-    let pipe = Pipe()
-    process.standardOutput = pipe
+    process.arguments = ["-s", "--max-time", "60", "-o", body.path, "-w", "%{http_code}"] + arguments
+    let out = try FileHandle(forWritingTo: status)
+    defer { try? out.close() }
+    process.standardOutput = out
     process.standardError = FileHandle.nullDevice
-    try process.run()
-    let data = pipe.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    let text = String(decoding: data, as: UTF8.self)
-    let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
-    return (Int(lines.last ?? "") ?? 0, lines.dropLast().joined(separator: "\n"))
+    try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, any Error>) in
+        process.terminationHandler = { _ in c.resume() }
+        do { try process.run() } catch { c.resume(throwing: error) }
+    }
+    let code = Int((try? String(contentsOf: status, encoding: .utf8)) ?? "") ?? 0
+    return (code, (try? String(contentsOf: body, encoding: .utf8)) ?? "")
 }
 
 /// The value of an unlabelled metric series in a Prometheus exposition.

@@ -180,7 +180,7 @@ class DaemonWithBrowser(unittest.TestCase):
 
 
 class OpenDashboardTests(DaemonWithBrowser):
-    """Loopback without credentials: the dashboard opens straight away."""
+    """Loopback with --no-auth (no user added): the dashboard opens straight away."""
 
     name = "open"
 

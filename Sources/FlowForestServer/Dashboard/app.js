@@ -8,7 +8,7 @@ const HOUR = 3600 * 1000;
 const RATE_WINDOW = 10 * 60 * 1000;
 
 const state = {
-  user: null,          // {user, role} once signed in (or open access)
+  user: null,          // {user, role, csrf_token} once signed in (anonymous admin under --no-auth)
   model: null,         // /api/model
   events: null,        // EventSource
   stats: [],           // [{t, pps, bps, flows}] from stats events, last 10 minutes
