@@ -251,7 +251,19 @@ func prepareAuthentication(_ configuration: ServerConfiguration, store: Store, l
         logger.warning("--no-auth: requests without credentials act as an admin; for development on loopback only")
         return nil
     }
-    guard try await store.credentialCount() == 0 else { return nil }
+    // A PostgreSQL pool still connecting (a busy or restarting server) may miss a query deadline; try for a while.
+    var attempt = 0
+    let count: Int
+    while true {
+        do {
+            count = try await store.credentialCount()
+            break
+        } catch StoreError.unavailable(let reason) where attempt < 5 {
+            attempt += 1
+            logger.warning("store not answering at start; retrying", metadata: ["reason": "\(reason)"])
+        }
+    }
+    guard count == 0 else { return nil }
     if try await store.credentialsWereConfigured() {
         throw ServerStartError.credentialsLost(database: "\(configuration.database)")
     }

@@ -158,6 +158,9 @@ final class PasswordHashingPool: Sendable {
         }
     }
 
+    /// Checks running and waiting now.
+    var load: (running: Int, waiting: Int) { state.withLock { ($0.running, $0.waiting.count) } }
+
     private func finished() {
         let next = state.withLock { s -> Job? in
             guard !s.waiting.isEmpty else {

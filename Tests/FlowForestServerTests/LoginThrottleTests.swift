@@ -1,6 +1,7 @@
 import FlowForestCore
 @testable import FlowForestServer
 import FlowForestStore
+import Dispatch
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -67,6 +68,10 @@ struct LoginThrottleTests {
     func healthStaysFast() async throws {
         try await withService(.live, configure: { $0.openMetrics = true }) { client, _, _ in
             let port = try #require(client.port)
+            // One password check alone, as the yardstick of this (possibly busy) machine.
+            let single = ContinuousClock.now
+            #expect(try await client.call("/api/login", .post, json: #"{"username": "yardstick", "password": "wrong"}"#).status == .unauthorized)
+            let oneCheck = ContinuousClock.now - single
             let started = ContinuousClock.now
             // Distinct user names from one address: the first few get hashed, the rest are throttled or queued.
             let logins = Task {
@@ -90,36 +95,45 @@ struct LoginThrottleTests {
             }
             let statuses = try await logins.value
             #expect(statuses.allSatisfy { [401, 429, 503].contains($0) }, "\(statuses)")
-            #expect(statuses.filter { $0 == 401 }.count <= 5, "at most the free failures get a password check: \(statuses)")
+            #expect(statuses.filter { $0 == 401 }.count <= 4, "at most the free failures left get a password check: \(statuses)")
             latencies.sort()
             let median = latencies[latencies.count / 2]
-            #expect(median < .milliseconds(500), "health median \(median) while \(ContinuousClock.now - started) of sign-ins ran; latencies \(latencies)")
+            // Before, each check held one of the few concurrency threads and health queued behind
+            // several of them (2.5 s median); now it waits for none.
+            #expect(median < max(.milliseconds(500), oneCheck), "health median \(median), one password check \(oneCheck), sign-ins ran \(ContinuousClock.now - started); latencies \(latencies)")
         }
     }
 
     @Test("the hashing pool runs at most its width at once and refuses beyond its queue")
     func boundedPool() async throws {
         let pool = PasswordHashingPool(width: 2, maxWaiting: 3)
-        final class Running: Sendable { let m = Mutex((now: 0, peak: 0)) }
+        final class Running: Sendable {
+            let m = Mutex((now: 0, peak: 0))
+            let gate = DispatchSemaphore(value: 0)
+        }
         let running = Running()
-        let results = await withTaskGroup(of: Bool.self) { group in
-            for _ in 0..<8 {
-                group.addTask {
-                    do {
-                        return try await pool.run {
-                            running.m.withLock { $0.now += 1; $0.peak = max($0.peak, $0.now) }
-                            usleep(1_000_000)
-                            running.m.withLock { $0.now -= 1 }
-                            return true
-                        }
-                    } catch {
-                        return false
-                    }
+        let jobs = (0..<5).map { _ in
+            Task {
+                try await pool.run {
+                    running.m.withLock { $0.now += 1; $0.peak = max($0.peak, $0.now) }
+                    running.gate.wait()
+                    running.m.withLock { $0.now -= 1 }
+                    return true
                 }
             }
-            return await group.reduce(into: [Bool]()) { $0.append($1) }
         }
-        #expect(running.m.withLock { $0.peak } <= 2)
-        #expect(results.filter { $0 }.count == 5, "2 running + 3 waiting; the rest refused: \(results)")
+        try await waitFor("2 checks running and 3 waiting") { pool.load == (2, 3) && running.m.withLock { $0.now } == 2 }
+        // Queue full: the next check is refused at once, 503 with Retry-After.
+        do {
+            _ = try await pool.run { true }
+            Issue.record("expected a refusal")
+        } catch let error as APIError {
+            #expect(error.status == .serviceUnavailable)
+            #expect(error.headers[.retryAfter] == "1")
+        }
+        for _ in 0..<5 { running.gate.signal() }
+        for job in jobs { #expect(try await job.value) }
+        #expect(running.m.withLock { $0.peak } == 2)
+        #expect(pool.load == (0, 0))
     }
 }
