@@ -37,6 +37,12 @@ public struct ServerConfiguration: Sendable {
     public var sessionLifetime: Duration = .seconds(12 * 3600)
     /// Mark the session cookie `Secure` (when served through HTTPS).
     public var secureCookies = false
+    /// Sign-in throttling: failures allowed per client address and per user
+    /// name before each further one blocks them for `loginFirstDelay`,
+    /// doubling up to `loginMaxDelay`.
+    public var loginFreeFailures = 5
+    public var loginFirstDelay: Duration = .seconds(1)
+    public var loginMaxDelay: Duration = .seconds(900)
     /// `--no-auth`: serve requests without credentials as an anonymous admin.
     /// For development on loopback only; refused on any other address.
     public var noAuth = false
@@ -212,7 +218,9 @@ public func buildApplicationParts(
     let api = API(
         configuration: configuration, store: store, writer: writer, pipeline: pipeline, ingest: ingest,
         hub: hub, sessions: sessions, metrics: metrics, logger: logger,
-        throttle: LoginThrottle(), hashing: PasswordHashingPool())
+        throttle: LoginThrottle(freeFailures: configuration.loginFreeFailures, firstDelay: configuration.loginFirstDelay,
+                                maxDelay: configuration.loginMaxDelay),
+        hashing: PasswordHashingPool())
     let router = Router(context: AppRequestContext.self)
     router.middlewares.add(HostGuard(listenHost: configuration.host, allowedHosts: configuration.allowedHosts))
     router.middlewares.add(RequestGuard())

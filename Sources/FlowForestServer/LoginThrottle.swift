@@ -23,13 +23,16 @@ final class LoginThrottle: Sendable {
     }
 
     let freeFailures: Int
+    let firstDelay: Duration
     let maxDelay: Duration
     let maxEntries: Int
     let forgetAfter: Duration
     private let table = Mutex<[String: Entry]>([:])
 
-    init(freeFailures: Int = 5, maxDelay: Duration = .seconds(900), maxEntries: Int = 10_000, forgetAfter: Duration = .seconds(3600)) {
+    init(freeFailures: Int = 5, firstDelay: Duration = .seconds(1), maxDelay: Duration = .seconds(900),
+         maxEntries: Int = 10_000, forgetAfter: Duration = .seconds(3600)) {
         self.freeFailures = freeFailures
+        self.firstDelay = firstDelay
         self.maxDelay = maxDelay
         self.maxEntries = maxEntries
         self.forgetAfter = forgetAfter
@@ -78,7 +81,7 @@ final class LoginThrottle: Sendable {
                 e.lastFailure = now
                 if e.failures >= freeFailures {
                     let exponent = min(e.failures - freeFailures, 20)
-                    e.blockedUntil = now + min(.seconds(1 << exponent), maxDelay)
+                    e.blockedUntil = now + min(firstDelay * (1 << exponent), maxDelay)
                 }
                 t[key] = e
             }

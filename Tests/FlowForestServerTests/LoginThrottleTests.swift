@@ -16,7 +16,8 @@ struct LoginThrottleTests {
 
     @Test("repeated wrong passwords get 429 with Retry-After, also for the right password, until the delay passes")
     func throttled() async throws {
-        try await withService(.live) { client, _, _ in
+        // A first delay longer than any sign-in on a busy machine, so the block cannot lapse mid-test.
+        try await withService(.live, configure: { $0.loginFirstDelay = .seconds(120) }) { client, _, _ in
             var statuses: [HTTPResponse.Status] = []
             var retryAfter: String?
             for _ in 0..<10 {
