@@ -26,6 +26,11 @@ public final class Demo: Sendable {
 
     public init(options: Options) { self.options = options }
 
+    /// True for a `--listen` address only this machine can reach.
+    static func isLoopback(_ listen: String) -> Bool {
+        listen.hasPrefix("127.") || listen.hasPrefix("localhost:") || listen.hasPrefix("[::1]:")
+    }
+
     /// Ends ``run(progress:)`` after its current step.
     public func stop() { stopped.store(true, ordering: .relaxed) }
 
@@ -39,6 +44,8 @@ public final class Demo: Sendable {
         sensor.arguments = ["run", "--mode", "tc", "--namespace", traffic.serversNamespace, "--interface", traffic.sensorInterface,
                             "--listen", options.listen, "--database", options.database, "--sensor-name", "demo",
                             "--learning-seconds", String(options.learningSeconds), "--print-flows", "none"]
+            // A loopback demo needs no sign-in; elsewhere the sensor log holds the first-start sign-in link.
+            + (Self.isLoopback(options.listen) ? ["--no-auth"] : [])
         _ = FileManager.default.createFile(atPath: sensorLog.path, contents: nil)
         let log = try FileHandle(forWritingTo: sensorLog)
         sensor.standardOutput = log
@@ -50,7 +57,8 @@ public final class Demo: Sendable {
                 sensor.waitUntilExit()
             }
         }
-        progress("sensor started (log: \(sensorLog.path)); dashboard at http://\(options.listen)/")
+        progress("sensor started (log: \(sensorLog.path)); dashboard at http://\(options.listen)/"
+                 + (Self.isLoopback(options.listen) ? "" : " (sign in with the link in the log)"))
         var round = 0
         while !stopped.load(ordering: .relaxed) && sensor.isRunning {
             let normalSeconds = round == 0 ? options.learningSeconds + 5 : options.attackInterval

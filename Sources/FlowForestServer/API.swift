@@ -17,6 +17,8 @@ struct API: Sendable {
     let sessions: SessionStore
     let metrics: FlowForestMetrics
     let logger: Logger
+    let throttle: LoginThrottle
+    let hashing: PasswordHashingPool
     let startedAt = ContinuousClock.now
 
     func addRoutes(to router: Router<AppRequestContext>) {
@@ -25,20 +27,22 @@ struct API: Sendable {
         }
         router.get("openapi.yaml") { _, _ in try Self.openAPIDocument() }
         router.get("metrics") { _, context in try await metricsResponse(context) }
-        router.get("api/health") { _, context in try await health(context) }
-        router.get("api/session") { _, context in try session(context) }
-        router.post("api/login") { request, context in try await login(request, context) }
-        router.post("api/logout") { request, _ in logout(request) }
-        router.get("api/anomalies") { request, context in try await listAnomalies(request, context) }
-        router.get("api/anomalies/:id") { _, context in try await oneAnomaly(context) }
-        router.post("api/anomalies/:id/ack") { _, context in try await acknowledge(context) }
-        router.get("api/flows") { request, context in try await flows(request, context) }
-        router.get("api/hosts") { request, context in try await hosts(request, context) }
-        router.get("api/model") { _, context in try await model(context) }
-        router.get("api/status") { _, context in try await status(context) }
-        router.post("api/model/retrain") { _, context in try await retrain(context) }
-        router.post("api/traffic") { request, context in try await traffic(request, context) }
-        router.get("api/events") { _, context in try events(context) }
+        // Every state-changing route is in this group, behind the cross-site guard.
+        let api = router.group("api").add(middleware: CrossSiteGuard())
+        api.get("health") { _, context in try await health(context) }
+        api.get("session") { _, context in try session(context) }
+        api.post("login") { request, context in try await login(request, context) }
+        api.post("logout") { request, _ in logout(request) }
+        api.get("anomalies") { request, context in try await listAnomalies(request, context) }
+        api.get("anomalies/:id") { _, context in try await oneAnomaly(context) }
+        api.post("anomalies/:id/ack") { _, context in try await acknowledge(context) }
+        api.get("flows") { request, context in try await flows(request, context) }
+        api.get("hosts") { request, context in try await hosts(request, context) }
+        api.get("model") { _, context in try await model(context) }
+        api.get("status") { _, context in try await status(context) }
+        api.post("model/retrain") { _, context in try await retrain(context) }
+        api.post("traffic") { request, context in try await traffic(request, context) }
+        api.get("events") { _, context in try events(context) }
     }
 
     // MARK: Documents
@@ -52,33 +56,59 @@ struct API: Sendable {
     }
 
     func metricsResponse(_ context: AppRequestContext) async throws -> Response {
-        if !configuration.openMetrics { _ = try context.require(.viewer) }
+        if !configuration.openMetrics { _ = try context.require(.read) }
+        _ = await storeHealth()
         return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                         body: .init(byteBuffer: ByteBuffer(string: metrics.render())))
     }
 
+    /// The store's state: `ok`; `degraded` when writes fail or the SQLite
+    /// file was deleted or replaced under the running store; `unavailable`
+    /// when it does not answer. Also sets `flowforest_store_healthy`.
+    func storeHealth() async -> (state: String, reason: String?) {
+        let result: (String, String?)
+        if let problem = store.fileProblem() {
+            result = ("degraded", problem)
+        } else if !(await store.ping()) {
+            result = ("unavailable", "the database does not answer")
+        } else if let failure = writer.failure {
+            result = ("degraded", failure)
+        } else {
+            result = ("ok", nil)
+        }
+        Gauge(label: "flowforest_store_healthy", factory: metrics.factory).record(result.0 == "ok" ? 1 : 0)
+        return result
+    }
+
     func health(_ context: AppRequestContext) async throws -> Response {
-        if !configuration.openMetrics { _ = try context.require(.viewer) }
-        let storeUp = await store.ping()
+        if !configuration.openMetrics { _ = try context.require(.read) }
+        let (state, reason) = await storeHealth()
         let pending = writer.pending
         let uptime = ContinuousClock.now - startedAt
-        return try json([
-            "status": storeUp ? "ok" : "degraded",
-            "store": storeUp ? "ok" : "unavailable",
+        var body = [
+            "status": state == "ok" ? "ok" : "degraded",
+            "store": state,
             "database": store.kind,
             "sensor": configuration.sensorName,
             "version": configuration.version,
             "model": await pipeline.modelStatus.state.modelStateName,
             "store_pending": String(pending.anomalies + pending.flows),
             "uptime_seconds": String(uptime.components.seconds),
-        ], status: storeUp ? .ok : .serviceUnavailable)
+        ]
+        if let reason { body["reason"] = reason }
+        return try json(body, status: state == "ok" ? .ok : .serviceUnavailable)
     }
 
     // MARK: Sessions
 
     func session(_ context: AppRequestContext) throws -> Response {
-        let p = try context.require(.viewer)
-        return try json(["user": p.name, "role": p.role.rawValue])
+        // Any role may ask who it is; the CSRF token comes with cookie sessions only.
+        guard let p = context.principal else {
+            throw APIError(.unauthorized, "not signed in", headers: [.wwwAuthenticate: "Bearer"])
+        }
+        var body = ["user": p.name, "role": p.role.rawValue]
+        if let session = context.session { body["csrf_token"] = session.csrfToken }
+        return try json(body)
     }
 
     struct LoginForm: Decodable {
@@ -86,6 +116,10 @@ struct API: Sendable {
         var password: String
     }
 
+    /// Signs a user in. Throttled per client address and user name (429 with
+    /// `Retry-After` while blocked), and the password hash is checked on the
+    /// bounded hashing pool, so guessing neither succeeds fast nor stalls
+    /// other requests.
     func login(_ request: Request, _ context: AppRequestContext) async throws -> Response {
         let body = try await request.body.collect(upTo: 16 * 1024)
         let form: LoginForm
@@ -100,14 +134,32 @@ struct API: Sendable {
             }
             form = f
         }
-        guard let principal = try await store.authenticateUser(name: form.username, password: form.password) else {
+        let keys = LoginThrottle.keys(address: context.clientAddress, user: form.username)
+        if let wait = throttle.begin(keys) {
+            let seconds = max(1, Int(wait.components.seconds) + (wait.components.attoseconds > 0 ? 1 : 0))
+            Counter(label: "flowforest_login_failures_total", dimensions: [("reason", "throttled")], factory: metrics.factory).increment()
+            throw APIError(.tooManyRequests, "too many failed sign-ins; retry in \(seconds) s", headers: [.retryAfter: String(seconds)])
+        }
+        let credential: (hash: String, principal: Principal)?
+        let matches: Bool
+        do {
+            credential = try await storeCall { try await store.userCredential(name: form.username) }
+            // An unknown name costs the same hash as a known one, so timing does not tell which names exist.
+            matches = try await hashing.verify(form.password, against: credential?.hash ?? PasswordHash.dummy)
+        } catch {
+            throttle.abandoned(keys)
+            throw error
+        }
+        guard matches, let principal = credential?.principal else {
+            throttle.failed(keys)
+            Counter(label: "flowforest_login_failures_total", dimensions: [("reason", "wrong_password")], factory: metrics.factory).increment()
+            logger.notice("failed sign-in", metadata: ["user": "\(API.quoted(form.username))", "client": "\(context.clientAddress)"])
             throw APIError(.unauthorized, "wrong user name or password")
         }
-        let id = sessions.create(for: principal)
-        var response = try json(["user": principal.name, "role": principal.role.rawValue])
-        response.setCookie(Cookie(
-            name: SessionCookie.name, value: id, maxAge: Int(sessions.lifetime.components.seconds), path: "/",
-            secure: configuration.secureCookies, httpOnly: true, sameSite: .strict))
+        throttle.succeeded(keys)
+        let (id, csrf) = sessions.create(for: principal)
+        var response = try json(["user": principal.name, "role": principal.role.rawValue, "csrf_token": csrf])
+        response.setCookie(sessions.cookie(id, secure: configuration.secureCookies))
         logger.info("user signed in", metadata: ["user": "\(principal.name)"])
         return response
     }
@@ -115,15 +167,14 @@ struct API: Sendable {
     func logout(_ request: Request) -> Response {
         if let cookie = request.cookies[SessionCookie.name] { sessions.remove(cookie.value) }
         var response = Response(status: .noContent)
-        response.setCookie(Cookie(name: SessionCookie.name, value: "", maxAge: 0, path: "/",
-                                  secure: configuration.secureCookies, httpOnly: true, sameSite: .strict))
+        response.setCookie(sessions.cookie("", secure: configuration.secureCookies))
         return response
     }
 
     // MARK: Anomalies
 
     func listAnomalies(_ request: Request, _ context: AppRequestContext) async throws -> Response {
-        _ = try context.require(.viewer)
+        _ = try context.require(.read)
         let q = request.uri.queryParameters
         var query = AnomalyQuery()
         if let ip = q["ip"].map(String.init) {
@@ -177,7 +228,7 @@ struct API: Sendable {
     }
 
     func oneAnomaly(_ context: AppRequestContext) async throws -> Response {
-        _ = try context.require(.viewer)
+        _ = try context.require(.read)
         let id = try anomalyID(context)
         guard let a = try await storeCall({ try await store.anomaly(id: id) }) else {
             throw APIError(.notFound, "no anomaly \(id)")
@@ -186,7 +237,7 @@ struct API: Sendable {
     }
 
     func acknowledge(_ context: AppRequestContext) async throws -> Response {
-        let p = try context.require(.admin)
+        let p = try context.require(.administer)
         let id = try anomalyID(context)
         guard try await storeCall({ try await store.acknowledgeAnomaly(id: id, by: p.name) }) else {
             throw APIError(.notFound, "no anomaly \(id)")
@@ -205,7 +256,7 @@ struct API: Sendable {
     }
 
     func flows(_ request: Request, _ context: AppRequestContext) async throws -> Response {
-        _ = try context.require(.viewer)
+        _ = try context.require(.read)
         let q = request.uri.queryParameters
         let limit = try Self.parseLimit(q["limit"].map(String.init), default: 100)
         var address: IPAddress?
@@ -225,7 +276,7 @@ struct API: Sendable {
     }
 
     func hosts(_ request: Request, _ context: AppRequestContext) async throws -> Response {
-        _ = try context.require(.viewer)
+        _ = try context.require(.read)
         let q = request.uri.queryParameters
         let limit = try Self.parseLimit(q["limit"].map(String.init), default: 50)
         let sinceMs = try q["since"].map { try Self.parseTime(String($0), parameter: "since") } ?? (Store.nowMs() - 3_600_000)
@@ -236,12 +287,12 @@ struct API: Sendable {
     // MARK: Model
 
     func model(_ context: AppRequestContext) async throws -> Response {
-        _ = try context.require(.viewer)
+        _ = try context.require(.read)
         return try json(await pipeline.modelStatus)
     }
 
     func retrain(_ context: AppRequestContext) async throws -> Response {
-        let p = try context.require(.admin)
+        let p = try context.require(.administer)
         logger.info("retrain requested", metadata: ["by": "\(p.name)"])
         return try json(await pipeline.retrain(store: store))
     }
@@ -256,7 +307,7 @@ struct API: Sendable {
     }
 
     func traffic(_ request: Request, _ context: AppRequestContext) async throws -> Response {
-        let principal = try context.require(.viewer)
+        let principal = try context.require(.ingest)
         guard context.viaToken else {
             throw APIError(.forbidden, "ingest needs an API token ('Authorization: Bearer <token>'), not a dashboard session")
         }
@@ -300,7 +351,7 @@ struct API: Sendable {
     // MARK: Events
 
     func events(_ context: AppRequestContext) throws -> Response {
-        _ = try context.require(.viewer)
+        _ = try context.require(.read)
         let hub = self.hub
         let (id, stream) = hub.subscribe()
         return Response(

@@ -37,6 +37,22 @@ public struct ServerConfiguration: Sendable {
     public var sessionLifetime: Duration = .seconds(12 * 3600)
     /// Mark the session cookie `Secure` (when served through HTTPS).
     public var secureCookies = false
+    /// Sign-in throttling: failures allowed per client address and per user
+    /// name before each further one blocks them for `loginFirstDelay`,
+    /// doubling up to `loginMaxDelay`.
+    public var loginFreeFailures = 5
+    public var loginFirstDelay: Duration = .seconds(1)
+    public var loginMaxDelay: Duration = .seconds(900)
+    /// `--no-auth`: serve requests without credentials as an anonymous admin.
+    /// For development on loopback only; refused on any other address.
+    public var noAuth = false
+    /// `--allowed-host`: host names (besides localhost, IP literals and the
+    /// `--listen` host) requests may name in `Host`.
+    public var allowedHosts: [String] = []
+    /// Where the first-start sign-in link goes (standard error by default).
+    public var announce: @Sendable (String) -> Void = { message in
+        FileHandle.standardError.write(Data((message + "\n").utf8))
+    }
     /// Packet times ingest accepts with the server clock at `nowNs`: never
     /// outside ``Timestamp/endNs``.
     func ingestWindow(nowNs: UInt64) -> Range<UInt64> {
@@ -81,18 +97,30 @@ public struct ServerConfiguration: Sendable {
     public var isLoopback: Bool {
         host == "localhost" || host == "::1" || host.hasPrefix("127.")
     }
+
+    /// The dashboard's address for a browser on this machine.
+    public var baseURL: String {
+        let h = ["0.0.0.0", "::", ""].contains(host) ? "127.0.0.1" : host
+        return h.contains(":") ? "http://[\(h)]:\(port)" : "http://\(h):\(port)"
+    }
 }
 
 /// Why the service refused to start.
 public enum ServerStartError: Error, CustomStringConvertible {
-    case noCredentials(host: String, port: Int)
+    /// `--no-auth` with a `--listen` address other machines can reach.
+    case noAuthNotLoopback(host: String, port: Int)
+    /// The database once had credentials and now has none.
+    case credentialsLost(database: String)
 
     public var description: String {
         switch self {
-        case .noCredentials(let host, let port):
-            return "refusing to listen on \(host):\(port) without credentials: anyone who can reach it could read and change FlowForest data. "
-                + "Add one first with `flowforest token add NAME --role admin` (API) or `flowforest user add NAME --role admin` (dashboard), "
-                + "using the same --database, or listen on 127.0.0.1."
+        case .noAuthNotLoopback(let host, let port):
+            return "refusing --no-auth on \(host):\(port): without authentication anyone who can reach that address could read and change FlowForest data. "
+                + "--no-auth is for development on a loopback address (127.0.0.1, ::1 or localhost) only."
+        case .credentialsLost(let database):
+            return "refusing to start: the database \(database) had credentials and now has none (were its users and tokens deleted?). "
+                + "FlowForest will not come up without authentication. Add one with `flowforest token add NAME --role admin` "
+                + "or `flowforest user add NAME --role admin` using the same --database, then start again."
         }
     }
 }
@@ -102,6 +130,8 @@ public struct ServiceParts: Sendable {
     public let store: Store
     public let writer: StoreWriter
     public let metrics: FlowForestMetrics
+    /// The admin token created at first start (also in the announced sign-in link), else nil.
+    public let firstStartToken: String?
 }
 
 /// Builds the FlowForest service: HTTP API, dashboard, server-sent events
@@ -113,8 +143,13 @@ public struct ServiceParts: Sendable {
 ///   - detector: scores every batch; learning until it has a model.
 ///   - store: an opened store to use; by default one is opened at `configuration.database`.
 ///   - metrics: the registry `/metrics` renders; pass the one capture sources report to.
-/// - Throws: ``ServerStartError/noCredentials(host:port:)`` for a non-loopback
-///   address when no token or user exists; store errors.
+/// Never serves without authentication unless `configuration.noAuth` (loopback
+/// only). A database with no credential gets an admin token, announced once
+/// as a sign-in link (`http://HOST:PORT/?token=fft_...`); a database that had
+/// credentials and lost them is refused.
+///
+/// - Throws: ``ServerStartError`` for `--no-auth` off loopback or a database
+///   whose credentials are gone; store errors.
 public func buildApplication(
     configuration: ServerConfiguration,
     flowSource: (any FlowSource)?,
@@ -147,9 +182,12 @@ public func buildApplicationParts(
     } else {
         store = try await Store.open(configuration.database, logger: logger)
     }
-    if !configuration.isLoopback, try await store.credentialCount() == 0 {
+    let firstStartToken: String?
+    do {
+        firstStartToken = try await prepareAuthentication(configuration, store: store, logger: logger)
+    } catch {
         if ownsStore { await store.close() }
-        throw ServerStartError.noCredentials(host: configuration.host, port: configuration.port)
+        throw error
     }
 
     let factory = metrics.factory
@@ -177,13 +215,17 @@ public func buildApplicationParts(
     hubBox.hub = hub
 
     let sessions = SessionStore(lifetime: configuration.sessionLifetime)
-    let openAccess = OpenAccess(store: store, loopback: configuration.isLoopback)
     let api = API(
         configuration: configuration, store: store, writer: writer, pipeline: pipeline, ingest: ingest,
-        hub: hub, sessions: sessions, metrics: metrics, logger: logger)
+        hub: hub, sessions: sessions, metrics: metrics, logger: logger,
+        throttle: LoginThrottle(freeFailures: configuration.loginFreeFailures, firstDelay: configuration.loginFirstDelay,
+                                maxDelay: configuration.loginMaxDelay),
+        hashing: PasswordHashingPool())
     let router = Router(context: AppRequestContext.self)
+    router.middlewares.add(HostGuard(listenHost: configuration.host, allowedHosts: configuration.allowedHosts))
     router.middlewares.add(RequestGuard())
-    router.middlewares.add(AuthMiddleware(store: store, sessions: sessions, openAccess: openAccess))
+    router.middlewares.add(AuthMiddleware(store: store, sessions: sessions, noAuth: configuration.noAuth,
+                                          secureCookies: configuration.secureCookies))
     api.addRoutes(to: router)
 
     // Shutdown runs in reverse: capture and ingest stop first and hand their
@@ -202,7 +244,49 @@ public func buildApplicationParts(
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "FlowForest"),
         services: services,
         logger: logger)
-    return (app, ServiceParts(store: store, writer: writer, metrics: metrics))
+    return (app, ServiceParts(store: store, writer: writer, metrics: metrics, firstStartToken: firstStartToken))
+}
+
+/// Makes sure the service will not run open: `--no-auth` only on loopback;
+/// a database that had credentials must still have one; a database that
+/// never had one gets an admin token now, announced once as a sign-in link.
+/// Returns that token.
+func prepareAuthentication(_ configuration: ServerConfiguration, store: Store, logger: Logger) async throws -> String? {
+    if configuration.noAuth {
+        guard configuration.isLoopback else {
+            throw ServerStartError.noAuthNotLoopback(host: configuration.host, port: configuration.port)
+        }
+        logger.warning("--no-auth: requests without credentials act as an admin; for development on loopback only")
+        return nil
+    }
+    // A PostgreSQL pool still connecting (a busy or restarting server) may miss a query deadline; try for a while.
+    var attempt = 0
+    let count: Int
+    while true {
+        do {
+            count = try await store.credentialCount()
+            break
+        } catch StoreError.unavailable(let reason) where attempt < 5 {
+            attempt += 1
+            logger.warning("store not answering at start; retrying", metadata: ["reason": "\(reason)"])
+        }
+    }
+    guard count == 0 else { return nil }
+    if try await store.credentialsWereConfigured() {
+        throw ServerStartError.credentialsLost(database: "\(configuration.database)")
+    }
+    let name = "first-start-admin"
+    let token = try await store.addToken(name: name, role: .admin)
+    logger.notice("no credential existed: created the admin API token \(name); its sign-in link was printed once")
+    configuration.announce("""
+        FlowForest first start: created the admin API token '\(name)'. Open this link to sign in (shown only now):
+
+            \(configuration.baseURL)/?token=\(token)
+
+        The same token works as 'Authorization: Bearer \(token)'. Add users with `flowforest user add NAME --role admin`,
+        then revoke it with `flowforest token remove \(name)`.
+        """)
+    return token
 }
 
 /// Lets the writer's callback reach the hub created after it.

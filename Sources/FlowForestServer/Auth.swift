@@ -1,5 +1,7 @@
+import FlowForestCore
 import FlowForestStore
 import Foundation
+import HTTPTypes
 import Hummingbird
 import Synchronization
 
@@ -8,11 +10,21 @@ struct AppRequestContext: RequestContext {
     var coreContext: CoreRequestContextStorage
     /// The authenticated credential, nil when none was presented.
     var principal: Principal?
-    /// True when the principal came from a bearer token (ingest needs one).
+    /// True when the principal came from a bearer token (ingest needs one),
+    /// or is the anonymous admin of `--no-auth`.
     var viaToken = false
+    /// True when the request carried an `Authorization` header: a browser
+    /// cannot add one to a cross-site request, so these skip CSRF checks.
+    var viaBearerHeader = false
+    /// The session the principal came from, when it came from a cookie.
+    var session: SessionStore.Session?
+    /// The peer's IP address, for login throttling ("unknown" in tests
+    /// without a socket).
+    var clientAddress: String
 
     init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)
+        clientAddress = source.channel.remoteAddress?.ipAddress ?? "unknown"
     }
 
     /// Bodies are read explicitly with their own limits; this bounds the rest.
@@ -20,12 +32,17 @@ struct AppRequestContext: RequestContext {
 }
 
 /// Dashboard sessions: random ids in an HttpOnly cookie, held in memory (a
-/// restart signs everyone out).
+/// restart signs everyone out). Each session has its own CSRF token, which
+/// state-changing requests made with the cookie must echo in `X-CSRF-Token`.
 final class SessionStore: Sendable {
     struct Session: Sendable {
         var principal: Principal
+        var csrfToken: String
         var expires: ContinuousClock.Instant
     }
+
+    /// At most this many live sessions; the oldest go first beyond it.
+    static let maxSessions = 10_000
 
     private let sessions = Mutex<[String: Session]>([:])
     let lifetime: Duration
@@ -34,29 +51,43 @@ final class SessionStore: Sendable {
         self.lifetime = lifetime
     }
 
-    func create(for principal: Principal) -> String {
+    static func randomHex(_ bytes: Int = 32) -> String {
         var g = SystemRandomNumberGenerator()
-        let id = (0..<32).map { _ in String(format: "%02x", UInt8.random(in: .min ... .max, using: &g)) }.joined()
+        return (0..<bytes).map { _ in String(format: "%02x", UInt8.random(in: .min ... .max, using: &g)) }.joined()
+    }
+
+    /// A new session: its id (the cookie value) and its CSRF token.
+    func create(for principal: Principal) -> (id: String, csrfToken: String) {
+        let id = Self.randomHex(), csrf = Self.randomHex()
         sessions.withLock { s in
             let now = ContinuousClock.now
             s = s.filter { $0.value.expires > now }
-            s[id] = Session(principal: principal, expires: now + lifetime)
+            if s.count >= Self.maxSessions {
+                for (key, _) in s.sorted(by: { $0.value.expires < $1.value.expires }).prefix(s.count - Self.maxSessions + 1) { s[key] = nil }
+            }
+            s[id] = Session(principal: principal, csrfToken: csrf, expires: now + lifetime)
         }
-        return id
+        return (id, csrf)
     }
 
-    func principal(for id: String) -> Principal? {
+    func session(for id: String) -> Session? {
         sessions.withLock { s in
             guard let session = s[id] else { return nil }
             guard session.expires > .now else {
                 s[id] = nil
                 return nil
             }
-            return session.principal
+            return session
         }
     }
 
     func remove(_ id: String) { sessions.withLock { $0[id] = nil } }
+
+    /// The session cookie for `id` (an empty value and max-age 0 clears it).
+    func cookie(_ id: String, secure: Bool) -> Cookie {
+        Cookie(name: SessionCookie.name, value: id, maxAge: id.isEmpty ? 0 : Int(lifetime.components.seconds), path: "/",
+               secure: secure, httpOnly: true, sameSite: .strict)
+    }
 }
 
 /// A JSON error body `{"error": "..."}` with a status.
@@ -80,16 +111,24 @@ struct APIError: HTTPResponseError {
 }
 
 /// Finds the principal of a request: a bearer token, else a session cookie.
-/// With no credential configured (allowed on loopback only) every request
-/// is the anonymous admin.
+/// With `--no-auth` (loopback only) a request without either is the
+/// anonymous admin; otherwise it has no principal and routes answer 401.
+///
+/// `GET /?token=fft_...` (the sign-in link printed at first start) signs the
+/// browser in: a session for the token's principal, then a redirect to `/`
+/// so the token leaves the address bar and history.
 struct AuthMiddleware: RouterMiddleware {
     typealias Context = AppRequestContext
     let store: Store
     let sessions: SessionStore
-    let openAccess: OpenAccess
+    let noAuth: Bool
+    let secureCookies: Bool
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         var context = context
+        if request.method == .get, request.uri.path == "/", let token = request.uri.queryParameters["token"] {
+            return try await signIn(token: String(token))
+        }
         if let header = request.headers[.authorization] {
             let parts = header.split(separator: " ", maxSplits: 1)
             guard parts.count == 2, parts[0].lowercased() == "bearer" else {
@@ -100,35 +139,117 @@ struct AuthMiddleware: RouterMiddleware {
             }
             context.principal = principal
             context.viaToken = true
-        } else if let cookie = request.cookies[SessionCookie.name], let principal = sessions.principal(for: cookie.value) {
-            context.principal = principal
-        } else if await openAccess.isOpen() {
+            context.viaBearerHeader = true
+        } else if let cookie = request.cookies[SessionCookie.name], let session = sessions.session(for: cookie.value) {
+            context.principal = session.principal
+            context.session = session
+        } else if noAuth {
             context.principal = Principal(name: "anonymous", role: .admin)
             context.viaToken = true
         }
         return try await next(request, context)
     }
+
+    func signIn(token: String) async throws -> Response {
+        guard let principal = try await store.authenticateToken(token) else {
+            throw APIError(.unauthorized, "this sign-in link's token is unknown or revoked; ask an admin for a new one (`flowforest token add NAME --role admin`)")
+        }
+        let (id, _) = sessions.create(for: principal)
+        var response = Response(status: .seeOther, headers: [.location: "/", .cacheControl: "no-store", HTTPField.Name("Referrer-Policy")!: "no-referrer"])
+        response.setCookie(sessions.cookie(id, secure: secureCookies))
+        return response
+    }
 }
 
-/// Whether the server runs without credentials: only on loopback, and only
-/// while none exist (rechecked every few seconds, so adding the first token
-/// turns authentication on without a restart).
-actor OpenAccess {
-    private let store: Store
-    private let loopback: Bool
-    private var cached: (open: Bool, at: ContinuousClock.Instant)?
+/// Cross-site request defence for the API's route group: a state-changing
+/// request (POST, PUT, PATCH, DELETE) that did not come with an
+/// `Authorization` header must come from this origin (a matching `Origin`,
+/// or `Sec-Fetch-Site: same-origin`) and, when authenticated by a session
+/// cookie, carry the session's CSRF token in `X-CSRF-Token`. A request with
+/// a bearer token is exempt: a browser cannot add that header cross-site.
+struct CrossSiteGuard: RouterMiddleware {
+    typealias Context = AppRequestContext
+    static let csrfHeader = HTTPField.Name("X-CSRF-Token")!
+    static let fetchSite = HTTPField.Name("Sec-Fetch-Site")!
+    static let unsafeMethods: [HTTPRequest.Method] = [.post, .put, .patch, .delete]
 
-    init(store: Store, loopback: Bool) {
-        self.store = store
-        self.loopback = loopback
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        guard Self.unsafeMethods.contains(request.method), !context.viaBearerHeader else {
+            return try await next(request, context)
+        }
+        let origin = request.headers[.origin]
+        let site = request.headers[Self.fetchSite]?.lowercased()
+        if let origin, !Self.sameOrigin(origin, authority: request.head.authority) {
+            throw APIError(.forbidden, "cross-site request refused: Origin \(API.quoted(origin)) is not this server")
+        }
+        if let site, site != "same-origin", site != "none" {
+            throw APIError(.forbidden, "cross-site request refused: Sec-Fetch-Site is \(API.quoted(site))")
+        }
+        if let session = context.session {
+            guard origin != nil || site != nil else {
+                throw APIError(.forbidden, "a request signed in by cookie must send Origin (or Sec-Fetch-Site: same-origin)")
+            }
+            guard let sent = request.headers[Self.csrfHeader],
+                  PasswordHash.constantTimeEqual(Array(sent.utf8), Array(session.csrfToken.utf8)) else {
+                throw APIError(.forbidden, "missing or wrong X-CSRF-Token: take it from the sign-in response or GET /api/session")
+            }
+        }
+        return try await next(request, context)
     }
 
-    func isOpen() async -> Bool {
-        guard loopback else { return false }
-        if let cached, ContinuousClock.now - cached.at < .seconds(5) { return cached.open }
-        let open = ((try? await store.credentialCount()) ?? 1) == 0
-        cached = (open, .now)
-        return open
+    /// True when `origin` (`scheme://host[:port]`) names the host and port the request was sent to.
+    static func sameOrigin(_ origin: String, authority: String?) -> Bool {
+        guard let authority, let scheme = origin.range(of: "://") else { return false }
+        let host = origin[scheme.upperBound...]
+        guard !host.contains("/") else { return false }
+        func withPort(_ a: Substring) -> String {
+            let lower = a.lowercased()
+            if lower.hasSuffix("]") || !lower.contains(":") {
+                return lower + (origin.lowercased().hasPrefix("https:") ? ":443" : ":80")
+            }
+            return lower
+        }
+        return withPort(host) == withPort(Substring(authority))
+    }
+}
+
+/// Refuses requests whose `Host` is a name this server was not told it has,
+/// so a DNS-rebinding page (`http://rebind.evil.example:8080/`, resolving to
+/// 127.0.0.1) cannot read the API in the victim's browser. IP literals are
+/// always accepted (rebinding needs a name); names are `localhost`, the
+/// `--listen` host, and each `--allowed-host`. The port is not compared, so
+/// SSH port forwards keep working.
+struct HostGuard: RouterMiddleware {
+    typealias Context = AppRequestContext
+    let names: Set<String>
+
+    init(listenHost: String, allowedHosts: [String]) {
+        var names: Set<String> = ["localhost"]
+        names.insert(listenHost.lowercased())
+        for name in allowedHosts { names.insert(Self.hostPart(name).lowercased()) }
+        self.names = names
+    }
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        guard let authority = request.head.authority, !authority.isEmpty else { return try await next(request, context) }
+        let host = Self.hostPart(authority).lowercased()
+        let bare = host.hasPrefix("[") && host.hasSuffix("]") ? String(host.dropFirst().dropLast()) : host
+        guard IPAddress(bare) != nil || names.contains(host) || names.contains(bare) else {
+            throw APIError(.misdirectedRequest, "Host \(API.quoted(authority)) is not a name of this server; start it with --allowed-host \(API.quoted(host)) if it is")
+        }
+        return try await next(request, context)
+    }
+
+    /// `name:port`, `[v6]:port` or a bare name, without the port.
+    static func hostPart(_ authority: String) -> String {
+        if authority.hasPrefix("[") {
+            guard let close = authority.firstIndex(of: "]") else { return authority }
+            return String(authority[...close])
+        }
+        if authority.filter({ $0 == ":" }).count == 1, let colon = authority.firstIndex(of: ":") {
+            return String(authority[..<colon])
+        }
+        return authority
     }
 }
 
@@ -137,13 +258,15 @@ enum SessionCookie {
 }
 
 extension AppRequestContext {
-    /// The principal if it has at least `role`: 401 without credentials, 403 with too few rights.
-    func require(_ role: Role) throws -> Principal {
+    /// The principal if its role allows `permission`: 401 without
+    /// credentials, 403 with a role that does not allow it.
+    func require(_ permission: Permission) throws -> Principal {
         guard let principal else {
             throw APIError(.unauthorized, "authentication required: send 'Authorization: Bearer <token>' or sign in", headers: [.wwwAuthenticate: "Bearer"])
         }
-        guard principal.role >= role else {
-            throw APIError(.forbidden, "\(principal.name) is a \(principal.role.rawValue); this needs the \(role.rawValue) role")
+        guard principal.role.allows(permission) else {
+            let needs = Role.allCases.filter { $0.allows(permission) }.map(\.rawValue).joined(separator: " or ")
+            throw APIError(.forbidden, "\(principal.name) is a \(principal.role.rawValue); this needs the \(needs) role")
         }
         return principal
     }

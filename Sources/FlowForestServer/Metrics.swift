@@ -35,6 +35,8 @@ public final class FlowForestMetrics: Sendable {
         "flowforest_store_rows_written_total": "Rows written to the store, by table.",
         "flowforest_store_dropped_total": "Rows never written: queue full or store still down at shutdown, by table.",
         "flowforest_store_pending_rows": "Rows waiting in the store writer's queue, by table.",
+        "flowforest_store_healthy": "1 while the store takes writes to the database file it opened, 0 while writes fail or that file was deleted or replaced.",
+        "flowforest_login_failures_total": "Refused dashboard sign-ins, by reason (wrong_password, throttled).",
         "flowforest_store_flows_expired_total": "Flow records deleted by retention.",
         "flowforest_model_age_seconds": "Age of the detection model in use (0 while learning).",
         "flowforest_detector_learning": "1 while the detector is in its learning window, else 0.",

@@ -3,11 +3,31 @@ import _CryptoExtras
 import Foundation
 import SQLKit
 
-/// What a credential may do: viewers read, admins also acknowledge and retrain.
-public enum Role: String, Sendable, Hashable, Codable, CaseIterable, Comparable {
-    case viewer, admin
+/// Something a request may need the right to do.
+public enum Permission: String, Sendable, Hashable, CaseIterable {
+    /// Read anomalies, flows, hosts, the model, events, metrics and health.
+    case read
+    /// Send traffic records (`POST /api/traffic`).
+    case ingest
+    /// Acknowledge anomalies and retrain the model.
+    case administer
+}
 
-    public static func < (a: Role, b: Role) -> Bool { a == .viewer && b == .admin }
+/// What a credential may do: agents only send traffic, viewers only read,
+/// admins do everything. Each role has exactly the permissions it needs.
+public enum Role: String, Sendable, Hashable, Codable, CaseIterable {
+    case agent, viewer, admin
+
+    /// The permissions of the role.
+    public var permissions: Set<Permission> {
+        switch self {
+        case .agent: [.ingest]
+        case .viewer: [.read]
+        case .admin: Set(Permission.allCases)
+        }
+    }
+
+    public func allows(_ permission: Permission) -> Bool { permissions.contains(permission) }
 }
 
 /// Password hashing with scrypt (N=2^15, r=8, p=1: about 32 MiB and a tenth
@@ -42,7 +62,11 @@ public enum PasswordHash {
         return key.withUnsafeBytes { Array($0) }
     }
 
-    static func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+    /// A valid hash of an unguessable password: verifying against it takes
+    /// as long as a real check, so a missing user is not told by timing.
+    public static let dummy = (try? make("flowforest-dummy-password-\(UUID().uuidString)")) ?? ""
+
+    public static func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
         guard a.count == b.count else { return false }
         var diff: UInt8 = 0
         for i in a.indices { diff |= a[i] ^ b[i] }
@@ -89,6 +113,7 @@ extension Store {
             }
             try await db.insert(into: "users").columns("name", "password_hash", "role", "created_ms")
                 .values(SQLBind(name), SQLBind(hash), SQLBind(role.rawValue), SQLBind(Store.nowMs())).run()
+            try await Store.markCredentialsConfigured(db)
         }
     }
 
@@ -101,23 +126,44 @@ extension Store {
         }
     }
 
-    /// The user's principal when the password matches, else nil.
+    /// The user's principal when the password matches, else nil. Hashes on
+    /// the calling thread: a server verifies through ``userCredential(name:)``
+    /// and its own bounded pool instead.
     public func authenticateUser(name: String, password: String) async throws -> Principal? {
+        guard let credential = try await userCredential(name: name) else {
+            // Spend the same time as a real check so timing does not reveal which names exist.
+            _ = PasswordHash.verify(password, against: PasswordHash.dummy)
+            return nil
+        }
+        guard PasswordHash.verify(password, against: credential.hash) else { return nil }
+        return credential.principal
+    }
+
+    /// A user's stored password hash and principal, nil for an unknown name
+    /// or a role this version does not know.
+    public func userCredential(name: String) async throws -> (hash: String, principal: Principal)? {
         let row = try await withSQL { db in
             try await db.select().columns("password_hash", "role").from("users").where("name", .equal, name).first()
         }
-        guard let row else {
-            // Spend the same time as a real check so timing does not reveal which names exist.
-            _ = PasswordHash.verify(password, against: Store.dummyHash)
-            return nil
-        }
-        let hash = try row.decode(column: "password_hash", as: String.self)
-        guard PasswordHash.verify(password, against: hash),
-              let role = Role(rawValue: try row.decode(column: "role", as: String.self)) else { return nil }
-        return Principal(name: name, role: role)
+        guard let row, let role = Role(rawValue: try row.decode(column: "role", as: String.self)) else { return nil }
+        return (try row.decode(column: "password_hash", as: String.self), Principal(name: name, role: role))
     }
 
-    static let dummyHash = (try? PasswordHash.make("flowforest-dummy-password")) ?? ""
+    /// Settings key recording that this database once had a credential.
+    static let credentialsMarker = "credentials_configured"
+
+    /// Records, once, that a credential was created in this database.
+    static func markCredentialsConfigured(_ db: any SQLDatabase) async throws {
+        try await db.raw("INSERT INTO settings (name, value) VALUES (\(bind: credentialsMarker), \(bind: String(Store.nowMs()))) ON CONFLICT (name) DO NOTHING").run()
+    }
+
+    /// True when a credential was ever created in this database (even if all
+    /// were removed since): a server must then never start without one.
+    public func credentialsWereConfigured() async throws -> Bool {
+        try await withSQL { db in
+            try await db.select().column("name").from("settings").where("name", .equal, Store.credentialsMarker).first() != nil
+        }
+    }
 
     /// Creates an API token and returns it; only its hash is stored, so this
     /// is the one time it can be shown.
@@ -131,6 +177,7 @@ extension Store {
             }
             try await db.insert(into: "api_tokens").columns("name", "token_hash", "role", "created_ms")
                 .values(SQLBind(name), SQLBind(hash), SQLBind(role.rawValue), SQLBind(Store.nowMs())).run()
+            try await Store.markCredentialsConfigured(db)
         }
         return token
     }

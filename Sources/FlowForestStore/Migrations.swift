@@ -85,6 +85,17 @@ extension Store {
                 """,
             ]
         },
+        Migration(version: 2, name: "settings and the credentials marker") { _ in
+            [
+                "CREATE TABLE settings (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
+                // A database that already has credentials gets the marker now.
+                """
+                INSERT INTO settings (name, value)
+                SELECT 'credentials_configured', 'migrated'
+                WHERE EXISTS (SELECT 1 FROM users) OR EXISTS (SELECT 1 FROM api_tokens)
+                """,
+            ]
+        },
     ]
 
     /// The newest schema version this build knows.

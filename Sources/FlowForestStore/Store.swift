@@ -75,7 +75,15 @@ public final class Store: Service, Sendable {
     /// fails (and the writer counts an error and retries).
     public let queryTimeout: Duration
 
-    private init(backend: Backend, clientTask: Task<Void, Never>?, logger: Logger, queryTimeout: Duration) {
+    /// The SQLite file as opened: its path, device and inode. A file deleted
+    /// or replaced under the running store keeps taking writes into the old,
+    /// unlinked inode, which a restart would never see; ``fileProblem()``
+    /// compares this with what the path names now.
+    let file: (path: String, device: UInt64, inode: UInt64)?
+
+    private init(backend: Backend, clientTask: Task<Void, Never>?, logger: Logger, queryTimeout: Duration,
+                 file: (path: String, device: UInt64, inode: UInt64)? = nil) {
+        self.file = file
         self.queryTimeout = queryTimeout
         self.backend = backend
         self.clientTask = clientTask
@@ -93,7 +101,9 @@ public final class Store: Service, Sendable {
         case .sqlite(let path):
             try createPrivately(path)
             let connection = try await SQLiteConnection.open(storage: .file(path: path), logger: logger)
-            store = Store(backend: .sqlite(connection), clientTask: nil, logger: logger, queryTimeout: queryTimeout)
+            var st = stat()
+            let identity: (path: String, device: UInt64, inode: UInt64)? = stat(path, &st) == 0 ? (path, UInt64(st.st_dev), UInt64(st.st_ino)) : nil
+            store = Store(backend: .sqlite(connection), clientTask: nil, logger: logger, queryTimeout: queryTimeout, file: identity)
             // WAL lets the API read while the writer writes; the busy timeout
             // covers a second process (the CLI adding a token) on the same file.
             _ = try await connection.sql().raw("PRAGMA journal_mode=WAL").all()
@@ -197,6 +207,22 @@ public final class Store: Service, Sendable {
     var isPostgres: Bool {
         if case .postgres = backend { return true }
         return false
+    }
+
+    /// Why the SQLite file this store writes is no longer the one at its
+    /// path (deleted, or replaced by another file), or nil when it still is
+    /// (and always for PostgreSQL).
+    public func fileProblem() -> String? {
+        guard let file else { return nil }
+        var st = stat()
+        guard stat(file.path, &st) == 0 else {
+            let reason = String(cString: strerror(errno))
+            return "the database file \(file.path) is gone (\(reason)): writes go to a deleted file and are lost at restart"
+        }
+        if UInt64(st.st_dev) != file.device || UInt64(st.st_ino) != file.inode {
+            return "the database file \(file.path) was replaced by another file: writes go to the old, unlinked file"
+        }
+        return nil
     }
 
     /// Runs a trivial query: true when the database answers.

@@ -55,6 +55,12 @@ public final class StoreWriter: Service, Sendable {
     private let retention: Counter
     private let retentionErrors: Counter
     private let errorTotal = Atomic<Int64>(0)
+    private let lastFailure = Mutex<String?>(nil)
+
+    /// The error of the last write when it failed, nil once a later write
+    /// succeeded (or before any failed): health reports the store degraded
+    /// while this is set.
+    public var failure: String? { lastFailure.withLock { $0 } }
 
     /// Failed writes so far (each retry that failed counts once).
     public var errorCount: Int64 { errorTotal.load(ordering: .relaxed) }
@@ -181,6 +187,7 @@ public final class StoreWriter: Service, Sendable {
             do {
                 let ids = try await store.insertAnomalies(anomalies)
                 queue.withLock { $0.anomalies.removeFirst(anomalies.count) }
+                lastFailure.withLock { $0 = nil }
                 writes.anomalies.increment(by: Int64(anomalies.count))
                 onStored(anomalies.map { p in
                     var a = p.anomaly
@@ -197,6 +204,7 @@ public final class StoreWriter: Service, Sendable {
             do {
                 try await store.insertFlows(flows)
                 queue.withLock { $0.flows.removeFirst(flows.count) }
+                lastFailure.withLock { $0 = nil }
                 writes.flows.increment(by: Int64(flows.count))
             } catch {
                 failed(error, table: "flows", rows: flows.count)
@@ -210,6 +218,7 @@ public final class StoreWriter: Service, Sendable {
     private func failed(_ error: any Error, table: String, rows: Int) {
         errors.increment()
         errorTotal.add(1, ordering: .relaxed)
+        lastFailure.withLock { $0 = "writing \(table) failed: \(error)" }
         updateGauges()
         logger.warning("store write failed; will retry", metadata: ["table": "\(table)", "rows": "\(rows)", "error": "\(error)"])
     }

@@ -16,6 +16,8 @@ extension Bench {
         let daemon = try lab.spawn(in: namespace, [
             exe, "run", "--mode", "tc", "--interface", interface, "--print-flows", "none",
             "--listen", "127.0.0.1:8080", "--database", dir.appendingPathComponent("bench.db").path,
+            // curl scrapes /metrics without a token; nothing else is used.
+            "--open-metrics",
         ] + (objectPath.map { ["--bpf-object", $0] } ?? []), stderr: log)
         defer { _ = lab.stop(daemon, signal: SIGTERM, timeout: 15) }
         let deadline = Date().addingTimeInterval(30)

@@ -83,6 +83,12 @@ struct RunCommand: AsyncParsableCommand {
     @Flag(name: .customLong("open-metrics"), help: "Serve /metrics and /api/health without credentials (env FLOWFOREST_OPEN_METRICS=1).")
     var openMetrics = false
 
+    @Flag(name: .customLong("no-auth"), help: "Serve without authentication (every request is an admin): development on a loopback --listen only; refused otherwise (env FLOWFOREST_NO_AUTH=1).")
+    var noAuth = false
+
+    @Option(name: .customLong("allowed-host"), help: "A host name browsers may use for this server (the Host header), besides localhost, IP addresses and the --listen host; repeat for several (env FLOWFOREST_ALLOWED_HOSTS, comma-separated). Other names get 421, which stops DNS rebinding.")
+    var allowedHosts: [String] = []
+
     @Flag(name: .customLong("secure-cookies"), help: "Mark the dashboard session cookie Secure (when served behind HTTPS).")
     var secureCookies = false
 
@@ -123,6 +129,12 @@ struct RunCommand: AsyncParsableCommand {
         server.sensorName = setting(sensorName, "FLOWFOREST_SENSOR_NAME") ?? ProcessInfo.processInfo.hostName
         server.openMetrics = openMetrics || ["1", "true", "yes"].contains(setting(nil, "FLOWFOREST_OPEN_METRICS")?.lowercased() ?? "")
         server.secureCookies = secureCookies
+        server.noAuth = noAuth || ["1", "true", "yes"].contains(setting(nil, "FLOWFOREST_NO_AUTH")?.lowercased() ?? "")
+        server.allowedHosts = allowedHosts + (setting(nil, "FLOWFOREST_ALLOWED_HOSTS") ?? "").split(separator: ",")
+            .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        if server.noAuth && !server.isLoopback {
+            throw failure(ServerStartError.noAuthNotLoopback(host: server.host, port: server.port).description)
+        }
         func seconds(_ flag: Double?, _ name: String, _ option: String) throws -> Duration? {
             guard let text = flag.map({ String($0) }) ?? setting(nil, name) else { return nil }
             // Up to ten years: enough for any replay, far from overflowing ns.

@@ -10,7 +10,7 @@ struct TokenCommand: AsyncParsableCommand {
 
             Examples:
               flowforest token add grafana --role viewer
-              flowforest token add agent-eu1 --role viewer    for POST /api/traffic
+              flowforest token add agent-eu1 --role agent     for POST /api/traffic only
               flowforest token remove grafana
             """,
         subcommands: [Add.self, Remove.self, List.self])
@@ -20,7 +20,7 @@ struct TokenCommand: AsyncParsableCommand {
             commandName: "add", abstract: "Create a token and print it.",
             discussion: "Example:\n  flowforest token add grafana --role viewer")
         @Argument(help: "A name for the token (letters, digits, '.', '_', '-', '@').") var name: String
-        @Option(help: "viewer (read, ingest) or admin (also acknowledge and retrain).") var role: RoleArgument = .viewer
+        @Option(help: "agent (POST /api/traffic only), viewer (read only) or admin (everything).") var role: RoleArgument = .viewer
         @OptionGroup var database: DatabaseOption
 
         func run() async throws {

@@ -35,8 +35,8 @@ struct DatabaseOption: ParsableArguments {
 
 /// `--role` on the command line.
 enum RoleArgument: String, ExpressibleByArgument, CaseIterable {
-    case viewer, admin
-    var role: Role { self == .admin ? .admin : .viewer }
+    case agent, viewer, admin
+    var role: Role { Role(rawValue: rawValue)! }
 }
 
 struct UserCommand: AsyncParsableCommand {
@@ -56,7 +56,7 @@ struct UserCommand: AsyncParsableCommand {
             commandName: "add", abstract: "Add a user who can sign in to the dashboard.",
             discussion: "Example:\n  sudo flowforest user add alice --role admin")
         @Argument(help: "User name (letters, digits, '.', '_', '-', '@').") var name: String
-        @Option(help: "viewer (read) or admin (also acknowledge and retrain).") var role: RoleArgument = .viewer
+        @Option(help: "viewer (read only) or admin (everything); agent exists for API tokens and gives a user no read access.") var role: RoleArgument = .viewer
         @Flag(name: .customLong("password-stdin"), help: "Read the password from standard input instead of the terminal.")
         var passwordStdin = false
         @OptionGroup var database: DatabaseOption

@@ -45,7 +45,7 @@ struct IngestTests {
     @Test("a valid batch is accepted and becomes open flows")
     func validBatch() async throws {
         try await withService { client, db, _ in
-            let r = try await client.call("/api/traffic", .post, token: db.viewerToken, json: goodRecords)
+            let r = try await client.call("/api/traffic", .post, token: db.agentToken, json: goodRecords)
             #expect(r.status == .accepted)
             let o = try r.object()
             #expect(o["accepted"] as? Int == 4)
@@ -53,7 +53,7 @@ struct IngestTests {
             // RFC 3339 timestamps and protocol numbers are accepted too.
             let time = Timestamp.rfc3339(milliseconds: Int64(Date().timeIntervalSince1970 * 1000))
             let rfc = #"[{"src_ip": "2001:2::1", "dst_ip": "2001:2::2", "src_port": 1, "dst_port": 2, "protocol": 17, "length": 100, "timestamp": "\#(time)"}]"#
-            #expect(try await client.call("/api/traffic", .post, token: db.viewerToken, json: rfc).status == .accepted)
+            #expect(try await client.call("/api/traffic", .post, token: db.agentToken, json: rfc).status == .accepted)
         }
     }
 
@@ -83,7 +83,7 @@ struct IngestTests {
           ])
     func invalid(body: String, message: String) async throws {
         try await withService { client, db, _ in
-            let r = try await client.call("/api/traffic", .post, token: db.viewerToken, json: body)
+            let r = try await client.call("/api/traffic", .post, token: db.agentToken, json: body)
             #expect(r.status == .badRequest)
             let error = try r.object()["error"] as? String ?? ""
             #expect(error.hasPrefix(message), "got: \(error)")
@@ -99,7 +99,7 @@ struct IngestTests {
         @Sendable func body(_ time: Double) -> String { trafficJSON([("198.18.0.1", "198.18.0.2", 40000, 443, "tcp", 60, time, ["SYN"])]) }
         try await withService { client, db, _ in
             for time in [now + 3600, now - 2 * 86_400, 16_725_225_599.0, 1] {
-                let r = try await client.call("/api/traffic", .post, token: db.viewerToken, json: body(time))
+                let r = try await client.call("/api/traffic", .post, token: db.agentToken, json: body(time))
                 #expect(r.status == .badRequest, "\(time)")
                 let error = try r.object()["error"] as? String ?? ""
                 #expect(error.hasPrefix("record 0, field timestamp:") && error.contains("outside the accepted window"), "got: \(error)")
@@ -109,12 +109,12 @@ struct IngestTests {
             let flows = try await client.call("/api/flows", token: db.viewerToken).object()
             #expect((flows["active"] as? [Any])?.isEmpty == true)
             for time in [now + 60, now - 3600] {
-                #expect(try await client.call("/api/traffic", .post, token: db.viewerToken, json: body(time)).status == .accepted, "\(time)")
+                #expect(try await client.call("/api/traffic", .post, token: db.agentToken, json: body(time)).status == .accepted, "\(time)")
             }
         }
         try await withService(configure: { $0.ingestMaxSkew = .seconds(7200); $0.ingestMaxAge = .seconds(3 * 86_400) }) { client, db, _ in
             for time in [now + 3600, now - 2 * 86_400] {
-                let r = try await client.call("/api/traffic", .post, token: db.viewerToken, json: body(time))
+                let r = try await client.call("/api/traffic", .post, token: db.agentToken, json: body(time))
                 #expect(r.status == .accepted, "\(time): \(r.text)")
             }
         }
@@ -124,9 +124,9 @@ struct IngestTests {
     func oversize() async throws {
         try await withService(configure: { $0.maxIngestBytes = 2000; $0.maxIngestRecords = 3 }) { client, db, _ in
             let big = "[" + String(repeating: " ", count: 3000) + "]"
-            let r = try await client.call("/api/traffic", .post, token: db.viewerToken, json: big)
+            let r = try await client.call("/api/traffic", .post, token: db.agentToken, json: big)
             #expect(r.status == .contentTooLarge)
-            let many = try await client.call("/api/traffic", .post, token: db.viewerToken, json: goodRecords)
+            let many = try await client.call("/api/traffic", .post, token: db.agentToken, json: goodRecords)
             #expect(many.status == .contentTooLarge)
             #expect((try many.object()["error"] as? String)?.contains("at most 3") == true)
         }

@@ -16,12 +16,14 @@ struct NeverDetects: FlowDetector {
     func modelJSON() -> String? { nil }
 }
 
-/// A fresh SQLite file with an admin token, a viewer token and an admin user.
+/// A fresh SQLite file with an admin, a viewer and an agent token, an admin
+/// user (alice) and a viewer user (victor).
 struct TestDatabase {
     let directory: URL
     let location: StoreLocation
     var adminToken = ""
     var viewerToken = ""
+    var agentToken = ""
 
     static func make(credentials: Bool = true) async throws -> TestDatabase {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("flowforest-server-\(getpid())-\(UUID().uuidString)")
@@ -31,6 +33,7 @@ struct TestDatabase {
             try await Store.withStore(db.location, logger: quietLogger) { store in
                 db.adminToken = try await store.addToken(name: "admin-token", role: .admin)
                 db.viewerToken = try await store.addToken(name: "viewer-token", role: .viewer)
+                db.agentToken = try await store.addToken(name: "agent-token", role: .agent)
                 try await store.addUser(name: "alice", password: "correct horse battery", role: .admin)
                 try await store.addUser(name: "victor", password: "viewer password", role: .viewer)
             }
@@ -64,8 +67,9 @@ func testConfiguration(_ db: TestDatabase) -> ServerConfiguration {
 extension TestClientProtocol {
     @discardableResult
     func call(_ uri: String, _ method: HTTPRequest.Method = .get, token: String? = nil, cookie: String? = nil,
-              json: String? = nil) async throws -> TestResponse {
+              json: String? = nil, headers extra: [String: String] = [:]) async throws -> TestResponse {
         var headers: HTTPFields = [:]
+        for (name, value) in extra { headers[HTTPField.Name(name)!] = value }
         if let token { headers[.authorization] = "Bearer \(token)" }
         if let cookie { headers[.cookie] = cookie }
         if json != nil { headers[.contentType] = "application/json" }
@@ -87,4 +91,57 @@ func trafficJSON(_ records: [(src: String, dst: String, sport: Int, dport: Int, 
         return "{\"src_ip\": \"\(r.src)\", \"dst_ip\": \"\(r.dst)\", \"src_port\": \(r.sport), \"dst_port\": \(r.dport), \"protocol\": \"\(r.proto)\", \"length\": \(r.length), \"timestamp\": \(r.time)\(flags)}"
     }
     return "[" + items.joined(separator: ",") + "]"
+}
+
+/// A signed-in dashboard session: its `Cookie` header and CSRF token.
+struct SignedIn {
+    var cookie: String
+    var csrf: String
+    /// Headers of a same-origin browser request carrying the CSRF token.
+    var sameOrigin: [String: String] { ["Origin": "http://localhost", "X-CSRF-Token": csrf] }
+}
+
+extension TestClientProtocol {
+    func signIn(_ user: String, _ password: String) async throws -> SignedIn {
+        let r = try await call("/api/login", .post, json: #"{"username": "\#(user)", "password": "\#(password)"}"#)
+        guard r.status == .ok, let setCookie = r.headers[.setCookie], let csrf = try r.object()["csrf_token"] as? String else {
+            throw TestFailure("sign-in of \(user) failed: \(r.status) \(r.text)")
+        }
+        return SignedIn(cookie: String(setCookie.split(separator: ";")[0]), csrf: csrf)
+    }
+}
+
+/// One real HTTP request with curl (which lets a test send any Host and
+/// Origin): the status and body. Waits without holding a thread, so the
+/// in-process server keeps running while curl does.
+func curl(_ arguments: [String]) async throws -> (status: Int, body: String) {
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("flowforest-curl-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(at: dir) }
+    let body = dir.appendingPathComponent("body"), status = dir.appendingPathComponent("status")
+    FileManager.default.createFile(atPath: status.path, contents: nil)
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
+    process.arguments = ["-s", "--max-time", "60", "-o", body.path, "-w", "%{http_code}"] + arguments
+    let out = try FileHandle(forWritingTo: status)
+    defer { try? out.close() }
+    process.standardOutput = out
+    process.standardError = FileHandle.nullDevice
+    try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, any Error>) in
+        process.terminationHandler = { _ in c.resume() }
+        do { try process.run() } catch { c.resume(throwing: error) }
+    }
+    let code = Int((try? String(contentsOf: status, encoding: .utf8)) ?? "") ?? 0
+    return (code, (try? String(contentsOf: body, encoding: .utf8)) ?? "")
+}
+
+/// The value of an unlabelled metric series in a Prometheus exposition.
+func metricValue(_ exposition: String, _ name: String) -> Double? {
+    exposition.split(separator: "\n").first { $0.hasPrefix(name + " ") || $0.hasPrefix(name + "{}") }
+        .flatMap { Double($0.split(separator: " ").last ?? "") }
+}
+
+struct TestFailure: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
 }

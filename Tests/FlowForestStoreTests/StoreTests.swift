@@ -207,6 +207,21 @@ struct StoreTests {
         }
     }
 
+    @Test("the first credential leaves a marker that outlives every credential", arguments: Backend.allCases)
+    func credentialsMarker(backend: Backend) async throws {
+        try await withFreshStore(backend) { store, _ in
+            #expect(try await store.credentialsWereConfigured() == false)
+            _ = try await store.addToken(name: "feeder", role: .agent)
+            #expect(try await store.tokens() == [Principal(name: "feeder", role: .agent)])
+            try await store.addUser(name: "alice", password: "correct horse", role: .admin)
+            #expect(try await store.credentialsWereConfigured())
+            #expect(try await store.removeToken(name: "feeder"))
+            #expect(try await store.removeUser(name: "alice"))
+            #expect(try await store.credentialCount() == 0)
+            #expect(try await store.credentialsWereConfigured(), "removing credentials does not remove the marker")
+        }
+    }
+
     @Test("the writer batches, reports ids and flushes at shutdown", arguments: Backend.allCases)
     func writerFlushes(backend: Backend) async throws {
         try await withFreshStore(backend) { store, _ in

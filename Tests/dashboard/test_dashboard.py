@@ -52,8 +52,13 @@ class Daemon:
         self.log_path = os.path.join(workdir, f"{name}.log")
         self.model = model
         self.process = None
+        # Without a user the daemon runs --no-auth (loopback development
+        # mode): the browser and self.request() need no credentials. With a
+        # user it runs with authentication, as a real deployment does.
+        self.no_auth = True
 
     def add_user(self, user, password, role):
+        self.no_auth = False
         # The password comes on standard input so it never shows in `ps`.
         subprocess.run([BIN, "user", "add", user, "--role", role, "--password-stdin", "--database", self.database],
                        input=password + "\n", text=True, check=True, capture_output=True, timeout=60)
@@ -62,7 +67,8 @@ class Daemon:
         self.log = open(self.log_path, "w")
         self.process = subprocess.Popen(
             [BIN, "run", "--no-capture", "--listen", f"127.0.0.1:{self.port}", "--database", self.database,
-             "--sensor-name", "dashboard-test", "--print-flows", "none"] + (["--model", self.model] if self.model else []),
+             "--sensor-name", "dashboard-test", "--print-flows", "none"] + (["--model", self.model] if self.model else [])
+            + (["--no-auth"] if self.no_auth else []),
             stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -131,7 +137,7 @@ def setUpModule():
     if not os.access(BIN, os.X_OK):
         raise RuntimeError(f"no flowforest executable at {BIN}; build first or set FLOWFOREST_BIN")
     help_text = subprocess.run([BIN, "run", "--help"], text=True, capture_output=True).stdout
-    for flag in ["--listen", "--database", "--model", "--no-capture"]:
+    for flag in ["--listen", "--database", "--model", "--no-capture", "--no-auth"]:
         if flag not in help_text:
             raise RuntimeError(f"`flowforest run` has no {flag} option; the dashboard test needs the service wired into the CLI")
     WORKDIR = tempfile.mkdtemp(prefix="flowforest-dashboard-")
@@ -174,7 +180,7 @@ class DaemonWithBrowser(unittest.TestCase):
 
 
 class OpenDashboardTests(DaemonWithBrowser):
-    """Loopback without credentials: the dashboard opens straight away."""
+    """Loopback with --no-auth (no user added): the dashboard opens straight away."""
 
     name = "open"
 

@@ -56,7 +56,7 @@ def test_container_captures_with_host_network_and_capture_capabilities_only(imag
                      "--cap-add", "bpf,perfmon,net_admin,net_raw",
                      "--security-opt", f"seccomp={DEPLOY / 'seccomp.json'}", tag,
                      "run", "--mode", "tc", "--interface", veth_lab.host_if, "--listen", f"127.0.0.1:{port}",
-                     "--database", "/var/lib/flowforest/flowforest.db", "--poll-interval", "1"],
+                     "--database", "/var/lib/flowforest/flowforest.db", "--poll-interval", "1", "--open-metrics"],
                     env=env, check=False)
         assert start.returncode == 0, start.stderr
 

@@ -44,7 +44,7 @@ def test_unit_capabilities_suffice_for_tc_capture(tmp_path, veth_lab):
            "--no-new-privs",
            str(flowforest_binary()), "run", "--mode", "tc", "--interface", veth_lab.host_if,
            "--listen", f"127.0.0.1:{port}", "--database", str(state / "flowforest.db"),
-           "--bpf-object", str(BPF_OBJECT), "--poll-interval", "1"]
+           "--bpf-object", str(BPF_OBJECT), "--poll-interval", "1", "--open-metrics"]
     sensor = Process(cmd, tmp_path / "sensor.log", cwd=state)
     try:
         wait_for("/api/health", lambda: http_get(f"http://127.0.0.1:{port}/api/health")[0] == 200,

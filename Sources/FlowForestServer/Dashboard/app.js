@@ -8,7 +8,7 @@ const HOUR = 3600 * 1000;
 const RATE_WINDOW = 10 * 60 * 1000;
 
 const state = {
-  user: null,          // {user, role} once signed in (or open access)
+  user: null,          // {user, role, csrf_token} once signed in (anonymous admin under --no-auth)
   model: null,         // /api/model
   events: null,        // EventSource
   stats: [],           // [{t, pps, bps, flows}] from stats events, last 10 minutes
@@ -87,8 +87,13 @@ const parseJSON = text => JSON.parse(text, (key, value, context) =>
   typeof value === "number" && !Number.isSafeInteger(value) && Number.isInteger(value) && context && /^-?\d+$/.test(context.source)
     ? context.source : value);
 
+// State-changing requests carry the session's CSRF token (from sign-in or
+// GET /api/session); the server refuses cookie-authenticated POSTs without it.
 async function api(path, options = {}) {
-  const r = await fetch(path, { credentials: "same-origin", headers: { Accept: "application/json", ...(options.headers || {}) }, ...options });
+  const headers = { Accept: "application/json", ...(options.headers || {}) };
+  const method = (options.method || "GET").toUpperCase();
+  if (method !== "GET" && method !== "HEAD" && state.user && state.user.csrf_token) headers["X-CSRF-Token"] = state.user.csrf_token;
+  const r = await fetch(path, { ...options, credentials: "same-origin", headers });
   if (r.status === 401) throw new AuthRequired("sign in required");
   if (!r.ok) {
     let message = `${r.status} ${r.statusText}`;

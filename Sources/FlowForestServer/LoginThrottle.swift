@@ -1,0 +1,177 @@
+import Dispatch
+import FlowForestStore
+import Foundation
+import Hummingbird
+import Synchronization
+
+/// Slows password guessing: failed sign-ins are counted per client address
+/// and per user name; after `freeFailures` of them each further failure
+/// blocks that key for a delay that doubles (1 s, 2 s, 4 s ... up to
+/// `maxDelay`), and a blocked key gets 429 with `Retry-After` before any
+/// password is hashed. A success clears the user's and the address's count.
+/// Attempts still being checked count as failures until they finish, so
+/// parallel guesses cannot slip past the limit before the first one fails.
+///
+/// The table is bounded: at `maxEntries` keys, entries idle longer than
+/// `forgetAfter` go first, then the least recently failed.
+final class LoginThrottle: Sendable {
+    struct Entry: Sendable {
+        var failures: Int
+        var inFlight = 0
+        var blockedUntil: ContinuousClock.Instant
+        var lastFailure: ContinuousClock.Instant
+    }
+
+    let freeFailures: Int
+    let firstDelay: Duration
+    let maxDelay: Duration
+    let maxEntries: Int
+    let forgetAfter: Duration
+    private let table = Mutex<[String: Entry]>([:])
+
+    init(freeFailures: Int = 5, firstDelay: Duration = .seconds(1), maxDelay: Duration = .seconds(900),
+         maxEntries: Int = 10_000, forgetAfter: Duration = .seconds(3600)) {
+        self.freeFailures = freeFailures
+        self.firstDelay = firstDelay
+        self.maxDelay = maxDelay
+        self.maxEntries = maxEntries
+        self.forgetAfter = forgetAfter
+    }
+
+    /// The keys of one attempt: the client's address and the user name.
+    static func keys(address: String, user: String) -> [String] {
+        ["addr:" + address, "user:" + String(user.lowercased().prefix(64))]
+    }
+
+    /// How long the attempt must wait, nil when it may go ahead. A nil
+    /// answer reserves the attempt: end it with ``failed(_:)``,
+    /// ``succeeded(_:)`` or ``abandoned(_:)``.
+    func begin(_ keys: [String]) -> Duration? {
+        let now = ContinuousClock.now
+        return table.withLock { t -> Duration? in
+            var wait: Duration = .zero
+            for key in keys {
+                guard let e = t[key] else { continue }
+                wait = max(wait, e.blockedUntil - now)
+                // As many checks under way as free failures left: wait for them.
+                if e.inFlight > 0, e.failures + e.inFlight >= freeFailures { wait = max(wait, .seconds(1)) }
+            }
+            if wait > .zero { return wait }
+            if t.count + keys.count > maxEntries { evict(&t, now: now) }
+            for key in keys { t[key, default: Entry(failures: 0, blockedUntil: now, lastFailure: now)].inFlight += 1 }
+            return nil
+        }
+    }
+
+    /// How long an attempt with these keys would wait now (reserves nothing).
+    func retryAfter(_ keys: [String]) -> Duration? {
+        let now = ContinuousClock.now
+        let waits = table.withLock { t in keys.compactMap { t[$0].map { $0.blockedUntil - now } }.filter { $0 > .zero } }
+        return waits.max()
+    }
+
+    func failed(_ keys: [String]) {
+        let now = ContinuousClock.now
+        table.withLock { t in
+            if t.count + keys.count > maxEntries { evict(&t, now: now) }
+            for key in keys {
+                var e = t[key] ?? Entry(failures: 0, blockedUntil: now, lastFailure: now)
+                e.inFlight = max(0, e.inFlight - 1)
+                e.failures += 1
+                e.lastFailure = now
+                if e.failures >= freeFailures {
+                    let exponent = min(e.failures - freeFailures, 20)
+                    e.blockedUntil = now + min(firstDelay * (1 << exponent), maxDelay)
+                }
+                t[key] = e
+            }
+        }
+    }
+
+    func succeeded(_ keys: [String]) {
+        table.withLock { t in for key in keys { t[key] = nil } }
+    }
+
+    /// Ends a reserved attempt that neither failed nor succeeded (an error).
+    func abandoned(_ keys: [String]) {
+        table.withLock { t in
+            for key in keys { if let e = t[key] { t[key]?.inFlight = max(0, e.inFlight - 1) } }
+        }
+    }
+
+    var count: Int { table.withLock { $0.count } }
+
+    private func evict(_ t: inout [String: Entry], now: ContinuousClock.Instant) {
+        t = t.filter { $0.value.inFlight > 0 || $0.value.blockedUntil > now || now - $0.value.lastFailure < forgetAfter }
+        if t.count + 2 > maxEntries {
+            // Still full: drop the least recently failed tenth.
+            let drop = max(2, maxEntries / 10)
+            for (key, _) in t.sorted(by: { $0.value.lastFailure < $1.value.lastFailure }).prefix(drop) { t[key] = nil }
+        }
+    }
+}
+
+private enum PoolDecision { case start, queued, refused }
+
+/// Runs password hashing (scrypt: ~32 MiB and a tenth of a second each) on
+/// at most `width` Dispatch threads, never on the event loops or the Swift
+/// concurrency pool, so wrong passwords cannot stall other requests. At most
+/// `maxWaiting` checks queue behind them; more get 503 with `Retry-After`.
+final class PasswordHashingPool: Sendable {
+    typealias Job = @Sendable () -> Void
+    let width: Int
+    let maxWaiting: Int
+    private let queue = DispatchQueue(label: "flowforest.password-hashing", attributes: .concurrent)
+    private let state = Mutex<(running: Int, waiting: [Job])>((0, []))
+
+    /// Two hashes at once at most, one on a machine with two cores or fewer.
+    static let defaultWidth = min(2, max(1, ProcessInfo.processInfo.activeProcessorCount - 1))
+
+    init(width: Int = PasswordHashingPool.defaultWidth, maxWaiting: Int = 16) {
+        self.width = max(1, width)
+        self.maxWaiting = maxWaiting
+    }
+
+    /// True when `password` matches `hash`.
+    func verify(_ password: String, against hash: String) async throws -> Bool {
+        try await run { PasswordHash.verify(password, against: hash) }
+    }
+
+    func run<T: Sendable>(_ work: @escaping @Sendable () -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { (c: CheckedContinuation<T, any Error>) in
+            let job: Job = { [self] in
+                c.resume(returning: work())
+                finished()
+            }
+            let decision = state.withLock { s -> PoolDecision in
+                if s.running < width {
+                    s.running += 1
+                    return .start
+                }
+                guard s.waiting.count < maxWaiting else { return .refused }
+                s.waiting.append(job)
+                return .queued
+            }
+            switch decision {
+            case .start: queue.async(execute: job)
+            case .queued: break
+            case .refused:
+                c.resume(throwing: APIError(.serviceUnavailable, "too many sign-ins at once; retry shortly", headers: [.retryAfter: "1"]))
+            }
+        }
+    }
+
+    /// Checks running and waiting now.
+    var load: (running: Int, waiting: Int) { state.withLock { ($0.running, $0.waiting.count) } }
+
+    private func finished() {
+        let next = state.withLock { s -> Job? in
+            guard !s.waiting.isEmpty else {
+                s.running -= 1
+                return nil
+            }
+            return s.waiting.removeFirst()
+        }
+        if let next { queue.async(execute: next) }
+    }
+}
