@@ -70,7 +70,7 @@ struct SensorStatus: Encodable, Sendable {
 
 extension API {
     func status(_ context: AppRequestContext) async throws -> Response {
-        _ = try context.require(.viewer)
+        _ = try context.require(.read)
         let interfaces = metrics.captureInterfaces
         let accounting = await pipeline.captureAccounting
         let model = await pipeline.modelStatus
