@@ -20,6 +20,7 @@ import urllib.request
 from selenium import webdriver
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
@@ -185,7 +186,10 @@ class OpenDashboardTests(DaemonWithBrowser):
     name = "open"
 
     def wait(self, seconds=10):
-        return WebDriverWait(self.driver, seconds, poll_frequency=0.05)
+        # Live tables re-render as events arrive, so an element found one
+        # moment can be replaced the next: such a poll is tried again.
+        return WebDriverWait(self.driver, seconds, poll_frequency=0.05,
+                             ignored_exceptions=(NoSuchElementException, StaleElementReferenceException))
 
     def api_anomalies(self, query=""):
         return self.daemon.request("GET", "/api/anomalies?limit=1000" + query)[1]["anomalies"]
@@ -314,8 +318,8 @@ class OpenDashboardTests(DaemonWithBrowser):
         # Narrow screen: the anomalies table still shows who, what and how bad.
         d.set_window_size(420, 900)
         d.get(self.daemon.url + "/#/anomalies")
-        self.wait().until(lambda _: d.find_elements(By.CSS_SELECTOR, "#anomalies tbody tr"))
-        self.assertTrue(d.find_element(By.CSS_SELECTOR, "#anomalies tbody td.severity").is_displayed())
+        self.wait().until(lambda _: d.find_element(By.CSS_SELECTOR, "#anomalies tbody td.severity").is_displayed(),
+                          "the severity column is shown on a narrow screen")
         d.set_window_size(1400, 1000)
 
     def test_3_hosts(self):
