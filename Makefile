@@ -22,7 +22,7 @@ DEPLOY_VENV ?= $(OUT)/deploy-venv
 TIERS      ?=
 INTERFACE  ?= $(shell ip route show default 2>/dev/null | awk '/default/ {print $$5; exit}')
 
-.PHONY: help deps bpf build release test test-swift run bench demo clean test-parity bench-detection eval image test-deploy test-container deps-deploy test-dashboard
+.PHONY: help deps bpf build release test fuzz test-swift run bench demo clean test-parity bench-detection eval image test-deploy test-container deps-deploy test-dashboard
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -49,7 +49,7 @@ build: deps bpf ## Build the daemon (CONFIG=release for an optimised build)
 release: ## Build an optimised binary
 	$(MAKE) build CONFIG=release
 
-test: deps deps-deploy bpf $(VENV)/.installed $(DEPLOY_VENV)/.installed $(DASHBOARD_VENV)/.installed ## Every test in tiers (unit and service in parallel, then root labs, deploy, dashboard), a summary, and a check that nothing was left behind
+test: deps deps-deploy bpf $(VENV)/.installed $(DEPLOY_VENV)/.installed $(DASHBOARD_VENV)/.installed ## Every test in tiers (unit and service in parallel, schemathesis, then root labs, deploy, dashboard), a summary, and a check that nothing was left behind
 	@mkdir -p $(OUT)
 	@Tests/lab/leftovers.sh snapshot $(OUT)/leftovers.before
 	@start=$$(date +%s); $(SWIFT) build $(SWIFT_FLAGS) --build-tests || exit 1; \
@@ -58,6 +58,23 @@ test: deps deps-deploy bpf $(VENV)/.installed $(DEPLOY_VENV)/.installed $(DASHBO
 	@rc=0; SWIFT="$(SWIFT)" SWIFT_FLAGS="$(SWIFT_FLAGS)" OUT="$(OUT)" VENV="$(VENV)" DEPLOY_VENV="$(DEPLOY_VENV)" \
 		DASHBOARD_VENV="$(DASHBOARD_VENV)" python3 Tests/tiers.py $(TIERS) || rc=$$?; \
 		Tests/lab/leftovers.sh check $(OUT)/leftovers.before || { [ $$rc -ne 0 ] || rc=1; }; exit $$rc
+
+# Longer fuzzing than `make test` runs: the seeded Swift fuzz suites scaled up
+# and schemathesis for FUZZ_SECONDS, with a fresh seed each run (printed, so a
+# failure replays with FLOWFOREST_FUZZ_SEED=N).
+FUZZ_SCALE   ?= 50
+FUZZ_SECONDS ?= 600
+FUZZ_SEED    ?= $(shell od -An -N4 -tu4 /dev/urandom | tr -d ' ')
+FUZZ_SEED    := $(FUZZ_SEED)
+FUZZ_SUITES  := IngestFuzzTests|QueryFuzzTests|SpecTimeFormatTests|TimestampFuzzTests|CaptureFileFuzzTests|PacketParserTests
+
+fuzz: deps bpf $(DEPLOY_VENV)/.installed ## Fuzz longer (FUZZ_SCALE x the test loops, FUZZ_SECONDS of schemathesis), new seed each run
+	@echo "fuzz: seed $(FUZZ_SEED) (replay: make fuzz FUZZ_SEED=$(FUZZ_SEED))"
+	$(SWIFT) build $(SWIFT_FLAGS) --build-tests
+	FLOWFOREST_FUZZ_SEED=$(FUZZ_SEED) FLOWFOREST_FUZZ_SCALE=$(FUZZ_SCALE) \
+		$(SWIFT) test $(SWIFT_FLAGS) --skip-build --filter '$(FUZZ_SUITES)'
+	FLOWFOREST_FUZZ_SEED=$(FUZZ_SEED) FLOWFOREST_SCHEMA_SECONDS=$(FUZZ_SECONDS) SWIFT="$(SWIFT)" SWIFT_FLAGS="$(SWIFT_FLAGS)" \
+		DEPLOY_VENV="$(DEPLOY_VENV)" OUT="$(OUT)" python3 Tests/tiers.py api
 
 # Reference venv for the isolation-forest parity test and benchmark (scikit-learn, isotree).
 

@@ -4,6 +4,7 @@
     unit       Swift unit suites in memory, in parallel (no root, no network lab)
     service    store and server suites (real SQLite, PostgreSQL, HTTP), in parallel
     lab        Swift suites that drive a namespace lab, one at a time (root)
+    api        a live daemon: schemathesis against /openapi.yaml (time-bounded), stop under load (pytest)
     deploy     promtool, systemd-analyze and a live Prometheus (pytest)
     dashboard  headless Chromium against a live daemon (unittest)
 
@@ -148,6 +149,7 @@ TIERS = {
     # One suite at a time: labs drive traffic at full rate and must not
     # compete with each other for the two cores.
     "lab": lambda: swift_tier("lab", ["--no-parallel", "--filter", LAB_TARGETS]),
+    "api": lambda: pytest_tier("api", ["-s", "Tests/api"], {"FLOWFOREST_BIN": flowforest_bin()}),
     "deploy": lambda: pytest_tier("deploy", [
         "Tests/deploy/test_static.py", "Tests/deploy/test_prometheus_live.py", "Tests/deploy/test_systemd_identity.py",
     ], {"FLOWFOREST_BIN": flowforest_bin()}),

@@ -49,10 +49,15 @@ public enum Timestamp {
     }
 
     /// Parses plain decimal epoch seconds (`1764063455` or `1764063455.25`):
-    /// digits only, so signs, exponents, hex and `nan` are refused.
+    /// digits only, so signs, exponents, hex and `nan` are refused. Read
+    /// exactly (fraction digits past nanoseconds are dropped), not through a
+    /// `Double`, so a value just below the end of the range cannot round up
+    /// out of it.
     public static func parseEpochSeconds(_ text: String) -> UInt64? {
         let u = Array(text.utf8)
         guard !u.isEmpty, u.count <= 32 else { return nil }
+        var seconds: Int64 = 0
+        var fractionNs: UInt64 = 0
         var seenDot = false
         var digitsBefore = 0
         var digitsAfter = 0
@@ -61,13 +66,22 @@ public enum Timestamp {
                 guard !seenDot else { return nil }
                 seenDot = true
             } else if c >= 48 && c <= 57 {
-                if seenDot { digitsAfter += 1 } else { digitsBefore += 1 }
+                let digit = Int64(c - 48)
+                if seenDot {
+                    if digitsAfter < 9 { fractionNs = fractionNs * 10 + UInt64(digit) }
+                    digitsAfter += 1
+                } else {
+                    // Stop growing once past the range; the check below refuses it.
+                    if seconds < endSeconds { seconds = seconds * 10 + digit }
+                    digitsBefore += 1
+                }
             } else {
                 return nil
             }
         }
-        guard digitsBefore > 0, !seenDot || digitsAfter > 0, let value = Double(text) else { return nil }
-        return nanoseconds(epochSeconds: value)
+        guard digitsBefore > 0, !seenDot || digitsAfter > 0, seconds < endSeconds else { return nil }
+        for _ in min(digitsAfter, 9)..<9 { fractionNs *= 10 }
+        return UInt64(seconds) * 1_000_000_000 + fractionNs
     }
 
     static func isLeapYear(_ y: Int) -> Bool { (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 }

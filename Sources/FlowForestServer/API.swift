@@ -184,13 +184,13 @@ struct API: Sendable {
         query.sinceMs = try q["since"].map { try Self.parseTime(String($0), parameter: "since") }
         query.untilMs = try q["until"].map { try Self.parseTime(String($0), parameter: "until") }
         if let s = q["severity"] {
-            query.severities = try s.split(separator: ",").map {
+            query.severities = try s.split(separator: ",", omittingEmptySubsequences: false).map {
                 guard let v = Severity(rawValue: String($0)) else { throw APIError(.badRequest, "severity: expected low, medium, high or critical, got \($0)") }
                 return v
             }
         }
         if let k = q["kind"] {
-            query.kinds = try k.split(separator: ",").map {
+            query.kinds = try k.split(separator: ",", omittingEmptySubsequences: false).map {
                 guard let v = AnomalyKind(rawValue: String($0)) else { throw APIError(.badRequest, "kind: expected flow, host or destination, got \($0)") }
                 return v
             }
@@ -221,7 +221,7 @@ struct API: Sendable {
     }
 
     func anomalyID(_ context: AppRequestContext) throws -> Int64 {
-        guard let text = context.parameters.get("id"), let id = Int64(text), id > 0 else {
+        guard let text = context.parameters.get("id"), let id = Self.positiveInteger(text) else {
             throw APIError(.badRequest, "id: expected a positive integer")
         }
         return id
@@ -417,13 +417,19 @@ struct API: Sendable {
         return text.unicodeScalars.count > 80 ? out + "…" : out
     }
 
-    static func encodeCursor(_ id: Int64) -> String {
-        Data("a:\(id)".utf8).base64EncodedString().replacingOccurrences(of: "=", with: "")
-    }
+    /// The id below which the next page starts, in decimal: the spec can
+    /// then state the cursor's exact format (`^[1-9][0-9]{0,17}$`).
+    static func encodeCursor(_ id: Int64) -> String { String(id) }
 
     static func decodeCursor(_ text: String) -> Int64? {
-        let padded = text + String(repeating: "=", count: (4 - text.count % 4) % 4)
-        guard let data = Data(base64Encoded: padded), let s = String(data: data, encoding: .utf8), s.hasPrefix("a:") else { return nil }
-        return Int64(s.dropFirst(2))
+        guard text.utf8.count <= 18, text.utf8.first != UInt8(ascii: "0") else { return nil }
+        return positiveInteger(text)
+    }
+
+    /// Digits only (no sign, space or exponent), at most 18 of them, above 0.
+    static func positiveInteger(_ text: String) -> Int64? {
+        guard (1...18).contains(text.utf8.count), text.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }),
+              let n = Int64(text), n > 0 else { return nil }
+        return n
     }
 }

@@ -31,7 +31,7 @@ struct IngestRecord: Decodable {
         func address(_ key: Key) throws -> IPAddress {
             let text = try c.decode(String.self, forKey: key)
             guard let a = IPAddress(text) else {
-                throw DecodingError.dataCorruptedError(forKey: key, in: c, debugDescription: "not an IPv4 or IPv6 address: \"\(text)\"")
+                throw DecodingError.dataCorruptedError(forKey: key, in: c, debugDescription: "not an IPv4 or IPv6 address: \"\(API.quoted(text))\"")
             }
             return a
         }
@@ -58,7 +58,7 @@ struct IngestRecord: Decodable {
             protocolNumber = UInt8(number)
         } else if let name = try? c.decode(String.self, forKey: .protocol) {
             guard let n = IPProtocol.number(name) else {
-                throw DecodingError.dataCorruptedError(forKey: .protocol, in: c, debugDescription: "unknown protocol \"\(name)\"")
+                throw DecodingError.dataCorruptedError(forKey: .protocol, in: c, debugDescription: "unknown protocol \"\(API.quoted(name))\"")
             }
             protocolNumber = n
         } else {
@@ -77,7 +77,7 @@ struct IngestRecord: Decodable {
             timestampNs = ns
         } else if let text = try? c.decode(String.self, forKey: .timestamp) {
             guard let ns = Timestamp.parseRFC3339(text) else {
-                throw DecodingError.dataCorruptedError(forKey: .timestamp, in: c, debugDescription: "not an RFC 3339 time from \(Timestamp.rangeDescription): \"\(text)\"")
+                throw DecodingError.dataCorruptedError(forKey: .timestamp, in: c, debugDescription: "not an RFC 3339 time from \(Timestamp.rangeDescription): \"\(API.quoted(text))\"")
             }
             timestampNs = ns
         } else {
@@ -88,7 +88,7 @@ struct IngestRecord: Decodable {
             let table: [String: TCPFlags] = ["FIN": .fin, "SYN": .syn, "RST": .rst, "PSH": .psh, "ACK": .ack, "URG": .urg, "ECE": .ece, "CWR": .cwr]
             for name in names {
                 guard let f = table[name.uppercased()] else {
-                    throw DecodingError.dataCorruptedError(forKey: .tcpFlags, in: c, debugDescription: "unknown TCP flag \"\(name)\"")
+                    throw DecodingError.dataCorruptedError(forKey: .tcpFlags, in: c, debugDescription: "unknown TCP flag \"\(API.quoted(name))\"")
                 }
                 flags.insert(f)
             }
@@ -126,7 +126,7 @@ struct IngestRecord: Decodable {
         func place(_ path: [any CodingKey]) -> String {
             var parts: [String] = []
             for key in path {
-                if let index = key.intValue { parts.append("record \(index)") } else { parts.append("field \(key.stringValue)") }
+                if let index = key.intValue { parts.append("record \(index)") } else { parts.append("field \(API.quoted(key.stringValue))") }
             }
             return parts.isEmpty ? "body" : parts.joined(separator: ", ")
         }

@@ -20,8 +20,11 @@ public struct StoreWriterConfiguration: Sendable, Hashable {
     /// Flow records older than this are deleted (0 keeps them forever).
     public var flowRetention: Duration = .seconds(86_400)
     public var retentionInterval: Duration = .seconds(60)
-    /// At shutdown, how long pending rows may keep retrying before they are counted lost.
-    public var shutdownGrace: Duration = .seconds(30)
+    /// At shutdown, how long pending rows may keep being written (or
+    /// retried) before the rest are counted lost: below systemd's
+    /// TimeoutStopSec (30 s) with room for the flows flushed before it, so
+    /// the process ends on its own terms.
+    public var shutdownGrace: Duration = .seconds(15)
 
     public init() {}
 }
@@ -36,8 +39,8 @@ public struct StoreWriterConfiguration: Sendable, Hashable {
 /// graceful shutdown flushes the queue.
 public final class StoreWriter: Service, Sendable {
     struct Queue {
-        var anomalies: [PendingAnomaly] = []
-        var flows: [StoredFlow] = []
+        var anomalies = RowQueue<PendingAnomaly>()
+        var flows = RowQueue<StoredFlow>()
     }
 
     public let store: Store
@@ -158,10 +161,11 @@ public final class StoreWriter: Service, Sendable {
     }
 
     /// Writes everything pending, retrying until `deadline`; what is still
-    /// pending then is logged and counted as dropped.
+    /// pending then (the database was down, or too slow for the queue) is
+    /// logged and counted as dropped.
     public func flush(deadline: ContinuousClock.Instant) async {
         var delay = configuration.retryDelay
-        while pending.anomalies > 0 || pending.flows > 0 {
+        while pending.anomalies > 0 || pending.flows > 0, ContinuousClock.now < deadline {
             if await writeOnce() { continue }
             if ContinuousClock.now + delay > deadline { break }
             try? await Task.sleep(for: delay)
@@ -174,7 +178,8 @@ public final class StoreWriter: Service, Sendable {
         if left.0 + left.1 > 0 {
             dropped.anomalies.increment(by: Int64(left.0))
             dropped.flows.increment(by: Int64(left.1))
-            logger.error("store unavailable at shutdown: rows not written", metadata: ["anomalies": "\(left.0)", "flows": "\(left.1)"])
+            logger.error("rows not written by the shutdown deadline (database down or too slow); counted in flowforest_store_dropped_total",
+                         metadata: ["anomalies": "\(left.0)", "flows": "\(left.1)"])
         }
         updateGauges()
     }

@@ -45,7 +45,7 @@ struct TimestampFuzzTests {
     func rfc3339() {
         var g = SplitMix64(seed: fuzzSeed)
         var accepted = 0
-        for _ in 0..<5000 {
+        for _ in 0..<FuzzSeed.iterations(5000) {
             let (text, fields) = hostileTimestamp(&g)
             let parsed = Timestamp.parseRFC3339(text)
             if let fields {
@@ -87,7 +87,7 @@ struct TimestampFuzzTests {
     func epochSeconds() {
         var g = SplitMix64(seed: fuzzSeed ^ 0xE90C)
         let alphabet = Array("0123456789.+-eExn ".utf8) + [0]
-        for _ in 0..<5000 {
+        for _ in 0..<FuzzSeed.iterations(5000) {
             let length = Int.random(in: 0...24, using: &g)
             let text = String(decoding: (0..<length).map { _ in
                 Int.random(in: 0..<4, using: &g) == 0 ? alphabet.randomElement(using: &g)! : UInt8(ascii: "0") + UInt8.random(in: 0...9, using: &g)

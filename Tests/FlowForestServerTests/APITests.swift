@@ -163,6 +163,27 @@ struct APITests {
         }
     }
 
+    @Test("a documented path asked with a method it does not answer is 405 with Allow, before authentication")
+    func unsupportedMethods() async throws {
+        try await withAPI { client, db in
+            let cases: [(String, String, String)] = [
+                ("/api/health", "DELETE", "GET"), ("/api/traffic", "PUT", "POST"), ("/api/anomalies/7", "PATCH", "GET"),
+                ("/api/anomalies/7/ack", "GET", "POST"), ("/", "QUERY", "GET"), ("/metrics", "OPTIONS", "GET"),
+            ]
+            for (path, method, allow) in cases {
+                for token in [db.viewerToken, nil] {
+                    let r = try await client.call(path, HTTPRequest.Method(method)!, token: token)
+                    #expect(r.status == .methodNotAllowed, "\(method) \(path): \(r.status) \(r.text)")
+                    #expect(r.headers[.allow] == allow, "\(method) \(path)")
+                }
+            }
+            // HEAD where GET is served, unknown paths and dashboard files keep the router's answer.
+            #expect(try await client.call("/api/health", .head, token: db.viewerToken).status != .methodNotAllowed)
+            #expect(try await client.call("/api/nothing-here", .delete, token: db.viewerToken).status == .notFound)
+            #expect(try await client.call("/api/anomalies/", .delete, token: db.viewerToken).status == .notFound)
+        }
+    }
+
     @Test("one anomaly carries features and explanation; unknown ids are 404")
     func oneAnomaly() async throws {
         try await withAPI { client, db in

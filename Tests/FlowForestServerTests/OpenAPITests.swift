@@ -1,5 +1,5 @@
 import FlowForestCore
-import FlowForestServer
+@testable import FlowForestServer
 import FlowForestStore
 import Foundation
 import HTTPTypes
@@ -50,6 +50,16 @@ struct OpenAPITests {
                 #expect(r.status != .notFound || uri.contains("/1"), "\(method) \(path) not served")
                 #expect(r.status != .methodNotAllowed, "\(method) \(path)")
             }
+        }
+    }
+
+    @Test("the method table behind 405 answers lists exactly the documented operations")
+    func routeTableMatchesSpec() async throws {
+        try await withAPI { client, _ in
+            let spec = OpenAPIDocument(try await client.call("/openapi.yaml").text)
+            let documented = Set(spec.operations.map { "\($0.method.uppercased()) \($0.path.replacingOccurrences(of: "{id}", with: ":id"))" })
+            let table = Set(RouteTable.operations.map { "\($0.method.rawValue) \($0.path)" })
+            #expect(table == documented)
         }
     }
 

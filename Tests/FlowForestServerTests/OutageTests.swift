@@ -16,7 +16,9 @@ struct OutageTests {
             defer { db.remove() }
             var configuration = testConfiguration(db)
             configuration.database = StoreLocation(pg.url)
-            let token = try await Store.withStore(configuration.database, logger: quietLogger) {
+            // A generous first deadline: on a loaded machine the first
+            // connection to a fresh cluster can take longer than the default.
+            let token = try await Store.withStore(configuration.database, logger: quietLogger, queryTimeout: .seconds(120)) {
                 try await $0.addToken(name: "ops", role: .admin)
             }
             // A short deadline so the outage shows up quickly as store errors.

@@ -32,7 +32,7 @@ struct QueryFuzzTests {
         let bases = ["2026-11-25T10:00:00Z", "2554-07-21T23:34:33.709551615Z", "2499-12-31T23:59:59.999+01:00",
                      "1764063455", "1764063455.5", "18446744073.709551615", "32503680000", "1970-01-01T00:00:00-00:01"]
         var accepted = 0
-        for _ in 0..<4000 {
+        for _ in 0..<FuzzSeed.iterations(4000) {
             let text = Self.mutate(bases.randomElement(using: &g)!, &g)
             do {
                 let ms = try API.parseTime(text, parameter: "since")
@@ -63,7 +63,7 @@ struct QueryFuzzTests {
     @Test("limit: no trap; accepted exactly when it is 1-4 digits worth 1...1000")
     func limits() {
         var g = SplitMix64(seed: queryFuzzSeed ^ 0x11_417)
-        for _ in 0..<4000 {
+        for _ in 0..<FuzzSeed.iterations(4000) {
             let text = Self.mutate(String(Int.random(in: 0...1200, using: &g)), &g)
             let digitsOnly = !text.isEmpty && text.utf8.count <= 4 && text.utf8.allSatisfy { $0 >= 48 && $0 <= 57 }
             let expected = digitsOnly ? Int(text).flatMap { (1...1000).contains($0) ? $0 : nil } : nil
@@ -73,5 +73,54 @@ struct QueryFuzzTests {
                 return
             }
         }
+    }
+}
+
+/// The `Time` patterns of openapi.yaml (each with its `maxLength`), read
+/// from the source tree.
+enum SpecTimePatterns {
+    static func load() throws -> [(regex: NSRegularExpression, maxLength: Int)] {
+        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .appendingPathComponent("../../Sources/FlowForestServer/Resources/openapi.yaml").standardized
+        let text = try String(contentsOf: url, encoding: .utf8)
+        let lines = text.split(separator: "\n").map(String.init)
+        guard let start = lines.firstIndex(of: "    Time:") else { throw CocoaError(.fileReadCorruptFile) }
+        return try lines[start...].prefix(12).compactMap { line -> (NSRegularExpression, Int)? in
+            guard let open = line.range(of: "pattern: '"), let close = line.range(of: "' }", options: .backwards),
+                  let length = line.range(of: "maxLength: "),
+                  let maxLength = Int(line[length.upperBound...].prefix { $0.isNumber }) else { return nil }
+            let pattern = String(line[open.upperBound..<close.lowerBound]).replacingOccurrences(of: "''", with: "'")
+            return (try NSRegularExpression(pattern: pattern), maxLength)
+        }
+    }
+}
+
+@Suite("The spec's time format is the server's (seeded fuzz)")
+struct SpecTimeFormatTests {
+    @Test("a since value matches openapi.yaml's Time patterns exactly when the server accepts it")
+    func patternsAgreeWithParser() throws {
+        let patterns = try SpecTimePatterns.load()
+        #expect(patterns.count == 2)
+        var g = SplitMix64(seed: queryFuzzSeed ^ 0x5EC)
+        let bases = ["2026-11-25T10:00:00Z", "2024-02-29T23:59:60.123456789+05:30", "2100-02-28t00:00:00z", "2000-02-29t12:00:00-00:30",
+                     "1970-01-01T00:00:00Z", "2499-12-31T23:59:59.999Z", "1764063455", "0001764063455.5", "16725225599", "2026-04-30T10:00:00Z"]
+        var agreed = 0
+        for i in 0..<FuzzSeed.iterations(4000) {
+            let text = i < bases.count ? bases[i] : QueryFuzzTests.mutate(bases.randomElement(using: &g)!, &g)
+            let range = NSRange(text.startIndex..., in: text)
+            let inSpec = patterns.contains { text.count <= $0.maxLength && $0.regex.firstMatch(in: text, range: range) != nil }
+            let accepted = (try? API.parseTime(text, parameter: "since")) != nil
+            // An offset can move a time at the very edge of the range out of
+            // it, which no pattern states; only those may disagree. The server
+            // also takes a space for the `T` (RFC 3339 allows it), which the
+            // spec leaves out: form encoders send it as `+`, an offset sign.
+            let edge = text.hasPrefix("1970-01-01") || text.hasPrefix("2499-12-31")
+            guard inSpec == accepted || (inSpec && !accepted && edge) || (!inSpec && accepted && text.contains(" ")) else {
+                Issue.record("seed \(queryFuzzSeed) (FLOWFOREST_FUZZ_SEED): \(text.debugDescription) matches the spec: \(inSpec), server accepts: \(accepted)")
+                return
+            }
+            if accepted { agreed += 1 }
+        }
+        #expect(agreed > 100, "seed \(queryFuzzSeed): only \(agreed) accepted")
     }
 }

@@ -17,6 +17,13 @@ public struct FuzzSeed: Sendable, CustomStringConvertible {
     /// A generator starting from this seed.
     public func generator() -> SplitMix64 { SplitMix64(seed: value) }
 
+    /// `count` scaled by `FLOWFOREST_FUZZ_SCALE` (default 1): `make test`
+    /// runs each fuzz loop briefly, `make fuzz` many times longer.
+    public static func iterations(_ count: Int) -> Int {
+        let scale = Int(ProcessInfo.processInfo.environment["FLOWFOREST_FUZZ_SCALE"] ?? "") ?? 1
+        return count * max(1, min(scale, 10_000))
+    }
+
     public var description: String { "seed \(value) (replay: FLOWFOREST_FUZZ_SEED=\(value))" }
 }
 

@@ -187,7 +187,7 @@ struct PacketParserTests {
     func fuzz() {
         let seed = FuzzSeed.current()
         var generator = seed.generator()
-        for i in 0..<20_000 {
+        for i in 0..<FuzzSeed.iterations(20_000) {
             let length = Int.random(in: 0..<120, using: &generator)
             var frame = (0..<length).map { _ in UInt8.random(in: 0...255, using: &generator) }
             if frame.count > 14, Bool.random(using: &generator) {
