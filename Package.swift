@@ -60,6 +60,17 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        // MARK: NetFlow v5/v9 and IPFIX collection: decoder, per-exporter flow tables, UDP source.
+        .target(
+            name: "FlowForestCollector",
+            dependencies: [
+                "FlowForestCore",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
         // MARK: Detection: feature vectors, isolation forest, detector (pure Swift).
         .target(
             name: "FlowForestDetection",
@@ -147,7 +158,7 @@ let package = Package(
             name: "flowforest",
             dependencies: [
                 "FlowForestCore", "FlowForestDetection", "PcapCapture", "EBPFCapture", "FlowForestLab",
-                "FlowForestStore", "FlowForestServer", "FlowForestIPFIX",
+                "FlowForestStore", "FlowForestServer", "FlowForestIPFIX", "FlowForestCollector",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -167,6 +178,15 @@ let package = Package(
                 "FlowForestIPFIX", "FlowForestCore", "FlowForestTestSupport",
                 .product(name: "Logging", package: "swift-log"), .product(name: "Metrics", package: "swift-metrics"),
             ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "FlowForestCollectorTests",
+            dependencies: [
+                "FlowForestCollector", "FlowForestIPFIX", "FlowForestCore", "FlowForestTestSupport",
+                .product(name: "Logging", package: "swift-log"), .product(name: "Metrics", package: "swift-metrics"),
+            ],
+            resources: [.copy("Fixtures")],
             swiftSettings: swiftSettings
         ),
         .testTarget(

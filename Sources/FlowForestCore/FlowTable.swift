@@ -113,6 +113,43 @@ public struct FlowTable: Sendable {
         statistics.bytesAccounted += UInt64(packet.ipLength)
     }
 
+    /// Adds one direction of a flow as an exporter reported it (NetFlow or
+    /// IPFIX), merging it with the other direction by the same key as
+    /// packets. The initiator is the sender of the earlier first packet (on a
+    /// tie, the side talking to the lower port), so a reply that arrives in
+    /// an earlier export than its request still ends up as the reverse side.
+    /// With `allowNew` false a new flow is refused and counted as
+    /// ``CaptureStatistics/tableFull`` (a limit shared by several tables).
+    public mutating func add(_ flow: UniflowSummary, allowNew: Bool = true) {
+        guard flow.packets > 0 else { return }
+        statistics.packetsSeen &+= flow.packets
+        let (key, senderIsLow) = flow.key
+        if let index = entries.index(forKey: key) {
+            entries.values[index].add(flow, senderIsLow: senderIsLow)
+            if !entries.values[index].dirty {
+                entries.values[index].dirty = true
+                dirtyKeys.append(key)
+            }
+        } else {
+            guard allowNew, entries.count < configuration.maxFlows else {
+                statistics.tableFull &+= flow.packets
+                return
+            }
+            let record = FlowRecord(
+                id: nextID, sourceAddress: flow.source, destinationAddress: flow.destination,
+                sourcePort: flow.sourcePort, destinationPort: flow.destinationPort, ipProtocol: flow.ipProtocol,
+                vlan: flow.vlan, interfaceIndex: flow.interfaceIndex, interfaceName: flow.interfaceName)
+            nextID += 1
+            var entry = Entry(record: record, initiatorIsLow: senderIsLow, windowStartNs: flow.firstSeenNs, dirty: true)
+            entry.add(flow, senderIsLow: senderIsLow)
+            entries[key] = entry
+            dirtyKeys.append(key)
+            statistics.flowsStarted += 1
+        }
+        statistics.packetsAccounted &+= flow.packets
+        statistics.bytesAccounted &+= flow.bytes
+    }
+
     /// Ends idle and closed flows, checkpoints flows past their active
     /// timeout, and returns those records plus an `active` snapshot of every
     /// other flow that changed since the last call.
@@ -178,5 +215,45 @@ extension FlowTable.Entry {
         } else {
             record.reverse.add(packet)
         }
+    }
+}
+
+extension FlowTable.Entry {
+    mutating func add(_ flow: UniflowSummary, senderIsLow: Bool) {
+        let fromInitiator = senderIsLow == initiatorIsLow
+        if !fromInitiator && record.reverse.packets == 0 && sentFirst(flow) {
+            swapDirections()
+        }
+        if senderIsLow == initiatorIsLow {
+            record.forward.add(flow, responder: false)
+        } else {
+            record.reverse.add(flow, responder: true)
+        }
+    }
+
+    /// Whether `flow`, from the current responder, started before the
+    /// initiator's side: its sender is then the real initiator.
+    private func sentFirst(_ flow: UniflowSummary) -> Bool {
+        let initiatorFirst = record.forward.firstSeenNs
+        if flow.firstSeenNs != initiatorFirst { return flow.firstSeenNs < initiatorFirst }
+        return flow.destinationPort < flow.sourcePort
+    }
+
+    /// Makes the responder the initiator (only while the reverse side is
+    /// empty); a SYN-ACK counted on the old initiator's side becomes a SYN-ACK
+    /// of the new responder.
+    private mutating func swapDirections() {
+        initiatorIsLow.toggle()
+        var old = record
+        swap(&old.sourceAddress, &old.destinationAddress)
+        swap(&old.sourcePort, &old.destinationPort)
+        let (forward, reverse) = (old.reverse, old.forward)
+        old.forward = forward
+        old.reverse = reverse
+        if old.reverse.flags.contains([.syn, .ack]) {
+            old.reverse.synAckCount &+= old.reverse.synCount
+            old.reverse.synCount = 0
+        }
+        record = old
     }
 }

@@ -1,5 +1,6 @@
 import EBPFCapture
 import ArgumentParser
+import FlowForestCollector
 import FlowForestCore
 import FlowForestDetection
 import FlowForestIPFIX
@@ -22,6 +23,7 @@ struct RunCommand: AsyncParsableCommand {
             Examples:
               sudo flowforest run
               sudo flowforest run --mode pcap --interface eth0 --print-flows json
+              flowforest run --no-capture --collect udp://0.0.0.0:2055
             """
     )
 
@@ -92,7 +94,7 @@ struct RunCommand: AsyncParsableCommand {
     @Flag(name: .customLong("secure-cookies"), help: "Mark the dashboard session cookie Secure (when served behind HTTPS).")
     var secureCookies = false
 
-    @Flag(name: .customLong("no-capture"), help: "Capture nothing: serve stored data and remote ingest (POST /api/traffic) only.")
+    @Flag(name: .customLong("no-capture"), help: "Capture nothing: serve stored data, remote ingest (POST /api/traffic) and --collect only.")
     var noCapture = false
 
     @Option(name: .customLong("config"), help: "File of FLOWFOREST_NAME=value lines (the environment variables above); flags and the environment win over it.")
@@ -100,6 +102,7 @@ struct RunCommand: AsyncParsableCommand {
 
     @OptionGroup var flowOptions: FlowOptions
     @OptionGroup var exportOptions: ExportOptions
+    @OptionGroup var collectOptions: CollectOptions
     @OptionGroup var logOptions: LogOptions
 
     func validate() throws {
@@ -147,7 +150,7 @@ struct RunCommand: AsyncParsableCommand {
         if let d = try seconds(ingestMaxAge, "FLOWFOREST_INGEST_MAX_AGE", "--ingest-max-age") { server.ingestMaxAge = d }
         // Capture first: a wrong interface or a missing privilege is reported
         // before anything (the database included) is created.
-        let source = noCapture ? nil : try openCapture(logger: logger)
+        let capture = noCapture ? nil : try openCapture(logger: logger)
         var detectionModel: DetectionModel?
         if let path = setting(model, "FLOWFOREST_MODEL") {
             do { detectionModel = try DetectionModel.load(from: path) } catch { throw failure("--model \(path): \(error)") }
@@ -170,11 +173,18 @@ struct RunCommand: AsyncParsableCommand {
         }
         let detector = Detector(configuration: detection, model: detectionModel, sensor: server.sensorName, logger: logger)
         let metrics = FlowForestMetrics()
-        guard let source else {
+        let collector = try collectOptions.makeSource(flowConfiguration: flowOptions.configuration, pollInterval: pollInterval,
+                                                      metricsFactory: metrics.factory, logger: logger)
+        if let capture {
+            metrics.recordCapture(mode: capture.mode, interfaces: interfaces.isEmpty ? [DefaultRoute.interface()].compactMap { $0 } : interfaces)
+        }
+        if let collector { metrics.recordCapture(mode: collector.mode, interfaces: collector.endpoints.map(\.description)) }
+        let sources: [any FlowSource] = [capture, collector].compactMap { $0 }
+        guard !sources.isEmpty else {
             try await serve(server, source: nil, detector: detector, metrics: metrics, logger: logger)
             return
         }
-        metrics.recordCapture(mode: source.mode, interfaces: interfaces.isEmpty ? [DefaultRoute.interface()].compactMap { $0 } : interfaces)
+        let source = sources.count == 1 ? sources[0] : MergedFlowSource(sources: sources)
         let reporter = FlowReporter(printing: printFlows, logger: logger)
         let exporters = try exportOptions.makeExporters(metricsFactory: metrics.factory, logger: logger)
         try await serve(server, source: ReportingSource(base: source, reporter: reporter, exporters: exporters),

@@ -1,0 +1,90 @@
+public import FlowForestCore
+
+/// The export protocols the collector reads, by the version number every
+/// one of them starts its datagrams with.
+public enum ExportVersion: UInt16, Sendable, CaseIterable, CustomStringConvertible {
+    case netflowV5 = 5
+    case netflowV9 = 9
+    case ipfix = 10
+
+    /// The label value in metrics: `v5`, `v9`, `ipfix`.
+    public var description: String {
+        switch self {
+        case .netflowV5: "v5"
+        case .netflowV9: "v9"
+        case .ipfix: "ipfix"
+        }
+    }
+}
+
+/// Why a datagram, or part of one, was not decoded. Each is counted per
+/// exporter in `flowforest_collector_malformed_total{reason}`.
+public enum MalformedReason: String, Sendable, CaseIterable {
+    /// Shorter than its header, or than the length or record count the header states.
+    case truncated
+    /// Not NetFlow v5, v9 or IPFIX.
+    case unknownVersion = "unknown_version"
+    /// A header field out of range (an IPFIX length below 16, a v5 count of 0 or above 30).
+    case badHeader = "bad_header"
+    /// A set shorter than its header, running past the message, or with a reserved id.
+    case badSet = "bad_set"
+    /// A template or options template that does not parse (id below 256, fields past the set).
+    case badTemplate = "bad_template"
+    /// A template field of length 0, or a template whose records would have no bytes.
+    case zeroFieldLength = "zero_field_length"
+    /// A template with more fields, or longer records, than the collector accepts.
+    case templateTooLarge = "template_too_large"
+    /// A data record that runs past its set (a variable-length field too long).
+    case badRecord = "bad_record"
+    /// A new observation domain (source id, engine) beyond the exporter's maximum.
+    case tooManyDomains = "too_many_domains"
+}
+
+/// Why data was dropped after it was read: `flowforest_collector_dropped_sets_total{reason}`.
+public enum DropReason: String, Sendable, CaseIterable {
+    /// Its template did not arrive within the hold time.
+    case noTemplate = "no_template"
+    /// The hold for data before its template was full.
+    case holdFull = "hold_full"
+}
+
+/// One exporter's template space: the datagram's source address and the
+/// observation domain (IPFIX), source id (v9) or engine type and id (v5).
+public struct ExporterDomain: Hashable, Sendable {
+    public var address: IPAddress
+    public var domain: UInt32
+
+    public init(address: IPAddress, domain: UInt32) {
+        self.address = address
+        self.domain = domain
+    }
+}
+
+/// Bounds on what exporters can make the collector hold. Every bound is
+/// counted when reached; none is ever exceeded.
+public struct CollectorLimits: Sendable, Hashable {
+    /// Exporters (source addresses) tracked; datagrams from further ones are refused and counted.
+    public var maxExporters: Int = 256
+    /// Observation domains (source ids, engines) per exporter; datagrams of further ones are counted as malformed.
+    public var maxDomainsPerExporter: Int = 64
+    /// Templates held per exporter over all its domains; more are refused and counted.
+    public var maxTemplatesPerExporter: Int = 512
+    /// Fields per template.
+    public var maxTemplateFields: Int = 128
+    /// Sets of data whose template has not arrived, held per exporter.
+    public var maxHeldSets: Int = 64
+    /// Bytes of such sets held per exporter.
+    public var maxHeldBytes: Int = 256 * 1024
+    /// How long, by the collector's clock, data waits for its template.
+    public var holdNs: UInt64 = 10_000_000_000
+
+    public init() {}
+}
+
+/// The observation point shown for a collected flow, in the flow's
+/// `interface` field: the exporter's address, and when the record carries
+/// one, its ingress interface index after a `%` (RFC 4007's zone notation):
+/// `198.18.0.1` or `198.18.0.1%3`.
+public func exporterInterfaceName(_ exporter: IPAddress, interfaceIndex: UInt32) -> String {
+    interfaceIndex == 0 ? "\(exporter)" : "\(exporter)%\(interfaceIndex)"
+}

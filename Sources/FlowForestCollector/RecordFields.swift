@@ -1,0 +1,195 @@
+import FlowForestCore
+
+/// What one message's header says about time, and where it came from: the
+/// context every record of the message is converted in.
+struct MessageContext {
+    var version: ExportVersion
+    var exporter: ExporterDomain
+    /// Export time from the header, ns since the epoch (nil when out of range).
+    var exportNs: UInt64?
+    /// The exporter's uptime at export, ms (v5 and v9 headers).
+    var sysUptimeMs: UInt32?
+    /// The collector's clock when the datagram arrived.
+    var receivedNs: UInt64
+}
+
+/// The elements of one data record FlowForest uses, read by element id
+/// (NetFlow v9 field types and IPFIX element ids agree on all of these).
+/// Unknown elements are skipped; a known element with a length it cannot
+/// have (an IPv4 address of 3 bytes) is ignored.
+struct RecordFields {
+    var sourceAddress: IPAddress?
+    var destinationAddress: IPAddress?
+    var sourcePort: UInt16 = 0
+    var destinationPort: UInt16 = 0
+    var ipProtocol: UInt8 = 0
+    var tcpFlags: UInt8 = 0
+    var packets: UInt64?
+    var bytes: UInt64?
+    var icmpTypeCode: UInt16?
+    var vlan: UInt16 = 0
+    var ingressInterface: UInt32 = 0
+    var startNs: UInt64?
+    var endNs: UInt64?
+    var startUptimeMs: UInt32?
+    var endUptimeMs: UInt32?
+    var systemInitMs: UInt64?
+    var samplingInterval: UInt64?
+    /// RFC 5103 reverse elements (FlowForest's `--ipfix-biflow`, YAF).
+    var reversePackets: UInt64?
+    var reverseBytes: UInt64?
+    var reverseTCPFlags: UInt8 = 0
+    var reverseStartNs: UInt64?
+    var reverseEndNs: UInt64?
+
+    /// Records one field's value; `value` holds exactly the field's bytes.
+    mutating func read(_ field: FieldSpec, _ value: inout ByteCursor) {
+        let length = value.remaining
+        if field.enterprise == FieldSpec.reversePEN {
+            readReverse(field.id, &value, length: length)
+            return
+        }
+        guard field.enterprise == nil else { return }
+        switch field.id {
+        case 8 where length == 4: sourceAddress = IPAddress(bytes: value.bytes[value.offset..<value.end])
+        case 12 where length == 4: destinationAddress = IPAddress(bytes: value.bytes[value.offset..<value.end])
+        case 27 where length == 16: sourceAddress = IPAddress(bytes: value.bytes[value.offset..<value.end])
+        case 28 where length == 16: destinationAddress = IPAddress(bytes: value.bytes[value.offset..<value.end])
+        case 7: sourcePort = UInt16(truncatingIfNeeded: value.uint(min(length, 2)) ?? 0)
+        case 11: destinationPort = UInt16(truncatingIfNeeded: value.uint(min(length, 2)) ?? 0)
+        case 4 where length == 1: ipProtocol = value.u8() ?? 0
+        // tcpControlBits is 2 bytes in IPFIX, 1 in NetFlow v9; the low byte holds the classic flags.
+        case 6: tcpFlags = UInt8(truncatingIfNeeded: value.uint(length) ?? 0)
+        // Delta counts, else total counts (exporters that send only totals, for records of ended flows).
+        case 1: bytes = value.uint(length)
+        case 85 where bytes == nil: bytes = value.uint(length)
+        case 2: packets = value.uint(length)
+        case 86 where packets == nil: packets = value.uint(length)
+        case 32, 139: icmpTypeCode = value.uint(length).map { UInt16(truncatingIfNeeded: $0) }
+        case 58, 243: vlan = UInt16(truncatingIfNeeded: value.uint(length) ?? 0) & 0x0FFF
+        case 10: ingressInterface = UInt32(truncatingIfNeeded: value.uint(length) ?? 0)
+        case 22: startUptimeMs = value.uint(length).map { UInt32(truncatingIfNeeded: $0) }
+        case 21: endUptimeMs = value.uint(length).map { UInt32(truncatingIfNeeded: $0) }
+        case 150, 151, 152, 153, 154, 155, 156, 157:
+            let ns = Self.absoluteTime(field.id, &value, length: length)
+            if field.id % 2 == 0 { startNs = ns ?? startNs } else { endNs = ns ?? endNs }
+        case 160: systemInitMs = value.uint(length)
+        case 34, 50, 305: samplingInterval = value.uint(length)
+        default: break
+        }
+    }
+
+    private mutating func readReverse(_ id: UInt16, _ value: inout ByteCursor, length: Int) {
+        switch id {
+        case 1: reverseBytes = value.uint(length)
+        case 2: reversePackets = value.uint(length)
+        case 6: reverseTCPFlags = UInt8(truncatingIfNeeded: value.uint(length) ?? 0)
+        case 150, 151, 152, 153, 154, 155, 156, 157:
+            let ns = Self.absoluteTime(id, &value, length: length)
+            if id % 2 == 0 { reverseStartNs = ns ?? reverseStartNs } else { reverseEndNs = ns ?? reverseEndNs }
+        default: break
+        }
+    }
+
+    /// flowStart/End in seconds (150/151), milliseconds (152/153), or NTP
+    /// timestamps with micro- or nanosecond resolution (154-157), as ns
+    /// since the epoch; nil when outside FlowForest's range.
+    static func absoluteTime(_ id: UInt16, _ value: inout ByteCursor, length: Int) -> UInt64? {
+        switch id {
+        case 150, 151:
+            guard length == 4, let s = value.u32() else { return nil }
+            return checkedNs(seconds: UInt64(s), fractionNs: 0)
+        case 152, 153:
+            guard length == 8, let ms = value.uint(8) else { return nil }
+            return checkedNs(seconds: ms / 1000, fractionNs: (ms % 1000) * 1_000_000)
+        default:
+            // NTP: seconds since 1900, then a 32-bit binary fraction (RFC 7011 §6.1.10).
+            guard length == 8, let s = value.u32(), let fraction = value.u32() else { return nil }
+            let ntpToUnix: UInt64 = 2_208_988_800
+            guard UInt64(s) >= ntpToUnix else { return nil }
+            return checkedNs(seconds: UInt64(s) - ntpToUnix, fractionNs: (UInt64(fraction) * 1_000_000_000) >> 32)
+        }
+    }
+
+    static func checkedNs(seconds: UInt64, fractionNs: UInt64) -> UInt64? {
+        guard seconds < UInt64(Timestamp.endSeconds) else { return nil }
+        return seconds * 1_000_000_000 + fractionNs
+    }
+}
+
+extension MessageContext {
+    /// An uptime stamp as ns since the epoch: the header's export time minus
+    /// how long before export it was. The difference is read as a signed
+    /// 32-bit value, so an uptime that wrapped (after 49.7 days) or a stamp a
+    /// little after the header's still converts; out of range gives nil.
+    func uptimeNs(_ stampMs: UInt32) -> UInt64? {
+        guard let exportNs, let sysUptimeMs else { return nil }
+        let ageMs = Int64(Int32(bitPattern: sysUptimeMs &- stampMs))
+        let (ns, overflow) = Int64(exportNs).subtractingReportingOverflow(ageMs * 1_000_000)
+        guard !overflow, ns >= 0, UInt64(ns) < Timestamp.endNs else { return nil }
+        return UInt64(ns)
+    }
+
+    /// A record's first and last packet times on the collector's time line:
+    /// the exporter's stamps where they convert, else the export time, else
+    /// arrival; never after arrival, so no record can keep a flow open by
+    /// claiming a future time.
+    func times(start: UInt64?, end: UInt64?) -> (first: UInt64, last: UInt64) {
+        let fallback = min(exportNs ?? receivedNs, receivedNs)
+        let last = min(end ?? start ?? fallback, receivedNs)
+        let first = min(start ?? last, last)
+        return (first, last)
+    }
+}
+
+extension RecordFields {
+    /// The record's one or two directions (two for an RFC 5103 biflow), with
+    /// sampling applied: counts multiplied by `sampling`, saturating.
+    func uniflows(_ context: MessageContext, sampling defaultSampling: UInt64) -> [UniflowSummary] {
+        guard let src = sourceAddress, let dst = destinationAddress else { return [] }
+        let sampling = max(samplingInterval ?? defaultSampling, 1)
+        func scaled(_ v: UInt64) -> UInt64 {
+            let (r, overflow) = v.multipliedReportingOverflow(by: sampling)
+            return overflow ? .max : r
+        }
+        var start = startNs, end = endNs
+        if start == nil, let s = startUptimeMs { start = uptimeFromInit(s) ?? context.uptimeNs(s) }
+        if end == nil, let e = endUptimeMs { end = uptimeFromInit(e) ?? context.uptimeNs(e) }
+        let icmp = IPProtocol.isICMP(ipProtocol)
+        // Exporters without an ICMP type-code element (v5, softflowd) put it in the destination port.
+        let typeCode = icmpTypeCode ?? (icmp ? destinationPort : 0)
+        let (type, code) = (UInt8(typeCode >> 8), UInt8(typeCode & 0xFF))
+        let v6 = !src.isIPv4
+        let ports = icmp ? IPProtocol.icmpPorts(type: type, code: code, v6: v6) : (sourcePort, destinationPort)
+        let name = exporterInterfaceName(context.exporter.address, interfaceIndex: ingressInterface)
+        var out: [UniflowSummary] = []
+        if let p = packets, p > 0 {
+            let t = context.times(start: start, end: end)
+            out.append(UniflowSummary(
+                firstSeenNs: t.first, lastSeenNs: t.last, source: src, destination: dst,
+                sourcePort: ports.0, destinationPort: ports.1, ipProtocol: ipProtocol, vlan: vlan,
+                packets: scaled(p), bytes: scaled(bytes ?? 0), tcpFlags: TCPFlags(rawValue: ipProtocol == IPProtocol.tcp ? tcpFlags : 0),
+                icmpType: icmp ? type : 0, icmpCode: icmp ? code : 0, interfaceIndex: ingressInterface, interfaceName: name))
+        }
+        if let p = reversePackets, p > 0 {
+            let t = context.times(start: reverseStartNs ?? start, end: reverseEndNs ?? end)
+            // The reply's ICMP ports are the request's mirrored, as capture keys them.
+            let reversePorts = (ports.1, ports.0)
+            out.append(UniflowSummary(
+                firstSeenNs: t.first, lastSeenNs: t.last, source: dst, destination: src,
+                sourcePort: reversePorts.0, destinationPort: reversePorts.1, ipProtocol: ipProtocol, vlan: vlan,
+                packets: scaled(p), bytes: scaled(reverseBytes ?? 0),
+                tcpFlags: TCPFlags(rawValue: ipProtocol == IPProtocol.tcp ? reverseTCPFlags : 0),
+                interfaceIndex: ingressInterface, interfaceName: name))
+        }
+        return out
+    }
+
+    /// IPFIX flowStart/EndSysUpTime relative to systemInitTimeMilliseconds, when the record has both.
+    private func uptimeFromInit(_ stampMs: UInt32) -> UInt64? {
+        guard let initMs = systemInitMs else { return nil }
+        let (ms, overflow) = initMs.addingReportingOverflow(UInt64(stampMs))
+        guard !overflow else { return nil }
+        return RecordFields.checkedNs(seconds: ms / 1000, fractionNs: (ms % 1000) * 1_000_000)
+    }
+}
