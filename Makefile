@@ -12,7 +12,7 @@ BPF_OBJ    := $(OUT)/bpf/flowforest.bpf.o
 APT_PACKAGES := libpcap-dev libbpf-dev libelf-dev zlib1g-dev linux-libc-dev bpftool \
 	tcpdump iproute2 iputils-ping netcat-openbsd curl hping3 nmap netsniff-ng \
 	python3-venv python3-pip postgresql prometheus libcap2-bin \
-	chromium chromium-driver nfdump pmacct
+	chromium chromium-driver nfdump pmacct softflowd
 # Python venvs: the parity reference (scikit-learn, isotree), the dashboard
 # test (selenium) and the deploy tests (pytest, podman-compose).
 VENV       ?= $(OUT)/venv
@@ -66,7 +66,7 @@ FUZZ_SCALE   ?= 50
 FUZZ_SECONDS ?= 600
 FUZZ_SEED    ?= $(shell od -An -N4 -tu4 /dev/urandom | tr -d ' ')
 FUZZ_SEED    := $(FUZZ_SEED)
-FUZZ_SUITES  := IngestFuzzTests|QueryFuzzTests|SpecTimeFormatTests|TimestampFuzzTests|CaptureFileFuzzTests|PacketParserTests
+FUZZ_SUITES  := IngestFuzzTests|QueryFuzzTests|SpecTimeFormatTests|TimestampFuzzTests|CaptureFileFuzzTests|PacketParserTests|CollectorFuzzTests
 
 fuzz: deps bpf $(DEPLOY_VENV)/.installed ## Fuzz longer (FUZZ_SCALE x the test loops, FUZZ_SECONDS of schemathesis), new seed each run
 	@echo "fuzz: seed $(FUZZ_SEED) (replay: make fuzz FUZZ_SEED=$(FUZZ_SEED))"
