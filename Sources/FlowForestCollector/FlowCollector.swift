@@ -8,9 +8,10 @@ public import Logging
 /// exporter in metrics.
 ///
 /// Each exporter gets its own table, so the same connection seen by two
-/// routers stays two flows, each named after its exporter. Flow ids carry
-/// the exporter's slot in their upper bits (bit 62 set), so they never meet
-/// the ids of local capture in the same run. Not thread-safe: one thread owns it.
+/// routers stays two flows, each named after its exporter. Flow ids are
+/// 2^52 + slot·2^32 + n (the exporter's slot, then its own count), so they
+/// never meet the ids of local capture in the same run and stay below 2^53,
+/// exact as JavaScript numbers in the dashboard. Not thread-safe: one thread owns it.
 public final class FlowCollector {
     struct Exporter {
         var table: FlowTable
@@ -83,7 +84,7 @@ public final class FlowCollector {
         let slot = UInt64(exporters.count)
         logger.info("new flow exporter", metadata: ["exporter": "\(address)"])
         exporterGauge.record(exporters.count + 1)
-        return Exporter(table: FlowTable(configuration: configuration, firstID: 1 << 62 | slot << 40 | 1),
+        return Exporter(table: FlowTable(configuration: configuration, firstID: 1 << 52 | slot << 32 | 1),
                         metrics: ExporterMetrics(exporter: address, factory: factory))
     }
 
