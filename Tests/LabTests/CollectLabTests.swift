@@ -1,0 +1,116 @@
+import FlowForestLab
+import Foundation
+import Testing
+
+/// FlowForest → FlowForest in a namespace lab: a sensor (`run --mode pcap`)
+/// on a veth exports IPFIX to a collector (`run --no-capture --collect`),
+/// and the collector's flows are the sensor's, per flow and direction.
+@Suite("Lab: a sensor's IPFIX into a collector", .serialized, .enabled(if: Command.isRoot, "needs root for network namespaces"))
+struct CollectLabTests {
+    static let client = "198.18.0.1", server = "198.18.0.2"
+
+    @Test("ping, UDP and TCP: the collector's flows equal the sensor's", arguments: [false, true])
+    func sensorToCollector(biflow: Bool) throws {
+        let lab = try NetworkLab()
+        defer { lab.teardown() }
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let a = try lab.addNamespace("client"), b = try lab.addNamespace("sensor")
+        for ns in [a, b] {
+            // IPv6 off: no neighbour discovery joins the counts.
+            try lab.check(in: ns, ["sh", "-c", "echo 1 > /proc/sys/net/ipv6/conf/all/disable_ipv6; echo 1 > /proc/sys/net/ipv6/conf/default/disable_ipv6"])
+        }
+        let (_, sensorIf) = try lab.connect(a, address: "\(Self.client)/24", b, address: "\(Self.server)/24")
+
+        // Both daemons in the sensor's namespace; the export crosses its loopback, which the sensor does not capture.
+        let collectorOut = dir.appendingPathComponent("collector.jsonl"), collectorErr = dir.appendingPathComponent("collector.err")
+        let collector = try lab.spawn(in: b, [
+            Binary.path, "run", "--no-capture", "--collect", "udp://127.0.0.1:2055", "--print-flows", "json", "--no-auth",
+            "--listen", "127.0.0.1:18081", "--idle-timeout", "60", "--poll-interval", "0.2",
+            "--database", dir.appendingPathComponent("collector.db").path,
+        ], stdout: collectorOut, stderr: collectorErr)
+        try Wait.blockingUntil("the collector to start", timeout: 20, detail: { tail(collectorErr) }) {
+            Wait.file(collectorErr, contains: "capture started")
+        }
+        let sensorOut = dir.appendingPathComponent("sensor.jsonl"), sensorErr = dir.appendingPathComponent("sensor.err")
+        let sensor = try lab.spawn(in: b, [
+            Binary.path, "run", "--mode", "pcap", "--interface", sensorIf, "--export-ipfix", "udp://127.0.0.1:2055",
+            "--print-flows", "json", "--no-auth", "--listen", "127.0.0.1:18082", "--idle-timeout", "60", "--poll-interval", "0.2",
+            "--database", dir.appendingPathComponent("sensor.db").path,
+        ] + (biflow ? ["--ipfix-biflow"] : []), stdout: sensorOut, stderr: sensorErr)
+        try Wait.blockingUntil("the sensor to start capturing", timeout: 20, detail: { tail(sensorErr) }) {
+            Wait.file(sensorErr, contains: "capture started")
+        }
+
+        try lab.check(in: a, ["ping", "-c", "20", "-i", "0.01", "-W", "2", "-q", Self.server], timeout: 30)
+        let sink = try lab.spawn(in: b, ["python3", "-c", """
+            import socket
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("\(Self.server)", 9999)); s.settimeout(15)
+            n = 0
+            while n < 50: s.recv(2048); n += 1
+            """])
+        try PcapLabTests.waitForListener(lab, b, "-u", port: 9999)
+        try lab.check(in: a, ["python3", "-c", """
+            import socket, time
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            for i in range(50):
+                s.sendto(b"x" * 100, ("\(Self.server)", 9999)); time.sleep(0.001)
+            """], timeout: 30)
+        let tcpServer = try lab.spawn(in: b, ["python3", "-c", """
+            import socket
+            l = socket.socket(); l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); l.bind(("\(Self.server)", 5001)); l.listen(1); l.settimeout(15)
+            c, _ = l.accept(); n = 0
+            while True:
+                d = c.recv(65536)
+                if not d: break
+                n += len(d)
+            c.close()
+            """])
+        try PcapLabTests.waitForListener(lab, b, "-t", port: 5001)
+        try lab.check(in: a, ["python3", "-c", """
+            import socket
+            s = socket.create_connection(("\(Self.server)", 5001), timeout=10); s.sendall(b"y" * 50000); s.shutdown(socket.SHUT_WR); s.recv(1); s.close()
+            """], timeout: 30)
+        #expect(lab.wait(tcpServer, timeout: 10) == 0)
+        #expect(lab.wait(sink, timeout: 10) == 0)
+
+        // The sensor flushes its open flows and their final exports on SIGINT.
+        #expect(lab.stop(sensor, signal: SIGINT, timeout: 15) == 0, "sensor: \(tail(sensorErr))")
+        let sensorFlows = try Self.flows(sensorOut)
+        let sensorPackets = sensorFlows.values.reduce(0) { $0 + $1[0] + $1[2] }
+        // The collector has everything once its packet counter reaches the sensor's.
+        try Wait.blockingUntil("the collector to count \(sensorPackets) packets", timeout: 20, detail: { tail(collectorErr) }) {
+            let metrics = try Command.run(["ip", "netns", "exec", b, "curl", "-s", "http://127.0.0.1:18081/metrics"]).stdout
+            return Self.collectedPackets(metrics) >= sensorPackets
+        }
+        #expect(lab.stop(collector, signal: SIGINT, timeout: 15) == 0, "collector: \(tail(collectorErr))")
+        let collectedFlows = try Self.flows(collectorOut)
+
+        #expect(sensorFlows.count >= 3, "the sensor saw \(sensorFlows)")
+        #expect(collectedFlows == sensorFlows, "collector \(collectedFlows)\nsensor \(sensorFlows)")
+        let lines = try String(contentsOf: collectorOut, encoding: .utf8).split(separator: "\n")
+        // The sensor exports its capture interface's index: the exporter's address, then "%" and that index.
+        let ifindex = try lab.check(in: b, ["cat", "/sys/class/net/\(sensorIf)/ifindex"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(lines.allSatisfy { $0.contains("\"interface\":\"127.0.0.1%\(ifindex)\"") }, "every collected flow names its exporter: \(lines.first ?? "")")
+    }
+
+    /// Ended flows by "proto src sport dst dport": [fwd packets, fwd bytes, rev packets, rev bytes].
+    static func flows(_ url: URL) throws -> [String: [Int]] {
+        var out: [String: [Int]] = [:]
+        for line in try String(contentsOf: url, encoding: .utf8).split(separator: "\n") {
+            guard let f = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], f["state"] as? String == "ended" else { continue }
+            let key = "\(f["protocol"] ?? "") \(f["src_ip"] ?? "") \(f["src_port"] ?? "-") \(f["dst_ip"] ?? "") \(f["dst_port"] ?? "-")"
+            let fwd = f["fwd"] as? [String: Any] ?? [:], rev = f["rev"] as? [String: Any] ?? [:]
+            let t = out[key] ?? [0, 0, 0, 0]
+            out[key] = [t[0] + (fwd["packets"] as? Int ?? 0), t[1] + (fwd["bytes"] as? Int ?? 0),
+                        t[2] + (rev["packets"] as? Int ?? 0), t[3] + (rev["bytes"] as? Int ?? 0)]
+        }
+        return out
+    }
+
+    /// `flowforest_packets_total{mode="collect"}` summed over directions.
+    static func collectedPackets(_ metrics: String) -> Int {
+        metrics.split(separator: "\n").filter { $0.hasPrefix("flowforest_packets_total{") && $0.contains("mode=\"collect\"") }
+            .compactMap { Double($0.split(separator: " ").last ?? "") }.reduce(0) { $0 + Int($1) }
+    }
+}
