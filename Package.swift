@@ -183,7 +183,7 @@ let package = Package(
         .testTarget(
             name: "FlowForestCollectorTests",
             dependencies: [
-                "FlowForestCollector", "FlowForestIPFIX", "FlowForestCore", "FlowForestTestSupport",
+                "FlowForestCollector", "FlowForestIPFIX", "FlowForestCore", "FlowForestTestSupport", "FlowForestLab",
                 .product(name: "Logging", package: "swift-log"), .product(name: "Metrics", package: "swift-metrics"),
             ],
             resources: [.copy("Fixtures")],
