@@ -264,13 +264,18 @@ struct API: Sendable {
             guard let a = IPAddress(ip) else { throw APIError(.badRequest, "ip: not an IPv4 or IPv6 address: \(ip)") }
             address = a
         }
+        let interface = q["interface"].map(String.init)
+        if let interface, interface.isEmpty || interface.utf8.count > 64 {
+            throw APIError(.badRequest, "interface: 1 to 64 characters")
+        }
         let sinceMs = try q["since"].map { try Self.parseTime(String($0), parameter: "since") } ?? (Store.nowMs() - 3_600_000)
         let sensor = configuration.sensorName
         let active = await pipeline.openFlows(limit: 10_000)
             .filter { address == nil || $0.record.sourceAddress == address || $0.record.destinationAddress == address }
+            .filter { interface == nil || $0.record.interfaceName == interface || $0.record.interfaceName?.hasPrefix(interface! + "%") == true }
             .prefix(limit)
             .map { $0.record.json(sensor: sensor) }
-        let recent = try await storeCall { try await store.recentFlows(address: address, sinceMs: sinceMs, limit: limit) }
+        let recent = try await storeCall { try await store.recentFlows(address: address, interface: interface, sinceMs: sinceMs, limit: limit) }
         let top = try await storeCall { try await store.hosts(sinceMs: sinceMs, limit: 10) }
         return try json(FlowsResponse(active: Array(active), recent: recent.map { $0.record.json(sensor: $0.sensor) }, topTalkers: top))
     }

@@ -66,12 +66,21 @@ extension Store {
     }
 
     /// Stored flows, most recently seen first.
-    public func recentFlows(address: IPAddress? = nil, sinceMs: Int64? = nil, limit: Int = 100) async throws -> [StoredFlow] {
+    /// - Parameter interface: an interface or observation point: the name
+    ///   itself, or for a collected flow its exporter's address alone
+    ///   (`198.18.0.1` matches `198.18.0.1` and `198.18.0.1%3`).
+    public func recentFlows(address: IPAddress? = nil, interface: String? = nil, sinceMs: Int64? = nil, limit: Int = 100) async throws -> [StoredFlow] {
         let limit = max(1, min(limit, 1000))
         let rows = try await withSQL { db in
             let select = db.select().column("*").from("flows")
             if let a = address?.description {
                 select.where { $0.where("src_ip", .equal, a).orWhere("dst_ip", .equal, a) }
+            }
+            if let name = interface {
+                // substr rather than LIKE: "%" separates the exporter from the interface index.
+                let prefix = SQLFunction("substr", args: SQLIdentifier("interface"), SQLLiteral.numeric("1"),
+                                         SQLLiteral.numeric("\(name.utf8.count + 1)"))
+                select.where { $0.where("interface", .equal, name).orWhere(prefix, .equal, SQLBind(name + "%")) }
             }
             if let s = sinceMs { select.where("last_seen_ms", .greaterThanOrEqual, s) }
             return try await select.orderBy("last_seen_ms", .descending).orderBy("id", .descending).limit(limit).all()

@@ -165,12 +165,14 @@ struct StoreTests {
     func flows(backend: Backend) async throws {
         try await withFreshStore(backend) { store, _ in
             let now: Int64 = 1_800_000_000_000
-            let records = [
+            var records = [
                 flow(1, src: "198.18.0.1", dst: "198.18.0.2", lastMs: now - 10, bytes: 1000),
                 flow(2, src: "198.18.0.1", dst: "198.18.0.3", lastMs: now - 20, bytes: 3000),
                 flow(3, src: "198.18.0.4", dst: "198.18.0.2", lastMs: now - 30, bytes: 100),
                 flow(4, src: "198.18.0.5", dst: "198.18.0.2", lastMs: now - 3_600_000, bytes: 100),
             ]
+            // Collected flows name their exporter, with the ingress interface after "%".
+            (records[0].interfaceName, records[2].interfaceName, records[3].interfaceName) = ("198.18.9.1%3", "198.18.9.1", "198.18.9.10")
             try await store.insertFlows(records.map { StoredFlow(sensor: "s1", record: $0) })
             try await store.insertFlows(records.map { StoredFlow(sensor: "s1", record: $0) })
             #expect(try await store.flowCount() == 4)
@@ -179,6 +181,8 @@ struct StoreTests {
             #expect(recent[1].record.json(sensor: "s1") == records[1].json(sensor: "s1"))
             let forHost = try await store.recentFlows(address: IPAddress("198.18.0.2"), limit: 10)
             #expect(forHost.map(\.record.id) == [1, 3, 4])
+            #expect(try await store.recentFlows(interface: "198.18.9.1", limit: 10).map(\.record.id) == [1, 3])
+            #expect(try await store.recentFlows(interface: "198.18.9.1%3", limit: 10).map(\.record.id) == [1])
             let hosts = try await store.hosts(sinceMs: now - 60_000)
             #expect(hosts.map(\.address) == ["198.18.0.1", "198.18.0.4"])
             #expect(hosts[0].flows == 2 && hosts[0].peers == 2 && hosts[0].bytes == 1500 + 4500 && hosts[0].packets == 36)
