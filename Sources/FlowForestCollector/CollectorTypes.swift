@@ -68,13 +68,13 @@ public struct CollectorLimits: Sendable, Hashable {
     /// Observation domains (source ids, engines) per exporter; datagrams of further ones are counted as malformed.
     public var maxDomainsPerExporter: Int = 64
     /// Templates held per exporter over all its domains; more are refused and counted.
-    public var maxTemplatesPerExporter: Int = 512
+    public var maxTemplatesPerExporter: Int = 256
     /// Fields per template.
     public var maxTemplateFields: Int = 128
     /// Sets of data whose template has not arrived, held per exporter.
     public var maxHeldSets: Int = 64
     /// Bytes of such sets held per exporter.
-    public var maxHeldBytes: Int = 256 * 1024
+    public var maxHeldBytes: Int = 128 * 1024
     /// How long, by the collector's clock, data waits for its template.
     public var holdNs: UInt64 = 10_000_000_000
 

@@ -16,7 +16,7 @@ struct CollectOptions: ParsableArguments {
     var maxExporters: Int = 256
 
     @Option(name: .customLong("collect-max-templates"), help: "Templates held per exporter; further ones are refused and counted.")
-    var maxTemplates: Int = 512
+    var maxTemplates: Int = 256
 
     @Option(name: .customLong("collect-template-wait"), help: "Seconds data waits for its template before it is dropped and counted.")
     var templateWait: Double = 10
