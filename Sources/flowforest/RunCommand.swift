@@ -151,6 +151,10 @@ struct RunCommand: AsyncParsableCommand {
         // Capture first: a wrong interface or a missing privilege is reported
         // before anything (the database included) is created.
         let capture = noCapture ? nil : try openCapture(logger: logger)
+        // The collector's sockets too: a port in use is reported before the database is touched.
+        let metrics = FlowForestMetrics()
+        let collector = try collectOptions.makeSource(flowConfiguration: flowOptions.configuration, pollInterval: pollInterval,
+                                                      metricsFactory: metrics.factory, logger: logger)
         var detectionModel: DetectionModel?
         if let path = setting(model, "FLOWFOREST_MODEL") {
             do { detectionModel = try DetectionModel.load(from: path) } catch { throw failure("--model \(path): \(error)") }
@@ -172,9 +176,6 @@ struct RunCommand: AsyncParsableCommand {
             detection.learningSeconds = seconds
         }
         let detector = Detector(configuration: detection, model: detectionModel, sensor: server.sensorName, logger: logger)
-        let metrics = FlowForestMetrics()
-        let collector = try collectOptions.makeSource(flowConfiguration: flowOptions.configuration, pollInterval: pollInterval,
-                                                      metricsFactory: metrics.factory, logger: logger)
         if let capture {
             metrics.recordCapture(mode: capture.mode, interfaces: interfaces.isEmpty ? [DefaultRoute.interface()].compactMap { $0 } : interfaces)
         }
