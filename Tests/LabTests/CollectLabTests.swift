@@ -114,3 +114,32 @@ struct CollectLabTests {
             .compactMap { Double($0.split(separator: " ").last ?? "") }.reduce(0) { $0 + Int($1) }
     }
 }
+
+@Suite("Command line: --collect errors")
+struct CollectCommandLineTests {
+    @Test("a wrong scheme or a port in use is an error at start, before any database is created")
+    func startErrors() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let database = dir.appendingPathComponent("collector.db")
+        let scheme = try Binary.run(["run", "--no-capture", "--collect", "tcp://127.0.0.1:2055", "--database", database.path])
+        #expect(scheme.status != 0 && scheme.stderr.contains("expected udp://HOST:PORT"), "\(scheme.stderr)")
+
+        // Hold a UDP port, then ask run to collect on it.
+        let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+        }
+        try #require(bound)
+        let port = UInt16(bigEndian: address.sin_port)
+        let busy = try Binary.run(["run", "--no-capture", "--no-auth", "--collect", "udp://127.0.0.1:\(port)", "--database", database.path])
+        #expect(busy.status != 0)
+        #expect(busy.stderr.contains("--collect udp://127.0.0.1:\(port): Address already in use"), "\(busy.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: database.path))
+    }
+}
