@@ -62,4 +62,31 @@ struct CorpusTests {
         let ping = records.filter { $0.ipProtocol == IPProtocol.icmp && $0.reverse.packets > 0 }
         #expect(ping.count == 1 && ping.first?.forward.packets == 3 && ping.first?.reverse.packets == 3)
     }
+
+    static let pmacct: [ExportVersion: [String]] = [
+        .netflowV5: (0...1).map { "pmacct-v5-00\($0)" },
+        .netflowV9: (0...5).map { "pmacct-v9-00\($0)" },
+        .ipfix: (0...5).map { "pmacct-v10-00\($0)" },
+    ]
+
+    @Test("pmacct's nfprobe, live on one veth, says the same in v5, v9 and IPFIX")
+    func pmacct() throws {
+        var totals: [ExportVersion: [UInt64]] = [:]
+        for (version, names) in Self.pmacct {
+            let (flows, results) = try Self.decode(names)
+            #expect(results.allSatisfy { $0.version == version && $0.malformed.isEmpty && $0.dropped.isEmpty }, "\(version)")
+            #expect(results.allSatisfy { $0.sequenceGap == 0 }, "\(version): \(results.map(\.sequenceGap))")
+            let collector = FlowCollector(metricsFactory: NOOPMetricsHandler.instance, logger: Logger(label: "test"))
+            for name in names { collector.receive(try Corpus.load(name), from: Corpus.loopback, at: Corpus.receivedNs) }
+            let merged = collector.flush()
+            let v4 = merged.filter(\.sourceAddress.isIPv4)
+            totals[version] = [UInt64(merged.count), merged.reduce(0) { $0 + $1.packets }, merged.reduce(0) { $0 + $1.bytes },
+                               UInt64(v4.count), v4.reduce(0) { $0 + $1.packets }, v4.reduce(0) { $0 + $1.bytes }]
+            #expect(flows.reduce(0) { $0 + $1.packets } == totals[version]?[1])
+        }
+        // v5 carries IPv4 only (the lab's IPv6 neighbour discovery is in v9 and IPFIX).
+        #expect(totals[.netflowV9] == totals[.ipfix], "\(totals)")
+        #expect(totals[.netflowV5]?.suffix(3) == totals[.ipfix]?.suffix(3), "\(totals)")
+        #expect((totals[.ipfix]?[4] ?? 0) >= 20, "the 10 pings and their replies at least")
+    }
 }
