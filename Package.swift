@@ -144,7 +144,7 @@ let package = Package(
         .target(
             name: "FlowForestServer",
             dependencies: [
-                "FlowForestCore", "FlowForestDetection", "FlowForestPipeline", "FlowForestStore",
+                "FlowForestCore", "FlowForestPipeline", "FlowForestStore",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),

@@ -179,9 +179,3 @@ public actor Pipeline {
         return status
     }
 }
-
-/// One capture mode's cumulative statistics and open flows, as of its latest batch.
-public struct CaptureAccounting: Sendable {
-    public var statistics: CaptureStatistics
-    public var activeFlows: Int
-}

@@ -1,8 +1,5 @@
 import FlowForestCore
-import FlowForestPipeline
 import Foundation
-import Logging
-import ServiceLifecycle
 
 /// One record of `POST /api/traffic`: a packet seen by a remote agent.
 struct IngestRecord: Decodable {
@@ -170,26 +167,3 @@ enum IngestError: Error, CustomStringConvertible {
         }
     }
 }
-
-/// Advances the ingest table once a second into the pipeline and at
-/// shutdown ends its flows.
-struct IngestService: Service {
-    let table: IngestTable
-    let pipeline: Pipeline
-    let interval: Duration
-
-    func run() async throws {
-        try? await cancelWhenGracefulShutdown {
-            while !Task.isCancelled {
-                try await Task.sleep(for: interval)
-                let batch = await table.advance()
-                if !batch.records.isEmpty { await pipeline.process(batch, mode: "ingest") }
-            }
-        }
-        let final = await table.flush()
-        if !final.records.isEmpty { await pipeline.process(final, mode: "ingest") }
-    }
-}
-
-/// The server clock in ns since the epoch (``WallClock/nowNs()``).
-func wallClockNs() -> UInt64 { WallClock.nowNs() }
