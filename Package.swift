@@ -67,6 +67,18 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        // MARK: Pipeline: the one path from flow batches to scored anomalies and
+        // to what is kept, behind a sink protocol (no HTTP, no SQL driver).
+        .target(
+            name: "FlowForestPipeline",
+            dependencies: [
+                "FlowForestCore", "FlowForestDetection",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
         // MARK: Isolation-forest benchmark driven by Tests/parity/bench.py (`make bench-detection`).
         .executableTarget(
             name: "DetectionBench",
@@ -78,8 +90,9 @@ let package = Package(
         .executableTarget(
             name: "DetectionEval",
             dependencies: [
-                "FlowForestCore", "FlowForestDetection", "FlowForestLab", "EBPFCapture",
+                "FlowForestCore", "FlowForestDetection", "FlowForestPipeline", "FlowForestLab", "EBPFCapture",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -131,7 +144,7 @@ let package = Package(
         .target(
             name: "FlowForestServer",
             dependencies: [
-                "FlowForestCore", "FlowForestDetection", "FlowForestStore",
+                "FlowForestCore", "FlowForestPipeline", "FlowForestStore",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -146,10 +159,11 @@ let package = Package(
         .executableTarget(
             name: "flowforest",
             dependencies: [
-                "FlowForestCore", "FlowForestDetection", "PcapCapture", "EBPFCapture", "FlowForestLab",
+                "FlowForestCore", "FlowForestDetection", "FlowForestPipeline", "PcapCapture", "EBPFCapture", "FlowForestLab",
                 "FlowForestStore", "FlowForestServer", "FlowForestIPFIX",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings
@@ -172,6 +186,15 @@ let package = Package(
         .testTarget(
             name: "FlowForestDetectionTests",
             dependencies: ["FlowForestDetection", "FlowForestCore"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "FlowForestPipelineTests",
+            dependencies: [
+                "FlowForestPipeline", "FlowForestDetection", "FlowForestCore",
+                .product(name: "Logging", package: "swift-log"), .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "MetricsTestKit", package: "swift-metrics"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(
@@ -204,7 +227,8 @@ let package = Package(
         .testTarget(
             name: "FlowForestServerTests",
             dependencies: [
-                "FlowForestServer", "FlowForestStore", "FlowForestCore", "FlowForestTestSupport", "FlowForestDetection", "PcapCapture",
+                "FlowForestServer", "FlowForestStore", "FlowForestCore", "FlowForestTestSupport", "FlowForestDetection",
+                "FlowForestPipeline", "PcapCapture",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ],
             swiftSettings: swiftSettings

@@ -3,9 +3,9 @@
 //
 // The sensor is eBPF tc capture (EBPFCapture's flow source, as the daemon
 // opens it with --mode tc --namespace) on the servers' end of the lab's veth,
-// polled once a second; each poll's batch goes to the detector as it
-// arrives, and each alert is stamped with the wall-clock time the detector
-// produced it.
+// polled once a second; each poll's batch goes through the pipeline `run`
+// uses (to its detector, or its trainer while training) as it arrives, and
+// each alert is stamped with the wall-clock time the detector produced it.
 //
 // 1. Normal clients (web, DNS-style UDP, pings, bulk downloads) run while the
 //    sensor's polls feed a ModelTrainer (as `flowforest train` does with a
@@ -17,10 +17,12 @@
 //    detection is the first alert with the expected label minus the moment
 //    the attack tool was started.
 // Prints a Markdown table (also written to out/eval/results.md).
+import CoreMetrics
 import EBPFCapture
 import FlowForestCore
 import FlowForestDetection
 import FlowForestLab
+import FlowForestPipeline
 import Foundation
 import Logging
 
@@ -98,27 +100,25 @@ struct LiveResult: Sendable {
 }
 
 /// Runs `body` with the sensor capturing live: eBPF tc on the servers' end
-/// of the veth, polled every second. Each poll's batch goes to the detector
-/// (with `model`) and to a trainer (with `training`) the moment it arrives.
-/// The sensor stops a poll and a half after `body` returns.
+/// of the veth, polled every second. Each poll's batch goes through a
+/// pipeline with a detector (with `model`) and a trainer (with `training`)
+/// the moment it arrives. The sensor stops a poll and a half after `body` returns.
 @MainActor
 func live(_ name: String, model: DetectionModel?, training: Bool = false, _ body: () throws -> Void) async throws -> LiveResult {
     let source = try EBPFFlowSource(configuration: EBPFConfiguration(
         mode: .tc, interfaces: [traffic.sensorInterface], pollInterval: 1, namespace: traffic.serversNamespace), logger: logger)
-    let log = logger
+    let pipeline = Pipeline(sensor: "eval", detector: model.map { Detector(model: $0, sensor: "eval", logger: logger) },
+                            trainer: training ? ModelTrainer() : nil, logger: logger, metricsFactory: NOOPMetricsHandler.instance)
     let consumer = Task.detached { () throws -> LiveResult in
-        var detector = model.map { Detector(model: $0, sensor: "eval", logger: log) }
         var result = LiveResult()
         for try await batch in source.batches() {
-            if training { result.trainer.add(batch) }
-            if detector != nil {
-                let found = detector!.process(batch)
-                let produced = nowNs()
-                result.alerts += found.map { StampedAlert(wallNs: produced, anomaly: $0) }
-            }
+            let found = await pipeline.process(batch, mode: source.mode)
+            let produced = nowNs()
+            result.alerts += found.map { StampedAlert(wallNs: produced, anomaly: $0) }
             result.statistics = batch.statistics
             result.polls += 1
         }
+        if let trainer = await pipeline.trainer { result.trainer = trainer }
         return result
     }
     do {

@@ -1,7 +1,9 @@
 import ArgumentParser
+import CoreMetrics
 import EBPFCapture
 import FlowForestCore
 import FlowForestLab
+import FlowForestPipeline
 import Foundation
 import Logging
 import PcapCapture
@@ -232,15 +234,17 @@ struct Bench {
         // The drain publishes its latest statistics, so the bench can wait
         // for the sensor to have seen the traffic instead of sleeping.
         let latest = Latest()
+        // Batches go through the pipeline `run` uses, without a detector: its
+        // ledger counts the packets the sensor put into flows.
+        let pipeline = Pipeline(sensor: "bench", logger: logger, metricsFactory: NOOPMetricsHandler.instance)
         let collector = Task { () throws -> (packets: UInt64, statistics: CaptureStatistics) in
-            var last: [UInt64: UInt64] = [:]
             var statistics = CaptureStatistics()
             for try await batch in source.batches() {
-                for r in batch.records { last[r.id] = r.packets }
+                await pipeline.process(batch, mode: source.mode)
                 statistics = batch.statistics
                 latest.set(statistics)
             }
-            return (last.values.reduce(0, +), statistics)
+            return (await pipeline.packetsTotal, statistics)
         }
         let sent: Trafgen.Result
         let cpu: Double

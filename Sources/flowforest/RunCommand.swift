@@ -145,6 +145,8 @@ struct RunCommand: AsyncParsableCommand {
         }
         if let d = try seconds(ingestMaxSkew, "FLOWFOREST_INGEST_MAX_SKEW", "--ingest-max-skew") { server.ingestMaxSkew = d }
         if let d = try seconds(ingestMaxAge, "FLOWFOREST_INGEST_MAX_AGE", "--ingest-max-age") { server.ingestMaxAge = d }
+        // Ingested flows follow the same timeouts and --max-flows as captured ones.
+        server.ingestFlowTable = flowOptions.configuration
         // Capture first: a wrong interface or a missing privilege is reported
         // before anything (the database included) is created.
         let source = noCapture ? nil : try openCapture(logger: logger)

@@ -1,5 +1,6 @@
 import FlowForestCore
 import FlowForestDetection
+import FlowForestPipeline
 import FlowForestServer
 import FlowForestStore
 import Foundation

@@ -1,4 +1,5 @@
 import FlowForestCore
+import FlowForestPipeline
 import FlowForestServer
 import FlowForestStore
 import Foundation
@@ -10,7 +11,7 @@ import NIOCore
 
 /// A detector that learns forever: for tests where detection is not the point.
 struct NeverDetects: FlowDetector {
-    func process(_ batch: FlowBatch) -> [Anomaly] { [] }
+    func process(_ batch: FlowBatch, changes: [FlowChange], flows: FlowLedger) -> [Anomaly] { [] }
     func retrain(nowNs: UInt64) {}
     var apiStatus: ModelStatus { ModelStatus(state: .learning) }
     func modelJSON() -> String? { nil }
