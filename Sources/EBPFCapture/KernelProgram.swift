@@ -7,11 +7,7 @@ public struct EBPFKernelCounters: Sendable, Hashable {
     public var packetsAccounted: UInt64 = 0
     public var notIP: UInt64 = 0
     public var malformed: UInt64 = 0
-    /// Inserts that failed because the map was full.
-    public var mapFull: UInt64 = 0
-    /// Inserts that failed for another reason.
-    public var insertOther: UInt64 = 0
-    /// Packets of failed inserts delivered through the ring buffer.
+    /// Packets of failed inserts (map full or another error) delivered through the ring buffer.
     public var ringBufferSent: UInt64 = 0
     /// Packets lost because the ring buffer was full too.
     public var ringBufferFailed: UInt64 = 0
@@ -172,8 +168,6 @@ final class KernelProgram {
         c.packetsAccounted = sums[Int(FF_STAT_PACKETS_ACCOUNTED.rawValue)]
         c.notIP = sums[Int(FF_STAT_NOT_IP.rawValue)]
         c.malformed = sums[Int(FF_STAT_MALFORMED.rawValue)]
-        c.mapFull = sums[Int(FF_STAT_MAP_FULL.rawValue)]
-        c.insertOther = sums[Int(FF_STAT_INSERT_OTHER.rawValue)]
         c.ringBufferSent = sums[Int(FF_STAT_RINGBUF_SENT.rawValue)]
         c.ringBufferFailed = sums[Int(FF_STAT_RINGBUF_FAILED.rawValue)]
         return c
