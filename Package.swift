@@ -42,6 +42,8 @@ let package = Package(
             name: "CLibbpf",
             linkerSettings: [.linkedLibrary("bpf"), .linkedLibrary("elf"), .linkedLibrary("z")]
         ),
+        // The eBPF object's bytes, embedded at build time from out/bpf (`make bpf`).
+        .target(name: "CFlowForestBPF"),
 
         // MARK: Pure core: records, flow table, features, detection.
         .target(
@@ -96,7 +98,7 @@ let package = Package(
         .target(
             name: "EBPFCapture",
             dependencies: [
-                "FlowForestCore", "CLibbpf",
+                "FlowForestCore", "CLibbpf", "CFlowForestBPF",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
