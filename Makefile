@@ -61,7 +61,7 @@ $(BPF_EMBED): $(BPF_OBJ)
 	$(call msg,EMBED,$@)
 	$(Q)od -An -v -tx1 $< | sed -e 's/ \([0-9a-f][0-9a-f]\)/0x\1,/g' > $@.tmp && mv $@.tmp $@
 
-build: deps bpf ## Build the daemon (CONFIG=release for an optimised build)
+build: deps bpf ## Build the daemon and, beside it, the lab executable flowforest-lab (CONFIG=release for an optimised build)
 	$(SWIFT) build -c $(CONFIG) $(SWIFT_FLAGS)
 
 release: ## Build an optimised binary
@@ -105,18 +105,18 @@ bench-detection: $(VENV)/.installed ## Forest training and scoring vs scikit-lea
 	$(VENV)/bin/python Tests/parity/bench.py $$($(SWIFT) build -c release $(SWIFT_FLAGS) --show-bin-path)/DetectionBench
 
 eval: deps bpf ## Detector, scoring live on eBPF capture, against nmap, hping3 and scripted attacks in a namespace lab (root, about 25 min)
-	$(SWIFT) build $(SWIFT_FLAGS) --product DetectionEval
-	$$($(SWIFT) build $(SWIFT_FLAGS) --show-bin-path)/DetectionEval
+	$(SWIFT) build $(SWIFT_FLAGS) --product flowforest-lab
+	$$($(SWIFT) build $(SWIFT_FLAGS) --show-bin-path)/flowforest-lab eval
 
 run: build ## Start the sensor on the default-route interface (INTERFACE=...)
 	@echo "run: capturing on $(INTERFACE)"
 	$$($(SWIFT) build -c $(CONFIG) $(SWIFT_FLAGS) --show-bin-path)/flowforest run --interface $(INTERFACE)
 
 bench: build ## Compare capture modes on a namespace lab (root)
-	$$($(SWIFT) build -c $(CONFIG) $(SWIFT_FLAGS) --show-bin-path)/flowforest bench
+	$$($(SWIFT) build -c $(CONFIG) $(SWIFT_FLAGS) --show-bin-path)/flowforest-lab bench
 
 demo: build ## Live demo: namespace lab, normal clients, recurring attacks, dashboard on 127.0.0.1:8080 (root)
-	$$($(SWIFT) build -c $(CONFIG) $(SWIFT_FLAGS) --show-bin-path)/flowforest demo
+	$$($(SWIFT) build -c $(CONFIG) $(SWIFT_FLAGS) --show-bin-path)/flowforest-lab demo
 
 clean: ## Remove generated files
 	rm -rf $(OUT) .build
@@ -140,7 +140,7 @@ test-deploy: deps-deploy bpf $(DEPLOY_VENV)/.installed ## promtool, systemd-anal
 		$(DEPLOY_VENV)/bin/python -m pytest -q -rs Tests/deploy/test_static.py Tests/deploy/test_prometheus_live.py \
 			Tests/deploy/test_systemd_identity.py
 
-# The binary alone: its eBPF object is embedded.
+# The daemon only: its eBPF object is embedded, and the lab (flowforest-lab) stays out.
 image: deps bpf ## Container image (podman) from a release build with the Swift runtime linked in (IMAGE=...)
 	$(SWIFT) build -c release --static-swift-stdlib $(SWIFT_FLAGS) --product flowforest
 	rm -rf $(IMAGE_DIR) && mkdir -p $(IMAGE_DIR)

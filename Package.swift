@@ -13,6 +13,8 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "flowforest", targets: ["flowforest"]),
+        // The lab (bench, demo, eval): installed beside the daemon, never linked into it.
+        .executable(name: "flowforest-lab", targets: ["flowforest-lab"]),
         .library(name: "FlowForestCore", targets: ["FlowForestCore"]),
     ],
     dependencies: [
@@ -76,16 +78,6 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
-        // MARK: `make eval`: the detector against real attack tools in a namespace lab.
-        .executableTarget(
-            name: "DetectionEval",
-            dependencies: [
-                "FlowForestCore", "FlowForestDetection", "FlowForestLab", "EBPFCapture",
-                .product(name: "Logging", package: "swift-log"),
-            ],
-            swiftSettings: swiftSettings
-        ),
-
         // MARK: Capture sources; each yields core `FlowRecord`s.
         .target(
             name: "PcapCapture",
@@ -104,7 +96,7 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
-        // MARK: Network namespace lab shared by lab tests and `flowforest bench`.
+        // MARK: Network namespace lab shared by lab tests and flowforest-lab.
         .target(
             name: "FlowForestLab",
             dependencies: ["FlowForestCore"],
@@ -145,14 +137,26 @@ let package = Package(
         ),
 
         // MARK: The executable: commands and configuration; the work is in the libraries above.
+        // No lab in it: `flowforest bench` and `demo` exec flowforest-lab.
         .executableTarget(
             name: "flowforest",
             dependencies: [
-                "FlowForestCore", "FlowForestDetection", "PcapCapture", "EBPFCapture", "FlowForestLab",
+                "FlowForestCore", "FlowForestDetection", "PcapCapture", "EBPFCapture",
                 "FlowForestStore", "FlowForestServer", "FlowForestIPFIX",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
+        // MARK: The lab executable: bench, demo and eval (`make bench`, `make demo`, `make eval`).
+        .executableTarget(
+            name: "flowforest-lab",
+            dependencies: [
+                "FlowForestCore", "FlowForestDetection", "PcapCapture", "EBPFCapture", "FlowForestLab",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -213,7 +217,7 @@ let package = Package(
         ),
         .testTarget(
             name: "LabTests",
-            dependencies: ["FlowForestLab", "FlowForestCore", "FlowForestDetection", "EBPFCapture", "flowforest"],
+            dependencies: ["FlowForestLab", "FlowForestCore", "FlowForestDetection", "EBPFCapture", "flowforest", "flowforest-lab"],
             swiftSettings: swiftSettings
         ),
     ]
