@@ -64,7 +64,7 @@ $(BPF_EMBED): $(BPF_OBJ)
 build: deps bpf ## Build the daemon and, beside it, the lab executable flowforest-lab (CONFIG=release for an optimised build)
 	$(SWIFT) build -c $(CONFIG) $(SWIFT_FLAGS)
 
-release: ## Build an optimised binary
+release: ## Build optimised binaries (flowforest and flowforest-lab)
 	$(MAKE) build CONFIG=release
 
 test: deps deps-deploy bpf $(VENV)/.installed $(DEPLOY_VENV)/.installed $(DASHBOARD_VENV)/.installed ## Every test in tiers (unit and service in parallel, then root labs, deploy, dashboard), a summary, and a check that nothing was left behind
