@@ -4,9 +4,8 @@ import Foundation
 public import Logging
 
 /// Live flows counted in the kernel: loads the eBPF program (embedded in the
-/// binary, or `--bpf-object`), attaches it
-/// to the configured interfaces (tc, xdp or socket) and drains the kernel
-/// flow map once per poll interval.
+/// binary, or `--bpf-object`), attaches it to the configured interfaces (tc,
+/// xdp or socket) and drains the kernel flow map once per poll interval.
 ///
 /// `init` does all the fallible work (load, verify, attach) and throws an
 /// ``EBPFError`` that says what is missing, so a caller can fall back to
