@@ -301,8 +301,8 @@ final class Evaluation {
         table += """
 
         Run \(ISO8601DateFormatter().string(from: Date())). Live eBPF tc capture, one-second polls; time is from the attack tool's start to the wall-clock time the detector produced the alert.
-        Normal traffic only: \(falseAlerts) alerts in \(Int(settings.normalSeconds)) s (\(String(format: "%.1f", perHour)) per hour); \\
-        with the normal traffic around the attacks: \(allFalse) alerts not about an attack in \(String(format: "%.0f", allNormalSeconds / 60)) minutes \\
+        Normal traffic only: \(falseAlerts) alerts in \(Int(settings.normalSeconds)) s (\(String(format: "%.1f", perHour)) per hour); \
+        with the normal traffic around the attacks: \(allFalse) alerts not about an attack in \(String(format: "%.0f", allNormalSeconds / 60)) minutes \
         (\(String(format: "%.1f", Double(allFalse) / allNormalSeconds * 3600)) per hour). Model trained on \(Int(settings.trainSeconds)) s.
 
         """
