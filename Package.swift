@@ -13,6 +13,8 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "flowforest", targets: ["flowforest"]),
+        // The lab (bench, demo, eval): installed beside the daemon, never linked into it.
+        .executable(name: "flowforest-lab", targets: ["flowforest-lab"]),
         .library(name: "FlowForestCore", targets: ["FlowForestCore"]),
     ],
     dependencies: [
@@ -42,6 +44,8 @@ let package = Package(
             name: "CLibbpf",
             linkerSettings: [.linkedLibrary("bpf"), .linkedLibrary("elf"), .linkedLibrary("z")]
         ),
+        // The eBPF object's bytes, embedded at build time from out/bpf (`make bpf`).
+        .target(name: "CFlowForestBPF"),
 
         // MARK: Pure core: records, flow table, features, detection.
         .target(
@@ -86,17 +90,6 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
-        // MARK: `make eval`: the detector against real attack tools in a namespace lab.
-        .executableTarget(
-            name: "DetectionEval",
-            dependencies: [
-                "FlowForestCore", "FlowForestDetection", "FlowForestPipeline", "FlowForestLab", "EBPFCapture",
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "Metrics", package: "swift-metrics"),
-            ],
-            swiftSettings: swiftSettings
-        ),
-
         // MARK: Capture sources; each yields core `FlowRecord`s.
         .target(
             name: "PcapCapture",
@@ -109,13 +102,13 @@ let package = Package(
         .target(
             name: "EBPFCapture",
             dependencies: [
-                "FlowForestCore", "CLibbpf",
+                "FlowForestCore", "CLibbpf", "CFlowForestBPF",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
         ),
 
-        // MARK: Network namespace lab shared by lab tests and `flowforest bench`.
+        // MARK: Network namespace lab shared by lab tests and flowforest-lab.
         .target(
             name: "FlowForestLab",
             dependencies: ["FlowForestCore"],
@@ -156,15 +149,28 @@ let package = Package(
         ),
 
         // MARK: The executable: commands and configuration; the work is in the libraries above.
+        // No lab in it: `flowforest bench` and `demo` exec flowforest-lab.
         .executableTarget(
             name: "flowforest",
             dependencies: [
-                "FlowForestCore", "FlowForestDetection", "FlowForestPipeline", "PcapCapture", "EBPFCapture", "FlowForestLab",
+                "FlowForestCore", "FlowForestDetection", "FlowForestPipeline", "PcapCapture", "EBPFCapture",
                 "FlowForestStore", "FlowForestServer", "FlowForestIPFIX",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
+        // MARK: The lab executable: bench, demo and eval (`make bench`, `make demo`, `make eval`).
+        .executableTarget(
+            name: "flowforest-lab",
+            dependencies: [
+                "FlowForestCore", "FlowForestDetection", "FlowForestPipeline", "PcapCapture", "EBPFCapture", "FlowForestLab",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -235,7 +241,7 @@ let package = Package(
         ),
         .testTarget(
             name: "LabTests",
-            dependencies: ["FlowForestLab", "FlowForestCore", "FlowForestDetection", "EBPFCapture", "flowforest"],
+            dependencies: ["FlowForestLab", "FlowForestCore", "FlowForestDetection", "EBPFCapture", "flowforest", "flowforest-lab"],
             swiftSettings: swiftSettings
         ),
     ]

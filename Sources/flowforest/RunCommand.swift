@@ -48,7 +48,7 @@ struct RunCommand: AsyncParsableCommand {
     @Option(name: .customLong("map-size"), help: "eBPF modes: flows the kernel map holds; packets of further flows go through the ring buffer.")
     var mapSize: Int = 131_072
 
-    @Option(name: .customLong("bpf-object"), help: "eBPF modes: path of flowforest.bpf.o (default: next to the executable, then out/bpf/).")
+    @Option(name: .customLong("bpf-object"), help: "eBPF modes: a compiled flowforest.bpf.o to load instead of the object built into this binary.")
     var bpfObject: String?
 
     @Option(name: .customLong("tc-hook"), help: "tc mode: auto (tcx on Linux 6.6+, else clsact), tcx or clsact.")

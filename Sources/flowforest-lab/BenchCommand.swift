@@ -28,10 +28,11 @@ struct BenchCommand: AsyncParsableCommand {
 
             Frames go to a MAC that is not the receiver's, so they are dropped after the
             hooks as on a mirror port. A veth never drops: a costly hook slows the
-            generator instead, which is why cost shows as the rate ratio.
+            generator instead, which is why cost shows as the rate ratio. Mode daemon runs the
+            flowforest executable beside this one.
 
             Example:
-              sudo flowforest bench --json bench.json
+              sudo flowforest-lab bench --json bench.json
             """
     )
 
@@ -70,7 +71,7 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(help: "Write the results as JSON to this file.")
     var json: String = "flowforest-bench.json"
 
-    @Option(name: .customLong("bpf-object"), help: "Path of flowforest.bpf.o (default: next to the executable, then out/bpf/).")
+    @Option(name: .customLong("bpf-object"), help: "Path of a flowforest.bpf.o to load instead of the embedded object.")
     var bpfObject: String?
 
     func validate() throws {
