@@ -7,7 +7,10 @@ SWIFT      ?= swift
 CLANG      ?= clang
 CONFIG     ?= debug
 SWIFT_FLAGS ?=
-BPF_OBJ    := $(OUT)/bpf/flowforest.bpf.o
+# Fixed under out/, whatever OUT says: Sources/CFlowForestBPF includes the
+# byte list from there to embed the object in the binary.
+BPF_OBJ    := out/bpf/flowforest.bpf.o
+BPF_EMBED  := out/bpf/flowforest.bpf.inc
 # Debian packages the build, the tests and the lab need (see docs/operations.md).
 APT_PACKAGES := libpcap-dev libbpf-dev libelf-dev zlib1g-dev linux-libc-dev bpftool \
 	tcpdump iproute2 iputils-ping netcat-openbsd curl hping3 nmap netsniff-ng \
@@ -21,6 +24,15 @@ DEPLOY_VENV ?= $(OUT)/deploy-venv
 # Tiers `make test` runs (Tests/tiers.py): unit service lab deploy dashboard.
 TIERS      ?=
 INTERFACE  ?= $(shell ip route show default 2>/dev/null | awk '/default/ {print $$5; exit}')
+
+# Quiet rules, as in libbpf-bootstrap: one line per step; V=1 shows the commands.
+ifeq ($(V),1)
+	Q =
+	msg =
+else
+	Q = @
+	msg = @printf '  %-8s %s\n' "$(1)" "$(2)";
+endif
 
 .PHONY: help deps bpf build release test fuzz test-swift run bench demo clean test-parity bench-detection eval image test-deploy test-container deps-deploy test-dashboard
 
@@ -36,17 +48,23 @@ deps: ## Install the Debian packages FlowForest needs (idempotent, quiet when pr
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
 
-bpf: $(BPF_OBJ) ## Compile the eBPF program (clang -target bpf)
+bpf: $(BPF_EMBED) ## Compile the eBPF program (clang -target bpf) and its byte list for embedding
 
 $(BPF_OBJ): bpf/flowforest.bpf.c $(wildcard bpf/*.h)
-	@mkdir -p $(@D)
-	$(CLANG) -target bpf -mcpu=v3 -O2 -g -Wall -Werror -D__TARGET_ARCH_x86 \
+	$(call msg,BPF,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CLANG) -target bpf -mcpu=v3 -O2 -g -Wall -Werror -D__TARGET_ARCH_x86 \
 		-I bpf -I /usr/include/$(shell uname -m)-linux-gnu -c $< -o $@
 
-build: deps bpf ## Build the daemon (CONFIG=release for an optimised build)
+# The object as a C initializer list ("0x7f,0x45,..."), written whole or not at all.
+$(BPF_EMBED): $(BPF_OBJ)
+	$(call msg,EMBED,$@)
+	$(Q)od -An -v -tx1 $< | sed -e 's/ \([0-9a-f][0-9a-f]\)/0x\1,/g' > $@.tmp && mv $@.tmp $@
+
+build: deps bpf ## Build the daemon and, beside it, the lab executable flowforest-lab (CONFIG=release for an optimised build)
 	$(SWIFT) build -c $(CONFIG) $(SWIFT_FLAGS)
 
-release: ## Build an optimised binary
+release: ## Build optimised binaries (flowforest and flowforest-lab)
 	$(MAKE) build CONFIG=release
 
 test: deps deps-deploy bpf $(VENV)/.installed $(DEPLOY_VENV)/.installed $(DASHBOARD_VENV)/.installed ## Every test in tiers (unit and service in parallel, schemathesis, then root labs, deploy, dashboard), a summary, and a check that nothing was left behind
@@ -83,7 +101,7 @@ $(VENV)/.installed: Tests/parity/requirements.txt
 	$(VENV)/bin/pip install -q --disable-pip-version-check -r Tests/parity/requirements.txt
 	touch $@
 
-test-parity: $(VENV)/.installed ## Isolation forest vs scikit-learn: mean ROC AUC over 5 seeds
+test-parity: bpf $(VENV)/.installed ## Isolation forest vs scikit-learn: mean ROC AUC over 5 seeds
 	FLOWFOREST_REQUIRE_PARITY=1 FLOWFOREST_PYTHON=$(abspath $(VENV))/bin/python \
 		$(SWIFT) test $(SWIFT_FLAGS) --filter ParityTests
 
@@ -94,7 +112,7 @@ $(DASHBOARD_VENV)/.installed: Tests/dashboard/requirements.txt
 	$(DASHBOARD_VENV)/bin/pip install -q --disable-pip-version-check -r Tests/dashboard/requirements.txt
 	touch $@
 
-test-dashboard: deps $(DASHBOARD_VENV)/.installed ## Dashboard in headless chromium against a live daemon; saves docs/screenshots/
+test-dashboard: deps bpf $(DASHBOARD_VENV)/.installed ## Dashboard in headless chromium against a live daemon; saves docs/screenshots/
 	$(SWIFT) build $(SWIFT_FLAGS) --product flowforest
 	FLOWFOREST_BIN=$$($(SWIFT) build $(SWIFT_FLAGS) --show-bin-path)/flowforest \
 		$(DASHBOARD_VENV)/bin/python Tests/dashboard/test_dashboard.py
@@ -104,18 +122,18 @@ bench-detection: $(VENV)/.installed ## Forest training and scoring vs scikit-lea
 	$(VENV)/bin/python Tests/parity/bench.py $$($(SWIFT) build -c release $(SWIFT_FLAGS) --show-bin-path)/DetectionBench
 
 eval: deps bpf ## Detector, scoring live on eBPF capture, against nmap, hping3 and scripted attacks in a namespace lab (root, about 25 min)
-	$(SWIFT) build $(SWIFT_FLAGS) --product DetectionEval
-	$$($(SWIFT) build $(SWIFT_FLAGS) --show-bin-path)/DetectionEval
+	$(SWIFT) build $(SWIFT_FLAGS) --product flowforest-lab
+	$$($(SWIFT) build $(SWIFT_FLAGS) --show-bin-path)/flowforest-lab eval
 
 run: build ## Start the sensor on the default-route interface (INTERFACE=...)
 	@echo "run: capturing on $(INTERFACE)"
 	$$($(SWIFT) build -c $(CONFIG) $(SWIFT_FLAGS) --show-bin-path)/flowforest run --interface $(INTERFACE)
 
 bench: build ## Compare capture modes on a namespace lab (root)
-	$$($(SWIFT) build -c $(CONFIG) $(SWIFT_FLAGS) --show-bin-path)/flowforest bench
+	$$($(SWIFT) build -c $(CONFIG) $(SWIFT_FLAGS) --show-bin-path)/flowforest-lab bench
 
 demo: build ## Live demo: namespace lab, normal clients, recurring attacks, dashboard on 127.0.0.1:8080 (root)
-	$$($(SWIFT) build -c $(CONFIG) $(SWIFT_FLAGS) --show-bin-path)/flowforest demo
+	$$($(SWIFT) build -c $(CONFIG) $(SWIFT_FLAGS) --show-bin-path)/flowforest-lab demo
 
 clean: ## Remove generated files
 	rm -rf $(OUT) .build
@@ -139,11 +157,12 @@ test-deploy: deps-deploy bpf $(DEPLOY_VENV)/.installed ## promtool, systemd-anal
 		$(DEPLOY_VENV)/bin/python -m pytest -q -rs Tests/deploy/test_static.py Tests/deploy/test_prometheus_live.py \
 			Tests/deploy/test_systemd_identity.py
 
+# The daemon only: its eBPF object is embedded, and the lab (flowforest-lab) stays out.
 image: deps bpf ## Container image (podman) from a release build with the Swift runtime linked in (IMAGE=...)
 	$(SWIFT) build -c release --static-swift-stdlib $(SWIFT_FLAGS) --product flowforest
 	rm -rf $(IMAGE_DIR) && mkdir -p $(IMAGE_DIR)
 	bin=$$($(SWIFT) build -c release --static-swift-stdlib $(SWIFT_FLAGS) --show-bin-path) && \
-		cp $$bin/flowforest $(BPF_OBJ) $(IMAGE_DIR)/ && \
+		cp $$bin/flowforest $(IMAGE_DIR)/ && \
 		cp -r $$bin/flowforest_FlowForestServer.resources $(IMAGE_DIR)/
 	# Symbols and debug info are half the binary; the image ships without them.
 	strip $(IMAGE_DIR)/flowforest

@@ -13,6 +13,8 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "flowforest", targets: ["flowforest"]),
+        // The lab (bench, demo, eval): installed beside the daemon, never linked into it.
+        .executable(name: "flowforest-lab", targets: ["flowforest-lab"]),
         .library(name: "FlowForestCore", targets: ["FlowForestCore"]),
     ],
     dependencies: [
@@ -42,6 +44,8 @@ let package = Package(
             name: "CLibbpf",
             linkerSettings: [.linkedLibrary("bpf"), .linkedLibrary("elf"), .linkedLibrary("z")]
         ),
+        // The eBPF object's bytes, embedded at build time from out/bpf (`make bpf`).
+        .target(name: "CFlowForestBPF"),
 
         // MARK: Pure core: records, flow table, features, detection.
         .target(
@@ -78,20 +82,22 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        // MARK: Pipeline: the one path from flow batches to scored anomalies and
+        // to what is kept, behind a sink protocol (no HTTP, no SQL driver).
+        .target(
+            name: "FlowForestPipeline",
+            dependencies: [
+                "FlowForestCore", "FlowForestDetection",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
         // MARK: Isolation-forest benchmark driven by Tests/parity/bench.py (`make bench-detection`).
         .executableTarget(
             name: "DetectionBench",
             dependencies: ["FlowForestDetection"],
-            swiftSettings: swiftSettings
-        ),
-
-        // MARK: `make eval`: the detector against real attack tools in a namespace lab.
-        .executableTarget(
-            name: "DetectionEval",
-            dependencies: [
-                "FlowForestCore", "FlowForestDetection", "FlowForestLab", "EBPFCapture",
-                .product(name: "Logging", package: "swift-log"),
-            ],
             swiftSettings: swiftSettings
         ),
 
@@ -107,13 +113,13 @@ let package = Package(
         .target(
             name: "EBPFCapture",
             dependencies: [
-                "FlowForestCore", "CLibbpf",
+                "FlowForestCore", "CLibbpf", "CFlowForestBPF",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
         ),
 
-        // MARK: Network namespace lab shared by lab tests and `flowforest bench`.
+        // MARK: Network namespace lab shared by lab tests and flowforest-lab.
         .target(
             name: "FlowForestLab",
             dependencies: ["FlowForestCore"],
@@ -142,7 +148,7 @@ let package = Package(
         .target(
             name: "FlowForestServer",
             dependencies: [
-                "FlowForestCore", "FlowForestDetection", "FlowForestStore",
+                "FlowForestCore", "FlowForestPipeline", "FlowForestStore",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -154,14 +160,28 @@ let package = Package(
         ),
 
         // MARK: The executable: commands and configuration; the work is in the libraries above.
+        // No lab in it: `flowforest bench` and `demo` exec flowforest-lab.
         .executableTarget(
             name: "flowforest",
             dependencies: [
-                "FlowForestCore", "FlowForestDetection", "PcapCapture", "EBPFCapture", "FlowForestLab",
+                "FlowForestCore", "FlowForestDetection", "FlowForestPipeline", "PcapCapture", "EBPFCapture",
                 "FlowForestStore", "FlowForestServer", "FlowForestIPFIX", "FlowForestCollector",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
+        // MARK: The lab executable: bench, demo and eval (`make bench`, `make demo`, `make eval`).
+        .executableTarget(
+            name: "flowforest-lab",
+            dependencies: [
+                "FlowForestCore", "FlowForestDetection", "FlowForestPipeline", "PcapCapture", "EBPFCapture", "FlowForestLab",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -195,6 +215,15 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "FlowForestPipelineTests",
+            dependencies: [
+                "FlowForestPipeline", "FlowForestDetection", "FlowForestCore",
+                .product(name: "Logging", package: "swift-log"), .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "MetricsTestKit", package: "swift-metrics"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "PcapCaptureTests",
             dependencies: ["PcapCapture", "FlowForestCore", "FlowForestTestSupport", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
@@ -224,14 +253,15 @@ let package = Package(
         .testTarget(
             name: "FlowForestServerTests",
             dependencies: [
-                "FlowForestServer", "FlowForestStore", "FlowForestCore", "FlowForestTestSupport", "FlowForestDetection", "PcapCapture",
+                "FlowForestServer", "FlowForestStore", "FlowForestCore", "FlowForestTestSupport", "FlowForestDetection",
+                "FlowForestPipeline", "PcapCapture",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "LabTests",
-            dependencies: ["FlowForestLab", "FlowForestCore", "FlowForestDetection", "EBPFCapture", "flowforest"],
+            dependencies: ["FlowForestLab", "FlowForestCore", "FlowForestDetection", "EBPFCapture", "flowforest", "flowforest-lab"],
             swiftSettings: swiftSettings
         ),
     ]

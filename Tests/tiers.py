@@ -79,7 +79,9 @@ def run(tier: str, cmd: list, env: dict | None = None) -> tuple[str, int, float]
 # "➜ Suite \"...\" skipped: ...", "✔ Test run with 12 tests in 3 suites passed after ...".
 SWIFT_RUN = re.compile(r"Test run with (\d+) tests? (?:in \d+ suites? )?(passed|failed)")
 SWIFT_FAILED = re.compile(r"^\S+ Test (?!run with )(.+?) (?:with \d+ test cases? )?failed after")
-SWIFT_SKIPPED = re.compile(r"^\S+ (Suite|Test) (.+?) skipped")
+# The name is quoted (a display name) or a function: a test whose name holds
+# the word "skipped" is not a skip.
+SWIFT_SKIPPED = re.compile(r'^\S+ (Suite|Test) ("(?:[^"\\]|\\.)*"|[\w.]+\(.*?\)) skipped\b')
 
 
 def swift_tier(tier: str, selection: list, env: dict | None = None) -> Result:

@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /*
- * Records shared by the kernel program (flowforest.bpf.c) and user space
- * (the CLibbpf module that Swift imports). Both sides include this one file,
- * so the drainer reads the kernel's exact layout; the _Static_asserts below
- * fail the build of either side if a field moves.
+ * Every record shared by the kernel program (flowforest.bpf.c) and user space
+ * (the CLibbpf module that Swift imports): map keys and values, ring-buffer
+ * events and counters. Both sides include this one file, so the drainer reads
+ * the kernel's exact layout; the _Static_asserts at the end fail the build of
+ * either side if a field moves.
  *
  * Conventions (the Swift pcap path follows the same rules, see
  * Sources/PcapCapture/PacketParser.swift):
@@ -103,6 +104,20 @@ struct flow_value {
 };
 
 /*
+ * The socket filter's twin of struct flow_value: the same layout, so the
+ * drainer reads both maps into flow_value, but the first word is a plain
+ * integer, because the verifier rejects any socket filter that touches a map
+ * whose value holds a struct bpf_spin_lock.
+ */
+struct flow_value_atomic {
+    __u32 unused_lock;
+    __u32 ifindex;
+    __u8 initiator;
+    __u8 pad[7];
+    struct flow_dir_stats dir[2];
+};
+
+/*
  * A packet whose flow could not be inserted (map full or another insert
  * failure) goes to the ring buffer as one of these; user space merges it.
  */
@@ -117,31 +132,39 @@ struct flow_event {
     __u8 tcp_flags;
     __u8 icmp_type;
     __u8 icmp_code;
-    __u8 reason;                 /* enum ff_insert_failure */
-    __u8 pad;
+    __u8 pad[2];
 };
 
-enum ff_insert_failure {
-    FF_FAIL_MAP_FULL = 1,        /* -E2BIG from bpf_map_update_elem */
-    FF_FAIL_OTHER = 2,           /* any other update error */
-};
-
-/* Per-CPU counters: index into the stats array. */
+/* Per-CPU counters: index into struct ff_stats. */
 enum ff_stat {
     FF_STAT_PACKETS_SEEN = 0,    /* every packet the hook saw */
     FF_STAT_PACKETS_ACCOUNTED,   /* added to a map entry */
     FF_STAT_NOT_IP,              /* ARP, LLDP, ...: seen, not a flow */
     FF_STAT_MALFORMED,           /* truncated or inconsistent headers */
-    FF_STAT_MAP_FULL,            /* insert failed: map full */
-    FF_STAT_INSERT_OTHER,        /* insert failed: other error */
     FF_STAT_RINGBUF_SENT,        /* failed inserts delivered via ring buffer */
     FF_STAT_RINGBUF_FAILED,      /* ring buffer full too: packet lost, counted */
     FF_STAT_MAX,
 };
 
+/* The one slot of the per-CPU stats array: every counter, one lookup per packet. */
+struct ff_stats {
+    __u64 count[FF_STAT_MAX];
+};
+
 _Static_assert(sizeof(struct flow_key) == 40, "flow_key layout changed");
 _Static_assert(sizeof(struct flow_dir_stats) == 112, "flow_dir_stats layout changed");
 _Static_assert(sizeof(struct flow_value) == 16 + 2 * 112, "flow_value layout changed");
+_Static_assert(__builtin_offsetof(struct flow_value, dir) == 16, "flow_value.dir moved");
+_Static_assert(sizeof(struct flow_value_atomic) == sizeof(struct flow_value), "flow_value_atomic must mirror flow_value");
+_Static_assert(__builtin_offsetof(struct flow_value_atomic, ifindex) == __builtin_offsetof(struct flow_value, ifindex),
+               "flow_value_atomic must mirror flow_value");
+_Static_assert(__builtin_offsetof(struct flow_value_atomic, dir) == __builtin_offsetof(struct flow_value, dir),
+               "flow_value_atomic must mirror flow_value");
+/* The socket filter ORs flags_or through the aligned 32-bit word that starts at init_window. */
+_Static_assert(__builtin_offsetof(struct flow_dir_stats, init_window) % 4 == 0, "init_window must start a 32-bit word");
+_Static_assert(__builtin_offsetof(struct flow_dir_stats, flags_or) == __builtin_offsetof(struct flow_dir_stats, init_window) + 2,
+               "flags_or must be byte 2 of init_window's word");
 _Static_assert(sizeof(struct flow_event) == 72, "flow_event layout changed");
+_Static_assert(sizeof(struct ff_stats) == 8 * FF_STAT_MAX, "ff_stats layout changed");
 
 #endif /* FLOWFOREST_FLOW_TYPES_H */

@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
  * FlowForest data plane: counts every packet into a bidirectional flow record
- * inside the kernel. Three entry points share one parser and one update:
+ * inside the kernel. Three entry points share one parser and one
+ * parse-and-insert path (account), which differs only in how a direction's
+ * figures are added:
  *
  *   ff_tc      tc ingress/egress (SEC "tc": tcx link or clsact filter), value
  *              guarded by its spin lock
@@ -38,7 +40,6 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 #include "flow_types.h"
-#include "ff_stats.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -53,29 +54,14 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define PROTO_UDP 17
 #define PROTO_ICMPV6 58
 #define FF_MAX_EXT_HDRS 6
-#define E2BIG_ 7
 #define EEXIST_ 17
 
 /*
- * Socket-filter twin of struct flow_value: same layout, but the first word
- * is a plain integer, because the verifier rejects any socket filter that
- * touches a map whose value holds a struct bpf_spin_lock.
- */
-struct flow_value_atomic {
-    __u32 unused_lock;
-    __u32 ifindex;
-    __u8 initiator;
-    __u8 pad[7];
-    struct flow_dir_stats dir[2];
-};
-_Static_assert(sizeof(struct flow_value_atomic) == sizeof(struct flow_value), "atomic value must mirror flow_value");
-
-
-/*
  * Flows counted by tc and xdp. Preallocated, not LRU: a full map sends the
- * packet to `events` instead of evicting a flow without a trace.
- * Key: struct flow_key (both endpoints, lower first). Value: struct flow_value
- * (per-direction stats under the value's spin lock). Resized by the loader.
+ * packet to `events` instead of evicting a flow without a trace. Resized by
+ * the loader (--map-size).
+ * Key: struct flow_key (both endpoints, lower first).
+ * Value: struct flow_value (per-direction figures under the value's spin lock).
  */
 struct {
     __uint(type, BPF_MAP_TYPE_HASH);
@@ -86,8 +72,8 @@ struct {
 
 /*
  * Flows counted by the socket filter, which may not touch a spin lock.
- * Key: struct flow_key. Value: struct flow_value_atomic (same layout as
- * flow_value, updated with atomic adds).
+ * Key: struct flow_key.
+ * Value: struct flow_value_atomic (flow_value's layout, updated with atomic adds).
  */
 struct {
     __uint(type, BPF_MAP_TYPE_HASH);
@@ -98,7 +84,7 @@ struct {
 
 /*
  * Packets whose flow could not be inserted, merged by the drainer.
- * Key: none (ring buffer). Value: struct flow_event per packet.
+ * Key: none (ring buffer). Value: one struct flow_event per packet.
  */
 struct {
     __uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -117,8 +103,13 @@ struct {
     __type(value, struct ff_stats);
 } stats SEC(".maps");
 
+/* Which context the loads read: an skb (tc, socket) or an XDP buffer. */
 enum { KIND_SKB = 0, KIND_XDP = 1 };
-enum { PARSE_OK = 0, PARSE_NOT_IP = 1, PARSE_MALFORMED = 2 };
+/* How a direction's figures are added: under the value's spin lock (tc,
+ * xdp) or with atomics (socket filter). A constant at every call site, so
+ * each program holds only its own variant. */
+enum { UPDATE_LOCKED = 0, UPDATE_ATOMIC = 1 };
+enum { PARSE_OK = 0, PARSE_NOT_IP = 1, PARSE_MALFORMED = 2, PARSE_SLOW = 3 };
 
 /* A parsed packet: the ordered key plus what the value update needs. */
 struct pkt {
@@ -138,6 +129,15 @@ struct endpoints {
     __u64 dst[2];
     __u16 sport;
     __u16 dport;
+};
+
+/* What the IP layer leaves to the transport layer. */
+struct l4 {
+    __u32 off;      /* of the transport header, from the frame start */
+    __u32 len;      /* IP length left for the transport header and payload */
+    __u8 proto;
+    __u8 ports;     /* 0 for non-first fragments: no transport header */
+    __u8 is_v6;
 };
 
 static __always_inline int load(void *ctx, int kind, __u32 off, void *to, __u32 len)
@@ -191,44 +191,9 @@ static __always_inline int endpoint_greater(const __u64 *a, __u16 ap, const __u6
     return ap > bp;
 }
 
-/*
- * Fills ports, flags and payload from the first bytes of the transport
- * header (th: 16 for TCP, 4 for UDP, 2 for ICMP) and orders the key.
- */
-static __always_inline int transport(struct pkt *p, struct endpoints *ep, __u16 vlan, __u8 l4proto, __u32 l4len,
-                                     int ports, int is_v6, const __u8 *th)
+/* The bidirectional key: lower endpoint first; dir says who sent. */
+static __always_inline void order_key(struct pkt *p, const struct endpoints *ep, __u16 vlan)
 {
-    p->key.proto = l4proto;
-    p->payload_len = l4len;
-    if (ports) {
-        if (l4proto == PROTO_TCP) {
-            if (l4len < 20)
-                return PARSE_MALFORMED;
-            __u32 doff = (th[12] >> 4) * 4;
-            if (doff < 20 || doff > l4len)
-                return PARSE_MALFORMED;
-            ep->sport = ((__u16)th[0] << 8) | th[1];
-            ep->dport = ((__u16)th[2] << 8) | th[3];
-            p->flags = th[13];
-            p->window = ((__u16)th[14] << 8) | th[15];
-            p->payload_len = l4len - doff;
-        } else if (l4proto == PROTO_UDP) {
-            if (l4len < 8)
-                return PARSE_MALFORMED;
-            ep->sport = ((__u16)th[0] << 8) | th[1];
-            ep->dport = ((__u16)th[2] << 8) | th[3];
-            p->payload_len = l4len - 8;
-        } else if ((l4proto == PROTO_ICMP && !is_v6) || (l4proto == PROTO_ICMPV6 && is_v6)) {
-            if (l4len < 4)
-                return PARSE_MALFORMED;
-            p->icmp_type = th[0];
-            p->icmp_code = th[1];
-            ep->sport = th[0];
-            ep->dport = icmp_counterpart(th[0], th[1], is_v6);
-            p->payload_len = l4len > 8 ? l4len - 8 : 0;
-        }
-    }
-
     p->key.vlan = vlan;
     if (endpoint_greater(ep->src, ep->sport, ep->dst, ep->dport)) {
         __builtin_memcpy(p->key.addr_lo, ep->dst, 16);
@@ -243,6 +208,46 @@ static __always_inline int transport(struct pkt *p, struct endpoints *ep, __u16 
         p->key.port_hi = ep->dport;
         p->dir = FF_DIR_LO_TO_HI;
     }
+}
+
+/*
+ * L4: ports, flags and payload from the first bytes of the transport
+ * header (th: 16 for TCP, 4 for UDP, 2 for ICMP), then the ordered key.
+ */
+static __always_inline int transport(struct pkt *p, struct endpoints *ep, __u16 vlan, const struct l4 *l4,
+                                     const __u8 *th)
+{
+    p->key.proto = l4->proto;
+    p->payload_len = l4->len;
+    if (l4->ports) {
+        if (l4->proto == PROTO_TCP) {
+            if (l4->len < 20)
+                return PARSE_MALFORMED;
+            __u32 doff = (th[12] >> 4) * 4;
+            if (doff < 20 || doff > l4->len)
+                return PARSE_MALFORMED;
+            ep->sport = ((__u16)th[0] << 8) | th[1];
+            ep->dport = ((__u16)th[2] << 8) | th[3];
+            p->flags = th[13];
+            p->window = ((__u16)th[14] << 8) | th[15];
+            p->payload_len = l4->len - doff;
+        } else if (l4->proto == PROTO_UDP) {
+            if (l4->len < 8)
+                return PARSE_MALFORMED;
+            ep->sport = ((__u16)th[0] << 8) | th[1];
+            ep->dport = ((__u16)th[2] << 8) | th[3];
+            p->payload_len = l4->len - 8;
+        } else if ((l4->proto == PROTO_ICMP && !l4->is_v6) || (l4->proto == PROTO_ICMPV6 && l4->is_v6)) {
+            if (l4->len < 4)
+                return PARSE_MALFORMED;
+            p->icmp_type = th[0];
+            p->icmp_code = th[1];
+            ep->sport = th[0];
+            ep->dport = icmp_counterpart(th[0], th[1], l4->is_v6);
+            p->payload_len = l4->len > 8 ? l4->len - 8 : 0;
+        }
+    }
+    order_key(p, ep, vlan);
     return PARSE_OK;
 }
 
@@ -253,10 +258,9 @@ static __always_inline int transport(struct pkt *p, struct endpoints *ep, __u16 
  * kernel already stripped) with IPv4 without options or IPv6 without
  * extension headers. Every helper call costs tens of nanoseconds on a
  * non-linear skb, so this saves two or three of them per packet. Anything
- * else returns PARSE_SLOW and goes through parse(), which applies the same
- * rules step by step.
+ * else returns PARSE_SLOW and goes through parse_slow(), which applies the
+ * same rules layer by layer.
  */
-#define PARSE_SLOW 3
 static __always_inline int parse_fast(void *ctx, int kind, __u32 frame_len, int meta_vlan_present, __u16 meta_vlan,
                                       struct pkt *p)
 {
@@ -264,6 +268,7 @@ static __always_inline int parse_fast(void *ctx, int kind, __u32 frame_len, int 
     if (frame_len < FAST_LEN || load(ctx, kind, 0, b, FAST_LEN) < 0)
         return PARSE_SLOW;
     struct endpoints ep = {};
+    struct l4 l4 = { .ports = 1 };
     __u16 vlan = meta_vlan_present ? (meta_vlan & 0x0fff) : 0;
     __u16 proto = ((__u16)b[12] << 8) | b[13];
 
@@ -278,7 +283,10 @@ static __always_inline int parse_fast(void *ctx, int kind, __u32 frame_len, int 
         ep.src[1] = ((__u64)bpf_htonl(0xffff)) | ((__u64)saddr << 32);
         ep.dst[1] = ((__u64)bpf_htonl(0xffff)) | ((__u64)daddr << 32);
         __u16 frag = ((__u16)b[20] << 8) | b[21];
-        return transport(p, &ep, vlan, b[23], tot - 20, (frag & 0x1fff) == 0, 0, &b[34]);
+        l4.proto = b[23];
+        l4.len = tot - 20;
+        l4.ports = (frag & 0x1fff) == 0;
+        return transport(p, &ep, vlan, &l4, &b[34]);
     }
     if (proto == ETH_P_IPV6_ && (b[14] >> 4) == 6) {
         __u8 nh = b[20];
@@ -290,206 +298,256 @@ static __always_inline int parse_fast(void *ctx, int kind, __u32 frame_len, int 
         p->ip_len = plen + 40;
         __builtin_memcpy(ep.src, &b[22], 16);
         __builtin_memcpy(ep.dst, &b[38], 16);
+        l4.proto = nh;
+        l4.len = plen;
+        l4.is_v6 = 1;
         if (nh == PROTO_TCP) {
             __u8 th[16] = {};
             if (plen >= 20 && load(ctx, kind, ETH_HLEN_ + 40, th, 16) < 0)
                 return PARSE_MALFORMED;
-            return transport(p, &ep, vlan, nh, plen, 1, 1, th);
+            return transport(p, &ep, vlan, &l4, th);
         }
-        return transport(p, &ep, vlan, nh, plen, 1, 1, &b[54]);
+        return transport(p, &ep, vlan, &l4, &b[54]);
     }
     return PARSE_SLOW;
 }
 
-static __always_inline int parse(void *ctx, int kind, __u32 frame_len, int meta_vlan_present, __u16 meta_vlan, struct pkt *p)
+/*
+ * L2: Ethernet and up to two VLAN tags. Leaves the EtherType after them in
+ * *proto, their end in *off and the outer VLAN id in *vlan.
+ */
+static __always_inline int parse_l2(void *ctx, int kind, int meta_vlan_present, __u16 meta_vlan, __u16 *proto,
+                                    __u32 *off, __u16 *vlan)
 {
-    struct endpoints ep = {};
     __u8 eth[ETH_HLEN_];
     if (load(ctx, kind, 0, eth, sizeof(eth)) < 0)
         return PARSE_MALFORMED;
-    __u16 proto = ((__u16)eth[12] << 8) | eth[13];
-    __u32 off = ETH_HLEN_;
-    __u16 vlan = meta_vlan_present ? (meta_vlan & 0x0fff) : 0;
+    *proto = ((__u16)eth[12] << 8) | eth[13];
+    *off = ETH_HLEN_;
+    *vlan = meta_vlan_present ? (meta_vlan & 0x0fff) : 0;
     int have_vlan = meta_vlan_present;
 
 #pragma unroll
     for (int i = 0; i < 2; i++) {
-        if (proto != ETH_P_8021Q_ && proto != ETH_P_8021AD_ && proto != ETH_P_QINQ_OLD_)
+        if (*proto != ETH_P_8021Q_ && *proto != ETH_P_8021AD_ && *proto != ETH_P_QINQ_OLD_)
             break;
         __u8 tag[4];
-        if (load(ctx, kind, off, tag, sizeof(tag)) < 0)
+        if (load(ctx, kind, *off, tag, sizeof(tag)) < 0)
             return PARSE_MALFORMED;
         if (!have_vlan) {
-            vlan = (((__u16)tag[0] << 8) | tag[1]) & 0x0fff;
+            *vlan = (((__u16)tag[0] << 8) | tag[1]) & 0x0fff;
             have_vlan = 1;
         }
-        proto = ((__u16)tag[2] << 8) | tag[3];
-        off += 4;
+        *proto = ((__u16)tag[2] << 8) | tag[3];
+        *off += 4;
     }
-
-    __u8 l4proto;
-    __u32 l4off, l4len;
-    int ports = 1; /* false for non-first fragments */
-    int is_v6 = 0;
-
-    if (proto == ETH_P_IP_) {
-        __u8 ip[20];
-        if (load(ctx, kind, off, ip, sizeof(ip)) < 0)
-            return PARSE_MALFORMED;
-        __u32 hl = (ip[0] & 0x0f) * 4;
-        __u32 tot = ((__u32)ip[2] << 8) | ip[3];
-        if ((ip[0] >> 4) != 4 || hl < 20 || tot < hl || off + tot > frame_len)
-            return PARSE_MALFORMED;
-        p->ip_len = tot;
-        l4proto = ip[9];
-        __u32 saddr, daddr;
-        __builtin_memcpy(&saddr, &ip[12], 4);
-        __builtin_memcpy(&daddr, &ip[16], 4);
-        /* ::ffff:a.b.c.d: bytes 10-11 are 0xff, 12-15 the address. */
-        ep.src[1] = ((__u64)bpf_htonl(0xffff)) | ((__u64)saddr << 32);
-        ep.dst[1] = ((__u64)bpf_htonl(0xffff)) | ((__u64)daddr << 32);
-        __u16 frag = ((__u16)ip[6] << 8) | ip[7];
-        l4off = off + hl;
-        l4len = tot - hl;
-        if (frag & 0x1fff)
-            ports = 0;
-    } else if (proto == ETH_P_IPV6_) {
-        __u8 ip6[40];
-        if (load(ctx, kind, off, ip6, sizeof(ip6)) < 0)
-            return PARSE_MALFORMED;
-        l4len = ((__u32)ip6[4] << 8) | ip6[5];
-        if ((ip6[0] >> 4) != 6 || off + 40 + l4len > frame_len)
-            return PARSE_MALFORMED;
-        p->ip_len = l4len + 40;
-        l4proto = ip6[6];
-        __builtin_memcpy(ep.src, &ip6[8], 16);
-        __builtin_memcpy(ep.dst, &ip6[24], 16);
-        l4off = off + 40;
-        is_v6 = 1;
-        int done = 0;
-#pragma unroll
-        for (int i = 0; i < FF_MAX_EXT_HDRS; i++) {
-            __u8 ext[4];
-            __u32 extlen;
-            if (l4proto != 0 && l4proto != 43 && l4proto != 44 && l4proto != 60 && l4proto != 51) {
-                done = 1;
-                break;
-            }
-            if (l4len < 8 || load(ctx, kind, l4off, ext, sizeof(ext)) < 0)
-                return PARSE_MALFORMED;
-            if (l4proto == 44) {
-                extlen = 8;
-                if (((((__u16)ext[2] << 8) | ext[3]) & 0xfff8) != 0)
-                    ports = 0;
-            } else if (l4proto == 51) {
-                extlen = ((__u32)ext[1] + 2) * 4;
-            } else {
-                extlen = ((__u32)ext[1] + 1) * 8;
-            }
-            if (extlen > l4len)
-                return PARSE_MALFORMED;
-            l4off += extlen;
-            l4len -= extlen;
-            l4proto = ext[0];
-            if (!ports) {
-                done = 1;
-                break;
-            }
-        }
-        /* Still inside extension headers after the bound: give up on it. */
-        if (!done && (l4proto == 0 || l4proto == 43 || l4proto == 44 || l4proto == 60 || l4proto == 51))
-            return PARSE_MALFORMED;
-    } else {
-        return PARSE_NOT_IP;
-    }
-
-    __u8 th[16] = {};
-    if (ports) {
-        /* Load only what the transport needs: a short packet is malformed, not unreadable. */
-        long err = 0;
-        if (l4proto == PROTO_TCP) {
-            if (l4len >= 20)
-                err = load(ctx, kind, l4off, th, 16);
-        } else if (l4proto == PROTO_UDP) {
-            if (l4len >= 8)
-                err = load(ctx, kind, l4off, th, 4);
-        } else if ((l4proto == PROTO_ICMP && !is_v6) || (l4proto == PROTO_ICMPV6 && is_v6)) {
-            if (l4len >= 4)
-                err = load(ctx, kind, l4off, th, 2);
-        }
-        if (err < 0)
-            return PARSE_MALFORMED;
-    }
-    return transport(p, &ep, vlan, l4proto, l4len, ports, is_v6, th);
+    return PARSE_OK;
 }
 
-static __always_inline void count_flags(struct flow_dir_stats *d, __u8 f)
+/* L3, IPv4 at off: addresses (IPv4-mapped), IP length and the L4 bounds. */
+static __always_inline int parse_ipv4(void *ctx, int kind, __u32 off, __u32 frame_len, struct pkt *p,
+                                      struct endpoints *ep, struct l4 *l4)
+{
+    __u8 ip[20];
+    if (load(ctx, kind, off, ip, sizeof(ip)) < 0)
+        return PARSE_MALFORMED;
+    __u32 hl = (ip[0] & 0x0f) * 4;
+    __u32 tot = ((__u32)ip[2] << 8) | ip[3];
+    if ((ip[0] >> 4) != 4 || hl < 20 || tot < hl || off + tot > frame_len)
+        return PARSE_MALFORMED;
+    p->ip_len = tot;
+    __u32 saddr, daddr;
+    __builtin_memcpy(&saddr, &ip[12], 4);
+    __builtin_memcpy(&daddr, &ip[16], 4);
+    /* ::ffff:a.b.c.d: bytes 10-11 are 0xff, 12-15 the address. */
+    ep->src[1] = ((__u64)bpf_htonl(0xffff)) | ((__u64)saddr << 32);
+    ep->dst[1] = ((__u64)bpf_htonl(0xffff)) | ((__u64)daddr << 32);
+    __u16 frag = ((__u16)ip[6] << 8) | ip[7];
+    l4->proto = ip[9];
+    l4->off = off + hl;
+    l4->len = tot - hl;
+    l4->ports = (frag & 0x1fff) == 0;
+    return PARSE_OK;
+}
+
+static __always_inline int is_ipv6_ext(__u8 nh)
+{
+    return nh == 0 || nh == 43 || nh == 44 || nh == 60 || nh == 51;
+}
+
+/*
+ * L3, IPv6 at off: addresses, IP length, then up to FF_MAX_EXT_HDRS
+ * extension headers skipped to reach the L4 bounds.
+ */
+static __always_inline int parse_ipv6(void *ctx, int kind, __u32 off, __u32 frame_len, struct pkt *p,
+                                      struct endpoints *ep, struct l4 *l4)
+{
+    __u8 ip6[40];
+    if (load(ctx, kind, off, ip6, sizeof(ip6)) < 0)
+        return PARSE_MALFORMED;
+    l4->len = ((__u32)ip6[4] << 8) | ip6[5];
+    if ((ip6[0] >> 4) != 6 || off + 40 + l4->len > frame_len)
+        return PARSE_MALFORMED;
+    p->ip_len = l4->len + 40;
+    l4->proto = ip6[6];
+    __builtin_memcpy(ep->src, &ip6[8], 16);
+    __builtin_memcpy(ep->dst, &ip6[24], 16);
+    l4->off = off + 40;
+    l4->is_v6 = 1;
+    l4->ports = 1;
+#pragma unroll
+    for (int i = 0; i < FF_MAX_EXT_HDRS; i++) {
+        if (!is_ipv6_ext(l4->proto))
+            return PARSE_OK;
+        __u8 ext[4];
+        __u32 extlen;
+        if (l4->len < 8 || load(ctx, kind, l4->off, ext, sizeof(ext)) < 0)
+            return PARSE_MALFORMED;
+        if (l4->proto == 44) {
+            extlen = 8;
+            if (((((__u16)ext[2] << 8) | ext[3]) & 0xfff8) != 0)
+                l4->ports = 0;
+        } else if (l4->proto == 51) {
+            extlen = ((__u32)ext[1] + 2) * 4;
+        } else {
+            extlen = ((__u32)ext[1] + 1) * 8;
+        }
+        if (extlen > l4->len)
+            return PARSE_MALFORMED;
+        l4->off += extlen;
+        l4->len -= extlen;
+        l4->proto = ext[0];
+        if (!l4->ports)
+            return PARSE_OK;
+    }
+    /* Still inside extension headers after the bound: give up on it. */
+    return is_ipv6_ext(l4->proto) ? PARSE_MALFORMED : PARSE_OK;
+}
+
+/* L4 bytes: loads only what the transport needs, so a short packet is malformed, not unreadable. */
+static __always_inline int load_transport(void *ctx, int kind, const struct l4 *l4, __u8 *th)
+{
+    long err = 0;
+    if (!l4->ports)
+        return PARSE_OK;
+    if (l4->proto == PROTO_TCP) {
+        if (l4->len >= 20)
+            err = load(ctx, kind, l4->off, th, 16);
+    } else if (l4->proto == PROTO_UDP) {
+        if (l4->len >= 8)
+            err = load(ctx, kind, l4->off, th, 4);
+    } else if ((l4->proto == PROTO_ICMP && !l4->is_v6) || (l4->proto == PROTO_ICMPV6 && l4->is_v6)) {
+        if (l4->len >= 4)
+            err = load(ctx, kind, l4->off, th, 2);
+    }
+    return err < 0 ? PARSE_MALFORMED : PARSE_OK;
+}
+
+/* Any frame, layer by layer: what parse_fast() leaves. */
+static __always_inline int parse_slow(void *ctx, int kind, __u32 frame_len, int meta_vlan_present, __u16 meta_vlan,
+                                      struct pkt *p)
+{
+    struct endpoints ep = {};
+    struct l4 l4 = {};
+    __u16 proto, vlan;
+    __u32 off;
+    int rc = parse_l2(ctx, kind, meta_vlan_present, meta_vlan, &proto, &off, &vlan);
+    if (rc != PARSE_OK)
+        return rc;
+    if (proto == ETH_P_IP_)
+        rc = parse_ipv4(ctx, kind, off, frame_len, p, &ep, &l4);
+    else if (proto == ETH_P_IPV6_)
+        rc = parse_ipv6(ctx, kind, off, frame_len, p, &ep, &l4);
+    else
+        return PARSE_NOT_IP;
+    if (rc != PARSE_OK)
+        return rc;
+    __u8 th[16] = {};
+    rc = load_transport(ctx, kind, &l4, th);
+    if (rc != PARSE_OK)
+        return rc;
+    return transport(p, &ep, vlan, &l4, th);
+}
+
+static __always_inline int parse(void *ctx, int kind, __u32 frame_len, int meta_vlan_present, __u16 meta_vlan,
+                                 struct pkt *p)
+{
+    int rc = parse_fast(ctx, kind, frame_len, meta_vlan_present, meta_vlan, p);
+    if (rc != PARSE_SLOW)
+        return rc;
+    __builtin_memset(p, 0, sizeof(*p));
+    return parse_slow(ctx, kind, frame_len, meta_vlan_present, meta_vlan, p);
+}
+
+/* Counter additions: plain under the value's lock, atomic in the socket filter. */
+static __always_inline void add64(__u64 *field, __u64 n, int update)
+{
+    if (update == UPDATE_ATOMIC)
+        __sync_fetch_and_add(field, n);
+    else
+        *field += n;
+}
+
+static __always_inline void add32(__u32 *field, __u32 n, int update)
+{
+    if (update == UPDATE_ATOMIC)
+        __sync_fetch_and_add(field, n);
+    else
+        *field += n;
+}
+
+static __always_inline void count_flags(struct flow_dir_stats *d, __u8 f, int update)
 {
     if (!f)
         return;
     if (f & FF_TCP_SYN) {
         if (f & FF_TCP_ACK)
-            d->syn_ack++;
+            add32(&d->syn_ack, 1, update);
         else
-            d->syn++;
+            add32(&d->syn, 1, update);
     }
     if (f & FF_TCP_FIN)
-        d->fin++;
+        add32(&d->fin, 1, update);
     if (f & FF_TCP_RST)
-        d->rst++;
+        add32(&d->rst, 1, update);
     if (f & FF_TCP_PSH)
-        d->psh++;
+        add32(&d->psh, 1, update);
     if (f & FF_TCP_ACK)
-        d->ack++;
+        add32(&d->ack, 1, update);
     if (f & FF_TCP_URG)
-        d->urg++;
-    d->flags_or |= f;
+        add32(&d->urg, 1, update);
+    if (update == UPDATE_ATOMIC)
+        /*
+         * flags_or is a byte; atomics work on 32-bit words, so OR it into
+         * the aligned word it shares with init_window (flow_types.h asserts
+         * the offsets). ORing zero bits elsewhere leaves those fields untouched.
+         */
+        __sync_fetch_and_or((__u32 *)&d->init_window, (__u32)f << 16);
+    else
+        d->flags_or |= f;
 }
 
-/* Adds one packet to a direction; the caller holds the value's lock. */
-static __always_inline void dir_add(struct flow_dir_stats *d, const struct pkt *p, __u64 now)
+/*
+ * Adds one packet to a direction. Locked: the caller holds the value's
+ * lock. Atomic: counts, bytes and flag counts stay exact; last_seen is
+ * exchanged, so each packet's inter-arrival time is measured from the one
+ * before it, while min/max are plain stores that a concurrent update of the
+ * same flow can overwrite.
+ */
+static __always_inline void dir_add(struct flow_dir_stats *d, const struct pkt *p, __u64 now, int update)
 {
     __u32 len = p->ip_len;
-    if (d->packets == 0) {
-        d->first_seen_ns = now;
-        d->len_min = len;
-        d->len_max = len;
-        d->init_window = p->window;
-        d->icmp_type = p->icmp_type;
-        d->icmp_code = p->icmp_code;
-    } else {
-        __u64 iat = now > d->last_seen_ns ? (now - d->last_seen_ns) / 1000 : 0;
-        if (iat > 0xffffffffULL)
-            iat = 0xffffffffULL;
-        if (iat < d->iat_min_us)
-            d->iat_min_us = iat;
-        if (iat > d->iat_max_us)
-            d->iat_max_us = iat;
-        d->iat_sum_us += iat;
-        d->iat_sum_sq_us += iat * iat;
-        if (len < d->len_min)
-            d->len_min = len;
-        if (len > d->len_max)
-            d->len_max = len;
-    }
-    d->packets++;
-    d->bytes += len;
-    if (now > d->last_seen_ns)
+    __u64 prev = d->last_seen_ns;
+    if (update == UPDATE_ATOMIC)
+        prev = __sync_lock_test_and_set(&d->last_seen_ns, now);
+    else if (now > prev)
         d->last_seen_ns = now;
-    d->len_sum_sq += (__u64)len * len;
-    if (p->payload_len)
-        d->payload_packets++;
-    count_flags(d, p->flags);
-}
-
-/* The same update with atomics, for the socket filter (no spin lock there). */
-static __always_inline void dir_add_atomic(struct flow_dir_stats *d, const struct pkt *p, __u64 now)
-{
-    __u32 len = p->ip_len;
-    __u64 prev = __sync_lock_test_and_set(&d->last_seen_ns, now);
     if (prev == 0) {
-        /* First packet of this direction (or a racing twin): seed the firsts. */
-        __sync_val_compare_and_swap(&d->first_seen_ns, 0, now);
+        /* The direction's first packet (atomic: or a racing twin). */
+        if (update == UPDATE_ATOMIC)
+            __sync_val_compare_and_swap(&d->first_seen_ns, 0, now);
+        else
+            d->first_seen_ns = now;
         d->len_min = len;
         d->len_max = len;
         d->init_window = p->window;
@@ -503,50 +561,24 @@ static __always_inline void dir_add_atomic(struct flow_dir_stats *d, const struc
             d->iat_min_us = iat;
         if (iat > d->iat_max_us)
             d->iat_max_us = iat;
-        __sync_fetch_and_add(&d->iat_sum_us, iat);
-        __sync_fetch_and_add(&d->iat_sum_sq_us, iat * iat);
+        add64(&d->iat_sum_us, iat, update);
+        add64(&d->iat_sum_sq_us, iat * iat, update);
         if (len < d->len_min)
             d->len_min = len;
         if (len > d->len_max)
             d->len_max = len;
     }
-    __sync_fetch_and_add(&d->packets, 1);
-    __sync_fetch_and_add(&d->bytes, len);
-    __sync_fetch_and_add(&d->len_sum_sq, (__u64)len * len);
+    add64(&d->packets, 1, update);
+    add64(&d->bytes, len, update);
+    add64(&d->len_sum_sq, (__u64)len * len, update);
     if (p->payload_len)
-        __sync_fetch_and_add(&d->payload_packets, 1);
-    __u8 f = p->flags;
-    if (f) {
-        if (f & FF_TCP_SYN) {
-            if (f & FF_TCP_ACK)
-                __sync_fetch_and_add(&d->syn_ack, 1);
-            else
-                __sync_fetch_and_add(&d->syn, 1);
-        }
-        if (f & FF_TCP_FIN)
-            __sync_fetch_and_add(&d->fin, 1);
-        if (f & FF_TCP_RST)
-            __sync_fetch_and_add(&d->rst, 1);
-        if (f & FF_TCP_PSH)
-            __sync_fetch_and_add(&d->psh, 1);
-        if (f & FF_TCP_ACK)
-            __sync_fetch_and_add(&d->ack, 1);
-        if (f & FF_TCP_URG)
-            __sync_fetch_and_add(&d->urg, 1);
-        /*
-         * flags_or is a byte; atomics work on 32-bit words, so OR it into
-         * the aligned word it shares with init_window (bytes 104..107 of the
-         * direction: window, flags_or, icmp_type). ORing zero bits elsewhere
-         * leaves those fields untouched.
-         */
-        __sync_fetch_and_or((__u32 *)&d->init_window, (__u32)f << 16);
-    }
+        add32(&d->payload_packets, 1, update);
+    count_flags(d, p->flags, update);
 }
 
-static __always_inline void lost_insert(struct ff_stats *st, const struct pkt *p, __u64 now, __u32 ifindex, long err)
+/* A packet whose flow could not be inserted: to the ring buffer, or counted as lost. */
+static __always_inline void lost_insert(struct ff_stats *st, const struct pkt *p, __u64 now, __u32 ifindex)
 {
-    __u8 reason = err == -E2BIG_ ? FF_FAIL_MAP_FULL : FF_FAIL_OTHER;
-    st->count[reason == FF_FAIL_MAP_FULL ? FF_STAT_MAP_FULL : FF_STAT_INSERT_OTHER]++;
     struct flow_event ev = {};
     ev.key = p->key;
     ev.ts_ns = now;
@@ -558,7 +590,6 @@ static __always_inline void lost_insert(struct ff_stats *st, const struct pkt *p
     ev.tcp_flags = p->flags;
     ev.icmp_type = p->icmp_type;
     ev.icmp_code = p->icmp_code;
-    ev.reason = reason;
     if (bpf_ringbuf_output(&events, &ev, sizeof(ev), 0) == 0)
         st->count[FF_STAT_RINGBUF_SENT]++;
     else
@@ -572,6 +603,7 @@ static __always_inline __u8 initiator_of(const struct pkt *p)
     return reply_first ? !p->dir : p->dir;
 }
 
+/* A new entry holding its first packet; nobody else sees it yet, so no lock or atomic. */
 static __always_inline void new_value(struct flow_value *v, const struct pkt *p, __u64 now, __u32 ifindex)
 {
     __builtin_memset(v, 0, sizeof(*v));
@@ -580,9 +612,9 @@ static __always_inline void new_value(struct flow_value *v, const struct pkt *p,
     v->dir[0].iat_min_us = FF_IAT_UNSET;
     v->dir[1].iat_min_us = FF_IAT_UNSET;
     if (p->dir == FF_DIR_LO_TO_HI)
-        dir_add(&v->dir[0], p, now);
+        dir_add(&v->dir[0], p, now, UPDATE_LOCKED);
     else
-        dir_add(&v->dir[1], p, now);
+        dir_add(&v->dir[1], p, now, UPDATE_LOCKED);
 }
 
 static __always_inline struct ff_stats *stats_slot(void)
@@ -591,8 +623,14 @@ static __always_inline struct ff_stats *stats_slot(void)
     return bpf_map_lookup_elem(&stats, &zero);
 }
 
-/* Parse and count one packet into the spin-locked map (tc and xdp). */
-static __always_inline void account_locked(void *ctx, int kind, __u32 frame_len, int vlan_present, __u16 vlan, __u32 ifindex)
+/*
+ * Parses one packet and counts it into its flow: the path every entry point
+ * shares. `update` picks the map and how figures are added; the socket
+ * filter's variant never references the locked map, which its verifier
+ * would refuse.
+ */
+static __always_inline void account(void *ctx, int kind, int update, __u32 frame_len, int vlan_present, __u16 vlan,
+                                    __u32 ifindex)
 {
     struct ff_stats *st = stats_slot();
     if (!st)
@@ -600,97 +638,60 @@ static __always_inline void account_locked(void *ctx, int kind, __u32 frame_len,
     st->count[FF_STAT_PACKETS_SEEN]++;
 
     struct pkt p = {};
-    int rc = parse_fast(ctx, kind, frame_len, vlan_present, vlan, &p);
-    if (rc == PARSE_SLOW) {
-        __builtin_memset(&p, 0, sizeof(p));
-        rc = parse(ctx, kind, frame_len, vlan_present, vlan, &p);
-    }
+    int rc = parse(ctx, kind, frame_len, vlan_present, vlan, &p);
     if (rc != PARSE_OK) {
         st->count[rc == PARSE_NOT_IP ? FF_STAT_NOT_IP : FF_STAT_MALFORMED]++;
         return;
     }
     __u64 now = bpf_ktime_get_ns();
-    struct flow_value *v = bpf_map_lookup_elem(&flows, &p.key);
+    void *map = update == UPDATE_ATOMIC ? (void *)&flows_atomic : (void *)&flows;
+    /* flow_value_atomic has flow_value's layout (flow_types.h); only the lock differs. */
+    struct flow_value *v = bpf_map_lookup_elem(map, &p.key);
     if (!v) {
         struct flow_value nv;
         new_value(&nv, &p, now, ifindex);
-        long err = bpf_map_update_elem(&flows, &p.key, &nv, BPF_NOEXIST);
+        long err = bpf_map_update_elem(map, &p.key, &nv, BPF_NOEXIST);
         if (err == 0) {
             st->count[FF_STAT_PACKETS_ACCOUNTED]++;
             return;
         }
         /* Another CPU inserted the same flow first: add to its entry. */
         if (err == -EEXIST_)
-            v = bpf_map_lookup_elem(&flows, &p.key);
+            v = bpf_map_lookup_elem(map, &p.key);
         if (!v) {
-            lost_insert(st, &p, now, ifindex, err);
+            lost_insert(st, &p, now, ifindex);
             return;
         }
     }
-    bpf_spin_lock(&v->lock);
-    if (p.dir == FF_DIR_LO_TO_HI)
-        dir_add(&v->dir[0], &p, now);
-    else
-        dir_add(&v->dir[1], &p, now);
-    bpf_spin_unlock(&v->lock);
+    struct flow_dir_stats *d = p.dir == FF_DIR_LO_TO_HI ? &v->dir[0] : &v->dir[1];
+    if (update == UPDATE_ATOMIC) {
+        dir_add(d, &p, now, UPDATE_ATOMIC);
+    } else {
+        bpf_spin_lock(&v->lock);
+        dir_add(d, &p, now, UPDATE_LOCKED);
+        bpf_spin_unlock(&v->lock);
+    }
     st->count[FF_STAT_PACKETS_ACCOUNTED]++;
 }
 
 SEC("tc")
 int ff_tc(struct __sk_buff *skb)
 {
-    account_locked(skb, KIND_SKB, skb->len, skb->vlan_present, skb->vlan_tci, skb->ifindex);
+    account(skb, KIND_SKB, UPDATE_LOCKED, skb->len, skb->vlan_present, skb->vlan_tci, skb->ifindex);
     return TC_ACT_UNSPEC;
 }
 
 SEC("xdp")
 int ff_xdp(struct xdp_md *ctx)
 {
-    account_locked(ctx, KIND_XDP, bpf_xdp_get_buff_len(ctx), 0, 0, ctx->ingress_ifindex);
+    account(ctx, KIND_XDP, UPDATE_LOCKED, bpf_xdp_get_buff_len(ctx), 0, 0, ctx->ingress_ifindex);
     return XDP_PASS;
 }
 
 SEC("socket")
 int ff_socket(struct __sk_buff *skb)
 {
-    struct ff_stats *st = stats_slot();
-    if (!st)
-        return 0;
-    st->count[FF_STAT_PACKETS_SEEN]++;
-
-    struct pkt p = {};
-    int rc = parse_fast(skb, KIND_SKB, skb->len, skb->vlan_present, skb->vlan_tci, &p);
-    if (rc == PARSE_SLOW) {
-        __builtin_memset(&p, 0, sizeof(p));
-        rc = parse(skb, KIND_SKB, skb->len, skb->vlan_present, skb->vlan_tci, &p);
-    }
-    if (rc != PARSE_OK) {
-        st->count[rc == PARSE_NOT_IP ? FF_STAT_NOT_IP : FF_STAT_MALFORMED]++;
-        return 0;
-    }
-    __u64 now = bpf_ktime_get_ns();
-    __u32 ifindex = skb->ifindex;
-    struct flow_value_atomic *v = bpf_map_lookup_elem(&flows_atomic, &p.key);
-    if (!v) {
-        struct flow_value nv;
-        new_value(&nv, &p, now, ifindex);
-        long err = bpf_map_update_elem(&flows_atomic, &p.key, &nv, BPF_NOEXIST);
-        if (err == 0) {
-            st->count[FF_STAT_PACKETS_ACCOUNTED]++;
-            return 0;
-        }
-        if (err == -EEXIST_)
-            v = bpf_map_lookup_elem(&flows_atomic, &p.key);
-        if (!v) {
-            lost_insert(st, &p, now, ifindex, err);
-            return 0;
-        }
-    }
-    if (p.dir == FF_DIR_LO_TO_HI)
-        dir_add_atomic(&v->dir[0], &p, now);
-    else
-        dir_add_atomic(&v->dir[1], &p, now);
-    st->count[FF_STAT_PACKETS_ACCOUNTED]++;
+    account(skb, KIND_SKB, UPDATE_ATOMIC, skb->len, skb->vlan_present, skb->vlan_tci, skb->ifindex);
     /* Nothing is queued to the socket: user space reads only the map. */
     return 0;
 }

@@ -100,7 +100,7 @@ final class Attachment {
         /// Processes holding the program open: a live FlowForest capture.
         /// None: a run that was killed left it behind.
         var holders: [Int32]
-        var isFlowForest: Bool { programName == KernelProgram.programName(.tc) }
+        var isFlowForest: Bool { programName == KernelProgramName.tc.rawValue }
         var hookName: String { egress == 1 ? "egress" : "ingress" }
     }
 
@@ -109,7 +109,7 @@ final class Attachment {
             var id: UInt32 = 0
             guard ff_tc_query(Int32(bitPattern: ifindex), egress, &id) == 0, id != 0 else { return nil }
             let name = Attachment.programName(id)
-            let holders = name == KernelProgram.programName(.tc) ? Attachment.processes(holdingProgram: id) : []
+            let holders = name == KernelProgramName.tc.rawValue ? Attachment.processes(holdingProgram: id) : []
             return Filter(egress: egress, programID: id, programName: name, holders: holders)
         }
     }

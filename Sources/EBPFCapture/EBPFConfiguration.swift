@@ -35,9 +35,8 @@ public struct EBPFConfiguration: Sendable {
     /// Size of the ring buffer for packets whose flow could not be inserted:
     /// a power of two, at least 4096 (default 4 MiB).
     public var ringBufferBytes: Int
-    /// The compiled `flowforest.bpf.o`; `nil` searches next to the
-    /// executable, then `out/bpf/flowforest.bpf.o` under the working
-    /// directory and the package root.
+    /// A compiled `flowforest.bpf.o` to load instead of the object embedded
+    /// in the binary at build time (`nil`, the default).
     public var objectPath: String?
     /// Idle, active and TCP-close timeouts applied to kernel flows.
     public var flowTable: FlowTableConfiguration

@@ -7,9 +7,9 @@ public enum EBPFError: Error, CustomStringConvertible, Sendable, Equatable {
     case permissionDenied(String)
     /// The kernel or interface does not support what was asked.
     case unsupported(String)
-    /// `flowforest.bpf.o` was not found; lists where it was looked for.
+    /// The object file given instead of the embedded one cannot be read.
     case objectNotFound(String)
-    /// The object was found but libbpf or the verifier refused it.
+    /// libbpf or the verifier refused the object.
     case loadFailed(String)
     /// Attaching to an interface failed for another reason.
     case attachFailed(String)

@@ -3,9 +3,9 @@ public import FlowForestCore
 import Foundation
 public import Logging
 
-/// Live flows counted in the kernel: loads `flowforest.bpf.o`, attaches it
-/// to the configured interfaces (tc, xdp or socket) and drains the kernel
-/// flow map once per poll interval.
+/// Live flows counted in the kernel: loads the eBPF program (embedded in the
+/// binary, or `--bpf-object`), attaches it to the configured interfaces (tc,
+/// xdp or socket) and drains the kernel flow map once per poll interval.
 ///
 /// `init` does all the fallible work (load, verify, attach) and throws an
 /// ``EBPFError`` that says what is missing, so a caller can fall back to
@@ -35,9 +35,9 @@ public final class EBPFFlowSource: FlowSource, @unchecked Sendable {
         try NetworkNamespace.run(namespace) {
             for name in configuration.interfaces { names[try Attachment.interfaceIndex(name)] = name }
         }
-        let path = try EBPFFlowSource.locateObject(configuration.objectPath)
+        let object = try KernelObjectSource.resolve(configuration.objectPath)
         let program = try KernelProgram(
-            path: path, mode: configuration.mode, mapEntries: configuration.mapEntries,
+            source: object, mode: configuration.mode, mapEntries: configuration.mapEntries,
             ringBufferBytes: configuration.ringBufferBytes)
         var attachments: [Attachment] = []
         do {
@@ -59,7 +59,7 @@ public final class EBPFFlowSource: FlowSource, @unchecked Sendable {
         pending = loop
         logger.info("eBPF capture ready", metadata: [
             "mode": "\(mode)", "interfaces": "\(configuration.interfaces.joined(separator: ","))",
-            "object": "\(path)", "map_entries": "\(configuration.mapEntries)",
+            "object": "\(object.description)", "map_entries": "\(configuration.mapEntries)",
         ])
     }
 
@@ -92,52 +92,12 @@ public final class EBPFFlowSource: FlowSource, @unchecked Sendable {
         control.request(.stop)
     }
 
-    /// Kernel counters as of the last poll, for metrics.
+    /// Kernel counters as of the last poll, from which each batch's statistics are built.
     public var kernelCounters: EBPFKernelCounters { control.counters }
 
     /// The program's cumulative run time and run count from the kernel's
     /// BPF statistics (zero unless they are enabled, see ``BPFStatistics``).
     public var programRunStatistics: (runTimeNs: UInt64, runCount: UInt64) { control.runStatistics }
-
-    // MARK: Locating the object
-
-    /// Where `flowforest.bpf.o` is looked for when no path is given.
-    static func objectCandidates() -> [String] {
-        let fm = FileManager.default
-        var out: [String] = []
-        let exe = (try? fm.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments.first ?? ""
-        let exeDir = URL(fileURLWithPath: exe).deletingLastPathComponent()
-        out.append(exeDir.appendingPathComponent("flowforest.bpf.o").path)
-        let cwd = URL(fileURLWithPath: fm.currentDirectoryPath)
-        out.append(cwd.appendingPathComponent("out/bpf/flowforest.bpf.o").path)
-        for start in [exeDir, cwd] {
-            var dir = start
-            for _ in 0..<8 {
-                if fm.fileExists(atPath: dir.appendingPathComponent("Package.swift").path) {
-                    out.append(dir.appendingPathComponent("out/bpf/flowforest.bpf.o").path)
-                    break
-                }
-                let parent = dir.deletingLastPathComponent()
-                if parent.path == dir.path { break }
-                dir = parent
-            }
-        }
-        var seen = Set<String>()
-        return out.filter { seen.insert($0).inserted }
-    }
-
-    static func locateObject(_ explicit: String?) throws(EBPFError) -> String {
-        let fm = FileManager.default
-        if let explicit {
-            guard fm.isReadableFile(atPath: explicit) else {
-                throw .objectNotFound("\(explicit) does not exist or is not readable; build it with `make bpf`")
-            }
-            return explicit
-        }
-        let candidates = objectCandidates()
-        if let found = candidates.first(where: { fm.isReadableFile(atPath: $0) }) { return found }
-        throw .objectNotFound("looked in \(candidates.joined(separator: ", ")); build it with `make bpf` or give its path")
-    }
 }
 
 /// What the consumer asked for, shared between the source and its drain thread.

@@ -7,11 +7,7 @@ public struct EBPFKernelCounters: Sendable, Hashable {
     public var packetsAccounted: UInt64 = 0
     public var notIP: UInt64 = 0
     public var malformed: UInt64 = 0
-    /// Inserts that failed because the map was full.
-    public var mapFull: UInt64 = 0
-    /// Inserts that failed for another reason.
-    public var insertOther: UInt64 = 0
-    /// Packets of failed inserts delivered through the ring buffer.
+    /// Packets of failed inserts (map full or another error) delivered through the ring buffer.
     public var ringBufferSent: UInt64 = 0
     /// Packets lost because the ring buffer was full too.
     public var ringBufferFailed: UInt64 = 0
@@ -19,11 +15,10 @@ public struct EBPFKernelCounters: Sendable, Hashable {
     public init() {}
 }
 
-/// The loaded `flowforest.bpf.o`: owns the libbpf object, its program and
-/// map descriptors and the ring-buffer consumer. Used from one thread at a
-/// time (the drain thread, or init/deinit).
+/// The loaded eBPF program (embedded, or `--bpf-object`): owns the libbpf
+/// object, its program and map descriptors and the ring-buffer consumer.
+/// Used from one thread at a time (the drain thread, or init/deinit).
 final class KernelProgram {
-    let mode: EBPFAttachMode
     private let object: OpaquePointer
     let programFD: Int32
     private let flowMapFD: Int32
@@ -39,49 +34,23 @@ final class KernelProgram {
     private let values: UnsafeMutablePointer<flow_value>
     private let batchTokens: UnsafeMutableRawPointer
 
-    /// Program name in the object for each mode.
-    static func programName(_ mode: EBPFAttachMode) -> String {
-        switch mode {
-        case .tc: return "ff_tc"
-        case .xdp: return "ff_xdp"
-        case .socket: return "ff_socket"
-        }
-    }
-
-    init(path: String, mode: EBPFAttachMode, mapEntries: Int, ringBufferBytes: Int) throws(EBPFError) {
-        self.mode = mode
+    init(source: KernelObjectSource, mode: EBPFAttachMode, mapEntries: Int, ringBufferBytes: Int) throws(EBPFError) {
         ff_libbpf_capture_logs()
         ff_libbpf_clear_log()
-        guard let object = bpf_object__open_file(path, nil) else {
-            let err = errno
-            throw .loadFailed("cannot open \(path): \(String(cString: strerror(err)))\(KernelProgram.libbpfLog())")
+        let opened = try OpenedKernelObject(source)
+        object = opened.object
+        // Only this mode's program is loaded, and only its flow map created:
+        // the other flow map would cost its full preallocated size for nothing.
+        for name in KernelProgramName.allCases {
+            bpf_program__set_autoload(opened.program(name), name == KernelProgramName(mode))
         }
-        self.object = object
-        let wanted = KernelProgram.programName(mode)
-        var prog: OpaquePointer?
-        var cursor: OpaquePointer? = bpf_object__next_program(object, nil)
-        while let p = cursor {
-            let name = String(cString: bpf_program__name(p))
-            let keep = name == wanted
-            bpf_program__set_autoload(p, keep)
-            if keep { prog = p }
-            cursor = bpf_object__next_program(object, p)
+        let flowMapName = KernelMapName.flows(for: mode)
+        for name in [KernelMapName.flows, .flowsAtomic] where name != flowMapName {
+            bpf_map__set_autocreate(opened.map(name), false)
         }
-        let mapName = mode == .socket ? "flows_atomic" : "flows"
-        let unusedMap = mode == .socket ? "flows" : "flows_atomic"
-        guard let prog,
-              let flowMap = bpf_object__find_map_by_name(object, mapName),
-              let statsMap = bpf_object__find_map_by_name(object, "stats"),
-              let eventsMap = bpf_object__find_map_by_name(object, "events")
-        else {
-            bpf_object__close(object)
-            throw .loadFailed("\(path) lacks program \(wanted) or its maps; rebuild it with `make bpf`")
-        }
-        if let unused = bpf_object__find_map_by_name(object, unusedMap) {
-            // Each mode creates only its own flow map: the other would cost
-            // its full preallocated size for nothing.
-            bpf_map__set_autocreate(unused, false)
-        }
+        // OpenedKernelObject checked that every program and map exists.
+        let prog = opened.program(KernelProgramName(mode))!
+        let flowMap = opened.map(flowMapName)!, statsMap = opened.map(.stats)!, eventsMap = opened.map(.events)!
         bpf_map__set_max_entries(flowMap, UInt32(mapEntries))
         bpf_map__set_max_entries(eventsMap, UInt32(ringBufferBytes))
         let rc = bpf_object__load(object)
@@ -172,8 +141,6 @@ final class KernelProgram {
         c.packetsAccounted = sums[Int(FF_STAT_PACKETS_ACCOUNTED.rawValue)]
         c.notIP = sums[Int(FF_STAT_NOT_IP.rawValue)]
         c.malformed = sums[Int(FF_STAT_MALFORMED.rawValue)]
-        c.mapFull = sums[Int(FF_STAT_MAP_FULL.rawValue)]
-        c.insertOther = sums[Int(FF_STAT_INSERT_OTHER.rawValue)]
         c.ringBufferSent = sums[Int(FF_STAT_RINGBUF_SENT.rawValue)]
         c.ringBufferFailed = sums[Int(FF_STAT_RINGBUF_FAILED.rawValue)]
         return c

@@ -42,7 +42,10 @@ public struct FlowTableConfiguration: Sendable, Hashable {
 ///
 /// A value type with no clock of its own: callers add packets and call
 /// ``advance(to:)`` with the current time (packet time for files), so the
-/// same input always yields the same records.
+/// same input always yields the same records. Packets whose times someone
+/// else chose (remote ingest) are added with their arrival time as well:
+/// such a flow also ends when it has been idle by that clock, so no packet
+/// time can hold it open.
 public struct FlowTable: Sendable {
     struct Entry: Sendable {
         var record: FlowRecord
@@ -51,6 +54,9 @@ public struct FlowTable: Sendable {
         /// Start of the current active-timeout window.
         var windowStartNs: UInt64
         var dirty: Bool
+        /// When the latest packet arrived, by the caller's clock; nil for
+        /// packets added by packet time alone.
+        var arrivedNs: UInt64?
     }
 
     public let configuration: FlowTableConfiguration
@@ -79,11 +85,16 @@ public struct FlowTable: Sendable {
     }
 
     /// Adds one parsed packet to its flow, creating the flow if needed.
-    public mutating func add(_ packet: PacketSummary) {
+    /// - Parameter arrivedNs: when the packet arrived by the clock
+    ///   ``advance(to:)`` is called with, for packets stamped by someone
+    ///   else: the flow then ends once idle by either clock, and its active
+    ///   window starts no later than the arrival.
+    public mutating func add(_ packet: PacketSummary, arrivedNs: UInt64? = nil) {
         statistics.packetsSeen += 1
         let (key, senderIsLow) = FlowKey.of(packet)
         if let index = entries.index(forKey: key) {
             entries.values[index].add(packet, senderIsLow: senderIsLow)
+            entries.values[index].arrivedNs = arrivedNs
             if !entries.values[index].dirty {
                 entries.values[index].dirty = true
                 dirtyKeys.append(key)
@@ -103,7 +114,8 @@ public struct FlowTable: Sendable {
                 sourcePort: sport, destinationPort: dport, ipProtocol: packet.ipProtocol,
                 vlan: packet.vlan, interfaceIndex: packet.interfaceIndex)
             nextID += 1
-            var entry = Entry(record: record, initiatorIsLow: senderIsLow != replyFirst, windowStartNs: packet.timestampNs, dirty: true)
+            var entry = Entry(record: record, initiatorIsLow: senderIsLow != replyFirst,
+                              windowStartNs: min(packet.timestampNs, arrivedNs ?? .max), dirty: true, arrivedNs: arrivedNs)
             entry.add(packet, senderIsLow: senderIsLow)
             entries[key] = entry
             dirtyKeys.append(key)
@@ -164,9 +176,7 @@ public struct FlowTable: Sendable {
         while index != entries.endIndex {
             defer { entries.formIndex(after: &index) }
             let entry = entries.values[index]
-            let last = entry.record.lastSeenNs
-            let idle = nowNs >= last ? nowNs - last : 0
-            if let reason = cfg.endReason(idleNs: idle, tcpClosed: entry.record.tcpClosed) {
+            if let reason = cfg.endReason(idleNs: entry.idleNs(at: nowNs), tcpClosed: entry.record.tcpClosed) {
                 ended.append(entries.keys[index])
                 var record = entry.record
                 record.state = .ended
@@ -209,6 +219,15 @@ public struct FlowTable: Sendable {
 }
 
 extension FlowTable.Entry {
+    /// Time since the flow's latest packet: by packet time, or by arrival
+    /// when that is longer (packets stamped ahead of the clock).
+    func idleNs(at nowNs: UInt64) -> UInt64 {
+        let last = record.lastSeenNs
+        let byPacket = nowNs >= last ? nowNs - last : 0
+        guard let arrivedNs else { return byPacket }
+        return max(byPacket, nowNs >= arrivedNs ? nowNs - arrivedNs : 0)
+    }
+
     mutating func add(_ packet: PacketSummary, senderIsLow: Bool) {
         if senderIsLow == initiatorIsLow {
             record.forward.add(packet)

@@ -35,6 +35,10 @@ public struct Detector: Sendable {
     public private(set) var model: DetectionModel?
     private var logger: Logger
     private var tracker = HostTracker()
+    /// The flows of ``process(_:)``, for a detector used on its own; a
+    /// pipeline passes its ledger to ``process(_:changes:flows:)`` and this
+    /// one stays empty.
+    private var ownFlows = FlowLedger()
     private var kinds: [AnomalyKind: KindState] = [:]
     private var history: [EntityKey: UInt32] = [:]
     private var reported: [ReportKey: (timeNs: UInt64, severity: Severity)] = [:]
@@ -60,8 +64,18 @@ public struct Detector: Sendable {
         for kind in AnomalyKind.allCases { kinds[kind] = KindState() }
     }
 
-    /// Feed one capture poll; returns anomalies found in it (none while learning).
+    /// Feed one capture poll to a detector used on its own (tests, tools):
+    /// it keeps the flows in a ledger of its own. Returns anomalies found in
+    /// it (none while learning).
     public mutating func process(_ batch: FlowBatch) -> [Anomaly] {
+        let changes = ownFlows.apply(batch.records, origin: "", nowNs: batch.timeNs)
+        return process(batch, changes: changes, flows: ownFlows)
+    }
+
+    /// Feed one capture poll whose records `flows` has already taken
+    /// (`changes` is what it made of them, in the batch's order); returns
+    /// anomalies found in it (none while learning).
+    public mutating func process(_ batch: FlowBatch, changes: [FlowChange], flows: FlowLedger) -> [Anomaly] {
         let now = batch.timeNs
         if startNs == nil { startNs = now }
         var out: [Anomaly] = []
@@ -69,7 +83,7 @@ public struct Detector: Sendable {
             let vector = FlowFeatures.vector(of: record)
             if let anomaly = handle(kind: .flow, vector: vector, nowNs: now, subject: .flow(record)) { out.append(anomaly) }
         }
-        for entity in tracker.update(batch.records, nowNs: now) {
+        for entity in tracker.update(changes, flows: flows, nowNs: now) {
             if let anomaly = handle(kind: entity.kind, vector: entity.vector, nowNs: now, subject: .entity(entity)) { out.append(anomaly) }
         }
         finishLearningIfDue(nowNs: now)

@@ -9,10 +9,10 @@ public import FlowForestCore
 /// statistics (``WindowedStatistics``) per source host and per destination,
 /// plus the beacon history of each source and destination service.
 ///
-/// Fed with every record of every poll (active, interim, ended); keeps the
-/// last totals of each flow to turn them into deltas.
+/// Fed with every record of every poll (active, interim, ended) as the
+/// ``FlowLedger`` saw it: the ledger owns each flow's state and the deltas
+/// of its totals; the tracker keeps only hosts, destinations and pairs.
 public struct HostTracker: Sendable {
-    static let maxFlows = 2_000_000
     /// A SYN unanswered this long counts as a failed connection.
     static let unansweredNs: UInt64 = 1_000_000_000
     /// Open flows this old and slower than `slowPacketsPerSecond` count as slow.
@@ -22,48 +22,22 @@ public struct HostTracker: Sendable {
     /// A flow first reported this long after its first packet predates the tracker.
     static let historyNs: UInt64 = 3_000_000_000
 
-    struct FlowState {
-        var source: IPAddress
-        var destination: IPAddress
-        var fwdPackets: UInt64 = 0, revPackets: UInt64 = 0
-        var fwdBytes: UInt64 = 0, revBytes: UInt64 = 0
-        var fwdSyn: UInt32 = 0, revSynAck: UInt32 = 0
-        var firstSeenNs: UInt64
-        var lastSeenNs: UInt64
-        var handshake = false
-        var failed = false
-        /// A FIN or RST was seen: closing, so not held open.
-        var closing = false
-        var ipProtocol: UInt8
-
-        /// Takes the record's running totals as the point later deltas start from.
-        mutating func setTotals(_ r: FlowRecord) {
-            fwdPackets = r.forward.packets
-            revPackets = r.reverse.packets
-            fwdBytes = r.forward.bytes
-            revBytes = r.reverse.bytes
-            fwdSyn = r.forward.synCount
-            revSynAck = r.reverse.synAckCount
-        }
-    }
-
-    /// What one record adds to its flow since the flow's previous record.
+    /// What one record adds to its flow, as the feature arithmetic takes it.
     struct Deltas {
         var forwardPackets, reversePackets, forwardBytes, reverseBytes, syn, synAck: Double
 
-        init(_ r: FlowRecord, since st: FlowState) {
-            // A total below the last one means the flow's counters restarted.
-            func delta<T: BinaryInteger>(_ new: T, _ old: T) -> Double { new >= old ? Double(new - old) : Double(new) }
-            forwardPackets = delta(r.forward.packets, st.fwdPackets)
-            reversePackets = delta(r.reverse.packets, st.revPackets)
-            forwardBytes = delta(r.forward.bytes, st.fwdBytes)
-            reverseBytes = delta(r.reverse.bytes, st.revBytes)
-            syn = delta(r.forward.synCount, st.fwdSyn)
-            synAck = delta(r.reverse.synAckCount, st.revSynAck)
+        static let zero = Deltas(.zero)
+
+        init(_ d: FlowDelta) {
+            forwardPackets = Double(d.forwardPackets)
+            reversePackets = Double(d.reversePackets)
+            forwardBytes = Double(d.forwardBytes)
+            reverseBytes = Double(d.reverseBytes)
+            syn = Double(d.forwardSyn)
+            synAck = Double(d.reverseSynAck)
         }
     }
 
-    private var flows: [UInt64: FlowState] = [:]
     private var hosts: [IPAddress: WindowedStatistics] = [:]
     private var destinations: [IPAddress: WindowedStatistics] = [:]
     private var pairs: [BeaconScore.PairKey: [BeaconScore.Start]] = [:]
@@ -114,11 +88,12 @@ public struct HostTracker: Sendable {
 
     public init() {}
 
-    /// Adds one poll's records and returns a vector for every host and
-    /// destination whose traffic changed in it.
-    public mutating func update(_ records: [FlowRecord], nowNs: UInt64) -> [EntityVector] {
-        for r in records { add(r, nowNs: nowNs) }
-        countSlowFlows(nowNs: nowNs)
+    /// Adds one poll's records, as `flows` (already holding them) saw
+    /// them, and returns a vector for every host and destination whose
+    /// traffic changed in it.
+    public mutating func update(_ changes: [FlowChange], flows: FlowLedger, nowNs: UInt64) -> [EntityVector] {
+        for change in changes { add(change, nowNs: nowNs) }
+        countSlowFlows(flows, nowNs: nowNs)
         var out: [EntityVector] = []
         for (address, e) in hosts where e.touched {
             out.append(EntityVector(kind: .host, address: address, peer: e.multiplePeers ? nil : e.peer,
@@ -132,6 +107,7 @@ public struct HostTracker: Sendable {
         Self.endPoll(&destinations)
         if nowNs &- lastSweepNs > 10_000_000_000 { forgetIdle(nowNs: nowNs) }
         statistics.trackedFlows = flows.count
+        statistics.flowsNotTracked = flows.notTracked
         statistics.trackedHosts = hosts.count
         statistics.trackedDestinations = destinations.count
         return out
@@ -146,12 +122,15 @@ public struct HostTracker: Sendable {
         }
     }
 
-    /// Adds one record to its flow, its source host and its destination.
-    private mutating func add(_ r: FlowRecord, nowNs now: UInt64) {
-        guard let found = flowState(of: r, nowNs: now) else { return }
-        var st = found.state
-        let isNew = found.isNew
-        let deltas = Deltas(r, since: st)
+    /// Adds one record to its source host and its destination.
+    private mutating func add(_ change: FlowChange, nowNs now: UInt64) {
+        // A new flow the ledger had no room for is left out, as it always was.
+        guard change.tracked else { return }
+        let r = change.record
+        let isNew = change.isNew
+        // A flow older than the tracker (it started before this detector
+        // did): its totals so far are history, not a burst in this poll.
+        let deltas = isNew && r.firstSeenNs &+ Self.historyNs < now ? Deltas.zero : Deltas(change.delta)
         var overflow: UInt64 = 0
         var h = entity(in: hosts, r.sourceAddress, stems: H.stems, now: now)
         h.note(flow: r.id, peer: r.destinationAddress, ipProtocol: r.ipProtocol, port: r.destinationPort)
@@ -164,30 +143,16 @@ public struct HostTracker: Sendable {
             notePairBytes(r)
         }
         Self.addTraffic(r, deltas, host: &h, destination: &d)
-        countFailure(r, flow: &st, host: &h, destination: &d, nowNs: now)
+        let failedBefore = change.previous.map { Self.hasFailed($0.record, at: $0.updatedNs) } ?? false
+        countFailure(r, failedBefore: failedBefore, host: &h, destination: &d, nowNs: now)
         if isNew { countUnreachable(r, nowNs: now) }
-        finish(r, flow: st, host: &h, destination: &d)
+        if r.state == .ended {
+            h.openFlows = max(0, h.openFlows - 1)
+            d.openFlows = max(0, d.openFlows - 1)
+        }
         statistics.distinctOverflows += overflow
         hosts[r.sourceAddress] = h
         destinations[r.destinationAddress] = d
-    }
-
-    /// The flow's state before this record, and whether the record is its
-    /// first; nil when a new flow finds the tracker full.
-    private mutating func flowState(of r: FlowRecord, nowNs now: UInt64) -> (state: FlowState, isNew: Bool)? {
-        if let st = flows[r.id] { return (st, false) }
-        guard flows.count < Self.maxFlows else {
-            statistics.flowsNotTracked += 1
-            return nil
-        }
-        var st = FlowState(source: r.sourceAddress, destination: r.destinationAddress,
-                           firstSeenNs: r.firstSeenNs, lastSeenNs: r.lastSeenNs, ipProtocol: r.ipProtocol)
-        if r.firstSeenNs &+ Self.historyNs < now {
-            // A flow older than the tracker (it started before this detector
-            // did): its totals so far are history, not a burst in this poll.
-            st.setTotals(r)
-        }
-        return (st, true)
     }
 
     /// An entity's statistics brought to `now` and marked for a fresh vector.
@@ -259,16 +224,21 @@ public struct HostTracker: Sendable {
         }
     }
 
-    /// A connection fails once: refused (RST without handshake), or a SYN unanswered for a second.
-    private func countFailure(_ r: FlowRecord, flow st: inout FlowState, host h: inout WindowedStatistics,
+    /// Whether a TCP connection had failed as of a record reported at
+    /// `now`: refused (RST without handshake), or a SYN unanswered for a
+    /// second. Each part only grows with later records, so a flow failed as
+    /// of its previous record has failed already and is not counted twice.
+    static func hasFailed(_ r: FlowRecord, at now: UInt64) -> Bool {
+        guard r.ipProtocol == IPProtocol.tcp && r.forward.synCount > 0 && r.reverse.synAckCount == 0 else { return false }
+        return r.reverse.rstCount > 0 || now &- r.firstSeenNs >= Self.unansweredNs || r.state == .ended
+    }
+
+    /// A connection fails once: counted with the first record that shows it.
+    private func countFailure(_ r: FlowRecord, failedBefore: Bool, host h: inout WindowedStatistics,
                               destination d: inout WindowedStatistics, nowNs now: UInt64) {
-        guard !st.failed && r.ipProtocol == IPProtocol.tcp && r.forward.synCount > 0 && r.reverse.synAckCount == 0 else { return }
-        let age = now &- r.firstSeenNs
-        if r.reverse.rstCount > 0 || age >= Self.unansweredNs || r.state == .ended {
-            st.failed = true
-            h.add(H.failed, 1)
-            d.add(D.failed, 1)
-        }
+        guard !failedBefore && Self.hasFailed(r, at: now) else { return }
+        h.add(H.failed, 1)
+        d.add(D.failed, 1)
     }
 
     /// An ICMP unreachable is a failure of the host it is sent to.
@@ -281,24 +251,6 @@ public struct HostTracker: Sendable {
         target.add(H.failed, 1)
         target.touched = true
         hosts[r.destinationAddress] = target
-    }
-
-    /// Takes the record's totals as the flow's new starting point, and
-    /// forgets the flow once it ended.
-    private mutating func finish(_ r: FlowRecord, flow: FlowState, host h: inout WindowedStatistics,
-                                 destination d: inout WindowedStatistics) {
-        var st = flow
-        st.setTotals(r)
-        st.lastSeenNs = r.lastSeenNs
-        st.handshake = r.handshakeCompleted
-        st.closing = r.forward.finCount + r.reverse.finCount + r.forward.rstCount + r.reverse.rstCount > 0
-        if r.state == .ended {
-            flows.removeValue(forKey: r.id)
-            h.openFlows = max(0, h.openFlows - 1)
-            d.openFlows = max(0, d.openFlows - 1)
-        } else {
-            flows[r.id] = st
-        }
     }
 
     /// Adds a new flow to its pair's history (the last ``BeaconScore/history`` connections
@@ -323,16 +275,21 @@ public struct HostTracker: Sendable {
         pairs[key]![i] = BeaconScore.Start(r)
     }
 
-    private mutating func countSlowFlows(nowNs now: UInt64) {
+    /// Counts each entity's open TCP connections that are old and slow (not
+    /// closing: a FIN or RST was not seen).
+    private mutating func countSlowFlows(_ flows: FlowLedger, nowNs now: UInt64) {
         var slowBySource: [IPAddress: Int] = [:]
         var slowByDestination: [IPAddress: Int] = [:]
-        for st in flows.values where st.ipProtocol == IPProtocol.tcp && !st.closing {
-            let age = now &- st.firstSeenNs
-            guard age >= Self.slowAgeNs, now &- st.lastSeenNs < 60_000_000_000 else { continue }
-            let rate = Double(st.fwdPackets + st.revPackets) / (Double(age) / 1e9)
+        for entry in flows.openFlows where entry.record.ipProtocol == IPProtocol.tcp {
+            let r = entry.record
+            let closing = r.forward.finCount + r.reverse.finCount + r.forward.rstCount + r.reverse.rstCount > 0
+            guard !closing else { continue }
+            let age = now &- entry.firstSeenNs
+            guard age >= Self.slowAgeNs, now &- r.lastSeenNs < 60_000_000_000 else { continue }
+            let rate = Double(r.packets) / (Double(age) / 1e9)
             if rate < Self.slowPacketsPerSecond {
-                slowBySource[st.source, default: 0] += 1
-                slowByDestination[st.destination, default: 0] += 1
+                slowBySource[r.sourceAddress, default: 0] += 1
+                slowByDestination[r.destinationAddress, default: 0] += 1
             }
         }
         Self.setSlowFlows(&hosts, from: slowBySource, now: now)
@@ -361,7 +318,6 @@ public struct HostTracker: Sendable {
         lastSweepNs = now
         hosts = hosts.filter { now &- $0.value.updatedNs < Self.forgetAfterNs || $0.value.openFlows > 0 }
         destinations = destinations.filter { now &- $0.value.updatedNs < Self.forgetAfterNs || $0.value.openFlows > 0 }
-        flows = flows.filter { now &- $0.value.lastSeenNs < Self.forgetAfterNs }
         pairs = pairs.filter { now &- ($0.value.last?.startNs ?? 0) < Self.forgetAfterNs }
         for (key, value) in hosts {
             var e = value

@@ -43,6 +43,8 @@ extension KindModel {
 public struct ModelTrainer: Sendable {
     public let parameters: ForestParameters
     private var tracker = HostTracker()
+    /// The flows of ``add(_:)``; a pipeline passes its ledger instead.
+    private var ownFlows = FlowLedger()
     private var rows: [AnomalyKind: [Double]] = [:]
     public private(set) var vectors: [AnomalyKind: Int] = [:]
 
@@ -50,17 +52,25 @@ public struct ModelTrainer: Sendable {
         self.parameters = parameters
     }
 
-    /// Adds one poll's vectors, exactly as the ``Detector`` would compute them.
-    /// Records and vectors are taken in a fixed order (flow ID; kind and
-    /// address), not the flow table's hash order, so the same capture and
-    /// seed grow the same model in every run.
+    /// Adds one poll's vectors, keeping the flows in a ledger of its own
+    /// (a trainer used without a pipeline).
     public mutating func add(_ batch: FlowBatch) {
-        let records = batch.records.sorted { $0.id < $1.id }
-        for record in records where record.state != .active {
-            rows[.flow, default: []].append(contentsOf: FlowFeatures.vector(of: record))
+        let changes = ownFlows.apply(batch.records, origin: "", nowNs: batch.timeNs)
+        add(batch, changes: changes, flows: ownFlows)
+    }
+
+    /// Adds one poll's vectors, exactly as the ``Detector`` would compute
+    /// them, from the records `flows` has already taken. Records and vectors
+    /// are taken in a fixed order (flow ID; kind and address), not the flow
+    /// table's hash order, so the same capture and seed grow the same model
+    /// in every run.
+    public mutating func add(_ batch: FlowBatch, changes: [FlowChange], flows: FlowLedger) {
+        let changes = changes.sorted { $0.record.id < $1.record.id }
+        for change in changes where change.record.state != .active {
+            rows[.flow, default: []].append(contentsOf: FlowFeatures.vector(of: change.record))
             vectors[.flow, default: 0] += 1
         }
-        let entities = tracker.update(records, nowNs: batch.timeNs).sorted {
+        let entities = tracker.update(changes, flows: flows, nowNs: batch.timeNs).sorted {
             ($0.kind == .host ? 0 : 1, $0.address) < ($1.kind == .host ? 0 : 1, $1.address)
         }
         for e in entities {

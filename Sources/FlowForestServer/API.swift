@@ -1,5 +1,6 @@
 import CoreMetrics
 import FlowForestCore
+import FlowForestPipeline
 import FlowForestStore
 import Foundation
 import Hummingbird
@@ -299,7 +300,7 @@ struct API: Sendable {
     func retrain(_ context: AppRequestContext) async throws -> Response {
         let p = try context.require(.administer)
         logger.info("retrain requested", metadata: ["by": "\(p.name)"])
-        return try json(await pipeline.retrain(store: store))
+        return try json(await pipeline.retrain())
     }
 
     // MARK: Ingest
@@ -347,10 +348,11 @@ struct API: Sendable {
             rejected("store_busy")
             throw APIError(.serviceUnavailable, "store queue full; retry later", headers: [.retryAfter: "5"])
         }
-        let (started, active) = await ingest.add(packets)
+        let added = await ingest.add(packets)
         Counter(label: "flowforest_ingest_records_total", factory: metrics.factory).increment(by: Int64(packets.count))
-        logger.debug("ingest", metadata: ["by": "\(principal.name)", "records": "\(packets.count)"])
-        return try json(IngestResult(accepted: packets.count, flowsStarted: started, activeFlows: active), status: .accepted)
+        logger.debug("ingest", metadata: ["by": "\(principal.name)", "records": "\(packets.count)", "refused": "\(added.refused)"])
+        return try json(IngestResult(accepted: packets.count, flowsStarted: added.flowsStarted, activeFlows: added.activeFlows),
+                        status: .accepted)
     }
 
     // MARK: Events

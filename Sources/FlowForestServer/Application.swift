@@ -1,4 +1,5 @@
 public import FlowForestCore
+public import FlowForestPipeline
 public import FlowForestStore
 import Foundation
 public import Hummingbird
@@ -21,14 +22,14 @@ public struct ServerConfiguration: Sendable {
     public var maxIngestBytes = 8 * 1024 * 1024
     public var maxIngestRecords = 100_000
     /// How far ahead of the server clock an ingested packet may be stamped
-    /// (`--ingest-max-skew`, default 5 minutes). Ingested flows end by their
-    /// own packet times, so a future stamp would hold its flow open until the
-    /// clock catches up; this bound is what limits that.
+    /// (`--ingest-max-skew`, default 5 minutes). Ingested flows end by the
+    /// server's clock too, so no stamp holds a flow open; the window keeps
+    /// times the detector would misread out of the store.
     public var ingestMaxSkew: Duration = .seconds(300)
     /// How far behind the server clock an ingested packet may be stamped
     /// (`--ingest-max-age`, default 1 day: an agent's buffer across an outage).
     public var ingestMaxAge: Duration = .seconds(86_400)
-    /// Flow timeouts of the ingest flow table.
+    /// Flow timeouts and the flow limit (`--max-flows`) of the ingest flow table.
     public var ingestFlowTable = FlowTableConfiguration()
     /// How often ingested flows are advanced and stats events are sent.
     public var tickInterval: Duration = .seconds(1)
@@ -194,14 +195,14 @@ public func buildApplicationParts(
     Gauge(label: "process_start_time_seconds", factory: factory).record(processStartTime())
     Gauge(label: "flowforest_build_info", dimensions: [("version", configuration.version)], factory: factory).record(1)
 
-    let hubBox = HubBox()
-    let writer = StoreWriter(
-        store: store, configuration: configuration.writer, logger: logger, metricsFactory: factory,
-        onStored: { hubBox.hub?.publish(anomalies: $0) })
-    let pipeline = Pipeline(detector: detector, sensor: configuration.sensorName, writer: writer, logger: logger, metricsFactory: factory)
-    let ingest = IngestTable(configuration: configuration.ingestFlowTable)
+    // Data flows one way: capture and ingest feed the pipeline, the pipeline
+    // feeds the writer, and the hub reads what the writer stored.
+    let writer = StoreWriter(store: store, configuration: configuration.writer, logger: logger, metricsFactory: factory)
+    let pipeline = Pipeline(sensor: configuration.sensorName, detector: detector, sink: StoreSink(writer: writer),
+                            logger: logger, metricsFactory: factory)
+    let ingest = IngestTable(configuration: configuration.ingestFlowTable, metricsFactory: factory)
     let rates = RateTracker()
-    let hub = EventHub(statsInterval: configuration.tickInterval, metricsFactory: factory) {
+    let hub = EventHub(statsInterval: configuration.tickInterval, anomalies: writer.storedAnomalies, metricsFactory: factory) {
         let packets = await pipeline.packetsTotal
         let bytes = await pipeline.bytesTotal
         let (pps, bps) = rates.rates(packets: packets, bytes: bytes)
@@ -212,7 +213,6 @@ public func buildApplicationParts(
             storePending: pending.anomalies + pending.flows, storeErrorsTotal: writer.errorCount,
             model: await pipeline.modelStatus.state.modelStateName)
     }
-    hubBox.hub = hub
 
     let sessions = SessionStore(lifetime: configuration.sessionLifetime)
     let api = API(
@@ -287,12 +287,6 @@ func prepareAuthentication(_ configuration: ServerConfiguration, store: Store, l
         then revoke it with `flowforest token remove \(name)`.
         """)
     return token
-}
-
-/// Lets the writer's callback reach the hub created after it.
-final class HubBox: @unchecked Sendable {
-    // Set once during buildApplication, before any service runs; read-only after.
-    var hub: EventHub?
 }
 
 /// Per-second rates between successive stats events.

@@ -1,4 +1,5 @@
 import FlowForestCore
+import FlowForestPipeline
 import Logging
 import ServiceLifecycle
 

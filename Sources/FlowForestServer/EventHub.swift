@@ -28,7 +28,8 @@ struct LiveStats: Codable, Sendable {
 }
 
 /// Fans server-sent events out to connected clients: each stored anomaly as
-/// an `anomaly` event and, once a second, a `stats` event. A client that
+/// an `anomaly` event (read from the store writer's stream of stored
+/// anomalies) and, once a second, a `stats` event. A client that
 /// cannot keep up loses its oldest events, counted in
 /// `flowforest_sse_dropped_events_total`.
 final class EventHub: Service, Sendable {
@@ -38,10 +39,14 @@ final class EventHub: Service, Sendable {
     private let droppedEvents: Counter
     private let statsInterval: Duration
     private let stats: @Sendable () async -> LiveStats
+    private let anomalies: AsyncStream<[Anomaly]>
     private let encoder: JSONEncoder
 
-    init(statsInterval: Duration, metricsFactory: any MetricsFactory, stats: @escaping @Sendable () async -> LiveStats) {
+    /// - Parameter anomalies: stored anomalies, ids set; the hub is its one reader.
+    init(statsInterval: Duration, anomalies: AsyncStream<[Anomaly]>, metricsFactory: any MetricsFactory,
+         stats: @escaping @Sendable () async -> LiveStats) {
         self.statsInterval = statsInterval
+        self.anomalies = anomalies
         self.stats = stats
         clientGauge = Gauge(label: "flowforest_sse_clients", factory: metricsFactory)
         droppedEvents = Counter(label: "flowforest_sse_dropped_events_total", factory: metricsFactory)
@@ -99,14 +104,23 @@ final class EventHub: Service, Sendable {
 
     var clientCount: Int { clients.withLock { $0.count } }
 
-    /// Sends stats every interval until shutdown, then ends every client's stream.
+    /// Sends stored anomalies as they come and stats every interval until
+    /// shutdown, then ends every client's stream.
     func run() async throws {
         try? await cancelWhenGracefulShutdown {
-            while !Task.isCancelled {
-                try await Task.sleep(for: self.statsInterval)
-                if self.clientCount > 0, let data = try? self.encoder.encode(await self.stats()) {
-                    self.send(event: "stats", id: nil, data: String(decoding: data, as: UTF8.self))
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask {
+                    for await stored in self.anomalies { self.publish(anomalies: stored) }
                 }
+                group.addTask {
+                    while !Task.isCancelled {
+                        try await Task.sleep(for: self.statsInterval)
+                        if self.clientCount > 0, let data = try? self.encoder.encode(await self.stats()) {
+                            self.send(event: "stats", id: nil, data: String(decoding: data, as: UTF8.self))
+                        }
+                    }
+                }
+                try await group.waitForAll()
             }
         }
         finishAll()

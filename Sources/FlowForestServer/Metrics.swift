@@ -41,6 +41,7 @@ public final class FlowForestMetrics: Sendable {
         "flowforest_model_age_seconds": "Age of the detection model in use (0 while learning).",
         "flowforest_detector_learning": "1 while the detector is in its learning window, else 0.",
         "flowforest_ingest_records_total": "Records accepted by POST /api/traffic.",
+        "flowforest_ingest_table_full_packets_total": "Ingested packets not counted into a flow because the ingest flow table already held --max-flows flows.",
         "flowforest_export_messages_total": "IPFIX messages sent, by collector.",
         "flowforest_export_records_total": "IPFIX data records sent, by collector.",
         "flowforest_export_errors_total": "IPFIX messages that could not be sent, by collector.",

@@ -1,4 +1,5 @@
 import FlowForestCore
+import FlowForestPipeline
 import Hummingbird
 
 /// What `GET /api/status` serves: how capture is doing and what the

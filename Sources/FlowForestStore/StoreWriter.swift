@@ -36,7 +36,8 @@ public struct StoreWriterConfiguration: Sendable, Hashable {
 /// `flowforest_store_errors_total`, and only drops flow records when the
 /// queue is full (counted in `flowforest_store_dropped_total`). An anomaly
 /// accepted by ``enqueue(anomalies:)`` stays queued until written, and
-/// graceful shutdown flushes the queue.
+/// graceful shutdown flushes the queue. Written anomalies, with their ids,
+/// go out on ``storedAnomalies`` for whoever serves them live.
 public final class StoreWriter: Service, Sendable {
     struct Queue {
         var anomalies = RowQueue<PendingAnomaly>()
@@ -49,7 +50,13 @@ public final class StoreWriter: Service, Sendable {
     private let queue = Mutex(Queue())
     private let wake: AsyncStream<Void>.Continuation
     private let wakeStream: AsyncStream<Void>
-    private let onStored: @Sendable ([Anomaly]) -> Void
+    private let stored: AsyncStream<[Anomaly]>.Continuation
+
+    /// Each batch of anomalies once written, ids set, in the order written.
+    /// One consumer (the server's event hub) reads it; while nobody reads,
+    /// the newest ``storedBuffer`` batches wait and older ones are dropped.
+    public let storedAnomalies: AsyncStream<[Anomaly]>
+    public static let storedBuffer = 1024
 
     private let writes: (anomalies: Counter, flows: Counter)
     private let errors: Counter
@@ -68,16 +75,11 @@ public final class StoreWriter: Service, Sendable {
     /// Failed writes so far (each retry that failed counts once).
     public var errorCount: Int64 { errorTotal.load(ordering: .relaxed) }
 
-    /// - Parameter onStored: called with anomalies once written, ids set
-    ///   (the server publishes them to live clients).
-    public init(
-        store: Store, configuration: StoreWriterConfiguration = .init(), logger: Logger,
-        metricsFactory: any MetricsFactory, onStored: @escaping @Sendable ([Anomaly]) -> Void = { _ in }
-    ) {
+    public init(store: Store, configuration: StoreWriterConfiguration = .init(), logger: Logger, metricsFactory: any MetricsFactory) {
         self.store = store
         self.configuration = configuration
         self.logger = logger
-        self.onStored = onStored
+        (storedAnomalies, stored) = AsyncStream.makeStream(of: [Anomaly].self, bufferingPolicy: .bufferingNewest(Self.storedBuffer))
         (wakeStream, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
         let f = metricsFactory
         writes = (Counter(label: "flowforest_store_rows_written_total", dimensions: [("table", "anomalies")], factory: f),
@@ -158,6 +160,7 @@ public final class StoreWriter: Service, Sendable {
             self.wake.yield()
         }
         await flush(deadline: .now + configuration.shutdownGrace)
+        stored.finish()
     }
 
     /// Writes everything pending, retrying until `deadline`; what is still
@@ -194,7 +197,7 @@ public final class StoreWriter: Service, Sendable {
                 queue.withLock { $0.anomalies.removeFirst(anomalies.count) }
                 lastFailure.withLock { $0 = nil }
                 writes.anomalies.increment(by: Int64(anomalies.count))
-                onStored(anomalies.map { p in
+                stored.yield(anomalies.map { p in
                     var a = p.anomaly
                     a.id = ids[p.uid]
                     return a

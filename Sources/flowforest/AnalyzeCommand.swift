@@ -2,6 +2,7 @@ import ArgumentParser
 import CoreMetrics
 import FlowForestCore
 import FlowForestDetection
+import FlowForestPipeline
 import Foundation
 import Logging
 import PcapCapture
@@ -61,6 +62,8 @@ struct AnalyzeCommand: AsyncParsableCommand {
         let exporters = try exportOptions.makeExporters(metricsFactory: NOOPMetricsHandler.instance, logger: logger)
         defer { for exporter in exporters { exporter.finish() } }
         let source = PcapFileSource(path: file, configuration: flowOptions.configuration, logger: logger)
+        // The same pipeline as `run`, without a store: anomalies come back from each batch.
+        let pipeline = Pipeline(sensor: sensorName, detector: detector, logger: logger, metricsFactory: NOOPMetricsHandler.instance)
         var found: [Anomaly] = []
         var flows: [FlowRecord] = []
         var statistics = CaptureStatistics()
@@ -70,7 +73,7 @@ struct AnalyzeCommand: AsyncParsableCommand {
                 for record in batch.records where record.state == .ended { flows.append(record) }
                 // Offline, export waits for the collector rather than drop.
                 for exporter in exporters { exporter.export(batch.records, wait: true) }
-                if detector != nil { found += detector!.process(batch) }
+                found += await pipeline.process(batch, mode: source.mode)
                 statistics = batch.statistics
                 progress.update(fraction: batch.progress, detail: "\(statistics.packetsSeen) packets, \(statistics.flowsStarted) flows")
             }

@@ -50,7 +50,7 @@ struct RunCommand: AsyncParsableCommand {
     @Option(name: .customLong("map-size"), help: "eBPF modes: flows the kernel map holds; packets of further flows go through the ring buffer.")
     var mapSize: Int = 131_072
 
-    @Option(name: .customLong("bpf-object"), help: "eBPF modes: path of flowforest.bpf.o (default: next to the executable, then out/bpf/).")
+    @Option(name: .customLong("bpf-object"), help: "eBPF modes: a compiled flowforest.bpf.o to load instead of the object built into this binary.")
     var bpfObject: String?
 
     @Option(name: .customLong("tc-hook"), help: "tc mode: auto (tcx on Linux 6.6+, else clsact), tcx or clsact.")
@@ -148,6 +148,8 @@ struct RunCommand: AsyncParsableCommand {
         }
         if let d = try seconds(ingestMaxSkew, "FLOWFOREST_INGEST_MAX_SKEW", "--ingest-max-skew") { server.ingestMaxSkew = d }
         if let d = try seconds(ingestMaxAge, "FLOWFOREST_INGEST_MAX_AGE", "--ingest-max-age") { server.ingestMaxAge = d }
+        // Ingested flows follow the same timeouts and --max-flows as captured ones.
+        server.ingestFlowTable = flowOptions.configuration
         // Capture first: a wrong interface or a missing privilege is reported
         // before anything (the database included) is created.
         let capture = noCapture ? nil : try openCapture(logger: logger)

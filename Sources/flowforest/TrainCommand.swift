@@ -1,6 +1,8 @@
 import ArgumentParser
 import FlowForestCore
+import CoreMetrics
 import FlowForestDetection
+import FlowForestPipeline
 import Foundation
 import Logging
 import PcapCapture
@@ -57,19 +59,19 @@ struct TrainCommand: AsyncParsableCommand {
         // A bad -o is reported before the captures are read, not after.
         do { try DetectionModel.checkWritable(output) } catch { throw failure("\(error)") }
         if let absent = files.first(where: { !FileManager.default.fileExists(atPath: $0) }) { throw failure("\(absent): no such file") }
-        var trainer = ModelTrainer(parameters: ForestParameters(trees: trees, sampleSize: sampleSize, extended: extended, seed: seed))
-        var lastTimeNs: UInt64 = 0
+        // The same pipeline as `run`, feeding a trainer instead of a detector.
+        let pipeline = Pipeline(
+            sensor: "", trainer: ModelTrainer(parameters: ForestParameters(trees: trees, sampleSize: sampleSize, extended: extended, seed: seed)),
+            logger: logger, metricsFactory: NOOPMetricsHandler.instance)
         for file in files {
             let source = PcapFileSource(path: file, configuration: flowOptions.configuration, logger: logger)
             do {
-                for try await batch in source.batches() {
-                    trainer.add(batch)
-                    lastTimeNs = max(lastTimeNs, batch.timeNs)
-                }
+                for try await batch in source.batches() { await pipeline.process(batch, mode: source.mode) }
             } catch {
                 throw failure("\(error)")
             }
         }
+        let trainer = await pipeline.trainer!  // built with one above
         let model: DetectionModel
         do {
             model = try trainer.model(nowMs: Int64(Date().timeIntervalSince1970 * 1000), contamination: contamination)

@@ -132,6 +132,7 @@ struct BeaconOrderTests {
     func startsInAnyOrder(newestFirst: Bool) {
         var sim = TrafficSimulator()
         var tracker = HostTracker()
+        var flows = FlowLedger()
         for i in 0..<6 {
             sim.tcpSession(at: sim.nowNs + 100_000_000 + UInt64(i) * 300_000_000, TrafficSimulator.clients[1], BeaconTests.outside,
                            dport: 8443, requestBytes: 120, responseSegments: 0)
@@ -141,7 +142,8 @@ struct BeaconOrderTests {
         for _ in 0..<3 {
             let batch = sim.tick()
             let records = batch.records.sorted { newestFirst ? $0.firstSeenNs > $1.firstSeenNs : $0.firstSeenNs < $1.firstSeenNs }
-            for e in tracker.update(records, nowNs: batch.timeNs) where e.kind == .host { best = max(best, e.vector[column]) }
+            let changes = flows.apply(records, origin: "test", nowNs: batch.timeNs)
+            for e in tracker.update(changes, flows: flows, nowNs: batch.timeNs) where e.kind == .host { best = max(best, e.vector[column]) }
         }
         #expect(best >= 0.92)
     }

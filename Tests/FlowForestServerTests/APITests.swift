@@ -7,38 +7,6 @@ import HTTPTypes
 import HummingbirdTesting
 import Testing
 
-func storedAnomaly(_ i: Int, src: String, dst: String, severity: Severity, kind: AnomalyKind = .host) -> PendingAnomaly {
-    PendingAnomaly(anomaly: Anomaly(
-        sensor: "test-sensor", timeMs: 1_790_000_000_000 + Int64(i) * 1000, kind: kind,
-        sourceAddress: IPAddress(src), destinationAddress: IPAddress(dst), sourcePort: nil, destinationPort: 22,
-        ipProtocol: IPProtocol.tcp, score: 0.8, severity: severity, label: .portScan,
-        explanation: [ExplanationItem(feature: "distinct_dst_ports_10s", value: 412, baseline: 9, direction: "above",
-                                      text: "distinct destination ports 412 (baseline p99: 9)")],
-        features: ["distinct_dst_ports_10s": 412]))
-}
-
-/// Runs `body` against the router of a service over a fresh SQLite store holding 25 anomalies.
-func withAPI(_ body: @escaping @Sendable (any TestClientProtocol, TestDatabase) async throws -> Void) async throws {
-    let db = try await TestDatabase.make()
-    defer { db.remove() }
-    let store = try await Store.open(db.location, logger: quietLogger)
-    do {
-        var batch: [PendingAnomaly] = []
-        for i in 0..<25 {
-            batch.append(storedAnomaly(i, src: i % 2 == 0 ? "198.18.0.5" : "198.18.0.6", dst: "198.18.9.9",
-                                       severity: i % 5 == 0 ? .critical : .medium, kind: i < 10 ? .flow : .host))
-        }
-        try await store.insertAnomalies(batch)
-        let app = try await buildApplication(configuration: testConfiguration(db), flowSource: nil, logger: quietLogger,
-                                             detector: NeverDetects(), store: store)
-        try await app.test(.router) { client in try await body(client, db) }
-        await store.close()
-    } catch {
-        await store.close()
-        throw error
-    }
-}
-
 @Suite("HTTP API")
 struct APITests {
     @Test("anomalies are listed newest first with the shared JSON shape")

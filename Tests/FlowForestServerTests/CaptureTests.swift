@@ -7,26 +7,6 @@ import HummingbirdTesting
 import PcapCapture
 import Testing
 
-/// Writes a classic pcap file (Ethernet) of UDP packets.
-func writePcap(_ path: String, packets: [(src: [UInt8], dst: [UInt8], sport: UInt16, dport: UInt16, payload: Int, time: Double)]) throws {
-    var data: [UInt8] = []
-    func le32(_ v: UInt32) { data += withUnsafeBytes(of: v.littleEndian, Array.init) }
-    func le16(_ v: UInt16) { data += withUnsafeBytes(of: v.littleEndian, Array.init) }
-    func be16(_ v: UInt16) -> [UInt8] { [UInt8(v >> 8), UInt8(v & 0xff)] }
-    le32(0xa1b2_c3d4); le16(2); le16(4); le32(0); le32(0); le32(65535); le32(1)
-    for p in packets {
-        let ipLength = 20 + 8 + p.payload
-        var frame: [UInt8] = [2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 0x08, 0x00]
-        frame += [0x45, 0] + be16(UInt16(ipLength)) + [0, 0, 0, 0, 64, 17, 0, 0] + p.src + p.dst
-        frame += be16(p.sport) + be16(p.dport) + be16(UInt16(8 + p.payload)) + [0, 0]
-        frame += [UInt8](repeating: 0x61, count: p.payload)
-        le32(UInt32(p.time)); le32(UInt32((p.time - p.time.rounded(.down)) * 1e6))
-        le32(UInt32(frame.count)); le32(UInt32(frame.count))
-        data += frame
-    }
-    try Data(data).write(to: URL(fileURLWithPath: path))
-}
-
 @Suite("Capture consumer")
 struct CaptureTests {
     @Test("a capture source's flows are counted, stored with the sensor name and kept at its end")

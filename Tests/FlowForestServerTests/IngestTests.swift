@@ -1,36 +1,12 @@
 import FlowForestCore
 import FlowForestDetection
+import FlowForestPipeline
 import FlowForestServer
 import FlowForestStore
 import Foundation
 import Hummingbird
 import HummingbirdTesting
 import Testing
-
-/// A service over a fresh SQLite store, with its parts, for `body`.
-func withService(
-    _ mode: TestingSetup = .router, detector: any FlowDetector = NeverDetects(), configure: (inout ServerConfiguration) -> Void = { _ in },
-    _ body: @escaping @Sendable (any TestClientProtocol, TestDatabase, ServiceParts) async throws -> Void
-) async throws {
-    let db = try await TestDatabase.make()
-    defer { db.remove() }
-    var configuration = testConfiguration(db)
-    configure(&configuration)
-    let (app, parts) = try await buildApplicationParts(configuration: configuration, flowSource: nil, logger: quietLogger,
-                                                       detector: detector)
-    do {
-        try await app.test(mode) { client in try await body(client, db, parts) }
-        if mode.isRouter { await parts.store.close() }
-    } catch {
-        if mode.isRouter { await parts.store.close() }
-        throw error
-    }
-}
-
-extension TestingSetup {
-    // Router tests run no services, so the store the application opened stays open.
-    var isRouter: Bool { "\(self)".contains("router") }
-}
 
 let now = Date().timeIntervalSince1970
 let goodRecords = trafficJSON([

@@ -7,11 +7,6 @@ import Hummingbird
 import HummingbirdTesting
 import Testing
 
-/// Runs a tool off the cooperative pool.
-func tool(_ path: String, _ arguments: [String], acceptExit: Set<Int32> = [0]) async throws -> String {
-    try await ThrowawayPostgres.offPool { try ThrowawayPostgres.run(path, arguments, acceptExit: acceptExit) }
-}
-
 @Suite("Prometheus metrics", .serialized)
 struct MetricsTests {
     @Test("the live /metrics passes promtool check metrics with no errors or lint warnings")

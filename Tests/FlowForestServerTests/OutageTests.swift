@@ -58,22 +58,3 @@ struct OutageTests {
         }
     }
 }
-
-/// Polls `condition` every 50 ms until true; after `seconds` throws an error
-/// naming `what`, so the test stops at the step that failed and says why.
-func waitFor(_ what: String, seconds: Double = 15, _ condition: () async throws -> Bool) async throws {
-    let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
-    while ContinuousClock.now < deadline {
-        if try await condition() { return }
-        try await Task.sleep(for: .milliseconds(50))
-    }
-    throw WaitTimedOut(what: what, seconds: seconds)
-}
-
-/// A condition a test waited on did not come true in time.
-struct WaitTimedOut: Error, CustomStringConvertible {
-    var what: String
-    var seconds: Double
-    var detail = ""
-    var description: String { "timed out after \(seconds) s waiting for \(what)\(detail.isEmpty ? "" : ": \(detail)")" }
-}

@@ -5,24 +5,6 @@ import Foundation
 import HummingbirdTesting
 import Testing
 
-/// A capture source that reports one poll's statistics, then ends.
-struct OnePollSource: FlowSource {
-    let mode: String
-    let statistics: CaptureStatistics
-    let activeFlows: Int
-
-    func batches() -> AsyncThrowingStream<FlowBatch, any Error> {
-        let batch = FlowBatch(timeNs: UInt64(Date().timeIntervalSince1970 * 1e9), records: [], statistics: statistics,
-                              activeFlows: activeFlows)
-        return AsyncThrowingStream { continuation in
-            continuation.yield(batch)
-            continuation.finish()
-        }
-    }
-
-    func stop() {}
-}
-
 @Suite("Status endpoint")
 struct StatusTests {
     @Test("a capture mode announced at start is listed with its interfaces and zero counts; viewers may read it, nobody else")

@@ -13,6 +13,11 @@ enum Binary {
         return dir.appendingPathComponent("flowforest").path
     }
 
+    /// The lab executable, `flowforest-lab`, built beside `flowforest`.
+    static var lab: String {
+        URL(fileURLWithPath: path).deletingLastPathComponent().appendingPathComponent("flowforest-lab").path
+    }
+
     /// Runs flowforest with arguments (not in a namespace).
     static func run(_ arguments: [String], timeout: Double = 60) throws -> CommandResult {
         try Command.run([path] + arguments, timeout: timeout)

@@ -13,6 +13,34 @@ struct CommandLineTests {
         #expect(result.stdout.contains("OVERVIEW"))
     }
 
+    @Test("Every lab command's --help says what it does, with an example", arguments: ["", "bench", "demo", "eval"])
+    func labHelp(command: String) throws {
+        let result = try Command.run([Binary.lab] + (command.isEmpty ? [] : [command]) + ["--help"])
+        #expect(result.status == 0)
+        #expect(result.stdout.contains("Example"), "flowforest-lab \(command) --help has no example")
+        #expect(result.stdout.contains("OVERVIEW"))
+    }
+
+    @Test("flowforest bench runs flowforest-lab from beside it, passing its arguments on")
+    func benchExecsLab() throws {
+        // The lab's own validation answers: proof that the arguments reached it.
+        let result = try Binary.run(["bench", "--packets", "5"])
+        #expect(result.status != 0)
+        #expect(result.stderr.contains("--packets must be between"), "\(result.stderr)")
+    }
+
+    @Test("Without flowforest-lab beside it, flowforest bench says what is missing and how to build it")
+    func labMissing() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let alone = dir.appendingPathComponent("flowforest")
+        try FileManager.default.copyItem(atPath: Binary.path, toPath: alone.path)
+        let result = try Command.run([alone.path, "demo"])
+        #expect(result.status != 0)
+        #expect(result.stderr.contains("flowforest-lab") && result.stderr.contains("make build"), "\(result.stderr)")
+        #expect(result.stderr.split(separator: "\n").count == 1, "\(result.stderr)")
+    }
+
     @Test("A truncated capture file is a one-line error and a non-zero exit")
     func truncated() throws {
         let dir = try temporaryDirectory()

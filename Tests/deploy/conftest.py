@@ -34,7 +34,6 @@ def pytest_runtest_makereport(item, call):
         report.outcome = "failed"
         report.longrepr = f"skipped as root, where every deploy test must run: {reason}"
 DEPLOY = REPO / "deploy"
-BPF_OBJECT = REPO / "out" / "bpf" / "flowforest.bpf.o"
 
 
 def free_port() -> int:
@@ -174,7 +173,7 @@ def start_flowforest(tmp: Path, lab: VethLab, port: int, mode: str = "tc") -> Pr
     """`flowforest run` on the lab's host interface, API on 127.0.0.1:port, SQLite in tmp."""
     cmd = [str(flowforest_binary()), "run", "--mode", mode, "--interface", lab.host_if,
            "--listen", f"127.0.0.1:{port}", "--database", str(tmp / "flowforest.db"),
-           "--bpf-object", str(BPF_OBJECT), "--poll-interval", "1", "--print-flows", "none",
+           "--poll-interval", "1", "--print-flows", "none",
            # Health and /metrics without a token, as Prometheus scrapes them; everything else needs one.
            "--open-metrics"]
     return Process(cmd, tmp / "flowforest.log", cwd=tmp)

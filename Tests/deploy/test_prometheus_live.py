@@ -12,13 +12,12 @@ import pytest
 import yaml
 
 import promql
-from conftest import (BPF_OBJECT, DEPLOY, Process, free_port, http_get, needs_root, run_serves_http,
+from conftest import (DEPLOY, Process, free_port, http_get, needs_root, run_serves_http,
                       start_flowforest, wait_for)
 
 pytestmark = [
     needs_root,
     pytest.mark.skipif(shutil.which("prometheus") is None, reason="prometheus (Debian) not installed"),
-    pytest.mark.skipif(not BPF_OBJECT.exists(), reason="out/bpf/flowforest.bpf.o missing: run `make bpf`"),
     pytest.mark.skipif(not run_serves_http(), reason="`flowforest run` has no --listen/--database: service not in the CLI"),
 ]
 

@@ -13,14 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from conftest import (BPF_OBJECT, Process, flowforest_binary, free_port, http_get, needs_root, run,
+from conftest import (Process, flowforest_binary, free_port, http_get, needs_root, run,
                       run_serves_http, wait_for)
 from test_static import unit_keys
 
 pytestmark = [
     needs_root,
     pytest.mark.skipif(shutil.which("setpriv") is None, reason="setpriv (util-linux) not installed"),
-    pytest.mark.skipif(not BPF_OBJECT.exists(), reason="out/bpf/flowforest.bpf.o missing: run `make bpf`"),
     pytest.mark.skipif(not run_serves_http(), reason="`flowforest run` has no --listen/--database: service not in the CLI"),
 ]
 
@@ -44,7 +43,7 @@ def test_unit_capabilities_suffice_for_tc_capture(tmp_path, veth_lab):
            "--no-new-privs",
            str(flowforest_binary()), "run", "--mode", "tc", "--interface", veth_lab.host_if,
            "--listen", f"127.0.0.1:{port}", "--database", str(state / "flowforest.db"),
-           "--bpf-object", str(BPF_OBJECT), "--poll-interval", "1", "--open-metrics"]
+           "--poll-interval", "1", "--open-metrics"]
     sensor = Process(cmd, tmp_path / "sensor.log", cwd=state)
     try:
         wait_for("/api/health", lambda: http_get(f"http://127.0.0.1:{port}/api/health")[0] == 200,

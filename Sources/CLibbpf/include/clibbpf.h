@@ -13,7 +13,6 @@
 #include <stdint.h>
 #include <stddef.h>
 #include "flow_types.h"
-#include "ff_stats.h"
 
 /* Handle and priority of FlowForest's tc filters: fixed, so a new run finds
  * and replaces a filter that a killed run left behind. */

@@ -7,13 +7,13 @@ struct DemoCommand: ParsableCommand {
         commandName: "demo",
         abstract: "Watch FlowForest work: a namespace lab with normal clients and recurring attacks, live on the dashboard.",
         discussion: """
-            Builds a lab of network namespaces (198.18.0.0/15), starts the sensor on it with eBPF,
-            and serves the dashboard. The detector learns from normal clients first; then an
-            attack (port scan, sweep, floods, slow connections, beacons, upload) runs every
-            --attack-interval seconds. Ctrl-C removes the lab. Needs root.
+            Builds a lab of network namespaces (198.18.0.0/15), starts the sensor (the flowforest
+            beside this executable) on it with eBPF, and serves the dashboard. The detector learns
+            from normal clients first; then an attack (port scan, sweep, floods, slow connections,
+            beacons, upload) runs every --attack-interval seconds. Ctrl-C removes the lab. Needs root.
 
             Example:
-              sudo flowforest demo          then open http://127.0.0.1:8080/
+              sudo flowforest-lab demo      then open http://127.0.0.1:8080/
             """
     )
 
@@ -32,11 +32,12 @@ struct DemoCommand: ParsableCommand {
     func run() throws {
         guard geteuid() == 0 else { throw failure("demo builds network namespaces and loads eBPF: run it as root") }
         guard learningSeconds >= 10, attackInterval >= 5 else { throw failure("--learning-seconds must be at least 10 and --attack-interval at least 5") }
+        let sensor = try Daemon.located()
         let work = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("flowforest-demo-\(getpid())")
         try FileManager.default.createDirectory(at: work, withIntermediateDirectories: true)
         try FileManager.default.createDirectory(atPath: (database as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: work) }
-        var options = Demo.Options(binary: CommandLine.arguments[0], database: database, workDirectory: work)
+        var options = Demo.Options(binary: sensor, database: database, workDirectory: work)
         options.listen = listen
         options.learningSeconds = learningSeconds
         options.attackInterval = attackInterval

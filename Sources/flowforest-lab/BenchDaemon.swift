@@ -2,7 +2,7 @@ import FlowForestLab
 import Foundation
 
 extension Bench {
-    /// Runs `flowforest run --mode tc` (this executable) in the sensor
+    /// Runs `flowforest run --mode tc` (the daemon beside this executable) in the sensor
     /// namespace, sends the scenario's traffic, and takes the whole
     /// process's CPU time over it: capture, detector, store and HTTP server
     /// together, as an operator's `top` would show it.
@@ -10,7 +10,7 @@ extension Bench {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("flowforest-bench-daemon-\(getpid())")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
-        let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        let exe = try Daemon.located()
         let log = dir.appendingPathComponent("run.log")
         // The namespace has its own loopback, so the default port is free there.
         let daemon = try lab.spawn(in: namespace, [

@@ -1,18 +1,5 @@
 public import FlowForestCore
 
-/// What the service needs from a detector. FlowForestDetection's `Detector`
-/// conforms; the service owns one and feeds it every batch, local or ingested.
-public protocol FlowDetector: Sendable {
-    /// Scores a batch; no anomalies while learning.
-    mutating func process(_ batch: FlowBatch) -> [Anomaly]
-    /// Replaces part of the model with trees grown on recent normal vectors.
-    mutating func retrain(nowNs: UInt64)
-    /// The state shown by `GET /api/model`, JSON-encodable.
-    var apiStatus: ModelStatus { get }
-    /// The current model as JSON for the store, nil while learning.
-    func modelJSON() -> String?
-}
-
 /// The detector's state as served by `GET /api/model`.
 public struct ModelStatus: Sendable, Codable, Hashable {
     /// Learning until a model exists, then scoring; `state` on the wire

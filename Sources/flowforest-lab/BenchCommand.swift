@@ -1,7 +1,9 @@
 import ArgumentParser
+import CoreMetrics
 import EBPFCapture
 import FlowForestCore
 import FlowForestLab
+import FlowForestPipeline
 import Foundation
 import Logging
 import PcapCapture
@@ -26,10 +28,11 @@ struct BenchCommand: AsyncParsableCommand {
 
             Frames go to a MAC that is not the receiver's, so they are dropped after the
             hooks as on a mirror port. A veth never drops: a costly hook slows the
-            generator instead, which is why cost shows as the rate ratio.
+            generator instead, which is why cost shows as the rate ratio. Mode daemon runs the
+            flowforest executable beside this one.
 
             Example:
-              sudo flowforest bench --json bench.json
+              sudo flowforest-lab bench --json bench.json
             """
     )
 
@@ -68,7 +71,7 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(help: "Write the results as JSON to this file.")
     var json: String = "flowforest-bench.json"
 
-    @Option(name: .customLong("bpf-object"), help: "Path of flowforest.bpf.o (default: next to the executable, then out/bpf/).")
+    @Option(name: .customLong("bpf-object"), help: "Path of a flowforest.bpf.o to load instead of the embedded object.")
     var bpfObject: String?
 
     func validate() throws {
@@ -232,15 +235,17 @@ struct Bench {
         // The drain publishes its latest statistics, so the bench can wait
         // for the sensor to have seen the traffic instead of sleeping.
         let latest = Latest()
+        // Batches go through the pipeline `run` uses, without a detector: its
+        // ledger counts the packets the sensor put into flows.
+        let pipeline = Pipeline(sensor: "bench", logger: logger, metricsFactory: NOOPMetricsHandler.instance)
         let collector = Task { () throws -> (packets: UInt64, statistics: CaptureStatistics) in
-            var last: [UInt64: UInt64] = [:]
             var statistics = CaptureStatistics()
             for try await batch in source.batches() {
-                for r in batch.records { last[r.id] = r.packets }
+                await pipeline.process(batch, mode: source.mode)
                 statistics = batch.statistics
                 latest.set(statistics)
             }
-            return (last.values.reduce(0, +), statistics)
+            return (await pipeline.packetsTotal, statistics)
         }
         let sent: Trafgen.Result
         let cpu: Double

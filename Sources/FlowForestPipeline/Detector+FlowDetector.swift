@@ -2,7 +2,7 @@ public import FlowForestDetection
 import FlowForestCore
 import Foundation
 
-/// The service runs FlowForestDetection's detector.
+/// The pipeline runs FlowForestDetection's detector; `process(_:changes:flows:)` is its own.
 extension Detector: FlowDetector {
     public var apiStatus: ModelStatus {
         let s = status

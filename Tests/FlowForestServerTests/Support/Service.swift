@@ -1,4 +1,5 @@
 import FlowForestCore
+import FlowForestPipeline
 import FlowForestServer
 import FlowForestStore
 import Foundation
@@ -10,7 +11,7 @@ import NIOCore
 
 /// A detector that learns forever: for tests where detection is not the point.
 struct NeverDetects: FlowDetector {
-    func process(_ batch: FlowBatch) -> [Anomaly] { [] }
+    func process(_ batch: FlowBatch, changes: [FlowChange], flows: FlowLedger) -> [Anomaly] { [] }
     func retrain(nowNs: UInt64) {}
     var apiStatus: ModelStatus { ModelStatus(state: .learning) }
     func modelJSON() -> String? { nil }
@@ -145,3 +146,51 @@ struct TestFailure: Error, CustomStringConvertible {
     var description: String
     init(_ description: String) { self.description = description }
 }
+
+/// Runs `body` against the router of a service over a fresh SQLite store holding 25 anomalies.
+func withAPI(_ body: @escaping @Sendable (any TestClientProtocol, TestDatabase) async throws -> Void) async throws {
+    let db = try await TestDatabase.make()
+    defer { db.remove() }
+    let store = try await Store.open(db.location, logger: quietLogger)
+    do {
+        var batch: [PendingAnomaly] = []
+        for i in 0..<25 {
+            batch.append(storedAnomaly(i, src: i % 2 == 0 ? "198.18.0.5" : "198.18.0.6", dst: "198.18.9.9",
+                                       severity: i % 5 == 0 ? .critical : .medium, kind: i < 10 ? .flow : .host))
+        }
+        try await store.insertAnomalies(batch)
+        let app = try await buildApplication(configuration: testConfiguration(db), flowSource: nil, logger: quietLogger,
+                                             detector: NeverDetects(), store: store)
+        try await app.test(.router) { client in try await body(client, db) }
+        await store.close()
+    } catch {
+        await store.close()
+        throw error
+    }
+}
+
+/// A service over a fresh SQLite store, with its parts, for `body`.
+func withService(
+    _ mode: TestingSetup = .router, detector: any FlowDetector = NeverDetects(), configure: (inout ServerConfiguration) -> Void = { _ in },
+    _ body: @escaping @Sendable (any TestClientProtocol, TestDatabase, ServiceParts) async throws -> Void
+) async throws {
+    let db = try await TestDatabase.make()
+    defer { db.remove() }
+    var configuration = testConfiguration(db)
+    configure(&configuration)
+    let (app, parts) = try await buildApplicationParts(configuration: configuration, flowSource: nil, logger: quietLogger,
+                                                       detector: detector)
+    do {
+        try await app.test(mode) { client in try await body(client, db, parts) }
+        if mode.isRouter { await parts.store.close() }
+    } catch {
+        if mode.isRouter { await parts.store.close() }
+        throw error
+    }
+}
+
+extension TestingSetup {
+    // Router tests run no services, so the store the application opened stays open.
+    var isRouter: Bool { "\(self)".contains("router") }
+}
+

@@ -1,7 +1,5 @@
 import FlowForestCore
 import Foundation
-import Logging
-import ServiceLifecycle
 
 /// One record of `POST /api/traffic`: a packet seen by a remote agent.
 struct IngestRecord: Decodable {
@@ -169,58 +167,3 @@ enum IngestError: Error, CustomStringConvertible {
         }
     }
 }
-
-/// The flow table behind remote ingest: packets posted by agents become
-/// flows here, and ``IngestService`` advances it once a second into the
-/// same pipeline as local capture.
-actor IngestTable {
-    private var table: FlowTable
-
-    init(configuration: FlowTableConfiguration) {
-        // Ingest ids start at 2^62 so they never collide with capture ids.
-        table = FlowTable(configuration: configuration, firstID: 1 << 62)
-    }
-
-    /// Adds every packet (the request is already fully validated); returns
-    /// the number of flows the request started.
-    func add(_ packets: [PacketSummary]) -> (flowsStarted: UInt64, activeFlows: Int) {
-        let before = table.statistics.flowsStarted
-        for p in packets { table.add(p) }
-        return (table.statistics.flowsStarted - before, table.activeCount)
-    }
-
-    func advance(to nowNs: UInt64) -> FlowBatch {
-        let records = table.advance(to: nowNs)
-        return FlowBatch(timeNs: nowNs, records: records, statistics: table.statistics, activeFlows: table.activeCount)
-    }
-
-    func flush(at nowNs: UInt64) -> FlowBatch {
-        let records = table.flush()
-        return FlowBatch(timeNs: nowNs, records: records, statistics: table.statistics, activeFlows: 0)
-    }
-
-    var activeCount: Int { table.activeCount }
-}
-
-/// Advances the ingest table once a second and at shutdown ends its flows.
-struct IngestService: Service {
-    let table: IngestTable
-    let pipeline: Pipeline
-    let interval: Duration
-
-    func run() async throws {
-        try? await cancelWhenGracefulShutdown {
-            while !Task.isCancelled {
-                try await Task.sleep(for: interval)
-                let batch = await table.advance(to: wallClockNs())
-                if !batch.records.isEmpty { await pipeline.process(batch, mode: "ingest") }
-            }
-        }
-        let final = await table.flush(at: wallClockNs())
-        if !final.records.isEmpty { await pipeline.process(final, mode: "ingest") }
-    }
-}
-
-/// The server clock in ns since the epoch; a clock set before 1970 or past
-/// ``Timestamp/endNs`` reads as the nearest bound rather than trapping.
-func wallClockNs() -> UInt64 { Timestamp.nanoseconds(epochSeconds: Date().timeIntervalSince1970) ?? (Date().timeIntervalSince1970 > 0 ? Timestamp.endNs - 1 : 0) }

@@ -1,0 +1,16 @@
+public import FlowForestCore
+
+/// What the pipeline needs from a detector. FlowForestDetection's `Detector`
+/// conforms; the pipeline owns one and feeds it every batch, captured or
+/// ingested, after its ``FlowLedger`` has taken the batch's records.
+public protocol FlowDetector: Sendable {
+    /// Scores a batch whose records `flows` has taken (`changes` is what it
+    /// made of them); no anomalies while learning.
+    mutating func process(_ batch: FlowBatch, changes: [FlowChange], flows: FlowLedger) -> [Anomaly]
+    /// Replaces part of the model with trees grown on recent normal vectors.
+    mutating func retrain(nowNs: UInt64)
+    /// The state shown by `GET /api/model`, JSON-encodable.
+    var apiStatus: ModelStatus { get }
+    /// The current model as JSON for the store, nil while learning.
+    func modelJSON() -> String?
+}

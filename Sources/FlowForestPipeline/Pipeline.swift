@@ -1,0 +1,181 @@
+public import CoreMetrics
+public import FlowForestCore
+public import FlowForestDetection
+import Foundation
+import Metrics
+public import Logging
+
+/// FlowForest's one path from a flow batch to scored anomalies and to what
+/// is kept: `run` (local capture and remote ingest), `analyze`, `train`,
+/// `make eval` and `bench` all feed their batches to ``process(_:mode:)``.
+///
+/// Each batch goes, in this order, through
+/// 1. the ``FlowLedger`` — the one owner of per-flow state — which turns
+///    each record's running totals into deltas,
+/// 2. accounting: packet, byte, flow and loss metrics from those deltas and
+///    the source's cumulative statistics,
+/// 3. the trainer (baseline vectors) and the detector (scoring),
+/// 4. the sink: interim and ended flows and the anomalies found.
+public actor Pipeline {
+    private let sensor: String
+    private var detector: (any FlowDetector)?
+    /// Collects baseline vectors (`train`, the training phase of `make eval`).
+    public private(set) var trainer: ModelTrainer?
+    private let sink: (any PipelineSink)?
+    private let logger: Logger
+    private var metrics: PipelineMetrics
+    private var flows: FlowLedger
+    private var lastStatistics: [String: CaptureStatistics] = [:]
+    private var activeByMode: [String: Int] = [:]
+    private var savedModelVersion: Int?
+    /// Packets and bytes counted into flows so far, every mode together.
+    public private(set) var packetsTotal: UInt64 = 0
+    public private(set) var bytesTotal: UInt64 = 0
+    /// Anomalies found so far.
+    public private(set) var anomaliesTotal: Int64 = 0
+
+    /// - Parameters:
+    ///   - sensor: the name anomalies and stored flows carry.
+    ///   - detector: scores every batch; nil to count and keep flows only.
+    ///   - trainer: collects baseline vectors from every batch.
+    ///   - sink: where flows, anomalies and models are kept; nil keeps nothing.
+    ///   - maxFlows: open flows the ledger holds at most.
+    public init(sensor: String, detector: (any FlowDetector)? = nil, trainer: ModelTrainer? = nil,
+                sink: (any PipelineSink)? = nil, maxFlows: Int = FlowLedger.defaultMaxFlows,
+                logger: Logger, metricsFactory: any MetricsFactory) {
+        self.sensor = sensor
+        self.detector = detector
+        self.trainer = trainer
+        self.sink = sink
+        self.logger = logger
+        self.flows = FlowLedger(maxFlows: maxFlows)
+        let metrics = PipelineMetrics(factory: metricsFactory)
+        metrics.learning.record(detector?.apiStatus.state == .scoring ? 0 : 1)
+        self.metrics = metrics
+    }
+
+    /// Feeds one batch from the source of capture mode `mode` through the
+    /// ledger, accounting, training, detection and the sink; returns the
+    /// anomalies found, stamped with the sensor name.
+    @discardableResult
+    public func process(_ batch: FlowBatch, mode: String) -> [Anomaly] {
+        let changes = flows.apply(batch.records, origin: mode, nowNs: batch.timeNs)
+        account(batch, changes: changes, mode: mode)
+        trainer?.add(batch, changes: changes, flows: flows)
+        let anomalies = detect(batch, changes: changes)
+        sink?.enqueue(flows: batch.records.filter { $0.state != .active }, sensor: sensor)
+        guard !anomalies.isEmpty else { return [] }
+        for anomaly in anomalies { metrics.count(anomaly) }
+        anomaliesTotal += Int64(anomalies.count)
+        if let sink, !sink.enqueue(anomalies: anomalies) {
+            logger.error("anomalies could not be queued for the store", metadata: ["count": "\(anomalies.count)"])
+        }
+        return anomalies
+    }
+
+    private func detect(_ batch: FlowBatch, changes: [FlowChange]) -> [Anomaly] {
+        guard detector != nil else { return [] }
+        let start = ContinuousClock.now
+        var anomalies = detector!.process(batch, changes: changes, flows: flows)
+        metrics.scoreDuration.record(duration: ContinuousClock.now - start)
+        metrics.scored.increment(by: Int64(batch.records.count))
+        updateModelGauges()
+        saveModelIfNew()
+        for i in anomalies.indices where anomalies[i].sensor.isEmpty { anomalies[i].sensor = sensor }
+        return anomalies
+    }
+
+    /// Packet and byte counters from the ledger's deltas; flow and loss
+    /// counters from the source's cumulative statistics, as increments
+    /// since its previous batch.
+    private func account(_ batch: FlowBatch, changes: [FlowChange], mode: String) {
+        let m = metrics.mode(mode)
+        for change in changes {
+            m.count(change.delta)
+            packetsTotal += change.delta.packets
+            bytesTotal += change.delta.bytes
+        }
+        let s = batch.statistics
+        let p = lastStatistics[mode] ?? CaptureStatistics()
+        // A total below the previous one means the source restarted its count.
+        func delta(_ a: UInt64, _ b: UInt64) -> Int64 { Int64(clamping: a >= b ? a - b : a) }
+        m.flowsStarted.increment(by: delta(s.flowsStarted, p.flowsStarted))
+        m.flowsEnded.increment(by: delta(s.flowsEnded, p.flowsEnded))
+        m.tableFull.increment(by: delta(s.tableFull, p.tableFull))
+        m.captureDrops.increment(by: delta(s.captureDrops, p.captureDrops))
+        m.interfaceDrops.increment(by: delta(s.interfaceDrops, p.interfaceDrops))
+        m.notIP.increment(by: delta(s.notIP, p.notIP))
+        m.malformed.increment(by: delta(s.malformed, p.malformed))
+        if s.ringBufferPackets > 0 || p.ringBufferPackets > 0 {
+            m.ringBuffer.increment(by: delta(s.ringBufferPackets, p.ringBufferPackets))
+        }
+        lastStatistics[mode] = s
+        activeByMode[mode] = batch.activeFlows
+        m.activeFlows.record(batch.activeFlows)
+        if let duration = batch.pollDurationNs {
+            // Only the eBPF drainer polls a kernel map: its open flows are the map's entries.
+            m.mapEntries.record(batch.activeFlows)
+            m.drainDuration.recordNanoseconds(Int64(clamping: duration))
+        }
+    }
+
+    /// Keeps the model when learning ends or it changes, so a restart resumes with it.
+    private func saveModelIfNew() {
+        guard let sink, let detector, let version = detector.apiStatus.version, version != savedModelVersion,
+              let json = detector.modelJSON() else { return }
+        savedModelVersion = version
+        let sensor = self.sensor, logger = self.logger, errors = metrics.modelSaveErrors
+        Task {
+            do {
+                try await sink.saveModel(sensor: sensor, description: "version \(version)", body: json)
+            } catch {
+                errors.increment()
+                logger.warning("model not saved", metadata: ["error": "\(error)"])
+            }
+        }
+    }
+
+    private func updateModelGauges() {
+        guard let status = detector?.apiStatus else { return }
+        metrics.learning.record(status.state == .learning ? 1 : 0)
+        if let trained = status.trainedAt.flatMap(Timestamp.parseRFC3339) {
+            metrics.modelAge.record(max(0, Date().timeIntervalSince1970 - Double(trained) / 1e9))
+        }
+    }
+
+    /// Open flows across modes, as their sources last reported them.
+    public var activeFlowCount: Int { activeByMode.values.reduce(0, +) }
+
+    /// Each mode's cumulative capture statistics and open flows, as of its latest batch.
+    public var captureAccounting: [String: CaptureAccounting] {
+        lastStatistics.reduce(into: [:]) { out, entry in
+            out[entry.key] = CaptureAccounting(statistics: entry.value, activeFlows: activeByMode[entry.key] ?? 0)
+        }
+    }
+
+    /// The open flows, busiest first, each with the mode that reports it.
+    public func openFlows(limit: Int) -> [FlowLedger.Entry] {
+        Array(flows.openFlows.sorted { $0.record.bytes > $1.record.bytes }.prefix(limit))
+    }
+
+    /// The detector's state; learning when the pipeline has no detector.
+    public var modelStatus: ModelStatus { detector?.apiStatus ?? ModelStatus(state: .learning) }
+
+    /// Retrains now and keeps the new model; returns the status after.
+    public func retrain() async -> ModelStatus {
+        guard detector != nil else { return modelStatus }
+        detector!.retrain(nowNs: WallClock.nowNs())
+        updateModelGauges()
+        let status = modelStatus
+        savedModelVersion = status.version
+        if let sink, let json = detector!.modelJSON() {
+            do {
+                try await sink.saveModel(sensor: sensor, description: "version \(status.version.map(String.init) ?? "?")", body: json)
+            } catch {
+                metrics.modelSaveErrors.increment()
+                logger.warning("model not saved", metadata: ["error": "\(error)"])
+            }
+        }
+        return status
+    }
+}

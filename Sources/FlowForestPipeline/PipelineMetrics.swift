@@ -1,0 +1,49 @@
+import CoreMetrics
+import FlowForestCore
+
+/// The pipeline's metric handles, made once: detector and anomaly series at
+/// start, each capture mode's series with its first batch.
+struct PipelineMetrics {
+    let scoreDuration: CoreMetrics.Timer
+    let modelAge: Gauge
+    let learning: Gauge
+    let scored: Counter
+    let modelSaveErrors: Counter
+    private let anomalies: [AnomalyKind: [Severity: Counter]]
+    private var modes: [String: ModeMetrics] = [:]
+    private let factory: any MetricsFactory
+
+    init(factory: any MetricsFactory) {
+        self.factory = factory
+        scoreDuration = CoreMetrics.Timer(label: "flowforest_score_duration_seconds", factory: factory)
+        modelAge = Gauge(label: "flowforest_model_age_seconds", factory: factory)
+        learning = Gauge(label: "flowforest_detector_learning", factory: factory)
+        scored = Counter(label: "flowforest_vectors_scored_total", factory: factory)
+        modelSaveErrors = Counter(label: "flowforest_store_errors_total", dimensions: [("operation", "model")], factory: factory)
+        modelAge.record(0)
+        scored.increment(by: 0)
+        // Every kind and severity from the start, so rates and alerts see zeros, not gaps.
+        var anomalies: [AnomalyKind: [Severity: Counter]] = [:]
+        for kind in AnomalyKind.allCases {
+            for severity in Severity.allCases {
+                let c = Counter(label: "flowforest_anomalies_total",
+                                dimensions: [("kind", kind.rawValue), ("severity", severity.rawValue)], factory: factory)
+                c.increment(by: 0)
+                anomalies[kind, default: [:]][severity] = c
+            }
+        }
+        self.anomalies = anomalies
+    }
+
+    func count(_ anomaly: Anomaly) {
+        anomalies[anomaly.kind]?[anomaly.severity]?.increment()
+    }
+
+    /// The series of one capture mode, made with its first batch.
+    mutating func mode(_ mode: String) -> ModeMetrics {
+        if let m = modes[mode] { return m }
+        let m = ModeMetrics(mode: mode, factory: factory)
+        modes[mode] = m
+        return m
+    }
+}

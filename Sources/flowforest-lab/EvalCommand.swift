@@ -1,0 +1,321 @@
+import ArgumentParser
+import CoreMetrics
+import EBPFCapture
+import FlowForestCore
+import FlowForestDetection
+import FlowForestLab
+import FlowForestPipeline
+import Foundation
+import Logging
+import Synchronization
+
+/// Sensor polls completed, shared with the task that consumes them.
+final class PollCount: Sendable {
+    let value = Atomic<Int>(0)
+}
+
+/// `flowforest-lab eval` (`make eval`): the detector against real attack
+/// tools in a namespace lab, scoring live as `flowforest run` does.
+struct EvalCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "eval",
+        abstract: "The detector, scoring live on eBPF capture, against nmap, hping3 and scripted attacks (root).",
+        discussion: """
+            The sensor is eBPF tc capture (as `flowforest run --mode tc --namespace` opens it) on
+            the servers' end of the lab's veth, polled once a second; each poll's batch goes to
+            the detector as it arrives, and each alert is stamped with the wall-clock time the
+            detector produced it.
+
+            1. Normal clients (web, DNS-style UDP, pings, bulk downloads) run while the sensor's
+               polls train a model (as `flowforest train` does with a file), written to
+               out/eval/model.json.
+            2. Normal traffic alone with other seeds, scored live: every alert is a false alert.
+            3. Each attack (nmap, hping3, scripted slow connections, beacons, upload) starts a few
+               seconds into normal traffic, scored live; the time to detection is the first alert
+               with the expected label minus the moment the attack tool was started.
+
+            Prints a Markdown table (also written to out/eval/results.md). Environment:
+            FLOWFOREST_EVAL_TRAIN_SECONDS (180), FLOWFOREST_EVAL_NORMAL_SECONDS (300),
+            FLOWFOREST_EVAL_OUT (out/eval), FLOWFOREST_EVAL_ONLY (scenario names, "reference" or
+            "variants", comma-separated).
+
+            Example:
+              sudo flowforest-lab eval          about 25 minutes
+            """
+    )
+
+    func run() async throws {
+        guard Command.isRoot else { throw failure("eval needs root for network namespaces and eBPF (sudo make eval)") }
+        try await Self.evaluate(Evaluation.Settings(environment: ProcessInfo.processInfo.environment))
+    }
+
+    /// On the main actor, as a script's top level: the phases block their
+    /// thread while tools run, and that must not be a cooperative one.
+    @MainActor
+    static func evaluate(_ settings: Evaluation.Settings) async throws {
+        try FileManager.default.createDirectory(at: settings.outDirectory, withIntermediateDirectories: true)
+        let work = FileManager.default.temporaryDirectory.appendingPathComponent("flowforest-eval-\(getpid())")
+        try FileManager.default.createDirectory(at: work, withIntermediateDirectories: true)
+        Evaluation.unblockSignals()
+        let traffic = try TrafficLab(workDirectory: work)
+        // The lab must not outlive an interrupted run. The teardown runs ip(8) and
+        // takes a lock, neither of which is safe inside a signal handler, so the
+        // signals arrive through dispatch sources instead.
+        let interruptions = [SIGINT, SIGTERM].map { number -> any DispatchSourceSignal in
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler {
+                FileHandle.standardError.write(Data("eval: interrupted, removing the lab\n".utf8))
+                traffic.teardown()
+                try? FileManager.default.removeItem(at: work)
+                Glibc.exit(130)
+            }
+            source.resume()
+            return source
+        }
+        defer {
+            interruptions.forEach { $0.cancel() }
+            traffic.teardown()
+            try? FileManager.default.removeItem(at: work)
+        }
+        try await Evaluation(settings: settings, traffic: traffic).run()
+    }
+}
+
+/// One evaluation run over a ``TrafficLab``: training, normal traffic, then
+/// every selected attack, each phase scored live.
+@MainActor
+final class Evaluation {
+    struct Settings {
+        var trainSeconds: Double
+        var normalSeconds: Double
+        var outDirectory: URL
+        /// Scenario names, "reference" or "variants"; nil: every attack.
+        var only: Set<String>?
+
+        init(environment: [String: String]) {
+            trainSeconds = Double(environment["FLOWFOREST_EVAL_TRAIN_SECONDS"] ?? "") ?? 180
+            normalSeconds = Double(environment["FLOWFOREST_EVAL_NORMAL_SECONDS"] ?? "") ?? 300
+            outDirectory = URL(fileURLWithPath: environment["FLOWFOREST_EVAL_OUT"] ?? "out/eval")
+            only = environment["FLOWFOREST_EVAL_ONLY"].map { Set($0.split(separator: ",").map(String.init)) }
+        }
+    }
+
+    /// An alert with the wall-clock time the detector produced it.
+    struct StampedAlert: Sendable {
+        var wallNs: UInt64
+        var anomaly: Anomaly
+    }
+
+    /// What one live phase saw.
+    struct LiveResult: Sendable {
+        var alerts: [StampedAlert] = []
+        var trainer = ModelTrainer()
+        var statistics = CaptureStatistics()
+        var polls = 0
+    }
+
+    /// One attack's line in the results table.
+    struct Row {
+        var attack: Attack
+        var detected: Bool
+        var delay: Double?
+        var firstLabel: AnomalyLabel?
+        var alerts: Int
+        var unrelated: Int
+    }
+
+    /// Normal traffic runs for up to this long in each attack phase, longer for
+    /// an attack that may run longer (it is stopped 3 s after the attack ends).
+    static let attackPhaseSeconds = 50.0
+
+    let settings: Settings
+    let traffic: TrafficLab
+    let logger: Logger = {
+        var l = Logger(label: "flowforest.eval")
+        l.logLevel = .warning
+        return l
+    }()
+    /// Seconds the attack phases ran, and their alerts not about the attack.
+    private var attackPhaseTotal = 0.0
+    private var attackPhaseOther = 0
+
+    init(settings: Settings, traffic: TrafficLab) {
+        self.settings = settings
+        self.traffic = traffic
+    }
+
+    /// Progress lines go out at once, even into a pipe.
+    func say(_ line: String) { FileHandle.standardOutput.write(Data((line + "\n").utf8)) }
+
+    /// Children inherit the spawning thread's signal mask, and this process's
+    /// threads block most signals; hping3 paces packets with SIGALRM and hangs
+    /// forever with it blocked. Clear the mask before starting tools.
+    nonisolated static func unblockSignals() {
+        var none = sigset_t()
+        sigemptyset(&none)
+        pthread_sigmask(SIG_SETMASK, &none, nil)
+    }
+
+    nonisolated static func nowNs() -> UInt64 { UInt64(Date().timeIntervalSince1970 * 1e9) }
+
+    func normal(seconds: Double, seed: Int) throws {
+        let clients = try traffic.startNormalTraffic(seconds: seconds, seed: seed)
+        for p in clients { p.waitUntilExit() }
+    }
+
+    /// Runs `body` with the sensor capturing live: eBPF tc on the servers' end
+    /// of the veth, polled every second. Each poll's batch goes through the
+    /// pipeline `run` uses (to its detector with `model`, its trainer with
+    /// `training`) the moment it arrives. The sensor stops once two polls
+    /// have completed after `body` returns, so the last packets are drained.
+    func live(_ name: String, model: DetectionModel?, training: Bool = false, _ body: () throws -> Void) async throws -> LiveResult {
+        let source = try EBPFFlowSource(configuration: EBPFConfiguration(
+            mode: .tc, interfaces: [traffic.sensorInterface], pollInterval: 1, namespace: traffic.serversNamespace), logger: logger)
+        let pipeline = Pipeline(sensor: "eval", detector: model.map { Detector(model: $0, sensor: "eval", logger: logger) },
+                                trainer: training ? ModelTrainer() : nil, logger: logger, metricsFactory: NOOPMetricsHandler.instance)
+        let polls = PollCount()
+        let consumer = Task.detached { () throws -> LiveResult in
+            var result = LiveResult()
+            for try await batch in source.batches() {
+                let found = await pipeline.process(batch, mode: source.mode)
+                let produced = Evaluation.nowNs()
+                result.alerts += found.map { StampedAlert(wallNs: produced, anomaly: $0) }
+                result.statistics = batch.statistics
+                result.polls += 1
+                polls.value.add(1, ordering: .relaxed)
+            }
+            if let trainer = await pipeline.trainer { result.trainer = trainer }
+            return result
+        }
+        do {
+            try body()
+        } catch {
+            source.stop()
+            _ = try? await consumer.value
+            throw error
+        }
+        let after = polls.value.load(ordering: .relaxed)
+        try Wait.blockingUntil("two sensor polls after \(name)", timeout: 15) { polls.value.load(ordering: .relaxed) >= after + 2 }
+        source.stop()
+        let result = try await consumer.value
+        let s = result.statistics
+        say("  sensor \(name): \(result.polls) polls, \(s.packetsSeen) packets, \(s.packetsAccounted) in flows, \(s.flowsStarted) flows"
+            + (s.tableFull > 0 ? ", \(s.tableFull) not counted (ring buffer full)" : ""))
+        return result
+    }
+
+    func describe(_ a: Anomaly) -> String {
+        "\(a.kind.rawValue) \(a.label.rawValue) \(a.severity.rawValue) \(a.sourceAddress?.description ?? "-") -> \(a.destinationAddress?.description ?? "-"): \(a.explanation.first?.text ?? "")"
+    }
+
+    func run() async throws {
+        // 1. Baseline and model.
+        say("eval: \(Int(settings.trainSeconds)) s of normal traffic to train on")
+        let trainer = try await live("train", model: nil, training: true) { try normal(seconds: settings.trainSeconds, seed: 1) }.trainer
+        let model = try trainer.model(nowMs: Int64(Date().timeIntervalSince1970 * 1000))
+        try model.save(to: settings.outDirectory.appendingPathComponent("model.json").path)
+        say("eval: model trained: " + model.models.map { "\($0.kind.rawValue) \($0.trainingVectors + $0.heldOutVectors) vectors" }.joined(separator: ", "))
+
+        // 2. Normal traffic only.
+        say("eval: \(Int(settings.normalSeconds)) s of normal traffic only, scored live")
+        let falseAlerts = try await live("normal", model: model) { try normal(seconds: settings.normalSeconds, seed: 2) }.alerts.map(\.anomaly)
+        let perHour = Double(falseAlerts.count) / settings.normalSeconds * 3600
+        say("eval: \(falseAlerts.count) alerts in \(Int(settings.normalSeconds)) s of normal traffic (\(String(format: "%.1f", perHour)) per hour)")
+        for a in falseAlerts { say("  false alert: \(describe(a))") }
+
+        // 3. Attacks.
+        var rows: [Row] = []
+        for (index, attack) in Attack.allCases.enumerated() where selected(attack) {
+            say("eval: \(attack.name)")
+            guard FileManager.default.fileExists(atPath: "/run/netns/\(traffic.serversNamespace)") else {
+                say("eval: the lab's namespaces are gone (removed from outside); stopping")
+                break
+            }
+            if let row = try await attackPhase(index: index, attack: attack, model: model) { rows.append(row) }
+        }
+        let table = results(rows, falseAlerts: falseAlerts.count, perHour: perHour)
+        say("\n" + table)
+        try table.write(to: settings.outDirectory.appendingPathComponent("results.md"), atomically: true, encoding: .utf8)
+    }
+
+    func selected(_ attack: Attack) -> Bool {
+        guard let only = settings.only else { return true }
+        return only.contains(attack.name) || only.contains(attack.isVariant ? "variants" : "reference")
+    }
+
+    /// One attack during normal traffic, scored live; nil when the tool did not run.
+    func attackPhase(index: Int, attack: Attack, model: DetectionModel) async throws -> Row? {
+        var startNs: UInt64 = 0
+        let found: [StampedAlert]
+        let phaseStart = Date()
+        defer { attackPhaseTotal += Date().timeIntervalSince(phaseStart) }
+        do {
+            found = try await live("attack \(index)", model: model) {
+                let clients = try traffic.startNormalTraffic(seconds: max(Self.attackPhaseSeconds, 14 + attack.timeLimit), seed: 10 + index)
+                // 8 s in, at a random point of the poll cycle: the delay then
+                // includes an honest share of waiting for the next poll.
+                Thread.sleep(forTimeInterval: 8 + Double.random(in: 0..<1))
+                startNs = Self.nowNs()
+                Self.unblockSignals()
+                try traffic.run(attack)
+                Thread.sleep(forTimeInterval: 3)
+                for p in clients { traffic.lab.stop(p, signal: SIGTERM, timeout: 2) }
+            }.alerts
+        } catch {
+            // One failed tool run costs its row, not the whole evaluation.
+            say("  \(attack.name) did not run: \(error)")
+            return nil
+        }
+        let involved: Set<String> = [traffic.attacker, traffic.outside]
+        // Alerts about the attack: naming the attacker, the outside host or the
+        // sweep range, or the victim's destination vector with the attack's label.
+        func isRelated(_ s: StampedAlert) -> Bool {
+            let a = s.anomaly
+            return s.wallNs + 1_000_000_000 >= startNs && (a.label == attack.expectedLabel
+                || [a.sourceAddress, a.destinationAddress].contains { address in
+                    address.map { involved.contains($0.description) || $0.description.hasPrefix("198.18.2.") || $0.description.hasPrefix("198.19.") } ?? false
+                })
+        }
+        let related = found.filter(isRelated)
+        let other = found.filter { !isRelated($0) }
+        let seconds = { (s: StampedAlert) in (Double(s.wallNs) - Double(startNs)) / 1e9 }
+        let hit = related.first { $0.anomaly.label == attack.expectedLabel }
+        attackPhaseOther += other.count
+        for s in other.prefix(3) { say("  other: \(describe(s.anomaly))") }
+        for s in related.prefix(4) {
+            say("  \(String(format: "%+.1f", seconds(s))) s \(s.anomaly.kind.rawValue) \(s.anomaly.label.rawValue) \(s.anomaly.severity.rawValue): \(s.anomaly.explanation.map(\.text).joined(separator: "; "))")
+        }
+        return Row(attack: attack, detected: hit != nil, delay: hit.map(seconds),
+                   firstLabel: related.first?.anomaly.label, alerts: related.count, unrelated: other.count)
+    }
+
+    /// The Markdown results: one table per scenario group, then the false-alert rates.
+    func results(_ rows: [Row], falseAlerts: Int, perHour: Double) -> String {
+        var table = ""
+        for (title, variants) in [("Reference scenarios", false), ("Variants", true)] where rows.contains(where: { $0.attack.isVariant == variants }) {
+            table += """
+            \(title):
+
+            | scenario | detected | time to first alert with that label | first label given | alerts about the attack | other alerts |
+            |---|---|---|---|---|---|
+
+            """
+            for r in rows where r.attack.isVariant == variants {
+                table += "| \(r.attack.name) | \(r.detected ? "yes" : "no") | \(r.delay.map { String(format: "%.1f s", $0) } ?? "-") | \(r.firstLabel?.rawValue ?? "-") | \(r.alerts) | \(r.unrelated) |\n"
+            }
+            table += "\n"
+        }
+        let allNormalSeconds = settings.normalSeconds + attackPhaseTotal
+        let allFalse = falseAlerts + attackPhaseOther
+        table += """
+
+        Run \(ISO8601DateFormatter().string(from: Date())). Live eBPF tc capture, one-second polls; time is from the attack tool's start to the wall-clock time the detector produced the alert.
+        Normal traffic only: \(falseAlerts) alerts in \(Int(settings.normalSeconds)) s (\(String(format: "%.1f", perHour)) per hour); \
+        with the normal traffic around the attacks: \(allFalse) alerts not about an attack in \(String(format: "%.0f", allNormalSeconds / 60)) minutes \
+        (\(String(format: "%.1f", Double(allFalse) / allNormalSeconds * 3600)) per hour). Model trained on \(Int(settings.trainSeconds)) s.
+
+        """
+        return table
+    }
+}

@@ -1,0 +1,61 @@
+import FlowForestCore
+import Testing
+
+private func record(_ id: UInt64, packets: (UInt64, UInt64), bytes: (UInt64, UInt64), lastSeenNs: UInt64 = 1_000,
+                    state: FlowState = .active) -> FlowRecord {
+    var forward = DirectionStats(), reverse = DirectionStats()
+    (forward.packets, reverse.packets) = packets
+    (forward.bytes, reverse.bytes) = bytes
+    forward.firstSeenNs = 1_000
+    forward.lastSeenNs = lastSeenNs
+    return FlowRecord(id: id, sourceAddress: IPAddress("198.18.0.1")!, destinationAddress: IPAddress("198.18.0.2")!,
+                      sourcePort: 40000, destinationPort: 443, ipProtocol: IPProtocol.tcp,
+                      forward: forward, reverse: reverse, state: state)
+}
+
+@Suite("Flow ledger")
+struct FlowLedgerTests {
+    @Test("each record's delta is what it adds since the flow's previous record; an ended record removes the flow")
+    func deltas() throws {
+        var ledger = FlowLedger()
+        let first = ledger.apply([record(1, packets: (3, 1), bytes: (300, 60))], origin: "tc", nowNs: 1_000)
+        #expect(first[0].isNew && first[0].tracked)
+        #expect(first[0].delta.packets == 4 && first[0].delta.bytes == 360)
+        let second = ledger.apply([record(1, packets: (5, 2), bytes: (500, 120))], origin: "tc", nowNs: 2_000)
+        #expect(!second[0].isNew)
+        #expect(second[0].previous?.record.forward.packets == 3)
+        #expect(second[0].delta.forwardPackets == 2 && second[0].delta.reversePackets == 1)
+        #expect(second[0].delta.forwardBytes == 200 && second[0].delta.reverseBytes == 60)
+        #expect(ledger[1]?.origin == "tc" && ledger[1]?.updatedNs == 2_000)
+        let ended = ledger.apply([record(1, packets: (6, 2), bytes: (560, 120), state: .ended)], origin: "tc", nowNs: 3_000)
+        #expect(ended[0].delta.packets == 1)
+        #expect(ledger.count == 0)
+    }
+
+    @Test("a total below the previous one (a reused id) counts as a fresh start, never a wrapped delta")
+    func restartedCounters() {
+        var ledger = FlowLedger()
+        _ = ledger.apply([record(7, packets: (10, 10), bytes: (1000, 1000))], origin: "ingest", nowNs: 1_000)
+        let again = ledger.apply([record(7, packets: (2, 0), bytes: (120, 0))], origin: "ingest", nowNs: 2_000)
+        #expect(again[0].delta.packets == 2 && again[0].delta.bytes == 120)
+    }
+
+    @Test("a full ledger takes no new flow and counts its records")
+    func bounded() {
+        var ledger = FlowLedger(maxFlows: 2)
+        let changes = ledger.apply((1...4).map { record($0, packets: (1, 0), bytes: (60, 0)) }, origin: "tc", nowNs: 1_000)
+        #expect(changes.map(\.tracked) == [true, true, false, false])
+        #expect(ledger.count == 2 && ledger.notTracked == 2)
+    }
+
+    @Test("flows silent for ten minutes are forgotten; one stamped ahead of the clock once it had no record for that long")
+    func forgetsIdle() {
+        var ledger = FlowLedger()
+        let minute: UInt64 = 60_000_000_000
+        _ = ledger.apply([record(1, packets: (1, 0), bytes: (60, 0), lastSeenNs: minute),
+                          record(2, packets: (1, 0), bytes: (60, 0), lastSeenNs: 500 * minute)], origin: "ingest", nowNs: minute)
+        #expect(ledger.count == 2)
+        _ = ledger.apply([record(3, packets: (1, 0), bytes: (60, 0), lastSeenNs: 11 * minute)], origin: "ingest", nowNs: 11 * minute)
+        #expect(ledger[1] == nil && ledger[2] == nil && ledger[3] != nil)
+    }
+}

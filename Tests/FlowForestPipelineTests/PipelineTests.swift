@@ -1,0 +1,76 @@
+import FlowForestCore
+import FlowForestPipeline
+import Logging
+import MetricsTestKit
+import Synchronization
+import Testing
+
+/// Keeps what the pipeline hands on.
+final class RecordingSink: PipelineSink {
+    private let state = Mutex<(flows: [FlowRecord], anomalies: [Anomaly], models: Int)>(([], [], 0))
+    func enqueue(flows: [FlowRecord], sensor: String) { state.withLock { $0.flows += flows } }
+    func enqueue(anomalies: [Anomaly]) -> Bool { state.withLock { $0.anomalies += anomalies }; return true }
+    func saveModel(sensor: String, description: String, body: String) async throws { state.withLock { $0.models += 1 } }
+    var flows: [FlowRecord] { state.withLock { $0.flows } }
+    var anomalies: [Anomaly] { state.withLock { $0.anomalies } }
+}
+
+/// Flags every ended flow, and checks it is handed the pipeline's ledger with the batch's records in it.
+struct FlagsEndedFlows: FlowDetector {
+    func process(_ batch: FlowBatch, changes: [FlowChange], flows: FlowLedger) -> [Anomaly] {
+        precondition(changes.map(\.record.id) == batch.records.map(\.id))
+        precondition(changes.allSatisfy { $0.record.state == .ended || flows[$0.record.id] != nil })
+        return changes.filter { $0.record.state == .ended }.map { c in
+            Anomaly(sensor: "", timeMs: Int64(batch.timeNs / 1_000_000), kind: .flow, sourceAddress: c.record.sourceAddress,
+                    destinationAddress: c.record.destinationAddress, score: 1, severity: .high, label: .portScan, flowIDs: [c.record.id])
+        }
+    }
+    func retrain(nowNs: UInt64) {}
+    var apiStatus: ModelStatus { ModelStatus(state: .scoring) }
+    func modelJSON() -> String? { nil }
+}
+
+@Suite("Pipeline")
+struct PipelineTests {
+    @Test("a batch goes through ledger, accounting, detector and sink; deltas add up to the flows' totals")
+    func onePath() async throws {
+        let sink = RecordingSink()
+        let metrics = TestMetrics()
+        let pipeline = Pipeline(sensor: "s1", detector: FlagsEndedFlows(), sink: sink, logger: Logger(label: "t"), metricsFactory: metrics)
+        var table = FlowTable()
+        let t0 = IngestExpiryTests.start
+        for i in 0..<4 { table.add(syn(port: 1, at: t0 + UInt64(i) * 100_000_000)) }
+        table.add(syn(port: 2, at: t0))
+        let first = FlowBatch(timeNs: t0 + 1_000_000_000, records: table.advance(to: t0 + 1_000_000_000),
+                              statistics: table.statistics, activeFlows: table.activeCount)
+        #expect(await pipeline.process(first, mode: "pcap").isEmpty)
+        #expect(await pipeline.openFlows(limit: 10).map(\.origin) == ["pcap", "pcap"])
+        for i in 0..<3 { table.add(syn(port: 1, at: t0 + 1_100_000_000 + UInt64(i) * 100_000_000)) }
+        let end = t0 + 60_000_000_000
+        let last = FlowBatch(timeNs: end, records: table.advance(to: end), statistics: table.statistics, activeFlows: table.activeCount)
+        let found = await pipeline.process(last, mode: "pcap")
+        #expect(found.count == 2 && found.allSatisfy { $0.sensor == "s1" })
+        #expect(sink.anomalies.count == 2)
+        #expect(sink.flows.count == 2 && sink.flows.allSatisfy { $0.state == .ended })
+        #expect(await pipeline.openFlows(limit: 10).isEmpty)
+        // 8 packets of 60 bytes, each counted once across the active and ended records.
+        #expect(await pipeline.packetsTotal == 8)
+        #expect(await pipeline.bytesTotal == 480)
+        #expect(metrics.counterTotal(label: "flowforest_packets_total", dimensions: [("mode", "pcap"), ("direction", "forward")]) == 8)
+        #expect(metrics.counterTotal(label: "flowforest_flows_ended_total", dimensions: [("mode", "pcap")]) == 2)
+        #expect(metrics.counterTotal(label: "flowforest_anomalies_total", dimensions: [("kind", "flow"), ("severity", "high")]) == 2)
+        #expect(await pipeline.anomaliesTotal == 2)
+    }
+
+    @Test("without a detector or sink the pipeline still counts: what bench and analyze without a model use")
+    func countsAlone() async throws {
+        let pipeline = Pipeline(sensor: "bench", logger: Logger(label: "t"), metricsFactory: TestMetrics())
+        var table = FlowTable()
+        let t0 = IngestExpiryTests.start
+        for port in 1...3 { table.add(syn(port: UInt16(port), at: t0)) }
+        let batch = FlowBatch(timeNs: t0, records: table.flush(), statistics: table.statistics, activeFlows: 0)
+        #expect(await pipeline.process(batch, mode: "tc").isEmpty)
+        #expect(await pipeline.packetsTotal == 3)
+        #expect(await pipeline.modelStatus.state == .learning)
+    }
+}

@@ -1,0 +1,42 @@
+import FlowForestCore
+import Foundation
+import Testing
+
+/// Issue 15, finding 4: ingested flows stamped ahead of the server clock
+/// stayed open until the clock caught up, and `--max-flows` did not bound
+/// the ingest table.
+@Suite("Remote ingest: flows end by the server clock and are bounded")
+struct IngestBoundsTests {
+    @Test("flows stamped at the edge of the skew window end by the server's idle timeout and are stored")
+    func futureStampedFlowsEnd() async throws {
+        try await withService(.live) { client, db, parts in
+            // 290 s ahead: accepted (the window reaches 300 s ahead), and would
+            // hold the flows open for 290 s if they ended by their own stamps.
+            let ahead = Date().timeIntervalSince1970 + 290
+            let records = trafficJSON((0..<3).map { i in
+                ("198.18.0.1", "198.18.0.2", 41000 + i, 443, "tcp", 60, ahead + Double(i) * 0.001, ["SYN"])
+            })
+            #expect(try await client.call("/api/traffic", .post, token: db.agentToken, json: records).status == .accepted)
+            // Idle timeout 0.3 s, ticks every 0.2 s (testConfiguration).
+            try await waitFor("the future-stamped flows to end and be stored", seconds: 10) { try await parts.store.flowCount() >= 3 }
+            let flows = try await client.call("/api/flows", token: db.viewerToken).object()
+            #expect((flows["active"] as? [Any])?.isEmpty == true)
+        }
+    }
+
+    @Test("ingesting more distinct flows than --max-flows holds max-flows and counts the rest")
+    func maxFlowsBoundsIngest() async throws {
+        try await withService(configure: { $0.ingestFlowTable.maxFlows = 3 }) { client, db, _ in
+            let now = Date().timeIntervalSince1970
+            let records = trafficJSON((0..<5).map { i in ("198.18.0.1", "198.18.0.2", 42000 + i, 443, "tcp", 60, now, ["SYN"]) })
+            let r = try await client.call("/api/traffic", .post, token: db.agentToken, json: records)
+            #expect(r.status == .accepted)
+            let o = try r.object()
+            #expect(o["flows_started"] as? Int == 3)
+            #expect(o["active_flows"] as? Int == 3)
+            let metrics = try await client.call("/metrics", token: db.viewerToken).text
+            #expect(metricValue(metrics, "flowforest_ingest_table_full_packets_total") == 2, "\(metrics)")
+            #expect(metrics.contains("# HELP flowforest_ingest_table_full_packets_total Ingested packets"))
+        }
+    }
+}
