@@ -43,15 +43,7 @@ public final class FlowCollector {
     /// The tables' statistics summed; `malformed` counts malformed datagrams.
     public var statistics: CaptureStatistics {
         var s = CaptureStatistics()
-        for e in exporters.values {
-            let t = e.table.statistics
-            s.packetsSeen &+= t.packetsSeen
-            s.packetsAccounted &+= t.packetsAccounted
-            s.bytesAccounted &+= t.bytesAccounted
-            s.tableFull &+= t.tableFull
-            s.flowsStarted &+= t.flowsStarted
-            s.flowsEnded &+= t.flowsEnded
-        }
+        for e in exporters.values { s += e.table.statistics }
         s.malformed = malformedDatagrams
         return s
     }

@@ -28,6 +28,22 @@ public struct CaptureStatistics: Sendable, Hashable, Codable {
 
     public init() {}
 
+    /// Adds every counter of `other` (wrapping): statistics of several
+    /// tables or sources read as one.
+    public static func += (lhs: inout CaptureStatistics, rhs: CaptureStatistics) {
+        lhs.packetsSeen &+= rhs.packetsSeen
+        lhs.packetsAccounted &+= rhs.packetsAccounted
+        lhs.bytesAccounted &+= rhs.bytesAccounted
+        lhs.notIP &+= rhs.notIP
+        lhs.malformed &+= rhs.malformed
+        lhs.tableFull &+= rhs.tableFull
+        lhs.captureDrops &+= rhs.captureDrops
+        lhs.interfaceDrops &+= rhs.interfaceDrops
+        lhs.ringBufferPackets &+= rhs.ringBufferPackets
+        lhs.flowsStarted &+= rhs.flowsStarted
+        lhs.flowsEnded &+= rhs.flowsEnded
+    }
+
     enum CodingKeys: String, CodingKey {
         case packetsSeen = "packets_seen"
         case packetsAccounted = "packets_accounted"

@@ -103,19 +103,7 @@ private final class LatestStatistics: @unchecked Sendable {
         statistics[index] = batch.statistics
         active[index] = batch.activeFlows
         var sum = CaptureStatistics()
-        for s in statistics {
-            sum.packetsSeen &+= s.packetsSeen
-            sum.packetsAccounted &+= s.packetsAccounted
-            sum.bytesAccounted &+= s.bytesAccounted
-            sum.notIP &+= s.notIP
-            sum.malformed &+= s.malformed
-            sum.tableFull &+= s.tableFull
-            sum.captureDrops &+= s.captureDrops
-            sum.interfaceDrops &+= s.interfaceDrops
-            sum.ringBufferPackets &+= s.ringBufferPackets
-            sum.flowsStarted &+= s.flowsStarted
-            sum.flowsEnded &+= s.flowsEnded
-        }
+        for s in statistics { sum += s }
         var out = batch
         out.statistics = sum
         out.activeFlows = active.reduce(0, +)
