@@ -22,7 +22,17 @@ struct OutageTests {
                 try await $0.addToken(name: "ops", role: .admin)
             }
             // A short deadline so the outage shows up quickly as store errors.
-            let store = try await Store.open(configuration.database, logger: quietLogger, queryTimeout: .seconds(5))
+            // The service's store is opened once PostgreSQL answers within
+            // it: a fresh cluster on a busy machine can be slower at first,
+            // and the setup must not fail on what the test is not about.
+            var opened: Store?
+            try await waitFor("PostgreSQL to answer within the store's 5 s deadline", seconds: 120) {
+                guard let s = try? await Store.open(configuration.database, logger: quietLogger, queryTimeout: .seconds(5)) else { return false }
+                if (try? await s.credentialCount()) != nil { opened = s; return true }
+                await s.close()
+                return false
+            }
+            let store = try #require(opened)
             let (app, parts) = try await buildApplicationParts(configuration: configuration, flowSource: nil, logger: quietLogger,
                                                                detector: NeverDetects(), store: store)
             do {
