@@ -266,7 +266,8 @@ struct API: Sendable {
             address = a
         }
         let interface = q["interface"].map(String.init)
-        if let interface, interface.isEmpty || interface.utf8.count > 64 {
+        // Characters as JSON Schema counts them (code points), the spec's maxLength.
+        if let interface, interface.isEmpty || interface.unicodeScalars.count > 64 {
             throw APIError(.badRequest, "interface: 1 to 64 characters")
         }
         let sinceMs = try q["since"].map { try Self.parseTime(String($0), parameter: "since") } ?? (Store.nowMs() - 3_600_000)
