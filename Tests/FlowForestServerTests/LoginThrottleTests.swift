@@ -100,8 +100,9 @@ struct LoginThrottleTests {
             latencies.sort()
             let median = latencies[latencies.count / 2]
             // Before, each check held one of the few concurrency threads and health queued behind
-            // several of them (2.5 s median); now it waits for none.
-            #expect(median < max(.milliseconds(500), oneCheck), "health median \(median), one password check \(oneCheck), sign-ins ran \(ContinuousClock.now - started); latencies \(latencies)")
+            // several of them (2.5 s median, over six checks' worth); now it waits for none. The
+            // bound is relative to this machine's own check, with room for a loaded machine.
+            #expect(median < max(.seconds(1), oneCheck * 2), "health median \(median), one password check \(oneCheck), sign-ins ran \(ContinuousClock.now - started); latencies \(latencies)")
         }
     }
 
