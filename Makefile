@@ -67,7 +67,7 @@ build: deps bpf ## Build the daemon and, beside it, the lab executable flowfores
 release: ## Build optimised binaries (flowforest and flowforest-lab)
 	$(MAKE) build CONFIG=release
 
-test: deps deps-deploy bpf $(VENV)/.installed $(DEPLOY_VENV)/.installed $(DASHBOARD_VENV)/.installed ## Every test in tiers (unit and service in parallel, schemathesis, then root labs, deploy, dashboard), a summary, and a check that nothing was left behind
+test: deps deps-deploy bpf $(VENV)/.installed $(DEPLOY_VENV)/.installed $(DASHBOARD_VENV)/.installed ## Every test in tiers (unit and service in parallel, root labs one at a time, then schemathesis, deploy, dashboard), a summary, and a check that nothing was left behind
 	@mkdir -p $(OUT)
 	@Tests/lab/leftovers.sh snapshot $(OUT)/leftovers.before
 	@start=$$(date +%s); $(SWIFT) build $(SWIFT_FLAGS) --build-tests || exit 1; \
