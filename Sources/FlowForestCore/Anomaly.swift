@@ -65,6 +65,9 @@ public struct Anomaly: Sendable, Hashable, Codable {
     /// Ids of the flows behind it (the flow itself, or a host's recent flows).
     public var flowIDs: [UInt64]
     public var acknowledged: Bool
+    /// The uid of the incident it belongs to (set by the pipeline's incident
+    /// tracker); links it to its incident in the store, not part of its JSON.
+    public var incidentUID: String?
 
     public init(
         id: Int64? = nil, sensor: String, timeMs: Int64, kind: AnomalyKind,
@@ -72,7 +75,7 @@ public struct Anomaly: Sendable, Hashable, Codable {
         sourcePort: UInt16? = nil, destinationPort: UInt16? = nil, ipProtocol: UInt8? = nil,
         score: Double, severity: Severity, label: AnomalyLabel,
         explanation: [ExplanationItem] = [], features: [String: Double] = [:],
-        flowIDs: [UInt64] = [], acknowledged: Bool = false
+        flowIDs: [UInt64] = [], acknowledged: Bool = false, incidentUID: String? = nil
     ) {
         self.id = id
         self.sensor = sensor
@@ -90,6 +93,7 @@ public struct Anomaly: Sendable, Hashable, Codable {
         self.features = features
         self.flowIDs = flowIDs
         self.acknowledged = acknowledged
+        self.incidentUID = incidentUID
     }
 
     enum CodingKeys: String, CodingKey {

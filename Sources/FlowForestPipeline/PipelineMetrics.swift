@@ -11,6 +11,10 @@ struct PipelineMetrics {
     let modelSaveErrors: Counter
     private let anomalies: [AnomalyKind: [Severity: Counter]]
     private var modes: [String: ModeMetrics] = [:]
+    private let incidentChanges: [IncidentChange: Counter]
+    private let openIncidents: Gauge
+    private let incidentsClosedEarly: Counter
+    private var closedEarlyReported: Int64 = 0
     private let factory: any MetricsFactory
 
     init(factory: any MetricsFactory) {
@@ -33,6 +37,27 @@ struct PipelineMetrics {
             }
         }
         self.anomalies = anomalies
+        var changes: [IncidentChange: Counter] = [:]
+        for change in IncidentChange.allCases {
+            let c = Counter(label: "flowforest_incidents_total", dimensions: [("change", change.rawValue)], factory: factory)
+            c.increment(by: 0)
+            changes[change] = c
+        }
+        incidentChanges = changes
+        openIncidents = Gauge(label: "flowforest_open_incidents", factory: factory)
+        openIncidents.record(0)
+        incidentsClosedEarly = Counter(label: "flowforest_incidents_closed_early_total", factory: factory)
+        incidentsClosedEarly.increment(by: 0)
+    }
+
+    /// Counts incident changes; `closedEarly` is the tracker's running total.
+    mutating func count(_ updates: [IncidentUpdate], open: Int, closedEarly: Int64) {
+        for update in updates { incidentChanges[update.change]?.increment() }
+        openIncidents.record(open)
+        if closedEarly > closedEarlyReported {
+            incidentsClosedEarly.increment(by: closedEarly - closedEarlyReported)
+            closedEarlyReported = closedEarly
+        }
     }
 
     func count(_ anomaly: Anomaly) {

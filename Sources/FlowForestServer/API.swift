@@ -37,6 +37,8 @@ struct API: Sendable {
         api.get("anomalies") { request, context in try await listAnomalies(request, context) }
         api.get("anomalies/:id") { _, context in try await oneAnomaly(context) }
         api.post("anomalies/:id/ack") { _, context in try await acknowledge(context) }
+        api.get("incidents") { request, context in try await listIncidents(request, context) }
+        api.get("incidents/:id") { _, context in try await oneIncident(context) }
         api.get("flows") { request, context in try await flows(request, context) }
         api.get("hosts") { request, context in try await hosts(request, context) }
         api.get("model") { _, context in try await model(context) }
@@ -84,7 +86,6 @@ struct API: Sendable {
     func health(_ context: AppRequestContext) async throws -> Response {
         if !configuration.openMetrics { _ = try context.require(.read) }
         let (state, reason) = await storeHealth()
-        let pending = writer.pending
         let uptime = ContinuousClock.now - startedAt
         var body = [
             "status": state == "ok" ? "ok" : "degraded",
@@ -93,7 +94,7 @@ struct API: Sendable {
             "sensor": configuration.sensorName,
             "version": configuration.version,
             "model": await pipeline.modelStatus.state.modelStateName,
-            "store_pending": String(pending.anomalies + pending.flows),
+            "store_pending": String(writer.pendingTotal),
             "uptime_seconds": String(uptime.components.seconds),
         ]
         if let reason { body["reason"] = reason }

@@ -34,6 +34,8 @@ public struct ServerConfiguration: Sendable {
     /// How often ingested flows are advanced and stats events are sent.
     public var tickInterval: Duration = .seconds(1)
     public var writer = StoreWriterConfiguration()
+    /// How anomalies group into incidents (`--incident-gap`).
+    public var incidents = IncidentConfiguration()
     /// Dashboard session lifetime.
     public var sessionLifetime: Duration = .seconds(12 * 3600)
     /// Mark the session cookie `Secure` (when served through HTTPS).
@@ -186,6 +188,9 @@ public func buildApplicationParts(
     let firstStartToken: String?
     do {
         firstStartToken = try await prepareAuthentication(configuration, store: store, logger: logger)
+        // This run's pipeline starts with no incident open; those a previous run left open are over.
+        let closed = try await store.closeOpenIncidents(sensor: configuration.sensorName)
+        if closed > 0 { logger.info("closed incidents left open by the previous run", metadata: ["count": "\(closed)"]) }
     } catch {
         if ownsStore { await store.close() }
         throw error
@@ -199,18 +204,18 @@ public func buildApplicationParts(
     // feeds the writer, and the hub reads what the writer stored.
     let writer = StoreWriter(store: store, configuration: configuration.writer, logger: logger, metricsFactory: factory)
     let pipeline = Pipeline(sensor: configuration.sensorName, detector: detector, sink: StoreSink(writer: writer),
-                            logger: logger, metricsFactory: factory)
+                            incidents: configuration.incidents, logger: logger, metricsFactory: factory)
     let ingest = IngestTable(configuration: configuration.ingestFlowTable, metricsFactory: factory)
     let rates = RateTracker()
-    let hub = EventHub(statsInterval: configuration.tickInterval, anomalies: writer.storedAnomalies, metricsFactory: factory) {
+    let hub = EventHub(statsInterval: configuration.tickInterval, anomalies: writer.storedAnomalies,
+                       incidents: writer.storedIncidents.subscribe(), metricsFactory: factory) {
         let packets = await pipeline.packetsTotal
         let bytes = await pipeline.bytesTotal
         let (pps, bps) = rates.rates(packets: packets, bytes: bytes)
-        let pending = writer.pending
         return LiveStats(
             time: Timestamp.rfc3339(nanoseconds: wallClockNs()), packetsPerSecond: pps, bytesPerSecond: bps,
             activeFlows: await pipeline.activeFlowCount, anomaliesTotal: await pipeline.anomaliesTotal,
-            storePending: pending.anomalies + pending.flows, storeErrorsTotal: writer.errorCount,
+            storePending: writer.pendingTotal, storeErrorsTotal: writer.errorCount,
             model: await pipeline.modelStatus.state.modelStateName)
     }
 

@@ -62,7 +62,7 @@ public struct AnomalyPage: Sendable {
 extension Store {
     static let anomalyColumns = [
         "uid", "sensor", "time_ms", "kind", "src_ip", "dst_ip", "src_port", "dst_port", "protocol",
-        "score", "severity", "severity_rank", "label", "explanation", "features", "flow_ids", "acknowledged",
+        "score", "severity", "severity_rank", "label", "explanation", "features", "flow_ids", "acknowledged", "incident_uid",
     ]
 
     /// Writes anomalies in one statement; rows already present (same uid)
@@ -82,7 +82,7 @@ extension Store {
                 p.uid, a.sensor, a.timeMs, a.kind.rawValue, a.sourceAddress?.description, a.destinationAddress?.description,
                 a.sourcePort.map(Int.init), a.destinationPort.map(Int.init), a.ipProtocol.map(Int.init),
                 a.score, a.severity.rawValue, Severity.allCases.firstIndex(of: a.severity)!, a.label.rawValue,
-                explanation, features, flowIDs, a.acknowledged,
+                explanation, features, flowIDs, a.acknowledged, a.incidentUID,
             ]
             rows.append(values.map { SQLBind($0) })
         }
@@ -183,6 +183,7 @@ extension Store {
             explanation: try json("explanation", [ExplanationItem].self),
             features: try json("features", [String: Double].self),
             flowIDs: try json("flow_ids", [Int64].self).map { UInt64(bitPattern: $0) },
-            acknowledged: try row.decode(column: "acknowledged", as: Bool.self))
+            acknowledged: try row.decode(column: "acknowledged", as: Bool.self),
+            incidentUID: try row.decode(column: "incident_uid", as: String?.self))
     }
 }

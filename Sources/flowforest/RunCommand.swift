@@ -101,6 +101,7 @@ struct RunCommand: AsyncParsableCommand {
     var config: String?
 
     @OptionGroup var flowOptions: FlowOptions
+    @OptionGroup var incidentOptions: IncidentOptions
     @OptionGroup var exportOptions: ExportOptions
     @OptionGroup var collectOptions: CollectOptions
     @OptionGroup var logOptions: LogOptions
@@ -150,6 +151,7 @@ struct RunCommand: AsyncParsableCommand {
         if let d = try seconds(ingestMaxAge, "FLOWFOREST_INGEST_MAX_AGE", "--ingest-max-age") { server.ingestMaxAge = d }
         // Ingested flows follow the same timeouts and --max-flows as captured ones.
         server.ingestFlowTable = flowOptions.configuration
+        server.incidents = incidentOptions.configuration
         // Capture first: a wrong interface or a missing privilege is reported
         // before anything (the database included) is created.
         let capture = noCapture ? nil : try openCapture(logger: logger)
