@@ -81,6 +81,12 @@ public actor Pipeline {
         return anomalies
     }
 
+    /// Closes the incidents quiet for a whole gap by `nowMs`: the server's
+    /// clock tick, for times no batch arrives.
+    public func expireIncidents(nowMs: Int64) {
+        hand(incidents.expire(nowMs: nowMs))
+    }
+
     /// Closes every open incident, as at the end of a file; returns the changes.
     @discardableResult
     public func closeIncidents() -> [IncidentUpdate] {
