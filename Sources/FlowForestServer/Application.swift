@@ -36,6 +36,8 @@ public struct ServerConfiguration: Sendable {
     public var writer = StoreWriterConfiguration()
     /// How anomalies group into incidents (`--incident-gap`).
     public var incidents = IncidentConfiguration()
+    /// Where incidents are sent (`--alertmanager`, `--webhook`).
+    public var alerts = AlertConfiguration()
     /// Dashboard session lifetime.
     public var sessionLifetime: Duration = .seconds(12 * 3600)
     /// Mark the session cookie `Secure` (when served through HTTPS).
@@ -238,6 +240,9 @@ public func buildApplicationParts(
     // store closes last.
     var services: [any Service] = []
     if ownsStore { services.append(store) }
+    // Alert routes stop after the writer (services stop in reverse order):
+    // they deliver what it stored last, then end with its feed.
+    services += alertRoutes(configuration, feed: writer.storedIncidents, factory: factory, logger: logger)
     services.append(writer)
     services.append(hub)
     services.append(IngestService(table: ingest, pipeline: pipeline, interval: configuration.tickInterval))
@@ -250,6 +255,19 @@ public func buildApplicationParts(
         services: services,
         logger: logger)
     return (app, ServiceParts(store: store, writer: writer, metrics: metrics, firstStartToken: firstStartToken))
+}
+
+/// One route per `--alertmanager` and `--webhook` URL, each reading its own copy of the incident feed.
+func alertRoutes(_ configuration: ServerConfiguration, feed: IncidentFeed, factory: any MetricsFactory, logger: Logger) -> [any Service] {
+    let alerts = configuration.alerts
+    let links = AlertLinks(base: alerts.externalURL ?? configuration.baseURL)
+    let managers: [any Service] = alerts.alertmanagers.map {
+        AlertmanagerRoute(url: $0, configuration: alerts, links: links, feed: feed.subscribe(), metricsFactory: factory, logger: logger)
+    }
+    let hooks: [any Service] = alerts.webhooks.map {
+        WebhookRoute(url: $0, configuration: alerts, feed: feed.subscribe(), metricsFactory: factory, logger: logger)
+    }
+    return managers + hooks
 }
 
 /// Makes sure the service will not run open: `--no-auth` only on loopback;

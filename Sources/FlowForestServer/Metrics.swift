@@ -62,6 +62,11 @@ public final class FlowForestMetrics: Sendable {
         "flowforest_export_dropped_records_total": "IPFIX data records not sent (queue full, send failed or collector unreachable), by collector.",
         "flowforest_ingest_rejected_requests_total": "POST /api/traffic requests refused, by reason.",
         "flowforest_sse_clients": "Clients connected to /api/events.",
+        "flowforest_incident_feed_dropped_total": "Stored incident changes an event or alert consumer lost because it fell too far behind.",
+        "flowforest_alerts_sent_total": "Alerts (Alertmanager) or incident changes (webhook) delivered, by kind and destination.",
+        "flowforest_alerts_failed_total": "Failed posts to an alert destination (each retried), by kind and destination.",
+        "flowforest_alerts_dropped_total": "Alerts never delivered: the destination's queue was full, or it was still down at shutdown.",
+        "flowforest_alerts_pending": "Alerts waiting for an alert destination, by kind and destination.",
         "flowforest_build_info": "Build information; the value is always 1.",
         "process_start_time_seconds": "Start time of the process since the Unix epoch in seconds.",
     ]

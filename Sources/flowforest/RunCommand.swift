@@ -102,6 +102,7 @@ struct RunCommand: AsyncParsableCommand {
 
     @OptionGroup var flowOptions: FlowOptions
     @OptionGroup var incidentOptions: IncidentOptions
+    @OptionGroup var alertOptions: AlertOptions
     @OptionGroup var exportOptions: ExportOptions
     @OptionGroup var collectOptions: CollectOptions
     @OptionGroup var logOptions: LogOptions
@@ -152,6 +153,7 @@ struct RunCommand: AsyncParsableCommand {
         // Ingested flows follow the same timeouts and --max-flows as captured ones.
         server.ingestFlowTable = flowOptions.configuration
         server.incidents = incidentOptions.configuration
+        server.alerts = try alertOptions.configuration()
         // Capture first: a wrong interface or a missing privilege is reported
         // before anything (the database included) is created.
         let capture = noCapture ? nil : try openCapture(logger: logger)
