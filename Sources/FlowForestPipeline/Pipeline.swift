@@ -30,6 +30,8 @@ public actor Pipeline {
     private var savedModelVersion: Int?
     /// Groups the anomalies into incidents; the one owner of open incidents.
     private var incidents: IncidentTracker
+    /// The suppression rules in force (the API's and `--suppress FILE`'s).
+    public private(set) var suppressions: [Suppression] = []
     /// Packets and bytes counted into flows so far, every mode together.
     public private(set) var packetsTotal: UInt64 = 0
     public private(set) var bytesTotal: UInt64 = 0
@@ -69,7 +71,7 @@ public actor Pipeline {
         var anomalies = detect(batch, changes: changes)
         sink?.enqueue(flows: batch.records.filter { $0.state != .active }, sensor: sensor)
         let nowMs = max(Int64(batch.timeNs / 1_000_000), anomalies.map(\.timeMs).max() ?? 0)
-        let updates = incidents.observe(&anomalies, nowMs: nowMs)
+        let updates = fileIntoIncidents(&anomalies, nowMs: nowMs)
         if !anomalies.isEmpty {
             for anomaly in anomalies { metrics.count(anomaly) }
             anomaliesTotal += Int64(anomalies.count)
@@ -79,6 +81,30 @@ public actor Pipeline {
         }
         hand(updates)
         return anomalies
+    }
+
+    /// Replaces the suppression rules; anomalies found from now on are matched against them.
+    public func setSuppressions(_ rules: [Suppression]) {
+        suppressions = rules
+    }
+
+    /// Marks the anomalies a rule matches suppressed (they are stored, in no
+    /// incident), files the rest into incidents, and returns the changes.
+    private func fileIntoIncidents(_ anomalies: inout [Anomaly], nowMs: Int64) -> [IncidentUpdate] {
+        var open: [Anomaly] = []
+        var positions: [Int] = []
+        for i in anomalies.indices {
+            if suppressions.contains(where: { $0.matches(anomalies[i], nowMs: nowMs) }) {
+                anomalies[i].suppressed = true
+                metrics.suppressed.increment()
+            } else {
+                open.append(anomalies[i])
+                positions.append(i)
+            }
+        }
+        let updates = incidents.observe(&open, nowMs: nowMs)
+        for (k, i) in positions.enumerated() { anomalies[i].incidentUID = open[k].incidentUID }
+        return updates
     }
 
     /// Closes the incidents quiet for a whole gap by `nowMs`: the server's

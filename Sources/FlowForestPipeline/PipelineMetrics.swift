@@ -9,6 +9,8 @@ struct PipelineMetrics {
     let learning: Gauge
     let scored: Counter
     let modelSaveErrors: Counter
+    /// Anomalies a suppression rule matched.
+    let suppressed: Counter
     private let anomalies: [AnomalyKind: [Severity: Counter]]
     private var modes: [String: ModeMetrics] = [:]
     private let incidentChanges: [IncidentChange: Counter]
@@ -24,6 +26,8 @@ struct PipelineMetrics {
         learning = Gauge(label: "flowforest_detector_learning", factory: factory)
         scored = Counter(label: "flowforest_vectors_scored_total", factory: factory)
         modelSaveErrors = Counter(label: "flowforest_store_errors_total", dimensions: [("operation", "model")], factory: factory)
+        suppressed = Counter(label: "flowforest_anomalies_suppressed_total", factory: factory)
+        suppressed.increment(by: 0)
         modelAge.record(0)
         scored.increment(by: 0)
         // Every kind and severity from the start, so rates and alerts see zeros, not gaps.

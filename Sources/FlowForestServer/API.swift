@@ -39,6 +39,11 @@ struct API: Sendable {
         api.post("anomalies/:id/ack") { _, context in try await acknowledge(context) }
         api.get("incidents") { request, context in try await listIncidents(request, context) }
         api.get("incidents/:id") { _, context in try await oneIncident(context) }
+        api.get("suppressions") { _, context in try await listSuppressions(context) }
+        api.post("suppressions") { request, context in try await createSuppression(request, context) }
+        api.get("suppressions/:id") { _, context in try await oneSuppression(context) }
+        api.put("suppressions/:id") { request, context in try await replaceSuppression(request, context) }
+        api.delete("suppressions/:id") { _, context in try await deleteSuppression(context) }
         api.get("flows") { request, context in try await flows(request, context) }
         api.get("hosts") { request, context in try await hosts(request, context) }
         api.get("model") { _, context in try await model(context) }

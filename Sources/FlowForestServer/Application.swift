@@ -36,6 +36,8 @@ public struct ServerConfiguration: Sendable {
     public var writer = StoreWriterConfiguration()
     /// How anomalies group into incidents (`--incident-gap`).
     public var incidents = IncidentConfiguration()
+    /// Rules of `--suppress FILE`, in force besides the stored ones.
+    public var suppressions: [Suppression] = []
     /// Where incidents are sent (`--alertmanager`, `--webhook`).
     public var alerts = AlertConfiguration()
     /// Dashboard session lifetime.
@@ -228,6 +230,8 @@ public func buildApplicationParts(
         throttle: LoginThrottle(freeFailures: configuration.loginFreeFailures, firstDelay: configuration.loginFirstDelay,
                                 maxDelay: configuration.loginMaxDelay),
         hashing: PasswordHashingPool())
+    // The stored rules and the file's are in force from the first batch.
+    await api.applySuppressions()
     let router = Router(context: AppRequestContext.self)
     router.middlewares.add(HostGuard(listenHost: configuration.host, allowedHosts: configuration.allowedHosts))
     router.middlewares.add(RequestGuard())

@@ -29,6 +29,7 @@ public final class FlowForestMetrics: Sendable {
         "flowforest_ringbuf_packets_total": "Packets delivered through the eBPF ring buffer because their flow could not be inserted.",
         "flowforest_vectors_scored_total": "Flow records handed to the detector, active ones included (vectors scored per kind: /api/model details).",
         "flowforest_anomalies_total": "Anomalies detected, by vector kind and severity.",
+        "flowforest_anomalies_suppressed_total": "Anomalies a suppression rule matched: stored and marked suppressed, in no incident and no alert.",
         "flowforest_incidents_total": "Incident changes, by change (opened, updated, closed).",
         "flowforest_open_incidents": "Incidents open now (anomalies joined them within the quiet gap).",
         "flowforest_incidents_closed_early_total": "Incidents closed before their quiet gap because the most open incidents were already open.",

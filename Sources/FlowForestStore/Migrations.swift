@@ -126,6 +126,26 @@ extension Store {
                 "CREATE INDEX anomalies_incident ON anomalies (incident_uid)",
             ]
         },
+        Migration(version: 4, name: "suppression rules") { pg in
+            let key = pg ? "BIGSERIAL PRIMARY KEY" : "INTEGER PRIMARY KEY AUTOINCREMENT"
+            return [
+                // actor and target are address blocks as text; ports a JSON array.
+                """
+                CREATE TABLE suppressions (
+                    id \(key),
+                    actor TEXT,
+                    target TEXT,
+                    ports TEXT NOT NULL,
+                    label TEXT,
+                    expires_ms BIGINT,
+                    created_by TEXT NOT NULL,
+                    reason TEXT NOT NULL,
+                    created_ms BIGINT NOT NULL
+                )
+                """,
+                "ALTER TABLE anomalies ADD COLUMN suppressed BOOLEAN NOT NULL DEFAULT FALSE",
+            ]
+        },
     ]
 
     /// The newest schema version this build knows.

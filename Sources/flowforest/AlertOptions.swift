@@ -1,4 +1,5 @@
 import ArgumentParser
+import FlowForestCore
 import FlowForestServer
 
 /// Where `run` sends incidents.
@@ -23,6 +24,23 @@ struct AlertOptions: ParsableArguments {
         do {
             return try AlertConfiguration.make(alertmanagers: alertmanagers, webhooks: webhooks, secretFile: webhookSecretFile,
                                                externalURL: externalURL)
+        } catch {
+            throw failure(error.description)
+        }
+    }
+}
+
+/// Suppression rules kept in configuration management.
+struct SuppressOptions: ParsableArguments {
+    @Option(name: .customLong("suppress"),
+            help: "JSON file of suppression rules ([{\"actor\": \"198.18.0.0/15\", \"ports\": [22], \"label\": \"port scan\", \"reason\": \"…\"}]): matching anomalies are stored, marked suppressed, and raise no incident or alert.")
+    var suppressFile: String?
+
+    /// The file's rules; a missing or malformed file fails with one line naming the rule and field.
+    func rules(nowMs: Int64) throws -> [Suppression] {
+        guard let suppressFile else { return [] }
+        do {
+            return try SuppressionInput.load(path: suppressFile, nowMs: nowMs)
         } catch {
             throw failure(error.description)
         }

@@ -103,6 +103,7 @@ struct RunCommand: AsyncParsableCommand {
     @OptionGroup var flowOptions: FlowOptions
     @OptionGroup var incidentOptions: IncidentOptions
     @OptionGroup var alertOptions: AlertOptions
+    @OptionGroup var suppressOptions: SuppressOptions
     @OptionGroup var exportOptions: ExportOptions
     @OptionGroup var collectOptions: CollectOptions
     @OptionGroup var logOptions: LogOptions
@@ -154,6 +155,7 @@ struct RunCommand: AsyncParsableCommand {
         server.ingestFlowTable = flowOptions.configuration
         server.incidents = incidentOptions.configuration
         server.alerts = try alertOptions.configuration()
+        server.suppressions = try suppressOptions.rules(nowMs: Int64(Date().timeIntervalSince1970 * 1000))
         // Capture first: a wrong interface or a missing privilege is reported
         // before anything (the database included) is created.
         let capture = noCapture ? nil : try openCapture(logger: logger)
