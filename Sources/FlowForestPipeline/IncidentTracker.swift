@@ -20,14 +20,18 @@ public struct IncidentConfiguration: Sendable, Hashable {
 
 /// Groups anomalies into incidents: an anomaly joins the open incident of
 /// its label's family that has its source among the actors or its
-/// destination among the targets; otherwise it opens a new one. An incident
-/// that no anomaly joins for ``IncidentConfiguration/quietGap`` closes.
+/// destination among the targets ("unusual …" anomalies join one of any
+/// family, and a named behaviour joins one that holds only "unusual …"
+/// anomalies so far); otherwise it opens a new one. An incident that no
+/// anomaly joins for ``IncidentConfiguration/quietGap`` closes.
 ///
 /// The pipeline owns the one tracker; its time is the batches' time (packet
 /// time for files), so a file always yields the same incidents.
 public struct IncidentTracker: Sendable {
     public let configuration: IncidentConfiguration
     private var open: [String: Incident] = [:]
+    /// The score of the anomaly that names each open incident.
+    private var leadScore: [String: Double] = [:]
     private let makeUID: @Sendable () -> String
     /// Incidents closed before their quiet gap because ``IncidentConfiguration/maxOpen`` were open.
     public private(set) var closedEarly: Int64 = 0
@@ -88,24 +92,33 @@ public struct IncidentTracker: Sendable {
 
     private mutating func close(_ uid: String) -> IncidentUpdate {
         var incident = open.removeValue(forKey: uid)!
+        leadScore[uid] = nil
         incident.state = .closed
         return IncidentUpdate(change: .closed, incident: incident)
     }
 
-    /// The open incident of the anomaly's family sharing its actor, else its target; the most recent if several.
+    /// The open incident this anomaly belongs to, sharing its actor (first)
+    /// or its target, the most recent if several: one of its own family;
+    /// else, for an "unusual …" anomaly, one of any family (the odd flow of
+    /// a scan is part of the scan); else, for a named behaviour, one that
+    /// so far holds only "unusual …" anomalies (it was the start of this).
     private func match(_ a: Anomaly) -> String? {
         let family = a.label.family
-        let candidates = open.values.filter { $0.family == family }
-        func best(_ filter: (Incident) -> Bool) -> String? {
-            candidates.filter(filter).max { ($0.lastSeenMs, $0.uid) < ($1.lastSeenMs, $1.uid) }?.uid
+        let fallback: (Incident) -> Bool = family == .unusual ? { _ in true } : { $0.family == .unusual }
+        for accepts in [{ (i: Incident) in i.family == family }, fallback] {
+            let candidates = open.values.filter(accepts)
+            func best(_ filter: (Incident) -> Bool) -> String? {
+                candidates.filter(filter).max { ($0.lastSeenMs, $0.uid) < ($1.lastSeenMs, $1.uid) }?.uid
+            }
+            if let source = a.sourceAddress, let uid = best({ $0.actors.contains(source) }) { return uid }
+            if let destination = a.destinationAddress, let uid = best({ $0.targets.contains(destination) }) { return uid }
         }
-        if let source = a.sourceAddress, let uid = best({ $0.actors.contains(source) }) { return uid }
-        if let destination = a.destinationAddress, let uid = best({ $0.targets.contains(destination) }) { return uid }
         return nil
     }
 
     private mutating func openIncident(for a: Anomaly) -> String {
         let uid = makeUID()
+        leadScore[uid] = a.score
         open[uid] = Incident(
             uid: uid, sensor: a.sensor, label: a.label, actors: a.sourceAddress.map { [$0] } ?? [],
             targets: a.destinationAddress.map { [$0] } ?? [], firstSeenMs: a.timeMs, lastSeenMs: a.timeMs,
@@ -123,10 +136,14 @@ public struct IncidentTracker: Sendable {
         incident.lastSeenMs = max(incident.lastSeenMs, a.timeMs)
         incident.peakSeverity = max(incident.peakSeverity, a.severity)
         incident.anomalyCount += 1
-        // The strongest anomaly names and explains the incident.
-        if a.score > incident.peakScore {
-            incident.peakScore = a.score
+        incident.peakScore = max(incident.peakScore, a.score)
+        // The strongest anomaly names and explains the incident; a named
+        // behaviour outranks any "unusual …" one.
+        let lead = leadScore[uid] ?? incident.peakScore
+        if (a.label.isSpecific ? 1 : 0, a.score) > (incident.label.isSpecific ? 1 : 0, lead) {
+            leadScore[uid] = a.score
             incident.label = a.label
+            incident.family = a.label.family
             incident.explanation = a.explanation
         }
         open[uid] = incident

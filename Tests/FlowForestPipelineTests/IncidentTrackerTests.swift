@@ -66,6 +66,30 @@ struct IncidentTrackerTests {
         #expect(tracker.observe(&other, nowMs: ms(3)).map(\.incident.uid) == ["inc-3"])
     }
 
+    @Test("the odd flows of an attack join it: unusual anomalies join any family, and a named behaviour takes over an unusual incident")
+    func unusualJoinsTheStory() {
+        var tracker = IncidentTracker(makeUID: counterUIDs())
+        // A scan's host vector and, in the same batch, one of its flows scored as merely unusual (more strongly).
+        var batch = [anomaly(.portScan, src: "198.18.0.1", dst: "198.18.0.2", atS: 0, score: 0.7, why: "ports"),
+                     anomaly(.unusualFlow, src: "198.18.0.1", dst: "198.18.0.2", atS: 0, score: 0.9, kind: .flow, why: "odd flow")]
+        let changes = tracker.observe(&batch, nowMs: ms(0))
+        #expect(changes.map(\.change) == [.opened] && batch.map(\.incidentUID) == ["inc-1", "inc-1"])
+        // The named behaviour names it; the peak score is the strongest of all.
+        #expect(changes[0].incident.label == .portScan && changes[0].incident.explanation.map(\.text) == ["ports"])
+        #expect(changes[0].incident.peakScore == 0.9 && changes[0].incident.anomalyCount == 2)
+        // The other way round: the unusual flow first, then the flood it was the start of.
+        var first = [anomaly(.unusualDestination, src: nil, dst: "198.18.0.9", atS: 10, kind: .destination, why: "odd")]
+        _ = tracker.observe(&first, nowMs: ms(10))
+        var flood = [anomaly(.synFlood, src: "198.18.1.1", dst: "198.18.0.9", atS: 11, score: 0.6, why: "syns")]
+        let taken = tracker.observe(&flood, nowMs: ms(11))
+        #expect(taken.map(\.change) == [.updated] && taken[0].incident.uid == "inc-2")
+        #expect(taken[0].incident.label == .synFlood && taken[0].incident.family == .flood)
+        #expect(taken[0].incident.explanation.map(\.text) == ["syns"])
+        // A second named behaviour of another family is still its own incident.
+        var exfil = [anomaly(.exfiltration, src: "198.18.0.1", dst: "198.18.0.2", atS: 12)]
+        #expect(tracker.observe(&exfil, nowMs: ms(12)).map(\.change) == [.opened])
+    }
+
     @Test("a quiet gap closes an incident; the same actor afterwards opens a new one")
     func quietGapCloses() {
         var tracker = IncidentTracker(configuration: .init(quietGap: .seconds(120)), makeUID: counterUIDs())
