@@ -50,7 +50,9 @@ extension API {
         }
         if let l = q["label"] {
             let names = AnomalyLabel.allCases.map(\.rawValue).joined(separator: ", ")
-            query.labels = try list(l, parameter: "label", expected: names, AnomalyLabel.init(rawValue:))
+            // Labels hold spaces, which forms send as "+"; no label holds a "+".
+            let text = Substring(l.replacingOccurrences(of: "+", with: " "))
+            query.labels = try list(text, parameter: "label", expected: names, AnomalyLabel.init(rawValue:))
         }
         if let s = q["state"] {
             guard let state = IncidentState(rawValue: String(s)) else { throw APIError(.badRequest, "state: expected open or closed, got \(quoted(String(s)))") }

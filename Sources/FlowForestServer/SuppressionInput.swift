@@ -69,16 +69,14 @@ public enum SuppressionInput {
         guard let array = value as? [Any], (1...maxPorts).contains(array.count) else {
             throw Invalid(description: "ports: expected 1 to \(maxPorts) port numbers")
         }
-        var ports: [UInt16] = []
-        for item in array {
-            // JSON numbers arrive as NSNumber; booleans are NSNumbers too, and are not ports.
-            guard !(item is Bool), let n = item as? NSNumber, let d = Double(exactly: n.doubleValue),
-                  d.rounded() == d, (0...65535).contains(d) else {
-                throw Invalid(description: "ports: expected integers 0...65535, got \(API.quoted("\(item)"))")
-            }
-            ports.append(UInt16(d))
+        // Decoded by type: JSONSerialization gives 0 and 1 as NSNumbers that
+        // also pass for booleans, and true and 1.0 as numbers that pass for 1.
+        guard let data = try? JSONSerialization.data(withJSONObject: array),
+              let numbers = try? JSONDecoder().decode([Int].self, from: data),
+              numbers.allSatisfy({ (0...65535).contains($0) }) else {
+            throw Invalid(description: "ports: expected integers 0...65535, got \(API.quoted("\(array)"))")
         }
-        return ports
+        return numbers.map { UInt16($0) }
     }
 
     private static func label(_ value: Any?) throws(Invalid) -> AnomalyLabel? {

@@ -158,8 +158,13 @@ extension Store {
             var ids: [String: [Int64]] = [:]
             for chunk in stride(from: 0, to: uids.count, by: 500) {
                 let part = Array(uids[chunk..<min(chunk + 500, uids.count)])
-                let rows = try await db.select().columns("id", "incident_uid").from("anomalies")
-                    .where("incident_uid", .in, part).orderBy("id", .ascending).all()
+                // The latest ids of each incident only: a long attack has many anomalies.
+                let rows = try await db.raw("""
+                    SELECT id, incident_uid FROM (
+                        SELECT id, incident_uid, ROW_NUMBER() OVER (PARTITION BY incident_uid ORDER BY id DESC) AS n
+                        FROM anomalies WHERE incident_uid IN (\(binds: part))
+                    ) latest WHERE n <= \(bind: Incident.maxAnomalyIDs) ORDER BY id
+                    """).all()
                 for row in rows {
                     ids[try row.decode(column: "incident_uid", as: String.self), default: []].append(try row.decode(column: "id", as: Int64.self))
                 }

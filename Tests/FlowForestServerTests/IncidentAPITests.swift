@@ -92,6 +92,8 @@ struct IncidentAPITests {
             #expect(try await client.call("/api/incidents/1").status == .unauthorized)
             let ok = try await client.call("/api/incidents?label=port%20scan,syn%20flood&state=closed&severity=high,critical&limit=10", token: db.viewerToken)
             #expect(ok.status == .ok, "\(ok.text)")
+            // Forms send spaces as "+".
+            #expect(try await client.call("/api/incidents?label=port+scan", token: db.viewerToken).status == .ok)
         }
     }
 }

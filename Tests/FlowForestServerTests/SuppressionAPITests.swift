@@ -58,7 +58,7 @@ struct SuppressionAPITests {
             c.suppressions = [Suppression(label: .beaconing, createdBy: "file:/etc/flowforest/suppress.json", reason: "update checks",
                                           createdMs: 0, origin: .file)]
         }) { client, db, _ in
-            let body = #"{"target": "2001:db8::/32", "ports": [443], "expires": "2030-01-01T00:00:00Z", "reason": "backup window"}"#
+            let body = #"{"target": "2001:db8::/32", "ports": [0, 1, 443], "expires": "2030-01-01T00:00:00Z", "reason": "backup window"}"#
             #expect(try await client.call("/api/suppressions", .post, token: db.viewerToken, json: body).status == .forbidden)
             #expect(try await client.call("/api/suppressions", .post, json: body).status == .unauthorized)
             let alice = try await client.signIn("alice", "correct horse battery")
@@ -69,6 +69,7 @@ struct SuppressionAPITests {
             let id = try #require(try made.object()["id"] as? Int)
             #expect(try made.object()["created_by"] as? String == "alice")
             #expect(try made.object()["expires"] as? String == "2030-01-01T00:00:00.000Z")
+            #expect(try made.object()["ports"] as? [Int] == [0, 1, 443])
 
             let list = try #require(try await client.call("/api/suppressions", token: db.viewerToken).object()["suppressions"] as? [[String: Any]])
             #expect(list.map { $0["source"] as? String } == ["file", "api"])
@@ -101,6 +102,8 @@ struct SuppressionAPITests {
                 (#"{"ports": [70000], "reason": "x"}"#, "ports:"),
                 (#"{"ports": [22.5], "reason": "x"}"#, "ports:"),
                 (#"{"ports": [true], "reason": "x"}"#, "ports:"),
+                (#"{"ports": [false], "reason": "x"}"#, "ports:"),
+                (#"{"ports": ["22"], "reason": "x"}"#, "ports:"),
                 (#"{"label": "worm", "reason": "x"}"#, "label:"),
                 (#"{"label": "port scan", "expires": "soon", "reason": "x"}"#, "expires:"),
                 (#"{"label": "port scan", "reason": ""}"#, "reason:"),

@@ -84,6 +84,23 @@ struct IncidentStoreTests {
         }
     }
 
+    @Test("a long incident serves the ids of its latest 1000 anomalies, oldest first", arguments: Backend.allCases)
+    func boundedAnomalyIDs(backend: Backend) async throws {
+        try await withFreshStore(backend) { store, _ in
+            let pending = (0..<1005).map { i -> PendingAnomaly in
+                var a = anomaly(i)
+                a.incidentUID = "inc-long"
+                return PendingAnomaly(uid: "u\(i)", anomaly: a)
+            }
+            let ids = try await store.insertAnomalies(pending)
+            var long = incident("inc-long")
+            long.anomalyCount = 1005
+            let stored = try #require(try await store.upsertIncidents([long])["inc-long"])
+            #expect(stored.anomalyCount == 1005)
+            #expect(stored.anomalyIDs == (5..<1005).map { ids["u\($0)"]! })
+        }
+    }
+
     @Test("a restart closes what the previous run left open, for its own sensor only", arguments: Backend.allCases)
     func restartCloses(backend: Backend) async throws {
         try await withFreshStore(backend) { store, _ in
