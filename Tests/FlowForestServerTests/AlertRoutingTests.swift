@@ -33,7 +33,7 @@ struct AlertRoutingTests {
         do {
             try await am.start()
             try await withService(.live, detector: ScansEveryEndedFlow(), configure: { c in
-                c.incidents = IncidentConfiguration(quietGap: .seconds(6))
+                c.incidents = IncidentConfiguration(quietGap: .seconds(8))
                 c.alerts.alertmanagers = [URL(string: am.url)!]
                 c.alerts.repostInterval = .seconds(1)
                 c.alerts.retryDelay = .milliseconds(200)
@@ -56,6 +56,10 @@ struct AlertRoutingTests {
                 #expect(annotations["explanation"] == "port 23")
                 #expect(annotations["dashboard"] == "https://flowforest.example/#incident-\(incidentID)")
 
+                // While open, the alert is posted again every second (keeping it firing, not notifying again).
+                try await waitFor("a re-post of the open incident", seconds: 30) {
+                    metric(parts.metrics.render(), "flowforest_alerts_sent_total{") >= 2
+                }
                 // Alertmanager goes down while the incident is open; the incident closes during the outage.
                 await am.stop()
                 try await waitFor("the incident to close", seconds: 30) {
