@@ -154,6 +154,8 @@ let package = Package(
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                // HMAC-SHA256 signatures of webhook bodies.
+                .product(name: "Crypto", package: "swift-crypto"),
             ],
             resources: [.copy("Resources/openapi.yaml"), .copy("Dashboard")],
             swiftSettings: swiftSettings
@@ -254,7 +256,8 @@ let package = Package(
             name: "FlowForestServerTests",
             dependencies: [
                 "FlowForestServer", "FlowForestStore", "FlowForestCore", "FlowForestTestSupport", "FlowForestDetection",
-                "FlowForestPipeline", "PcapCapture",
+                "FlowForestPipeline", "PcapCapture", "FlowForestLab",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ],
             swiftSettings: swiftSettings

@@ -65,6 +65,11 @@ public struct Anomaly: Sendable, Hashable, Codable {
     /// Ids of the flows behind it (the flow itself, or a host's recent flows).
     public var flowIDs: [UInt64]
     public var acknowledged: Bool
+    /// The uid of the incident it belongs to (set by the pipeline's incident
+    /// tracker); links it to its incident in the store, not part of its JSON.
+    public var incidentUID: String?
+    /// Matched by a suppression rule: stored, but in no incident and no alert.
+    public var suppressed: Bool = false
 
     public init(
         id: Int64? = nil, sensor: String, timeMs: Int64, kind: AnomalyKind,
@@ -72,7 +77,7 @@ public struct Anomaly: Sendable, Hashable, Codable {
         sourcePort: UInt16? = nil, destinationPort: UInt16? = nil, ipProtocol: UInt8? = nil,
         score: Double, severity: Severity, label: AnomalyLabel,
         explanation: [ExplanationItem] = [], features: [String: Double] = [:],
-        flowIDs: [UInt64] = [], acknowledged: Bool = false
+        flowIDs: [UInt64] = [], acknowledged: Bool = false, incidentUID: String? = nil
     ) {
         self.id = id
         self.sensor = sensor
@@ -90,10 +95,11 @@ public struct Anomaly: Sendable, Hashable, Codable {
         self.features = features
         self.flowIDs = flowIDs
         self.acknowledged = acknowledged
+        self.incidentUID = incidentUID
     }
 
     enum CodingKeys: String, CodingKey {
-        case id, sensor, time, kind, score, severity, label, explanation, features, acknowledged, `protocol`
+        case id, sensor, time, kind, score, severity, label, explanation, features, acknowledged, suppressed, `protocol`
         case srcIP = "src_ip"
         case dstIP = "dst_ip"
         case srcPort = "src_port"
@@ -119,6 +125,7 @@ public struct Anomaly: Sendable, Hashable, Codable {
         try c.encode(features, forKey: .features)
         try c.encode(flowIDs, forKey: .flowIDs)
         try c.encode(acknowledged, forKey: .acknowledged)
+        try c.encode(suppressed, forKey: .suppressed)
     }
 
     public init(from decoder: any Decoder) throws {
@@ -143,5 +150,6 @@ public struct Anomaly: Sendable, Hashable, Codable {
         features = try c.decodeIfPresent([String: Double].self, forKey: .features) ?? [:]
         flowIDs = try c.decodeIfPresent([UInt64].self, forKey: .flowIDs) ?? []
         acknowledged = try c.decodeIfPresent(Bool.self, forKey: .acknowledged) ?? false
+        suppressed = try c.decodeIfPresent(Bool.self, forKey: .suppressed) ?? false
     }
 }

@@ -2,7 +2,8 @@ import FlowForestPipeline
 import ServiceLifecycle
 
 /// Advances the ingest table once a second into the pipeline and at
-/// shutdown ends its flows.
+/// shutdown ends its flows. The same tick closes incidents gone quiet,
+/// so they close on time when no batch arrives (ingest only, idle capture).
 struct IngestService: Service {
     let table: IngestTable
     let pipeline: Pipeline
@@ -14,6 +15,7 @@ struct IngestService: Service {
                 try await Task.sleep(for: interval)
                 let batch = await table.advance()
                 if !batch.records.isEmpty { await pipeline.process(batch, mode: "ingest") }
+                await pipeline.expireIncidents(nowMs: Int64(wallClockNs() / 1_000_000))
             }
         }
         let final = await table.flush()

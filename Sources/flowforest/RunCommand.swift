@@ -101,6 +101,9 @@ struct RunCommand: AsyncParsableCommand {
     var config: String?
 
     @OptionGroup var flowOptions: FlowOptions
+    @OptionGroup var incidentOptions: IncidentOptions
+    @OptionGroup var alertOptions: AlertOptions
+    @OptionGroup var suppressOptions: SuppressOptions
     @OptionGroup var exportOptions: ExportOptions
     @OptionGroup var collectOptions: CollectOptions
     @OptionGroup var logOptions: LogOptions
@@ -150,6 +153,9 @@ struct RunCommand: AsyncParsableCommand {
         if let d = try seconds(ingestMaxAge, "FLOWFOREST_INGEST_MAX_AGE", "--ingest-max-age") { server.ingestMaxAge = d }
         // Ingested flows follow the same timeouts and --max-flows as captured ones.
         server.ingestFlowTable = flowOptions.configuration
+        server.incidents = incidentOptions.configuration
+        server.alerts = try alertOptions.configuration()
+        server.suppressions = try suppressOptions.rules(nowMs: Int64(Date().timeIntervalSince1970 * 1000))
         // Capture first: a wrong interface or a missing privilege is reported
         // before anything (the database included) is created.
         let capture = noCapture ? nil : try openCapture(logger: logger)

@@ -72,9 +72,16 @@ struct TrainCommandTests {
         let anomalies = try #require(report["anomalies"] as? [[String: Any]])
         #expect(anomalies.contains { $0["label"] as? String == "port scan" && $0["src_ip"] as? String == "198.18.0.66" },
                 "\(anomalies.map { "\($0["label"] ?? "-") \($0["src_ip"] ?? "-")" })")
+        // The scan's anomalies (the scanner's vector, the victim's, its flows) are one incident, closed at the file's end.
+        let incidents = try #require(report["incidents"] as? [[String: Any]])
+        let scans = incidents.filter { ($0["actors"] as? [String])?.contains("198.18.0.66") == true }
+        #expect(scans.count == 1, "\(incidents)")
+        #expect(scans.first?["family"] as? String == "scan" && scans.first?["state"] as? String == "closed")
+        let scannerScans = anomalies.filter { $0["src_ip"] as? String == "198.18.0.66" && ["port scan", "host sweep"].contains($0["label"] as? String ?? "") }
+        #expect((scans.first?["anomaly_count"] as? Int ?? 0) >= scannerScans.count, "\(scans)")
         let table = try Binary.run(["analyze", tuesday.path, "--model", model.path], timeout: 120)
         #expect(table.status == 0, "\(table.stderr)")
-        #expect(table.stdout.contains(" anomalies (list them with --anomalies)"))
+        #expect(table.stdout.contains(" incidents (list them with --anomalies)"))
 
         // The same files and seed give the same model.
         let again = dir.appendingPathComponent("again.json")

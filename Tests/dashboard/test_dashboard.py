@@ -350,6 +350,50 @@ class OpenDashboardTests(DaemonWithBrowser):
         active.send_keys(Keys.ENTER)
         self.wait().until(lambda _: d.find_element(By.ID, "view-detail").is_displayed())
 
+    def test_5_incidents(self):
+        """The overview's first table: one live row per attack, as the API serves it,
+        with its anomalies one click away."""
+        d = self.driver
+        attacker, victim = "198.19.0.55", "198.18.2.4"
+        d.get(self.daemon.url + "/#/overview")
+        self.wait().until(lambda _: "live" in d.find_element(By.ID, "live").get_attribute("class"))
+        tables = d.execute_script("return [...document.querySelectorAll('#view-overview table')].map(t => t.id)")
+        self.assertEqual(tables[0], "incidents")
+        self.post_scan(attacker, victim)
+        # The row arrives through the event stream, without a reload.
+        row_id = None
+        deadline = time.monotonic() + 30
+        while row_id is None and time.monotonic() < deadline:
+            row_id = d.execute_script(
+                "const r = [...document.querySelectorAll('#incidents tbody tr')].find(r => r.querySelector('.actors').title.split(', ').includes(arguments[0]));"
+                "return r ? r.dataset.id : null", attacker)
+            time.sleep(0.05)
+        self.assertIsNotNone(row_id, f"no incident row for {attacker}; daemon log:\n{self.daemon.log_text()}")
+        # The row shows what the API holds once the scan's anomalies are all in.
+        def matches():
+            incident = self.daemon.request("GET", f"/api/incidents/{row_id}")[1]
+            row = d.find_element(By.ID, f"incident-{row_id}")
+            return (row.find_element(By.CSS_SELECTOR, ".count").text == str(incident["anomaly_count"])
+                    and row.find_element(By.CSS_SELECTOR, ".severity").text.lower() == incident["peak_severity"]
+                    and row.find_element(By.CSS_SELECTOR, ".why").text == "; ".join(e["text"] for e in incident["explanation"])
+                    and row.find_element(By.CSS_SELECTOR, ".label").text == incident["label"]
+                    and victim in row.find_element(By.CSS_SELECTOR, ".targets").get_attribute("title"))
+        self.wait(15).until(lambda _: matches())
+        incident = self.daemon.request("GET", f"/api/incidents/{row_id}")[1]
+        self.assertEqual(incident["family"], "scan")
+        self.assertEqual(len(incident["anomaly_ids"]), incident["anomaly_count"])
+        api_rows = [str(i["id"]) for i in self.daemon.request("GET", "/api/incidents?limit=20")[1]["incidents"]]
+        shown = d.execute_script("return [...document.querySelectorAll('#incidents tbody tr')].map(r => r.dataset.id)")
+        self.assertEqual(sorted(shown), sorted(api_rows))
+        os.makedirs(SCREENSHOTS, exist_ok=True)
+        d.save_screenshot(os.path.join(SCREENSHOTS, "incidents.png"))
+        # One click to the anomalies behind it.
+        d.find_element(By.CSS_SELECTOR, f"#incident-{row_id} .label a").click()
+        self.wait().until(lambda _: d.find_element(By.ID, "view-anomalies").is_displayed())
+        expected = [str(a["id"]) for a in self.api_anomalies(f"&ip={attacker}")]
+        self.wait().until(lambda _: self.table_ids() == expected)
+        self.assertTrue(set(str(i) for i in incident["anomaly_ids"]) <= set(expected))
+
     def test_9_no_console_errors(self):
         self.assertEqual(severe_console_entries(self.driver), [])
 

@@ -6,6 +6,8 @@ const $ = (sel, root = document) => root.querySelector(sel);
 const HOUR = 3600 * 1000;
 // Rate charts show the recent past at readable resolution; anomalies the last hour.
 const RATE_WINDOW = 10 * 60 * 1000;
+// Incidents shown on the overview.
+const INCIDENT_ROWS = 20;
 
 const state = {
   user: null,          // {user, role, csrf_token} once signed in (anonymous admin under --no-auth)
@@ -13,6 +15,7 @@ const state = {
   events: null,        // EventSource
   stats: [],           // [{t, pps, bps, flows}] from stats events, last 10 minutes
   recent: [],          // anomalies of the last hour, newest first (overview)
+  incidents: [],       // the latest incidents, newest first (overview), kept current by incident events
   filter: {},          // anomalies view: query as in the hash
   cursors: [],         // anomalies view: cursors of the pages before this one
   cursor: null,        // cursor of this page (null: newest)
@@ -193,6 +196,19 @@ function connectEvents() {
   };
   es.addEventListener("stats", ev => onStats(parseJSON(ev.data)));
   es.addEventListener("anomaly", ev => onAnomaly(parseJSON(ev.data)));
+  for (const change of ["opened", "updated", "closed"]) {
+    es.addEventListener(`incident_${change}`, ev => onIncident(parseJSON(ev.data)));
+  }
+}
+
+/** An incident change: replace its row (or add it on top). */
+function onIncident(incident) {
+  if (!incident || incident.id == null) return;
+  const at = state.incidents.findIndex(i => i.id === incident.id);
+  if (at >= 0) state.incidents[at] = incident;
+  else state.incidents.unshift(incident);
+  state.incidents = state.incidents.slice(0, INCIDENT_ROWS);
+  if (state.view === "overview") renderIncidents();
 }
 
 function onStats(s) {
@@ -283,12 +299,47 @@ async function loadOverview() {
   const token = beginLoad();
   const since = Math.floor((Date.now() - HOUR) / 1000);
   try {
-    const page = await api(`/api/anomalies?since=${since}&limit=1000`);
+    const [page, incidents] = await Promise.all([
+      api(`/api/anomalies?since=${since}&limit=1000`), api(`/api/incidents?limit=${INCIDENT_ROWS}`)]);
     if (!current(token)) return;
     state.recent = page.anomalies;
+    state.incidents = incidents.incidents;
   } catch (e) { showError(e); }
   drawCharts();
+  renderIncidents();
   renderLatest();
+}
+
+/** Addresses of one side of an incident: the first, and how many more. */
+function addressList(list) {
+  if (!list.length) return "—";
+  return list.length === 1 ? list[0] : `${list[0]} +${list.length - 1}`;
+}
+
+function renderIncidents() {
+  const tbody = $("#incidents tbody");
+  tbody.textContent = "";
+  for (const i of state.incidents) {
+    const why = i.explanation.map(e => e.text).join("; ");
+    const span = i.first_seen === i.last_seen ? fmtTime(i.first_seen) : `${fmtTime(i.first_seen)} → ${fmtTime(i.last_seen)}`;
+    // The anomalies of its first actor are one click away.
+    const subject = i.actors[0] || i.targets[0] || "";
+    tbody.append(h("tr", { id: `incident-${i.id}`, "data-id": i.id, class: i.state === "open" ? "open" : null },
+      h("td", { title: span }, ...splitTime(fmtTime(i.last_seen))),
+      h("td", { class: "label" }, h("a", { href: `#/anomalies?ip=${encodeURIComponent(subject)}`, title: "Its anomalies" }, i.label)),
+      h("td", { class: "mono actors", title: i.actors.join(", ") }, addressList(i.actors)),
+      h("td", { class: "mono targets", title: i.targets.join(", ") }, addressList(i.targets)),
+      h("td", { class: "num count" }, fmtNum(i.anomaly_count)),
+      h("td", { class: "severity" }, sevBadge(i.peak_severity)),
+      h("td", { class: "state" }, i.state),
+      h("td", { class: "why" }, why || "—")));
+  }
+  emptyState($("#incidents-empty"), state.incidents.length === 0, "No incidents yet.");
+  // An alert's dashboard link names its incident: show that row.
+  if (location.hash.startsWith("#incident-")) {
+    const row = document.getElementById(location.hash.slice(1));
+    if (row && !row.classList.contains("fresh")) { row.classList.add("fresh"); row.scrollIntoView({ block: "center" }); }
+  }
 }
 
 function drawCharts() {
