@@ -3,6 +3,7 @@ import FlowForestCore
 import FlowForestIPFIX
 import Foundation
 import Logging
+import FlowForestTestSupport
 import Testing
 
 /// FlowForest's IPFIX read by real collectors from Debian (nfdump's nfcapd,
@@ -73,6 +74,44 @@ struct CollectorPeerTests {
             let have = got[key]
             #expect(have?.packets == want.packets && have?.bytes == want.bytes, "\(key): nfdump \(String(describing: have)), FlowForest \(want)")
         }
+    }
+
+    /// pmacct reads no RFC 5103 reverse elements, so it gets the uniflow
+    /// records (the default), one per direction.
+    @Test("nfacctd receives every flow, packet and byte (uniflow records)")
+    func nfacctd() throws {
+        let dir = try PeerProcess.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let collector = try Nfacctd(directory: dir)
+        defer { collector.stop() }
+
+        let (records, expected) = Self.traffic()
+        var logger = Logger(label: "ipfix-test")
+        logger.logLevel = .warning
+        let exporter = try IPFIXExporter(destination: ExportDestination("udp://127.0.0.1:\(collector.port)"), biflow: false,
+                                         metricsFactory: NOOPMetricsHandler.instance, logger: logger)
+        exporter.export(records, wait: true)
+        exporter.finish()
+        let got = Self.normalized(try collector.finish(expectingPackets: expected.values.reduce(0) { $0 + $1.packets }))
+
+        #expect(got.count == expected.count, "flows: nfacctd \(got.count), FlowForest \(expected.count)")
+        for (key, want) in expected {
+            let have = got[key]
+            #expect(have?.packets == want.packets && have?.bytes == want.bytes, "\(key): nfacctd \(String(describing: have)), FlowForest \(want)")
+        }
+    }
+
+    /// Direction keys with addresses written as FlowForest writes them (pmacct's IPv6 text may differ).
+    static func normalized(_ totals: [String: (packets: UInt64, bytes: UInt64)]) -> [String: (packets: UInt64, bytes: UInt64)] {
+        var out: [String: (packets: UInt64, bytes: UInt64)] = [:]
+        for (key, value) in totals {
+            let f = key.split(separator: " ").map(String.init)
+            guard f.count == 5 else { out[key] = value; continue }
+            let (src, dst) = (IPAddress(f[1]).map { "\($0)" } ?? f[1], IPAddress(f[3]).map { "\($0)" } ?? f[3])
+            out["\(f[0]) \(src) \(f[2]) \(dst) \(f[4])", default: (0, 0)].packets += value.packets
+            out["\(f[0]) \(src) \(f[2]) \(dst) \(f[4])", default: (0, 0)].bytes += value.bytes
+        }
+        return out
     }
 
     /// nfdump's records summed per direction key ("proto src sport dst dport"):
