@@ -239,9 +239,10 @@ let package = Package(
             dependencies: ["EBPFCapture", "FlowForestCore"],
             swiftSettings: swiftSettings
         ),
-        // Test tooling shared by test targets: a throwaway PostgreSQL server, seeded fuzzing.
+        // Test tooling shared by test targets: a throwaway PostgreSQL server, seeded fuzzing, flow collectors (nfcapd, nfacctd).
         .target(
             name: "FlowForestTestSupport",
+            dependencies: ["FlowForestCore"],
             path: "Tests/FlowForestTestSupport",
             swiftSettings: swiftSettings
         ),
@@ -261,7 +262,7 @@ let package = Package(
         ),
         .testTarget(
             name: "LabTests",
-            dependencies: ["FlowForestLab", "FlowForestCore", "FlowForestDetection", "EBPFCapture", "flowforest", "flowforest-lab"],
+            dependencies: ["FlowForestLab", "FlowForestCore", "FlowForestDetection", "EBPFCapture", "FlowForestTestSupport", "flowforest", "flowforest-lab"],
             swiftSettings: swiftSettings
         ),
     ]

@@ -68,7 +68,7 @@ struct CollectorPeerTests {
         try collector.waitForEmptyReceiveQueue(port: port)
         collector.stop()
 
-        let got = try Self.nfdumpTotals(dir)
+        let got = try Nfdump.totals(dir)
         #expect(got.count == expected.count, "flows: nfdump \(got.count), FlowForest \(expected.count)")
         for (key, want) in expected {
             let have = got[key]
@@ -92,48 +92,12 @@ struct CollectorPeerTests {
                                          metricsFactory: NOOPMetricsHandler.instance, logger: logger)
         exporter.export(records, wait: true)
         exporter.finish()
-        let got = Self.normalized(try collector.finish(expectingPackets: expected.values.reduce(0) { $0 + $1.packets }))
+        let got = try (collector.finish(expectingPackets: expected.values.reduce(0) { $0 + $1.packets }))
 
         #expect(got.count == expected.count, "flows: nfacctd \(got.count), FlowForest \(expected.count)")
         for (key, want) in expected {
             let have = got[key]
             #expect(have?.packets == want.packets && have?.bytes == want.bytes, "\(key): nfacctd \(String(describing: have)), FlowForest \(want)")
         }
-    }
-
-    /// Direction keys with addresses written as FlowForest writes them (pmacct's IPv6 text may differ).
-    static func normalized(_ totals: [String: (packets: UInt64, bytes: UInt64)]) -> [String: (packets: UInt64, bytes: UInt64)] {
-        var out: [String: (packets: UInt64, bytes: UInt64)] = [:]
-        for (key, value) in totals {
-            let f = key.split(separator: " ").map(String.init)
-            guard f.count == 5 else { out[key] = value; continue }
-            let (src, dst) = (IPAddress(f[1]).map { "\($0)" } ?? f[1], IPAddress(f[3]).map { "\($0)" } ?? f[3])
-            out["\(f[0]) \(src) \(f[2]) \(dst) \(f[4])", default: (0, 0)].packets += value.packets
-            out["\(f[0]) \(src) \(f[2]) \(dst) \(f[4])", default: (0, 0)].bytes += value.bytes
-        }
-        return out
-    }
-
-    /// nfdump's records summed per direction key ("proto src sport dst dport"):
-    /// a biflow's "out" counts belong to the reply direction.
-    static func nfdumpTotals(_ dir: URL) throws -> [String: (packets: UInt64, bytes: UInt64)] {
-        let out = try PeerProcess.run("/usr/bin/nfdump", ["-R", dir.path, "-q", "-N", "-o", "fmt:%pr|%sa|%sp|%da|%dp|%ipkt|%ibyt|%opkt|%obyt"])
-        var totals: [String: (packets: UInt64, bytes: UInt64)] = [:]
-        for line in out.split(separator: "\n") {
-            let f = line.split(separator: "|").map { $0.trimmingCharacters(in: .whitespaces) }
-            guard f.count == 9, let inPackets = UInt64(f[5]), let inBytes = UInt64(f[6]),
-                  let outPackets = UInt64(f[7]), let outBytes = UInt64(f[8]) else { continue }
-            let proto = ["TCP": IPProtocol.tcp, "UDP": IPProtocol.udp, "ICMP": IPProtocol.icmp, "ICMP6": IPProtocol.icmpv6][f[0]] ?? UInt8(f[0]) ?? 0
-            let icmp = IPProtocol.isICMP(proto)
-            let (src, dst) = (IPAddress(f[1]).map { "\($0)" } ?? f[1], IPAddress(f[3]).map { "\($0)" } ?? f[3])
-            let (sport, dport) = (icmp ? "0" : f[2], icmp ? "0" : f[4])
-            totals["\(proto) \(src) \(sport) \(dst) \(dport)", default: (0, 0)].packets += inPackets
-            totals["\(proto) \(src) \(sport) \(dst) \(dport)", default: (0, 0)].bytes += inBytes
-            if outPackets > 0 {
-                totals["\(proto) \(dst) \(dport) \(src) \(sport)", default: (0, 0)].packets += outPackets
-                totals["\(proto) \(dst) \(dport) \(src) \(sport)", default: (0, 0)].bytes += outBytes
-            }
-        }
-        return totals
     }
 }

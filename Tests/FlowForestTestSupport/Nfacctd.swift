@@ -52,7 +52,7 @@ public final class Nfacctd {
         }
     }
 
-    private func written() -> [String: (packets: UInt64, bytes: UInt64)] {
+    private func written() -> DirectionTotals {
         (try? String(contentsOf: csv, encoding: .utf8)).flatMap { try? Self.totals($0) } ?? [:]
     }
 
@@ -100,10 +100,10 @@ public final class Nfacctd {
     /// Waits until the plugin's file holds `expectingPackets` packets besides
     /// the probe (or `timeout` passes: the sums are then returned as they
     /// are, for the caller to compare), stops nfacctd with SIGINT and returns
-    /// its sums per direction key "proto src sport dst dport" (ICMP ports 0).
-    public func finish(expectingPackets: UInt64, timeout: Double = 20) throws -> [String: (packets: UInt64, bytes: UInt64)] {
+    /// its sums per direction (``DirectionTotals``).
+    public func finish(expectingPackets: UInt64, timeout: Double = 20) throws -> DirectionTotals {
         let deadline = Date().addingTimeInterval(timeout)
-        func sums() -> [String: (packets: UInt64, bytes: UInt64)] { written().filter { $0.key != Self.probeKey } }
+        func sums() -> DirectionTotals { written().filter { $0.key != Self.probeKey } }
         while Date() < deadline, peer.process.isRunning, sums().values.reduce(0, { $0 + $1.packets }) < expectingPackets {
             Thread.sleep(forTimeInterval: 0.05)
         }
@@ -121,7 +121,7 @@ public final class Nfacctd {
 
     /// The CSV's rows summed by key, columns found by the title row (pmacct
     /// orders them itself, not as `aggregate` lists them).
-    static func totals(_ text: String) throws -> [String: (packets: UInt64, bytes: UInt64)] {
+    static func totals(_ text: String) throws -> DirectionTotals {
         let lines = text.split(separator: "\n").map { $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init) }
         guard let title = lines.first else { return [:] }
         let names = ["PROTOCOL", "SRC_IP", "SRC_PORT", "DST_IP", "DST_PORT", "PACKETS", "BYTES"]
@@ -129,15 +129,15 @@ public final class Nfacctd {
             guard let i = title.firstIndex(of: name) else { throw PeerError("nfacctd's CSV has no \(name) column: \(title)") }
             return i
         }
-        var totals: [String: (packets: UInt64, bytes: UInt64)] = [:]
+        var totals: DirectionTotals = [:]
         for row in lines.dropFirst() where row != title {
             let f = try columns.map { i in
                 guard i < row.count else { throw PeerError("nfacctd wrote a short row: \(row)") }
                 return row[i]
             }
             guard let packets = UInt64(f[5]), let bytes = UInt64(f[6]) else { throw PeerError("nfacctd wrote an unexpected row: \(row)") }
-            let proto = ["tcp": 6, "udp": 17, "icmp": 1, "ipv6-icmp": 58][f[0]] ?? Int(f[0]) ?? -1
-            let key = "\(proto) \(f[1]) \(f[2]) \(f[3]) \(f[4])"
+            guard let proto = Direction.protocolNumber(f[0]) else { throw PeerError("nfacctd wrote an unknown protocol: \(row)") }
+            let key = Direction.key(proto, f[1], f[2], f[3], f[4])
             totals[key, default: (0, 0)].packets += packets
             totals[key, default: (0, 0)].bytes += bytes
         }
