@@ -68,9 +68,9 @@ struct AnalyzeExportTests {
     }
 }
 
-/// A pcap file (Ethernet) written byte by byte: 60 TCP sessions with payload
-/// and FIN, 4 TCP transfers of 40 s (a packet every 0.25 s each way), 20 IPv6
-/// UDP request/response pairs, 10 pings of 5 echoes, 30 one-way UDP probes.
+/// A capture file of known flows: 60 TCP sessions with payload and FIN, 4
+/// TCP transfers of 40 s (a packet every 0.25 s each way), 20 IPv6 UDP
+/// request/response pairs, 10 pings of 5 echoes, 30 one-way UDP probes.
 enum CaptureFile {
     static let flows = 60 + 4 + 20 + 10 + 30
     /// Flow directions with packets: the one-way probes have one each, the others two.
@@ -78,76 +78,33 @@ enum CaptureFile {
     static let start = 1_795_000_000.0
 
     static func write(to url: URL) throws -> URL {
-        var packets: [(Double, [UInt8])] = []
+        var w = CaptureWriter()
         for i in 0..<60 {
-            let (c, s, sp) = ([198, 18, 1, UInt8(1 + i)], [198, 18, 2, 1] as [UInt8], UInt16(40000 + i))
-            let t = start + Double(i) * 0.3
-            let steps: [(Double, Bool, UInt8, Int)] = [
-                (0, true, 0x02, 0), (0.001, false, 0x12, 0), (0.002, true, 0x10, 0), (0.003, true, 0x18, 100 + i * 7),
-                (0.004, false, 0x18, 1200), (0.005, false, 0x18, 300 + i * 13), (0.006, true, 0x11, 0), (0.007, false, 0x11, 0), (0.008, true, 0x10, 0),
-            ]
-            for (dt, out, flags, payload) in steps {
-                packets.append((t + dt, out ? ipv4(c, s, tcp(sp, 443, flags, payload)) : ipv4(s, c, tcp(443, sp, flags, payload))))
-            }
+            w.tcpSession(at: start + Double(i) * 0.3, [198, 18, 1, UInt8(1 + i)], [198, 18, 2, 1], sport: UInt16(40000 + i), dport: 443,
+                         responseSegments: 1 + i % 4)
         }
         for i in 0..<4 {
-            let (c, s, sp) = ([198, 18, 3, UInt8(1 + i)], [198, 18, 2, 2] as [UInt8], UInt16(50000 + i))
-            packets.append((start, ipv4(c, s, tcp(sp, 22, 0x02, 0))))
+            let (c, s, sport) = ([198, 18, 3, UInt8(1 + i)], [198, 18, 2, 2] as [UInt8], UInt16(50000 + i))
+            w.tcp(at: start, c, s, sport: sport, dport: 22, flags: 0x02)
             for k in 1...160 {
                 let t = start + Double(k) * 0.25
-                packets.append((t, ipv4(c, s, tcp(sp, 22, 0x18, 40 + (k * 37 + i) % 1300))))
-                packets.append((t + 0.01, ipv4(s, c, tcp(22, sp, 0x10, k % 3 == 0 ? 0 : 500))))
+                w.tcp(at: t, c, s, sport: sport, dport: 22, flags: 0x18, payload: 40 + (k * 37 + i) % 1300)
+                w.tcp(at: t + 0.01, s, c, sport: 22, dport: sport, flags: 0x10, payload: k % 3 == 0 ? 0 : 500)
             }
         }
+        let v6: (UInt8) -> [UInt8] = { [0x20, 0x01, 0, 2] + [UInt8](repeating: 0, count: 11) + [$0] }
         for i in 0..<20 {
-            let (c, s) = ([0x20, 0x01, 0, 2] + [UInt8](repeating: 0, count: 11) + [UInt8(1 + i)], [0x20, 0x01, 0, 2] + [UInt8](repeating: 0, count: 11) + [0xFE])
             let t = start + 1 + Double(i) * 0.5
-            packets.append((t, ipv6(c, s, udp(UInt16(30000 + i), 53, 40 + i))))
-            packets.append((t + 0.002, ipv6(s, c, udp(53, UInt16(30000 + i), 200 + i * 3))))
+            w.udp(at: t, v6(UInt8(1 + i)), v6(0xFE), sport: UInt16(30000 + i), dport: 53, payload: 40 + i)
+            w.udp(at: t + 0.002, v6(0xFE), v6(UInt8(1 + i)), sport: 53, dport: UInt16(30000 + i), payload: 200 + i * 3)
         }
         for i in 0..<10 {
-            let (c, s) = ([198, 18, 4, UInt8(1 + i)] as [UInt8], [198, 18, 2, 3] as [UInt8])
-            for k in 0..<5 {
-                let t = start + 2 + Double(i) + Double(k) * 0.1
-                packets.append((t, ipv4(c, s, [8, 0, 0, 0, 0, UInt8(i), 0, UInt8(k)] + [UInt8](repeating: 0, count: 56), proto: 1)))
-                packets.append((t + 0.001, ipv4(s, c, [0, 0, 0, 0, 0, UInt8(i), 0, UInt8(k)] + [UInt8](repeating: 0, count: 56), proto: 1)))
-            }
+            for k in 0..<5 { w.ping(at: start + 2 + Double(i) + Double(k) * 0.1, [198, 18, 4, UInt8(1 + i)], [198, 18, 2, 3]) }
         }
         for i in 0..<30 {
-            packets.append((start + 3 + Double(i) * 0.05, ipv4([198, 18, 5, 1], [198, 18, 2, 4], udp(UInt16(33000 + i), UInt16(7000 + i), 20), proto: 17)))
+            w.udp(at: start + 3 + Double(i) * 0.05, [198, 18, 5, 1], [198, 18, 2, 4], sport: UInt16(33000 + i), dport: UInt16(7000 + i), payload: 20)
         }
-        var file = Bytes()
-        file.le32(0xA1B2_C3D4); file.le16(2); file.le16(4); file.le32(0); file.le32(0); file.le32(65535); file.le32(1)
-        for (t, frame) in packets.sorted(by: { $0.0 < $1.0 }) {
-            let frame = [2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1] + (frame.first! >> 4 == 6 ? [0x86, 0xDD] : [0x08, 0x00]) + frame
-            file.le32(UInt32(t)); file.le32(UInt32((t - t.rounded(.down)) * 1_000_000)); file.le32(UInt32(frame.count)); file.le32(UInt32(frame.count))
-            file.bytes += frame
-        }
-        try Data(file.bytes).write(to: url)
+        try w.write(to: url)
         return url
-    }
-
-    struct Bytes {
-        var bytes: [UInt8] = []
-        mutating func le16(_ v: UInt16) { bytes += [UInt8(v & 0xFF), UInt8(v >> 8)] }
-        mutating func le32(_ v: UInt32) { for s in stride(from: 0, through: 24, by: 8) { bytes.append(UInt8(truncatingIfNeeded: v >> UInt32(s))) } }
-    }
-
-    static func be16(_ v: Int) -> [UInt8] { [UInt8(v >> 8 & 0xFF), UInt8(v & 0xFF)] }
-
-    static func tcp(_ sport: UInt16, _ dport: UInt16, _ flags: UInt8, _ payload: Int) -> [UInt8] {
-        be16(Int(sport)) + be16(Int(dport)) + [0, 0, 0, 1, 0, 0, 0, 1, 0x50, flags] + be16(64240) + [0, 0, 0, 0] + [UInt8](repeating: 0xAB, count: payload)
-    }
-
-    static func udp(_ sport: UInt16, _ dport: UInt16, _ payload: Int) -> [UInt8] {
-        be16(Int(sport)) + be16(Int(dport)) + be16(8 + payload) + [0, 0] + [UInt8](repeating: 0xCD, count: payload)
-    }
-
-    static func ipv4(_ src: [UInt8], _ dst: [UInt8], _ l4: [UInt8], proto: UInt8 = 6) -> [UInt8] {
-        [0x45, 0] + be16(20 + l4.count) + [0, 0, 0x40, 0, 64, proto, 0, 0] + src + dst + l4
-    }
-
-    static func ipv6(_ src: [UInt8], _ dst: [UInt8], _ l4: [UInt8]) -> [UInt8] {
-        [0x60, 0, 0, 0] + be16(l4.count) + [17, 64] + src + dst + l4
     }
 }
