@@ -92,9 +92,10 @@ public final class PeerProcess {
         return String(decoding: data, as: UTF8.self)
     }
 
-    public static func freeUDPPort() throws -> UInt16 {
+    /// A UDP socket bound to a free port on 127.0.0.1, held open by the
+    /// caller (who closes `fd`), for tests of a port in use.
+    public static func boundUDPSocket() throws -> (fd: Int32, port: UInt16) {
         let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
-        defer { close(fd) }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
@@ -102,8 +103,18 @@ public final class PeerProcess {
         let bound = withUnsafeMutablePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
         }
-        guard bound else { throw PeerError("no free UDP port") }
-        return UInt16(bigEndian: address.sin_port)
+        guard fd >= 0, bound else {
+            if fd >= 0 { close(fd) }
+            throw PeerError("no free UDP port")
+        }
+        return (fd, UInt16(bigEndian: address.sin_port))
+    }
+
+    /// A UDP port on 127.0.0.1 that was free a moment ago.
+    public static func freeUDPPort() throws -> UInt16 {
+        let (fd, port) = try boundUDPSocket()
+        close(fd)
+        return port
     }
 
     public static func temporaryDirectory() throws -> URL {
