@@ -5,8 +5,9 @@ import Testing
 
 /// Live exporters in a namespace lab, each into a collector
 /// (`run --no-capture --collect`): a FlowForest sensor (`run --mode pcap
-/// --export-ipfix`) and pmacct's nfprobe (NetFlow v5, v9, IPFIX) on the same
-/// veth. The collector's flows equal the sensor's own count, per flow and direction.
+/// --export-ipfix`), pmacct's nfprobe and softflowd (NetFlow v5, v9, IPFIX)
+/// on the same veth. The collector's flows equal the sensor's own count, per
+/// flow and direction.
 @Suite("Lab: live exporters into a collector", .serialized, .enabled(if: Command.isRoot, "needs root for network namespaces"))
 struct CollectLabTests {
     static let client = "198.18.0.1", server = "198.18.0.2"
@@ -125,6 +126,38 @@ struct CollectLabTests {
         // pmacct exports each flow once it has been idle for its timeout (2 s).
         try collector.waitForPackets(sensorPackets, timeout: 30, detail: { tail(probe.log) })
         probe.stop()
+        #expect(collector.stop() == 0, "collector: \(tail(collector.log))")
+        let collectedFlows = try Self.flows(collector.flows)
+        #expect(sensorFlows.count >= 3, "the sensor saw \(sensorFlows)")
+        #expect(collectedFlows == sensorFlows, "collector \(collectedFlows)\nsensor \(sensorFlows)")
+    }
+
+    @Test("softflowd on the sensor's veth (v5, v9, IPFIX): the collector's flows equal the sensor's", arguments: [5, 9, 10])
+    func softflowd(version: Int) throws {
+        let lab = try NetworkLab()
+        defer { lab.teardown() }
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let (a, b, sensorIf) = try Self.makeLab(lab)
+        let collector = try LabCollector(lab: lab, namespace: b, directory: dir)
+        let sensorOut = dir.appendingPathComponent("sensor.jsonl"), sensorErr = dir.appendingPathComponent("sensor.err")
+        let sensor = try lab.spawn(in: b, [
+            Binary.path, "run", "--mode", "pcap", "--interface", sensorIf, "--print-flows", "json", "--no-auth",
+            "--listen", "127.0.0.1:18082", "--idle-timeout", "60", "--poll-interval", "0.2",
+            "--database", dir.appendingPathComponent("sensor.db").path,
+        ], stdout: sensorOut, stderr: sensorErr)
+        try Wait.blockingUntil("the sensor to start capturing", timeout: 20, detail: { tail(sensorErr) }) {
+            Wait.file(sensorErr, contains: "capture started")
+        }
+        let probe = try SoftflowdProbe(lab: lab, namespace: b, interface: sensorIf, version: version, directory: dir)
+
+        try Self.traffic(lab, client: a, server: b)
+
+        #expect(lab.stop(sensor, signal: SIGINT, timeout: 15) == 0, "sensor: \(tail(sensorErr))")
+        #expect(probe.finish() == 0, "softflowd: \(tail(probe.log))")
+        let sensorFlows = try Self.flows(sensorOut)
+        let sensorPackets = sensorFlows.values.reduce(0) { $0 + $1[0] + $1[2] }
+        try collector.waitForPackets(sensorPackets, timeout: 30, detail: { tail(probe.log) })
         #expect(collector.stop() == 0, "collector: \(tail(collector.log))")
         let collectedFlows = try Self.flows(collector.flows)
         #expect(sensorFlows.count >= 3, "the sensor saw \(sensorFlows)")

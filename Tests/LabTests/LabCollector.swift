@@ -89,3 +89,45 @@ final class PmacctProbe {
     /// pmacct blocks SIGTERM: SIGINT stops it.
     func stop() { _ = lab.stop(process, signal: SIGINT, timeout: 10) }
 }
+
+/// softflowd exporting NetFlow v5, v9 or IPFIX (`version` 10) of a lab
+/// interface's packets to the lab collector.
+///
+/// Debian's softflowd 1.1.0 cannot do this with `-i`: it opens the interface
+/// with a libpcap timeout of 0 and no immediate mode, so on a quiet interface
+/// the TPACKET_V3 ring never hands over a block and it processes nothing.
+/// Its `-r FILE` reads every packet, as long as no control socket is named
+/// after `-r` (with one, an uninitialised poll result sends it into a
+/// blocking accept() on that socket before each batch). So tcpdump
+/// captures the interface in immediate mode into a FIFO that softflowd
+/// reads with `-r`; when tcpdump stops, softflowd reaches the end of its
+/// input and exports every flow it still holds.
+final class SoftflowdProbe {
+    private let lab: NetworkLab
+    private let capture: Process
+    private let exporter: Process
+    let log: URL
+
+    init(lab: NetworkLab, namespace: String, interface: String, version: Int, directory: URL) throws {
+        self.lab = lab
+        let fifo = directory.appendingPathComponent("packets.fifo")
+        guard mkfifo(fifo.path, 0o600) == 0 else { throw LabError.failed(command: ["mkfifo", fifo.path], status: errno, stderr: String(cString: strerror(errno))) }
+        log = directory.appendingPathComponent("softflowd.log")
+        let captureLog = directory.appendingPathComponent("tcpdump.log")
+        exporter = try lab.spawn(in: namespace, [
+            "softflowd", "-d", "-c", "none", "-p", directory.appendingPathComponent("softflowd.pid").path, "-r", fifo.path,
+            "-n", "127.0.0.1:\(LabCollector.port)", "-v", "\(version)",
+        ], stdout: log, stderr: log)
+        capture = try lab.spawn(in: namespace, ["tcpdump", "-i", interface, "-n", "--immediate-mode", "-U", "-s", "0", "-w", fifo.path],
+                                stderr: captureLog)
+        try Wait.blockingUntil("tcpdump to capture for softflowd", timeout: 20, detail: { tail(captureLog) + tail(self.log) }) {
+            Wait.file(captureLog, contains: "listening on")
+        }
+    }
+
+    /// Ends the capture; softflowd then exports what it holds and exits. Returns softflowd's exit status.
+    func finish() -> Int32 {
+        _ = lab.stop(capture, signal: SIGINT, timeout: 10)
+        return lab.wait(exporter, timeout: 20)
+    }
+}
