@@ -26,8 +26,9 @@ struct CollectorBench: Sendable {
 
         func line(round: Int) -> String {
             let ended = secondsToFlowsEnded.map { String(format: ", every flow ended after %.2f s", $0) } ?? ""
-            return String(format: "round %d  %-10@ %9.0f records/s  %.2f µs CPU/record  %d of %d records counted, %d socket drops%@",
-                          round, collector.rawValue, recordsPerSecond, cpuMicrosecondsPerRecord, recordsCounted, records, socketDrops, ended)
+            let name = collector.rawValue.padding(toLength: 10, withPad: " ", startingAt: 0)
+            return "round \(round)  \(name) " + String(format: "%9.0f records/s  %.2f µs CPU/record", recordsPerSecond, cpuMicrosecondsPerRecord)
+                + "  \(recordsCounted) of \(records) records counted, \(socketDrops) socket drops\(ended)"
         }
     }
 
@@ -155,8 +156,8 @@ struct CollectorBench: Sendable {
         }
 
         var text: String {
-            String(format: "median: flowforest %.0f records/s (detection %@), nfcapd %.0f records/s, ratio %.2f",
-                   flowforestRecordsPerSecond, model ? "scoring with a model" : "learning", nfcapdRecordsPerSecond, ratio)
+            String(format: "median: flowforest %.0f records/s (detection ", flowforestRecordsPerSecond) + (model ? "scoring with a model" : "learning")
+                + String(format: "), nfcapd %.0f records/s, ratio %.2f", nfcapdRecordsPerSecond, ratio)
         }
     }
 }
