@@ -132,6 +132,9 @@ run: build ## Start the sensor on the default-route interface (INTERFACE=...)
 bench: build ## Compare capture modes on a namespace lab (root)
 	$$($(SWIFT) build -c $(CONFIG) $(SWIFT_FLAGS) --show-bin-path)/flowforest-lab bench
 
+bench-collector: build ## FlowForest's NetFlow/IPFIX collector against nfcapd on the same datagrams (BENCH_ARGS="--model model.json")
+	$$($(SWIFT) build -c $(CONFIG) $(SWIFT_FLAGS) --show-bin-path)/flowforest-lab bench-collector $(BENCH_ARGS)
+
 demo: build ## Live demo: namespace lab, normal clients, recurring attacks, dashboard on 127.0.0.1:8080 (root)
 	$$($(SWIFT) build -c $(CONFIG) $(SWIFT_FLAGS) --show-bin-path)/flowforest-lab demo
 

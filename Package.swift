@@ -180,7 +180,7 @@ let package = Package(
         .executableTarget(
             name: "flowforest-lab",
             dependencies: [
-                "FlowForestCore", "FlowForestDetection", "FlowForestPipeline", "PcapCapture", "EBPFCapture", "FlowForestLab",
+                "FlowForestCore", "FlowForestDetection", "FlowForestPipeline", "PcapCapture", "EBPFCapture", "FlowForestLab", "FlowForestIPFIX",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -241,9 +241,10 @@ let package = Package(
             dependencies: ["EBPFCapture", "FlowForestCore"],
             swiftSettings: swiftSettings
         ),
-        // Test tooling shared by test targets: a throwaway PostgreSQL server, seeded fuzzing.
+        // Test tooling shared by test targets: a throwaway PostgreSQL server, seeded fuzzing, flow collectors (nfcapd, nfacctd).
         .target(
             name: "FlowForestTestSupport",
+            dependencies: ["FlowForestCore"],
             path: "Tests/FlowForestTestSupport",
             swiftSettings: swiftSettings
         ),
@@ -264,7 +265,7 @@ let package = Package(
         ),
         .testTarget(
             name: "LabTests",
-            dependencies: ["FlowForestLab", "FlowForestCore", "FlowForestDetection", "EBPFCapture", "flowforest", "flowforest-lab"],
+            dependencies: ["FlowForestLab", "FlowForestCore", "FlowForestDetection", "EBPFCapture", "FlowForestTestSupport", "flowforest", "flowforest-lab"],
             swiftSettings: swiftSettings
         ),
     ]

@@ -20,6 +20,7 @@ const state = {
   cursors: [],         // anomalies view: cursors of the pages before this one
   cursor: null,        // cursor of this page (null: newest)
   next: null,          // next_cursor from the last page
+  hostsInterface: null, // hosts view: active flows of this interface or exporter only (hash ?interface=)
   view: null,
   loads: 0,            // bumped per view load; answers for an older load are dropped
 };
@@ -577,7 +578,16 @@ function flowRow(f) {
     h("td", { class: "mono" }, endpoint(f.src_ip, f.src_port)), h("td", { class: "mono" }, endpoint(f.dst_ip, f.dst_port)),
     h("td", null, f.protocol), h("td", { class: "num" }, `${fmtNum(f.fwd.packets)} / ${fmtNum(f.rev.packets)}`),
     h("td", { class: "num" }, `${fmtBytes(f.fwd.bytes)} / ${fmtBytes(f.rev.bytes)}`),
-    h("td", { class: "mono" }, flags || "—"), h("td", null, f.state));
+    h("td", { class: "mono" }, flags || "—"), h("td", null, f.state), h("td", { class: "mono" }, interfaceLink(f.interface)));
+}
+
+/** A flow's interface, or for a collected flow its exporter ("198.18.0.1%3":
+ *  address, then the ingress interface index), linking to the active flows
+ *  of that interface or of the whole exporter. */
+function interfaceLink(name) {
+  if (!name) return "—";
+  const exporter = name.split("%")[0];
+  return h("a", { href: `#/hosts?interface=${encodeURIComponent(exporter)}`, title: `Active flows of ${exporter}` }, name);
 }
 
 // MARK: Hosts
@@ -585,7 +595,9 @@ function flowRow(f) {
 async function loadHosts() {
   const token = beginLoad();
   try {
-    const [hosts, flows] = await Promise.all([api("/api/hosts?limit=50"), api("/api/flows?limit=100")]);
+    const iface = state.hostsInterface;
+    const flowQuery = iface ? `&interface=${encodeURIComponent(iface)}` : "";
+    const [hosts, flows] = await Promise.all([api("/api/hosts?limit=50"), api(`/api/flows?limit=100${flowQuery}`)]);
     if (!current(token)) return;
     const tbody = $("#hosts tbody");
     tbody.textContent = "";
@@ -602,7 +614,11 @@ async function loadHosts() {
     fbody.textContent = "";
     const active = [...flows.active].sort((x, y) => (y.fwd.bytes + y.rev.bytes) - (x.fwd.bytes + x.rev.bytes));
     for (const f of active) fbody.append(flowRow(f));
-    emptyState($("#active-empty"), active.length === 0, "No flows are open right now.");
+    const note = $("#active-filter");
+    note.hidden = !iface;
+    note.textContent = "";
+    if (iface) note.append(`Only flows of ${iface}. `, h("a", { href: "#/hosts" }, "Show every interface"));
+    emptyState($("#active-empty"), active.length === 0, iface ? `No flows of ${iface} are open right now.` : "No flows are open right now.");
   } catch (e) { showError(e); }
 }
 
@@ -630,7 +646,10 @@ function route() {
     loadAnomalies();
   }
   if (view === "detail") loadDetail(parts[1]);
-  if (view === "hosts") loadHosts();
+  if (view === "hosts") {
+    state.hostsInterface = new URLSearchParams(query || "").get("interface") || null;
+    loadHosts();
+  }
 }
 
 window.addEventListener("hashchange", () => {
