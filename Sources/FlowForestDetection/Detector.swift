@@ -153,8 +153,10 @@ public struct Detector: Sendable {
             "kind": "\(kind.rawValue)", "label": "\(label.rawValue)", "severity": "\(severity.rawValue)",
             "score": "\(score)", "address": "\(address)",
         ])
+        let rule = verdict.certain.flatMap { Labeler.ruleEvidence($0, kind: kind, vector: vector) }
         let explanation = Explainer.explain(kind: kind, vector: vector, credit: credit, baseline: km.baseline,
-                                            leading: Labeler.keyFeatures(label, kind: kind))
+                                            leading: Labeler.keyFeatures(label, kind: kind),
+                                            drivers: .init(score: score, threshold: km.thresholds.low, rule: rule))
         return anomaly(subject, kind: kind, vector: vector, score: score, severity: severity, label: label,
                        explanation: explanation, nowNs: now)
     }
