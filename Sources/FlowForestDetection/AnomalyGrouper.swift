@@ -10,7 +10,8 @@ public import FlowForestCore
 /// first ``listed`` members, the most anomalous member's score, features
 /// and explanation, and the members' flows (bounded). Members that arrive
 /// in later polls, within the repeat window, join the group; the group is
-/// reported again, with its new count, each time its membership doubles.
+/// reported again, with its new count, each time its membership doubles,
+/// and once more with its final count when it has stopped growing.
 public struct AnomalyGrouper: Sendable {
     /// Members listed in a grouped anomaly.
     public static let listed = 32
@@ -26,10 +27,20 @@ public struct AnomalyGrouper: Sendable {
 
     struct Group {
         var startedNs: UInt64
-        var members: [IPAddress]
-        var count: Int
-        var reportedCount: Int
+        var lastGrowthNs: UInt64
+        /// The most anomalous member so far: the report's score, features and explanation.
+        var best: Anomaly
+        var members: [IPAddress] = []
+        var flowIDs: [UInt64] = []
+        var count = 0
+        var reportedCount = 0
+        /// The highest severity of any member.
+        var severity = Severity.low
     }
+
+    /// A group that has grown since its last report and then stopped growing
+    /// for this long is reported once more, with its final count.
+    static let settleNs: UInt64 = 5_000_000_000
 
     public let minimum: Int
     public let windowSeconds: Double
@@ -63,46 +74,67 @@ public struct AnomalyGrouper: Sendable {
         }
     }
 
-    /// One poll's anomalies, with those that form or join a group replaced
-    /// by the group's report (or folded into it when its count has not doubled).
+    /// One poll's anomalies (call it every poll, with none too), with those
+    /// that form or join a group replaced by the group's report, or folded
+    /// into it when its count has not doubled; and the final report of each
+    /// group that has settled since it last grew.
     public mutating func group(_ anomalies: [Anomaly], nowNs now: UInt64) -> [Anomaly] {
-        groups = groups.filter { Double(now &- $0.value.startedNs) / 1e9 < windowSeconds }
+        var out = settled(nowNs: now)
         var byKey: [Key: [Int]] = [:]
         for (i, a) in anomalies.enumerated() {
             if let k = Self.key(a) { byKey[k, default: []].append(i) }
         }
         var replaced = Set<Int>()
-        var out: [Anomaly] = []
         // In the order the anomalies came, so a replayed capture reports identically.
         let keys = byKey.keys.sorted { byKey[$0]![0] < byKey[$1]![0] }
         for key in keys {
             let indices = byKey[key]!
             guard indices.count >= minimum || groups[key] != nil else { continue }
-            let members = indices.map { anomalies[$0] }
             replaced.formUnion(indices)
-            var g = groups[key] ?? Group(startedNs: now, members: [], count: 0, reportedCount: 0)
+            let members = indices.map { anomalies[$0] }
+            let strongest = members.max { $0.score < $1.score }!
+            var g = groups[key] ?? Group(startedNs: now, lastGrowthNs: now, best: strongest)
+            if strongest.score > g.best.score { g.best = strongest }
+            g.severity = max(g.severity, members.map(\.severity).max()!)
             for m in members {
                 if let address = Self.member(m), g.members.count < Self.listed, !g.members.contains(address) { g.members.append(address) }
             }
+            g.flowIDs = Array((g.flowIDs + members.flatMap(\.flowIDs)).suffix(Self.flowIDs))
             g.count += members.count
+            g.lastGrowthNs = now
             grouped += UInt64(members.count)
             if g.count >= 2 * g.reportedCount {
                 g.reportedCount = g.count
-                out.append(Self.report(key, group: g, members: members, minimum: minimum))
+                out.append(Self.report(key, group: g, minimum: minimum, timeMs: strongest.timeMs))
             }
             groups[key] = g
         }
         let alone = anomalies.indices.filter { !replaced.contains($0) }.map { anomalies[$0] }
-        grouped -= UInt64(out.count)
         return alone + out
+    }
+
+    /// Final reports of groups that grew since their last report and have
+    /// not grown for ``settleNs``; forgets groups older than the window.
+    private mutating func settled(nowNs now: UInt64) -> [Anomaly] {
+        var out: [Anomaly] = []
+        for key in groups.keys.sorted(by: { groups[$0]!.startedNs < groups[$1]!.startedNs }) {
+            var g = groups[key]!
+            if g.count > g.reportedCount && now &- g.lastGrowthNs >= Self.settleNs {
+                g.reportedCount = g.count
+                out.append(Self.report(key, group: g, minimum: minimum, timeMs: Int64(now / 1_000_000)))
+                groups[key] = g
+            }
+            if Double(now &- g.startedNs) / 1e9 >= windowSeconds && g.count == g.reportedCount { groups.removeValue(forKey: key) }
+        }
+        return out
     }
 
     /// The grouped anomaly: the strongest member's report, moved to the
     /// shared address, with the pattern's line first.
-    static func report(_ key: Key, group g: Group, members: [Anomaly], minimum: Int) -> Anomaly {
-        var a = members.max { $0.score < $1.score }!
-        a.severity = members.map(\.severity).max()!
-        let pattern = description(key, count: g.count)
+    static func report(_ key: Key, group g: Group, minimum: Int, timeMs: Int64) -> Anomaly {
+        var a = g.best
+        a.timeMs = timeMs
+        a.severity = g.severity
         switch key.kind {
         case .destination:
             // Many destinations each probed by one host: that host's sweep.
@@ -118,10 +150,10 @@ public struct AnomalyGrouper: Sendable {
         }
         a.sourcePort = nil
         a.destinationPort = nil
-        a.flowIDs = Array(members.flatMap(\.flowIDs).suffix(Self.flowIDs))
+        a.flowIDs = g.flowIDs
         a.features["group_members"] = Double(g.count)
         let line = ExplanationItem(feature: "group_members", value: Double(g.count), baseline: Double(minimum - 1), direction: "above",
-                                   text: pattern, members: g.members.map(\.description))
+                                   text: description(key, count: g.count), members: g.members.map(\.description))
         a.explanation = [line] + a.explanation
         return a
     }

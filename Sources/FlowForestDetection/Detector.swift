@@ -93,7 +93,7 @@ public struct Detector: Sendable {
            Double(now &- last) / 1e9 >= configuration.retrainIntervalSeconds {
             retrain(nowNs: now)
         }
-        return out.isEmpty ? out : grouper.group(out, nowNs: now)
+        return grouper.group(out, nowNs: now)
     }
 
     enum Subject {

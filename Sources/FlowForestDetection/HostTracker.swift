@@ -275,6 +275,8 @@ public struct HostTracker: Sendable {
             e!.decay(to: now)
             e!.add(isHost ? H.failed : D.failed, 1)
             e!.touched = true
+            // The failure is traffic with that peer this poll, as a record would be.
+            e!.note(flow: r.id, peer: isHost ? r.destinationAddress : r.sourceAddress, ipProtocol: r.ipProtocol, port: r.destinationPort)
             if isHost { hosts[address] = e } else { destinations[address] = e }
         }
     }

@@ -37,7 +37,7 @@ struct GroupingTests {
         #expect(g.flowIDs.count == 32)
         // The strongest member's own lines follow the group's.
         #expect(g.explanation.dropFirst().map(\.feature) == ["flows_received_10s"])
-        #expect(grouper.grouped == 253)
+        #expect(grouper.grouped == 254)
     }
 
     @Test("fewer than the minimum, or members sharing no address, stay as they are")
@@ -65,8 +65,15 @@ struct GroupingTests {
         #expect(doubled.count == 1)
         #expect(doubled.first?.explanation.first?.value == 20)
         #expect(doubled.first?.explanation.first?.members?.count == 20)
+        // Two more join; once the group has not grown for a while, its final count is reported.
+        #expect(grouper.group((23...24).map { Self.target($0) }, nowNs: 4 * s).isEmpty)
+        #expect(grouper.group([], nowNs: 6 * s).isEmpty)
+        let final = grouper.group([], nowNs: 9 * s)
+        #expect(final.count == 1 && final.first?.explanation.first?.value == 22)
+        #expect(final.first?.timeMs == 9000)
+        #expect(grouper.group([], nowNs: 20 * s).isEmpty)
         // After the window a new group starts.
-        let later = grouper.group((21...22).map { Self.target($0) }, nowNs: 70 * s)
+        let later = grouper.group((31...32).map { Self.target($0) }, nowNs: 70 * s)
         #expect(later.count == 2 && later.allSatisfy { $0.label == .unusualDestination })
     }
 
@@ -84,27 +91,40 @@ struct GroupingTests {
         #expect(g.explanation.first?.text == "unusual host from 50 sources at once at 198.18.1.1")
     }
 
-    /// nmap -sn -PS of a /24 with no live hosts: per address an echo request,
-    /// a SYN to 443, an ACK to 80 and a timestamp request, none answered.
+    /// nmap -sn -PS22,80,443,3389,8080 -PE of a /24 with no live hosts: per
+    /// address an echo request and a SYN to each of five ports, none answered.
     static func tcpPingSweep(_ s: inout TrafficSimulator, _ second: Int) {
         guard second <= 3 else { return }
         for i in 0..<85 where (second - 1) * 85 + i < 254 {
             let target = TrafficSimulator.ip("198.18.7.\((second - 1) * 85 + i + 1)")
             let t = s.nowNs + UInt64(i) * 10_000_000
             s.packet(at: t, Attacks.attacker, target, sport: 8, dport: 0, proto: 1, length: 28, icmpType: 8)
-            s.packet(at: t + 100_000, Attacks.attacker, target, sport: 41000, dport: 443, proto: 6, length: 44, flags: .syn)
-            s.packet(at: t + 200_000, Attacks.attacker, target, sport: 41000, dport: 80, proto: 6, length: 40, flags: .ack)
-            s.packet(at: t + 300_000, Attacks.attacker, target, sport: 13, dport: 0, proto: 1, length: 40, icmpType: 13)
+            for (k, port) in [22, 80, 443, 3389, 8080].enumerated() {
+                s.packet(at: t + UInt64(k + 1) * 100_000, Attacks.attacker, target, sport: 41000, dport: UInt16(port), proto: 6,
+                         length: 44, flags: .syn)
+            }
         }
     }
 
-    @Test("a TCP ping sweep of a /24 raises a handful of anomalies, not one per address")
-    func sweepRaisesAHandful() {
+    /// Anomalies about the sweeper or the swept range.
+    static func sweep(groupMinimum: Int) -> [Anomaly] {
         var sim = TrafficSimulator()
-        var detector = trainedDetector(&sim)
-        let found = sim.runAttack(seconds: 8, into: &detector, Self.tcpPingSweep).map(\.anomaly)
-        let about = found.filter { $0.sourceAddress == Attacks.attacker || $0.destinationAddress?.description.hasPrefix("198.18.7.") == true }
-        #expect(found.contains { $0.label == .hostSweep && $0.sourceAddress == Attacks.attacker })
-        #expect(about.count <= 6, "\(about.count) anomalies: \(about.map { "\($0.kind) \($0.label) \($0.explanation.first?.text ?? "")" })")
+        var detector = trainedDetector(&sim) { $0.groupMinimum = groupMinimum }
+        let found = sim.runAttack(seconds: 12, into: &detector, Self.tcpPingSweep).map(\.anomaly)
+        return found.filter { $0.sourceAddress == Attacks.attacker || $0.destinationAddress?.description.hasPrefix("198.18.7.") == true }
+    }
+
+    @Test("a TCP ping sweep of a /24 raises a handful of anomalies, where ungrouped it raised one per swept address")
+    func sweepRaisesAHandful() throws {
+        let ungrouped = Self.sweep(groupMinimum: Int.max)
+        let grouped = Self.sweep(groupMinimum: 4)
+        let summary = grouped.map { "\($0.kind) \($0.label) \($0.explanation.first?.text ?? "")" }
+        #expect(ungrouped.count > 20, "the simulated sweep no longer flags its targets (\(ungrouped.count)); the test needs another")
+        #expect(grouped.count <= 6, "\(grouped.count) anomalies: \(summary)")
+        #expect(grouped.contains { $0.label == .hostSweep && $0.sourceAddress == Attacks.attacker })
+        // Nothing is lost: the grouped anomalies count every swept address the ungrouped run flagged.
+        let counted = grouped.compactMap { $0.features["group_members"] }.max() ?? 0
+        let members = ungrouped.filter { $0.kind == .destination }.count
+        #expect(Int(counted) == members, "grouped \(counted) of \(members) flagged addresses")
     }
 }
