@@ -57,8 +57,7 @@ public enum Attack: CaseIterable, Sendable {
         case .lowICMPFlood: return .icmpFlood
         case .ackScan, .xmasScan, .nullScan, .slowUDPScan: return .portScan
         case .ackPingSweep, .udpPingSweep, .synPingSweepT3: return .hostSweep
-        // No label of its own: completed connections at a high rate show as SYNs at one port.
-        case .connectionFlood: return .synFlood
+        case .connectionFlood: return .connectionFlood
         }
     }
 
@@ -91,7 +90,7 @@ public enum Attack: CaseIterable, Sendable {
         case .ackPingSweep: return "nmap -sn -PA80 (TCP ACK) of a /24"
         case .udpPingSweep: return "nmap -sn -PU53 (UDP) of a /24"
         case .synPingSweepT3: return "nmap -sn -PS443 -T3 of a /24"
-        case .connectionFlood: return "connection flood: 20 parallel curl loops, completed HTTP requests"
+        case .connectionFlood: return "20 parallel curl loops of completed HTTP requests"
         default: return nil
         }
     }

@@ -91,3 +91,26 @@ struct TCPFloodTests {
         #expect(!HostTracker.isUnsolicited(record(forward: (1, 10), reverse: (1, 0, 8))))  // a connection
     }
 }
+
+/// Completed connections at a high rate: each a handshake, a request and a response.
+@Suite("Connection floods")
+struct ConnectionFloodTests {
+    static func connectionFlood(_ s: inout TrafficSimulator, _ second: Int) {
+        for i in 0..<300 {
+            s.tcpSession(at: s.nowNs + UInt64(i) * 3_000_000, Attacks.attacker, TrafficSimulator.web, dport: 80,
+                         requestBytes: 180, responseSegments: 1)
+        }
+    }
+
+    @Test("300 completed HTTP requests a second are a connection flood on the client and the server, not a syn flood")
+    func connectionFloodIsNamed() throws {
+        var sim = TrafficSimulator()
+        var detector = trainedDetector(&sim)
+        let found = sim.runAttack(seconds: 4, into: &detector, Self.connectionFlood).map(\.anomaly)
+        let summary = found.map { "\($0.kind) \($0.label)" }
+        #expect(found.contains { $0.kind == .host && $0.label == .connectionFlood && $0.sourceAddress == Attacks.attacker }, "\(summary)")
+        #expect(found.contains { $0.kind == .destination && $0.label == .connectionFlood && $0.destinationAddress == TrafficSimulator.web },
+                "\(summary)")
+        #expect(!found.contains { $0.label == .synFlood }, "\(summary)")
+    }
+}
