@@ -106,6 +106,21 @@ struct ExplanationTests {
         }
     }
 
+    @Test("the evaluation's audit passes true lines and names false ones")
+    func audit() throws {
+        var sim = TrafficSimulator()
+        var detector = trainedDetector(&sim)
+        let model = try #require(detector.model)
+        let scan = try #require(sim.runAttack(seconds: 3, into: &detector, Attacks.portScan).map(\.anomaly).first { $0.label == .portScan })
+        #expect(ExplanationAudit.falseLines(of: scan, model: model).isEmpty)
+        var wrong = scan
+        wrong.explanation[0].direction = wrong.explanation[0].direction == "above" ? "below" : "above"
+        #expect(ExplanationAudit.falseLines(of: wrong, model: model).count == 1)
+        var empty = scan
+        empty.explanation = []
+        #expect(ExplanationAudit.falseLines(of: empty, model: model) == ["port scan: no explanation"])
+    }
+
     @Test("lines that would print as equal are left out; the score speaks when no feature is beyond its baseline")
     func edges() {
         let kind = AnomalyKind.host
