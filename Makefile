@@ -121,9 +121,12 @@ bench-detection: $(VENV)/.installed ## Forest training and scoring vs scikit-lea
 	$(SWIFT) build -c release $(SWIFT_FLAGS) --product DetectionBench
 	$(VENV)/bin/python Tests/parity/bench.py $$($(SWIFT) build -c release $(SWIFT_FLAGS) --show-bin-path)/DetectionBench
 
-eval: deps bpf ## Detector, scoring live on eBPF capture, against nmap, hping3 and scripted attacks in a namespace lab (root, about 25 min)
+# Evaluation set: development (tuned on) or validation (never tuned on).
+SET ?= development
+
+eval: deps bpf ## Detector, scoring live on eBPF capture, against real attack tools in a namespace lab (SET=development|validation; root, 25-30 min)
 	$(SWIFT) build $(SWIFT_FLAGS) --product flowforest-lab
-	$$($(SWIFT) build $(SWIFT_FLAGS) --show-bin-path)/flowforest-lab eval
+	FLOWFOREST_EVAL_SET=$(SET) $$($(SWIFT) build $(SWIFT_FLAGS) --show-bin-path)/flowforest-lab eval
 
 run: build ## Start the sensor on the default-route interface (INTERFACE=...)
 	@echo "run: capturing on $(INTERFACE)"

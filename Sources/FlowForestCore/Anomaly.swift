@@ -17,23 +17,47 @@ public enum AnomalyKind: String, Sendable, Hashable, Codable, CaseIterable {
 }
 
 /// One feature's part in an anomaly, in plain words.
+///
+/// A line is only ever true: the value lies strictly beyond the baseline
+/// reference in the stated direction (above its p99, below its p1, above an
+/// alert threshold or a rule's floor).
 public struct ExplanationItem: Sendable, Hashable, Codable {
-    /// Feature name, e.g. `distinct_dst_ports_10s`.
+    /// Feature name, e.g. `distinct_dst_ports_10s`; `isolation_score` when no
+    /// single feature lies outside its baseline and the forest's score is
+    /// what stands out; `group_members` for a grouped anomaly.
     public var feature: String
     public var value: Double
-    /// The baseline reference the value is compared with (e.g. p99 of training data).
+    /// The reference the value is compared with (p99 or p1 of training data,
+    /// the alert threshold, a rule's floor, or the least members of a group).
     public var baseline: Double
     /// `above` or `below` the baseline.
     public var direction: String
     /// A sentence for people: "distinct destination ports 412 (baseline p99: 9)".
     public var text: String
+    /// The feature's share (0...1) of the path credit that isolated the vector:
+    /// lines are ranked by it. Nil for lines that are not a feature's.
+    public var share: Double?
+    /// For a grouped anomaly, the first members (addresses) of the group.
+    public var members: [String]?
 
-    public init(feature: String, value: Double, baseline: Double, direction: String, text: String) {
+    public init(feature: String, value: Double, baseline: Double, direction: String, text: String,
+                share: Double? = nil, members: [String]? = nil) {
         self.feature = feature
         self.value = value
         self.baseline = baseline
         self.direction = direction
         self.text = text
+        self.share = share
+        self.members = members
+    }
+
+    /// True when the value lies strictly beyond the baseline in the stated direction.
+    public var isTrue: Bool {
+        switch direction {
+        case "above": return value > baseline
+        case "below": return value < baseline
+        default: return false
+        }
     }
 }
 

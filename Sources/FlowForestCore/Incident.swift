@@ -1,7 +1,7 @@
 /// Labels that describe the same kind of attack: anomalies of one family by
 /// the same actor or on the same target belong to one incident. A port scan
-/// and a host sweep are both reconnaissance; the three floods are one
-/// denial of service seen through different protocols.
+/// and a host sweep are both reconnaissance; the floods are one denial of
+/// service seen through different protocols.
 public enum LabelFamily: String, Sendable, Hashable, Codable, CaseIterable {
     case scan
     case flood
@@ -17,7 +17,7 @@ extension AnomalyLabel {
     public var family: LabelFamily {
         switch self {
         case .portScan, .hostSweep: return .scan
-        case .synFlood, .udpFlood, .icmpFlood: return .flood
+        case .synFlood, .tcpFlood, .connectionFlood, .udpFlood, .icmpFlood: return .flood
         case .slowConnections: return .slowConnections
         case .exfiltration: return .exfiltration
         case .beaconing: return .beaconing

@@ -171,9 +171,14 @@ struct RunCommand: AsyncParsableCommand {
             // Resume with the model this sensor last trained or retrained, if the database has one.
             let sensor = server.sensorName
             let stored = try? await Store.withStore(server.database, logger: logger) { try await $0.latestModel(sensor: sensor)?.body }
-            if let body = stored ?? nil, let model = try? DetectionModel.decode(Data(body.utf8)) {
-                detectionModel = model
-                logger.info("using the stored model", metadata: ["sensor": "\(sensor)"])
+            if let body = stored ?? nil {
+                do {
+                    detectionModel = try DetectionModel.decode(Data(body.utf8))
+                    logger.info("using the stored model", metadata: ["sensor": "\(sensor)"])
+                } catch {
+                    // A model of an earlier build (other features) cannot score this build's vectors.
+                    logger.warning("the stored model does not fit this build; learning anew", metadata: ["sensor": "\(sensor)", "error": "\(error)"])
+                }
             }
         }
         var detection = DetectorConfiguration()

@@ -537,7 +537,9 @@ async function loadDetail(id) {
 
   const ul = $("#explanation");
   if (a.explanation.length === 0) ul.append(h("li", null, `Scored ${a.score.toFixed(3)}; no single feature stood out.`));
-  for (const e of a.explanation) ul.append(h("li", null, e.text));
+  // A grouped anomaly's line lists its first members; more were counted than listed.
+  const members = e => e.members ? `: ${e.members.join(", ")}${e.value > e.members.length ? ", …" : ""}` : "";
+  for (const e of a.explanation) ul.append(h("li", null, e.text + members(e)));
 
   // Distance from the baseline as a bar scaled to the largest ratio shown.
   const ratio = e => Math.abs(Math.log10((Math.abs(e.value) + 1) / (Math.abs(e.baseline) + 1)));
