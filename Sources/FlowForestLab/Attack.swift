@@ -25,7 +25,7 @@ public enum Attack: CaseIterable, Sendable {
     // Validation: never used to tune rules or thresholds.
     case ackFlood, finFloodOnePort, lowRSTFlood, pshAckFlood, xmasFlood, forgedACKFlood, forgedXmasFlood, forgedUDPFlood
     case lowICMPFlood, ackScan, xmasScan, nullScan, slowUDPScan, ackPingSweep, udpPingSweep, synPingSweepT3
-    case connectionFlood
+    case connectionFlood, windowScan, maimonScan, sctpInitScan, protocolScan, subnetSynScan, slowJitteredBeacon
 
     /// The reference scenarios (the demo cycles through these).
     public static let reference: [Attack] = [.synScan, .pingSweep, .synFlood, .udpFlood, .icmpFlood, .slowConnections, .beaconing, .exfiltration]
@@ -58,6 +58,9 @@ public enum Attack: CaseIterable, Sendable {
         case .ackScan, .xmasScan, .nullScan, .slowUDPScan: return .portScan
         case .ackPingSweep, .udpPingSweep, .synPingSweepT3: return .hostSweep
         case .connectionFlood: return .connectionFlood
+        case .windowScan, .maimonScan, .sctpInitScan, .protocolScan: return .portScan
+        case .subnetSynScan: return .hostSweep
+        case .slowJitteredBeacon: return .beaconing
         }
     }
 
@@ -91,6 +94,12 @@ public enum Attack: CaseIterable, Sendable {
         case .udpPingSweep: return "nmap -sn -PU53 (UDP) of a /24"
         case .synPingSweepT3: return "nmap -sn -PS443 -T3 of a /24"
         case .connectionFlood: return "20 parallel curl loops of completed HTTP requests"
+        case .windowScan: return "nmap -sW -T4 on 1000 ports"
+        case .maimonScan: return "nmap -sM -T4 on 1000 ports"
+        case .sctpInitScan: return "nmap -sY -T4 on the top 100 SCTP ports"
+        case .protocolScan: return "nmap -sO -T4 (IP protocols)"
+        case .subnetSynScan: return "nmap -sS -T4 on ports 22, 80, 443 of a /24"
+        case .slowJitteredBeacon: return "every 5 s with ±10 % jitter"
         default: return nil
         }
     }
@@ -105,7 +114,8 @@ public enum Attack: CaseIterable, Sendable {
     public var timeLimit: Double {
         switch self {
         case .politeConnectScan: return 55
-        case .slowUDPScan, .xmasScan, .synPingSweepT3: return 60
+        case .slowUDPScan, .xmasScan, .synPingSweepT3, .protocolScan, .sctpInitScan: return 60
+        case .slowJitteredBeacon: return 75
         case .beaconing: return 40
         case .jitteredBeacon: return 45
         case .slowConnections, .fewSlowConnections: return 30
@@ -188,6 +198,13 @@ public enum Attack: CaseIterable, Sendable {
         case .ackPingSweep: return sweep + ["-PA80", "-T4", lab.sweepRange]
         case .udpPingSweep: return sweep + ["-PU53", "-T4", lab.sweepRange]
         case .synPingSweepT3: return sweep + ["-PS443", "-T3", lab.sweepRange]
+        case .windowScan: return nmap + ["-sW", "-p", "1-1000", "-T4", "--max-retries", "1", lab.server]
+        case .maimonScan: return nmap + ["-sM", "-p", "1-1000", "-T4", "--max-retries", "1", lab.server]
+        case .sctpInitScan: return nmap + ["-sY", "--top-ports", "100", "-T4", "--max-retries", "1", lab.server]
+        case .protocolScan: return nmap + ["-sO", "-T4", "--max-retries", "1", lab.server]
+        case .subnetSynScan: return nmap + ["-sS", "-p", "22,80,443", "-T4", "--max-retries", "0", lab.sweepRange]
+        case .slowJitteredBeacon:
+            return ["python3", "-c", Scripts.beacon(source: a, target: lab.outside, port: 8443, interval: 5, jitter: 0.1, count: 14)]
         case .connectionFlood:
             // Bounded: 20 loops of at most 150 requests each, and the scenario's time limit.
             return ["bash", "-c", "seq 20 | xargs -P 20 -I{} bash -c 'for i in $(seq 150); do curl -s -o /dev/null --max-time 2 "
