@@ -122,7 +122,7 @@ let package = Package(
         // MARK: Network namespace lab shared by lab tests and flowforest-lab.
         .target(
             name: "FlowForestLab",
-            dependencies: ["FlowForestCore"],
+            dependencies: ["FlowForestCore", "FlowForestIPFIX"],
             swiftSettings: swiftSettings
         ),
 
@@ -180,7 +180,7 @@ let package = Package(
         .executableTarget(
             name: "flowforest-lab",
             dependencies: [
-                "FlowForestCore", "FlowForestDetection", "FlowForestPipeline", "PcapCapture", "EBPFCapture", "FlowForestLab", "FlowForestIPFIX",
+                "FlowForestCore", "FlowForestDetection", "FlowForestPipeline", "PcapCapture", "EBPFCapture", "FlowForestLab",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),

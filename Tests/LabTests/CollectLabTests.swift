@@ -22,21 +22,14 @@ struct CollectLabTests {
 
         // Both daemons in the sensor's namespace; the export crosses its loopback, which the sensor does not capture.
         let collector = try LabCollector(lab: lab, namespace: b, directory: dir)
-        let sensorOut = dir.appendingPathComponent("sensor.jsonl"), sensorErr = dir.appendingPathComponent("sensor.err")
-        let sensor = try lab.spawn(in: b, [
-            Binary.path, "run", "--mode", "pcap", "--interface", sensorIf, "--export-ipfix", "udp://127.0.0.1:2055",
-            "--print-flows", "json", "--no-auth", "--listen", "127.0.0.1:18082", "--idle-timeout", "60", "--poll-interval", "0.2",
-            "--database", dir.appendingPathComponent("sensor.db").path,
-        ] + (biflow ? ["--ipfix-biflow"] : []), stdout: sensorOut, stderr: sensorErr)
-        try Wait.blockingUntil("the sensor to start capturing", timeout: 20, detail: { tail(sensorErr) }) {
-            Wait.file(sensorErr, contains: "capture started")
-        }
+        let sensor = try LabSensor(lab: lab, namespace: b, interface: sensorIf, directory: dir,
+                                   extraArguments: ["--export-ipfix", "udp://127.0.0.1:\(LabCollector.port)"] + (biflow ? ["--ipfix-biflow"] : []))
 
         try Self.traffic(lab, client: a, server: b)
 
         // The sensor flushes its open flows and their final exports on SIGINT.
-        #expect(lab.stop(sensor, signal: SIGINT, timeout: 15) == 0, "sensor: \(tail(sensorErr))")
-        let sensorFlows = try Self.flows(sensorOut)
+        #expect(sensor.stop() == 0, "sensor: \(tail(sensor.log))")
+        let sensorFlows = try Self.flows(sensor.flows)
         let sensorPackets = sensorFlows.values.reduce(0) { $0 + $1[0] + $1[2] }
         // The collector has everything once its packet counter reaches the sensor's.
         try collector.waitForPackets(sensorPackets, timeout: 20)
@@ -105,23 +98,15 @@ struct CollectLabTests {
         let (a, b, sensorIf) = try Self.makeLab(lab)
         let collector = try LabCollector(lab: lab, namespace: b, directory: dir)
         // The sensor's own count of the same veth.
-        let sensorOut = dir.appendingPathComponent("sensor.jsonl"), sensorErr = dir.appendingPathComponent("sensor.err")
-        let sensor = try lab.spawn(in: b, [
-            Binary.path, "run", "--mode", "pcap", "--interface", sensorIf, "--print-flows", "json", "--no-auth",
-            "--listen", "127.0.0.1:18082", "--idle-timeout", "60", "--poll-interval", "0.2",
-            "--database", dir.appendingPathComponent("sensor.db").path,
-        ], stdout: sensorOut, stderr: sensorErr)
-        try Wait.blockingUntil("the sensor to start capturing", timeout: 20, detail: { tail(sensorErr) }) {
-            Wait.file(sensorErr, contains: "capture started")
-        }
+        let sensor = try LabSensor(lab: lab, namespace: b, interface: sensorIf, directory: dir)
         let probe = try PmacctProbe(lab: lab, namespace: b, interface: sensorIf, version: version, directory: dir)
         defer { probe.stop() }
         try probe.waitUntilExporting(to: collector, client: a, server: Self.server)
 
         try Self.traffic(lab, client: a, server: b)
 
-        #expect(lab.stop(sensor, signal: SIGINT, timeout: 15) == 0, "sensor: \(tail(sensorErr))")
-        let sensorFlows = try Self.flows(sensorOut)
+        #expect(sensor.stop() == 0, "sensor: \(tail(sensor.log))")
+        let sensorFlows = try Self.flows(sensor.flows)
         let sensorPackets = sensorFlows.values.reduce(0) { $0 + $1[0] + $1[2] }
         // pmacct exports each flow once it has been idle for its timeout (2 s).
         try collector.waitForPackets(sensorPackets, timeout: 30, detail: { tail(probe.log) })
@@ -140,22 +125,14 @@ struct CollectLabTests {
         defer { try? FileManager.default.removeItem(at: dir) }
         let (a, b, sensorIf) = try Self.makeLab(lab)
         let collector = try LabCollector(lab: lab, namespace: b, directory: dir)
-        let sensorOut = dir.appendingPathComponent("sensor.jsonl"), sensorErr = dir.appendingPathComponent("sensor.err")
-        let sensor = try lab.spawn(in: b, [
-            Binary.path, "run", "--mode", "pcap", "--interface", sensorIf, "--print-flows", "json", "--no-auth",
-            "--listen", "127.0.0.1:18082", "--idle-timeout", "60", "--poll-interval", "0.2",
-            "--database", dir.appendingPathComponent("sensor.db").path,
-        ], stdout: sensorOut, stderr: sensorErr)
-        try Wait.blockingUntil("the sensor to start capturing", timeout: 20, detail: { tail(sensorErr) }) {
-            Wait.file(sensorErr, contains: "capture started")
-        }
+        let sensor = try LabSensor(lab: lab, namespace: b, interface: sensorIf, directory: dir)
         let probe = try SoftflowdProbe(lab: lab, namespace: b, interface: sensorIf, version: version, directory: dir)
 
         try Self.traffic(lab, client: a, server: b)
 
-        #expect(lab.stop(sensor, signal: SIGINT, timeout: 15) == 0, "sensor: \(tail(sensorErr))")
+        #expect(sensor.stop() == 0, "sensor: \(tail(sensor.log))")
         #expect(probe.finish() == 0, "softflowd: \(tail(probe.log))")
-        let sensorFlows = try Self.flows(sensorOut)
+        let sensorFlows = try Self.flows(sensor.flows)
         let sensorPackets = sensorFlows.values.reduce(0) { $0 + $1[0] + $1[2] }
         try collector.waitForPackets(sensorPackets, timeout: 30, detail: { tail(probe.log) })
         #expect(collector.stop() == 0, "collector: \(tail(collector.log))")

@@ -50,6 +50,33 @@ final class LabCollector {
     func stop() -> Int32 { lab.stop(process, signal: SIGINT, timeout: 15) }
 }
 
+/// `flowforest run --mode pcap` on a lab interface, printing its flows as
+/// JSON lines (its API on 127.0.0.1:18082 of the namespace): the count the
+/// collector's flows are compared with.
+final class LabSensor {
+    private let lab: NetworkLab
+    private let process: Process
+    let flows: URL
+    let log: URL
+
+    init(lab: NetworkLab, namespace: String, interface: String, directory: URL, extraArguments: [String] = []) throws {
+        self.lab = lab
+        flows = directory.appendingPathComponent("sensor.jsonl")
+        log = directory.appendingPathComponent("sensor.err")
+        process = try lab.spawn(in: namespace, [
+            Binary.path, "run", "--mode", "pcap", "--interface", interface, "--print-flows", "json", "--no-auth",
+            "--listen", "127.0.0.1:18082", "--idle-timeout", "60", "--poll-interval", "0.2",
+            "--database", directory.appendingPathComponent("sensor.db").path,
+        ] + extraArguments, stdout: flows, stderr: log)
+        try Wait.blockingUntil("the sensor to start capturing", timeout: 20, detail: { tail(self.log) }) {
+            Wait.file(self.log, contains: "capture started")
+        }
+    }
+
+    /// Stops it with SIGINT: it ends its open flows (and sends their final exports).
+    func stop() -> Int32 { lab.stop(process, signal: SIGINT, timeout: 15) }
+}
+
 /// pmacct's `pmacctd` with its nfprobe plugin on a lab interface, exporting
 /// NetFlow v5, v9 or IPFIX (`version` 10) to the lab collector.
 final class PmacctProbe {

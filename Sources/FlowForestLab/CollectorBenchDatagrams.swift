@@ -1,6 +1,6 @@
 import FlowForestCore
 import FlowForestIPFIX
-import Foundation
+public import Foundation
 
 /// The datagrams the collector benchmark replays: half the flows as IPFIX
 /// (FlowForest's own exporter encoding, uniflow records), half as NetFlow v9
@@ -10,13 +10,13 @@ import Foundation
 /// Every flow is a finished TCP exchange (SYN, data, FIN both ways) between
 /// addresses in 198.18.0.0/15 and ended a second before the replay, so a
 /// collector that follows TCP closes ends and scores it while the replay runs.
-struct CollectorBenchDatagrams: Sendable {
-    let datagrams: [[UInt8]]
+public struct CollectorBenchDatagrams: Sendable {
+    public let datagrams: [[UInt8]]
     /// Data records in them (templates not counted).
-    let records: Int
-    let flows: Int
+    public let records: Int
+    public let flows: Int
 
-    init(flows: Int, now: Date = Date()) {
+    public init(flows: Int, now: Date = Date()) {
         let nowMs = UInt64(now.timeIntervalSince1970 * 1000)
         let half = flows / 2
         let ipfix = Self.ipfix(flows: 0..<half, nowMs: nowMs)
@@ -39,7 +39,8 @@ struct CollectorBenchDatagrams: Sendable {
         return (client, server, UInt16(1024 + (i / 65536 / 256) % 60000))
     }
 
-    static func packets(_ i: Int) -> (forward: (UInt64, UInt64), reverse: (UInt64, UInt64)) {
+    /// Flow `i`'s packets and bytes, initiator to responder and back.
+    public static func packets(_ i: Int) -> (forward: (UInt64, UInt64), reverse: (UInt64, UInt64)) {
         let f = UInt64(4 + i % 7), r = UInt64(3 + i % 5)
         return ((f, f * 60 + UInt64(i % 900)), (r, r * 60 + UInt64(i % 1400) * 3))
     }
