@@ -83,9 +83,12 @@ public actor Pipeline {
         return anomalies
     }
 
-    /// Replaces the suppression rules; anomalies found from now on are matched against them.
+    /// Replaces the suppression rules; anomalies found from now on are
+    /// matched against them, and the detector keeps the vectors they match
+    /// so the next retraining learns them.
     public func setSuppressions(_ rules: [Suppression]) {
         suppressions = rules
+        detector?.setExpected(rules)
     }
 
     /// Marks the anomalies a rule matches suppressed (they are stored, in no
