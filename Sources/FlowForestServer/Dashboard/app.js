@@ -21,6 +21,8 @@ const state = {
   cursor: null,        // cursor of this page (null: newest)
   next: null,          // next_cursor from the last page
   hostsInterface: null, // hosts view: active flows of this interface or exporter only (hash ?interface=)
+  timelines: new Map(), // incident id -> {count, times: [{t, severity}]}: its anomalies, fetched once per count
+  suppressions: [],    // suppression view: the rules as GET /api/suppressions lists them
   view: null,
   loads: 0,            // bumped per view load; answers for an older load are dropped
 };
@@ -78,6 +80,9 @@ function h(tag, attrs, ...children) {
   return e;
 }
 const sevBadge = s => h("span", { class: `sev sev-${s}` }, s);
+const isAdmin = () => !!state.user && state.user.role === "admin";
+/** A label, marked when a suppression rule matched the anomaly. */
+const labelCell = a => a.suppressed ? [a.label, " ", h("span", { class: "tag suppressed", title: "A suppression rule matched it: no incident, no alert" }, "suppressed")] : [a.label];
 
 // MARK: API
 
@@ -170,6 +175,7 @@ async function signedIn() {
   const anonymous = state.user.user === "anonymous";
   $("#user").textContent = anonymous ? "" : `${state.user.user} (${state.user.role})`;
   $("#logout").hidden = anonymous;
+  document.body.classList.toggle("admin", isAdmin());
   connectEvents();
   // Empty states depend on whether the model is still learning, so know that first.
   await refreshStatus();
@@ -331,9 +337,12 @@ function renderIncidents() {
       h("td", { class: "mono actors", title: i.actors.join(", ") }, addressList(i.actors)),
       h("td", { class: "mono targets", title: i.targets.join(", ") }, addressList(i.targets)),
       h("td", { class: "num count" }, fmtNum(i.anomaly_count)),
+      timelineCell(i),
       h("td", { class: "severity" }, sevBadge(i.peak_severity)),
       h("td", { class: "state" }, i.state),
-      h("td", { class: "why" }, why || "—")));
+      h("td", { class: "why" }, why || "—"),
+      h("td", { class: "admin-only" }, h("button", { type: "button", class: "secondary expect", onclick: () => openRuleDialog(ruleFromIncident(i)) },
+        "Mark expected"))));
   }
   emptyState($("#incidents-empty"), state.incidents.length === 0, "No incidents yet.");
   // An alert's dashboard link names its incident: show that row.
@@ -341,6 +350,154 @@ function renderIncidents() {
     const row = document.getElementById(location.hash.slice(1));
     if (row && !row.classList.contains("fresh")) { row.classList.add("fresh"); row.scrollIntoView({ block: "center" }); }
   }
+}
+
+// MARK: Incident timelines
+
+/** The timeline cell of an incident row: its anomalies as ticks over its span, coloured by severity. */
+function timelineCell(i) {
+  const td = h("td", { class: "timeline" });
+  const known = state.timelines.get(i.id);
+  if (known) drawTimeline(td, i, known.times);
+  if (!known || known.count !== i.anomaly_count) loadTimeline(i);
+  return td;
+}
+
+/** Fetches an incident's anomalies (its actor's or target's, in its span, kept to its ids) and redraws its cell. */
+async function loadTimeline(i) {
+  const subject = i.actors[0] || i.targets[0];
+  if (!subject) return;
+  const since = Math.floor(Date.parse(i.first_seen) / 1000), until = Math.ceil(Date.parse(i.last_seen) / 1000);
+  try {
+    const page = await api(`/api/anomalies?ip=${encodeURIComponent(subject)}&since=${since}&until=${until}&limit=1000`);
+    const ids = new Set(i.anomaly_ids.map(String));
+    const times = page.anomalies.filter(a => ids.has(String(a.id))).map(a => ({ t: Date.parse(a.time), severity: a.severity }));
+    state.timelines.set(i.id, { count: i.anomaly_count, times });
+    const td = document.querySelector(`#incident-${i.id} td.timeline`);
+    if (td) drawTimeline(td, i, times);
+  } catch (e) { showError(e); }
+}
+
+function drawTimeline(td, i, times) {
+  const W = 120, H = 16;
+  const start = Date.parse(i.first_seen), span = Math.max(1, Date.parse(i.last_seen) - start);
+  const NS = "http://www.w3.org/2000/svg";
+  const svg = document.createElementNS(NS, "svg");
+  svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
+  svg.setAttribute("role", "img");
+  svg.setAttribute("aria-label", `${times.length} anomalies from ${fmtTime(i.first_seen)} to ${fmtTime(i.last_seen)}`);
+  for (const a of times) {
+    const r = document.createElementNS(NS, "rect");
+    r.setAttribute("class", `tick ${a.severity}`);
+    r.setAttribute("x", (Math.min(1, Math.max(0, (a.t - start) / span)) * (W - 3)).toFixed(1));
+    r.setAttribute("y", "1");
+    r.setAttribute("width", "3");
+    r.setAttribute("height", String(H - 2));
+    svg.append(r);
+  }
+  td.textContent = "";
+  td.dataset.ticks = String(times.length);
+  td.title = `${times.length} anomalies, ${fmtTime(i.first_seen)} → ${fmtTime(i.last_seen)}`;
+  td.append(svg);
+}
+
+// MARK: Suppression rules
+
+const LABELS = ["port scan", "host sweep", "syn flood", "tcp flood", "connection flood", "udp flood", "icmp flood",
+  "slow connections", "exfiltration", "beaconing", "unusual flow", "unusual host", "unusual destination"];
+for (const l of LABELS) $("#rule-label").append(h("option", { value: l }, l));
+
+/** A rule prefilled from an incident: its one actor and one target (a side with many stays open), its label. */
+function ruleFromIncident(i) {
+  return {
+    actor: i.actors.length === 1 ? i.actors[0] : "", target: i.targets.length === 1 ? i.targets[0] : "",
+    ports: [], label: i.label, expires: null, reason: "",
+    hint: `Incident ${i.id}: ${i.label}, ${i.anomaly_count} anomalies. Matching anomalies will be kept but raise no incident or alert.`,
+  };
+}
+
+/** Opens the rule form: a new rule (no `rule.id`) or an edit of a stored one. */
+function openRuleDialog(rule) {
+  $("#rule-title").textContent = rule.id != null ? `Edit rule ${rule.id}` : "Mark as expected";
+  $("#rule-hint").textContent = rule.hint || "";
+  $("#rule-actor").value = rule.actor || "";
+  $("#rule-target").value = rule.target || "";
+  $("#rule-ports").value = (rule.ports || []).join(", ");
+  $("#rule-label").value = rule.label || "";
+  $("#rule-expires").value = rule.expires ? toLocalInput(Date.parse(rule.expires) / 1000) : "";
+  $("#rule-reason").value = rule.reason || "";
+  $("#rule-error").hidden = true;
+  $("#rule-form").dataset.id = rule.id != null ? String(rule.id) : "";
+  $("#rule-dialog").showModal();
+  $("#rule-reason").focus();
+}
+
+/** The form as the API's rule body: empty fields left out (the API takes no nulls). */
+function ruleBody() {
+  const body = { reason: $("#rule-reason").value.trim() };
+  const actor = $("#rule-actor").value.trim(), target = $("#rule-target").value.trim();
+  if (actor) body.actor = actor;
+  if (target) body.target = target;
+  const ports = $("#rule-ports").value.split(",").map(p => p.trim()).filter(Boolean);
+  if (ports.length) {
+    body.ports = ports.map(p => /^\d+$/.test(p) ? Number(p) : p);
+  }
+  if ($("#rule-label").value) body.label = $("#rule-label").value;
+  if ($("#rule-expires").value) body.expires = fromLocalInput($("#rule-expires").value);
+  return body;
+}
+
+$("#rule-form").addEventListener("submit", async ev => {
+  ev.preventDefault();
+  const id = ev.target.dataset.id;
+  const err = $("#rule-error");
+  err.hidden = true;
+  try {
+    await api(id ? `/api/suppressions/${id}` : "/api/suppressions", {
+      method: id ? "PUT" : "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(ruleBody()),
+    });
+    $("#rule-dialog").close();
+    if (state.view === "suppressions") loadSuppressions();
+    else location.hash = "#/suppressions";
+  } catch (e) {
+    if (e instanceof AuthRequired) { $("#rule-dialog").close(); return showLogin(); }
+    err.textContent = e.message;
+    err.hidden = false;
+  }
+});
+$("#rule-cancel").addEventListener("click", () => $("#rule-dialog").close());
+$("#rule-new").addEventListener("click", () => openRuleDialog({ hint: "Every field you fill in must match; at least one besides the reason." }));
+
+async function loadSuppressions() {
+  const token = beginLoad();
+  let list;
+  try { list = await api("/api/suppressions"); } catch (e) { return current(token) && showError(e); }
+  if (!current(token)) return;
+  state.suppressions = list.suppressions;
+  const tbody = $("#suppressions tbody");
+  tbody.textContent = "";
+  for (const r of state.suppressions) {
+    const stored = r.source === "api";
+    const expired = r.expires && Date.parse(r.expires) <= Date.now();
+    tbody.append(h("tr", { "data-id": r.id ?? "", class: expired ? "expired" : null },
+      h("td", { class: "mono actor" }, r.actor ?? "any"), h("td", { class: "mono target" }, r.target ?? "any"),
+      h("td", { class: "mono ports" }, r.ports.length ? r.ports.join(", ") : "any"), h("td", { class: "label" }, r.label ?? "any"),
+      h("td", { class: "expires" }, r.expires ? fmtTime(r.expires) + (expired ? " (expired)" : "") : "never"),
+      h("td", { class: "reason" }, r.reason), h("td", null, r.created_by), h("td", null, r.source),
+      h("td", { class: "admin-only" }, ...(stored ? [
+        h("button", { type: "button", class: "secondary edit", onclick: () => openRuleDialog(r) }, "Edit"), " ",
+        h("button", { type: "button", class: "secondary remove", onclick: () => removeRule(r) }, "Remove"),
+      ] : ["in the file"]))));
+  }
+  emptyState($("#suppressions-empty"), state.suppressions.length === 0, "No suppression rules: every anomaly can raise an incident.");
+}
+
+async function removeRule(r) {
+  if (!confirm(`Remove the rule "${r.reason}"? Matching anomalies will raise incidents and alerts again.`)) return;
+  try {
+    await api(`/api/suppressions/${r.id}`, { method: "DELETE" });
+    loadSuppressions();
+  } catch (e) { showError(e); }
 }
 
 function drawCharts() {
@@ -361,7 +518,7 @@ function renderLatest() {
       h("td", null, h("a", { href: `#/anomaly/${a.id}` }, fmtTime(a.time))),
       h("td", { class: "mono" }, endpoint(a.src_ip, a.src_port)),
       h("td", { class: "mono" }, endpoint(a.dst_ip, a.dst_port)),
-      h("td", null, a.label), h("td", null, sevBadge(a.severity)),
+      h("td", null, ...labelCell(a)), h("td", null, sevBadge(a.severity)),
       h("td", { class: "num" }, a.score.toFixed(3))));
   }
   emptyState($("#latest-empty"), state.recent.length === 0, "No anomalies in the last hour.");
@@ -384,14 +541,14 @@ function emptyState(p, empty, text) {
 
 function anomalyRow(a) {
   const ports = a.src_port == null && a.dst_port == null ? "—" : `${a.src_port ?? "—"} → ${a.dst_port ?? "—"}`;
-  return h("tr", { class: a.acknowledged ? "acked" : null, "data-id": a.id },
+  return h("tr", { class: [a.acknowledged ? "acked" : "", a.suppressed ? "suppressed" : ""].join(" ").trim() || null, "data-id": a.id },
     h("td", null, h("a", { href: `#/anomaly/${a.id}`, title: a.time }, ...splitTime(fmtTime(a.time)))),
     h("td", { class: "mono src" }, a.src_ip ?? "—"),
     h("td", { class: "mono dst" }, a.dst_ip ?? "—"),
     h("td", { class: "mono" }, ports),
     h("td", null, a.protocol ?? "—"),
     h("td", null, a.kind),
-    h("td", null, a.label),
+    h("td", { class: "label" }, ...labelCell(a)),
     h("td", { class: "severity" }, sevBadge(a.severity)),
     h("td", { class: "num" }, a.score.toFixed(3)));
 }
@@ -525,6 +682,7 @@ async function loadDetail(id) {
     fact("Source", endpoint(a.src_ip, a.src_port)), fact("Destination", endpoint(a.dst_ip, a.dst_port)),
     fact("Protocol", a.protocol ?? "—"), fact("Sensor", a.sensor));
   const ackBox = h("div", null, h("span", null, "Status"));
+  if (a.suppressed) head.append(fact("Suppressed", "a rule marks it expected: no incident, no alert"));
   if (a.acknowledged) ackBox.append(h("strong", null, "acknowledged"));
   else if (state.user && state.user.role === "admin") {
     ackBox.append(h("button", { type: "button", id: "ack", onclick: async ev => {
@@ -633,7 +791,7 @@ function route() {
   const parts = path.split("/").filter(Boolean);
   let view = parts[0] || "overview";
   if (view === "anomaly" && parts[1]) view = "detail";
-  if (!["overview", "anomalies", "detail", "hosts"].includes(view)) view = "overview";
+  if (!["overview", "anomalies", "detail", "hosts", "suppressions"].includes(view)) view = "overview";
   state.view = view;
   for (const v of document.querySelectorAll(".view")) v.hidden = v.id !== `view-${view}`;
   for (const a of document.querySelectorAll("#nav a")) {
@@ -648,6 +806,7 @@ function route() {
     loadAnomalies();
   }
   if (view === "detail") loadDetail(parts[1]);
+  if (view === "suppressions") loadSuppressions();
   if (view === "hosts") {
     state.hostsInterface = new URLSearchParams(query || "").get("interface") || null;
     loadHosts();
