@@ -485,6 +485,26 @@ class OpenDashboardTests(DaemonWithBrowser):
         self.wait().until(lambda _: self.daemon.request("GET", "/api/suppressions")[1]["suppressions"] == [])
         self.wait().until(lambda _: d.find_element(By.ID, "suppressions-empty").is_displayed())
 
+    def test_7_rates_from_history(self):
+        """The rate charts open with the last hour the server kept, not empty."""
+        d = self.driver
+        deadline = time.monotonic() + 30
+        while len(self.daemon.request("GET", "/api/stats/history")[1]["samples"]) < 15 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        samples = self.daemon.request("GET", "/api/stats/history")[1]["samples"]
+        self.assertGreaterEqual(len(samples), 15, "the daemon kept no history")
+        self.assertTrue(any(s["packets_per_second"] > 0 for s in samples), "the history holds the posted traffic")
+        d.get("about:blank")
+        opened = time.monotonic()
+        d.get(self.daemon.url + "/#/overview")
+        # Stats events come once a second: 15 points within 3 s can only be the history.
+        self.wait(3).until(lambda _: d.execute_script("return state.stats.length") >= len(samples),
+                           "the charts hold the server's history right after opening")
+        self.assertLess(time.monotonic() - opened, 5)
+        self.wait(3).until(lambda _: d.find_elements(By.CSS_SELECTOR, "#c-pps path.line"))
+        shown_max = d.execute_script("return Math.max(...state.stats.map(p => p.pps))")
+        self.assertGreaterEqual(shown_max, max(s["packets_per_second"] for s in samples))
+
     def test_9_no_console_errors(self):
         self.assertEqual(severe_console_entries(self.driver), [])
 

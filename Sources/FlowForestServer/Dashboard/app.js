@@ -4,8 +4,8 @@
 
 const $ = (sel, root = document) => root.querySelector(sel);
 const HOUR = 3600 * 1000;
-// Rate charts show the recent past at readable resolution; anomalies the last hour.
-const RATE_WINDOW = 10 * 60 * 1000;
+// Rate charts and anomalies show the last hour; the server keeps that much of the rates.
+const RATE_WINDOW = HOUR;
 // Incidents shown on the overview.
 const INCIDENT_ROWS = 20;
 
@@ -13,7 +13,7 @@ const state = {
   user: null,          // {user, role, csrf_token} once signed in (anonymous admin under --no-auth)
   model: null,         // /api/model
   events: null,        // EventSource
-  stats: [],           // [{t, pps, bps, flows}] from stats events, last 10 minutes
+  stats: [],           // [{t, pps, bps, flows}]: the last hour from /api/stats/history, then stats events
   recent: [],          // anomalies of the last hour, newest first (overview)
   incidents: [],       // the latest incidents, newest first (overview), kept current by incident events
   filter: {},          // anomalies view: query as in the hash
@@ -177,6 +177,7 @@ async function signedIn() {
   $("#logout").hidden = anonymous;
   document.body.classList.toggle("admin", isAdmin());
   connectEvents();
+  loadStatsHistory();
   // Empty states depend on whether the model is still learning, so know that first.
   await refreshStatus();
   route();
@@ -218,9 +219,22 @@ function onIncident(incident) {
   if (state.view === "overview") renderIncidents();
 }
 
+/** A stats sample as a chart point, at the server's time. */
+const statsPoint = s => ({ t: Date.parse(s.time) || Date.now(), pps: s.packets_per_second, bps: s.bytes_per_second, flows: s.active_flows });
+
+/** The last hour of rates from the server, so the charts do not start empty; events already received stay. */
+async function loadStatsHistory() {
+  try {
+    const history = (await api("/api/stats/history")).samples.map(statsPoint);
+    const last = history.length ? history[history.length - 1].t : -Infinity;
+    state.stats = [...history, ...state.stats.filter(p => p.t > last)];
+    if (state.view === "overview") drawCharts();
+  } catch (e) { showError(e); }
+}
+
 function onStats(s) {
-  const t = Date.now();
-  state.stats.push({ t, pps: s.packets_per_second, bps: s.bytes_per_second, flows: s.active_flows });
+  const point = statsPoint(s), t = point.t;
+  state.stats.push(point);
   while (state.stats.length && state.stats[0].t < t - RATE_WINDOW) state.stats.shift();
   $("#v-pps").textContent = fmtNum(s.packets_per_second);
   $("#v-bps").textContent = fmtBytes(s.bytes_per_second);
@@ -502,9 +516,9 @@ async function removeRule(r) {
 
 function drawCharts() {
   const s = state.stats;
-  Charts.line($("#c-pps"), s.map(p => ({ t: p.t, v: p.pps })), RATE_WINDOW, fmtNum, "Packets per second, last 10 minutes");
-  Charts.line($("#c-bps"), s.map(p => ({ t: p.t, v: p.bps })), RATE_WINDOW, fmtBytes, "Bytes per second, last 10 minutes");
-  Charts.line($("#c-flows"), s.map(p => ({ t: p.t, v: p.flows })), RATE_WINDOW, fmtNum, "Active flows, last 10 minutes");
+  Charts.line($("#c-pps"), s.map(p => ({ t: p.t, v: p.pps })), RATE_WINDOW, fmtNum, "Packets per second, last hour");
+  Charts.line($("#c-bps"), s.map(p => ({ t: p.t, v: p.bps })), RATE_WINDOW, fmtBytes, "Bytes per second, last hour");
+  Charts.line($("#c-flows"), s.map(p => ({ t: p.t, v: p.flows })), RATE_WINDOW, fmtNum, "Active flows, last hour");
   const hour = state.recent.map(a => ({ t: Date.parse(a.time), severity: a.severity })).filter(a => a.t >= Date.now() - HOUR);
   Charts.severityBars($("#c-sev"), hour, "Anomalies per minute by severity, last hour");
   $("#v-anoms").textContent = String(hour.length);
