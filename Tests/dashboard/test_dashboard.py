@@ -604,6 +604,45 @@ class LearningTests(unittest.TestCase):
             daemon.stop()
 
 
+class LossyIncidentTests(DaemonWithBrowser):
+    """A sensor whose flow table is too small for the attack: the incident
+    says its figures are lower bounds, with the packets lost."""
+
+    name = "lossy"
+
+    @classmethod
+    def prepare(cls, daemon):
+        daemon.extra_args = ["--max-flows", "100"]
+
+    def test_lost_packets_shown(self):
+        d = self.driver
+        attacker = "198.19.0.33"
+        d.get(self.daemon.url + "/#/overview")
+        WebDriverWait(d, 10).until(lambda _: "live" in d.find_element(By.ID, "live").get_attribute("class"))
+        # 500 ports, one flow each, into a table of 100: the rest are lost.
+        records = traffic.syn_scan(attacker, "198.18.2.7", list(range(1, 501)), time.time() - 20)
+        self.assertEqual(self.daemon.request("POST", "/api/traffic", records)[0], 202)
+        incident = None
+        deadline = time.monotonic() + 30
+        while incident is None and time.monotonic() < deadline:
+            found = self.daemon.request("GET", f"/api/incidents?ip={attacker}")[1]["incidents"]
+            incident = found[0] if found and found[0]["lost_packets"] > 0 else None
+            time.sleep(0.1)
+        self.assertIsNotNone(incident, f"no incident with lost packets; daemon log:\n{self.daemon.log_text()}")
+        self.assertLessEqual(incident["lost_packets"], 400)
+
+        def shown():
+            now = self.daemon.request("GET", f"/api/incidents/{incident['id']}")[1]
+            cell = d.find_element(By.CSS_SELECTOR, f"#incident-{incident['id']} td.count")
+            return (cell.find_element(By.CSS_SELECTOR, ".value").text == f"≥ {now['anomaly_count']}"
+                    and cell.find_element(By.CSS_SELECTOR, ".tag.lost").text == f"{now['lost_packets']} packets lost"
+                    and "lower bounds" in cell.get_attribute("title"))
+        WebDriverWait(d, 15, poll_frequency=0.05,
+                      ignored_exceptions=(NoSuchElementException, StaleElementReferenceException)).until(
+            lambda _: shown(), "the incident row says its figures are lower bounds")
+        self.assertEqual(severe_console_entries(d), [])
+
+
 class LoginTests(DaemonWithBrowser):
     """With a user configured, the dashboard asks for a sign-in first."""
 

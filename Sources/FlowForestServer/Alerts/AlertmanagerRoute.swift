@@ -133,6 +133,7 @@ struct AlertmanagerAlert: Encodable {
             "summary": AlertText.summary(incident),
             "explanation": incident.explanation.map(\.text).joined(separator: "; "),
             "dashboard": link,
+            "lost_packets": String(incident.lostPackets),
         ]
         startsAt = Timestamp.rfc3339(milliseconds: incident.firstSeenMs)
         self.endsAt = endsAt.map { Timestamp.rfc3339(milliseconds: Int64($0.timeIntervalSince1970 * 1000)) }

@@ -350,7 +350,7 @@ function renderIncidents() {
       h("td", { class: "label" }, h("a", { href: `#/anomalies?ip=${encodeURIComponent(subject)}`, title: "Its anomalies" }, i.label)),
       h("td", { class: "mono actors", title: i.actors.join(", ") }, addressList(i.actors)),
       h("td", { class: "mono targets", title: i.targets.join(", ") }, addressList(i.targets)),
-      h("td", { class: "num count" }, fmtNum(i.anomaly_count)),
+      countCell(i),
       timelineCell(i),
       h("td", { class: "severity" }, sevBadge(i.peak_severity)),
       h("td", { class: "state" }, i.state),
@@ -364,6 +364,15 @@ function renderIncidents() {
     const row = document.getElementById(location.hash.slice(1));
     if (row && !row.classList.contains("fresh")) { row.classList.add("fresh"); row.scrollIntoView({ block: "center" }); }
   }
+}
+
+/** The anomaly count; "≥" and the lost packets when the sensor lost some meanwhile (its figures are lower bounds). */
+function countCell(i) {
+  if (!i.lost_packets) return h("td", { class: "num count" }, fmtNum(i.anomaly_count));
+  const why = `The sensor lost ${i.lost_packets} packets while this incident was open: its figures are lower bounds.`;
+  return h("td", { class: "num count lossy", title: why },
+    h("span", { class: "value" }, `≥ ${fmtNum(i.anomaly_count)}`), " ",
+    h("span", { class: "tag lost" }, `${fmtNum(i.lost_packets)} packets lost`));
 }
 
 // MARK: Incident timelines
