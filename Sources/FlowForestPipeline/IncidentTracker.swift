@@ -37,7 +37,7 @@ public struct IncidentTracker: Sendable {
     public private(set) var closedEarly: Int64 = 0
     /// Losses of the last ``lossLookbackMs``, oldest first: an incident opening
     /// now takes them in, since detection lags the traffic it judges.
-    private var recentLosses: [(ms: Int64, packets: UInt64)] = []
+    private var recentLosses: [(ms: Int64, loss: SensorLoss)] = []
     /// How far back before its first anomaly an incident counts the sensor's
     /// losses: the detector's short windows (10 s) span that much traffic.
     public static let lossLookbackMs: Int64 = 10_000
@@ -59,11 +59,11 @@ public struct IncidentTracker: Sendable {
 
     /// Closes what went quiet before `nowMs`, then files `anomalies` (each
     /// gets its incident's uid; a new incident takes in the losses of the
-    /// ``lossLookbackMs`` before it) and adds `lostPackets`, the sensor's
-    /// losses since the previous call, to every incident open. Returns every
+    /// ``lossLookbackMs`` before it) and adds `lost`, the sensor's losses
+    /// since the previous call, to every incident open. Returns every
     /// change, in order, with one update per incident that anomalies joined
     /// (a loss alone sends no update: the next change or the close carries it).
-    public mutating func observe(_ anomalies: inout [Anomaly], nowMs: Int64, lostPackets: UInt64 = 0) -> [IncidentUpdate] {
+    public mutating func observe(_ anomalies: inout [Anomaly], nowMs: Int64, lost: SensorLoss = SensorLoss()) -> [IncidentUpdate] {
         var changes = expire(nowMs: nowMs)
         var touched: [String] = []
         var opened: Set<String> = []
@@ -80,9 +80,9 @@ public struct IncidentTracker: Sendable {
                 touched.append(uid)
             }
         }
-        if lostPackets > 0 {
-            for uid in open.keys { open[uid]!.lostPackets &+= lostPackets }
-            recentLosses.append((nowMs, lostPackets))
+        if !lost.isEmpty {
+            for uid in open.keys { open[uid]!.loss += lost }
+            recentLosses.append((nowMs, lost))
         }
         // Bounded: one entry per call at most, none older than the lookback.
         recentLosses.removeAll { nowMs - $0.ms > Self.lossLookbackMs }
@@ -137,8 +137,8 @@ public struct IncidentTracker: Sendable {
         open[uid] = Incident(
             uid: uid, sensor: a.sensor, label: a.label, actors: a.sourceAddress.map { [$0] } ?? [],
             targets: a.destinationAddress.map { [$0] } ?? [], firstSeenMs: a.timeMs, lastSeenMs: a.timeMs,
-            peakSeverity: a.severity, peakScore: a.score, anomalyCount: 1, state: .open, explanation: a.explanation,
-            lostPackets: recentLosses.reduce(0) { a.timeMs - $1.ms <= Self.lossLookbackMs ? $0 &+ $1.packets : $0 })
+            peakSeverity: a.severity, peakScore: a.score, anomalyCount: 1, state: .open, explanation: a.explanation)
+        for recent in recentLosses where a.timeMs - recent.ms <= Self.lossLookbackMs { open[uid]!.loss += recent.loss }
         return uid
     }
 

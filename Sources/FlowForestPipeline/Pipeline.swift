@@ -71,7 +71,7 @@ public actor Pipeline {
         var anomalies = detect(batch, changes: changes)
         sink?.enqueue(flows: batch.records.filter { $0.state != .active }, sensor: sensor)
         let nowMs = max(Int64(batch.timeNs / 1_000_000), anomalies.map(\.timeMs).max() ?? 0)
-        let updates = fileIntoIncidents(&anomalies, nowMs: nowMs, lostPackets: lost)
+        let updates = fileIntoIncidents(&anomalies, nowMs: nowMs, lost: lost)
         if !anomalies.isEmpty {
             for anomaly in anomalies { metrics.count(anomaly) }
             anomaliesTotal += Int64(anomalies.count)
@@ -93,7 +93,7 @@ public actor Pipeline {
 
     /// Marks the anomalies a rule matches suppressed (they are stored, in no
     /// incident), files the rest into incidents, and returns the changes.
-    private func fileIntoIncidents(_ anomalies: inout [Anomaly], nowMs: Int64, lostPackets: UInt64) -> [IncidentUpdate] {
+    private func fileIntoIncidents(_ anomalies: inout [Anomaly], nowMs: Int64, lost: SensorLoss) -> [IncidentUpdate] {
         var open: [Anomaly] = []
         var positions: [Int] = []
         for i in anomalies.indices {
@@ -105,7 +105,7 @@ public actor Pipeline {
                 positions.append(i)
             }
         }
-        let updates = incidents.observe(&open, nowMs: nowMs, lostPackets: lostPackets)
+        let updates = incidents.observe(&open, nowMs: nowMs, lost: lost)
         for (k, i) in positions.enumerated() { anomalies[i].incidentUID = open[k].incidentUID }
         return updates
     }
@@ -149,9 +149,10 @@ public actor Pipeline {
 
     /// Packet and byte counters from the ledger's deltas; flow and loss
     /// counters from the source's cumulative statistics, as increments
-    /// since its previous batch. Returns the packets lost since then (table
-    /// full, capture and interface drops), which open incidents carry.
-    private func account(_ batch: FlowBatch, changes: [FlowChange], mode: String) -> UInt64 {
+    /// since its previous batch. Returns what was lost since then (packets:
+    /// table full, capture and interface drops; flow records missing from
+    /// exporters), which open incidents carry.
+    private func account(_ batch: FlowBatch, changes: [FlowChange], mode: String) -> SensorLoss {
         let m = metrics.mode(mode)
         for change in changes {
             m.count(change.delta)
@@ -181,7 +182,8 @@ public actor Pipeline {
             m.mapEntries.record(batch.activeFlows)
             m.drainDuration.recordNanoseconds(Int64(clamping: duration))
         }
-        return UInt64(lost.0) &+ UInt64(lost.1) &+ UInt64(lost.2)
+        return SensorLoss(packets: UInt64(lost.0) &+ UInt64(lost.1) &+ UInt64(lost.2),
+                          flowRecords: UInt64(delta(s.missingRecords, p.missingRecords)))
     }
 
     /// Keeps the model when learning ends or it changes, so a restart resumes with it.

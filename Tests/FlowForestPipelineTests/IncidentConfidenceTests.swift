@@ -46,16 +46,29 @@ struct IncidentConfidenceTests {
                      score: 0.8, severity: .high, label: .portScan)]
         }
         var none: [Anomaly] = []
-        _ = tracker.observe(&none, nowMs: 1_000, lostPackets: 7)
-        _ = tracker.observe(&none, nowMs: 2_000, lostPackets: 3)
+        _ = tracker.observe(&none, nowMs: 1_000, lost: SensorLoss(packets: 7))
+        _ = tracker.observe(&none, nowMs: 2_000, lost: SensorLoss(packets: 3, flowRecords: 2))
         var first = scan("198.18.0.1", "198.18.0.2", atMs: 11_500)
         let opened = tracker.observe(&first, nowMs: 11_500)
         // 1 s is 10.5 s before it: outside; 2 s is 9.5 s before: inside.
-        #expect(opened.map(\.incident.lostPackets) == [3])
+        #expect(opened.map(\.incident.loss) == [SensorLoss(packets: 3, flowRecords: 2)])
         // Another attack later is another incident, with none of them.
         var later = scan("198.18.0.9", "198.18.0.20", atMs: 30_000)
         let other = tracker.observe(&later, nowMs: 30_000)
         #expect(other.map(\.change) == [.opened] && other.map(\.incident.lostPackets) == [0])
+    }
+
+    @Test("flow records missing from exporters' sequence numbers are carried beside the packets")
+    func missingFlowRecords() async {
+        let sink = RecordingSink()
+        let pipeline = Pipeline(sensor: "s1", detector: ScriptedAnomalies(), sink: sink, logger: Logger(label: "t"), metricsFactory: TestMetrics())
+        var first = Self.batch(second: 0)
+        first.statistics.missingRecords = 0
+        await pipeline.process(first, mode: "collect")
+        var second = Self.batch(second: 1, tableFull: 4)
+        second.statistics.missingRecords = 30
+        await pipeline.process(second, mode: "collect")
+        #expect(sink.incidents.map(\.incident.loss) == [SensorLoss(), SensorLoss(packets: 4, flowRecords: 30)])
     }
 
     @Test("a counter that restarts counts its new total, never a negative or wrapped loss")

@@ -28,7 +28,7 @@ struct IncidentConfidenceAPITests {
                 }
                 try await waitFor("the incident's close at the webhook", seconds: 30) { posted().contains { $0["change"] as? String == "closed" } }
                 let closed = try #require(posted().first { $0["change"] as? String == "closed" }?["incident"] as? [String: Any])
-                #expect(closed["lost_packets"] as? Int == 3, "\(closed)")
+                #expect(closed["lost_packets"] as? Int == 3 && closed["lost_flow_records"] as? Int == 0, "\(closed)")
                 let incidents = try #require(try await client.call("/api/incidents", token: db.viewerToken).object()["incidents"] as? [[String: Any]])
                 #expect(incidents.count == 1 && incidents.first?["lost_packets"] as? Int == 3, "\(incidents)")
                 let spec = OpenAPIDocument(try await client.call("/openapi.yaml").text)
@@ -56,5 +56,8 @@ struct IncidentConfidenceAPITests {
         #expect(alert.annotations["summary"]?.contains("lower bounds") == true)
         // Not a label: a growing count must not make Alertmanager see a new alert.
         #expect(alert.labels["lost_packets"] == nil)
+        incident.lostFlowRecords = 1
+        #expect(AlertText.summary(incident).hasSuffix("; the sensor lost 1200 packets and 1 flow record meanwhile: figures are lower bounds"))
+        #expect(AlertmanagerAlert(incident, labels: [:], links: links, endsAt: nil).annotations["lost_flow_records"] == "1")
     }
 }

@@ -24,10 +24,11 @@ enum AlertText {
             + (confidence(incident).map { "; \($0)" } ?? "")
     }
 
-    /// "the sensor lost 1200 packets meanwhile: figures are lower bounds"; nil when it lost none.
+    /// "the sensor lost 1200 packets and 30 flow records meanwhile: figures are lower bounds"; nil when it lost none.
     static func confidence(_ incident: Incident) -> String? {
-        guard incident.lostPackets > 0 else { return nil }
-        let packets = incident.lostPackets == 1 ? "1 packet" : "\(incident.lostPackets) packets"
-        return "the sensor lost \(packets) meanwhile: figures are lower bounds"
+        func count(_ n: UInt64, _ one: String) -> String? { n == 0 ? nil : "\(n) \(one)\(n == 1 ? "" : "s")" }
+        let parts = [count(incident.lostPackets, "packet"), count(incident.lostFlowRecords, "flow record")].compactMap { $0 }
+        guard !parts.isEmpty else { return nil }
+        return "the sensor lost \(parts.joined(separator: " and ")) meanwhile: figures are lower bounds"
     }
 }

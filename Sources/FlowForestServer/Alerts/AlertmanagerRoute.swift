@@ -134,6 +134,7 @@ struct AlertmanagerAlert: Encodable {
             "explanation": incident.explanation.map(\.text).joined(separator: "; "),
             "dashboard": link,
             "lost_packets": String(incident.lostPackets),
+            "lost_flow_records": String(incident.lostFlowRecords),
         ]
         startsAt = Timestamp.rfc3339(milliseconds: incident.firstSeenMs)
         self.endsAt = endsAt.map { Timestamp.rfc3339(milliseconds: Int64($0.timeIntervalSince1970 * 1000)) }

@@ -366,13 +366,15 @@ function renderIncidents() {
   }
 }
 
-/** The anomaly count; "≥" and the lost packets when the sensor lost some meanwhile (its figures are lower bounds). */
+/** The anomaly count; "≥" and what was lost when the sensor lost packets or flow records meanwhile (its figures are lower bounds). */
 function countCell(i) {
-  if (!i.lost_packets) return h("td", { class: "num count" }, fmtNum(i.anomaly_count));
-  const why = `The sensor lost ${i.lost_packets} packets while this incident was open: its figures are lower bounds.`;
+  const lost = [i.lost_packets ? `${fmtNum(i.lost_packets)} packets` : null,
+    i.lost_flow_records ? `${fmtNum(i.lost_flow_records)} flow records` : null].filter(Boolean);
+  if (!lost.length) return h("td", { class: "num count" }, fmtNum(i.anomaly_count));
+  const why = `The sensor lost ${lost.join(" and ")} while this incident was open: its figures are lower bounds.`;
   return h("td", { class: "num count lossy", title: why },
     h("span", { class: "value" }, `≥ ${fmtNum(i.anomaly_count)}`), " ",
-    h("span", { class: "tag lost" }, `${fmtNum(i.lost_packets)} packets lost`));
+    h("span", { class: "tag lost" }, `${lost.join(", ")} lost`));
 }
 
 // MARK: Incident timelines
