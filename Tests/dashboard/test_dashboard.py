@@ -485,6 +485,18 @@ class OpenDashboardTests(DaemonWithBrowser):
         self.wait().until(lambda _: self.daemon.request("GET", "/api/suppressions")[1]["suppressions"] == [])
         self.wait().until(lambda _: d.find_element(By.ID, "suppressions-empty").is_displayed())
 
+        # A single anomaly can be marked from its detail too (one not suppressed already): the form is prefilled from it.
+        anomaly = next(a for a in self.api_anomalies(f"&ip={attacker}") if not a["suppressed"])
+        d.get(self.daemon.url + f"/#/anomaly/{anomaly['id']}")
+        self.wait().until(lambda _: d.find_element(By.ID, "expect-anomaly")).click()
+        self.wait().until(lambda _: d.find_element(By.ID, "rule-dialog").is_displayed())
+        self.assertEqual(d.find_element(By.ID, "rule-actor").get_attribute("value"), anomaly["src_ip"] or "")
+        self.assertEqual(d.find_element(By.ID, "rule-target").get_attribute("value"), anomaly["dst_ip"] or "")
+        self.assertEqual(Select(d.find_element(By.ID, "rule-label")).first_selected_option.get_attribute("value"), anomaly["label"])
+        d.find_element(By.ID, "rule-cancel").click()
+        self.wait().until(lambda _: not d.find_element(By.ID, "rule-dialog").is_displayed())
+        self.assertEqual(self.daemon.request("GET", "/api/suppressions")[1]["suppressions"], [])
+
     def test_7_rates_from_history(self):
         """The rate charts open with the last hour the server kept, not empty."""
         d = self.driver

@@ -717,6 +717,11 @@ async function loadDetail(id) {
     } }, "Acknowledge"));
   } else ackBox.append(h("strong", null, "open"));
   head.append(ackBox);
+  if (isAdmin() && !a.suppressed) {
+    head.append(h("div", null, h("span", null, "Expected here?"), h("button", { type: "button", id: "expect-anomaly", class: "secondary",
+      onclick: () => openRuleDialog({ actor: a.src_ip, target: a.dst_ip, ports: a.dst_port != null ? [a.dst_port] : [], label: a.label,
+        hint: `Anomaly ${a.id}: ${a.label}. Matching anomalies will be kept but raise no incident or alert.` }) }, "Mark expected")));
+  }
 
   const ul = $("#explanation");
   if (a.explanation.length === 0) ul.append(h("li", null, `Scored ${a.score.toFixed(3)}; no single feature stood out.`));
