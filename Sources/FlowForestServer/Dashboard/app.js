@@ -388,11 +388,23 @@ function timelineCell(i) {
   return td;
 }
 
-/** Fetches an incident's anomalies (its actor's or target's, in its span, kept to its ids) and redraws its cell. */
+/**
+ * Fetches an incident's anomalies (its actor's or target's, in its span, kept to its ids) and redraws its cell.
+ * One fetch per incident at a time: a busy incident's updates arrive every second.
+ */
 async function loadTimeline(i) {
   const subject = i.actors[0] || i.targets[0];
-  if (!subject) return;
-  const since = Math.floor(Date.parse(i.first_seen) / 1000), until = Math.ceil(Date.parse(i.last_seen) / 1000);
+  if (!subject || timelineLoads.has(i.id)) return;
+  timelineLoads.add(i.id);
+  try { await fetchTimeline(i, subject); } finally { timelineLoads.delete(i.id); }
+  // Changes that came meanwhile: fetch once more for the latest count.
+  const latest = state.incidents.find(x => x.id === i.id);
+  if (latest && latest.anomaly_count !== i.anomaly_count) loadTimeline(latest);
+}
+const timelineLoads = new Set();
+
+async function fetchTimeline(i, subject) {
+  const since = Math.floor(Date.parse(i.first_seen) / 1000), until = Math.floor(Date.parse(i.last_seen) / 1000) + 1;
   try {
     const page = await api(`/api/anomalies?ip=${encodeURIComponent(subject)}&since=${since}&until=${until}&limit=1000`);
     const ids = new Set(i.anomaly_ids.map(String));
