@@ -69,11 +69,11 @@ actor AlertmanagerRoute: Service {
         loop.poke()
     }
 
-    /// Posts pending changes and due re-posts in one request; false when it failed.
-    func deliver() async -> Bool {
+    /// Posts pending changes and due re-posts in one request.
+    func deliver() async -> DeliveryOutcome {
         let now = ContinuousClock.now
         let due = firing.filter { pending[$0.key] == nil && now - $0.value.postedAt >= configuration.repostInterval }
-        guard !order.isEmpty || !due.isEmpty else { return true }
+        guard !order.isEmpty || !due.isEmpty else { return .delivered }
         let batch = order.prefix(500).compactMap { pending[$0] }
         var alerts: [AlertmanagerAlert] = []
         for incident in batch {
@@ -90,7 +90,7 @@ actor AlertmanagerRoute: Service {
         } catch {
             metrics.failed.increment()
             logger.warning("Alertmanager post failed; will retry", metadata: ["url": "\(url)", "error": "\(error)", "pending": "\(order.count)"])
-            return false
+            return .failed(progressed: false)
         }
         metrics.sent.increment(by: Int64(alerts.count))
         for incident in batch {
@@ -107,11 +107,11 @@ actor AlertmanagerRoute: Service {
         }
         for (uid, _) in due { firing[uid]?.postedAt = now }
         metrics.pending.record(order.count)
-        return true
+        return .delivered
     }
 
     private func finalDelivery() async {
-        if !order.isEmpty, await deliver() == false {
+        if !order.isEmpty, await deliver() != .delivered {
             metrics.dropped.increment(by: Int64(order.count))
             logger.error("alerts not delivered to Alertmanager by shutdown", metadata: ["url": "\(url)", "count": "\(order.count)"])
         }

@@ -1,5 +1,15 @@
 import FlowForestCore
 
+/// What one delivery attempt of a route came to.
+enum DeliveryOutcome: Equatable {
+    /// Everything due was posted.
+    case delivered
+    /// A post failed and stays queued; `progressed` when posts before it in
+    /// the same attempt went through (the receiver answers again: the
+    /// back-off starts over).
+    case failed(progressed: Bool)
+}
+
 /// The one delivery loop every alert route runs: incident changes from the
 /// writer's feed are handed to the route's queue, and the route's delivery
 /// runs whenever something new is queued, retried with doubling back-off
@@ -28,10 +38,10 @@ struct DeliveryLoop: Sendable {
     func poke() { wake.yield() }
 
     /// Runs until `feed` ends. Each batch of changes goes to `accept`;
-    /// `deliver` returns false when a post failed, and is tried again after
-    /// the back-off; `finish` runs once at the end.
+    /// after a failed `deliver` it is tried again after the back-off;
+    /// `finish` runs once at the end.
     func run(feed: AsyncStream<[IncidentUpdate]>, accept: @escaping @Sendable ([IncidentUpdate]) async -> Void,
-             deliver: @escaping @Sendable () async -> Bool, finish: @Sendable () async -> Void) async {
+             deliver: @escaping @Sendable () async -> DeliveryOutcome, finish: @Sendable () async -> Void) async {
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await retrying(deliver) }
             for await updates in feed { await accept(updates) }
@@ -40,11 +50,12 @@ struct DeliveryLoop: Sendable {
         await finish()
     }
 
-    private func retrying(_ deliver: @Sendable () async -> Bool) async {
+    private func retrying(_ deliver: @Sendable () async -> DeliveryOutcome) async {
         var backoff = Backoff(first: retryDelay, last: maxRetryDelay)
         var iterator = wakes.makeAsyncIterator()
         while !Task.isCancelled {
-            guard await deliver() else {
+            if case .failed(let progressed) = await deliver() {
+                if progressed { backoff.succeeded() }
                 try? await Task.sleep(for: backoff.failed())
                 continue
             }

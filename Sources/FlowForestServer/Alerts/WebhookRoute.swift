@@ -72,8 +72,9 @@ actor WebhookRoute: Service {
         loop.poke()
     }
 
-    /// Posts queued changes in order; false at the first failure (it stays queued).
-    func deliverAll() async -> Bool {
+    /// Posts queued changes in order, up to the first failure (it stays queued).
+    func deliverAll() async -> DeliveryOutcome {
+        var progressed = false
         while head < queue.count {
             let body = queue[head]
             do {
@@ -81,15 +82,16 @@ actor WebhookRoute: Service {
             } catch {
                 metrics.failed.increment()
                 logger.warning("webhook post failed; will retry", metadata: ["url": "\(url)", "error": "\(error)", "pending": "\(queue.count - head)"])
-                return false
+                return .failed(progressed: progressed)
             }
+            progressed = true
             metrics.sent.increment()
             // accept() may have dropped the head meanwhile; only advance past what was sent.
             if head < queue.count, queue[head] == body { head += 1 }
             metrics.pending.record(queue.count - head)
         }
         compact()
-        return true
+        return .delivered
     }
 
     private func compact() {
@@ -100,7 +102,7 @@ actor WebhookRoute: Service {
     }
 
     private func finalDelivery() async {
-        if head < queue.count, await deliverAll() == false {
+        if head < queue.count, await deliverAll() != .delivered {
             metrics.dropped.increment(by: Int64(queue.count - head))
             logger.error("webhook changes not delivered by shutdown", metadata: ["url": "\(url)", "count": "\(queue.count - head)"])
         }
