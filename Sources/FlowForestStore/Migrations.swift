@@ -146,6 +146,12 @@ extension Store {
                 "ALTER TABLE anomalies ADD COLUMN suppressed BOOLEAN NOT NULL DEFAULT FALSE",
             ]
         },
+        Migration(version: 5, name: "the interface or exporter of an anomaly") { _ in
+            [
+                "ALTER TABLE anomalies ADD COLUMN interface TEXT",
+                "CREATE INDEX anomalies_interface ON anomalies (interface)",
+            ]
+        },
     ]
 
     /// The newest schema version this build knows.
