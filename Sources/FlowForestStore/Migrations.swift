@@ -146,6 +146,12 @@ extension Store {
                 "ALTER TABLE anomalies ADD COLUMN suppressed BOOLEAN NOT NULL DEFAULT FALSE",
             ]
         },
+        Migration(version: 5, name: "what the sensor lost during incidents") { _ in
+            [
+                "ALTER TABLE incidents ADD COLUMN lost_packets BIGINT NOT NULL DEFAULT 0",
+                "ALTER TABLE incidents ADD COLUMN lost_flow_records BIGINT NOT NULL DEFAULT 0",
+            ]
+        },
     ]
 
     /// The newest schema version this build knows.
