@@ -207,6 +207,7 @@ let package = Package(
             dependencies: [
                 "FlowForestCollector", "FlowForestIPFIX", "FlowForestCore", "FlowForestTestSupport", "FlowForestLab",
                 .product(name: "Logging", package: "swift-log"), .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "MetricsTestKit", package: "swift-metrics"),
             ],
             resources: [.copy("Fixtures")],
             swiftSettings: swiftSettings

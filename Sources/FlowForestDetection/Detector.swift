@@ -258,14 +258,16 @@ public struct Detector: Sendable {
                 sensor: sensor, timeMs: Int64(now / 1_000_000), kind: .flow,
                 sourceAddress: r.sourceAddress, destinationAddress: r.destinationAddress,
                 sourcePort: r.sourcePort, destinationPort: r.destinationPort, ipProtocol: r.ipProtocol,
-                score: score, severity: severity, label: label, explanation: explanation, features: named, flowIDs: [r.id])
+                score: score, severity: severity, label: label, explanation: explanation, features: named, flowIDs: [r.id],
+                interfaceName: r.interfaceName)
         case .entity(let e):
             let isHost = e.kind == .host
             return Anomaly(
                 sensor: sensor, timeMs: Int64(now / 1_000_000), kind: e.kind,
                 sourceAddress: isHost ? e.address : e.peer, destinationAddress: isHost ? e.peer : e.address,
                 sourcePort: nil, destinationPort: e.peer != nil && e.port != 0 ? e.port : nil, ipProtocol: e.ipProtocol,
-                score: score, severity: severity, label: label, explanation: explanation, features: named, flowIDs: e.recentFlowIDs)
+                score: score, severity: severity, label: label, explanation: explanation, features: named, flowIDs: e.recentFlowIDs,
+                interfaceName: e.observationPoint)
         }
     }
 

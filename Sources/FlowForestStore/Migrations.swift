@@ -152,6 +152,12 @@ extension Store {
                 "ALTER TABLE incidents ADD COLUMN lost_flow_records BIGINT NOT NULL DEFAULT 0",
             ]
         },
+        Migration(version: 6, name: "the interface or exporter of an anomaly") { _ in
+            [
+                "ALTER TABLE anomalies ADD COLUMN interface TEXT",
+                "CREATE INDEX anomalies_interface ON anomalies (interface)",
+            ]
+        },
     ]
 
     /// The newest schema version this build knows.

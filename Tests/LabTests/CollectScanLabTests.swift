@@ -45,6 +45,18 @@ struct CollectScanLabTests {
         }
         let scan = seen.first { $0["label"] as? String == "port scan" && $0["src_ip"] as? String == traffic.attacker }
         #expect(scan?["sensor"] as? String == "collector")
+        // pmacct exports from the namespace's loopback: the anomaly names that exporter, and the API filters by it.
+        let exporter = scan?["interface"] as? String
+        #expect(exporter == "127.0.0.1" || exporter?.hasPrefix("127.0.0.1%") == true, "the scan names its exporter: \(exporter ?? "nil")")
+        func listed(_ path: String, _ key: String) throws -> [[String: Any]] {
+            let page = try JSONSerialization.jsonObject(with: Data(try collector.get(path).utf8)) as? [String: Any]
+            return page?[key] as? [[String: Any]] ?? []
+        }
+        let ofExporter = try listed("/api/anomalies?limit=1000&interface=127.0.0.1", "anomalies")
+        #expect(ofExporter.contains { $0["id"] as? Int == scan?["id"] as? Int }, "the exporter's anomalies hold the scan")
+        #expect(try listed("/api/anomalies?interface=127.0.0.2", "anomalies").isEmpty)
+        #expect(try listed("/api/incidents?interface=127.0.0.1", "incidents").contains { $0["label"] as? String == "port scan" },
+                "the exporter's incidents hold the scan's")
         // The daemon captured nothing: every packet it counted came in export records.
         let metrics = try collector.get("/metrics")
         #expect(!metrics.split(separator: "\n").contains { $0.hasPrefix("flowforest_packets_total{") && !$0.contains("mode=\"collect\"") && !$0.hasSuffix(" 0") },

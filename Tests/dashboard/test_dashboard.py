@@ -572,6 +572,60 @@ class CollectedFlowsTests(DaemonWithBrowser):
         self.assertEqual(severe_console_entries(d), [])
 
 
+    def test_scan_anomalies_name_their_exporter(self):
+        """A SYN scan collected from exporter 127.0.0.2 (ingress 7): its anomalies
+        name that exporter, and the anomalies view filters by it. (Runs after
+        the flows test, whose exporter 127.0.0.1 it leaves alone.)"""
+        d = self.driver
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.bind(("127.0.0.2", 0))
+            for chunk in range(4):
+                ports = range(1 + chunk * 100, 101 + chunk * 100)
+                s.sendto(ipfix_syn_scan("198.18.7.66", "198.18.7.9", ports, ingress=7), ("127.0.0.1", self.collect_port))
+        # One anomaly with no exporter (posted traffic), so the filter has something to leave out.
+        posted = traffic.syn_scan("198.19.0.66", "198.18.2.9", list(range(1, 301)), time.time() - 1)
+        self.assertEqual(self.daemon.request("POST", "/api/traffic", posted)[0], 202)
+        def stored(query=""):
+            return self.daemon.request("GET", "/api/anomalies?limit=1000" + query)[1]["anomalies"]
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not (stored("&interface=127.0.0.2") and any(a["interface"] is None for a in stored())):
+            time.sleep(0.1)
+        collected = stored("&interface=127.0.0.2")
+        self.assertTrue(collected, f"an anomaly from the collected scan: {stored()} {self.daemon.log_text()}")
+        self.assertTrue(all(a["interface"] == "127.0.0.2%7" for a in collected), collected)
+        self.assertTrue(any(a["interface"] is None for a in stored()), "the posted scan's anomalies name no exporter")
+
+        d.get(self.daemon.url + "/#/anomalies")
+        self.wait().until(lambda _: len(d.find_elements(By.CSS_SELECTOR, "#anomalies tbody tr")) >= len(collected) + 1)
+        self.assertIn("interface or exporter", d.find_element(By.CSS_SELECTOR, "#anomalies thead").text.lower())
+        d.find_element(By.ID, "flt-interface").send_keys("127.0.0.2")
+        d.find_element(By.CSS_SELECTOR, "#filters button[type=submit]").click()
+        self.wait().until(lambda _: "interface=127.0.0.2" in d.execute_script("return location.hash"))
+        want = sorted(str(a["id"]) for a in collected)
+        self.wait().until(lambda _: sorted(d.execute_script(
+            "return [...document.querySelectorAll('#anomalies tbody tr')].map(r => r.dataset.id)")) == want)
+        column = d.execute_script("return [...document.querySelectorAll('#anomalies tbody td.interface')].map(td => td.textContent)")
+        self.assertEqual(set(column), {"127.0.0.2%7"}, column)
+        # The detail names the exporter too.
+        d.find_element(By.CSS_SELECTOR, "#anomalies tbody tr a").click()
+        self.wait().until(lambda _: "127.0.0.2%7" in d.find_element(By.ID, "detail-head").text)
+        self.assertEqual(severe_console_entries(d), [])
+
+
+def ipfix_syn_scan(src, dst, ports, ingress):
+    """One IPFIX message: a template with tcpControlBits and one SYN-only
+    record (1 packet, 44 bytes) from `src` to each of `ports` on `dst`, ended now."""
+    fields = [(8, 4), (12, 4), (7, 2), (11, 2), (4, 1), (6, 1), (2, 8), (1, 8), (152, 8), (153, 8), (10, 4)]
+    template = struct.pack("!HHHH", 2, 8 + 4 * len(fields), 257, len(fields)) + b"".join(struct.pack("!HH", *f) for f in fields)
+    now_ms = int(time.time() * 1000)
+    body = b"".join(socket.inet_aton(src) + socket.inet_aton(dst) + struct.pack("!HHBBQQQQI", 40000 + i, port, 6, 0x02, 1, 44,
+                                                                                 now_ms - 1500 + i, now_ms - 1500 + i, ingress)
+                    for i, port in enumerate(ports))
+    data = struct.pack("!HH", 257, 4 + len(body)) + body
+    payload = template + data
+    return struct.pack("!HHIII", 10, 16 + len(payload), now_ms // 1000, 0, 1) + payload
+
+
 def free_udp_port():
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.bind(("127.0.0.1", 0))

@@ -587,7 +587,16 @@ function anomalyRow(a) {
     h("td", null, a.kind),
     h("td", { class: "label" }, ...labelCell(a)),
     h("td", { class: "severity" }, sevBadge(a.severity)),
-    h("td", { class: "num" }, a.score.toFixed(3)));
+    h("td", { class: "num" }, a.score.toFixed(3)),
+    h("td", { class: "mono interface" }, anomalyInterfaceLink(a.interface)));
+}
+
+/** An anomaly's interface or exporter, linking to the anomalies of that
+ *  interface or of the whole exporter (its address before "%"). */
+function anomalyInterfaceLink(name) {
+  if (!name) return "—";
+  const exporter = name.split("%")[0];
+  return h("a", { href: `#/anomalies?interface=${encodeURIComponent(exporter)}`, title: `Anomalies of ${exporter}` }, name);
 }
 
 /** Date and clock time apart, so narrow screens can show the clock time only. */
@@ -602,6 +611,7 @@ function filterQuery(f, cursor) {
   if (f.ip) q.set("ip", f.ip);
   if (f.severity) q.set("severity", f.severity);
   if (f.kind) q.set("kind", f.kind);
+  if (f.interface) q.set("interface", f.interface);
   if (f.range) q.set("since", String(Math.floor(Date.now() / 1000) - Number(f.range)));
   else if (f.since) q.set("since", f.since);
   if (f.until) q.set("until", f.until);
@@ -615,6 +625,7 @@ function matchesFilter(a, f) {
   if (f.ip && normalizeIP(a.src_ip) !== normalizeIP(f.ip) && normalizeIP(a.dst_ip) !== normalizeIP(f.ip)) return false;
   if (f.severity && !f.severity.split(",").includes(a.severity)) return false;
   if (f.kind && !f.kind.split(",").includes(a.kind)) return false;
+  if (f.interface && a.interface !== f.interface && !(a.interface || "").startsWith(f.interface + "%")) return false;
   const t = Date.parse(a.time) / 1000;
   if (f.range && t < Date.now() / 1000 - Number(f.range)) return false;
   if (!f.range && f.since && t < Number(f.since)) return false;
@@ -630,6 +641,7 @@ function fillFilterForm(f) {
   $("#flt-ip").value = f.ip || "";
   $("#flt-severity").value = f.severity || "";
   $("#flt-kind").value = f.kind || "";
+  $("#flt-interface").value = f.interface || "";
   $("#flt-since").value = f.since && !f.range ? toLocalInput(f.since) : "";
   $("#flt-until").value = f.until ? toLocalInput(f.until) : "";
   for (const b of document.querySelectorAll(".quick button")) {
@@ -640,6 +652,7 @@ function fillFilterForm(f) {
 function readFilterForm() {
   const f = {
     ip: $("#flt-ip").value.trim(), severity: $("#flt-severity").value, kind: $("#flt-kind").value,
+    interface: $("#flt-interface").value.trim(),
     since: fromLocalInput($("#flt-since").value), until: fromLocalInput($("#flt-until").value),
   };
   const pressed = document.querySelector(".quick button[aria-pressed=true]");
@@ -717,7 +730,7 @@ async function loadDetail(id) {
   head.append(fact("Severity", sevBadge(a.severity)), fact("Score", a.score.toFixed(3)),
     fact("Time", fmtTime(a.time)), fact("Kind", a.kind),
     fact("Source", endpoint(a.src_ip, a.src_port)), fact("Destination", endpoint(a.dst_ip, a.dst_port)),
-    fact("Protocol", a.protocol ?? "—"), fact("Sensor", a.sensor));
+    fact("Protocol", a.protocol ?? "—"), fact("Sensor", a.sensor), fact("Interface or exporter", a.interface ?? "—"));
   const ackBox = h("div", null, h("span", null, "Status"));
   if (a.suppressed) head.append(fact("Suppressed", "a rule marks it expected: no incident, no alert"));
   if (a.acknowledged) ackBox.append(h("strong", null, "acknowledged"));
