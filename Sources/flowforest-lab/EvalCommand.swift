@@ -43,8 +43,10 @@ struct EvalCommand: AsyncParsableCommand {
             into, false alerts and false incidents per hour; and how many explanation lines were
             true. Every alert is also written to out/eval/alerts-<set>.jsonl. Environment: FLOWFOREST_EVAL_SET (development
             or validation), FLOWFOREST_EVAL_TRAIN_SECONDS (180), FLOWFOREST_EVAL_NORMAL_SECONDS
-            (300), FLOWFOREST_EVAL_OUT (out/eval), FLOWFOREST_EVAL_ONLY (scenario names,
-            "reference" or "variants", comma-separated).
+            (300), FLOWFOREST_EVAL_OUT (out/eval), FLOWFOREST_EVAL_ONLY (scenario names
+            as the table prints them, "reference" or "variants", separated by semicolons; a name
+            that is not a scenario of the set is an error). FLOWFOREST_EVAL_NORMAL_SECONDS=3600 runs
+            an hour of normal traffic alone for the false-alert figure (about 70 minutes in all).
 
             Example:
               sudo flowforest-lab eval                                  about 25 minutes
@@ -94,29 +96,7 @@ struct EvalCommand: AsyncParsableCommand {
 /// every selected attack, each phase scored live.
 @MainActor
 final class Evaluation {
-    struct Settings {
-        var trainSeconds: Double
-        var normalSeconds: Double
-        var outDirectory: URL
-        /// Scenario names, "reference" or "variants"; nil: every attack of the set.
-        var only: Set<String>?
-        var evalSet: EvalSet
-
-        /// Seeds of the normal traffic: training, normal only, and the first attack phase's.
-        var seeds: (train: Int, normal: Int, attacks: Int) { evalSet == .development ? (1, 2, 10) : (501, 602, 710) }
-
-        init(environment: [String: String]) throws {
-            let name = environment["FLOWFOREST_EVAL_SET"] ?? "development"
-            guard let set = EvalSet(rawValue: name) else {
-                throw failure("FLOWFOREST_EVAL_SET: \(name) is not one of \(EvalSet.allCases.map(\.rawValue).joined(separator: ", "))")
-            }
-            evalSet = set
-            trainSeconds = Double(environment["FLOWFOREST_EVAL_TRAIN_SECONDS"] ?? "") ?? 180
-            normalSeconds = Double(environment["FLOWFOREST_EVAL_NORMAL_SECONDS"] ?? "") ?? 300
-            outDirectory = URL(fileURLWithPath: environment["FLOWFOREST_EVAL_OUT"] ?? "out/eval")
-            only = environment["FLOWFOREST_EVAL_ONLY"].map { Set($0.split(separator: ",").map(String.init)) }
-        }
-    }
+    typealias Settings = EvalSettings
 
     /// An alert with the wall-clock time the detector produced it.
     struct StampedAlert: Sendable {
@@ -285,7 +265,7 @@ final class Evaluation {
 
         // 3. Attacks.
         var rows: [Row] = []
-        for (index, attack) in Attack.allCases.enumerated() where attack.evalSet == settings.evalSet && selected(attack) {
+        for (index, attack) in Attack.allCases.enumerated() where settings.attacks.contains(attack) {
             say("eval: \(attack.name)")
             guard FileManager.default.fileExists(atPath: "/run/netns/\(traffic.serversNamespace)") else {
                 say("eval: the lab's namespaces are gone (removed from outside); stopping")
@@ -296,11 +276,6 @@ final class Evaluation {
         let table = results(rows, falseAlerts: falseAlerts.count, falseIncidents: falseIncidents)
         say("\n" + table)
         try table.write(to: settings.outDirectory.appendingPathComponent("results-\(settings.evalSet.rawValue).md"), atomically: true, encoding: .utf8)
-    }
-
-    func selected(_ attack: Attack) -> Bool {
-        guard let only = settings.only else { return true }
-        return only.contains(attack.name) || only.contains(attack.isVariant ? "variants" : "reference")
     }
 
     /// One attack during normal traffic, scored live; nil when the tool did not run.
