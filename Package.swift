@@ -264,6 +264,12 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The lab's definitions that need no root: eval settings and scenarios.
+        .testTarget(
+            name: "FlowForestLabUnitTests",
+            dependencies: ["FlowForestLab", "FlowForestCore"],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "LabTests",
             dependencies: ["FlowForestLab", "FlowForestCore", "FlowForestDetection", "EBPFCapture", "FlowForestTestSupport", "flowforest", "flowforest-lab"],

@@ -48,6 +48,7 @@ struct API: Sendable {
         api.get("hosts") { request, context in try await hosts(request, context) }
         api.get("model") { _, context in try await model(context) }
         api.get("status") { _, context in try await status(context) }
+        api.get("stats/history") { _, context in try statsHistory(context) }
         api.post("model/retrain") { _, context in try await retrain(context) }
         api.post("traffic") { request, context in try await traffic(request, context) }
         api.get("events") { _, context in try events(context) }
@@ -301,6 +302,21 @@ struct API: Sendable {
         let sinceMs = try q["since"].map { try Self.parseTime(String($0), parameter: "since") } ?? (Store.nowMs() - 3_600_000)
         let hosts = try await storeCall { try await store.hosts(sinceMs: sinceMs, limit: limit) }
         return try json(["hosts": hosts])
+    }
+
+    // MARK: Stats
+
+    struct StatsHistoryBody: Encodable {
+        var intervalSeconds: Double
+        var samples: [LiveStats]
+        enum CodingKeys: String, CodingKey { case intervalSeconds = "interval_seconds", samples }
+    }
+
+    /// The stats samples of the last hour, oldest first, as the `stats` events sent them.
+    func statsHistory(_ context: AppRequestContext) throws -> Response {
+        _ = try context.require(.read)
+        let c = configuration.tickInterval.components
+        return try json(StatsHistoryBody(intervalSeconds: Double(c.seconds) + Double(c.attoseconds) / 1e18, samples: hub.history.samples))
     }
 
     // MARK: Model

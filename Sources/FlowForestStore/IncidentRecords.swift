@@ -69,6 +69,7 @@ extension Store {
                 i.firstSeenMs, i.lastSeenMs, i.peakSeverity.rawValue, Severity.allCases.firstIndex(of: i.peakSeverity)!,
                 i.peakScore, Int64(i.anomalyCount), i.state.rawValue,
                 String(decoding: try encoder.encode(i.explanation), as: UTF8.self),
+                Int64(clamping: i.lostPackets), Int64(clamping: i.lostFlowRecords),
             ]
             rows.append(values.map { SQLBind($0) })
         }
@@ -156,7 +157,8 @@ extension Store {
 
     static let incidentColumns = [
         "uid", "sensor", "label", "family", "actors", "targets", "first_seen_ms", "last_seen_ms",
-        "peak_severity", "severity_rank", "peak_score", "anomaly_count", "state", "explanation",
+        "peak_severity", "severity_rank", "peak_score", "anomaly_count", "state", "explanation", "lost_packets",
+        "lost_flow_records",
     ]
 
     /// Fills each incident's anomaly ids (the latest ``Incident/maxAnomalyIDs``, oldest first).
@@ -206,6 +208,8 @@ extension Store {
             peakScore: try row.decode(column: "peak_score", as: Double.self),
             anomalyCount: Int(try row.decode(column: "anomaly_count", as: Int64.self)),
             state: IncidentState(rawValue: try row.decode(column: "state", as: String.self)) ?? .closed,
-            explanation: try json("explanation", [ExplanationItem].self))
+            explanation: try json("explanation", [ExplanationItem].self),
+            lostPackets: UInt64(max(0, try row.decode(column: "lost_packets", as: Int64.self))),
+            lostFlowRecords: UInt64(max(0, try row.decode(column: "lost_flow_records", as: Int64.self))))
     }
 }
