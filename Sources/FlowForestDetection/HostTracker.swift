@@ -226,8 +226,12 @@ public struct HostTracker: Sendable {
             h.add(H.unsolicited, delta.forwardPackets)
             d.add(D.unsolicited, delta.forwardPackets)
         }
-        if hasPorts && r.forward.packets > 4 {
-            // One long flow that sends on a fixed rhythm is a beacon too.
+        // One long flow that sends on a fixed rhythm is a beacon too; but a
+        // rhythm that many slow connections of the host share at once is
+        // slow connections (slowloris keeps each alive on a timer), not a
+        // check-in. The count is the one of the previous poll, so it still
+        // holds when those connections end together.
+        if hasPorts && r.forward.packets > 4 && h.slowFlows < Labeler.slowConnectionsFloor {
             let gaps = FlowFeatures.interArrival(r.forward)
             if gaps.meanMs >= 200 { h.beacon = max(h.beacon, FlowFeatures.regularity(r.forward)) }
         }
