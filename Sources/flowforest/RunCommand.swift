@@ -118,44 +118,7 @@ struct RunCommand: AsyncParsableCommand {
     func run() async throws {
         let logger = logOptions.makeLogger()
         let file = try loadConfigFile()
-        let env = ProcessInfo.processInfo.environment
-        func setting(_ flag: String?, _ name: String) -> String? { flag ?? env[name] ?? file[name] }
-        var server = ServerConfiguration()
-        let listenText = setting(listen, "FLOWFOREST_LISTEN") ?? "127.0.0.1:8080"
-        guard let (host, port) = ServerConfiguration.parseListen(listenText) else {
-            throw failure("--listen: expected HOST:PORT (e.g. 127.0.0.1:8080 or [::1]:8080), got \(listenText)")
-        }
-        server.host = host
-        server.port = port
-        server.database = databaseOption.location(config: file)
-        if case .sqlite(let path) = server.database {
-            let dir = (path as NSString).deletingLastPathComponent
-            if !dir.isEmpty { try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
-        }
-        server.sensorName = setting(sensorName, "FLOWFOREST_SENSOR_NAME") ?? ProcessInfo.processInfo.hostName
-        server.openMetrics = openMetrics || ["1", "true", "yes"].contains(setting(nil, "FLOWFOREST_OPEN_METRICS")?.lowercased() ?? "")
-        server.secureCookies = secureCookies
-        server.noAuth = noAuth || ["1", "true", "yes"].contains(setting(nil, "FLOWFOREST_NO_AUTH")?.lowercased() ?? "")
-        server.allowedHosts = allowedHosts + (setting(nil, "FLOWFOREST_ALLOWED_HOSTS") ?? "").split(separator: ",")
-            .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
-        if server.noAuth && !server.isLoopback {
-            throw failure(ServerStartError.noAuthNotLoopback(host: server.host, port: server.port).description)
-        }
-        func seconds(_ flag: Double?, _ name: String, _ option: String) throws -> Duration? {
-            guard let text = flag.map({ String($0) }) ?? setting(nil, name) else { return nil }
-            // Up to ten years: enough for any replay, far from overflowing ns.
-            guard let value = Double(text), value.isFinite, value >= 0, value <= 315_360_000 else {
-                throw failure("\(option) must be between 0 and 315360000 seconds, got \(text)")
-            }
-            return .milliseconds(Int64(value * 1000))
-        }
-        if let d = try seconds(ingestMaxSkew, "FLOWFOREST_INGEST_MAX_SKEW", "--ingest-max-skew") { server.ingestMaxSkew = d }
-        if let d = try seconds(ingestMaxAge, "FLOWFOREST_INGEST_MAX_AGE", "--ingest-max-age") { server.ingestMaxAge = d }
-        // Ingested flows follow the same timeouts and --max-flows as captured ones.
-        server.ingestFlowTable = flowOptions.configuration
-        server.incidents = incidentOptions.configuration
-        server.alerts = try alertOptions.configuration()
-        server.suppressions = try suppressOptions.rules(nowMs: Int64(Date().timeIntervalSince1970 * 1000))
+        let server = try serverConfiguration(file: file)
         // Capture first: a wrong interface or a missing privilege is reported
         // before anything (the database included) is created.
         let capture = noCapture ? nil : try openCapture(logger: logger)
@@ -165,32 +128,7 @@ struct RunCommand: AsyncParsableCommand {
                                                       metricsFactory: metrics.factory, logger: logger)
         // And the IPFIX collectors' addresses: a host that does not resolve is reported before the database is touched.
         let exporters = try exportOptions.makeExporters(metricsFactory: metrics.factory, logger: logger)
-        var detectionModel: DetectionModel?
-        if let path = setting(model, "FLOWFOREST_MODEL") {
-            do { detectionModel = try DetectionModel.load(from: path) } catch { throw failure("--model \(path): \(error)") }
-        }
-        if detectionModel == nil {
-            // Resume with the model this sensor last trained or retrained, if the database has one.
-            let sensor = server.sensorName
-            let stored = try? await Store.withStore(server.database, logger: logger) { try await $0.latestModel(sensor: sensor)?.body }
-            if let body = stored ?? nil {
-                do {
-                    detectionModel = try DetectionModel.decode(Data(body.utf8))
-                    logger.info("using the stored model", metadata: ["sensor": "\(sensor)"])
-                } catch {
-                    // A model of an earlier build (other features) cannot score this build's vectors.
-                    logger.warning("the stored model does not fit this build; learning anew", metadata: ["sensor": "\(sensor)", "error": "\(error)"])
-                }
-            }
-        }
-        var detection = DetectorConfiguration()
-        if let text = learningSeconds.map({ String($0) }) ?? setting(nil, "FLOWFOREST_LEARNING_SECONDS") {
-            guard let seconds = Double(text), seconds >= 1, seconds <= 86_400 * 7 else {
-                throw failure("--learning-seconds must be between 1 and 604800, got \(text)")
-            }
-            detection.learningSeconds = seconds
-        }
-        let detector = Detector(configuration: detection, model: detectionModel, sensor: server.sensorName, logger: logger)
+        let detector = try await makeDetector(server: server, file: file, logger: logger)
         if let capture {
             metrics.recordCapture(mode: capture.mode, interfaces: interfaces.isEmpty ? [DefaultRoute.interface()].compactMap { $0 } : interfaces)
         }
@@ -206,6 +144,92 @@ struct RunCommand: AsyncParsableCommand {
         let reporter = FlowReporter(printing: printFlows, logger: logger)
         try await serve(server, source: ReportingSource(base: source, reporter: reporter, exporters: exporters),
                         detector: detector, metrics: metrics, logger: logger)
+    }
+
+    /// A setting from its flag, else the environment, else the --config file.
+    private func setting(_ flag: String?, _ name: String, file: [String: String]) -> String? {
+        flag ?? ProcessInfo.processInfo.environment[name] ?? file[name]
+    }
+
+    private func isOn(_ flag: Bool, _ name: String, file: [String: String]) -> Bool {
+        flag || ["1", "true", "yes"].contains(setting(nil, name, file: file)?.lowercased() ?? "")
+    }
+
+    /// The service's settings, every value checked; nothing is created yet.
+    private func serverConfiguration(file: [String: String]) throws -> ServerConfiguration {
+        var server = ServerConfiguration()
+        let listenText = setting(listen, "FLOWFOREST_LISTEN", file: file) ?? "127.0.0.1:8080"
+        guard let (host, port) = ServerConfiguration.parseListen(listenText) else {
+            throw failure("--listen: expected HOST:PORT (e.g. 127.0.0.1:8080 or [::1]:8080), got \(listenText)")
+        }
+        server.host = host
+        server.port = port
+        server.database = databaseOption.location(config: file)
+        server.sensorName = setting(sensorName, "FLOWFOREST_SENSOR_NAME", file: file) ?? ProcessInfo.processInfo.hostName
+        server.openMetrics = isOn(openMetrics, "FLOWFOREST_OPEN_METRICS", file: file)
+        server.secureCookies = secureCookies
+        server.noAuth = isOn(noAuth, "FLOWFOREST_NO_AUTH", file: file)
+        server.allowedHosts = allowedHosts + (setting(nil, "FLOWFOREST_ALLOWED_HOSTS", file: file) ?? "").split(separator: ",")
+            .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        if server.noAuth && !server.isLoopback {
+            throw failure(ServerStartError.noAuthNotLoopback(host: server.host, port: server.port).description)
+        }
+        if let d = try seconds(ingestMaxSkew, "FLOWFOREST_INGEST_MAX_SKEW", "--ingest-max-skew", file: file) { server.ingestMaxSkew = d }
+        if let d = try seconds(ingestMaxAge, "FLOWFOREST_INGEST_MAX_AGE", "--ingest-max-age", file: file) { server.ingestMaxAge = d }
+        // Ingested flows follow the same timeouts and --max-flows as captured ones.
+        server.ingestFlowTable = flowOptions.configuration
+        server.incidents = incidentOptions.configuration
+        server.alerts = try alertOptions.configuration()
+        server.suppressions = try suppressOptions.rules(nowMs: Int64(Date().timeIntervalSince1970 * 1000))
+        return server
+    }
+
+    private func seconds(_ flag: Double?, _ name: String, _ option: String, file: [String: String]) throws -> Duration? {
+        guard let text = flag.map({ String($0) }) ?? setting(nil, name, file: file) else { return nil }
+        // Up to ten years: enough for any replay, far from overflowing ns.
+        guard let value = Double(text), value.isFinite, value >= 0, value <= 315_360_000 else {
+            throw failure("\(option) must be between 0 and 315360000 seconds, got \(text)")
+        }
+        return .milliseconds(Int64(value * 1000))
+    }
+
+    /// The detector, with the model given by --model, else the one this
+    /// sensor last stored, else none (it learns). Opens the database.
+    private func makeDetector(server: ServerConfiguration, file: [String: String], logger: Logger) async throws -> Detector {
+        var detection = DetectorConfiguration()
+        if let text = learningSeconds.map({ String($0) }) ?? setting(nil, "FLOWFOREST_LEARNING_SECONDS", file: file) {
+            guard let seconds = Double(text), seconds >= 1, seconds <= 86_400 * 7 else {
+                throw failure("--learning-seconds must be between 1 and 604800, got \(text)")
+            }
+            detection.learningSeconds = seconds
+        }
+        var model: DetectionModel?
+        if let path = setting(self.model, "FLOWFOREST_MODEL", file: file) {
+            do { model = try DetectionModel.load(from: path) } catch { throw failure("--model \(path): \(error)") }
+        }
+        if case .sqlite(let path) = server.database {
+            let dir = (path as NSString).deletingLastPathComponent
+            if !dir.isEmpty { try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
+        }
+        if model == nil { model = await storedModel(server: server, logger: logger) }
+        return Detector(configuration: detection, model: model, sensor: server.sensorName, logger: logger)
+    }
+
+    /// The model this sensor last trained or retrained, if the database has
+    /// one this build can use.
+    private func storedModel(server: ServerConfiguration, logger: Logger) async -> DetectionModel? {
+        let sensor = server.sensorName
+        let stored = try? await Store.withStore(server.database, logger: logger) { try await $0.latestModel(sensor: sensor)?.body }
+        guard let body = stored ?? nil else { return nil }
+        do {
+            let model = try DetectionModel.decode(Data(body.utf8))
+            logger.info("using the stored model", metadata: ["sensor": "\(sensor)"])
+            return model
+        } catch {
+            // A model of an earlier build (other features) cannot score this build's vectors.
+            logger.warning("the stored model does not fit this build; learning anew", metadata: ["sensor": "\(sensor)", "error": "\(error)"])
+            return nil
+        }
     }
 
     private func openCapture(logger: Logger) throws -> any FlowSource {
