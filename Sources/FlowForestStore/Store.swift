@@ -7,6 +7,7 @@ import PostgresKit
 import PostgresNIO
 import SQLKit
 import SQLiteKit
+import Synchronization
 
 /// Where the store keeps its tables.
 public enum StoreLocation: Sendable, Hashable, CustomStringConvertible {
@@ -190,23 +191,35 @@ public final class Store: Service, Sendable {
         case .postgres(let client):
             // The pool keeps a request waiting while the server is down; a
             // deadline turns an outage into an error the writer can count and retry.
-            let deadline = queryTimeout
-            return try await withThrowingTaskGroup(of: T.self) { group in
-                group.addTask {
-                    try await client.withConnection { connection in
-                        try await body(connection.sql(queryLogLevel: .trace))
-                    }
+            return try await Self.withDeadline(queryTimeout) {
+                try await client.withConnection { connection in
+                    try await body(connection.sql(queryLogLevel: .trace))
                 }
-                group.addTask {
-                    try await Task.sleep(for: deadline)
-                    throw StoreError.unavailable("PostgreSQL did not answer within \(deadline)")
-                }
-                defer { group.cancelAll() }
-                return try await group.next()!
             }
         }
     }
 
+    /// The result of `work`, or `StoreError.unavailable` once `deadline` has
+    /// passed. The caller is answered at the deadline even when the work does
+    /// not end at once on cancellation (a connection being set up, a query on
+    /// a connection the server dropped): a task group would wait for it.
+    static func withDeadline<T: Sendable>(_ deadline: Duration, _ work: @escaping @Sendable () async throws -> T) async throws -> T {
+        let race = DeadlineRace<T>()
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
+                race.start(continuation)
+                race.add(Task {
+                    do { race.answer(.success(try await work())) } catch { race.answer(.failure(error)) }
+                })
+                race.add(Task {
+                    guard (try? await Task.sleep(for: deadline)) != nil else { return }
+                    race.answer(.failure(StoreError.unavailable("PostgreSQL did not answer within \(deadline)")))
+                })
+            }
+        } onCancel: {
+            race.answer(.failure(CancellationError()))
+        }
+    }
 
     var isPostgres: Bool {
         if case .postgres = backend { return true }
@@ -268,5 +281,36 @@ func restrictMode(_ path: String, logger: Logger) {
     if chmod(path, st.st_mode & 0o700) != 0 {
         logger.warning("cannot make the database file private (mode 0600)", metadata: [
             "path": "\(path)", "error": "\(String(cString: strerror(errno)))"])
+    }
+}
+
+/// The work and the timer of one `Store.withDeadline` call: the first to end
+/// answers the caller, and the other is cancelled.
+private final class DeadlineRace<T: Sendable>: Sendable {
+    private let state = Mutex<(continuation: CheckedContinuation<T, any Error>?, tasks: [Task<Void, Never>])>((nil, []))
+
+    func start(_ continuation: CheckedContinuation<T, any Error>) {
+        state.withLock { $0.continuation = continuation }
+    }
+
+    func add(_ task: Task<Void, Never>) {
+        let answered = state.withLock { s -> Bool in
+            s.tasks.append(task)
+            return s.continuation == nil
+        }
+        if answered { task.cancel() }
+    }
+
+    func answer(_ result: Result<T, any Error>) {
+        let continuation = state.withLock { s in
+            defer { s.continuation = nil }
+            return s.continuation
+        }
+        continuation?.resume(with: result)
+        cancel()
+    }
+
+    func cancel() {
+        for task in state.withLock({ $0.tasks }) { task.cancel() }
     }
 }
