@@ -214,7 +214,8 @@ let package = Package(
         ),
         .testTarget(
             name: "FlowForestDetectionTests",
-            dependencies: ["FlowForestDetection", "FlowForestCore"],
+            // The pipeline's incident tracker groups the real detector's anomalies in AttackIncidentTests.
+            dependencies: ["FlowForestDetection", "FlowForestCore", "FlowForestPipeline"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -48,8 +48,12 @@ public struct DetectorConfiguration: Sendable, Hashable {
     /// The share of a retraining's sample the expected vectors make up at
     /// least, repeated if there are few: an isolation forest learns dense
     /// regions, so one expected vector among thousands would stay as easy
-    /// to isolate as before.
-    public var expectedShare: Double = 0.1
+    /// to isolate as before. A few distinct vectors far from normal traffic
+    /// (a scan) form a tight cluster that the trees cut off near the root;
+    /// only a leaf holding many copies makes its path long. At 10 % a
+    /// recurring scan scored higher after retraining than on a sensor
+    /// without the rule (0.66 against 0.61); at 30 % lower (0.55 against 0.62).
+    public var expectedShare: Double = 0.3
 
     public init() {}
 }

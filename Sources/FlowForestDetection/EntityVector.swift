@@ -10,9 +10,13 @@ public struct EntityVector: Sendable {
     public var kind: AnomalyKind
     /// The source host (kind `host`) or the destination (kind `destination`).
     public var address: IPAddress
-    /// The one peer seen recently, when there was only one (else nil).
+    /// The peer of this poll's records: the only one, or the one that made
+    /// more than half of them (else nil). A host anomaly names it as its
+    /// destination, a destination anomaly as its source, so an attack's two
+    /// sides share an actor and a target even amid other traffic.
     public var peer: IPAddress?
-    /// The protocol and destination port of the latest flow.
+    /// The protocol and destination port of the peer's latest flow (of the
+    /// latest flow, without a peer).
     public var ipProtocol: UInt8
     public var port: UInt16
     /// The interface or exporter the entity's latest flow came through.

@@ -101,14 +101,10 @@ public struct HostTracker: Sendable {
         countSlowFlows(flows, nowNs: nowNs)
         var out: [EntityVector] = []
         for (address, e) in hosts where e.touched {
-            out.append(EntityVector(kind: .host, address: address, peer: e.multiplePeers ? nil : e.peer,
-                                    ipProtocol: e.ipProtocol, port: e.port, observationPoint: e.observationPoint,
-                                    vector: hostVector(e), recentFlowIDs: e.recent))
+            out.append(Self.entityVector(.host, address, e, vector: hostVector(e)))
         }
         for (address, e) in destinations where e.touched {
-            out.append(EntityVector(kind: .destination, address: address, peer: e.multiplePeers ? nil : e.peer,
-                                    ipProtocol: e.ipProtocol, port: e.port, observationPoint: e.observationPoint,
-                                    vector: destinationVector(e), recentFlowIDs: e.recent))
+            out.append(Self.entityVector(.destination, address, e, vector: destinationVector(e)))
         }
         Self.endPoll(&hosts)
         Self.endPoll(&destinations)
@@ -118,6 +114,16 @@ public struct HostTracker: Sendable {
         statistics.trackedHosts = hosts.count
         statistics.trackedDestinations = destinations.count
         return out
+    }
+
+    /// An entity's vector as of this poll, naming its main peer with that
+    /// peer's protocol and port (else the latest flow's).
+    private static func entityVector(_ kind: AnomalyKind, _ address: IPAddress, _ e: WindowedStatistics,
+                                     vector: [Double]) -> EntityVector {
+        let main = e.mainPeer
+        return EntityVector(kind: kind, address: address, peer: main?.peer, ipProtocol: main?.ipProtocol ?? e.ipProtocol,
+                            port: main?.port ?? e.port, observationPoint: e.observationPoint, vector: vector,
+                            recentFlowIDs: e.recent)
     }
 
     /// Walks by index so values change in place without copying the table.
@@ -342,6 +348,10 @@ public struct HostTracker: Sendable {
             if rate < Self.slowPacketsPerSecond {
                 slowBySource[r.sourceAddress, default: 0] += 1
                 slowByDestination[r.destinationAddress, default: 0] += 1
+                // A slow connection sends little or nothing in a poll, yet it is
+                // what a slow-connections anomaly is about: it names its peers.
+                hosts[r.sourceAddress]?.countPeer(r.destinationAddress, ipProtocol: r.ipProtocol, port: r.destinationPort)
+                destinations[r.destinationAddress]?.countPeer(r.sourceAddress, ipProtocol: r.ipProtocol, port: r.destinationPort)
             }
         }
         Self.setSlowFlows(&hosts, from: slowBySource, now: now)

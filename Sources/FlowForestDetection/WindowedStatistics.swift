@@ -9,7 +9,7 @@ import FlowForestCore
 /// incremental statistics): every counter decays with each half-life of
 /// ``FeatureSchema/halfLives``, so a burst shows at once and no window edge
 /// hides it. Also holds what the entity's vector and report need besides
-/// counters: open and slow flows, beacon regularity, its peer this poll.
+/// counters: open and slow flows, beacon regularity, its main peer this poll.
 struct WindowedStatistics {
     /// Decay half-lives in nanoseconds, one per window.
     static let windows = FeatureSchema.halfLives.map { $0.seconds * 1e9 }
@@ -28,8 +28,13 @@ struct WindowedStatistics {
     var slowFlows = 0
     /// Beacon regularity, decaying with the longest window.
     var beacon = 0.0
-    var peer: IPAddress?
-    var multiplePeers = false
+    /// This poll's records by peer as a Misra–Gries summary of
+    /// ``trackedPeers`` counters (each count at most the peer's true one,
+    /// and short of it by at most pollRecords / (trackedPeers + 1)), and all
+    /// of this poll's records.
+    var peers: [PeerRecords] = []
+    var pollRecords = 0
+    /// The protocol and destination port of the latest flow.
     var ipProtocol: UInt8 = 0
     var port: UInt16 = 0
     var recent: [UInt64] = []
@@ -86,24 +91,65 @@ struct WindowedStatistics {
         }
     }
 
+    /// One peer's share of the entity's records in a poll, with the protocol
+    /// and destination port of its latest flow.
+    struct PeerRecords {
+        var peer: IPAddress
+        var records: Int
+        var ipProtocol: UInt8
+        var port: UInt16
+    }
+
+    /// Counters of the peer summary: a flood's thousands of forged sources
+    /// need no count each, as none of them can make half the records.
+    static let trackedPeers = 8
+
     mutating func note(flow id: UInt64, peer p: IPAddress, ipProtocol: UInt8, port: UInt16, observedAt point: String?) {
         if recent.last != id {
             recent.append(id)
             if recent.count > Self.recentFlows { recent.removeFirst(recent.count - Self.recentFlows) }
         }
-        if let existing = peer, existing != p { multiplePeers = true }
-        peer = p
+        countPeer(p, ipProtocol: ipProtocol, port: port)
         self.ipProtocol = ipProtocol
         self.port = port
         if let point { observationPoint = point }
     }
 
+    /// Counts one record (or one open slow connection) of this poll towards
+    /// `p`: a peer without a counter takes a free one, or else every counter
+    /// gives one up (Misra–Gries), so a peer making most records keeps its
+    /// counter however many others came first.
+    mutating func countPeer(_ p: IPAddress, ipProtocol: UInt8, port: UInt16) {
+        pollRecords += 1
+        if let i = peers.firstIndex(where: { $0.peer == p }) {
+            peers[i].records += 1
+            peers[i].ipProtocol = ipProtocol
+            peers[i].port = port
+        } else if peers.count < Self.trackedPeers {
+            peers.append(PeerRecords(peer: p, records: 1, ipProtocol: ipProtocol, port: port))
+        } else {
+            for i in peers.indices { peers[i].records -= 1 }
+            peers.removeAll { $0.records == 0 }
+        }
+    }
+
+    /// The peer this poll's records and open slow connections were about:
+    /// the only one, or the one that made more than half of them (a slowloris
+    /// client's server among its DNS lookups; the client among a server's
+    /// other visitors). Nil when no peer did, or when nothing named one.
+    /// A summary count never exceeds the true one, so a peer named did make
+    /// more than half; one just over half may go unnamed (over 11/18 never does).
+    var mainPeer: PeerRecords? {
+        guard let top = peers.max(by: { $0.records < $1.records }), top.records * 2 > pollRecords else { return nil }
+        return top
+    }
+
     func value(_ stem: Int, _ window: Int) -> Double { counters[stem * Self.windowCount + window] }
 
-    /// Peers are reported per poll: the one peer of this poll, if only one.
+    /// Peers are reported per poll: the main peer of this poll, if any.
     mutating func endPoll() {
         touched = false
-        peer = nil
-        multiplePeers = false
+        peers.removeAll(keepingCapacity: true)
+        pollRecords = 0
     }
 }

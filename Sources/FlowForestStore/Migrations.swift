@@ -1,4 +1,5 @@
 import SQLKit
+import Logging
 
 /// One schema change, applied once per database and recorded in
 /// `schema_migrations`. Append new versions; never edit an applied one.
@@ -163,31 +164,50 @@ extension Store {
     /// The newest schema version this build knows.
     public static var schemaVersion: Int { migrations.last?.version ?? 0 }
 
+    /// The PostgreSQL advisory lock daemons sharing a database migrate under ("FlowFore" in ASCII).
+    static let migrationLock: Int64 = 0x466C_6F77_466F_7265
+
     /// Applies every migration not yet recorded, each in its own transaction.
+    /// On PostgreSQL, daemons starting together on one database take turns
+    /// (a session advisory lock): otherwise each would find the same
+    /// migrations missing and all but one fail on tables another just made.
     func migrate() async throws {
         let pg = isPostgres
-        let logger = self.logger
+        let lock = Self.migrationLock
         try await withSQL { db in
-            try await db.raw("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_ms BIGINT NOT NULL)").run()
-            let rows = try await db.raw("SELECT version FROM schema_migrations").all()
-            let applied = Set(try rows.map { try $0.decode(column: "version", as: Int.self) })
-            if let newest = applied.max(), newest > Store.schemaVersion {
-                throw StoreError.invalid("database schema version \(newest) is newer than this FlowForest (\(Store.schemaVersion)); upgrade FlowForest")
+            guard pg else { return try await Self.applyMigrations(db, pg: false, logger: self.logger) }
+            try await db.raw("SELECT pg_advisory_lock(\(bind: lock))").run()
+            do {
+                try await Self.applyMigrations(db, pg: true, logger: self.logger)
+            } catch {
+                // The connection goes back to the pool: it must not keep the lock.
+                try? await db.raw("SELECT pg_advisory_unlock(\(bind: lock))").run()
+                throw error
             }
-            for migration in Store.migrations where !applied.contains(migration.version) {
-                logger.info("applying store migration", metadata: ["version": "\(migration.version)", "name": "\(migration.name)"])
-                // Both dialects run DDL inside transactions, so a failed step leaves nothing half-made.
-                try await db.raw("BEGIN").run()
-                do {
-                    for statement in migration.statements(pg) {
-                        try await db.raw(SQLQueryString(stringLiteral: statement)).run()
-                    }
-                    try await db.raw("INSERT INTO schema_migrations (version, name, applied_ms) VALUES (\(bind: migration.version), \(bind: migration.name), \(bind: Store.nowMs()))").run()
-                    try await db.raw("COMMIT").run()
-                } catch {
-                    try? await db.raw("ROLLBACK").run()
-                    throw error
+            try await db.raw("SELECT pg_advisory_unlock(\(bind: lock))").run()
+        }
+    }
+
+    private static func applyMigrations(_ db: any SQLDatabase, pg: Bool, logger: Logger) async throws {
+        try await db.raw("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_ms BIGINT NOT NULL)").run()
+        let rows = try await db.raw("SELECT version FROM schema_migrations").all()
+        let applied = Set(try rows.map { try $0.decode(column: "version", as: Int.self) })
+        if let newest = applied.max(), newest > Store.schemaVersion {
+            throw StoreError.invalid("database schema version \(newest) is newer than this FlowForest (\(Store.schemaVersion)); upgrade FlowForest")
+        }
+        for migration in Store.migrations where !applied.contains(migration.version) {
+            logger.info("applying store migration", metadata: ["version": "\(migration.version)", "name": "\(migration.name)"])
+            // Both dialects run DDL inside transactions, so a failed step leaves nothing half-made.
+            try await db.raw("BEGIN").run()
+            do {
+                for statement in migration.statements(pg) {
+                    try await db.raw(SQLQueryString(stringLiteral: statement)).run()
                 }
+                try await db.raw("INSERT INTO schema_migrations (version, name, applied_ms) VALUES (\(bind: migration.version), \(bind: migration.name), \(bind: Store.nowMs()))").run()
+                try await db.raw("COMMIT").run()
+            } catch {
+                try? await db.raw("ROLLBACK").run()
+                throw error
             }
         }
     }

@@ -175,7 +175,10 @@ public final class Store: Service, Sendable {
     public func close() async {
         switch backend {
         case .sqlite(let connection):
-            try? await connection.close()
+            // The future form: the async one skips the close in a cancelled task
+            // (a service group cancelled at shutdown), and an open connection
+            // traps when it is deinitialised.
+            try? await connection.close().get()
         case .postgres:
             clientTask?.cancel()
             await clientTask?.value

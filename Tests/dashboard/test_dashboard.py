@@ -572,6 +572,84 @@ class CollectedFlowsTests(DaemonWithBrowser):
         self.assertEqual(severe_console_entries(d), [])
 
 
+    def send_collected_scan(self, exporter, attacker, victim):
+        """A 400-port SYN scan exported by `exporter` (a loopback address), ingress interface 7."""
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.bind((exporter, 0))
+            for chunk in range(4):
+                ports = range(1 + chunk * 100, 101 + chunk * 100)
+                s.sendto(ipfix_syn_scan(attacker, victim, ports, ingress=7), ("127.0.0.1", self.collect_port))
+
+    def incidents(self, query=""):
+        return self.daemon.request("GET", "/api/incidents?limit=20" + query)[1]["incidents"]
+
+    def incident_rows(self):
+        """(id, actors) of each row of the overview's incidents table, in one script call."""
+        return self.driver.execute_script(
+            "return [...document.querySelectorAll('#incidents tbody tr')].map(r => [r.dataset.id, r.querySelector('.actors').title])")
+
+    def wait_for_incident(self, actor, query=""):
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            found = [i for i in self.incidents(query) if actor in i["actors"]]
+            if found:
+                return found[0]
+            time.sleep(0.1)
+        self.fail(f"no incident of {actor} ({query}) within 30 s; daemon log:\n{self.daemon.log_text()}")
+
+    def test_incidents_filter_by_exporter(self):
+        """The overview's incidents table filters by interface or exporter, as
+        GET /api/incidents?interface= does, and keeps to it as incidents arrive live."""
+        d = self.driver
+        exporter = "127.0.0.3"
+        self.send_collected_scan(exporter, "198.18.7.77", "198.18.7.10")
+        posted = traffic.syn_scan("198.19.0.88", "198.18.2.10", list(range(1, 301)), time.time() - 1)
+        self.assertEqual(self.daemon.request("POST", "/api/traffic", posted)[0], 202)
+        collected = self.wait_for_incident("198.18.7.77", f"&interface={exporter}")
+        self.wait_for_incident("198.19.0.88")
+        self.assertFalse([i for i in self.incidents(f"&interface={exporter}") if "198.19.0.88" in i["actors"]],
+                         "the API's filter leaves the posted scan's incident out")
+
+        d.get(self.daemon.url + "/#/overview")
+        self.wait().until(lambda _: "live" in d.find_element(By.ID, "live").get_attribute("class"))
+        self.wait().until(lambda _: any("198.19.0.88" in actors for _, actors in self.incident_rows()))
+        d.find_element(By.ID, "inc-interface").send_keys(exporter)
+        d.find_element(By.CSS_SELECTOR, "#incident-filters button[type=submit]").click()
+        self.wait().until(lambda _: d.execute_script("return location.hash") == f"#/overview?interface={exporter}")
+        want = lambda: sorted(str(i["id"]) for i in self.incidents(f"&interface={exporter}"))
+        self.wait().until(lambda _: sorted(r for r, _ in self.incident_rows()) == want())
+        shown = self.incident_rows()
+        self.assertIn(str(collected["id"]), [r for r, _ in shown])
+        self.assertFalse([r for r, actors in shown if "198.19.0.88" in actors], shown)
+        self.assertIn(exporter, d.find_element(By.ID, "incident-filter").text)
+        self.assertEqual(d.find_element(By.ID, "inc-interface").get_attribute("value"), exporter)
+
+        # Live, still filtered: a posted scan's incident opens first and stays
+        # out; the exporter's next one, whose event comes after it, shows.
+        posted = traffic.syn_scan("198.19.0.89", "198.18.2.11", list(range(1, 301)), time.time() - 1)
+        self.assertEqual(self.daemon.request("POST", "/api/traffic", posted)[0], 202)
+        self.wait_for_incident("198.19.0.89")
+        self.send_collected_scan(exporter, "198.18.7.78", "198.18.7.11")
+        self.wait(30).until(lambda _: any("198.18.7.78" in actors for _, actors in self.incident_rows()))
+        self.wait().until(lambda _: sorted(r for r, _ in self.incident_rows()) == want())
+        self.assertFalse([r for r, actors in self.incident_rows() if "198.19.0." in actors], self.incident_rows())
+
+        # An incident's anomalies keep to the exporter too.
+        d.find_element(By.CSS_SELECTOR, f"#incident-{collected['id']} .label a").click()
+        self.wait().until(lambda _: d.find_element(By.ID, "view-anomalies").is_displayed())
+        self.assertEqual(d.execute_script("return location.hash"), f"#/anomalies?ip=198.18.7.77&interface={exporter}")
+
+        # Cleared, every incident is back, the posted ones too.
+        d.get(self.daemon.url + f"/#/overview?interface={exporter}")
+        self.wait().until(lambda _: d.find_element(By.ID, "incident-filter").is_displayed())
+        d.find_element(By.CSS_SELECTOR, "#incident-filters button[type=reset]").click()
+        self.wait().until(lambda _: d.execute_script("return location.hash") == "#/overview")
+        self.wait().until(lambda _: sorted(r for r, _ in self.incident_rows()) == sorted(str(i["id"]) for i in self.incidents()))
+        self.assertTrue([r for r, actors in self.incident_rows() if "198.19.0.89" in actors])
+        self.assertFalse(d.find_element(By.ID, "incident-filter").is_displayed())
+        self.assertEqual(d.find_element(By.ID, "inc-interface").get_attribute("value"), "")
+        self.assertEqual(severe_console_entries(d), [])
+
     def test_scan_anomalies_name_their_exporter(self):
         """A SYN scan collected from exporter 127.0.0.2 (ingress 7): its anomalies
         name that exporter, and the anomalies view filters by it. (Runs after

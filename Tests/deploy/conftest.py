@@ -169,13 +169,13 @@ class Process:
         self._out.close()
 
 
-def start_flowforest(tmp: Path, lab: VethLab, port: int, mode: str = "tc") -> Process:
+def start_flowforest(tmp: Path, lab: VethLab, port: int, mode: str = "tc", extra: list[str] = ()) -> Process:
     """`flowforest run` on the lab's host interface, API on 127.0.0.1:port, SQLite in tmp."""
     cmd = [str(flowforest_binary()), "run", "--mode", mode, "--interface", lab.host_if,
            "--listen", f"127.0.0.1:{port}", "--database", str(tmp / "flowforest.db"),
            "--poll-interval", "1", "--print-flows", "none",
            # Health and /metrics without a token, as Prometheus scrapes them; everything else needs one.
-           "--open-metrics"]
+           "--open-metrics", *extra]
     return Process(cmd, tmp / "flowforest.log", cwd=tmp)
 
 

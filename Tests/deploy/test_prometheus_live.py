@@ -1,10 +1,14 @@
 """Debian's Prometheus with the shipped scrape job and alert rules against a
 live `flowforest run` (tc capture on a veth lab): every PromQL expression of
 the Grafana dashboard and of the alert rules parses and returns series, so no
-panel or alert watches a metric FlowForest does not export."""
+panel or alert watches a metric FlowForest does not export. The sensor also
+collects NetFlow on a loopback port and is sent one datagram, so the
+collector's series (per endpoint and per exporter) exist too."""
 
 import json
 import shutil
+import socket
+import struct
 import time
 import urllib.parse
 
@@ -37,6 +41,21 @@ def prometheus_config(tmp, sensor_port: int) -> str:
     return str(path)
 
 
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def netflow_v5_datagram(sequence: int) -> bytes:
+    """One NetFlow v5 datagram with one TCP flow record between lab addresses."""
+    now = int(time.time())
+    header = struct.pack("!HHIIIIBBH", 5, 1, 60_000, now, 0, sequence, 0, 0, 0)
+    record = struct.pack("!4s4s4sHHIIIIHHBBBBHHBBH", socket.inet_aton("198.18.0.1"), socket.inet_aton("198.18.0.2"),
+                         bytes(4), 1, 2, 3, 180, 59_000, 59_500, 40000, 443, 0, 0x1B, 6, 0, 0, 0, 24, 24, 0)
+    return header + record
+
+
 def query(base: str, expr: str) -> dict:
     status, body = http_get(f"{base}/api/v1/query?" + urllib.parse.urlencode({"query": expr}))
     reply = json.loads(body)
@@ -46,7 +65,8 @@ def query(base: str, expr: str) -> dict:
 
 def test_every_dashboard_and_alert_expression_returns_data(tmp_path, veth_lab):
     sensor_port, prom_port = free_port(), free_port()
-    sensor = start_flowforest(tmp_path, veth_lab, sensor_port)
+    collect_port = free_udp_port()
+    sensor = start_flowforest(tmp_path, veth_lab, sensor_port, extra=["--collect", f"udp://127.0.0.1:{collect_port}"])
     prometheus = None
     try:
         wait_for("flowforest /api/health", lambda: http_get(f"http://127.0.0.1:{sensor_port}/api/health")[0] == 200,
@@ -60,8 +80,13 @@ def test_every_dashboard_and_alert_expression_returns_data(tmp_path, veth_lab):
 
         ping = veth_lab.ping(count=25, interval=0.2)
         assert "25 received" in ping.stdout, ping.stdout + ping.stderr
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as exporter:
+            exporter.sendto(netflow_v5_datagram(sequence=0), ("127.0.0.1", collect_port))
         wait_for("packets counted and scraped",
                  lambda: query(base, 'flowforest_packets_total{job="flowforest"}')["data"]["result"],
+                 timeout=30, alive=sensor.dead)
+        wait_for("the NetFlow datagram decoded and scraped",
+                 lambda: query(base, 'flowforest_collector_records_total{job="flowforest", exporter="127.0.0.1"} > 0')["data"]["result"],
                  timeout=30, alive=sensor.dead)
         # Rates over the dashboard's 1m window need two samples of each series after it appears.
         time.sleep(5)

@@ -38,7 +38,31 @@ def test_alert_rules_cover_the_failure_modes():
     text = (PROM / "flowforest.rules.yml").read_text()
     alerts = set(re.findall(r"- alert: (\w+)", text))
     assert {"FlowForestDown", "FlowForestCaptureDrops", "FlowForestMapFull", "FlowForestStoreErrors",
-            "FlowForestModelStale", "FlowForestAnomalyBurst"} <= alerts
+            "FlowForestModelStale", "FlowForestAnomalyBurst",
+            "FlowForestCollectorSocketDrops", "FlowForestCollectorSequenceGaps"} <= alerts
+
+
+@pytest.mark.skipif(not have("promtool"), reason="promtool (Debian: prometheus) not installed")
+def test_collector_loss_alerts_fire_on_loss_and_only_then():
+    # promtool's rule tests (deploy/prometheus/flowforest.rules.test.yml): the
+    # socket-drop and sequence-gap alerts fire on one lost datagram, name the
+    # endpoint or exporter, and stay quiet on flat counters.
+    result = run(["promtool", "test", "rules", str(PROM / "flowforest.rules.test.yml")], check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.skipif(not have("promtool"), reason="promtool (Debian: prometheus) not installed")
+def test_collector_rule_tests_catch_a_blind_alert(tmp_path):
+    # The rule tests mean something only if an alert that misses a single
+    # drop fails them.
+    text = (PROM / "flowforest.rules.yml").read_text()
+    blind = text.replace("(increase(flowforest_collector_socket_drops_total[5m])) > 0",
+                         "(increase(flowforest_collector_socket_drops_total[5m])) > 10", 1)
+    assert blind != text
+    (tmp_path / "flowforest.rules.yml").write_text(blind)
+    shutil.copy(PROM / "flowforest.rules.test.yml", tmp_path / "flowforest.rules.test.yml")
+    result = run(["promtool", "test", "rules", str(tmp_path / "flowforest.rules.test.yml")], check=False)
+    assert result.returncode != 0, result.stdout
 
 
 def verify_unit(unit_text: str, root: Path) -> subprocess.CompletedProcess:

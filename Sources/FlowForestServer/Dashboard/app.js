@@ -21,6 +21,8 @@ const state = {
   cursor: null,        // cursor of this page (null: newest)
   next: null,          // next_cursor from the last page
   hostsInterface: null, // hosts view: active flows of this interface or exporter only (hash ?interface=)
+  incidentsInterface: null, // overview: incidents with an anomaly observed at this interface or exporter only (hash ?interface=)
+  incidentsReload: null, // overview: a pending re-fetch of the filtered incidents (timer id)
   timelines: new Map(), // incident id -> {count, times: [{t, severity}]}: its anomalies, fetched once per count
   suppressions: [],    // suppression view: the rules as GET /api/suppressions lists them
   view: null,
@@ -209,15 +211,37 @@ function connectEvents() {
   }
 }
 
-/** An incident change: replace its row (or add it on top). */
+/** An incident change: replace its row (or add it on top). An incident
+ *  carries no interface, so with the overview filtered by one a new incident
+ *  is checked by the server: the filtered list is fetched again. */
 function onIncident(incident) {
   if (!incident || incident.id == null) return;
   const at = state.incidents.findIndex(i => i.id === incident.id);
   if (at >= 0) state.incidents[at] = incident;
+  else if (state.incidentsInterface) return reloadIncidentsSoon();
   else state.incidents.unshift(incident);
   state.incidents = state.incidents.slice(0, INCIDENT_ROWS);
   if (state.view === "overview") renderIncidents();
 }
+
+/** One re-fetch for a burst of new incidents (a busy sensor opens several a second). */
+function reloadIncidentsSoon() {
+  if (state.incidentsReload != null) return;
+  state.incidentsReload = setTimeout(async () => {
+    state.incidentsReload = null;
+    if (state.view !== "overview") return;
+    const iface = state.incidentsInterface;
+    try {
+      const page = await api(incidentsPath(iface));
+      if (state.incidentsInterface !== iface) return;
+      state.incidents = page.incidents;
+      renderIncidents();
+    } catch (e) { showError(e); }
+  }, 300);
+}
+
+/** The overview's incidents query: the latest, of one interface or exporter if given. */
+const incidentsPath = iface => `/api/incidents?limit=${INCIDENT_ROWS}` + (iface ? `&interface=${encodeURIComponent(iface)}` : "");
 
 /** A stats sample as a chart point, at the server's time. */
 const statsPoint = s => ({ t: Date.parse(s.time) || Date.now(), pps: s.packets_per_second, bps: s.bytes_per_second, flows: s.active_flows });
@@ -321,7 +345,7 @@ async function loadOverview() {
   const since = Math.floor((Date.now() - HOUR) / 1000);
   try {
     const [page, incidents] = await Promise.all([
-      api(`/api/anomalies?since=${since}&limit=1000`), api(`/api/incidents?limit=${INCIDENT_ROWS}`)]);
+      api(`/api/anomalies?since=${since}&limit=1000`), api(incidentsPath(state.incidentsInterface))]);
     if (!current(token)) return;
     state.recent = page.anomalies;
     state.incidents = incidents.incidents;
@@ -347,7 +371,7 @@ function renderIncidents() {
     const subject = i.actors[0] || i.targets[0] || "";
     tbody.append(h("tr", { id: `incident-${i.id}`, "data-id": i.id, class: i.state === "open" ? "open" : null },
       h("td", { title: span }, ...splitTime(fmtTime(i.last_seen))),
-      h("td", { class: "label" }, h("a", { href: `#/anomalies?ip=${encodeURIComponent(subject)}`, title: "Its anomalies" }, i.label)),
+      h("td", { class: "label" }, h("a", { href: `#/anomalies?${anomaliesOf(subject)}`, title: "Its anomalies" }, i.label)),
       h("td", { class: "mono actors", title: i.actors.join(", ") }, addressList(i.actors)),
       h("td", { class: "mono targets", title: i.targets.join(", ") }, addressList(i.targets)),
       countCell(i),
@@ -358,12 +382,25 @@ function renderIncidents() {
       h("td", { class: "admin-only" }, h("button", { type: "button", class: "secondary expect", onclick: () => openRuleDialog(ruleFromIncident(i)) },
         "Mark expected"))));
   }
-  emptyState($("#incidents-empty"), state.incidents.length === 0, "No incidents yet.");
+  const iface = state.incidentsInterface;
+  const note = $("#incident-filter");
+  note.hidden = !iface;
+  note.textContent = "";
+  if (iface) note.append(`Only incidents with an anomaly observed at ${iface}. `, h("a", { href: "#/overview" }, "Show every interface"));
+  if ($("#inc-interface") !== document.activeElement) $("#inc-interface").value = iface || "";
+  emptyState($("#incidents-empty"), state.incidents.length === 0, iface ? `No incidents at ${iface}.` : "No incidents yet.");
   // An alert's dashboard link names its incident: show that row.
   if (location.hash.startsWith("#incident-")) {
     const row = document.getElementById(location.hash.slice(1));
     if (row && !row.classList.contains("fresh")) { row.classList.add("fresh"); row.scrollIntoView({ block: "center" }); }
   }
+}
+
+/** The anomalies view's query for an incident's subject, kept to the overview's interface filter. */
+function anomaliesOf(subject) {
+  const q = new URLSearchParams({ ip: subject });
+  if (state.incidentsInterface) q.set("interface", state.incidentsInterface);
+  return q.toString();
 }
 
 /** The anomaly count; "≥" and what was lost when the sensor lost packets or flow records meanwhile (its figures are lower bounds). */
@@ -668,6 +705,13 @@ function setFilterHash(f) {
 }
 
 $("#filters").addEventListener("submit", ev => { ev.preventDefault(); setFilterHash(readFilterForm()); });
+/** The overview's incident filter lives in its hash too, so a filtered view can be linked. */
+function setIncidentFilterHash(iface) {
+  const hash = "#/overview" + (iface ? "?" + new URLSearchParams({ interface: iface }) : "");
+  if (location.hash === hash) route(); else location.hash = hash;
+}
+$("#incident-filters").addEventListener("submit", ev => { ev.preventDefault(); setIncidentFilterHash($("#inc-interface").value.trim()); });
+$("#incident-filters").addEventListener("reset", ev => { ev.preventDefault(); setIncidentFilterHash(""); });
 $("#filters").addEventListener("reset", ev => { ev.preventDefault(); setFilterHash({}); });
 for (const b of document.querySelectorAll(".quick button")) {
   b.addEventListener("click", () => {
@@ -853,7 +897,10 @@ function route() {
     if (a.dataset.view === view || (view === "detail" && a.dataset.view === "anomalies")) a.setAttribute("aria-current", "page");
     else a.removeAttribute("aria-current");
   }
-  if (view === "overview") loadOverview();
+  if (view === "overview") {
+    state.incidentsInterface = new URLSearchParams(query || "").get("interface") || null;
+    loadOverview();
+  }
   if (view === "anomalies") {
     state.filter = Object.fromEntries(new URLSearchParams(query || ""));
     state.cursors = [];
