@@ -100,15 +100,27 @@ public struct HostTracker: Sendable {
         for change in changes { add(change, nowNs: nowNs) }
         countSlowFlows(flows, nowNs: nowNs)
         var out: [EntityVector] = []
-        for (address, e) in hosts where e.touched {
-            out.append(EntityVector(kind: .host, address: address, peer: e.multiplePeers ? nil : e.peer,
-                                    ipProtocol: e.ipProtocol, port: e.port, observationPoint: e.observationPoint,
-                                    vector: hostVector(e), recentFlowIDs: e.recent))
+        // By index, reading `touched` in place: copying every entity out of
+        // the table only to skip the untouched ones costs more than the vectors.
+        var index = hosts.startIndex
+        while index != hosts.endIndex {
+            if hosts.values[index].touched {
+                let e = hosts.values[index]
+                out.append(EntityVector(kind: .host, address: hosts.keys[index], peer: e.multiplePeers ? nil : e.peer,
+                                        ipProtocol: e.ipProtocol, port: e.port, observationPoint: e.observationPoint,
+                                        vector: hostVector(e), recentFlowIDs: e.recent))
+            }
+            hosts.formIndex(after: &index)
         }
-        for (address, e) in destinations where e.touched {
-            out.append(EntityVector(kind: .destination, address: address, peer: e.multiplePeers ? nil : e.peer,
-                                    ipProtocol: e.ipProtocol, port: e.port, observationPoint: e.observationPoint,
-                                    vector: destinationVector(e), recentFlowIDs: e.recent))
+        index = destinations.startIndex
+        while index != destinations.endIndex {
+            if destinations.values[index].touched {
+                let e = destinations.values[index]
+                out.append(EntityVector(kind: .destination, address: destinations.keys[index], peer: e.multiplePeers ? nil : e.peer,
+                                        ipProtocol: e.ipProtocol, port: e.port, observationPoint: e.observationPoint,
+                                        vector: destinationVector(e), recentFlowIDs: e.recent))
+            }
+            destinations.formIndex(after: &index)
         }
         Self.endPoll(&hosts)
         Self.endPoll(&destinations)
