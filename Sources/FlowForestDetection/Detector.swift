@@ -136,13 +136,19 @@ public struct Detector: Sendable {
         var rows: [Double] = []
         rows.reserveCapacity(vectors.count * d)
         var positions: [Int] = []
+        var out = [Double?](repeating: nil, count: vectors.count)
         for (i, v) in vectors.enumerated() {
             guard let v else { continue }
             precondition(v.count == d, "vector has \(v.count) features, forest expects \(d)")
+            // The batched walk parks finished walks on their leaves by comparison,
+            // which a NaN feature would slip past; such a vector walks on its own.
+            if v.contains(where: \.isNaN) {
+                out[i] = km.forest.score(v)
+                continue
+            }
             rows.append(contentsOf: v)
             positions.append(i)
         }
-        var out = [Double?](repeating: nil, count: vectors.count)
         guard !positions.isEmpty else { return out }
         for (k, score) in km.forest.scores(rows: rows).enumerated() { out[positions[k]] = score }
         return out
