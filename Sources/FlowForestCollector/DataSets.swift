@@ -18,6 +18,8 @@ extension FlowDecoder {
     mutating func decodeRecords(_ body: ByteCursor, template: Template, context: MessageContext, into result: inout DecodeResult) {
         var c = body
         let minimum = template.minimumRecordLength
+        // A data set's records share one domain and no options record sits among them.
+        let sampling = template.isOptions ? 1 : domains[context.exporter]?.samplingInterval ?? 1
         while minimum > 0 && c.remaining >= minimum {
             var fields = RecordFields()
             for field in template.fields {
@@ -43,7 +45,8 @@ extension FlowDecoder {
                     domains[context.exporter, default: DomainState()].samplingInterval = interval
                 }
             } else {
-                result.flows += fields.uniflows(context, sampling: domains[context.exporter]?.samplingInterval ?? 1)
+                let name = interfaceNames.name(context.exporter.address, interfaceIndex: fields.ingressInterface)
+                fields.appendUniflows(context, sampling: sampling, name: name, to: &result.flows)
             }
         }
     }

@@ -53,6 +53,7 @@ public struct FlowDecoder: Sendable {
     var held: [IPAddress: [HeldSet]] = [:]
     private(set) var exporters: Set<IPAddress> = []
     var domainCount: [IPAddress: Int] = [:]
+    var interfaceNames = InterfaceNames()
 
     public init(limits: CollectorLimits = CollectorLimits()) {
         self.limits = limits
@@ -136,5 +137,18 @@ public struct FlowDecoder: Sendable {
         }
         state.expectedSequence = next.map { sequence &+ $0 }
         domains[domain] = state
+    }
+}
+
+/// The observation point names of records, ``exporterInterfaceName(_:interfaceIndex:)``,
+/// made once per exporter and interface in a row rather than formatted for every record.
+struct InterfaceNames: Sendable {
+    private var last: (address: IPAddress, interfaceIndex: UInt32, name: String)?
+
+    mutating func name(_ address: IPAddress, interfaceIndex: UInt32) -> String {
+        if let last, last.address == address, last.interfaceIndex == interfaceIndex { return last.name }
+        let name = exporterInterfaceName(address, interfaceIndex: interfaceIndex)
+        last = (address, interfaceIndex, name)
+        return name
     }
 }

@@ -34,7 +34,8 @@ extension FlowDecoder {
             var r = ByteCursor(datagram, from: Self.v5HeaderLength + i * Self.v5RecordLength)
             guard let fields = Self.v5Record(&r) else { continue }
             result.records += 1
-            result.flows += fields.uniflows(context, sampling: max(interval, 1))
+            let name = interfaceNames.name(exporter, interfaceIndex: fields.ingressInterface)
+            fields.appendUniflows(context, sampling: max(interval, 1), name: name, to: &result.flows)
         }
     }
 

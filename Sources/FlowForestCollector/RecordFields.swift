@@ -51,10 +51,10 @@ struct RecordFields {
         }
         guard field.enterprise == nil else { return }
         switch field.id {
-        case 8 where length == 4: sourceAddress = IPAddress(bytes: value.bytes[value.offset..<value.end])
-        case 12 where length == 4: destinationAddress = IPAddress(bytes: value.bytes[value.offset..<value.end])
-        case 27 where length == 16: sourceAddress = IPAddress(bytes: value.bytes[value.offset..<value.end])
-        case 28 where length == 16: destinationAddress = IPAddress(bytes: value.bytes[value.offset..<value.end])
+        case 8 where length == 4: sourceAddress = value.u32().map { IPAddress(ipv4: $0) }
+        case 12 where length == 4: destinationAddress = value.u32().map { IPAddress(ipv4: $0) }
+        case 27 where length == 16: sourceAddress = Self.ipv6(&value)
+        case 28 where length == 16: destinationAddress = Self.ipv6(&value)
         case 7: sourcePort = UInt16(truncatingIfNeeded: value.uint(min(length, 2)) ?? 0)
         case 11: destinationPort = UInt16(truncatingIfNeeded: value.uint(min(length, 2)) ?? 0)
         case 4 where length == 1: ipProtocol = value.u8() ?? 0
@@ -77,6 +77,12 @@ struct RecordFields {
         case 34, 50, 305: samplingInterval = value.uint(length)
         default: break
         }
+    }
+
+    /// Sixteen bytes in network order as an address: two big-endian halves.
+    private static func ipv6(_ value: inout ByteCursor) -> IPAddress? {
+        guard let high = value.uint(8), let low = value.uint(8) else { return nil }
+        return IPAddress(high: high, low: low)
     }
 
     private mutating func readReverse(_ id: UInt16, _ value: inout ByteCursor, length: Int) {
@@ -143,10 +149,13 @@ extension MessageContext {
 }
 
 extension RecordFields {
-    /// The record's one or two directions (two for an RFC 5103 biflow), with
-    /// sampling applied: counts multiplied by `sampling`, saturating.
-    func uniflows(_ context: MessageContext, sampling defaultSampling: UInt64) -> [UniflowSummary] {
-        guard let src = sourceAddress, let dst = destinationAddress else { return [] }
+    /// Appends the record's one or two directions (two for an RFC 5103
+    /// biflow) to `out`, with sampling applied: counts multiplied by
+    /// `sampling`, saturating. `name` is the observation point
+    /// (``exporterInterfaceName(_:interfaceIndex:)`` of the record's ingress interface).
+    func appendUniflows(_ context: MessageContext, sampling defaultSampling: UInt64, name: String,
+                        to out: inout [UniflowSummary]) {
+        guard let src = sourceAddress, let dst = destinationAddress else { return }
         let sampling = max(samplingInterval ?? defaultSampling, 1)
         func scaled(_ v: UInt64) -> UInt64 {
             let (r, overflow) = v.multipliedReportingOverflow(by: sampling)
@@ -161,8 +170,6 @@ extension RecordFields {
         let (type, code) = (UInt8(typeCode >> 8), UInt8(typeCode & 0xFF))
         let v6 = !src.isIPv4
         let ports = icmp ? IPProtocol.icmpPorts(type: type, code: code, v6: v6) : (sourcePort, destinationPort)
-        let name = exporterInterfaceName(context.exporter.address, interfaceIndex: ingressInterface)
-        var out: [UniflowSummary] = []
         if let p = packets, p > 0 {
             let t = context.times(start: start, end: end)
             out.append(UniflowSummary(
@@ -182,7 +189,6 @@ extension RecordFields {
                 tcpFlags: TCPFlags(rawValue: ipProtocol == IPProtocol.tcp ? reverseTCPFlags : 0),
                 interfaceIndex: ingressInterface, interfaceName: name))
         }
-        return out
     }
 
     /// IPFIX flowStart/EndSysUpTime relative to systemInitTimeMilliseconds, when the record has both.

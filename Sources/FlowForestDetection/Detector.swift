@@ -95,12 +95,29 @@ public struct Detector: Sendable {
         let now = batch.timeNs
         if startNs == nil { startNs = now }
         var out: [Anomaly] = []
+        // The model only changes after the batch (learning, retraining), so
+        // each kind's vectors are scored together, sixteen walks at a time.
+        let flowModel = model?[.flow]
+        let flowVectors = batch.records.compactMap { $0.state != .active ? FlowFeatures.vector(of: $0) : nil }
+        let flowScores = Self.scores(flowVectors, model: flowModel)
+        var next = 0
         for record in batch.records where record.state != .active {
-            let vector = FlowFeatures.vector(of: record)
-            if let anomaly = handle(kind: .flow, vector: vector, nowNs: now, subject: .flow(record)) { out.append(anomaly) }
+            let anomaly = handle(kind: .flow, vector: flowVectors[next], score: flowScores?[next], model: flowModel, nowNs: now,
+                                 subject: .flow(record))
+            if let anomaly { out.append(anomaly) }
+            next += 1
         }
-        for entity in tracker.update(changes, flows: flows, nowNs: now) {
-            if let anomaly = handle(kind: entity.kind, vector: entity.vector, nowNs: now, subject: .entity(entity)) { out.append(anomaly) }
+        let entities = tracker.update(changes, flows: flows, nowNs: now)
+        let hostModel = model?[.host], destinationModel = model?[.destination]
+        // Thin vectors are never scored (see `handle`).
+        let hostScores = Self.scores(entities.map { $0.kind == .host && !$0.isThin ? $0.vector : nil }, model: hostModel)
+        let destinationScores = Self.scores(entities.map { $0.kind == .destination && !$0.isThin ? $0.vector : nil },
+                                            model: destinationModel)
+        for (i, entity) in entities.enumerated() {
+            let isHost = entity.kind == .host
+            let anomaly = handle(kind: entity.kind, vector: entity.vector, score: isHost ? hostScores?[i] : destinationScores?[i],
+                                 model: isHost ? hostModel : destinationModel, nowNs: now, subject: .entity(entity))
+            if let anomaly { out.append(anomaly) }
         }
         finishLearningIfDue(nowNs: now)
         if configuration.retrainIntervalSeconds > 0, let last = lastRetrainNs,
@@ -108,6 +125,33 @@ public struct Detector: Sendable {
             retrain(nowNs: now)
         }
         return grouper.group(out, nowNs: now)
+    }
+
+    /// Scores of the given vectors (nil entries are skipped and get no
+    /// score) by one kind's forest in one batched walk: each equals
+    /// `forest.score(vector)`. Nil without a model.
+    private static func scores(_ vectors: [[Double]?], model km: KindModel?) -> [Double?]? {
+        guard let km else { return nil }
+        let d = km.forest.featureCount
+        var rows: [Double] = []
+        rows.reserveCapacity(vectors.count * d)
+        var positions: [Int] = []
+        var out = [Double?](repeating: nil, count: vectors.count)
+        for (i, v) in vectors.enumerated() {
+            guard let v else { continue }
+            precondition(v.count == d, "vector has \(v.count) features, forest expects \(d)")
+            // The batched walk parks finished walks on their leaves by comparison,
+            // which a NaN feature would slip past; such a vector walks on its own.
+            if v.contains(where: \.isNaN) {
+                out[i] = km.forest.score(v)
+                continue
+            }
+            rows.append(contentsOf: v)
+            positions.append(i)
+        }
+        guard !positions.isEmpty else { return out }
+        for (k, score) in km.forest.scores(rows: rows).enumerated() { out[positions[k]] = score }
+        return out
     }
 
     enum Subject {
@@ -135,15 +179,18 @@ public struct Detector: Sendable {
     /// Learns from a vector of a kind without a model, or scores it: the
     /// forest and labelling rules judge it, persistence confirms it,
     /// a label explains it and repeat suppression lets it through.
-    private mutating func handle(kind: AnomalyKind, vector: [Double], nowNs now: UInt64, subject: Subject) -> Anomaly? {
+    /// `score` is the forest's score of `vector` when the batch has it
+    /// already; `model` is the kind's model (nil while it learns).
+    private mutating func handle(kind: AnomalyKind, vector: [Double], score batchScore: Double?, model: KindModel?, nowNs now: UInt64,
+                                 subject: Subject) -> Anomaly? {
         kinds[kind]!.vectorsSeen += 1
-        guard let km = model?[kind] else {
+        guard let km = model else {
             learn(kind: kind, vector: vector)
             return nil
         }
         if case .entity(let e) = subject, e.isThin { return nil }
         kinds[kind]!.vectorsScored += 1
-        let (score, credit) = km.forest.scoreWithCredit(vector)
+        let score = batchScore ?? km.forest.score(vector)
         var verdict = judge(kind: kind, vector: vector, score: score, model: km)
         let address = subject.address
         guard confirm(&verdict, kind: kind, vector: vector, address: address, baseline: km.baseline) else {
@@ -171,6 +218,8 @@ public struct Detector: Sendable {
             "score": "\(score)", "address": "\(address)",
         ])
         let rule = verdict.certain.flatMap { Labeler.ruleEvidence($0, kind: kind, vector: vector) }
+        // Path credit only for the vectors reported: the same walks again, recording their paths.
+        let credit = km.forest.scoreWithCredit(vector).credit
         let explanation = Explainer.explain(kind: kind, vector: vector, credit: credit, baseline: km.baseline,
                                             leading: Labeler.keyFeatures(label, kind: kind),
                                             drivers: .init(score: score, threshold: km.thresholds.low, rule: rule))
@@ -280,15 +329,15 @@ public struct Detector: Sendable {
         let probe = anomaly(subject, kind: kind, vector: vector, score: score, severity: severity, label: label,
                             explanation: [], nowNs: now)
         guard expectedRules.contains(where: { $0.matches(probe, nowMs: probe.timeMs) }) else { return }
+        // In place: a copy of the state would copy the whole sample on every vector.
         let d = vector.count
-        var state = kinds[kind]!
-        if state.expected.count / d < capacity {
-            state.expected.append(contentsOf: vector)
+        if kinds[kind]!.expected.count / d < capacity {
+            kinds[kind]!.expected.append(contentsOf: vector)
         } else {
-            state.expected.replaceSubrange((state.expectedNext * d)..<((state.expectedNext + 1) * d), with: vector)
-            state.expectedNext = (state.expectedNext + 1) % capacity
+            let slot = kinds[kind]!.expectedNext
+            kinds[kind]!.expected.replaceSubrange((slot * d)..<((slot + 1) * d), with: vector)
+            kinds[kind]!.expectedNext = (slot + 1) % capacity
         }
-        kinds[kind] = state
     }
 
     /// The expected vectors as training rows: repeated, in turn, until they
@@ -310,18 +359,17 @@ public struct Detector: Sendable {
     private mutating func addToReservoir(kind: AnomalyKind, vector: [Double]) {
         let capacity = configuration.reservoirSize
         guard capacity > 0 else { return }
-        var state = kinds[kind]!
-        state.reservoirSeen += 1
+        // In place: a copy of the state would copy the whole reservoir on every vector.
+        kinds[kind]!.reservoirSeen += 1
         let d = vector.count
-        if state.reservoir.count / d < capacity {
-            state.reservoir.append(contentsOf: vector)
+        if kinds[kind]!.reservoir.count / d < capacity {
+            kinds[kind]!.reservoir.append(contentsOf: vector)
         } else {
-            let j = rng.below(Int(min(state.reservoirSeen, UInt64(Int.max))))
+            let j = rng.below(Int(min(kinds[kind]!.reservoirSeen, UInt64(Int.max))))
             if j < capacity {
-                state.reservoir.replaceSubrange((j * d)..<((j + 1) * d), with: vector)
+                kinds[kind]!.reservoir.replaceSubrange((j * d)..<((j + 1) * d), with: vector)
             }
         }
-        kinds[kind] = state
     }
 
     private mutating func finishLearningIfDue(nowNs now: UInt64) {

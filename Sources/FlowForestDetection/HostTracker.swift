@@ -100,11 +100,23 @@ public struct HostTracker: Sendable {
         for change in changes { add(change, nowNs: nowNs) }
         countSlowFlows(flows, nowNs: nowNs)
         var out: [EntityVector] = []
-        for (address, e) in hosts where e.touched {
-            out.append(Self.entityVector(.host, address, e, vector: hostVector(e)))
+        // By index, reading `touched` in place: copying every entity out of
+        // the table only to skip the untouched ones costs more than the vectors.
+        var index = hosts.startIndex
+        while index != hosts.endIndex {
+            if hosts.values[index].touched {
+                let e = hosts.values[index]
+                out.append(Self.entityVector(.host, hosts.keys[index], e, vector: hostVector(e)))
+            }
+            hosts.formIndex(after: &index)
         }
-        for (address, e) in destinations where e.touched {
-            out.append(Self.entityVector(.destination, address, e, vector: destinationVector(e)))
+        index = destinations.startIndex
+        while index != destinations.endIndex {
+            if destinations.values[index].touched {
+                let e = destinations.values[index]
+                out.append(Self.entityVector(.destination, destinations.keys[index], e, vector: destinationVector(e)))
+            }
+            destinations.formIndex(after: &index)
         }
         Self.endPoll(&hosts)
         Self.endPoll(&destinations)
@@ -145,9 +157,9 @@ public struct HostTracker: Sendable {
         // did): its totals so far are history, not a burst in this poll.
         let deltas = isNew && r.firstSeenNs &+ Self.historyNs < now ? Deltas.zero : Deltas(change.delta)
         var overflow: UInt64 = 0
-        var h = entity(in: hosts, r.sourceAddress, stems: H.stems, now: now)
+        var h = Self.take(from: &hosts, r.sourceAddress, stems: H.stems, now: now)
         h.note(flow: r.id, peer: r.destinationAddress, ipProtocol: r.ipProtocol, port: r.destinationPort, observedAt: r.interfaceName)
-        var d = entity(in: destinations, r.destinationAddress, stems: D.stems, now: now)
+        var d = Self.take(from: &destinations, r.destinationAddress, stems: D.stems, now: now)
         d.note(flow: r.id, peer: r.sourceAddress, ipProtocol: r.ipProtocol, port: r.destinationPort, observedAt: r.interfaceName)
         let hasPorts = r.ipProtocol == IPProtocol.tcp || r.ipProtocol == IPProtocol.udp
         if isNew {
@@ -168,10 +180,20 @@ public struct HostTracker: Sendable {
         destinations[r.destinationAddress] = d
     }
 
-    /// An entity's statistics brought to `now` and marked for a fresh vector.
-    private func entity(in table: [IPAddress: WindowedStatistics], _ address: IPAddress, stems: Int,
-                        now: UInt64) -> WindowedStatistics {
-        var e = table[address] ?? WindowedStatistics(stems: stems, distinctSets: Distinct.sets, now: now)
+    /// An entity's statistics brought to `now` and marked for a fresh
+    /// vector. Taken out of `table`, whose slot holds an empty placeholder
+    /// until the caller stores the entity back under the same address: a
+    /// copy left in the table would make every change copy the entity's
+    /// counters and distinct-count sets.
+    private static func take(from table: inout [IPAddress: WindowedStatistics], _ address: IPAddress, stems: Int,
+                             now: UInt64) -> WindowedStatistics {
+        var e: WindowedStatistics
+        if let index = table.index(forKey: address) {
+            e = table.values[index]
+            table.values[index] = WindowedStatistics.placeholder
+        } else {
+            e = WindowedStatistics(stems: stems, distinctSets: Distinct.sets, now: now)
+        }
         e.decay(to: now)
         e.touched = true
         return e
@@ -311,7 +333,12 @@ public struct HostTracker: Sendable {
     /// pair's regularity, ``BeaconScore/regularity(_:)``.
     private mutating func notePairStart(_ r: FlowRecord) -> Double {
         let key = BeaconScore.PairKey(r)
-        var series = pairs[key] ?? []
+        // Taken out of the table (as `take` does) so the insert below does not copy it.
+        var series: [BeaconScore.Start] = []
+        if let index = pairs.index(forKey: key) {
+            series = pairs.values[index]
+            pairs.values[index] = []
+        }
         // A poll reports its new flows in no particular order: keep the starts sorted.
         let start = BeaconScore.Start(r)
         let position = series.lastIndex { $0.startNs <= start.startNs }.map { $0 + 1 } ?? 0

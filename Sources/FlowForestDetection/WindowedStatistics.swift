@@ -45,6 +45,9 @@ struct WindowedStatistics {
     /// Changed this poll, so it gets a fresh vector.
     var touched = false
 
+    /// Holds an entity's slot while the entity itself is being changed; allocates nothing.
+    static let placeholder = WindowedStatistics(stems: 0, distinctSets: 0, now: 0)
+
     init(stems: Int, distinctSets: Int, now: UInt64) {
         counters = [Double](repeating: 0, count: stems * Self.windowCount)
         updatedNs = now

@@ -76,8 +76,10 @@ struct IsolationForestTests {
         let batch = forest.scores(rows: probe)
         for i in 0..<50 {
             let x = Array(probe[(i * d)..<((i + 1) * d)])
-            #expect(abs(batch[i] - forest.score(x)) < 1e-12)
-            #expect(abs(batch[i] - forest.scoreWithCredit(x).score) < 1e-12)
+            // Exactly: the detector scores a poll's vectors in a batch and must
+            // judge each as it would alone, thresholds and all.
+            #expect(batch[i] == forest.score(x))
+            #expect(batch[i] == forest.scoreWithCredit(x).score)
         }
     }
 
