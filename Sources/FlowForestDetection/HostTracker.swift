@@ -262,8 +262,8 @@ public struct HostTracker: Sendable {
         if hasPorts && r.forward.packets > 4 && h.slowFlows < Labeler.slowConnectionsFloor {
             let gaps = FlowFeatures.interArrival(r.forward)
             if gaps.meanMs >= 200 {
-                let strictness = BeaconScore.strictness(gaps: Int(min(r.forward.packets - 1, 64)))
-                h.beacon = max(h.beacon, FlowFeatures.regularity(r.forward, strictness: strictness))
+                let strictness = BeaconScore.strictness(gaps: Int(min(r.forward.packets - 2, 64)))
+                h.beacon = max(h.beacon, FlowFeatures.regularity(r.forward, strictness: strictness, dropShortest: true))
             }
         }
     }

@@ -148,7 +148,7 @@ public enum Labeler {
         case .ipFlood: return host ? ["other_ip_packets_sent_1s"] : ["other_ip_packets_received_1s"]
         case .dnsTunnel: return host ? ["dns_bytes_sent_10s"] : []
         case .slowConnections: return kind == .flow ? [] : ["slow_open_flows"]
-        case .exfiltration: return kind == .flow ? ["fwd_bytes"] : (host ? ["bytes_sent_10s"] : ["bytes_received_10s"])
+        case .exfiltration: return kind == .flow ? ["fwd_bytes"] : (host ? ["bytes_sent_10s", "icmp_bytes_sent_10s"] : ["bytes_received_10s"])
         case .beaconing: return host ? ["beacon_regularity"] : []
         default: return []
         }

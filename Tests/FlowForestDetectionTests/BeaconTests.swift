@@ -149,3 +149,57 @@ struct BeaconOrderTests {
         #expect(best >= 0.92)
     }
 }
+
+/// One long connection that sends on a timer is a beacon on its own; the
+/// same rhythm shared by a host's many open slow connections is slowloris
+/// keeping them alive, and must not make the host a beacon.
+@Suite("Beaconing: single-connection rhythm")
+struct SingleConnectionBeaconTests {
+    /// The highest beacon regularity of `client`'s host vectors while it
+    /// holds `connections` open connections to the outside host, each
+    /// sending a small segment every 2 s for 24 s (answered by an ACK).
+    static func regularity(connections: Int, jitter: Double = 0) -> Double {
+        var sim = TrafficSimulator()
+        var tracker = HostTracker()
+        var flows = FlowLedger()
+        let client = TrafficSimulator.clients[1], server = BeaconTests.outside, start = sim.nowNs
+        for c in 0..<connections {
+            let sport = UInt16(30_000 + c), t = start + 100_000_000 + UInt64(c) * 2_000_000
+            sim.packet(at: t, client, server, sport: sport, dport: 8443, proto: 6, length: 60, flags: .syn)
+            sim.packet(at: t + 100_000, server, client, sport: 8443, dport: sport, proto: 6, length: 60, flags: [.syn, .ack])
+            sim.packet(at: t + 200_000, client, server, sport: sport, dport: 8443, proto: 6, length: 52, flags: .ack)
+            for k in 1...12 {
+                let wobble = (k % 2 == 0 ? 1.0 : -1.0) * jitter
+                let at = t + UInt64((Double(k) * 2 + wobble) * 1e9)
+                sim.packet(at: at, client, server, sport: sport, dport: 8443, proto: 6, length: 70, flags: [.psh, .ack])
+                sim.packet(at: at + 100_000, server, client, sport: 8443, dport: sport, proto: 6, length: 52, flags: .ack)
+            }
+        }
+        let column = FeatureSchema.index("beacon_regularity", in: .host)
+        var best = 0.0
+        for _ in 0..<26 {
+            let batch = sim.tick()
+            let changes = flows.apply(batch.records, origin: "test", nowNs: batch.timeNs)
+            for e in tracker.update(changes, flows: flows, nowNs: batch.timeNs) where e.kind == .host && e.address == client {
+                best = max(best, e.vector[column])
+            }
+        }
+        return best
+    }
+
+    @Test("one long connection sending every 2 s is a certain beacon")
+    func oneConnectionIsABeacon() {
+        #expect(Self.regularity(connections: 1) >= 0.92)
+    }
+
+    @Test("the same rhythm on each of the host's 8 or more open slow connections is not a beacon", arguments: [8, 20, 150])
+    func slowConnectionsAreNotABeacon(connections: Int) {
+        #expect(Self.regularity(connections: connections) < 0.8)
+    }
+
+    @Test("a long connection's gaps are held to a connection series' strictness: 5 % either side is not a beacon")
+    func looseRhythmIsNotABeacon() {
+        // Gaps of 1.88 and 2.12 s: a CV of 6 %, which 1 − CV called 0.94 (certain).
+        #expect(Self.regularity(connections: 1, jitter: 0.06) < 0.92)
+    }
+}
