@@ -259,7 +259,12 @@ public struct HostTracker: Sendable {
         // Its packet gaps are held to the same strictness as a series of
         // connections with as many gaps: a few gaps agree by chance (a busy
         // client's TCP timers), many equal gaps do not.
-        if hasPorts && r.forward.packets > 4 && h.slowFlows < Labeler.slowConnectionsFloor {
+        // A transfer's acknowledgements keep the rhythm of the data they
+        // answer (a slow download's ACK clock), so the rhythm counts only
+        // when at least a third of the sender's packets carry data, as a
+        // check-in or a keep-alive line does.
+        let carriesData = 3 * UInt64(r.forward.payloadPackets) >= r.forward.packets
+        if hasPorts && r.forward.packets > 4 && carriesData && h.slowFlows < Labeler.slowConnectionsFloor {
             let gaps = FlowFeatures.interArrival(r.forward)
             if gaps.meanMs >= 200 {
                 let strictness = BeaconScore.strictness(gaps: Int(min(r.forward.packets - 2, 64)))

@@ -197,7 +197,36 @@ struct SingleConnectionBeaconTests {
         #expect(Self.regularity(connections: connections) < 0.8)
     }
 
-    @Test("a long connection's gaps are held to a connection series' strictness: 5 % either side is not a beacon")
+    @Test("a slow download's acknowledgements, however regular, are not a beacon")
+    func ackClockIsNotABeacon() {
+        var sim = TrafficSimulator()
+        var tracker = HostTracker()
+        var flows = FlowLedger()
+        let client = TrafficSimulator.clients[1], server = TrafficSimulator.web, t = sim.nowNs + 100_000_000
+        sim.packet(at: t, client, server, sport: 33_000, dport: 80, proto: 6, length: 60, flags: .syn)
+        sim.packet(at: t + 100_000, server, client, sport: 80, dport: 33_000, proto: 6, length: 60, flags: [.syn, .ack])
+        sim.packet(at: t + 200_000, client, server, sport: 33_000, dport: 80, proto: 6, length: 52, flags: .ack)
+        sim.packet(at: t + 300_000, client, server, sport: 33_000, dport: 80, proto: 6, length: 120, flags: [.psh, .ack])
+        // The server trickles a file; the client acknowledges each segment every 0.25 s.
+        for k in 1...85 {
+            let at = t + UInt64(k) * 250_000_000
+            sim.packet(at: at, server, client, sport: 80, dport: 33_000, proto: 6, length: 1400, flags: .ack)
+            // A bare ACK without options: 40 bytes, no payload.
+            sim.packet(at: at + 100_000, client, server, sport: 33_000, dport: 80, proto: 6, length: 40, flags: .ack)
+        }
+        let column = FeatureSchema.index("beacon_regularity", in: .host)
+        var best = 0.0
+        for _ in 0..<23 {
+            let batch = sim.tick()
+            let changes = flows.apply(batch.records, origin: "test", nowNs: batch.timeNs)
+            for e in tracker.update(changes, flows: flows, nowNs: batch.timeNs) where e.kind == .host && e.address == client {
+                best = max(best, e.vector[column])
+            }
+        }
+        #expect(best < 0.8, "\(best)")
+    }
+
+    @Test("a long connection's gaps are held to a connection series' strictness: 6 % either side is not certain")
     func looseRhythmIsNotABeacon() {
         // Gaps of 1.88 and 2.12 s: a CV of 6 %, which 1 − CV called 0.94 (certain).
         #expect(Self.regularity(connections: 1, jitter: 0.06) < 0.92)
