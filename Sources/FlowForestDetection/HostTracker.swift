@@ -381,8 +381,8 @@ public struct HostTracker: Sendable {
     /// closing: a FIN or RST was not seen), and the SYNs that have gone
     /// unanswered for a second by now.
     private mutating func countSlowFlows(_ flows: FlowLedger, nowNs now: UInt64) {
-        var slowBySource: [IPAddress: Int] = [:]
-        var slowByDestination: [IPAddress: Int] = [:]
+        var slowBySource: [IPAddress: SlowFlows] = [:]
+        var slowByDestination: [IPAddress: SlowFlows] = [:]
         for entry in flows.openFlows where entry.record.ipProtocol == IPProtocol.tcp {
             let r = entry.record
             countUnanswered(r, nowNs: now)
@@ -395,26 +395,45 @@ public struct HostTracker: Sendable {
             guard age >= Self.slowAgeNs, now &- r.lastSeenNs < 60_000_000_000 else { continue }
             let rate = Double(r.packets) / (Double(age) / 1e9)
             if rate < Self.slowPacketsPerSecond {
-                slowBySource[r.sourceAddress, default: 0] += 1
-                slowByDestination[r.destinationAddress, default: 0] += 1
+                slowBySource[r.sourceAddress, default: SlowFlows()].add(peer: r.destinationAddress)
+                slowByDestination[r.destinationAddress, default: SlowFlows()].add(peer: r.sourceAddress)
             }
         }
         Self.setSlowFlows(&hosts, from: slowBySource, now: now)
         Self.setSlowFlows(&destinations, from: slowByDestination, now: now)
     }
 
+    /// An entity's open slow connections and the one peer they share, if one.
+    struct SlowFlows {
+        var count = 0
+        var peer: IPAddress?
+        var multiplePeers = false
+
+        mutating func add(peer p: IPAddress) {
+            count += 1
+            if let existing = peer, existing != p { multiplePeers = true }
+            peer = p
+        }
+    }
+
     /// Updates each entity's count of open slow connections; an entity whose
-    /// count rises is marked for a fresh vector. Walks by index so values
-    /// change in place without copying the table.
-    private static func setSlowFlows(_ entities: inout [IPAddress: WindowedStatistics], from counts: [IPAddress: Int], now: UInt64) {
+    /// count changes to a non-zero count is marked for a fresh vector, with
+    /// the peer of those connections (a poll in which they sent nothing
+    /// still names the one host they are held to, so the anomaly joins
+    /// that host's incident). Walks by index so values change in place
+    /// without copying the table.
+    private static func setSlowFlows(_ entities: inout [IPAddress: WindowedStatistics], from counts: [IPAddress: SlowFlows], now: UInt64) {
         var index = entities.startIndex
         while index != entities.endIndex {
-            let slow = counts[entities.keys[index]] ?? 0
-            if entities.values[index].slowFlows != slow {
-                entities.values[index].slowFlows = slow
-                if slow > 0 {
+            let slow = counts[entities.keys[index]] ?? SlowFlows()
+            if entities.values[index].slowFlows != slow.count {
+                entities.values[index].slowFlows = slow.count
+                if slow.count > 0 {
                     entities.values[index].decay(to: now)
                     entities.values[index].touched = true
+                    if let p = slow.peer, let existing = entities.values[index].peer, existing != p { entities.values[index].multiplePeers = true }
+                    if slow.multiplePeers { entities.values[index].multiplePeers = true }
+                    if entities.values[index].peer == nil { entities.values[index].peer = slow.peer }
                 }
             }
             entities.formIndex(after: &index)
