@@ -267,8 +267,9 @@ public struct HostTracker: Sendable {
         if hasPorts && r.forward.packets > 4 && carriesData && h.slowFlows < Labeler.slowConnectionsFloor {
             let gaps = FlowFeatures.interArrival(r.forward)
             if gaps.meanMs >= 200 {
-                let strictness = BeaconScore.strictness(gaps: Int(min(r.forward.packets - 2, 64)))
-                h.beacon = max(h.beacon, FlowFeatures.regularity(r.forward, strictness: strictness, dropShortest: true))
+                let gapCount = Int(min(r.forward.packets - 2, 64))
+                let rhythm = FlowFeatures.regularity(r.forward, strictness: BeaconScore.strictness(gaps: gapCount), dropShortest: true)
+                h.beacon = max(h.beacon, BeaconScore.capped(rhythm, gaps: gapCount))
             }
         }
     }
