@@ -53,6 +53,7 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define PROTO_TCP 6
 #define PROTO_UDP 17
 #define PROTO_ICMPV6 58
+#define PROTO_SCTP 132
 #define FF_MAX_EXT_HDRS 6
 #define EEXIST_ 17
 
@@ -212,7 +213,7 @@ static __always_inline void order_key(struct pkt *p, const struct endpoints *ep,
 
 /*
  * L4: ports, flags and payload from the first bytes of the transport
- * header (th: 16 for TCP, 4 for UDP, 2 for ICMP), then the ordered key.
+ * header (th: 16 for TCP, 4 for UDP and SCTP, 2 for ICMP), then the ordered key.
  */
 static __always_inline int transport(struct pkt *p, struct endpoints *ep, __u16 vlan, const struct l4 *l4,
                                      const __u8 *th)
@@ -237,6 +238,14 @@ static __always_inline int transport(struct pkt *p, struct endpoints *ep, __u16 
             ep->sport = ((__u16)th[0] << 8) | th[1];
             ep->dport = ((__u16)th[2] << 8) | th[3];
             p->payload_len = l4->len - 8;
+        } else if (l4->proto == PROTO_SCTP) {
+            /* Ports lead the 12-byte common header, as in UDP: an SCTP
+             * scan is then one flow per port, like any other port scan. */
+            if (l4->len < 12)
+                return PARSE_MALFORMED;
+            ep->sport = ((__u16)th[0] << 8) | th[1];
+            ep->dport = ((__u16)th[2] << 8) | th[3];
+            p->payload_len = l4->len - 12;
         } else if ((l4->proto == PROTO_ICMP && !l4->is_v6) || (l4->proto == PROTO_ICMPV6 && l4->is_v6)) {
             if (l4->len < 4)
                 return PARSE_MALFORMED;
@@ -435,6 +444,9 @@ static __always_inline int load_transport(void *ctx, int kind, const struct l4 *
             err = load(ctx, kind, l4->off, th, 16);
     } else if (l4->proto == PROTO_UDP) {
         if (l4->len >= 8)
+            err = load(ctx, kind, l4->off, th, 4);
+    } else if (l4->proto == PROTO_SCTP) {
+        if (l4->len >= 12)
             err = load(ctx, kind, l4->off, th, 4);
     } else if ((l4->proto == PROTO_ICMP && !l4->is_v6) || (l4->proto == PROTO_ICMPV6 && l4->is_v6)) {
         if (l4->len >= 4)

@@ -11,8 +11,12 @@ public enum AnomalyLabel: String, Sendable, Hashable, Codable, CaseIterable {
     case connectionFlood = "connection flood"
     case udpFlood = "udp flood"
     case icmpFlood = "icmp flood"
+    /// A flood of packets of IP protocols other than TCP, UDP and ICMP (raw IP).
+    case ipFlood = "ip flood"
     case slowConnections = "slow connections"
     case exfiltration = "exfiltration"
+    /// A steady stream of long DNS queries from one host: data carried out in query names.
+    case dnsTunnel = "dns tunnel"
     case beaconing = "beaconing"
     case unusualFlow = "unusual flow"
     case unusualHost = "unusual host"

@@ -4,6 +4,10 @@ public enum IPProtocol {
     public static let tcp: UInt8 = 6
     public static let udp: UInt8 = 17
     public static let icmpv6: UInt8 = 58
+    public static let sctp: UInt8 = 132
+
+    /// True for the protocols whose flows carry ports (TCP, UDP, SCTP).
+    public static func hasPorts(_ number: UInt8) -> Bool { number == tcp || number == udp || number == sctp }
 
     private static let names: [UInt8: String] = [
         1: "icmp", 2: "igmp", 4: "ipip", 6: "tcp", 17: "udp", 41: "ipv6", 47: "gre",

@@ -17,9 +17,9 @@ extension AnomalyLabel {
     public var family: LabelFamily {
         switch self {
         case .portScan, .hostSweep: return .scan
-        case .synFlood, .tcpFlood, .connectionFlood, .udpFlood, .icmpFlood: return .flood
+        case .synFlood, .tcpFlood, .connectionFlood, .udpFlood, .icmpFlood, .ipFlood: return .flood
         case .slowConnections: return .slowConnections
-        case .exfiltration: return .exfiltration
+        case .exfiltration, .dnsTunnel: return .exfiltration
         case .beaconing: return .beaconing
         case .unusualFlow, .unusualHost, .unusualDestination: return .unusual
         }

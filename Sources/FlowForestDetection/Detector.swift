@@ -288,11 +288,27 @@ public struct Detector: Sendable {
             suppressedRepeats += 1
             return true
         }
+        // An address reported with a named behaviour moments ago, now only
+        // "unusual": its slower windows still hold that attack after the
+        // fast one has emptied (a flood's victim once the flood stops). It
+        // is the same story, folded into that report like a repeat.
+        if !label.isSpecific && reportedSpecific(kind: kind, address: address, nowNs: now) {
+            suppressedRepeats += 1
+            return true
+        }
         reported[reportKey] = (now, severity)
         if reported.count > 100_000 {
             reported = reported.filter { Double(now &- $0.value.timeNs) / 1e9 < configuration.repeatSuppressionSeconds }
         }
         return false
+    }
+
+    /// True when `address` was reported as `kind` with a specific label within the repeat window.
+    private func reportedSpecific(kind: AnomalyKind, address: IPAddress, nowNs now: UInt64) -> Bool {
+        AnomalyLabel.allCases.contains { label in
+            guard label.isSpecific, let previous = reported[ReportKey(kind: kind, address: address, label: label)] else { return false }
+            return Double(now &- previous.timeNs) / 1e9 < configuration.repeatSuppressionSeconds
+        }
     }
 
     /// The anomaly report: a flow's own five-tuple, or a host or

@@ -32,12 +32,15 @@ public struct EntityVector: Sendable {
     /// the rhythm of a beacon (a forged source of a flood: a flood forged
     /// from a /20 gives each address a handful of such flows, and thousands
     /// of addresses would each look unusual). Answered datagrams to one
-    /// service (a tunnel through one resolver) are not thin.
+    /// service are not thin, and neither are few flows that carry data
+    /// (``thinBytes`` or more in the 10 s window: a tunnel through one
+    /// resolver on one socket, an upload): a probe or a forged packet is
+    /// tens of bytes.
     public var isThin: Bool {
         let i = kind == .host ? Self.host : Self.destination
         func raw(_ index: Int) -> Double { expm1(vector[index]) }
         let flows = raw(i.flows)
-        guard raw(i.packets10s) < 100 else { return false }
+        guard raw(i.packets10s) < 100, raw(i.bytes10s) < Self.thinBytes else { return false }
         if flows < 3.5 { return true }
         return kind == .host && raw(Self.pairs) < 1.5 && raw(Self.packetsSent) < 1.5 * flows
             && (raw(Self.syns) >= 0.9 * flows || raw(Self.packetsReceived) < 0.5)
@@ -46,10 +49,15 @@ public struct EntityVector: Sendable {
 
     // Feature indices, looked up once: isThin runs for every vector of every
     // poll, and a forged flood brings tens of thousands of them.
+    /// Bytes in the 10 s window from which a vector says something about its address.
+    public static let thinBytes = 2_000.0
+
     private static let host = (flows: FeatureSchema.index("flows_initiated_100s", in: .host),
-                               packets10s: FeatureSchema.index("packets_sent_10s", in: .host))
+                               packets10s: FeatureSchema.index("packets_sent_10s", in: .host),
+                               bytes10s: FeatureSchema.index("bytes_sent_10s", in: .host))
     private static let destination = (flows: FeatureSchema.index("flows_received_100s", in: .destination),
-                                      packets10s: FeatureSchema.index("packets_received_10s", in: .destination))
+                                      packets10s: FeatureSchema.index("packets_received_10s", in: .destination),
+                                      bytes10s: FeatureSchema.index("bytes_received_10s", in: .destination))
     private static let pairs = FeatureSchema.index("distinct_dst_pairs_100s", in: .host)
     private static let packetsSent = FeatureSchema.index("packets_sent_100s", in: .host)
     private static let packetsReceived = FeatureSchema.index("packets_received_100s", in: .host)

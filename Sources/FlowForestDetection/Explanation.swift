@@ -25,8 +25,8 @@ public enum Explainer {
 
     /// The features of an anomalous vector that lie beyond their baseline,
     /// ranked by their share of the path credit that isolated it (local
-    /// DIFFI); at most `count`, plus the label's own feature (`leading`)
-    /// when it lies beyond its baseline but ranks lower. Without any such
+    /// DIFFI); at most `count`, plus the label's own features (`leading`)
+    /// that lie beyond their baseline but rank lower. Without any such
     /// feature: the rule's line, or the score's.
     public static func explain(kind: AnomalyKind, vector: [Double], credit: [Double], baseline: [FeatureBaseline],
                                leading: [String] = [], drivers: Drivers, count: Int = 3) -> [ExplanationItem] {
@@ -43,7 +43,7 @@ public enum Explainer {
         }
         let ranked = lines.sorted { rank($0) > rank($1) }
         var chosen = Array(ranked.prefix(count))
-        if let key = ranked.dropFirst(count).first(where: { leading.contains($0.feature) }) { chosen.append(key) }
+        chosen += ranked.dropFirst(count).filter { leading.contains($0.feature) }
         return chosen
     }
 

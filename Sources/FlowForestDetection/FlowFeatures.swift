@@ -72,13 +72,17 @@ public enum FlowFeatures {
     }
 
     /// How regular a direction's packet gaps are, 0...1 (1 = a metronome):
-    /// 1 − coefficient of variation, for directions with at least `minimumGaps` gaps.
-    static func regularity(_ d: DirectionStats, minimumGaps: UInt64 = 4) -> Double {
+    /// 1 − `strictness` × coefficient of variation, for directions with at
+    /// least `minimumGaps` gaps. With `dropShortest`, the shortest gap is
+    /// left out: a TCP connection's handshake ACK follows its SYN within a
+    /// round trip, whatever rhythm the connection then keeps.
+    static func regularity(_ d: DirectionStats, minimumGaps: UInt64 = 4, strictness: Double = 1, dropShortest: Bool = false) -> Double {
         guard d.packets > minimumGaps else { return 0 }
-        let gaps = Double(d.packets - 1)
-        let mean = Double(d.iatSumUs) / gaps
+        let dropped = dropShortest ? Double(d.iatMinUs) : 0
+        let gaps = Double(d.packets - 1) - (dropShortest ? 1 : 0)
+        let mean = (Double(d.iatSumUs) - dropped) / gaps
         guard mean > 0 else { return 0 }
-        let sd = max(0, Double(d.iatSumSquaresUs) / gaps - mean * mean).squareRoot()
-        return max(0, 1 - sd / mean)
+        let sd = max(0, (Double(d.iatSumSquaresUs) - dropped * dropped) / gaps - mean * mean).squareRoot()
+        return max(0, 1 - strictness * sd / mean)
     }
 }

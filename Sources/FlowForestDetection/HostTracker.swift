@@ -45,6 +45,8 @@ public struct HostTracker: Sendable {
     /// Open flows whose failure is counted already: a connection fails once,
     /// whether a record showed it or the clock did (a SYN unanswered for a second).
     private var failedFlows: Set<UInt64> = []
+    /// Open flows whose completed handshake is counted already: once per connection.
+    private var establishedFlows: Set<UInt64> = []
     public private(set) var statistics = HostTrackerStatistics()
 
     /// Host stems, by their names in ``FeatureSchema``.
@@ -56,6 +58,11 @@ public struct HostTracker: Sendable {
         static let failed = FeatureSchema.stem("failed_flows", in: .host)
         static let syn = FeatureSchema.stem("syn_sent", in: .host)
         static let synAck = FeatureSchema.stem("synack_received", in: .host)
+        static let established = FeatureSchema.stem("established_flows", in: .host)
+        static let icmpBytes = FeatureSchema.stem("icmp_bytes_sent", in: .host)
+        static let otherIP = FeatureSchema.stem("other_ip_packets_sent", in: .host)
+        static let dnsQueries = FeatureSchema.stem("dns_queries_sent", in: .host)
+        static let dnsBytes = FeatureSchema.stem("dns_bytes_sent", in: .host)
         static let echo = FeatureSchema.stem("icmp_echo_sent", in: .host)
         static let udp = FeatureSchema.stem("udp_packets_sent", in: .host)
         static let icmp = FeatureSchema.stem("icmp_packets_sent", in: .host)
@@ -75,6 +82,8 @@ public struct HostTracker: Sendable {
         static let dports = FeatureSchema.stem("distinct_dst_ports", in: .destination)
         static let syn = FeatureSchema.stem("syn_received", in: .destination)
         static let synAck = FeatureSchema.stem("synack_sent", in: .destination)
+        static let established = FeatureSchema.stem("established_flows", in: .destination)
+        static let otherIP = FeatureSchema.stem("other_ip_packets_received", in: .destination)
         static let failed = FeatureSchema.stem("failed_flows", in: .destination)
         static let udp = FeatureSchema.stem("udp_packets_received", in: .destination)
         static let icmp = FeatureSchema.stem("icmp_packets_received", in: .destination)
@@ -161,17 +170,18 @@ public struct HostTracker: Sendable {
         h.note(flow: r.id, peer: r.destinationAddress, ipProtocol: r.ipProtocol, port: r.destinationPort, observedAt: r.interfaceName)
         var d = Self.take(from: &destinations, r.destinationAddress, stems: D.stems, now: now)
         d.note(flow: r.id, peer: r.sourceAddress, ipProtocol: r.ipProtocol, port: r.destinationPort, observedAt: r.interfaceName)
-        let hasPorts = r.ipProtocol == IPProtocol.tcp || r.ipProtocol == IPProtocol.udp
         if isNew {
             countNewFlow(r, host: &h, destination: &d, nowNs: now, overflow: &overflow)
-        } else if hasPorts {
+        } else if IPProtocol.hasPorts(r.ipProtocol) {
             notePairBytes(r)
         }
         Self.addTraffic(r, deltas, host: &h, destination: &d)
         countFailure(r, host: &h, destination: &d, nowNs: now)
+        countEstablished(r, host: &h, destination: &d)
         if isNew { countUnreachable(r, nowNs: now) }
         if r.state == .ended {
             failedFlows.remove(r.id)
+            establishedFlows.remove(r.id)
             h.openFlows = max(0, h.openFlows - 1)
             d.openFlows = max(0, d.openFlows - 1)
         }
@@ -203,23 +213,24 @@ public struct HostTracker: Sendable {
     /// service for each side, and a start in its pair's beacon history.
     private mutating func countNewFlow(_ r: FlowRecord, host h: inout WindowedStatistics, destination d: inout WindowedStatistics,
                                        nowNs now: UInt64, overflow: inout UInt64) {
-        let hasPorts = r.ipProtocol == IPProtocol.tcp || r.ipProtocol == IPProtocol.udp
+        let hasPorts = IPProtocol.hasPorts(r.ipProtocol)
         let destinationKey = Self.addressKey(r.destinationAddress)
-        let port = UInt64(r.destinationPort) | UInt64(r.ipProtocol) << 16
+        // A port of TCP, UDP or SCTP, or for any other protocol the
+        // protocol itself: a scan over any transport (nmap -sY) or over
+        // the protocol numbers (-sO) counts as many targets as it probes.
+        let port = UInt64(hasPorts ? r.destinationPort : 0) | UInt64(r.ipProtocol) << 16
         h.add(H.flows, 1)
         h.openFlows += 1
         h.touchDistinct(set: Distinct.addresses, stem: H.addrs, item: destinationKey, now: now, overflow: &overflow)
-        if hasPorts {
-            h.touchDistinct(set: Distinct.ports, stem: H.ports, item: port, now: now, overflow: &overflow)
-        }
+        h.touchDistinct(set: Distinct.ports, stem: H.ports, item: port, now: now, overflow: &overflow)
         let service = destinationKey ^ (UInt64(r.destinationPort) << 48 | UInt64(r.ipProtocol) << 40)
         h.touchDistinct(set: Distinct.pairs, stem: H.pairs, item: service, now: now, overflow: &overflow)
         d.add(D.flows, 1)
         d.openFlows += 1
         d.touchDistinct(set: Distinct.sources, stem: D.srcs, item: Self.addressKey(r.sourceAddress), now: now, overflow: &overflow)
+        d.touchDistinct(set: Distinct.destinationPorts, stem: D.dports, item: port, now: now, overflow: &overflow)
         if hasPorts {
             d.touchDistinct(set: Distinct.sourcePorts, stem: D.sports, item: UInt64(r.sourcePort), now: now, overflow: &overflow)
-            d.touchDistinct(set: Distinct.destinationPorts, stem: D.dports, item: port, now: now, overflow: &overflow)
             h.beacon = max(h.beacon, notePairStart(r))
         }
     }
@@ -235,7 +246,8 @@ public struct HostTracker: Sendable {
                                    destination d: inout WindowedStatistics) {
         let isUDP = r.ipProtocol == IPProtocol.udp
         let isICMP = IPProtocol.isICMP(r.ipProtocol)
-        let hasPorts = r.ipProtocol == IPProtocol.tcp || isUDP
+        let hasPorts = IPProtocol.hasPorts(r.ipProtocol)
+        let isOther = !hasPorts && !isICMP
         let echo = isICMP && (r.forward.icmpType == 8 || r.forward.icmpType == 128)
         h.add(H.syn, delta.syn)
         h.add(H.synAck, delta.synAck)
@@ -244,8 +256,19 @@ public struct HostTracker: Sendable {
         h.add(H.byOut, delta.forwardBytes)
         h.add(H.byIn, delta.reverseBytes)
         if isUDP { h.add(H.udp, delta.forwardPackets) }
-        if isICMP { h.add(H.icmp, delta.forwardPackets) }
+        if isICMP {
+            h.add(H.icmp, delta.forwardPackets)
+            h.add(H.icmpBytes, delta.forwardBytes)
+        }
         if echo { h.add(H.echo, delta.forwardPackets) }
+        if isOther {
+            h.add(H.otherIP, delta.forwardPackets)
+            d.add(D.otherIP, delta.forwardPackets)
+        }
+        if isDNSQuery(r) {
+            h.add(H.dnsQueries, delta.forwardPackets)
+            h.add(H.dnsBytes, delta.forwardBytes)
+        }
         d.add(D.syn, delta.syn)
         d.add(D.synAck, delta.synAck)
         d.add(D.pkIn, delta.forwardPackets)
@@ -261,10 +284,43 @@ public struct HostTracker: Sendable {
         // slow connections (slowloris keeps each alive on a timer), not a
         // check-in. The count is the one of the previous poll, so it still
         // holds when those connections end together.
-        if hasPorts && r.forward.packets > 4 && h.slowFlows < Labeler.slowConnectionsFloor {
+        // Its packet gaps are held to the same strictness as a series of
+        // connections with as many gaps: a few gaps agree by chance (a busy
+        // client's TCP timers), many equal gaps do not.
+        // A transfer's acknowledgements keep the rhythm of the data they
+        // answer (a slow download's ACK clock), so the rhythm counts only
+        // when at least a third of the sender's packets carry data, as a
+        // check-in or a keep-alive line does.
+        let carriesData = 3 * UInt64(r.forward.payloadPackets) >= r.forward.packets
+        if hasPorts && r.forward.packets > 4 && carriesData && h.slowFlows < Labeler.slowConnectionsFloor {
             let gaps = FlowFeatures.interArrival(r.forward)
-            if gaps.meanMs >= 200 { h.beacon = max(h.beacon, FlowFeatures.regularity(r.forward)) }
+            if gaps.meanMs >= 200 {
+                let gapCount = Int(min(r.forward.packets - 2, 64))
+                let rhythm = FlowFeatures.regularity(r.forward, strictness: BeaconScore.strictness(gaps: gapCount), dropShortest: true)
+                h.beacon = max(h.beacon, BeaconScore.capped(rhythm, gaps: gapCount))
+            }
         }
+    }
+
+    /// The DNS port: queries to it (UDP or TCP) are counted on their own,
+    /// as a DNS tunnel hides in them.
+    static let dnsPort: UInt16 = 53
+
+    /// A flow that carries DNS queries: UDP or TCP to port 53.
+    static func isDNSQuery(_ r: FlowRecord) -> Bool {
+        (r.ipProtocol == IPProtocol.udp || r.ipProtocol == IPProtocol.tcp) && r.destinationPort == dnsPort
+    }
+
+    /// A TCP connection counts as established once, with the first record
+    /// that shows its handshake completed (SYN, SYN-ACK and the initiator's
+    /// ACK). SYNs that a flood tool answers with a reset never get there,
+    /// however many bytes other flows of the same hosts carry.
+    private mutating func countEstablished(_ r: FlowRecord, host h: inout WindowedStatistics,
+                                           destination d: inout WindowedStatistics) {
+        guard r.handshakeCompleted, !establishedFlows.contains(r.id) else { return }
+        if r.state != .ended { establishedFlows.insert(r.id) }
+        h.add(H.established, 1)
+        d.add(D.established, 1)
     }
 
     /// A TCP flow outside any connection: its initiator sent no SYN and the
@@ -407,6 +463,7 @@ public struct HostTracker: Sendable {
         lastSweepNs = now
         // Flows the ledger forgot without an ended record.
         failedFlows = failedFlows.filter { flows[$0] != nil }
+        establishedFlows = establishedFlows.filter { flows[$0] != nil }
         hosts = hosts.filter { now &- $0.value.updatedNs < Self.forgetAfterNs || $0.value.openFlows > 0 }
         destinations = destinations.filter { now &- $0.value.updatedNs < Self.forgetAfterNs || $0.value.openFlows > 0 }
         pairs = pairs.filter { now &- ($0.value.last?.startNs ?? 0) < Self.forgetAfterNs }

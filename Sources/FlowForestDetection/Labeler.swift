@@ -2,9 +2,10 @@ public import FlowForestCore
 
 /// Names the kind of an anomalous vector from its features, and holds the
 /// few rules certain enough to raise severity on their own (Zeek's scan
-/// counts). A label needs its tell-tale feature both above an absolute floor
-/// and above the baseline's p99, so busy-but-normal hosts are not called
-/// scanners just for being busy.
+/// counts). A label needs its tell-tale feature above an absolute floor and
+/// beyond what the learned baseline holds (for counts, at least twice its
+/// p99), so busy-but-normal hosts are not called scanners just for being
+/// busy, and a busy server's normal SYNs are not a SYN flood.
 public enum Labeler {
     /// Reads features of one vector by name, as people count them (log1p undone).
     struct View {
@@ -17,20 +18,43 @@ public enum Labeler {
             return FeatureSchema.features(of: kind)[i].display(vector[i])
         }
 
-        /// True when the feature is at least `floor` and above the baseline's p99.
+        /// True when the feature is at least `floor` and beyond the
+        /// baseline: above its p99, and for counts at least
+        /// ``Labeler/baselineFactor`` times it. A floor alone sits near the
+        /// normal level of a busy network (a server with many clients
+        /// receives 60 SYNs a second); the baseline says what is normal here.
         func high(_ name: String, _ floor: Double) -> Bool {
             let i = FeatureSchema.index(name, in: kind)
             let info = FeatureSchema.features(of: kind)[i]
             let value = info.display(vector[i])
             guard value >= floor else { return false }
             guard let b = baseline?[i] else { return true }
-            return vector[i] > b.p99
+            guard vector[i] > b.p99 else { return false }
+            return !info.logScaled || value >= Labeler.baselineFactor * info.display(b.p99)
+        }
+
+        /// `numerator` per `denominator` (features by name), 0 when the latter is under one.
+        func per(_ numerator: String, _ denominator: String) -> Double {
+            let d = raw(denominator)
+            return d < 1 ? 0 : raw(numerator) / d
         }
     }
 
     /// Open long, slow connections that make a host or destination's
     /// "slow connections": fewer may be a client's keep-alives.
     public static let slowConnectionsFloor = 8
+
+    /// How far above the baseline's p99 a count must be to name a behaviour.
+    public static let baselineFactor = 2.0
+
+    /// Mean size (IP bytes) of a host's DNS queries above which they carry
+    /// data: a query for a usual name is 40-90 bytes, a tunnel fills its
+    /// names towards the 253-character limit.
+    public static let dnsTunnelQueryBytes = 120.0
+
+    /// Mean size (IP bytes) of a host's ICMP packets above which they carry
+    /// data (ping sends 84 bytes).
+    public static let icmpTunnelPacketBytes = 256.0
 
     /// The label of an anomalous vector.
     public static func label(kind: AnomalyKind, vector: [Double], baseline: [FeatureBaseline]?) -> AnomalyLabel {
@@ -121,8 +145,10 @@ public enum Labeler {
         case .connectionFlood: return host ? ["flows_initiated_1s"] : ["flows_received_1s"]
         case .udpFlood: return host ? ["udp_packets_sent_1s"] : ["udp_packets_received_1s"]
         case .icmpFlood: return host ? ["icmp_packets_sent_1s"] : ["icmp_packets_received_1s"]
+        case .ipFlood: return host ? ["other_ip_packets_sent_1s"] : ["other_ip_packets_received_1s"]
+        case .dnsTunnel: return host ? ["dns_bytes_sent_10s"] : []
         case .slowConnections: return kind == .flow ? [] : ["slow_open_flows"]
-        case .exfiltration: return kind == .flow ? ["fwd_bytes"] : (host ? ["bytes_sent_10s"] : ["bytes_received_10s"])
+        case .exfiltration: return kind == .flow ? ["fwd_bytes"] : (host ? ["bytes_sent_10s", "icmp_bytes_sent_10s"] : ["bytes_received_10s"])
         case .beaconing: return host ? ["beacon_regularity"] : []
         default: return []
         }
@@ -141,17 +167,26 @@ public enum Labeler {
         let addrs = v.raw("distinct_dst_addrs_10s")
         if v.high("distinct_dst_ports_10s", 10) && ports >= 2 * addrs { return .portScan }
         if v.high("distinct_dst_addrs_10s", 10) && addrs >= 2 * max(ports, 1) - 1 { return .hostSweep }
-        // Many SYNs at few ports: unanswered, or answered and never used
-        // (tiny flows); either way no handshake carries data.
+        // Many SYNs at few ports: unanswered, or answered and reset by
+        // the sender; either way under half become connections.
+        let syn = v.raw("syn_sent_1s")
         if v.high("syn_sent_1s", 50) && v.raw("distinct_dst_ports_10s") < 10
-            && (v.raw("synack_received_1s") < 0.5 * v.raw("syn_sent_1s") || v.raw("mean_flow_bytes_100s") < 300) { return .synFlood }
-        // The same SYNs, answered, and carrying requests: connections completed at a high rate.
-        if v.high("flows_initiated_1s", 50) && v.raw("syn_sent_1s") >= 50 && v.raw("distinct_dst_ports_10s") < 10 { return .connectionFlood }
+            && (v.raw("synack_received_1s") < 0.5 * syn || v.raw("established_flows_1s") < 0.5 * syn) { return .synFlood }
+        // The same SYNs, answered and completed: connections at a high rate.
+        if v.high("flows_initiated_1s", 50) && syn >= 50 && v.raw("distinct_dst_ports_10s") < 10 { return .connectionFlood }
         if v.high("unsolicited_tcp_sent_1s", 300) { return .tcpFlood }
         if v.high("udp_packets_sent_1s", 300) { return .udpFlood }
         if v.high("icmp_packets_sent_1s", 300) { return .icmpFlood }
+        if v.high("other_ip_packets_sent_1s", 300) { return .ipFlood }
         if v.high("slow_open_flows", Double(slowConnectionsFloor)) { return .slowConnections }
         if v.high("bytes_sent_10s", 5_000_000) && v.raw("sent_received_byte_ratio_100s") > 1.5 { return .exfiltration }
+        if v.high("dns_bytes_sent_10s", 5_000) && v.per("dns_bytes_sent_10s", "dns_queries_sent_10s") >= dnsTunnelQueryBytes {
+            return .dnsTunnel
+        }
+        // Echo requests far larger than ping's, in volume: data carried out in their payloads.
+        if v.high("icmp_bytes_sent_10s", 50_000) && v.per("icmp_bytes_sent_10s", "icmp_packets_sent_10s") >= icmpTunnelPacketBytes {
+            return .exfiltration
+        }
         if v.high("beacon_regularity", 0.8) { return .beaconing }
         return .unusualHost
     }
@@ -159,15 +194,16 @@ public enum Labeler {
     private static func destinationLabel(_ v: View) -> AnomalyLabel {
         if v.high("distinct_dst_ports_10s", 10) { return .portScan }
         if v.high("syn_received_1s", 50) && v.raw("distinct_dst_ports_10s") < 10 {
-            // Unanswered, or answered and never used (a SYN and a reset carry
-            // under 200 bytes; a completed request carries more).
-            let perFlow = v.raw("bytes_received_1s") / max(1, v.raw("flows_received_1s"))
-            if v.raw("synack_sent_1s") < 0.5 * v.raw("syn_received_1s") || perFlow < 200 { return .synFlood }
+            // Unanswered, or answered and reset by the sender: under half
+            // become connections. Completed requests become connections.
+            let syn = v.raw("syn_received_1s")
+            if v.raw("synack_sent_1s") < 0.5 * syn || v.raw("established_flows_1s") < 0.5 * syn { return .synFlood }
             if v.high("flows_received_1s", 50) { return .connectionFlood }
         }
         if v.high("unsolicited_tcp_received_1s", 300) { return .tcpFlood }
         if v.high("udp_packets_received_1s", 300) { return .udpFlood }
         if v.high("icmp_packets_received_1s", 300) { return .icmpFlood }
+        if v.high("other_ip_packets_received_1s", 300) { return .ipFlood }
         if v.high("slow_open_flows", Double(slowConnectionsFloor)) { return .slowConnections }
         if v.high("syn_received_1s", 100) { return .synFlood }
         if v.high("bytes_received_10s", 5_000_000) && v.raw("distinct_src_addrs_10s") < 3 { return .exfiltration }

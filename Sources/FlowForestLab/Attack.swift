@@ -20,12 +20,13 @@ public enum Attack: CaseIterable, Sendable {
     case synScan, pingSweep, synFlood, udpFlood, icmpFlood, slowConnections, beaconing, exfiltration
 
     case politeConnectScan, udpScan, finScan, synSweep, slowSynFlood, spoofedSynFlood, spoofedICMPFlood
-    case fewSlowConnections, jitteredBeacon, slowExfiltration
+    case fewSlowConnections, jitteredBeacon, slowExfiltration, dnsTunnel
 
     // Validation: never used to tune rules or thresholds.
     case ackFlood, finFloodOnePort, lowRSTFlood, pshAckFlood, xmasFlood, forgedACKFlood, forgedXmasFlood, forgedUDPFlood
     case lowICMPFlood, ackScan, xmasScan, nullScan, slowUDPScan, ackPingSweep, udpPingSweep, synPingSweepT3
     case connectionFlood, windowScan, maimonScan, sctpInitScan, protocolScan, subnetSynScan, slowJitteredBeacon
+    case fastDNSTunnel, slowPost, icmpTunnel, rawIPFlood
 
     /// The reference scenarios (the demo cycles through these).
     public static let reference: [Attack] = [.synScan, .pingSweep, .synFlood, .udpFlood, .icmpFlood, .slowConnections, .beaconing, .exfiltration]
@@ -51,7 +52,10 @@ public enum Attack: CaseIterable, Sendable {
         case .icmpFlood, .spoofedICMPFlood: return .icmpFlood
         case .slowConnections, .fewSlowConnections: return .slowConnections
         case .beaconing, .jitteredBeacon: return .beaconing
-        case .exfiltration, .slowExfiltration: return .exfiltration
+        case .exfiltration, .slowExfiltration, .icmpTunnel: return .exfiltration
+        case .dnsTunnel, .fastDNSTunnel: return .dnsTunnel
+        case .slowPost: return .slowConnections
+        case .rawIPFlood: return .ipFlood
         case .ackFlood, .finFloodOnePort, .lowRSTFlood, .pshAckFlood, .xmasFlood, .forgedACKFlood, .forgedXmasFlood: return .tcpFlood
         case .forgedUDPFlood: return .udpFlood
         case .lowICMPFlood: return .icmpFlood
@@ -77,6 +81,11 @@ public enum Attack: CaseIterable, Sendable {
         case .fewSlowConnections: return "20 connections"
         case .jitteredBeacon: return "every 2 s with ±5 % jitter"
         case .slowExfiltration: return "40 MB at 4 MB/s"
+        case .dnsTunnel: return "10 queries/s with 120 hex characters of data each, one socket"
+        case .fastDNSTunnel: return "40 queries/s with 180 base32 characters, a new socket per query"
+        case .slowPost: return "slow POST, 40 connections sending a body byte every 3 s"
+        case .icmpTunnel: return "ICMP tunnel, ping -s 1000 at 20/s to the outside host"
+        case .rawIPFlood: return "hping3 --rawip -H 47 (GRE), 2000/s"
         case .ackFlood: return "hping3 -A, 10 000/s, new source port per packet"
         case .finFloodOnePort: return "hping3 -F -k to a closed port, 5000/s, one source port"
         case .lowRSTFlood: return "hping3 -R, 400/s"
@@ -118,7 +127,7 @@ public enum Attack: CaseIterable, Sendable {
         case .slowJitteredBeacon: return 75
         case .beaconing: return 40
         case .jitteredBeacon: return 45
-        case .slowConnections, .fewSlowConnections: return 30
+        case .slowConnections, .fewSlowConnections, .slowPost, .dnsTunnel, .fastDNSTunnel, .icmpTunnel: return 30
         default: return 25
         }
     }
@@ -126,7 +135,7 @@ public enum Attack: CaseIterable, Sendable {
     /// hping3 floods are cut off by `timeout`; curl loops fail requests the flood slows.
     var nonZeroExitIsNormal: Bool {
         [.synFlood, .udpFlood, .icmpFlood, .slowSynFlood, .ackFlood, .finFloodOnePort, .lowRSTFlood, .pshAckFlood, .xmasFlood,
-         .forgedACKFlood, .forgedXmasFlood, .forgedUDPFlood, .lowICMPFlood, .connectionFlood].contains(self)
+         .forgedACKFlood, .forgedXmasFlood, .forgedUDPFlood, .lowICMPFlood, .connectionFlood, .rawIPFlood].contains(self)
     }
 
     func command(in lab: TrafficLab) -> [String] {
@@ -170,6 +179,9 @@ public enum Attack: CaseIterable, Sendable {
             return ["python3", "-c", Scripts.beacon(source: a, target: lab.outside, port: 8443, interval: 2, jitter: 0.05, count: 20)]
         case .slowExfiltration:
             return ["python3", "-c", Scripts.upload(source: a, target: lab.outside, port: 443, bytes: 40_000_000, bytesPerSecond: 4_000_000)]
+        case .dnsTunnel:
+            return ["python3", "-c", Scripts.dnsTunnel(source: a, resolver: lab.server, rate: 10, dataCharacters: 120, base32: false,
+                                                       socketPerQuery: false, seconds: 20)]
         default:
             return validationCommand(in: lab)
         }
@@ -205,6 +217,15 @@ public enum Attack: CaseIterable, Sendable {
         case .subnetSynScan: return nmap + ["-sS", "-p", "22,80,443", "-T4", "--max-retries", "0", lab.sweepRange]
         case .slowJitteredBeacon:
             return ["python3", "-c", Scripts.beacon(source: a, target: lab.outside, port: 8443, interval: 5, jitter: 0.1, count: 14)]
+        case .fastDNSTunnel:
+            return ["python3", "-c", Scripts.dnsTunnel(source: a, resolver: lab.server, rate: 40, dataCharacters: 180, base32: true,
+                                                       socketPerQuery: true, seconds: 20)]
+        case .slowPost:
+            return ["python3", "-c", Scripts.slowPost(source: a, target: lab.outside, port: 443, count: 40, interval: 3, seconds: 24)]
+        case .icmpTunnel:
+            return ["ping", "-q", "-c", "400", "-i", "0.05", "-s", "1000", "-I", a, lab.outside]
+        case .rawIPFlood:
+            return hping + ["-0", "-H", "47", "-a", a, "-d", "64", "-c", "20000", "-i", "u500", lab.server]
         case .connectionFlood:
             // Bounded: 20 loops of at most 150 requests each, and the scenario's time limit.
             return ["bash", "-c", "seq 20 | xargs -P 20 -I{} bash -c 'for i in $(seq 150); do curl -s -o /dev/null --max-time 2 "

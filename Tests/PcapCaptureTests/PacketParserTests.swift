@@ -23,6 +23,20 @@ struct PacketParserTests {
         #expect(p.vlan == 0)
     }
 
+    @Test("SCTP: ports from the common header, so each probed port is its own flow; a header cut short is malformed")
+    func sctpPorts() throws {
+        // Common header (ports, verification tag, checksum) and a 20-byte INIT chunk.
+        let common = PacketBuilder.be16(51000) + PacketBuilder.be16(3868) + [UInt8](repeating: 0, count: 8)
+        let initChunk: [UInt8] = [1, 0, 0, 20] + [UInt8](repeating: 7, count: 16)
+        let frame = b.ethernet(etherType: 0x0800, payload: b.ipv4(src: PacketBuilder.a4, dst: PacketBuilder.b4, proto: 132, l4: common + initChunk))
+        let p = try #require(parse(frame).packet)
+        #expect(p.ipProtocol == 132)
+        #expect(p.sourcePort == 51000 && p.destinationPort == 3868)
+        #expect(p.payloadLength == 20)
+        let short = b.ethernet(etherType: 0x0800, payload: b.ipv4(src: PacketBuilder.a4, dst: PacketBuilder.b4, proto: 132, l4: Array(common.prefix(8))))
+        #expect(parse(short) == .unparsed(.malformed))
+    }
+
     @Test("IPv4 options: the real header length finds the transport header")
     func ipv4Options() throws {
         var builder = b

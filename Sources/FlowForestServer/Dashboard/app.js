@@ -477,8 +477,8 @@ function drawTimeline(td, i, times) {
 
 // MARK: Suppression rules
 
-const LABELS = ["port scan", "host sweep", "syn flood", "tcp flood", "connection flood", "udp flood", "icmp flood",
-  "slow connections", "exfiltration", "beaconing", "unusual flow", "unusual host", "unusual destination"];
+const LABELS = ["port scan", "host sweep", "syn flood", "tcp flood", "connection flood", "udp flood", "icmp flood", "ip flood",
+  "slow connections", "exfiltration", "dns tunnel", "beaconing", "unusual flow", "unusual host", "unusual destination"];
 for (const l of LABELS) $("#rule-label").append(h("option", { value: l }, l));
 
 /** A rule prefilled from an incident: its one actor and one target (a side with many stays open), its label. */
