@@ -52,6 +52,12 @@ enum KernelMapName: String, CaseIterable, Sendable {
     case events
     /// Per-CPU packet counters.
     case stats
+    /// Packets not admitted as flows, folded per endpoint, port, protocol and class.
+    case overflow
+    /// The interfaces this sensor watches (a forwarded packet is counted once).
+    case watched
+    /// The flow map's admission limit and entry count.
+    case limits
 
     /// The flow map a mode's program counts into.
     static func flows(for mode: EBPFAttachMode) -> KernelMapName {

@@ -283,8 +283,8 @@ struct Bench {
         let losses = s.tableFull + s.captureDrops + s.interfaceDrops
         var note: String?
         if let ebpf, mode != .socket { note = ebpf.attachModes[interface] }
-        if mode != .pcap && drained.packets + s.notIP + s.malformed + s.tableFull != seen {
-            note = "MISMATCH: \(drained.packets + s.notIP + s.malformed + s.tableFull) explained of \(seen)"
+        if mode != .pcap && drained.packets + s.packetsOutsideFlows != seen {
+            note = "MISMATCH: \(drained.packets + s.packetsOutsideFlows) explained of \(seen)"
         }
         return Row(
             frameBytes: 0, flows: 0, generators: 0, mode: mode.rawValue, packetsSent: sent.packets, generatorPps: sent.packetsPerSecond,
