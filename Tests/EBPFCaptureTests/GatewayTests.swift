@@ -37,7 +37,7 @@ struct GatewayTests {
         let result = try await collector.value
         seen = try lab.gatewayPackets() - before
         let icmp = result.records.values.filter { $0.ipProtocol == IPProtocol.icmp }
-        #expect(icmp.count == 1, "one ICMP flow, got \(icmp.map(\.description))")
+        #expect(icmp.count == 1, "one ICMP flow, got \(icmp)")
         let flow = try #require(icmp.first)
         #expect(flow.sourceAddress == IPAddress(lab.clientAddress))
         #expect(flow.destinationAddress == IPAddress(lab.serverAddress))

@@ -21,13 +21,16 @@ struct OverflowTrackerTests {
     @Test("reports are deltas; an unchanged aggregate is not reported; totals add up")
     func deltas() throws {
         var tracker = OverflowTracker()
-        let first = try #require(tracker.observe(Self.kernel(1000, peers: 900)))
+        let observed = tracker.observe(Self.kernel(1000, peers: 900))
+        let first = try #require(observed)
         #expect(first.packets == 1000 && first.bytes == 40_000 && first.totalPackets == 1000 && !first.ended)
         #expect(abs(Double(first.peerEstimate) - 900) < 360)
         #expect(tracker.observe(Self.kernel(1000, peers: 900)) == nil)
-        let second = try #require(tracker.observe(Self.kernel(1500)))
+        let changed = tracker.observe(Self.kernel(1500))
+        let second = try #require(changed)
         #expect(second.packets == 500 && second.totalPackets == 1500)
-        let last = try #require(tracker.end(Self.kernel(1600)))
+        let ended = tracker.end(Self.kernel(1600))
+        let last = try #require(ended)
         #expect(last.packets == 100 && last.ended)
         #expect(tracker.packets == 1600 && tracker.bytes == 64_000 && tracker.count == 0)
     }
@@ -37,7 +40,8 @@ struct OverflowTrackerTests {
         var tracker = OverflowTracker()
         _ = tracker.observe(Self.kernel(700))
         _ = tracker.end(Self.kernel(700))
-        let again = try #require(tracker.observe(Self.kernel(30)))
+        let reopened = tracker.observe(Self.kernel(30))
+        let again = try #require(reopened)
         #expect(again.packets == 30 && tracker.packets == 730)
     }
 
