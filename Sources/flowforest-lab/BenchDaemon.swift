@@ -42,7 +42,7 @@ extension Bench {
         // Until the daemon's counters explain every packet the interface counted.
         var after = "", seen: UInt64 = 0
         func delta(_ name: String) -> UInt64 { Self.sum(after, name) &- Self.sum(before, name) }
-        let explained = ["flowforest_packets_total", "flowforest_packets_not_flows_total",
+        let explained = ["flowforest_packets_total", "flowforest_overflow_packets_total", "flowforest_packets_not_flows_total",
                          "flowforest_map_full_packets_total", "flowforest_capture_drops_total"]
         try await Wait.until("the daemon to count every packet \(interface) counted", timeout: 30,
                              detail: { "\(explained.map(delta).reduce(0, +)) of \(seen)" }) {
@@ -51,7 +51,7 @@ extension Bench {
                 + (try lab.counter("tx_packets", interface: interface, in: namespace) - tx0)
             return explained.map(delta).reduce(0, +) >= seen
         }
-        let accounted = delta("flowforest_packets_total")
+        let accounted = delta("flowforest_packets_total") + delta("flowforest_overflow_packets_total")
         return Row(
             frameBytes: 0, flows: 0, generators: 0, mode: BenchCommand.Mode.daemon.rawValue, packetsSent: sent.packets,
             generatorPps: sent.packetsPerSecond, baselinePps: 0, rateRatio: 0, packetsSeen: seen, packetsAccounted: accounted,
