@@ -15,7 +15,7 @@ BPF_EMBED  := out/bpf/flowforest.bpf.inc
 APT_PACKAGES := libpcap-dev libbpf-dev libelf-dev zlib1g-dev linux-libc-dev bpftool \
 	tcpdump iproute2 iputils-ping netcat-openbsd curl hping3 nmap netsniff-ng \
 	python3-venv python3-pip postgresql prometheus libcap2-bin \
-	chromium chromium-driver nfdump pmacct softflowd
+	chromium chromium-driver nfdump pmacct softflowd prometheus-alertmanager
 # Python venvs: the parity reference (scikit-learn, isotree), the dashboard
 # test (selenium) and the deploy tests (pytest, podman-compose).
 VENV       ?= $(OUT)/venv
@@ -121,9 +121,12 @@ bench-detection: $(VENV)/.installed ## Forest training and scoring vs scikit-lea
 	$(SWIFT) build -c release $(SWIFT_FLAGS) --product DetectionBench
 	$(VENV)/bin/python Tests/parity/bench.py $$($(SWIFT) build -c release $(SWIFT_FLAGS) --show-bin-path)/DetectionBench
 
-eval: deps bpf ## Detector, scoring live on eBPF capture, against nmap, hping3 and scripted attacks in a namespace lab (root, about 25 min)
+# Evaluation set: development (tuned on) or validation (never tuned on).
+SET ?= development
+
+eval: deps bpf ## Detector, scoring live on eBPF capture, against real attack tools in a namespace lab (SET=development|validation; root, 25-30 min)
 	$(SWIFT) build $(SWIFT_FLAGS) --product flowforest-lab
-	$$($(SWIFT) build $(SWIFT_FLAGS) --show-bin-path)/flowforest-lab eval
+	FLOWFOREST_EVAL_SET=$(SET) $$($(SWIFT) build $(SWIFT_FLAGS) --show-bin-path)/flowforest-lab eval
 
 run: build ## Start the sensor on the default-route interface (INTERFACE=...)
 	@echo "run: capturing on $(INTERFACE)"
@@ -131,6 +134,9 @@ run: build ## Start the sensor on the default-route interface (INTERFACE=...)
 
 bench: build ## Compare capture modes on a namespace lab (root)
 	$$($(SWIFT) build -c $(CONFIG) $(SWIFT_FLAGS) --show-bin-path)/flowforest-lab bench
+
+bench-collector: build ## FlowForest's NetFlow/IPFIX collector against nfcapd on the same datagrams (BENCH_ARGS="--model model.json")
+	$$($(SWIFT) build -c $(CONFIG) $(SWIFT_FLAGS) --show-bin-path)/flowforest-lab bench-collector $(BENCH_ARGS)
 
 demo: build ## Live demo: namespace lab, normal clients, recurring attacks, dashboard on 127.0.0.1:8080 (root)
 	$$($(SWIFT) build -c $(CONFIG) $(SWIFT_FLAGS) --show-bin-path)/flowforest-lab demo

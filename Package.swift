@@ -122,7 +122,7 @@ let package = Package(
         // MARK: Network namespace lab shared by lab tests and flowforest-lab.
         .target(
             name: "FlowForestLab",
-            dependencies: ["FlowForestCore"],
+            dependencies: ["FlowForestCore", "FlowForestIPFIX"],
             swiftSettings: swiftSettings
         ),
 
@@ -154,6 +154,8 @@ let package = Package(
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                // HMAC-SHA256 signatures of webhook bodies.
+                .product(name: "Crypto", package: "swift-crypto"),
             ],
             resources: [.copy("Resources/openapi.yaml"), .copy("Dashboard")],
             swiftSettings: swiftSettings
@@ -239,9 +241,10 @@ let package = Package(
             dependencies: ["EBPFCapture", "FlowForestCore"],
             swiftSettings: swiftSettings
         ),
-        // Test tooling shared by test targets: a throwaway PostgreSQL server, seeded fuzzing.
+        // Test tooling shared by test targets: a throwaway PostgreSQL server, seeded fuzzing, flow collectors (nfcapd, nfacctd).
         .target(
             name: "FlowForestTestSupport",
+            dependencies: ["FlowForestCore"],
             path: "Tests/FlowForestTestSupport",
             swiftSettings: swiftSettings
         ),
@@ -254,14 +257,15 @@ let package = Package(
             name: "FlowForestServerTests",
             dependencies: [
                 "FlowForestServer", "FlowForestStore", "FlowForestCore", "FlowForestTestSupport", "FlowForestDetection",
-                "FlowForestPipeline", "PcapCapture",
+                "FlowForestPipeline", "PcapCapture", "FlowForestLab",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "LabTests",
-            dependencies: ["FlowForestLab", "FlowForestCore", "FlowForestDetection", "EBPFCapture", "flowforest", "flowforest-lab"],
+            dependencies: ["FlowForestLab", "FlowForestCore", "FlowForestDetection", "EBPFCapture", "FlowForestTestSupport", "flowforest", "flowforest-lab"],
             swiftSettings: swiftSettings
         ),
     ]

@@ -17,23 +17,47 @@ public enum AnomalyKind: String, Sendable, Hashable, Codable, CaseIterable {
 }
 
 /// One feature's part in an anomaly, in plain words.
+///
+/// A line is only ever true: the value lies strictly beyond the baseline
+/// reference in the stated direction (above its p99, below its p1, above an
+/// alert threshold or a rule's floor).
 public struct ExplanationItem: Sendable, Hashable, Codable {
-    /// Feature name, e.g. `distinct_dst_ports_10s`.
+    /// Feature name, e.g. `distinct_dst_ports_10s`; `isolation_score` when no
+    /// single feature lies outside its baseline and the forest's score is
+    /// what stands out; `group_members` for a grouped anomaly.
     public var feature: String
     public var value: Double
-    /// The baseline reference the value is compared with (e.g. p99 of training data).
+    /// The reference the value is compared with (p99 or p1 of training data,
+    /// the alert threshold, a rule's floor, or the least members of a group).
     public var baseline: Double
     /// `above` or `below` the baseline.
     public var direction: String
     /// A sentence for people: "distinct destination ports 412 (baseline p99: 9)".
     public var text: String
+    /// The feature's share (0...1) of the path credit that isolated the vector:
+    /// lines are ranked by it. Nil for lines that are not a feature's.
+    public var share: Double?
+    /// For a grouped anomaly, the first members (addresses) of the group.
+    public var members: [String]?
 
-    public init(feature: String, value: Double, baseline: Double, direction: String, text: String) {
+    public init(feature: String, value: Double, baseline: Double, direction: String, text: String,
+                share: Double? = nil, members: [String]? = nil) {
         self.feature = feature
         self.value = value
         self.baseline = baseline
         self.direction = direction
         self.text = text
+        self.share = share
+        self.members = members
+    }
+
+    /// True when the value lies strictly beyond the baseline in the stated direction.
+    public var isTrue: Bool {
+        switch direction {
+        case "above": return value > baseline
+        case "below": return value < baseline
+        default: return false
+        }
     }
 }
 
@@ -65,6 +89,11 @@ public struct Anomaly: Sendable, Hashable, Codable {
     /// Ids of the flows behind it (the flow itself, or a host's recent flows).
     public var flowIDs: [UInt64]
     public var acknowledged: Bool
+    /// The uid of the incident it belongs to (set by the pipeline's incident
+    /// tracker); links it to its incident in the store, not part of its JSON.
+    public var incidentUID: String?
+    /// Matched by a suppression rule: stored, but in no incident and no alert.
+    public var suppressed: Bool = false
 
     public init(
         id: Int64? = nil, sensor: String, timeMs: Int64, kind: AnomalyKind,
@@ -72,7 +101,7 @@ public struct Anomaly: Sendable, Hashable, Codable {
         sourcePort: UInt16? = nil, destinationPort: UInt16? = nil, ipProtocol: UInt8? = nil,
         score: Double, severity: Severity, label: AnomalyLabel,
         explanation: [ExplanationItem] = [], features: [String: Double] = [:],
-        flowIDs: [UInt64] = [], acknowledged: Bool = false
+        flowIDs: [UInt64] = [], acknowledged: Bool = false, incidentUID: String? = nil
     ) {
         self.id = id
         self.sensor = sensor
@@ -90,10 +119,11 @@ public struct Anomaly: Sendable, Hashable, Codable {
         self.features = features
         self.flowIDs = flowIDs
         self.acknowledged = acknowledged
+        self.incidentUID = incidentUID
     }
 
     enum CodingKeys: String, CodingKey {
-        case id, sensor, time, kind, score, severity, label, explanation, features, acknowledged, `protocol`
+        case id, sensor, time, kind, score, severity, label, explanation, features, acknowledged, suppressed, `protocol`
         case srcIP = "src_ip"
         case dstIP = "dst_ip"
         case srcPort = "src_port"
@@ -119,6 +149,7 @@ public struct Anomaly: Sendable, Hashable, Codable {
         try c.encode(features, forKey: .features)
         try c.encode(flowIDs, forKey: .flowIDs)
         try c.encode(acknowledged, forKey: .acknowledged)
+        try c.encode(suppressed, forKey: .suppressed)
     }
 
     public init(from decoder: any Decoder) throws {
@@ -143,5 +174,6 @@ public struct Anomaly: Sendable, Hashable, Codable {
         features = try c.decodeIfPresent([String: Double].self, forKey: .features) ?? [:]
         flowIDs = try c.decodeIfPresent([UInt64].self, forKey: .flowIDs) ?? []
         acknowledged = try c.decodeIfPresent(Bool.self, forKey: .acknowledged) ?? false
+        suppressed = try c.decodeIfPresent(Bool.self, forKey: .suppressed) ?? false
     }
 }

@@ -5,6 +5,10 @@ public enum AnomalyLabel: String, Sendable, Hashable, Codable, CaseIterable {
     case portScan = "port scan"
     case hostSweep = "host sweep"
     case synFlood = "syn flood"
+    /// A flood of TCP packets outside any connection (ACK, FIN, RST, PSH+ACK, XMAS).
+    case tcpFlood = "tcp flood"
+    /// Completed connections at a high rate (an HTTP request flood).
+    case connectionFlood = "connection flood"
     case udpFlood = "udp flood"
     case icmpFlood = "icmp flood"
     case slowConnections = "slow connections"

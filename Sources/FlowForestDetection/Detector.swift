@@ -49,6 +49,7 @@ public struct Detector: Sendable {
     private var unexplained: UInt64 = 0
     private var retrainings: UInt64 = 0
     private var rng: SeededGenerator
+    private var grouper: AnomalyGrouper
 
     /// - Parameters:
     ///   - model: a trained model (`flowforest train`); without one the
@@ -61,6 +62,7 @@ public struct Detector: Sendable {
         self.sensor = sensor
         self.logger = logger
         self.rng = SeededGenerator(seed: configuration.forest.seed ^ 0xD37E_C70A)
+        self.grouper = AnomalyGrouper(minimum: configuration.groupMinimum, windowSeconds: configuration.repeatSuppressionSeconds)
         for kind in AnomalyKind.allCases { kinds[kind] = KindState() }
     }
 
@@ -91,7 +93,7 @@ public struct Detector: Sendable {
            Double(now &- last) / 1e9 >= configuration.retrainIntervalSeconds {
             retrain(nowNs: now)
         }
-        return out
+        return grouper.group(out, nowNs: now)
     }
 
     enum Subject {
@@ -153,8 +155,10 @@ public struct Detector: Sendable {
             "kind": "\(kind.rawValue)", "label": "\(label.rawValue)", "severity": "\(severity.rawValue)",
             "score": "\(score)", "address": "\(address)",
         ])
+        let rule = verdict.certain.flatMap { Labeler.ruleEvidence($0, kind: kind, vector: vector) }
         let explanation = Explainer.explain(kind: kind, vector: vector, credit: credit, baseline: km.baseline,
-                                            leading: Labeler.keyFeatures(label, kind: kind))
+                                            leading: Labeler.keyFeatures(label, kind: kind),
+                                            drivers: .init(score: score, threshold: km.thresholds.low, rule: rule))
         return anomaly(subject, kind: kind, vector: vector, score: score, severity: severity, label: label,
                        explanation: explanation, nowNs: now)
     }

@@ -31,6 +31,11 @@ public struct DetectorConfiguration: Sendable, Hashable {
     /// A repeat of the same (kind, address, label) within this many seconds is
     /// folded into the first report unless its severity is higher.
     public var repeatSuppressionSeconds: Double = 60
+    /// This many anomalies of one kind and label that share one address (a
+    /// sweep's targets, each with the sweeper as its one peer; a flood's
+    /// forged sources, each with the victim) in one poll become one grouped
+    /// anomaly that counts and lists them (``AnomalyGrouper``).
+    public var groupMinimum: Int = 4
     /// Scheduled retraining: every interval, `retrainShare` of the trees are
     /// regrown from the reservoir of vectors that scored normal. 0 disables it.
     public var retrainIntervalSeconds: Double = 3600

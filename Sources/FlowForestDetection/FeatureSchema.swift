@@ -65,6 +65,7 @@ public enum FeatureSchema {
         ("icmp_echo_sent", "ICMP echo requests sent"),
         ("udp_packets_sent", "UDP packets sent"),
         ("icmp_packets_sent", "ICMP packets sent"),
+        ("unsolicited_tcp_sent", "TCP packets sent outside any connection"),
         ("packets_sent", "packets sent"),
         ("packets_received", "packets received"),
         ("bytes_sent", "bytes sent"),
@@ -91,6 +92,7 @@ public enum FeatureSchema {
         ("failed_flows", "failed or half-open connections"),
         ("udp_packets_received", "UDP packets received"),
         ("icmp_packets_received", "ICMP packets received"),
+        ("unsolicited_tcp_received", "TCP packets received outside any connection"),
         ("packets_received", "packets received"),
         ("bytes_received", "bytes received"),
     ]

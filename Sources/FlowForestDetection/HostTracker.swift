@@ -42,6 +42,9 @@ public struct HostTracker: Sendable {
     private var destinations: [IPAddress: WindowedStatistics] = [:]
     private var pairs: [BeaconScore.PairKey: [BeaconScore.Start]] = [:]
     private var lastSweepNs: UInt64 = 0
+    /// Open flows whose failure is counted already: a connection fails once,
+    /// whether a record showed it or the clock did (a SYN unanswered for a second).
+    private var failedFlows: Set<UInt64> = []
     public private(set) var statistics = HostTrackerStatistics()
 
     /// Host stems, by their names in ``FeatureSchema``.
@@ -56,6 +59,7 @@ public struct HostTracker: Sendable {
         static let echo = FeatureSchema.stem("icmp_echo_sent", in: .host)
         static let udp = FeatureSchema.stem("udp_packets_sent", in: .host)
         static let icmp = FeatureSchema.stem("icmp_packets_sent", in: .host)
+        static let unsolicited = FeatureSchema.stem("unsolicited_tcp_sent", in: .host)
         static let pkOut = FeatureSchema.stem("packets_sent", in: .host)
         static let pkIn = FeatureSchema.stem("packets_received", in: .host)
         static let byOut = FeatureSchema.stem("bytes_sent", in: .host)
@@ -74,6 +78,7 @@ public struct HostTracker: Sendable {
         static let failed = FeatureSchema.stem("failed_flows", in: .destination)
         static let udp = FeatureSchema.stem("udp_packets_received", in: .destination)
         static let icmp = FeatureSchema.stem("icmp_packets_received", in: .destination)
+        static let unsolicited = FeatureSchema.stem("unsolicited_tcp_received", in: .destination)
         static let pkIn = FeatureSchema.stem("packets_received", in: .destination)
         static let byIn = FeatureSchema.stem("bytes_received", in: .destination)
         static let stems = FeatureSchema.windowedStems(of: .destination).count
@@ -105,7 +110,7 @@ public struct HostTracker: Sendable {
         }
         Self.endPoll(&hosts)
         Self.endPoll(&destinations)
-        if nowNs &- lastSweepNs > 10_000_000_000 { forgetIdle(nowNs: nowNs) }
+        if nowNs &- lastSweepNs > 10_000_000_000 { forgetIdle(nowNs: nowNs, flows: flows) }
         statistics.trackedFlows = flows.count
         statistics.flowsNotTracked = flows.notTracked
         statistics.trackedHosts = hosts.count
@@ -143,10 +148,10 @@ public struct HostTracker: Sendable {
             notePairBytes(r)
         }
         Self.addTraffic(r, deltas, host: &h, destination: &d)
-        let failedBefore = change.previous.map { Self.hasFailed($0.record, at: $0.updatedNs) } ?? false
-        countFailure(r, failedBefore: failedBefore, host: &h, destination: &d, nowNs: now)
+        countFailure(r, host: &h, destination: &d, nowNs: now)
         if isNew { countUnreachable(r, nowNs: now) }
         if r.state == .ended {
+            failedFlows.remove(r.id)
             h.openFlows = max(0, h.openFlows - 1)
             d.openFlows = max(0, d.openFlows - 1)
         }
@@ -217,11 +222,25 @@ public struct HostTracker: Sendable {
         d.add(D.byIn, delta.forwardBytes)
         if isUDP { d.add(D.udp, delta.forwardPackets) }
         if isICMP { d.add(D.icmp, delta.forwardPackets) }
+        if isUnsolicited(r) {
+            h.add(H.unsolicited, delta.forwardPackets)
+            d.add(D.unsolicited, delta.forwardPackets)
+        }
         if hasPorts && r.forward.packets > 4 {
             // One long flow that sends on a fixed rhythm is a beacon too.
             let gaps = FlowFeatures.interArrival(r.forward)
             if gaps.meanMs >= 200 { h.beacon = max(h.beacon, FlowFeatures.regularity(r.forward)) }
         }
+    }
+
+    /// A TCP flow outside any connection: its initiator sent no SYN and the
+    /// other side answered, if at all, only with resets. ACK, FIN, RST,
+    /// PSH+ACK and XMAS floods are such flows; a connection seen mid-stream
+    /// (it began before the capture) is not, as its peer answers with data
+    /// or acknowledgements.
+    static func isUnsolicited(_ r: FlowRecord) -> Bool {
+        r.ipProtocol == IPProtocol.tcp && r.forward.synCount == 0 && r.reverse.synAckCount == 0
+            && r.reverse.packets == UInt64(r.reverse.rstCount)
     }
 
     /// Whether a TCP connection had failed as of a record reported at
@@ -234,11 +253,32 @@ public struct HostTracker: Sendable {
     }
 
     /// A connection fails once: counted with the first record that shows it.
-    private func countFailure(_ r: FlowRecord, failedBefore: Bool, host h: inout WindowedStatistics,
-                              destination d: inout WindowedStatistics, nowNs now: UInt64) {
-        guard !failedBefore && Self.hasFailed(r, at: now) else { return }
+    private mutating func countFailure(_ r: FlowRecord, host h: inout WindowedStatistics,
+                                       destination d: inout WindowedStatistics, nowNs now: UInt64) {
+        guard !failedFlows.contains(r.id) && Self.hasFailed(r, at: now) else { return }
+        if r.state != .ended { failedFlows.insert(r.id) }
         h.add(H.failed, 1)
         d.add(D.failed, 1)
+    }
+
+    /// A SYN that has gone unanswered for a second fails by the clock, not
+    /// with the flow's next record: a half-open flow sends nothing more
+    /// until it times out, and a scan posted in one request (remote ingest)
+    /// would otherwise show its failures only then. Counts it on both ends
+    /// and marks them for a fresh vector.
+    private mutating func countUnanswered(_ r: FlowRecord, nowNs now: UInt64) {
+        guard r.forward.synCount > 0, !failedFlows.contains(r.id), Self.hasFailed(r, at: now) else { return }
+        failedFlows.insert(r.id)
+        for (isHost, address) in [(true, r.sourceAddress), (false, r.destinationAddress)] {
+            var e = isHost ? hosts[address] : destinations[address]
+            guard e != nil else { continue }
+            e!.decay(to: now)
+            e!.add(isHost ? H.failed : D.failed, 1)
+            e!.touched = true
+            // The failure is traffic with that peer this poll, as a record would be.
+            e!.note(flow: r.id, peer: isHost ? r.destinationAddress : r.sourceAddress, ipProtocol: r.ipProtocol, port: r.destinationPort)
+            if isHost { hosts[address] = e } else { destinations[address] = e }
+        }
     }
 
     /// An ICMP unreachable is a failure of the host it is sent to.
@@ -276,12 +316,17 @@ public struct HostTracker: Sendable {
     }
 
     /// Counts each entity's open TCP connections that are old and slow (not
-    /// closing: a FIN or RST was not seen).
+    /// closing: a FIN or RST was not seen), and the SYNs that have gone
+    /// unanswered for a second by now.
     private mutating func countSlowFlows(_ flows: FlowLedger, nowNs now: UInt64) {
         var slowBySource: [IPAddress: Int] = [:]
         var slowByDestination: [IPAddress: Int] = [:]
         for entry in flows.openFlows where entry.record.ipProtocol == IPProtocol.tcp {
             let r = entry.record
+            countUnanswered(r, nowNs: now)
+            // A connection never established (a flood's half-open or bare
+            // packets) is not a slow connection, however long it stays open.
+            guard r.forward.synCount > 0 && r.reverse.synAckCount > 0 else { continue }
             let closing = r.forward.finCount + r.reverse.finCount + r.forward.rstCount + r.reverse.rstCount > 0
             guard !closing else { continue }
             let age = now &- entry.firstSeenNs
@@ -314,8 +359,10 @@ public struct HostTracker: Sendable {
         }
     }
 
-    private mutating func forgetIdle(nowNs now: UInt64) {
+    private mutating func forgetIdle(nowNs now: UInt64, flows: FlowLedger) {
         lastSweepNs = now
+        // Flows the ledger forgot without an ended record.
+        failedFlows = failedFlows.filter { flows[$0] != nil }
         hosts = hosts.filter { now &- $0.value.updatedNs < Self.forgetAfterNs || $0.value.openFlows > 0 }
         destinations = destinations.filter { now &- $0.value.updatedNs < Self.forgetAfterNs || $0.value.openFlows > 0 }
         pairs = pairs.filter { now &- ($0.value.last?.startNs ?? 0) < Self.forgetAfterNs }

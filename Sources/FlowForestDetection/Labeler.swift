@@ -56,6 +56,25 @@ public enum Labeler {
         }
     }
 
+    /// The line that states a certain rule's own evidence (the count and the
+    /// rule's floor), for an anomaly that no feature's baseline explains.
+    public static func ruleEvidence(_ label: AnomalyLabel, kind: AnomalyKind, vector: [Double]) -> ExplanationItem? {
+        let v = View(kind: kind, vector: vector, baseline: nil)
+        let (name, floor, rule): (String, Double, String)
+        switch (label, kind) {
+        case (.portScan, .host), (.portScan, .destination):
+            (name, floor, rule) = ("distinct_dst_ports_100s", 15, "scan rule: at least 15 ports with 10 failed connections")
+        case (.hostSweep, .host):
+            (name, floor, rule) = ("distinct_dst_addrs_100s", 25, "sweep rule: at least 25 hosts with failed connections or echo requests")
+        default:
+            return nil
+        }
+        let value = v.raw(name)
+        let info = FeatureSchema.features(of: kind)[FeatureSchema.index(name, in: kind)]
+        return ExplanationItem(feature: name, value: value, baseline: floor, direction: "above",
+                               text: "\(info.words) \(Explainer.format(value)) (\(rule))")
+    }
+
     /// True when some feature lies well outside everything the baseline
     /// held: above its maximum by a factor of 4 (log-scaled features) or by
     /// 0.5 (ratios and shares). An isolation forest over many features can
@@ -94,6 +113,8 @@ public enum Labeler {
         case .portScan: return ["distinct_dst_ports_10s"]
         case .hostSweep: return ["distinct_dst_addrs_10s"]
         case .synFlood: return host ? ["syn_sent_1s"] : ["syn_received_1s"]
+        case .tcpFlood: return host ? ["unsolicited_tcp_sent_1s"] : ["unsolicited_tcp_received_1s"]
+        case .connectionFlood: return host ? ["flows_initiated_1s"] : ["flows_received_1s"]
         case .udpFlood: return host ? ["udp_packets_sent_1s"] : ["udp_packets_received_1s"]
         case .icmpFlood: return host ? ["icmp_packets_sent_1s"] : ["icmp_packets_received_1s"]
         case .slowConnections: return kind == .flow ? [] : ["slow_open_flows"]
@@ -120,6 +141,9 @@ public enum Labeler {
         // (tiny flows); either way no handshake carries data.
         if v.high("syn_sent_1s", 50) && v.raw("distinct_dst_ports_10s") < 10
             && (v.raw("synack_received_1s") < 0.5 * v.raw("syn_sent_1s") || v.raw("mean_flow_bytes_100s") < 300) { return .synFlood }
+        // The same SYNs, answered, and carrying requests: connections completed at a high rate.
+        if v.high("flows_initiated_1s", 50) && v.raw("syn_sent_1s") >= 50 && v.raw("distinct_dst_ports_10s") < 10 { return .connectionFlood }
+        if v.high("unsolicited_tcp_sent_1s", 300) { return .tcpFlood }
         if v.high("udp_packets_sent_1s", 300) { return .udpFlood }
         if v.high("icmp_packets_sent_1s", 300) { return .icmpFlood }
         if v.high("slow_open_flows", 8) { return .slowConnections }
@@ -130,8 +154,14 @@ public enum Labeler {
 
     private static func destinationLabel(_ v: View) -> AnomalyLabel {
         if v.high("distinct_dst_ports_10s", 10) { return .portScan }
-        if v.high("syn_received_1s", 50) && v.raw("distinct_dst_ports_10s") < 10
-            && (v.raw("synack_sent_1s") < 0.5 * v.raw("syn_received_1s") || v.high("flows_received_1s", 50)) { return .synFlood }
+        if v.high("syn_received_1s", 50) && v.raw("distinct_dst_ports_10s") < 10 {
+            // Unanswered, or answered and never used (a SYN and a reset carry
+            // under 200 bytes; a completed request carries more).
+            let perFlow = v.raw("bytes_received_1s") / max(1, v.raw("flows_received_1s"))
+            if v.raw("synack_sent_1s") < 0.5 * v.raw("syn_received_1s") || perFlow < 200 { return .synFlood }
+            if v.high("flows_received_1s", 50) { return .connectionFlood }
+        }
+        if v.high("unsolicited_tcp_received_1s", 300) { return .tcpFlood }
         if v.high("udp_packets_received_1s", 300) { return .udpFlood }
         if v.high("icmp_packets_received_1s", 300) { return .icmpFlood }
         if v.high("slow_open_flows", 8) { return .slowConnections }

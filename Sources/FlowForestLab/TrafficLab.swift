@@ -6,7 +6,8 @@ public import Foundation
 /// the servers' side of the pair sees every packet exactly once.
 ///
 /// Addresses (all in 198.18.0.0/15):
-/// - clients 198.18.0.11–13, attacker 198.18.0.66 (namespace `clients`)
+/// - clients 198.18.0.11–13, more clients 198.18.0.20–31 (the validation
+///   set's normal traffic), attacker 198.18.0.66 (namespace `clients`)
 /// - server 198.18.0.2 (HTTP on 80, DNS-style UDP on 53), outside host
 ///   198.18.0.100 (sink on 443 and 8443) (namespace `servers`)
 /// - 198.18.2.0/24 is routed to the servers' namespace, which drops it: a
@@ -19,6 +20,8 @@ public final class TrafficLab: Sendable {
     public let sensorInterface: String
     public let clientInterface: String
     public let clients = ["198.18.0.11", "198.18.0.12", "198.18.0.13"]
+    /// Further clients: normal traffic from many hosts, not only three.
+    public let moreClients = (20...31).map { "198.18.0.\($0)" }
     public let attacker = "198.18.0.66"
     public let server = "198.18.0.2"
     public let outside = "198.18.0.100"
@@ -31,7 +34,7 @@ public final class TrafficLab: Sendable {
         clientsNamespace = try lab.addNamespace("clients")
         serversNamespace = try lab.addNamespace("servers")
         (clientInterface, sensorInterface) = try lab.connect(clientsNamespace, address: "198.18.0.11/24", serversNamespace, address: "198.18.0.2/24")
-        for address in clients.dropFirst() + [attacker] {
+        for address in clients.dropFirst() + moreClients + [attacker] {
             try Command.check(["ip", "-n", clientsNamespace, "addr", "add", "\(address)/24", "dev", clientInterface])
         }
         try Command.check(["ip", "-n", serversNamespace, "addr", "add", "\(outside)/24", "dev", sensorInterface])
@@ -60,11 +63,12 @@ public final class TrafficLab: Sendable {
     }
 
     /// Starts background normal traffic for `seconds`: web browsing from each
-    /// client, DNS-style queries, occasional pings and bulk downloads.
+    /// client, DNS-style queries, occasional pings and bulk downloads; with
+    /// `manyClients`, from the three clients and twelve more.
     /// Returns the processes (they end by themselves).
     @discardableResult
-    public func startNormalTraffic(seconds: Double, seed: Int = 1) throws -> [Process] {
-        try clients.enumerated().map { index, client in
+    public func startNormalTraffic(seconds: Double, seed: Int = 1, manyClients: Bool = false) throws -> [Process] {
+        try (manyClients ? clients + moreClients : clients).enumerated().map { index, client in
             try lab.spawn(in: clientsNamespace, ["python3", "-c", Scripts.normalClient(
                 source: client, server: server, seconds: seconds, seed: seed * 100 + index)])
         }

@@ -30,6 +30,10 @@ public actor Pipeline {
     private var lastStatistics: [String: CaptureStatistics] = [:]
     private var activeByMode: [String: Int] = [:]
     private var savedModelVersion: Int?
+    /// Groups the anomalies into incidents; the one owner of open incidents.
+    private var incidents: IncidentTracker
+    /// The suppression rules in force (the API's and `--suppress FILE`'s).
+    public private(set) var suppressions: [Suppression] = []
     /// Packets and bytes counted into flows so far, every mode together.
     public private(set) var packetsTotal: UInt64 = 0
     public private(set) var bytesTotal: UInt64 = 0
@@ -44,6 +48,7 @@ public actor Pipeline {
     ///   - maxFlows: open flows the ledger holds at most.
     public init(sensor: String, detector: (any FlowDetector)? = nil, trainer: ModelTrainer? = nil,
                 sink: (any PipelineSink)? = nil, maxFlows: Int = FlowLedger.defaultMaxFlows,
+                incidents: IncidentConfiguration = .init(),
                 logger: Logger, metricsFactory: any MetricsFactory) {
         self.sensor = sensor
         self.detector = detector
@@ -51,6 +56,7 @@ public actor Pipeline {
         self.sink = sink
         self.logger = logger
         self.flows = FlowLedger(maxFlows: maxFlows)
+        self.incidents = IncidentTracker(configuration: incidents)
         let metrics = PipelineMetrics(factory: metricsFactory)
         metrics.learning.record(detector?.apiStatus.state == .scoring ? 0 : 1)
         self.metrics = metrics
@@ -64,15 +70,68 @@ public actor Pipeline {
         let changes = flows.apply(batch.records, origin: mode, nowNs: batch.timeNs)
         account(batch, changes: changes, mode: mode)
         trainer?.add(batch, changes: changes, flows: flows)
-        let anomalies = detect(batch, changes: changes)
+        var anomalies = detect(batch, changes: changes)
         sink?.enqueue(flows: batch.records.filter { $0.state != .active }, sensor: sensor)
-        guard !anomalies.isEmpty else { return [] }
-        for anomaly in anomalies { metrics.count(anomaly) }
-        anomaliesTotal += Int64(anomalies.count)
-        if let sink, !sink.enqueue(anomalies: anomalies) {
-            logger.error("anomalies could not be queued for the store", metadata: ["count": "\(anomalies.count)"])
+        let nowMs = max(Int64(batch.timeNs / 1_000_000), anomalies.map(\.timeMs).max() ?? 0)
+        let updates = fileIntoIncidents(&anomalies, nowMs: nowMs)
+        if !anomalies.isEmpty {
+            for anomaly in anomalies { metrics.count(anomaly) }
+            anomaliesTotal += Int64(anomalies.count)
+            if let sink, !sink.enqueue(anomalies: anomalies) {
+                logger.error("anomalies could not be queued for the store", metadata: ["count": "\(anomalies.count)"])
+            }
         }
+        hand(updates)
         return anomalies
+    }
+
+    /// Replaces the suppression rules; anomalies found from now on are matched against them.
+    public func setSuppressions(_ rules: [Suppression]) {
+        suppressions = rules
+    }
+
+    /// Marks the anomalies a rule matches suppressed (they are stored, in no
+    /// incident), files the rest into incidents, and returns the changes.
+    private func fileIntoIncidents(_ anomalies: inout [Anomaly], nowMs: Int64) -> [IncidentUpdate] {
+        var open: [Anomaly] = []
+        var positions: [Int] = []
+        for i in anomalies.indices {
+            if suppressions.contains(where: { $0.matches(anomalies[i], nowMs: nowMs) }) {
+                anomalies[i].suppressed = true
+                metrics.suppressed.increment()
+            } else {
+                open.append(anomalies[i])
+                positions.append(i)
+            }
+        }
+        let updates = incidents.observe(&open, nowMs: nowMs)
+        for (k, i) in positions.enumerated() { anomalies[i].incidentUID = open[k].incidentUID }
+        return updates
+    }
+
+    /// Closes the incidents quiet for a whole gap by `nowMs`: the server's
+    /// clock tick, for times no batch arrives.
+    public func expireIncidents(nowMs: Int64) {
+        hand(incidents.expire(nowMs: nowMs))
+    }
+
+    /// Closes every open incident, as at the end of a file; returns the changes.
+    @discardableResult
+    public func closeIncidents() -> [IncidentUpdate] {
+        let updates = incidents.closeAll()
+        hand(updates)
+        return updates
+    }
+
+    /// Open incidents now.
+    public var openIncidentCount: Int { incidents.openCount }
+
+    private func hand(_ updates: [IncidentUpdate]) {
+        guard !updates.isEmpty else { return }
+        metrics.count(updates, open: incidents.openCount, closedEarly: incidents.closedEarly)
+        if let sink, !sink.enqueue(incidents: updates) {
+            logger.error("incident changes could not be queued for the store", metadata: ["count": "\(updates.count)"])
+        }
     }
 
     private func detect(_ batch: FlowBatch, changes: [FlowChange]) -> [Anomaly] {

@@ -9,8 +9,14 @@ struct PipelineMetrics {
     let learning: Gauge
     let scored: Counter
     let modelSaveErrors: Counter
+    /// Anomalies a suppression rule matched.
+    let suppressed: Counter
     private let anomalies: [AnomalyKind: [Severity: Counter]]
     private var modes: [String: ModeMetrics] = [:]
+    private let incidentChanges: [IncidentChange: Counter]
+    private let openIncidents: Gauge
+    private let incidentsClosedEarly: Counter
+    private var closedEarlyReported: Int64 = 0
     private let factory: any MetricsFactory
 
     init(factory: any MetricsFactory) {
@@ -20,6 +26,8 @@ struct PipelineMetrics {
         learning = Gauge(label: "flowforest_detector_learning", factory: factory)
         scored = Counter(label: "flowforest_vectors_scored_total", factory: factory)
         modelSaveErrors = Counter(label: "flowforest_store_errors_total", dimensions: [("operation", "model")], factory: factory)
+        suppressed = Counter(label: "flowforest_anomalies_suppressed_total", factory: factory)
+        suppressed.increment(by: 0)
         modelAge.record(0)
         scored.increment(by: 0)
         // Every kind and severity from the start, so rates and alerts see zeros, not gaps.
@@ -33,6 +41,27 @@ struct PipelineMetrics {
             }
         }
         self.anomalies = anomalies
+        var changes: [IncidentChange: Counter] = [:]
+        for change in IncidentChange.allCases {
+            let c = Counter(label: "flowforest_incidents_total", dimensions: [("change", change.rawValue)], factory: factory)
+            c.increment(by: 0)
+            changes[change] = c
+        }
+        incidentChanges = changes
+        openIncidents = Gauge(label: "flowforest_open_incidents", factory: factory)
+        openIncidents.record(0)
+        incidentsClosedEarly = Counter(label: "flowforest_incidents_closed_early_total", factory: factory)
+        incidentsClosedEarly.increment(by: 0)
+    }
+
+    /// Counts incident changes; `closedEarly` is the tracker's running total.
+    mutating func count(_ updates: [IncidentUpdate], open: Int, closedEarly: Int64) {
+        for update in updates { incidentChanges[update.change]?.increment() }
+        openIncidents.record(open)
+        if closedEarly > closedEarlyReported {
+            incidentsClosedEarly.increment(by: closedEarly - closedEarlyReported)
+            closedEarlyReported = closedEarly
+        }
     }
 
     func count(_ anomaly: Anomaly) {

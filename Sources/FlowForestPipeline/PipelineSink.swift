@@ -8,6 +8,8 @@ public protocol PipelineSink: Sendable {
     func enqueue(flows: [FlowRecord], sensor: String)
     /// Queues anomalies; false (nothing queued) when they could not be.
     func enqueue(anomalies: [Anomaly]) -> Bool
+    /// Queues incident changes, in order; false (nothing queued) when they could not be.
+    func enqueue(incidents: [IncidentUpdate]) -> Bool
     /// Keeps the detector's model, so a restart resumes with it.
     func saveModel(sensor: String, description: String, body: String) async throws
 }

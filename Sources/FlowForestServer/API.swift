@@ -37,6 +37,13 @@ struct API: Sendable {
         api.get("anomalies") { request, context in try await listAnomalies(request, context) }
         api.get("anomalies/:id") { _, context in try await oneAnomaly(context) }
         api.post("anomalies/:id/ack") { _, context in try await acknowledge(context) }
+        api.get("incidents") { request, context in try await listIncidents(request, context) }
+        api.get("incidents/:id") { _, context in try await oneIncident(context) }
+        api.get("suppressions") { _, context in try await listSuppressions(context) }
+        api.post("suppressions") { request, context in try await createSuppression(request, context) }
+        api.get("suppressions/:id") { _, context in try await oneSuppression(context) }
+        api.put("suppressions/:id") { request, context in try await replaceSuppression(request, context) }
+        api.delete("suppressions/:id") { _, context in try await deleteSuppression(context) }
         api.get("flows") { request, context in try await flows(request, context) }
         api.get("hosts") { request, context in try await hosts(request, context) }
         api.get("model") { _, context in try await model(context) }
@@ -84,7 +91,6 @@ struct API: Sendable {
     func health(_ context: AppRequestContext) async throws -> Response {
         if !configuration.openMetrics { _ = try context.require(.read) }
         let (state, reason) = await storeHealth()
-        let pending = writer.pending
         let uptime = ContinuousClock.now - startedAt
         var body = [
             "status": state == "ok" ? "ok" : "degraded",
@@ -93,7 +99,7 @@ struct API: Sendable {
             "sensor": configuration.sensorName,
             "version": configuration.version,
             "model": await pipeline.modelStatus.state.modelStateName,
-            "store_pending": String(pending.anomalies + pending.flows),
+            "store_pending": String(writer.pendingTotal),
             "uptime_seconds": String(uptime.components.seconds),
         ]
         if let reason { body["reason"] = reason }

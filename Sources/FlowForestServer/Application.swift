@@ -34,6 +34,12 @@ public struct ServerConfiguration: Sendable {
     /// How often ingested flows are advanced and stats events are sent.
     public var tickInterval: Duration = .seconds(1)
     public var writer = StoreWriterConfiguration()
+    /// How anomalies group into incidents (`--incident-gap`).
+    public var incidents = IncidentConfiguration()
+    /// Rules of `--suppress FILE`, in force besides the stored ones.
+    public var suppressions: [Suppression] = []
+    /// Where incidents are sent (`--alertmanager`, `--webhook`).
+    public var alerts = AlertConfiguration()
     /// Dashboard session lifetime.
     public var sessionLifetime: Duration = .seconds(12 * 3600)
     /// Mark the session cookie `Secure` (when served through HTTPS).
@@ -186,6 +192,9 @@ public func buildApplicationParts(
     let firstStartToken: String?
     do {
         firstStartToken = try await prepareAuthentication(configuration, store: store, logger: logger)
+        // This run's pipeline starts with no incident open; those a previous run left open are over.
+        let closed = try await store.closeOpenIncidents(sensor: configuration.sensorName)
+        if closed > 0 { logger.info("closed incidents left open by the previous run", metadata: ["count": "\(closed)"]) }
     } catch {
         if ownsStore { await store.close() }
         throw error
@@ -199,18 +208,18 @@ public func buildApplicationParts(
     // feeds the writer, and the hub reads what the writer stored.
     let writer = StoreWriter(store: store, configuration: configuration.writer, logger: logger, metricsFactory: factory)
     let pipeline = Pipeline(sensor: configuration.sensorName, detector: detector, sink: StoreSink(writer: writer),
-                            logger: logger, metricsFactory: factory)
+                            incidents: configuration.incidents, logger: logger, metricsFactory: factory)
     let ingest = IngestTable(configuration: configuration.ingestFlowTable, metricsFactory: factory)
     let rates = RateTracker()
-    let hub = EventHub(statsInterval: configuration.tickInterval, anomalies: writer.storedAnomalies, metricsFactory: factory) {
+    let hub = EventHub(statsInterval: configuration.tickInterval, anomalies: writer.storedAnomalies,
+                       incidents: writer.storedIncidents.subscribe(), metricsFactory: factory) {
         let packets = await pipeline.packetsTotal
         let bytes = await pipeline.bytesTotal
         let (pps, bps) = rates.rates(packets: packets, bytes: bytes)
-        let pending = writer.pending
         return LiveStats(
             time: Timestamp.rfc3339(nanoseconds: wallClockNs()), packetsPerSecond: pps, bytesPerSecond: bps,
             activeFlows: await pipeline.activeFlowCount, anomaliesTotal: await pipeline.anomaliesTotal,
-            storePending: pending.anomalies + pending.flows, storeErrorsTotal: writer.errorCount,
+            storePending: writer.pendingTotal, storeErrorsTotal: writer.errorCount,
             model: await pipeline.modelStatus.state.modelStateName)
     }
 
@@ -221,6 +230,8 @@ public func buildApplicationParts(
         throttle: LoginThrottle(freeFailures: configuration.loginFreeFailures, firstDelay: configuration.loginFirstDelay,
                                 maxDelay: configuration.loginMaxDelay),
         hashing: PasswordHashingPool())
+    // The stored rules and the file's are in force from the first batch.
+    await api.applySuppressions()
     let router = Router(context: AppRequestContext.self)
     router.middlewares.add(HostGuard(listenHost: configuration.host, allowedHosts: configuration.allowedHosts))
     router.middlewares.add(RequestGuard())
@@ -233,6 +244,9 @@ public func buildApplicationParts(
     // store closes last.
     var services: [any Service] = []
     if ownsStore { services.append(store) }
+    // Alert routes stop after the writer (services stop in reverse order):
+    // they deliver what it stored last, then end with its feed.
+    services += alertRoutes(configuration, feed: writer.storedIncidents, factory: factory, logger: logger)
     services.append(writer)
     services.append(hub)
     services.append(IngestService(table: ingest, pipeline: pipeline, interval: configuration.tickInterval))
@@ -245,6 +259,19 @@ public func buildApplicationParts(
         services: services,
         logger: logger)
     return (app, ServiceParts(store: store, writer: writer, metrics: metrics, firstStartToken: firstStartToken))
+}
+
+/// One route per `--alertmanager` and `--webhook` URL, each reading its own copy of the incident feed.
+func alertRoutes(_ configuration: ServerConfiguration, feed: IncidentFeed, factory: any MetricsFactory, logger: Logger) -> [any Service] {
+    let alerts = configuration.alerts
+    let links = AlertLinks(base: alerts.externalURL ?? configuration.baseURL)
+    let managers: [any Service] = alerts.alertmanagers.map {
+        AlertmanagerRoute(url: $0, configuration: alerts, links: links, feed: feed.subscribe(), metricsFactory: factory, logger: logger)
+    }
+    let hooks: [any Service] = alerts.webhooks.map {
+        WebhookRoute(url: $0, configuration: alerts, feed: feed.subscribe(), metricsFactory: factory, logger: logger)
+    }
+    return managers + hooks
 }
 
 /// Makes sure the service will not run open: `--no-auth` only on loopback;

@@ -29,7 +29,9 @@ struct LiveStats: Codable, Sendable {
 
 /// Fans server-sent events out to connected clients: each stored anomaly as
 /// an `anomaly` event (read from the store writer's stream of stored
-/// anomalies) and, once a second, a `stats` event. A client that
+/// anomalies), each stored incident change as `incident_opened`,
+/// `incident_updated` or `incident_closed` (from the writer's incident
+/// feed) and, once a second, a `stats` event. A client that
 /// cannot keep up loses its oldest events, counted in
 /// `flowforest_sse_dropped_events_total`.
 final class EventHub: Service, Sendable {
@@ -40,13 +42,17 @@ final class EventHub: Service, Sendable {
     private let statsInterval: Duration
     private let stats: @Sendable () async -> LiveStats
     private let anomalies: AsyncStream<[Anomaly]>
+    private let incidents: AsyncStream<[IncidentUpdate]>
     private let encoder: JSONEncoder
 
-    /// - Parameter anomalies: stored anomalies, ids set; the hub is its one reader.
-    init(statsInterval: Duration, anomalies: AsyncStream<[Anomaly]>, metricsFactory: any MetricsFactory,
-         stats: @escaping @Sendable () async -> LiveStats) {
+    /// - Parameters:
+    ///   - anomalies: stored anomalies, ids set; the hub is its one reader.
+    ///   - incidents: stored incident changes, ids set.
+    init(statsInterval: Duration, anomalies: AsyncStream<[Anomaly]>, incidents: AsyncStream<[IncidentUpdate]>,
+         metricsFactory: any MetricsFactory, stats: @escaping @Sendable () async -> LiveStats) {
         self.statsInterval = statsInterval
         self.anomalies = anomalies
+        self.incidents = incidents
         self.stats = stats
         clientGauge = Gauge(label: "flowforest_sse_clients", factory: metricsFactory)
         droppedEvents = Counter(label: "flowforest_sse_dropped_events_total", factory: metricsFactory)
@@ -92,6 +98,14 @@ final class EventHub: Service, Sendable {
         }
     }
 
+    /// Sends stored incident changes, one event per change.
+    func publish(incidents: [IncidentUpdate]) {
+        for update in incidents {
+            guard let data = try? encoder.encode(update.incident) else { continue }
+            send(event: "incident_\(update.change.rawValue)", id: nil, data: String(decoding: data, as: UTF8.self))
+        }
+    }
+
     private func send(event: String, id: String?, data: String) {
         var message = "event: \(event)\n"
         if let id { message += "id: \(id)\n" }
@@ -111,6 +125,9 @@ final class EventHub: Service, Sendable {
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask {
                     for await stored in self.anomalies { self.publish(anomalies: stored) }
+                }
+                group.addTask {
+                    for await stored in self.incidents { self.publish(incidents: stored) }
                 }
                 group.addTask {
                     while !Task.isCancelled {

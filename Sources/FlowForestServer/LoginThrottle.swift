@@ -139,9 +139,12 @@ final class PasswordHashingPool: Sendable {
 
     func run<T: Sendable>(_ work: @escaping @Sendable () -> T) async throws -> T {
         try await withCheckedThrowingContinuation { (c: CheckedContinuation<T, any Error>) in
+            // The slot is released before the caller resumes, so a caller that
+            // sees its result also sees the pool's load without its check.
             let job: Job = { [self] in
-                c.resume(returning: work())
+                let result = work()
                 finished()
+                c.resume(returning: result)
             }
             let decision = state.withLock { s -> PoolDecision in
                 if s.running < width {

@@ -12,6 +12,9 @@ struct RouteTable: Sendable {
         (.get, "/"), (.get, "/openapi.yaml"), (.get, "/metrics"),
         (.get, "/api/health"), (.get, "/api/session"), (.post, "/api/login"), (.post, "/api/logout"),
         (.get, "/api/anomalies"), (.get, "/api/anomalies/:id"), (.post, "/api/anomalies/:id/ack"),
+        (.get, "/api/incidents"), (.get, "/api/incidents/:id"),
+        (.get, "/api/suppressions"), (.post, "/api/suppressions"), (.get, "/api/suppressions/:id"),
+        (.put, "/api/suppressions/:id"), (.delete, "/api/suppressions/:id"),
         (.get, "/api/flows"), (.get, "/api/hosts"), (.get, "/api/model"), (.get, "/api/status"),
         (.post, "/api/model/retrain"), (.post, "/api/traffic"), (.get, "/api/events"),
     ]

@@ -15,6 +15,10 @@ struct StoreSink: PipelineSink {
         writer.enqueue(anomalies: anomalies)
     }
 
+    func enqueue(incidents: [IncidentUpdate]) -> Bool {
+        writer.enqueue(incidents: incidents)
+    }
+
     func saveModel(sensor: String, description: String, body: String) async throws {
         try await writer.store.saveModel(sensor: sensor, description: description, body: body)
     }

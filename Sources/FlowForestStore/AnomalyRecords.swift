@@ -62,7 +62,7 @@ public struct AnomalyPage: Sendable {
 extension Store {
     static let anomalyColumns = [
         "uid", "sensor", "time_ms", "kind", "src_ip", "dst_ip", "src_port", "dst_port", "protocol",
-        "score", "severity", "severity_rank", "label", "explanation", "features", "flow_ids", "acknowledged",
+        "score", "severity", "severity_rank", "label", "explanation", "features", "flow_ids", "acknowledged", "incident_uid", "suppressed",
     ]
 
     /// Writes anomalies in one statement; rows already present (same uid)
@@ -82,7 +82,7 @@ extension Store {
                 p.uid, a.sensor, a.timeMs, a.kind.rawValue, a.sourceAddress?.description, a.destinationAddress?.description,
                 a.sourcePort.map(Int.init), a.destinationPort.map(Int.init), a.ipProtocol.map(Int.init),
                 a.score, a.severity.rawValue, Severity.allCases.firstIndex(of: a.severity)!, a.label.rawValue,
-                explanation, features, flowIDs, a.acknowledged,
+                explanation, features, flowIDs, a.acknowledged, a.incidentUID, a.suppressed,
             ]
             rows.append(values.map { SQLBind($0) })
         }
@@ -167,7 +167,7 @@ extension Store {
         let severityText = try row.decode(column: "severity", as: String.self)
         let labelText = try row.decode(column: "label", as: String.self)
         let kind = AnomalyKind(rawValue: kindText) ?? .flow
-        return Anomaly(
+        var anomaly = Anomaly(
             id: try row.decode(column: "id", as: Int64.self),
             sensor: try row.decode(column: "sensor", as: String.self),
             timeMs: try row.decode(column: "time_ms", as: Int64.self),
@@ -183,6 +183,9 @@ extension Store {
             explanation: try json("explanation", [ExplanationItem].self),
             features: try json("features", [String: Double].self),
             flowIDs: try json("flow_ids", [Int64].self).map { UInt64(bitPattern: $0) },
-            acknowledged: try row.decode(column: "acknowledged", as: Bool.self))
+            acknowledged: try row.decode(column: "acknowledged", as: Bool.self),
+            incidentUID: try row.decode(column: "incident_uid", as: String?.self))
+        anomaly.suppressed = try row.decode(column: "suppressed", as: Bool.self)
+        return anomaly
     }
 }

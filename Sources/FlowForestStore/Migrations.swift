@@ -96,6 +96,56 @@ extension Store {
                 """,
             ]
         },
+        Migration(version: 3, name: "incidents") { pg in
+            let key = pg ? "BIGSERIAL PRIMARY KEY" : "INTEGER PRIMARY KEY AUTOINCREMENT"
+            return [
+                // actors and targets are JSON arrays of address strings; the
+                // quotes around each make a LIKE match exact.
+                """
+                CREATE TABLE incidents (
+                    id \(key),
+                    uid TEXT NOT NULL UNIQUE,
+                    sensor TEXT NOT NULL,
+                    label TEXT NOT NULL,
+                    family TEXT NOT NULL,
+                    actors TEXT NOT NULL,
+                    targets TEXT NOT NULL,
+                    first_seen_ms BIGINT NOT NULL,
+                    last_seen_ms BIGINT NOT NULL,
+                    peak_severity TEXT NOT NULL,
+                    severity_rank INTEGER NOT NULL,
+                    peak_score DOUBLE PRECISION NOT NULL,
+                    anomaly_count BIGINT NOT NULL,
+                    state TEXT NOT NULL,
+                    explanation TEXT NOT NULL
+                )
+                """,
+                "CREATE INDEX incidents_last_seen ON incidents (last_seen_ms)",
+                "CREATE INDEX incidents_state ON incidents (state)",
+                "ALTER TABLE anomalies ADD COLUMN incident_uid TEXT",
+                "CREATE INDEX anomalies_incident ON anomalies (incident_uid)",
+            ]
+        },
+        Migration(version: 4, name: "suppression rules") { pg in
+            let key = pg ? "BIGSERIAL PRIMARY KEY" : "INTEGER PRIMARY KEY AUTOINCREMENT"
+            return [
+                // actor and target are address blocks as text; ports a JSON array.
+                """
+                CREATE TABLE suppressions (
+                    id \(key),
+                    actor TEXT,
+                    target TEXT,
+                    ports TEXT NOT NULL,
+                    label TEXT,
+                    expires_ms BIGINT,
+                    created_by TEXT NOT NULL,
+                    reason TEXT NOT NULL,
+                    created_ms BIGINT NOT NULL
+                )
+                """,
+                "ALTER TABLE anomalies ADD COLUMN suppressed BOOLEAN NOT NULL DEFAULT FALSE",
+            ]
+        },
     ]
 
     /// The newest schema version this build knows.

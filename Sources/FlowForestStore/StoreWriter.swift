@@ -10,6 +10,8 @@ public struct StoreWriterConfiguration: Sendable, Hashable {
     /// records are dropped (and counted) and new anomalies refused.
     public var maxPendingFlows = 200_000
     public var maxPendingAnomalies = 100_000
+    /// Incident changes held; beyond it new changes are refused (and counted).
+    public var maxPendingIncidents = 50_000
     /// Rows per write.
     public var batchSize = 1000
     /// How long a write waits for more rows to batch.
@@ -42,6 +44,7 @@ public final class StoreWriter: Service, Sendable {
     struct Queue {
         var anomalies = RowQueue<PendingAnomaly>()
         var flows = RowQueue<StoredFlow>()
+        var incidents = RowQueue<IncidentUpdate>()
     }
 
     public let store: Store
@@ -57,11 +60,13 @@ public final class StoreWriter: Service, Sendable {
     /// the newest ``storedBuffer`` batches wait and older ones are dropped.
     public let storedAnomalies: AsyncStream<[Anomaly]>
     public static let storedBuffer = 1024
+    /// Each batch of incident changes once written, ids and anomaly ids set.
+    public let storedIncidents: IncidentFeed
 
-    private let writes: (anomalies: Counter, flows: Counter)
+    private let writes: (anomalies: Counter, flows: Counter, incidents: Counter)
     private let errors: Counter
-    private let dropped: (anomalies: Counter, flows: Counter)
-    private let pendingGauge: (anomalies: Gauge, flows: Gauge)
+    private let dropped: (anomalies: Counter, flows: Counter, incidents: Counter)
+    private let pendingGauge: (anomalies: Gauge, flows: Gauge, incidents: Gauge)
     private let retention: Counter
     private let retentionErrors: Counter
     private let errorTotal = Atomic<Int64>(0)
@@ -82,17 +87,20 @@ public final class StoreWriter: Service, Sendable {
         (storedAnomalies, stored) = AsyncStream.makeStream(of: [Anomaly].self, bufferingPolicy: .bufferingNewest(Self.storedBuffer))
         (wakeStream, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
         let f = metricsFactory
-        writes = (Counter(label: "flowforest_store_rows_written_total", dimensions: [("table", "anomalies")], factory: f),
-                  Counter(label: "flowforest_store_rows_written_total", dimensions: [("table", "flows")], factory: f))
+        storedIncidents = IncidentFeed(metricsFactory: f)
+        func perTable(_ make: (String) -> Counter) -> (Counter, Counter, Counter) { (make("anomalies"), make("flows"), make("incidents")) }
+        writes = perTable { Counter(label: "flowforest_store_rows_written_total", dimensions: [("table", $0)], factory: f) }
         errors = Counter(label: "flowforest_store_errors_total", dimensions: [("operation", "write")], factory: f)
-        dropped = (Counter(label: "flowforest_store_dropped_total", dimensions: [("table", "anomalies")], factory: f),
-                   Counter(label: "flowforest_store_dropped_total", dimensions: [("table", "flows")], factory: f))
+        dropped = perTable { Counter(label: "flowforest_store_dropped_total", dimensions: [("table", $0)], factory: f) }
         pendingGauge = (Gauge(label: "flowforest_store_pending_rows", dimensions: [("table", "anomalies")], factory: f),
-                        Gauge(label: "flowforest_store_pending_rows", dimensions: [("table", "flows")], factory: f))
+                        Gauge(label: "flowforest_store_pending_rows", dimensions: [("table", "flows")], factory: f),
+                        Gauge(label: "flowforest_store_pending_rows", dimensions: [("table", "incidents")], factory: f))
         retention = Counter(label: "flowforest_store_flows_expired_total", dimensions: [], factory: f)
         retentionErrors = Counter(label: "flowforest_store_errors_total", dimensions: [("operation", "retention")], factory: f)
         pendingGauge.anomalies.record(0)
         pendingGauge.flows.record(0)
+        pendingGauge.incidents.record(0)
+        dropped.incidents.increment(by: 0)
         errors.increment(by: 0)
     }
 
@@ -110,6 +118,24 @@ public final class StoreWriter: Service, Sendable {
         } else {
             dropped.anomalies.increment(by: Int64(anomalies.count))
             logger.error("store queue full: anomalies dropped", metadata: ["count": "\(anomalies.count)"])
+        }
+        return accepted
+    }
+
+    /// Queues incident changes, in order; false (nothing queued) when the queue has no room for all of them.
+    @discardableResult
+    public func enqueue(incidents: [IncidentUpdate]) -> Bool {
+        guard !incidents.isEmpty else { return true }
+        let accepted = queue.withLock { q -> Bool in
+            guard q.incidents.count + incidents.count <= configuration.maxPendingIncidents else { return false }
+            q.incidents.append(contentsOf: incidents)
+            return true
+        }
+        if accepted {
+            wake.yield()
+        } else {
+            dropped.incidents.increment(by: Int64(incidents.count))
+            logger.error("store queue full: incident changes dropped", metadata: ["count": "\(incidents.count)"])
         }
         return accepted
     }
@@ -132,6 +158,12 @@ public final class StoreWriter: Service, Sendable {
     /// Rows waiting to be written.
     public var pending: (anomalies: Int, flows: Int) { queue.withLock { ($0.anomalies.count, $0.flows.count) } }
 
+    /// Rows of every table waiting to be written.
+    public var pendingTotal: Int { queue.withLock { $0.anomalies.count + $0.flows.count + $0.incidents.count } }
+
+    /// Incident changes waiting to be written.
+    public var pendingIncidents: Int { queue.withLock { $0.incidents.count } }
+
     /// Writes until graceful shutdown, then flushes what is left.
     public func run() async throws {
         var lastRetention = ContinuousClock.now
@@ -150,7 +182,7 @@ public final class StoreWriter: Service, Sendable {
                     lastRetention = .now
                     await expireFlows()
                 }
-                if pending.anomalies == 0 && pending.flows == 0 {
+                if pendingTotal == 0 {
                     _ = await iterator.next()
                 }
                 // Let a burst accumulate into one batch.
@@ -161,6 +193,7 @@ public final class StoreWriter: Service, Sendable {
         }
         await flush(deadline: .now + configuration.shutdownGrace)
         stored.finish()
+        storedIncidents.finish()
     }
 
     /// Writes everything pending, retrying until `deadline`; what is still
@@ -168,21 +201,22 @@ public final class StoreWriter: Service, Sendable {
     /// logged and counted as dropped.
     public func flush(deadline: ContinuousClock.Instant) async {
         var delay = configuration.retryDelay
-        while pending.anomalies > 0 || pending.flows > 0, ContinuousClock.now < deadline {
+        while pendingTotal > 0, ContinuousClock.now < deadline {
             if await writeOnce() { continue }
             if ContinuousClock.now + delay > deadline { break }
             try? await Task.sleep(for: delay)
             delay = min(delay * 2, configuration.maxRetryDelay)
         }
-        let left = queue.withLock { q -> (Int, Int) in
+        let left = queue.withLock { q -> (Int, Int, Int) in
             defer { q = Queue() }
-            return (q.anomalies.count, q.flows.count)
+            return (q.anomalies.count, q.flows.count, q.incidents.count)
         }
-        if left.0 + left.1 > 0 {
+        if left.0 + left.1 + left.2 > 0 {
             dropped.anomalies.increment(by: Int64(left.0))
             dropped.flows.increment(by: Int64(left.1))
+            dropped.incidents.increment(by: Int64(left.2))
             logger.error("rows not written by the shutdown deadline (database down or too slow); counted in flowforest_store_dropped_total",
-                         metadata: ["anomalies": "\(left.0)", "flows": "\(left.1)"])
+                         metadata: ["anomalies": "\(left.0)", "flows": "\(left.1)", "incidents": "\(left.2)"])
         }
         updateGauges()
     }
@@ -207,6 +241,8 @@ public final class StoreWriter: Service, Sendable {
                 return false
             }
         }
+        // After the anomalies, so an incident read back has its anomalies' ids.
+        guard await writeIncidents() else { return false }
         let flows = queue.withLock { Array($0.flows.prefix(configuration.batchSize)) }
         if !flows.isEmpty {
             do {
@@ -223,6 +259,29 @@ public final class StoreWriter: Service, Sendable {
         return true
     }
 
+    /// Writes one batch of incident changes and publishes them as stored.
+    private func writeIncidents() async -> Bool {
+        let updates = queue.withLock { Array($0.incidents.prefix(configuration.batchSize)) }
+        guard !updates.isEmpty else { return true }
+        do {
+            let stored = try await store.upsertIncidents(updates.map(\.incident))
+            queue.withLock { $0.incidents.removeFirst(updates.count) }
+            lastFailure.withLock { $0 = nil }
+            writes.incidents.increment(by: Int64(updates.count))
+            storedIncidents.publish(updates.map { update in
+                // Each change keeps its own snapshot; the store adds the ids.
+                var incident = update.incident
+                incident.id = stored[incident.uid]?.id
+                incident.anomalyIDs = stored[incident.uid]?.anomalyIDs ?? []
+                return IncidentUpdate(change: update.change, incident: incident)
+            })
+            return true
+        } catch {
+            failed(error, table: "incidents", rows: updates.count)
+            return false
+        }
+    }
+
     private func failed(_ error: any Error, table: String, rows: Int) {
         errors.increment()
         errorTotal.add(1, ordering: .relaxed)
@@ -235,6 +294,7 @@ public final class StoreWriter: Service, Sendable {
         let p = pending
         pendingGauge.anomalies.record(p.anomalies)
         pendingGauge.flows.record(p.flows)
+        pendingGauge.incidents.record(pendingIncidents)
     }
 
     private func expireFlows() async {

@@ -34,19 +34,26 @@ struct EvalCommand: AsyncParsableCommand {
                seconds into normal traffic, scored live; the time to detection is the first alert
                with the expected label minus the moment the attack tool was started.
 
-            Prints a Markdown table (also written to out/eval/results.md). Environment:
-            FLOWFOREST_EVAL_TRAIN_SECONDS (180), FLOWFOREST_EVAL_NORMAL_SECONDS (300),
-            FLOWFOREST_EVAL_OUT (out/eval), FLOWFOREST_EVAL_ONLY (scenario names, "reference" or
-            "variants", comma-separated).
+            Two sets: development (the reference scenarios and their variants, three normal
+            clients; rules are tuned on it) and validation (other tools, flags, rates and
+            targets, fifteen normal clients, other seeds; never tuned on).
+
+            Prints a Markdown table (also written to out/eval/results-<set>.md): scenario,
+            detected, label, time to first alert, anomalies raised, false alerts per hour; and
+            how many explanation lines were true. Environment: FLOWFOREST_EVAL_SET (development
+            or validation), FLOWFOREST_EVAL_TRAIN_SECONDS (180), FLOWFOREST_EVAL_NORMAL_SECONDS
+            (300), FLOWFOREST_EVAL_OUT (out/eval), FLOWFOREST_EVAL_ONLY (scenario names,
+            "reference" or "variants", comma-separated).
 
             Example:
-              sudo flowforest-lab eval          about 25 minutes
+              sudo flowforest-lab eval                                  about 25 minutes
+              sudo FLOWFOREST_EVAL_SET=validation flowforest-lab eval   about 30 minutes
             """
     )
 
     func run() async throws {
         guard Command.isRoot else { throw failure("eval needs root for network namespaces and eBPF (sudo make eval)") }
-        try await Self.evaluate(Evaluation.Settings(environment: ProcessInfo.processInfo.environment))
+        try await Self.evaluate(try Evaluation.Settings(environment: ProcessInfo.processInfo.environment))
     }
 
     /// On the main actor, as a script's top level: the phases block their
@@ -90,10 +97,19 @@ final class Evaluation {
         var trainSeconds: Double
         var normalSeconds: Double
         var outDirectory: URL
-        /// Scenario names, "reference" or "variants"; nil: every attack.
+        /// Scenario names, "reference" or "variants"; nil: every attack of the set.
         var only: Set<String>?
+        var evalSet: EvalSet
 
-        init(environment: [String: String]) {
+        /// Seeds of the normal traffic: training, normal only, and the first attack phase's.
+        var seeds: (train: Int, normal: Int, attacks: Int) { evalSet == .development ? (1, 2, 10) : (501, 602, 710) }
+
+        init(environment: [String: String]) throws {
+            let name = environment["FLOWFOREST_EVAL_SET"] ?? "development"
+            guard let set = EvalSet(rawValue: name) else {
+                throw failure("FLOWFOREST_EVAL_SET: \(name) is not one of \(EvalSet.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            evalSet = set
             trainSeconds = Double(environment["FLOWFOREST_EVAL_TRAIN_SECONDS"] ?? "") ?? 180
             normalSeconds = Double(environment["FLOWFOREST_EVAL_NORMAL_SECONDS"] ?? "") ?? 300
             outDirectory = URL(fileURLWithPath: environment["FLOWFOREST_EVAL_OUT"] ?? "out/eval")
@@ -123,6 +139,8 @@ final class Evaluation {
         var firstLabel: AnomalyLabel?
         var alerts: Int
         var unrelated: Int
+        /// Seconds of normal traffic the phase ran.
+        var seconds: Double
     }
 
     /// Normal traffic runs for up to this long in each attack phase, longer for
@@ -139,6 +157,9 @@ final class Evaluation {
     /// Seconds the attack phases ran, and their alerts not about the attack.
     private var attackPhaseTotal = 0.0
     private var attackPhaseOther = 0
+    /// Explanation lines seen, and the false ones.
+    private var explanationLines = 0
+    private var falseLines: [String] = []
 
     init(settings: Settings, traffic: TrafficLab) {
         self.settings = settings
@@ -160,7 +181,7 @@ final class Evaluation {
     nonisolated static func nowNs() -> UInt64 { UInt64(Date().timeIntervalSince1970 * 1e9) }
 
     func normal(seconds: Double, seed: Int) throws {
-        let clients = try traffic.startNormalTraffic(seconds: seconds, seed: seed)
+        let clients = try traffic.startNormalTraffic(seconds: seconds, seed: seed, manyClients: settings.evalSet == .validation)
         for p in clients { p.waitUntilExit() }
     }
 
@@ -211,22 +232,23 @@ final class Evaluation {
 
     func run() async throws {
         // 1. Baseline and model.
-        say("eval: \(Int(settings.trainSeconds)) s of normal traffic to train on")
-        let trainer = try await live("train", model: nil, training: true) { try normal(seconds: settings.trainSeconds, seed: 1) }.trainer
+        say("eval: \(settings.evalSet.rawValue) set; \(Int(settings.trainSeconds)) s of normal traffic to train on")
+        let trainer = try await live("train", model: nil, training: true) { try normal(seconds: settings.trainSeconds, seed: settings.seeds.train) }.trainer
         let model = try trainer.model(nowMs: Int64(Date().timeIntervalSince1970 * 1000))
         try model.save(to: settings.outDirectory.appendingPathComponent("model.json").path)
         say("eval: model trained: " + model.models.map { "\($0.kind.rawValue) \($0.trainingVectors + $0.heldOutVectors) vectors" }.joined(separator: ", "))
 
         // 2. Normal traffic only.
         say("eval: \(Int(settings.normalSeconds)) s of normal traffic only, scored live")
-        let falseAlerts = try await live("normal", model: model) { try normal(seconds: settings.normalSeconds, seed: 2) }.alerts.map(\.anomaly)
+        let falseAlerts = try await live("normal", model: model) { try normal(seconds: settings.normalSeconds, seed: settings.seeds.normal) }.alerts.map(\.anomaly)
+        audit(falseAlerts, model: model)
         let perHour = Double(falseAlerts.count) / settings.normalSeconds * 3600
         say("eval: \(falseAlerts.count) alerts in \(Int(settings.normalSeconds)) s of normal traffic (\(String(format: "%.1f", perHour)) per hour)")
         for a in falseAlerts { say("  false alert: \(describe(a))") }
 
         // 3. Attacks.
         var rows: [Row] = []
-        for (index, attack) in Attack.allCases.enumerated() where selected(attack) {
+        for (index, attack) in Attack.allCases.enumerated() where attack.evalSet == settings.evalSet && selected(attack) {
             say("eval: \(attack.name)")
             guard FileManager.default.fileExists(atPath: "/run/netns/\(traffic.serversNamespace)") else {
                 say("eval: the lab's namespaces are gone (removed from outside); stopping")
@@ -236,7 +258,7 @@ final class Evaluation {
         }
         let table = results(rows, falseAlerts: falseAlerts.count, perHour: perHour)
         say("\n" + table)
-        try table.write(to: settings.outDirectory.appendingPathComponent("results.md"), atomically: true, encoding: .utf8)
+        try table.write(to: settings.outDirectory.appendingPathComponent("results-\(settings.evalSet.rawValue).md"), atomically: true, encoding: .utf8)
     }
 
     func selected(_ attack: Attack) -> Bool {
@@ -252,7 +274,8 @@ final class Evaluation {
         defer { attackPhaseTotal += Date().timeIntervalSince(phaseStart) }
         do {
             found = try await live("attack \(index)", model: model) {
-                let clients = try traffic.startNormalTraffic(seconds: max(Self.attackPhaseSeconds, 14 + attack.timeLimit), seed: 10 + index)
+                let clients = try traffic.startNormalTraffic(seconds: max(Self.attackPhaseSeconds, 14 + attack.timeLimit),
+                                                             seed: settings.seeds.attacks + index, manyClients: settings.evalSet == .validation)
                 // 8 s in, at a random point of the poll cycle: the delay then
                 // includes an honest share of waiting for the next poll.
                 Thread.sleep(forTimeInterval: 8 + Double.random(in: 0..<1))
@@ -262,6 +285,7 @@ final class Evaluation {
                 Thread.sleep(forTimeInterval: 3)
                 for p in clients { traffic.lab.stop(p, signal: SIGTERM, timeout: 2) }
             }.alerts
+            audit(found.map(\.anomaly), model: model)
         } catch {
             // One failed tool run costs its row, not the whole evaluation.
             say("  \(attack.name) did not run: \(error)")
@@ -287,22 +311,38 @@ final class Evaluation {
             say("  \(String(format: "%+.1f", seconds(s))) s \(s.anomaly.kind.rawValue) \(s.anomaly.label.rawValue) \(s.anomaly.severity.rawValue): \(s.anomaly.explanation.map(\.text).joined(separator: "; "))")
         }
         return Row(attack: attack, detected: hit != nil, delay: hit.map(seconds),
-                   firstLabel: related.first?.anomaly.label, alerts: related.count, unrelated: other.count)
+                   firstLabel: related.first?.anomaly.label, alerts: related.count, unrelated: other.count,
+                   seconds: Date().timeIntervalSince(phaseStart))
+    }
+
+    /// Counts explanation lines and keeps the false ones (every line must be true).
+    func audit(_ anomalies: [Anomaly], model: DetectionModel) {
+        for a in anomalies {
+            explanationLines += a.explanation.count
+            let wrong = ExplanationAudit.falseLines(of: a, model: model)
+            falseLines += wrong
+            for line in wrong { say("  FALSE explanation: \(line)") }
+        }
     }
 
     /// The Markdown results: one table per scenario group, then the false-alert rates.
     func results(_ rows: [Row], falseAlerts: Int, perHour: Double) -> String {
         var table = ""
-        for (title, variants) in [("Reference scenarios", false), ("Variants", true)] where rows.contains(where: { $0.attack.isVariant == variants }) {
+        let groups: [(String, (Attack) -> Bool)] = settings.evalSet == .development
+            ? [("Reference scenarios", { !$0.isVariant }), ("Variants", { $0.isVariant })]
+            : [("Validation scenarios", { _ in true })]
+        for (title, member) in groups where rows.contains(where: { member($0.attack) }) {
             table += """
             \(title):
 
-            | scenario | detected | time to first alert with that label | first label given | alerts about the attack | other alerts |
+            | scenario | detected | label | time to first alert | anomalies raised | false alerts per hour |
             |---|---|---|---|---|---|
 
             """
-            for r in rows where r.attack.isVariant == variants {
-                table += "| \(r.attack.name) | \(r.detected ? "yes" : "no") | \(r.delay.map { String(format: "%.1f s", $0) } ?? "-") | \(r.firstLabel?.rawValue ?? "-") | \(r.alerts) | \(r.unrelated) |\n"
+            for r in rows where member(r.attack) {
+                let perHour = r.seconds > 0 ? Double(r.unrelated) / r.seconds * 3600 : 0
+                table += "| \(r.attack.name) | \(r.detected ? "yes" : "no") | \(r.firstLabel?.rawValue ?? "-") | "
+                    + "\(r.delay.map { String(format: "%.1f s", $0) } ?? "-") | \(r.alerts) | \(String(format: "%.0f", perHour)) (\(r.unrelated)) |\n"
             }
             table += "\n"
         }
@@ -314,6 +354,8 @@ final class Evaluation {
         Normal traffic only: \(falseAlerts) alerts in \(Int(settings.normalSeconds)) s (\(String(format: "%.1f", perHour)) per hour); \
         with the normal traffic around the attacks: \(allFalse) alerts not about an attack in \(String(format: "%.0f", allNormalSeconds / 60)) minutes \
         (\(String(format: "%.1f", Double(allFalse) / allNormalSeconds * 3600)) per hour). Model trained on \(Int(settings.trainSeconds)) s.
+        Explanation lines: \(explanationLines), of which \(explanationLines - falseLines.count) true\
+        \(explanationLines > 0 ? String(format: " (%.1f %%)", Double(explanationLines - falseLines.count) / Double(explanationLines) * 100) : "").
 
         """
         return table

@@ -6,6 +6,7 @@ import FlowForestPipeline
 import Foundation
 import Logging
 import PcapCapture
+import Synchronization
 
 struct AnalyzeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -45,6 +46,7 @@ struct AnalyzeCommand: AsyncParsableCommand {
     var sensorName: String = ProcessInfo.processInfo.hostName
 
     @OptionGroup var flowOptions: FlowOptions
+    @OptionGroup var incidentOptions: IncidentOptions
     @OptionGroup var exportOptions: ExportOptions
     @OptionGroup var logOptions: LogOptions
 
@@ -62,8 +64,11 @@ struct AnalyzeCommand: AsyncParsableCommand {
         let exporters = try exportOptions.makeExporters(metricsFactory: NOOPMetricsHandler.instance, logger: logger)
         defer { for exporter in exporters { exporter.finish() } }
         let source = PcapFileSource(path: file, configuration: flowOptions.configuration, logger: logger)
-        // The same pipeline as `run`, without a store: anomalies come back from each batch.
-        let pipeline = Pipeline(sensor: sensorName, detector: detector, logger: logger, metricsFactory: NOOPMetricsHandler.instance)
+        // The same pipeline as `run`, without a store: anomalies come back
+        // from each batch, incidents through a sink that keeps their latest state.
+        let incidents = IncidentCollector()
+        let pipeline = Pipeline(sensor: sensorName, detector: detector, sink: incidents, incidents: incidentOptions.configuration,
+                                logger: logger, metricsFactory: NOOPMetricsHandler.instance)
         var found: [Anomaly] = []
         var flows: [FlowRecord] = []
         var statistics = CaptureStatistics()
@@ -82,17 +87,19 @@ struct AnalyzeCommand: AsyncParsableCommand {
             throw failure("\(error)")
         }
         progress.clear()
+        // The file's end ends every incident still recurring.
+        await pipeline.closeIncidents()
         flows.sort { ($0.firstSeenNs, $0.id) < ($1.firstSeenNs, $1.id) }
-        try write(flows: flows, anomalies: found, statistics: statistics)
+        try write(flows: flows, anomalies: found, incidents: incidents.incidents, statistics: statistics)
     }
 
-    private func write(flows: [FlowRecord], anomalies found: [Anomaly], statistics: CaptureStatistics) throws {
+    private func write(flows: [FlowRecord], anomalies found: [Anomaly], incidents: [Incident], statistics: CaptureStatistics) throws {
         var out = StandardOutput()
         switch format {
         case .table where anomalies:
             print(AnomalyText.tableHeader, to: &out)
             for anomaly in found { print(AnomalyText.tableRow(anomaly), to: &out) }
-            print("\(found.count) anomalies in \(flows.count) flows", to: &out)
+            print("\(found.count) anomalies in \(flows.count) flows, \(incidents.count) incidents", to: &out)
         case .csv where anomalies:
             print(AnomalyText.csvHeader, to: &out)
             for anomaly in found { print(AnomalyText.csvRow(anomaly), to: &out) }
@@ -100,7 +107,7 @@ struct AnalyzeCommand: AsyncParsableCommand {
             print(FlowText.tableHeader, to: &out)
             for flow in flows { print(FlowText.tableRow(flow), to: &out) }
             print("\(flows.count) flows, \(statistics.packetsAccounted) of \(statistics.packetsSeen) packets in flows (\(statistics.notIP) not IP, \(statistics.malformed) malformed)", to: &out)
-            if model != nil { print("\(found.count) anomalies (list them with --anomalies)", to: &out) }
+            if model != nil { print("\(found.count) anomalies in \(incidents.count) incidents (list them with --anomalies)", to: &out) }
         case .csv:
             print(FlowText.csvHeader, to: &out)
             for flow in flows { print(FlowText.csvRow(flow), to: &out) }
@@ -108,13 +115,37 @@ struct AnalyzeCommand: AsyncParsableCommand {
             struct Report: Encodable {
                 var flows: [FlowJSON]
                 var anomalies: [Anomaly]
+                var incidents: [Incident]
                 var stats: CaptureStatistics
             }
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys]
-            let data = try encoder.encode(Report(flows: flows.map { $0.json() }, anomalies: found, stats: statistics))
+            let data = try encoder.encode(Report(flows: flows.map { $0.json() }, anomalies: found, incidents: incidents, stats: statistics))
             FileHandle.standardOutput.write(data)
             print("", to: &out)
         }
     }
+}
+
+/// The analyze pipeline's sink: keeps each incident's latest state, in the
+/// order incidents opened; flows and anomalies come back from the pipeline itself.
+final class IncidentCollector: PipelineSink {
+    private let state = Mutex<(order: [String], latest: [String: Incident])>(([], [:]))
+
+    func enqueue(flows: [FlowRecord], sensor: String) {}
+    func enqueue(anomalies: [Anomaly]) -> Bool { true }
+    func saveModel(sensor: String, description: String, body: String) async throws {}
+
+    func enqueue(incidents: [IncidentUpdate]) -> Bool {
+        state.withLock { s in
+            for update in incidents {
+                if s.latest[update.incident.uid] == nil { s.order.append(update.incident.uid) }
+                s.latest[update.incident.uid] = update.incident
+            }
+        }
+        return true
+    }
+
+    /// Every incident seen, in the order they opened.
+    var incidents: [Incident] { state.withLock { s in s.order.compactMap { s.latest[$0] } } }
 }

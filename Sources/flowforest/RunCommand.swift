@@ -101,6 +101,9 @@ struct RunCommand: AsyncParsableCommand {
     var config: String?
 
     @OptionGroup var flowOptions: FlowOptions
+    @OptionGroup var incidentOptions: IncidentOptions
+    @OptionGroup var alertOptions: AlertOptions
+    @OptionGroup var suppressOptions: SuppressOptions
     @OptionGroup var exportOptions: ExportOptions
     @OptionGroup var collectOptions: CollectOptions
     @OptionGroup var logOptions: LogOptions
@@ -150,6 +153,9 @@ struct RunCommand: AsyncParsableCommand {
         if let d = try seconds(ingestMaxAge, "FLOWFOREST_INGEST_MAX_AGE", "--ingest-max-age") { server.ingestMaxAge = d }
         // Ingested flows follow the same timeouts and --max-flows as captured ones.
         server.ingestFlowTable = flowOptions.configuration
+        server.incidents = incidentOptions.configuration
+        server.alerts = try alertOptions.configuration()
+        server.suppressions = try suppressOptions.rules(nowMs: Int64(Date().timeIntervalSince1970 * 1000))
         // Capture first: a wrong interface or a missing privilege is reported
         // before anything (the database included) is created.
         let capture = noCapture ? nil : try openCapture(logger: logger)
@@ -165,9 +171,14 @@ struct RunCommand: AsyncParsableCommand {
             // Resume with the model this sensor last trained or retrained, if the database has one.
             let sensor = server.sensorName
             let stored = try? await Store.withStore(server.database, logger: logger) { try await $0.latestModel(sensor: sensor)?.body }
-            if let body = stored ?? nil, let model = try? DetectionModel.decode(Data(body.utf8)) {
-                detectionModel = model
-                logger.info("using the stored model", metadata: ["sensor": "\(sensor)"])
+            if let body = stored ?? nil {
+                do {
+                    detectionModel = try DetectionModel.decode(Data(body.utf8))
+                    logger.info("using the stored model", metadata: ["sensor": "\(sensor)"])
+                } catch {
+                    // A model of an earlier build (other features) cannot score this build's vectors.
+                    logger.warning("the stored model does not fit this build; learning anew", metadata: ["sensor": "\(sensor)", "error": "\(error)"])
+                }
             }
         }
         var detection = DetectorConfiguration()

@@ -3,6 +3,7 @@ import FlowForestCore
 import FlowForestIPFIX
 import Foundation
 import Logging
+import FlowForestTestSupport
 import Testing
 
 /// FlowForest's IPFIX read by real collectors from Debian (nfdump's nfcapd,
@@ -67,7 +68,7 @@ struct CollectorPeerTests {
         try collector.waitForEmptyReceiveQueue(port: port)
         collector.stop()
 
-        let got = try Self.nfdumpTotals(dir)
+        let got = try Nfdump.totals(dir)
         #expect(got.count == expected.count, "flows: nfdump \(got.count), FlowForest \(expected.count)")
         for (key, want) in expected {
             let have = got[key]
@@ -75,26 +76,28 @@ struct CollectorPeerTests {
         }
     }
 
-    /// nfdump's records summed per direction key ("proto src sport dst dport"):
-    /// a biflow's "out" counts belong to the reply direction.
-    static func nfdumpTotals(_ dir: URL) throws -> [String: (packets: UInt64, bytes: UInt64)] {
-        let out = try PeerProcess.run("/usr/bin/nfdump", ["-R", dir.path, "-q", "-N", "-o", "fmt:%pr|%sa|%sp|%da|%dp|%ipkt|%ibyt|%opkt|%obyt"])
-        var totals: [String: (packets: UInt64, bytes: UInt64)] = [:]
-        for line in out.split(separator: "\n") {
-            let f = line.split(separator: "|").map { $0.trimmingCharacters(in: .whitespaces) }
-            guard f.count == 9, let inPackets = UInt64(f[5]), let inBytes = UInt64(f[6]),
-                  let outPackets = UInt64(f[7]), let outBytes = UInt64(f[8]) else { continue }
-            let proto = ["TCP": IPProtocol.tcp, "UDP": IPProtocol.udp, "ICMP": IPProtocol.icmp, "ICMP6": IPProtocol.icmpv6][f[0]] ?? UInt8(f[0]) ?? 0
-            let icmp = IPProtocol.isICMP(proto)
-            let (src, dst) = (IPAddress(f[1]).map { "\($0)" } ?? f[1], IPAddress(f[3]).map { "\($0)" } ?? f[3])
-            let (sport, dport) = (icmp ? "0" : f[2], icmp ? "0" : f[4])
-            totals["\(proto) \(src) \(sport) \(dst) \(dport)", default: (0, 0)].packets += inPackets
-            totals["\(proto) \(src) \(sport) \(dst) \(dport)", default: (0, 0)].bytes += inBytes
-            if outPackets > 0 {
-                totals["\(proto) \(dst) \(dport) \(src) \(sport)", default: (0, 0)].packets += outPackets
-                totals["\(proto) \(dst) \(dport) \(src) \(sport)", default: (0, 0)].bytes += outBytes
-            }
+    /// pmacct reads no RFC 5103 reverse elements, so it gets the uniflow
+    /// records (the default), one per direction.
+    @Test("nfacctd receives every flow, packet and byte (uniflow records)")
+    func nfacctd() throws {
+        let dir = try PeerProcess.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let collector = try Nfacctd(directory: dir)
+        defer { collector.stop() }
+
+        let (records, expected) = Self.traffic()
+        var logger = Logger(label: "ipfix-test")
+        logger.logLevel = .warning
+        let exporter = try IPFIXExporter(destination: ExportDestination("udp://127.0.0.1:\(collector.port)"), biflow: false,
+                                         metricsFactory: NOOPMetricsHandler.instance, logger: logger)
+        exporter.export(records, wait: true)
+        exporter.finish()
+        let got = try (collector.finish(expectingPackets: expected.values.reduce(0) { $0 + $1.packets }))
+
+        #expect(got.count == expected.count, "flows: nfacctd \(got.count), FlowForest \(expected.count)")
+        for (key, want) in expected {
+            let have = got[key]
+            #expect(have?.packets == want.packets && have?.bytes == want.bytes, "\(key): nfacctd \(String(describing: have)), FlowForest \(want)")
         }
-        return totals
     }
 }

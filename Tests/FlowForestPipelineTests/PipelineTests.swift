@@ -10,6 +10,9 @@ final class RecordingSink: PipelineSink {
     private let state = Mutex<(flows: [FlowRecord], anomalies: [Anomaly], models: Int)>(([], [], 0))
     func enqueue(flows: [FlowRecord], sensor: String) { state.withLock { $0.flows += flows } }
     func enqueue(anomalies: [Anomaly]) -> Bool { state.withLock { $0.anomalies += anomalies }; return true }
+    func enqueue(incidents: [IncidentUpdate]) -> Bool { incidentState.withLock { $0 += incidents }; return true }
+    private let incidentState = Mutex<[IncidentUpdate]>([])
+    var incidents: [IncidentUpdate] { incidentState.withLock { $0 } }
     func saveModel(sensor: String, description: String, body: String) async throws { state.withLock { $0.models += 1 } }
     var flows: [FlowRecord] { state.withLock { $0.flows } }
     var anomalies: [Anomaly] { state.withLock { $0.anomalies } }

@@ -89,8 +89,8 @@ struct APITests {
 
     // Each of these trapped the daemon (UInt64 overflow past 2554) or was
     // silently accepted; now they are 400 naming the parameter, on every route.
-    @Test("hostile times and limits are 400 on anomalies, flows and hosts, never a crash",
-          arguments: ["/api/anomalies", "/api/flows", "/api/hosts"])
+    @Test("hostile times and limits are 400 on anomalies, incidents, flows and hosts, never a crash",
+          arguments: ["/api/anomalies", "/api/incidents", "/api/flows", "/api/hosts"])
     func hostileParameters(route: String) async throws {
         try await withAPI { client, db in
             var cases = [("since=2555-01-01T00:00:00Z", "since"), ("since=2600-01-01T00:00:00Z", "since"),
@@ -100,7 +100,7 @@ struct APITests {
                          ("since=-1", "since"), ("since=%2B5", "since"), ("since=0x10", "since"),
                          ("limit=%2B5", "limit"), ("limit=-1", "limit"), ("limit=%205", "limit"), ("limit=5e2", "limit"),
                          ("limit=1001", "limit"), ("limit=99999999999999999999999", "limit"), ("limit=5%00", "limit")]
-            if route == "/api/anomalies" { cases += [("until=2555-01-01T00:00:00Z", "until"), ("until=18446744073.709551615", "until")] }
+            if route == "/api/anomalies" || route == "/api/incidents" { cases += [("until=2555-01-01T00:00:00Z", "until"), ("until=18446744073.709551615", "until")] }
             for (query, parameter) in cases {
                 let r = try await client.call("\(route)?\(query)", token: db.viewerToken)
                 #expect(r.status == .badRequest, "\(route)?\(query): \(r.text)")

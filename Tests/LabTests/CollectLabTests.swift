@@ -1,11 +1,13 @@
 import FlowForestLab
+import FlowForestTestSupport
 import Foundation
 import Testing
 
 /// Live exporters in a namespace lab, each into a collector
 /// (`run --no-capture --collect`): a FlowForest sensor (`run --mode pcap
-/// --export-ipfix`) and pmacct's nfprobe (NetFlow v5, v9, IPFIX) on the same
-/// veth. The collector's flows equal the sensor's own count, per flow and direction.
+/// --export-ipfix`), pmacct's nfprobe and softflowd (NetFlow v5, v9, IPFIX)
+/// on the same veth. The collector's flows equal the sensor's own count, per
+/// flow and direction.
 @Suite("Lab: live exporters into a collector", .serialized, .enabled(if: Command.isRoot, "needs root for network namespaces"))
 struct CollectLabTests {
     static let client = "198.18.0.1", server = "198.18.0.2"
@@ -19,42 +21,24 @@ struct CollectLabTests {
         let (a, b, sensorIf) = try Self.makeLab(lab)
 
         // Both daemons in the sensor's namespace; the export crosses its loopback, which the sensor does not capture.
-        let collectorOut = dir.appendingPathComponent("collector.jsonl"), collectorErr = dir.appendingPathComponent("collector.err")
-        let collector = try lab.spawn(in: b, [
-            Binary.path, "run", "--no-capture", "--collect", "udp://127.0.0.1:2055", "--print-flows", "json", "--no-auth",
-            "--listen", "127.0.0.1:18081", "--idle-timeout", "60", "--poll-interval", "0.2",
-            "--database", dir.appendingPathComponent("collector.db").path,
-        ], stdout: collectorOut, stderr: collectorErr)
-        try Wait.blockingUntil("the collector to start", timeout: 20, detail: { tail(collectorErr) }) {
-            Wait.file(collectorErr, contains: "capture started")
-        }
-        let sensorOut = dir.appendingPathComponent("sensor.jsonl"), sensorErr = dir.appendingPathComponent("sensor.err")
-        let sensor = try lab.spawn(in: b, [
-            Binary.path, "run", "--mode", "pcap", "--interface", sensorIf, "--export-ipfix", "udp://127.0.0.1:2055",
-            "--print-flows", "json", "--no-auth", "--listen", "127.0.0.1:18082", "--idle-timeout", "60", "--poll-interval", "0.2",
-            "--database", dir.appendingPathComponent("sensor.db").path,
-        ] + (biflow ? ["--ipfix-biflow"] : []), stdout: sensorOut, stderr: sensorErr)
-        try Wait.blockingUntil("the sensor to start capturing", timeout: 20, detail: { tail(sensorErr) }) {
-            Wait.file(sensorErr, contains: "capture started")
-        }
+        let collector = try LabCollector(lab: lab, namespace: b, directory: dir)
+        let sensor = try LabSensor(lab: lab, namespace: b, interface: sensorIf, directory: dir,
+                                   extraArguments: ["--export-ipfix", "udp://127.0.0.1:\(LabCollector.port)"] + (biflow ? ["--ipfix-biflow"] : []))
 
         try Self.traffic(lab, client: a, server: b)
 
         // The sensor flushes its open flows and their final exports on SIGINT.
-        #expect(lab.stop(sensor, signal: SIGINT, timeout: 15) == 0, "sensor: \(tail(sensorErr))")
-        let sensorFlows = try Self.flows(sensorOut)
+        #expect(sensor.stop() == 0, "sensor: \(tail(sensor.log))")
+        let sensorFlows = try Self.flows(sensor.flows)
         let sensorPackets = sensorFlows.values.reduce(0) { $0 + $1[0] + $1[2] }
         // The collector has everything once its packet counter reaches the sensor's.
-        try Wait.blockingUntil("the collector to count \(sensorPackets) packets", timeout: 20, detail: { tail(collectorErr) }) {
-            let metrics = try Command.run(["ip", "netns", "exec", b, "curl", "-s", "http://127.0.0.1:18081/metrics"]).stdout
-            return Self.collectedPackets(metrics) >= sensorPackets
-        }
-        #expect(lab.stop(collector, signal: SIGINT, timeout: 15) == 0, "collector: \(tail(collectorErr))")
-        let collectedFlows = try Self.flows(collectorOut)
+        try collector.waitForPackets(sensorPackets, timeout: 20)
+        #expect(collector.stop() == 0, "collector: \(tail(collector.log))")
+        let collectedFlows = try Self.flows(collector.flows)
 
         #expect(sensorFlows.count >= 3, "the sensor saw \(sensorFlows)")
         #expect(collectedFlows == sensorFlows, "collector \(collectedFlows)\nsensor \(sensorFlows)")
-        let lines = try String(contentsOf: collectorOut, encoding: .utf8).split(separator: "\n")
+        let lines = try String(contentsOf: collector.flows, encoding: .utf8).split(separator: "\n")
         // The sensor exports its capture interface's index: the exporter's address, then "%" and that index.
         let ifindex = try lab.check(in: b, ["cat", "/sys/class/net/\(sensorIf)/ifindex"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         #expect(lines.allSatisfy { $0.contains("\"interface\":\"127.0.0.1%\(ifindex)\"") }, "every collected flow names its exporter: \(lines.first ?? "")")
@@ -112,54 +96,47 @@ struct CollectLabTests {
         let dir = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
         let (a, b, sensorIf) = try Self.makeLab(lab)
-        let collectorOut = dir.appendingPathComponent("collector.jsonl"), collectorErr = dir.appendingPathComponent("collector.err")
-        let collector = try lab.spawn(in: b, [
-            Binary.path, "run", "--no-capture", "--collect", "udp://127.0.0.1:2055", "--print-flows", "json", "--no-auth",
-            "--listen", "127.0.0.1:18081", "--idle-timeout", "60", "--poll-interval", "0.2",
-            "--database", dir.appendingPathComponent("collector.db").path,
-        ], stdout: collectorOut, stderr: collectorErr)
-        try Wait.blockingUntil("the collector to start", timeout: 20, detail: { tail(collectorErr) }) {
-            Wait.file(collectorErr, contains: "capture started")
-        }
+        let collector = try LabCollector(lab: lab, namespace: b, directory: dir)
         // The sensor's own count of the same veth.
-        let sensorOut = dir.appendingPathComponent("sensor.jsonl"), sensorErr = dir.appendingPathComponent("sensor.err")
-        let sensor = try lab.spawn(in: b, [
-            Binary.path, "run", "--mode", "pcap", "--interface", sensorIf, "--print-flows", "json", "--no-auth",
-            "--listen", "127.0.0.1:18082", "--idle-timeout", "60", "--poll-interval", "0.2",
-            "--database", dir.appendingPathComponent("sensor.db").path,
-        ], stdout: sensorOut, stderr: sensorErr)
-        try Wait.blockingUntil("the sensor to start capturing", timeout: 20, detail: { tail(sensorErr) }) {
-            Wait.file(sensorErr, contains: "capture started")
-        }
-        let config = dir.appendingPathComponent("pmacctd.conf"), probeLog = dir.appendingPathComponent("pmacctd.log")
-        try """
-            daemonize: false
-            pcap_interface: \(sensorIf)
-            plugins: nfprobe
-            nfprobe_receiver: 127.0.0.1:2055
-            nfprobe_version: \(version)
-            nfprobe_timeouts: tcp=2:tcp.rst=1:tcp.fin=1:udp=2:icmp=2:general=2:maxlife=30:expint=1
-
-            """.write(to: config, atomically: true, encoding: .utf8)
-        let probe = try lab.spawn(in: b, ["pmacctd", "-f", config.path], stdout: probeLog, stderr: probeLog)
-        try Wait.blockingUntil("pmacctd to capture", timeout: 20, detail: { tail(probeLog) }) {
-            Wait.file(probeLog, contains: "link type is")
-        }
-        Thread.sleep(forTimeInterval: 0.5)
+        let sensor = try LabSensor(lab: lab, namespace: b, interface: sensorIf, directory: dir)
+        let probe = try PmacctProbe(lab: lab, namespace: b, interface: sensorIf, version: version, directory: dir)
+        defer { probe.stop() }
+        try probe.waitUntilExporting(to: collector, client: a, server: Self.server)
 
         try Self.traffic(lab, client: a, server: b)
 
-        #expect(lab.stop(sensor, signal: SIGINT, timeout: 15) == 0, "sensor: \(tail(sensorErr))")
-        let sensorFlows = try Self.flows(sensorOut)
+        #expect(sensor.stop() == 0, "sensor: \(tail(sensor.log))")
+        let sensorFlows = try Self.flows(sensor.flows)
         let sensorPackets = sensorFlows.values.reduce(0) { $0 + $1[0] + $1[2] }
         // pmacct exports each flow once it has been idle for its timeout (2 s).
-        try Wait.blockingUntil("the collector to count \(sensorPackets) packets", timeout: 30, detail: { tail(probeLog) + tail(collectorErr) }) {
-            let metrics = try Command.run(["ip", "netns", "exec", b, "curl", "-s", "http://127.0.0.1:18081/metrics"]).stdout
-            return Self.collectedPackets(metrics) >= sensorPackets
-        }
-        _ = lab.stop(probe, signal: SIGTERM, timeout: 10)
-        #expect(lab.stop(collector, signal: SIGINT, timeout: 15) == 0, "collector: \(tail(collectorErr))")
-        let collectedFlows = try Self.flows(collectorOut)
+        try collector.waitForPackets(sensorPackets, timeout: 30, detail: { tail(probe.log) })
+        probe.stop()
+        #expect(collector.stop() == 0, "collector: \(tail(collector.log))")
+        let collectedFlows = try Self.flows(collector.flows)
+        #expect(sensorFlows.count >= 3, "the sensor saw \(sensorFlows)")
+        #expect(collectedFlows == sensorFlows, "collector \(collectedFlows)\nsensor \(sensorFlows)")
+    }
+
+    @Test("softflowd on the sensor's veth (v5, v9, IPFIX): the collector's flows equal the sensor's", arguments: [5, 9, 10])
+    func softflowd(version: Int) throws {
+        let lab = try NetworkLab()
+        defer { lab.teardown() }
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let (a, b, sensorIf) = try Self.makeLab(lab)
+        let collector = try LabCollector(lab: lab, namespace: b, directory: dir)
+        let sensor = try LabSensor(lab: lab, namespace: b, interface: sensorIf, directory: dir)
+        let probe = try SoftflowdProbe(lab: lab, namespace: b, interface: sensorIf, version: version, directory: dir)
+
+        try Self.traffic(lab, client: a, server: b)
+
+        #expect(sensor.stop() == 0, "sensor: \(tail(sensor.log))")
+        #expect(probe.finish() == 0, "softflowd: \(tail(probe.log))")
+        let sensorFlows = try Self.flows(sensor.flows)
+        let sensorPackets = sensorFlows.values.reduce(0) { $0 + $1[0] + $1[2] }
+        try collector.waitForPackets(sensorPackets, timeout: 30, detail: { tail(probe.log) })
+        #expect(collector.stop() == 0, "collector: \(tail(collector.log))")
+        let collectedFlows = try Self.flows(collector.flows)
         #expect(sensorFlows.count >= 3, "the sensor saw \(sensorFlows)")
         #expect(collectedFlows == sensorFlows, "collector \(collectedFlows)\nsensor \(sensorFlows)")
     }
@@ -177,12 +154,6 @@ struct CollectLabTests {
         }
         return out
     }
-
-    /// `flowforest_packets_total{mode="collect"}` summed over directions.
-    static func collectedPackets(_ metrics: String) -> Int {
-        metrics.split(separator: "\n").filter { $0.hasPrefix("flowforest_packets_total{") && $0.contains("mode=\"collect\"") }
-            .compactMap { Double($0.split(separator: " ").last ?? "") }.reduce(0) { $0 + Int($1) }
-    }
 }
 
 @Suite("Command line: --collect errors")
@@ -196,17 +167,8 @@ struct CollectCommandLineTests {
         #expect(scheme.status != 0 && scheme.stderr.contains("expected udp://HOST:PORT"), "\(scheme.stderr)")
 
         // Hold a UDP port, then ask run to collect on it.
-        let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        let (fd, port) = try PeerProcess.boundUDPSocket()
         defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
-        }
-        try #require(bound)
-        let port = UInt16(bigEndian: address.sin_port)
         let busy = try Binary.run(["run", "--no-capture", "--no-auth", "--collect", "udp://127.0.0.1:\(port)", "--database", database.path])
         #expect(busy.status != 0)
         #expect(busy.stderr.contains("--collect udp://127.0.0.1:\(port): Address already in use"), "\(busy.stderr)")

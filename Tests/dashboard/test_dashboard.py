@@ -9,6 +9,7 @@ import os
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -52,6 +53,7 @@ class Daemon:
         self.database = os.path.join(workdir, f"{name}.db")
         self.log_path = os.path.join(workdir, f"{name}.log")
         self.model = model
+        self.extra_args = []
         self.process = None
         # Without a user the daemon runs --no-auth (loopback development
         # mode): the browser and self.request() need no credentials. With a
@@ -69,7 +71,7 @@ class Daemon:
         self.process = subprocess.Popen(
             [BIN, "run", "--no-capture", "--listen", f"127.0.0.1:{self.port}", "--database", self.database,
              "--sensor-name", "dashboard-test", "--print-flows", "none"] + (["--model", self.model] if self.model else [])
-            + (["--no-auth"] if self.no_auth else []),
+            + (["--no-auth"] if self.no_auth else []) + self.extra_args,
             stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -350,8 +352,123 @@ class OpenDashboardTests(DaemonWithBrowser):
         active.send_keys(Keys.ENTER)
         self.wait().until(lambda _: d.find_element(By.ID, "view-detail").is_displayed())
 
+    def test_5_incidents(self):
+        """The overview's first table: one live row per attack, as the API serves it,
+        with its anomalies one click away."""
+        d = self.driver
+        attacker, victim = "198.19.0.55", "198.18.2.4"
+        d.get(self.daemon.url + "/#/overview")
+        self.wait().until(lambda _: "live" in d.find_element(By.ID, "live").get_attribute("class"))
+        tables = d.execute_script("return [...document.querySelectorAll('#view-overview table')].map(t => t.id)")
+        self.assertEqual(tables[0], "incidents")
+        self.post_scan(attacker, victim)
+        # The row arrives through the event stream, without a reload.
+        row_id = None
+        deadline = time.monotonic() + 30
+        while row_id is None and time.monotonic() < deadline:
+            row_id = d.execute_script(
+                "const r = [...document.querySelectorAll('#incidents tbody tr')].find(r => r.querySelector('.actors').title.split(', ').includes(arguments[0]));"
+                "return r ? r.dataset.id : null", attacker)
+            time.sleep(0.05)
+        self.assertIsNotNone(row_id, f"no incident row for {attacker}; daemon log:\n{self.daemon.log_text()}")
+        # The row shows what the API holds once the scan's anomalies are all in.
+        def matches():
+            incident = self.daemon.request("GET", f"/api/incidents/{row_id}")[1]
+            row = d.find_element(By.ID, f"incident-{row_id}")
+            return (row.find_element(By.CSS_SELECTOR, ".count").text == str(incident["anomaly_count"])
+                    and row.find_element(By.CSS_SELECTOR, ".severity").text.lower() == incident["peak_severity"]
+                    and row.find_element(By.CSS_SELECTOR, ".why").text == "; ".join(e["text"] for e in incident["explanation"])
+                    and row.find_element(By.CSS_SELECTOR, ".label").text == incident["label"]
+                    and victim in row.find_element(By.CSS_SELECTOR, ".targets").get_attribute("title"))
+        self.wait(15).until(lambda _: matches())
+        incident = self.daemon.request("GET", f"/api/incidents/{row_id}")[1]
+        self.assertEqual(incident["family"], "scan")
+        self.assertEqual(len(incident["anomaly_ids"]), incident["anomaly_count"])
+        api_rows = [str(i["id"]) for i in self.daemon.request("GET", "/api/incidents?limit=20")[1]["incidents"]]
+        shown = d.execute_script("return [...document.querySelectorAll('#incidents tbody tr')].map(r => r.dataset.id)")
+        self.assertEqual(sorted(shown), sorted(api_rows))
+        os.makedirs(SCREENSHOTS, exist_ok=True)
+        d.save_screenshot(os.path.join(SCREENSHOTS, "incidents.png"))
+        # One click to the anomalies behind it.
+        d.find_element(By.CSS_SELECTOR, f"#incident-{row_id} .label a").click()
+        self.wait().until(lambda _: d.find_element(By.ID, "view-anomalies").is_displayed())
+        expected = [str(a["id"]) for a in self.api_anomalies(f"&ip={attacker}")]
+        self.wait().until(lambda _: self.table_ids() == expected)
+        self.assertTrue(set(str(i) for i in incident["anomaly_ids"]) <= set(expected))
+
     def test_9_no_console_errors(self):
         self.assertEqual(severe_console_entries(self.driver), [])
+
+
+class CollectedFlowsTests(DaemonWithBrowser):
+    """A collector (`--collect`): the flows table names each flow's exporter
+    and filters by it, as GET /api/flows?interface= does."""
+
+    name = "collect"
+
+    @classmethod
+    def prepare(cls, daemon):
+        cls.collect_port = free_udp_port()
+        daemon.extra_args = ["--collect", f"udp://127.0.0.1:{cls.collect_port}", "--idle-timeout", "300"]
+
+    def wait(self, seconds=15):
+        return WebDriverWait(self.driver, seconds, poll_frequency=0.05,
+                             ignored_exceptions=(NoSuchElementException, StaleElementReferenceException))
+
+    def active(self, query=""):
+        return self.daemon.request("GET", "/api/flows?limit=100" + query)[1]["active"]
+
+    def test_exporter_column_and_filter(self):
+        d = self.driver
+        # Three collected flows from exporter 127.0.0.1 (ingress interface 5), and one posted flow that is not collected.
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.sendto(ipfix_message([("198.18.7.1", "198.18.7.9", 40000 + i) for i in range(3)], ingress=5), ("127.0.0.1", self.collect_port))
+        records = traffic.syn_scan("198.19.0.5", "198.18.2.3", [443], time.time() - 1)
+        self.assertEqual(self.daemon.request("POST", "/api/traffic", records)[0], 202)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and not (len(self.active("&interface=127.0.0.1")) == 3 and len(self.active()) >= 4):
+            time.sleep(0.05)
+        collected = self.active("&interface=127.0.0.1")
+        self.assertEqual(len(collected), 3, f"the daemon holds the collected flows: {self.daemon.log_text()}")
+        self.assertTrue(all(f["interface"] == "127.0.0.1%5" for f in collected), collected)
+        self.assertGreater(len(self.active()), 3, "the posted flow is active too")
+
+        d.get(self.daemon.url + "/#/hosts")
+        self.wait().until(lambda _: len(d.find_elements(By.CSS_SELECTOR, "#active-flows tbody tr")) == len(self.active()))
+        column = d.execute_script("return [...document.querySelectorAll('#active-flows tbody tr')].map(r => r.lastElementChild.textContent)")
+        self.assertEqual(column.count("127.0.0.1%5"), 3, column)
+        self.assertIn("interface or exporter", d.find_element(By.CSS_SELECTOR, "#active-flows thead").text.lower())
+
+        d.find_element(By.LINK_TEXT, "127.0.0.1%5").click()
+        self.wait().until(lambda _: d.execute_script("return location.hash") == "#/hosts?interface=127.0.0.1")
+        self.wait().until(lambda _: len(d.find_elements(By.CSS_SELECTOR, "#active-flows tbody tr")) == 3)
+        sources = d.execute_script("return [...document.querySelectorAll('#active-flows tbody tr')].map(r => r.children[1].textContent)")
+        self.assertEqual(sorted(sources), sorted(f"198.18.7.1:{40000 + i}" for i in range(3)))
+        self.assertIn("127.0.0.1", d.find_element(By.ID, "active-filter").text)
+        d.find_element(By.LINK_TEXT, "Show every interface").click()
+        self.wait().until(lambda _: len(d.find_elements(By.CSS_SELECTOR, "#active-flows tbody tr")) == len(self.active()))
+        self.assertFalse(d.find_element(By.ID, "active-filter").is_displayed())
+        self.assertEqual(severe_console_entries(d), [])
+
+
+def free_udp_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def ipfix_message(flows, ingress):
+    """One IPFIX message (RFC 7011): a template of IPv4 addresses, ports,
+    protocol, packets, octets, start and end milliseconds and ingress
+    interface, and one TCP record per (src, dst, sport) to port 443, ended now."""
+    fields = [(8, 4), (12, 4), (7, 2), (11, 2), (4, 1), (2, 8), (1, 8), (152, 8), (153, 8), (10, 4)]
+    template = struct.pack("!HHHH", 2, 8 + 4 * len(fields), 256, len(fields)) + b"".join(struct.pack("!HH", *f) for f in fields)
+    now_ms = int(time.time() * 1000)
+    body = b"".join(socket.inet_aton(src) + socket.inet_aton(dst) + struct.pack("!HHBQQQQI", sport, 443, 6, 3, 180, now_ms - 2000, now_ms - 1000, ingress)
+                    for src, dst, sport in flows)
+    data = struct.pack("!HH", 256, 4 + len(body)) + body
+    payload = template + data
+    return struct.pack("!HHIII", 10, 16 + len(payload), now_ms // 1000, 0, 1) + payload
 
 
 class LearningTests(unittest.TestCase):

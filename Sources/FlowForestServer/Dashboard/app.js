@@ -6,6 +6,8 @@ const $ = (sel, root = document) => root.querySelector(sel);
 const HOUR = 3600 * 1000;
 // Rate charts show the recent past at readable resolution; anomalies the last hour.
 const RATE_WINDOW = 10 * 60 * 1000;
+// Incidents shown on the overview.
+const INCIDENT_ROWS = 20;
 
 const state = {
   user: null,          // {user, role, csrf_token} once signed in (anonymous admin under --no-auth)
@@ -13,10 +15,12 @@ const state = {
   events: null,        // EventSource
   stats: [],           // [{t, pps, bps, flows}] from stats events, last 10 minutes
   recent: [],          // anomalies of the last hour, newest first (overview)
+  incidents: [],       // the latest incidents, newest first (overview), kept current by incident events
   filter: {},          // anomalies view: query as in the hash
   cursors: [],         // anomalies view: cursors of the pages before this one
   cursor: null,        // cursor of this page (null: newest)
   next: null,          // next_cursor from the last page
+  hostsInterface: null, // hosts view: active flows of this interface or exporter only (hash ?interface=)
   view: null,
   loads: 0,            // bumped per view load; answers for an older load are dropped
 };
@@ -193,6 +197,19 @@ function connectEvents() {
   };
   es.addEventListener("stats", ev => onStats(parseJSON(ev.data)));
   es.addEventListener("anomaly", ev => onAnomaly(parseJSON(ev.data)));
+  for (const change of ["opened", "updated", "closed"]) {
+    es.addEventListener(`incident_${change}`, ev => onIncident(parseJSON(ev.data)));
+  }
+}
+
+/** An incident change: replace its row (or add it on top). */
+function onIncident(incident) {
+  if (!incident || incident.id == null) return;
+  const at = state.incidents.findIndex(i => i.id === incident.id);
+  if (at >= 0) state.incidents[at] = incident;
+  else state.incidents.unshift(incident);
+  state.incidents = state.incidents.slice(0, INCIDENT_ROWS);
+  if (state.view === "overview") renderIncidents();
 }
 
 function onStats(s) {
@@ -283,12 +300,47 @@ async function loadOverview() {
   const token = beginLoad();
   const since = Math.floor((Date.now() - HOUR) / 1000);
   try {
-    const page = await api(`/api/anomalies?since=${since}&limit=1000`);
+    const [page, incidents] = await Promise.all([
+      api(`/api/anomalies?since=${since}&limit=1000`), api(`/api/incidents?limit=${INCIDENT_ROWS}`)]);
     if (!current(token)) return;
     state.recent = page.anomalies;
+    state.incidents = incidents.incidents;
   } catch (e) { showError(e); }
   drawCharts();
+  renderIncidents();
   renderLatest();
+}
+
+/** Addresses of one side of an incident: the first, and how many more. */
+function addressList(list) {
+  if (!list.length) return "—";
+  return list.length === 1 ? list[0] : `${list[0]} +${list.length - 1}`;
+}
+
+function renderIncidents() {
+  const tbody = $("#incidents tbody");
+  tbody.textContent = "";
+  for (const i of state.incidents) {
+    const why = i.explanation.map(e => e.text).join("; ");
+    const span = i.first_seen === i.last_seen ? fmtTime(i.first_seen) : `${fmtTime(i.first_seen)} → ${fmtTime(i.last_seen)}`;
+    // The anomalies of its first actor are one click away.
+    const subject = i.actors[0] || i.targets[0] || "";
+    tbody.append(h("tr", { id: `incident-${i.id}`, "data-id": i.id, class: i.state === "open" ? "open" : null },
+      h("td", { title: span }, ...splitTime(fmtTime(i.last_seen))),
+      h("td", { class: "label" }, h("a", { href: `#/anomalies?ip=${encodeURIComponent(subject)}`, title: "Its anomalies" }, i.label)),
+      h("td", { class: "mono actors", title: i.actors.join(", ") }, addressList(i.actors)),
+      h("td", { class: "mono targets", title: i.targets.join(", ") }, addressList(i.targets)),
+      h("td", { class: "num count" }, fmtNum(i.anomaly_count)),
+      h("td", { class: "severity" }, sevBadge(i.peak_severity)),
+      h("td", { class: "state" }, i.state),
+      h("td", { class: "why" }, why || "—")));
+  }
+  emptyState($("#incidents-empty"), state.incidents.length === 0, "No incidents yet.");
+  // An alert's dashboard link names its incident: show that row.
+  if (location.hash.startsWith("#incident-")) {
+    const row = document.getElementById(location.hash.slice(1));
+    if (row && !row.classList.contains("fresh")) { row.classList.add("fresh"); row.scrollIntoView({ block: "center" }); }
+  }
 }
 
 function drawCharts() {
@@ -485,7 +537,9 @@ async function loadDetail(id) {
 
   const ul = $("#explanation");
   if (a.explanation.length === 0) ul.append(h("li", null, `Scored ${a.score.toFixed(3)}; no single feature stood out.`));
-  for (const e of a.explanation) ul.append(h("li", null, e.text));
+  // A grouped anomaly's line lists its first members; more were counted than listed.
+  const members = e => e.members ? `: ${e.members.join(", ")}${e.value > e.members.length ? ", …" : ""}` : "";
+  for (const e of a.explanation) ul.append(h("li", null, e.text + members(e)));
 
   // Distance from the baseline as a bar scaled to the largest ratio shown.
   const ratio = e => Math.abs(Math.log10((Math.abs(e.value) + 1) / (Math.abs(e.baseline) + 1)));
@@ -526,7 +580,16 @@ function flowRow(f) {
     h("td", { class: "mono" }, endpoint(f.src_ip, f.src_port)), h("td", { class: "mono" }, endpoint(f.dst_ip, f.dst_port)),
     h("td", null, f.protocol), h("td", { class: "num" }, `${fmtNum(f.fwd.packets)} / ${fmtNum(f.rev.packets)}`),
     h("td", { class: "num" }, `${fmtBytes(f.fwd.bytes)} / ${fmtBytes(f.rev.bytes)}`),
-    h("td", { class: "mono" }, flags || "—"), h("td", null, f.state));
+    h("td", { class: "mono" }, flags || "—"), h("td", null, f.state), h("td", { class: "mono" }, interfaceLink(f.interface)));
+}
+
+/** A flow's interface, or for a collected flow its exporter ("198.18.0.1%3":
+ *  address, then the ingress interface index), linking to the active flows
+ *  of that interface or of the whole exporter. */
+function interfaceLink(name) {
+  if (!name) return "—";
+  const exporter = name.split("%")[0];
+  return h("a", { href: `#/hosts?interface=${encodeURIComponent(exporter)}`, title: `Active flows of ${exporter}` }, name);
 }
 
 // MARK: Hosts
@@ -534,7 +597,9 @@ function flowRow(f) {
 async function loadHosts() {
   const token = beginLoad();
   try {
-    const [hosts, flows] = await Promise.all([api("/api/hosts?limit=50"), api("/api/flows?limit=100")]);
+    const iface = state.hostsInterface;
+    const flowQuery = iface ? `&interface=${encodeURIComponent(iface)}` : "";
+    const [hosts, flows] = await Promise.all([api("/api/hosts?limit=50"), api(`/api/flows?limit=100${flowQuery}`)]);
     if (!current(token)) return;
     const tbody = $("#hosts tbody");
     tbody.textContent = "";
@@ -551,7 +616,11 @@ async function loadHosts() {
     fbody.textContent = "";
     const active = [...flows.active].sort((x, y) => (y.fwd.bytes + y.rev.bytes) - (x.fwd.bytes + x.rev.bytes));
     for (const f of active) fbody.append(flowRow(f));
-    emptyState($("#active-empty"), active.length === 0, "No flows are open right now.");
+    const note = $("#active-filter");
+    note.hidden = !iface;
+    note.textContent = "";
+    if (iface) note.append(`Only flows of ${iface}. `, h("a", { href: "#/hosts" }, "Show every interface"));
+    emptyState($("#active-empty"), active.length === 0, iface ? `No flows of ${iface} are open right now.` : "No flows are open right now.");
   } catch (e) { showError(e); }
 }
 
@@ -579,7 +648,10 @@ function route() {
     loadAnomalies();
   }
   if (view === "detail") loadDetail(parts[1]);
-  if (view === "hosts") loadHosts();
+  if (view === "hosts") {
+    state.hostsInterface = new URLSearchParams(query || "").get("interface") || null;
+    loadHosts();
+  }
 }
 
 window.addEventListener("hashchange", () => {

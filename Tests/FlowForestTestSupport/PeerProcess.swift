@@ -1,17 +1,17 @@
-import Foundation
+public import Foundation
 
 /// A collector process started by a test, waited on by conditions
 /// (listening, socket queue drained), and always stopped.
-final class PeerProcess {
-    let process: Process
-    let log: URL
+public final class PeerProcess {
+    public let process: Process
+    public let log: URL
 
     private init(process: Process, log: URL) {
         self.process = process
         self.log = log
     }
 
-    static func start(_ path: String, _ arguments: [String], log: URL) throws -> PeerProcess {
+    public static func start(_ path: String, _ arguments: [String], log: URL) throws -> PeerProcess {
         guard FileManager.default.isExecutableFile(atPath: path) else {
             throw PeerError("\(path) is not installed (make deps installs it)")
         }
@@ -33,13 +33,19 @@ final class PeerProcess {
         return PeerProcess(process: p, log: log)
     }
 
-    /// SIGTERM, then waits for the process to exit (collectors write their files then).
-    func stop() {
-        if process.isRunning { process.terminate() }
+    /// Sends `signal` (SIGTERM unless told; pmacct blocks SIGTERM and stops on
+    /// SIGINT), then waits for the process to exit (collectors write their files then).
+    public func stop(signal: Int32 = SIGTERM) {
+        if process.isRunning { kill(process.processIdentifier, signal) }
         process.waitUntilExit()
     }
 
-    var output: String { (try? String(contentsOf: log, encoding: .utf8)) ?? "" }
+    /// Waits until the process's log contains `text` (a readiness line).
+    public func waitForLog(_ text: String, timeout: Double = 10) throws {
+        try wait("the log line \"\(text)\"", timeout: timeout) { output.contains(text) }
+    }
+
+    public var output: String { (try? String(contentsOf: log, encoding: .utf8)) ?? "" }
 
     /// The UDP socket bound to `port` on loopback, as `ss` shows it (Recv-Q first).
     private static func udpSocket(port: UInt16) throws -> [Substring]? {
@@ -47,12 +53,12 @@ final class PeerProcess {
         return line?.split(separator: " ", omittingEmptySubsequences: true)
     }
 
-    func waitForUDPListener(port: UInt16, timeout: Double = 10) throws {
+    public func waitForUDPListener(port: UInt16, timeout: Double = 10) throws {
         try wait("the collector to listen on UDP port \(port)", timeout: timeout) { try Self.udpSocket(port: port) != nil }
     }
 
     /// Waits until the collector has read every datagram queued on its socket.
-    func waitForEmptyReceiveQueue(port: UInt16, timeout: Double = 20) throws {
+    public func waitForEmptyReceiveQueue(port: UInt16, timeout: Double = 20) throws {
         try wait("the collector to read every datagram on port \(port)", timeout: timeout) {
             guard let fields = try Self.udpSocket(port: port), fields.count > 1 else { return false }
             return fields[1] == "0"
@@ -69,7 +75,7 @@ final class PeerProcess {
     }
 
     /// Runs a tool to completion and returns its standard output; throws on a non-zero exit.
-    static func run(_ path: String, _ arguments: [String]) throws -> String {
+    public static func run(_ path: String, _ arguments: [String]) throws -> String {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: path)
         p.arguments = arguments
@@ -86,9 +92,10 @@ final class PeerProcess {
         return String(decoding: data, as: UTF8.self)
     }
 
-    static func freeUDPPort() throws -> UInt16 {
+    /// A UDP socket bound to a free port on 127.0.0.1, held open by the
+    /// caller (who closes `fd`), for tests of a port in use.
+    public static func boundUDPSocket() throws -> (fd: Int32, port: UInt16) {
         let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
-        defer { close(fd) }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
@@ -96,18 +103,28 @@ final class PeerProcess {
         let bound = withUnsafeMutablePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
         }
-        guard bound else { throw PeerError("no free UDP port") }
-        return UInt16(bigEndian: address.sin_port)
+        guard fd >= 0, bound else {
+            if fd >= 0 { close(fd) }
+            throw PeerError("no free UDP port")
+        }
+        return (fd, UInt16(bigEndian: address.sin_port))
     }
 
-    static func temporaryDirectory() throws -> URL {
+    /// A UDP port on 127.0.0.1 that was free a moment ago.
+    public static func freeUDPPort() throws -> UInt16 {
+        let (fd, port) = try boundUDPSocket()
+        close(fd)
+        return port
+    }
+
+    public static func temporaryDirectory() throws -> URL {
         let url = FileManager.default.temporaryDirectory.appendingPathComponent("flowforest-ipfix-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
         return url
     }
 }
 
-struct PeerError: Error, CustomStringConvertible {
-    let description: String
-    init(_ description: String) { self.description = description }
+public struct PeerError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
 }

@@ -1,0 +1,174 @@
+public import FlowForestCore
+
+/// Collapses many anomalies raised for one reason at once into one that
+/// names the pattern and counts its members: a sweep's targets (each an
+/// "unusual destination" whose one peer is the sweeper) become "host sweep
+/// of 254 addresses by X"; a flood's forged sources (each a host whose one
+/// peer is the victim) become one anomaly about the victim.
+///
+/// Nothing is dropped: the grouped anomaly carries the member count, the
+/// first ``listed`` members, the most anomalous member's score, features
+/// and explanation, and the members' flows (bounded). Members that arrive
+/// in later polls, within the repeat window, join the group; the group is
+/// reported again, with its new count, each time its membership doubles,
+/// and once more with its final count when it has stopped growing.
+public struct AnomalyGrouper: Sendable {
+    /// Members listed in a grouped anomaly.
+    public static let listed = 32
+    /// Flow ids a grouped anomaly carries.
+    static let flowIDs = 32
+
+    /// Anomalies of one kind and label that share one address.
+    struct Key: Hashable {
+        var kind: AnomalyKind
+        var label: AnomalyLabel
+        var anchor: IPAddress
+    }
+
+    struct Group {
+        var startedNs: UInt64
+        var lastGrowthNs: UInt64
+        /// The most anomalous member so far: the report's score, features and explanation.
+        var best: Anomaly
+        var members: [IPAddress] = []
+        var flowIDs: [UInt64] = []
+        var count = 0
+        var reportedCount = 0
+        /// The highest severity of any member.
+        var severity = Severity.low
+    }
+
+    /// A group that has grown since its last report and then stopped growing
+    /// for this long is reported once more, with its final count.
+    static let settleNs: UInt64 = 5_000_000_000
+
+    public let minimum: Int
+    public let windowSeconds: Double
+    private var groups: [Key: Group] = [:]
+    /// Member anomalies folded into a group rather than reported alone.
+    public private(set) var grouped: UInt64 = 0
+
+    public init(minimum: Int, windowSeconds: Double) {
+        self.minimum = max(2, minimum)
+        self.windowSeconds = windowSeconds
+    }
+
+    /// The address many anomalies would share: a destination's or host's
+    /// one peer (the sweeper, the victim), a flow's source.
+    static func key(_ a: Anomaly) -> Key? {
+        let anchor: IPAddress?
+        switch a.kind {
+        case .destination: anchor = a.sourceAddress
+        case .host: anchor = a.destinationAddress
+        case .flow: anchor = a.sourceAddress
+        }
+        return anchor.map { Key(kind: a.kind, label: a.label, anchor: $0) }
+    }
+
+    /// The member's own address (the entity the anomaly is about).
+    static func member(_ a: Anomaly) -> IPAddress? {
+        switch a.kind {
+        case .destination: return a.destinationAddress
+        case .host: return a.sourceAddress
+        case .flow: return a.destinationAddress
+        }
+    }
+
+    /// One poll's anomalies (call it every poll, with none too), with those
+    /// that form or join a group replaced by the group's report, or folded
+    /// into it when its count has not doubled; and the final report of each
+    /// group that has settled since it last grew.
+    public mutating func group(_ anomalies: [Anomaly], nowNs now: UInt64) -> [Anomaly] {
+        var out = settled(nowNs: now)
+        var byKey: [Key: [Int]] = [:]
+        for (i, a) in anomalies.enumerated() {
+            if let k = Self.key(a) { byKey[k, default: []].append(i) }
+        }
+        var replaced = Set<Int>()
+        // In the order the anomalies came, so a replayed capture reports identically.
+        let keys = byKey.keys.sorted { byKey[$0]![0] < byKey[$1]![0] }
+        for key in keys {
+            let indices = byKey[key]!
+            guard indices.count >= minimum || groups[key] != nil else { continue }
+            replaced.formUnion(indices)
+            let members = indices.map { anomalies[$0] }
+            let strongest = members.max { $0.score < $1.score }!
+            var g = groups[key] ?? Group(startedNs: now, lastGrowthNs: now, best: strongest)
+            if strongest.score > g.best.score { g.best = strongest }
+            g.severity = max(g.severity, members.map(\.severity).max()!)
+            for m in members {
+                if let address = Self.member(m), g.members.count < Self.listed, !g.members.contains(address) { g.members.append(address) }
+            }
+            g.flowIDs = Array((g.flowIDs + members.flatMap(\.flowIDs)).suffix(Self.flowIDs))
+            g.count += members.count
+            g.lastGrowthNs = now
+            grouped += UInt64(members.count)
+            if g.count >= 2 * g.reportedCount {
+                g.reportedCount = g.count
+                out.append(Self.report(key, group: g, minimum: minimum, timeMs: strongest.timeMs))
+            }
+            groups[key] = g
+        }
+        let alone = anomalies.indices.filter { !replaced.contains($0) }.map { anomalies[$0] }
+        return alone + out
+    }
+
+    /// Final reports of groups that grew since their last report and have
+    /// not grown for ``settleNs``; forgets groups older than the window.
+    private mutating func settled(nowNs now: UInt64) -> [Anomaly] {
+        var out: [Anomaly] = []
+        for key in groups.keys.sorted(by: { groups[$0]!.startedNs < groups[$1]!.startedNs }) {
+            var g = groups[key]!
+            if g.count > g.reportedCount && now &- g.lastGrowthNs >= Self.settleNs {
+                g.reportedCount = g.count
+                out.append(Self.report(key, group: g, minimum: minimum, timeMs: Int64(now / 1_000_000)))
+                groups[key] = g
+            }
+            if Double(now &- g.startedNs) / 1e9 >= windowSeconds && g.count == g.reportedCount { groups.removeValue(forKey: key) }
+        }
+        return out
+    }
+
+    /// The grouped anomaly: the strongest member's report, moved to the
+    /// shared address, with the pattern's line first.
+    static func report(_ key: Key, group g: Group, minimum: Int, timeMs: Int64) -> Anomaly {
+        var a = g.best
+        a.timeMs = timeMs
+        a.severity = g.severity
+        switch key.kind {
+        case .destination:
+            // Many destinations each probed by one host: that host's sweep.
+            if key.label == .unusualDestination { a.label = .hostSweep }
+            a.sourceAddress = key.anchor
+            a.destinationAddress = nil
+        case .host:
+            a.sourceAddress = nil
+            a.destinationAddress = key.anchor
+        case .flow:
+            a.sourceAddress = key.anchor
+            a.destinationAddress = nil
+        }
+        a.sourcePort = nil
+        a.destinationPort = nil
+        a.flowIDs = g.flowIDs
+        a.features["group_members"] = Double(g.count)
+        let line = ExplanationItem(feature: "group_members", value: Double(g.count), baseline: Double(minimum - 1), direction: "above",
+                                   text: description(key, count: g.count), members: g.members.map(\.description))
+        a.explanation = [line] + a.explanation
+        return a
+    }
+
+    /// "host sweep of 254 addresses by 198.18.0.2", "syn flood from 212 sources at 198.18.1.1", ...
+    static func description(_ key: Key, count: Int) -> String {
+        switch (key.kind, key.label) {
+        case (.destination, .unusualDestination):
+            return "host sweep of \(count) addresses by \(key.anchor)"
+        case (.destination, _):
+            return "\(key.label.rawValue) of \(count) addresses by \(key.anchor)"
+        case (.host, _):
+            return "\(key.label.rawValue) from \(count) sources at once at \(key.anchor)"
+        case (.flow, _):
+            return "\(count) flows of \(key.anchor) (\(key.label.rawValue))"
+        }
+    }
+}

@@ -1,0 +1,164 @@
+public import FlowForestCore
+
+/// How anomalies are grouped into incidents.
+public struct IncidentConfiguration: Sendable, Hashable {
+    /// An open incident that no anomaly joins for this long closes
+    /// (`--incident-gap`). Above the detector's repeat suppression (60 s),
+    /// which reports a continuing attack about once a minute.
+    public var quietGap: Duration = .seconds(300)
+    /// Open incidents held at most; opening one more closes the one quiet
+    /// the longest first (counted in `flowforest_incidents_closed_early_total`).
+    public var maxOpen = 10_000
+
+    public static let quietGapRange: ClosedRange<Int> = 1...86_400
+
+    public init(quietGap: Duration = .seconds(300), maxOpen: Int = 10_000) {
+        self.quietGap = quietGap
+        self.maxOpen = maxOpen
+    }
+}
+
+/// Groups anomalies into incidents: an anomaly joins the open incident of
+/// its label's family that has its source among the actors or its
+/// destination among the targets ("unusual …" anomalies join one of any
+/// family, and a named behaviour joins one that holds only "unusual …"
+/// anomalies so far); otherwise it opens a new one. An incident that no
+/// anomaly joins for ``IncidentConfiguration/quietGap`` closes.
+///
+/// The pipeline owns the one tracker; its time is the batches' time (packet
+/// time for files), so a file always yields the same incidents.
+public struct IncidentTracker: Sendable {
+    public let configuration: IncidentConfiguration
+    private var open: [String: Incident] = [:]
+    /// The score of the anomaly that names each open incident.
+    private var leadScore: [String: Double] = [:]
+    private let makeUID: @Sendable () -> String
+    /// Incidents closed before their quiet gap because ``IncidentConfiguration/maxOpen`` were open.
+    public private(set) var closedEarly: Int64 = 0
+
+    public init(configuration: IncidentConfiguration = .init(), makeUID: @escaping @Sendable () -> String = IncidentTracker.randomUID) {
+        self.configuration = configuration
+        self.makeUID = makeUID
+    }
+
+    /// 128 random bits as hex.
+    public static func randomUID() -> String {
+        var g = SystemRandomNumberGenerator()
+        let a = g.next() as UInt64, b = g.next() as UInt64
+        return "inc-" + String(a, radix: 16) + String(b, radix: 16)
+    }
+
+    /// Open incidents now.
+    public var openCount: Int { open.count }
+
+    /// Closes what went quiet before `nowMs`, then files `anomalies` (each
+    /// gets its incident's uid). Returns every change, in order, with one
+    /// update per incident that anomalies joined.
+    public mutating func observe(_ anomalies: inout [Anomaly], nowMs: Int64) -> [IncidentUpdate] {
+        var changes = expire(nowMs: nowMs)
+        var touched: [String] = []
+        var opened: Set<String> = []
+        for i in anomalies.indices {
+            if let uid = match(anomalies[i]) {
+                join(uid, anomalies[i])
+                anomalies[i].incidentUID = uid
+                if !touched.contains(uid) { touched.append(uid) }
+            } else {
+                changes += makeRoom()
+                let uid = openIncident(for: anomalies[i])
+                anomalies[i].incidentUID = uid
+                opened.insert(uid)
+                touched.append(uid)
+            }
+        }
+        for uid in touched {
+            guard let incident = open[uid] else { continue }
+            changes.append(IncidentUpdate(change: opened.contains(uid) ? .opened : .updated, incident: incident))
+        }
+        return changes
+    }
+
+    /// Closes every incident whose last anomaly is a whole quiet gap before `nowMs`.
+    public mutating func expire(nowMs: Int64) -> [IncidentUpdate] {
+        let gapMs = Self.milliseconds(configuration.quietGap)
+        let quiet = open.values.filter { nowMs - $0.lastSeenMs >= gapMs }.sorted { ($0.lastSeenMs, $0.uid) < ($1.lastSeenMs, $1.uid) }
+        return quiet.map { close($0.uid) }
+    }
+
+    /// Closes every open incident (the end of a file).
+    public mutating func closeAll() -> [IncidentUpdate] {
+        open.values.sorted { ($0.lastSeenMs, $0.uid) < ($1.lastSeenMs, $1.uid) }.map { close($0.uid) }
+    }
+
+    private mutating func close(_ uid: String) -> IncidentUpdate {
+        var incident = open.removeValue(forKey: uid)!
+        leadScore[uid] = nil
+        incident.state = .closed
+        return IncidentUpdate(change: .closed, incident: incident)
+    }
+
+    /// The open incident this anomaly belongs to, sharing its actor (first)
+    /// or its target, the most recent if several: one of its own family;
+    /// else, for an "unusual …" anomaly, one of any family (the odd flow of
+    /// a scan is part of the scan); else, for a named behaviour, one that
+    /// so far holds only "unusual …" anomalies (it was the start of this).
+    private func match(_ a: Anomaly) -> String? {
+        let family = a.label.family
+        let fallback: (Incident) -> Bool = family == .unusual ? { _ in true } : { $0.family == .unusual }
+        for accepts in [{ (i: Incident) in i.family == family }, fallback] {
+            let candidates = open.values.filter(accepts)
+            func best(_ filter: (Incident) -> Bool) -> String? {
+                candidates.filter(filter).max { ($0.lastSeenMs, $0.uid) < ($1.lastSeenMs, $1.uid) }?.uid
+            }
+            if let source = a.sourceAddress, let uid = best({ $0.actors.contains(source) }) { return uid }
+            if let destination = a.destinationAddress, let uid = best({ $0.targets.contains(destination) }) { return uid }
+        }
+        return nil
+    }
+
+    private mutating func openIncident(for a: Anomaly) -> String {
+        let uid = makeUID()
+        leadScore[uid] = a.score
+        open[uid] = Incident(
+            uid: uid, sensor: a.sensor, label: a.label, actors: a.sourceAddress.map { [$0] } ?? [],
+            targets: a.destinationAddress.map { [$0] } ?? [], firstSeenMs: a.timeMs, lastSeenMs: a.timeMs,
+            peakSeverity: a.severity, peakScore: a.score, anomalyCount: 1, state: .open, explanation: a.explanation)
+        return uid
+    }
+
+    private mutating func join(_ uid: String, _ a: Anomaly) {
+        guard var incident = open[uid] else { return }
+        if let s = a.sourceAddress, !incident.actors.contains(s), incident.actors.count < Incident.maxAddresses { incident.actors.append(s) }
+        if let d = a.destinationAddress, !incident.targets.contains(d), incident.targets.count < Incident.maxAddresses {
+            incident.targets.append(d)
+        }
+        incident.firstSeenMs = min(incident.firstSeenMs, a.timeMs)
+        incident.lastSeenMs = max(incident.lastSeenMs, a.timeMs)
+        incident.peakSeverity = max(incident.peakSeverity, a.severity)
+        incident.anomalyCount += 1
+        incident.peakScore = max(incident.peakScore, a.score)
+        // The strongest anomaly names and explains the incident; a named
+        // behaviour outranks any "unusual …" one.
+        let lead = leadScore[uid] ?? incident.peakScore
+        if (a.label.isSpecific ? 1 : 0, a.score) > (incident.label.isSpecific ? 1 : 0, lead) {
+            leadScore[uid] = a.score
+            incident.label = a.label
+            incident.family = a.label.family
+            incident.explanation = a.explanation
+        }
+        open[uid] = incident
+    }
+
+    /// Closes the incident quiet the longest when the tracker is full.
+    private mutating func makeRoom() -> [IncidentUpdate] {
+        guard open.count >= max(1, configuration.maxOpen),
+              let oldest = open.values.min(by: { ($0.lastSeenMs, $0.uid) < ($1.lastSeenMs, $1.uid) }) else { return [] }
+        closedEarly += 1
+        return [close(oldest.uid)]
+    }
+
+    static func milliseconds(_ d: Duration) -> Int64 {
+        let c = d.components
+        return c.seconds.multipliedReportingOverflow(by: 1000).overflow ? Int64.max : c.seconds * 1000 + c.attoseconds / 1_000_000_000_000_000
+    }
+}

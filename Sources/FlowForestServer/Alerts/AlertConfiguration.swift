@@ -1,0 +1,102 @@
+public import Foundation
+
+/// Where incidents are sent (`--alertmanager`, `--webhook`), checked at start.
+public struct AlertConfiguration: Sendable {
+    /// Alertmanager base URLs (`--alertmanager`, repeatable: each member of an HA pair gets every alert).
+    public var alertmanagers: [URL] = []
+    /// Webhook URLs (`--webhook`, repeatable) and the HMAC key their bodies are signed with.
+    public var webhooks: [URL] = []
+    public var webhookSecret: [UInt8] = []
+    /// Where alert links point: the dashboard as people reach it (`--external-url`; default the `--listen` address).
+    public var externalURL: String?
+    /// While an incident is open its alert is posted again this often, so
+    /// Alertmanager keeps it firing (its resolve timeout is 5 minutes by default).
+    public var repostInterval: Duration = .seconds(60)
+    /// Notifications held per destination while it is unreachable; beyond
+    /// it the oldest are dropped, counted in `flowforest_alerts_dropped_total`.
+    public var maxPending = 10_000
+    /// Back-off between failed posts: doubling from the first to the last.
+    public var retryDelay: Duration = .milliseconds(500)
+    public var maxRetryDelay: Duration = .seconds(30)
+    /// How long one post may take.
+    public var requestTimeout: Duration = .seconds(10)
+
+    public init() {}
+
+    /// The routes of `--alertmanager`, `--webhook`, `--webhook-secret-file`
+    /// and `--external-url`, each checked: a bad URL, or a secret file that
+    /// is missing, unreadable or empty, is an error naming the option.
+    public static func make(alertmanagers: [String], webhooks: [String], secretFile: String?,
+                            externalURL: String?) throws(AlertConfigurationError) -> AlertConfiguration {
+        var c = AlertConfiguration()
+        for text in alertmanagers { c.alertmanagers.append(try parseURL(text, option: "--alertmanager")) }
+        for text in webhooks { c.webhooks.append(try parseURL(text, option: "--webhook")) }
+        switch (c.webhooks.isEmpty, secretFile) {
+        case (false, nil): throw .webhookWithoutSecret
+        case (true, .some): throw .secretWithoutWebhook
+        case (false, .some(let path)): c.webhookSecret = try loadSecret(path: path)
+        case (true, nil): break
+        }
+        if let externalURL {
+            let url = try parseURL(externalURL, option: "--external-url")
+            c.externalURL = url.absoluteString.hasSuffix("/") ? String(url.absoluteString.dropLast()) : url.absoluteString
+        }
+        return c
+    }
+
+    /// True when no route is configured.
+    public var isEmpty: Bool { alertmanagers.isEmpty && webhooks.isEmpty }
+
+    /// An `http` or `https` URL with a host, or an error naming `option`.
+    public static func parseURL(_ text: String, option: String) throws(AlertConfigurationError) -> URL {
+        guard let components = URLComponents(string: text), let scheme = components.scheme?.lowercased(),
+              ["http", "https"].contains(scheme), let host = components.host, !host.isEmpty, let url = components.url else {
+            throw .badURL(option: option, text: text)
+        }
+        return url
+    }
+
+    /// The webhook key from `path`: its bytes without trailing white space; an
+    /// unreadable or empty file is an error.
+    public static func loadSecret(path: String) throws(AlertConfigurationError) -> [UInt8] {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            let reason = String(cString: strerror(access(path, R_OK) == 0 ? EIO : errno))
+            throw .unreadableSecret(path: path, reason: reason)
+        }
+        let text = Array(data)
+        var end = text.count
+        while end > 0, [0x20, 0x09, 0x0A, 0x0D].contains(text[end - 1]) { end -= 1 }
+        guard end > 0 else { throw .emptySecret(path: path) }
+        return Array(text[..<end])
+    }
+}
+
+/// A route option that cannot work, reported before anything starts.
+public enum AlertConfigurationError: Error, CustomStringConvertible, Equatable {
+    case badURL(option: String, text: String)
+    case unreadableSecret(path: String, reason: String)
+    case emptySecret(path: String)
+    case webhookWithoutSecret
+    case secretWithoutWebhook
+
+    public var description: String {
+        switch self {
+        case .badURL(let option, let text):
+            return "\(option): expected an http:// or https:// URL with a host, got \(text.debugDescription)"
+        case .unreadableSecret(let path, let reason):
+            return "--webhook-secret-file \(path): cannot read it (\(reason))"
+        case .emptySecret(let path):
+            return "--webhook-secret-file \(path): the file is empty; put the shared HMAC key in it"
+        case .webhookWithoutSecret:
+            return "--webhook needs --webhook-secret-file: every webhook body is signed (X-FlowForest-Signature)"
+        case .secretWithoutWebhook:
+            return "--webhook-secret-file given without --webhook"
+        }
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif

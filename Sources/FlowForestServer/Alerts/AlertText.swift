@@ -1,0 +1,24 @@
+import FlowForestCore
+
+/// Where alerts link: the dashboard as people reach it.
+struct AlertLinks: Sendable {
+    let base: String
+
+    /// The dashboard, scrolled to the incident.
+    func incident(_ incident: Incident) -> String {
+        base + "/#incident-" + (incident.id.map(String.init) ?? incident.uid)
+    }
+}
+
+/// Incidents in plain words, for alert summaries.
+enum AlertText {
+    /// "port scan by 198.18.0.7 on 198.18.0.8 and 2 more: 14 anomalies, peak critical (open)".
+    static func summary(_ incident: Incident) -> String {
+        func side(_ addresses: [IPAddress]) -> String {
+            guard let first = addresses.first else { return "unknown" }
+            return addresses.count == 1 ? first.description : "\(first) and \(addresses.count - 1) more"
+        }
+        let count = incident.anomalyCount == 1 ? "1 anomaly" : "\(incident.anomalyCount) anomalies"
+        return "\(incident.label.rawValue) by \(side(incident.actors)) on \(side(incident.targets)): \(count), peak \(incident.peakSeverity.rawValue) (\(incident.state.rawValue))"
+    }
+}

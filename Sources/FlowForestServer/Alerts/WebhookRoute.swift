@@ -1,0 +1,127 @@
+import CoreMetrics
+import Crypto
+import FlowForestCore
+import Foundation
+import Logging
+import ServiceLifecycle
+
+/// Posts every incident change to one webhook as JSON,
+/// `{"change": "opened", "incident": {…}}`, signed with HMAC-SHA256 of the
+/// body under the shared key: `X-FlowForest-Signature: sha256=<hex>`.
+///
+/// Changes wait in a bounded queue, in order, while the receiver is down,
+/// and are retried with back-off; when more than
+/// ``AlertConfiguration/maxPending`` wait, the oldest are dropped and counted.
+actor WebhookRoute: Service {
+    let url: URL
+    private let configuration: AlertConfiguration
+    private let key: SymmetricKey
+    private let feed: AsyncStream<[IncidentUpdate]>
+    private let poster: HTTPPoster
+    private let metrics: AlertMetrics
+    private let logger: Logger
+    private var queue: [Data] = []
+    private var head = 0
+    private var backoff: Backoff
+    private let wake: AsyncStream<Void>.Continuation
+    private let wakes: AsyncStream<Void>
+
+    static let signatureHeader = "X-FlowForest-Signature"
+
+    init(url: URL, configuration: AlertConfiguration, feed: AsyncStream<[IncidentUpdate]>,
+         metricsFactory: any MetricsFactory, logger: Logger) {
+        self.url = url
+        self.configuration = configuration
+        self.key = SymmetricKey(data: configuration.webhookSecret)
+        self.feed = feed
+        self.poster = HTTPPoster(timeout: configuration.requestTimeout)
+        self.metrics = AlertMetrics(kind: "webhook", url: url, factory: metricsFactory)
+        self.logger = logger
+        backoff = Backoff(first: configuration.retryDelay, last: configuration.maxRetryDelay)
+        (wakes, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+    }
+
+    /// `sha256=` and the hex HMAC-SHA256 of `body` under `key`.
+    static func signature(_ body: Data, key: SymmetricKey) -> String {
+        "sha256=" + HMAC<SHA256>.authenticationCode(for: body, using: key).map { String(format: "%02x", $0) }.joined()
+    }
+
+    /// The JSON body of one change.
+    struct Body: Encodable {
+        var change: IncidentChange
+        var incident: Incident
+    }
+
+    /// Delivers until the feed ends (the writer stopped), then tries once more.
+    nonisolated func run() async throws {
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await self.deliverLoop() }
+            for await updates in self.feed { await self.accept(updates) }
+            group.cancelAll()
+        }
+        await finalDelivery()
+    }
+
+    func accept(_ updates: [IncidentUpdate]) {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        for update in updates {
+            guard let body = try? encoder.encode(Body(change: update.change, incident: update.incident)) else { continue }
+            queue.append(body)
+        }
+        let excess = queue.count - head - configuration.maxPending
+        if excess > 0 {
+            head += excess
+            metrics.dropped.increment(by: Int64(excess))
+        }
+        compact()
+        metrics.pending.record(queue.count - head)
+        wake.yield()
+    }
+
+    private func deliverLoop() async {
+        var iterator = wakes.makeAsyncIterator()
+        while !Task.isCancelled {
+            if await deliverAll() {
+                _ = await iterator.next()
+            } else {
+                try? await Task.sleep(for: backoff.failed())
+            }
+        }
+    }
+
+    /// Posts queued changes in order; false at the first failure (it stays queued).
+    func deliverAll() async -> Bool {
+        while head < queue.count {
+            let body = queue[head]
+            do {
+                try await poster.post(body, to: url, headers: [Self.signatureHeader: Self.signature(body, key: key)])
+            } catch {
+                metrics.failed.increment()
+                logger.warning("webhook post failed; will retry", metadata: ["url": "\(url)", "error": "\(error)", "pending": "\(queue.count - head)"])
+                return false
+            }
+            backoff.succeeded()
+            metrics.sent.increment()
+            // accept() may have dropped the head meanwhile; only advance past what was sent.
+            if head < queue.count, queue[head] == body { head += 1 }
+            metrics.pending.record(queue.count - head)
+        }
+        compact()
+        return true
+    }
+
+    private func compact() {
+        if head > 0, head * 2 >= queue.count {
+            queue.removeFirst(head)
+            head = 0
+        }
+    }
+
+    private func finalDelivery() async {
+        if head < queue.count, await deliverAll() == false {
+            metrics.dropped.increment(by: Int64(queue.count - head))
+            logger.error("webhook changes not delivered by shutdown", metadata: ["url": "\(url)", "count": "\(queue.count - head)"])
+        }
+    }
+}

@@ -1,0 +1,130 @@
+import FlowForestCore
+import Testing
+@testable import FlowForestDetection
+
+/// Many anomalies raised for one reason at once become one that names the
+/// pattern and counts its members.
+@Suite("Grouping many-entity anomalies")
+struct GroupingTests {
+    static let sweeper = TrafficSimulator.ip("198.18.0.66")
+    static let victim = TrafficSimulator.ip("198.18.1.1")
+
+    static func target(_ i: Int, score: Double = 0.7) -> Anomaly {
+        Anomaly(sensor: "t", timeMs: 0, kind: .destination, sourceAddress: sweeper,
+                destinationAddress: TrafficSimulator.ip("198.18.5.\(i)"), score: score, severity: i == 7 ? .high : .low,
+                label: .unusualDestination,
+                explanation: [ExplanationItem(feature: "flows_received_10s", value: 4, baseline: 1, direction: "above", text: "flows received 4")],
+                features: ["flows_received_10s": 4], flowIDs: [UInt64(i)])
+    }
+
+    @Test("a sweep's 254 unusual destinations in one poll are one host sweep anomaly that counts and lists them")
+    func sweepTargets() throws {
+        var grouper = AnomalyGrouper(minimum: 4, windowSeconds: 60)
+        let actor = Anomaly(sensor: "t", timeMs: 0, kind: .host, sourceAddress: Self.sweeper, destinationAddress: nil, score: 0.8,
+                            severity: .high, label: .hostSweep)
+        let out = grouper.group([actor] + (1...254).map { Self.target($0, score: $0 == 100 ? 0.9 : 0.7) }, nowNs: 1_000_000_000)
+        #expect(out.count == 2)
+        #expect(out[0] == actor)
+        let g = out[1]
+        #expect(g.label == .hostSweep && g.kind == .destination)
+        #expect(g.sourceAddress == Self.sweeper && g.destinationAddress == nil)
+        #expect(g.score == 0.9 && g.severity == .high)
+        let line = try #require(g.explanation.first)
+        #expect(line.feature == "group_members" && line.value == 254 && line.isTrue)
+        #expect(line.text == "host sweep of 254 addresses by 198.18.0.66")
+        #expect(line.members?.count == AnomalyGrouper.listed && line.members?.first == "198.18.5.1")
+        #expect(g.features["group_members"] == 254)
+        #expect(g.flowIDs.count == 32)
+        // The strongest member's own lines follow the group's.
+        #expect(g.explanation.dropFirst().map(\.feature) == ["flows_received_10s"])
+        #expect(grouper.grouped == 254)
+    }
+
+    @Test("fewer than the minimum, or members sharing no address, stay as they are")
+    func smallGroupsStay() {
+        var grouper = AnomalyGrouper(minimum: 4, windowSeconds: 60)
+        let three = (1...3).map { Self.target($0) }
+        #expect(grouper.group(three, nowNs: 1) == three)
+        var other = Self.target(9)
+        other.sourceAddress = TrafficSimulator.ip("198.18.0.67")
+        var labelled = Self.target(10)
+        labelled.label = .synFlood
+        let mixed = [other, labelled]
+        var fresh = AnomalyGrouper(minimum: 4, windowSeconds: 60)
+        #expect(fresh.group(mixed, nowNs: 1) == mixed)
+    }
+
+    @Test("later members join the group; it is reported again only when its count doubles, and forgotten after the window")
+    func acrossPolls() throws {
+        var grouper = AnomalyGrouper(minimum: 4, windowSeconds: 60)
+        let s = UInt64(1_000_000_000)
+        #expect(grouper.group((1...10).map { Self.target($0) }, nowNs: s).count == 1)
+        // Two stragglers (below the minimum on their own) join, not reported alone.
+        #expect(grouper.group((11...12).map { Self.target($0) }, nowNs: 2 * s).isEmpty)
+        let doubled = grouper.group((13...20).map { Self.target($0) }, nowNs: 3 * s)
+        #expect(doubled.count == 1)
+        #expect(doubled.first?.explanation.first?.value == 20)
+        #expect(doubled.first?.explanation.first?.members?.count == 20)
+        // Two more join; once the group has not grown for a while, its final count is reported.
+        #expect(grouper.group((23...24).map { Self.target($0) }, nowNs: 4 * s).isEmpty)
+        #expect(grouper.group([], nowNs: 6 * s).isEmpty)
+        let final = grouper.group([], nowNs: 9 * s)
+        #expect(final.count == 1 && final.first?.explanation.first?.value == 22)
+        #expect(final.first?.timeMs == 9000)
+        #expect(grouper.group([], nowNs: 20 * s).isEmpty)
+        // After the window a new group starts.
+        let later = grouper.group((31...32).map { Self.target($0) }, nowNs: 70 * s)
+        #expect(later.count == 2 && later.allSatisfy { $0.label == .unusualDestination })
+    }
+
+    @Test("forged sources of a flood, each a host whose one peer is the victim, are one anomaly about the victim")
+    func forgedSources() throws {
+        var grouper = AnomalyGrouper(minimum: 4, windowSeconds: 60)
+        let sources = (1...50).map { i in
+            Anomaly(sensor: "t", timeMs: 0, kind: .host, sourceAddress: TrafficSimulator.ip("198.19.3.\(i)"),
+                    destinationAddress: Self.victim, score: 0.7, severity: .low, label: .unusualHost)
+        }
+        let out = grouper.group(sources, nowNs: 1)
+        let g = try #require(out.first)
+        #expect(out.count == 1)
+        #expect(g.destinationAddress == Self.victim && g.sourceAddress == nil)
+        #expect(g.explanation.first?.text == "unusual host from 50 sources at once at 198.18.1.1")
+    }
+
+    /// nmap -sn -PS22,80,443,3389,8080 -PE of a /24 with no live hosts: per
+    /// address an echo request and a SYN to each of five ports, none answered.
+    static func tcpPingSweep(_ s: inout TrafficSimulator, _ second: Int) {
+        guard second <= 3 else { return }
+        for i in 0..<85 where (second - 1) * 85 + i < 254 {
+            let target = TrafficSimulator.ip("198.18.7.\((second - 1) * 85 + i + 1)")
+            let t = s.nowNs + UInt64(i) * 10_000_000
+            s.packet(at: t, Attacks.attacker, target, sport: 8, dport: 0, proto: 1, length: 28, icmpType: 8)
+            for (k, port) in [22, 80, 443, 3389, 8080].enumerated() {
+                s.packet(at: t + UInt64(k + 1) * 100_000, Attacks.attacker, target, sport: 41000, dport: UInt16(port), proto: 6,
+                         length: 44, flags: .syn)
+            }
+        }
+    }
+
+    /// Anomalies about the sweeper or the swept range.
+    static func sweep(groupMinimum: Int) -> [Anomaly] {
+        var sim = TrafficSimulator()
+        var detector = trainedDetector(&sim) { $0.groupMinimum = groupMinimum }
+        let found = sim.runAttack(seconds: 12, into: &detector, Self.tcpPingSweep).map(\.anomaly)
+        return found.filter { $0.sourceAddress == Attacks.attacker || $0.destinationAddress?.description.hasPrefix("198.18.7.") == true }
+    }
+
+    @Test("a TCP ping sweep of a /24 raises a handful of anomalies, where ungrouped it raised one per swept address")
+    func sweepRaisesAHandful() throws {
+        let ungrouped = Self.sweep(groupMinimum: Int.max)
+        let grouped = Self.sweep(groupMinimum: 4)
+        let summary = grouped.map { "\($0.kind) \($0.label) \($0.explanation.first?.text ?? "")" }
+        #expect(ungrouped.count > 20, "the simulated sweep no longer flags its targets (\(ungrouped.count)); the test needs another")
+        #expect(grouped.count <= 6, "\(grouped.count) anomalies: \(summary)")
+        #expect(grouped.contains { $0.label == .hostSweep && $0.sourceAddress == Attacks.attacker })
+        // Nothing is lost: the grouped anomalies count every swept address the ungrouped run flagged.
+        let counted = grouped.compactMap { $0.features["group_members"] }.max() ?? 0
+        let members = ungrouped.filter { $0.kind == .destination }.count
+        #expect(Int(counted) == members, "grouped \(counted) of \(members) flagged addresses")
+    }
+}

@@ -1,0 +1,72 @@
+import FlowForestLab
+import FlowForestTestSupport
+import Foundation
+
+/// A real Debian `prometheus-alertmanager` on loopback, routing every alert
+/// to a webhook receiver: one notification per incident (grouped by
+/// `incident_id`), resolved ones too, no repeats within the test.
+final class AlertmanagerProcess: @unchecked Sendable {
+    static let binary = "/usr/bin/prometheus-alertmanager"
+    let directory: URL
+    let port: Int
+    private var process: Process?
+
+    init(receiver: String) throws {
+        guard FileManager.default.isExecutableFile(atPath: Self.binary) else {
+            throw TestFailure("\(Self.binary) missing: apt-get install prometheus-alertmanager (make deps)")
+        }
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("flowforest-am-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        port = try ThrowawayPostgres.freePort()
+        let config = """
+            route:
+              receiver: hook
+              group_by: ['incident_id']
+              group_wait: 1s
+              group_interval: 1s
+              repeat_interval: 1h
+            receivers:
+              - name: hook
+                webhook_configs:
+                  - url: \(receiver)
+                    send_resolved: true
+            """
+        try config.write(to: directory.appendingPathComponent("alertmanager.yml"), atomically: true, encoding: .utf8)
+    }
+
+    var url: String { "http://127.0.0.1:\(port)" }
+
+    /// Starts it (again, with the same storage: its notification log survives a restart) and waits until ready.
+    func start() async throws {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: Self.binary)
+        p.arguments = ["--config.file=\(directory.appendingPathComponent("alertmanager.yml").path)",
+                       "--storage.path=\(directory.appendingPathComponent("data").path)",
+                       "--web.listen-address=127.0.0.1:\(port)", "--cluster.listen-address=", "--log.level=warn"]
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle(forWritingAtPath: "/dev/null")
+        // SIGTERM must reach it: a child inherits the test thread's blocked signals otherwise.
+        try Command.startUnblocked(p)
+        process = p
+        let url = self.url
+        try await waitFor("Alertmanager on \(url) to be ready", seconds: 30) {
+            guard p.isRunning else { throw TestFailure("alertmanager exited with \(p.terminationStatus)") }
+            return (try? await curl(["\(url)/-/ready"]))?.status == 200
+        }
+    }
+
+    /// Stops it with SIGTERM (it saves its notification log) and waits for the exit.
+    func stop() async {
+        guard let p = process, p.isRunning else { return }
+        kill(p.processIdentifier, SIGTERM)
+        try? await waitFor("Alertmanager to exit", seconds: 20) { !p.isRunning }
+        if p.isRunning { kill(p.processIdentifier, SIGKILL) }
+        p.waitUntilExit()
+        process = nil
+    }
+
+    func remove() async {
+        await stop()
+        try? FileManager.default.removeItem(at: directory)
+    }
+}
