@@ -38,6 +38,8 @@ public struct OverflowFloodRule: Sendable {
     private func anomaly(for a: FlowAggregate, nowNs: UInt64) -> Anomaly {
         let label: AnomalyLabel = switch a.key.flowClass {
         case .tcpSyn: .synFlood
+        // Bare RST, FIN, ACK and other TCP packets outside any connection.
+        case .tcpRst, .tcpFin, .tcpOther: .tcpFlood
         case .udp: .udpFlood
         case .icmp: .icmpFlood
         default: .unusualDestination

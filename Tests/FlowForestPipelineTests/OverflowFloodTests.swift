@@ -32,6 +32,15 @@ struct OverflowFloodTests {
         #expect(a.explanation.first?.text.contains("about 150000 sources") == true)
     }
 
+    @Test("TCP packets outside any connection are a tcp flood, UDP a udp flood, ICMP an icmp flood",
+          arguments: [(OverflowClass.tcpOther, AnomalyLabel.tcpFlood), (.tcpFin, .tcpFlood), (.tcpRst, .tcpFlood),
+                      (.udp, .udpFlood), (.icmp, .icmpFlood), (.other, .unusualDestination)])
+    func labels(flowClass: OverflowClass, label: AnomalyLabel) throws {
+        var rule = OverflowFloodRule()
+        let found = rule.evaluate([Self.aggregate(flowClass, packets: 20_000, peers: 5_000)], nowNs: Self.t0)
+        #expect(try #require(found.first).label == label)
+    }
+
     @Test("below either threshold, or a victim's replies, nothing is reported")
     func quiet() {
         var rule = OverflowFloodRule()
