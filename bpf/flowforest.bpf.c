@@ -870,3 +870,14 @@ int ff_socket(struct __sk_buff *skb)
     /* Nothing is queued to the socket: user space reads only the map. */
     return 0;
 }
+
+/*
+ * The benchmark's floor: a tc program that returns at once, so the cost of
+ * the hook itself on a machine is measured beside ff_tc's (flowforest-lab
+ * bench, mode tc-empty). Never loaded by a capture.
+ */
+SEC("tc")
+int ff_tc_floor(struct __sk_buff *skb)
+{
+    return TC_ACT_UNSPEC;
+}

@@ -31,6 +31,8 @@ enum KernelProgramName: String, CaseIterable, Sendable {
     case tc = "ff_tc"
     case xdp = "ff_xdp"
     case socket = "ff_socket"
+    /// Returns at once: the benchmark's measure of the tc hook's own cost.
+    case tcFloor = "ff_tc_floor"
 
     init(_ mode: EBPFAttachMode) {
         switch mode {

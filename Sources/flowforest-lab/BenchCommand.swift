@@ -30,7 +30,11 @@ struct BenchCommand: AsyncParsableCommand {
             Frames go to a MAC that is not the receiver's, so they are dropped after the
             hooks as on a mirror port. A veth never drops: a costly hook slows the
             generator instead, which is why cost shows as the rate ratio. Mode daemon runs the
-            flowforest executable beside this one.
+            flowforest executable beside this one. Mode tc-empty attaches a tc program that
+            returns at once: the hook's own cost, the floor. Peers run on the same traffic
+            and are read from their own counters: tcpdump (-w /dev/null), softflowd,
+            pmacctd (default buffers, and pmacctd-large with large ones) and nfpcapd; their
+            CPU is their whole process tree's.
 
             Example:
               sudo flowforest-lab bench --json bench.json
@@ -43,13 +47,18 @@ struct BenchCommand: AsyncParsableCommand {
     /// and store included) and takes its CPU time.
     enum Mode: String, ExpressibleByArgument, CaseIterable, Codable {
         case tc, tcClsact = "tc-clsact", xdp, socket, pcap, daemon
+        /// An empty tc program (returns at once): the hook's own cost, the floor.
+        case tcEmpty = "tc-empty"
+        /// Peers, each on the same traffic: tcpdump writing to /dev/null,
+        /// softflowd, pmacctd with default and with large buffers, nfdump's nfpcapd.
+        case tcpdump, softflowd, pmacctd, pmacctdLarge = "pmacctd-large", nfpcapd
 
         var attachMode: EBPFAttachMode? {
             switch self {
             case .tc, .tcClsact: .tc
             case .xdp: .xdp
             case .socket: .socket
-            case .pcap, .daemon: nil
+            default: nil
             }
         }
     }
@@ -192,9 +201,16 @@ struct Bench {
             generatorPps: base.packetsPerSecond, baselinePps: base.packetsPerSecond, rateRatio: 1, packetsSeen: 0, packetsAccounted: 0,
             accountedShare: 0, countedLosses: 0, note: "no sensor")]
         for mode in modes {
-            var row = mode == .daemon
-                ? try await measureDaemon(lab: lab, namespace: sen, interface: senIf, traffic: traffic)
-                : try await measure(mode, lab: lab, namespace: sen, interface: senIf, traffic: traffic)
+            var row: Row
+            if mode == .daemon {
+                row = try await measureDaemon(lab: lab, namespace: sen, interface: senIf, traffic: traffic)
+            } else if mode == .tcEmpty {
+                row = try await measureFloor(lab: lab, namespace: sen, interface: senIf, traffic: traffic)
+            } else if let peer = PeerTool(mode) {
+                row = try await measurePeer(peer, mode: mode, lab: lab, namespace: sen, interface: senIf, traffic: traffic)
+            } else {
+                row = try await measure(mode, lab: lab, namespace: sen, interface: senIf, traffic: traffic)
+            }
             if mode.attachMode != nil {
                 // Program run time from a second, shorter run with BPF
                 // statistics on: they add two clock reads per packet, which
@@ -226,8 +242,8 @@ struct Bench {
             source = try NetworkNamespace.run(namespace) {
                 try PcapLiveSource(interfaces: [interface], pollIntervalNs: 1_000_000_000, logger: logger)
             }
-        case .daemon:
-            preconditionFailure("the daemon is measured by measureDaemon")
+        case .daemon, .tcEmpty, .tcpdump, .softflowd, .pmacctd, .pmacctdLarge, .nfpcapd:
+            preconditionFailure("\(mode.rawValue) is measured by its own function")
         case .tc, .tcClsact, .xdp, .socket:
             source = try EBPFFlowSource(configuration: EBPFConfiguration(
                 mode: mode.attachMode!, interfaces: [interface],

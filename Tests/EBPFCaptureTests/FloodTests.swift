@@ -79,7 +79,12 @@ struct FloodTests {
         // flow (a packet a loaded veth drops before or after the gateway is
         // the only gap between it and ping's own count).
         let received = FloodTests.pingsReceived(pingOutput)
-        let pings = result.records.values.filter { $0.ipProtocol == IPProtocol.icmp }
+        // The ping is the ICMP flow between client and server; the gateway's
+        // own ICMP errors (no route back to forged sources) are flows of their own.
+        let pings = result.records.values.filter {
+            $0.ipProtocol == IPProtocol.icmp && $0.sourceAddress == IPAddress(lab.clientAddress)
+                && $0.destinationAddress == IPAddress(lab.serverAddress)
+        }
         let ping = try #require(pings.first, "a ping flow")
         #expect(pings.count == 1)
         #expect(ping.forward.packets <= UInt64(Self.pings) && ping.forward.packets == ping.reverse.packets
