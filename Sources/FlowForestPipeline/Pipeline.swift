@@ -153,11 +153,14 @@ public actor Pipeline {
     /// since its previous batch.
     private func account(_ batch: FlowBatch, changes: [FlowChange], mode: String) {
         let m = metrics.mode(mode)
+        var untracked = 0
         for change in changes {
+            if !change.tracked { untracked += 1 }
             m.count(change.delta)
             packetsTotal += change.delta.packets
             bytesTotal += change.delta.bytes
         }
+        if untracked > 0 { metrics.untracked.increment(by: Int64(untracked)) }
         let s = batch.statistics
         let p = lastStatistics[mode] ?? CaptureStatistics()
         // A total below the previous one means the source restarted its count.

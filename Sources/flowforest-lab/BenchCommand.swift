@@ -155,6 +155,10 @@ struct Bench {
         var bpfNsPerPacket: Double?
         var sensorCpuMsPerMpkt: Double?
         var sensorCpuPercent: Double?
+        /// Mode daemon: the process's peak resident memory (VmHWM), MiB.
+        var peakRssMiB: Double?
+        /// Mode daemon: mean time of one poll of the capture source over the run, ms.
+        var drainMsPerPoll: Double?
         var note: String?
 
         var line: String {
@@ -162,17 +166,18 @@ struct Bench {
             let cols: [String] = [
                 "\(frameBytes)", flows == 0 ? "churn" : "\(flows)", "\(generators)", mode, "\(packetsSent)", f(generatorPps / 1e6, 3),
                 f(rateRatio, 3), "\(packetsSeen)", "\(packetsAccounted)", f(accountedShare * 100, 3), "\(countedLosses)",
-                f(bpfNsPerPacket, 0), f(sensorCpuMsPerMpkt, 1), f(sensorCpuPercent, 2), note ?? "",
+                f(bpfNsPerPacket, 0), f(sensorCpuMsPerMpkt, 1), f(sensorCpuPercent, 2), f(peakRssMiB, 0), f(drainMsPerPoll, 2),
+                note ?? "",
             ]
             return zip(cols, Bench.widths).map { $0.padding(toLength: max($1, $0.count), withPad: " ", startingAt: 0) }
                 .joined(separator: " ")
         }
     }
 
-    static let widths = [6, 6, 4, 9, 9, 6, 6, 9, 9, 8, 7, 6, 8, 6, 0]
+    static let widths = [6, 6, 4, 13, 9, 6, 6, 9, 9, 8, 7, 6, 8, 6, 6, 7, 0]
     static var header: String {
         let names = ["frame", "flows", "gen", "mode", "sent", "Mpps", "ratio", "seen", "accounted", "acct%", "losses",
-                     "BPFns", "CPUms/M", "CPU%", "note"]
+                     "BPFns", "CPUms/M", "CPU%", "RSSMiB", "drainms", "note"]
         return zip(names, widths).map { $0.padding(toLength: max($1, $0.count), withPad: " ", startingAt: 0) }
             .joined(separator: " ")
     }

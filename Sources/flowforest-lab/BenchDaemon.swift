@@ -52,6 +52,8 @@ extension Bench {
             return explained.map(delta).reduce(0, +) >= seen
         }
         let accounted = delta("flowforest_packets_total") + delta("flowforest_overflow_packets_total")
+        let polls = Self.value(after, "flowforest_drain_duration_seconds_count") - Self.value(before, "flowforest_drain_duration_seconds_count")
+        let drainSeconds = Self.value(after, "flowforest_drain_duration_seconds_sum") - Self.value(before, "flowforest_drain_duration_seconds_sum")
         return Row(
             frameBytes: 0, flows: 0, generators: 0, mode: BenchCommand.Mode.daemon.rawValue, packetsSent: sent.packets,
             generatorPps: sent.packetsPerSecond, baselinePps: 0, rateRatio: 0, packetsSeen: seen, packetsAccounted: accounted,
@@ -59,7 +61,26 @@ extension Bench {
             countedLosses: delta("flowforest_map_full_packets_total") + delta("flowforest_capture_drops_total"),
             sensorCpuMsPerMpkt: sent.packets > 0 ? cpu * 1000 / (Double(sent.packets) / 1e6) : nil,
             sensorCpuPercent: sent.seconds > 0 ? cpu / sent.seconds * 100 : nil,
+            peakRssMiB: Self.peakResident(pid).map { Double($0) / 1_048_576 },
+            drainMsPerPoll: polls > 0 ? drainSeconds / polls * 1000 : nil,
             note: "whole flowforest run (tc)")
+    }
+
+    /// Sum of every series of a metric in a Prometheus text exposition, as a real number.
+    static func value(_ exposition: String, _ name: String) -> Double {
+        exposition.split(separator: "\n").reduce(0) { total, line in
+            guard line.hasPrefix(name + "{") || line.hasPrefix(name + " "),
+                  let value = line.split(separator: " ").last.flatMap({ Double($0) }) else { return total }
+            return total + value
+        }
+    }
+
+    /// A process's peak resident memory (VmHWM of /proc/PID/status), bytes.
+    static func peakResident(_ pid: Int32) -> UInt64? {
+        guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
+              let kib = line.split(separator: " ").dropFirst().first.flatMap({ UInt64($0) }) else { return nil }
+        return kib * 1024
     }
 
     /// Sum of every series of a counter in a Prometheus text exposition.
