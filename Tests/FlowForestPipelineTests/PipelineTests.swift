@@ -76,18 +76,4 @@ struct PipelineTests {
         #expect(await pipeline.packetsTotal == 3)
         #expect(await pipeline.modelStatus.state == .learning)
     }
-
-    @Test("past --max-flows open flows, new flows are not held but counted, and their packets still are")
-    func maxFlows() async throws {
-        let metrics = TestMetrics()
-        let pipeline = Pipeline(sensor: "s1", maxFlows: 2, logger: Logger(label: "t"), metricsFactory: metrics)
-        var table = FlowTable()
-        let t0 = IngestExpiryTests.start
-        for port in 1...5 { table.add(syn(port: UInt16(port), at: t0)) }
-        let batch = FlowBatch(timeNs: t0, records: table.flush(), statistics: table.statistics, activeFlows: 5)
-        await pipeline.process(batch, mode: "tc")
-        #expect(await pipeline.openFlows(limit: 10).count == 2)
-        #expect(await pipeline.packetsTotal == 5)
-        #expect(metrics.counterTotal(label: "flowforest_flow_records_untracked_total") == 3)
-    }
 }
