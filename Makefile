@@ -124,9 +124,9 @@ bench-detection: $(VENV)/.installed ## Forest training and scoring vs scikit-lea
 # Evaluation set: development (tuned on) or validation (never tuned on).
 SET ?= development
 
-eval: deps bpf ## Detector, scoring live on eBPF capture, against real attack tools in a namespace lab (SET=development|validation; root, 25-30 min)
+eval: deps bpf ## Detector, scoring live on eBPF capture, against real attack tools in a namespace lab (SET=development|validation, ONLY="name;name"; root, 25-30 min)
 	$(SWIFT) build $(SWIFT_FLAGS) --product flowforest-lab
-	FLOWFOREST_EVAL_SET=$(SET) $$($(SWIFT) build $(SWIFT_FLAGS) --show-bin-path)/flowforest-lab eval
+	FLOWFOREST_EVAL_SET=$(SET) $(if $(ONLY),FLOWFOREST_EVAL_ONLY="$(ONLY)") $$($(SWIFT) build $(SWIFT_FLAGS) --show-bin-path)/flowforest-lab eval
 
 run: build ## Start the sensor on the default-route interface (INTERFACE=...)
 	@echo "run: capturing on $(INTERFACE)"

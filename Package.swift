@@ -207,6 +207,7 @@ let package = Package(
             dependencies: [
                 "FlowForestCollector", "FlowForestIPFIX", "FlowForestCore", "FlowForestTestSupport", "FlowForestLab",
                 .product(name: "Logging", package: "swift-log"), .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "MetricsTestKit", package: "swift-metrics"),
             ],
             resources: [.copy("Fixtures")],
             swiftSettings: swiftSettings
@@ -261,6 +262,12 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ],
+            swiftSettings: swiftSettings
+        ),
+        // The lab's definitions that need no root: eval settings and scenarios.
+        .testTarget(
+            name: "FlowForestLabUnitTests",
+            dependencies: ["FlowForestLab", "FlowForestCore"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -20,6 +20,9 @@ public final class CollectorSource: FlowSource, @unchecked Sendable {
     public var mode: String { "collect" }
 
     private let sockets: [Int32]
+    /// Per socket: datagrams the kernel dropped because the receive queue was
+    /// full, counted in `flowforest_collector_socket_drops_total{listen}`.
+    private let socketDrops: [SocketDrops]
     private let wake: (read: Int32, write: Int32)
     private let collector: FlowCollector
     private let logger: Logger
@@ -52,6 +55,10 @@ public final class CollectorSource: FlowSource, @unchecked Sendable {
             _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
         }
         sockets = bound
+        socketDrops = endpoints.map {
+            SocketDrops(counter: Counter(label: "flowforest_collector_socket_drops_total", dimensions: [("listen", $0.description)],
+                                         factory: metricsFactory))
+        }
         wake = (fds[0], fds[1])
         collector = FlowCollector(configuration: configuration, limits: limits, metricsFactory: metricsFactory, logger: logger)
         for endpoint in endpoints { logger.info("collecting NetFlow/IPFIX", metadata: ["listen": "\(endpoint)"]) }
@@ -111,7 +118,7 @@ public final class CollectorSource: FlowSource, @unchecked Sendable {
             let timeoutMs = Int32(clamping: (nextPoll - now + 999_999) / 1_000_000)
             guard poll(&pollFDs, nfds_t(pollFDs.count), timeoutMs) > 0 else { continue }
             for i in 0..<sockets.count where pollFDs[i].revents & Int16(POLLIN) != 0 {
-                drain(sockets[i], buffer: &buffer)
+                drain(sockets[i], drops: socketDrops[i], buffer: &buffer)
             }
         }
         let now = Self.nowNs()
@@ -123,18 +130,14 @@ public final class CollectorSource: FlowSource, @unchecked Sendable {
 
     /// Reads what is queued on one socket, at most 4096 datagrams, so one
     /// busy exporter cannot hold off the poll.
-    private func drain(_ fd: Int32, buffer: inout [UInt8]) {
+    private func drain(_ fd: Int32, drops: SocketDrops, buffer: inout [UInt8]) {
+        var control = [UInt8](repeating: 0, count: 64)
         for _ in 0..<4096 {
             var storage = sockaddr_storage()
-            var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
-            let n = buffer.withUnsafeMutableBytes { b in
-                withUnsafeMutablePointer(to: &storage) {
-                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                        recvfrom(fd, b.baseAddress, b.count, Int32(MSG_DONTWAIT), $0, &length)
-                    }
-                }
-            }
+            var dropCount: UInt32?
+            let n = UDPSocket.receive(fd, into: &buffer, from: &storage, control: &control, drops: &dropCount)
             guard n >= 0 else { return }
+            if let dropCount { drops.saw(dropCount) }
             guard let exporter = UDPSocket.address(storage) else { continue }
             collector.receive(Array(buffer[0..<n]), from: exporter, at: Self.nowNs())
         }
@@ -160,6 +163,9 @@ enum UDPSocket {
         // A large receive buffer rides out bursts between polls; the kernel caps it at rmem_max.
         var size: Int32 = 8 * 1024 * 1024
         setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
+        // Datagrams carry the socket's drop count (full queue), so no loss goes uncounted.
+        var on: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_RXQ_OVFL, &on, socklen_t(MemoryLayout<Int32>.size))
         if first.pointee.ai_family == AF_INET6 {
             // Accept IPv4 too on [::], as the mapped addresses every record uses.
             var off: Int32 = 0
@@ -188,6 +194,79 @@ enum UDPSocket {
                 return withUnsafeBytes(of: sin6.sin6_addr) { IPAddress(bytes: Array($0)) }
             }
         default:
+            return nil
+        }
+    }
+}
+
+/// The kernel's count of datagrams one socket dropped for a full receive
+/// queue, as the SO_RXQ_OVFL control message reports it with each datagram
+/// (a running 32-bit total), turned into counter increments.
+final class SocketDrops {
+    // Used by the collector thread only.
+    private let counter: Counter
+    private var last: UInt32 = 0
+
+    init(counter: Counter) {
+        self.counter = counter
+    }
+
+    func saw(_ total: UInt32) {
+        // Wrapping subtraction: the kernel's total is 32 bits and wraps.
+        let new = total &- last
+        // The kernel's total only grows; a smaller one is old news.
+        guard new > 0, new < UInt32.max / 2 else { return }
+        counter.increment(by: Int(new))
+        last = total
+    }
+}
+
+extension UDPSocket {
+    /// One datagram with recvmsg: its length (-1 when none is queued), its
+    /// sender, and the socket's drop total when the kernel attached it.
+    static func receive(_ fd: Int32, into buffer: inout [UInt8], from storage: inout sockaddr_storage,
+                        control: inout [UInt8], drops: inout UInt32?) -> Int {
+        let controlCount = control.count
+        let (n, controlLength) = buffer.withUnsafeMutableBytes { b in
+            control.withUnsafeMutableBytes { c in
+                withUnsafeMutablePointer(to: &storage) { name in
+                    var iov = iovec(iov_base: b.baseAddress, iov_len: b.count)
+                    return withUnsafeMutablePointer(to: &iov) { iovPointer in
+                        var message = msghdr()
+                        message.msg_name = UnsafeMutableRawPointer(name)
+                        message.msg_namelen = socklen_t(MemoryLayout<sockaddr_storage>.size)
+                        message.msg_iov = iovPointer
+                        message.msg_iovlen = 1
+                        message.msg_control = c.baseAddress
+                        message.msg_controllen = controlCount
+                        let n = recvmsg(fd, &message, Int32(MSG_DONTWAIT))
+                        return (n, n >= 0 ? Int(message.msg_controllen) : 0)
+                    }
+                }
+            }
+        }
+        if n >= 0 { drops = dropTotal(control, length: min(controlLength, controlCount)) }
+        return n
+    }
+
+    /// The SO_RXQ_OVFL value among control messages (struct cmsghdr: a
+    /// size_t length, int level, int type, then data aligned to size_t).
+    static func dropTotal(_ control: [UInt8], length: Int) -> UInt32? {
+        let header = MemoryLayout<Int>.size + 2 * MemoryLayout<Int32>.size
+        let align = MemoryLayout<Int>.size
+        var offset = 0
+        return control.withUnsafeBytes { raw -> UInt32? in
+            while offset + header <= length {
+                let cmsgLength = raw.loadUnaligned(fromByteOffset: offset, as: Int.self)
+                let level = raw.loadUnaligned(fromByteOffset: offset + align, as: Int32.self)
+                let type = raw.loadUnaligned(fromByteOffset: offset + align + 4, as: Int32.self)
+                guard cmsgLength >= header, cmsgLength <= length - offset else { return nil }
+                let data = (offset + header + align - 1) / align * align
+                if level == SOL_SOCKET, type == SO_RXQ_OVFL, data + 4 <= offset + cmsgLength {
+                    return raw.loadUnaligned(fromByteOffset: data, as: UInt32.self)
+                }
+                offset += (cmsgLength + align - 1) / align * align
+            }
             return nil
         }
     }

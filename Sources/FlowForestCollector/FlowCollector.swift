@@ -26,6 +26,8 @@ public final class FlowCollector {
     private let refused: Counter
     private let exporterGauge: Gauge
     private var malformedDatagrams: UInt64 = 0
+    /// Flow records the exporters' sequence numbers say never arrived.
+    private var missingRecords: UInt64 = 0
 
     public init(configuration: FlowTableConfiguration = FlowTableConfiguration(), limits: CollectorLimits = CollectorLimits(),
                 metricsFactory: any MetricsFactory, logger: Logger) {
@@ -40,11 +42,13 @@ public final class FlowCollector {
     /// Flows open over every exporter.
     public var activeFlows: Int { exporters.values.reduce(0) { $0 + $1.table.activeCount } }
 
-    /// The tables' statistics summed; `malformed` counts malformed datagrams.
+    /// The tables' statistics summed; `malformed` counts malformed datagrams,
+    /// `missingRecords` the records lost between exporter and collector.
     public var statistics: CaptureStatistics {
         var s = CaptureStatistics()
         for e in exporters.values { s += e.table.statistics }
         s.malformed = malformedDatagrams
+        s.missingRecords = missingRecords
         return s
     }
 
@@ -56,6 +60,7 @@ public final class FlowCollector {
             return
         }
         if !result.malformed.isEmpty { malformedDatagrams &+= 1 }
+        missingRecords &+= result.sequenceGap
         if exporters[exporter] == nil { exporters[exporter] = newExporter(exporter) }
         exporters[exporter]!.metrics.record(result, held: decoder.heldSets(from: exporter))
         if !result.flows.isEmpty {

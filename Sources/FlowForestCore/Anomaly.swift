@@ -92,6 +92,11 @@ public struct Anomaly: Sendable, Hashable, Codable {
     /// The uid of the incident it belongs to (set by the pipeline's incident
     /// tracker); links it to its incident in the store, not part of its JSON.
     public var incidentUID: String?
+    /// Where its flows were observed: the capture interface, or for
+    /// collected flows the exporter ("ADDRESS" or "ADDRESS%IFINDEX", as a
+    /// flow's `interface`). A host or destination anomaly names the point of
+    /// its latest flow; nil when the source names none (a capture file).
+    public var interfaceName: String?
     /// Matched by a suppression rule: stored, but in no incident and no alert.
     public var suppressed: Bool = false
 
@@ -101,7 +106,7 @@ public struct Anomaly: Sendable, Hashable, Codable {
         sourcePort: UInt16? = nil, destinationPort: UInt16? = nil, ipProtocol: UInt8? = nil,
         score: Double, severity: Severity, label: AnomalyLabel,
         explanation: [ExplanationItem] = [], features: [String: Double] = [:],
-        flowIDs: [UInt64] = [], acknowledged: Bool = false, incidentUID: String? = nil
+        flowIDs: [UInt64] = [], acknowledged: Bool = false, incidentUID: String? = nil, interfaceName: String? = nil
     ) {
         self.id = id
         self.sensor = sensor
@@ -120,10 +125,11 @@ public struct Anomaly: Sendable, Hashable, Codable {
         self.flowIDs = flowIDs
         self.acknowledged = acknowledged
         self.incidentUID = incidentUID
+        self.interfaceName = interfaceName
     }
 
     enum CodingKeys: String, CodingKey {
-        case id, sensor, time, kind, score, severity, label, explanation, features, acknowledged, suppressed, `protocol`
+        case id, sensor, time, kind, score, severity, label, explanation, features, acknowledged, suppressed, interface, `protocol`
         case srcIP = "src_ip"
         case dstIP = "dst_ip"
         case srcPort = "src_port"
@@ -150,6 +156,7 @@ public struct Anomaly: Sendable, Hashable, Codable {
         try c.encode(flowIDs, forKey: .flowIDs)
         try c.encode(acknowledged, forKey: .acknowledged)
         try c.encode(suppressed, forKey: .suppressed)
+        try c.encode(interfaceName, forKey: .interface)
     }
 
     public init(from decoder: any Decoder) throws {
@@ -175,5 +182,6 @@ public struct Anomaly: Sendable, Hashable, Codable {
         flowIDs = try c.decodeIfPresent([UInt64].self, forKey: .flowIDs) ?? []
         acknowledged = try c.decodeIfPresent(Bool.self, forKey: .acknowledged) ?? false
         suppressed = try c.decodeIfPresent(Bool.self, forKey: .suppressed) ?? false
+        interfaceName = try c.decodeIfPresent(String.self, forKey: .interface)
     }
 }

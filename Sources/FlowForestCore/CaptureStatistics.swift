@@ -20,6 +20,10 @@ public struct CaptureStatistics: Sendable, Hashable, Codable {
     public var captureDrops: UInt64 = 0
     /// Packets the interface dropped (libpcap `ps_ifdrop`).
     public var interfaceDrops: UInt64 = 0
+    /// Collection only: flow records exporters sent that never arrived, by
+    /// the gaps in their sequence numbers (records, not packets; NetFlow v9
+    /// numbers datagrams, so there one missing datagram counts one).
+    public var missingRecords: UInt64 = 0
     /// eBPF only: packets delivered through the ring buffer because their flow
     /// could not be inserted (not a loss; merged by the drainer).
     public var ringBufferPackets: UInt64 = 0
@@ -54,6 +58,7 @@ public struct CaptureStatistics: Sendable, Hashable, Codable {
         lhs.tableFull &+= rhs.tableFull
         lhs.captureDrops &+= rhs.captureDrops
         lhs.interfaceDrops &+= rhs.interfaceDrops
+        lhs.missingRecords &+= rhs.missingRecords
         lhs.ringBufferPackets &+= rhs.ringBufferPackets
         lhs.packetsAggregated &+= rhs.packetsAggregated
         lhs.bytesAggregated &+= rhs.bytesAggregated
@@ -71,6 +76,7 @@ public struct CaptureStatistics: Sendable, Hashable, Codable {
         case tableFull = "table_full"
         case captureDrops = "capture_drops"
         case interfaceDrops = "interface_drops"
+        case missingRecords = "missing_records"
         case ringBufferPackets = "ring_buffer_packets"
         case packetsAggregated = "packets_aggregated"
         case bytesAggregated = "bytes_aggregated"

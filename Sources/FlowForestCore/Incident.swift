@@ -70,6 +70,13 @@ public struct Incident: Sendable, Hashable, Codable {
     /// Ids of its stored anomalies, oldest first (at most ``maxAnomalyIDs``,
     /// the latest); filled by the store.
     public var anomalyIDs: [Int64]
+    /// Packets the sensor lost while the incident was open: flow table or
+    /// kernel map full, capture and interface drops, ingested packets the
+    /// table refused. Above 0, its counts and actors are lower bounds.
+    public var lostPackets: UInt64
+    /// Flow records exporters sent while it was open that never arrived
+    /// (gaps in their sequence numbers); above 0, lower bounds too.
+    public var lostFlowRecords: UInt64
 
     /// Addresses kept per side: a sweep of a /16 is still one readable incident.
     public static let maxAddresses = 256
@@ -78,7 +85,8 @@ public struct Incident: Sendable, Hashable, Codable {
 
     public init(id: Int64? = nil, uid: String, sensor: String, label: AnomalyLabel, actors: [IPAddress], targets: [IPAddress],
                 firstSeenMs: Int64, lastSeenMs: Int64, peakSeverity: Severity, peakScore: Double, anomalyCount: Int,
-                state: IncidentState, explanation: [ExplanationItem], anomalyIDs: [Int64] = []) {
+                state: IncidentState, explanation: [ExplanationItem], anomalyIDs: [Int64] = [], lostPackets: UInt64 = 0,
+                lostFlowRecords: UInt64 = 0) {
         self.id = id
         self.uid = uid
         self.sensor = sensor
@@ -94,6 +102,17 @@ public struct Incident: Sendable, Hashable, Codable {
         self.state = state
         self.explanation = explanation
         self.anomalyIDs = anomalyIDs
+        self.lostPackets = lostPackets
+        self.lostFlowRecords = lostFlowRecords
+    }
+
+    /// What the sensor lost while it was open.
+    public var loss: SensorLoss {
+        get { SensorLoss(packets: lostPackets, flowRecords: lostFlowRecords) }
+        set {
+            lostPackets = newValue.packets
+            lostFlowRecords = newValue.flowRecords
+        }
     }
 
     enum CodingKeys: String, CodingKey {
@@ -104,6 +123,8 @@ public struct Incident: Sendable, Hashable, Codable {
         case peakScore = "peak_score"
         case anomalyCount = "anomaly_count"
         case anomalyIDs = "anomaly_ids"
+        case lostPackets = "lost_packets"
+        case lostFlowRecords = "lost_flow_records"
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -122,6 +143,8 @@ public struct Incident: Sendable, Hashable, Codable {
         try c.encode(state, forKey: .state)
         try c.encode(explanation, forKey: .explanation)
         try c.encode(anomalyIDs, forKey: .anomalyIDs)
+        try c.encode(lostPackets, forKey: .lostPackets)
+        try c.encode(lostFlowRecords, forKey: .lostFlowRecords)
     }
 
     /// Decodes the JSON shape (webhook receivers, tests); the uid is not
@@ -149,7 +172,32 @@ public struct Incident: Sendable, Hashable, Codable {
                   peakSeverity: try c.decode(Severity.self, forKey: .peakSeverity), peakScore: try c.decode(Double.self, forKey: .peakScore),
                   anomalyCount: try c.decode(Int.self, forKey: .anomalyCount), state: try c.decode(IncidentState.self, forKey: .state),
                   explanation: try c.decode([ExplanationItem].self, forKey: .explanation),
-                  anomalyIDs: try c.decode([Int64].self, forKey: .anomalyIDs))
+                  anomalyIDs: try c.decode([Int64].self, forKey: .anomalyIDs),
+                  lostPackets: try c.decodeIfPresent(UInt64.self, forKey: .lostPackets) ?? 0,
+                  lostFlowRecords: try c.decodeIfPresent(UInt64.self, forKey: .lostFlowRecords) ?? 0)
+    }
+}
+
+/// What the sensor lost in some stretch of time: the reason an incident's
+/// figures may be lower bounds.
+public struct SensorLoss: Sendable, Hashable {
+    /// Packets lost: flow table or kernel map full, capture and interface
+    /// drops, ingested packets the table refused.
+    public var packets: UInt64
+    /// Flow records exporters sent that never arrived (sequence gaps).
+    public var flowRecords: UInt64
+
+    public init(packets: UInt64 = 0, flowRecords: UInt64 = 0) {
+        self.packets = packets
+        self.flowRecords = flowRecords
+    }
+
+    /// True when nothing was lost.
+    public var isEmpty: Bool { packets == 0 && flowRecords == 0 }
+
+    public static func += (lhs: inout SensorLoss, rhs: SensorLoss) {
+        lhs.packets &+= rhs.packets
+        lhs.flowRecords &+= rhs.flowRecords
     }
 }
 

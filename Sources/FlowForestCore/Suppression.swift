@@ -52,7 +52,10 @@ public struct AddressBlock: Sendable, Hashable, CustomStringConvertible {
 /// An admin's "this is expected": anomalies it matches are still stored,
 /// marked suppressed, but join no incident and raise no alert.
 ///
-/// Every given criterion must match; at least one is required.
+/// Every given criterion must match; at least one is required. A rule that
+/// names a label and an actor or target also covers that actor's or
+/// target's "unusual …" anomalies: they are the odd flows of the same
+/// behaviour, which its incident takes in.
 public struct Suppression: Sendable, Hashable {
     /// Where a rule comes from.
     public enum Origin: String, Sendable, Hashable, Codable {
@@ -104,7 +107,9 @@ public struct Suppression: Sendable, Hashable {
         if let actor, !(anomaly.sourceAddress.map(actor.contains) ?? false) { return false }
         if let target, !(anomaly.destinationAddress.map(target.contains) ?? false) { return false }
         if !ports.isEmpty, !(anomaly.destinationPort.map(ports.contains) ?? false) { return false }
-        if let label, anomaly.label != label { return false }
+        if let label, anomaly.label != label {
+            guard !anomaly.label.isSpecific, actor != nil || target != nil else { return false }
+        }
         return true
     }
 }

@@ -13,6 +13,10 @@ public struct Detector: Sendable {
         var learningCount = 0
         var reservoir: [Double] = []
         var reservoirSeen: UInt64 = 0
+        /// Vectors of anomalies a suppression rule matches, a ring of at most
+        /// `expectedSampleSize`; `expectedNext` is the slot the next one takes when full.
+        var expected: [Double] = []
+        var expectedNext = 0
         var vectorsSeen: UInt64 = 0
         var vectorsScored: UInt64 = 0
         var anomalies: [Severity: UInt64] = [:]
@@ -50,6 +54,9 @@ public struct Detector: Sendable {
     private var retrainings: UInt64 = 0
     private var rng: SeededGenerator
     private var grouper: AnomalyGrouper
+    /// Rules whose anomalies are expected here: their vectors join the next
+    /// retraining's sample, so the model learns what the admin called normal.
+    private var expectedRules: [Suppression] = []
 
     /// - Parameters:
     ///   - model: a trained model (`flowforest train`); without one the
@@ -64,6 +71,13 @@ public struct Detector: Sendable {
         self.rng = SeededGenerator(seed: configuration.forest.seed ^ 0xD37E_C70A)
         self.grouper = AnomalyGrouper(minimum: configuration.groupMinimum, windowSeconds: configuration.repeatSuppressionSeconds)
         for kind in AnomalyKind.allCases { kinds[kind] = KindState() }
+    }
+
+    /// Replaces the rules whose matching anomalies are expected (the
+    /// suppression rules in force); from now on the vectors of anomalies they
+    /// match are kept for retraining.
+    public mutating func setExpected(_ rules: [Suppression]) {
+        expectedRules = rules
     }
 
     /// Feed one capture poll to a detector used on its own (tests, tools):
@@ -149,6 +163,7 @@ public struct Detector: Sendable {
             unexplained += 1
             return nil
         }
+        keepIfExpected(subject, kind: kind, vector: vector, score: score, severity: severity, label: label, nowNs: now)
         guard !isRepeat(kind: kind, address: address, label: label, severity: severity, nowNs: now) else { return nil }
         kinds[kind]!.anomalies[severity, default: 0] += 1
         logger.debug("anomaly", metadata: [
@@ -243,15 +258,51 @@ public struct Detector: Sendable {
                 sensor: sensor, timeMs: Int64(now / 1_000_000), kind: .flow,
                 sourceAddress: r.sourceAddress, destinationAddress: r.destinationAddress,
                 sourcePort: r.sourcePort, destinationPort: r.destinationPort, ipProtocol: r.ipProtocol,
-                score: score, severity: severity, label: label, explanation: explanation, features: named, flowIDs: [r.id])
+                score: score, severity: severity, label: label, explanation: explanation, features: named, flowIDs: [r.id],
+                interfaceName: r.interfaceName)
         case .entity(let e):
             let isHost = e.kind == .host
             return Anomaly(
                 sensor: sensor, timeMs: Int64(now / 1_000_000), kind: e.kind,
                 sourceAddress: isHost ? e.address : e.peer, destinationAddress: isHost ? e.peer : e.address,
                 sourcePort: nil, destinationPort: e.peer != nil && e.port != 0 ? e.port : nil, ipProtocol: e.ipProtocol,
-                score: score, severity: severity, label: label, explanation: explanation, features: named, flowIDs: e.recentFlowIDs)
+                score: score, severity: severity, label: label, explanation: explanation, features: named, flowIDs: e.recentFlowIDs,
+                interfaceName: e.observationPoint)
         }
+    }
+
+    /// Keeps the vector of an anomaly a suppression rule matches, repeats
+    /// included: the rule says it is normal here, so retraining should learn it.
+    private mutating func keepIfExpected(_ subject: Subject, kind: AnomalyKind, vector: [Double], score: Double,
+                                         severity: Severity, label: AnomalyLabel, nowNs now: UInt64) {
+        let capacity = configuration.expectedSampleSize
+        guard capacity > 0, !expectedRules.isEmpty else { return }
+        let probe = anomaly(subject, kind: kind, vector: vector, score: score, severity: severity, label: label,
+                            explanation: [], nowNs: now)
+        guard expectedRules.contains(where: { $0.matches(probe, nowMs: probe.timeMs) }) else { return }
+        let d = vector.count
+        var state = kinds[kind]!
+        if state.expected.count / d < capacity {
+            state.expected.append(contentsOf: vector)
+        } else {
+            state.expected.replaceSubrange((state.expectedNext * d)..<((state.expectedNext + 1) * d), with: vector)
+            state.expectedNext = (state.expectedNext + 1) % capacity
+        }
+        kinds[kind] = state
+    }
+
+    /// The expected vectors as training rows: repeated, in turn, until they
+    /// are at least ``DetectorConfiguration/expectedShare`` of a sample
+    /// with `normal` normal vectors.
+    private func expectedRows(_ expected: [Double], dimensions d: Int, normal: Int) -> [Double] {
+        let k = expected.count / d
+        guard k > 0 else { return [] }
+        let share = min(max(configuration.expectedShare, 0), 0.5)
+        let wanted = max(k, Int((Double(normal) * share / (1 - share)).rounded(.up)))
+        var rows: [Double] = []
+        rows.reserveCapacity(wanted * d)
+        for i in 0..<wanted { rows.append(contentsOf: expected[((i % k) * d)..<((i % k + 1) * d)]) }
+        return rows
     }
 
     /// Reservoir sampling (Algorithm R) over vectors that scored normal:
@@ -330,7 +381,9 @@ public struct Detector: Sendable {
             parameters.trees = replace
             parameters.seed = km.forest.parameters.seed &+ UInt64(retrainings + 1) &* 0x9E37
             do {
-                let fresh = try KindModel.train(kind: kind, rows: state.reservoir, parameters: parameters,
+                // The expected vectors train the new trees; thresholds still come from normal ones only.
+                let fresh = try KindModel.train(kind: kind, rows: state.reservoir + expectedRows(state.expected, dimensions: d, normal: n),
+                                                parameters: parameters,
                                                 heldOutShare: configuration.heldOutShare, nowMs: Int64(now / 1_000_000))
                 let indices = (0..<replace).map { (state.nextTree + $0) % km.forest.treeCount }
                 var updated = km
@@ -346,6 +399,9 @@ public struct Detector: Sendable {
                 updated.trainedAtMs = Int64(now / 1_000_000)
                 model![kind] = updated
                 kinds[kind]!.nextTree = (state.nextTree + replace) % km.forest.treeCount
+                // Learned: the next retraining starts its expected sample afresh.
+                kinds[kind]!.expected = []
+                kinds[kind]!.expectedNext = 0
                 changed = true
             } catch {
                 logger.warning("retraining failed", metadata: ["kind": "\(kind.rawValue)", "error": "\(error)"])
@@ -366,7 +422,7 @@ public struct Detector: Sendable {
             let d = FeatureSchema.features(of: kind).count
             return DetectorStatus.Kind(
                 kind: kind, phase: km == nil ? .learning : .scoring, vectorsSeen: s.vectorsSeen, vectorsScored: s.vectorsScored,
-                learningVectors: s.learningCount, reservoirVectors: s.reservoir.count / d,
+                learningVectors: s.learningCount, reservoirVectors: s.reservoir.count / d, expectedVectors: s.expected.count / d,
                 anomalies: Dictionary(uniqueKeysWithValues: s.anomalies.map { ($0.key.rawValue, $0.value) }),
                 thresholds: km?.thresholds, trainedAtMs: km?.trainedAtMs)
         }

@@ -41,6 +41,15 @@ public struct DetectorConfiguration: Sendable, Hashable {
     public var retrainIntervalSeconds: Double = 3600
     public var retrainShare: Double = 0.1
     public var reservoirSize: Int = 4096
+    /// Vectors per kind kept of anomalies an admin marked expected (a
+    /// suppression rule matches them): retraining learns them beside the
+    /// reservoir of normal ones. When full, the oldest give way. 0 disables it.
+    public var expectedSampleSize: Int = 1024
+    /// The share of a retraining's sample the expected vectors make up at
+    /// least, repeated if there are few: an isolation forest learns dense
+    /// regions, so one expected vector among thousands would stay as easy
+    /// to isolate as before.
+    public var expectedShare: Double = 0.1
 
     public init() {}
 }
@@ -55,6 +64,8 @@ public struct DetectorStatus: Sendable, Hashable, Codable {
         public var vectorsScored: UInt64
         public var learningVectors: Int
         public var reservoirVectors: Int
+        /// Vectors of anomalies marked expected, waiting for the next retraining.
+        public var expectedVectors: Int
         public var anomalies: [String: UInt64]
         public var thresholds: SeverityThresholds?
         public var trainedAtMs: Int64?
@@ -65,6 +76,7 @@ public struct DetectorStatus: Sendable, Hashable, Codable {
             case vectorsScored = "vectors_scored"
             case learningVectors = "learning_vectors"
             case reservoirVectors = "reservoir_vectors"
+            case expectedVectors = "expected_vectors"
             case trainedAtMs = "trained_at_ms"
         }
     }

@@ -15,6 +15,8 @@ public struct EntityVector: Sendable {
     /// The protocol and destination port of the latest flow.
     public var ipProtocol: UInt8
     public var port: UInt16
+    /// The interface or exporter the entity's latest flow came through.
+    public var observationPoint: String? = nil
     public var vector: [Double]
     /// The entity's latest flows, newest last.
     public var recentFlowIDs: [UInt64]

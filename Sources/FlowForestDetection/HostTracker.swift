@@ -102,11 +102,13 @@ public struct HostTracker: Sendable {
         var out: [EntityVector] = []
         for (address, e) in hosts where e.touched {
             out.append(EntityVector(kind: .host, address: address, peer: e.multiplePeers ? nil : e.peer,
-                                    ipProtocol: e.ipProtocol, port: e.port, vector: hostVector(e), recentFlowIDs: e.recent))
+                                    ipProtocol: e.ipProtocol, port: e.port, observationPoint: e.observationPoint,
+                                    vector: hostVector(e), recentFlowIDs: e.recent))
         }
         for (address, e) in destinations where e.touched {
             out.append(EntityVector(kind: .destination, address: address, peer: e.multiplePeers ? nil : e.peer,
-                                    ipProtocol: e.ipProtocol, port: e.port, vector: destinationVector(e), recentFlowIDs: e.recent))
+                                    ipProtocol: e.ipProtocol, port: e.port, observationPoint: e.observationPoint,
+                                    vector: destinationVector(e), recentFlowIDs: e.recent))
         }
         Self.endPoll(&hosts)
         Self.endPoll(&destinations)
@@ -138,9 +140,9 @@ public struct HostTracker: Sendable {
         let deltas = isNew && r.firstSeenNs &+ Self.historyNs < now ? Deltas.zero : Deltas(change.delta)
         var overflow: UInt64 = 0
         var h = entity(in: hosts, r.sourceAddress, stems: H.stems, now: now)
-        h.note(flow: r.id, peer: r.destinationAddress, ipProtocol: r.ipProtocol, port: r.destinationPort)
+        h.note(flow: r.id, peer: r.destinationAddress, ipProtocol: r.ipProtocol, port: r.destinationPort, observedAt: r.interfaceName)
         var d = entity(in: destinations, r.destinationAddress, stems: D.stems, now: now)
-        d.note(flow: r.id, peer: r.sourceAddress, ipProtocol: r.ipProtocol, port: r.destinationPort)
+        d.note(flow: r.id, peer: r.sourceAddress, ipProtocol: r.ipProtocol, port: r.destinationPort, observedAt: r.interfaceName)
         let hasPorts = r.ipProtocol == IPProtocol.tcp || r.ipProtocol == IPProtocol.udp
         if isNew {
             countNewFlow(r, host: &h, destination: &d, nowNs: now, overflow: &overflow)
@@ -226,8 +228,12 @@ public struct HostTracker: Sendable {
             h.add(H.unsolicited, delta.forwardPackets)
             d.add(D.unsolicited, delta.forwardPackets)
         }
-        if hasPorts && r.forward.packets > 4 {
-            // One long flow that sends on a fixed rhythm is a beacon too.
+        // One long flow that sends on a fixed rhythm is a beacon too; but a
+        // rhythm that many slow connections of the host share at once is
+        // slow connections (slowloris keeps each alive on a timer), not a
+        // check-in. The count is the one of the previous poll, so it still
+        // holds when those connections end together.
+        if hasPorts && r.forward.packets > 4 && h.slowFlows < Labeler.slowConnectionsFloor {
             let gaps = FlowFeatures.interArrival(r.forward)
             if gaps.meanMs >= 200 { h.beacon = max(h.beacon, FlowFeatures.regularity(r.forward)) }
         }
@@ -276,7 +282,8 @@ public struct HostTracker: Sendable {
             e!.add(isHost ? H.failed : D.failed, 1)
             e!.touched = true
             // The failure is traffic with that peer this poll, as a record would be.
-            e!.note(flow: r.id, peer: isHost ? r.destinationAddress : r.sourceAddress, ipProtocol: r.ipProtocol, port: r.destinationPort)
+            e!.note(flow: r.id, peer: isHost ? r.destinationAddress : r.sourceAddress, ipProtocol: r.ipProtocol, port: r.destinationPort,
+                    observedAt: r.interfaceName)
             if isHost { hosts[address] = e } else { destinations[address] = e }
         }
     }

@@ -28,6 +28,10 @@ public enum Labeler {
         }
     }
 
+    /// Open long, slow connections that make a host or destination's
+    /// "slow connections": fewer may be a client's keep-alives.
+    public static let slowConnectionsFloor = 8
+
     /// The label of an anomalous vector.
     public static func label(kind: AnomalyKind, vector: [Double], baseline: [FeatureBaseline]?) -> AnomalyLabel {
         let v = View(kind: kind, vector: vector, baseline: baseline)
@@ -146,7 +150,7 @@ public enum Labeler {
         if v.high("unsolicited_tcp_sent_1s", 300) { return .tcpFlood }
         if v.high("udp_packets_sent_1s", 300) { return .udpFlood }
         if v.high("icmp_packets_sent_1s", 300) { return .icmpFlood }
-        if v.high("slow_open_flows", 8) { return .slowConnections }
+        if v.high("slow_open_flows", Double(slowConnectionsFloor)) { return .slowConnections }
         if v.high("bytes_sent_10s", 5_000_000) && v.raw("sent_received_byte_ratio_100s") > 1.5 { return .exfiltration }
         if v.high("beacon_regularity", 0.8) { return .beaconing }
         return .unusualHost
@@ -164,7 +168,7 @@ public enum Labeler {
         if v.high("unsolicited_tcp_received_1s", 300) { return .tcpFlood }
         if v.high("udp_packets_received_1s", 300) { return .udpFlood }
         if v.high("icmp_packets_received_1s", 300) { return .icmpFlood }
-        if v.high("slow_open_flows", 8) { return .slowConnections }
+        if v.high("slow_open_flows", Double(slowConnectionsFloor)) { return .slowConnections }
         if v.high("syn_received_1s", 100) { return .synFlood }
         if v.high("bytes_received_10s", 5_000_000) && v.raw("distinct_src_addrs_10s") < 3 { return .exfiltration }
         return .unusualDestination

@@ -33,6 +33,10 @@ struct WindowedStatistics {
     var ipProtocol: UInt8 = 0
     var port: UInt16 = 0
     var recent: [UInt64] = []
+    /// Where the latest flow was observed: the capture interface or, for a
+    /// collected flow, its exporter. Kept across polls: it names the entity's
+    /// anomaly, as the protocol and port do.
+    var observationPoint: String?
     /// Changed this poll, so it gets a fresh vector.
     var touched = false
 
@@ -82,7 +86,7 @@ struct WindowedStatistics {
         }
     }
 
-    mutating func note(flow id: UInt64, peer p: IPAddress, ipProtocol: UInt8, port: UInt16) {
+    mutating func note(flow id: UInt64, peer p: IPAddress, ipProtocol: UInt8, port: UInt16, observedAt point: String?) {
         if recent.last != id {
             recent.append(id)
             if recent.count > Self.recentFlows { recent.removeFirst(recent.count - Self.recentFlows) }
@@ -91,6 +95,7 @@ struct WindowedStatistics {
         peer = p
         self.ipProtocol = ipProtocol
         self.port = port
+        if let point { observationPoint = point }
     }
 
     func value(_ stem: Int, _ window: Int) -> Double { counters[stem * Self.windowCount + window] }

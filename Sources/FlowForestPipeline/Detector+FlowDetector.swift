@@ -10,6 +10,8 @@ extension Detector: FlowDetector {
         for k in s.kinds {
             details["\(k.kind.rawValue)_phase"] = k.phase.phaseName
             details["\(k.kind.rawValue)_vectors_scored"] = String(k.vectorsScored)
+            details["\(k.kind.rawValue)_reservoir_vectors"] = String(k.reservoirVectors)
+            details["\(k.kind.rawValue)_expected_vectors"] = String(k.expectedVectors)
         }
         let trained = s.kinds.compactMap(\.trainedAtMs).max()
         return ModelStatus(

@@ -35,6 +35,12 @@ public struct IncidentTracker: Sendable {
     private let makeUID: @Sendable () -> String
     /// Incidents closed before their quiet gap because ``IncidentConfiguration/maxOpen`` were open.
     public private(set) var closedEarly: Int64 = 0
+    /// Losses of the last ``lossLookbackMs``, oldest first: an incident opening
+    /// now takes them in, since detection lags the traffic it judges.
+    private var recentLosses: [(ms: Int64, loss: SensorLoss)] = []
+    /// How far back before its first anomaly an incident counts the sensor's
+    /// losses: the detector's short windows (10 s) span that much traffic.
+    public static let lossLookbackMs: Int64 = 10_000
 
     public init(configuration: IncidentConfiguration = .init(), makeUID: @escaping @Sendable () -> String = IncidentTracker.randomUID) {
         self.configuration = configuration
@@ -52,9 +58,12 @@ public struct IncidentTracker: Sendable {
     public var openCount: Int { open.count }
 
     /// Closes what went quiet before `nowMs`, then files `anomalies` (each
-    /// gets its incident's uid). Returns every change, in order, with one
-    /// update per incident that anomalies joined.
-    public mutating func observe(_ anomalies: inout [Anomaly], nowMs: Int64) -> [IncidentUpdate] {
+    /// gets its incident's uid; a new incident takes in the losses of the
+    /// ``lossLookbackMs`` before it) and adds `lost`, the sensor's losses
+    /// since the previous call, to every incident open. Returns every
+    /// change, in order, with one update per incident that anomalies joined
+    /// (a loss alone sends no update: the next change or the close carries it).
+    public mutating func observe(_ anomalies: inout [Anomaly], nowMs: Int64, lost: SensorLoss = SensorLoss()) -> [IncidentUpdate] {
         var changes = expire(nowMs: nowMs)
         var touched: [String] = []
         var opened: Set<String> = []
@@ -71,6 +80,12 @@ public struct IncidentTracker: Sendable {
                 touched.append(uid)
             }
         }
+        if !lost.isEmpty {
+            for uid in open.keys { open[uid]!.loss += lost }
+            recentLosses.append((nowMs, lost))
+        }
+        // Bounded: one entry per call at most, none older than the lookback.
+        recentLosses.removeAll { nowMs - $0.ms > Self.lossLookbackMs }
         for uid in touched {
             guard let incident = open[uid] else { continue }
             changes.append(IncidentUpdate(change: opened.contains(uid) ? .opened : .updated, incident: incident))
@@ -123,6 +138,7 @@ public struct IncidentTracker: Sendable {
             uid: uid, sensor: a.sensor, label: a.label, actors: a.sourceAddress.map { [$0] } ?? [],
             targets: a.destinationAddress.map { [$0] } ?? [], firstSeenMs: a.timeMs, lastSeenMs: a.timeMs,
             peakSeverity: a.severity, peakScore: a.score, anomalyCount: 1, state: .open, explanation: a.explanation)
+        for recent in recentLosses where a.timeMs - recent.ms <= Self.lossLookbackMs { open[uid]!.loss += recent.loss }
         return uid
     }
 

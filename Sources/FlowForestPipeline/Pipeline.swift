@@ -68,12 +68,12 @@ public actor Pipeline {
     @discardableResult
     public func process(_ batch: FlowBatch, mode: String) -> [Anomaly] {
         let changes = flows.apply(batch.records, origin: mode, nowNs: batch.timeNs)
-        account(batch, changes: changes, mode: mode)
+        let lost = account(batch, changes: changes, mode: mode)
         trainer?.add(batch, changes: changes, flows: flows)
         var anomalies = detect(batch, changes: changes)
         sink?.enqueue(flows: batch.records.filter { $0.state != .active }, sensor: sensor)
         let nowMs = max(Int64(batch.timeNs / 1_000_000), anomalies.map(\.timeMs).max() ?? 0)
-        let updates = fileIntoIncidents(&anomalies, nowMs: nowMs)
+        let updates = fileIntoIncidents(&anomalies, nowMs: nowMs, lost: lost)
         if !anomalies.isEmpty {
             for anomaly in anomalies { metrics.count(anomaly) }
             anomaliesTotal += Int64(anomalies.count)
@@ -85,14 +85,17 @@ public actor Pipeline {
         return anomalies
     }
 
-    /// Replaces the suppression rules; anomalies found from now on are matched against them.
+    /// Replaces the suppression rules; anomalies found from now on are
+    /// matched against them, and the detector keeps the vectors they match
+    /// so the next retraining learns them.
     public func setSuppressions(_ rules: [Suppression]) {
         suppressions = rules
+        detector?.setExpected(rules)
     }
 
     /// Marks the anomalies a rule matches suppressed (they are stored, in no
     /// incident), files the rest into incidents, and returns the changes.
-    private func fileIntoIncidents(_ anomalies: inout [Anomaly], nowMs: Int64) -> [IncidentUpdate] {
+    private func fileIntoIncidents(_ anomalies: inout [Anomaly], nowMs: Int64, lost: SensorLoss) -> [IncidentUpdate] {
         var open: [Anomaly] = []
         var positions: [Int] = []
         for i in anomalies.indices {
@@ -104,7 +107,7 @@ public actor Pipeline {
                 positions.append(i)
             }
         }
-        let updates = incidents.observe(&open, nowMs: nowMs)
+        let updates = incidents.observe(&open, nowMs: nowMs, lost: lost)
         for (k, i) in positions.enumerated() { anomalies[i].incidentUID = open[k].incidentUID }
         return updates
     }
@@ -150,8 +153,10 @@ public actor Pipeline {
 
     /// Packet and byte counters from the ledger's deltas; flow and loss
     /// counters from the source's cumulative statistics, as increments
-    /// since its previous batch.
-    private func account(_ batch: FlowBatch, changes: [FlowChange], mode: String) {
+    /// since its previous batch. Returns what was lost since then (packets:
+    /// table full, capture and interface drops; flow records missing from
+    /// exporters), which open incidents carry.
+    private func account(_ batch: FlowBatch, changes: [FlowChange], mode: String) -> SensorLoss {
         let m = metrics.mode(mode)
         var untracked = 0
         for change in changes {
@@ -167,9 +172,10 @@ public actor Pipeline {
         func delta(_ a: UInt64, _ b: UInt64) -> Int64 { Int64(clamping: a >= b ? a - b : a) }
         m.flowsStarted.increment(by: delta(s.flowsStarted, p.flowsStarted))
         m.flowsEnded.increment(by: delta(s.flowsEnded, p.flowsEnded))
-        m.tableFull.increment(by: delta(s.tableFull, p.tableFull))
-        m.captureDrops.increment(by: delta(s.captureDrops, p.captureDrops))
-        m.interfaceDrops.increment(by: delta(s.interfaceDrops, p.interfaceDrops))
+        let lost = (delta(s.tableFull, p.tableFull), delta(s.captureDrops, p.captureDrops), delta(s.interfaceDrops, p.interfaceDrops))
+        m.tableFull.increment(by: lost.0)
+        m.captureDrops.increment(by: lost.1)
+        m.interfaceDrops.increment(by: lost.2)
         m.notIP.increment(by: delta(s.notIP, p.notIP))
         m.malformed.increment(by: delta(s.malformed, p.malformed))
         if s.ringBufferPackets > 0 || p.ringBufferPackets > 0 {
@@ -190,6 +196,8 @@ public actor Pipeline {
             m.mapEntries.record(batch.activeFlows)
             m.drainDuration.recordNanoseconds(Int64(clamping: duration))
         }
+        return SensorLoss(packets: UInt64(lost.0) &+ UInt64(lost.1) &+ UInt64(lost.2),
+                          flowRecords: UInt64(delta(s.missingRecords, p.missingRecords)))
     }
 
     /// Keeps the model when learning ends or it changes, so a restart resumes with it.

@@ -48,6 +48,7 @@ struct API: Sendable {
         api.get("hosts") { request, context in try await hosts(request, context) }
         api.get("model") { _, context in try await model(context) }
         api.get("status") { _, context in try await status(context) }
+        api.get("stats/history") { _, context in try statsHistory(context) }
         api.post("model/retrain") { _, context in try await retrain(context) }
         api.post("traffic") { request, context in try await traffic(request, context) }
         api.get("events") { _, context in try events(context) }
@@ -207,6 +208,7 @@ struct API: Sendable {
             query.acknowledged = a == "true"
         }
         if let s = q["sensor"] { query.sensor = String(s) }
+        query.interface = try Self.parseInterface(q["interface"])
         query.limit = try Self.parseLimit(q["limit"].map(String.init), default: 100)
         if let c = q["cursor"] {
             guard let id = Self.decodeCursor(String(c)) else { throw APIError(.badRequest, "cursor: not a cursor from a previous page") }
@@ -262,6 +264,15 @@ struct API: Sendable {
         enum CodingKeys: String, CodingKey { case active, recent, topTalkers = "top_talkers" }
     }
 
+    /// The `interface` filter: an interface, or an exporter's address with or
+    /// without "%" and its ingress interface index. Characters as JSON Schema
+    /// counts them (code points), the spec's maxLength.
+    static func parseInterface(_ value: Substring?) throws -> String? {
+        guard let value else { return nil }
+        guard (1...64).contains(value.unicodeScalars.count) else { throw APIError(.badRequest, "interface: 1 to 64 characters") }
+        return String(value)
+    }
+
     func flows(_ request: Request, _ context: AppRequestContext) async throws -> Response {
         _ = try context.require(.read)
         let q = request.uri.queryParameters
@@ -271,11 +282,7 @@ struct API: Sendable {
             guard let a = IPAddress(ip) else { throw APIError(.badRequest, "ip: not an IPv4 or IPv6 address: \(ip)") }
             address = a
         }
-        let interface = q["interface"].map(String.init)
-        // Characters as JSON Schema counts them (code points), the spec's maxLength.
-        if let interface, interface.isEmpty || interface.unicodeScalars.count > 64 {
-            throw APIError(.badRequest, "interface: 1 to 64 characters")
-        }
+        let interface = try Self.parseInterface(q["interface"])
         let sinceMs = try q["since"].map { try Self.parseTime(String($0), parameter: "since") } ?? (Store.nowMs() - 3_600_000)
         let sensor = configuration.sensorName
         let active = await pipeline.openFlows(limit: 10_000)
@@ -295,6 +302,21 @@ struct API: Sendable {
         let sinceMs = try q["since"].map { try Self.parseTime(String($0), parameter: "since") } ?? (Store.nowMs() - 3_600_000)
         let hosts = try await storeCall { try await store.hosts(sinceMs: sinceMs, limit: limit) }
         return try json(["hosts": hosts])
+    }
+
+    // MARK: Stats
+
+    struct StatsHistoryBody: Encodable {
+        var intervalSeconds: Double
+        var samples: [LiveStats]
+        enum CodingKeys: String, CodingKey { case intervalSeconds = "interval_seconds", samples }
+    }
+
+    /// The stats samples of the last hour, oldest first, as the `stats` events sent them.
+    func statsHistory(_ context: AppRequestContext) throws -> Response {
+        _ = try context.require(.read)
+        let c = configuration.tickInterval.components
+        return try json(StatsHistoryBody(intervalSeconds: Double(c.seconds) + Double(c.attoseconds) / 1e18, samples: hub.history.samples))
     }
 
     // MARK: Model

@@ -33,6 +33,8 @@ public struct ServerConfiguration: Sendable {
     public var ingestFlowTable = FlowTableConfiguration()
     /// How often ingested flows are advanced and stats events are sent.
     public var tickInterval: Duration = .seconds(1)
+    /// How far back `GET /api/stats/history` reaches: one sample per tick, held in memory.
+    public var statsHistory: Duration = .seconds(3600)
     public var writer = StoreWriterConfiguration()
     /// How anomalies group into incidents (`--incident-gap`).
     public var incidents = IncidentConfiguration()
@@ -213,7 +215,7 @@ public func buildApplicationParts(
                             incidents: configuration.incidents, logger: logger, metricsFactory: factory)
     let ingest = IngestTable(configuration: configuration.ingestFlowTable, metricsFactory: factory)
     let rates = RateTracker()
-    let hub = EventHub(statsInterval: configuration.tickInterval, anomalies: writer.storedAnomalies,
+    let hub = EventHub(statsInterval: configuration.tickInterval, historyLength: configuration.statsHistory, anomalies: writer.storedAnomalies,
                        incidents: writer.storedIncidents.subscribe(), metricsFactory: factory) {
         let packets = await pipeline.packetsTotal
         let bytes = await pipeline.bytesTotal

@@ -41,6 +41,8 @@ final class EventHub: Service, Sendable {
     private let droppedEvents: Counter
     private let statsInterval: Duration
     private let stats: @Sendable () async -> LiveStats
+    /// Every stats sample of the last ``ServerConfiguration/statsHistory``, sent or not.
+    let history: StatsHistory
     private let anomalies: AsyncStream<[Anomaly]>
     private let incidents: AsyncStream<[IncidentUpdate]>
     private let encoder: JSONEncoder
@@ -48,9 +50,10 @@ final class EventHub: Service, Sendable {
     /// - Parameters:
     ///   - anomalies: stored anomalies, ids set; the hub is its one reader.
     ///   - incidents: stored incident changes, ids set.
-    init(statsInterval: Duration, anomalies: AsyncStream<[Anomaly]>, incidents: AsyncStream<[IncidentUpdate]>,
-         metricsFactory: any MetricsFactory, stats: @escaping @Sendable () async -> LiveStats) {
+    init(statsInterval: Duration, historyLength: Duration = .seconds(3600), anomalies: AsyncStream<[Anomaly]>,
+         incidents: AsyncStream<[IncidentUpdate]>, metricsFactory: any MetricsFactory, stats: @escaping @Sendable () async -> LiveStats) {
         self.statsInterval = statsInterval
+        history = StatsHistory(capacity: Self.samples(in: historyLength, every: statsInterval))
         self.anomalies = anomalies
         self.incidents = incidents
         self.stats = stats
@@ -118,6 +121,13 @@ final class EventHub: Service, Sendable {
 
     var clientCount: Int { clients.withLock { $0.count } }
 
+    /// Samples in `length` at one per `interval`: at least 1, at most 86 400.
+    static func samples(in length: Duration, every interval: Duration) -> Int {
+        let seconds = { (d: Duration) in Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18 }
+        guard seconds(interval) > 0 else { return 1 }
+        return Int(min(86_400, max(1, (seconds(length) / seconds(interval)).rounded())))
+    }
+
     /// Sends stored anomalies as they come and stats every interval until
     /// shutdown, then ends every client's stream.
     func run() async throws {
@@ -132,7 +142,10 @@ final class EventHub: Service, Sendable {
                 group.addTask {
                     while !Task.isCancelled {
                         try await Task.sleep(for: self.statsInterval)
-                        if self.clientCount > 0, let data = try? self.encoder.encode(await self.stats()) {
+                        // Sampled whether or not anyone listens, so the history has no holes.
+                        let sample = await self.stats()
+                        self.history.append(sample)
+                        if self.clientCount > 0, let data = try? self.encoder.encode(sample) {
                             self.send(event: "stats", id: nil, data: String(decoding: data, as: UTF8.self))
                         }
                     }

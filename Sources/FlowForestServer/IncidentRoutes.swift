@@ -62,6 +62,7 @@ extension API {
             guard (1...255).contains(s.unicodeScalars.count) else { throw APIError(.badRequest, "sensor: 1 to 255 characters") }
             query.sensor = String(s)
         }
+        query.interface = try parseInterface(q["interface"])
         query.limit = try parseLimit(q["limit"].map(String.init), default: 100)
         if let c = q["cursor"] {
             guard let id = decodeCursor(String(c)) else { throw APIError(.badRequest, "cursor: not a cursor from a previous page") }

@@ -64,6 +64,7 @@ public final class FlowForestMetrics: Sendable {
         "flowforest_collector_sampling_interval": "Sampling interval last announced by the exporter (1: unsampled); counts are multiplied by it.",
         "flowforest_collector_refused_datagrams_total": "Datagrams refused because the collector tracks its maximum of exporters.",
         "flowforest_collector_exporters": "Exporters the collector tracks.",
+        "flowforest_collector_socket_drops_total": "NetFlow/IPFIX datagrams the kernel dropped because the collector's receive queue was full, by listening endpoint.",
         "flowforest_export_dropped_records_total": "IPFIX data records not sent (queue full, send failed or collector unreachable), by collector.",
         "flowforest_ingest_rejected_requests_total": "POST /api/traffic requests refused, by reason.",
         "flowforest_sse_clients": "Clients connected to /api/events.",

@@ -16,6 +16,7 @@ struct RouteTable: Sendable {
         (.get, "/api/suppressions"), (.post, "/api/suppressions"), (.get, "/api/suppressions/:id"),
         (.put, "/api/suppressions/:id"), (.delete, "/api/suppressions/:id"),
         (.get, "/api/flows"), (.get, "/api/hosts"), (.get, "/api/model"), (.get, "/api/status"),
+        (.get, "/api/stats/history"),
         (.post, "/api/model/retrain"), (.post, "/api/traffic"), (.get, "/api/events"),
     ]
 

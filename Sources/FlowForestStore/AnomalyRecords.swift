@@ -33,13 +33,17 @@ public struct AnomalyQuery: Sendable, Hashable {
     public var kinds: [AnomalyKind] = []
     public var acknowledged: Bool?
     public var sensor: String?
+    /// The interface or exporter the anomaly was observed at (an exporter's
+    /// address alone matches it with any ingress interface index).
+    public var interface: String?
     /// Page size (1...1000).
     public var limit: Int = 100
     /// Return anomalies with ids below this one (the previous page's `nextCursor`).
     public var beforeID: Int64?
 
     public init(address: IPAddress? = nil, sinceMs: Int64? = nil, untilMs: Int64? = nil, severities: [Severity] = [],
-                kinds: [AnomalyKind] = [], acknowledged: Bool? = nil, sensor: String? = nil, limit: Int = 100, beforeID: Int64? = nil) {
+                kinds: [AnomalyKind] = [], acknowledged: Bool? = nil, sensor: String? = nil, interface: String? = nil,
+                limit: Int = 100, beforeID: Int64? = nil) {
         self.address = address
         self.sinceMs = sinceMs
         self.untilMs = untilMs
@@ -47,6 +51,7 @@ public struct AnomalyQuery: Sendable, Hashable {
         self.kinds = kinds
         self.acknowledged = acknowledged
         self.sensor = sensor
+        self.interface = interface
         self.limit = limit
         self.beforeID = beforeID
     }
@@ -63,6 +68,7 @@ extension Store {
     static let anomalyColumns = [
         "uid", "sensor", "time_ms", "kind", "src_ip", "dst_ip", "src_port", "dst_port", "protocol",
         "score", "severity", "severity_rank", "label", "explanation", "features", "flow_ids", "acknowledged", "incident_uid", "suppressed",
+        "interface",
     ]
 
     /// Writes anomalies in one statement; rows already present (same uid)
@@ -82,7 +88,7 @@ extension Store {
                 p.uid, a.sensor, a.timeMs, a.kind.rawValue, a.sourceAddress?.description, a.destinationAddress?.description,
                 a.sourcePort.map(Int.init), a.destinationPort.map(Int.init), a.ipProtocol.map(Int.init),
                 a.score, a.severity.rawValue, Severity.allCases.firstIndex(of: a.severity)!, a.label.rawValue,
-                explanation, features, flowIDs, a.acknowledged, a.incidentUID, a.suppressed,
+                explanation, features, flowIDs, a.acknowledged, a.incidentUID, a.suppressed, a.interfaceName,
             ]
             rows.append(values.map { SQLBind($0) })
         }
@@ -123,6 +129,7 @@ extension Store {
             if !query.kinds.isEmpty { select.where("kind", .in, query.kinds.map(\.rawValue)) }
             if let ack = query.acknowledged { select.where("acknowledged", .equal, ack) }
             if let sensor = query.sensor { select.where("sensor", .equal, sensor) }
+            if let name = query.interface { select.where(Store.observedAt(name)) }
             if let before = query.beforeID { select.where("id", .lessThan, before) }
             return try await select.orderBy("id", .descending).limit(limit + 1).all()
         }
@@ -186,6 +193,7 @@ extension Store {
             acknowledged: try row.decode(column: "acknowledged", as: Bool.self),
             incidentUID: try row.decode(column: "incident_uid", as: String?.self))
         anomaly.suppressed = try row.decode(column: "suppressed", as: Bool.self)
+        anomaly.interfaceName = try row.decode(column: "interface", as: String?.self)
         return anomaly
     }
 }

@@ -76,12 +76,7 @@ extension Store {
             if let a = address?.description {
                 select.where { $0.where("src_ip", .equal, a).orWhere("dst_ip", .equal, a) }
             }
-            if let name = interface {
-                // substr rather than LIKE: "%" separates the exporter from the interface index.
-                let prefix = SQLFunction("substr", args: SQLIdentifier("interface"), SQLLiteral.numeric("1"),
-                                         SQLLiteral.numeric("\(name.utf8.count + 1)"))
-                select.where { $0.where("interface", .equal, name).orWhere(prefix, .equal, SQLBind(name + "%")) }
-            }
+            if let name = interface { select.where(Store.observedAt(name)) }
             if let s = sinceMs { select.where("last_seen_ms", .greaterThanOrEqual, s) }
             return try await select.orderBy("last_seen_ms", .descending).orderBy("id", .descending).limit(limit).all()
         }

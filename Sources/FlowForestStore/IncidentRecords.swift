@@ -14,14 +14,17 @@ public struct IncidentQuery: Sendable, Hashable {
     public var labels: [AnomalyLabel] = []
     public var state: IncidentState?
     public var sensor: String?
+    /// Incidents with an anomaly observed at this interface or exporter (an
+    /// exporter's address alone matches any of its ingress interfaces).
+    public var interface: String?
     /// Page size (1...1000).
     public var limit: Int = 100
     /// Return incidents with ids below this one (the previous page's `nextCursor`).
     public var beforeID: Int64?
 
     public init(address: IPAddress? = nil, sinceMs: Int64? = nil, untilMs: Int64? = nil, severities: [Severity] = [],
-                labels: [AnomalyLabel] = [], state: IncidentState? = nil, sensor: String? = nil, limit: Int = 100,
-                beforeID: Int64? = nil) {
+                labels: [AnomalyLabel] = [], state: IncidentState? = nil, sensor: String? = nil, interface: String? = nil,
+                limit: Int = 100, beforeID: Int64? = nil) {
         self.address = address
         self.sinceMs = sinceMs
         self.untilMs = untilMs
@@ -29,6 +32,7 @@ public struct IncidentQuery: Sendable, Hashable {
         self.labels = labels
         self.state = state
         self.sensor = sensor
+        self.interface = interface
         self.limit = limit
         self.beforeID = beforeID
     }
@@ -65,6 +69,7 @@ extension Store {
                 i.firstSeenMs, i.lastSeenMs, i.peakSeverity.rawValue, Severity.allCases.firstIndex(of: i.peakSeverity)!,
                 i.peakScore, Int64(i.anomalyCount), i.state.rawValue,
                 String(decoding: try encoder.encode(i.explanation), as: UTF8.self),
+                Int64(clamping: i.lostPackets), Int64(clamping: i.lostFlowRecords),
             ]
             rows.append(values.map { SQLBind($0) })
         }
@@ -115,6 +120,11 @@ extension Store {
             if !query.labels.isEmpty { select.where("label", .in, query.labels.map(\.rawValue)) }
             if let state = query.state { select.where("state", .equal, state.rawValue) }
             if let sensor = query.sensor { select.where("sensor", .equal, sensor) }
+            if let name = query.interface {
+                let members = db.select().column("incident_uid").from("anomalies")
+                    .where(Store.observedAt(name)).where("incident_uid", .isNot, SQLLiteral.null)
+                select.where(SQLIdentifier("uid"), .in, SQLGroupExpression(members.select))
+            }
             if let before = query.beforeID { select.where("id", .lessThan, before) }
             return try await select.orderBy("id", .descending).limit(limit + 1).all()
         }
@@ -147,7 +157,8 @@ extension Store {
 
     static let incidentColumns = [
         "uid", "sensor", "label", "family", "actors", "targets", "first_seen_ms", "last_seen_ms",
-        "peak_severity", "severity_rank", "peak_score", "anomaly_count", "state", "explanation",
+        "peak_severity", "severity_rank", "peak_score", "anomaly_count", "state", "explanation", "lost_packets",
+        "lost_flow_records",
     ]
 
     /// Fills each incident's anomaly ids (the latest ``Incident/maxAnomalyIDs``, oldest first).
@@ -197,6 +208,8 @@ extension Store {
             peakScore: try row.decode(column: "peak_score", as: Double.self),
             anomalyCount: Int(try row.decode(column: "anomaly_count", as: Int64.self)),
             state: IncidentState(rawValue: try row.decode(column: "state", as: String.self)) ?? .closed,
-            explanation: try json("explanation", [ExplanationItem].self))
+            explanation: try json("explanation", [ExplanationItem].self),
+            lostPackets: UInt64(max(0, try row.decode(column: "lost_packets", as: Int64.self))),
+            lostFlowRecords: UInt64(max(0, try row.decode(column: "lost_flow_records", as: Int64.self))))
     }
 }

@@ -20,7 +20,7 @@ struct DemoCommand: ParsableCommand {
     @Option(help: "HOST:PORT for the dashboard.")
     var listen = "127.0.0.1:8080"
 
-    @Option(name: .customLong("learning-seconds"), help: "Seconds the detector learns before the first attack.")
+    @Option(name: .customLong("learning-seconds"), help: "Seconds the detector learns at least; the first attack also waits until the model is trained.")
     var learningSeconds: Double = 60
 
     @Option(name: .customLong("attack-interval"), help: "Seconds of normal traffic between attacks.")

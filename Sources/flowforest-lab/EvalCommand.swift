@@ -39,11 +39,14 @@ struct EvalCommand: AsyncParsableCommand {
             targets, fifteen normal clients, other seeds; never tuned on).
 
             Prints a Markdown table (also written to out/eval/results-<set>.md): scenario,
-            detected, label, time to first alert, anomalies raised, false alerts per hour; and
-            how many explanation lines were true. Environment: FLOWFOREST_EVAL_SET (development
+            detected, label, time to first alert, anomalies raised, the incidents they were grouped
+            into, false alerts and false incidents per hour; and how many explanation lines were
+            true. Every alert is also written to out/eval/alerts-<set>.jsonl. Environment: FLOWFOREST_EVAL_SET (development
             or validation), FLOWFOREST_EVAL_TRAIN_SECONDS (180), FLOWFOREST_EVAL_NORMAL_SECONDS
-            (300), FLOWFOREST_EVAL_OUT (out/eval), FLOWFOREST_EVAL_ONLY (scenario names,
-            "reference" or "variants", comma-separated).
+            (300), FLOWFOREST_EVAL_OUT (out/eval), FLOWFOREST_EVAL_ONLY (scenario names
+            as the table prints them, "reference" or "variants", separated by semicolons; a name
+            that is not a scenario of the set is an error). FLOWFOREST_EVAL_NORMAL_SECONDS=3600 runs
+            an hour of normal traffic alone for the false-alert figure (about 70 minutes in all).
 
             Example:
               sudo flowforest-lab eval                                  about 25 minutes
@@ -93,29 +96,7 @@ struct EvalCommand: AsyncParsableCommand {
 /// every selected attack, each phase scored live.
 @MainActor
 final class Evaluation {
-    struct Settings {
-        var trainSeconds: Double
-        var normalSeconds: Double
-        var outDirectory: URL
-        /// Scenario names, "reference" or "variants"; nil: every attack of the set.
-        var only: Set<String>?
-        var evalSet: EvalSet
-
-        /// Seeds of the normal traffic: training, normal only, and the first attack phase's.
-        var seeds: (train: Int, normal: Int, attacks: Int) { evalSet == .development ? (1, 2, 10) : (501, 602, 710) }
-
-        init(environment: [String: String]) throws {
-            let name = environment["FLOWFOREST_EVAL_SET"] ?? "development"
-            guard let set = EvalSet(rawValue: name) else {
-                throw failure("FLOWFOREST_EVAL_SET: \(name) is not one of \(EvalSet.allCases.map(\.rawValue).joined(separator: ", "))")
-            }
-            evalSet = set
-            trainSeconds = Double(environment["FLOWFOREST_EVAL_TRAIN_SECONDS"] ?? "") ?? 180
-            normalSeconds = Double(environment["FLOWFOREST_EVAL_NORMAL_SECONDS"] ?? "") ?? 300
-            outDirectory = URL(fileURLWithPath: environment["FLOWFOREST_EVAL_OUT"] ?? "out/eval")
-            only = environment["FLOWFOREST_EVAL_ONLY"].map { Set($0.split(separator: ",").map(String.init)) }
-        }
-    }
+    typealias Settings = EvalSettings
 
     /// An alert with the wall-clock time the detector produced it.
     struct StampedAlert: Sendable {
@@ -131,6 +112,12 @@ final class Evaluation {
         var polls = 0
     }
 
+    /// One line of out/eval/alerts-<set>.jsonl.
+    struct RecordedAlert: Encodable {
+        var phase: String
+        var anomaly: Anomaly
+    }
+
     /// One attack's line in the results table.
     struct Row {
         var attack: Attack
@@ -138,7 +125,11 @@ final class Evaluation {
         var delay: Double?
         var firstLabel: AnomalyLabel?
         var alerts: Int
+        /// Incidents the attack's alerts were grouped into (one is the goal).
+        var incidents: Int
         var unrelated: Int
+        /// Incidents of the alerts not about the attack.
+        var unrelatedIncidents: Int
         /// Seconds of normal traffic the phase ran.
         var seconds: Double
     }
@@ -157,6 +148,7 @@ final class Evaluation {
     /// Seconds the attack phases ran, and their alerts not about the attack.
     private var attackPhaseTotal = 0.0
     private var attackPhaseOther = 0
+    private var attackPhaseOtherIncidents = 0
     /// Explanation lines seen, and the false ones.
     private var explanationLines = 0
     private var falseLines: [String] = []
@@ -226,6 +218,28 @@ final class Evaluation {
         return result
     }
 
+    /// Distinct incidents among `alerts` (the pipeline files every alert into one).
+    static func incidentCount(_ alerts: [Anomaly]) -> Int {
+        Set(alerts.map { $0.incidentUID ?? "anomaly-\($0.timeMs)-\($0.score)" }).count
+    }
+
+    /// Appends a phase's alerts, one JSON object a line, to out/eval/alerts-<set>.jsonl:
+    /// the recorded vectors behind the table, for a later look or a test.
+    func record(_ phase: String, _ alerts: [Anomaly]) {
+        let url = settings.outDirectory.appendingPathComponent("alerts-\(settings.evalSet.rawValue).jsonl")
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        var text = ""
+        for a in alerts {
+            guard let data = try? encoder.encode(RecordedAlert(phase: phase, anomaly: a)) else { continue }
+            text += String(decoding: data, as: UTF8.self) + "\n"
+        }
+        guard let handle = FileHandle(forWritingAtPath: url.path) else { return }
+        handle.seekToEndOfFile()
+        handle.write(Data(text.utf8))
+        try? handle.close()
+    }
+
     func describe(_ a: Anomaly) -> String {
         "\(a.kind.rawValue) \(a.label.rawValue) \(a.severity.rawValue) \(a.sourceAddress?.description ?? "-") -> \(a.destinationAddress?.description ?? "-"): \(a.explanation.first?.text ?? "")"
     }
@@ -236,19 +250,22 @@ final class Evaluation {
         let trainer = try await live("train", model: nil, training: true) { try normal(seconds: settings.trainSeconds, seed: settings.seeds.train) }.trainer
         let model = try trainer.model(nowMs: Int64(Date().timeIntervalSince1970 * 1000))
         try model.save(to: settings.outDirectory.appendingPathComponent("model.json").path)
+        FileManager.default.createFile(atPath: settings.outDirectory.appendingPathComponent("alerts-\(settings.evalSet.rawValue).jsonl").path, contents: nil)
         say("eval: model trained: " + model.models.map { "\($0.kind.rawValue) \($0.trainingVectors + $0.heldOutVectors) vectors" }.joined(separator: ", "))
 
         // 2. Normal traffic only.
         say("eval: \(Int(settings.normalSeconds)) s of normal traffic only, scored live")
         let falseAlerts = try await live("normal", model: model) { try normal(seconds: settings.normalSeconds, seed: settings.seeds.normal) }.alerts.map(\.anomaly)
         audit(falseAlerts, model: model)
+        record("normal", falseAlerts)
         let perHour = Double(falseAlerts.count) / settings.normalSeconds * 3600
-        say("eval: \(falseAlerts.count) alerts in \(Int(settings.normalSeconds)) s of normal traffic (\(String(format: "%.1f", perHour)) per hour)")
+        let falseIncidents = Self.incidentCount(falseAlerts)
+        say("eval: \(falseAlerts.count) alerts (\(falseIncidents) incidents) in \(Int(settings.normalSeconds)) s of normal traffic (\(String(format: "%.1f", perHour)) alerts per hour)")
         for a in falseAlerts { say("  false alert: \(describe(a))") }
 
         // 3. Attacks.
         var rows: [Row] = []
-        for (index, attack) in Attack.allCases.enumerated() where attack.evalSet == settings.evalSet && selected(attack) {
+        for (index, attack) in Attack.allCases.enumerated() where settings.attacks.contains(attack) {
             say("eval: \(attack.name)")
             guard FileManager.default.fileExists(atPath: "/run/netns/\(traffic.serversNamespace)") else {
                 say("eval: the lab's namespaces are gone (removed from outside); stopping")
@@ -256,14 +273,9 @@ final class Evaluation {
             }
             if let row = try await attackPhase(index: index, attack: attack, model: model) { rows.append(row) }
         }
-        let table = results(rows, falseAlerts: falseAlerts.count, perHour: perHour)
+        let table = results(rows, falseAlerts: falseAlerts.count, falseIncidents: falseIncidents)
         say("\n" + table)
         try table.write(to: settings.outDirectory.appendingPathComponent("results-\(settings.evalSet.rawValue).md"), atomically: true, encoding: .utf8)
-    }
-
-    func selected(_ attack: Attack) -> Bool {
-        guard let only = settings.only else { return true }
-        return only.contains(attack.name) || only.contains(attack.isVariant ? "variants" : "reference")
     }
 
     /// One attack during normal traffic, scored live; nil when the tool did not run.
@@ -286,6 +298,7 @@ final class Evaluation {
                 for p in clients { traffic.lab.stop(p, signal: SIGTERM, timeout: 2) }
             }.alerts
             audit(found.map(\.anomaly), model: model)
+            record(attack.name, found.map(\.anomaly))
         } catch {
             // One failed tool run costs its row, not the whole evaluation.
             say("  \(attack.name) did not run: \(error)")
@@ -306,12 +319,15 @@ final class Evaluation {
         let seconds = { (s: StampedAlert) in (Double(s.wallNs) - Double(startNs)) / 1e9 }
         let hit = related.first { $0.anomaly.label == attack.expectedLabel }
         attackPhaseOther += other.count
+        let otherIncidents = Self.incidentCount(other.map(\.anomaly))
+        attackPhaseOtherIncidents += otherIncidents
         for s in other.prefix(3) { say("  other: \(describe(s.anomaly))") }
         for s in related.prefix(4) {
             say("  \(String(format: "%+.1f", seconds(s))) s \(s.anomaly.kind.rawValue) \(s.anomaly.label.rawValue) \(s.anomaly.severity.rawValue): \(s.anomaly.explanation.map(\.text).joined(separator: "; "))")
         }
         return Row(attack: attack, detected: hit != nil, delay: hit.map(seconds),
-                   firstLabel: related.first?.anomaly.label, alerts: related.count, unrelated: other.count,
+                   firstLabel: related.first?.anomaly.label, alerts: related.count,
+                   incidents: Self.incidentCount(related.map(\.anomaly)), unrelated: other.count, unrelatedIncidents: otherIncidents,
                    seconds: Date().timeIntervalSince(phaseStart))
     }
 
@@ -326,34 +342,43 @@ final class Evaluation {
     }
 
     /// The Markdown results: one table per scenario group, then the false-alert rates.
-    func results(_ rows: [Row], falseAlerts: Int, perHour: Double) -> String {
+    func results(_ rows: [Row], falseAlerts: Int, falseIncidents: Int) -> String {
         var table = ""
         let groups: [(String, (Attack) -> Bool)] = settings.evalSet == .development
             ? [("Reference scenarios", { !$0.isVariant }), ("Variants", { $0.isVariant })]
             : [("Validation scenarios", { _ in true })]
+        let hourly = { (count: Int, seconds: Double) in seconds > 0 ? String(format: "%.0f", Double(count) / seconds * 3600) : "-" }
         for (title, member) in groups where rows.contains(where: { member($0.attack) }) {
             table += """
             \(title):
 
-            | scenario | detected | label | time to first alert | anomalies raised | false alerts per hour |
-            |---|---|---|---|---|---|
+            | scenario | detected | label | time to first alert | anomalies raised | incidents | false alerts per hour | false incidents per hour |
+            |---|---|---|---|---|---|---|---|
 
             """
             for r in rows where member(r.attack) {
-                let perHour = r.seconds > 0 ? Double(r.unrelated) / r.seconds * 3600 : 0
                 table += "| \(r.attack.name) | \(r.detected ? "yes" : "no") | \(r.firstLabel?.rawValue ?? "-") | "
-                    + "\(r.delay.map { String(format: "%.1f s", $0) } ?? "-") | \(r.alerts) | \(String(format: "%.0f", perHour)) (\(r.unrelated)) |\n"
+                    + "\(r.delay.map { String(format: "%.1f s", $0) } ?? "-") | \(r.alerts) | \(r.incidents) | "
+                    + "\(hourly(r.unrelated, r.seconds)) (\(r.unrelated)) | \(hourly(r.unrelatedIncidents, r.seconds)) (\(r.unrelatedIncidents)) |\n"
             }
             table += "\n"
         }
+        let detected = rows.filter(\.detected)
         let allNormalSeconds = settings.normalSeconds + attackPhaseTotal
         let allFalse = falseAlerts + attackPhaseOther
+        let allFalseIncidents = falseIncidents + attackPhaseOtherIncidents
+        let rate = { (count: Int, seconds: Double) in String(format: "%.1f", seconds > 0 ? Double(count) / seconds * 3600 : 0) }
         table += """
 
         Run \(ISO8601DateFormatter().string(from: Date())). Live eBPF tc capture, one-second polls; time is from the attack tool's start to the wall-clock time the detector produced the alert.
-        Normal traffic only: \(falseAlerts) alerts in \(Int(settings.normalSeconds)) s (\(String(format: "%.1f", perHour)) per hour); \
-        with the normal traffic around the attacks: \(allFalse) alerts not about an attack in \(String(format: "%.0f", allNormalSeconds / 60)) minutes \
-        (\(String(format: "%.1f", Double(allFalse) / allNormalSeconds * 3600)) per hour). Model trained on \(Int(settings.trainSeconds)) s.
+        Detected with the expected label: \(detected.count) of \(rows.count); \
+        incidents per attack: \(rows.map { String($0.incidents) }.joined(separator: ", ")) \
+        (\(rows.filter { $0.incidents == 1 }.count) of \(rows.count) attacks are one incident).
+        Normal traffic only: \(falseAlerts) alerts, \(falseIncidents) incidents in \(Int(settings.normalSeconds)) s \
+        (\(rate(falseAlerts, settings.normalSeconds)) alerts, \(rate(falseIncidents, settings.normalSeconds)) incidents per hour); \
+        with the normal traffic around the attacks: \(allFalse) alerts, \(allFalseIncidents) incidents not about an attack \
+        in \(String(format: "%.0f", allNormalSeconds / 60)) minutes (\(rate(allFalse, allNormalSeconds)) alerts, \
+        \(rate(allFalseIncidents, allNormalSeconds)) incidents per hour). Model trained on \(Int(settings.trainSeconds)) s.
         Explanation lines: \(explanationLines), of which \(explanationLines - falseLines.count) true\
         \(explanationLines > 0 ? String(format: " (%.1f %%)", Double(explanationLines - falseLines.count) / Double(explanationLines) * 100) : "").
 

@@ -163,6 +163,8 @@ struct RunCommand: AsyncParsableCommand {
         let metrics = FlowForestMetrics()
         let collector = try collectOptions.makeSource(flowConfiguration: flowOptions.configuration, pollInterval: pollInterval,
                                                       metricsFactory: metrics.factory, logger: logger)
+        // And the IPFIX collectors' addresses: a host that does not resolve is reported before the database is touched.
+        let exporters = try exportOptions.makeExporters(metricsFactory: metrics.factory, logger: logger)
         var detectionModel: DetectionModel?
         if let path = setting(model, "FLOWFOREST_MODEL") {
             do { detectionModel = try DetectionModel.load(from: path) } catch { throw failure("--model \(path): \(error)") }
@@ -195,12 +197,13 @@ struct RunCommand: AsyncParsableCommand {
         if let collector { metrics.recordCapture(mode: collector.mode, interfaces: collector.endpoints.map(\.description)) }
         let sources: [any FlowSource] = [capture, collector].compactMap { $0 }
         guard !sources.isEmpty else {
+            // No flows to export without a source.
+            for exporter in exporters { exporter.finish() }
             try await serve(server, source: nil, detector: detector, metrics: metrics, logger: logger)
             return
         }
         let source = sources.count == 1 ? sources[0] : MergedFlowSource(sources: sources)
         let reporter = FlowReporter(printing: printFlows, logger: logger)
-        let exporters = try exportOptions.makeExporters(metricsFactory: metrics.factory, logger: logger)
         try await serve(server, source: ReportingSource(base: source, reporter: reporter, exporters: exporters),
                         detector: detector, metrics: metrics, logger: logger)
     }

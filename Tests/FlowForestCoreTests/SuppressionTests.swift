@@ -41,4 +41,21 @@ struct SuppressionTests {
         portless.destinationPort = nil
         #expect(!rule(ports: [22]).matches(portless, nowMs: 2000))
     }
+
+    @Test("a labelled rule for an actor or target covers its odd flows too, but a label alone silences no unusual anomaly")
+    func unusualAnomaliesOfAMarkedBehaviour() {
+        let odd = Anomaly(sensor: "s", timeMs: 1000, kind: .flow, sourceAddress: IPAddress("198.18.0.7"),
+                          destinationAddress: IPAddress("198.18.1.1"), destinationPort: 22, score: 0.8, severity: .medium, label: .unusualFlow)
+        func rule(actor: String? = nil, target: String? = nil, label: AnomalyLabel?) -> Suppression {
+            Suppression(actor: actor.flatMap { AddressBlock($0) }, target: target.flatMap { AddressBlock($0) }, label: label,
+                        createdBy: "alice", reason: "scanner", createdMs: 0)
+        }
+        #expect(rule(actor: "198.18.0.7", label: .portScan).matches(odd, nowMs: 2000))
+        #expect(rule(target: "198.18.1.1", label: .portScan).matches(odd, nowMs: 2000))
+        #expect(!rule(actor: "198.18.0.8", label: .portScan).matches(odd, nowMs: 2000))
+        #expect(!rule(label: .portScan).matches(odd, nowMs: 2000))
+        var flood = odd
+        flood.label = .synFlood
+        #expect(!rule(actor: "198.18.0.7", label: .portScan).matches(flood, nowMs: 2000))
+    }
 }

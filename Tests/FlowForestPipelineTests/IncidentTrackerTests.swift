@@ -150,6 +150,7 @@ struct ScriptedAnomalies: FlowDetector {
                         destinationAddress: IPAddress("198.18.0.2"), score: 0.8, severity: .high, label: .portScan)]
     }
     func retrain(nowNs: UInt64) {}
+    func setExpected(_ rules: [Suppression]) {}
     var apiStatus: ModelStatus { ModelStatus(state: .scoring) }
     func modelJSON() -> String? { nil }
 }

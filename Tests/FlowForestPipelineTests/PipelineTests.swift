@@ -29,6 +29,7 @@ struct FlagsEndedFlows: FlowDetector {
         }
     }
     func retrain(nowNs: UInt64) {}
+    func setExpected(_ rules: [Suppression]) {}
     var apiStatus: ModelStatus { ModelStatus(state: .scoring) }
     func modelJSON() -> String? { nil }
 }

@@ -22,6 +22,7 @@ struct ScansEveryEndedFlow: FlowDetector {
         }
     }
     func retrain(nowNs: UInt64) {}
+    func setExpected(_ rules: [Suppression]) {}
     var apiStatus: ModelStatus { ModelStatus(state: .scoring) }
     func modelJSON() -> String? { nil }
 }

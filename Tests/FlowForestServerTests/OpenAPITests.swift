@@ -41,7 +41,7 @@ struct OpenAPITests {
     func operationsExist() async throws {
         try await withAPI { client, db in
             let spec = OpenAPIDocument(try await client.call("/openapi.yaml").text)
-            #expect(spec.operations.count == 24)
+            #expect(spec.operations.count == 25)
             for (path, method) in spec.operations {
                 let uri = path.replacingOccurrences(of: "{id}", with: "1")
                 if uri == "/api/events" { continue } // endless stream: covered by the live SSE test

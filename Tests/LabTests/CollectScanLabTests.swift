@@ -2,14 +2,21 @@ import FlowForestLab
 import Foundation
 import Testing
 
-/// Detection on collected flows alone: pmacct's nfprobe exports IPFIX of what
-/// it sees on the lab's sensor veth to `flowforest run --no-capture
-/// --collect` (which captures nothing itself) while nmap SYN-scans a server
-/// behind that veth; the collector reports the scan.
+/// Detection on collected flows alone: an exporter on the lab's sensor veth
+/// (pmacct's nfprobe, or a FlowForest sensor with `--export-ipfix`) sends
+/// IPFIX of what it sees to `flowforest run --no-capture --collect` (which
+/// captures nothing itself) while nmap SYN-scans a server behind that veth;
+/// the collector reports the scan and names the exporter.
 @Suite("Lab: an nmap scan detected from collected flows", .serialized, .enabled(if: Command.isRoot, "needs root for network namespaces"))
 struct CollectScanLabTests {
-    @Test("nmap -sS of 1000 ports, exported by pmacct as IPFIX: the collector reports a port scan by the attacker")
-    func scanFromCollectedFlows() throws {
+    enum Exporter: String, CaseIterable, CustomTestStringConvertible {
+        case pmacct, flowforest
+        var testDescription: String { rawValue }
+    }
+
+    @Test("nmap -sS of 1000 ports, exported as IPFIX by pmacct or a FlowForest sensor: the collector reports a port scan by the attacker",
+          arguments: Exporter.allCases)
+    func scanFromCollectedFlows(exporter kind: Exporter) throws {
         let dir = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
         // A model trained on ordinary traffic, as `flowforest train` makes it: the detector scores from the first flow.
@@ -26,9 +33,20 @@ struct CollectScanLabTests {
         let ns = traffic.serversNamespace
         let collector = try LabCollector(lab: traffic.lab, namespace: ns, directory: dir,
                                          extraArguments: ["--model", model.path, "--sensor-name", "collector"])
-        let probe = try PmacctProbe(lab: traffic.lab, namespace: ns, interface: traffic.sensorInterface, version: 10, directory: dir)
-        defer { probe.stop() }
-        try probe.waitUntilExporting(to: collector, client: traffic.clientsNamespace, server: traffic.server)
+        // Either exporter sends from the namespace's loopback to the collector there.
+        var stopExporter: () -> Int32 = { 0 }
+        defer { _ = stopExporter() }
+        switch kind {
+        case .pmacct:
+            let probe = try PmacctProbe(lab: traffic.lab, namespace: ns, interface: traffic.sensorInterface, version: 10, directory: dir)
+            stopExporter = { probe.stop(); return 0 }
+            try probe.waitUntilExporting(to: collector, client: traffic.clientsNamespace, server: traffic.server)
+        case .flowforest:
+            // Learning (no model): the sensor detects nothing itself here; the collector does, from its export.
+            let sensor = try LabSensor(lab: traffic.lab, namespace: ns, interface: traffic.sensorInterface, directory: dir,
+                                       extraArguments: ["--export-ipfix", "udp://127.0.0.1:\(LabCollector.port)", "--sensor-name", "edge"])
+            stopExporter = { sensor.stop() }
+        }
 
         let normal = try traffic.startNormalTraffic(seconds: 5)
         try traffic.run(.synScan)
@@ -45,12 +63,25 @@ struct CollectScanLabTests {
         }
         let scan = seen.first { $0["label"] as? String == "port scan" && $0["src_ip"] as? String == traffic.attacker }
         #expect(scan?["sensor"] as? String == "collector")
+        // pmacct exports from the namespace's loopback: the anomaly names that exporter, and the API filters by it.
+        let exporter = scan?["interface"] as? String
+        #expect(exporter == "127.0.0.1" || exporter?.hasPrefix("127.0.0.1%") == true, "the scan names its exporter: \(exporter ?? "nil")")
+        func listed(_ path: String, _ key: String) throws -> [[String: Any]] {
+            let page = try JSONSerialization.jsonObject(with: Data(try collector.get(path).utf8)) as? [String: Any]
+            return page?[key] as? [[String: Any]] ?? []
+        }
+        let ofExporter = try listed("/api/anomalies?limit=1000&interface=127.0.0.1", "anomalies")
+        #expect(ofExporter.contains { $0["id"] as? Int == scan?["id"] as? Int }, "the exporter's anomalies hold the scan")
+        #expect(try listed("/api/anomalies?interface=127.0.0.2", "anomalies").isEmpty)
+        #expect(try listed("/api/incidents?interface=127.0.0.1", "incidents").contains { $0["label"] as? String == "port scan" },
+                "the exporter's incidents hold the scan's")
         // The daemon captured nothing: every packet it counted came in export records.
         let metrics = try collector.get("/metrics")
         #expect(!metrics.split(separator: "\n").contains { $0.hasPrefix("flowforest_packets_total{") && !$0.contains("mode=\"collect\"") && !$0.hasSuffix(" 0") },
                 "packets counted outside collection")
         #expect(try collector.collectedPackets() >= 1000, "the scan's probes were collected")
-        probe.stop()
+        #expect(stopExporter() == 0, "the exporter stops cleanly")
+        stopExporter = { 0 }
         #expect(collector.stop() == 0, "collector: \(tail(collector.log))")
     }
 }

@@ -141,8 +141,13 @@ final class SoftflowdProbe {
         guard mkfifo(fifo.path, 0o600) == 0 else { throw LabError.failed(command: ["mkfifo", fifo.path], status: errno, stderr: String(cString: strerror(errno))) }
         log = directory.appendingPathComponent("softflowd.log")
         let captureLog = directory.appendingPathComponent("tcpdump.log")
+        // softflowd closes every inherited descriptor at start, among them the
+        // one Foundation watches to learn that a child exited: it would then
+        // block reaping a softflowd that is still running, and with it every
+        // other child of the test. `timeout` keeps that descriptor, passes
+        // SIGINT and SIGTERM on, and bounds softflowd's life.
         exporter = try lab.spawn(in: namespace, [
-            "softflowd", "-d", "-c", "none", "-p", directory.appendingPathComponent("softflowd.pid").path, "-r", fifo.path,
+            "timeout", "120", "softflowd", "-d", "-c", "none", "-p", directory.appendingPathComponent("softflowd.pid").path, "-r", fifo.path,
             "-n", "127.0.0.1:\(LabCollector.port)", "-v", "\(version)",
         ], stdout: log, stderr: log)
         capture = try lab.spawn(in: namespace, ["tcpdump", "-i", interface, "-n", "--immediate-mode", "-U", "-s", "0", "-w", fifo.path],

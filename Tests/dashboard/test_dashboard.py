@@ -396,6 +396,127 @@ class OpenDashboardTests(DaemonWithBrowser):
         self.wait().until(lambda _: self.table_ids() == expected)
         self.assertTrue(set(str(i) for i in incident["anomaly_ids"]) <= set(expected))
 
+    def incident_row_for(self, attacker, seconds=30):
+        """The id of the overview's incident row whose actors hold `attacker`, waiting for it."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            row_id = self.driver.execute_script(
+                "const r = [...document.querySelectorAll('#incidents tbody tr')].find(r => r.querySelector('.actors').title.split(', ').includes(arguments[0]));"
+                "return r ? r.dataset.id : null", attacker)
+            if row_id is not None:
+                return row_id
+            time.sleep(0.05)
+        self.fail(f"no incident row for {attacker}; daemon log:\n{self.daemon.log_text()}")
+
+    def test_6_mark_expected(self):
+        """From an incident row an admin marks it expected: a rule prefilled from it,
+        listed, edited and removed in the dashboard; its recurrence is shown suppressed."""
+        d = self.driver
+        attacker, victim = "198.19.0.44", "198.18.2.5"
+        d.get(self.daemon.url + "/#/overview")
+        self.wait().until(lambda _: "live" in d.find_element(By.ID, "live").get_attribute("class"))
+        self.post_scan(attacker, victim)
+        row_id = self.incident_row_for(attacker)
+        # The row's timeline has one tick per anomaly of the incident.
+        def timeline_complete():
+            incident = self.daemon.request("GET", f"/api/incidents/{row_id}")[1]
+            cell = d.find_element(By.CSS_SELECTOR, f"#incident-{row_id} td.timeline")
+            ticks = len(cell.find_elements(By.CSS_SELECTOR, "rect.tick"))
+            return ticks == incident["anomaly_count"] and cell.get_attribute("data-ticks") == str(ticks)
+        self.wait(15).until(lambda _: timeline_complete(), "the timeline shows every anomaly of the incident")
+        incident = self.daemon.request("GET", f"/api/incidents/{row_id}")[1]
+
+        d.find_element(By.CSS_SELECTOR, f"#incident-{row_id} button.expect").click()
+        self.wait().until(lambda _: d.find_element(By.ID, "rule-dialog").is_displayed())
+        self.assertEqual(d.find_element(By.ID, "rule-actor").get_attribute("value"), attacker)
+        self.assertEqual(d.find_element(By.ID, "rule-target").get_attribute("value"), victim)
+        self.assertEqual(Select(d.find_element(By.ID, "rule-label")).first_selected_option.get_attribute("value"), incident["label"])
+        # The audit scans every host: the admin widens the rule to any target.
+        d.find_element(By.ID, "rule-target").clear()
+        d.find_element(By.ID, "rule-reason").send_keys("the weekly audit scan")
+        d.find_element(By.ID, "rule-save").click()
+        self.wait().until(lambda _: d.find_element(By.ID, "view-suppressions").is_displayed())
+        rules = self.daemon.request("GET", "/api/suppressions")[1]["suppressions"]
+        self.assertEqual([(r["actor"], r["target"], r["label"], r["reason"], r["created_by"]) for r in rules],
+                         [(f"{attacker}/32", None, incident["label"], "the weekly audit scan", "anonymous")])
+        rule_id = rules[0]["id"]
+        self.wait().until(lambda _: d.find_element(By.CSS_SELECTOR, f"#suppressions tbody tr[data-id='{rule_id}'] .reason").text
+                          == "the weekly audit scan")
+        os.makedirs(SCREENSHOTS, exist_ok=True)
+        d.save_screenshot(os.path.join(SCREENSHOTS, "suppressions.png"))
+
+        # It recurs on another host (the same one again would be a repeat the
+        # detector folds into its first report): stored, shown suppressed, no new incident.
+        incidents_before = len(self.daemon.request("GET", f"/api/incidents?ip={attacker}")[1]["incidents"])
+        seen = len(self.api_anomalies(f"&ip={attacker}"))
+        self.post_scan(attacker, "198.18.2.6")
+        deadline = time.monotonic() + 30
+        while len(self.api_anomalies(f"&ip={attacker}")) <= seen and time.monotonic() < deadline:
+            time.sleep(0.05)
+        fresh = self.api_anomalies(f"&ip={attacker}")[: -seen or None]
+        self.assertTrue(fresh, f"the recurrence raised no anomaly; daemon log:\n{self.daemon.log_text()}")
+        self.assertTrue(all(a["suppressed"] for a in fresh), fresh)
+        self.assertEqual(len(self.daemon.request("GET", f"/api/incidents?ip={attacker}")[1]["incidents"]), incidents_before)
+        d.get(self.daemon.url + f"/#/anomalies?ip={attacker}")
+        for a in fresh:
+            self.wait().until(lambda _: "suppressed" in d.find_element(
+                By.CSS_SELECTOR, f"#anomalies tbody tr[data-id='{a['id']}'] td.label").text)
+
+        # Edited in place, then removed.
+        d.get(self.daemon.url + "/#/suppressions")
+        self.wait().until(lambda _: d.find_element(By.CSS_SELECTOR, f"#suppressions tr[data-id='{rule_id}'] button.edit")).click()
+        self.wait().until(lambda _: d.find_element(By.ID, "rule-dialog").is_displayed())
+        self.assertEqual(d.find_element(By.ID, "rule-actor").get_attribute("value"), f"{attacker}/32")
+        reason = d.find_element(By.ID, "rule-reason")
+        reason.clear()
+        reason.send_keys("the weekly audit scan, Mondays")
+        # An expiry in the browser's local time; the API holds it in UTC.
+        d.execute_script("document.getElementById('rule-expires').value = '2030-01-01T00:00:00'")
+        d.find_element(By.ID, "rule-save").click()
+        self.wait().until(lambda _: not d.find_element(By.ID, "rule-dialog").is_displayed())
+        expires = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(time.mktime((2030, 1, 1, 0, 0, 0, 0, 0, -1))))
+        self.wait().until(lambda _: self.daemon.request("GET", f"/api/suppressions/{rule_id}")[1]["reason"]
+                          == "the weekly audit scan, Mondays")
+        self.assertEqual(self.daemon.request("GET", f"/api/suppressions/{rule_id}")[1]["expires"], expires)
+        self.wait().until(lambda _: d.find_element(By.CSS_SELECTOR, f"#suppressions tr[data-id='{rule_id}'] .reason").text
+                          == "the weekly audit scan, Mondays")
+        d.find_element(By.CSS_SELECTOR, f"#suppressions tr[data-id='{rule_id}'] button.remove").click()
+        self.wait().until(lambda _: d.switch_to.alert).accept()
+        self.wait().until(lambda _: self.daemon.request("GET", "/api/suppressions")[1]["suppressions"] == [])
+        self.wait().until(lambda _: d.find_element(By.ID, "suppressions-empty").is_displayed())
+
+        # A single anomaly can be marked from its detail too (one not suppressed already): the form is prefilled from it.
+        anomaly = next(a for a in self.api_anomalies(f"&ip={attacker}") if not a["suppressed"])
+        d.get(self.daemon.url + f"/#/anomaly/{anomaly['id']}")
+        self.wait().until(lambda _: d.find_element(By.ID, "expect-anomaly")).click()
+        self.wait().until(lambda _: d.find_element(By.ID, "rule-dialog").is_displayed())
+        self.assertEqual(d.find_element(By.ID, "rule-actor").get_attribute("value"), anomaly["src_ip"] or "")
+        self.assertEqual(d.find_element(By.ID, "rule-target").get_attribute("value"), anomaly["dst_ip"] or "")
+        self.assertEqual(Select(d.find_element(By.ID, "rule-label")).first_selected_option.get_attribute("value"), anomaly["label"])
+        d.find_element(By.ID, "rule-cancel").click()
+        self.wait().until(lambda _: not d.find_element(By.ID, "rule-dialog").is_displayed())
+        self.assertEqual(self.daemon.request("GET", "/api/suppressions")[1]["suppressions"], [])
+
+    def test_7_rates_from_history(self):
+        """The rate charts open with the last hour the server kept, not empty."""
+        d = self.driver
+        deadline = time.monotonic() + 30
+        while len(self.daemon.request("GET", "/api/stats/history")[1]["samples"]) < 15 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        samples = self.daemon.request("GET", "/api/stats/history")[1]["samples"]
+        self.assertGreaterEqual(len(samples), 15, "the daemon kept no history")
+        self.assertTrue(any(s["packets_per_second"] > 0 for s in samples), "the history holds the posted traffic")
+        d.get("about:blank")
+        opened = time.monotonic()
+        d.get(self.daemon.url + "/#/overview")
+        # Stats events come once a second: 15 points within 3 s can only be the history.
+        self.wait(3).until(lambda _: d.execute_script("return state.stats.length") >= len(samples),
+                           "the charts hold the server's history right after opening")
+        self.assertLess(time.monotonic() - opened, 5)
+        self.wait(3).until(lambda _: d.find_elements(By.CSS_SELECTOR, "#c-pps path.line"))
+        shown_max = d.execute_script("return Math.max(...state.stats.map(p => p.pps))")
+        self.assertGreaterEqual(shown_max, max(s["packets_per_second"] for s in samples))
+
     def test_9_no_console_errors(self):
         self.assertEqual(severe_console_entries(self.driver), [])
 
@@ -451,6 +572,60 @@ class CollectedFlowsTests(DaemonWithBrowser):
         self.assertEqual(severe_console_entries(d), [])
 
 
+    def test_scan_anomalies_name_their_exporter(self):
+        """A SYN scan collected from exporter 127.0.0.2 (ingress 7): its anomalies
+        name that exporter, and the anomalies view filters by it. (Runs after
+        the flows test, whose exporter 127.0.0.1 it leaves alone.)"""
+        d = self.driver
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.bind(("127.0.0.2", 0))
+            for chunk in range(4):
+                ports = range(1 + chunk * 100, 101 + chunk * 100)
+                s.sendto(ipfix_syn_scan("198.18.7.66", "198.18.7.9", ports, ingress=7), ("127.0.0.1", self.collect_port))
+        # One anomaly with no exporter (posted traffic), so the filter has something to leave out.
+        posted = traffic.syn_scan("198.19.0.66", "198.18.2.9", list(range(1, 301)), time.time() - 1)
+        self.assertEqual(self.daemon.request("POST", "/api/traffic", posted)[0], 202)
+        def stored(query=""):
+            return self.daemon.request("GET", "/api/anomalies?limit=1000" + query)[1]["anomalies"]
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not (stored("&interface=127.0.0.2") and any(a["interface"] is None for a in stored())):
+            time.sleep(0.1)
+        collected = stored("&interface=127.0.0.2")
+        self.assertTrue(collected, f"an anomaly from the collected scan: {stored()} {self.daemon.log_text()}")
+        self.assertTrue(all(a["interface"] == "127.0.0.2%7" for a in collected), collected)
+        self.assertTrue(any(a["interface"] is None for a in stored()), "the posted scan's anomalies name no exporter")
+
+        d.get(self.daemon.url + "/#/anomalies")
+        self.wait().until(lambda _: len(d.find_elements(By.CSS_SELECTOR, "#anomalies tbody tr")) >= len(collected) + 1)
+        self.assertIn("interface or exporter", d.find_element(By.CSS_SELECTOR, "#anomalies thead").text.lower())
+        d.find_element(By.ID, "flt-interface").send_keys("127.0.0.2")
+        d.find_element(By.CSS_SELECTOR, "#filters button[type=submit]").click()
+        self.wait().until(lambda _: "interface=127.0.0.2" in d.execute_script("return location.hash"))
+        want = sorted(str(a["id"]) for a in collected)
+        self.wait().until(lambda _: sorted(d.execute_script(
+            "return [...document.querySelectorAll('#anomalies tbody tr')].map(r => r.dataset.id)")) == want)
+        column = d.execute_script("return [...document.querySelectorAll('#anomalies tbody td.interface')].map(td => td.textContent)")
+        self.assertEqual(set(column), {"127.0.0.2%7"}, column)
+        # The detail names the exporter too.
+        d.find_element(By.CSS_SELECTOR, "#anomalies tbody tr a").click()
+        self.wait().until(lambda _: "127.0.0.2%7" in d.find_element(By.ID, "detail-head").text)
+        self.assertEqual(severe_console_entries(d), [])
+
+
+def ipfix_syn_scan(src, dst, ports, ingress):
+    """One IPFIX message: a template with tcpControlBits and one SYN-only
+    record (1 packet, 44 bytes) from `src` to each of `ports` on `dst`, ended now."""
+    fields = [(8, 4), (12, 4), (7, 2), (11, 2), (4, 1), (6, 1), (2, 8), (1, 8), (152, 8), (153, 8), (10, 4)]
+    template = struct.pack("!HHHH", 2, 8 + 4 * len(fields), 257, len(fields)) + b"".join(struct.pack("!HH", *f) for f in fields)
+    now_ms = int(time.time() * 1000)
+    body = b"".join(socket.inet_aton(src) + socket.inet_aton(dst) + struct.pack("!HHBBQQQQI", 40000 + i, port, 6, 0x02, 1, 44,
+                                                                                 now_ms - 1500 + i, now_ms - 1500 + i, ingress)
+                    for i, port in enumerate(ports))
+    data = struct.pack("!HH", 257, 4 + len(body)) + body
+    payload = template + data
+    return struct.pack("!HHIII", 10, 16 + len(payload), now_ms // 1000, 0, 1) + payload
+
+
 def free_udp_port():
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -493,6 +668,45 @@ class LearningTests(unittest.TestCase):
                 driver.quit()
         finally:
             daemon.stop()
+
+
+class LossyIncidentTests(DaemonWithBrowser):
+    """A sensor whose flow table is too small for the attack: the incident
+    says its figures are lower bounds, with the packets lost."""
+
+    name = "lossy"
+
+    @classmethod
+    def prepare(cls, daemon):
+        daemon.extra_args = ["--max-flows", "100"]
+
+    def test_lost_packets_shown(self):
+        d = self.driver
+        attacker = "198.19.0.33"
+        d.get(self.daemon.url + "/#/overview")
+        WebDriverWait(d, 10).until(lambda _: "live" in d.find_element(By.ID, "live").get_attribute("class"))
+        # 500 ports, one flow each, into a table of 100: the rest are lost.
+        records = traffic.syn_scan(attacker, "198.18.2.7", list(range(1, 501)), time.time() - 20)
+        self.assertEqual(self.daemon.request("POST", "/api/traffic", records)[0], 202)
+        incident = None
+        deadline = time.monotonic() + 30
+        while incident is None and time.monotonic() < deadline:
+            found = self.daemon.request("GET", f"/api/incidents?ip={attacker}")[1]["incidents"]
+            incident = found[0] if found and found[0]["lost_packets"] > 0 else None
+            time.sleep(0.1)
+        self.assertIsNotNone(incident, f"no incident with lost packets; daemon log:\n{self.daemon.log_text()}")
+        self.assertLessEqual(incident["lost_packets"], 400)
+
+        def shown():
+            now = self.daemon.request("GET", f"/api/incidents/{incident['id']}")[1]
+            cell = d.find_element(By.CSS_SELECTOR, f"#incident-{incident['id']} td.count")
+            return (cell.find_element(By.CSS_SELECTOR, ".value").text == f"≥ {now['anomaly_count']}"
+                    and cell.find_element(By.CSS_SELECTOR, ".tag.lost").text == f"{now['lost_packets']} packets lost"
+                    and "lower bounds" in cell.get_attribute("title"))
+        WebDriverWait(d, 15, poll_frequency=0.05,
+                      ignored_exceptions=(NoSuchElementException, StaleElementReferenceException)).until(
+            lambda _: shown(), "the incident row says its figures are lower bounds")
+        self.assertEqual(severe_console_entries(d), [])
 
 
 class LoginTests(DaemonWithBrowser):

@@ -27,6 +27,20 @@ pytestmark = [
 DYNAMIC_UID = 61999
 
 
+def install_for_any_user() -> Path:
+    """The binary and its resources bundle in a directory every user can
+    read, as the image and a package install them: the build directory may
+    sit in a tree private to root (a checkout under `mktemp -d`), where the
+    unit's uid could not load the bundle the dashboard and spec come from."""
+    built = flowforest_binary()
+    prefix = Path(tempfile.mkdtemp(prefix="flowforest-prefix-"))
+    prefix.chmod(0o755)
+    shutil.copy2(built, prefix / "flowforest")
+    shutil.copytree(built.parent / "flowforest_FlowForestServer.resources",
+                    prefix / "flowforest_FlowForestServer.resources")
+    return prefix
+
+
 def test_unit_capabilities_suffice_for_tc_capture(tmp_path, veth_lab):
     keys = unit_keys()
     caps = [c.removeprefix("CAP_").lower() for c in keys["AmbientCapabilities"][0].split()]
@@ -35,13 +49,14 @@ def test_unit_capabilities_suffice_for_tc_capture(tmp_path, veth_lab):
     # pytest's own temporary tree is private to root; the state directory must be reachable by the uid.
     state = Path(tempfile.mkdtemp(prefix="flowforest-unit-"))
     os.chown(state, DYNAMIC_UID, DYNAMIC_UID)
+    prefix = install_for_any_user()
     port = free_port()
     cmd = ["setpriv", f"--reuid={DYNAMIC_UID}", f"--regid={DYNAMIC_UID}", "--clear-groups",
            "--inh-caps=-all," + ",".join("+" + c for c in caps),
            "--ambient-caps=-all," + ",".join("+" + c for c in caps),
            "--bounding-set=-all," + ",".join("+" + c for c in bounding),
            "--no-new-privs",
-           str(flowforest_binary()), "run", "--mode", "tc", "--interface", veth_lab.host_if,
+           str(prefix / "flowforest"), "run", "--mode", "tc", "--interface", veth_lab.host_if,
            "--listen", f"127.0.0.1:{port}", "--database", str(state / "flowforest.db"),
            "--poll-interval", "1", "--open-metrics"]
     sensor = Process(cmd, tmp_path / "sensor.log", cwd=state)
@@ -61,5 +76,6 @@ def test_unit_capabilities_suffice_for_tc_capture(tmp_path, veth_lab):
     finally:
         sensor.stop()
         shutil.rmtree(state, ignore_errors=True)
+        shutil.rmtree(prefix, ignore_errors=True)
     assert sensor.proc.returncode == 0, sensor.output()[-2000:]
     assert run(["tc", "filter", "show", "dev", veth_lab.host_if, "ingress"]).stdout.strip() == ""

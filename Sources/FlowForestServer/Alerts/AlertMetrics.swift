@@ -22,24 +22,3 @@ struct AlertMetrics: Sendable {
         pending.record(0)
     }
 }
-
-/// Doubling back-off between failed posts.
-struct Backoff {
-    let first: Duration
-    let last: Duration
-    private(set) var next: Duration
-
-    init(first: Duration, last: Duration) {
-        self.first = first
-        self.last = last
-        next = first
-    }
-
-    /// The delay to wait now; the one after is doubled, up to `last`.
-    mutating func failed() -> Duration {
-        defer { next = min(next * 2, last) }
-        return next
-    }
-
-    mutating func succeeded() { next = first }
-}

@@ -33,9 +33,7 @@ actor AlertmanagerRoute: Service {
     private var order: [String] = []
     /// Incidents whose alert Alertmanager holds as firing.
     private var firing: [String: Firing] = [:]
-    private var backoff: Backoff
-    private let wake: AsyncStream<Void>.Continuation
-    private let wakes: AsyncStream<Void>
+    private let loop: DeliveryLoop
 
     init(url: URL, configuration: AlertConfiguration, links: AlertLinks, feed: AsyncStream<[IncidentUpdate]>,
          metricsFactory: any MetricsFactory, logger: Logger) {
@@ -46,18 +44,14 @@ actor AlertmanagerRoute: Service {
         self.poster = HTTPPoster(timeout: configuration.requestTimeout)
         self.metrics = AlertMetrics(kind: "alertmanager", url: url, factory: metricsFactory)
         self.logger = logger
-        backoff = Backoff(first: configuration.retryDelay, last: configuration.maxRetryDelay)
-        (wakes, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+        // Wakes every second too, to see whether a re-post is due.
+        loop = DeliveryLoop(configuration: configuration, recheck: .seconds(1))
     }
 
     /// Delivers until the feed ends (the writer stopped), then tries once more.
     nonisolated func run() async throws {
-        await withTaskGroup(of: Void.self) { group in
-            group.addTask { await self.deliverLoop() }
-            for await updates in self.feed { await self.accept(updates) }
-            group.cancelAll()
-        }
-        await finalDelivery()
+        await loop.run(feed: feed, accept: { await self.accept($0) }, deliver: { await self.deliver() },
+                       finish: { await self.finalDelivery() })
     }
 
     func accept(_ updates: [IncidentUpdate]) {
@@ -72,31 +66,14 @@ actor AlertmanagerRoute: Service {
             metrics.dropped.increment()
         }
         metrics.pending.record(order.count)
-        wake.yield()
+        loop.poke()
     }
 
-    private func deliverLoop() async {
-        var iterator = wakes.makeAsyncIterator()
-        while !Task.isCancelled {
-            if await deliver() {
-                // Wake for new changes, or after a second to see whether a re-post is due.
-                let tick = Task { [wake] in
-                    try? await Task.sleep(for: .seconds(1))
-                    wake.yield()
-                }
-                _ = await iterator.next()
-                tick.cancel()
-            } else {
-                try? await Task.sleep(for: backoff.failed())
-            }
-        }
-    }
-
-    /// Posts pending changes and due re-posts in one request; false when it failed.
-    func deliver() async -> Bool {
+    /// Posts pending changes and due re-posts in one request.
+    func deliver() async -> DeliveryOutcome {
         let now = ContinuousClock.now
         let due = firing.filter { pending[$0.key] == nil && now - $0.value.postedAt >= configuration.repostInterval }
-        guard !order.isEmpty || !due.isEmpty else { return true }
+        guard !order.isEmpty || !due.isEmpty else { return .delivered }
         let batch = order.prefix(500).compactMap { pending[$0] }
         var alerts: [AlertmanagerAlert] = []
         for incident in batch {
@@ -113,9 +90,8 @@ actor AlertmanagerRoute: Service {
         } catch {
             metrics.failed.increment()
             logger.warning("Alertmanager post failed; will retry", metadata: ["url": "\(url)", "error": "\(error)", "pending": "\(order.count)"])
-            return false
+            return .failed(progressed: false)
         }
-        backoff.succeeded()
         metrics.sent.increment(by: Int64(alerts.count))
         for incident in batch {
             // Only what was posted leaves the queue; a newer change that came meanwhile stays.
@@ -131,11 +107,11 @@ actor AlertmanagerRoute: Service {
         }
         for (uid, _) in due { firing[uid]?.postedAt = now }
         metrics.pending.record(order.count)
-        return true
+        return .delivered
     }
 
     private func finalDelivery() async {
-        if !order.isEmpty, await deliver() == false {
+        if !order.isEmpty, await deliver() != .delivered {
             metrics.dropped.increment(by: Int64(order.count))
             logger.error("alerts not delivered to Alertmanager by shutdown", metadata: ["url": "\(url)", "count": "\(order.count)"])
         }
@@ -157,6 +133,8 @@ struct AlertmanagerAlert: Encodable {
             "summary": AlertText.summary(incident),
             "explanation": incident.explanation.map(\.text).joined(separator: "; "),
             "dashboard": link,
+            "lost_packets": String(incident.lostPackets),
+            "lost_flow_records": String(incident.lostFlowRecords),
         ]
         startsAt = Timestamp.rfc3339(milliseconds: incident.firstSeenMs)
         self.endsAt = endsAt.map { Timestamp.rfc3339(milliseconds: Int64($0.timeIntervalSince1970 * 1000)) }

@@ -22,9 +22,7 @@ actor WebhookRoute: Service {
     private let logger: Logger
     private var queue: [Data] = []
     private var head = 0
-    private var backoff: Backoff
-    private let wake: AsyncStream<Void>.Continuation
-    private let wakes: AsyncStream<Void>
+    private let loop: DeliveryLoop
 
     static let signatureHeader = "X-FlowForest-Signature"
 
@@ -37,8 +35,7 @@ actor WebhookRoute: Service {
         self.poster = HTTPPoster(timeout: configuration.requestTimeout)
         self.metrics = AlertMetrics(kind: "webhook", url: url, factory: metricsFactory)
         self.logger = logger
-        backoff = Backoff(first: configuration.retryDelay, last: configuration.maxRetryDelay)
-        (wakes, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+        loop = DeliveryLoop(configuration: configuration)
     }
 
     /// `sha256=` and the hex HMAC-SHA256 of `body` under `key`.
@@ -54,12 +51,8 @@ actor WebhookRoute: Service {
 
     /// Delivers until the feed ends (the writer stopped), then tries once more.
     nonisolated func run() async throws {
-        await withTaskGroup(of: Void.self) { group in
-            group.addTask { await self.deliverLoop() }
-            for await updates in self.feed { await self.accept(updates) }
-            group.cancelAll()
-        }
-        await finalDelivery()
+        await loop.run(feed: feed, accept: { await self.accept($0) }, deliver: { await self.deliverAll() },
+                       finish: { await self.finalDelivery() })
     }
 
     func accept(_ updates: [IncidentUpdate]) {
@@ -76,22 +69,12 @@ actor WebhookRoute: Service {
         }
         compact()
         metrics.pending.record(queue.count - head)
-        wake.yield()
+        loop.poke()
     }
 
-    private func deliverLoop() async {
-        var iterator = wakes.makeAsyncIterator()
-        while !Task.isCancelled {
-            if await deliverAll() {
-                _ = await iterator.next()
-            } else {
-                try? await Task.sleep(for: backoff.failed())
-            }
-        }
-    }
-
-    /// Posts queued changes in order; false at the first failure (it stays queued).
-    func deliverAll() async -> Bool {
+    /// Posts queued changes in order, up to the first failure (it stays queued).
+    func deliverAll() async -> DeliveryOutcome {
+        var progressed = false
         while head < queue.count {
             let body = queue[head]
             do {
@@ -99,16 +82,16 @@ actor WebhookRoute: Service {
             } catch {
                 metrics.failed.increment()
                 logger.warning("webhook post failed; will retry", metadata: ["url": "\(url)", "error": "\(error)", "pending": "\(queue.count - head)"])
-                return false
+                return .failed(progressed: progressed)
             }
-            backoff.succeeded()
+            progressed = true
             metrics.sent.increment()
             // accept() may have dropped the head meanwhile; only advance past what was sent.
             if head < queue.count, queue[head] == body { head += 1 }
             metrics.pending.record(queue.count - head)
         }
         compact()
-        return true
+        return .delivered
     }
 
     private func compact() {
@@ -119,7 +102,7 @@ actor WebhookRoute: Service {
     }
 
     private func finalDelivery() async {
-        if head < queue.count, await deliverAll() == false {
+        if head < queue.count, await deliverAll() != .delivered {
             metrics.dropped.increment(by: Int64(queue.count - head))
             logger.error("webhook changes not delivered by shutdown", metadata: ["url": "\(url)", "count": "\(queue.count - head)"])
         }

@@ -4,8 +4,8 @@
 
 const $ = (sel, root = document) => root.querySelector(sel);
 const HOUR = 3600 * 1000;
-// Rate charts show the recent past at readable resolution; anomalies the last hour.
-const RATE_WINDOW = 10 * 60 * 1000;
+// Rate charts and anomalies show the last hour; the server keeps that much of the rates.
+const RATE_WINDOW = HOUR;
 // Incidents shown on the overview.
 const INCIDENT_ROWS = 20;
 
@@ -13,7 +13,7 @@ const state = {
   user: null,          // {user, role, csrf_token} once signed in (anonymous admin under --no-auth)
   model: null,         // /api/model
   events: null,        // EventSource
-  stats: [],           // [{t, pps, bps, flows}] from stats events, last 10 minutes
+  stats: [],           // [{t, pps, bps, flows}]: the last hour from /api/stats/history, then stats events
   recent: [],          // anomalies of the last hour, newest first (overview)
   incidents: [],       // the latest incidents, newest first (overview), kept current by incident events
   filter: {},          // anomalies view: query as in the hash
@@ -21,6 +21,8 @@ const state = {
   cursor: null,        // cursor of this page (null: newest)
   next: null,          // next_cursor from the last page
   hostsInterface: null, // hosts view: active flows of this interface or exporter only (hash ?interface=)
+  timelines: new Map(), // incident id -> {count, times: [{t, severity}]}: its anomalies, fetched once per count
+  suppressions: [],    // suppression view: the rules as GET /api/suppressions lists them
   view: null,
   loads: 0,            // bumped per view load; answers for an older load are dropped
 };
@@ -78,6 +80,9 @@ function h(tag, attrs, ...children) {
   return e;
 }
 const sevBadge = s => h("span", { class: `sev sev-${s}` }, s);
+const isAdmin = () => !!state.user && state.user.role === "admin";
+/** A label, marked when a suppression rule matched the anomaly. */
+const labelCell = a => a.suppressed ? [a.label, " ", h("span", { class: "tag suppressed", title: "A suppression rule matched it: no incident, no alert" }, "suppressed")] : [a.label];
 
 // MARK: API
 
@@ -170,7 +175,9 @@ async function signedIn() {
   const anonymous = state.user.user === "anonymous";
   $("#user").textContent = anonymous ? "" : `${state.user.user} (${state.user.role})`;
   $("#logout").hidden = anonymous;
+  document.body.classList.toggle("admin", isAdmin());
   connectEvents();
+  loadStatsHistory();
   // Empty states depend on whether the model is still learning, so know that first.
   await refreshStatus();
   route();
@@ -212,9 +219,22 @@ function onIncident(incident) {
   if (state.view === "overview") renderIncidents();
 }
 
+/** A stats sample as a chart point, at the server's time. */
+const statsPoint = s => ({ t: Date.parse(s.time) || Date.now(), pps: s.packets_per_second, bps: s.bytes_per_second, flows: s.active_flows });
+
+/** The last hour of rates from the server, so the charts do not start empty; events already received stay. */
+async function loadStatsHistory() {
+  try {
+    const history = (await api("/api/stats/history")).samples.map(statsPoint);
+    const last = history.length ? history[history.length - 1].t : -Infinity;
+    state.stats = [...history, ...state.stats.filter(p => p.t > last)];
+    if (state.view === "overview") drawCharts();
+  } catch (e) { showError(e); }
+}
+
 function onStats(s) {
-  const t = Date.now();
-  state.stats.push({ t, pps: s.packets_per_second, bps: s.bytes_per_second, flows: s.active_flows });
+  const point = statsPoint(s), t = point.t;
+  state.stats.push(point);
   while (state.stats.length && state.stats[0].t < t - RATE_WINDOW) state.stats.shift();
   $("#v-pps").textContent = fmtNum(s.packets_per_second);
   $("#v-bps").textContent = fmtBytes(s.bytes_per_second);
@@ -330,10 +350,13 @@ function renderIncidents() {
       h("td", { class: "label" }, h("a", { href: `#/anomalies?ip=${encodeURIComponent(subject)}`, title: "Its anomalies" }, i.label)),
       h("td", { class: "mono actors", title: i.actors.join(", ") }, addressList(i.actors)),
       h("td", { class: "mono targets", title: i.targets.join(", ") }, addressList(i.targets)),
-      h("td", { class: "num count" }, fmtNum(i.anomaly_count)),
+      countCell(i),
+      timelineCell(i),
       h("td", { class: "severity" }, sevBadge(i.peak_severity)),
       h("td", { class: "state" }, i.state),
-      h("td", { class: "why" }, why || "—")));
+      h("td", { class: "why" }, why || "—"),
+      h("td", { class: "admin-only" }, h("button", { type: "button", class: "secondary expect", onclick: () => openRuleDialog(ruleFromIncident(i)) },
+        "Mark expected"))));
   }
   emptyState($("#incidents-empty"), state.incidents.length === 0, "No incidents yet.");
   // An alert's dashboard link names its incident: show that row.
@@ -343,11 +366,182 @@ function renderIncidents() {
   }
 }
 
+/** The anomaly count; "≥" and what was lost when the sensor lost packets or flow records meanwhile (its figures are lower bounds). */
+function countCell(i) {
+  const lost = [i.lost_packets ? `${fmtNum(i.lost_packets)} packets` : null,
+    i.lost_flow_records ? `${fmtNum(i.lost_flow_records)} flow records` : null].filter(Boolean);
+  if (!lost.length) return h("td", { class: "num count" }, fmtNum(i.anomaly_count));
+  const why = `The sensor lost ${lost.join(" and ")} while this incident was open: its figures are lower bounds.`;
+  return h("td", { class: "num count lossy", title: why },
+    h("span", { class: "value" }, `≥ ${fmtNum(i.anomaly_count)}`), " ",
+    h("span", { class: "tag lost" }, `${lost.join(", ")} lost`));
+}
+
+// MARK: Incident timelines
+
+/** The timeline cell of an incident row: its anomalies as ticks over its span, coloured by severity. */
+function timelineCell(i) {
+  const td = h("td", { class: "timeline" });
+  const known = state.timelines.get(i.id);
+  if (known) drawTimeline(td, i, known.times);
+  if (!known || known.count !== i.anomaly_count) loadTimeline(i);
+  return td;
+}
+
+/**
+ * Fetches an incident's anomalies (its actor's or target's, in its span, kept to its ids) and redraws its cell.
+ * One fetch per incident at a time: a busy incident's updates arrive every second.
+ */
+async function loadTimeline(i) {
+  const subject = i.actors[0] || i.targets[0];
+  if (!subject || timelineLoads.has(i.id)) return;
+  timelineLoads.add(i.id);
+  try { await fetchTimeline(i, subject); } finally { timelineLoads.delete(i.id); }
+  // Changes that came meanwhile: fetch once more for the latest count.
+  const latest = state.incidents.find(x => x.id === i.id);
+  if (latest && latest.anomaly_count !== i.anomaly_count) loadTimeline(latest);
+}
+const timelineLoads = new Set();
+
+async function fetchTimeline(i, subject) {
+  const since = Math.floor(Date.parse(i.first_seen) / 1000), until = Math.floor(Date.parse(i.last_seen) / 1000) + 1;
+  try {
+    const page = await api(`/api/anomalies?ip=${encodeURIComponent(subject)}&since=${since}&until=${until}&limit=1000`);
+    const ids = new Set(i.anomaly_ids.map(String));
+    const times = page.anomalies.filter(a => ids.has(String(a.id))).map(a => ({ t: Date.parse(a.time), severity: a.severity }));
+    state.timelines.set(i.id, { count: i.anomaly_count, times });
+    const td = document.querySelector(`#incident-${i.id} td.timeline`);
+    if (td) drawTimeline(td, i, times);
+  } catch (e) { showError(e); }
+}
+
+function drawTimeline(td, i, times) {
+  const W = 120, H = 16;
+  const start = Date.parse(i.first_seen), span = Math.max(1, Date.parse(i.last_seen) - start);
+  const NS = "http://www.w3.org/2000/svg";
+  const svg = document.createElementNS(NS, "svg");
+  svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
+  svg.setAttribute("role", "img");
+  svg.setAttribute("aria-label", `${times.length} anomalies from ${fmtTime(i.first_seen)} to ${fmtTime(i.last_seen)}`);
+  for (const a of times) {
+    const r = document.createElementNS(NS, "rect");
+    r.setAttribute("class", `tick ${a.severity}`);
+    r.setAttribute("x", (Math.min(1, Math.max(0, (a.t - start) / span)) * (W - 3)).toFixed(1));
+    r.setAttribute("y", "1");
+    r.setAttribute("width", "3");
+    r.setAttribute("height", String(H - 2));
+    svg.append(r);
+  }
+  td.textContent = "";
+  td.dataset.ticks = String(times.length);
+  td.title = `${times.length} anomalies, ${fmtTime(i.first_seen)} → ${fmtTime(i.last_seen)}`;
+  td.append(svg);
+}
+
+// MARK: Suppression rules
+
+const LABELS = ["port scan", "host sweep", "syn flood", "tcp flood", "connection flood", "udp flood", "icmp flood",
+  "slow connections", "exfiltration", "beaconing", "unusual flow", "unusual host", "unusual destination"];
+for (const l of LABELS) $("#rule-label").append(h("option", { value: l }, l));
+
+/** A rule prefilled from an incident: its one actor and one target (a side with many stays open), its label. */
+function ruleFromIncident(i) {
+  return {
+    actor: i.actors.length === 1 ? i.actors[0] : "", target: i.targets.length === 1 ? i.targets[0] : "",
+    ports: [], label: i.label, expires: null, reason: "",
+    hint: `Incident ${i.id}: ${i.label}, ${i.anomaly_count} anomalies. Matching anomalies will be kept but raise no incident or alert.`,
+  };
+}
+
+/** Opens the rule form: a new rule (no `rule.id`) or an edit of a stored one. */
+function openRuleDialog(rule) {
+  $("#rule-title").textContent = rule.id != null ? `Edit rule ${rule.id}` : "Mark as expected";
+  $("#rule-hint").textContent = rule.hint || "";
+  $("#rule-actor").value = rule.actor || "";
+  $("#rule-target").value = rule.target || "";
+  $("#rule-ports").value = (rule.ports || []).join(", ");
+  $("#rule-label").value = rule.label || "";
+  $("#rule-expires").value = rule.expires ? toLocalInput(Date.parse(rule.expires) / 1000) : "";
+  $("#rule-reason").value = rule.reason || "";
+  $("#rule-error").hidden = true;
+  $("#rule-form").dataset.id = rule.id != null ? String(rule.id) : "";
+  $("#rule-dialog").showModal();
+  $("#rule-reason").focus();
+}
+
+/** The form as the API's rule body: empty fields left out (the API takes no nulls). */
+function ruleBody() {
+  const body = { reason: $("#rule-reason").value.trim() };
+  const actor = $("#rule-actor").value.trim(), target = $("#rule-target").value.trim();
+  if (actor) body.actor = actor;
+  if (target) body.target = target;
+  const ports = $("#rule-ports").value.split(",").map(p => p.trim()).filter(Boolean);
+  if (ports.length) {
+    body.ports = ports.map(p => /^\d+$/.test(p) ? Number(p) : p);
+  }
+  if ($("#rule-label").value) body.label = $("#rule-label").value;
+  if ($("#rule-expires").value) body.expires = fromLocalInput($("#rule-expires").value);
+  return body;
+}
+
+$("#rule-form").addEventListener("submit", async ev => {
+  ev.preventDefault();
+  const id = ev.target.dataset.id;
+  const err = $("#rule-error");
+  err.hidden = true;
+  try {
+    await api(id ? `/api/suppressions/${id}` : "/api/suppressions", {
+      method: id ? "PUT" : "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(ruleBody()),
+    });
+    $("#rule-dialog").close();
+    if (state.view === "suppressions") loadSuppressions();
+    else location.hash = "#/suppressions";
+  } catch (e) {
+    if (e instanceof AuthRequired) { $("#rule-dialog").close(); return showLogin(); }
+    err.textContent = e.message;
+    err.hidden = false;
+  }
+});
+$("#rule-cancel").addEventListener("click", () => $("#rule-dialog").close());
+$("#rule-new").addEventListener("click", () => openRuleDialog({ hint: "Every field you fill in must match; at least one besides the reason." }));
+
+async function loadSuppressions() {
+  const token = beginLoad();
+  let list;
+  try { list = await api("/api/suppressions"); } catch (e) { return current(token) && showError(e); }
+  if (!current(token)) return;
+  state.suppressions = list.suppressions;
+  const tbody = $("#suppressions tbody");
+  tbody.textContent = "";
+  for (const r of state.suppressions) {
+    const stored = r.source === "api";
+    const expired = r.expires && Date.parse(r.expires) <= Date.now();
+    tbody.append(h("tr", { "data-id": r.id ?? "", class: expired ? "expired" : null },
+      h("td", { class: "mono actor" }, r.actor ?? "any"), h("td", { class: "mono target" }, r.target ?? "any"),
+      h("td", { class: "mono ports" }, r.ports.length ? r.ports.join(", ") : "any"), h("td", { class: "label" }, r.label ?? "any"),
+      h("td", { class: "expires" }, r.expires ? fmtTime(r.expires) + (expired ? " (expired)" : "") : "never"),
+      h("td", { class: "reason" }, r.reason), h("td", null, r.created_by), h("td", null, r.source),
+      h("td", { class: "admin-only" }, ...(stored ? [
+        h("button", { type: "button", class: "secondary edit", onclick: () => openRuleDialog(r) }, "Edit"), " ",
+        h("button", { type: "button", class: "secondary remove", onclick: () => removeRule(r) }, "Remove"),
+      ] : ["in the file"]))));
+  }
+  emptyState($("#suppressions-empty"), state.suppressions.length === 0, "No suppression rules: every anomaly can raise an incident.");
+}
+
+async function removeRule(r) {
+  if (!confirm(`Remove the rule "${r.reason}"? Matching anomalies will raise incidents and alerts again.`)) return;
+  try {
+    await api(`/api/suppressions/${r.id}`, { method: "DELETE" });
+    loadSuppressions();
+  } catch (e) { showError(e); }
+}
+
 function drawCharts() {
   const s = state.stats;
-  Charts.line($("#c-pps"), s.map(p => ({ t: p.t, v: p.pps })), RATE_WINDOW, fmtNum, "Packets per second, last 10 minutes");
-  Charts.line($("#c-bps"), s.map(p => ({ t: p.t, v: p.bps })), RATE_WINDOW, fmtBytes, "Bytes per second, last 10 minutes");
-  Charts.line($("#c-flows"), s.map(p => ({ t: p.t, v: p.flows })), RATE_WINDOW, fmtNum, "Active flows, last 10 minutes");
+  Charts.line($("#c-pps"), s.map(p => ({ t: p.t, v: p.pps })), RATE_WINDOW, fmtNum, "Packets per second, last hour");
+  Charts.line($("#c-bps"), s.map(p => ({ t: p.t, v: p.bps })), RATE_WINDOW, fmtBytes, "Bytes per second, last hour");
+  Charts.line($("#c-flows"), s.map(p => ({ t: p.t, v: p.flows })), RATE_WINDOW, fmtNum, "Active flows, last hour");
   const hour = state.recent.map(a => ({ t: Date.parse(a.time), severity: a.severity })).filter(a => a.t >= Date.now() - HOUR);
   Charts.severityBars($("#c-sev"), hour, "Anomalies per minute by severity, last hour");
   $("#v-anoms").textContent = String(hour.length);
@@ -361,7 +555,7 @@ function renderLatest() {
       h("td", null, h("a", { href: `#/anomaly/${a.id}` }, fmtTime(a.time))),
       h("td", { class: "mono" }, endpoint(a.src_ip, a.src_port)),
       h("td", { class: "mono" }, endpoint(a.dst_ip, a.dst_port)),
-      h("td", null, a.label), h("td", null, sevBadge(a.severity)),
+      h("td", null, ...labelCell(a)), h("td", null, sevBadge(a.severity)),
       h("td", { class: "num" }, a.score.toFixed(3))));
   }
   emptyState($("#latest-empty"), state.recent.length === 0, "No anomalies in the last hour.");
@@ -384,16 +578,25 @@ function emptyState(p, empty, text) {
 
 function anomalyRow(a) {
   const ports = a.src_port == null && a.dst_port == null ? "—" : `${a.src_port ?? "—"} → ${a.dst_port ?? "—"}`;
-  return h("tr", { class: a.acknowledged ? "acked" : null, "data-id": a.id },
+  return h("tr", { class: [a.acknowledged ? "acked" : "", a.suppressed ? "suppressed" : ""].join(" ").trim() || null, "data-id": a.id },
     h("td", null, h("a", { href: `#/anomaly/${a.id}`, title: a.time }, ...splitTime(fmtTime(a.time)))),
     h("td", { class: "mono src" }, a.src_ip ?? "—"),
     h("td", { class: "mono dst" }, a.dst_ip ?? "—"),
     h("td", { class: "mono" }, ports),
     h("td", null, a.protocol ?? "—"),
     h("td", null, a.kind),
-    h("td", null, a.label),
+    h("td", { class: "label" }, ...labelCell(a)),
     h("td", { class: "severity" }, sevBadge(a.severity)),
-    h("td", { class: "num" }, a.score.toFixed(3)));
+    h("td", { class: "num" }, a.score.toFixed(3)),
+    h("td", { class: "mono interface" }, anomalyInterfaceLink(a.interface)));
+}
+
+/** An anomaly's interface or exporter, linking to the anomalies of that
+ *  interface or of the whole exporter (its address before "%"). */
+function anomalyInterfaceLink(name) {
+  if (!name) return "—";
+  const exporter = name.split("%")[0];
+  return h("a", { href: `#/anomalies?interface=${encodeURIComponent(exporter)}`, title: `Anomalies of ${exporter}` }, name);
 }
 
 /** Date and clock time apart, so narrow screens can show the clock time only. */
@@ -408,6 +611,7 @@ function filterQuery(f, cursor) {
   if (f.ip) q.set("ip", f.ip);
   if (f.severity) q.set("severity", f.severity);
   if (f.kind) q.set("kind", f.kind);
+  if (f.interface) q.set("interface", f.interface);
   if (f.range) q.set("since", String(Math.floor(Date.now() / 1000) - Number(f.range)));
   else if (f.since) q.set("since", f.since);
   if (f.until) q.set("until", f.until);
@@ -421,6 +625,7 @@ function matchesFilter(a, f) {
   if (f.ip && normalizeIP(a.src_ip) !== normalizeIP(f.ip) && normalizeIP(a.dst_ip) !== normalizeIP(f.ip)) return false;
   if (f.severity && !f.severity.split(",").includes(a.severity)) return false;
   if (f.kind && !f.kind.split(",").includes(a.kind)) return false;
+  if (f.interface && a.interface !== f.interface && !(a.interface || "").startsWith(f.interface + "%")) return false;
   const t = Date.parse(a.time) / 1000;
   if (f.range && t < Date.now() / 1000 - Number(f.range)) return false;
   if (!f.range && f.since && t < Number(f.since)) return false;
@@ -436,6 +641,7 @@ function fillFilterForm(f) {
   $("#flt-ip").value = f.ip || "";
   $("#flt-severity").value = f.severity || "";
   $("#flt-kind").value = f.kind || "";
+  $("#flt-interface").value = f.interface || "";
   $("#flt-since").value = f.since && !f.range ? toLocalInput(f.since) : "";
   $("#flt-until").value = f.until ? toLocalInput(f.until) : "";
   for (const b of document.querySelectorAll(".quick button")) {
@@ -446,6 +652,7 @@ function fillFilterForm(f) {
 function readFilterForm() {
   const f = {
     ip: $("#flt-ip").value.trim(), severity: $("#flt-severity").value, kind: $("#flt-kind").value,
+    interface: $("#flt-interface").value.trim(),
     since: fromLocalInput($("#flt-since").value), until: fromLocalInput($("#flt-until").value),
   };
   const pressed = document.querySelector(".quick button[aria-pressed=true]");
@@ -523,8 +730,9 @@ async function loadDetail(id) {
   head.append(fact("Severity", sevBadge(a.severity)), fact("Score", a.score.toFixed(3)),
     fact("Time", fmtTime(a.time)), fact("Kind", a.kind),
     fact("Source", endpoint(a.src_ip, a.src_port)), fact("Destination", endpoint(a.dst_ip, a.dst_port)),
-    fact("Protocol", a.protocol ?? "—"), fact("Sensor", a.sensor));
+    fact("Protocol", a.protocol ?? "—"), fact("Sensor", a.sensor), fact("Interface or exporter", a.interface ?? "—"));
   const ackBox = h("div", null, h("span", null, "Status"));
+  if (a.suppressed) head.append(fact("Suppressed", "a rule marks it expected: no incident, no alert"));
   if (a.acknowledged) ackBox.append(h("strong", null, "acknowledged"));
   else if (state.user && state.user.role === "admin") {
     ackBox.append(h("button", { type: "button", id: "ack", onclick: async ev => {
@@ -534,6 +742,11 @@ async function loadDetail(id) {
     } }, "Acknowledge"));
   } else ackBox.append(h("strong", null, "open"));
   head.append(ackBox);
+  if (isAdmin() && !a.suppressed) {
+    head.append(h("div", null, h("span", null, "Expected here?"), h("button", { type: "button", id: "expect-anomaly", class: "secondary",
+      onclick: () => openRuleDialog({ actor: a.src_ip, target: a.dst_ip, ports: a.dst_port != null ? [a.dst_port] : [], label: a.label,
+        hint: `Anomaly ${a.id}: ${a.label}. Matching anomalies will be kept but raise no incident or alert.` }) }, "Mark expected")));
+  }
 
   const ul = $("#explanation");
   if (a.explanation.length === 0) ul.append(h("li", null, `Scored ${a.score.toFixed(3)}; no single feature stood out.`));
@@ -633,7 +846,7 @@ function route() {
   const parts = path.split("/").filter(Boolean);
   let view = parts[0] || "overview";
   if (view === "anomaly" && parts[1]) view = "detail";
-  if (!["overview", "anomalies", "detail", "hosts"].includes(view)) view = "overview";
+  if (!["overview", "anomalies", "detail", "hosts", "suppressions"].includes(view)) view = "overview";
   state.view = view;
   for (const v of document.querySelectorAll(".view")) v.hidden = v.id !== `view-${view}`;
   for (const a of document.querySelectorAll("#nav a")) {
@@ -648,6 +861,7 @@ function route() {
     loadAnomalies();
   }
   if (view === "detail") loadDetail(parts[1]);
+  if (view === "suppressions") loadSuppressions();
   if (view === "hosts") {
     state.hostsInterface = new URLSearchParams(query || "").get("interface") || null;
     loadHosts();

@@ -13,6 +13,7 @@ import NIOCore
 struct NeverDetects: FlowDetector {
     func process(_ batch: FlowBatch, changes: [FlowChange], flows: FlowLedger) -> [Anomaly] { [] }
     func retrain(nowNs: UInt64) {}
+    func setExpected(_ rules: [Suppression]) {}
     var apiStatus: ModelStatus { ModelStatus(state: .learning) }
     func modelJSON() -> String? { nil }
 }

@@ -1,0 +1,148 @@
+import FlowForestCore
+import FlowForestDetection
+import FlowForestPipeline
+import FlowForestServer
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import Testing
+
+/// The analyst's loop with the real detector: an incident is marked
+/// expected, its recurrence is kept but silent, and retraining learns it.
+@Suite("An incident marked expected", .serialized)
+struct ExpectedIncidentTests {
+    typealias Packet = (src: String, dst: String, sport: Int, dport: Int, proto: String, length: Int, time: Double, flags: [String])
+
+    /// One round of complete HTTPS exchanges of 20 clients with one server.
+    static func normalRound(_ round: Int, at start: Double) -> [Packet] {
+        var records: [Packet] = []
+        var t = start
+        for c in 0..<20 {
+            let client = "198.18.0.\(10 + c)", sport = 20000 + (round * 20 + c) % 40000
+            let size = 200 + (c * 37 + round * 11) % 900
+            t += 0.01
+            records += [
+                (client, "198.18.1.1", sport, 443, "tcp", 60, t, ["SYN"]),
+                ("198.18.1.1", client, 443, sport, "tcp", 60, t + 0.001, ["SYN", "ACK"]),
+                (client, "198.18.1.1", sport, 443, "tcp", 52, t + 0.002, ["ACK"]),
+                (client, "198.18.1.1", sport, 443, "tcp", 300, t + 0.003, ["PSH", "ACK"]),
+                ("198.18.1.1", client, 443, sport, "tcp", size, t + 0.010, ["PSH", "ACK"]),
+                (client, "198.18.1.1", sport, 443, "tcp", 52, t + 0.020, ["FIN", "ACK"]),
+                ("198.18.1.1", client, 443, sport, "tcp", 52, t + 0.021, ["FIN", "ACK"]),
+                (client, "198.18.1.1", sport, 443, "tcp", 52, t + 0.022, ["ACK"]),
+            ]
+        }
+        return records
+    }
+
+    /// SYNs from `scanner` to 300 ports of `victim`, answered by RSTs.
+    static func scan(from scanner: String, to victim: String) -> [Packet] {
+        let now = Date().timeIntervalSince1970
+        return (1...300).flatMap { port -> [Packet] in
+            [(scanner, victim, 55555, port, "tcp", 44, now + Double(port) * 0.001, ["SYN"]),
+             (victim, scanner, port, 55555, "tcp", 40, now + Double(port) * 0.001 + 0.0002, ["RST", "ACK"])]
+        }
+    }
+
+    static func detection() -> DetectorConfiguration {
+        var d = DetectorConfiguration()
+        d.learningVectors = 300
+        d.minimumLearningVectors = 60
+        // Every recurrence is reported, not folded into the first report.
+        d.repeatSuppressionSeconds = 0
+        d.retrainIntervalSeconds = 0
+        return d
+    }
+
+    @Test("no notification when it recurs, its anomalies shown suppressed, their vectors kept for retraining")
+    func markedExpected() async throws {
+        let receiver = HookReceiver()
+        try await receiver.start()
+        do {
+            try await run(receiver)
+        } catch {
+            await receiver.stop()
+            throw error
+        }
+        await receiver.stop()
+    }
+
+    private func run(_ receiver: HookReceiver) async throws {
+        let detector = Detector(configuration: Self.detection(), sensor: "test-sensor")
+        try await withService(.live, detector: detector, configure: { c in
+            c.incidents = IncidentConfiguration(quietGap: .seconds(1))
+            c.alerts.webhooks = [URL(string: receiver.url)!]
+            c.alerts.webhookSecret = Array("k".utf8)
+        }) { client, db, _ in
+            func send(_ packets: [Packet]) async throws {
+                let r = try await client.call("/api/traffic", .post, token: db.agentToken, json: trafficJSON(packets))
+                #expect(r.status == .accepted, "\(r.text)")
+            }
+            func model() async throws -> [String: Any] { try await client.call("/api/model", token: db.viewerToken).object() }
+            func scannerAnomalies() async throws -> [[String: Any]] {
+                try await client.call("/api/anomalies?ip=198.18.0.99&limit=500", token: db.viewerToken).object()["anomalies"] as? [[String: Any]] ?? []
+            }
+            func postsAbout(_ actor: String) -> [[String: Any]] {
+                receiver.received.compactMap { try? JSONSerialization.jsonObject(with: $0.body) as? [String: Any] }
+                    .filter { (($0["incident"] as? [String: Any])?["actors"] as? [String])?.contains(actor) == true }
+            }
+            // Learn, then keep normal traffic flowing until the host reservoir can retrain.
+            var round = 0
+            try await waitFor("the detector to learn and keep 80 normal host vectors to retrain on", seconds: 90) {
+                try await send(Self.normalRound(round, at: Date().timeIntervalSince1970))
+                round += 1
+                try await Task.sleep(for: .milliseconds(200))
+                let details = try await model()["details"] as? [String: String] ?? [:]
+                return Int(details["host_reservoir_vectors"] ?? "") ?? 0 >= 80
+            }
+
+            // The first scan is an incident and notifies.
+            try await send(Self.scan(from: "198.18.0.99", to: "198.18.1.2"))
+            try await waitFor("the scan's incident to be posted and closed", seconds: 30) {
+                postsAbout("198.18.0.99").contains { $0["change"] as? String == "closed" }
+            }
+            let incidents = try await client.call("/api/incidents?ip=198.18.0.99", token: db.viewerToken).object()["incidents"] as? [[String: Any]]
+            let incident = try #require(incidents?.first, "no incident about the scanner")
+
+            // Marked expected as the dashboard does: the incident's actor and label.
+            let actor = try #require((incident["actors"] as? [String])?.first)
+            let label = try #require(incident["label"] as? String)
+            let rule = #"{"actor": "\#(actor)", "label": "\#(label)", "reason": "the weekly audit scan"}"#
+            let made = try await client.call("/api/suppressions", .post, token: db.adminToken, json: rule)
+            #expect(made.status == .created, "\(made.text)")
+            let postsBefore = postsAbout("198.18.0.99").count
+            let seenBefore = try await scannerAnomalies().count
+
+            // It recurs: stored, marked suppressed, learned from; then another host's scan is posted.
+            try await send(Self.scan(from: "198.18.0.99", to: "198.18.1.2"))
+            try await waitFor("the recurrence's anomalies stored, marked suppressed", seconds: 30) {
+                let all = try await scannerAnomalies()
+                return all.count > seenBefore && all.prefix(all.count - seenBefore).contains { $0["suppressed"] as? Bool == true }
+            }
+            let recurrence = try await scannerAnomalies().prefix(try await scannerAnomalies().count - seenBefore)
+            // Its odd flows too: the rule names the scanner, so its "unusual …" anomalies are covered.
+            #expect(recurrence.allSatisfy { $0["suppressed"] as? Bool == true }, "\(recurrence)")
+            // Once the scanner's flows have all ended, no vector of it is still to come.
+            try await waitFor("the recurrence's flows to end", seconds: 30) {
+                let flows = try await client.call("/api/flows?ip=198.18.0.99", token: db.viewerToken).object()
+                return (flows["active"] as? [Any])?.isEmpty == true
+            }
+            try await send(Self.scan(from: "198.18.0.98", to: "198.18.1.3"))
+            try await waitFor("the other scanner's incident to be posted", seconds: 30) { !postsAbout("198.18.0.98").isEmpty }
+            #expect(postsAbout("198.18.0.99").count == postsBefore, "the expected scan was notified again")
+            let details = try await model()["details"] as? [String: String] ?? [:]
+            let kept = Int(details["host_expected_vectors"] ?? "") ?? 0
+            #expect(kept > 0, "\(details)")
+
+            // Retraining takes the kept vectors in (their lower score is shown with a
+            // steady attack in ExpectedLearningTests: a burst's windows drift between recurrences).
+            let version = try await model()["version"] as? Int
+            let retrained = try await client.call("/api/model/retrain", .post, token: db.adminToken)
+            #expect(retrained.status == .ok, "\(retrained.text)")
+            let now = try await model()
+            #expect((now["details"] as? [String: String])?["host_expected_vectors"] == "0", "kept \(kept) before: \(now)")
+            #expect((now["version"] as? Int).map { $0 > (version ?? 0) } == true, "\(now)")
+            #expect(postsAbout("198.18.0.99").count == postsBefore)
+        }
+    }
+}
