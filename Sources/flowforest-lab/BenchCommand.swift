@@ -159,6 +159,8 @@ struct Bench {
         var peakRssMiB: Double?
         /// Mode daemon: mean time of one poll of the capture source over the run, ms.
         var drainMsPerPoll: Double?
+        /// Mode daemon: the API's latency, current accounting and detection under the traffic.
+        var daemonLoad: DaemonLoad?
         var note: String?
 
         var line: String {

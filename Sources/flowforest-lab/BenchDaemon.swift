@@ -27,8 +27,9 @@ extension Bench {
             }
             try await Task.sleep(for: .milliseconds(100))
         }
-        let pid = daemon.processIdentifier
-        func scrape() throws -> String { try lab.check(in: namespace, ["curl", "-sf", "http://127.0.0.1:8080/metrics"]).stdout }
+        // The spawned process is the parent that waits for the daemon; CPU and memory are the daemon's.
+        guard let pid = Command.command(under: daemon) else { throw BenchError("flowforest run: no process under its waiting parent") }
+        let scrape: @Sendable () throws -> String = { try lab.check(in: namespace, ["curl", "-sf", "http://127.0.0.1:8080/metrics"]).stdout }
         // Packet series appear with the first packet; the build info is there from the start.
         try await Wait.until("flowforest run to serve /metrics", timeout: 30) {
             (try? scrape())?.contains("flowforest_build_info") ?? false
@@ -37,33 +38,55 @@ extension Bench {
         let rx0 = try lab.counter("rx_packets", interface: interface, in: namespace)
         let tx0 = try lab.counter("tx_packets", interface: interface, in: namespace)
         let cpu0 = Self.threadCPU("\(pid)")
-        let sent = try await onOwnThread { try traffic.send() }
+        var load = DaemonLoad()
+        let probe = try HealthProbe(lab: lab, namespace: namespace, url: "http://127.0.0.1:8080/api/health", directory: dir)
+        let start = Date()
+        let detection = Task { await firstAnomaly(after: Self.value(before, "flowforest_anomalies_total"), start: start, limit: 120, scrape: scrape) }
+        defer { detection.cancel() }
+        let sent: Trafgen.Result
+        do { sent = try await onOwnThread { try traffic.send() } } catch { probe.finish(into: &load); throw error }
+        let stopped = Date()
         let cpu = Self.cpuSeconds(from: cpu0, to: Self.threadCPU("\(pid)"), newThreads: true)
+        probe.finish(into: &load)
+        func seen() throws -> UInt64 {
+            try lab.counter("rx_packets", interface: interface, in: namespace) - rx0
+                + (try lab.counter("tx_packets", interface: interface, in: namespace) - tx0)
+        }
+        // How current the accounting is: the share in flows or aggregates two polls (1 s each) after the traffic.
+        try await Task.sleep(until: .now + .seconds(2 - min(2, Date().timeIntervalSince(stopped))), clock: .continuous)
+        let twoPolls = try scrape(), seenAtTwoPolls = try seen()
+        if seenAtTwoPolls > 0 {
+            let accounted = (["flowforest_packets_total", "flowforest_overflow_packets_total"]).map { Self.sum(twoPolls, $0) &- Self.sum(before, $0) }
+            load.accountedAfterTwoPolls = Double(accounted.reduce(0, +)) / Double(seenAtTwoPolls)
+        }
         // Until the daemon's counters explain every packet the interface counted.
-        var after = "", seen: UInt64 = 0
+        var after = "", total: UInt64 = 0
         func delta(_ name: String) -> UInt64 { Self.sum(after, name) &- Self.sum(before, name) }
         let explained = ["flowforest_packets_total", "flowforest_overflow_packets_total", "flowforest_packets_not_flows_total",
                          "flowforest_map_full_packets_total", "flowforest_capture_drops_total"]
         try await Wait.until("the daemon to count every packet \(interface) counted", timeout: 30,
-                             detail: { "\(explained.map(delta).reduce(0, +)) of \(seen)" }) {
+                             detail: { "\(explained.map(delta).reduce(0, +)) of \(total)" }) {
             after = try scrape()
-            seen = try lab.counter("rx_packets", interface: interface, in: namespace) - rx0
-                + (try lab.counter("tx_packets", interface: interface, in: namespace) - tx0)
-            return explained.map(delta).reduce(0, +) >= seen
+            total = try seen()
+            return explained.map(delta).reduce(0, +) >= total
         }
+        load.explainedAfterSeconds = Date().timeIntervalSince(stopped)
+        load.anomalies = Int(Self.value(after, "flowforest_anomalies_total") - Self.value(before, "flowforest_anomalies_total"))
+        if load.anomalies > 0 { load.firstAnomalySeconds = await detection.value }
         let accounted = delta("flowforest_packets_total") + delta("flowforest_overflow_packets_total")
         let polls = Self.value(after, "flowforest_drain_duration_seconds_count") - Self.value(before, "flowforest_drain_duration_seconds_count")
         let drainSeconds = Self.value(after, "flowforest_drain_duration_seconds_sum") - Self.value(before, "flowforest_drain_duration_seconds_sum")
         return Row(
             frameBytes: 0, flows: 0, generators: 0, mode: BenchCommand.Mode.daemon.rawValue, packetsSent: sent.packets,
-            generatorPps: sent.packetsPerSecond, baselinePps: 0, rateRatio: 0, packetsSeen: seen, packetsAccounted: accounted,
-            accountedShare: seen > 0 ? Double(accounted) / Double(seen) : 0,
+            generatorPps: sent.packetsPerSecond, baselinePps: 0, rateRatio: 0, packetsSeen: total, packetsAccounted: accounted,
+            accountedShare: total > 0 ? Double(accounted) / Double(total) : 0,
             countedLosses: delta("flowforest_map_full_packets_total") + delta("flowforest_capture_drops_total"),
             sensorCpuMsPerMpkt: sent.packets > 0 ? cpu * 1000 / (Double(sent.packets) / 1e6) : nil,
             sensorCpuPercent: sent.seconds > 0 ? cpu / sent.seconds * 100 : nil,
             peakRssMiB: Self.peakResident(pid).map { Double($0) / 1_048_576 },
             drainMsPerPoll: polls > 0 ? drainSeconds / polls * 1000 : nil,
-            note: "whole flowforest run (tc)")
+            daemonLoad: load,
+            note: "whole flowforest run (tc); \(load.summary)")
     }
 
     /// Sum of every series of a metric in a Prometheus text exposition, as a real number.
