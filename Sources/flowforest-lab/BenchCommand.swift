@@ -84,11 +84,15 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(name: .customLong("bpf-object"), help: "Path of a flowforest.bpf.o to load instead of the embedded object.")
     var bpfObject: String?
 
+    @Option(name: .customLong("map-size"), help: "Entries of the kernel flow map in the eBPF modes and mode daemon (default: flowforest run's, 131072); with --flows 0 and more packets than 7/8 of it, flows past that are folded into overflow aggregates.")
+    var mapSize: Int?
+
     func validate() throws {
         guard packets >= 1000 && packets <= 100_000_000 else { throw ValidationError("--packets must be between 1000 and 100000000") }
         guard frameSizes.allSatisfy({ (64...1514).contains($0) }) else { throw ValidationError("--frame-size must be between 64 and 1514") }
         guard flowCounts.allSatisfy({ (0...60_000).contains($0) }) else { throw ValidationError("--flows must be between 0 (churn) and 60000") }
         guard generatorCounts.allSatisfy({ (1...64).contains($0) }) else { throw ValidationError("--generators must be between 1 and 64") }
+        if let mapSize, !(1024...(1 << 24)).contains(mapSize) { throw ValidationError("--map-size must be between 1024 and 16777216") }
     }
 
     func run() async throws {
@@ -100,7 +104,7 @@ struct BenchCommand: AsyncParsableCommand {
         }
         var logger = Logger(label: "flowforest.bench")
         logger.logLevel = .warning
-        let bench = Bench(packets: packets, objectPath: bpfObject, logger: logger)
+        let bench = Bench(packets: packets, objectPath: bpfObject, mapSize: mapSize, logger: logger)
         var report = Bench.Report(
             date: Timestamp.rfc3339(nanoseconds: UInt64(Date().timeIntervalSince1970 * 1e9)),
             kernel: (try? String(contentsOfFile: "/proc/sys/kernel/osrelease", encoding: .utf8))?
@@ -128,6 +132,8 @@ struct BenchCommand: AsyncParsableCommand {
 struct Bench {
     let packets: Int
     let objectPath: String?
+    /// Kernel map entries; nil for the default.
+    let mapSize: Int?
     let logger: Logger
 
     struct Report: Codable {
@@ -253,7 +259,7 @@ struct Bench {
             preconditionFailure("\(mode.rawValue) is measured by its own function")
         case .tc, .tcClsact, .xdp, .socket:
             source = try EBPFFlowSource(configuration: EBPFConfiguration(
-                mode: mode.attachMode!, interfaces: [interface],
+                mode: mode.attachMode!, interfaces: [interface], mapEntries: mapSize ?? EBPFConfiguration.defaultMapEntries,
                 objectPath: objectPath, namespace: namespace, tcHook: mode == .tcClsact ? .clsact : .auto), logger: logger)
         }
         // The drain publishes its latest statistics, so the bench can wait

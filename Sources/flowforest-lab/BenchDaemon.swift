@@ -65,7 +65,7 @@ extension Bench {
             "--listen", "127.0.0.1:8080", "--database", dir.appendingPathComponent("bench.db").path,
             // curl reads /metrics and /api/health without a token; nothing else is used.
             "--open-metrics",
-        ] + (objectPath.map { ["--bpf-object", $0] } ?? []), stderr: log)
+        ] + (objectPath.map { ["--bpf-object", $0] } ?? []) + (mapSize.map { ["--map-size", String($0)] } ?? []), stderr: log)
         do {
             try await Wait.until("flowforest run to start capturing", timeout: 30,
                                  detail: { (try? String(contentsOf: log, encoding: .utf8)) ?? "" }) {
