@@ -21,12 +21,16 @@ struct DaemonLoad: Codable {
     /// traffic's start until the first one showed in `/metrics`.
     var anomalies = 0
     var firstAnomalySeconds: Double?
+    /// Kernel memory of the daemon's eBPF maps (flow map, aggregates, ring
+    /// buffer, counters), MiB: preallocated, so it does not grow with flows,
+    /// and not part of the resident memory.
+    var kernelMapsMiB: Double?
 
     var summary: String {
         func f(_ v: Double?, _ digits: Int) -> String { v.map { String(format: "%.\(digits)f", $0) } ?? "-" }
         return "health p99 \(f(healthP99Ms, 1)) ms (max \(f(healthMaxMs, 1)), \(healthFailures) failed of \(healthRequests)); "
             + "acct% 2 polls after \(f(accountedAfterTwoPolls.map { $0 * 100 }, 3)), all explained after \(f(explainedAfterSeconds, 1)) s; "
-            + "anomalies \(anomalies), first after \(f(firstAnomalySeconds, 1)) s"
+            + "anomalies \(anomalies), first after \(f(firstAnomalySeconds, 1)) s; kernel maps \(f(kernelMapsMiB, 0)) MiB"
     }
 }
 
@@ -81,4 +85,18 @@ func firstAnomaly(after baseline: Double, start: Date, limit: Double, scrape: @e
         try? await Task.sleep(for: .milliseconds(200))
     }
     return nil
+}
+
+/// Kernel memory charged to a process's eBPF maps: the `memlock` of every
+/// map descriptor it holds (`/proc/PID/fdinfo`), bytes.
+func kernelMapBytes(_ pid: Int32) -> UInt64? {
+    guard let fds = try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fdinfo") else { return nil }
+    var total: UInt64 = 0
+    for fd in fds {
+        guard let info = try? String(contentsOfFile: "/proc/\(pid)/fdinfo/\(fd)", encoding: .utf8), info.contains("map_type:"),
+              let line = info.split(separator: "\n").first(where: { $0.hasPrefix("memlock:") }),
+              let bytes = line.split(whereSeparator: { $0 == " " || $0 == "\t" }).last.flatMap({ UInt64($0) }) else { continue }
+        total += bytes
+    }
+    return total
 }
