@@ -234,7 +234,7 @@ let package = Package(
         ),
         .testTarget(
             name: "EBPFCaptureTests",
-            dependencies: ["EBPFCapture", "FlowForestCore", "FlowForestLab", "PcapCapture"],
+            dependencies: ["EBPFCapture", "FlowForestCore", "FlowForestLab", "FlowForestPipeline", "PcapCapture"],
             swiftSettings: swiftSettings
         ),
         // The drainer's bookkeeping without BPF: runs in the unit tier, no root.

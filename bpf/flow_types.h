@@ -30,6 +30,14 @@
  *   direction, clamped to 32 bits; none for a direction's first packet.
  * - Times are nanoseconds of CLOCK_MONOTONIC (bpf_ktime_get_ns); user space
  *   converts them to wall-clock time.
+ * - A sensor counts a packet once: one that leaves a watched interface after
+ *   entering through another watched interface (forwarded by this host) was
+ *   counted where it entered, and is only counted as FF_STAT_FORWARDED_SEEN
+ *   on the way out. A flow's ifindex is where its first packet was counted.
+ * - Every packet counted ends in exactly one place: a flow (map entry, or the
+ *   ring buffer when its insert failed), an overflow aggregate, or a loss
+ *   counter (FF_STAT_RINGBUF_FAILED); or it is not IP, malformed, or a
+ *   forwarded packet's second sight.
  */
 #ifndef FLOWFOREST_FLOW_TYPES_H
 #define FLOWFOREST_FLOW_TYPES_H
@@ -57,6 +65,19 @@
 
 /* Default number of flows the kernel map holds (--map-size overrides). */
 #define FF_DEFAULT_MAP_ENTRIES 131072
+
+/*
+ * Overflow aggregates: what the kernel keeps of packets it does not admit as
+ * flows (see struct overflow_key). Entries of the aggregate map, and the
+ * share of the flow map (in 1/8ths) that new flows may fill before only
+ * answered TCP flows are admitted; the rest is headroom for those.
+ */
+#define FF_OVERFLOW_ENTRIES 8192
+#define FF_ADMIT_EIGHTHS 7
+/* Registers of the distinct-peer sketch (a HyperLogLog of 2^6 registers). */
+#define FF_SKETCH_REGISTERS 64
+/* Interfaces one sensor may watch (size of the watched-interface map). */
+#define FF_MAX_WATCHED 64
 
 struct flow_key {
     __u8 addr_lo[16];
@@ -135,6 +156,66 @@ struct flow_event {
     __u8 pad[2];
 };
 
+/*
+ * What kind of packets an overflow aggregate holds. The class decides which
+ * endpoint the aggregate is keyed by (enum ff_side): the one that is being
+ * hit for requests, the one that answers for replies, so the answers of a
+ * victim to forged sources fold into one aggregate of the victim too.
+ */
+enum ff_overflow_class {
+    FF_CLASS_TCP_SYN = 0,       /* SYN without ACK */
+    FF_CLASS_TCP_SYN_ACK,       /* reply: keyed by its sender */
+    FF_CLASS_TCP_RST,           /* bare RST (RST+ACK is a reply: FF_CLASS_TCP_RST_ACK) */
+    FF_CLASS_TCP_RST_ACK,       /* reply: keyed by its sender */
+    FF_CLASS_TCP_FIN,
+    FF_CLASS_TCP_OTHER,         /* ACK, PSH, no flags, ... */
+    FF_CLASS_UDP,
+    FF_CLASS_ICMP,              /* requests and other ICMP/ICMPv6 */
+    FF_CLASS_ICMP_REPLY,        /* echo replies and errors: keyed by their sender */
+    FF_CLASS_OTHER,             /* any other IP protocol */
+    FF_CLASS_MAX,
+};
+
+/* Which endpoint of its packets an overflow aggregate's address and port are. */
+enum ff_side {
+    FF_SIDE_DESTINATION = 0,
+    FF_SIDE_SOURCE = 1,
+};
+
+/*
+ * Packets not admitted as flows, folded per (endpoint, port, protocol,
+ * class): a forged flood from a million sources is one entry for its victim.
+ */
+struct overflow_key {
+    __u8 addr[16];   /* the keyed endpoint (enum ff_side), IPv4-mapped as in flow_key */
+    __u16 port;      /* its port (ICMP: type), host order; 0 without ports */
+    __u16 vlan;
+    __u8 proto;
+    __u8 cls;        /* enum ff_overflow_class */
+    __u8 side;       /* enum ff_side */
+    __u8 pad;        /* always 0: the key is hashed bytewise */
+};
+
+struct overflow_value {
+    __u64 packets;
+    __u64 bytes;
+    __u64 first_seen_ns;
+    __u64 last_seen_ns;
+    /*
+     * Distinct peers (the other endpoint's address): register h % 64 of a
+     * HyperLogLog, kept as a bitmap of the rank values seen (bit r-1 for
+     * rank r) so each update is one atomic OR; the register's value is the
+     * highest bit set. User space turns the registers into an estimate.
+     */
+    __u32 peers[FF_SKETCH_REGISTERS];
+};
+
+/* The admission limit of the flow map, written by user space. */
+struct flow_limits {
+    __u64 entries;   /* flows in the map: user space's count at its last drain plus inserts since */
+    __u64 admit;     /* above this many entries only answered TCP flows are inserted */
+};
+
 /* Per-CPU counters: index into struct ff_stats. */
 enum ff_stat {
     FF_STAT_PACKETS_SEEN = 0,    /* every packet the hook saw */
@@ -143,6 +224,8 @@ enum ff_stat {
     FF_STAT_MALFORMED,           /* truncated or inconsistent headers */
     FF_STAT_RINGBUF_SENT,        /* failed inserts delivered via ring buffer */
     FF_STAT_RINGBUF_FAILED,      /* ring buffer full too: packet lost, counted */
+    FF_STAT_AGGREGATED,          /* not admitted as a flow: added to an overflow aggregate */
+    FF_STAT_FORWARDED_SEEN,      /* leaving after it was counted entering on a watched interface */
     FF_STAT_MAX,
 };
 
@@ -166,5 +249,9 @@ _Static_assert(__builtin_offsetof(struct flow_dir_stats, flags_or) == __builtin_
                "flags_or must be byte 2 of init_window's word");
 _Static_assert(sizeof(struct flow_event) == 72, "flow_event layout changed");
 _Static_assert(sizeof(struct ff_stats) == 8 * FF_STAT_MAX, "ff_stats layout changed");
+_Static_assert(sizeof(struct overflow_key) == 24, "overflow_key layout changed");
+_Static_assert(sizeof(struct overflow_value) == 32 + 4 * FF_SKETCH_REGISTERS, "overflow_value layout changed");
+_Static_assert(__builtin_offsetof(struct overflow_value, peers) == 32, "overflow_value.peers moved");
+_Static_assert(sizeof(struct flow_limits) == 16, "flow_limits layout changed");
 
 #endif /* FLOWFOREST_FLOW_TYPES_H */

@@ -31,8 +31,17 @@
  *   an extension header or transport header longer than what the IP length
  *   leaves for it.
  *
- * Nothing is lost silently: a packet whose flow cannot be inserted goes to
- * the ring buffer, and when that fails too it is counted as lost.
+ * Flood-proofing: a new flow is inserted while the map holds fewer than its
+ * admission limit (7/8 of it, struct flow_limits); past it only TCP
+ * connections that got past the handshake are, into the headroom left.
+ * Nothing already in the map is ever evicted. Every other new flow's packet
+ * is folded into an overflow aggregate of its victim (or, for replies, of
+ * the host replying) with a sketch of distinct peers, so a forged flood
+ * costs one entry, not one per forged source.
+ *
+ * Nothing is lost silently: a packet whose aggregate cannot be inserted
+ * either goes to the ring buffer, and when that fails too it is counted as
+ * lost.
  */
 #include <linux/types.h>
 #include <linux/bpf.h>
@@ -91,6 +100,50 @@ struct {
     __uint(type, BPF_MAP_TYPE_RINGBUF);
     __uint(max_entries, 1 << 22);
 } events SEC(".maps");
+
+/*
+ * Packets not admitted as flows (the flow map past its admission limit, or
+ * an insert failed), folded per endpoint, port, protocol and class, with
+ * atomic adds so every entry point shares it. Preallocated: a flood costs
+ * no allocation. A packet whose aggregate cannot be inserted goes to
+ * `events` like a failed flow insert.
+ * Key: struct overflow_key. Value: struct overflow_value.
+ */
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, FF_OVERFLOW_ENTRIES);
+    __type(key, struct overflow_key);
+    __type(value, struct overflow_value);
+} overflow SEC(".maps");
+
+/*
+ * The interfaces this sensor watches, written by the loader before it
+ * attaches: a packet leaving one of them that entered through another was
+ * already counted.
+ * Key: __u32 ifindex. Value: __u8 1.
+ */
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, FF_MAX_WATCHED);
+    __type(key, __u32);
+    __type(value, __u8);
+} watched SEC(".maps");
+
+/*
+ * How full the flow map may get with unanswered flows (struct flow_limits);
+ * `admit` is written by the loader, `entries` by the drainer after every
+ * drain and incremented here on every insert.
+ * Key: __u32 0 (one slot). Value: struct flow_limits.
+ */
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, struct flow_limits);
+} limits SEC(".maps");
+
+/* The value a new aggregate starts from: inserted, then added to like any other. */
+const volatile struct overflow_value overflow_zero = {};
 
 /*
  * Packet accounting per CPU, summed by the drainer; per-CPU so counting
@@ -608,6 +661,111 @@ static __always_inline void lost_insert(struct ff_stats *st, const struct pkt *p
         st->count[FF_STAT_RINGBUF_FAILED]++;
 }
 
+/* Which aggregate a packet belongs to; replies are keyed by their sender. */
+static __always_inline __u8 overflow_class(const struct pkt *p)
+{
+    __u8 f = p->flags;
+    switch (p->key.proto) {
+    case PROTO_TCP:
+        if (f & FF_TCP_SYN)
+            return (f & FF_TCP_ACK) ? FF_CLASS_TCP_SYN_ACK : FF_CLASS_TCP_SYN;
+        if (f & FF_TCP_RST)
+            return (f & FF_TCP_ACK) ? FF_CLASS_TCP_RST_ACK : FF_CLASS_TCP_RST;
+        return (f & FF_TCP_FIN) ? FF_CLASS_TCP_FIN : FF_CLASS_TCP_OTHER;
+    case PROTO_UDP:
+        return FF_CLASS_UDP;
+    case PROTO_ICMP:
+        /* Echo reply, unreachable, source quench, redirect, time exceeded, parameter problem. */
+        return (p->icmp_type == 0 || (p->icmp_type >= 3 && p->icmp_type <= 5) || p->icmp_type == 11 ||
+                p->icmp_type == 12) ? FF_CLASS_ICMP_REPLY : FF_CLASS_ICMP;
+    case PROTO_ICMPV6:
+        /* Errors 1-4 and echo reply 129. */
+        return ((p->icmp_type >= 1 && p->icmp_type <= 4) || p->icmp_type == 129) ? FF_CLASS_ICMP_REPLY
+                                                                                  : FF_CLASS_ICMP;
+    }
+    return FF_CLASS_OTHER;
+}
+
+/* A 64-bit finalizer (MurmurHash3's): spreads an address over the sketch. */
+static __always_inline __u64 mix64(__u64 x)
+{
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdULL;
+    x ^= x >> 33;
+    x *= 0xc4ceb9fe1a85ec53ULL;
+    x ^= x >> 33;
+    return x;
+}
+
+/*
+ * A packet the flow map does not take: added to its aggregate. Counts are
+ * atomic (every CPU and the socket filter share the map); the peer goes
+ * into the sketch as one bit, also atomic. When even the aggregate cannot
+ * be inserted, the packet takes the ring buffer like a failed flow insert.
+ */
+static __always_inline void aggregate(struct ff_stats *st, const struct pkt *p, __u64 now, __u32 ifindex)
+{
+    __u8 cls = overflow_class(p);
+    int by_sender = cls == FF_CLASS_TCP_SYN_ACK || cls == FF_CLASS_TCP_RST_ACK || cls == FF_CLASS_ICMP_REPLY;
+    /* dir says who sent: lo for FF_DIR_LO_TO_HI. */
+    int keyed_lo = by_sender == (p->dir == FF_DIR_LO_TO_HI);
+    struct overflow_key k = {};
+    __u64 peer[2];
+    if (keyed_lo) {
+        __builtin_memcpy(k.addr, p->key.addr_lo, 16);
+        __builtin_memcpy(peer, p->key.addr_hi, 16);
+        k.port = p->key.port_lo;
+    } else {
+        __builtin_memcpy(k.addr, p->key.addr_hi, 16);
+        __builtin_memcpy(peer, p->key.addr_lo, 16);
+        k.port = p->key.port_hi;
+    }
+    k.vlan = p->key.vlan;
+    k.proto = p->key.proto;
+    k.cls = cls;
+    k.side = by_sender ? FF_SIDE_SOURCE : FF_SIDE_DESTINATION;
+
+    struct overflow_value *v = bpf_map_lookup_elem(&overflow, &k);
+    if (!v) {
+        /* EEXIST (another CPU first) is fine: the lookup below finds its entry. */
+        bpf_map_update_elem(&overflow, &k, (void *)&overflow_zero, BPF_NOEXIST);
+        v = bpf_map_lookup_elem(&overflow, &k);
+        if (!v) {
+            lost_insert(st, p, now, ifindex);
+            return;
+        }
+        __sync_val_compare_and_swap(&v->first_seen_ns, 0, now);
+    }
+    __sync_fetch_and_add(&v->packets, 1);
+    __sync_fetch_and_add(&v->bytes, p->ip_len);
+    if (now > v->last_seen_ns)
+        v->last_seen_ns = now;  /* a racing older time may win: best-effort, as documented */
+    __u64 h = mix64(peer[0] ^ mix64(peer[1]));
+    __u32 rest = (__u32)(h >> 6);
+    /* Rank r (trailing zeros + 1) as bit r-1: the lowest set bit itself. */
+    __u32 bit = rest ? (rest & (~rest + 1)) : 0x80000000u;
+    __sync_fetch_and_or(&v->peers[h & (FF_SKETCH_REGISTERS - 1)], bit);
+    st->count[FF_STAT_AGGREGATED]++;
+}
+
+/*
+ * A TCP packet with ACK and neither SYN nor RST: its connection got past
+ * the handshake, which a forged source cannot do. Above the admission
+ * limit only these start flows.
+ */
+static __always_inline int answered_tcp(const struct pkt *p)
+{
+    return p->key.proto == PROTO_TCP && (p->flags & FF_TCP_ACK) && !(p->flags & (FF_TCP_SYN | FF_TCP_RST));
+}
+
+/* A forwarded packet leaving a watched interface after entering another: already counted. */
+static __always_inline int counted_on_entry(__u32 ifindex, __u32 ingress_ifindex)
+{
+    if (ingress_ifindex == 0 || ingress_ifindex == ifindex)
+        return 0;
+    return bpf_map_lookup_elem(&watched, &ingress_ifindex) != 0;
+}
+
 static __always_inline __u8 initiator_of(const struct pkt *p)
 {
     /* A SYN-ACK seen first means the SYN was missed: its receiver opened the flow. */
@@ -642,12 +800,16 @@ static __always_inline struct ff_stats *stats_slot(void)
  * would refuse.
  */
 static __always_inline void account(void *ctx, int kind, int update, __u32 frame_len, int vlan_present, __u16 vlan,
-                                    __u32 ifindex)
+                                    __u32 ifindex, __u32 ingress_ifindex)
 {
     struct ff_stats *st = stats_slot();
     if (!st)
         return;
     st->count[FF_STAT_PACKETS_SEEN]++;
+    if (counted_on_entry(ifindex, ingress_ifindex)) {
+        st->count[FF_STAT_FORWARDED_SEEN]++;
+        return;
+    }
 
     struct pkt p = {};
     int rc = parse(ctx, kind, frame_len, vlan_present, vlan, &p);
@@ -660,10 +822,20 @@ static __always_inline void account(void *ctx, int kind, int update, __u32 frame
     /* flow_value_atomic has flow_value's layout (flow_types.h); only the lock differs. */
     struct flow_value *v = bpf_map_lookup_elem(map, &p.key);
     if (!v) {
+        __u32 zero = 0;
+        struct flow_limits *lim = bpf_map_lookup_elem(&limits, &zero);
+        if (!lim)
+            return;
+        /* Past the limit the rest of the map is kept for connections that were answered. */
+        if (lim->entries >= lim->admit && !answered_tcp(&p)) {
+            aggregate(st, &p, now, ifindex);
+            return;
+        }
         struct flow_value nv;
         new_value(&nv, &p, now, ifindex);
         long err = bpf_map_update_elem(map, &p.key, &nv, BPF_NOEXIST);
         if (err == 0) {
+            __sync_fetch_and_add(&lim->entries, 1);
             st->count[FF_STAT_PACKETS_ACCOUNTED]++;
             return;
         }
@@ -671,7 +843,7 @@ static __always_inline void account(void *ctx, int kind, int update, __u32 frame
         if (err == -EEXIST_)
             v = bpf_map_lookup_elem(map, &p.key);
         if (!v) {
-            lost_insert(st, &p, now, ifindex);
+            aggregate(st, &p, now, ifindex);
             return;
         }
     }
@@ -689,21 +861,35 @@ static __always_inline void account(void *ctx, int kind, int update, __u32 frame
 SEC("tc")
 int ff_tc(struct __sk_buff *skb)
 {
-    account(skb, KIND_SKB, UPDATE_LOCKED, skb->len, skb->vlan_present, skb->vlan_tci, skb->ifindex);
+    account(skb, KIND_SKB, UPDATE_LOCKED, skb->len, skb->vlan_present, skb->vlan_tci, skb->ifindex,
+            skb->ingress_ifindex);
     return TC_ACT_UNSPEC;
 }
 
 SEC("xdp")
 int ff_xdp(struct xdp_md *ctx)
 {
-    account(ctx, KIND_XDP, UPDATE_LOCKED, bpf_xdp_get_buff_len(ctx), 0, 0, ctx->ingress_ifindex);
+    /* XDP sees ingress only: nothing it sees was counted before. */
+    account(ctx, KIND_XDP, UPDATE_LOCKED, bpf_xdp_get_buff_len(ctx), 0, 0, ctx->ingress_ifindex, 0);
     return XDP_PASS;
 }
 
 SEC("socket")
 int ff_socket(struct __sk_buff *skb)
 {
-    account(skb, KIND_SKB, UPDATE_ATOMIC, skb->len, skb->vlan_present, skb->vlan_tci, skb->ifindex);
+    account(skb, KIND_SKB, UPDATE_ATOMIC, skb->len, skb->vlan_present, skb->vlan_tci, skb->ifindex,
+            skb->ingress_ifindex);
     /* Nothing is queued to the socket: user space reads only the map. */
     return 0;
+}
+
+/*
+ * The benchmark's floor: a tc program that returns at once, so the cost of
+ * the hook itself on a machine is measured beside ff_tc's (flowforest-lab
+ * bench, mode tc-empty). Never loaded by a capture.
+ */
+SEC("tc")
+int ff_tc_floor(struct __sk_buff *skb)
+{
+    return TC_ACT_UNSPEC;
 }

@@ -29,8 +29,9 @@ public struct EBPFConfiguration: Sendable {
     public var interfaces: [String]
     /// How often the kernel map is read, in seconds (default 1).
     public var pollInterval: Double
-    /// Flows the kernel map holds (default 131072); packets of new flows
-    /// beyond it go through the ring buffer.
+    /// Flows the kernel map holds (default 131072). Past 7/8 of it only
+    /// answered TCP connections start flows; other new flows' packets are
+    /// folded into overflow aggregates (see docs/architecture.md).
     public var mapEntries: Int
     /// Size of the ring buffer for packets whose flow could not be inserted:
     /// a power of two, at least 4096 (default 4 MiB).
@@ -45,6 +46,9 @@ public struct EBPFConfiguration: Sendable {
     public var namespace: String?
     /// tc mode: tcx links or a clsact filter (default: tcx where available).
     public var tcHook: EBPFTCHook
+
+    /// Interfaces one sensor may watch, `FF_MAX_WATCHED` in `flow_types.h`.
+    public static let maxInterfaces = 64
 
     /// The kernel map's compiled-in size, `FF_DEFAULT_MAP_ENTRIES` in `flow_types.h`.
     public static let defaultMapEntries = 131_072
@@ -69,6 +73,9 @@ public struct EBPFConfiguration: Sendable {
     /// Checks the values a user can get wrong; the message names the setting.
     func validate() throws(EBPFError) {
         if interfaces.isEmpty { throw .invalidConfiguration("no interface given: name at least one with --interface") }
+        if interfaces.count > EBPFConfiguration.maxInterfaces {
+            throw .invalidConfiguration("\(interfaces.count) interfaces given; one sensor watches at most \(EBPFConfiguration.maxInterfaces)")
+        }
         if let twice = interfaces.first(where: { name in interfaces.filter { $0 == name }.count > 1 }) {
             throw .invalidConfiguration("interface \(twice) is given twice")
         }

@@ -38,7 +38,7 @@ public final class EBPFFlowSource: FlowSource, @unchecked Sendable {
         let object = try KernelObjectSource.resolve(configuration.objectPath)
         let program = try KernelProgram(
             source: object, mode: configuration.mode, mapEntries: configuration.mapEntries,
-            ringBufferBytes: configuration.ringBufferBytes)
+            ringBufferBytes: configuration.ringBufferBytes, watched: names.keys.sorted())
         var attachments: [Attachment] = []
         do {
             try NetworkNamespace.run(namespace) {
@@ -132,6 +132,7 @@ final class DrainLoop: @unchecked Sendable {
     private var attachments: [Attachment]
     private let configuration: EBPFConfiguration
     private var tracker: KernelFlowTracker
+    private var overflow = OverflowTracker()
     private let control: StopControl
     private let logger: Logger
     private let wallOffsetNs: UInt64
@@ -211,11 +212,14 @@ final class DrainLoop: @unchecked Sendable {
         }
     }
 
-    /// One poll: read every flow, end those due, checkpoint the rest.
+    /// One poll: read every flow, end those due, checkpoint the rest; then
+    /// the overflow aggregates.
     private func poll() throws(EBPFError) -> FlowBatch {
         let started = monotonicNow()
         let offset = wallOffsetNs
+        var inMap = 0
         try program.forEachFlow { key, value in
+            inMap += 1
             let flowKey = FlowKey(key)
             tracker.observe(flowKey, kernelPackets: value.dir.0.packets &+ value.dir.1.packets) {
                 KernelFlow(key: flowKey, value: value, wallOffsetNs: offset)
@@ -226,12 +230,42 @@ final class DrainLoop: @unchecked Sendable {
         var records: [FlowRecord] = []
         for (key, reason, inKernel) in tracker.due(at: nowNs) {
             let final = inKernel ? program.takeFlow(key.kernelKey).map { KernelFlow(key: key.kernelKey, value: $0, wallOffsetNs: offset) } : nil
+            if final != nil { inMap -= 1 }
             if let record = tracker.end(key, final: final, reason: reason) { records.append(record) }
         }
+        try program.setFlowEntries(max(0, inMap))
         records += tracker.checkpoint(at: nowNs)
-        var result = try batch(records, nowNs: nowNs)
+        let aggregates = try drainAggregates(nowNs: nowNs, endAll: false)
+        var result = try batch(records, aggregates: aggregates, nowNs: nowNs)
         result.pollDurationNs = monotonicNow() &- started
         return result
+    }
+
+    /// Reports every aggregate that changed; takes (lookup-and-delete) those
+    /// idle for the flow idle timeout, or all of them at the end.
+    private func drainAggregates(nowNs: UInt64, endAll: Bool) throws(EBPFError) -> [FlowAggregate] {
+        let offset = wallOffsetNs
+        let idleNs = configuration.flowTable.idleTimeoutNs
+        var out: [FlowAggregate] = []
+        var due: [KernelAggregate] = []
+        try program.forEachAggregate { key, value in
+            let a = KernelAggregate(key: key, value: value, wallOffsetNs: offset)
+            if endAll || (nowNs > a.lastSeenNs && nowNs - a.lastSeenNs >= idleNs) {
+                due.append(a)
+            } else if let report = overflow.observe(a) {
+                out.append(report)
+            }
+        }
+        for a in due {
+            guard let value = program.takeAggregate(a.kernelKey) else {
+                overflow.forget(a.key)
+                continue
+            }
+            if let report = overflow.end(KernelAggregate(key: a.kernelKey, value: value, wallOffsetNs: offset)) {
+                out.append(report)
+            }
+        }
+        return out
     }
 
     /// Detaches, then takes every flow out of the map with its final totals.
@@ -254,12 +288,13 @@ final class DrainLoop: @unchecked Sendable {
         for key in Array(tracker.entries.keys) {
             if let record = tracker.end(key, final: nil, reason: .shutdown) { records.append(record) }
         }
-        let result = try batch(records, nowNs: nowNs)
+        let aggregates = try drainAggregates(nowNs: nowNs, endAll: true)
+        let result = try batch(records, aggregates: aggregates, nowNs: nowNs)
         shutdown()
         return result
     }
 
-    private func batch(_ records: [FlowRecord], nowNs: UInt64) throws(EBPFError) -> FlowBatch {
+    private func batch(_ records: [FlowRecord], aggregates: [FlowAggregate], nowNs: UInt64) throws(EBPFError) -> FlowBatch {
         let c = try program.counters()
         control.counters = c
         let run = program.runStatistics()
@@ -272,9 +307,13 @@ final class DrainLoop: @unchecked Sendable {
         s.malformed = c.malformed
         s.tableFull = c.ringBufferFailed
         s.ringBufferPackets = c.ringBufferSent
+        s.packetsAggregated = overflow.packets
+        s.bytesAggregated = overflow.bytes
+        s.forwardedSeen = c.forwardedSeen
         s.flowsStarted = tracker.flowsStarted
         s.flowsEnded = tracker.flowsEnded
-        return FlowBatch(timeNs: nowNs, records: records, statistics: s, activeFlows: tracker.entries.count)
+        return FlowBatch(timeNs: nowNs, records: records, statistics: s, activeFlows: tracker.entries.count,
+                         aggregates: aggregates)
     }
 
     private func detach() {

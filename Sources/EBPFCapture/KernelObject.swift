@@ -31,6 +31,8 @@ enum KernelProgramName: String, CaseIterable, Sendable {
     case tc = "ff_tc"
     case xdp = "ff_xdp"
     case socket = "ff_socket"
+    /// Returns at once: the benchmark's measure of the tc hook's own cost.
+    case tcFloor = "ff_tc_floor"
 
     init(_ mode: EBPFAttachMode) {
         switch mode {
@@ -52,6 +54,12 @@ enum KernelMapName: String, CaseIterable, Sendable {
     case events
     /// Per-CPU packet counters.
     case stats
+    /// Packets not admitted as flows, folded per endpoint, port, protocol and class.
+    case overflow
+    /// The interfaces this sensor watches (a forwarded packet is counted once).
+    case watched
+    /// The flow map's admission limit and entry count.
+    case limits
 
     /// The flow map a mode's program counts into.
     static func flows(for mode: EBPFAttachMode) -> KernelMapName {

@@ -11,6 +11,10 @@ public struct EBPFKernelCounters: Sendable, Hashable {
     public var ringBufferSent: UInt64 = 0
     /// Packets lost because the ring buffer was full too.
     public var ringBufferFailed: UInt64 = 0
+    /// Packets not admitted as flows, added to an overflow aggregate.
+    public var aggregated: UInt64 = 0
+    /// Forwarded packets seen leaving after they were counted entering another watched interface.
+    public var forwardedSeen: UInt64 = 0
 
     public init() {}
 }
@@ -24,6 +28,10 @@ final class KernelProgram {
     private let flowMapFD: Int32
     private let statsFD: Int32
     private let eventsFD: Int32
+    private let overflowFD: Int32
+    private let limitsFD: Int32
+    /// The flow map's size: the admission limit is 7/8 of it.
+    let mapEntries: Int
     /// The socket variant's map has no spin lock, so it is read without BPF_F_LOCK.
     private let lockFlags: UInt64
     private var ringBuffer: OpaquePointer?
@@ -33,8 +41,14 @@ final class KernelProgram {
     private let keys: UnsafeMutablePointer<flow_key>
     private let values: UnsafeMutablePointer<flow_value>
     private let batchTokens: UnsafeMutableRawPointer
+    private let aggregateCapacity = 1024
+    private let aggregateKeys: UnsafeMutablePointer<overflow_key>
+    private let aggregateValues: UnsafeMutablePointer<overflow_value>
 
-    init(source: KernelObjectSource, mode: EBPFAttachMode, mapEntries: Int, ringBufferBytes: Int) throws(EBPFError) {
+    /// - Parameter watched: ifindexes of every interface this sensor
+    ///   attaches to, so a packet forwarded between two of them is counted once.
+    init(source: KernelObjectSource, mode: EBPFAttachMode, mapEntries: Int, ringBufferBytes: Int,
+         watched: [UInt32]) throws(EBPFError) {
         ff_libbpf_capture_logs()
         ff_libbpf_clear_log()
         let opened = try OpenedKernelObject(source)
@@ -63,6 +77,11 @@ final class KernelProgram {
         flowMapFD = bpf_map__fd(flowMap)
         statsFD = bpf_map__fd(statsMap)
         eventsFD = bpf_map__fd(eventsMap)
+        overflowFD = bpf_map__fd(opened.map(.overflow)!)
+        limitsFD = bpf_map__fd(opened.map(.limits)!)
+        self.mapEntries = mapEntries
+        aggregateKeys = .allocate(capacity: aggregateCapacity)
+        aggregateValues = .allocate(capacity: aggregateCapacity)
         lockFlags = mode == .socket ? 0 : UInt64(BPF_F_LOCK)
         possibleCPUs = max(1, Int(libbpf_num_possible_cpus()))
         keys = .allocate(capacity: batchCapacity)
@@ -80,6 +99,44 @@ final class KernelProgram {
             close()
             throw .loadFailed("cannot open the ring buffer: \(String(cString: strerror(err)))")
         }
+        do {
+            try configure(watched: watched, watchedFD: bpf_map__fd(opened.map(.watched)!))
+        } catch {
+            close()
+            throw error
+        }
+    }
+
+    /// Writes what the program needs before it is attached: the watched
+    /// interfaces and the admission limit (nothing is admitted until this is written).
+    private func configure(watched: [UInt32], watchedFD: Int32) throws(EBPFError) {
+        guard watched.count <= Int(FF_MAX_WATCHED) else {
+            throw .invalidConfiguration("at most \(FF_MAX_WATCHED) interfaces per sensor")
+        }
+        for ifindex in watched {
+            var key = ifindex
+            var one: UInt8 = 1
+            if bpf_map_update_elem(watchedFD, &key, &one, UInt64(BPF_ANY)) != 0 {
+                throw .loadFailed("cannot write the watched interfaces: \(String(cString: strerror(errno)))")
+            }
+        }
+        try setFlowEntries(0)
+    }
+
+    /// The admission limit: new flows fill the map up to 7/8 of its size;
+    /// the rest is kept for connections that were answered.
+    var admitLimit: UInt64 { UInt64(mapEntries) * UInt64(FF_ADMIT_EIGHTHS) / 8 }
+
+    /// Tells the program how many flows the map holds (counted at the last
+    /// drain); it adds its own inserts until the next one. Inserts racing
+    /// this write are forgotten by the count, which lets the map fill a
+    /// little past the limit, never past its size.
+    func setFlowEntries(_ count: Int) throws(EBPFError) {
+        var zero: UInt32 = 0
+        var value = flow_limits(entries: UInt64(count), admit: admitLimit)
+        if bpf_map_update_elem(limitsFD, &zero, &value, UInt64(BPF_ANY)) != 0 {
+            throw .readFailed("cannot write the flow map's limits: \(String(cString: strerror(errno)))")
+        }
     }
 
     deinit { close() }
@@ -95,6 +152,8 @@ final class KernelProgram {
         keys.deallocate()
         values.deallocate()
         batchTokens.deallocate()
+        aggregateKeys.deallocate()
+        aggregateValues.deallocate()
     }
 
     static func libbpfLog() -> String {
@@ -143,6 +202,8 @@ final class KernelProgram {
         c.malformed = sums[Int(FF_STAT_MALFORMED.rawValue)]
         c.ringBufferSent = sums[Int(FF_STAT_RINGBUF_SENT.rawValue)]
         c.ringBufferFailed = sums[Int(FF_STAT_RINGBUF_FAILED.rawValue)]
+        c.aggregated = sums[Int(FF_STAT_AGGREGATED.rawValue)]
+        c.forwardedSeen = sums[Int(FF_STAT_FORWARDED_SEEN.rawValue)]
         return c
     }
 
@@ -171,6 +232,32 @@ final class KernelProgram {
         var v = flow_value()
         let rc = bpf_map_lookup_and_delete_elem_flags(flowMapFD, &k, &v, lockFlags)
         return rc == 0 ? v : nil
+    }
+
+    /// Reads every overflow aggregate in batches (atomically updated
+    /// values: no lock to take).
+    func forEachAggregate(_ body: (overflow_key, overflow_value) -> Void) throws(EBPFError) {
+        let inToken = batchTokens
+        let outToken = batchTokens.advanced(by: 64)
+        var first = true
+        while true {
+            var count = UInt32(aggregateCapacity)
+            let rc = ff_lookup_batch(overflowFD, first ? nil : inToken, outToken, aggregateKeys, aggregateValues, &count, 0)
+            if rc != 0 && rc != -ENOENT {
+                throw .readFailed("overflow batch lookup: \(String(cString: strerror(-rc)))")
+            }
+            for i in 0..<Int(count) { body(aggregateKeys[i], aggregateValues[i]) }
+            if rc == -ENOENT { return }
+            inToken.copyMemory(from: outToken, byteCount: 64)
+            first = false
+        }
+    }
+
+    /// An aggregate's final value, removed in the same step. `nil` when gone.
+    func takeAggregate(_ key: overflow_key) -> overflow_value? {
+        var k = key
+        var v = overflow_value()
+        return bpf_map_lookup_and_delete_elem(overflowFD, &k, &v) == 0 ? v : nil
     }
 
     /// Waits up to `timeoutMs` for ring-buffer events and returns those

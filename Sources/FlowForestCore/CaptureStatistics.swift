@@ -1,6 +1,7 @@
 /// Cumulative packet accounting of one capture source. Every packet the
-/// source saw ends in exactly one of: accounted to a flow, not IP, malformed,
-/// or one of the loss counters, so `packetsSeen` is fully explained.
+/// source saw ends in exactly one of: accounted to a flow, folded into an
+/// overflow aggregate, not IP, malformed, a forwarded packet's second
+/// sight, or one of the loss counters, so `packetsSeen` is fully explained.
 public struct CaptureStatistics: Sendable, Hashable, Codable {
     /// Packets the hook or libpcap handed to FlowForest.
     public var packetsSeen: UInt64 = 0
@@ -26,11 +27,25 @@ public struct CaptureStatistics: Sendable, Hashable, Codable {
     /// eBPF only: packets delivered through the ring buffer because their flow
     /// could not be inserted (not a loss; merged by the drainer).
     public var ringBufferPackets: UInt64 = 0
+    /// eBPF only: packets (and their IP bytes) not admitted as flows and
+    /// folded into overflow aggregates, as drained so far.
+    public var packetsAggregated: UInt64 = 0
+    public var bytesAggregated: UInt64 = 0
+    /// eBPF only: packets seen leaving a watched interface after they were
+    /// counted entering another one (forwarded by this host): counted once.
+    public var forwardedSeen: UInt64 = 0
     /// Flows started and ended so far.
     public var flowsStarted: UInt64 = 0
     public var flowsEnded: UInt64 = 0
 
     public init() {}
+
+    /// Packets explained by everything but flow records: aggregates, not IP,
+    /// malformed, forwarded second sights and losses. With the packets in
+    /// flow records it adds up to ``packetsSeen``.
+    public var packetsOutsideFlows: UInt64 {
+        packetsAggregated &+ notIP &+ malformed &+ forwardedSeen &+ tableFull
+    }
 
     /// Adds every counter of `other` (wrapping): statistics of several
     /// tables or sources read as one.
@@ -45,6 +60,9 @@ public struct CaptureStatistics: Sendable, Hashable, Codable {
         lhs.interfaceDrops &+= rhs.interfaceDrops
         lhs.missingRecords &+= rhs.missingRecords
         lhs.ringBufferPackets &+= rhs.ringBufferPackets
+        lhs.packetsAggregated &+= rhs.packetsAggregated
+        lhs.bytesAggregated &+= rhs.bytesAggregated
+        lhs.forwardedSeen &+= rhs.forwardedSeen
         lhs.flowsStarted &+= rhs.flowsStarted
         lhs.flowsEnded &+= rhs.flowsEnded
     }
@@ -60,6 +78,9 @@ public struct CaptureStatistics: Sendable, Hashable, Codable {
         case interfaceDrops = "interface_drops"
         case missingRecords = "missing_records"
         case ringBufferPackets = "ring_buffer_packets"
+        case packetsAggregated = "packets_aggregated"
+        case bytesAggregated = "bytes_aggregated"
+        case forwardedSeen = "forwarded_seen"
         case flowsStarted = "flows_started"
         case flowsEnded = "flows_ended"
     }

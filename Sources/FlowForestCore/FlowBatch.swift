@@ -13,9 +13,13 @@ public struct FlowBatch: Sendable {
     /// How long reading the capture state took, for sources that poll it
     /// (the eBPF drainer reading the kernel map).
     public var pollDurationNs: UInt64?
+    /// Overflow aggregates that changed in this poll (eBPF only): packets
+    /// the data plane folded instead of admitting them as flows.
+    public var aggregates: [FlowAggregate]
 
     public init(timeNs: UInt64, records: [FlowRecord], statistics: CaptureStatistics, activeFlows: Int,
-                progress: Double? = nil, pollDurationNs: UInt64? = nil) {
+                progress: Double? = nil, pollDurationNs: UInt64? = nil, aggregates: [FlowAggregate] = []) {
+        self.aggregates = aggregates
         self.timeNs = timeNs
         self.records = records
         self.statistics = statistics

@@ -7,8 +7,9 @@ public struct FlowChange: Sendable {
     public var delta: FlowDelta
     /// The flow's ledger entry before this record; nil for its first record.
     public var previous: FlowLedger.Entry?
-    /// False when the ledger was full and did not take this new flow: its
-    /// records still count, but nothing remembers the flow between them.
+    /// False when the ledger was full and did not take this new flow:
+    /// nothing remembers the flow between its records, so ``delta`` is zero
+    /// until its ended record, which brings all of its totals.
     public var tracked: Bool
 
     public init(record: FlowRecord, delta: FlowDelta, previous: FlowLedger.Entry?, tracked: Bool) {

@@ -10,7 +10,9 @@
 ///
 /// A flow leaves the ledger with its ended record, or once its last packet
 /// is ``forgetAfterNs`` old (a source that never reported its end); a full
-/// ledger takes no new flow (counted in ``notTracked``).
+/// ledger takes no new flow (counted in ``notTracked``): such a flow's
+/// packets count when its ended record comes, so they are counted once but
+/// late while the ledger stays full.
 public struct FlowLedger: Sendable {
     /// What the ledger remembers of one open flow.
     public struct Entry: Sendable {
@@ -66,8 +68,13 @@ public struct FlowLedger: Sendable {
 
     private mutating func apply(_ record: FlowRecord, origin: String, nowNs: UInt64) -> FlowChange {
         let previous = entries[record.id]
-        let change = FlowChange(record: record, delta: FlowDelta(record, since: previous?.record), previous: previous,
-                                tracked: previous != nil || entries.count < maxFlows)
+        let tracked = previous != nil || entries.count < maxFlows
+        // Records carry running totals, and nothing remembers an untracked
+        // flow's last one: its packets count once, with its ended record
+        // (or with the first record the ledger has room for), never with
+        // every record that repeats them.
+        let delta = tracked || record.state == .ended ? FlowDelta(record, since: previous?.record) : .zero
+        let change = FlowChange(record: record, delta: delta, previous: previous, tracked: tracked)
         if record.state == .ended {
             entries.removeValue(forKey: record.id)
         } else if let previous {

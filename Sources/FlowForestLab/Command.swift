@@ -36,7 +36,8 @@ public enum Command {
     public static func run(_ arguments: [String], timeout: Double = 60, input: Data? = nil) throws -> CommandResult {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = arguments
+        // The parent's own limit is a backstop: the deadline below ends it first.
+        process.arguments = underWaitingParent(arguments, limit: timeout + 5)
         let out = Pipe(), err = Pipe()
         process.standardOutput = out
         process.standardError = err
@@ -59,7 +60,7 @@ public enum Command {
                 timedOut = true
                 process.terminate()
                 Thread.sleep(forTimeInterval: 1)
-                if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+                if process.isRunning { killWithCommand(process) }
                 break
             }
             Thread.sleep(forTimeInterval: 0.01)
@@ -86,6 +87,40 @@ public enum Command {
             throw LabError.failed(command: arguments, status: result.status, stderr: result.stderr)
         }
         return result
+    }
+
+    /// `arguments` run by a parent that stays until the command ends and
+    /// waits for it: coreutils `timeout` (with no time limit when `limit` is
+    /// nil). Foundation learns that a child exited when a descriptor the
+    /// child inherited closes, and then blocks in waitpid() for it on the one
+    /// thread that reaps every child. A tool that closes its inherited
+    /// descriptors at start (softflowd does) would hold that thread, and with
+    /// it every other child's exit, until the tool ends; under a waiting
+    /// parent the descriptor stays with the parent. `timeout` passes the
+    /// signals it gets (SIGINT, SIGTERM, SIGHUP) on to the command alone
+    /// (`--foreground`: no process group of its own, as if started directly)
+    /// and exits with the command's status, or dies by the command's signal.
+    public static func underWaitingParent(_ arguments: [String], limit: Double? = nil) -> [String] {
+        let seconds = limit.map { String(format: "%.3f", max($0, 0.001)) } ?? "0"
+        return ["timeout", "--foreground", seconds] + arguments
+    }
+
+    /// Sends SIGKILL to a process started ``underWaitingParent(_:limit:)``
+    /// and to the command it waits for, which a SIGKILL to the parent alone
+    /// would leave running.
+    public static func killWithCommand(_ process: Process) {
+        let pid = process.processIdentifier
+        guard pid > 0 else { return }
+        if let command = command(under: process) { kill(command, SIGKILL) }
+        kill(pid, SIGKILL)
+    }
+
+    /// The process a waiting parent (``underWaitingParent(_:limit:)``) runs,
+    /// for its CPU time and memory: the parent's only child, once started.
+    public static func command(under parent: Process) -> Int32? {
+        let pid = parent.processIdentifier
+        guard let text = try? String(contentsOfFile: "/proc/\(pid)/task/\(pid)/children", encoding: .utf8) else { return nil }
+        return text.split(separator: " ").first.flatMap { Int32($0) }
     }
 
     /// Starts a process with an empty signal mask. A child inherits the mask

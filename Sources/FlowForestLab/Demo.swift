@@ -77,13 +77,14 @@ public final class Demo: Sendable {
         defer { traffic.teardown() }
         let sensorLog = options.workDirectory.appendingPathComponent("sensor.log")
         let sensor = Process()
-        sensor.executableURL = URL(fileURLWithPath: options.binary)
-        sensor.arguments = ["run", "--mode", "tc", "--namespace", traffic.serversNamespace, "--interface", traffic.sensorInterface,
-                            "--listen", options.listen, "--database", options.database, "--sensor-name", "demo",
-                            "--learning-seconds", String(options.learningSeconds), "--print-flows", "none"]
+        sensor.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        let arguments = [options.binary, "run", "--mode", "tc", "--namespace", traffic.serversNamespace,
+                         "--interface", traffic.sensorInterface, "--listen", options.listen, "--database", options.database,
+                         "--sensor-name", "demo", "--learning-seconds", String(options.learningSeconds), "--print-flows", "none"]
             // A loopback demo needs no sign-in; elsewhere the sensor log holds the first-start sign-in link,
             // and /api/health is open so the demo can see when the model is trained.
             + (Self.isLoopback(options.listen) ? ["--no-auth"] : ["--open-metrics"])
+        sensor.arguments = Command.underWaitingParent(arguments)
         _ = FileManager.default.createFile(atPath: sensorLog.path, contents: nil)
         let log = try FileHandle(forWritingTo: sensorLog)
         sensor.standardOutput = log

@@ -82,11 +82,16 @@ public final class NetworkLab: @unchecked Sendable {
     }
 
     /// Starts a long-running command inside a namespace; its output goes to
-    /// the given files (or is discarded). Ended by ``stop(_:)`` or teardown.
-    public func spawn(in namespace: String, _ arguments: [String], stdout: URL? = nil, stderr: URL? = nil) throws -> Process {
+    /// the given files (or is discarded). Ended by ``stop(_:)`` or teardown,
+    /// or after `limit` seconds when given. The command runs under a parent
+    /// that waits for it (``Command/underWaitingParent(_:limit:)``), so the
+    /// returned process is that parent: signals sent to it reach the command,
+    /// and ``Command/command(under:)`` gives the command's own process id.
+    public func spawn(in namespace: String, _ arguments: [String], stdout: URL? = nil, stderr: URL? = nil,
+                      limit: Double? = nil) throws -> Process {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["ip", "netns", "exec", namespace] + arguments
+        process.arguments = Command.underWaitingParent(["ip", "netns", "exec", namespace] + arguments, limit: limit)
         process.standardInput = FileHandle.nullDevice
         process.standardOutput = try stdout.map(NetworkLab.handle(for:)) ?? FileHandle.nullDevice
         process.standardError = try stderr.map(NetworkLab.handle(for:)) ?? FileHandle.nullDevice
@@ -103,7 +108,7 @@ public final class NetworkLab: @unchecked Sendable {
     public func wait(_ process: Process, timeout: Double = 10) -> Int32 {
         let deadline = Date().addingTimeInterval(timeout)
         while process.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.02) }
-        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        if process.isRunning { Command.killWithCommand(process) }
         process.waitUntilExit()
         return process.terminationStatus
     }
@@ -142,7 +147,7 @@ public final class NetworkLab: @unchecked Sendable {
             defer { background.removeAll(); namespaces.removeAll() }
             return (background, namespaces)
         }
-        for p in spawned where p.isRunning { kill(p.processIdentifier, SIGKILL) }
+        for p in spawned where p.isRunning { Command.killWithCommand(p) }
         for name in names { NetworkLab.remove(namespace: name) }
     }
 

@@ -16,6 +16,13 @@ public enum Trafgen {
             + "udp(sp=\(sport), dp=9), fill(0, \(max(0, frameBytes - 42))) }"
     }
 
+    /// Churn: every packet from a random source address and port, as a
+    /// forged flood is, to the same MAC trick as ``udp(flows:frameBytes:)``.
+    public static func churn(frameBytes: Int) -> String {
+        "{ eth(da=02:00:00:00:00:02, sa=02:00:00:00:00:01), ipv4(sa=198.18.0.1, sa=drnd(), da=198.18.0.2), "
+            + "udp(sp=drnd(), dp=9), fill(0, \(max(0, frameBytes - 42))) }"
+    }
+
     /// - Parameter gap: trafgen's `--gap` between packets (e.g. "100us");
     ///   full speed when nil. (Its `--rate` does not pace short runs.)
     public static func run(lab: NetworkLab, namespace: String, interface: String, config: String, packets: Int, cpus: Int, gap: String? = nil) throws -> Result {

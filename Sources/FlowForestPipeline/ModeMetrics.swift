@@ -18,6 +18,9 @@ final class ModeMetrics {
     /// polls): made on first use, so other modes show none.
     private(set) lazy var ringBuffer = Counter(label: "flowforest_ringbuf_packets_total", dimensions: [("mode", mode)], factory: factory)
     private(set) lazy var mapEntries = Gauge(label: "flowforest_map_entries", dimensions: [("mode", mode)], factory: factory)
+    private(set) lazy var aggregatedPackets = Counter(label: "flowforest_overflow_packets_total", dimensions: [("mode", mode)], factory: factory)
+    private(set) lazy var aggregatedBytes = Counter(label: "flowforest_overflow_bytes_total", dimensions: [("mode", mode)], factory: factory)
+    private(set) lazy var forwardedSeen = Counter(label: "flowforest_forwarded_seen_packets_total", dimensions: [("mode", mode)], factory: factory)
     private(set) lazy var drainDuration = CoreMetrics.Timer(label: "flowforest_drain_duration_seconds", dimensions: [("mode", mode)], factory: factory)
     private let mode: String
     private let factory: any MetricsFactory

@@ -19,6 +19,8 @@ public import Logging
 public actor Pipeline {
     private let sensor: String
     private var detector: (any FlowDetector)?
+    /// Speaks for the packets the data plane folded into overflow aggregates.
+    private var floods = OverflowFloodRule()
     /// Collects baseline vectors (`train`, the training phase of `make eval`).
     public private(set) var trainer: ModelTrainer?
     private let sink: (any PipelineSink)?
@@ -139,6 +141,8 @@ public actor Pipeline {
         guard detector != nil else { return [] }
         let start = ContinuousClock.now
         var anomalies = detector!.process(batch, changes: changes, flows: flows)
+        // Folded floods need no model: they are reported while learning too.
+        anomalies += floods.evaluate(batch.aggregates, nowNs: batch.timeNs)
         metrics.scoreDuration.record(duration: ContinuousClock.now - start)
         metrics.scored.increment(by: Int64(batch.records.count))
         updateModelGauges()
@@ -154,11 +158,14 @@ public actor Pipeline {
     /// exporters), which open incidents carry.
     private func account(_ batch: FlowBatch, changes: [FlowChange], mode: String) -> SensorLoss {
         let m = metrics.mode(mode)
+        var untracked = 0
         for change in changes {
+            if !change.tracked { untracked += 1 }
             m.count(change.delta)
             packetsTotal += change.delta.packets
             bytesTotal += change.delta.bytes
         }
+        if untracked > 0 { metrics.untracked.increment(by: Int64(untracked)) }
         let s = batch.statistics
         let p = lastStatistics[mode] ?? CaptureStatistics()
         // A total below the previous one means the source restarted its count.
@@ -173,6 +180,13 @@ public actor Pipeline {
         m.malformed.increment(by: delta(s.malformed, p.malformed))
         if s.ringBufferPackets > 0 || p.ringBufferPackets > 0 {
             m.ringBuffer.increment(by: delta(s.ringBufferPackets, p.ringBufferPackets))
+        }
+        if s.packetsAggregated > 0 || p.packetsAggregated > 0 {
+            m.aggregatedPackets.increment(by: delta(s.packetsAggregated, p.packetsAggregated))
+            m.aggregatedBytes.increment(by: delta(s.bytesAggregated, p.bytesAggregated))
+        }
+        if s.forwardedSeen > 0 || p.forwardedSeen > 0 {
+            m.forwardedSeen.increment(by: delta(s.forwardedSeen, p.forwardedSeen))
         }
         lastStatistics[mode] = s
         activeByMode[mode] = batch.activeFlows

@@ -11,6 +11,8 @@ struct PipelineMetrics {
     let modelSaveErrors: Counter
     /// Anomalies a suppression rule matched.
     let suppressed: Counter
+    /// Records of new flows the ledger had no room for (`--max-flows`).
+    let untracked: Counter
     private let anomalies: [AnomalyKind: [Severity: Counter]]
     private var modes: [String: ModeMetrics] = [:]
     private let incidentChanges: [IncidentChange: Counter]
@@ -28,6 +30,8 @@ struct PipelineMetrics {
         modelSaveErrors = Counter(label: "flowforest_store_errors_total", dimensions: [("operation", "model")], factory: factory)
         suppressed = Counter(label: "flowforest_anomalies_suppressed_total", factory: factory)
         suppressed.increment(by: 0)
+        untracked = Counter(label: "flowforest_flow_records_untracked_total", factory: factory)
+        untracked.increment(by: 0)
         modelAge.record(0)
         scored.increment(by: 0)
         // Every kind and severity from the start, so rates and alerts see zeros, not gaps.

@@ -209,7 +209,9 @@ public func buildApplicationParts(
     // Data flows one way: capture and ingest feed the pipeline, the pipeline
     // feeds the writer, and the hub reads what the writer stored.
     let writer = StoreWriter(store: store, configuration: configuration.writer, logger: logger, metricsFactory: factory)
+    // --max-flows bounds the open flows user space holds, every source together.
     let pipeline = Pipeline(sensor: configuration.sensorName, detector: detector, sink: StoreSink(writer: writer),
+                            maxFlows: configuration.ingestFlowTable.maxFlows,
                             incidents: configuration.incidents, logger: logger, metricsFactory: factory)
     let ingest = IngestTable(configuration: configuration.ingestFlowTable, metricsFactory: factory)
     let rates = RateTracker()

@@ -21,6 +21,9 @@ struct SensorStatus: Encodable, Sendable {
             case bytesAccounted = "bytes_accounted"
             case notFlows = "not_flows"
             case ringBufferPackets = "ring_buffer_packets"
+            case packetsAggregated = "packets_aggregated"
+            case bytesAggregated = "bytes_aggregated"
+            case forwardedSeen = "forwarded_seen"
             case activeFlows = "active_flows"
             case flowsStarted = "flows_started"
             case flowsEnded = "flows_ended"
@@ -40,6 +43,10 @@ struct SensorStatus: Encodable, Sendable {
             try c.encode(["table_full": s.tableFull], forKey: .losses)
             try c.encode(["not_ip": s.notIP, "malformed": s.malformed], forKey: .notFlows)
             try c.encode(s.ringBufferPackets, forKey: .ringBufferPackets)
+            // Not admitted as flows under pressure: folded into overflow aggregates.
+            try c.encode(s.packetsAggregated, forKey: .packetsAggregated)
+            try c.encode(s.bytesAggregated, forKey: .bytesAggregated)
+            try c.encode(s.forwardedSeen, forKey: .forwardedSeen)
             try c.encode(activeFlows, forKey: .activeFlows)
             try c.encode(s.flowsStarted, forKey: .flowsStarted)
             try c.encode(s.flowsEnded, forKey: .flowsEnded)

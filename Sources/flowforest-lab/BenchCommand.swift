@@ -19,7 +19,8 @@ struct BenchCommand: AsyncParsableCommand {
             mode attached to the receiving end against the same generator with no sensor:
 
               rate ratio        generator packets/s with the sensor / without it
-              accounted         packets in drained flows / packets the interface saw
+              accounted         packets in drained flows or overflow aggregates / packets
+                                the interface saw
               BPF ns/pkt        program run time per packet (kernel BPF statistics)
               CPU ms/Mpkt       the sensor's CPU time (capture thread and batch consumer;
                                 for mode daemon, the whole `flowforest run` process)
@@ -29,7 +30,11 @@ struct BenchCommand: AsyncParsableCommand {
             Frames go to a MAC that is not the receiver's, so they are dropped after the
             hooks as on a mirror port. A veth never drops: a costly hook slows the
             generator instead, which is why cost shows as the rate ratio. Mode daemon runs the
-            flowforest executable beside this one.
+            flowforest executable beside this one. Mode tc-empty attaches a tc program that
+            returns at once: the hook's own cost, the floor. Peers run on the same traffic
+            and are read from their own counters: tcpdump (-w /dev/null), softflowd,
+            pmacctd (default buffers, and pmacctd-large with large ones) and nfpcapd; their
+            CPU is their whole process tree's.
 
             Example:
               sudo flowforest-lab bench --json bench.json
@@ -42,13 +47,18 @@ struct BenchCommand: AsyncParsableCommand {
     /// and store included) and takes its CPU time.
     enum Mode: String, ExpressibleByArgument, CaseIterable, Codable {
         case tc, tcClsact = "tc-clsact", xdp, socket, pcap, daemon
+        /// An empty tc program (returns at once): the hook's own cost, the floor.
+        case tcEmpty = "tc-empty"
+        /// Peers, each on the same traffic: tcpdump writing to /dev/null,
+        /// softflowd, pmacctd with default and with large buffers, nfdump's nfpcapd.
+        case tcpdump, softflowd, pmacctd, pmacctdLarge = "pmacctd-large", nfpcapd
 
         var attachMode: EBPFAttachMode? {
             switch self {
             case .tc, .tcClsact: .tc
             case .xdp: .xdp
             case .socket: .socket
-            case .pcap, .daemon: nil
+            default: nil
             }
         }
     }
@@ -59,7 +69,7 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(name: .customLong("frame-size"), help: "Frame sizes in bytes; repeat for several.")
     var frameSizes: [Int] = [64, 1500]
 
-    @Option(name: .customLong("flows"), help: "Concurrent flows (UDP source ports); repeat for several.")
+    @Option(name: .customLong("flows"), help: "Concurrent flows (UDP source ports); 0 for churn: every packet from a new random source address and port, as in a forged flood; repeat for several.")
     var flowCounts: [Int] = [1, 10_000]
 
     @Option(name: .customLong("mode"), help: "Capture modes to measure; repeat for several (default: all).")
@@ -74,11 +84,15 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(name: .customLong("bpf-object"), help: "Path of a flowforest.bpf.o to load instead of the embedded object.")
     var bpfObject: String?
 
+    @Option(name: .customLong("map-size"), help: "Entries of the kernel flow map in the eBPF modes and mode daemon (default: flowforest run's, 131072); with --flows 0 and more packets than 7/8 of it, flows past that are folded into overflow aggregates.")
+    var mapSize: Int?
+
     func validate() throws {
         guard packets >= 1000 && packets <= 100_000_000 else { throw ValidationError("--packets must be between 1000 and 100000000") }
         guard frameSizes.allSatisfy({ (64...1514).contains($0) }) else { throw ValidationError("--frame-size must be between 64 and 1514") }
-        guard flowCounts.allSatisfy({ (1...60_000).contains($0) }) else { throw ValidationError("--flows must be between 1 and 60000") }
+        guard flowCounts.allSatisfy({ (0...60_000).contains($0) }) else { throw ValidationError("--flows must be between 0 (churn) and 60000") }
         guard generatorCounts.allSatisfy({ (1...64).contains($0) }) else { throw ValidationError("--generators must be between 1 and 64") }
+        if let mapSize, !(1024...(1 << 24)).contains(mapSize) { throw ValidationError("--map-size must be between 1024 and 16777216") }
     }
 
     func run() async throws {
@@ -90,7 +104,7 @@ struct BenchCommand: AsyncParsableCommand {
         }
         var logger = Logger(label: "flowforest.bench")
         logger.logLevel = .warning
-        let bench = Bench(packets: packets, objectPath: bpfObject, logger: logger)
+        let bench = Bench(packets: packets, objectPath: bpfObject, mapSize: mapSize, logger: logger)
         var report = Bench.Report(
             date: Timestamp.rfc3339(nanoseconds: UInt64(Date().timeIntervalSince1970 * 1e9)),
             kernel: (try? String(contentsOfFile: "/proc/sys/kernel/osrelease", encoding: .utf8))?
@@ -118,6 +132,8 @@ struct BenchCommand: AsyncParsableCommand {
 struct Bench {
     let packets: Int
     let objectPath: String?
+    /// Kernel map entries; nil for the default.
+    let mapSize: Int?
     let logger: Logger
 
     struct Report: Codable {
@@ -145,24 +161,31 @@ struct Bench {
         var bpfNsPerPacket: Double?
         var sensorCpuMsPerMpkt: Double?
         var sensorCpuPercent: Double?
+        /// Mode daemon: the process's peak resident memory (VmHWM), MiB.
+        var peakRssMiB: Double?
+        /// Mode daemon: mean time of one poll of the capture source over the run, ms.
+        var drainMsPerPoll: Double?
+        /// Mode daemon: the API's latency, current accounting and detection under the traffic.
+        var daemonLoad: DaemonLoad?
         var note: String?
 
         var line: String {
             func f(_ v: Double?, _ digits: Int) -> String { v.map { String(format: "%.\(digits)f", $0) } ?? "-" }
             let cols: [String] = [
-                "\(frameBytes)", "\(flows)", "\(generators)", mode, "\(packetsSent)", f(generatorPps / 1e6, 3),
+                "\(frameBytes)", flows == 0 ? "churn" : "\(flows)", "\(generators)", mode, "\(packetsSent)", f(generatorPps / 1e6, 3),
                 f(rateRatio, 3), "\(packetsSeen)", "\(packetsAccounted)", f(accountedShare * 100, 3), "\(countedLosses)",
-                f(bpfNsPerPacket, 0), f(sensorCpuMsPerMpkt, 1), f(sensorCpuPercent, 2), note ?? "",
+                f(bpfNsPerPacket, 0), f(sensorCpuMsPerMpkt, 1), f(sensorCpuPercent, 2), f(peakRssMiB, 0), f(drainMsPerPoll, 2),
+                note ?? "",
             ]
             return zip(cols, Bench.widths).map { $0.padding(toLength: max($1, $0.count), withPad: " ", startingAt: 0) }
                 .joined(separator: " ")
         }
     }
 
-    static let widths = [6, 6, 4, 9, 9, 6, 6, 9, 9, 8, 7, 6, 8, 6, 0]
+    static let widths = [6, 6, 4, 13, 9, 6, 6, 9, 9, 8, 7, 6, 8, 6, 6, 7, 0]
     static var header: String {
         let names = ["frame", "flows", "gen", "mode", "sent", "Mpps", "ratio", "seen", "accounted", "acct%", "losses",
-                     "BPFns", "CPUms/M", "CPU%", "note"]
+                     "BPFns", "CPUms/M", "CPU%", "RSSMiB", "drainms", "note"]
         return zip(names, widths).map { $0.padding(toLength: max($1, $0.count), withPad: " ", startingAt: 0) }
             .joined(separator: " ")
     }
@@ -181,7 +204,7 @@ struct Bench {
         // A queue per generator: native XDP on a veth gives each receive
         // queue one ring, which pushes back on a second sender sharing it.
         let (genIf, senIf) = try lab.connect(gen, address: "198.18.0.1/24", sen, address: "198.18.0.2/24", queues: max(1, generators))
-        let config = Trafgen.udp(flows: flows, frameBytes: frameBytes)
+        let config = flows == 0 ? Trafgen.churn(frameBytes: frameBytes) : Trafgen.udp(flows: flows, frameBytes: frameBytes)
         let traffic = Traffic(lab: lab, namespace: gen, interface: genIf, config: config, packets: packets, generators: generators)
 
         _ = try traffic.send()  // warm-up: first-touch costs stay out of the baseline
@@ -191,9 +214,16 @@ struct Bench {
             generatorPps: base.packetsPerSecond, baselinePps: base.packetsPerSecond, rateRatio: 1, packetsSeen: 0, packetsAccounted: 0,
             accountedShare: 0, countedLosses: 0, note: "no sensor")]
         for mode in modes {
-            var row = mode == .daemon
-                ? try await measureDaemon(lab: lab, namespace: sen, interface: senIf, traffic: traffic)
-                : try await measure(mode, lab: lab, namespace: sen, interface: senIf, traffic: traffic)
+            var row: Row
+            if mode == .daemon {
+                row = try await measureDaemon(lab: lab, namespace: sen, interface: senIf, traffic: traffic)
+            } else if mode == .tcEmpty {
+                row = try await measureFloor(lab: lab, namespace: sen, interface: senIf, traffic: traffic)
+            } else if let peer = PeerTool(mode) {
+                row = try await measurePeer(peer, mode: mode, lab: lab, namespace: sen, interface: senIf, traffic: traffic)
+            } else {
+                row = try await measure(mode, lab: lab, namespace: sen, interface: senIf, traffic: traffic)
+            }
             if mode.attachMode != nil {
                 // Program run time from a second, shorter run with BPF
                 // statistics on: they add two clock reads per packet, which
@@ -225,11 +255,11 @@ struct Bench {
             source = try NetworkNamespace.run(namespace) {
                 try PcapLiveSource(interfaces: [interface], pollIntervalNs: 1_000_000_000, logger: logger)
             }
-        case .daemon:
-            preconditionFailure("the daemon is measured by measureDaemon")
+        case .daemon, .tcEmpty, .tcpdump, .softflowd, .pmacctd, .pmacctdLarge, .nfpcapd:
+            preconditionFailure("\(mode.rawValue) is measured by its own function")
         case .tc, .tcClsact, .xdp, .socket:
             source = try EBPFFlowSource(configuration: EBPFConfiguration(
-                mode: mode.attachMode!, interfaces: [interface],
+                mode: mode.attachMode!, interfaces: [interface], mapEntries: mapSize ?? EBPFConfiguration.defaultMapEntries,
                 objectPath: objectPath, namespace: namespace, tcHook: mode == .tcClsact ? .clsact : .auto), logger: logger)
         }
         // The drain publishes its latest statistics, so the bench can wait
@@ -283,13 +313,14 @@ struct Bench {
         let losses = s.tableFull + s.captureDrops + s.interfaceDrops
         var note: String?
         if let ebpf, mode != .socket { note = ebpf.attachModes[interface] }
-        if mode != .pcap && drained.packets + s.notIP + s.malformed + s.tableFull != seen {
-            note = "MISMATCH: \(drained.packets + s.notIP + s.malformed + s.tableFull) explained of \(seen)"
+        if mode != .pcap && drained.packets + s.packetsOutsideFlows != seen {
+            note = "MISMATCH: \(drained.packets + s.packetsOutsideFlows) explained of \(seen)"
         }
         return Row(
             frameBytes: 0, flows: 0, generators: 0, mode: mode.rawValue, packetsSent: sent.packets, generatorPps: sent.packetsPerSecond,
-            baselinePps: 0, rateRatio: 0, packetsSeen: seen, packetsAccounted: drained.packets,
-            accountedShare: seen > 0 ? Double(drained.packets) / Double(seen) : 0, countedLosses: losses,
+            // Accounted: in a flow or, past the kernel map's admission limit, an overflow aggregate.
+            baselinePps: 0, rateRatio: 0, packetsSeen: seen, packetsAccounted: drained.packets + s.packetsAggregated,
+            accountedShare: seen > 0 ? Double(drained.packets + s.packetsAggregated) / Double(seen) : 0, countedLosses: losses,
             bpfNsPerPacket: run.flatMap { $0.runCount > 0 ? Double($0.runTimeNs) / Double($0.runCount) : nil },
             sensorCpuMsPerMpkt: sent.packets > 0 ? cpu * 1000 / (Double(sent.packets) / 1e6) : nil,
             sensorCpuPercent: sent.seconds > 0 ? cpu / sent.seconds * 100 : nil,

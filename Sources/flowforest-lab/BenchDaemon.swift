@@ -10,25 +10,9 @@ extension Bench {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("flowforest-bench-daemon-\(getpid())")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
-        let exe = try Daemon.located()
-        let log = dir.appendingPathComponent("run.log")
-        // The namespace has its own loopback, so the default port is free there.
-        let daemon = try lab.spawn(in: namespace, [
-            exe, "run", "--mode", "tc", "--interface", interface, "--print-flows", "none",
-            "--listen", "127.0.0.1:8080", "--database", dir.appendingPathComponent("bench.db").path,
-            // curl scrapes /metrics without a token; nothing else is used.
-            "--open-metrics",
-        ] + (objectPath.map { ["--bpf-object", $0] } ?? []), stderr: log)
+        let (daemon, pid) = try await startDaemon(lab: lab, namespace: namespace, interface: interface, dir: dir)
         defer { _ = lab.stop(daemon, signal: SIGTERM, timeout: 15) }
-        let deadline = Date().addingTimeInterval(30)
-        while !((try? String(contentsOf: log, encoding: .utf8))?.contains("capture started") ?? false) {
-            guard daemon.isRunning, Date() < deadline else {
-                throw BenchError("flowforest run did not start: \((try? String(contentsOf: log, encoding: .utf8)) ?? "")")
-            }
-            try await Task.sleep(for: .milliseconds(100))
-        }
-        let pid = daemon.processIdentifier
-        func scrape() throws -> String { try lab.check(in: namespace, ["curl", "-sf", "http://127.0.0.1:8080/metrics"]).stdout }
+        let scrape: @Sendable () throws -> String = { try lab.check(in: namespace, ["curl", "-sf", "http://127.0.0.1:8080/metrics"]).stdout }
         // Packet series appear with the first packet; the build info is there from the start.
         try await Wait.until("flowforest run to serve /metrics", timeout: 30) {
             (try? scrape())?.contains("flowforest_build_info") ?? false
@@ -36,30 +20,109 @@ extension Bench {
         let before = try scrape()
         let rx0 = try lab.counter("rx_packets", interface: interface, in: namespace)
         let tx0 = try lab.counter("tx_packets", interface: interface, in: namespace)
-        let cpu0 = Self.threadCPU("\(pid)")
-        let sent = try await onOwnThread { try traffic.send() }
-        let cpu = Self.cpuSeconds(from: cpu0, to: Self.threadCPU("\(pid)"), newThreads: true)
-        // Until the daemon's counters explain every packet the interface counted.
-        var after = "", seen: UInt64 = 0
-        func delta(_ name: String) -> UInt64 { Self.sum(after, name) &- Self.sum(before, name) }
-        let explained = ["flowforest_packets_total", "flowforest_packets_not_flows_total",
-                         "flowforest_map_full_packets_total", "flowforest_capture_drops_total"]
-        try await Wait.until("the daemon to count every packet \(interface) counted", timeout: 30,
-                             detail: { "\(explained.map(delta).reduce(0, +)) of \(seen)" }) {
-            after = try scrape()
-            seen = try lab.counter("rx_packets", interface: interface, in: namespace) - rx0
+        func seen() throws -> UInt64 {
+            try lab.counter("rx_packets", interface: interface, in: namespace) - rx0
                 + (try lab.counter("tx_packets", interface: interface, in: namespace) - tx0)
-            return explained.map(delta).reduce(0, +) >= seen
         }
-        let accounted = delta("flowforest_packets_total")
+        let cpu0 = Self.threadCPU("\(pid)")
+        var load = DaemonLoad()
+        let probe = try HealthProbe(lab: lab, namespace: namespace, url: "http://127.0.0.1:8080/api/health", directory: dir)
+        let start = Date()
+        let detection = Task { await firstAnomaly(after: Self.value(before, "flowforest_anomalies_total"), start: start, limit: 120, scrape: scrape) }
+        defer { detection.cancel() }
+        let sent: Trafgen.Result
+        do { sent = try await onOwnThread { try traffic.send() } } catch { probe.finish(into: &load); throw error }
+        let stopped = Date()
+        let cpu = Self.cpuSeconds(from: cpu0, to: Self.threadCPU("\(pid)"), newThreads: true)
+        probe.finish(into: &load)
+        load.kernelMapsMiB = kernelMapBytes(pid).map { Double($0) / 1_048_576 }
+        let after = try await settle(before: before, stopped: stopped, load: &load, scrape: scrape, seen: seen)
+        if load.anomalies > 0 { load.firstAnomalySeconds = await detection.value }
+        func delta(_ name: String) -> UInt64 { Self.sum(after.text, name) &- Self.sum(before, name) }
+        let accounted = delta("flowforest_packets_total") + delta("flowforest_overflow_packets_total")
+        let polls = Self.value(after.text, "flowforest_drain_duration_seconds_count") - Self.value(before, "flowforest_drain_duration_seconds_count")
+        let drainSeconds = Self.value(after.text, "flowforest_drain_duration_seconds_sum") - Self.value(before, "flowforest_drain_duration_seconds_sum")
         return Row(
             frameBytes: 0, flows: 0, generators: 0, mode: BenchCommand.Mode.daemon.rawValue, packetsSent: sent.packets,
-            generatorPps: sent.packetsPerSecond, baselinePps: 0, rateRatio: 0, packetsSeen: seen, packetsAccounted: accounted,
-            accountedShare: seen > 0 ? Double(accounted) / Double(seen) : 0,
+            generatorPps: sent.packetsPerSecond, baselinePps: 0, rateRatio: 0, packetsSeen: after.seen, packetsAccounted: accounted,
+            accountedShare: after.seen > 0 ? Double(accounted) / Double(after.seen) : 0,
             countedLosses: delta("flowforest_map_full_packets_total") + delta("flowforest_capture_drops_total"),
             sensorCpuMsPerMpkt: sent.packets > 0 ? cpu * 1000 / (Double(sent.packets) / 1e6) : nil,
             sensorCpuPercent: sent.seconds > 0 ? cpu / sent.seconds * 100 : nil,
-            note: "whole flowforest run (tc)")
+            peakRssMiB: Self.peakResident(pid).map { Double($0) / 1_048_576 },
+            drainMsPerPoll: polls > 0 ? drainSeconds / polls * 1000 : nil,
+            daemonLoad: load,
+            note: "whole flowforest run (tc); \(load.summary)")
+    }
+
+    /// Starts `flowforest run --mode tc` in the sensor namespace and waits
+    /// until it captures; returns the spawned process and the daemon's own pid.
+    private func startDaemon(lab: NetworkLab, namespace: String, interface: String, dir: URL) async throws -> (Process, Int32) {
+        let exe = try Daemon.located()
+        let log = dir.appendingPathComponent("run.log")
+        // The namespace has its own loopback, so the default port is free there.
+        let daemon = try lab.spawn(in: namespace, [
+            exe, "run", "--mode", "tc", "--interface", interface, "--print-flows", "none",
+            "--listen", "127.0.0.1:8080", "--database", dir.appendingPathComponent("bench.db").path,
+            // curl reads /metrics and /api/health without a token; nothing else is used.
+            "--open-metrics",
+        ] + (objectPath.map { ["--bpf-object", $0] } ?? []) + (mapSize.map { ["--map-size", String($0)] } ?? []), stderr: log)
+        do {
+            try await Wait.until("flowforest run to start capturing", timeout: 30,
+                                 detail: { (try? String(contentsOf: log, encoding: .utf8)) ?? "" }) {
+                guard daemon.isRunning else { throw BenchError("flowforest run exited: \((try? String(contentsOf: log, encoding: .utf8)) ?? "")") }
+                return (try? String(contentsOf: log, encoding: .utf8))?.contains("capture started") ?? false
+            }
+            // The spawned process is the parent that waits for the daemon; CPU and memory are the daemon's.
+            guard let pid = Command.command(under: daemon) else { throw BenchError("flowforest run: no process under its waiting parent") }
+            return (daemon, pid)
+        } catch {
+            _ = lab.stop(daemon, signal: SIGTERM, timeout: 15)
+            throw error
+        }
+    }
+
+    /// After the traffic: the share accounted two polls (1 s each) after it
+    /// stopped, then waits until the daemon's counters explain every packet
+    /// the interface counted. Returns the last scrape and the packets seen.
+    private func settle(before: String, stopped: Date, load: inout DaemonLoad, scrape: () throws -> String,
+                        seen: () throws -> UInt64) async throws -> (text: String, seen: UInt64) {
+        try await Task.sleep(for: .seconds(max(0, 2 - Date().timeIntervalSince(stopped))))
+        let twoPolls = try scrape(), seenAtTwoPolls = try seen()
+        if seenAtTwoPolls > 0 {
+            let accounted = ["flowforest_packets_total", "flowforest_overflow_packets_total"].map { Self.sum(twoPolls, $0) &- Self.sum(before, $0) }
+            load.accountedAfterTwoPolls = Double(accounted.reduce(0, +)) / Double(seenAtTwoPolls)
+        }
+        var after = "", total: UInt64 = 0
+        func delta(_ name: String) -> UInt64 { Self.sum(after, name) &- Self.sum(before, name) }
+        let explained = ["flowforest_packets_total", "flowforest_overflow_packets_total", "flowforest_packets_not_flows_total",
+                         "flowforest_map_full_packets_total", "flowforest_capture_drops_total"]
+        try await Wait.until("the daemon to count every packet the interface counted", timeout: 30,
+                             detail: { "\(explained.map(delta).reduce(0, +)) of \(total)" }) {
+            after = try scrape()
+            total = try seen()
+            return explained.map(delta).reduce(0, +) >= total
+        }
+        load.explainedAfterSeconds = Date().timeIntervalSince(stopped)
+        load.anomalies = Int(Self.value(after, "flowforest_anomalies_total") - Self.value(before, "flowforest_anomalies_total"))
+        return (after, total)
+    }
+
+    /// Sum of every series of a metric in a Prometheus text exposition, as a real number.
+    static func value(_ exposition: String, _ name: String) -> Double {
+        exposition.split(separator: "\n").reduce(0) { total, line in
+            guard line.hasPrefix(name + "{") || line.hasPrefix(name + " "),
+                  let value = line.split(separator: " ").last.flatMap({ Double($0) }) else { return total }
+            return total + value
+        }
+    }
+
+    /// A process's peak resident memory (VmHWM of /proc/PID/status), bytes.
+    static func peakResident(_ pid: Int32) -> UInt64? {
+        guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
+              let kib = line.split(separator: " ").dropFirst().first.flatMap({ UInt64($0) }) else { return nil }
+        return kib * 1024
     }
 
     /// Sum of every series of a counter in a Prometheus text exposition.

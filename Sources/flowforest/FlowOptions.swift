@@ -13,7 +13,7 @@ struct FlowOptions: ParsableArguments {
     @Option(name: .customLong("tcp-close-timeout"), help: "End a TCP flow this many idle seconds after RST or FIN both ways.")
     var tcpCloseTimeout: Double = 1
 
-    @Option(name: .customLong("max-flows"), help: "Flows held at once in user space (by the libpcap flow table, and by the remote-ingest table of run); packets of further flows are counted as lost.")
+    @Option(name: .customLong("max-flows"), help: "Flows held at once in user space: by the libpcap flow table and the remote-ingest table of run (packets of further flows are counted as lost), and open flows of every source together (records of further flows are counted, their packets still are).")
     var maxFlows: Int = 1_000_000
 
     func validate() throws {

@@ -47,7 +47,7 @@ struct RunCommand: AsyncParsableCommand {
     @Flag(name: .customLong("no-promiscuous"), help: "pcap mode: do not put the interface into promiscuous mode.")
     var noPromiscuous = false
 
-    @Option(name: .customLong("map-size"), help: "eBPF modes: flows the kernel map holds; packets of further flows go through the ring buffer.")
+    @Option(name: .customLong("map-size"), help: "eBPF modes: flows the kernel map holds; past 7/8 of it only answered TCP connections start flows and other new flows are folded into per-victim overflow aggregates.")
     var mapSize: Int = 131_072
 
     @Option(name: .customLong("bpf-object"), help: "eBPF modes: a compiled flowforest.bpf.o to load instead of the object built into this binary.")

@@ -36,21 +36,46 @@ struct ExactnessTests {
         #expect(udp.allSatisfy { $0.state == .ended && $0.forward.bytes == 50 * $0.forward.packets && $0.reverse.packets == 0 })
     }
 
-    @Test("a tiny map loses nothing uncounted", arguments: [EBPFAttachMode.tc, .xdp, .socket])
+    @Test("a tiny map folds new flows into aggregates and loses nothing uncounted", arguments: [EBPFAttachMode.tc, .xdp, .socket])
     func tinyMap(mode: EBPFAttachMode) async throws {
         let lab = try SensorLab()
         defer { lab.lab.teardown() }
         let before = try lab.interfacePackets(rxOnly: mode == .xdp)
-        // 64 flows fit; 2000 do not, and a 4 KiB ring buffer overflows too.
-        let source = try lab.source(mode, mapEntries: 64, ringBufferBytes: 4096)
+        // 56 flows are admitted (7/8 of 64); the other 1944 fold into one
+        // aggregate of their destination.
+        let source = try lab.source(mode, mapEntries: 64)
         let result = try await capture(source, in: lab, rxOnly: mode == .xdp) {
             try lab.trafgen(Trafgen.udp(flows: 2000, frameBytes: 64), packets: 100_000, cpus: Self.generators)
         }
         let seen = try lab.interfacePackets(rxOnly: mode == .xdp) - before
         let s = result.statistics
         #expect(s.packetsSeen == seen)
-        #expect(s.ringBufferPackets > 0)
-        #expect(s.tableFull > 0)
+        #expect(result.explainedPackets == seen)
+        #expect(s.packetsAggregated > 0 && s.tableFull == 0 && s.ringBufferPackets == 0)
+        let udp = result.records.values.filter { $0.ipProtocol == IPProtocol.udp }
+        #expect(udp.count <= 64, "flows admitted: \(udp.count)")
+        let counters = source.kernelCounters
+        #expect(counters.aggregated == s.packetsAggregated, "every aggregated packet drained")
+        #expect(s.packetsAccounted == counters.packetsAccounted)
+    }
+
+    @Test("more victims than aggregates: the ring buffer, then counted losses", arguments: [EBPFAttachMode.tc, .xdp, .socket])
+    func aggregateMapFull(mode: EBPFAttachMode) async throws {
+        let lab = try SensorLab()
+        defer { lab.lab.teardown() }
+        let before = try lab.interfacePackets(rxOnly: mode == .xdp)
+        // 12000 destination ports: more aggregates than the map's 8192, and
+        // a 4 KiB ring buffer that overflows too.
+        let config = "{ eth(da=02:00:00:00:00:02, sa=02:00:00:00:00:01), ipv4(sa=198.18.0.1, da=198.18.0.2), "
+            + "udp(sp=1024, dp=dinc(1024, 13023)), fill(0, 22) }"
+        let source = try lab.source(mode, mapEntries: 64, ringBufferBytes: 4096)
+        let result = try await capture(source, in: lab, rxOnly: mode == .xdp) {
+            try lab.trafgen(config, packets: 100_000, cpus: Self.generators)
+        }
+        let seen = try lab.interfacePackets(rxOnly: mode == .xdp) - before
+        let s = result.statistics
+        #expect(s.packetsSeen == seen)
+        #expect(s.packetsAggregated > 0 && s.ringBufferPackets > 0 && s.tableFull > 0, "\(s)")
         #expect(result.explainedPackets == seen)
         let counters = source.kernelCounters
         #expect(counters.ringBufferSent > 0 && counters.ringBufferFailed == s.tableFull)

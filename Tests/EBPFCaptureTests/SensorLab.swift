@@ -77,8 +77,9 @@ struct CaptureResult {
     var batches = 0
 
     var flowPackets: UInt64 { records.values.reduce(0) { $0 + $1.packets } }
-    /// Packets explained: in flows, or counted as not IP, malformed or lost.
-    var explainedPackets: UInt64 { flowPackets + statistics.notIP + statistics.malformed + statistics.tableFull }
+    /// Packets explained: in flows, or counted as aggregated, not IP,
+    /// malformed, forwarded second sights or lost.
+    var explainedPackets: UInt64 { flowPackets + statistics.packetsOutsideFlows }
 }
 
 /// Collects what a source yields, readable while the capture runs, so a

@@ -17,8 +17,11 @@ public final class PeerProcess {
         }
         _ = FileManager.default.createFile(atPath: log.path, contents: nil)
         let p = Process()
-        p.executableURL = URL(fileURLWithPath: path)
-        p.arguments = arguments
+        // Under a parent that waits for it (coreutils `timeout` with no limit,
+        // signals passed on): a collector that closes its inherited
+        // descriptors would otherwise stall Foundation's reaping of every child.
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/timeout")
+        p.arguments = ["--foreground", "0", path] + arguments
         let handle = try FileHandle(forWritingTo: log)
         p.standardOutput = handle
         p.standardError = handle

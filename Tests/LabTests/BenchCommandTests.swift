@@ -34,7 +34,39 @@ struct BenchCommandTests {
             #expect((0...200).contains(row["sensor_cpu_percent"] as? Double ?? -1), "\(row)")
         }
         #expect((rows[1]["bpf_ns_per_packet"] as? Double ?? 0) > 0, "BPF statistics gave no run time: \(rows[1])")
+        // The daemon under the traffic: its API answered throughout, and two polls after the traffic every packet was in a flow.
+        let load = try #require(rows[2]["daemon_load"] as? [String: Any], "\(rows[2])")
+        #expect((load["health_requests"] as? Int ?? 0) > 0, "\(load)")
+        #expect(load["health_failures"] as? Int == 0, "\(load)")
+        #expect((load["health_p99_ms"] as? Double).map { $0 > 0 && $0 < 2000 } == true, "\(load)")
+        #expect(load["accounted_after_two_polls"] as? Double == 1, "\(load)")
+        #expect((rows[2]["peak_rss_mi_b"] as? Double ?? 0) > 0, "the daemon's own memory, not its parent's: \(rows[2])")
         // The bench switches BPF statistics off again.
         #expect(try String(contentsOfFile: "/proc/sys/kernel/bpf_stats_enabled", encoding: .utf8).hasPrefix("0"))
+    }
+
+    @Test("peers on the same traffic: the empty tc program, tcpdump, softflowd, pmacctd and nfpcapd each measured, and the run ends")
+    func peers() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let json = dir.appendingPathComponent("bench.json")
+        let modes = ["tc-empty", "tcpdump", "softflowd", "pmacctd", "pmacctd-large", "nfpcapd"]
+        // softflowd closes its inherited descriptors: the bench must still reap it and every later child.
+        let r = try Binary.run([
+            "bench", "--packets", "20000", "--frame-size", "64", "--flows", "10", "--generators", "1", "--json", json.path,
+        ] + modes.flatMap { ["--mode", $0] }, timeout: 400)
+        #expect(r.status == 0 && !r.timedOut, "\(r.stderr)")
+        let report = try #require(JSONSerialization.jsonObject(with: Data(contentsOf: json)) as? [String: Any])
+        let rows = try #require(report["results"] as? [[String: Any]])
+        #expect(rows.map { $0["mode"] as? String } == ["none"] + modes)
+        for row in rows.dropFirst() {
+            #expect(row["packets_seen"] as? Int == 20000, "\(row)")
+            #expect((row["rate_ratio"] as? Double ?? 0) > 0, "\(row)")
+            let accounted = row["packets_accounted"] as? Int ?? -1
+            #expect((0...20000).contains(accounted), "a peer cannot account for more than the interface saw: \(row)")
+        }
+        // The floor counts nothing; tcpdump's own count of the packets it captured.
+        #expect(rows[1]["packets_accounted"] as? Int == 0)
+        #expect((rows[2]["packets_accounted"] as? Int ?? 0) > 0, "\(rows[2])")
     }
 }

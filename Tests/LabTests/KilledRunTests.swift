@@ -43,7 +43,7 @@ struct KilledRunTests {
 
         let (killed, _, _) = try start("first", first)
         #expect(try Self.hooks(lab, b, dev) == whileRunning)
-        kill(killed.processIdentifier, SIGKILL)
+        Command.killWithCommand(killed)
         killed.waitUntilExit()
         #expect(try Self.hooks(lab, b, dev) == afterKill)
 

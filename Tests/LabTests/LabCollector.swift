@@ -141,15 +141,13 @@ final class SoftflowdProbe {
         guard mkfifo(fifo.path, 0o600) == 0 else { throw LabError.failed(command: ["mkfifo", fifo.path], status: errno, stderr: String(cString: strerror(errno))) }
         log = directory.appendingPathComponent("softflowd.log")
         let captureLog = directory.appendingPathComponent("tcpdump.log")
-        // softflowd closes every inherited descriptor at start, among them the
-        // one Foundation watches to learn that a child exited: it would then
-        // block reaping a softflowd that is still running, and with it every
-        // other child of the test. `timeout` keeps that descriptor, passes
-        // SIGINT and SIGTERM on, and bounds softflowd's life.
+        // softflowd closes every inherited descriptor at start; the lab runs
+        // it under a waiting parent, like every command it spawns, so
+        // Foundation still reaps it and every other child.
         exporter = try lab.spawn(in: namespace, [
-            "timeout", "120", "softflowd", "-d", "-c", "none", "-p", directory.appendingPathComponent("softflowd.pid").path, "-r", fifo.path,
+            "softflowd", "-d", "-c", "none", "-p", directory.appendingPathComponent("softflowd.pid").path, "-r", fifo.path,
             "-n", "127.0.0.1:\(LabCollector.port)", "-v", "\(version)",
-        ], stdout: log, stderr: log)
+        ], stdout: log, stderr: log, limit: 120)
         capture = try lab.spawn(in: namespace, ["tcpdump", "-i", interface, "-n", "--immediate-mode", "-U", "-s", "0", "-w", fifo.path],
                                 stderr: captureLog)
         try Wait.blockingUntil("tcpdump to capture for softflowd", timeout: 20, detail: { tail(captureLog) + tail(self.log) }) {

@@ -1,0 +1,83 @@
+import FlowForestCore
+import FlowForestPipeline
+import Logging
+import MetricsTestKit
+import Testing
+
+/// Floods the data plane folded into overflow aggregates are reported on
+/// their victim, once, with their size and source estimate.
+@Suite("Overflow floods")
+struct OverflowFloodTests {
+    static let victim = IPAddress("198.18.2.1")!
+    static let t0: UInt64 = 1_700_000_000_000_000_000
+
+    static func aggregate(_ flowClass: OverflowClass = .tcpSyn, side: AggregateSide = .destination, packets: UInt64,
+                          total: UInt64? = nil, peers: UInt64, at t: UInt64 = t0) -> FlowAggregate {
+        FlowAggregate(
+            key: FlowAggregate.Key(address: victim, port: 80, ipProtocol: IPProtocol.tcp, vlan: 0, flowClass: flowClass, side: side),
+            packets: packets, bytes: packets * 40, totalPackets: total ?? packets, totalBytes: (total ?? packets) * 40,
+            peerEstimate: peers, firstSeenNs: t0, lastSeenNs: t + 2_000_000_000, ended: false)
+    }
+
+    @Test("a SYN aggregate from many sources is one syn flood on its victim, with its size")
+    func reported() throws {
+        var rule = OverflowFloodRule()
+        let found = rule.evaluate([Self.aggregate(packets: 200_000, peers: 150_000)], nowNs: Self.t0 + 3_000_000_000)
+        let a = try #require(found.first)
+        #expect(found.count == 1)
+        #expect(a.label == .synFlood && a.kind == .destination && a.severity == .critical)
+        #expect(a.destinationAddress == Self.victim && a.destinationPort == 80 && a.ipProtocol == IPProtocol.tcp)
+        #expect(a.features["overflow_packets"] == 200_000 && a.features["overflow_sources_estimate"] == 150_000)
+        #expect(a.features["overflow_packets_per_second"] == 100_000)
+        #expect(a.explanation.first?.text.contains("about 150000 sources") == true)
+    }
+
+    @Test("TCP packets outside any connection are a tcp flood, UDP a udp flood, ICMP an icmp flood",
+          arguments: [(OverflowClass.tcpOther, AnomalyLabel.tcpFlood), (.tcpFin, .tcpFlood), (.tcpRst, .tcpFlood),
+                      (.udp, .udpFlood), (.icmp, .icmpFlood), (.other, .unusualDestination)])
+    func labels(flowClass: OverflowClass, label: AnomalyLabel) throws {
+        var rule = OverflowFloodRule()
+        let found = rule.evaluate([Self.aggregate(flowClass, packets: 20_000, peers: 5_000)], nowNs: Self.t0)
+        #expect(try #require(found.first).label == label)
+    }
+
+    @Test("below either threshold, or a victim's replies, nothing is reported")
+    func quiet() {
+        var rule = OverflowFloodRule()
+        #expect(rule.evaluate([Self.aggregate(packets: 999, peers: 900)], nowNs: Self.t0).isEmpty)
+        #expect(rule.evaluate([Self.aggregate(packets: 50_000, peers: 99)], nowNs: Self.t0).isEmpty)
+        #expect(rule.evaluate([Self.aggregate(.tcpSynAck, side: .source, packets: 50_000, peers: 40_000)], nowNs: Self.t0).isEmpty)
+    }
+
+    @Test("a continuing flood is reported again only after the repeat interval")
+    func repeats() {
+        var rule = OverflowFloodRule(repeatAfterNs: 60_000_000_000)
+        let second: UInt64 = 1_000_000_000
+        var reports = 0
+        for i in 0..<130 {
+            let t = Self.t0 + UInt64(i) * second
+            reports += rule.evaluate([Self.aggregate(packets: 10_000, total: UInt64(i + 1) * 10_000, peers: 5_000, at: t)], nowNs: t).count
+        }
+        #expect(reports == 3)  // at 0 s, 60 s and 120 s
+    }
+
+    @Test("the pipeline reports folded floods and counts aggregated and forwarded packets")
+    func throughPipeline() async throws {
+        let metrics = TestMetrics()
+        let sink = RecordingSink()
+        let pipeline = Pipeline(sensor: "gw", detector: FlagsEndedFlows(), sink: sink, logger: Logger(label: "t"), metricsFactory: metrics)
+        var s = CaptureStatistics()
+        s.packetsSeen = 300_000
+        s.packetsAggregated = 200_000
+        s.bytesAggregated = 8_000_000
+        s.forwardedSeen = 100_000
+        let batch = FlowBatch(timeNs: Self.t0 + 3_000_000_000, records: [], statistics: s, activeFlows: 0,
+                              aggregates: [Self.aggregate(packets: 200_000, peers: 150_000)])
+        let found = await pipeline.process(batch, mode: "tc")
+        #expect(found.count == 1 && found.first?.sensor == "gw" && found.first?.label == .synFlood)
+        #expect(sink.anomalies.count == 1)
+        #expect(metrics.counterTotal(label: "flowforest_overflow_packets_total", dimensions: [("mode", "tc")]) == 200_000)
+        #expect(metrics.counterTotal(label: "flowforest_overflow_bytes_total", dimensions: [("mode", "tc")]) == 8_000_000)
+        #expect(metrics.counterTotal(label: "flowforest_forwarded_seen_packets_total", dimensions: [("mode", "tc")]) == 100_000)
+    }
+}
