@@ -285,20 +285,16 @@ static __always_inline int transport(struct pkt *p, struct endpoints *ep, __u16 
             p->flags = th[13];
             p->window = ((__u16)th[14] << 8) | th[15];
             p->payload_len = l4->len - doff;
-        } else if (l4->proto == PROTO_UDP) {
-            if (l4->len < 8)
+        } else if (l4->proto == PROTO_UDP || l4->proto == PROTO_SCTP) {
+            /* SCTP's ports lead its 12-byte common header as UDP's lead
+             * its 8: an SCTP scan is then one flow per port, like any
+             * other port scan. */
+            __u32 hdr = l4->proto == PROTO_UDP ? 8 : 12;
+            if (l4->len < hdr)
                 return PARSE_MALFORMED;
             ep->sport = ((__u16)th[0] << 8) | th[1];
             ep->dport = ((__u16)th[2] << 8) | th[3];
-            p->payload_len = l4->len - 8;
-        } else if (l4->proto == PROTO_SCTP) {
-            /* Ports lead the 12-byte common header, as in UDP: an SCTP
-             * scan is then one flow per port, like any other port scan. */
-            if (l4->len < 12)
-                return PARSE_MALFORMED;
-            ep->sport = ((__u16)th[0] << 8) | th[1];
-            ep->dport = ((__u16)th[2] << 8) | th[3];
-            p->payload_len = l4->len - 12;
+            p->payload_len = l4->len - hdr;
         } else if ((l4->proto == PROTO_ICMP && !l4->is_v6) || (l4->proto == PROTO_ICMPV6 && l4->is_v6)) {
             if (l4->len < 4)
                 return PARSE_MALFORMED;
@@ -495,11 +491,8 @@ static __always_inline int load_transport(void *ctx, int kind, const struct l4 *
     if (l4->proto == PROTO_TCP) {
         if (l4->len >= 20)
             err = load(ctx, kind, l4->off, th, 16);
-    } else if (l4->proto == PROTO_UDP) {
-        if (l4->len >= 8)
-            err = load(ctx, kind, l4->off, th, 4);
-    } else if (l4->proto == PROTO_SCTP) {
-        if (l4->len >= 12)
+    } else if (l4->proto == PROTO_UDP || l4->proto == PROTO_SCTP) {
+        if (l4->len >= (l4->proto == PROTO_UDP ? 8u : 12u))
             err = load(ctx, kind, l4->off, th, 4);
     } else if ((l4->proto == PROTO_ICMP && !l4->is_v6) || (l4->proto == PROTO_ICMPV6 && l4->is_v6)) {
         if (l4->len >= 4)
