@@ -52,6 +52,65 @@ enum Scripts {
         """
     }
 
+    /// A UDP port that takes datagrams and answers none (a metrics sink).
+    static func udpSink(address: String, port: Int) -> String {
+        """
+        import socket
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("\(address)", \(port)))
+        while True: s.recvfrom(2048)
+        """
+    }
+
+    /// The site's machine traffic beside its users: NTP-like queries from
+    /// every client at a fixed period, an update-like download and a
+    /// backup-like upload now and then, a chatty service pushing small
+    /// metrics datagrams several times a second, and idle keep-alive
+    /// connections that send a few bytes twice a minute. Periods and phases
+    /// come from `seed`.
+    static func siteJobs(clients: [String], server: String, outside: String, seconds: Double, seed: Int) -> String {
+        let list = clients.map { "\"\($0)\"" }.joined(separator: ", ")
+        return """
+        import random, socket, threading, time
+        random.seed(\(seed)); end = time.time() + \(seconds); clients = [\(list)]
+        def every(period, spread, job, phase):
+            time.sleep(phase)
+            while time.time() < end:
+                try: job()
+                except OSError: pass
+                time.sleep(period * random.uniform(1 - spread, 1 + spread))
+        def ntp(source):
+            u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind((source, 0)); u.settimeout(1)
+            u.sendto(b"\\x23" + b"\\x00" * 47, ("\(server)", 123)); u.recv(2048); u.close()
+        def update():
+            s = socket.create_connection(("\(server)", 80), timeout=5, source_address=(clients[1 % len(clients)], 0))
+            s.sendall(b"GET /bulk.bin HTTP/1.1\\r\\nHost: lab\\r\\nConnection: close\\r\\n\\r\\n")
+            while s.recv(65536): pass
+            s.close()
+        def backup():
+            s = socket.create_connection(("\(outside)", 8443), timeout=5, source_address=(clients[2 % len(clients)], 0))
+            chunk = b"b" * 65536
+            for _ in range(random.randint(40, 120)): s.sendall(chunk)
+            s.close()
+        metrics = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); metrics.bind((clients[0], 0))
+        def chatty():
+            metrics.sendto(b"app.requests:%d|c" % random.randint(1, 999) + b" " * random.randint(20, 150), ("\(server)", 8125))
+        def keepalive(phase):
+            time.sleep(phase)
+            s = socket.create_connection(("\(outside)", 443), timeout=5, source_address=(clients[1 % len(clients)], 0))
+            while time.time() < end:
+                time.sleep(30 * random.uniform(0.9, 1.1))
+                s.sendall(b"k\\n"); s.recv(16)
+            s.close()
+        jobs = [threading.Thread(target=every, args=(random.choice([16, 32]), 0.01, lambda c=c: ntp(c), random.uniform(0, 16))) for c in clients]
+        jobs += [threading.Thread(target=every, args=(random.uniform(80, 140), 0.3, update, random.uniform(5, 60))),
+                 threading.Thread(target=every, args=(random.uniform(120, 200), 0.1, backup, random.uniform(10, 90))),
+                 threading.Thread(target=every, args=(0.2, 0.5, chatty, 0))]
+        jobs += [threading.Thread(target=keepalive, args=(random.uniform(0, 20),)) for _ in range(4)]
+        for j in jobs: j.daemon = True; j.start()
+        while time.time() < end: time.sleep(1)
+        """
+    }
+
     static func slowConnections(source: String, server: String, count: Int, seconds: Double) -> String {
         """
         import socket, time

@@ -8,7 +8,8 @@ public import Foundation
 /// Addresses (all in 198.18.0.0/15):
 /// - clients 198.18.0.11–13, more clients 198.18.0.20–31 (the validation
 ///   set's normal traffic), attacker 198.18.0.66 (namespace `clients`)
-/// - server 198.18.0.2 (HTTP on 80, DNS-style UDP on 53), outside host
+/// - server 198.18.0.2 (HTTP on 80, DNS-style UDP on 53, NTP-style UDP on
+///   123, a silent metrics sink on UDP 8125), outside host
 ///   198.18.0.100 (sink on 443 and 8443) (namespace `servers`)
 /// - 198.18.2.0/24 is routed to the servers' namespace, which drops it: a
 ///   target range for sweeps whose probes the sensor still sees.
@@ -53,7 +54,10 @@ public final class TrafficLab: Sendable {
             try Data(repeating: 0x41, count: size).write(to: site.appendingPathComponent(name))
         }
         _ = try lab.spawn(in: serversNamespace, ["python3", "-m", "http.server", "80", "--bind", server, "--directory", site.path])
-        _ = try lab.spawn(in: serversNamespace, ["python3", "-c", Scripts.udpEcho(address: server, port: 53)])
+        for port in [53, 123] {
+            _ = try lab.spawn(in: serversNamespace, ["python3", "-c", Scripts.udpEcho(address: server, port: port)])
+        }
+        _ = try lab.spawn(in: serversNamespace, ["python3", "-c", Scripts.udpSink(address: server, port: 8125)])
         for port in [443, 8443] {
             _ = try lab.spawn(in: serversNamespace, ["python3", "-c", Scripts.tcpSink(address: outside, port: port)])
         }
@@ -64,14 +68,22 @@ public final class TrafficLab: Sendable {
 
     /// Starts background normal traffic for `seconds`: web browsing from each
     /// client, DNS-style queries, occasional pings and bulk downloads; with
-    /// `manyClients`, from the three clients and twelve more.
-    /// Returns the processes (they end by themselves).
+    /// `manyClients`, from the three clients and twelve more; with
+    /// `siteJobs`, also the machine traffic of `Scripts.siteJobs` (periodic
+    /// NTP-like queries, updates, backups, a chatty metrics service, idle
+    /// keep-alives). Returns the processes (they end by themselves).
     @discardableResult
-    public func startNormalTraffic(seconds: Double, seed: Int = 1, manyClients: Bool = false) throws -> [Process] {
-        try (manyClients ? clients + moreClients : clients).enumerated().map { index, client in
+    public func startNormalTraffic(seconds: Double, seed: Int = 1, manyClients: Bool = false,
+                                   siteJobs: Bool = false) throws -> [Process] {
+        var processes = try (manyClients ? clients + moreClients : clients).enumerated().map { index, client in
             try lab.spawn(in: clientsNamespace, ["python3", "-c", Scripts.normalClient(
                 source: client, server: server, seconds: seconds, seed: seed * 100 + index)])
         }
+        if siteJobs {
+            processes.append(try lab.spawn(in: clientsNamespace, ["python3", "-c", Scripts.siteJobs(
+                clients: clients, server: server, outside: outside, seconds: seconds, seed: seed * 100 + 99)]))
+        }
+        return processes
     }
 
     /// Runs one attack to completion (each is bounded in packets and time).

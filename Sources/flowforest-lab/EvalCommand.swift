@@ -173,7 +173,8 @@ final class Evaluation {
     nonisolated static func nowNs() -> UInt64 { UInt64(Date().timeIntervalSince1970 * 1e9) }
 
     func normal(seconds: Double, seed: Int) throws {
-        let clients = try traffic.startNormalTraffic(seconds: seconds, seed: seed, manyClients: settings.evalSet == .validation)
+        let clients = try traffic.startNormalTraffic(seconds: seconds, seed: seed, manyClients: settings.evalSet == .validation,
+                                                   siteJobs: true)
         for p in clients { p.waitUntilExit() }
     }
 
@@ -287,7 +288,8 @@ final class Evaluation {
         do {
             found = try await live("attack \(index)", model: model) {
                 let clients = try traffic.startNormalTraffic(seconds: max(Self.attackPhaseSeconds, 14 + attack.timeLimit),
-                                                             seed: settings.seeds.attacks + index, manyClients: settings.evalSet == .validation)
+                                                             seed: settings.seeds.attacks + index, manyClients: settings.evalSet == .validation,
+                                                             siteJobs: true)
                 // 8 s in, at a random point of the poll cycle: the delay then
                 // includes an honest share of waiting for the next poll.
                 Thread.sleep(forTimeInterval: 8 + Double.random(in: 0..<1))
