@@ -8,11 +8,35 @@ public enum Trafgen {
         public var packetsPerSecond: Double { seconds > 0 ? Double(packets) / seconds : 0 }
     }
 
+    /// Most flows ``udp(flows:frameBytes:)`` makes from source ports alone.
+    public static let portFlows = 60_000
+
+    /// How `flows` concurrent flows are spread: up to ``portFlows`` over
+    /// source ports of one address; past that over source addresses of
+    /// 198.18.0.0/15 (a power of two of them) and source ports (an odd
+    /// number) stepped together, so every pair comes once per cycle. Nil for
+    /// a count that cannot be split so (its power-of-two part over 131,072,
+    /// or its odd part over ``portFlows``).
+    public static func shape(flows: Int) -> (addresses: Int, ports: Int)? {
+        guard flows > 0 else { return nil }
+        if flows <= portFlows { return (1, flows) }
+        let addresses = min(flows & -flows, 131_072)
+        let ports = flows / addresses
+        guard addresses * ports == flows, ports <= portFlows, ports % 2 == 1 || addresses == 1 else { return nil }
+        return (addresses, ports)
+    }
+
     /// UDP over IPv4 to a MAC that is not the receiver's, so frames are
-    /// dropped after the hooks as on a mirror port. `flows` source ports.
+    /// dropped after the hooks as on a mirror port; `flows` concurrent flows
+    /// as ``shape(flows:)`` spreads them (a count it cannot split is cut to
+    /// ``portFlows``: validate with `shape` first).
     public static func udp(flows: Int, frameBytes: Int) -> String {
-        let sport = flows > 1 ? "dinc(1024, \(1024 + flows - 1))" : "1024"
-        return "{ eth(da=02:00:00:00:00:02, sa=02:00:00:00:00:01), ipv4(sa=198.18.0.1, da=198.18.0.2), "
+        let (addresses, ports) = shape(flows: flows) ?? (1, portFlows)
+        let sport = ports > 1 ? "dinc(1024, \(1024 + ports - 1))" : "1024"
+        // 198.18.0.0 as a 32-bit number: trafgen steps the whole address.
+        let base = 198 << 24 | 18 << 16
+        let saddr = addresses > 1 ? "sa=198.18.0.0, sa=dinc(\(base), \(base + addresses - 1))" : "sa=198.18.0.1"
+        return "{ eth(da=02:00:00:00:00:02, sa=02:00:00:00:00:01), ipv4(\(saddr), da=198.18.0.2), "
             + "udp(sp=\(sport), dp=9), fill(0, \(max(0, frameBytes - 42))) }"
     }
 

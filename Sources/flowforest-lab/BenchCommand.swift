@@ -69,7 +69,7 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(name: .customLong("frame-size"), help: "Frame sizes in bytes; repeat for several.")
     var frameSizes: [Int] = [64, 1500]
 
-    @Option(name: .customLong("flows"), help: "Concurrent flows (UDP source ports); 0 for churn: every packet from a new random source address and port, as in a forged flood; repeat for several.")
+    @Option(name: .customLong("flows"), help: "Concurrent flows (UDP source ports; past 60000 also source addresses, e.g. 100000 or 1000000); 0 for churn: every packet from a new random source address and port, as in a forged flood; repeat for several.")
     var flowCounts: [Int] = [1, 10_000]
 
     @Option(name: .customLong("mode"), help: "Capture modes to measure; repeat for several (default: all).")
@@ -90,7 +90,9 @@ struct BenchCommand: AsyncParsableCommand {
     func validate() throws {
         guard packets >= 1000 && packets <= 100_000_000 else { throw ValidationError("--packets must be between 1000 and 100000000") }
         guard frameSizes.allSatisfy({ (64...1514).contains($0) }) else { throw ValidationError("--frame-size must be between 64 and 1514") }
-        guard flowCounts.allSatisfy({ (0...60_000).contains($0) }) else { throw ValidationError("--flows must be between 0 (churn) and 60000") }
+        guard flowCounts.allSatisfy({ $0 == 0 || Trafgen.shape(flows: $0) != nil }) else {
+            throw ValidationError("--flows must be 0 (churn), 1-60000, or a power of two (up to 131072) times an odd number up to 60000, such as 100000 or 1000000")
+        }
         guard generatorCounts.allSatisfy({ (1...64).contains($0) }) else { throw ValidationError("--generators must be between 1 and 64") }
         if let mapSize, !(1024...(1 << 24)).contains(mapSize) { throw ValidationError("--map-size must be between 1024 and 16777216") }
     }
