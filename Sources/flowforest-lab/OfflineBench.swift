@@ -105,6 +105,9 @@ struct OfflineBench: Sendable {
             var cpuSeconds: Double
             /// This tool's packets/s over nfpcapd's.
             var ratio: Double
+            /// nfpcapd's CPU seconds over this tool's: the same comparison by
+            /// CPU time, which other load on the machine moves far less.
+            var cpuRatio: Double
         }
 
         var date: String
@@ -126,21 +129,22 @@ struct OfflineBench: Sendable {
             func median(_ values: [Double]) -> Double { values.isEmpty ? 0 : values.sorted()[values.count / 2] }
             let tools = Tool.allCases.filter { t in results.contains { $0.tool == t } }
             let nfpcapd = median(results.filter { $0.tool == .nfpcapd }.map(\.packetsPerSecond))
+            let nfpcapdCPU = median(results.filter { $0.tool == .nfpcapd }.map(\.cpuSeconds))
             medians = tools.map { t in
                 let rows = results.filter { $0.tool == t }
-                let pps = median(rows.map(\.packetsPerSecond))
-                return Median(tool: t, packetsPerSecond: pps, seconds: median(rows.map(\.seconds)), cpuSeconds: median(rows.map(\.cpuSeconds)),
-                              ratio: nfpcapd > 0 ? pps / nfpcapd : 0)
+                let pps = median(rows.map(\.packetsPerSecond)), cpu = median(rows.map(\.cpuSeconds))
+                return Median(tool: t, packetsPerSecond: pps, seconds: median(rows.map(\.seconds)), cpuSeconds: cpu,
+                              ratio: nfpcapd > 0 ? pps / nfpcapd : 0, cpuRatio: cpu > 0 ? nfpcapdCPU / cpu : 0)
             }
             ratio = medians.first { $0.tool == .flowforest }?.ratio ?? 0
             countsExact = results.allSatisfy(\.exact)
         }
 
         var table: String {
-            var lines = ["tool                 packets/s    seconds     CPU s   ratio FlowForest/nfpcapd (medians)"]
+            var lines = ["medians        packets/s    seconds     CPU s   ratio to nfpcapd (packets/s)   by CPU s"]
             for m in medians {
                 lines.append(m.tool.rawValue.padding(toLength: 17, withPad: " ", startingAt: 0)
-                             + String(format: "%13.0f  %9.2f  %8.2f   %5.2f", m.packetsPerSecond, m.seconds, m.cpuSeconds, m.ratio))
+                             + String(format: "%11.0f  %9.2f  %8.2f   %5.2f                         %5.2f", m.packetsPerSecond, m.seconds, m.cpuSeconds, m.ratio, m.cpuRatio))
             }
             return lines.joined(separator: "\n")
         }

@@ -16,6 +16,8 @@ struct OfflineBenchCommand: AsyncParsableCommand {
               packets/s     packets in the file / the tool's wall time, start to exit
               CPU s         user + system time of the tool (all its threads, from wait4)
               ratio         a tool's median packets/s / nfpcapd's
+              by CPU s      nfpcapd's median CPU seconds / the tool's (wall time follows the
+                            machine's other load, CPU time far less)
 
             Afterwards each run's counts are checked: FlowForest's flows must hold every packet and
             byte written and be as many as the flows written; nfdump -I of nfpcapd's files must count
