@@ -18,19 +18,24 @@ public import Foundation
 public struct OfflineBenchCapture: Sendable {
     /// What was written: the figures a reader of the file must count.
     public struct Totals: Codable, Sendable, Equatable {
+        /// Packets in the file, every one an IPv4 packet of a flow.
         public var packets: Int
         /// IP-layer bytes (IP total length), as flow records count them.
         public var bytes: Int
+        /// Flows (bidirectional 5-tuples), split into TCP and UDP.
         public var flows: Int
         public var tcpFlows: Int
         public var udpFlows: Int
+        /// Size of the file, headers included.
         public var fileBytes: Int
         /// Seconds from the first packet's timestamp to the last's.
         public var spanSeconds: Double
     }
 
+    /// Packets and flows to write, exactly.
     public let packets: Int
     public let flows: Int
+    /// The generator's seed: the same seed writes the same bytes.
     public let seed: UInt64
 
     /// Seconds the packets' timestamps cover.
@@ -42,6 +47,8 @@ public struct OfflineBenchCapture: Sendable {
     /// be at least this many per flow.
     public static let minimumPacketsPerFlow = 8
 
+    /// A capture of `packets` packets in `flows` flows; needs at least
+    /// ``minimumPacketsPerFlow`` packets per flow.
     public init(packets: Int, flows: Int, seed: UInt64 = 14) {
         precondition(flows >= 1 && packets >= flows * Self.minimumPacketsPerFlow, "at least 8 packets per flow")
         self.packets = packets
