@@ -34,7 +34,7 @@ else
 	msg = @printf '  %-8s %s\n' "$(1)" "$(2)";
 endif
 
-.PHONY: help deps bpf build release test fuzz test-swift run bench demo clean test-parity bench-detection eval image test-deploy test-container deps-deploy test-dashboard
+.PHONY: help deps bpf build release test fuzz test-swift run bench bench-collector bench-offline demo clean test-parity bench-detection eval image test-deploy test-container deps-deploy test-dashboard
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -137,6 +137,9 @@ bench: build ## Compare capture modes on a namespace lab (root)
 
 bench-collector: build ## FlowForest's NetFlow/IPFIX collector against nfcapd on the same datagrams (BENCH_ARGS="--model model.json")
 	$$($(SWIFT) build -c $(CONFIG) $(SWIFT_FLAGS) --show-bin-path)/flowforest-lab bench-collector $(BENCH_ARGS)
+
+bench-offline: build ## flowforest analyze against nfpcapd on a synthetic pcap file (BENCH_ARGS="--packets 2000000 --flows 50000 --json offline.json")
+	$$($(SWIFT) build -c $(CONFIG) $(SWIFT_FLAGS) --show-bin-path)/flowforest-lab bench-offline $(BENCH_ARGS)
 
 demo: build ## Live demo: namespace lab, normal clients, recurring attacks, dashboard on 127.0.0.1:8080 (root)
 	$$($(SWIFT) build -c $(CONFIG) $(SWIFT_FLAGS) --show-bin-path)/flowforest-lab demo

@@ -93,12 +93,7 @@ public struct FlowTable: Sendable {
         statistics.packetsSeen += 1
         let (key, senderIsLow) = FlowKey.of(packet)
         if let index = entries.index(forKey: key) {
-            entries.values[index].add(packet, senderIsLow: senderIsLow)
-            entries.values[index].arrivedNs = arrivedNs
-            if !entries.values[index].dirty {
-                entries.values[index].dirty = true
-                dirtyKeys.append(key)
-            }
+            if entries.values[index].take(packet, senderIsLow: senderIsLow, arrivedNs: arrivedNs) { dirtyKeys.append(key) }
         } else {
             guard entries.count < configuration.maxFlows else {
                 statistics.tableFull += 1
@@ -226,6 +221,17 @@ extension FlowTable.Entry {
         let byPacket = nowNs >= last ? nowNs - last : 0
         guard let arrivedNs else { return byPacket }
         return max(byPacket, nowNs >= arrivedNs ? nowNs - arrivedNs : 0)
+    }
+
+    /// Adds a packet and marks the entry dirty, in one access to the
+    /// table's storage: reading `dirty` through the dictionary's getter
+    /// copied the whole entry, per packet. Returns whether it was clean.
+    mutating func take(_ packet: PacketSummary, senderIsLow: Bool, arrivedNs: UInt64?) -> Bool {
+        add(packet, senderIsLow: senderIsLow)
+        self.arrivedNs = arrivedNs
+        guard !dirty else { return false }
+        dirty = true
+        return true
     }
 
     mutating func add(_ packet: PacketSummary, senderIsLow: Bool) {

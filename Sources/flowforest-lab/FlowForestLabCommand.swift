@@ -9,19 +9,20 @@ import Foundation
 struct FlowForestLabCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "flowforest-lab",
-        abstract: "FlowForest's namespace lab: capture and collector benchmarks, a live demo and the detector's evaluation (root).",
+        abstract: "FlowForest's namespace lab: capture, collector and offline benchmarks, a live demo and the detector's evaluation (root).",
         discussion: """
-            Each command but bench-collector (loopback only) builds network namespaces in 198.18.0.0/15 and removes them when it ends. \
+            Each command but bench-collector (loopback only) and bench-offline (a capture file) builds network namespaces in 198.18.0.0/15 and removes them when it ends. \
             `flowforest bench` and `flowforest demo` run the same commands from this binary, which \
             must sit beside the `flowforest` executable; the lab runs that `flowforest` as the sensor.
 
             Examples:
               sudo flowforest-lab bench --json bench.json
               flowforest-lab bench-collector --model model.json
+              flowforest-lab bench-offline --json offline.json
               sudo flowforest-lab demo                    then open http://127.0.0.1:8080/
               sudo flowforest-lab eval                    about 25 minutes
             """,
-        subcommands: [BenchCommand.self, CollectorBenchCommand.self, DemoCommand.self, EvalCommand.self]
+        subcommands: [BenchCommand.self, CollectorBenchCommand.self, OfflineBenchCommand.self, DemoCommand.self, EvalCommand.self]
     )
 }
 

@@ -112,16 +112,21 @@ struct AnalyzeCommand: AsyncParsableCommand {
             print(FlowText.csvHeader, to: &out)
             for flow in flows { print(FlowText.csvRow(flow), to: &out) }
         case .json:
-            struct Report: Encodable {
-                var flows: [FlowJSON]
-                var anomalies: [Anomaly]
-                var incidents: [Incident]
-                var stats: CaptureStatistics
-            }
+            // One object, keys sorted as JSONEncoder sorts them; the flows,
+            // most of it, written directly (FlowJSONText).
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys]
-            let data = try encoder.encode(Report(flows: flows.map { $0.json() }, anomalies: found, incidents: incidents, stats: statistics))
-            FileHandle.standardOutput.write(data)
+            var text = FlowJSONText(encoder: encoder)
+            text.appendRaw(#"{"anomalies":"#)
+            try text.appendEncoded(found)
+            text.appendRaw(#","flows":"#)
+            try text.appendArray(flows)
+            text.appendRaw(#","incidents":"#)
+            try text.appendEncoded(incidents)
+            text.appendRaw(#","stats":"#)
+            try text.appendEncoded(statistics)
+            text.appendRaw("}")
+            FileHandle.standardOutput.write(Data(text.bytes))
             print("", to: &out)
         }
     }
