@@ -117,7 +117,13 @@ public final class NetworkLab: @unchecked Sendable {
     /// for it to exit (SIGKILL after that). Returns its exit status.
     @discardableResult
     public func stop(_ process: Process, signal: Int32 = SIGINT, timeout: Double = 10) -> Int32 {
-        if process.isRunning { kill(process.processIdentifier, signal) }
+        if process.isRunning {
+            // The waiting parent passes SIGINT, SIGTERM and SIGHUP on to the
+            // command; a SIGKILL would end the parent alone, and the orphaned
+            // command would keep the descriptor by which Foundation learns of
+            // the exit, so waiting for it would never end.
+            if signal == SIGKILL { Command.killWithCommand(process) } else { kill(process.processIdentifier, signal) }
+        }
         return wait(process, timeout: timeout)
     }
 
