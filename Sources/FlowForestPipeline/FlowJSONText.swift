@@ -1,5 +1,5 @@
-import FlowForestCore
-import Foundation
+public import FlowForestCore
+public import Foundation
 
 /// `analyze --format json`'s flow list written directly, byte for byte as
 /// `JSONEncoder` (sorted keys) writes it: through `Encodable` the encoder
@@ -7,28 +7,35 @@ import Foundation
 /// this writer does not reproduce exactly (a string needing escapes, a
 /// duration in exponent notation) goes through `JSONEncoder` instead, so
 /// the output never differs.
-struct FlowJSONText {
+public struct FlowJSONText {
     private let encoder: JSONEncoder
-    private(set) var bytes: [UInt8] = []
+    /// The text so far, UTF-8.
+    public private(set) var bytes: [UInt8] = []
 
-    init(encoder: JSONEncoder) { self.encoder = encoder }
+    /// - Parameter encoder: the encoder whose output this matches (sorted keys).
+    public init(encoder: JSONEncoder) { self.encoder = encoder }
 
     /// Appends `[flow,flow,...]`.
-    mutating func appendArray(_ flows: [FlowRecord]) throws {
-        bytes.reserveCapacity(bytes.count + flows.count * 480)
+    public mutating func appendArray(_ flows: [FlowRecord]) throws {
+        try appendArray(flows.lazy.map { $0.json() }, count: flows.count)
+    }
+
+    /// Appends `[flow,flow,...]` of flows already in their JSON shape.
+    public mutating func appendArray(_ flows: some Sequence<FlowJSON>, count: Int = 0) throws {
+        bytes.reserveCapacity(bytes.count + count * 480)
         bytes.append(UInt8(ascii: "["))
-        for (i, record) in flows.enumerated() {
+        for (i, flow) in flows.enumerated() {
             if i > 0 { bytes.append(UInt8(ascii: ",")) }
-            let flow = record.json()
             if !append(flow) { bytes += try encoder.encode(flow) }
         }
         bytes.append(UInt8(ascii: "]"))
     }
 
     /// Appends `value` as the encoder writes it.
-    mutating func appendEncoded(_ value: some Encodable) throws { bytes += try encoder.encode(value) }
+    public mutating func appendEncoded(_ value: some Encodable) throws { bytes += try encoder.encode(value) }
 
-    mutating func appendRaw(_ text: String) { bytes += Array(text.utf8) }
+    /// Appends `text` as it is (JSON punctuation and keys the caller writes).
+    public mutating func appendRaw(_ text: String) { bytes += Array(text.utf8) }
 
     /// Appends one flow in the encoder's key order, or appends nothing and
     /// returns false when a value needs what only the encoder does. Bytes
