@@ -21,6 +21,29 @@ enum BeaconScore {
         }
     }
 
+    /// A destination service: what sources keep their beacon histories towards.
+    struct ServiceKey: Hashable {
+        var destination: IPAddress
+        var port: UInt16
+        var ipProtocol: UInt8
+
+        init(_ pair: PairKey) {
+            destination = pair.destination
+            port = pair.port
+            ipProtocol = pair.ipProtocol
+        }
+    }
+
+    /// Sources with a history towards one service from which it is shared
+    /// infrastructure (RITA's prevalence): every host of a site keeps the
+    /// time with the same NTP server, checks the same update server and
+    /// pushes to the same metrics collector on a timer, and those rhythms
+    /// are the site's, not news. A beacon is a host's own rhythm to a
+    /// service few others use; a command-and-control server that three or
+    /// more hosts of one site call on a timer is left to the forest and the
+    /// other features (the hosts still report an unusual destination).
+    static let sharedServiceSources = 3
+
     /// One connection in a pair's history.
     struct Start {
         var startNs: UInt64

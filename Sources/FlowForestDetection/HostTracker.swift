@@ -41,6 +41,8 @@ public struct HostTracker: Sendable {
     private var hosts: [IPAddress: WindowedStatistics] = [:]
     private var destinations: [IPAddress: WindowedStatistics] = [:]
     private var pairs: [BeaconScore.PairKey: [BeaconScore.Start]] = [:]
+    /// Sources with a history in `pairs` towards each service.
+    private var serviceSources: [BeaconScore.ServiceKey: Int] = [:]
     private var lastSweepNs: UInt64 = 0
     /// Open flows whose failure is counted already: a connection fails once,
     /// whether a record showed it or the clock did (a SYN unanswered for a second).
@@ -175,7 +177,7 @@ public struct HostTracker: Sendable {
         } else if IPProtocol.hasPorts(r.ipProtocol) {
             notePairBytes(r)
         }
-        Self.addTraffic(r, deltas, host: &h, destination: &d)
+        Self.addTraffic(r, deltas, host: &h, destination: &d, sharedService: isSharedService(r))
         countFailure(r, host: &h, destination: &d, nowNs: now)
         countEstablished(r, host: &h, destination: &d)
         if isNew { countUnreachable(r, nowNs: now) }
@@ -243,7 +245,7 @@ public struct HostTracker: Sendable {
     /// Packets, bytes and flags since the flow's previous record; and the
     /// rhythm of a long flow, which can be a beacon on its own.
     private static func addTraffic(_ r: FlowRecord, _ delta: Deltas, host h: inout WindowedStatistics,
-                                   destination d: inout WindowedStatistics) {
+                                   destination d: inout WindowedStatistics, sharedService: Bool) {
         let isUDP = r.ipProtocol == IPProtocol.udp
         let isICMP = IPProtocol.isICMP(r.ipProtocol)
         let hasPorts = IPProtocol.hasPorts(r.ipProtocol)
@@ -290,9 +292,10 @@ public struct HostTracker: Sendable {
         // A transfer's acknowledgements keep the rhythm of the data they
         // answer (a slow download's ACK clock), so the rhythm counts only
         // when at least a third of the sender's packets carry data, as a
-        // check-in or a keep-alive line does.
+        // check-in or a keep-alive line does. A rhythm to a service many
+        // hosts keep one with is the site's (``BeaconScore/sharedServiceSources``).
         let carriesData = 3 * UInt64(r.forward.payloadPackets) >= r.forward.packets
-        if hasPorts && r.forward.packets > 4 && carriesData && h.slowFlows < Labeler.slowConnectionsFloor {
+        if hasPorts && !sharedService && r.forward.packets > 4 && carriesData && h.slowFlows < Labeler.slowConnectionsFloor {
             let gaps = FlowFeatures.interArrival(r.forward)
             if gaps.meanMs >= 200 {
                 let gapCount = Int(min(r.forward.packets - 2, 64))
@@ -386,7 +389,8 @@ public struct HostTracker: Sendable {
 
     /// Adds a new flow to its pair's history (the last ``BeaconScore/history`` connections
     /// from this source to this destination service) and returns the
-    /// pair's regularity, ``BeaconScore/regularity(_:)``.
+    /// pair's regularity, ``BeaconScore/regularity(_:)``; 0 towards a
+    /// shared service, whose rhythm is the site's.
     private mutating func notePairStart(_ r: FlowRecord) -> Double {
         let key = BeaconScore.PairKey(r)
         // Taken out of the table (as `take` does) so the insert below does not copy it.
@@ -394,6 +398,8 @@ public struct HostTracker: Sendable {
         if let index = pairs.index(forKey: key) {
             series = pairs.values[index]
             pairs.values[index] = []
+        } else {
+            serviceSources[BeaconScore.ServiceKey(key), default: 0] += 1
         }
         // A poll reports its new flows in no particular order: keep the starts sorted.
         let start = BeaconScore.Start(r)
@@ -401,7 +407,14 @@ public struct HostTracker: Sendable {
         series.insert(start, at: position)
         if series.count > BeaconScore.history { series.removeFirst(series.count - BeaconScore.history) }
         pairs[key] = series
-        return BeaconScore.regularity(series)
+        return isSharedService(r) ? 0 : BeaconScore.regularity(series)
+    }
+
+    /// Whether the flow's destination service is one that
+    /// ``BeaconScore/sharedServiceSources`` or more sources keep a history with.
+    private func isSharedService(_ r: FlowRecord) -> Bool {
+        guard IPProtocol.hasPorts(r.ipProtocol) else { return false }
+        return serviceSources[BeaconScore.ServiceKey(BeaconScore.PairKey(r)), default: 0] >= BeaconScore.sharedServiceSources
     }
 
     /// Keeps the byte count of a flow in its pair's history current.
@@ -466,7 +479,13 @@ public struct HostTracker: Sendable {
         establishedFlows = establishedFlows.filter { flows[$0] != nil }
         hosts = hosts.filter { now &- $0.value.updatedNs < Self.forgetAfterNs || $0.value.openFlows > 0 }
         destinations = destinations.filter { now &- $0.value.updatedNs < Self.forgetAfterNs || $0.value.openFlows > 0 }
-        pairs = pairs.filter { now &- ($0.value.last?.startNs ?? 0) < Self.forgetAfterNs }
+        let stale = pairs.filter { now &- ($0.value.last?.startNs ?? 0) >= Self.forgetAfterNs }.keys
+        for key in stale {
+            pairs.removeValue(forKey: key)
+            let service = BeaconScore.ServiceKey(key)
+            serviceSources[service, default: 1] -= 1
+            if serviceSources[service] == 0 { serviceSources.removeValue(forKey: service) }
+        }
         for (key, value) in hosts {
             var e = value
             for s in e.distinct.indices { e.distinct[s] = e.distinct[s].filter { now &- $0.value < Self.forgetAfterNs } }

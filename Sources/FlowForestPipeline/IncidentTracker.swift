@@ -22,7 +22,8 @@ public struct IncidentConfiguration: Sendable, Hashable {
 /// its label's family that has its source among the actors or its
 /// destination among the targets ("unusual …" anomalies join one of any
 /// family, and a named behaviour joins one that holds only "unusual …"
-/// anomalies so far); otherwise it opens a new one. An incident that no
+/// anomalies so far), or else one of any family whose target answers its
+/// actor in it; otherwise it opens a new one. An incident that no
 /// anomaly joins for ``IncidentConfiguration/quietGap`` closes.
 ///
 /// The pipeline owns the one tracker; its time is the batches' time (packet
@@ -68,10 +69,10 @@ public struct IncidentTracker: Sendable {
         var touched: [String] = []
         var opened: Set<String> = []
         for i in anomalies.indices {
-            if let uid = match(anomalies[i]) {
-                join(uid, anomalies[i])
-                anomalies[i].incidentUID = uid
-                if !touched.contains(uid) { touched.append(uid) }
+            if let found = match(anomalies[i]) {
+                join(found.uid, anomalies[i], answer: found.answer)
+                anomalies[i].incidentUID = found.uid
+                if !touched.contains(found.uid) { touched.append(found.uid) }
             } else {
                 changes += makeRoom()
                 let uid = openIncident(for: anomalies[i])
@@ -117,7 +118,8 @@ public struct IncidentTracker: Sendable {
     /// else, for an "unusual …" anomaly, one of any family (the odd flow of
     /// a scan is part of the scan); else, for a named behaviour, one that
     /// so far holds only "unusual …" anomalies (it was the start of this).
-    private func match(_ a: Anomaly) -> String? {
+    /// The incident `a` joins, and whether it joins as its target's answer.
+    private func match(_ a: Anomaly) -> (uid: String, answer: Bool)? {
         let family = a.label.family
         let fallback: (Incident) -> Bool = family == .unusual ? { _ in true } : { $0.family == .unusual }
         for accepts in [{ (i: Incident) in i.family == family }, fallback] {
@@ -125,10 +127,21 @@ public struct IncidentTracker: Sendable {
             func best(_ filter: (Incident) -> Bool) -> String? {
                 candidates.filter(filter).max { ($0.lastSeenMs, $0.uid) < ($1.lastSeenMs, $1.uid) }?.uid
             }
-            if let source = a.sourceAddress, let uid = best({ $0.actors.contains(source) }) { return uid }
-            if let destination = a.destinationAddress, let uid = best({ $0.targets.contains(destination) }) { return uid }
+            if let source = a.sourceAddress, let uid = best({ $0.actors.contains(source) }) { return (uid, false) }
+            if let destination = a.destinationAddress, let uid = best({ $0.targets.contains(destination) }) { return (uid, false) }
         }
-        return nil
+        return answering(a).map { ($0, true) }
+    }
+
+    /// The open incident whose target `a`'s source is and whose actor its
+    /// destination is, of any family: a victim answering its attacker (the
+    /// protocol-unreachable messages a raw-IP flood draws, the resets a
+    /// scan draws) is the attack seen from the other side, whatever it is
+    /// called.
+    private func answering(_ a: Anomaly) -> String? {
+        guard let source = a.sourceAddress, let destination = a.destinationAddress else { return nil }
+        return open.values.filter { $0.targets.contains(source) && $0.actors.contains(destination) }
+            .max { ($0.lastSeenMs, $0.uid) < ($1.lastSeenMs, $1.uid) }?.uid
     }
 
     private mutating func openIncident(for a: Anomaly) -> String {
@@ -142,10 +155,15 @@ public struct IncidentTracker: Sendable {
         return uid
     }
 
-    private mutating func join(_ uid: String, _ a: Anomaly) {
+    /// Adds `a` to an open incident. An `answer` (the target answering
+    /// its actor) adds no actor or target and never names the incident: the
+    /// victim is not made an attacker, nor the attack renamed after its echo.
+    private mutating func join(_ uid: String, _ a: Anomaly, answer: Bool) {
         guard var incident = open[uid] else { return }
-        if let s = a.sourceAddress, !incident.actors.contains(s), incident.actors.count < Incident.maxAddresses { incident.actors.append(s) }
-        if let d = a.destinationAddress, !incident.targets.contains(d), incident.targets.count < Incident.maxAddresses {
+        if !answer, let s = a.sourceAddress, !incident.actors.contains(s), incident.actors.count < Incident.maxAddresses {
+            incident.actors.append(s)
+        }
+        if !answer, let d = a.destinationAddress, !incident.targets.contains(d), incident.targets.count < Incident.maxAddresses {
             incident.targets.append(d)
         }
         incident.firstSeenMs = min(incident.firstSeenMs, a.timeMs)
@@ -156,7 +174,7 @@ public struct IncidentTracker: Sendable {
         // The strongest anomaly names and explains the incident; a named
         // behaviour outranks any "unusual …" one.
         let lead = leadScore[uid] ?? incident.peakScore
-        if (a.label.isSpecific ? 1 : 0, a.score) > (incident.label.isSpecific ? 1 : 0, lead) {
+        if !answer, (a.label.isSpecific ? 1 : 0, a.score) > (incident.label.isSpecific ? 1 : 0, lead) {
             leadScore[uid] = a.score
             incident.label = a.label
             incident.family = a.label.family

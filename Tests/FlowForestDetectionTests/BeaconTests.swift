@@ -122,6 +122,24 @@ struct BeaconTests {
         #expect(first.second >= 5 && first.second <= 6, "second \(first.second)")
     }
 
+    @Test("every host keeping the time with one NTP server is the site's rhythm: a new beacon is still certain")
+    func sharedTimersAreNotBeacons() throws {
+        var sim = TrafficSimulator()
+        sim.timeSync = true
+        var detector = trainedDetector(&sim)
+        let column = FeatureSchema.index("beacon_regularity", in: .host)
+        let baseline = try #require(detector.model?[.host]?.baseline[column])
+        // Eight clients query NTP every 16 s within 10 ms: were those series
+        // counted, every host vector would carry a regularity near 1.
+        #expect(baseline.p99 < 0.9, "beacon regularity p99 \(baseline.p99)")
+        let found = sim.runAttack(seconds: 12, into: &detector,
+                                  Self.beacon(period: 2, count: 12, jitter: { i in Double(i % 3 - 1) * 0.0007 }))
+        let first = try #require(found.first { $0.anomaly.label == .beaconing && $0.anomaly.severity >= .high },
+                                 "\(found.map { "s\($0.second) \($0.anomaly.label) \($0.anomaly.severity)" })")
+        #expect(first.anomaly.sourceAddress == TrafficSimulator.clients[1])
+        #expect(!found.contains { $0.anomaly.label == .beaconing && $0.anomaly.sourceAddress != TrafficSimulator.clients[1] })
+    }
+
     @Test("normal clients are never called beacons over an hour")
     func normalClientsAreNotBeacons() {
         var sim = TrafficSimulator()

@@ -9,6 +9,9 @@ struct TrafficSimulator {
     var nowNs: UInt64 = 1_764_000_000_000_000_000
     var rng = SeededGenerator(seed: 77)
     var nextPort: UInt16 = 32768
+    /// Every client also keeps the time with ``ntp``: one query every 16 s,
+    /// within 10 ms, each client at its own phase (a site's machine traffic).
+    var timeSync = false
 
     static func ip(_ text: String) -> IPAddress { IPAddress(text)! }
 
@@ -57,6 +60,7 @@ struct TrafficSimulator {
     static let clients = (10...17).map { ip("198.18.0.\($0)") }
     static let web = ip("198.18.1.1")
     static let dns = ip("198.18.1.2")
+    static let ntp = ip("198.18.1.3")
 
     /// One second of ordinary office traffic: web sessions, DNS, pings.
     mutating func normalSecond() {
@@ -65,6 +69,18 @@ struct TrafficSimulator {
             if u < 0.5 { tcpSession(at: nowNs + UInt64(rng.below(900_000_000)), c, Self.web, dport: rng.unit() < 0.8 ? 443 : 80, responseSegments: 1 + rng.below(6)) }
             if rng.unit() < 0.4 { dnsQuery(at: nowNs + UInt64(rng.below(900_000_000)), c, Self.dns) }
             if rng.unit() < 0.2 { ping(at: nowNs + UInt64(rng.below(900_000_000)), c, Self.web) }
+        }
+        if timeSync { timeQueries() }
+    }
+
+    /// This second's NTP queries: client i asks at second i (mod 16).
+    private mutating func timeQueries() {
+        let second = Int(nowNs / 1_000_000_000 % 16)
+        for (i, c) in Self.clients.enumerated() where i % 16 == second {
+            let at = nowNs + 300_000_000 + UInt64(rng.below(10_000_000))
+            let sport = ephemeralPort()
+            packet(at: at, c, Self.ntp, sport: sport, dport: 123, proto: 17, length: 76)
+            packet(at: at + 500_000, Self.ntp, c, sport: 123, dport: sport, proto: 17, length: 76)
         }
     }
 

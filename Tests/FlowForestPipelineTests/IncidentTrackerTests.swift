@@ -66,6 +66,25 @@ struct IncidentTrackerTests {
         #expect(tracker.observe(&other, nowMs: ms(3)).map(\.incident.uid) == ["inc-3"])
     }
 
+    @Test("a victim answering its attacker joins the attack's incident, whatever the answer is called")
+    func victimAnswersJoin() {
+        var tracker = IncidentTracker(makeUID: counterUIDs())
+        // A raw-IP (GRE) flood, then the victim's protocol-unreachable messages back at the attacker.
+        var batch = [anomaly(.ipFlood, src: "198.18.0.66", dst: "198.18.0.9", atS: 0, kind: .destination)]
+        #expect(tracker.observe(&batch, nowMs: ms(0)).map(\.change) == [.opened])
+        var answer = [anomaly(.icmpFlood, src: "198.18.0.9", dst: "198.18.0.66", atS: 1, score: 0.95)]
+        let changes = tracker.observe(&answer, nowMs: ms(1))
+        #expect(changes.map(\.change) == [.updated] && answer.map(\.incidentUID) == ["inc-1"])
+        // The flood's actors and targets stay who they were: the victim is not made an attacker.
+        #expect(changes.first?.incident.actors == [IPAddress("198.18.0.66")!])
+        #expect(changes.first?.incident.targets == [IPAddress("198.18.0.9")!])
+        // Nor is the flood renamed after its echo, however strongly that scored.
+        #expect(changes.first?.incident.label == .ipFlood && changes.first?.incident.anomalyCount == 2)
+        // The same victim sending elsewhere is news of its own.
+        var elsewhere = [anomaly(.icmpFlood, src: "198.18.0.9", dst: "198.18.0.77", atS: 2)]
+        #expect(tracker.observe(&elsewhere, nowMs: ms(2)).map(\.change) == [.opened])
+    }
+
     @Test("the odd flows of an attack join it: unusual anomalies join any family, and a named behaviour takes over an unusual incident")
     func unusualJoinsTheStory() {
         var tracker = IncidentTracker(makeUID: counterUIDs())
