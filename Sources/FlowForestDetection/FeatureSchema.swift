@@ -148,11 +148,17 @@ public enum FeatureSchema {
         return i
     }
 
-    /// Index of a feature by name (for rules and labels).
+    /// Index of a feature by name (for rules and labels). A hash lookup:
+    /// the labelling rules ask for a dozen features of every flagged vector,
+    /// and a walk over the names cost more than the rules themselves.
     static func index(_ name: String, in kind: AnomalyKind) -> Int {
-        guard let i = features(of: kind).firstIndex(where: { $0.name == name }) else {
+        guard let i = indexByName[kind]?[name] else {
             preconditionFailure("no \(kind.rawValue) feature \(name)")
         }
         return i
     }
+
+    private static let indexByName: [AnomalyKind: [String: Int]] = Dictionary(uniqueKeysWithValues: AnomalyKind.allCases.map { kind in
+        (kind, Dictionary(features(of: kind).enumerated().map { ($0.element.name, $0.offset) }, uniquingKeysWith: { first, _ in first }))
+    })
 }
