@@ -4,6 +4,7 @@ public import FlowForestDetection
 import Foundation
 import Metrics
 public import Logging
+import Synchronization
 
 /// FlowForest's one path from a flow batch to scored anomalies and to what
 /// is kept: `run` (local capture and remote ingest), `analyze`, `train`,
@@ -17,6 +18,12 @@ public import Logging
 /// 3. the trainer (baseline vectors) and the detector (scoring),
 /// 4. the sink: interim and ended flows and the anomalies found.
 public actor Pipeline {
+    /// The pipeline's own thread (see ``PipelineThread``).
+    private let thread = PipelineThread()
+    public nonisolated var unownedExecutor: UnownedSerialExecutor { thread.asUnownedSerialExecutor() }
+    /// The detector's state as of the latest batch, readable without waiting
+    /// for the pipeline: `/api/health` answers while a batch is scored.
+    private let publishedStatus: Mutex<ModelStatus>
     private let sensor: String
     private var detector: (any FlowDetector)?
     /// Speaks for the packets the data plane folded into overflow aggregates.
@@ -60,6 +67,7 @@ public actor Pipeline {
         let metrics = PipelineMetrics(factory: metricsFactory)
         metrics.learning.record(detector?.apiStatus.state == .scoring ? 0 : 1)
         self.metrics = metrics
+        self.publishedStatus = Mutex(detector?.apiStatus ?? ModelStatus(state: .learning))
     }
 
     /// Feeds one batch from the source of capture mode `mode` through the
@@ -218,6 +226,7 @@ public actor Pipeline {
 
     private func updateModelGauges() {
         guard let status = detector?.apiStatus else { return }
+        publishedStatus.withLock { $0 = status }
         metrics.learning.record(status.state == .learning ? 1 : 0)
         if let trained = status.trainedAt.flatMap(Timestamp.parseRFC3339) {
             metrics.modelAge.record(max(0, Date().timeIntervalSince1970 - Double(trained) / 1e9))
@@ -241,6 +250,10 @@ public actor Pipeline {
 
     /// The detector's state; learning when the pipeline has no detector.
     public var modelStatus: ModelStatus { detector?.apiStatus ?? ModelStatus(state: .learning) }
+
+    /// ``modelStatus`` as of the latest batch or retraining, without waiting
+    /// for the batch being scored now.
+    public nonisolated var latestModelStatus: ModelStatus { publishedStatus.withLock { $0 } }
 
     /// Retrains now and keeps the new model; returns the status after.
     public func retrain() async -> ModelStatus {

@@ -20,6 +20,7 @@ struct API: Sendable {
     let logger: Logger
     let throttle: LoginThrottle
     let hashing: PasswordHashingPool
+    let handles: APIMetrics
     let startedAt = ContinuousClock.now
 
     func addRoutes(to router: Router<AppRequestContext>) {
@@ -85,7 +86,7 @@ struct API: Sendable {
         } else {
             result = ("ok", nil)
         }
-        Gauge(label: "flowforest_store_healthy", factory: metrics.factory).record(result.0 == "ok" ? 1 : 0)
+        handles.storeHealthy.record(result.0 == "ok" ? 1 : 0)
         return result
     }
 
@@ -99,7 +100,7 @@ struct API: Sendable {
             "database": store.kind,
             "sensor": configuration.sensorName,
             "version": configuration.version,
-            "model": await pipeline.modelStatus.state.modelStateName,
+            "model": pipeline.latestModelStatus.state.modelStateName,
             "store_pending": String(writer.pendingTotal),
             "uptime_seconds": String(uptime.components.seconds),
         ]
@@ -145,7 +146,7 @@ struct API: Sendable {
         let keys = LoginThrottle.keys(address: context.clientAddress, user: form.username)
         if let wait = throttle.begin(keys) {
             let seconds = max(1, Int(wait.components.seconds) + (wait.components.attoseconds > 0 ? 1 : 0))
-            Counter(label: "flowforest_login_failures_total", dimensions: [("reason", "throttled")], factory: metrics.factory).increment()
+            handles.loginFailed(.throttled)
             throw APIError(.tooManyRequests, "too many failed sign-ins; retry in \(seconds) s", headers: [.retryAfter: String(seconds)])
         }
         let credential: (hash: String, principal: Principal)?
@@ -160,7 +161,7 @@ struct API: Sendable {
         }
         guard matches, let principal = credential?.principal else {
             throttle.failed(keys)
-            Counter(label: "flowforest_login_failures_total", dimensions: [("reason", "wrong_password")], factory: metrics.factory).increment()
+            handles.loginFailed(.wrongPassword)
             logger.notice("failed sign-in", metadata: ["user": "\(API.quoted(form.username))", "client": "\(context.clientAddress)"])
             throw APIError(.unauthorized, "wrong user name or password")
         }
@@ -323,7 +324,7 @@ struct API: Sendable {
 
     func model(_ context: AppRequestContext) async throws -> Response {
         _ = try context.require(.read)
-        return try json(await pipeline.modelStatus)
+        return try json(pipeline.latestModelStatus)
     }
 
     func retrain(_ context: AppRequestContext) async throws -> Response {
@@ -346,18 +347,15 @@ struct API: Sendable {
         guard context.viaToken else {
             throw APIError(.forbidden, "ingest needs an API token ('Authorization: Bearer <token>'), not a dashboard session")
         }
-        let rejected = { (reason: String) in
-            Counter(label: "flowforest_ingest_rejected_requests_total", dimensions: [("reason", reason)], factory: metrics.factory).increment()
-        }
         if let length = request.headers[.contentLength].flatMap(Int.init), length > configuration.maxIngestBytes {
-            rejected("too_large")
+            handles.rejected(.tooLarge)
             throw APIError(.contentTooLarge, "body of \(length) bytes exceeds the limit of \(configuration.maxIngestBytes)")
         }
         let body: ByteBuffer
         do {
             body = try await request.body.collect(upTo: configuration.maxIngestBytes)
         } catch {
-            rejected("too_large")
+            handles.rejected(.tooLarge)
             throw APIError(.contentTooLarge, "body exceeds the limit of \(configuration.maxIngestBytes) bytes")
         }
         let packets: [PacketSummary]
@@ -366,19 +364,19 @@ struct API: Sendable {
                                                  window: configuration.ingestWindow(nowNs: wallClockNs()))
         } catch {
             if case .tooMany = error {
-                rejected("too_many_records")
+                handles.rejected(.tooManyRecords)
                 throw APIError(.contentTooLarge, error.description)
             }
-            rejected("invalid")
+            handles.rejected(.invalid)
             throw APIError(.badRequest, error.description)
         }
         // Flow records of this request must fit the store queue; refuse rather than drop.
         guard writer.flowRoom >= packets.count else {
-            rejected("store_busy")
+            handles.rejected(.storeBusy)
             throw APIError(.serviceUnavailable, "store queue full; retry later", headers: [.retryAfter: "5"])
         }
         let added = await ingest.add(packets)
-        Counter(label: "flowforest_ingest_records_total", factory: metrics.factory).increment(by: Int64(packets.count))
+        handles.ingestRecords.increment(by: Int64(packets.count))
         logger.debug("ingest", metadata: ["by": "\(principal.name)", "records": "\(packets.count)", "refused": "\(added.refused)"])
         return try json(IngestResult(accepted: packets.count, flowsStarted: added.flowsStarted, activeFlows: added.activeFlows),
                         status: .accepted)

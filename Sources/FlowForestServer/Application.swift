@@ -224,7 +224,7 @@ public func buildApplicationParts(
             time: Timestamp.rfc3339(nanoseconds: wallClockNs()), packetsPerSecond: pps, bytesPerSecond: bps,
             activeFlows: await pipeline.activeFlowCount, anomaliesTotal: await pipeline.anomaliesTotal,
             storePending: writer.pendingTotal, storeErrorsTotal: writer.errorCount,
-            model: await pipeline.modelStatus.state.modelStateName)
+            model: pipeline.latestModelStatus.state.modelStateName)
     }
 
     let sessions = SessionStore(lifetime: configuration.sessionLifetime)
@@ -233,7 +233,7 @@ public func buildApplicationParts(
         hub: hub, sessions: sessions, metrics: metrics, logger: logger,
         throttle: LoginThrottle(freeFailures: configuration.loginFreeFailures, firstDelay: configuration.loginFirstDelay,
                                 maxDelay: configuration.loginMaxDelay),
-        hashing: PasswordHashingPool())
+        hashing: PasswordHashingPool(), handles: APIMetrics(factory: metrics.factory))
     // The stored rules and the file's are in force from the first batch.
     await api.applySuppressions()
     let router = Router(context: AppRequestContext.self)
@@ -320,15 +320,17 @@ func prepareAuthentication(_ configuration: ServerConfiguration, store: Store, l
     return token
 }
 
-/// Per-second rates between successive stats events.
+/// Per-second rates between successive stats events. The first event's
+/// rate counts from when the tracker was made (the server's start, with
+/// nothing counted), so traffic that arrives before the first event shows.
 final class RateTracker: Sendable {
-    private let last = Mutex<(packets: UInt64, bytes: UInt64, at: ContinuousClock.Instant)?>(nil)
+    private let last = Mutex<(packets: UInt64, bytes: UInt64, at: ContinuousClock.Instant)>((0, 0, ContinuousClock.now))
 
     func rates(packets: UInt64, bytes: UInt64) -> (Double, Double) {
         last.withLock { l in
             let now = ContinuousClock.now
             defer { l = (packets, bytes, now) }
-            guard let previous = l else { return (0, 0) }
+            let previous = l
             let seconds = Double((now - previous.at).components.attoseconds) / 1e18 + Double((now - previous.at).components.seconds)
             guard seconds > 0 else { return (0, 0) }
             return (Double(packets &- previous.packets) / seconds, Double(bytes &- previous.bytes) / seconds)

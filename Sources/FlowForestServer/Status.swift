@@ -81,7 +81,7 @@ extension API {
         _ = try context.require(.read)
         let interfaces = metrics.captureInterfaces
         let accounting = await pipeline.captureAccounting
-        let model = await pipeline.modelStatus
+        let model = pipeline.latestModelStatus
         // A mode announced at start has no batch yet: it shows with zeros.
         let modes = Set(interfaces.keys).union(accounting.keys).sorted()
         let captures = modes.map { mode in

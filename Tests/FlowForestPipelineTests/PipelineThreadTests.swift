@@ -1,0 +1,58 @@
+import Dispatch
+import FlowForestCore
+import FlowForestPipeline
+import Logging
+import MetricsTestKit
+import Synchronization
+import Testing
+import Foundation
+
+/// Holds the pipeline inside `enqueue(flows:)` until released, and notes
+/// the name of the thread it was called on.
+private final class HoldingSink: PipelineSink {
+    let entered = DispatchSemaphore(value: 0)
+    let release = DispatchSemaphore(value: 0)
+    private let name = Mutex("")
+    var threadName: String { name.withLock { $0 } }
+
+    func enqueue(flows: [FlowRecord], sensor: String) {
+        // The kernel's name of the calling thread, as `ps` and `top` show it.
+        let current = (try? String(contentsOfFile: "/proc/thread-self/comm", encoding: .utf8)) ?? ""
+        name.withLock { $0 = current.trimmingCharacters(in: .whitespacesAndNewlines) }
+        entered.signal()
+        release.wait()
+    }
+    func enqueue(anomalies: [Anomaly]) -> Bool { true }
+    func enqueue(incidents: [IncidentUpdate]) -> Bool { true }
+    func saveModel(sensor: String, description: String, body: String) async throws {}
+}
+
+@Suite("Pipeline thread")
+struct PipelineThreadTests {
+    @Test("the pipeline works on a thread of its own, and its model status is read while it is held mid-batch")
+    func ownThread() async throws {
+        let sink = HoldingSink()
+        let pipeline = Pipeline(sensor: "s1", detector: FlagsEndedFlows(), sink: sink, logger: Logger(label: "t"),
+                                metricsFactory: TestMetrics())
+        let batch = FlowBatch(timeNs: IngestExpiryTests.start, records: [], statistics: CaptureStatistics(), activeFlows: 0)
+        let busy = Task { await pipeline.process(batch, mode: "pcap") }
+        // Waited for off the cooperative pool, which the test must not block.
+        await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+            DispatchQueue.global().async { sink.entered.wait(); done.resume() }
+        }
+        // Not one of Swift's cooperative threads: a long batch holds no thread HTTP handlers need.
+        #expect(sink.threadName == "ff-pipeline")
+        // What /api/health reports, answered while the batch is still in the sink.
+        #expect(pipeline.latestModelStatus.state == .scoring)
+        sink.release.signal()
+        #expect(await busy.value.isEmpty)
+        // Later batches run on the same thread, in order.
+        let second = Task { await pipeline.process(batch, mode: "pcap") }
+        await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+            DispatchQueue.global().async { sink.entered.wait(); done.resume() }
+        }
+        #expect(sink.threadName == "ff-pipeline")
+        sink.release.signal()
+        _ = await second.value
+    }
+}
