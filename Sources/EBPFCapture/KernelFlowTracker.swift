@@ -63,14 +63,14 @@ struct KernelFlowTracker {
         var count: Int { tracker.slots.count }
         var isEmpty: Bool { tracker.slots.isEmpty }
         var keys: [FlowKey] { (0..<tracker.slots.count).map { tracker.slots[$0].key } }
-        subscript(key: FlowKey) -> Entry? { tracker.index[key].map { tracker.entry(at: Int($0)) } }
+        subscript(key: FlowKey) -> Entry? { tracker.position(of: key).map { tracker.entry(at: $0) } }
     }
 
     let configuration: FlowTableConfiguration
     var interfaceNames: [UInt32: String] = [:]
     /// Open flows, densely packed; ``index`` finds a flow's slot by key.
     private var slots = ChunkedArray<Slot>()
-    private var index: [FlowKey: UInt32] = [:]
+    private var index = SlotIndex()
     private var overflowStats: [FlowKey: OverflowStats] = [:]
     private var nextID: UInt64 = 1
     private(set) var flowsStarted: UInt64 = 0
@@ -102,7 +102,7 @@ struct KernelFlowTracker {
     /// flows on a busy host are quiet in any one poll), so an unchanged entry
     /// costs one dictionary lookup.
     mutating func observe(_ key: FlowKey, kernelPackets: UInt64, _ convert: () -> KernelFlow) {
-        if let position = index[key].map(Int.init) {
+        if let position = position(of: key) {
             let s = slots[position]
             if s.inKernel && s.kernelPackets == kernelPackets { return }
             setKernel(convert(), at: position)
@@ -113,7 +113,7 @@ struct KernelFlowTracker {
 
     /// Records the latest kernel totals of a flow.
     mutating func observe(_ flow: KernelFlow) {
-        if let position = index[flow.key].map(Int.init) {
+        if let position = position(of: flow.key) {
             setKernel(flow, at: position)
             return
         }
@@ -135,22 +135,44 @@ struct KernelFlowTracker {
                     initiatorIsLow: flow.initiatorIsLow, inKernel: true))
     }
 
+    /// The slot of the flow with this key, if it is open.
+    private func position(of key: FlowKey) -> Int? {
+        index.find(hash: key.hashValue) { slots[$0].key == key }
+    }
+
     private mutating func append(_ slot: Slot) {
-        index[slot.key] = UInt32(slots.count)
+        // A copy of `slots` for the index's rehashing, gone before `slots`
+        // changes (else the append would copy a chunk).
+        do {
+            let slots = self.slots
+            index.insert(slot: slots.count, hash: slot.key.hashValue) { slots[$0].key.hashValue }
+        }
         slots.append(slot)
+    }
+
+    /// Frees a flow's slot; the last slot moves into it, and its index entry follows.
+    private mutating func removeSlot(at position: Int) {
+        do {
+            let slots = self.slots
+            index.remove(slot: position, hash: slots[position].key.hashValue) { slots[$0].key.hashValue }
+        }
+        let last = slots.count - 1
+        if slots.removeBySwappingLast(at: position) {
+            index.move(from: last, to: position, hash: slots[position].key.hashValue)
+        }
     }
 
     /// Adds a packet the kernel could not insert.
     mutating func observe(_ event: KernelEvent) {
         overflowPackets += 1
-        if index[event.key] == nil {
+        if position(of: event.key) == nil {
             // As in the kernel: the sender opened the flow, unless a SYN-ACK came first.
             let replyFirst = event.packet.tcpFlags.contains([.syn, .ack])
             append(Slot(key: event.key, id: takeID(), kernelLow: DirectionStats(), kernelHigh: DirectionStats(),
                         windowStartNs: event.packet.timestampNs, ifindex: event.packet.interfaceIndex,
                         initiatorIsLow: event.senderIsLow != replyFirst, inKernel: false))
         }
-        let position = Int(index[event.key]!)
+        let position = position(of: event.key)!
         if !slots[position].hasOverflow {
             var s = slots[position]
             s.hasOverflow = true
@@ -193,11 +215,10 @@ struct KernelFlowTracker {
     /// Ends a flow with its final kernel totals (from lookup-and-delete;
     /// `nil` when it had no kernel entry) and returns its last record.
     mutating func end(_ key: FlowKey, final: KernelFlow?, reason: FlowEndReason) -> FlowRecord? {
-        guard let position = index.removeValue(forKey: key).map(Int.init) else { return nil }
+        guard let position = position(of: key) else { return nil }
         var e = entry(at: position)
         overflowStats.removeValue(forKey: key)
-        // The last slot moves into the freed one: its index entry follows it.
-        if slots.removeBySwappingLast(at: position) { index[slots[position].key] = UInt32(position) }
+        removeSlot(at: position)
         if let final {
             e.kernelLow = final.low
             e.kernelHigh = final.high

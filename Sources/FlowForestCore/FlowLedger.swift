@@ -37,9 +37,9 @@ public struct FlowLedger: Sendable {
 
     public let maxFlows: Int
     /// Open flows, densely packed and fixed-size (``LedgerSlot``); ``index``
-    /// finds a flow's slot by id.
+    /// finds a flow's slot by id (4 bytes a bucket: the ids are in the slots).
     private var slots = ChunkedArray<LedgerSlot>()
-    private var index: [UInt64: UInt32] = [:]
+    private var index = SlotIndex()
     /// Interface names and origins, each held once and referred to by code.
     private var strings = StringCodes()
     private var lastSweepNs: UInt64 = 0
@@ -54,7 +54,11 @@ public struct FlowLedger: Sendable {
     public var count: Int { slots.count }
 
     /// The entry of the flow with this id, if it is open.
-    public subscript(id: UInt64) -> Entry? { index[id].map { entry(at: Int($0)) } }
+    public subscript(id: UInt64) -> Entry? { position(of: id).map { entry(at: $0) } }
+
+    private func position(of id: UInt64) -> Int? {
+        index.find(hash: id.hashValue) { slots[$0].id == id }
+    }
 
     /// Every open flow, in no particular order.
     public var openFlows: OpenFlows { OpenFlows(ledger: self) }
@@ -99,7 +103,7 @@ public struct FlowLedger: Sendable {
     }
 
     private mutating func apply(_ record: FlowRecord, origin: UInt32, nowNs: UInt64) -> FlowChange {
-        let position = index[record.id].map(Int.init)
+        let position = position(of: record.id)
         // Only its counters are read: no interface name or origin to look up.
         let previous = position.map { slots[$0].record(interfaceName: nil) }
         let tracked = previous != nil || slots.count < maxFlows
@@ -116,7 +120,11 @@ public struct FlowLedger: Sendable {
             slots[position] = LedgerSlot(record, interface: strings.code(record.interfaceName), origin: s.origin,
                                          firstSeenNs: s.firstSeenNs, updatedNs: nowNs)
         } else if change.tracked {
-            index[record.id] = UInt32(slots.count)
+            // A copy of `slots` for the index's rehashing, gone before `slots` changes.
+            do {
+                let slots = self.slots
+                index.insert(slot: slots.count, hash: record.id.hashValue) { slots[$0].id.hashValue }
+            }
             slots.append(LedgerSlot(record, interface: strings.code(record.interfaceName), origin: origin,
                                     firstSeenNs: record.firstSeenNs, updatedNs: nowNs))
         }
@@ -126,8 +134,12 @@ public struct FlowLedger: Sendable {
 
     /// Frees a flow's slot; the last slot moves into it, and its index entry follows.
     private mutating func remove(at position: Int) {
-        index.removeValue(forKey: slots[position].id)
-        if slots.removeBySwappingLast(at: position) { index[slots[position].id] = UInt32(position) }
+        do {
+            let slots = self.slots
+            index.remove(slot: position, hash: slots[position].id.hashValue) { slots[$0].id.hashValue }
+        }
+        let last = slots.count - 1
+        if slots.removeBySwappingLast(at: position) { index.move(from: last, to: position, hash: slots[position].id.hashValue) }
     }
 
     /// Forgets flows whose last packet is ``forgetAfterNs`` old. A flow
