@@ -1,7 +1,11 @@
 /// One record as the ``FlowLedger`` saw it: the record, what it adds since
 /// the flow's previous record, and whether it is the flow's first.
 public struct FlowChange: Sendable {
-    public var record: FlowRecord
+    /// The batch's records, shared (an array is copied only when written to):
+    /// a change names its record by position rather than holding a
+    /// 304-byte copy of it beside the batch's.
+    private let records: [FlowRecord]
+    private let position: Int
     /// What the record adds since the flow's previous record (all of its
     /// totals for a flow's first record).
     public var delta: FlowDelta
@@ -16,8 +20,17 @@ public struct FlowChange: Sendable {
     /// a copy per change would cost some 340 bytes per flow.
     public var isNew: Bool
 
+    /// The record this change is about.
+    public var record: FlowRecord { records[position] }
+
     public init(record: FlowRecord, delta: FlowDelta, isNew: Bool, tracked: Bool) {
-        self.record = record
+        self.init(records: [record], position: 0, delta: delta, isNew: isNew, tracked: tracked)
+    }
+
+    /// The change that `records[position]` made, sharing `records`.
+    public init(records: [FlowRecord], position: Int, delta: FlowDelta, isNew: Bool, tracked: Bool) {
+        self.records = records
+        self.position = position
         self.delta = delta
         self.isNew = isNew
         self.tracked = tracked

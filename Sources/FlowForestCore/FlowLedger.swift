@@ -97,12 +97,13 @@ public struct FlowLedger: Sendable {
         var changes: [FlowChange] = []
         changes.reserveCapacity(records.count)
         let originCode = strings.code(origin)
-        for record in records { changes.append(apply(record, origin: originCode, nowNs: nowNs)) }
+        for position in records.indices { changes.append(apply(records, position, origin: originCode, nowNs: nowNs)) }
         if nowNs &- lastSweepNs > Self.sweepIntervalNs { forgetIdle(nowNs: nowNs) }
         return changes
     }
 
-    private mutating func apply(_ record: FlowRecord, origin: UInt32, nowNs: UInt64) -> FlowChange {
+    private mutating func apply(_ records: [FlowRecord], _ at: Int, origin: UInt32, nowNs: UInt64) -> FlowChange {
+        let record = records[at]
         let position = position(of: record.id)
         // Only its counters are read: no interface name or origin to look up.
         let previous = position.map { slots[$0].record(interfaceName: nil) }
@@ -112,7 +113,7 @@ public struct FlowLedger: Sendable {
         // (or with the first record the ledger has room for), never with
         // every record that repeats them.
         let delta = tracked || record.state == .ended ? FlowDelta(record, since: previous) : .zero
-        let change = FlowChange(record: record, delta: delta, isNew: previous == nil, tracked: tracked)
+        let change = FlowChange(records: records, position: at, delta: delta, isNew: previous == nil, tracked: tracked)
         if record.state == .ended {
             if let position { remove(at: position) }
         } else if let position {
