@@ -80,6 +80,9 @@ struct KernelFlowTracker {
     private(set) var endedBytes: UInt64 = 0
     /// Ring-buffer packets merged so far.
     private(set) var overflowPackets: UInt64 = 0
+    /// Ring-buffer packets of new flows refused because the tracker held
+    /// `configuration.maxFlows` flows (`--max-flows`): counted as lost.
+    private(set) var overflowPacketsNotTracked: UInt64 = 0
 
     init(configuration: FlowTableConfiguration) {
         self.configuration = configuration
@@ -162,16 +165,22 @@ struct KernelFlowTracker {
         }
     }
 
-    /// Adds a packet the kernel could not insert.
+    /// Adds a packet the kernel could not insert. A new flow is taken only
+    /// while fewer than `configuration.maxFlows` flows are open: flows of
+    /// the kernel map are bounded by its size, ring-buffer flows by this.
     mutating func observe(_ event: KernelEvent) {
-        overflowPackets += 1
         if position(of: event.key) == nil {
+            guard slots.count < configuration.maxFlows else {
+                overflowPacketsNotTracked += 1
+                return
+            }
             // As in the kernel: the sender opened the flow, unless a SYN-ACK came first.
             let replyFirst = event.packet.tcpFlags.contains([.syn, .ack])
             append(Slot(key: event.key, id: takeID(), kernelLow: DirectionStats(), kernelHigh: DirectionStats(),
                         windowStartNs: event.packet.timestampNs, ifindex: event.packet.interfaceIndex,
                         initiatorIsLow: event.senderIsLow != replyFirst, inKernel: false))
         }
+        overflowPackets += 1
         let position = position(of: event.key)!
         if !slots[position].hasOverflow {
             var s = slots[position]
