@@ -71,7 +71,12 @@ public actor Pipeline {
         let lost = account(batch, changes: changes, mode: mode)
         trainer?.add(batch, changes: changes, flows: flows)
         var anomalies = detect(batch, changes: changes)
-        sink?.enqueue(flows: batch.records.filter { $0.state != .active }, sensor: sensor)
+        if let sink {
+            // Interim and ended flows are kept; a poll that ends every flow hands
+            // the batch's own array on rather than a copy of all of it.
+            let kept = batch.records.contains { $0.state == .active } ? batch.records.filter { $0.state != .active } : batch.records
+            sink.enqueue(flows: kept, sensor: sensor)
+        }
         let nowMs = max(Int64(batch.timeNs / 1_000_000), anomalies.map(\.timeMs).max() ?? 0)
         let updates = fileIntoIncidents(&anomalies, nowMs: nowMs, lost: lost)
         if !anomalies.isEmpty {
