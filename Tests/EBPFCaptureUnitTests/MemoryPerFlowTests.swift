@@ -57,7 +57,7 @@ struct MemoryPerFlowTests {
     /// Bytes per flow, rounded, for the report.
     static func per(_ bytes: Int, _ n: Int) -> String { String(format: "%6.0f", Double(bytes) / Double(n)) }
 
-    @Test("bytes per open flow, tracker to host tracker")
+    @Test("bytes per open flow, tracker to detector")
     func bytesPerFlow() {
         let n = ProcessInfo.processInfo.environment["FLOWFOREST_MEMORY_FLOWS"].flatMap(Int.init) ?? 100_000
         let base = Self.inUse()
@@ -73,65 +73,75 @@ struct MemoryPerFlowTests {
                                   ipLength: 52, tcpFlags: [.ack], interfaceIndex: 2)
             tracker.observe(KernelEvent(key: k.key, senderIsLow: true, packet: p))
         }
-        let afterTracker = Self.inUse()
+        let tableTracker = Self.inUse() - base
         var ledger = FlowLedger(maxFlows: 2 * n)
-        var hosts = HostTracker()
+        var detector = Detector(sensor: "memory")
         let now = Self.t0 + 2 * Self.second
         // First poll: every flow new.
-        let first = poll(&tracker, &ledger, &hosts, nowNs: now)
-        // Second poll: every flow sent more, so every flow has a record and a previous entry.
+        let first = poll(&tracker, &ledger, &detector, nowNs: now, base: base)
+        // Second poll: every flow sent more, so every flow has a record.
         for f in 0..<n { tracker.observe(Self.flow(f, round: 1)) }
-        let second = poll(&tracker, &ledger, &hosts, nowNs: now + Self.second)
-        let end = Self.inUse()
-        withExtendedLifetime((tracker, ledger, hosts)) {}
-        // The tracker's share is read before the ledger exists; the others' from the first poll.
-        let tableTracker = afterTracker - base
+        let second = poll(&tracker, &ledger, &detector, nowNs: now + Self.second, base: base)
+        let held = Self.inUse() - base
+        // Third poll: every flow idle past its timeout, so every flow ends.
+        let ended = poll(&tracker, &ledger, &detector, nowNs: now + 100 * Self.second, base: base)
+        withExtendedLifetime((tracker, ledger, detector)) {}
+        let hosts = detector.status.tracker
         print("""
-            memory per open flow, \(n) flows (glibc uordblks deltas, bytes per flow)
-              KernelFlowTracker          \(Self.per(tableTracker, n))
-              FlowLedger                 \(Self.per(first.ledger, n))
-              HostTracker                \(Self.per(first.hosts, n))   (\(hosts.statistics.trackedHosts) hosts, \(hosts.statistics.trackedDestinations) destinations)
-              held between polls         \(Self.per(end - base, n))
-              poll, all new: records     \(Self.per(first.records, n))
-              poll, all new: changes     \(Self.per(first.changes, n))
-              poll, all new: vectors     \(Self.per(first.vectors, n))
-              poll, all changed: records \(Self.per(second.records, n))
-              poll, all changed: changes \(Self.per(second.changes, n))
-              peak (held + largest poll) \(Self.per(end - base + max(first.transient, second.transient), n))
+            memory per open flow, \(n) flows (glibc mallinfo2 uordblks + hblkhd deltas, bytes per flow)
+              held: KernelFlowTracker        \(Self.per(tableTracker, n))
+              held: FlowLedger               \(Self.per(first.ledger, n))
+              held: Detector (HostTracker)   \(Self.per(first.detector, n))   (\(hosts.trackedHosts) hosts, \(hosts.trackedDestinations) destinations)
+              held between polls, in all     \(Self.per(held, n))
+              (records and changes: bytes while alive; an ending poll's records are net of the slots it frees)
+              poll, all new:     records \(Self.per(first.records, n))  changes \(Self.per(first.changes, n))  peak in use \(Self.per(first.peak, n))
+              poll, all changed: records \(Self.per(second.records, n))  changes \(Self.per(second.changes, n))  peak in use \(Self.per(second.peak, n))
+              poll, all end:     records \(Self.per(ended.records, n))  changes \(Self.per(ended.changes, n))  peak in use \(Self.per(ended.peak, n))
+              peak in use, any poll          \(Self.per(max(first.peak, second.peak, ended.peak), n))
             """)
-        #expect(ledger.count == n)
+        #expect(ledger.count == 0)
     }
 
     struct PollBytes {
-        var records = 0, ledger = 0, changes = 0, hosts = 0, vectors = 0
-        var transient: Int { records + changes + vectors }
+        /// What the step added: records and changes while alive; ledger and
+        /// detector what they kept; `peak` the most in use above the base at any step.
+        var records = 0, ledger = 0, changes = 0, detector = 0, peak = 0
     }
 
-    /// One poll as the drain thread and the pipeline run it, with the bytes
-    /// each step added: what it keeps (ledger, host tracker) and what it
-    /// hands on (records, changes, vectors), read while those are alive.
-    func poll(_ tracker: inout KernelFlowTracker, _ ledger: inout FlowLedger, _ hosts: inout HostTracker,
-              nowNs: UInt64) -> PollBytes {
+    /// One poll as the drain thread and the pipeline run it: ended records
+    /// for flows past their idle timeout, then the checkpoint's records; the
+    /// ledger; the detector, with the sink's copy of the interim and ended
+    /// records that the pipeline makes. Bytes in use are read after each step.
+    func poll(_ tracker: inout KernelFlowTracker, _ ledger: inout FlowLedger, _ detector: inout Detector,
+              nowNs: UInt64, base: Int) -> PollBytes {
         var out = PollBytes()
-        var records: [FlowRecord]? = tracker.checkpoint(at: nowNs)
-        let m1 = Self.inUse()
-        var changes: [FlowChange]? = ledger.apply(records!, origin: "tc", nowNs: nowNs)
-        let m2 = Self.inUse()
-        var vectors: [EntityVector]? = hosts.update(changes!, flows: ledger, nowNs: nowNs)
-        let m3 = Self.inUse()
-        withExtendedLifetime((records, changes, vectors)) {}
-        vectors = nil
-        let m4 = Self.inUse()
+        func sample() -> Int {
+            let m = Self.inUse()
+            out.peak = max(out.peak, m - base)
+            return m
+        }
+        let m0 = sample()
+        var records: [FlowRecord]? = []
+        for (key, reason, _) in tracker.due(at: nowNs) {
+            if let r = tracker.end(key, final: nil, reason: reason) { records!.append(r) }
+        }
+        records! += tracker.checkpoint(at: nowNs)
+        let m1 = sample()
+        let batch = FlowBatch(timeNs: nowNs, records: records!, statistics: CaptureStatistics(), activeFlows: ledger.count)
+        var changes: [FlowChange]? = ledger.apply(batch.records, origin: "tc", nowNs: nowNs)
+        let m2 = sample()
+        _ = detector.process(batch, changes: changes!, flows: ledger)
+        let m3 = sample()
+        let kept = batch.records.contains { $0.state == .active } ? batch.records.filter { $0.state != .active } : batch.records
+        let m4 = sample()
+        withExtendedLifetime((records, changes, kept, batch)) {}
         changes = nil
         let m5 = Self.inUse()
-        records = nil
-        let m6 = Self.inUse()
-        withExtendedLifetime((records, changes, vectors)) {}
-        out.records = m5 - m6
+        withExtendedLifetime(changes) {}
+        out.records = m1 - m0
         out.changes = m4 - m5
-        out.vectors = m3 - m4
         out.ledger = m2 - m1 - out.changes
-        out.hosts = m3 - m2 - out.vectors
+        out.detector = m3 - m2
         return out
     }
 }
