@@ -3,7 +3,7 @@
 public struct FlowChange: Sendable {
     /// The batch's records, shared (an array is copied only when written to):
     /// a change names its record by position rather than holding a
-    /// 304-byte copy of it beside the batch's.
+    /// 296-byte copy of it beside the batch's.
     private let records: [FlowRecord]
     private let position: Int
     /// What the record adds since the flow's previous record (all of its

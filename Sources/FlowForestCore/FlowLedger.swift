@@ -161,11 +161,12 @@ public struct FlowLedger: Sendable {
 
 /// One open flow as the ledger holds it: its latest record's numbers, with
 /// the interface name and origin as codes into the ledger's ``StringCodes``
-/// rather than a `String` each. Fixed-size and free of references, so a
-/// million of them are one block of memory and no allocations.
+/// rather than a `String` each. Fixed-size and free of references: a
+/// million of them sit in a ``ChunkedArray`` with no allocation per flow.
 ///
 /// Field order packs the small fields into the padding after each
-/// `DirectionStats` (296 bytes; a `FlowRecord` alone is 304).
+/// `DirectionStats`: 296 bytes with the codes and both times, no more than
+/// a bare `FlowRecord`.
 struct LedgerSlot: Sendable {
     var id: UInt64
     var sourceAddress: IPAddress

@@ -102,6 +102,11 @@ struct MemoryPerFlowTests {
         #expect(ledger.count == 0)
     }
 
+    @Test("a tracker slot is fixed-size (docs/operations.md, Memory)")
+    func trackerSlotSize() {
+        #expect(MemoryLayout<KernelFlowTracker.Slot>.stride == 296)
+    }
+
     struct PollBytes {
         /// What the step added: records and changes while alive; ledger and
         /// detector what they kept; `peak` the most in use above the base at any step.

@@ -1,4 +1,4 @@
-import FlowForestCore
+@testable import FlowForestCore
 import FlowForestTestSupport
 import Testing
 
@@ -62,6 +62,12 @@ struct SlotTableTests {
         }
         for k in truth { table.remove(k) }
         #expect(table.slots.isEmpty && table.index.count == 0, "\(seed)")
+    }
+
+    @Test("a ledger slot, with its codes and times, is no larger than a bare record (docs/operations.md, Memory)")
+    func ledgerSlotSize() {
+        #expect(MemoryLayout<LedgerSlot>.stride == 296)
+        #expect(MemoryLayout<LedgerSlot>.stride <= MemoryLayout<FlowRecord>.stride)
     }
 
     @Test("a chunked array past several chunks keeps every element and frees chunks as it shrinks")
