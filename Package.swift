@@ -46,6 +46,8 @@ let package = Package(
         ),
         // The eBPF object's bytes, embedded at build time from out/bpf (`make bpf`).
         .target(name: "CFlowForestBPF"),
+        // glibc's heap counters (mallinfo2), for the memory-per-flow measurement.
+        .target(name: "CHeapStatistics"),
 
         // MARK: Pure core: records, flow table, features, detection.
         .target(
@@ -240,7 +242,7 @@ let package = Package(
         // The drainer's bookkeeping without BPF: runs in the unit tier, no root.
         .testTarget(
             name: "EBPFCaptureUnitTests",
-            dependencies: ["EBPFCapture", "FlowForestCore"],
+            dependencies: ["EBPFCapture", "FlowForestCore", "FlowForestDetection", "CHeapStatistics"],
             swiftSettings: swiftSettings
         ),
         // Test tooling shared by test targets: a throwaway PostgreSQL server, seeded fuzzing, flow collectors (nfcapd, nfacctd).

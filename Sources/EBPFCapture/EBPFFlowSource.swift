@@ -305,7 +305,8 @@ final class DrainLoop: @unchecked Sendable {
         s.bytesAccounted = tracker.accounted.bytes
         s.notIP = c.notIP
         s.malformed = c.malformed
-        s.tableFull = c.ringBufferFailed
+        // Packets lost for want of room: in the ring buffer, or in user space (--max-flows).
+        s.tableFull = c.ringBufferFailed + tracker.overflowPacketsNotTracked
         s.ringBufferPackets = c.ringBufferSent
         s.packetsAggregated = overflow.packets
         s.bytesAggregated = overflow.bytes

@@ -1,24 +1,38 @@
 /// One record as the ``FlowLedger`` saw it: the record, what it adds since
-/// the flow's previous record, and the flow's state before it.
+/// the flow's previous record, and whether it is the flow's first.
 public struct FlowChange: Sendable {
-    public var record: FlowRecord
+    /// The batch's records, shared (an array is copied only when written to):
+    /// a change names its record by position rather than holding a
+    /// 296-byte copy of it beside the batch's.
+    private let records: [FlowRecord]
+    private let position: Int
     /// What the record adds since the flow's previous record (all of its
     /// totals for a flow's first record).
     public var delta: FlowDelta
-    /// The flow's ledger entry before this record; nil for its first record.
-    public var previous: FlowLedger.Entry?
     /// False when the ledger was full and did not take this new flow:
     /// nothing remembers the flow between its records, so ``delta`` is zero
     /// until its ended record, which brings all of its totals.
     public var tracked: Bool
+    /// True for the first record of a flow the ledger did not know.
+    ///
+    /// The flow's previous entry itself is not carried: its readers need
+    /// only this and ``delta``, and in a poll where every open flow changed
+    /// a copy per change would cost some 340 bytes per flow.
+    public var isNew: Bool
 
-    public init(record: FlowRecord, delta: FlowDelta, previous: FlowLedger.Entry?, tracked: Bool) {
-        self.record = record
-        self.delta = delta
-        self.previous = previous
-        self.tracked = tracked
+    /// The record this change is about.
+    public var record: FlowRecord { records[position] }
+
+    public init(record: FlowRecord, delta: FlowDelta, isNew: Bool, tracked: Bool) {
+        self.init(records: [record], position: 0, delta: delta, isNew: isNew, tracked: tracked)
     }
 
-    /// True for the first record of a flow the ledger did not know.
-    public var isNew: Bool { previous == nil }
+    /// The change that `records[position]` made, sharing `records`.
+    public init(records: [FlowRecord], position: Int, delta: FlowDelta, isNew: Bool, tracked: Bool) {
+        self.records = records
+        self.position = position
+        self.delta = delta
+        self.isNew = isNew
+        self.tracked = tracked
+    }
 }

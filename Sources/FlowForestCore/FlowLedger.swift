@@ -36,7 +36,12 @@ public struct FlowLedger: Sendable {
     static let sweepIntervalNs: UInt64 = 10_000_000_000
 
     public let maxFlows: Int
-    private var entries: [UInt64: Entry] = [:]
+    /// Open flows, densely packed and fixed-size (``LedgerSlot``); ``index``
+    /// finds a flow's slot by id (4 bytes a bucket: the ids are in the slots).
+    private var slots = ChunkedArray<LedgerSlot>()
+    private var index = SlotIndex()
+    /// Interface names and origins, each held once and referred to by code.
+    private var strings = StringCodes()
     private var lastSweepNs: UInt64 = 0
     /// Records of new flows the ledger had no room for.
     public private(set) var notTracked: UInt64 = 0
@@ -46,13 +51,43 @@ public struct FlowLedger: Sendable {
     }
 
     /// Flows held now.
-    public var count: Int { entries.count }
+    public var count: Int { slots.count }
 
     /// The entry of the flow with this id, if it is open.
-    public subscript(id: UInt64) -> Entry? { entries[id] }
+    public subscript(id: UInt64) -> Entry? { position(of: id).map { entry(at: $0) } }
+
+    private func position(of id: UInt64) -> Int? {
+        index.find(hash: id.hashValue) { slots[$0].id == id }
+    }
 
     /// Every open flow, in no particular order.
-    public var openFlows: Dictionary<UInt64, Entry>.Values { entries.values }
+    public var openFlows: OpenFlows { OpenFlows(ledger: self) }
+
+    /// The open flows as a sequence of ``Entry``, each built when it is read.
+    public struct OpenFlows: Sequence, Sendable {
+        fileprivate let ledger: FlowLedger
+
+        public var count: Int { ledger.slots.count }
+
+        public func makeIterator() -> Iterator { Iterator(ledger: ledger) }
+
+        public struct Iterator: IteratorProtocol {
+            fileprivate let ledger: FlowLedger
+            fileprivate var position = 0
+
+            public mutating func next() -> Entry? {
+                guard position < ledger.slots.count else { return nil }
+                defer { position += 1 }
+                return ledger.entry(at: position)
+            }
+        }
+    }
+
+    private func entry(at position: Int) -> Entry {
+        let s = slots[position]
+        return Entry(record: s.record(interfaceName: strings[s.interface]), origin: strings[s.origin] ?? "",
+                     firstSeenNs: s.firstSeenNs, updatedNs: s.updatedNs)
+    }
 
     /// Takes one batch's records, in order, and returns what each changed.
     /// An ended record removes its flow; flows silent for
@@ -61,29 +96,51 @@ public struct FlowLedger: Sendable {
     public mutating func apply(_ records: [FlowRecord], origin: String, nowNs: UInt64) -> [FlowChange] {
         var changes: [FlowChange] = []
         changes.reserveCapacity(records.count)
-        for record in records { changes.append(apply(record, origin: origin, nowNs: nowNs)) }
+        let originCode = strings.code(origin)
+        for position in records.indices { changes.append(apply(records, position, origin: originCode, nowNs: nowNs)) }
         if nowNs &- lastSweepNs > Self.sweepIntervalNs { forgetIdle(nowNs: nowNs) }
         return changes
     }
 
-    private mutating func apply(_ record: FlowRecord, origin: String, nowNs: UInt64) -> FlowChange {
-        let previous = entries[record.id]
-        let tracked = previous != nil || entries.count < maxFlows
+    private mutating func apply(_ records: [FlowRecord], _ at: Int, origin: UInt32, nowNs: UInt64) -> FlowChange {
+        let record = records[at]
+        let position = position(of: record.id)
+        // Only its counters are read: no interface name or origin to look up.
+        let previous = position.map { slots[$0].record(interfaceName: nil) }
+        let tracked = previous != nil || slots.count < maxFlows
         // Records carry running totals, and nothing remembers an untracked
         // flow's last one: its packets count once, with its ended record
         // (or with the first record the ledger has room for), never with
         // every record that repeats them.
-        let delta = tracked || record.state == .ended ? FlowDelta(record, since: previous?.record) : .zero
-        let change = FlowChange(record: record, delta: delta, previous: previous, tracked: tracked)
+        let delta = tracked || record.state == .ended ? FlowDelta(record, since: previous) : .zero
+        let change = FlowChange(records: records, position: at, delta: delta, isNew: previous == nil, tracked: tracked)
         if record.state == .ended {
-            entries.removeValue(forKey: record.id)
-        } else if let previous {
-            entries[record.id] = Entry(record: record, origin: previous.origin, firstSeenNs: previous.firstSeenNs, updatedNs: nowNs)
+            if let position { remove(at: position) }
+        } else if let position {
+            let s = slots[position]
+            slots[position] = LedgerSlot(record, interface: strings.code(record.interfaceName), origin: s.origin,
+                                         firstSeenNs: s.firstSeenNs, updatedNs: nowNs)
         } else if change.tracked {
-            entries[record.id] = Entry(record: record, origin: origin, firstSeenNs: record.firstSeenNs, updatedNs: nowNs)
+            // A copy of `slots` for the index's rehashing, gone before `slots` changes.
+            do {
+                let slots = self.slots
+                index.insert(slot: slots.count, hash: record.id.hashValue) { slots[$0].id.hashValue }
+            }
+            slots.append(LedgerSlot(record, interface: strings.code(record.interfaceName), origin: origin,
+                                    firstSeenNs: record.firstSeenNs, updatedNs: nowNs))
         }
         if !change.tracked { notTracked += 1 }
         return change
+    }
+
+    /// Frees a flow's slot; the last slot moves into it, and its index entry follows.
+    private mutating func remove(at position: Int) {
+        do {
+            let slots = self.slots
+            index.remove(slot: position, hash: slots[position].id.hashValue) { slots[$0].id.hashValue }
+        }
+        let last = slots.count - 1
+        if slots.removeBySwappingLast(at: position) { index.move(from: last, to: position, hash: slots[position].id.hashValue) }
     }
 
     /// Forgets flows whose last packet is ``forgetAfterNs`` old. A flow
@@ -91,10 +148,96 @@ public struct FlowLedger: Sendable {
     /// no idle time by its stamps; it goes once it had no record for that long.
     private mutating func forgetIdle(nowNs now: UInt64) {
         lastSweepNs = now
-        entries = entries.filter { _, entry in
-            let last = entry.record.lastSeenNs
-            let idle = now >= last ? now - last : (now >= entry.updatedNs ? now - entry.updatedNs : 0)
-            return idle < Self.forgetAfterNs
+        var position = 0
+        while position < slots.count {
+            let s = slots[position]
+            let last = s.lastSeenNs
+            let idle = now >= last ? now - last : (now >= s.updatedNs ? now - s.updatedNs : 0)
+            // A removal moves the last slot here: look at this position again.
+            if idle >= Self.forgetAfterNs { remove(at: position) } else { position += 1 }
         }
     }
+}
+
+/// One open flow as the ledger holds it: its latest record's numbers, with
+/// the interface name and origin as codes into the ledger's ``StringCodes``
+/// rather than a `String` each. Fixed-size and free of references: a
+/// million of them sit in a ``ChunkedArray`` with no allocation per flow.
+///
+/// Field order packs the small fields into the padding after each
+/// `DirectionStats`: 296 bytes with the codes and both times, no more than
+/// a bare `FlowRecord`.
+struct LedgerSlot: Sendable {
+    var id: UInt64
+    var sourceAddress: IPAddress
+    var destinationAddress: IPAddress
+    var forward: DirectionStats
+    var ipProtocol: UInt8
+    var state: FlowState
+    var reverse: DirectionStats
+    var vlan: UInt16
+    var sourcePort: UInt16
+    var destinationPort: UInt16
+    var interfaceIndex: UInt32
+    var interface: UInt32
+    var origin: UInt32
+    var firstSeenNs: UInt64
+    var updatedNs: UInt64
+
+    init(_ r: FlowRecord, interface: UInt32, origin: UInt32, firstSeenNs: UInt64, updatedNs: UInt64) {
+        id = r.id
+        sourceAddress = r.sourceAddress
+        destinationAddress = r.destinationAddress
+        forward = r.forward
+        ipProtocol = r.ipProtocol
+        state = r.state
+        reverse = r.reverse
+        vlan = r.vlan
+        sourcePort = r.sourcePort
+        destinationPort = r.destinationPort
+        interfaceIndex = r.interfaceIndex
+        self.interface = interface
+        self.origin = origin
+        self.firstSeenNs = firstSeenNs
+        self.updatedNs = updatedNs
+    }
+
+    var lastSeenNs: UInt64 { max(forward.lastSeenNs, reverse.lastSeenNs) }
+
+    /// The record this slot was made from (never ended: ended flows leave the ledger).
+    func record(interfaceName: String?) -> FlowRecord {
+        FlowRecord(id: id, sourceAddress: sourceAddress, destinationAddress: destinationAddress,
+                   sourcePort: sourcePort, destinationPort: destinationPort, ipProtocol: ipProtocol, vlan: vlan,
+                   interfaceIndex: interfaceIndex, interfaceName: interfaceName, forward: forward, reverse: reverse,
+                   state: state, endReason: nil)
+    }
+}
+
+/// Strings held once each and named by a 4-byte code, 0 for nil: how the
+/// ledger keeps each flow's interface name and origin without a `String`
+/// per flow. Codes are never freed; the table grows with the distinct
+/// strings seen (capture interfaces, exporters' interfaces, capture modes),
+/// not with flows.
+struct StringCodes: Sendable {
+    private var strings: [String] = []
+    private var codes: [String: UInt32] = [:]
+    /// The latest string coded: records of one batch mostly share theirs.
+    private var last: (string: String, code: UInt32)?
+
+    mutating func code(_ string: String?) -> UInt32 {
+        guard let string else { return 0 }
+        if let last, last.string == string { return last.code }
+        let code: UInt32
+        if let known = codes[string] {
+            code = known
+        } else {
+            strings.append(string)
+            code = UInt32(strings.count)
+            codes[string] = code
+        }
+        last = (string, code)
+        return code
+    }
+
+    subscript(code: UInt32) -> String? { code == 0 ? nil : strings[Int(code) - 1] }
 }

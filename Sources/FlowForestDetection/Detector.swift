@@ -98,14 +98,21 @@ public struct Detector: Sendable {
         // The model only changes after the batch (learning, retraining), so
         // each kind's vectors are scored together, sixteen walks at a time.
         let flowModel = model?[.flow]
-        let flowVectors = batch.records.compactMap { $0.state != .active ? FlowFeatures.vector(of: $0) : nil }
-        let flowScores = Self.scores(flowVectors, model: flowModel)
-        var next = 0
-        for record in batch.records where record.state != .active {
-            let anomaly = handle(kind: .flow, vector: flowVectors[next], score: flowScores?[next], model: flowModel, nowNs: now,
-                                 subject: .flow(record))
-            if let anomaly { out.append(anomaly) }
-            next += 1
+        // Flow vectors a slice of records at a time: a poll that ends a
+        // million flows would otherwise hold a vector (and a row) for each.
+        var sliceStart = 0
+        while sliceStart < batch.records.count {
+            let slice = batch.records[sliceStart..<min(sliceStart + Self.flowSlice, batch.records.count)]
+            sliceStart = slice.endIndex
+            let flowVectors = slice.compactMap { $0.state != .active ? FlowFeatures.vector(of: $0) : nil }
+            let flowScores = Self.scores(flowVectors, model: flowModel)
+            var next = 0
+            for record in slice where record.state != .active {
+                let anomaly = handle(kind: .flow, vector: flowVectors[next], score: flowScores?[next], model: flowModel,
+                                     nowNs: now, subject: .flow(record))
+                if let anomaly { out.append(anomaly) }
+                next += 1
+            }
         }
         let entities = tracker.update(changes, flows: flows, nowNs: now)
         let hostModel = model?[.host], destinationModel = model?[.destination]
@@ -126,6 +133,10 @@ public struct Detector: Sendable {
         }
         return grouper.group(out, nowNs: now)
     }
+
+    /// Records whose flow vectors are built and scored together: enough
+    /// for the batched walk, few enough that the vectors stay small beside the batch.
+    static let flowSlice = 4096
 
     /// Scores of the given vectors (nil entries are skipped and get no
     /// score) by one kind's forest in one batched walk: each equals

@@ -79,7 +79,12 @@ public actor Pipeline {
         let lost = account(batch, changes: changes, mode: mode)
         trainer?.add(batch, changes: changes, flows: flows)
         var anomalies = detect(batch, changes: changes)
-        sink?.enqueue(flows: batch.records.filter { $0.state != .active }, sensor: sensor)
+        if let sink {
+            // Interim and ended flows are kept; a poll that ends every flow hands
+            // the batch's own array on rather than a copy of all of it.
+            let kept = batch.records.contains { $0.state == .active } ? batch.records.filter { $0.state != .active } : batch.records
+            sink.enqueue(flows: kept, sensor: sensor)
+        }
         let nowMs = max(Int64(batch.timeNs / 1_000_000), anomalies.map(\.timeMs).max() ?? 0)
         let updates = fileIntoIncidents(&anomalies, nowMs: nowMs, lost: lost)
         if !anomalies.isEmpty {
@@ -244,8 +249,38 @@ public actor Pipeline {
     }
 
     /// The open flows, busiest first, each with the mode that reports it.
+    /// Picks the busiest `limit` in one pass, holding at most `limit`
+    /// entries: sorting every open flow would copy a million of them for one
+    /// API request.
     public func openFlows(limit: Int) -> [FlowLedger.Entry] {
-        Array(flows.openFlows.sorted { $0.record.bytes > $1.record.bytes }.prefix(limit))
+        guard limit > 0 else { return [] }
+        // A min-heap by bytes: its root is the least busy of those kept.
+        var heap: [FlowLedger.Entry] = []
+        heap.reserveCapacity(min(limit, flows.count))
+        func less(_ i: Int, _ j: Int) -> Bool { heap[i].record.bytes < heap[j].record.bytes }
+        for entry in flows.openFlows {
+            if heap.count < limit {
+                heap.append(entry)
+                var child = heap.count - 1
+                while child > 0, less(child, (child - 1) / 2) {
+                    heap.swapAt(child, (child - 1) / 2)
+                    child = (child - 1) / 2
+                }
+            } else if entry.record.bytes > heap[0].record.bytes {
+                heap[0] = entry
+                var parent = 0
+                while true {
+                    let l = 2 * parent + 1, r = l + 1
+                    var least = parent
+                    if l < heap.count, less(l, least) { least = l }
+                    if r < heap.count, less(r, least) { least = r }
+                    if least == parent { break }
+                    heap.swapAt(parent, least)
+                    parent = least
+                }
+            }
+        }
+        return heap.sorted { $0.record.bytes > $1.record.bytes }
     }
 
     /// The detector's state; learning when the pipeline has no detector.

@@ -140,6 +140,23 @@ struct KernelFlowTrackerTests {
         #expect(tracker.due(at: last + 2 * Self.second).isEmpty)
     }
 
+    @Test("ring-buffer packets of new flows beyond --max-flows are counted, not tracked; known flows still take theirs")
+    func ringBufferCap() {
+        var configuration = Self.configuration
+        configuration.maxFlows = 2
+        var tracker = KernelFlowTracker(configuration: configuration)
+        func packet(from port: UInt16) -> KernelEvent {
+            let p = PacketSummary(timestampNs: Self.t0, source: Self.low, destination: Self.high, sourcePort: port,
+                                  destinationPort: 443, ipProtocol: IPProtocol.tcp, ipLength: 60, tcpFlags: [.syn])
+            let (key, senderIsLow) = FlowKey.of(p)
+            return KernelEvent(key: key, senderIsLow: senderIsLow, packet: p)
+        }
+        for port: UInt16 in [40000, 40001, 40002, 40000] { tracker.observe(packet(from: port)) }
+        #expect(tracker.entries.count == 2)
+        #expect(tracker.overflowPackets == 3 && tracker.overflowPacketsNotTracked == 1)
+        #expect(tracker.flowsStarted == 2)
+    }
+
     @Test("ring-buffer packets of a flow the kernel could not insert make their own flow, merged with later kernel totals")
     func ringBufferPackets() throws {
         var tracker = KernelFlowTracker(configuration: Self.configuration)

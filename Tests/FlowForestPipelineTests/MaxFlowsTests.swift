@@ -55,6 +55,24 @@ struct MaxFlowsTests {
         #expect(await pipeline.openFlows(limit: Self.flows).isEmpty)
     }
 
+    @Test("the open-flow list is the busiest flows, busiest first, however many more are open")
+    func busiestFirst() async throws {
+        let pipeline = Pipeline(sensor: "s1", logger: Logger(label: "t"), metricsFactory: TestMetrics())
+        var table = FlowTable()
+        let t0 = IngestExpiryTests.start
+        // Flow on client port p carries (p * 7 mod 50) + 1 packets: busyness not in port order.
+        for port in 1...50 {
+            for i in 0..<(port * 7 % 50 + 1) { table.add(syn(port: UInt16(port), at: t0 + UInt64(i) * 1_000_000)) }
+        }
+        let now = t0 + 1_000_000_000
+        await pipeline.process(FlowBatch(timeNs: now, records: table.advance(to: now), statistics: table.statistics,
+                                         activeFlows: table.activeCount), mode: "pcap")
+        let top = await pipeline.openFlows(limit: 5).map(\.record.bytes)
+        let all = await pipeline.openFlows(limit: 50).map(\.record.bytes)
+        #expect(all.count == 50 && all == all.sorted(by: >))
+        #expect(top == Array(all.prefix(5)) && top.first == 50 * 60)
+    }
+
     @Test("once flows end, the room they leave is taken by new flows again")
     func roomComesBack() async throws {
         let metrics = TestMetrics()

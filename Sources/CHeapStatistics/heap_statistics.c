@@ -1,0 +1,17 @@
+#include "heap_statistics.h"
+#ifdef __linux__
+#include <features.h>
+#endif
+
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 33))
+#include <malloc.h>
+
+size_t ff_heap_bytes_in_use(void)
+{
+    /* mallinfo2 is not in Swift's Glibc module (malloc.h is not part of it). */
+    struct mallinfo2 m = mallinfo2();
+    return m.uordblks + m.hblkhd;
+}
+#else
+size_t ff_heap_bytes_in_use(void) { return 0; }
+#endif

@@ -1,0 +1,63 @@
+/// A growable array held in fixed-size chunks, for tables of a million
+/// flows: growing adds one chunk, where an `Array` would copy every element
+/// into a buffer twice the size (holding both while it copies, and up to
+/// twice the room it needs afterwards).
+///
+/// Order is not kept by ``removeBySwappingLast(at:)``: a flow table's slots
+/// are found through an index, never by position.
+public struct ChunkedArray<Element> {
+    /// 4096 elements a chunk: about a megabyte for a flow entry, small
+    /// beside a million flows, large enough that the chunk list stays short.
+    static var chunkShift: Int { 12 }
+    static var chunkSize: Int { 1 << chunkShift }
+    static var chunkMask: Int { chunkSize - 1 }
+
+    private var chunks: [[Element]] = []
+    /// Elements held.
+    public private(set) var count = 0
+
+    public init() {}
+
+    public var isEmpty: Bool { count == 0 }
+
+    public subscript(position: Int) -> Element {
+        get { chunks[position >> Self.chunkShift][position & Self.chunkMask] }
+        set { chunks[position >> Self.chunkShift][position & Self.chunkMask] = newValue }
+    }
+
+    /// Adds an element at position ``count``.
+    public mutating func append(_ element: Element) {
+        let chunk = count >> Self.chunkShift
+        if chunk == chunks.count {
+            var fresh: [Element] = []
+            fresh.reserveCapacity(Self.chunkSize)
+            chunks.append(fresh)
+        }
+        chunks[chunk].append(element)
+        count += 1
+    }
+
+    /// Removes the element at `position` by moving the last element into its
+    /// place; returns true when an element moved (it was not the last).
+    @discardableResult
+    public mutating func removeBySwappingLast(at position: Int) -> Bool {
+        precondition(position >= 0 && position < count, "ChunkedArray index out of range")
+        let last = count - 1
+        let moved = position != last
+        if moved { self[position] = self[last] }
+        chunks[last >> Self.chunkShift].removeLast()
+        count = last
+        // Keep one empty chunk as a spare, so a table that shrinks and grows
+        // by one across a chunk boundary does not free and allocate a chunk each time.
+        if chunks.count >= 2 && chunks[chunks.count - 2].isEmpty { chunks.removeLast() }
+        return moved
+    }
+
+    /// Removes every element and frees every chunk.
+    public mutating func removeAll() {
+        chunks = []
+        count = 0
+    }
+}
+
+extension ChunkedArray: Sendable where Element: Sendable {}

@@ -1,0 +1,152 @@
+import CHeapStatistics
+import FlowForestCore
+import FlowForestDetection
+import Foundation
+import Testing
+@testable import EBPFCapture
+
+/// User-space bytes per open flow on the eBPF path, component by component:
+/// synthetic open flows go through the drainer's tracker, the ledger and the
+/// host tracker as the daemon's polls take them (tracker → records →
+/// ledger → changes → host tracker → vectors), and glibc's count of bytes
+/// in use (`mallinfo2()`, uordblks + hblkhd) is read between the steps.
+///
+/// `FLOWFOREST_MEMORY_FLOWS=1000000 swift test --filter MemoryPerFlow`
+/// measures a million flows (default 100,000); the figures are printed.
+/// Swift's hash tables double, so bytes per flow step with the flow count
+/// (a table just past a doubling is half empty): measure at the size you size for.
+@Suite("Memory per flow", .serialized)
+struct MemoryPerFlowTests {
+    static let second: UInt64 = 1_000_000_000
+    static let t0: UInt64 = 1_700_000_000 * second
+
+    static func inUse() -> Int { Int(ff_heap_bytes_in_use()) }
+
+    /// Flow `f` of `n`: a tenth of the flows come from ten busy hosts, the rest
+    /// from 10,000 clients, to 500 servers on three services; each one
+    /// handshake plus a request and a reply (`round` more data packets each way).
+    static func flow(_ f: Int, round: Int) -> KernelFlow {
+        let busy = f % 10 == 0
+        // A client's flows, numbered, spread over servers and source ports.
+        let (client, j) = busy
+            ? (IPAddress(ipv4: 0x0A00_0000 + UInt32(f / 10 % 10)), f / 100)
+            : (IPAddress(ipv4: 0x0A01_0000 + UInt32(f % 10_000)), f / 10_000)
+        let server = IPAddress(ipv4: 0xC612_0000 + UInt32(j % 500))
+        let sport = UInt16(1024 + (j / 500) % 60_000)
+        let dport: UInt16 = [443, 80, 53][j % 3]
+        let start = t0 + UInt64(f % 1000) * 1_000_000
+        var forward = DirectionStats(), reverse = DirectionStats()
+        func packet(_ i: Int, _ from: IPAddress, _ to: IPAddress, _ flags: TCPFlags, payload: UInt32) -> PacketSummary {
+            PacketSummary(timestampNs: start + UInt64(i) * 10_000_000, source: from, destination: to,
+                          sourcePort: from == client ? sport : dport, destinationPort: from == client ? dport : sport,
+                          ipProtocol: IPProtocol.tcp, ipLength: 40 + payload, payloadLength: payload,
+                          tcpFlags: flags, tcpWindow: 64_240, interfaceIndex: 2)
+        }
+        forward.add(packet(0, client, server, [.syn], payload: 0))
+        reverse.add(packet(1, server, client, [.syn, .ack], payload: 0))
+        forward.add(packet(2, client, server, [.ack], payload: 0))
+        for r in 0...round {
+            forward.add(packet(3 + 2 * r, client, server, [.psh, .ack], payload: 200))
+            reverse.add(packet(4 + 2 * r, server, client, [.psh, .ack], payload: 1200))
+        }
+        let (key, senderIsLow) = FlowKey.of(packet(0, client, server, [.syn], payload: 0))
+        return KernelFlow(key: key, initiatorIsLow: senderIsLow, ifindex: 2,
+                          low: senderIsLow ? forward : reverse, high: senderIsLow ? reverse : forward)
+    }
+
+    /// Bytes per flow, rounded, for the report.
+    static func per(_ bytes: Int, _ n: Int) -> String { String(format: "%6.0f", Double(bytes) / Double(n)) }
+
+    @Test("bytes per open flow, tracker to detector")
+    func bytesPerFlow() {
+        let n = ProcessInfo.processInfo.environment["FLOWFOREST_MEMORY_FLOWS"].flatMap(Int.init) ?? 100_000
+        let base = Self.inUse()
+        var tracker = KernelFlowTracker(configuration: FlowTableConfiguration(
+            idleTimeoutNs: 15 * Self.second, activeTimeoutNs: 600 * Self.second, tcpCloseTimeoutNs: Self.second))
+        tracker.interfaceNames = [2: "eth0"]
+        for f in 0..<n { tracker.observe(Self.flow(f, round: 0)) }
+        // One flow in a hundred also had packets through the ring buffer (its kernel insert failed once).
+        for f in stride(from: 0, to: n, by: 100) {
+            let k = Self.flow(f, round: 0)
+            let p = PacketSummary(timestampNs: Self.t0 + 5 * Self.second, source: k.key.lowAddress, destination: k.key.highAddress,
+                                  sourcePort: k.key.lowPort, destinationPort: k.key.highPort, ipProtocol: IPProtocol.tcp,
+                                  ipLength: 52, tcpFlags: [.ack], interfaceIndex: 2)
+            tracker.observe(KernelEvent(key: k.key, senderIsLow: true, packet: p))
+        }
+        let tableTracker = Self.inUse() - base
+        var ledger = FlowLedger(maxFlows: 2 * n)
+        var detector = Detector(sensor: "memory")
+        let now = Self.t0 + 2 * Self.second
+        // First poll: every flow new.
+        let first = poll(&tracker, &ledger, &detector, nowNs: now, base: base)
+        // Second poll: every flow sent more, so every flow has a record.
+        for f in 0..<n { tracker.observe(Self.flow(f, round: 1)) }
+        let second = poll(&tracker, &ledger, &detector, nowNs: now + Self.second, base: base)
+        let held = Self.inUse() - base
+        // Third poll: every flow idle past its timeout, so every flow ends.
+        let ended = poll(&tracker, &ledger, &detector, nowNs: now + 100 * Self.second, base: base)
+        withExtendedLifetime((tracker, ledger, detector)) {}
+        let hosts = detector.status.tracker
+        print("""
+            memory per open flow, \(n) flows (glibc mallinfo2 uordblks + hblkhd deltas, bytes per flow)
+              held: KernelFlowTracker        \(Self.per(tableTracker, n))
+              held: FlowLedger               \(Self.per(first.ledger, n))
+              held: Detector (HostTracker)   \(Self.per(first.detector, n))   (\(hosts.trackedHosts) hosts, \(hosts.trackedDestinations) destinations)
+              held between polls, in all     \(Self.per(held, n))
+              (records and changes: bytes while alive; an ending poll's records are net of the slots it frees)
+              poll, all new:     records \(Self.per(first.records, n))  changes \(Self.per(first.changes, n))  peak in use \(Self.per(first.peak, n))
+              poll, all changed: records \(Self.per(second.records, n))  changes \(Self.per(second.changes, n))  peak in use \(Self.per(second.peak, n))
+              poll, all end:     records \(Self.per(ended.records, n))  changes \(Self.per(ended.changes, n))  peak in use \(Self.per(ended.peak, n))
+              peak in use, any poll          \(Self.per(max(first.peak, second.peak, ended.peak), n))
+            """)
+        #expect(ledger.count == 0)
+    }
+
+    @Test("a tracker slot is fixed-size (docs/operations.md, Memory)")
+    func trackerSlotSize() {
+        #expect(MemoryLayout<KernelFlowTracker.Slot>.stride == 296)
+    }
+
+    struct PollBytes {
+        /// What the step added: records and changes while alive; ledger and
+        /// detector what they kept; `peak` the most in use above the base at any step.
+        var records = 0, ledger = 0, changes = 0, detector = 0, peak = 0
+    }
+
+    /// One poll as the drain thread and the pipeline run it: ended records
+    /// for flows past their idle timeout, then the checkpoint's records; the
+    /// ledger; the detector, with the sink's copy of the interim and ended
+    /// records that the pipeline makes. Bytes in use are read after each step.
+    func poll(_ tracker: inout KernelFlowTracker, _ ledger: inout FlowLedger, _ detector: inout Detector,
+              nowNs: UInt64, base: Int) -> PollBytes {
+        var out = PollBytes()
+        func sample() -> Int {
+            let m = Self.inUse()
+            out.peak = max(out.peak, m - base)
+            return m
+        }
+        let m0 = sample()
+        var records: [FlowRecord]? = []
+        for (key, reason, _) in tracker.due(at: nowNs) {
+            if let r = tracker.end(key, final: nil, reason: reason) { records!.append(r) }
+        }
+        records! += tracker.checkpoint(at: nowNs)
+        let m1 = sample()
+        let batch = FlowBatch(timeNs: nowNs, records: records!, statistics: CaptureStatistics(), activeFlows: ledger.count)
+        var changes: [FlowChange]? = ledger.apply(batch.records, origin: "tc", nowNs: nowNs)
+        let m2 = sample()
+        _ = detector.process(batch, changes: changes!, flows: ledger)
+        let m3 = sample()
+        let kept = batch.records.contains { $0.state == .active } ? batch.records.filter { $0.state != .active } : batch.records
+        let m4 = sample()
+        withExtendedLifetime((records, changes, kept, batch)) {}
+        changes = nil
+        let m5 = Self.inUse()
+        withExtendedLifetime(changes) {}
+        out.records = m1 - m0
+        out.changes = m4 - m5
+        out.ledger = m2 - m1 - out.changes
+        out.detector = m3 - m2
+        return out
+    }
+}
