@@ -12,6 +12,16 @@ public struct FeatureInfo: Sendable, Hashable {
     public var name: String
     public var words: String
     public var logScaled: Bool
+    /// A difference of two log1p-scaled volumes (a log ratio): shown as
+    /// is, but a step of ln 4 in it is a factor of 4, as in a log-scaled count.
+    public var logRatio: Bool
+
+    public init(name: String, words: String, logScaled: Bool, logRatio: Bool = false) {
+        self.name = name
+        self.words = words
+        self.logScaled = logScaled
+        self.logRatio = logRatio
+    }
 
     /// The value as people read it, from its vector form.
     public func display(_ v: Double) -> Double { logScaled ? expm1(v) : v }
@@ -48,7 +58,7 @@ public enum FeatureSchema {
         .init(name: "handshake_completed", words: "TCP handshake completed", logScaled: false),
         .init(name: "syn_without_reply", words: "SYN without reply", logScaled: false),
         .init(name: "initial_window", words: "initial TCP window", logScaled: true),
-        .init(name: "down_up_byte_ratio", words: "received/sent bytes (log ratio)", logScaled: false),
+        .init(name: "down_up_byte_ratio", words: "received/sent bytes (log ratio)", logScaled: false, logRatio: true),
         .init(name: "dst_port_class", words: "destination port class (0 well-known, 1 registered, 2 ephemeral)", logScaled: false),
         .init(name: "protocol_class", words: "protocol (0 tcp, 1 udp, 2 icmp, 3 other)", logScaled: false),
     ]
@@ -80,7 +90,7 @@ public enum FeatureSchema {
     static let hostOther: [FeatureInfo] = [
         .init(name: "failed_share_10s", words: "share of failed connections (10 s)", logScaled: false),
         .init(name: "syn_synack_ratio_10s", words: "SYNs per SYN-ACK received (10 s)", logScaled: true),
-        .init(name: "sent_received_byte_ratio_100s", words: "sent/received bytes (log ratio, 100 s)", logScaled: false),
+        .init(name: "sent_received_byte_ratio_100s", words: "sent/received bytes (log ratio, 100 s)", logScaled: false, logRatio: true),
         .init(name: "mean_flow_bytes_100s", words: "mean bytes per flow (100 s)", logScaled: true),
         .init(name: "open_flows", words: "open connections", logScaled: true),
         .init(name: "slow_open_flows", words: "open long, slow connections", logScaled: true),

@@ -129,9 +129,13 @@ public enum Labeler {
     }
 
     /// Feature `j` above the baseline maximum by a factor of 4 (log1p-scaled
-    /// features: ln 4 = 1.386) or by 0.5 (ratios, shares, regularity).
+    /// features and log ratios: ln 4 = 1.386) or by 0.5 (shares, regularity,
+    /// classes). A log ratio is logs too: 0.5 in it is a factor of 1.65, which
+    /// two small volumes pass by chance (a server's few hundred bytes of ICMP
+    /// unreachables, with nothing received back, against its training's few
+    /// hundred).
     private static func beyondEnvelope(_ j: Int, features: [FeatureInfo], vector: [Double], baseline: [FeatureBaseline]) -> Bool {
-        vector[j] > baseline[j].max + (features[j].logScaled ? 1.386 : 0.5)
+        vector[j] > baseline[j].max + (features[j].logScaled || features[j].logRatio ? 1.386 : 0.5)
     }
 
     /// The features that show a label's behaviour, put first in its explanation.
