@@ -6,31 +6,27 @@ enum BeaconScore {
     /// Connections remembered per pair.
     static let history = 8
 
-    /// One source and one destination service: what a beacon's history is kept for.
-    struct PairKey: Hashable {
-        var source: IPAddress
-        var destination: IPAddress
-        var port: UInt16
-        var ipProtocol: UInt8
-
-        init(_ r: FlowRecord) {
-            source = r.sourceAddress
-            destination = r.destinationAddress
-            port = r.destinationPort
-            ipProtocol = r.ipProtocol
-        }
-    }
-
     /// A destination service: what sources keep their beacon histories towards.
     struct ServiceKey: Hashable {
         var destination: IPAddress
         var port: UInt16
         var ipProtocol: UInt8
 
-        init(_ pair: PairKey) {
-            destination = pair.destination
-            port = pair.port
-            ipProtocol = pair.ipProtocol
+        init(_ r: FlowRecord) {
+            destination = r.destinationAddress
+            port = r.destinationPort
+            ipProtocol = r.ipProtocol
+        }
+    }
+
+    /// One source and one destination service: what a beacon's history is kept for.
+    struct PairKey: Hashable {
+        var source: IPAddress
+        var service: ServiceKey
+
+        init(_ r: FlowRecord) {
+            source = r.sourceAddress
+            service = ServiceKey(r)
         }
     }
 

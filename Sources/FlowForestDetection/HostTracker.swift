@@ -399,7 +399,7 @@ public struct HostTracker: Sendable {
             series = pairs.values[index]
             pairs.values[index] = []
         } else {
-            serviceSources[BeaconScore.ServiceKey(key), default: 0] += 1
+            serviceSources[key.service, default: 0] += 1
         }
         // A poll reports its new flows in no particular order: keep the starts sorted.
         let start = BeaconScore.Start(r)
@@ -414,7 +414,7 @@ public struct HostTracker: Sendable {
     /// ``BeaconScore/sharedServiceSources`` or more sources keep a history with.
     private func isSharedService(_ r: FlowRecord) -> Bool {
         guard IPProtocol.hasPorts(r.ipProtocol) else { return false }
-        return serviceSources[BeaconScore.ServiceKey(BeaconScore.PairKey(r)), default: 0] >= BeaconScore.sharedServiceSources
+        return serviceSources[BeaconScore.ServiceKey(r), default: 0] >= BeaconScore.sharedServiceSources
     }
 
     /// Keeps the byte count of a flow in its pair's history current.
@@ -482,7 +482,7 @@ public struct HostTracker: Sendable {
         let stale = pairs.filter { now &- ($0.value.last?.startNs ?? 0) >= Self.forgetAfterNs }.keys
         for key in stale {
             pairs.removeValue(forKey: key)
-            let service = BeaconScore.ServiceKey(key)
+            let service = key.service
             serviceSources[service, default: 1] -= 1
             if serviceSources[service] == 0 { serviceSources.removeValue(forKey: service) }
         }
