@@ -21,9 +21,10 @@ public actor Pipeline {
     /// The pipeline's own thread (see ``PipelineThread``).
     private let thread = PipelineThread()
     public nonisolated var unownedExecutor: UnownedSerialExecutor { thread.asUnownedSerialExecutor() }
-    /// The detector's state as of the latest batch, readable without waiting
-    /// for the pipeline: `/api/health` answers while a batch is scored.
-    private let publishedStatus: Mutex<ModelStatus>
+    /// What the server shows, as of the latest batch, readable without
+    /// waiting for the pipeline: health, status and the live stats answer
+    /// while a batch is scored.
+    private let published: Mutex<PipelineSnapshot>
     private let sensor: String
     private var detector: (any FlowDetector)?
     /// Speaks for the packets the data plane folded into overflow aggregates.
@@ -67,7 +68,7 @@ public actor Pipeline {
         let metrics = PipelineMetrics(factory: metricsFactory)
         metrics.learning.record(detector?.apiStatus.state == .scoring ? 0 : 1)
         self.metrics = metrics
-        self.publishedStatus = Mutex(detector?.apiStatus ?? ModelStatus(state: .learning))
+        self.published = Mutex(PipelineSnapshot(modelStatus: detector?.apiStatus ?? ModelStatus(state: .learning)))
     }
 
     /// Feeds one batch from the source of capture mode `mode` through the
@@ -95,6 +96,7 @@ public actor Pipeline {
             }
         }
         hand(updates)
+        publish()
         return anomalies
     }
 
@@ -231,7 +233,7 @@ public actor Pipeline {
 
     private func updateModelGauges() {
         guard let status = detector?.apiStatus else { return }
-        publishedStatus.withLock { $0 = status }
+        published.withLock { $0.modelStatus = status }
         metrics.learning.record(status.state == .learning ? 1 : 0)
         if let trained = status.trainedAt.flatMap(Timestamp.parseRFC3339) {
             metrics.modelAge.record(max(0, Date().timeIntervalSince1970 - Double(trained) / 1e9))
@@ -288,7 +290,19 @@ public actor Pipeline {
 
     /// ``modelStatus`` as of the latest batch or retraining, without waiting
     /// for the batch being scored now.
-    public nonisolated var latestModelStatus: ModelStatus { publishedStatus.withLock { $0 } }
+    public nonisolated var latestModelStatus: ModelStatus { published.withLock { $0.modelStatus } }
+
+    /// Totals, open flows, accounting and model state as of the latest
+    /// batch, without waiting for the batch being scored now.
+    public nonisolated var snapshot: PipelineSnapshot { published.withLock { $0 } }
+
+    /// Publishes what ``snapshot`` reads; after every batch.
+    private func publish() {
+        let totals = (packetsTotal, bytesTotal, anomaliesTotal, activeFlowCount, captureAccounting)
+        published.withLock {
+            ($0.packetsTotal, $0.bytesTotal, $0.anomaliesTotal, $0.activeFlows, $0.captureAccounting) = totals
+        }
+    }
 
     /// Retrains now and keeps the new model; returns the status after.
     public func retrain() async -> ModelStatus {
@@ -307,4 +321,19 @@ public actor Pipeline {
         }
         return status
     }
+}
+
+/// The pipeline's totals and state as of its latest batch (``Pipeline/snapshot``).
+public struct PipelineSnapshot: Sendable {
+    /// Packets and bytes counted into flows so far, every mode together.
+    public var packetsTotal: UInt64 = 0
+    public var bytesTotal: UInt64 = 0
+    /// Anomalies found so far.
+    public var anomaliesTotal: Int64 = 0
+    /// Open flows across modes, as their sources last reported them.
+    public var activeFlows = 0
+    /// Each mode's cumulative capture statistics and open flows.
+    public var captureAccounting: [String: CaptureAccounting] = [:]
+    /// The detector's state.
+    public var modelStatus: ModelStatus
 }

@@ -217,14 +217,14 @@ public func buildApplicationParts(
     let rates = RateTracker()
     let hub = EventHub(statsInterval: configuration.tickInterval, historyLength: configuration.statsHistory, anomalies: writer.storedAnomalies,
                        incidents: writer.storedIncidents.subscribe(), metricsFactory: factory) {
-        let packets = await pipeline.packetsTotal
-        let bytes = await pipeline.bytesTotal
-        let (pps, bps) = rates.rates(packets: packets, bytes: bytes)
+        // The latest batch's figures: a stats event never waits for the batch being scored.
+        let now = pipeline.snapshot
+        let (pps, bps) = rates.rates(packets: now.packetsTotal, bytes: now.bytesTotal)
         return LiveStats(
             time: Timestamp.rfc3339(nanoseconds: wallClockNs()), packetsPerSecond: pps, bytesPerSecond: bps,
-            activeFlows: await pipeline.activeFlowCount, anomaliesTotal: await pipeline.anomaliesTotal,
+            activeFlows: now.activeFlows, anomaliesTotal: now.anomaliesTotal,
             storePending: writer.pendingTotal, storeErrorsTotal: writer.errorCount,
-            model: pipeline.latestModelStatus.state.modelStateName)
+            model: now.modelStatus.state.modelStateName)
     }
 
     let sessions = SessionStore(lifetime: configuration.sessionLifetime)

@@ -80,8 +80,9 @@ extension API {
     func status(_ context: AppRequestContext) async throws -> Response {
         _ = try context.require(.read)
         let interfaces = metrics.captureInterfaces
-        let accounting = await pipeline.captureAccounting
-        let model = pipeline.latestModelStatus
+        let snapshot = pipeline.snapshot
+        let accounting = snapshot.captureAccounting
+        let model = snapshot.modelStatus
         // A mode announced at start has no batch yet: it shows with zeros.
         let modes = Set(interfaces.keys).union(accounting.keys).sorted()
         let captures = modes.map { mode in

@@ -29,7 +29,7 @@ private final class HoldingSink: PipelineSink {
 
 @Suite("Pipeline thread")
 struct PipelineThreadTests {
-    @Test("the pipeline works on a thread of its own, and its model status is read while it is held mid-batch")
+    @Test("the pipeline works on a thread of its own, and its model status and totals are read while it is held mid-batch")
     func ownThread() async throws {
         let sink = HoldingSink()
         let pipeline = Pipeline(sensor: "s1", detector: FlagsEndedFlows(), sink: sink, logger: Logger(label: "t"),
@@ -46,13 +46,23 @@ struct PipelineThreadTests {
         #expect(pipeline.latestModelStatus.state == .scoring)
         sink.release.signal()
         #expect(await busy.value.isEmpty)
-        // Later batches run on the same thread, in order.
-        let second = Task { await pipeline.process(batch, mode: "pcap") }
+        // Later batches run on the same thread, in order; while one is held,
+        // the snapshot (what status and the live stats read) holds the one before.
+        var table = FlowTable()
+        table.add(syn(port: 1, at: IngestExpiryTests.start))
+        let counted = FlowBatch(timeNs: IngestExpiryTests.start + 1_000_000_000, records: table.advance(to: IngestExpiryTests.start + 1_000_000_000),
+                                statistics: table.statistics, activeFlows: table.activeCount)
+        let second = Task { await pipeline.process(counted, mode: "pcap") }
         await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
             DispatchQueue.global().async { sink.entered.wait(); done.resume() }
         }
         #expect(sink.threadName == "ff-pipeline")
+        #expect(pipeline.snapshot.packetsTotal == 0 && pipeline.snapshot.activeFlows == 0)
         sink.release.signal()
         _ = await second.value
+        let after = pipeline.snapshot
+        #expect(after.packetsTotal == 1 && after.activeFlows == 1)
+        #expect(after.captureAccounting["pcap"]?.statistics.packetsAccounted == 1)
+        #expect(after.packetsTotal == (await pipeline.packetsTotal))
     }
 }
