@@ -177,7 +177,7 @@ public struct HostTracker: Sendable {
         } else if IPProtocol.hasPorts(r.ipProtocol) {
             notePairBytes(r)
         }
-        Self.addTraffic(r, deltas, host: &h, destination: &d, sharedService: isSharedService(r))
+        Self.addTraffic(r, deltas, host: &h, destination: &d, sharedService: { isSharedService(r) })
         countFailure(r, host: &h, destination: &d, nowNs: now)
         countEstablished(r, host: &h, destination: &d)
         if isNew { countUnreachable(r, nowNs: now) }
@@ -245,7 +245,7 @@ public struct HostTracker: Sendable {
     /// Packets, bytes and flags since the flow's previous record; and the
     /// rhythm of a long flow, which can be a beacon on its own.
     private static func addTraffic(_ r: FlowRecord, _ delta: Deltas, host h: inout WindowedStatistics,
-                                   destination d: inout WindowedStatistics, sharedService: Bool) {
+                                   destination d: inout WindowedStatistics, sharedService: () -> Bool) {
         let isUDP = r.ipProtocol == IPProtocol.udp
         let isICMP = IPProtocol.isICMP(r.ipProtocol)
         let hasPorts = IPProtocol.hasPorts(r.ipProtocol)
@@ -295,7 +295,8 @@ public struct HostTracker: Sendable {
         // check-in or a keep-alive line does. A rhythm to a service many
         // hosts keep one with is the site's (``BeaconScore/sharedServiceSources``).
         let carriesData = 3 * UInt64(r.forward.payloadPackets) >= r.forward.packets
-        if hasPorts && !sharedService && r.forward.packets > 4 && carriesData && h.slowFlows < Labeler.slowConnectionsFloor {
+        // Last: the service lookup is needed for the few flows long enough to have a rhythm.
+        if hasPorts && r.forward.packets > 4 && carriesData && h.slowFlows < Labeler.slowConnectionsFloor && !sharedService() {
             let gaps = FlowFeatures.interArrival(r.forward)
             if gaps.meanMs >= 200 {
                 let gapCount = Int(min(r.forward.packets - 2, 64))
