@@ -102,6 +102,28 @@ public enum Timestamp {
     /// `0..<endNs` (see ``rangeDescription``), so the result is always safe to
     /// add timeouts to.
     public static func parseRFC3339(_ text: String) -> UInt64? {
+        guard let t = rfc3339Fields(text), t.utcSeconds >= 0, t.utcSeconds < endSeconds else { return nil }
+        return UInt64(t.utcSeconds) * 1_000_000_000 + UInt64(t.fractionNs)
+    }
+
+    /// Parses RFC 3339 like ``parseRFC3339(_:)``, but a time whose written
+    /// date and clock lie in the range while its offset moves it out
+    /// (`1970-01-01T00:10:30+15:22` is before the epoch in UTC) is clamped to
+    /// the nearest end instead of refused.
+    ///
+    /// For query bounds: such a time is a valid RFC 3339 instant, and as a
+    /// filter "until before the epoch" simply matches nothing. Values stored
+    /// or added to must use ``parseRFC3339(_:)``.
+    public static func parseRFC3339Clamped(_ text: String) -> UInt64? {
+        guard let t = rfc3339Fields(text), t.localSeconds >= 0, t.localSeconds < endSeconds else { return nil }
+        if t.utcSeconds < 0 { return 0 }
+        if t.utcSeconds >= endSeconds { return endNs - 1 }
+        return UInt64(t.utcSeconds) * 1_000_000_000 + UInt64(t.fractionNs)
+    }
+
+    /// The fields of an RFC 3339 time, unchecked against the range: seconds
+    /// since the epoch in UTC and as written (before the offset is applied).
+    private static func rfc3339Fields(_ text: String) -> (utcSeconds: Int64, localSeconds: Int64, fractionNs: Int)? {
         let u = Array(text.utf8)
         // Longer fractions add nothing; the bound keeps hostile input cheap.
         guard u.count >= 20, u.count <= 64 else { return nil }
@@ -159,8 +181,7 @@ public enum Timestamp {
         let doy = (153 * mp + 2) / 5 + day - 1
         let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
         let days = era * 146_097 + doe - 719_468
-        let seconds = days * 86_400 + hour * 3600 + minute * 60 + second - offsetSeconds
-        guard seconds >= 0, Int64(seconds) < endSeconds else { return nil }
-        return UInt64(seconds) * 1_000_000_000 + UInt64(fractionNs)
+        let local = days * 86_400 + hour * 3600 + minute * 60 + second
+        return (Int64(local - offsetSeconds), Int64(local), fractionNs)
     }
 }

@@ -426,9 +426,13 @@ struct API: Sendable {
     }
 
     /// RFC 3339 or decimal epoch seconds from ``Timestamp/rangeDescription``, to ms.
+    ///
+    /// A query bound whose offset moves it just past either end of the range
+    /// is clamped there (see ``Timestamp/parseRFC3339Clamped(_:)``): it is a
+    /// valid instant, and as a filter it still means what it says.
     static func parseTime(_ text: String, parameter: String) throws -> Int64 {
         // Both parsers return values below Timestamp.endNs, so ms fits Int64.
-        if let ns = Timestamp.parseEpochSeconds(text) ?? Timestamp.parseRFC3339(text) { return Int64(ns / 1_000_000) }
+        if let ns = Timestamp.parseEpochSeconds(text) ?? Timestamp.parseRFC3339Clamped(text) { return Int64(ns / 1_000_000) }
         throw APIError(.badRequest, "\(parameter): expected an RFC 3339 time or epoch seconds from \(Timestamp.rangeDescription), got \(Self.quoted(text))")
     }
 

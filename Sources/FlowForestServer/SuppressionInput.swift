@@ -89,7 +89,9 @@ public enum SuppressionInput {
 
     private static func expires(_ value: Any?) throws(Invalid) -> Int64? {
         guard let value else { return nil }
-        guard let text = value as? String, let ns = Timestamp.parseEpochSeconds(text) ?? Timestamp.parseRFC3339(text) else {
+        // Clamped like query bounds: an expiry an offset puts before the
+        // epoch has simply passed.
+        guard let text = value as? String, let ns = Timestamp.parseEpochSeconds(text) ?? Timestamp.parseRFC3339Clamped(text) else {
             throw Invalid(description: "expires: expected an RFC 3339 time or epoch seconds from \(Timestamp.rangeDescription)")
         }
         return Int64(ns / 1_000_000)

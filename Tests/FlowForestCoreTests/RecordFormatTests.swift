@@ -43,6 +43,18 @@ struct RecordFormatTests {
         #expect(Timestamp.parseRFC3339(text) == nil)
     }
 
+    @Test("a query bound an offset moves past either end of the range is clamped there; a date outside it is still refused")
+    func clampedQueryBounds() {
+        #expect(Timestamp.parseRFC3339Clamped("1970-01-01T00:10:30+15:22") == 0)
+        #expect(Timestamp.parseRFC3339Clamped("1970-01-01T00:30:00+01:00") == 0)
+        #expect(Timestamp.parseRFC3339Clamped("2499-12-31T23:00:00-01:00") == Timestamp.endNs - 1)
+        #expect(Timestamp.parseRFC3339Clamped("1970-01-01T00:30:00-01:00") == 5_400_000_000_000)
+        #expect(Timestamp.parseRFC3339Clamped("2026-11-25T10:34:15+01:00") == 1_795_599_255_000_000_000)
+        for text in ["1969-12-31T23:59:59Z", "2500-01-01T00:00:00Z", "0000-01-01T00:00:00Z", "2026-02-31T00:00:00Z", "yesterday"] {
+            #expect(Timestamp.parseRFC3339Clamped(text) == nil, "\(text)")
+        }
+    }
+
     @Test("RFC 3339 refuses days a month does not have and impossible offsets",
           arguments: ["2026-02-31T00:00:00Z", "2026-02-29T00:00:00Z", "2100-02-29T00:00:00Z", "2026-04-31T00:00:00Z",
                       "2026-00-10T00:00:00Z", "2026-01-00T00:00:00Z", "2026-01-32T00:00:00Z",
