@@ -38,7 +38,7 @@ public struct Detector: Sendable {
     public let sensor: String
     public private(set) var model: DetectionModel?
     private var logger: Logger
-    private var tracker = HostTracker()
+    private var tracker: HostTracker
     /// The flows of ``process(_:)``, for a detector used on its own; a
     /// pipeline passes its ledger to ``process(_:changes:flows:)`` and this
     /// one stays empty.
@@ -70,6 +70,7 @@ public struct Detector: Sendable {
         self.logger = logger
         self.rng = SeededGenerator(seed: configuration.forest.seed ^ 0xD37E_C70A)
         self.grouper = AnomalyGrouper(minimum: configuration.groupMinimum, windowSeconds: configuration.repeatSuppressionSeconds)
+        self.tracker = HostTracker(limits: configuration.trackerLimits)
         for kind in AnomalyKind.allCases { kinds[kind] = KindState() }
     }
 
@@ -488,6 +489,9 @@ public struct Detector: Sendable {
             logger.info("model retrained", metadata: ["version": "\(model!.version)"])
         }
     }
+
+    /// What the host tracker holds and had to drop, without building the whole ``status``.
+    public var trackerStatistics: HostTrackerStatistics { tracker.statistics }
 
     /// Learning or scoring, vectors seen, model version, thresholds per kind.
     public var status: DetectorStatus {

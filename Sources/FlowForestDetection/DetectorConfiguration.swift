@@ -54,6 +54,9 @@ public struct DetectorConfiguration: Sendable, Hashable {
     /// recurring scan scored higher after retraining than on a sensor
     /// without the rule (0.66 against 0.61); at 30 % lower (0.55 against 0.62).
     public var expectedShare: Double = 0.3
+    /// Hosts, destinations and beacon histories the tracker holds at most
+    /// (`--max-hosts`); past them the entities of a single flow go first.
+    public var trackerLimits: TrackerLimits = .standard
 
     public init() {}
 }

@@ -40,7 +40,7 @@ public struct HostTracker: Sendable {
 
     private var hosts: [IPAddress: WindowedStatistics] = [:]
     private var destinations: [IPAddress: WindowedStatistics] = [:]
-    private var pairs: [BeaconScore.PairKey: [BeaconScore.Start]] = [:]
+    private var pairs: [BeaconScore.PairKey: PairHistory] = [:]
     /// Sources with a history in `pairs` towards each service.
     private var serviceSources: [BeaconScore.ServiceKey: Int] = [:]
     private var lastSweepNs: UInt64 = 0
@@ -50,6 +50,22 @@ public struct HostTracker: Sendable {
     /// Open flows whose completed handshake is counted already: once per connection.
     private var establishedFlows: Set<UInt64> = []
     public private(set) var statistics = HostTrackerStatistics()
+    /// How many hosts, destinations and beacon histories are held at most.
+    public let limits: TrackerLimits
+    private var hostArrivals = ArrivalQueue<IPAddress>()
+    private var destinationArrivals = ArrivalQueue<IPAddress>()
+    private var pairArrivals = ArrivalQueue<BeaconScore.PairKey>()
+
+    /// One source's last connections to one destination service, oldest first.
+    struct PairHistory {
+        var starts: [BeaconScore.Start]
+        /// When it entered the table (``ArrivalQueue``).
+        var arrival: UInt64
+
+        /// More than one connection, or one that was answered: a forged
+        /// source's lone SYN is the first history to go.
+        var isWorthKeeping: Bool { starts.count > 1 || starts.contains { !$0.probe } }
+    }
 
     /// Host stems, by their names in ``FeatureSchema``.
     private enum H {
@@ -102,7 +118,9 @@ public struct HostTracker: Sendable {
         static let sets = 3
     }
 
-    public init() {}
+    public init(limits: TrackerLimits = .standard) {
+        self.limits = limits
+    }
 
     /// Adds one poll's records, as `flows` (already holding them) saw
     /// them, and returns a vector for every host and destination whose
@@ -132,10 +150,12 @@ public struct HostTracker: Sendable {
         Self.endPoll(&hosts)
         Self.endPoll(&destinations)
         if nowNs &- lastSweepNs > 10_000_000_000 { forgetIdle(nowNs: nowNs, flows: flows) }
+        enforceLimits()
         statistics.trackedFlows = flows.count
         statistics.flowsNotTracked = flows.notTracked
         statistics.trackedHosts = hosts.count
         statistics.trackedDestinations = destinations.count
+        statistics.trackedPairs = pairs.count
         return out
     }
 
@@ -168,6 +188,12 @@ public struct HostTracker: Sendable {
         // did): its totals so far are history, not a burst in this poll.
         let deltas = isNew && r.firstSeenNs &+ Self.historyNs < now ? Deltas.zero : Deltas(change.delta)
         var overflow: UInt64 = 0
+        // A record with no new traffic (a flow timing out) of an entity the
+        // limits evicted updates the side still held and does not make the
+        // other again, empty: a forged flood's sources would all come back.
+        let quiet = !isNew && change.delta == .zero
+        let keepHost = !quiet || hosts.index(forKey: r.sourceAddress) != nil
+        let keepDestination = !quiet || destinations.index(forKey: r.destinationAddress) != nil
         var h = Self.take(from: &hosts, r.sourceAddress, stems: H.stems, now: now)
         h.note(flow: r.id, peer: r.destinationAddress, ipProtocol: r.ipProtocol, port: r.destinationPort, observedAt: r.interfaceName)
         var d = Self.take(from: &destinations, r.destinationAddress, stems: D.stems, now: now)
@@ -176,6 +202,10 @@ public struct HostTracker: Sendable {
             countNewFlow(r, host: &h, destination: &d, nowNs: now, overflow: &overflow)
         } else if IPProtocol.hasPorts(r.ipProtocol) {
             notePairBytes(r)
+        }
+        if change.delta.reversePackets > 0 {
+            h.answered = true
+            d.answered = true
         }
         Self.addTraffic(r, deltas, host: &h, destination: &d, sharedService: { isSharedService(r) })
         countFailure(r, host: &h, destination: &d, nowNs: now)
@@ -188,8 +218,17 @@ public struct HostTracker: Sendable {
             d.openFlows = max(0, d.openFlows - 1)
         }
         statistics.distinctOverflows += overflow
-        hosts[r.sourceAddress] = h
-        destinations[r.destinationAddress] = d
+        if keepHost { Self.store(h, at: r.sourceAddress, in: &hosts, queue: &hostArrivals) }
+        if keepDestination { Self.store(d, at: r.destinationAddress, in: &destinations, queue: &destinationArrivals) }
+    }
+
+    /// Puts an entity taken with ``take(from:_:stems:now:)`` back, queueing
+    /// it for eviction order when it is new to the table.
+    private static func store(_ entity: WindowedStatistics, at address: IPAddress, in table: inout [IPAddress: WindowedStatistics],
+                              queue: inout ArrivalQueue<IPAddress>) {
+        var e = entity
+        if e.arrival == 0 { e.arrival = queue.push(address) }
+        table[address] = e
     }
 
     /// An entity's statistics brought to `now` and marked for a fresh
@@ -223,6 +262,8 @@ public struct HostTracker: Sendable {
         let port = UInt64(hasPorts ? r.destinationPort : 0) | UInt64(r.ipProtocol) << 16
         h.add(H.flows, 1)
         h.openFlows += 1
+        h.flowsSeen = h.flowsSeen &+ (h.flowsSeen == .max ? 0 : 1)
+        d.flowsSeen = d.flowsSeen &+ (d.flowsSeen == .max ? 0 : 1)
         h.touchDistinct(set: Distinct.addresses, stem: H.addrs, item: destinationKey, now: now, overflow: &overflow)
         h.touchDistinct(set: Distinct.ports, stem: H.ports, item: port, now: now, overflow: &overflow)
         let service = destinationKey ^ (UInt64(r.destinationPort) << 48 | UInt64(r.ipProtocol) << 40)
@@ -385,7 +426,7 @@ public struct HostTracker: Sendable {
         target.decay(to: now)
         target.add(H.failed, 1)
         target.touched = true
-        hosts[r.destinationAddress] = target
+        Self.store(target, at: r.destinationAddress, in: &hosts, queue: &hostArrivals)
     }
 
     /// Adds a new flow to its pair's history (the last ``BeaconScore/history`` connections
@@ -396,18 +437,21 @@ public struct HostTracker: Sendable {
         let key = BeaconScore.PairKey(r)
         // Taken out of the table (as `take` does) so the insert below does not copy it.
         var series: [BeaconScore.Start] = []
+        let arrival: UInt64
         if let index = pairs.index(forKey: key) {
-            series = pairs.values[index]
-            pairs.values[index] = []
+            series = pairs.values[index].starts
+            arrival = pairs.values[index].arrival
+            pairs.values[index].starts = []
         } else {
             serviceSources[key.service, default: 0] += 1
+            arrival = pairArrivals.push(key)
         }
         // A poll reports its new flows in no particular order: keep the starts sorted.
         let start = BeaconScore.Start(r)
         let position = series.lastIndex { $0.startNs <= start.startNs }.map { $0 + 1 } ?? 0
         series.insert(start, at: position)
         if series.count > BeaconScore.history { series.removeFirst(series.count - BeaconScore.history) }
-        pairs[key] = series
+        pairs[key] = PairHistory(starts: series, arrival: arrival)
         return isSharedService(r) ? 0 : BeaconScore.regularity(series)
     }
 
@@ -421,8 +465,9 @@ public struct HostTracker: Sendable {
     /// Keeps the byte count of a flow in its pair's history current.
     private mutating func notePairBytes(_ r: FlowRecord) {
         let key = BeaconScore.PairKey(r)
-        guard let i = pairs[key]?.lastIndex(where: { $0.flowID == r.id }) else { return }
-        pairs[key]![i] = BeaconScore.Start(r)
+        guard let index = pairs.index(forKey: key),
+              let i = pairs.values[index].starts.lastIndex(where: { $0.flowID == r.id }) else { return }
+        pairs.values[index].starts[i] = BeaconScore.Start(r)
     }
 
     /// Counts each entity's open TCP connections that are old and slow (not
@@ -473,6 +518,30 @@ public struct HostTracker: Sendable {
         }
     }
 
+    /// Brings each table within ``limits``, the entities and histories of
+    /// a single unanswered flow first (a forged source, a one-off probe):
+    /// those say little alone, and what they did still counts on their
+    /// peer's side.
+    private mutating func enforceLimits() {
+        let hostsGone = ArrivalQueue.evict(&hosts, queue: &hostArrivals, limit: limits.entities,
+                                           arrival: \.arrival, isWorthKeeping: \.isWorthKeeping)
+        let destinationsGone = ArrivalQueue.evict(&destinations, queue: &destinationArrivals, limit: limits.entities,
+                                                  arrival: \.arrival, isWorthKeeping: \.isWorthKeeping)
+        let pairsGone = ArrivalQueue.evict(&pairs, queue: &pairArrivals, limit: limits.pairs,
+                                           arrival: \.arrival, isWorthKeeping: \.isWorthKeeping)
+        for key in pairsGone { forgetPairSource(key) }
+        statistics.hostsEvicted += UInt64(hostsGone.count)
+        statistics.destinationsEvicted += UInt64(destinationsGone.count)
+        statistics.pairsEvicted += UInt64(pairsGone.count)
+    }
+
+    /// One source fewer keeps a history with the pair's service.
+    private mutating func forgetPairSource(_ key: BeaconScore.PairKey) {
+        let service = key.service
+        serviceSources[service, default: 1] -= 1
+        if serviceSources[service] == 0 { serviceSources.removeValue(forKey: service) }
+    }
+
     private mutating func forgetIdle(nowNs now: UInt64, flows: FlowLedger) {
         lastSweepNs = now
         // Flows the ledger forgot without an ended record.
@@ -480,13 +549,16 @@ public struct HostTracker: Sendable {
         establishedFlows = establishedFlows.filter { flows[$0] != nil }
         hosts = hosts.filter { now &- $0.value.updatedNs < Self.forgetAfterNs || $0.value.openFlows > 0 }
         destinations = destinations.filter { now &- $0.value.updatedNs < Self.forgetAfterNs || $0.value.openFlows > 0 }
-        let stale = pairs.filter { now &- ($0.value.last?.startNs ?? 0) >= Self.forgetAfterNs }.keys
+        let stale = pairs.filter { now &- ($0.value.starts.last?.startNs ?? 0) >= Self.forgetAfterNs }.keys
         for key in stale {
             pairs.removeValue(forKey: key)
-            let service = key.service
-            serviceSources[service, default: 1] -= 1
-            if serviceSources[service] == 0 { serviceSources.removeValue(forKey: service) }
+            forgetPairSource(key)
         }
+        // Local copies (shared, not copied) so the closures do not read self while a queue changes.
+        let (heldHosts, heldDestinations, heldPairs) = (hosts, destinations, pairs)
+        hostArrivals.retain { heldHosts[$0]?.arrival == $1 }
+        destinationArrivals.retain { heldDestinations[$0]?.arrival == $1 }
+        pairArrivals.retain { heldPairs[$0]?.arrival == $1 }
         for (key, value) in hosts {
             var e = value
             for s in e.distinct.indices { e.distinct[s] = e.distinct[s].filter { now &- $0.value < Self.forgetAfterNs } }

@@ -9,4 +9,13 @@ public struct HostTrackerStatistics: Sendable, Hashable, Codable {
     public var distinctOverflows: UInt64 = 0
     /// Flow states dropped because the tracker was full.
     public var flowsNotTracked: UInt64 = 0
+    /// Source hosts, destinations and beacon histories dropped to keep the
+    /// tracker within its ``TrackerLimits`` (one-flow entries first).
+    public var hostsEvicted: UInt64 = 0
+    public var destinationsEvicted: UInt64 = 0
+    public var pairsEvicted: UInt64 = 0
+    /// Beacon histories held.
+    public var trackedPairs = 0
+
+    public init() {}
 }

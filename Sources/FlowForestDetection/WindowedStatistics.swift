@@ -44,6 +44,16 @@ struct WindowedStatistics {
     var observationPoint: String?
     /// Changed this poll, so it gets a fresh vector.
     var touched = false
+    /// When it entered its table (``ArrivalQueue``); 0 until stored.
+    var arrival: UInt64 = 0
+    /// New flows it took part in since it entered the table, saturating,
+    /// and whether any of its flows was answered: an entity of one
+    /// unanswered flow (a forged source) is the first to go when the table is full.
+    var flowsSeen: UInt32 = 0
+    var answered = false
+
+    /// Worth a second chance when its table is over its limit.
+    var isWorthKeeping: Bool { flowsSeen > 1 || answered }
 
     /// Holds an entity's slot while the entity itself is being changed; allocates nothing.
     static let placeholder = WindowedStatistics(stems: 0, distinctSets: 0, now: 0)

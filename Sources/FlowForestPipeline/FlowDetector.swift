@@ -1,4 +1,5 @@
 public import FlowForestCore
+public import FlowForestDetection
 
 /// What the pipeline needs from a detector. FlowForestDetection's `Detector`
 /// conforms; the pipeline owns one and feeds it every batch, captured or
@@ -17,4 +18,11 @@ public protocol FlowDetector: Sendable {
     var apiStatus: ModelStatus { get }
     /// The current model as JSON for the store, nil while learning.
     func modelJSON() -> String?
+    /// What the host tracker holds and evicted, for the tracker metrics.
+    var trackerStatistics: HostTrackerStatistics { get }
+}
+
+extension FlowDetector {
+    /// A detector without a host tracker holds none.
+    public var trackerStatistics: HostTrackerStatistics { HostTrackerStatistics() }
 }

@@ -160,6 +160,7 @@ public actor Pipeline {
         anomalies += floods.evaluate(batch.aggregates, nowNs: batch.timeNs)
         metrics.scoreDuration.record(duration: ContinuousClock.now - start)
         metrics.scored.increment(by: Int64(batch.records.count))
+        metrics.countTracker(detector!.trackerStatistics)
         updateModelGauges()
         saveModelIfNew()
         for i in anomalies.indices where anomalies[i].sensor.isEmpty { anomalies[i].sensor = sensor }

@@ -1,5 +1,6 @@
 import CoreMetrics
 import FlowForestCore
+import FlowForestDetection
 
 /// The pipeline's metric handles, made once: detector and anomaly series at
 /// start, each capture mode's series with its first batch.
@@ -19,6 +20,10 @@ struct PipelineMetrics {
     private let openIncidents: Gauge
     private let incidentsClosedEarly: Counter
     private var closedEarlyReported: Int64 = 0
+    /// Entries the host tracker evicted to stay within its limits, by table.
+    private let trackerEvictions: (hosts: Counter, destinations: Counter, pairs: Counter)
+    private let trackerEntries: (hosts: Gauge, destinations: Gauge, pairs: Gauge)
+    private var trackerReported = HostTrackerStatistics()
     private let factory: any MetricsFactory
 
     init(factory: any MetricsFactory) {
@@ -56,6 +61,24 @@ struct PipelineMetrics {
         openIncidents.record(0)
         incidentsClosedEarly = Counter(label: "flowforest_incidents_closed_early_total", factory: factory)
         incidentsClosedEarly.increment(by: 0)
+        func table<T>(_ make: (String) -> T) -> (hosts: T, destinations: T, pairs: T) {
+            (make("host"), make("destination"), make("beacon_pair"))
+        }
+        trackerEvictions = table { Counter(label: "flowforest_tracker_evictions_total", dimensions: [("table", $0)], factory: factory) }
+        trackerEntries = table { Gauge(label: "flowforest_tracker_entries", dimensions: [("table", $0)], factory: factory) }
+        for c in [trackerEvictions.hosts, trackerEvictions.destinations, trackerEvictions.pairs] { c.increment(by: 0) }
+    }
+
+    /// Publishes the host tracker's table sizes and the evictions since the previous call.
+    mutating func countTracker(_ s: HostTrackerStatistics) {
+        let r = trackerReported
+        trackerEvictions.hosts.increment(by: Int64(clamping: s.hostsEvicted &- r.hostsEvicted))
+        trackerEvictions.destinations.increment(by: Int64(clamping: s.destinationsEvicted &- r.destinationsEvicted))
+        trackerEvictions.pairs.increment(by: Int64(clamping: s.pairsEvicted &- r.pairsEvicted))
+        trackerEntries.hosts.record(s.trackedHosts)
+        trackerEntries.destinations.record(s.trackedDestinations)
+        trackerEntries.pairs.record(s.trackedPairs)
+        trackerReported = s
     }
 
     /// Counts incident changes; `closedEarly` is the tracker's running total.

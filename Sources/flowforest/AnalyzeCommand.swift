@@ -56,7 +56,9 @@ struct AnalyzeCommand: AsyncParsableCommand {
         var detector: Detector?
         if let model {
             do {
-                detector = Detector(model: try DetectionModel.load(from: model), sensor: sensorName, logger: logger)
+                var detection = DetectorConfiguration()
+                detection.trackerLimits = flowOptions.trackerLimits
+                detector = Detector(configuration: detection, model: try DetectionModel.load(from: model), sensor: sensorName, logger: logger)
             } catch {
                 throw failure("\(error)")
             }

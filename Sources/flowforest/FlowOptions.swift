@@ -1,5 +1,6 @@
 import ArgumentParser
 import FlowForestCore
+import FlowForestDetection
 import Logging
 
 /// Flow-table options shared by every command that builds flows.
@@ -16,12 +17,19 @@ struct FlowOptions: ParsableArguments {
     @Option(name: .customLong("max-flows"), help: "Flows held at once in user space: by the libpcap flow table and the remote-ingest table of run (packets of further flows are counted as lost), and open flows of every source together (records of further flows are counted, their packets still are).")
     var maxFlows: Int = 1_000_000
 
+    @Option(name: .customLong("max-hosts"), help: "Source hosts and destinations the detector tracks at most (each; beacon histories: twice as many). Past it, those of a single flow are evicted first and counted in flowforest_tracker_evictions_total.")
+    var maxHosts: Int = TrackerLimits.standard.entities
+
     func validate() throws {
         for (name, value) in [("--idle-timeout", idleTimeout), ("--active-timeout", activeTimeout), ("--tcp-close-timeout", tcpCloseTimeout)] {
             guard value > 0, value < 86_400 else { throw ValidationError("\(name) must be between 0 and 86400 seconds, got \(value)") }
         }
         guard maxFlows > 0 else { throw ValidationError("--max-flows must be positive") }
+        guard (1...100_000_000).contains(maxHosts) else { throw ValidationError("--max-hosts must be between 1 and 100000000, got \(maxHosts)") }
     }
+
+    /// The detector's table limits from `--max-hosts`.
+    var trackerLimits: TrackerLimits { TrackerLimits(entities: maxHosts, pairs: 2 * maxHosts) }
 
     var configuration: FlowTableConfiguration {
         FlowTableConfiguration(

@@ -197,6 +197,7 @@ struct RunCommand: AsyncParsableCommand {
     /// sensor last stored, else none (it learns). Opens the database.
     private func makeDetector(server: ServerConfiguration, file: [String: String], logger: Logger) async throws -> Detector {
         var detection = DetectorConfiguration()
+        detection.trackerLimits = flowOptions.trackerLimits
         if let text = learningSeconds.map({ String($0) }) ?? setting(nil, "FLOWFOREST_LEARNING_SECONDS", file: file) {
             guard let seconds = Double(text), seconds >= 1, seconds <= 86_400 * 7 else {
                 throw failure("--learning-seconds must be between 1 and 604800, got \(text)")
