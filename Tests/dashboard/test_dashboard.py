@@ -43,6 +43,16 @@ def free_port():
         return s.getsockname()[1]
 
 
+
+def click_when_ready(wait, find):
+    """Finds and clicks in one poll of `wait`: a live table re-rendered
+    between the two leaves a stale element, so the pair is tried again
+    until a click lands."""
+    def attempt(_):
+        find().click()
+        return True
+    wait.until(attempt)
+
 class Daemon:
     """`flowforest run` serving the API on a free loopback port, no live
     capture, scoring with a model trained from a generated capture file."""
@@ -390,7 +400,7 @@ class OpenDashboardTests(DaemonWithBrowser):
         os.makedirs(SCREENSHOTS, exist_ok=True)
         d.save_screenshot(os.path.join(SCREENSHOTS, "incidents.png"))
         # One click to the anomalies behind it.
-        d.find_element(By.CSS_SELECTOR, f"#incident-{row_id} .label a").click()
+        click_when_ready(self.wait(), lambda: d.find_element(By.CSS_SELECTOR, f"#incident-{row_id} .label a"))
         self.wait().until(lambda _: d.find_element(By.ID, "view-anomalies").is_displayed())
         expected = [str(a["id"]) for a in self.api_anomalies(f"&ip={attacker}")]
         self.wait().until(lambda _: self.table_ids() == expected)
@@ -426,7 +436,7 @@ class OpenDashboardTests(DaemonWithBrowser):
         self.wait(15).until(lambda _: timeline_complete(), "the timeline shows every anomaly of the incident")
         incident = self.daemon.request("GET", f"/api/incidents/{row_id}")[1]
 
-        d.find_element(By.CSS_SELECTOR, f"#incident-{row_id} button.expect").click()
+        click_when_ready(self.wait(), lambda: d.find_element(By.CSS_SELECTOR, f"#incident-{row_id} button.expect"))
         self.wait().until(lambda _: d.find_element(By.ID, "rule-dialog").is_displayed())
         self.assertEqual(d.find_element(By.ID, "rule-actor").get_attribute("value"), attacker)
         self.assertEqual(d.find_element(By.ID, "rule-target").get_attribute("value"), victim)
@@ -464,7 +474,7 @@ class OpenDashboardTests(DaemonWithBrowser):
 
         # Edited in place, then removed.
         d.get(self.daemon.url + "/#/suppressions")
-        self.wait().until(lambda _: d.find_element(By.CSS_SELECTOR, f"#suppressions tr[data-id='{rule_id}'] button.edit")).click()
+        click_when_ready(self.wait(), lambda: d.find_element(By.CSS_SELECTOR, f"#suppressions tr[data-id='{rule_id}'] button.edit"))
         self.wait().until(lambda _: d.find_element(By.ID, "rule-dialog").is_displayed())
         self.assertEqual(d.find_element(By.ID, "rule-actor").get_attribute("value"), f"{attacker}/32")
         reason = d.find_element(By.ID, "rule-reason")
@@ -480,7 +490,7 @@ class OpenDashboardTests(DaemonWithBrowser):
         self.assertEqual(self.daemon.request("GET", f"/api/suppressions/{rule_id}")[1]["expires"], expires)
         self.wait().until(lambda _: d.find_element(By.CSS_SELECTOR, f"#suppressions tr[data-id='{rule_id}'] .reason").text
                           == "the weekly audit scan, Mondays")
-        d.find_element(By.CSS_SELECTOR, f"#suppressions tr[data-id='{rule_id}'] button.remove").click()
+        click_when_ready(self.wait(), lambda: d.find_element(By.CSS_SELECTOR, f"#suppressions tr[data-id='{rule_id}'] button.remove"))
         self.wait().until(lambda _: d.switch_to.alert).accept()
         self.wait().until(lambda _: self.daemon.request("GET", "/api/suppressions")[1]["suppressions"] == [])
         self.wait().until(lambda _: d.find_element(By.ID, "suppressions-empty").is_displayed())
@@ -488,7 +498,7 @@ class OpenDashboardTests(DaemonWithBrowser):
         # A single anomaly can be marked from its detail too (one not suppressed already): the form is prefilled from it.
         anomaly = next(a for a in self.api_anomalies(f"&ip={attacker}") if not a["suppressed"])
         d.get(self.daemon.url + f"/#/anomaly/{anomaly['id']}")
-        self.wait().until(lambda _: d.find_element(By.ID, "expect-anomaly")).click()
+        click_when_ready(self.wait(), lambda: d.find_element(By.ID, "expect-anomaly"))
         self.wait().until(lambda _: d.find_element(By.ID, "rule-dialog").is_displayed())
         self.assertEqual(d.find_element(By.ID, "rule-actor").get_attribute("value"), anomaly["src_ip"] or "")
         self.assertEqual(d.find_element(By.ID, "rule-target").get_attribute("value"), anomaly["dst_ip"] or "")
@@ -635,7 +645,7 @@ class CollectedFlowsTests(DaemonWithBrowser):
         self.assertFalse([r for r, actors in self.incident_rows() if "198.19.0." in actors], self.incident_rows())
 
         # An incident's anomalies keep to the exporter too.
-        d.find_element(By.CSS_SELECTOR, f"#incident-{collected['id']} .label a").click()
+        click_when_ready(self.wait(), lambda: d.find_element(By.CSS_SELECTOR, f"#incident-{collected['id']} .label a"))
         self.wait().until(lambda _: d.find_element(By.ID, "view-anomalies").is_displayed())
         self.assertEqual(d.execute_script("return location.hash"), f"#/anomalies?ip=198.18.7.77&interface={exporter}")
 
@@ -685,7 +695,7 @@ class CollectedFlowsTests(DaemonWithBrowser):
         column = d.execute_script("return [...document.querySelectorAll('#anomalies tbody td.interface')].map(td => td.textContent)")
         self.assertEqual(set(column), {"127.0.0.2%7"}, column)
         # The detail names the exporter too.
-        d.find_element(By.CSS_SELECTOR, "#anomalies tbody tr a").click()
+        click_when_ready(self.wait(), lambda: d.find_element(By.CSS_SELECTOR, "#anomalies tbody tr a"))
         self.wait().until(lambda _: "127.0.0.2%7" in d.find_element(By.ID, "detail-head").text)
         self.assertEqual(severe_console_entries(d), [])
 
