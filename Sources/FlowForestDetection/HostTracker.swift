@@ -115,7 +115,6 @@ public struct HostTracker: Sendable {
     private enum Distinct {
         static let addresses = 0, ports = 1, pairs = 2
         static let sources = 0, sourcePorts = 1, destinationPorts = 2
-        static let sets = 3
     }
 
     public init(limits: TrackerLimits = .standard) {
@@ -243,7 +242,7 @@ public struct HostTracker: Sendable {
             e = table.values[index]
             table.values[index] = WindowedStatistics.placeholder
         } else {
-            e = WindowedStatistics(stems: stems, distinctSets: Distinct.sets, now: now)
+            e = WindowedStatistics(stems: stems, now: now)
         }
         e.decay(to: now)
         e.touched = true
@@ -422,7 +421,7 @@ public struct HostTracker: Sendable {
         let unreachable = (r.ipProtocol == IPProtocol.icmp && r.forward.icmpType == 3)
             || (r.ipProtocol == IPProtocol.icmpv6 && r.forward.icmpType == 1)
         guard unreachable, r.destinationAddress != r.sourceAddress else { return }
-        var target = hosts[r.destinationAddress] ?? WindowedStatistics(stems: H.stems, distinctSets: Distinct.sets, now: now)
+        var target = hosts[r.destinationAddress] ?? WindowedStatistics(stems: H.stems, now: now)
         target.decay(to: now)
         target.add(H.failed, 1)
         target.touched = true
@@ -559,10 +558,12 @@ public struct HostTracker: Sendable {
         hostArrivals.retain { heldHosts[$0]?.arrival == $1 }
         destinationArrivals.retain { heldDestinations[$0]?.arrival == $1 }
         pairArrivals.retain { heldPairs[$0]?.arrival == $1 }
-        for (key, value) in hosts {
-            var e = value
-            for s in e.distinct.indices { e.distinct[s] = e.distinct[s].filter { now &- $0.value < Self.forgetAfterNs } }
-            hosts[key] = e
+        // In place: a copy of each entity would copy its counters too.
+        let cutoff = now > Self.forgetAfterNs ? now - Self.forgetAfterNs + 1 : 0
+        var index = hosts.startIndex
+        while index != hosts.endIndex {
+            hosts.values[index].distinct.forget(seenBefore: cutoff)
+            hosts.formIndex(after: &index)
         }
     }
 

@@ -23,7 +23,7 @@ struct WindowedStatistics {
     var counters: [Double]
     var updatedNs: UInt64
     /// Last time each item of each distinct-count set was seen.
-    var distinct: [[UInt64: UInt64]]
+    var distinct = DistinctSets()
     var openFlows = 0
     var slowFlows = 0
     /// Beacon regularity, decaying with the longest window.
@@ -56,12 +56,11 @@ struct WindowedStatistics {
     var isWorthKeeping: Bool { flowsSeen > 1 || answered }
 
     /// Holds an entity's slot while the entity itself is being changed; allocates nothing.
-    static let placeholder = WindowedStatistics(stems: 0, distinctSets: 0, now: 0)
+    static let placeholder = WindowedStatistics(stems: 0, now: 0)
 
-    init(stems: Int, distinctSets: Int, now: UInt64) {
+    init(stems: Int, now: UInt64) {
         counters = [Double](repeating: 0, count: stems * Self.windowCount)
         updatedNs = now
-        distinct = Array(repeating: [:], count: distinctSets)
     }
 
     /// Brings every counter to `now`.

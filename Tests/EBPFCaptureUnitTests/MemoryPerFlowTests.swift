@@ -102,6 +102,55 @@ struct MemoryPerFlowTests {
         #expect(ledger.count == 0)
     }
 
+    /// A forged-source flood as the detector sees it: polls of one-SYN flows,
+    /// each from a new address, to one victim. The host tracker's tables stop
+    /// at their limits (``TrackerLimits``), so the detector's memory stops too.
+    @Test("a forged-source flood: the detector's memory stops growing at its limits")
+    func forgedSources() {
+        let limits = TrackerLimits(entities: 16_384, pairs: 32_768)
+        let perPoll = 8_192, polls = 12
+        let base = Self.inUse()
+        var configuration = DetectorConfiguration()
+        configuration.trackerLimits = limits
+        var detector = Detector(configuration: configuration, sensor: "memory")
+        var ledger = FlowLedger()
+        let victim = IPAddress(ipv4: 0xC612_0102)
+        var id: UInt64 = 0
+        var inUse: [Int] = []
+        for p in 0..<polls {
+            let now = Self.t0 + UInt64(p) * Self.second
+            let records = (0..<perPoll).map { _ -> FlowRecord in
+                id += 1
+                var r = FlowRecord(id: id, sourceAddress: IPAddress(ipv4: 0x0B00_0000 | UInt32(id)), destinationAddress: victim,
+                                   sourcePort: UInt16(1024 + id % 60_000), destinationPort: 80, ipProtocol: IPProtocol.tcp)
+                r.forward.packets = 1
+                r.forward.bytes = 40
+                r.forward.synCount = 1
+                r.forward.firstSeenNs = now
+                r.forward.lastSeenNs = now
+                r.state = .ended
+                r.endReason = .idle
+                return r
+            }
+            let batch = FlowBatch(timeNs: now + 500_000_000, records: records, statistics: CaptureStatistics(), activeFlows: 0)
+            _ = detector.process(batch, changes: ledger.apply(records, origin: "tc", nowNs: batch.timeNs), flows: ledger)
+            inUse.append(Self.inUse() - base)
+        }
+        let s = detector.status.tracker
+        let full = inUse[polls - 1]
+        let perEntry = Double(full) / Double(limits.entities)
+        print("""
+            forged-source flood, \(perPoll * polls) sources in \(polls) polls, limits \(limits.entities) hosts / \(limits.pairs) beacon histories:
+              detector bytes in use after each poll (MiB): \(inUse.map { String(format: "%.1f", Double($0) / 1_048_576) }.joined(separator: " "))
+              \(s.trackedHosts) hosts, \(s.trackedDestinations) destinations, \(s.trackedPairs) histories held;             evicted \(s.hostsEvicted) hosts, \(s.pairsEvicted) histories
+              bytes per held host, its beacon history included: \(String(format: "%.0f", perEntry))
+            """)
+        #expect(s.trackedHosts == limits.entities && s.trackedPairs <= limits.pairs)
+        // Full after four polls: from then on memory holds (within a tenth) however many sources follow.
+        #expect(Double(full) < 1.1 * Double(inUse[4]), "detector memory kept growing past its limits: \(inUse)")
+        withExtendedLifetime((detector, ledger)) {}
+    }
+
     @Test("a tracker slot is fixed-size (docs/operations.md, Memory)")
     func trackerSlotSize() {
         #expect(MemoryLayout<KernelFlowTracker.Slot>.stride == 296)

@@ -57,7 +57,7 @@ struct MainPeerTests {
 
     @Test("the peer making most of a poll's records is named, though many others came first")
     func majorityAfterOthers() throws {
-        var e = WindowedStatistics(stems: 1, distinctSets: 1, now: 0)
+        var e = WindowedStatistics(stems: 1, now: 0)
         for i in 1...20 { e.countPeer(Self.ip(i), ipProtocol: 6, port: 443) }
         for _ in 0..<40 { e.countPeer(Self.ip(99), ipProtocol: 6, port: 80) }
         let main = try #require(e.mainPeer)
@@ -68,10 +68,10 @@ struct MainPeerTests {
 
     @Test("no peer is named without a majority: an even split, or a flood's many forged sources")
     func noMajority() {
-        var split = WindowedStatistics(stems: 1, distinctSets: 1, now: 0)
+        var split = WindowedStatistics(stems: 1, now: 0)
         for _ in 0..<10 { split.countPeer(Self.ip(1), ipProtocol: 6, port: 80); split.countPeer(Self.ip(2), ipProtocol: 6, port: 80) }
         #expect(split.mainPeer == nil)
-        var flood = WindowedStatistics(stems: 1, distinctSets: 1, now: 0)
+        var flood = WindowedStatistics(stems: 1, now: 0)
         for i in 0..<5000 { flood.countPeer(TrafficSimulator.ip("198.19.\(i / 250).\(i % 250 + 1)"), ipProtocol: 6, port: 80) }
         #expect(flood.mainPeer == nil)
         #expect(flood.peers.count <= WindowedStatistics.trackedPeers)
