@@ -15,8 +15,9 @@ import Synchronization
 ///    each record's running totals into deltas,
 /// 2. accounting: packet, byte, flow and loss metrics from those deltas and
 ///    the source's cumulative statistics,
-/// 3. the trainer (baseline vectors) and the detector (scoring),
-/// 4. the sink: interim and ended flows and the anomalies found.
+/// 3. floods folded into overflow aggregates, reported and stored at once,
+/// 4. the trainer (baseline vectors) and the detector (scoring),
+/// 5. the sink: interim and ended flows and the anomalies found.
 public actor Pipeline {
     /// The pipeline's own thread (see ``PipelineThread``).
     private let thread = PipelineThread()
@@ -78,6 +79,12 @@ public actor Pipeline {
     public func process(_ batch: FlowBatch, mode: String) -> [Anomaly] {
         let changes = flows.apply(batch.records, origin: mode, nowNs: batch.timeNs)
         let lost = account(batch, changes: changes, mode: mode)
+        // Folded floods need no model (they are reported while learning too)
+        // and no scoring: they go out before the batch's flows are scored,
+        // which takes longest exactly when a flood brings a poll of
+        // thousands of new flows.
+        var folded = detector == nil ? [] : floods.evaluate(batch.aggregates, nowNs: batch.timeNs)
+        if !folded.isEmpty { report(&folded, timeNs: batch.timeNs, lost: lost) }
         trainer?.add(batch, changes: changes, flows: flows)
         var anomalies = detect(batch, changes: changes)
         if let sink {
@@ -86,7 +93,16 @@ public actor Pipeline {
             let kept = batch.records.contains { $0.state == .active } ? batch.records.filter { $0.state != .active } : batch.records
             sink.enqueue(flows: kept, sensor: sensor)
         }
-        let nowMs = max(Int64(batch.timeNs / 1_000_000), anomalies.map(\.timeMs).max() ?? 0)
+        report(&anomalies, timeNs: batch.timeNs, lost: folded.isEmpty ? lost : SensorLoss())
+        publish()
+        return folded + anomalies
+    }
+
+    /// Stamps, files into incidents, counts and stores one set of a batch's
+    /// anomalies, then hands the incident changes on.
+    private func report(_ anomalies: inout [Anomaly], timeNs: UInt64, lost: SensorLoss) {
+        for i in anomalies.indices where anomalies[i].sensor.isEmpty { anomalies[i].sensor = sensor }
+        let nowMs = max(Int64(timeNs / 1_000_000), anomalies.map(\.timeMs).max() ?? 0)
         let updates = fileIntoIncidents(&anomalies, nowMs: nowMs, lost: lost)
         if !anomalies.isEmpty {
             for anomaly in anomalies { metrics.count(anomaly) }
@@ -96,8 +112,6 @@ public actor Pipeline {
             }
         }
         hand(updates)
-        publish()
-        return anomalies
     }
 
     /// Replaces the suppression rules; anomalies found from now on are
@@ -155,15 +169,12 @@ public actor Pipeline {
     private func detect(_ batch: FlowBatch, changes: [FlowChange]) -> [Anomaly] {
         guard detector != nil else { return [] }
         let start = ContinuousClock.now
-        var anomalies = detector!.process(batch, changes: changes, flows: flows)
-        // Folded floods need no model: they are reported while learning too.
-        anomalies += floods.evaluate(batch.aggregates, nowNs: batch.timeNs)
+        let anomalies = detector!.process(batch, changes: changes, flows: flows)
         metrics.scoreDuration.record(duration: ContinuousClock.now - start)
         metrics.scored.increment(by: Int64(batch.records.count))
         metrics.countTracker(detector!.trackerStatistics)
         updateModelGauges()
         saveModelIfNew()
-        for i in anomalies.indices where anomalies[i].sensor.isEmpty { anomalies[i].sensor = sensor }
         return anomalies
     }
 

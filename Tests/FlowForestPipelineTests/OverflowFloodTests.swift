@@ -2,6 +2,7 @@ import FlowForestCore
 import FlowForestPipeline
 import Logging
 import MetricsTestKit
+import Synchronization
 import Testing
 
 /// Floods the data plane folded into overflow aggregates are reported on
@@ -80,4 +81,32 @@ struct OverflowFloodTests {
         #expect(metrics.counterTotal(label: "flowforest_overflow_bytes_total", dimensions: [("mode", "tc")]) == 8_000_000)
         #expect(metrics.counterTotal(label: "flowforest_forwarded_seen_packets_total", dimensions: [("mode", "tc")]) == 100_000)
     }
+
+    @Test("a folded flood is stored and opens its incident before the batch's flows are scored")
+    func beforeScoring() async throws {
+        let sink = RecordingSink()
+        let detector = SinkWatcher(sink: sink)
+        let pipeline = Pipeline(sensor: "gw", detector: detector, sink: sink, logger: Logger(label: "t"), metricsFactory: TestMetrics())
+        let batch = FlowBatch(timeNs: Self.t0 + 3_000_000_000, records: [], statistics: CaptureStatistics(), activeFlows: 0,
+                              aggregates: [Self.aggregate(packets: 200_000, peers: 150_000)])
+        await pipeline.process(batch, mode: "tc")
+        #expect(detector.seenWhenScoring.withLock { $0 } == [AnomalyLabel.synFlood])
+        #expect(sink.incidents.contains { $0.change == .opened })
+    }
+}
+
+/// A detector that notes which anomalies the sink held when it was asked to score.
+private final class SinkWatcher: FlowDetector, @unchecked Sendable {
+    let sink: RecordingSink
+    let seenWhenScoring = Mutex<[AnomalyLabel]>([])
+    init(sink: RecordingSink) { self.sink = sink }
+    func process(_ batch: FlowBatch, changes: [FlowChange], flows: FlowLedger) -> [Anomaly] {
+        let labels = sink.anomalies.map(\.label)
+        seenWhenScoring.withLock { $0 = labels }
+        return []
+    }
+    func retrain(nowNs: UInt64) {}
+    func setExpected(_ rules: [Suppression]) {}
+    var apiStatus: ModelStatus { ModelStatus(state: .scoring) }
+    func modelJSON() -> String? { nil }
 }
