@@ -26,6 +26,10 @@ public actor Pipeline {
     /// waiting for the pipeline: health, status and the live stats answer
     /// while a batch is scored.
     private let published: Mutex<PipelineSnapshot>
+    /// The busiest open flows as made after the latest batch that followed
+    /// a request for them (``busiestOpenFlows()``), when it was made, and
+    /// whether a request is waiting for a fresh list.
+    private let publishedFlows = Mutex<(entries: [FlowLedger.Entry], madeAt: ContinuousClock.Instant, wanted: Bool)?>(nil)
     private let sensor: String
     private var detector: (any FlowDetector)?
     /// Speaks for the packets the data plane folded into overflow aggregates.
@@ -308,12 +312,42 @@ public actor Pipeline {
     /// batch, without waiting for the batch being scored now.
     public nonisolated var snapshot: PipelineSnapshot { published.withLock { $0 } }
 
-    /// Publishes what ``snapshot`` reads; after every batch.
+    /// Publishes what ``snapshot`` reads; after every batch. The busiest
+    /// open flows are made again only when a request asked since the last time.
     private func publish() {
         let totals = (packetsTotal, bytesTotal, anomaliesTotal, activeFlowCount, captureAccounting)
         published.withLock {
             ($0.packetsTotal, $0.bytesTotal, $0.anomaliesTotal, $0.activeFlows, $0.captureAccounting) = totals
         }
+        if publishedFlows.withLock({ $0?.wanted ?? false }) { publishBusiestOpenFlows() }
+    }
+
+    /// How many flows ``busiestOpenFlows()`` lists at most.
+    public static let busiestFlowsLimit = 10_000
+    /// How old a published list may be before a request waits for a new one.
+    static let busiestFlowsMaxAge = Duration.seconds(10)
+
+    @discardableResult
+    private func publishBusiestOpenFlows() -> [FlowLedger.Entry] {
+        let entries = openFlows(limit: Self.busiestFlowsLimit)
+        publishedFlows.withLock { $0 = (entries, ContinuousClock.now, false) }
+        return entries
+    }
+
+    /// The busiest open flows (at most ``busiestFlowsLimit``), busiest
+    /// first, without waiting for the batch being scored: the list made
+    /// after the latest batch that followed an earlier call, so while
+    /// someone keeps asking it is one poll old at most. Only the first call,
+    /// or one after ``busiestFlowsMaxAge`` without any, waits for the
+    /// pipeline to make it.
+    public nonisolated func busiestOpenFlows() async -> [FlowLedger.Entry] {
+        let ready = publishedFlows.withLock { state -> [FlowLedger.Entry]? in
+            guard let current = state, ContinuousClock.now - current.madeAt < Self.busiestFlowsMaxAge else { return nil }
+            state!.wanted = true
+            return current.entries
+        }
+        if let ready { return ready }
+        return await publishBusiestOpenFlows()
     }
 
     /// Retrains now and keeps the new model; returns the status after.

@@ -286,7 +286,7 @@ struct API: Sendable {
         let interface = try Self.parseInterface(q["interface"])
         let sinceMs = try q["since"].map { try Self.parseTime(String($0), parameter: "since") } ?? (Store.nowMs() - 3_600_000)
         let sensor = configuration.sensorName
-        let active = await pipeline.openFlows(limit: 10_000)
+        let active = await pipeline.busiestOpenFlows()
             .filter { address == nil || $0.record.sourceAddress == address || $0.record.destinationAddress == address }
             .filter { interface == nil || $0.record.interfaceName == interface || $0.record.interfaceName?.hasPrefix(interface! + "%") == true }
             .prefix(limit)

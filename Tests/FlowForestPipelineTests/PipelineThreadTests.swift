@@ -65,4 +65,37 @@ struct PipelineThreadTests {
         #expect(after.captureAccounting["pcap"]?.statistics.packetsAccounted == 1)
         #expect(after.packetsTotal == (await pipeline.packetsTotal))
     }
+
+    @Test("the busiest open flows are answered while a batch is held, and are one poll old at most", .timeLimit(.minutes(1)))
+    func busiestFlowsWhileHeld() async throws {
+        let sink = HoldingSink()
+        let pipeline = Pipeline(sensor: "s1", sink: sink, logger: Logger(label: "t"), metricsFactory: TestMetrics())
+        var table = FlowTable()
+        let t0 = IngestExpiryTests.start
+        func batch(at t: UInt64) -> FlowBatch {
+            FlowBatch(timeNs: t, records: table.advance(to: t), statistics: table.statistics, activeFlows: table.activeCount)
+        }
+        func processHeld(_ b: FlowBatch) async -> Task<[Anomaly], Never> {
+            let task = Task { await pipeline.process(b, mode: "pcap") }
+            await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+                DispatchQueue.global().async { sink.entered.wait(); done.resume() }
+            }
+            return task
+        }
+        table.add(syn(port: 1, at: t0))
+        let first = await processHeld(batch(at: t0 + 1_000_000_000))
+        sink.release.signal()
+        _ = await first.value
+        // The first request waits for the pipeline to make the list.
+        #expect(await pipeline.busiestOpenFlows().map(\.record.sourcePort) == [1])
+        // A batch with a second flow is held mid-way: the list is answered at
+        // once, as of the batch before.
+        table.add(syn(port: 2, at: t0 + 1_500_000_000))
+        let second = await processHeld(batch(at: t0 + 2_000_000_000))
+        #expect(await pipeline.busiestOpenFlows().map(\.record.sourcePort) == [1])
+        sink.release.signal()
+        _ = await second.value
+        // Asked for during that batch, the list was made again after it.
+        #expect(await pipeline.busiestOpenFlows().map(\.record.sourcePort).sorted() == [1, 2])
+    }
 }
