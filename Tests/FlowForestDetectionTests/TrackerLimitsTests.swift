@@ -38,14 +38,8 @@ struct TrackerLimitsTests {
     /// One SYN from a forged source that nothing answers.
     static func forged(id: UInt64, at t: UInt64) -> FlowRecord {
         let source = IPAddress(ipv4: 0xC613_0000 | UInt32(truncatingIfNeeded: id))  // 198.19.0.0/16
-        var r = FlowRecord(id: id, sourceAddress: source, destinationAddress: victim, sourcePort: UInt16(1024 + id % 60_000),
-                           destinationPort: 80, ipProtocol: IPProtocol.tcp)
-        r.forward.packets = 1
-        r.forward.bytes = 40
-        r.forward.synCount = 1
-        r.forward.firstSeenNs = t
-        r.forward.lastSeenNs = t
-        return r
+        return TrafficSimulator.unansweredSyn(id: id, from: source, to: victim, sourcePort: UInt16(1024 + id % 60_000),
+                                              destinationPort: 80, at: t)
     }
 
     static func value(_ name: String, of v: EntityVector) -> Double {

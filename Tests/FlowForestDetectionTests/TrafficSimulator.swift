@@ -15,6 +15,19 @@ struct TrafficSimulator {
 
     static func ip(_ text: String) -> IPAddress { IPAddress(text)! }
 
+    /// The record of a lone SYN that nothing answered (a probe, a forged packet), seen at `t`.
+    static func unansweredSyn(id: UInt64, from source: IPAddress, to destination: IPAddress, sourcePort: UInt16,
+                              destinationPort: UInt16, at t: UInt64) -> FlowRecord {
+        var r = FlowRecord(id: id, sourceAddress: source, destinationAddress: destination, sourcePort: sourcePort,
+                           destinationPort: destinationPort, ipProtocol: IPProtocol.tcp)
+        r.forward.packets = 1
+        r.forward.bytes = 44
+        r.forward.synCount = 1
+        r.forward.firstSeenNs = t
+        r.forward.lastSeenNs = t
+        return r
+    }
+
     mutating func ephemeralPort() -> UInt16 {
         nextPort = nextPort >= 60999 ? 32768 : nextPort + 1
         return nextPort

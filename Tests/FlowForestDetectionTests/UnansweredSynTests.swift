@@ -13,14 +13,7 @@ struct UnansweredSynTests {
     /// One poll holding `ports` unanswered SYNs, all stamped `t`.
     static func scan(ports: Int, at t: UInt64) -> [FlowRecord] {
         (0..<ports).map { i in
-            var r = FlowRecord(id: UInt64(i + 1), sourceAddress: scanner, destinationAddress: target,
-                               sourcePort: 55555, destinationPort: UInt16(i + 1), ipProtocol: IPProtocol.tcp)
-            r.forward.packets = 1
-            r.forward.bytes = 44
-            r.forward.synCount = 1
-            r.forward.firstSeenNs = t
-            r.forward.lastSeenNs = t
-            return r
+            TrafficSimulator.unansweredSyn(id: UInt64(i + 1), from: scanner, to: target, sourcePort: 55555, destinationPort: UInt16(i + 1), at: t)
         }
     }
 
