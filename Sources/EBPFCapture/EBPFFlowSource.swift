@@ -213,7 +213,9 @@ final class DrainLoop: @unchecked Sendable {
     }
 
     /// One poll: read every flow, end those due, checkpoint the rest; then
-    /// the overflow aggregates.
+    /// the overflow aggregates. The walk hands the tracker full totals only
+    /// for entries that changed; the checkpoint reads again the few quiet
+    /// ones it needs whole (those past their active timeout).
     private func poll() throws(EBPFError) -> FlowBatch {
         let started = monotonicNow()
         let offset = wallOffsetNs
@@ -227,14 +229,19 @@ final class DrainLoop: @unchecked Sendable {
         }
         for event in program.drainEvents() { tracker.observe(KernelEvent(event, wallOffsetNs: offset)) }
         let nowNs = monotonicNow() &+ offset
+        let due = tracker.due(at: nowNs)
+        // Sized once: a poll that ends a million flows would otherwise copy its records as the array grows.
         var records: [FlowRecord] = []
-        for (key, reason, inKernel) in tracker.due(at: nowNs) {
+        records.reserveCapacity(due.count)
+        for (key, reason, inKernel) in due {
             let final = inKernel ? program.takeFlow(key.kernelKey).map { KernelFlow(key: key.kernelKey, value: $0, wallOffsetNs: offset) } : nil
             if final != nil { inMap -= 1 }
             if let record = tracker.end(key, final: final, reason: reason) { records.append(record) }
         }
         try program.setFlowEntries(max(0, inMap))
-        records += tracker.checkpoint(at: nowNs)
+        tracker.checkpoint(at: nowNs, appendingTo: &records) { key in
+            program.readFlow(key.kernelKey).map { KernelFlow(key: key, value: $0, wallOffsetNs: offset) }
+        }
         let aggregates = try drainAggregates(nowNs: nowNs, endAll: false)
         var result = try batch(records, aggregates: aggregates, nowNs: nowNs)
         result.pollDurationNs = monotonicNow() &- started
@@ -275,7 +282,7 @@ final class DrainLoop: @unchecked Sendable {
         var keys: [FlowKey] = []
         try program.forEachFlow { key, value in
             let flow = KernelFlow(key: key, value: value, wallOffsetNs: offset)
-            tracker.observe(flow)
+            tracker.track(flow)
             keys.append(flow.key)
         }
         for event in program.drainEvents() { tracker.observe(KernelEvent(event, wallOffsetNs: offset)) }

@@ -4,57 +4,101 @@ import FlowForestCore
 /// into ``FlowRecord``s: active records for flows that changed, interim
 /// records at the active timeout, ended records on idle or TCP close.
 ///
-/// Pure bookkeeping with no I/O: the drain loop decides *when* to read and
-/// performs the final lookup-and-delete of flows this tracker reports due.
+/// Pure bookkeeping with no I/O: the drain loop decides *when* to read,
+/// performs the final lookup-and-delete of flows this tracker reports due,
+/// and reads an entry again when a checkpoint needs the totals of a flow
+/// the walk found unchanged.
+///
+/// Between polls it holds a small summary per open flow (``Slot``), not the
+/// kernel's full statistics: the pipeline's `FlowLedger` keeps the latest
+/// record of every open flow, so a second copy here would only double them.
+/// A read that finds a flow changed stages its full totals for the poll's
+/// records; the checkpoint builds those and drops the rest.
 struct KernelFlowTracker {
-    /// One flow as the tracker's callers see it: kernel totals and
-    /// ring-buffer totals side by side. Built on read from a ``Slot`` and,
-    /// for the few flows that have any, their ring-buffer totals.
+    /// One open flow as the tests and the final drain see it: kernel and
+    /// ring-buffer parts together, summarised.
     struct Entry {
         var id: UInt64
         var initiatorIsLow: Bool
         var ifindex: UInt32
-        var kernelLow = DirectionStats()
-        var kernelHigh = DirectionStats()
-        /// Packets that reached user space through the ring buffer.
-        var overflowLow = DirectionStats()
-        var overflowHigh = DirectionStats()
         var inKernel: Bool
-        var emittedPackets: UInt64 = 0
+        var packets: UInt64
+        var bytes: UInt64
+        var lastSeenNs: UInt64
+        var emittedPackets: UInt64
         var windowStartNs: UInt64
-
-        var low: DirectionStats { DirectionStats.merged(kernelLow, overflowLow) }
-        var high: DirectionStats { DirectionStats.merged(kernelHigh, overflowHigh) }
-        var packets: UInt64 { kernelLow.packets + kernelHigh.packets + overflowLow.packets + overflowHigh.packets }
-        var lastSeenNs: UInt64 {
-            max(kernelLow.lastSeenNs, kernelHigh.lastSeenNs, overflowLow.lastSeenNs, overflowHigh.lastSeenNs)
-        }
     }
 
-    /// What the tracker holds per open flow, fixed-size and without
-    /// references: ring-buffer totals, which only flows the kernel could
-    /// not insert have, live in ``overflowStats`` instead of two mostly
-    /// zero `DirectionStats` in every slot.
+    /// Both directions' statistics of one flow, low endpoint first: the
+    /// ring-buffer totals of a flow, or the kernel totals a read staged.
+    struct Totals {
+        var low = DirectionStats()
+        var high = DirectionStats()
+    }
+
+    /// The TCP flags a close decision reads, three bits in place of the
+    /// flag counts of both directions.
+    struct CloseSignals: OptionSet {
+        let rawValue: UInt8
+        static let rst = CloseSignals(rawValue: 1)
+        static let finLow = CloseSignals(rawValue: 2)
+        static let finHigh = CloseSignals(rawValue: 4)
+
+        init(rawValue: UInt8) { self.rawValue = rawValue }
+
+        init(_ t: Totals) {
+            self = []
+            if t.low.rstCount > 0 || t.high.rstCount > 0 { insert(.rst) }
+            if t.low.finCount > 0 { insert(.finLow) }
+            if t.high.finCount > 0 { insert(.finHigh) }
+        }
+
+        /// A RST either way, or a FIN both ways.
+        var closed: Bool { contains(.rst) || contains([.finLow, .finHigh]) }
+    }
+
+    /// What the tracker holds per open flow: fixed-size, without references,
+    /// 104 bytes a slot (`MemoryLayout<Slot>.stride`, checked by
+    /// MemoryPerFlowTests). The kernel's totals are kept only as far as the
+    /// decisions read them: packets to see a change, bytes for the
+    /// accounting, the last packet and the close flags for the end timeouts.
+    /// Ring-buffer totals, which only flows the kernel could not insert
+    /// have, live in ``overflowStats``.
     struct Slot {
         var key: FlowKey
         var id: UInt64
-        var kernelLow: DirectionStats
-        var kernelHigh: DirectionStats
+        var kernelPackets: UInt64 = 0
+        var kernelBytes: UInt64 = 0
+        /// The kernel's last packet either way; 0 before any.
+        var kernelLastSeenNs: UInt64 = 0
         var emittedPackets: UInt64 = 0
         var windowStartNs: UInt64
         var ifindex: UInt32
+        /// 1 + the position in ``staged`` of the totals this poll's read
+        /// staged; 0 when none did.
+        var staged: UInt32 = 0
         var initiatorIsLow: Bool
-        var inKernel: Bool
+        var inKernel = false
         /// The flow has ring-buffer totals in ``overflowStats``.
         var hasOverflow = false
+        var kernelClose: CloseSignals = []
 
-        var kernelPackets: UInt64 { kernelLow.packets + kernelHigh.packets }
-    }
+        init(key: FlowKey, id: UInt64, windowStartNs: UInt64, ifindex: UInt32, initiatorIsLow: Bool) {
+            self.key = key
+            self.id = id
+            self.windowStartNs = windowStartNs
+            self.ifindex = ifindex
+            self.initiatorIsLow = initiatorIsLow
+        }
 
-    /// Ring-buffer totals of one flow, per direction.
-    struct OverflowStats {
-        var low = DirectionStats()
-        var high = DirectionStats()
+        /// Takes what the decisions need from a read of the flow's kernel entry.
+        mutating func summarize(_ flow: KernelFlow) {
+            kernelPackets = flow.low.packets + flow.high.packets
+            kernelBytes = flow.low.bytes + flow.high.bytes
+            kernelLastSeenNs = max(flow.low.lastSeenNs, flow.high.lastSeenNs)
+            kernelClose = CloseSignals(Totals(low: flow.low, high: flow.high))
+            inKernel = true
+        }
     }
 
     /// The open flows by key, for the tests and the final drain.
@@ -71,7 +115,11 @@ struct KernelFlowTracker {
     /// Open flows, densely packed; ``index`` finds a flow's slot by key.
     private var slots = ChunkedArray<Slot>()
     private var index = SlotIndex()
-    private var overflowStats: [FlowKey: OverflowStats] = [:]
+    private var overflowStats: [FlowKey: Totals] = [:]
+    /// Full kernel totals of the flows this poll's reads found changed,
+    /// each found through its slot's `staged`; emptied by ``checkpoint``,
+    /// so only a poll's own reads are ever held.
+    private var staged = ChunkedArray<Totals>()
     private var nextID: UInt64 = 1
     private(set) var flowsStarted: UInt64 = 0
     private(set) var flowsEnded: UInt64 = 0
@@ -91,51 +139,85 @@ struct KernelFlowTracker {
     /// The open flows.
     var entries: Entries { Entries(tracker: self) }
 
-    /// The flow in slot `position`, with its ring-buffer totals if it has any.
     private func entry(at position: Int) -> Entry {
         let s = slots[position]
-        let o = s.hasOverflow ? overflowStats[s.key] ?? OverflowStats() : OverflowStats()
-        return Entry(id: s.id, initiatorIsLow: s.initiatorIsLow, ifindex: s.ifindex, kernelLow: s.kernelLow,
-                     kernelHigh: s.kernelHigh, overflowLow: o.low, overflowHigh: o.high, inKernel: s.inKernel,
+        let o = overflow(of: s)
+        return Entry(id: s.id, initiatorIsLow: s.initiatorIsLow, ifindex: s.ifindex, inKernel: s.inKernel,
+                     packets: packets(of: s), bytes: s.kernelBytes + o.low.bytes + o.high.bytes,
+                     lastSeenNs: max(s.kernelLastSeenNs, o.low.lastSeenNs, o.high.lastSeenNs),
                      emittedPackets: s.emittedPackets, windowStartNs: s.windowStartNs)
     }
 
-    /// Records the latest kernel totals of a flow. `convert` builds them
-    /// only when the entry's packet count changed since the last read (most
-    /// flows on a busy host are quiet in any one poll), so an unchanged entry
-    /// costs one dictionary lookup.
+    /// A flow's ring-buffer totals; empty for the many that have none.
+    private func overflow(of s: Slot) -> Totals {
+        s.hasOverflow ? overflowStats[s.key] ?? Totals() : Totals()
+    }
+
+    /// Packets of a flow so far, kernel and ring buffer.
+    private func packets(of s: Slot) -> UInt64 {
+        guard s.hasOverflow, let o = overflowStats[s.key] else { return s.kernelPackets }
+        return s.kernelPackets + o.low.packets + o.high.packets
+    }
+
+    /// Records a flow the map walk found. `convert` builds its totals only
+    /// when the entry's packet count changed since the last read (most flows
+    /// on a busy host are quiet in any one poll), so an unchanged entry costs
+    /// one index lookup; a changed one stages its totals for this poll's record.
     mutating func observe(_ key: FlowKey, kernelPackets: UInt64, _ convert: () -> KernelFlow) {
         if let position = position(of: key) {
             let s = slots[position]
             if s.inKernel && s.kernelPackets == kernelPackets { return }
-            setKernel(convert(), at: position)
+            update(convert(), at: position, staging: true)
             return
         }
-        insert(convert())
+        insert(convert(), staging: true)
     }
 
-    /// Records the latest kernel totals of a flow.
+    /// Records a read of a flow's kernel entry and stages its totals, changed or not.
     mutating func observe(_ flow: KernelFlow) {
         if let position = position(of: flow.key) {
-            setKernel(flow, at: position)
+            update(flow, at: position, staging: true)
             return
         }
-        insert(flow)
+        insert(flow, staging: true)
     }
 
-    private mutating func setKernel(_ flow: KernelFlow, at position: Int) {
+    /// Opens a flow of the map if it is new, staging nothing: for the final
+    /// drain, which ends every flow with the totals it takes next.
+    mutating func track(_ flow: KernelFlow) {
+        if let position = position(of: flow.key) {
+            update(flow, at: position, staging: false)
+            return
+        }
+        insert(flow, staging: false)
+    }
+
+    private mutating func update(_ flow: KernelFlow, at position: Int, staging: Bool) {
         var s = slots[position]
-        s.kernelLow = flow.low
-        s.kernelHigh = flow.high
-        s.inKernel = true
+        s.summarize(flow)
+        if staging { stage(flow, in: &s) }
         slots[position] = s
     }
 
-    private mutating func insert(_ flow: KernelFlow) {
+    private mutating func insert(_ flow: KernelFlow, staging: Bool) {
         let first = min(flow.low.packets > 0 ? flow.low.firstSeenNs : .max, flow.high.packets > 0 ? flow.high.firstSeenNs : .max)
-        append(Slot(key: flow.key, id: takeID(), kernelLow: flow.low, kernelHigh: flow.high,
-                    windowStartNs: first == .max ? 0 : first, ifindex: flow.ifindex,
-                    initiatorIsLow: flow.initiatorIsLow, inKernel: true))
+        var s = Slot(key: flow.key, id: takeID(), windowStartNs: first == .max ? 0 : first, ifindex: flow.ifindex,
+                     initiatorIsLow: flow.initiatorIsLow)
+        s.summarize(flow)
+        if staging { stage(flow, in: &s) }
+        append(s)
+    }
+
+    /// Keeps a read's totals until the checkpoint; a second read of the
+    /// same flow in one poll replaces the first.
+    private mutating func stage(_ flow: KernelFlow, in s: inout Slot) {
+        let totals = Totals(low: flow.low, high: flow.high)
+        if s.staged > 0 {
+            staged[Int(s.staged) - 1] = totals
+            return
+        }
+        staged.append(totals)
+        s.staged = UInt32(staged.count)
     }
 
     /// The slot of the flow with this key, if it is open.
@@ -176,9 +258,8 @@ struct KernelFlowTracker {
             }
             // As in the kernel: the sender opened the flow, unless a SYN-ACK came first.
             let replyFirst = event.packet.tcpFlags.contains([.syn, .ack])
-            append(Slot(key: event.key, id: takeID(), kernelLow: DirectionStats(), kernelHigh: DirectionStats(),
-                        windowStartNs: event.packet.timestampNs, ifindex: event.packet.interfaceIndex,
-                        initiatorIsLow: event.senderIsLow != replyFirst, inKernel: false))
+            append(Slot(key: event.key, id: takeID(), windowStartNs: event.packet.timestampNs,
+                        ifindex: event.packet.interfaceIndex, initiatorIsLow: event.senderIsLow != replyFirst))
         }
         overflowPackets += 1
         let position = position(of: event.key)!
@@ -188,9 +269,9 @@ struct KernelFlowTracker {
             slots[position] = s
         }
         if event.senderIsLow {
-            overflowStats[event.key, default: OverflowStats()].low.add(event.packet)
+            overflowStats[event.key, default: Totals()].low.add(event.packet)
         } else {
-            overflowStats[event.key, default: OverflowStats()].high.add(event.packet)
+            overflowStats[event.key, default: Totals()].high.add(event.packet)
         }
     }
 
@@ -205,15 +286,14 @@ struct KernelFlowTracker {
     func due(at nowNs: UInt64) -> [(key: FlowKey, reason: FlowEndReason, inKernel: Bool)] {
         var out: [(FlowKey, FlowEndReason, Bool)] = []
         for position in 0..<slots.count {
-            let e = slots[position].hasOverflow ? entry(at: position) : nil
             let s = slots[position]
-            let last = e?.lastSeenNs ?? max(s.kernelLow.lastSeenNs, s.kernelHigh.lastSeenNs)
-            let idle = nowNs >= last ? nowNs - last : 0
-            var closed = false
-            if idle >= configuration.tcpCloseTimeoutNs && s.key.ipProtocol == IPProtocol.tcp {
-                let low = e?.low ?? s.kernelLow, high = e?.high ?? s.kernelHigh
-                closed = low.rstCount + high.rstCount > 0 || (low.finCount > 0 && high.finCount > 0)
+            var last = s.kernelLastSeenNs, close = s.kernelClose
+            if s.hasOverflow, let o = overflowStats[s.key] {
+                last = max(last, o.low.lastSeenNs, o.high.lastSeenNs)
+                close.formUnion(CloseSignals(o))
             }
+            let idle = nowNs >= last ? nowNs - last : 0
+            let closed = s.key.ipProtocol == IPProtocol.tcp && close.closed
             if let reason = configuration.endReason(idleNs: idle, tcpClosed: closed) {
                 out.append((s.key, reason, s.inKernel))
             }
@@ -221,53 +301,87 @@ struct KernelFlowTracker {
         return out
     }
 
-    /// Ends a flow with its final kernel totals (from lookup-and-delete;
-    /// `nil` when it had no kernel entry) and returns its last record.
+    /// Ends a flow and returns its last record. Its kernel totals are
+    /// `final` (from lookup-and-delete), else those this poll's read
+    /// staged; a flow only ever seen in the ring buffer has none, its
+    /// record is its ring-buffer totals.
+    ///
+    /// A kernel flow with neither (its entry vanished without the drainer
+    /// taking it, which nothing in FlowForest does) is counted as ended with
+    /// the totals it was last read with, but has no record: its full totals
+    /// were not kept, and a record with partial ones would be scored as a
+    /// flow. The ledger forgets it once it is idle long enough.
     mutating func end(_ key: FlowKey, final: KernelFlow?, reason: FlowEndReason) -> FlowRecord? {
         guard let position = position(of: key) else { return nil }
-        var e = entry(at: position)
+        var s = slots[position]
+        let kernel = final.map { Totals(low: $0.low, high: $0.high) } ?? knownTotals(of: s)
+        if let final { s.summarize(final) }
+        let record = kernel.map { makeRecord(s, kernel: $0, state: .ended, reason: reason) }
+        let o = overflow(of: s)
         overflowStats.removeValue(forKey: key)
         removeSlot(at: position)
-        if let final {
-            e.kernelLow = final.low
-            e.kernelHigh = final.high
-        }
         flowsEnded += 1
-        endedPackets += e.packets
-        let record = makeRecord(key, e, state: .ended, reason: reason)
-        endedBytes += record.bytes
+        endedPackets += s.kernelPackets + o.low.packets + o.high.packets
+        endedBytes += s.kernelBytes + o.low.bytes + o.high.bytes
         return record
     }
 
-    /// Interim records for flows past their active timeout, and active
-    /// records for every other flow that changed since its last record.
-    /// Flows due a record are counted first, so the array is allocated once
-    /// at its size: as large as the open flows only when every flow changed.
-    mutating func checkpoint(at nowNs: UInt64) -> [FlowRecord] {
+    /// Appends interim records for flows past their active timeout, and
+    /// active records for every other flow that changed since its last
+    /// record; then drops what this poll staged. Flows due a record are
+    /// counted first, so `records` grows once, to its size: the poll's ended
+    /// records go in first, and the array is never copied to add these.
+    ///
+    /// A flow due a record whose totals no read staged (quiet in the walk
+    /// but past its active timeout, or new packets through the ring buffer
+    /// only) has its entry read again through `read`, the drain loop's
+    /// lookup; one whose entry is gone gets no record this time.
+    mutating func checkpoint(at nowNs: UInt64, appendingTo records: inout [FlowRecord],
+                             reading read: (FlowKey) -> KernelFlow?) {
         var due = 0
-        for position in 0..<slots.count where recordDue(at: position, nowNs: nowNs) != nil { due += 1 }
-        var out: [FlowRecord] = []
-        out.reserveCapacity(due)
+        for position in 0..<slots.count where recordDue(slots[position], nowNs: nowNs) != nil { due += 1 }
+        records.reserveCapacity(records.count + due)
         for position in 0..<slots.count {
-            guard let state = recordDue(at: position, nowNs: nowNs) else { continue }
-            let e = entry(at: position)
-            out.append(makeRecord(slots[position].key, e, state: state, reason: nil))
             var s = slots[position]
-            if state == .interim { s.windowStartNs = nowNs }
-            s.emittedPackets = e.packets
+            guard let state = recordDue(s, nowNs: nowNs) else {
+                if s.staged > 0 {
+                    s.staged = 0
+                    slots[position] = s
+                }
+                continue
+            }
+            let kernel = knownTotals(of: s) ?? reread(&s, read)
+            if let kernel {
+                records.append(makeRecord(s, kernel: kernel, state: state, reason: nil))
+                if state == .interim { s.windowStartNs = nowNs }
+                s.emittedPackets = packets(of: s)
+            }
+            s.staged = 0
             slots[position] = s
         }
-        return out
+        staged.removeAll()
+    }
+
+    /// The kernel totals of a flow without reading its entry: those this
+    /// poll's read staged, none (empty) for a flow only ever seen in the
+    /// ring buffer, else unknown.
+    private func knownTotals(of s: Slot) -> Totals? {
+        if s.staged > 0 { return staged[Int(s.staged) - 1] }
+        return s.inKernel ? nil : Totals()
+    }
+
+    /// A kernel flow's totals read from its entry now, its summary updated to match.
+    private func reread(_ s: inout Slot, _ read: (FlowKey) -> KernelFlow?) -> Totals? {
+        guard let flow = read(s.key) else { return nil }
+        s.summarize(flow)
+        return Totals(low: flow.low, high: flow.high)
     }
 
     /// The record a flow is due at `nowNs`: interim past its active
     /// timeout, active when it has packets since its last record, else none.
-    private func recordDue(at position: Int, nowNs: UInt64) -> FlowState? {
-        let s = slots[position]
+    private func recordDue(_ s: Slot, nowNs: UInt64) -> FlowState? {
         if configuration.checkpointDue(windowStartNs: s.windowStartNs, nowNs: nowNs) { return .interim }
-        var packets = s.kernelPackets
-        if s.hasOverflow, let o = overflowStats[s.key] { packets += o.low.packets + o.high.packets }
-        return packets != s.emittedPackets ? .active : nil
+        return packets(of: s) != s.emittedPackets ? .active : nil
     }
 
     /// Packets and bytes in every flow so far, ended or open.
@@ -276,7 +390,7 @@ struct KernelFlowTracker {
         for position in 0..<slots.count {
             let s = slots[position]
             packets += s.kernelPackets
-            bytes += s.kernelLow.bytes + s.kernelHigh.bytes
+            bytes += s.kernelBytes
         }
         for o in overflowStats.values {
             packets += o.low.packets + o.high.packets
@@ -285,13 +399,18 @@ struct KernelFlowTracker {
         return (packets, bytes)
     }
 
-    private func makeRecord(_ key: FlowKey, _ e: Entry, state: FlowState, reason: FlowEndReason?) -> FlowRecord {
-        let (src, dst, sport, dport, fwd, rev) = e.initiatorIsLow
-            ? (key.lowAddress, key.highAddress, key.lowPort, key.highPort, e.low, e.high)
-            : (key.highAddress, key.lowAddress, key.highPort, key.lowPort, e.high, e.low)
+    /// A flow's record: kernel and ring-buffer totals merged per direction,
+    /// oriented by the initiator.
+    private func makeRecord(_ s: Slot, kernel: Totals, state: FlowState, reason: FlowEndReason?) -> FlowRecord {
+        let o = overflow(of: s)
+        let low = DirectionStats.merged(kernel.low, o.low), high = DirectionStats.merged(kernel.high, o.high)
+        let key = s.key
+        let (src, dst, sport, dport, fwd, rev) = s.initiatorIsLow
+            ? (key.lowAddress, key.highAddress, key.lowPort, key.highPort, low, high)
+            : (key.highAddress, key.lowAddress, key.highPort, key.lowPort, high, low)
         return FlowRecord(
-            id: e.id, sourceAddress: src, destinationAddress: dst, sourcePort: sport, destinationPort: dport,
-            ipProtocol: key.ipProtocol, vlan: key.vlan, interfaceIndex: e.ifindex,
-            interfaceName: interfaceNames[e.ifindex], forward: fwd, reverse: rev, state: state, endReason: reason)
+            id: s.id, sourceAddress: src, destinationAddress: dst, sourcePort: sport, destinationPort: dport,
+            ipProtocol: key.ipProtocol, vlan: key.vlan, interfaceIndex: s.ifindex,
+            interfaceName: interfaceNames[s.ifindex], forward: fwd, reverse: rev, state: state, endReason: reason)
     }
 }

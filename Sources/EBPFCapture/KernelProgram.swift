@@ -225,6 +225,14 @@ final class KernelProgram {
         }
     }
 
+    /// One entry's value now, read under its lock like the walk; `nil` when
+    /// the map has no such entry.
+    func readFlow(_ key: flow_key) -> flow_value? {
+        var k = key
+        var v = flow_value()
+        return bpf_map_lookup_elem_flags(flowMapFD, &k, &v, lockFlags) == 0 ? v : nil
+    }
+
     /// The entry's final value, removed from the map in the same step so no
     /// packet counted in between is missed. `nil` when it is already gone.
     func takeFlow(_ key: flow_key) -> flow_value? {

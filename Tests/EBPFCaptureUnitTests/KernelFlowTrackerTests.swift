@@ -91,16 +91,102 @@ struct KernelFlowTrackerTests {
     @Test("a flow past its active timeout gets an interim record with totals, and a fresh window")
     func interimAtActiveTimeout() throws {
         var tracker = KernelFlowTracker(configuration: Self.configuration)
-        tracker.observe(Self.kernelFlow(lowPackets: 3, highPackets: 2))
+        let flow = Self.kernelFlow(lowPackets: 3, highPackets: 2)
+        tracker.observe(flow)
         _ = tracker.checkpoint(at: Self.t0 + Self.second)
-        let interimRecords = tracker.checkpoint(at: Self.t0 + 60 * Self.second)
+        // Not read since: the checkpoint reads the entry for the interim record's totals.
+        let map = [Self.key: flow]
+        let interimRecords = tracker.checkpoint(at: Self.t0 + 60 * Self.second, map: map)
         let interim = try #require(interimRecords.first)
         #expect(interim.state == .interim)
         #expect(interim.packets == 5)
         // The window restarted at the interim record and nothing changed since.
         #expect(tracker.checkpoint(at: Self.t0 + 61 * Self.second).isEmpty)
         #expect(tracker.checkpoint(at: Self.t0 + 119 * Self.second).isEmpty)
-        #expect(tracker.checkpoint(at: Self.t0 + 120 * Self.second).first?.state == .interim)
+        #expect(tracker.checkpoint(at: Self.t0 + 120 * Self.second, map: map).first?.state == .interim)
+    }
+
+    @Test("an interim record of a flow the walk found unchanged carries its full totals, read again; a changed one is not read")
+    func interimOfQuietFlow() throws {
+        var tracker = KernelFlowTracker(configuration: Self.configuration)
+        let flow = Self.kernelFlow(lowPackets: 3, highPackets: 2, lowFlags: [.psh, .ack])
+        var conversions = 0
+        func walk(_ flow: KernelFlow) { tracker.observe(Self.key, kernelPackets: flow.packets) { conversions += 1; return flow } }
+        walk(flow)
+        _ = tracker.checkpoint(at: Self.t0 + Self.second)
+        walk(flow)
+        #expect(conversions == 1)
+        var reads = 0
+        var records: [FlowRecord] = []
+        tracker.checkpoint(at: Self.t0 + 60 * Self.second, appendingTo: &records) { key in
+            reads += 1
+            return key == Self.key ? flow : nil
+        }
+        #expect(reads == 1)
+        let interim = try #require(records.first)
+        #expect(interim.state == .interim)
+        #expect(interim.forward == flow.low && interim.reverse == flow.high)
+
+        // Changed when its next window ends: the walk's totals are the record's.
+        let grown = Self.kernelFlow(lowPackets: 4, highPackets: 2)
+        walk(grown)
+        let nextRecords = tracker.checkpoint(at: Self.t0 + 120 * Self.second)
+        let next = try #require(nextRecords.first)
+        #expect(next.state == .interim && next.forward == grown.low && next.reverse == grown.high)
+    }
+
+    @Test("a re-read that finds packets counted since the walk puts them in the record and in the flow's summary")
+    func rereadFindsNewPackets() throws {
+        var tracker = KernelFlowTracker(configuration: Self.configuration)
+        let flow = Self.kernelFlow(lowPackets: 3, highPackets: 2)
+        tracker.observe(Self.key, kernelPackets: flow.packets) { flow }
+        _ = tracker.checkpoint(at: Self.t0 + Self.second)
+        tracker.observe(Self.key, kernelPackets: flow.packets) { flow }
+        // Two more packets between the walk and the checkpoint's read.
+        let later = Self.kernelFlow(lowPackets: 4, highPackets: 3)
+        let interimRecords = tracker.checkpoint(at: Self.t0 + 60 * Self.second, map: [Self.key: later])
+        let interim = try #require(interimRecords.first)
+        #expect(interim.state == .interim && interim.forward == later.low && interim.reverse == later.high)
+        #expect(tracker.entries[Self.key]?.packets == 7 && tracker.entries[Self.key]?.lastSeenNs == later.low.lastSeenNs)
+        #expect(tracker.accounted.packets == 7)
+        // The next walk finds what the record already carries: nothing to convert or report.
+        tracker.observe(Self.key, kernelPackets: later.packets) {
+            Issue.record("an entry the checkpoint read was converted again")
+            return later
+        }
+        #expect(tracker.checkpoint(at: Self.t0 + 61 * Self.second).isEmpty)
+    }
+
+    @Test("totals staged for a flow not due a record go with their poll; a later poll's are never taken for them")
+    func stagedButNotDue() throws {
+        var tracker = KernelFlowTracker(configuration: Self.configuration)
+        let flow = Self.kernelFlow(lowPackets: 3, highPackets: 2)
+        tracker.observe(flow)
+        let firstRecords = tracker.checkpoint(at: Self.t0 + Self.second)
+        let first = try #require(firstRecords.first)
+        // Read again with nothing new: staged, but no record due.
+        tracker.observe(flow)
+        #expect(tracker.checkpoint(at: Self.t0 + 2 * Self.second).isEmpty)
+        // Another flow's read is the first staged in a later poll.
+        let otherKey = FlowKey(lowAddress: Self.low, highAddress: Self.high, lowPort: 40001, highPort: 443,
+                               ipProtocol: IPProtocol.tcp, vlan: 0)
+        tracker.observe(KernelFlow(key: otherKey, initiatorIsLow: true, ifindex: 3,
+                                   low: Self.direction(packets: 9, start: Self.t0 + 50 * Self.second, from: Self.low, to: Self.high),
+                                   high: DirectionStats()))
+        let records = tracker.checkpoint(at: Self.t0 + 60 * Self.second, map: [Self.key: flow])
+        let interim = try #require(records.first { $0.id == first.id })
+        #expect(interim.state == .interim && interim.forward == flow.low && interim.reverse == flow.high)
+        #expect(records.count == 2)
+    }
+
+    @Test("a quiet flow whose entry is gone at its active timeout gets no interim record and keeps its window")
+    func interimOfVanishedEntry() {
+        var tracker = KernelFlowTracker(configuration: Self.configuration)
+        tracker.observe(Self.kernelFlow(lowPackets: 3, highPackets: 2))
+        _ = tracker.checkpoint(at: Self.t0 + Self.second)
+        #expect(tracker.checkpoint(at: Self.t0 + 60 * Self.second, map: [:]).isEmpty)
+        #expect(tracker.entries[Self.key]?.windowStartNs == Self.t0)
+        #expect(tracker.entries[Self.key]?.emittedPackets == 5)
     }
 
     @Test("an idle flow is due; ending it with its final kernel totals gives the ended record and the accounting")
@@ -122,6 +208,58 @@ struct KernelFlowTrackerTests {
         #expect(tracker.accounted.packets == 6 && tracker.accounted.bytes == 600)
         #expect(tracker.end(Self.key, final: nil, reason: .idle) == nil)
         #expect(tracker.flowsEnded == 1)
+    }
+
+    @Test("a flow read changed and ended in the same poll has only its ended record: the totals taken, else the read's")
+    func changedAndEnded() throws {
+        for taken in [true, false] {
+            var tracker = KernelFlowTracker(configuration: Self.configuration)
+            tracker.observe(Self.kernelFlow(lowPackets: 2, highPackets: 1))
+            _ = tracker.checkpoint(at: Self.t0 + Self.second)
+            let read = Self.kernelFlow(lowPackets: 3, highPackets: 2)
+            tracker.observe(Self.key, kernelPackets: read.packets) { read }
+            // Taken: one more packet arrived between the walk and the take.
+            let final = Self.kernelFlow(lowPackets: 4, highPackets: 2)
+            let last = tracker.end(Self.key, final: taken ? final : nil, reason: .idle)
+            let ended = try #require(last)
+            let expected = taken ? final : read
+            #expect(ended.state == .ended && ended.endReason == .idle)
+            #expect(ended.forward == expected.low && ended.reverse == expected.high)
+            #expect(tracker.checkpoint(at: Self.t0 + 2 * Self.second).isEmpty)
+            #expect(tracker.accounted.packets == expected.packets && tracker.accounted.bytes == ended.bytes)
+        }
+    }
+
+    @Test("a kernel flow whose entry vanished, with no totals read this poll, ends counted but without a record")
+    func vanishedEntryEnds() {
+        var tracker = KernelFlowTracker(configuration: Self.configuration)
+        tracker.observe(Self.kernelFlow(lowPackets: 3, highPackets: 2))
+        _ = tracker.checkpoint(at: Self.t0 + Self.second)
+        #expect(tracker.end(Self.key, final: nil, reason: .idle) == nil)
+        #expect(tracker.flowsEnded == 1 && tracker.entries.isEmpty)
+        #expect(tracker.accounted.packets == 5 && tracker.accounted.bytes == 500)
+    }
+
+    @Test("a TCP flow closed by FIN both ways ends as tcp_close with the final totals, its close seen without reading it")
+    func tcpCloseEnd() throws {
+        var tracker = KernelFlowTracker(configuration: Self.configuration)
+        let closing = Self.kernelFlow(lowPackets: 4, highPackets: 3, lowFlags: [.fin, .ack], highFlags: [.fin, .ack])
+        tracker.observe(Self.key, kernelPackets: closing.packets) { closing }
+        #expect(tracker.checkpoint(at: Self.t0 + Self.second / 2).first?.state == .active)
+        // The next walk finds it unchanged; the close decision needs no totals.
+        tracker.observe(Self.key, kernelPackets: closing.packets) {
+            Issue.record("an unchanged entry was converted")
+            return closing
+        }
+        let last = tracker.entries[Self.key]!.lastSeenNs
+        let due = try #require(tracker.due(at: last + Self.second).first)
+        #expect(due.reason == .tcpClose && due.inKernel)
+        let lastRecord = tracker.end(Self.key, final: closing, reason: due.reason)
+        let ended = try #require(lastRecord)
+        #expect(ended.state == .ended && ended.endReason == .tcpClose)
+        #expect(ended.forward == closing.low && ended.reverse == closing.high)
+        #expect(ended.forward.finCount == 4 && ended.reverse.finCount == 3)
+        #expect(tracker.checkpoint(at: last + Self.second).isEmpty)
     }
 
     @Test("a TCP flow closed by FIN both ways, or by a RST, is due after the close timeout, not the idle one")
@@ -188,6 +326,78 @@ struct KernelFlowTrackerTests {
         let last = ringOnly.end(Self.key, final: nil, reason: .idle)
         let ended = try #require(last)
         #expect(ended.packets == 1 && ringOnly.accounted.packets == 1)
+    }
+
+    @Test("a flow only ever seen in the ring buffer ends with its ring-buffer totals, oriented and whole")
+    func ringOnlyEnd() throws {
+        var tracker = KernelFlowTracker(configuration: Self.configuration)
+        func packet(_ i: UInt64, fromLow: Bool, _ flags: TCPFlags) -> KernelEvent {
+            let p = PacketSummary(timestampNs: Self.t0 + i * 1_000_000, source: fromLow ? Self.low : Self.high,
+                                  destination: fromLow ? Self.high : Self.low, sourcePort: fromLow ? 40000 : 443,
+                                  destinationPort: fromLow ? 443 : 40000, ipProtocol: IPProtocol.tcp,
+                                  ipLength: fromLow ? 60 : 80, tcpFlags: flags, tcpWindow: 1000)
+            return KernelEvent(key: Self.key, senderIsLow: fromLow, packet: p)
+        }
+        tracker.observe(packet(0, fromLow: true, [.syn]))
+        tracker.observe(packet(1, fromLow: false, [.syn, .ack]))
+        tracker.observe(packet(2, fromLow: true, [.ack]))
+        let activeRecords = tracker.checkpoint(at: Self.t0 + Self.second)
+        let active = try #require(activeRecords.first)
+        let due = try #require(tracker.due(at: Self.t0 + 16 * Self.second).first)
+        #expect(due.reason == .idle && !due.inKernel)
+        let last = tracker.end(Self.key, final: nil, reason: due.reason)
+        let ended = try #require(last)
+        #expect(ended.id == active.id && ended.state == .ended && ended.endReason == .idle)
+        #expect(ended.sourceAddress == Self.low && ended.sourcePort == 40000)
+        #expect(ended.forward.packets == 2 && ended.forward.synCount == 1 && ended.forward.bytes == 120)
+        #expect(ended.reverse.packets == 1 && ended.reverse.synAckCount == 1 && ended.reverse.bytes == 80)
+        #expect(ended.forward.iatMinUs == 2_000 && ended.forward.initialWindow == 1000)
+        #expect(tracker.accounted.packets == 3 && tracker.accounted.bytes == 200)
+        #expect(tracker.entries.isEmpty)
+    }
+
+    @Test("ring-buffer packets drained after the walk are in that poll's record; alone, they have the entry read again")
+    func ringBufferAfterWalk() throws {
+        var tracker = KernelFlowTracker(configuration: Self.configuration)
+        let flow = Self.kernelFlow(lowPackets: 3, highPackets: 2)
+        func late(_ i: UInt64) -> (KernelEvent, DirectionStats) {
+            let p = PacketSummary(timestampNs: Self.t0 + i * Self.second, source: Self.low, destination: Self.high,
+                                  sourcePort: 40000, destinationPort: 443, ipProtocol: IPProtocol.tcp, ipLength: 60,
+                                  tcpFlags: [.ack])
+            var d = DirectionStats()
+            d.add(p)
+            return (KernelEvent(key: Self.key, senderIsLow: true, packet: p), d)
+        }
+        tracker.observe(Self.key, kernelPackets: flow.packets) { flow }
+        let (first, firstStats) = late(1)
+        tracker.observe(first)
+        let records = tracker.checkpoint(at: Self.t0 + 2 * Self.second)
+        let record = try #require(records.first)
+        #expect(record.forward == DirectionStats.merged(flow.low, firstStats) && record.reverse == flow.high)
+
+        // Next poll the walk finds the entry unchanged; a ring-buffer packet alone is a change.
+        tracker.observe(Self.key, kernelPackets: flow.packets) { flow }
+        let (second, _) = late(3)
+        tracker.observe(second)
+        let nextRecords = tracker.checkpoint(at: Self.t0 + 4 * Self.second, map: [Self.key: flow])
+        let next = try #require(nextRecords.first)
+        #expect(next.state == .active && next.packets == 7 && next.reverse == flow.high)
+    }
+}
+
+extension KernelFlowTracker {
+    /// A checkpoint with `map` as the kernel map its re-reads look up; with
+    /// no map, any re-read is a test failure.
+    mutating func checkpoint(at nowNs: UInt64, map: [FlowKey: KernelFlow]? = nil) -> [FlowRecord] {
+        var records: [FlowRecord] = []
+        checkpoint(at: nowNs, appendingTo: &records) { key in
+            guard let map else {
+                Issue.record("the checkpoint read \(key) again, with no kernel map to read")
+                return nil
+            }
+            return map[key]
+        }
+        return records
     }
 }
 
