@@ -31,8 +31,17 @@ struct ArrivalQueue<Key: Hashable> {
     private var ring: [(key: Key, arrival: UInt64)] = []
     private var head = 0
     private var nextArrival: UInt64 = 1
+    /// Entries worth keeping that may still be queued again this poll
+    /// instead of evicted (``refill(limit:)``).
+    private var secondChances = 0
 
     var count: Int { ring.count - head }
+
+    /// Grants a new poll's second chances: an eighth of the table's limit,
+    /// so a table of entries all worth keeping still evicts within a poll.
+    mutating func refill(limit: Int) {
+        secondChances = limit / 8 + 64
+    }
 
     /// Queues `key` and returns the arrival number its entry keeps.
     mutating func push(_ key: Key) -> UInt64 {
@@ -68,17 +77,17 @@ struct ArrivalQueue<Key: Hashable> {
 
     /// Evicts entries of `table` until it holds at most `limit`, oldest
     /// arrival first. An entry `isWorthKeeping` accepts is queued again
-    /// instead, at most `limit / 8 + 64` times per call; past that the oldest
-    /// go whatever they are, so the bound always holds. Returns the evicted
-    /// keys, for tables whose entries other state counts.
+    /// instead while the poll's second chances last; past them the oldest go
+    /// whatever they are, so the bound always holds and a call costs
+    /// amortized O(1) per eviction. Returns the evicted keys, for tables
+    /// whose entries other state counts.
     static func evict<Value>(_ table: inout [Key: Value], queue: inout ArrivalQueue<Key>, limit: Int,
                              arrival: (Value) -> UInt64, isWorthKeeping: (Value) -> Bool) -> [Key] {
         var evicted: [Key] = []
-        var secondChances = limit / 8 + 64
         while table.count > limit, let (key, number) = queue.pop() {
             guard let index = table.index(forKey: key), arrival(table.values[index]) == number else { continue }
-            if secondChances > 0 && isWorthKeeping(table.values[index]) {
-                secondChances -= 1
+            if queue.secondChances > 0 && isWorthKeeping(table.values[index]) {
+                queue.secondChances -= 1
                 queue.requeue(key, arrival: number)
                 continue
             }

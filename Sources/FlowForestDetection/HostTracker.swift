@@ -125,6 +125,9 @@ public struct HostTracker: Sendable {
     /// them, and returns a vector for every host and destination whose
     /// traffic changed in it.
     public mutating func update(_ changes: [FlowChange], flows: FlowLedger, nowNs: UInt64) -> [EntityVector] {
+        hostArrivals.refill(limit: limits.entities)
+        destinationArrivals.refill(limit: limits.entities)
+        pairArrivals.refill(limit: limits.pairs)
         for change in changes { add(change, nowNs: nowNs) }
         countSlowFlows(flows, nowNs: nowNs)
         var out: [EntityVector] = []
@@ -217,17 +220,29 @@ public struct HostTracker: Sendable {
             d.openFlows = max(0, d.openFlows - 1)
         }
         statistics.distinctOverflows += overflow
-        if keepHost { Self.store(h, at: r.sourceAddress, in: &hosts, queue: &hostArrivals) }
-        if keepDestination { Self.store(d, at: r.destinationAddress, in: &destinations, queue: &destinationArrivals) }
+        // Both entities are back in their tables before either evicts: an
+        // entity taken out (its slot a placeholder) must not meet the queue.
+        if keepHost {
+            statistics.hostsEvicted += Self.store(h, at: r.sourceAddress, in: &hosts, queue: &hostArrivals, limit: limits.entities)
+        }
+        if keepDestination {
+            statistics.destinationsEvicted += Self.store(d, at: r.destinationAddress, in: &destinations, queue: &destinationArrivals,
+                                                         limit: limits.entities)
+        }
     }
 
     /// Puts an entity taken with ``take(from:_:stems:now:)`` back, queueing
-    /// it for eviction order when it is new to the table.
+    /// it for eviction order when it is new to the table, and evicts as the
+    /// table passes `limit`: a table that grew past its limit within a poll
+    /// and shrank at its end would keep the grown hash table's storage.
+    /// Returns how many entities it evicted.
     private static func store(_ entity: WindowedStatistics, at address: IPAddress, in table: inout [IPAddress: WindowedStatistics],
-                              queue: inout ArrivalQueue<IPAddress>) {
+                              queue: inout ArrivalQueue<IPAddress>, limit: Int) -> UInt64 {
         var e = entity
         if e.arrival == 0 { e.arrival = queue.push(address) }
         table[address] = e
+        guard table.count > limit else { return 0 }
+        return UInt64(ArrivalQueue.evict(&table, queue: &queue, limit: limit, arrival: \.arrival, isWorthKeeping: \.isWorthKeeping).count)
     }
 
     /// An entity's statistics brought to `now` and marked for a fresh
@@ -425,7 +440,9 @@ public struct HostTracker: Sendable {
         target.decay(to: now)
         target.add(H.failed, 1)
         target.touched = true
-        Self.store(target, at: r.destinationAddress, in: &hosts, queue: &hostArrivals)
+        // No eviction here: the record's own source is taken out of `hosts`
+        // meanwhile; the poll's end brings the table within its limit.
+        _ = Self.store(target, at: r.destinationAddress, in: &hosts, queue: &hostArrivals, limit: .max)
     }
 
     /// Adds a new flow to its pair's history (the last ``BeaconScore/history`` connections
@@ -451,6 +468,7 @@ public struct HostTracker: Sendable {
         series.insert(start, at: position)
         if series.count > BeaconScore.history { series.removeFirst(series.count - BeaconScore.history) }
         pairs[key] = PairHistory(starts: series, arrival: arrival)
+        if pairs.count > limits.pairs { evictPairs() }
         return isSharedService(r) ? 0 : BeaconScore.regularity(series)
     }
 
@@ -526,12 +544,16 @@ public struct HostTracker: Sendable {
                                            arrival: \.arrival, isWorthKeeping: \.isWorthKeeping)
         let destinationsGone = ArrivalQueue.evict(&destinations, queue: &destinationArrivals, limit: limits.entities,
                                                   arrival: \.arrival, isWorthKeeping: \.isWorthKeeping)
-        let pairsGone = ArrivalQueue.evict(&pairs, queue: &pairArrivals, limit: limits.pairs,
-                                           arrival: \.arrival, isWorthKeeping: \.isWorthKeeping)
-        for key in pairsGone { forgetPairSource(key) }
+        evictPairs()
         statistics.hostsEvicted += UInt64(hostsGone.count)
         statistics.destinationsEvicted += UInt64(destinationsGone.count)
-        statistics.pairsEvicted += UInt64(pairsGone.count)
+    }
+
+    private mutating func evictPairs() {
+        let gone = ArrivalQueue.evict(&pairs, queue: &pairArrivals, limit: limits.pairs,
+                                      arrival: \.arrival, isWorthKeeping: \.isWorthKeeping)
+        for key in gone { forgetPairSource(key) }
+        statistics.pairsEvicted += UInt64(gone.count)
     }
 
     /// One source fewer keeps a history with the pair's service.
