@@ -72,8 +72,16 @@ public final class EBPFFlowSource: FlowSource, @unchecked Sendable {
     /// "xdp generic" or "socket".
     public let attachModes: [String: String]
 
+    /// Batches the stream holds for a consumer busy with an earlier one.
+    /// Past them the drain thread waits before it polls again: the kernel
+    /// map keeps counting meanwhile (and folds what it cannot admit), where
+    /// an unbounded stream would hold a poll's records for every poll the
+    /// consumer falls behind, a million records each at a million flows.
+    public static let bufferedBatches = 1
+
     public func batches() -> AsyncThrowingStream<FlowBatch, any Error> {
-        let (stream, continuation) = AsyncThrowingStream.makeStream(of: FlowBatch.self)
+        let (stream, continuation) = AsyncThrowingStream.makeStream(
+            of: FlowBatch.self, bufferingPolicy: .bufferingOldest(Self.bufferedBatches))
         guard let loop = lock.withLock({ () -> DrainLoop? in defer { pending = nil }; return pending }) else {
             continuation.finish(throwing: EBPFError.invalidConfiguration("batches() was already called on this source"))
             return stream
@@ -182,7 +190,7 @@ final class DrainLoop: @unchecked Sendable {
                     return
                 case .stop:
                     let batch = try finalBatch()
-                    continuation.yield(batch)
+                    _ = deliver(batch, continuation)
                     continuation.finish()
                     return
                 case .none:
@@ -191,7 +199,7 @@ final class DrainLoop: @unchecked Sendable {
                 let now = monotonicNow()
                 if now >= nextPoll {
                     let batch = try poll()
-                    if case .terminated = continuation.yield(batch) {
+                    guard deliver(batch, continuation) else {
                         shutdown()
                         return
                     }
@@ -209,6 +217,26 @@ final class DrainLoop: @unchecked Sendable {
             logger.error("eBPF capture failed", metadata: ["error": "\(error)"])
             shutdown()
             continuation.finish(throwing: error)
+        }
+    }
+
+    /// Hands `batch` to the consumer, waiting while the stream holds
+    /// ``EBPFFlowSource/bufferedBatches`` already; ring-buffer packets are
+    /// still taken meanwhile, so none waits in a full ring. Returns false
+    /// when the consumer is gone or cancelled.
+    private func deliver(_ batch: FlowBatch, _ continuation: AsyncThrowingStream<FlowBatch, any Error>.Continuation) -> Bool {
+        var pending = batch
+        while true {
+            switch continuation.yield(pending) {
+            case .enqueued: return true
+            case .terminated: return false
+            case .dropped(let back): pending = back
+            @unknown default: return true
+            }
+            if case .cancel = control.current { return false }
+            for event in program.pollEvents(timeoutMs: 5) {
+                tracker.observe(KernelEvent(event, wallOffsetNs: wallOffsetNs))
+            }
         }
     }
 
