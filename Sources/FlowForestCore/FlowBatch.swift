@@ -46,3 +46,23 @@ public protocol FlowSource: Sendable {
     /// signal handler's task included) and more than once.
     func stop()
 }
+
+extension AsyncThrowingStream.Continuation where Failure == any Error, Element: Sendable {
+    /// Yields into a stream made with `.bufferingOldest(n)`, waiting while
+    /// it is full: a stage that passes batches on pulls the next one only
+    /// when its consumer has room, so a slow pipeline holds its capture
+    /// back (which then counts in the kernel or folds) instead of queueing
+    /// every batch. Returns false when the stream has ended.
+    public func yieldWhenRoom(_ element: Element) async -> Bool {
+        var pending = element
+        while true {
+            switch yield(pending) {
+            case .enqueued: return true
+            case .terminated: return false
+            case .dropped(let back): pending = back
+            @unknown default: return true
+            }
+            guard (try? await Task.sleep(for: .milliseconds(5))) != nil else { return false }
+        }
+    }
+}

@@ -59,7 +59,9 @@ struct MergedFlowSource: FlowSource {
 
     func batches() -> AsyncThrowingStream<FlowBatch, any Error> {
         let sources = self.sources
-        return AsyncThrowingStream { continuation in
+        // Holds one batch: each source passes its next on only when there is room.
+        let (stream, continuation) = AsyncThrowingStream.makeStream(of: FlowBatch.self, bufferingPolicy: .bufferingOldest(1))
+        do {
             let task = Task {
                 do {
                     try await withThrowingTaskGroup(of: Void.self) { group in
@@ -67,7 +69,7 @@ struct MergedFlowSource: FlowSource {
                         for (index, source) in sources.enumerated() {
                             group.addTask {
                                 for try await batch in source.batches() {
-                                    continuation.yield(latest.merge(batch, from: index))
+                                    guard await continuation.yieldWhenRoom(latest.merge(batch, from: index)) else { return }
                                 }
                             }
                         }
@@ -80,6 +82,7 @@ struct MergedFlowSource: FlowSource {
             }
             continuation.onTermination = { _ in task.cancel() }
         }
+        return stream
     }
 
     func stop() { for source in sources { source.stop() } }

@@ -299,14 +299,16 @@ struct ReportingSource: FlowSource {
         let (reporter, exporters) = (self.reporter, self.exporters)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
-        return AsyncThrowingStream { continuation in
+        // Holds one batch, like the capture's own stream, so a slow pipeline holds capture back.
+        let (stream, continuation) = AsyncThrowingStream.makeStream(of: FlowBatch.self, bufferingPolicy: .bufferingOldest(1))
+        do {
             let task = Task {
                 do {
                     for try await batch in upstream {
                         reporter.report(batch, encoder: encoder)
                         // Live, a full export queue drops (and counts) rather than hold up capture.
                         for exporter in exporters { exporter.export(batch.records, wait: false) }
-                        continuation.yield(batch)
+                        guard await continuation.yieldWhenRoom(batch) else { break }
                     }
                     // The final flush of flows open at shutdown goes out before the exporters stop.
                     for exporter in exporters { exporter.finish() }
@@ -318,6 +320,7 @@ struct ReportingSource: FlowSource {
             }
             continuation.onTermination = { _ in task.cancel() }
         }
+        return stream
     }
 
     func stop() { base.stop() }

@@ -1,0 +1,43 @@
+import FlowForestCore
+import Synchronization
+import Testing
+
+/// A stage that passes batches on (the flow printer and exporters, the
+/// merge of capture and collection) holds its source back while its
+/// consumer is busy, instead of queueing what the source produces.
+@Suite("Bounded hand-off between stages")
+struct BoundedHandOffTests {
+    @Test("a producer stays at most one element ahead of a slow consumer, and nothing is lost", .timeLimit(.minutes(1)))
+    func producerWaits() async throws {
+        let (stream, continuation) = AsyncThrowingStream.makeStream(of: Int.self, bufferingPolicy: .bufferingOldest(1))
+        let produced = Atomic<Int>(0)
+        let producer = Task {
+            for i in 0..<10 {
+                guard await continuation.yieldWhenRoom(i) else { return }
+                produced.store(i + 1, ordering: .sequentiallyConsistent)
+            }
+            continuation.finish()
+        }
+        var received: [Int] = []
+        var mostAhead = 0
+        for try await value in stream {
+            received.append(value)
+            try await Task.sleep(for: .milliseconds(30))
+            // Taken: `value`; buffered: at most one more; the producer waits on the next.
+            mostAhead = max(mostAhead, produced.load(ordering: .sequentiallyConsistent) - received.count)
+        }
+        await producer.value
+        #expect(received == Array(0..<10))
+        #expect(mostAhead <= 2, "the producer ran \(mostAhead) elements ahead")
+    }
+
+    @Test("a producer stops waiting when the consumer goes away", .timeLimit(.minutes(1)))
+    func consumerGone() async {
+        let (stream, continuation) = AsyncThrowingStream.makeStream(of: Int.self, bufferingPolicy: .bufferingOldest(1))
+        #expect(await continuation.yieldWhenRoom(1))
+        let waiting = Task { await continuation.yieldWhenRoom(2) }
+        _ = stream  // never read
+        continuation.finish()
+        #expect(await waiting.value == false)
+    }
+}
