@@ -70,9 +70,11 @@ struct IngestTimelinessTests {
                 return ((page["anomalies"] as? [[String: Any]]) ?? []).contains { $0["label"] as? String == "port scan" }
             }
             let elapsed = ContinuousClock.now - posted
-            // Capture reports such a scan about a second after its SYNs; ingest ticks every
-            // 200 ms here. 5 s leaves room for a loaded machine and is a third of the idle timeout.
-            #expect(elapsed < .seconds(5), "reported \(elapsed) after the scan was posted")
+            // What users rely on: the scan is reported by the clock (a SYN unanswered for a
+            // second fails), not when its half-open flows time out 15 s after their SYNs. Alone
+            // it takes about a second; half the idle timeout leaves room for a loaded machine
+            // (5.1 s once, beside the unit tier) and still fails a report made at the timeout.
+            #expect(elapsed < .milliseconds(7500), "reported \(elapsed) after the scan was posted")
         }
     }
 }
