@@ -69,8 +69,14 @@ struct AlertRoutingTests {
                     metric(parts.metrics.render(), "flowforest_alerts_failed_total{") > 0
                 }
                 try await am.start()
-                try await waitFor("the resolved notification after Alertmanager is back", seconds: 60) {
-                    notifications(receiver).contains { $0["status"] as? String == "resolved" }
+                do {
+                    try await waitFor("the resolved notification after Alertmanager is back", seconds: 60) {
+                        notifications(receiver).contains { $0["status"] as? String == "resolved" }
+                    }
+                } catch {
+                    let alertMetrics = parts.metrics.render().split(separator: "\n").filter { $0.hasPrefix("flowforest_alerts") }
+                    Issue.record("Alertmanager's log:\n\(am.logTail)\nFlowForest's alert metrics:\n\(alertMetrics.joined(separator: "\n"))")
+                    throw error
                 }
                 let all = notifications(receiver)
                 // Re-posts every second kept it firing without a second notification.

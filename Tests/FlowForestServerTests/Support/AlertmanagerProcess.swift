@@ -42,9 +42,14 @@ final class AlertmanagerProcess: @unchecked Sendable {
         p.executableURL = URL(fileURLWithPath: Self.binary)
         p.arguments = ["--config.file=\(directory.appendingPathComponent("alertmanager.yml").path)",
                        "--storage.path=\(directory.appendingPathComponent("data").path)",
-                       "--web.listen-address=127.0.0.1:\(port)", "--cluster.listen-address=", "--log.level=warn"]
+                       "--web.listen-address=127.0.0.1:\(port)", "--cluster.listen-address=", "--log.level=debug"]
         p.standardOutput = FileHandle.nullDevice
-        p.standardError = FileHandle(forWritingAtPath: "/dev/null")
+        // Kept across restarts, for a failing test to show (``logTail``).
+        let log = directory.appendingPathComponent("alertmanager.log")
+        if !FileManager.default.fileExists(atPath: log.path) { FileManager.default.createFile(atPath: log.path, contents: nil) }
+        let handle = try FileHandle(forWritingTo: log)
+        handle.seekToEndOfFile()
+        p.standardError = handle
         // SIGTERM must reach it: a child inherits the test thread's blocked signals otherwise.
         try Command.startUnblocked(p)
         process = p
@@ -63,6 +68,12 @@ final class AlertmanagerProcess: @unchecked Sendable {
         if p.isRunning { kill(p.processIdentifier, SIGKILL) }
         p.waitUntilExit()
         process = nil
+    }
+
+    /// The end of Alertmanager's log over all its runs, for a failure message.
+    var logTail: String {
+        let text = (try? String(contentsOf: directory.appendingPathComponent("alertmanager.log"), encoding: .utf8)) ?? ""
+        return String(text.suffix(6000))
     }
 
     func remove() async {
