@@ -67,6 +67,50 @@ enum BeaconScore {
         }
     }
 
+    /// The gaps between a pair's connections that have left its history:
+    /// their count, mean and sum of squared deviations (Welford), so that a
+    /// long-lived pair's regularity rests on every gap it has shown, not only
+    /// on the last seven. 24 bytes however long the pair lives.
+    struct EarlierGaps {
+        private(set) var count = 0
+        private(set) var mean = 0.0
+        private(set) var squaredDeviations = 0.0
+
+        mutating func add(_ gapNs: Double) {
+            count += 1
+            let delta = gapNs - mean
+            mean += delta / Double(count)
+            squaredDeviations += delta * (gapNs - mean)
+        }
+
+        /// These gaps and `gaps` together: their count, mean and coefficient
+        /// of variation (Chan's pairwise combination of the two summaries).
+        func combined(with gaps: [Double]) -> (count: Int, mean: Double, cv: Double) {
+            var other = EarlierGaps()
+            for gap in gaps { other.add(gap) }
+            let n = count + other.count
+            guard n > 0 else { return (0, 0, 0) }
+            let delta = other.mean - mean
+            let total = mean + delta * Double(other.count) / Double(n)
+            let m2 = squaredDeviations + other.squaredDeviations
+                + delta * delta * Double(count) * Double(other.count) / Double(n)
+            guard total > 0 else { return (n, total, 0) }
+            return (n, total, (max(0, m2) / Double(n)).squareRoot() / total)
+        }
+    }
+
+    /// Adds a connection to a pair's history, keeping it in start order (a
+    /// poll reports its new flows in no particular order) and at most
+    /// ``history`` long; the gaps of the connections it pushes out go to `earlier`.
+    static func record(_ start: Start, in series: inout [Start], earlier: inout EarlierGaps) {
+        let position = series.lastIndex { $0.startNs <= start.startNs }.map { $0 + 1 } ?? 0
+        series.insert(start, at: position)
+        guard series.count > history else { return }
+        let leaving = series.count - history
+        for i in 0..<leaving { earlier.add(Double(series[i + 1].startNs &- series[i].startNs)) }
+        series.removeFirst(leaving)
+    }
+
     /// Regularity (0-1) of a pair's connections, oldest first, in the manner
     /// of RITA's beacon score: 1 − CV(gaps between starts) ×
     /// ``strictness(gaps:)`` − CV(bytes per connection) / 2, where CV
@@ -75,7 +119,15 @@ enum BeaconScore {
     /// may still be under way). 0 with fewer than three gaps (seven when an
     /// earlier connection was a lone probe), or when the starts average
     /// under 200 ms apart (a burst, not a beacon).
-    static func regularity(_ series: [Start]) -> Double {
+    ///
+    /// Once the history is full, the gaps that have left it (`earlier`)
+    /// count too: the timing CV is then taken over every gap the pair has
+    /// shown, magnified by ``strictness(gaps:)`` for that many, and the
+    /// higher of the two regularities is the pair's. A beacon with a few
+    /// per cent of jitter sits near the certainty line over seven gaps and
+    /// crosses it as its gaps add up; a client that only now and then lines
+    /// up seven gaps does not keep it up over twenty.
+    static func regularity(_ series: [Start], earlier: EarlierGaps = EarlierGaps()) -> Double {
         // Among thousands of forged flood sources each sending a few lone SYNs, some
         // short series look regular by chance; a series with probes in it (a beacon
         // to a dead or refusing server, or one-way datagrams) must fill the history.
@@ -85,7 +137,11 @@ enum BeaconScore {
         let timing = coefficientOfVariation(gaps)
         guard timing.mean >= 2e8 else { return 0 }
         let sizes = coefficientOfVariation(series.dropLast().map { Double($0.bytes) })
-        return capped(max(0, 1 - timing.cv * strictness(gaps: gaps.count) - sizes.cv / 2), gaps: gaps.count)
+        let recent = capped(max(0, 1 - timing.cv * strictness(gaps: gaps.count) - sizes.cv / 2), gaps: gaps.count)
+        guard earlier.count > 0, series.count >= history else { return recent }
+        let all = earlier.combined(with: gaps)
+        guard all.mean >= 2e8 else { return recent }
+        return max(recent, 1 - all.cv * strictness(gaps: all.count) - sizes.cv / 2)
     }
 
     /// Regularity that three gaps can reach at most: enough to name a
@@ -121,7 +177,14 @@ enum BeaconScore {
     /// then, a timer-driven beacon stays within a few milliseconds. Such a
     /// beacon can be named at its fourth connection and is certain at its
     /// fifth (``threeGapCeiling``).
+    ///
+    /// Beyond seven gaps (a full history and the gaps before it) the factor
+    /// falls as 1.6·√(7/gaps), down to 1 at eighteen: a sample CV's spread
+    /// narrows as the square root of its count, so a random series' chance
+    /// of a low CV falls as gaps add up while a jittered beacon's CV stays
+    /// put. Certainty then needs gaps within 8 % of their mean (±14 %
+    /// uniform jitter) at most, however long the series.
     static func strictness(gaps: Int) -> Double {
-        gaps <= 3 ? 24 : gaps == 4 ? 4 : 1.6
+        gaps <= 3 ? 24 : gaps == 4 ? 4 : max(1, 1.6 * (7 / Double(max(gaps, 7))).squareRoot())
     }
 }

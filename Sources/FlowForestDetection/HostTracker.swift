@@ -59,6 +59,8 @@ public struct HostTracker: Sendable {
     /// One source's last connections to one destination service, oldest first.
     struct PairHistory {
         var starts: [BeaconScore.Start]
+        /// The gaps between connections that have left `starts`.
+        var earlier = BeaconScore.EarlierGaps()
         /// When it entered the table (``ArrivalQueue``).
         var arrival: UInt64
 
@@ -354,8 +356,12 @@ public struct HostTracker: Sendable {
         if hasPorts && r.forward.packets > 4 && carriesData && h.slowFlows < Labeler.slowConnectionsFloor && !sharedService() {
             let gaps = FlowFeatures.interArrival(r.forward)
             if gaps.meanMs >= 200 {
+                // At most a full history's strictness (seven gaps): the leniency of
+                // longer series is for connection starts, which come one connect
+                // each; packet gaps inside one connection line up more readily.
                 let gapCount = Int(min(r.forward.packets - 2, 64))
-                let rhythm = FlowFeatures.regularity(r.forward, strictness: BeaconScore.strictness(gaps: gapCount), dropShortest: true)
+                let strictness = BeaconScore.strictness(gaps: min(gapCount, BeaconScore.history - 1))
+                let rhythm = FlowFeatures.regularity(r.forward, strictness: strictness, dropShortest: true)
                 h.beacon = max(h.beacon, BeaconScore.capped(rhythm, gaps: gapCount))
             }
         }
@@ -453,23 +459,21 @@ public struct HostTracker: Sendable {
         let key = BeaconScore.PairKey(r)
         // Taken out of the table (as `take` does) so the insert below does not copy it.
         var series: [BeaconScore.Start] = []
+        var earlier = BeaconScore.EarlierGaps()
         let arrival: UInt64
         if let index = pairs.index(forKey: key) {
             series = pairs.values[index].starts
+            earlier = pairs.values[index].earlier
             arrival = pairs.values[index].arrival
             pairs.values[index].starts = []
         } else {
             serviceSources[key.service, default: 0] += 1
             arrival = pairArrivals.push(key)
         }
-        // A poll reports its new flows in no particular order: keep the starts sorted.
-        let start = BeaconScore.Start(r)
-        let position = series.lastIndex { $0.startNs <= start.startNs }.map { $0 + 1 } ?? 0
-        series.insert(start, at: position)
-        if series.count > BeaconScore.history { series.removeFirst(series.count - BeaconScore.history) }
-        pairs[key] = PairHistory(starts: series, arrival: arrival)
+        BeaconScore.record(BeaconScore.Start(r), in: &series, earlier: &earlier)
+        pairs[key] = PairHistory(starts: series, earlier: earlier, arrival: arrival)
         if pairs.count > limits.pairs { evictPairs() }
-        return isSharedService(r) ? 0 : BeaconScore.regularity(series)
+        return isSharedService(r) ? 0 : BeaconScore.regularity(series, earlier: earlier)
     }
 
     /// Whether the flow's destination service is one that

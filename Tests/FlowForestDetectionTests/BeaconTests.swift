@@ -1,3 +1,4 @@
+import Foundation
 import FlowForestCore
 import Testing
 @testable import FlowForestDetection
@@ -81,6 +82,59 @@ struct BeaconTests {
         #expect(Double(hits[5]!) / Double(series) < 0.002, "\(hits)")
     }
 
+    /// The connection (0-based) at which a pair with these gaps (seconds)
+    /// first reaches certain regularity, its history kept as the tracker
+    /// keeps it; `earlier` false scores the last eight connections alone.
+    static func firstCertain(gaps: [Double], earlier useEarlier: Bool = true) -> Int? {
+        var series: [BeaconScore.Start] = [], earlier = BeaconScore.EarlierGaps()
+        for (i, start) in starts(gaps).enumerated() {
+            BeaconScore.record(start, in: &series, earlier: &earlier)
+            let value = useEarlier ? BeaconScore.regularity(series, earlier: earlier) : BeaconScore.regularity(series)
+            if value >= 0.92 { return i }
+        }
+        return nil
+    }
+
+    @Test("gaps that left the history count: a 5 s beacon with ±10 % jitter is certain by its fourteenth connection")
+    func jitterCertainOverLongerSeries() {
+        var rng = SeededGenerator(seed: 11)
+        var withEarlier = 0, recentOnly = 0
+        let series = 400
+        for _ in 0..<series {
+            let gaps = (0..<13).map { _ in 5 * (0.9 + 0.2 * rng.unit()) }
+            if Self.firstCertain(gaps: gaps) != nil { withEarlier += 1 }
+            if Self.firstCertain(gaps: gaps, earlier: false) != nil { recentOnly += 1 }
+        }
+        // Over seven gaps ±10 % jitter (CV 0.058) sits on the certainty line
+        // and is missed in about one series of three.
+        #expect(withEarlier >= series * 97 / 100, "certain in \(withEarlier) of \(series) (last eight alone: \(recentOnly))")
+        #expect(recentOnly < withEarlier)
+        // ±25 % (CV 0.14) is no more certain over forty connections than the
+        // last eight alone make it by chance, however long it runs.
+        for _ in 0..<200 {
+            let gaps = (0..<40).map { _ in 5 * (0.75 + 0.5 * rng.unit()) }
+            #expect(Self.firstCertain(gaps: gaps) == Self.firstCertain(gaps: gaps, earlier: false))
+        }
+    }
+
+    @Test("clients whose gaps are sums of random waits are not certain beacons over long series, however smooth")
+    func smoothRandomGapsStayUncertain() {
+        var rng = SeededGenerator(seed: 5)
+        // A client resolving names every few page loads: each gap the sum of
+        // k random waits, CV 1/√k (0.16 at k = 40).
+        for k in [5, 10, 20, 40] {
+            var everCertain = 0, recentOnly = 0
+            let series = 500
+            for _ in 0..<series {
+                let gaps = (0..<40).map { _ in (0..<k).reduce(0.0) { t, _ in t - log(1 - rng.unit()) } }
+                if Self.firstCertain(gaps: gaps) != nil { everCertain += 1 }
+                if Self.firstCertain(gaps: gaps, earlier: false) != nil { recentOnly += 1 }
+            }
+            // Gaps that left the history add at most one chance match in a hundred series.
+            #expect(everCertain <= recentOnly + series / 100, "k \(k): \(everCertain) with earlier gaps, \(recentOnly) on the last eight")
+        }
+    }
+
     /// A beacon from a normal client: `count` small connections `period`
     /// seconds apart (each gap off by `jitter(i)` seconds), the first 0.1 s
     /// into the attack's first second.
@@ -120,6 +174,22 @@ struct BeaconTests {
         let first = try #require(found.first { $0.anomaly.label == .beaconing }, "\(found.map { "s\($0.second) \($0.anomaly.label)" })")
         // Fourth connection at 3.14 s (three gaps), sixth at 5.14 s (five).
         #expect(first.second >= 5 && first.second <= 6, "second \(first.second)")
+    }
+
+    @Test("a 5 s beacon with ±10 % jitter raises a certain beaconing alert before its fourteenth connection")
+    func jitteredSlowBeaconIsCertain() throws {
+        var sim = TrafficSimulator()
+        var detector = trainedDetector(&sim)
+        // The first seeded series that the last eight connections alone never make certain.
+        let offsets = try #require((UInt64(1)...100).lazy.map { seed in
+            var rng = SeededGenerator(seed: seed)
+            return (0..<14).map { _ in 5 * (0.2 * rng.unit() - 0.1) }
+        }.first { Self.firstCertain(gaps: $0.dropLast().map { 5 + $0 }, earlier: false) == nil })
+        let found = sim.runAttack(seconds: 70, into: &detector, Self.beacon(period: 5, count: 14, jitter: { offsets[$0] }))
+        let first = try #require(found.first { $0.anomaly.label == .beaconing && $0.anomaly.severity >= .high },
+                                 "\(found.map { "s\($0.second) \($0.anomaly.label) \($0.anomaly.severity)" })")
+        #expect(first.anomaly.sourceAddress == TrafficSimulator.clients[1])
+        #expect(first.second <= 66, "fourteenth connection at about 65 s, certain alert in second \(first.second)")
     }
 
     @Test("every host keeping the time with one NTP server is the site's rhythm: a new beacon is still certain")
