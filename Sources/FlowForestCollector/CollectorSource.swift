@@ -70,8 +70,15 @@ public final class CollectorSource: FlowSource, @unchecked Sendable {
         close(wake.write)
     }
 
+    /// Batches the stream holds for a consumer that is behind. The collector
+    /// thread waits for room rather than queueing more, reading datagrams
+    /// into its bounded flow table meanwhile; past the table's limit and the
+    /// socket's queue, losses are counted where they happen.
+    public static let bufferedBatches = 1
+
     public func batches() -> AsyncThrowingStream<FlowBatch, any Error> {
-        let (stream, continuation) = AsyncThrowingStream<FlowBatch, any Error>.makeStream(bufferingPolicy: .unbounded)
+        let (stream, continuation) = AsyncThrowingStream<FlowBatch, any Error>.makeStream(
+            bufferingPolicy: .bufferingOldest(Self.bufferedBatches))
         let thread = Thread { [self] in
             run(continuation)
         }
@@ -111,21 +118,47 @@ public final class CollectorSource: FlowSource, @unchecked Sendable {
         while !isStopping {
             let now = Self.nowNs()
             if now >= nextPoll {
-                continuation.yield(batch(records: collector.advance(to: now), at: now))
-                nextPoll = max(nextPoll + pollIntervalNs, now + 1_000_000)
+                guard deliver(batch(records: collector.advance(to: now), at: now), continuation,
+                              pollFDs: &pollFDs, buffer: &buffer) else { return }
+                let after = Self.nowNs()
+                nextPoll = max(nextPoll + pollIntervalNs, after + 1_000_000)
                 continue
             }
             let timeoutMs = Int32(clamping: (nextPoll - now + 999_999) / 1_000_000)
-            guard poll(&pollFDs, nfds_t(pollFDs.count), timeoutMs) > 0 else { continue }
-            for i in 0..<sockets.count where pollFDs[i].revents & Int16(POLLIN) != 0 {
-                drain(sockets[i], drops: socketDrops[i], buffer: &buffer)
-            }
+            receive(&pollFDs, timeoutMs: timeoutMs, buffer: &buffer)
         }
         let now = Self.nowNs()
         var records = collector.advance(to: now)
         records += collector.flush()
-        continuation.yield(batch(records: records, at: now))
+        _ = deliver(batch(records: records, at: now), continuation, pollFDs: &pollFDs, buffer: &buffer)
         continuation.finish()
+    }
+
+    /// Waits up to `timeoutMs` for datagrams and reads what is queued.
+    private func receive(_ pollFDs: inout [pollfd], timeoutMs: Int32, buffer: inout [UInt8]) {
+        guard poll(&pollFDs, nfds_t(pollFDs.count), timeoutMs) > 0 else { return }
+        for i in 0..<sockets.count where pollFDs[i].revents & Int16(POLLIN) != 0 {
+            drain(sockets[i], drops: socketDrops[i], buffer: &buffer)
+        }
+    }
+
+    /// Hands `batch` to the consumer, waiting while the stream holds
+    /// ``bufferedBatches`` already; datagrams are still read meanwhile, so
+    /// the socket queue does not overflow while the pipeline catches up.
+    /// Returns false when the consumer is gone.
+    private func deliver(_ batch: FlowBatch, _ continuation: AsyncThrowingStream<FlowBatch, any Error>.Continuation,
+                         pollFDs: inout [pollfd], buffer: inout [UInt8]) -> Bool {
+        var pending = batch
+        while true {
+            switch continuation.yield(pending) {
+            case .enqueued: return true
+            case .terminated: return false
+            case .dropped(let back): pending = back
+            @unknown default: return true
+            }
+            // Once stopping, the wake pipe stays readable and poll would return at once.
+            if isStopping { usleep(5_000) } else { receive(&pollFDs, timeoutMs: 5, buffer: &buffer) }
+        }
     }
 
     /// Reads what is queued on one socket, at most 4096 datagrams, so one
