@@ -8,18 +8,23 @@
 /// down with churn. The index never sees a key: callers pass the key's
 /// hash, a test that a slot holds the key, and, where entries move (growth,
 /// removal), the hash of any slot's key.
+///
+/// Inlinable, as ``ChunkedArray`` is: the trackers of other modules call
+/// it per entry, and its closures inline only where it does.
 public struct SlotIndex: Sendable {
     /// Slot number + 1 per bucket; 0 is an empty bucket.
-    private var buckets: [UInt32] = []
+    @usableFromInline var buckets: [UInt32] = []
+    @usableFromInline var storedCount = 0
+
+    @inlinable public init() {}
+
     /// Slots indexed.
-    public private(set) var count = 0
+    @inlinable public var count: Int { storedCount }
 
-    public init() {}
-
-    private var mask: Int { buckets.count - 1 }
+    @inlinable var mask: Int { buckets.count - 1 }
 
     /// The slot, among those filed under `hash`, for which `matches` holds.
-    public func find(hash: Int, where matches: (Int) -> Bool) -> Int? {
+    @inlinable public func find(hash: Int, where matches: (Int) -> Bool) -> Int? {
         guard !buckets.isEmpty else { return nil }
         var b = hash & mask
         while buckets[b] != 0 {
@@ -31,15 +36,15 @@ public struct SlotIndex: Sendable {
     }
 
     /// Files `slot` (not in the index yet) under `hash`.
-    public mutating func insert(slot: Int, hash: Int, hashOf: (Int) -> Int) {
+    @inlinable public mutating func insert(slot: Int, hash: Int, hashOf: (Int) -> Int) {
         precondition(slot >= 0 && slot < Int(UInt32.max), "SlotIndex: slot out of range")
         if (count + 1) * 2 > buckets.count { grow(hashOf) }
         place(slot, hash: hash)
-        count += 1
+        storedCount += 1
     }
 
     /// Takes `slot`, filed under `hash`, out of the index.
-    public mutating func remove(slot: Int, hash: Int, hashOf: (Int) -> Int) {
+    @inlinable public mutating func remove(slot: Int, hash: Int, hashOf: (Int) -> Int) {
         guard var hole = bucket(of: slot, hash: hash) else { return }
         // Knuth's algorithm R: an entry after the hole moves into it unless
         // its home bucket lies cyclically in (hole, its bucket].
@@ -53,23 +58,23 @@ public struct SlotIndex: Sendable {
             next = (next + 1) & mask
         }
         buckets[hole] = 0
-        count -= 1
+        storedCount -= 1
     }
 
     /// Re-files the entry for slot `from`, filed under `hash`, as slot `to`:
     /// its key moved to another slot.
-    public mutating func move(from: Int, to: Int, hash: Int) {
+    @inlinable public mutating func move(from: Int, to: Int, hash: Int) {
         guard let b = bucket(of: from, hash: hash) else { return }
         buckets[b] = UInt32(to + 1)
     }
 
     /// Empties the index and frees its buckets.
-    public mutating func removeAll() {
+    @inlinable public mutating func removeAll() {
         buckets = []
-        count = 0
+        storedCount = 0
     }
 
-    private func bucket(of slot: Int, hash: Int) -> Int? {
+    @inlinable func bucket(of slot: Int, hash: Int) -> Int? {
         guard !buckets.isEmpty else { return nil }
         let value = UInt32(slot + 1)
         var b = hash & mask
@@ -80,13 +85,13 @@ public struct SlotIndex: Sendable {
         return nil
     }
 
-    private mutating func place(_ slot: Int, hash: Int) {
+    @inlinable mutating func place(_ slot: Int, hash: Int) {
         var b = hash & mask
         while buckets[b] != 0 { b = (b + 1) & mask }
         buckets[b] = UInt32(slot + 1)
     }
 
-    private mutating func grow(_ hashOf: (Int) -> Int) {
+    @inlinable mutating func grow(_ hashOf: (Int) -> Int) {
         let old = buckets
         buckets = [UInt32](repeating: 0, count: max(16, old.count * 2))
         for value in old where value != 0 { place(Int(value) - 1, hash: hashOf(Int(value) - 1)) }
