@@ -95,6 +95,24 @@ struct BeaconTests {
         return nil
     }
 
+    @Test("the gaps that left the history and those in it combine to the CV of every gap")
+    func earlierGapsCombineExactly() {
+        var rng = SeededGenerator(seed: 8)
+        for n in [8, 9, 12, 30] {
+            let gaps = (0..<n).map { _ in 0.5 + 4 * rng.unit() }
+            var series: [BeaconScore.Start] = [], earlier = BeaconScore.EarlierGaps()
+            for start in Self.starts(gaps) { BeaconScore.record(start, in: &series, earlier: &earlier) }
+            #expect(series.count == BeaconScore.history && earlier.count == n + 1 - BeaconScore.history)
+            let window = zip(series.dropFirst(), series).map { Double($0.startNs - $1.startNs) }
+            let all = earlier.combined(with: window)
+            let exact = Self.starts(gaps)
+            let every = zip(exact.dropFirst(), exact).map { Double($0.startNs - $1.startNs) }
+            let mean = every.reduce(0, +) / Double(every.count)
+            let cv = (every.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(every.count)).squareRoot() / mean
+            #expect(all.count == n && abs(all.mean - mean) < 1e-6 * mean && abs(all.cv - cv) < 1e-9, "n \(n)")
+        }
+    }
+
     @Test("gaps that left the history count: a 5 s beacon with ±10 % jitter is certain by its fourteenth connection")
     func jitterCertainOverLongerSeries() {
         var rng = SeededGenerator(seed: 11)
