@@ -225,18 +225,12 @@ final class DrainLoop: @unchecked Sendable {
     /// still taken meanwhile, so none waits in a full ring. Returns false
     /// when the consumer is gone or cancelled.
     private func deliver(_ batch: FlowBatch, _ continuation: AsyncThrowingStream<FlowBatch, any Error>.Continuation) -> Bool {
-        var pending = batch
-        while true {
-            switch continuation.yield(pending) {
-            case .enqueued: return true
-            case .terminated: return false
-            case .dropped(let back): pending = back
-            @unknown default: return true
-            }
+        continuation.yieldWhenRoom(batch) {
             if case .cancel = control.current { return false }
             for event in program.pollEvents(timeoutMs: 5) {
                 tracker.observe(KernelEvent(event, wallOffsetNs: wallOffsetNs))
             }
+            return true
         }
     }
 

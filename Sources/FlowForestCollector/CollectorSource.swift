@@ -148,16 +148,10 @@ public final class CollectorSource: FlowSource, @unchecked Sendable {
     /// Returns false when the consumer is gone.
     private func deliver(_ batch: FlowBatch, _ continuation: AsyncThrowingStream<FlowBatch, any Error>.Continuation,
                          pollFDs: inout [pollfd], buffer: inout [UInt8]) -> Bool {
-        var pending = batch
-        while true {
-            switch continuation.yield(pending) {
-            case .enqueued: return true
-            case .terminated: return false
-            case .dropped(let back): pending = back
-            @unknown default: return true
-            }
+        continuation.yieldWhenRoom(batch) {
             // Once stopping, the wake pipe stays readable and poll would return at once.
             if isStopping { usleep(5_000) } else { receive(&pollFDs, timeoutMs: 5, buffer: &buffer) }
+            return true
         }
     }
 

@@ -65,4 +65,21 @@ extension AsyncThrowingStream.Continuation where Failure == any Error, Element: 
             guard (try? await Task.sleep(for: .milliseconds(5))) != nil else { return false }
         }
     }
+
+    /// The same for a source's own thread: while the stream is full it
+    /// calls `waiting`, which does the thread's work meanwhile (reading a
+    /// ring buffer or a socket for a few milliseconds) and returns false to
+    /// give up. Returns false when the stream has ended or `waiting` gave up.
+    public func yieldWhenRoom(_ element: Element, waiting: () -> Bool) -> Bool {
+        var pending = element
+        while true {
+            switch yield(pending) {
+            case .enqueued: return true
+            case .terminated: return false
+            case .dropped(let back): pending = back
+            @unknown default: return true
+            }
+            guard waiting() else { return false }
+        }
+    }
 }
