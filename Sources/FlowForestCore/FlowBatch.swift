@@ -56,12 +56,7 @@ extension AsyncThrowingStream.Continuation where Failure == any Error, Element: 
     public func yieldWhenRoom(_ element: Element) async -> Bool {
         var pending = element
         while true {
-            switch yield(pending) {
-            case .enqueued: return true
-            case .terminated: return false
-            case .dropped(let back): pending = back
-            @unknown default: return true
-            }
+            switch offer(pending) { case .full(let back): pending = back; case .done(let taken): return taken }
             guard (try? await Task.sleep(for: .milliseconds(5))) != nil else { return false }
         }
     }
@@ -73,13 +68,21 @@ extension AsyncThrowingStream.Continuation where Failure == any Error, Element: 
     public func yieldWhenRoom(_ element: Element, waiting: () -> Bool) -> Bool {
         var pending = element
         while true {
-            switch yield(pending) {
-            case .enqueued: return true
-            case .terminated: return false
-            case .dropped(let back): pending = back
-            @unknown default: return true
-            }
+            switch offer(pending) { case .full(let back): pending = back; case .done(let taken): return taken }
             guard waiting() else { return false }
+        }
+    }
+
+    /// What one yield did: done (taken, or not when the stream has ended),
+    /// or the buffer was full and the element comes back.
+    private enum Offer { case done(Bool), full(Element) }
+
+    private func offer(_ element: Element) -> Offer {
+        switch yield(element) {
+        case .enqueued: return .done(true)
+        case .terminated: return .done(false)
+        case .dropped(let back): return .full(back)
+        @unknown default: return .done(true)
         }
     }
 }
