@@ -82,7 +82,7 @@ extension Store {
         for p in pending {
             let a = p.anomaly
             let explanation = String(decoding: try encoder.encode(a.explanation), as: UTF8.self)
-            let features = String(decoding: try encoder.encode(a.features), as: UTF8.self)
+            let features = try FeatureJSON.encode(a.features, encoder: encoder)
             let flowIDs = String(decoding: try encoder.encode(a.flowIDs.map { Int64(truncatingIfNeeded: $0) }), as: UTF8.self)
             let values: [any Encodable & Sendable] = [
                 p.uid, a.sensor, a.timeMs, a.kind.rawValue, a.sourceAddress?.description, a.destinationAddress?.description,
