@@ -327,8 +327,10 @@ public struct Detector: Sendable {
     /// destination with its one peer, if it had only one.
     private func anomaly(_ subject: Subject, kind: AnomalyKind, vector: [Double], score: Double, severity: Severity,
                          label: AnomalyLabel, explanation: [ExplanationItem], nowNs now: UInt64) -> Anomaly {
-        var named: [String: Double] = [:]
-        for (i, info) in FeatureSchema.features(of: kind).enumerated() { named[info.name] = info.display(vector[i]) }
+        let features = FeatureSchema.features(of: kind)
+        // Sized up front: growing it rehashed every name several times over.
+        var named = [String: Double](minimumCapacity: features.count)
+        for (i, info) in features.enumerated() { named[info.name] = info.display(vector[i]) }
         switch subject {
         case .flow(let r):
             return Anomaly(

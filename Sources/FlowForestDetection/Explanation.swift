@@ -34,14 +34,15 @@ public enum Explainer {
         guard vector.count == features.count, baseline.count == features.count else { return fallback(drivers) }
         let total = credit.count == features.count ? credit.reduce(0, +) : 0
         let share = features.indices.map { total > 0 ? credit[$0] / total : 0 }
-        let lines = features.indices.compactMap { line($0, info: features[$0], vector: vector, baseline: baseline, share: share[$0]) }
-        guard !lines.isEmpty else { return fallback(drivers) }
         // Without credit (a vector no tree split on), distance from the median ranks.
-        let rank: (ExplanationItem) -> Double = { item in
-            let j = FeatureSchema.index(item.feature, in: kind)
-            return total > 0 ? share[j] : abs(baseline[j].robustZ(vector[j]))
+        // Each line's rank is worked out once, by its feature's index: a
+        // comparator that looked each feature up by name hashed a string per comparison.
+        let lines: [(item: ExplanationItem, rank: Double)] = features.indices.compactMap { j in
+            line(j, info: features[j], vector: vector, baseline: baseline, share: share[j])
+                .map { ($0, total > 0 ? share[j] : abs(baseline[j].robustZ(vector[j]))) }
         }
-        let ranked = lines.sorted { rank($0) > rank($1) }
+        guard !lines.isEmpty else { return fallback(drivers) }
+        let ranked = lines.sorted { $0.rank > $1.rank }.map(\.item)
         var chosen = Array(ranked.prefix(count))
         chosen += ranked.dropFirst(count).filter { leading.contains($0.feature) }
         return chosen

@@ -162,13 +162,25 @@ public enum FeatureSchema {
     /// the labelling rules ask for a dozen features of every flagged vector,
     /// and a walk over the names cost more than the rules themselves.
     static func index(_ name: String, in kind: AnomalyKind) -> Int {
-        guard let i = indexByName[kind]?[name] else {
+        let byName: [String: Int]
+        switch kind {
+        case .flow: byName = flowIndexByName
+        case .host: byName = hostIndexByName
+        case .destination: byName = destinationIndexByName
+        }
+        guard let i = byName[name] else {
             preconditionFailure("no \(kind.rawValue) feature \(name)")
         }
         return i
     }
 
-    private static let indexByName: [AnomalyKind: [String: Int]] = Dictionary(uniqueKeysWithValues: AnomalyKind.allCases.map { kind in
-        (kind, Dictionary(features(of: kind).enumerated().map { ($0.element.name, $0.offset) }, uniquingKeysWith: { first, _ in first }))
-    })
+    // One table per kind, chosen by a switch: a table keyed by kind too
+    // hashed the kind as well as the name on every lookup.
+    private static let flowIndexByName = indexByName(of: .flow)
+    private static let hostIndexByName = indexByName(of: .host)
+    private static let destinationIndexByName = indexByName(of: .destination)
+
+    private static func indexByName(of kind: AnomalyKind) -> [String: Int] {
+        Dictionary(features(of: kind).enumerated().map { ($0.element.name, $0.offset) }, uniquingKeysWith: { first, _ in first })
+    }
 }

@@ -254,10 +254,11 @@ public struct HostTracker: Sendable {
     /// counters and distinct-count sets.
     private static func take(from table: inout [IPAddress: WindowedStatistics], _ address: IPAddress, stems: Int,
                              now: UInt64) -> WindowedStatistics {
-        var e: WindowedStatistics
+        var e = WindowedStatistics.placeholder
         if let index = table.index(forKey: address) {
-            e = table.values[index]
-            table.values[index] = WindowedStatistics.placeholder
+            // Swapped, not copied and overwritten: a copy retained and then
+            // released every array and table the entity holds.
+            swap(&e, &table.values[index])
         } else {
             e = WindowedStatistics(stems: stems, now: now)
         }

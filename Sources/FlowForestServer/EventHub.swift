@@ -95,6 +95,10 @@ final class EventHub: Service, Sendable {
 
     /// Sends newly stored anomalies.
     func publish(anomalies: [Anomaly]) {
+        // Encoding is nearly all of the cost, and is for the clients alone:
+        // a daemon nobody watches storing thousands of anomalies a poll spent
+        // as much CPU here as on writing them.
+        guard clientCount > 0 else { return }
         for anomaly in anomalies {
             guard let data = try? encoder.encode(anomaly) else { continue }
             send(event: "anomaly", id: anomaly.id.map(String.init), data: String(decoding: data, as: UTF8.self))
@@ -103,6 +107,7 @@ final class EventHub: Service, Sendable {
 
     /// Sends stored incident changes, one event per change.
     func publish(incidents: [IncidentUpdate]) {
+        guard clientCount > 0 else { return }
         for update in incidents {
             guard let data = try? encoder.encode(update.incident) else { continue }
             send(event: "incident_\(update.change.rawValue)", id: nil, data: String(decoding: data, as: UTF8.self))

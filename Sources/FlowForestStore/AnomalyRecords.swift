@@ -78,11 +78,11 @@ extension Store {
         guard !pending.isEmpty else { return [:] }
         let encoder = JSONEncoder()
         encoder.outputFormatting = .sortedKeys
-        var rows: [[any SQLExpression]] = []
+        var rows: [[any Encodable & Sendable]] = []
         for p in pending {
             let a = p.anomaly
             let explanation = String(decoding: try encoder.encode(a.explanation), as: UTF8.self)
-            let features = String(decoding: try encoder.encode(a.features), as: UTF8.self)
+            let features = try FeatureJSON.encode(a.features, encoder: encoder)
             let flowIDs = String(decoding: try encoder.encode(a.flowIDs.map { Int64(truncatingIfNeeded: $0) }), as: UTF8.self)
             let values: [any Encodable & Sendable] = [
                 p.uid, a.sensor, a.timeMs, a.kind.rawValue, a.sourceAddress?.description, a.destinationAddress?.description,
@@ -90,18 +90,12 @@ extension Store {
                 a.score, a.severity.rawValue, Severity.allCases.firstIndex(of: a.severity)!, a.label.rawValue,
                 explanation, features, flowIDs, a.acknowledged, a.incidentUID, a.suppressed, a.interfaceName,
             ]
-            rows.append(values.map { SQLBind($0) })
+            rows.append(values)
         }
+        try await insert(into: "anomalies", columns: Store.anomalyColumns, conflict: ["uid"], rows: rows)
         let uids = pending.map(\.uid)
-        let allRows = rows
         return try await withSQL { db in
             var ids: [String: Int64] = [:]
-            for chunk in stride(from: 0, to: allRows.count, by: 500) {
-                let part = allRows[chunk..<min(chunk + 500, allRows.count)]
-                var insert = db.insert(into: "anomalies").columns(Store.anomalyColumns)
-                for row in part { insert = insert.values(row) }
-                try await insert.ignoringConflicts(with: "uid").run()
-            }
             // Read ids back by uid, which also covers rows a lost commit already wrote.
             for chunk in stride(from: 0, to: uids.count, by: 500) {
                 let part = Array(uids[chunk..<min(chunk + 500, uids.count)])

@@ -42,7 +42,7 @@ extension Store {
     /// Writes flow records (ended and interim); a record already present is skipped.
     public func insertFlows(_ flows: [StoredFlow]) async throws {
         guard !flows.isEmpty else { return }
-        let rows: [[any SQLExpression]] = flows.map { f in
+        let rows: [[any Encodable & Sendable]] = flows.map { f in
             let r = f.record
             let initiator = r.forward.packets > 0 ? r.forward : r.reverse
             let icmp = IPProtocol.isICMP(r.ipProtocol)
@@ -54,15 +54,10 @@ extension Store {
                 Int64(bitPattern: r.reverse.packets), Int64(bitPattern: r.reverse.bytes), Int(r.reverse.flags.rawValue),
                 r.state.rawValue, r.endReason?.rawValue,
             ]
-            return values.map { SQLBind($0) }
+            return values
         }
-        try await withSQL { db in
-            for chunk in stride(from: 0, to: rows.count, by: 500) {
-                var insert = db.insert(into: "flows").columns(Store.flowColumns)
-                for row in rows[chunk..<min(chunk + 500, rows.count)] { insert = insert.values(row) }
-                try await insert.ignoringConflicts(with: ["sensor", "flow_id", "first_seen_ms", "last_seen_ms", "state"]).run()
-            }
-        }
+        try await insert(into: "flows", columns: Store.flowColumns,
+                         conflict: ["sensor", "flow_id", "first_seen_ms", "last_seen_ms", "state"], rows: rows)
     }
 
     /// Stored flows, most recently seen first.
