@@ -14,7 +14,8 @@ public struct StoreWriterConfiguration: Sendable, Hashable {
     public var maxPendingIncidents = 50_000
     /// Rows per write.
     public var batchSize = 1000
-    /// How long a write waits for more rows to batch.
+    /// How long a write waits for more rows to batch, when fewer than
+    /// `batchSize` rows wait; a backlog is written without pause.
     public var flushInterval: Duration = .milliseconds(200)
     /// Delay before retrying after a failure, doubled up to `maxRetryDelay`.
     public var retryDelay: Duration = .milliseconds(250)
@@ -185,8 +186,13 @@ public final class StoreWriter: Service, Sendable {
                 if pendingTotal == 0 {
                     _ = await iterator.next()
                 }
-                // Let a burst accumulate into one batch.
-                try? await Task.sleep(for: configuration.flushInterval)
+                // Let a burst accumulate into one batch; a backlog of a batch
+                // or more is written batch after batch, or the writer's pace
+                // (a batch per interval, 5,000 rows a second by default) would
+                // cap how many flows a second the store keeps.
+                if pendingTotal < configuration.batchSize && !Task.isShuttingDownGracefully {
+                    try? await Task.sleep(for: configuration.flushInterval)
+                }
             }
         } onGracefulShutdown: {
             self.wake.yield()

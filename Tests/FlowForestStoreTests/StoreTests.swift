@@ -251,6 +251,31 @@ struct StoreTests {
             #expect(Set(ids).count == 20)
         }
     }
+
+    @Test("a backlog is written batch after batch, not one batch per flush interval", arguments: Backend.allCases)
+    func backlogWithoutPause(backend: Backend) async throws {
+        try await withFreshStore(backend) { store, _ in
+            var configuration = StoreWriterConfiguration()
+            configuration.batchSize = 500
+            // Paced at one batch per interval, 20,000 rows would take 40 batches, 400 s.
+            configuration.flushInterval = .seconds(10)
+            let writer = StoreWriter(store: store, configuration: configuration, logger: Logger(label: "w"),
+                                     metricsFactory: NOOPMetricsHandler.instance)
+            let group = ServiceGroup(services: [writer], logger: Logger(label: "g"))
+            try await withThrowingTaskGroup(of: Void.self) { tasks in
+                tasks.addTask { try await group.run() }
+                let now = Store.nowMsForTests()
+                writer.enqueue(flows: (1...20_000).map { StoredFlow(sensor: "s1", record: flow(UInt64($0), lastMs: now - 1000)) })
+                // A backlog of a batch or more does not wait to accumulate: well within one interval.
+                let deadline = ContinuousClock.now + .seconds(20)
+                while writer.pendingTotal > 0 && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }
+                #expect(writer.pendingTotal == 0, "\(writer.pendingTotal) rows still waiting after 20 s")
+                await group.triggerGracefulShutdown()
+                try await tasks.waitForAll()
+            }
+            #expect(try await store.flowCount() == 20_000)
+        }
+    }
 }
 
 extension Store {
