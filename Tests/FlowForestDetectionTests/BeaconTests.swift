@@ -113,7 +113,7 @@ struct BeaconTests {
         }
     }
 
-    @Test("gaps that left the history count: a 5 s beacon with ±10 % jitter is certain by its fourteenth connection")
+    @Test("gaps that left the history count: a 5 s beacon with ±10 % jitter is certain by its fourteenth connection in 97 % of series or more")
     func jitterCertainOverLongerSeries() {
         var rng = SeededGenerator(seed: 11)
         var withEarlier = 0, recentOnly = 0
@@ -124,7 +124,7 @@ struct BeaconTests {
             if Self.firstCertain(gaps: gaps, earlier: false) != nil { recentOnly += 1 }
         }
         // Over seven gaps ±10 % jitter (CV 0.058) sits on the certainty line
-        // and is missed in about one series of three.
+        // and the last eight alone miss it in about one series of six.
         #expect(withEarlier >= series * 97 / 100, "certain in \(withEarlier) of \(series) (last eight alone: \(recentOnly))")
         #expect(recentOnly < withEarlier)
         // ±25 % (CV 0.14) is no more certain over forty connections than the
