@@ -15,7 +15,7 @@ BPF_EMBED  := out/bpf/flowforest.bpf.inc
 APT_PACKAGES := libpcap-dev libbpf-dev libelf-dev zlib1g-dev linux-libc-dev bpftool \
 	tcpdump iproute2 iputils-ping netcat-openbsd curl hping3 nmap netsniff-ng \
 	python3-venv python3-pip postgresql prometheus libcap2-bin \
-	chromium chromium-driver nfdump pmacct softflowd prometheus-alertmanager
+	chromium chromium-driver nfdump pmacct softflowd prometheus-alertmanager gdb
 # Python venvs: the parity reference (scikit-learn, isotree), the dashboard
 # test (selenium) and the deploy tests (pytest, podman-compose).
 VENV       ?= $(OUT)/venv

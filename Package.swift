@@ -217,7 +217,7 @@ let package = Package(
         .testTarget(
             name: "FlowForestDetectionTests",
             // The pipeline's incident tracker groups the real detector's anomalies in AttackIncidentTests.
-            dependencies: ["FlowForestDetection", "FlowForestCore", "FlowForestPipeline"],
+            dependencies: ["FlowForestDetection", "FlowForestCore", "FlowForestPipeline", "FlowForestTestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -23,8 +23,11 @@ Environment: SWIFT, SWIFT_FLAGS, VENV, DEPLOY_VENV, DASHBOARD_VENV, OUT.
 import os
 import re
 import shlex
+import shutil
+import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -42,6 +45,12 @@ LAB_TARGETS = "EBPFCaptureTests|LabTests"
 # suites: in one process, tests that keep both cooperative threads busy
 # delay others' I/O until their own deadlines fire.
 SERVICE_TARGETS = "FlowForestStoreTests|FlowForestServerTests"
+# Seconds a tier may run: several times what it takes on this kind of machine
+# (unit 40 s, service 70 s, lab 250 s, api 75 s, deploy 17 s, dashboard 30 s),
+# and together with the build well inside CI's limit even if every tier hangs.
+TIER_LIMITS = {"unit": 480, "service": 480, "lab": 1200, "api": 420, "deploy": 300, "dashboard": 300}
+DEFAULT_LIMIT = 600
+TIMED_OUT = "TIMED OUT after"
 
 
 @dataclass
@@ -61,18 +70,94 @@ class Result:
 
 
 def run(tier: str, cmd: list, env: dict | None = None) -> tuple[str, int, float]:
-    """Runs `cmd`, streaming its output, and returns (output, exit code, seconds)."""
-    print(f"\n==> {tier}: {' '.join(shlex.quote(c) for c in cmd)}", flush=True)
+    """Runs `cmd`, streaming its output, and returns (output, exit code, seconds).
+
+    A tier that outlives its limit (TIER_LIMITS) is stopped: the tests still
+    running and the stacks of its Swift processes are printed first, so a
+    hang fails one tier with its cause instead of stalling the whole run.
+    """
+    limit = TIER_LIMITS.get(tier, DEFAULT_LIMIT)
+    print(f"\n==> {tier} (limit {limit} s): {' '.join(shlex.quote(c) for c in cmd)}", flush=True)
     start = time.monotonic()
+    # A session of its own, so a hung tier's whole process tree can be found and stopped.
     proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **(env or {})}, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, errors="replace")
+                            stderr=subprocess.STDOUT, text=True, errors="replace", start_new_session=True)
     lines = []
-    for line in proc.stdout:
-        sys.stdout.write(line)
-        sys.stdout.flush()
-        lines.append(line)
-    code = proc.wait()
+
+    def pump():
+        for line in proc.stdout:
+            sys.stdout.write(line)
+            sys.stdout.flush()
+            lines.append(line)
+
+    reader = threading.Thread(target=pump, daemon=True)
+    reader.start()
+    try:
+        code = proc.wait(timeout=limit)
+    except subprocess.TimeoutExpired:
+        report_hang(tier, limit, proc.pid, "".join(lines))
+        kill_session(proc.pid)
+        code = proc.wait()
+        lines.append(f"\n{tier}: {TIMED_OUT} {limit} s\n")
+        print(lines[-1], flush=True)
+    reader.join(timeout=10)
     return "".join(lines), code, time.monotonic() - start
+
+
+def session_processes(sid: int) -> list[tuple[int, str]]:
+    """(pid, command line) of every process in session `sid`."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            if os.getsid(int(entry)) != sid:
+                continue
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                found.append((int(entry), f.read().replace(b"\0", b" ").decode(errors="replace").strip()))
+        except (OSError, ProcessLookupError):
+            continue
+    return found
+
+
+def report_hang(tier: str, limit: int, sid: int, output: str) -> None:
+    """Prints what a hung tier was doing: unfinished tests, processes, Swift stacks."""
+    print(f"\n!!! {tier}: still running after {limit} s; stopping it", flush=True)
+    started = re.findall(r"^\S+ Test (?!run started)(.+?) started\.$", output, re.M)
+    ended = set(re.findall(r"^\S+ Test (?!run with )(.+?) (?:with \d+ test cases? )?(?:passed|failed)", output, re.M))
+    for name in (n for n in dict.fromkeys(started) if n not in ended):
+        print(f"!!!   unfinished: {name}")
+    processes = session_processes(sid)
+    for pid, command in processes:
+        print(f"!!!   process {pid}: {command[:200]}")
+    gdb = shutil.which("gdb")
+    demangle = shutil.which("swift-demangle") or shutil.which("swift-demangle", path=os.path.dirname(shutil.which(SWIFT) or ""))
+    for pid, command in processes:
+        executable = command.split(" ")[0]
+        if gdb is None or not (executable.endswith(".xctest") or os.path.basename(executable).startswith("flowforest")):
+            continue
+        try:
+            stacks = subprocess.run([gdb, "-p", str(pid), "-batch", "-ex", "thread apply all bt"], capture_output=True,
+                                    text=True, errors="replace", timeout=120).stdout
+            if demangle:
+                stacks = subprocess.run([demangle, "--simplified"], input=stacks, capture_output=True, text=True,
+                                        errors="replace", timeout=60).stdout
+        except subprocess.TimeoutExpired:
+            stacks = "(gdb did not answer within 120 s)"
+        print(f"!!! stacks of {pid}:\n{stacks}", flush=True)
+
+
+def kill_session(sid: int) -> None:
+    try:
+        os.killpg(sid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    # A child that left the group (setsid) is still in the session.
+    for pid, _ in session_processes(sid):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
 # Swift Testing's own lines: "✔ Test x() passed after ...", "✘ Test x() failed after ...",
@@ -94,7 +179,9 @@ def swift_tier(tier: str, selection: list, env: dict | None = None) -> Result:
     r.failed = len(failed)
     r.skipped = len(r.skipped_names)
     r.passed = max(0, total - r.failed - r.skipped)
-    if code != 0 and r.failed == 0:
+    if TIMED_OUT in output:
+        r.failed, r.note = r.failed + 1, "timed out: the unfinished tests and stacks are printed above"
+    elif code != 0 and r.failed == 0:
         r.failed, r.note = 1, f"swift test exited {code} without a failed test: a crash or a build problem"
     if total == 0 and code == 0 and not r.skipped:
         r.failed, r.note = 1, "no test ran"
@@ -117,7 +204,9 @@ def pytest_tier(tier: str, args: list, env: dict) -> Result:
         else:
             r.failed += int(count)
     r.skipped_names = PYTEST_SKIP.findall(output)
-    if code != 0 and r.failed == 0:
+    if TIMED_OUT in output:
+        r.failed, r.note = r.failed + 1, "timed out: the processes still running are printed above"
+    elif code != 0 and r.failed == 0:
         r.failed, r.note = 1, f"pytest exited {code}"
     return r
 
@@ -132,7 +221,9 @@ def unittest_tier(tier: str, cmd: list, env: dict) -> Result:
     r.skipped = details.get("skipped", 0)
     r.passed = (int(ran.group(1)) if ran else 0) - r.failed - r.skipped
     r.skipped_names = re.findall(r"^(\S+ \(.*\)) \.\.\. skipped (.*)$", output, re.M)
-    if code != 0 and r.failed == 0:
+    if TIMED_OUT in output:
+        r.failed, r.note = r.failed + 1, "timed out: the processes still running are printed above"
+    elif code != 0 and r.failed == 0:
         r.failed, r.note = 1, f"exited {code}"
     return r
 

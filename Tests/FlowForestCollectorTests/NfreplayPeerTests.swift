@@ -3,6 +3,7 @@ import FlowForestCollector
 import FlowForestCore
 import FlowForestIPFIX
 import FlowForestLab
+import FlowForestTestSupport
 import Foundation
 import Logging
 import Testing
@@ -16,13 +17,8 @@ struct NfreplayPeerTests {
 
     /// Runs nfcapd on `port` while `send` runs; returns the file it wrote.
     static func capture(into dir: URL, port: UInt16, send: () throws -> Void) throws -> URL {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: nfcapd)
-        p.arguments = ["-b", "127.0.0.1", "-p", "\(port)", "-w", dir.path, "-B", "8388608"]
-        p.standardOutput = FileHandle.nullDevice
-        p.standardError = FileHandle.nullDevice
-        try Command.startUnblocked(p)
-        defer { if p.isRunning { p.terminate() }; p.waitUntilExit() }
+        let p = try ChildProcess.spawn(nfcapd, ["-b", "127.0.0.1", "-p", "\(port)", "-w", dir.path, "-B", "8388608"])
+        defer { p.send(SIGTERM); p.waitUntilExit() }
         func socketLine() throws -> [Substring]? {
             try Command.check(["ss", "-Hlun", "sport = :\(port)"]).stdout.split(separator: "\n").first?.split(separator: " ")
         }
@@ -30,7 +26,7 @@ struct NfreplayPeerTests {
         try send()
         // Everything sent has been read once nfcapd's socket queue is empty; SIGTERM then writes the file.
         try Wait.blockingUntil("nfcapd to read every datagram", timeout: 20) { try socketLine().map { $0.count > 1 && $0[1] == "0" } ?? false }
-        p.terminate()
+        p.send(SIGTERM)
         p.waitUntilExit()
         let files = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasPrefix("nfcapd.") }
         guard let name = files.first else { throw CocoaError(.fileNoSuchFile) }

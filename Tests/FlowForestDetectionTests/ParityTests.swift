@@ -1,3 +1,4 @@
+import FlowForestTestSupport
 import Foundation
 import Testing
 @testable import FlowForestDetection
@@ -87,16 +88,8 @@ struct ParityTests {
             let forest = try IsolationForest(rows: train.rows, featureCount: d, parameters: ForestParameters(seed: seed))
             ours.append(rocAUC(scores: forest.scores(rows: test.rows), anomalous: test.anomalous))
 
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: python)
-            process.arguments = [script, trainPath.path, testPath.path, String(seed)]
-            let out = Pipe()
-            process.standardOutput = out
-            try process.run()
-            let data = out.fileHandleForReading.readDataToEndOfFile()
-            process.waitUntilExit()
-            #expect(process.terminationStatus == 0)
-            let scores = String(decoding: data, as: UTF8.self).split(separator: "\n").compactMap { Double($0) }
+            let output = try ChildProcess.output(python, [script, trainPath.path, testPath.path, String(seed)])
+            let scores = output.split(separator: "\n").compactMap { Double($0) }
             try #require(scores.count == test.anomalous.count, "scikit-learn returned \(scores.count) scores")
             theirs.append(rocAUC(scores: scores, anomalous: test.anomalous))
         }

@@ -50,17 +50,11 @@ struct MetricsTests {
                     static_configs:
                       - targets: ["127.0.0.1:\(port)"]
                 """.write(toFile: "\(dir)/prometheus.yml", atomically: true, encoding: .utf8)
-            let prometheus = Process()
-            prometheus.executableURL = URL(fileURLWithPath: "/usr/bin/prometheus")
-            prometheus.arguments = ["--config.file=\(dir)/prometheus.yml", "--storage.tsdb.path=\(dir)/data",
-                                    "--web.listen-address=127.0.0.1:\(promPort)"]
-            prometheus.standardOutput = FileHandle.nullDevice
-            prometheus.standardError = FileHandle.nullDevice
-            try prometheus.run()
-            defer {
-                prometheus.terminate()
-                prometheus.waitUntilExit()
-            }
+            let prometheus = try ChildProcess.spawn("/usr/bin/prometheus", [
+                "--config.file=\(dir)/prometheus.yml", "--storage.tsdb.path=\(dir)/data", "--web.listen-address=127.0.0.1:\(promPort)",
+            ])
+            // Reaped on its own thread: nothing here waits for the exit.
+            defer { prometheus.send(SIGKILL) }
             func query(_ q: String) async throws -> String {
                 try await tool("/usr/bin/curl", ["-s", "--max-time", "2", "--get", "--data-urlencode", "query=\(q)",
                                                  "http://127.0.0.1:\(promPort)/api/v1/query"], acceptExit: [0, 7, 28])

@@ -108,9 +108,8 @@ public final class Nfacctd {
             Thread.sleep(forTimeInterval: 0.05)
         }
         peer.stop(signal: SIGINT)
-        guard peer.process.terminationStatus == 0 else {
-            throw PeerError("nfacctd exited \(peer.process.terminationStatus): \(peer.output.suffix(800))")
-        }
+        let status = peer.process.waitUntilExit()
+        guard status == 0 else { throw PeerError("nfacctd exited \(status): \(peer.output.suffix(800))") }
         return sums()
     }
 

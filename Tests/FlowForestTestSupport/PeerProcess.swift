@@ -3,10 +3,10 @@ public import Foundation
 /// A collector process started by a test, waited on by conditions
 /// (listening, socket queue drained), and always stopped.
 public final class PeerProcess {
-    public let process: Process
+    public let process: ChildProcess
     public let log: URL
 
-    private init(process: Process, log: URL) {
+    private init(process: ChildProcess, log: URL) {
         self.process = process
         self.log = log
     }
@@ -15,31 +15,14 @@ public final class PeerProcess {
         guard FileManager.default.isExecutableFile(atPath: path) else {
             throw PeerError("\(path) is not installed (make deps installs it)")
         }
-        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
-        let p = Process()
-        // Under a parent that waits for it (coreutils `timeout` with no limit,
-        // signals passed on): a collector that closes its inherited
-        // descriptors would otherwise stall Foundation's reaping of every child.
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/timeout")
-        p.arguments = ["--foreground", "0", path] + arguments
-        let handle = try FileHandle(forWritingTo: log)
-        p.standardOutput = handle
-        p.standardError = handle
-        // A child inherits its spawning thread's signal mask, and the test
-        // runner's pool threads block SIGTERM: the collector would never see
-        // the signal that makes it write its file and exit.
-        var empty = sigset_t(), previous = sigset_t()
-        sigemptyset(&empty)
-        pthread_sigmask(SIG_SETMASK, &empty, &previous)
-        defer { pthread_sigmask(SIG_SETMASK, &previous, nil) }
-        try p.run()
+        let p = try ChildProcess.spawn(path, arguments, stdout: .file(log.path), stderr: .standardOutput)
         return PeerProcess(process: p, log: log)
     }
 
     /// Sends `signal` (SIGTERM unless told; pmacct blocks SIGTERM and stops on
     /// SIGINT), then waits for the process to exit (collectors write their files then).
     public func stop(signal: Int32 = SIGTERM) {
-        if process.isRunning { kill(process.processIdentifier, signal) }
+        process.send(signal)
         process.waitUntilExit()
     }
 
@@ -71,7 +54,7 @@ public final class PeerProcess {
     private func wait(_ what: String, timeout: Double, _ condition: () throws -> Bool) throws {
         let deadline = Date().addingTimeInterval(timeout)
         while try !condition() {
-            guard process.isRunning else { throw PeerError("\(what): it exited \(process.terminationStatus): \(output.suffix(800))") }
+            if let status = process.terminationStatus { throw PeerError("\(what): it exited \(status): \(output.suffix(800))") }
             guard Date() < deadline else { throw PeerError("timed out after \(timeout) s waiting for \(what): \(output.suffix(800))") }
             Thread.sleep(forTimeInterval: 0.02)
         }
@@ -79,20 +62,11 @@ public final class PeerProcess {
 
     /// Runs a tool to completion and returns its standard output; throws on a non-zero exit.
     public static func run(_ path: String, _ arguments: [String]) throws -> String {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: path)
-        p.arguments = arguments
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        try p.run()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        let errors = err.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        guard p.terminationStatus == 0 else {
-            throw PeerError("\(path) \(arguments.joined(separator: " ")) exited \(p.terminationStatus): \(String(decoding: errors, as: UTF8.self))")
+        do {
+            return try ChildProcess.output(path, arguments)
+        } catch let error as ChildProcessError {
+            throw PeerError(error.description)
         }
-        return String(decoding: data, as: UTF8.self)
     }
 
     /// A UDP socket bound to a free port on 127.0.0.1, held open by the

@@ -103,32 +103,10 @@ public final class ThrowawayPostgres: Sendable {
         }
     }
 
-    /// Runs a tool with posix_spawn and waitpid (Foundation's Process can
-    /// miss the exit of a child whose own child, the postmaster, lives on).
+    /// Runs a tool to completion (standard error merged into the output it returns).
     @discardableResult
     public static func run(_ tool: String, _ arguments: [String], acceptExit: Set<Int32> = [0]) throws -> String {
-        let outputPath = "/tmp/flowforest-pg-output-\(getpid())-\(UInt32.random(in: 0 ... .max))"
-        defer { unlink(outputPath) }
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, outputPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        posix_spawn_file_actions_adddup2(&actions, 1, 2)
-        let argv = ([tool] + arguments).map { strdup($0) } + [nil]
-        defer { argv.forEach { free($0) } }
-        var pid: pid_t = 0
-        let spawned = posix_spawn(&pid, tool, &actions, nil, argv, environ)
-        guard spawned == 0 else { throw Failure(description: "cannot start \(tool): error \(spawned)") }
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-        let output = (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? ""
-        let exited = (status & 0x7f) == 0
-        let code = (status >> 8) & 0xff
-        guard exited && acceptExit.contains(code) else {
-            throw Failure(description: "\(tool) \(arguments.joined(separator: " ")) failed (status \(status)): \(output)")
-        }
-        return output
+        try ChildProcess.output(tool, arguments, acceptExit: acceptExit, mergeErrors: true)
     }
 
     /// A TCP port nobody listens on right now (the kernel's pick).

@@ -1,4 +1,3 @@
-import FlowForestLab
 import FlowForestTestSupport
 import Foundation
 
@@ -9,7 +8,7 @@ final class AlertmanagerProcess: @unchecked Sendable {
     static let binary = "/usr/bin/prometheus-alertmanager"
     let directory: URL
     let port: Int
-    private var process: Process?
+    private var process: ChildProcess?
 
     init(receiver: String) throws {
         guard FileManager.default.isExecutableFile(atPath: Self.binary) else {
@@ -38,35 +37,24 @@ final class AlertmanagerProcess: @unchecked Sendable {
 
     /// Starts it (again, with the same storage: its notification log survives a restart) and waits until ready.
     func start() async throws {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: Self.binary)
-        p.arguments = ["--config.file=\(directory.appendingPathComponent("alertmanager.yml").path)",
-                       "--storage.path=\(directory.appendingPathComponent("data").path)",
-                       "--web.listen-address=127.0.0.1:\(port)", "--cluster.listen-address=", "--log.level=debug"]
-        p.standardOutput = FileHandle.nullDevice
-        // Kept across restarts, for a failing test to show (``logTail``).
-        let log = directory.appendingPathComponent("alertmanager.log")
-        if !FileManager.default.fileExists(atPath: log.path) { FileManager.default.createFile(atPath: log.path, contents: nil) }
-        let handle = try FileHandle(forWritingTo: log)
-        handle.seekToEndOfFile()
-        p.standardError = handle
-        // SIGTERM must reach it: a child inherits the test thread's blocked signals otherwise.
-        try Command.startUnblocked(p)
+        // Its log grows across restarts, for a failing test to show (``logTail``).
+        let p = try ChildProcess.spawn(Self.binary, [
+            "--config.file=\(directory.appendingPathComponent("alertmanager.yml").path)",
+            "--storage.path=\(directory.appendingPathComponent("data").path)",
+            "--web.listen-address=127.0.0.1:\(port)", "--cluster.listen-address=", "--log.level=debug",
+        ], stderr: .appending(directory.appendingPathComponent("alertmanager.log").path))
         process = p
         let url = self.url
         try await waitFor("Alertmanager on \(url) to be ready", seconds: 30) {
-            guard p.isRunning else { throw TestFailure("alertmanager exited with \(p.terminationStatus)") }
+            if let status = p.terminationStatus { throw TestFailure("alertmanager exited with \(status)") }
             return (try? await curl(["\(url)/-/ready"]))?.status == 200
         }
     }
 
     /// Stops it with SIGTERM (it saves its notification log) and waits for the exit.
     func stop() async {
-        guard let p = process, p.isRunning else { return }
-        kill(p.processIdentifier, SIGTERM)
-        try? await waitFor("Alertmanager to exit", seconds: 20) { !p.isRunning }
-        if p.isRunning { kill(p.processIdentifier, SIGKILL) }
-        p.waitUntilExit()
+        guard let p = process else { return }
+        await p.stop(signal: SIGTERM, grace: 20)
         process = nil
     }
 

@@ -58,7 +58,7 @@ struct OnePollSource: FlowSource {
     func stop() {}
 }
 
-/// Runs a tool off the cooperative pool.
+/// Runs a tool to completion; its standard output and error.
 func tool(_ path: String, _ arguments: [String], acceptExit: Set<Int32> = [0]) async throws -> String {
-    try await ThrowawayPostgres.offPool { try ThrowawayPostgres.run(path, arguments, acceptExit: acceptExit) }
+    try await ChildProcess.output(path, arguments, acceptExit: acceptExit, mergeErrors: true)
 }

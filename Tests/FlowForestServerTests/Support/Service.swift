@@ -2,6 +2,7 @@ import FlowForestCore
 import FlowForestPipeline
 import FlowForestServer
 import FlowForestStore
+import FlowForestTestSupport
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -121,18 +122,9 @@ func curl(_ arguments: [String]) async throws -> (status: Int, body: String) {
     try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
     defer { try? FileManager.default.removeItem(at: dir) }
     let body = dir.appendingPathComponent("body"), status = dir.appendingPathComponent("status")
-    FileManager.default.createFile(atPath: status.path, contents: nil)
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
-    process.arguments = ["-s", "--max-time", "60", "-o", body.path, "-w", "%{http_code}"] + arguments
-    let out = try FileHandle(forWritingTo: status)
-    defer { try? out.close() }
-    process.standardOutput = out
-    process.standardError = FileHandle.nullDevice
-    try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, any Error>) in
-        process.terminationHandler = { _ in c.resume() }
-        do { try process.run() } catch { c.resume(throwing: error) }
-    }
+    let process = try ChildProcess.spawn("/usr/bin/curl", ["-s", "--max-time", "60", "-o", body.path, "-w", "%{http_code}"] + arguments,
+                                         stdout: .file(status.path))
+    await process.exit()
     let code = Int((try? String(contentsOf: status, encoding: .utf8)) ?? "") ?? 0
     return (code, (try? String(contentsOf: body, encoding: .utf8)) ?? "")
 }

@@ -1,3 +1,4 @@
+import FlowForestTestSupport
 import Foundation
 import Synchronization
 import Testing
@@ -24,44 +25,33 @@ struct WaitTimedOut: Error, CustomStringConvertible {
 /// A server-sent event stream read by curl while the test runs, so the test
 /// waits for the events it needs rather than reading for a fixed time.
 final class EventStream: Sendable {
-    private final class Received: Sendable { let text = Mutex("") }
-    private let process: Process
-    private let received = Received()
+    private let process: ChildProcess
+    private let file: String
 
     init(url: String, token: String) throws {
-        process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
+        file = FileManager.default.temporaryDirectory.appendingPathComponent("flowforest-events-\(UUID().uuidString)").path
         // --max-time bounds a stream nobody closes, well beyond any wait below.
-        process.arguments = ["-sN", "--max-time", "120", "-H", "Authorization: Bearer \(token)", url]
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = FileHandle.nullDevice
-        let received = self.received
-        pipe.fileHandleForReading.readabilityHandler = { handle in
-            let data = handle.availableData
-            if data.isEmpty { handle.readabilityHandler = nil; return }
-            received.text.withLock { $0 += String(decoding: data, as: UTF8.self) }
-        }
-        try process.run()
+        process = try ChildProcess.spawn("/usr/bin/curl", ["-sN", "--max-time", "120", "-H", "Authorization: Bearer \(token)", url],
+                                         stdout: .file(file))
     }
 
     /// Everything read so far.
-    var text: String { received.text.withLock { $0 } }
+    var text: String { (try? String(contentsOfFile: file, encoding: .utf8)) ?? "" }
 
     func wait(for what: String, timeout: Double = 15, _ condition: @escaping (String) -> Bool) async throws {
         let deadline = ContinuousClock.now + .seconds(timeout)
         while !condition(text) {
             guard ContinuousClock.now < deadline, process.isRunning else {
-                let state = process.isRunning ? "" : "curl exited \(process.terminationStatus); "
+                let state = process.terminationStatus.map { "curl exited \($0); " } ?? ""
                 throw WaitTimedOut(what: "\(what) in the event stream", seconds: timeout, detail: "\(state)got: \(text.suffix(1000))")
             }
             try await Task.sleep(for: .milliseconds(20))
         }
     }
 
+    /// Ends the stream; the child is reaped on its own thread.
     func close() {
-        // SIGKILL: the runner's threads block SIGTERM, and curl inherits that mask.
-        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-        process.waitUntilExit()
+        process.send(SIGKILL)
+        unlink(file)
     }
 }
