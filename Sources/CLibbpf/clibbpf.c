@@ -306,8 +306,3 @@ int ff_enter_netns(int fd)
 {
     return setns(fd, CLONE_NEWNET) == 0 ? 0 : -errno;
 }
-
-void ff_set_thread_name(const char *name)
-{
-    pthread_setname_np(pthread_self(), name);
-}

@@ -91,7 +91,6 @@ public final class EBPFFlowSource: FlowSource, @unchecked Sendable {
             if case .cancelled = termination { control.request(.cancel) }
         }
         let thread = Thread { loop.run(continuation) }
-        thread.name = "flowforest-ebpf-drain"
         thread.start()
         return stream
     }
@@ -177,8 +176,7 @@ final class DrainLoop: @unchecked Sendable {
     }
 
     func run(_ continuation: AsyncThrowingStream<FlowBatch, any Error>.Continuation) {
-        // Named from inside: Foundation's Thread.name does not reach the kernel on Linux.
-        ff_set_thread_name("flowforest-ebpf")
+        nameCurrentThread("ff-ebpf-drain")
         let interval = UInt64(configuration.pollInterval * 1e9)
         var nextPoll = monotonicNow() &+ interval
         do {

@@ -80,9 +80,9 @@ public final class CollectorSource: FlowSource, @unchecked Sendable {
         let (stream, continuation) = AsyncThrowingStream<FlowBatch, any Error>.makeStream(
             bufferingPolicy: .bufferingOldest(Self.bufferedBatches))
         let thread = Thread { [self] in
+            nameCurrentThread("ff-collect")
             run(continuation)
         }
-        thread.name = "flowforest-collect"
         continuation.onTermination = { [weak self] _ in self?.stop() }
         thread.start()
         return stream

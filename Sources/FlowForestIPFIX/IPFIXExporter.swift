@@ -50,8 +50,10 @@ public final class IPFIXExporter: @unchecked Sendable {
         recordsSent = Counter(label: "flowforest_export_records_total", dimensions: d, factory: metricsFactory)
         sendErrors = Counter(label: "flowforest_export_errors_total", dimensions: d, factory: metricsFactory)
         recordsDropped = Counter(label: "flowforest_export_dropped_records_total", dimensions: d, factory: metricsFactory)
-        let thread = Thread { [unowned self] in self.run() }
-        thread.name = "flowforest-ipfix"
+        let thread = Thread { [unowned self] in
+            nameCurrentThread("ff-ipfix")
+            self.run()
+        }
         self.thread = thread
         thread.start()
     }

@@ -1,3 +1,4 @@
+import FlowForestCore
 import Foundation
 
 /// A serial executor with a thread of its own: the ``Pipeline`` actor runs
@@ -31,8 +32,7 @@ public final class PipelineThread: SerialExecutor, @unchecked Sendable {
         let queue = self.queue
         queue.executor = UnownedSerialExecutor(ordinary: self)
         let thread = Thread {
-            // Set from inside: Foundation names the kernel's thread only for the current thread.
-            Thread.current.name = name
+            nameCurrentThread(name)
             Self.drain(queue)
         }
         thread.start()

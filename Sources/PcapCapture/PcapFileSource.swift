@@ -38,9 +38,9 @@ public final class PcapFileSource: FlowSource {
         logger.debug("reading capture file", metadata: ["path": "\(path)", "linktype": "\(handle.linkType)"])
         // pcap_next_ex blocks on file I/O: run it on its own thread, not the cooperative pool.
         let thread = Thread {
+            nameCurrentThread("ff-pcap-file")
             PcapFileSource.read(handle, path: path, configuration: configuration, pollIntervalNs: poll, stop: stop, continuation: continuation)
         }
-        thread.name = "flowforest-pcap-file"
         thread.start()
         return stream
     }

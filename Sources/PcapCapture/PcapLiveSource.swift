@@ -52,9 +52,9 @@ public final class PcapLiveSource: FlowSource {
         logger.info("capturing with libpcap", metadata: ["interfaces": "\(interfaces.joined(separator: ","))"])
         // Blocking poll()/pcap_dispatch run on their own thread, off the cooperative pool.
         let thread = Thread {
+            nameCurrentThread("ff-pcap")
             PcapLiveSource.capture(handles, configuration: configuration, pollIntervalNs: poll, stop: stop, continuation: continuation)
         }
-        thread.name = "flowforest-pcap"
         thread.start()
         return stream
     }

@@ -69,9 +69,6 @@ int ff_prog_name(__u32 prog_id, char *name, size_t size);
 /* Moves the calling thread into the network namespace open at fd. */
 int ff_enter_netns(int fd);
 
-/* Names the calling thread (shown by ps and top; at most 15 bytes). */
-void ff_set_thread_name(const char *name);
-
 /* CLOCK_MONOTONIC and CLOCK_REALTIME in ns, read back to back. */
 void ff_clocks(__u64 *monotonic_ns, __u64 *realtime_ns);
 
