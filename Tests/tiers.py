@@ -95,28 +95,52 @@ def run(tier: str, cmd: list, env: dict | None = None) -> tuple[str, int, float]
     try:
         code = proc.wait(timeout=limit)
     except subprocess.TimeoutExpired:
-        report_hang(tier, limit, proc.pid, "".join(lines))
-        kill_session(proc.pid)
+        try:
+            report_hang(tier, limit, proc.pid, "".join(lines))
+        finally:
+            kill_session(proc.pid)
         code = proc.wait()
         lines.append(f"\n{tier}: {TIMED_OUT} {limit} s\n")
         print(lines[-1], flush=True)
+    except BaseException:
+        # Interrupted (Ctrl-C, or make stopped with SIGTERM): the tier's own
+        # session no longer gets the terminal's signals, so end it here.
+        kill_session(proc.pid)
+        raise
     reader.join(timeout=10)
     return "".join(lines), code, time.monotonic() - start
 
 
 def session_processes(sid: int) -> list[tuple[int, str]]:
-    """(pid, command line) of every process in session `sid`."""
-    found = []
+    """(pid, command line) of every process in session `sid` or descended
+    from its leader (a daemon that called setsid, such as PostgreSQL's
+    postmaster, has left the session but not the family)."""
+    parents, sessions = {}, {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
-            if os.getsid(int(entry)) != sid:
-                continue
-            with open(f"/proc/{entry}/cmdline", "rb") as f:
-                found.append((int(entry), f.read().replace(b"\0", b" ").decode(errors="replace").strip()))
-        except (OSError, ProcessLookupError):
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            parents[int(entry)], sessions[int(entry)] = int(fields[1]), int(fields[3])
+        except (OSError, IndexError, ValueError):
             continue
+    def in_family(pid: int) -> bool:
+        seen = set()
+        while pid > 1 and pid not in seen:
+            if pid == sid or sessions.get(pid) == sid:
+                return True
+            seen.add(pid)
+            pid = parents.get(pid, 0)
+        return False
+    found = []
+    for pid in parents:
+        if in_family(pid):
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    found.append((pid, f.read().replace(b"\0", b" ").decode(errors="replace").strip()))
+            except OSError:
+                continue
     return found
 
 
@@ -137,13 +161,17 @@ def report_hang(tier: str, limit: int, sid: int, output: str) -> None:
         if gdb is None or not (executable.endswith(".xctest") or os.path.basename(executable).startswith("flowforest")):
             continue
         try:
-            stacks = subprocess.run([gdb, "-p", str(pid), "-batch", "-ex", "thread apply all bt"], capture_output=True,
-                                    text=True, errors="replace", timeout=120).stdout
-            if demangle:
-                stacks = subprocess.run([demangle, "--simplified"], input=stacks, capture_output=True, text=True,
-                                        errors="replace", timeout=60).stdout
+            traced = subprocess.run([gdb, "-p", str(pid), "-batch", "-ex", "thread apply all bt"], capture_output=True,
+                                    text=True, errors="replace", timeout=120)
+            stacks = traced.stdout + (f"\n(gdb: {traced.stderr.strip()})" if traced.returncode != 0 else "")
         except subprocess.TimeoutExpired:
             stacks = "(gdb did not answer within 120 s)"
+        if demangle:
+            try:
+                stacks = subprocess.run([demangle, "--simplified"], input=stacks, capture_output=True, text=True,
+                                        errors="replace", timeout=60).stdout
+            except subprocess.TimeoutExpired:
+                pass
         print(f"!!! stacks of {pid}:\n{stacks}", flush=True)
 
 
@@ -152,7 +180,7 @@ def kill_session(sid: int) -> None:
         os.killpg(sid, signal.SIGKILL)
     except ProcessLookupError:
         pass
-    # A child that left the group (setsid) is still in the session.
+    # Children that left the process group (setpgid) or the session (setsid).
     for pid, _ in session_processes(sid):
         try:
             os.kill(pid, signal.SIGKILL)
@@ -257,6 +285,8 @@ def main() -> int:
     if unknown:
         print(f"tiers.py: unknown tier {', '.join(unknown)}; tiers: {', '.join(TIERS)}", file=sys.stderr)
         return 2
+    # make stopped with SIGTERM: unwind through run(), which ends the tier's session.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     results = [TIERS[name]() for name in names]
 
     print("\n==> summary" + ("" if IS_ROOT else " (not root: lab suites skip themselves)"))

@@ -18,7 +18,7 @@ struct NfreplayPeerTests {
     /// Runs nfcapd on `port` while `send` runs; returns the file it wrote.
     static func capture(into dir: URL, port: UInt16, send: () throws -> Void) throws -> URL {
         let p = try ChildProcess.spawn(nfcapd, ["-b", "127.0.0.1", "-p", "\(port)", "-w", dir.path, "-B", "8388608"])
-        defer { p.send(SIGTERM); p.waitUntilExit() }
+        defer { p.terminate() }
         func socketLine() throws -> [Substring]? {
             try Command.check(["ss", "-Hlun", "sport = :\(port)"]).stdout.split(separator: "\n").first?.split(separator: " ")
         }
@@ -26,8 +26,7 @@ struct NfreplayPeerTests {
         try send()
         // Everything sent has been read once nfcapd's socket queue is empty; SIGTERM then writes the file.
         try Wait.blockingUntil("nfcapd to read every datagram", timeout: 20) { try socketLine().map { $0.count > 1 && $0[1] == "0" } ?? false }
-        p.send(SIGTERM)
-        p.waitUntilExit()
+        p.terminate()
         let files = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasPrefix("nfcapd.") }
         guard let name = files.first else { throw CocoaError(.fileNoSuchFile) }
         return dir.appendingPathComponent(name)

@@ -34,8 +34,11 @@ public final class ChildProcess: Sendable {
 
     public let pid: pid_t
     public let command: String
+    /// The exit status once reaped (see ``terminationStatus``), and who waits for it.
     private let state = Mutex<(status: Int32?, waiters: [CheckedContinuation<Int32, Never>])>((nil, []))
     private let exited = DispatchSemaphore(value: 0)
+    /// The status reported when waitpid could not say (the child was reaped elsewhere).
+    public static let unknownStatus: Int32 = -1
 
     private init(pid: pid_t, command: String) {
         self.pid = pid
@@ -89,15 +92,17 @@ public final class ChildProcess: Sendable {
         .map { unsafeBitCast($0, to: CloseFrom.self) }
 
     private func reap() {
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-        let waiters = state.withLock { s in
-            s.status = status
+        // Waits without reaping: the pid stays this child's until its status
+        // is set under the lock, so ``send(_:)`` never signals a recycled pid.
+        var info = siginfo_t()
+        while waitid(P_PID, id_t(pid), &info, WEXITED | WNOWAIT) < 0 && errno == EINTR {}
+        let (status, waiters) = state.withLock { s in
+            var raw: Int32 = 0
+            s.status = waitpid(pid, &raw, WNOHANG) == pid ? Self.decode(raw) : Self.unknownStatus
             defer { s.waiters = [] }
-            return s.waiters
+            return (s.status!, s.waiters)
         }
-        let code = Self.decode(status)
-        for waiter in waiters { waiter.resume(returning: code) }
+        for waiter in waiters { waiter.resume(returning: status) }
         exited.signal()
     }
 
@@ -109,7 +114,7 @@ public final class ChildProcess: Sendable {
     public var isRunning: Bool { state.withLock { $0.status == nil } }
 
     /// The exit code, or 128 plus the signal that ended it; nil while running.
-    public var terminationStatus: Int32? { state.withLock { $0.status.map(Self.decode) } }
+    public var terminationStatus: Int32? { state.withLock { $0.status } }
 
     /// Sends `signal` unless the process has been reaped (its pid may be someone else's by then).
     public func send(_ signal: Int32) {
@@ -127,7 +132,7 @@ public final class ChildProcess: Sendable {
                 s.waiters.append(continuation)
                 return nil
             }
-            if let status { continuation.resume(returning: Self.decode(status)) }
+            if let status { continuation.resume(returning: status) }
         }
     }
 
@@ -135,7 +140,8 @@ public final class ChildProcess: Sendable {
     public func exit(within seconds: Double) async -> Int32? {
         let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
         while isRunning && ContinuousClock.now < deadline {
-            try? await Task.sleep(for: .milliseconds(20))
+            // Cancelled (a test past its limit): stop waiting rather than spin.
+            do { try await Task.sleep(for: .milliseconds(20)) } catch { break }
         }
         return terminationStatus
     }
@@ -155,7 +161,29 @@ public final class ChildProcess: Sendable {
         if let status = terminationStatus { return status }
         exited.wait()
         exited.signal()
-        return terminationStatus ?? -1
+        return terminationStatus ?? Self.unknownStatus
+    }
+
+    /// Blocks up to `seconds` for the exit; nil if it is still running then.
+    public func waitUntilExit(seconds: Double) -> Int32? {
+        if let status = terminationStatus { return status }
+        guard exited.wait(timeout: .now() + seconds) == .success else { return nil }
+        exited.signal()
+        return terminationStatus
+    }
+
+    /// Sends `signal`, blocks up to `grace` seconds for the exit, then SIGKILL: for synchronous code.
+    @discardableResult
+    public func terminate(signal: Int32 = SIGTERM, grace: Double = 20) -> Int32 {
+        send(signal)
+        if let status = waitUntilExit(seconds: grace) { return status }
+        send(SIGKILL)
+        return waitUntilExit()
+    }
+
+    /// A file's text, however it ends (a write cut mid-character, bytes that are not UTF-8).
+    public static func text(ofFile path: String) -> String {
+        String(decoding: FileManager.default.contents(atPath: path) ?? Data(), as: UTF8.self)
     }
 
     /// Runs `path` to completion and returns its standard output (with its
@@ -190,10 +218,10 @@ public final class ChildProcess: Sendable {
                 unlink(stdout)
                 if let stderr { unlink(stderr) }
             }
-            let output = (try? String(contentsOfFile: stdout, encoding: .utf8)) ?? ""
+            let output = ChildProcess.text(ofFile: stdout)
             guard acceptExit.contains(status) else {
-                let errors = stderr.flatMap { try? String(contentsOfFile: $0, encoding: .utf8) } ?? ""
-                throw ChildProcessError("\(child.command) exited \(status): \(errors.suffix(2000))\(output.suffix(2000))")
+                let errors = stderr.map(ChildProcess.text(ofFile:)) ?? ""
+                throw ChildProcessError("\(child.command) exited \(status)\nstandard error: \(errors.suffix(2000))\nstandard output: \(output.suffix(2000))")
             }
             return output
         }

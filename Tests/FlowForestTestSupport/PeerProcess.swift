@@ -20,10 +20,10 @@ public final class PeerProcess {
     }
 
     /// Sends `signal` (SIGTERM unless told; pmacct blocks SIGTERM and stops on
-    /// SIGINT), then waits for the process to exit (collectors write their files then).
+    /// SIGINT), then waits for the process to exit (collectors write their
+    /// files then); SIGKILL after 30 s, so a stuck peer fails its test, not the run.
     public func stop(signal: Int32 = SIGTERM) {
-        process.send(signal)
-        process.waitUntilExit()
+        process.terminate(signal: signal, grace: 30)
     }
 
     /// Waits until the process's log contains `text` (a readiness line).
@@ -31,7 +31,7 @@ public final class PeerProcess {
         try wait("the log line \"\(text)\"", timeout: timeout) { output.contains(text) }
     }
 
-    public var output: String { (try? String(contentsOf: log, encoding: .utf8)) ?? "" }
+    public var output: String { ChildProcess.text(ofFile: log.path) }
 
     /// The UDP socket bound to `port` on loopback, as `ss` shows it (Recv-Q first).
     private static func udpSocket(port: UInt16) throws -> [Substring]? {

@@ -36,12 +36,14 @@ final class EventStream: Sendable {
     }
 
     /// Everything read so far.
-    var text: String { (try? String(contentsOfFile: file, encoding: .utf8)) ?? "" }
+    var text: String { ChildProcess.text(ofFile: file) }
 
     func wait(for what: String, timeout: Double = 15, _ condition: @escaping (String) -> Bool) async throws {
         let deadline = ContinuousClock.now + .seconds(timeout)
         while !condition(text) {
             guard ContinuousClock.now < deadline, process.isRunning else {
+                // What curl wrote just before it ended counts.
+                if condition(text) { return }
                 let state = process.terminationStatus.map { "curl exited \($0); " } ?? ""
                 throw WaitTimedOut(what: "\(what) in the event stream", seconds: timeout, detail: "\(state)got: \(text.suffix(1000))")
             }
