@@ -197,6 +197,15 @@ SWIFT_FAILED = re.compile(r"^\S+ Test (?!run with )(.+?) (?:with \d+ test cases?
 SWIFT_SKIPPED = re.compile(r'^\S+ (Suite|Test) ("(?:[^"\\]|\\.)*"|[\w.]+\(.*?\)) skipped\b')
 
 
+def settle(r: Result, output: str, code: int, exit_note: str) -> None:
+    """Fails a tier that was stopped at its limit, or that exited non-zero
+    without a failed test (`exit_note` says how)."""
+    if TIMED_OUT in output:
+        r.failed, r.note = r.failed + 1, "timed out: what was still running is printed above"
+    elif code != 0 and r.failed == 0:
+        r.failed, r.note = 1, exit_note
+
+
 def swift_tier(tier: str, selection: list, env: dict | None = None) -> Result:
     output, code, seconds = run(tier, [SWIFT, "test", *SWIFT_FLAGS, "--skip-build", *selection], env)
     r = Result(tier, seconds=seconds, exit_code=code)
@@ -207,10 +216,7 @@ def swift_tier(tier: str, selection: list, env: dict | None = None) -> Result:
     r.failed = len(failed)
     r.skipped = len(r.skipped_names)
     r.passed = max(0, total - r.failed - r.skipped)
-    if TIMED_OUT in output:
-        r.failed, r.note = r.failed + 1, "timed out: the unfinished tests and stacks are printed above"
-    elif code != 0 and r.failed == 0:
-        r.failed, r.note = 1, f"swift test exited {code} without a failed test: a crash or a build problem"
+    settle(r, output, code, f"swift test exited {code} without a failed test: a crash or a build problem")
     if total == 0 and code == 0 and not r.skipped:
         r.failed, r.note = 1, "no test ran"
     return r
@@ -232,10 +238,7 @@ def pytest_tier(tier: str, args: list, env: dict) -> Result:
         else:
             r.failed += int(count)
     r.skipped_names = PYTEST_SKIP.findall(output)
-    if TIMED_OUT in output:
-        r.failed, r.note = r.failed + 1, "timed out: the processes still running are printed above"
-    elif code != 0 and r.failed == 0:
-        r.failed, r.note = 1, f"pytest exited {code}"
+    settle(r, output, code, f"pytest exited {code}")
     return r
 
 
@@ -249,10 +252,7 @@ def unittest_tier(tier: str, cmd: list, env: dict) -> Result:
     r.skipped = details.get("skipped", 0)
     r.passed = (int(ran.group(1)) if ran else 0) - r.failed - r.skipped
     r.skipped_names = re.findall(r"^(\S+ \(.*\)) \.\.\. skipped (.*)$", output, re.M)
-    if TIMED_OUT in output:
-        r.failed, r.note = r.failed + 1, "timed out: the processes still running are printed above"
-    elif code != 0 and r.failed == 0:
-        r.failed, r.note = 1, f"exited {code}"
+    settle(r, output, code, f"exited {code}")
     return r
 
 

@@ -27,7 +27,7 @@ struct MetricsTests {
             let file = db.directory.appendingPathComponent("metrics.txt").path
             try r.text.write(toFile: file, atomically: true, encoding: .utf8)
             // promtool prints problems and exits 1 for errors; lint warnings are printed too.
-            let output = try await tool("/bin/sh", ["-c", "promtool check metrics < '\(file)' 2>&1; echo exit=$?"])
+            let output = try await ChildProcess.output("/bin/sh", ["-c", "promtool check metrics < '\(file)' 2>&1; echo exit=$?"])
             #expect(output.trimmingCharacters(in: .whitespacesAndNewlines) == "exit=0", "promtool: \(output)")
         }
     }
@@ -56,8 +56,8 @@ struct MetricsTests {
             // Reaped on its own thread: nothing here waits for the exit.
             defer { prometheus.send(SIGKILL) }
             func query(_ q: String) async throws -> String {
-                try await tool("/usr/bin/curl", ["-s", "--max-time", "2", "--get", "--data-urlencode", "query=\(q)",
-                                                 "http://127.0.0.1:\(promPort)/api/v1/query"], acceptExit: [0, 7, 28])
+                try await ChildProcess.output("/usr/bin/curl", ["-s", "--max-time", "2", "--get", "--data-urlencode", "query=\(q)",
+                                                               "http://127.0.0.1:\(promPort)/api/v1/query"], acceptExit: [0, 7, 28])
             }
             var answer = ""
             try await waitFor("Prometheus to scrape flowforest_ingest_records_total", seconds: 30) {

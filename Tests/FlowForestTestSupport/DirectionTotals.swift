@@ -47,7 +47,7 @@ public enum Nfdump {
     /// nfdump's records in `directory` summed per direction: a biflow's
     /// "out" counts belong to the reply direction.
     public static func totals(_ directory: URL) throws -> DirectionTotals {
-        let out = try PeerProcess.run("/usr/bin/nfdump", ["-R", directory.path, "-q", "-N", "-o", "fmt:%pr|%sa|%sp|%da|%dp|%ipkt|%ibyt|%opkt|%obyt"])
+        let out = try ChildProcess.output("/usr/bin/nfdump", ["-R", directory.path, "-q", "-N", "-o", "fmt:%pr|%sa|%sp|%da|%dp|%ipkt|%ibyt|%opkt|%obyt"])
         var totals: DirectionTotals = [:]
         for line in out.split(separator: "\n") {
             let f = line.split(separator: "|").map { $0.trimmingCharacters(in: .whitespaces) }

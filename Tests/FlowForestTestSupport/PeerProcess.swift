@@ -35,7 +35,7 @@ public final class PeerProcess {
 
     /// The UDP socket bound to `port` on loopback, as `ss` shows it (Recv-Q first).
     private static func udpSocket(port: UInt16) throws -> [Substring]? {
-        let line = try run("/usr/bin/ss", ["-Hlun", "sport = :\(port)"]).split(separator: "\n").first
+        let line = try ChildProcess.output("/usr/bin/ss", ["-Hlun", "sport = :\(port)"]).split(separator: "\n").first
         return line?.split(separator: " ", omittingEmptySubsequences: true)
     }
 
@@ -57,15 +57,6 @@ public final class PeerProcess {
             if let status = process.terminationStatus { throw PeerError("\(what): it exited \(status): \(output.suffix(800))") }
             guard Date() < deadline else { throw PeerError("timed out after \(timeout) s waiting for \(what): \(output.suffix(800))") }
             Thread.sleep(forTimeInterval: 0.02)
-        }
-    }
-
-    /// Runs a tool to completion and returns its standard output; throws on a non-zero exit.
-    public static func run(_ path: String, _ arguments: [String]) throws -> String {
-        do {
-            return try ChildProcess.output(path, arguments)
-        } catch let error as ChildProcessError {
-            throw PeerError(error.description)
         }
     }
 

@@ -63,7 +63,7 @@ public final class ThrowawayPostgres: Sendable {
         do {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: false)
             try (password + "\n").write(toFile: "\(directory)/pwfile", atomically: true, encoding: .utf8)
-            if getuid() == 0 { try run("/bin/chown", ["-R", "postgres:postgres", directory]) }
+            if getuid() == 0 { _ = try ChildProcess.output("/bin/chown", ["-R", "postgres:postgres", directory], mergeErrors: true) }
             try server.asServerUser("\(bin)/initdb", [
                 "-D", "\(directory)/data", "-U", "flowforest", "--pwfile=\(directory)/pwfile",
                 "--auth-local=trust", "--auth-host=scram-sha-256", "-E", "UTF8", "--no-sync",
@@ -97,16 +97,10 @@ public final class ThrowawayPostgres: Sendable {
 
     private func asServerUser(_ tool: String, _ arguments: [String]) throws {
         if getuid() == 0 {
-            try Self.run("/usr/sbin/runuser", ["-u", "postgres", "--", tool] + arguments)
+            _ = try ChildProcess.output("/usr/sbin/runuser", ["-u", "postgres", "--", tool] + arguments, mergeErrors: true)
         } else {
-            try Self.run(tool, arguments)
+            _ = try ChildProcess.output(tool, arguments, mergeErrors: true)
         }
-    }
-
-    /// Runs a tool to completion (standard error merged into the output it returns).
-    @discardableResult
-    public static func run(_ tool: String, _ arguments: [String], acceptExit: Set<Int32> = [0]) throws -> String {
-        try ChildProcess.output(tool, arguments, acceptExit: acceptExit, mergeErrors: true)
     }
 
     /// A TCP port nobody listens on right now (the kernel's pick).

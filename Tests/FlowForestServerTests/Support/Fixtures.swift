@@ -58,7 +58,3 @@ struct OnePollSource: FlowSource {
     func stop() {}
 }
 
-/// Runs a tool to completion; its standard output and error.
-func tool(_ path: String, _ arguments: [String], acceptExit: Set<Int32> = [0]) async throws -> String {
-    try await ChildProcess.output(path, arguments, acceptExit: acceptExit, mergeErrors: true)
-}
