@@ -29,7 +29,8 @@ public struct ChunkedArray<Element> {
 
     @inlinable public subscript(position: Int) -> Element {
         get { chunks[position >> Self.chunkShift][position & Self.chunkMask] }
-        set { chunks[position >> Self.chunkShift][position & Self.chunkMask] = newValue }
+        // In place: a get-then-set would copy an element holding arrays.
+        _modify { yield &chunks[position >> Self.chunkShift][position & Self.chunkMask] }
     }
 
     /// Adds an element at position ``count``.

@@ -81,17 +81,17 @@ struct ArrivalQueue<Key: Hashable> {
     /// whatever they are, so the bound always holds and a call costs
     /// amortized O(1) per eviction. Returns the evicted keys, for tables
     /// whose entries other state counts.
-    static func evict<Value>(_ table: inout [Key: Value], queue: inout ArrivalQueue<Key>, limit: Int,
+    static func evict<Value>(_ table: inout TrackerTable<Key, Value>, queue: inout ArrivalQueue<Key>, limit: Int,
                              arrival: (Value) -> UInt64, isWorthKeeping: (Value) -> Bool) -> [Key] {
         var evicted: [Key] = []
         while table.count > limit, let (key, number) = queue.pop() {
-            guard let index = table.index(forKey: key), arrival(table.values[index]) == number else { continue }
-            if queue.secondChances > 0 && isWorthKeeping(table.values[index]) {
+            guard let slot = table.slot(of: key), arrival(table[slot]) == number else { continue }
+            if queue.secondChances > 0 && isWorthKeeping(table[slot]) {
                 queue.secondChances -= 1
                 queue.requeue(key, arrival: number)
                 continue
             }
-            table.remove(at: index)
+            table.remove(at: slot)
             evicted.append(key)
         }
         return evicted

@@ -38,9 +38,9 @@ public struct HostTracker: Sendable {
         }
     }
 
-    private var hosts: [IPAddress: WindowedStatistics] = [:]
-    private var destinations: [IPAddress: WindowedStatistics] = [:]
-    private var pairs: [BeaconScore.PairKey: PairHistory] = [:]
+    private var hosts = TrackerTable<IPAddress, WindowedStatistics>()
+    private var destinations = TrackerTable<IPAddress, WindowedStatistics>()
+    private var pairs = TrackerTable<BeaconScore.PairKey, PairHistory>()
     /// Sources with a history in `pairs` towards each service.
     private var serviceSources: [BeaconScore.ServiceKey: Int] = [:]
     private var lastSweepNs: UInt64 = 0
@@ -133,23 +133,13 @@ public struct HostTracker: Sendable {
         for change in changes { add(change, nowNs: nowNs) }
         countSlowFlows(flows, nowNs: nowNs)
         var out: [EntityVector] = []
-        // By index, reading `touched` in place: copying every entity out of
-        // the table only to skip the untouched ones costs more than the vectors.
-        var index = hosts.startIndex
-        while index != hosts.endIndex {
-            if hosts.values[index].touched {
-                let e = hosts.values[index]
-                out.append(Self.entityVector(.host, hosts.keys[index], e, vector: hostVector(e)))
-            }
-            hosts.formIndex(after: &index)
+        for slot in hosts.slots where hosts[slot].touched {
+            let e = hosts[slot]
+            out.append(Self.entityVector(.host, hosts.key(at: slot), e, vector: hostVector(e)))
         }
-        index = destinations.startIndex
-        while index != destinations.endIndex {
-            if destinations.values[index].touched {
-                let e = destinations.values[index]
-                out.append(Self.entityVector(.destination, destinations.keys[index], e, vector: destinationVector(e)))
-            }
-            destinations.formIndex(after: &index)
+        for slot in destinations.slots where destinations[slot].touched {
+            let e = destinations[slot]
+            out.append(Self.entityVector(.destination, destinations.key(at: slot), e, vector: destinationVector(e)))
         }
         Self.endPoll(&hosts)
         Self.endPoll(&destinations)
@@ -173,13 +163,8 @@ public struct HostTracker: Sendable {
                             recentFlowIDs: e.recent)
     }
 
-    /// Walks by index so values change in place without copying the table.
-    private static func endPoll(_ entities: inout [IPAddress: WindowedStatistics]) {
-        var index = entities.startIndex
-        while index != entities.endIndex {
-            entities.values[index].endPoll()
-            entities.formIndex(after: &index)
-        }
+    private static func endPoll(_ entities: inout TrackerTable<IPAddress, WindowedStatistics>) {
+        for slot in entities.slots { entities[slot].endPoll() }
     }
 
     /// Adds one record to its source host and its destination.
@@ -196,11 +181,16 @@ public struct HostTracker: Sendable {
         // limits evicted updates the side still held and does not make the
         // other again, empty: a forged flood's sources would all come back.
         let quiet = !isNew && change.delta == .zero
-        let keepHost = !quiet || hosts.index(forKey: r.sourceAddress) != nil
-        let keepDestination = !quiet || destinations.index(forKey: r.destinationAddress) != nil
-        var h = Self.take(from: &hosts, r.sourceAddress, stems: H.stems, now: now)
+        // The slots stay valid until the entities are stored back: nothing
+        // in between removes from these tables (an unreachable's target is
+        // only added to `hosts`).
+        let hostSlot = hosts.slot(of: r.sourceAddress)
+        let destinationSlot = destinations.slot(of: r.destinationAddress)
+        let keepHost = !quiet || hostSlot != nil
+        let keepDestination = !quiet || destinationSlot != nil
+        var h = Self.take(from: &hosts, hostSlot, stems: H.stems, now: now)
         h.note(flow: r.id, peer: r.destinationAddress, ipProtocol: r.ipProtocol, port: r.destinationPort, observedAt: r.interfaceName)
-        var d = Self.take(from: &destinations, r.destinationAddress, stems: D.stems, now: now)
+        var d = Self.take(from: &destinations, destinationSlot, stems: D.stems, now: now)
         d.note(flow: r.id, peer: r.sourceAddress, ipProtocol: r.ipProtocol, port: r.destinationPort, observedAt: r.interfaceName)
         if isNew {
             countNewFlow(r, host: &h, destination: &d, nowNs: now, overflow: &overflow)
@@ -222,43 +212,49 @@ public struct HostTracker: Sendable {
             d.openFlows = max(0, d.openFlows - 1)
         }
         statistics.distinctOverflows += overflow
-        // Both entities are back in their tables before either evicts: an
+        // Each entity is back in its table before that table evicts: an
         // entity taken out (its slot a placeholder) must not meet the queue.
         if keepHost {
-            statistics.hostsEvicted += Self.store(h, at: r.sourceAddress, in: &hosts, queue: &hostArrivals, limit: limits.entities)
+            statistics.hostsEvicted += Self.store(h, at: r.sourceAddress, slot: hostSlot, in: &hosts, queue: &hostArrivals,
+                                                  limit: limits.entities)
         }
         if keepDestination {
-            statistics.destinationsEvicted += Self.store(d, at: r.destinationAddress, in: &destinations, queue: &destinationArrivals,
-                                                         limit: limits.entities)
+            statistics.destinationsEvicted += Self.store(d, at: r.destinationAddress, slot: destinationSlot, in: &destinations,
+                                                         queue: &destinationArrivals, limit: limits.entities)
         }
     }
 
-    /// Puts an entity taken with ``take(from:_:stems:now:)`` back, queueing
-    /// it for eviction order when it is new to the table, and evicts as the
-    /// table passes `limit`: a table that grew past its limit within a poll
-    /// and shrank at its end would keep the grown hash table's storage.
-    /// Returns how many entities it evicted.
-    private static func store(_ entity: WindowedStatistics, at address: IPAddress, in table: inout [IPAddress: WindowedStatistics],
+    /// Puts an entity taken with ``take(from:_:stems:now:)`` back into
+    /// `slot` (nil: it is new to the table, and queued for eviction order),
+    /// and evicts as the table passes `limit`: a table that grew past its
+    /// limit within a poll and shrank at its end would keep the grown
+    /// storage. Returns how many entities it evicted.
+    private static func store(_ entity: WindowedStatistics, at address: IPAddress, slot: Int?,
+                              in table: inout TrackerTable<IPAddress, WindowedStatistics>,
                               queue: inout ArrivalQueue<IPAddress>, limit: Int) -> UInt64 {
         var e = entity
-        if e.arrival == 0 { e.arrival = queue.push(address) }
-        table[address] = e
+        if let slot {
+            swap(&e, &table[slot])
+        } else {
+            e.arrival = queue.push(address)
+            table.insert(e, for: address)
+        }
         guard table.count > limit else { return 0 }
         return UInt64(ArrivalQueue.evict(&table, queue: &queue, limit: limit, arrival: \.arrival, isWorthKeeping: \.isWorthKeeping).count)
     }
 
     /// An entity's statistics brought to `now` and marked for a fresh
-    /// vector. Taken out of `table`, whose slot holds an empty placeholder
-    /// until the caller stores the entity back under the same address: a
-    /// copy left in the table would make every change copy the entity's
+    /// vector: taken out of `slot`, which holds an empty placeholder until
+    /// the caller stores the entity back there, or new when `slot` is nil.
+    /// A copy left in the table would make every change copy the entity's
     /// counters and distinct-count sets.
-    private static func take(from table: inout [IPAddress: WindowedStatistics], _ address: IPAddress, stems: Int,
+    private static func take(from table: inout TrackerTable<IPAddress, WindowedStatistics>, _ slot: Int?, stems: Int,
                              now: UInt64) -> WindowedStatistics {
         var e = WindowedStatistics.placeholder
-        if let index = table.index(forKey: address) {
+        if let slot {
             // Swapped, not copied and overwritten: a copy retained and then
             // released every array and table the entity holds.
-            swap(&e, &table.values[index])
+            swap(&e, &table[slot])
         } else {
             e = WindowedStatistics(stems: stems, now: now)
         }
@@ -425,17 +421,19 @@ public struct HostTracker: Sendable {
     private mutating func countUnanswered(_ r: FlowRecord, nowNs now: UInt64) {
         guard r.forward.synCount > 0, !failedFlows.contains(r.id), Self.hasFailed(r, at: now) else { return }
         failedFlows.insert(r.id)
-        for (isHost, address) in [(true, r.sourceAddress), (false, r.destinationAddress)] {
-            var e = isHost ? hosts[address] : destinations[address]
-            guard e != nil else { continue }
-            e!.decay(to: now)
-            e!.add(isHost ? H.failed : D.failed, 1)
-            e!.touched = true
-            // The failure is traffic with that peer this poll, as a record would be.
-            e!.note(flow: r.id, peer: isHost ? r.destinationAddress : r.sourceAddress, ipProtocol: r.ipProtocol, port: r.destinationPort,
-                    observedAt: r.interfaceName)
-            if isHost { hosts[address] = e } else { destinations[address] = e }
-        }
+        Self.countFailure(of: r, in: &hosts, r.sourceAddress, stem: H.failed, peer: r.destinationAddress, nowNs: now)
+        Self.countFailure(of: r, in: &destinations, r.destinationAddress, stem: D.failed, peer: r.sourceAddress, nowNs: now)
+    }
+
+    /// One failure of `r` for the entity of `address`, if held, marked for a fresh vector.
+    private static func countFailure(of r: FlowRecord, in table: inout TrackerTable<IPAddress, WindowedStatistics>,
+                                     _ address: IPAddress, stem: Int, peer: IPAddress, nowNs now: UInt64) {
+        guard let slot = table.slot(of: address) else { return }
+        table[slot].decay(to: now)
+        table[slot].add(stem, 1)
+        table[slot].touched = true
+        // The failure is traffic with that peer this poll, as a record would be.
+        table[slot].note(flow: r.id, peer: peer, ipProtocol: r.ipProtocol, port: r.destinationPort, observedAt: r.interfaceName)
     }
 
     /// An ICMP unreachable is a failure of the host it is sent to.
@@ -443,13 +441,12 @@ public struct HostTracker: Sendable {
         let unreachable = (r.ipProtocol == IPProtocol.icmp && r.forward.icmpType == 3)
             || (r.ipProtocol == IPProtocol.icmpv6 && r.forward.icmpType == 1)
         guard unreachable, r.destinationAddress != r.sourceAddress else { return }
-        var target = hosts[r.destinationAddress] ?? WindowedStatistics(stems: H.stems, now: now)
-        target.decay(to: now)
+        let slot = hosts.slot(of: r.destinationAddress)
+        var target = Self.take(from: &hosts, slot, stems: H.stems, now: now)
         target.add(H.failed, 1)
-        target.touched = true
         // No eviction here: the record's own source is taken out of `hosts`
         // meanwhile; the poll's end brings the table within its limit.
-        _ = Self.store(target, at: r.destinationAddress, in: &hosts, queue: &hostArrivals, limit: .max)
+        _ = Self.store(target, at: r.destinationAddress, slot: slot, in: &hosts, queue: &hostArrivals, limit: .max)
     }
 
     /// Adds a new flow to its pair's history (the last ``BeaconScore/history`` connections
@@ -458,21 +455,18 @@ public struct HostTracker: Sendable {
     /// shared service, whose rhythm is the site's.
     private mutating func notePairStart(_ r: FlowRecord) -> Double {
         let key = BeaconScore.PairKey(r)
-        // Taken out of the table (as `take` does) so the insert below does not copy it.
-        var series: [BeaconScore.Start] = []
-        var earlier = BeaconScore.EarlierGaps()
-        let arrival: UInt64
-        if let index = pairs.index(forKey: key) {
-            series = pairs.values[index].starts
-            earlier = pairs.values[index].earlier
-            arrival = pairs.values[index].arrival
-            pairs.values[index].starts = []
+        // Taken out of the table (as `take` does) so storing it back does not copy it.
+        var history = PairHistory(starts: [], arrival: 0)
+        let slot = pairs.slot(of: key)
+        if let slot {
+            swap(&history, &pairs[slot])
         } else {
             serviceSources[key.service, default: 0] += 1
-            arrival = pairArrivals.push(key)
+            history.arrival = pairArrivals.push(key)
         }
-        BeaconScore.record(BeaconScore.Start(r), in: &series, earlier: &earlier)
-        pairs[key] = PairHistory(starts: series, earlier: earlier, arrival: arrival)
+        BeaconScore.record(BeaconScore.Start(r), in: &history.starts, earlier: &history.earlier)
+        let series = history.starts, earlier = history.earlier
+        if let slot { swap(&history, &pairs[slot]) } else { pairs.insert(history, for: key) }
         if pairs.count > limits.pairs { evictPairs() }
         return isSharedService(r) ? 0 : BeaconScore.regularity(series, earlier: earlier)
     }
@@ -487,9 +481,8 @@ public struct HostTracker: Sendable {
     /// Keeps the byte count of a flow in its pair's history current.
     private mutating func notePairBytes(_ r: FlowRecord) {
         let key = BeaconScore.PairKey(r)
-        guard let index = pairs.index(forKey: key),
-              let i = pairs.values[index].starts.lastIndex(where: { $0.flowID == r.id }) else { return }
-        pairs.values[index].starts[i] = BeaconScore.Start(r)
+        guard let slot = pairs.slot(of: key), let i = pairs[slot].starts.lastIndex(where: { $0.flowID == r.id }) else { return }
+        pairs[slot].starts[i] = BeaconScore.Start(r)
     }
 
     /// Counts each entity's open TCP connections that are old and slow (not
@@ -514,8 +507,12 @@ public struct HostTracker: Sendable {
                 slowByDestination[r.destinationAddress, default: 0] += 1
                 // A slow connection sends little or nothing in a poll, yet it is
                 // what a slow-connections anomaly is about: it names its peers.
-                hosts[r.sourceAddress]?.countPeer(r.destinationAddress, ipProtocol: r.ipProtocol, port: r.destinationPort)
-                destinations[r.destinationAddress]?.countPeer(r.sourceAddress, ipProtocol: r.ipProtocol, port: r.destinationPort)
+                if let slot = hosts.slot(of: r.sourceAddress) {
+                    hosts[slot].countPeer(r.destinationAddress, ipProtocol: r.ipProtocol, port: r.destinationPort)
+                }
+                if let slot = destinations.slot(of: r.destinationAddress) {
+                    destinations[slot].countPeer(r.sourceAddress, ipProtocol: r.ipProtocol, port: r.destinationPort)
+                }
             }
         }
         Self.setSlowFlows(&hosts, from: slowBySource, now: now)
@@ -523,20 +520,17 @@ public struct HostTracker: Sendable {
     }
 
     /// Updates each entity's count of open slow connections; an entity whose
-    /// count rises is marked for a fresh vector. Walks by index so values
-    /// change in place without copying the table.
-    private static func setSlowFlows(_ entities: inout [IPAddress: WindowedStatistics], from counts: [IPAddress: Int], now: UInt64) {
-        var index = entities.startIndex
-        while index != entities.endIndex {
-            let slow = counts[entities.keys[index]] ?? 0
-            if entities.values[index].slowFlows != slow {
-                entities.values[index].slowFlows = slow
-                if slow > 0 {
-                    entities.values[index].decay(to: now)
-                    entities.values[index].touched = true
-                }
+    /// count rises is marked for a fresh vector.
+    private static func setSlowFlows(_ entities: inout TrackerTable<IPAddress, WindowedStatistics>, from counts: [IPAddress: Int],
+                                     now: UInt64) {
+        for slot in entities.slots {
+            let slow = counts[entities.key(at: slot)] ?? 0
+            guard entities[slot].slowFlows != slow else { continue }
+            entities[slot].slowFlows = slow
+            if slow > 0 {
+                entities[slot].decay(to: now)
+                entities[slot].touched = true
             }
-            entities.formIndex(after: &index)
         }
     }
 
@@ -573,25 +567,25 @@ public struct HostTracker: Sendable {
         // Flows the ledger forgot without an ended record.
         failedFlows = failedFlows.filter { flows[$0] != nil }
         establishedFlows = establishedFlows.filter { flows[$0] != nil }
-        hosts = hosts.filter { now &- $0.value.updatedNs < Self.forgetAfterNs || $0.value.openFlows > 0 }
-        destinations = destinations.filter { now &- $0.value.updatedNs < Self.forgetAfterNs || $0.value.openFlows > 0 }
-        let stale = pairs.filter { now &- ($0.value.starts.last?.startNs ?? 0) >= Self.forgetAfterNs }.keys
-        for key in stale {
-            pairs.removeValue(forKey: key)
-            forgetPairSource(key)
+        hosts.removeAll { now &- $1.updatedNs >= Self.forgetAfterNs && $1.openFlows <= 0 }
+        destinations.removeAll { now &- $1.updatedNs >= Self.forgetAfterNs && $1.openFlows <= 0 }
+        var stale: [BeaconScore.PairKey] = []
+        pairs.removeAll { key, history in
+            guard now &- (history.starts.last?.startNs ?? 0) >= Self.forgetAfterNs else { return false }
+            stale.append(key)
+            return true
         }
-        // Local copies (shared, not copied) so the closures do not read self while a queue changes.
-        let (heldHosts, heldDestinations, heldPairs) = (hosts, destinations, pairs)
-        hostArrivals.retain { heldHosts[$0]?.arrival == $1 }
-        destinationArrivals.retain { heldDestinations[$0]?.arrival == $1 }
-        pairArrivals.retain { heldPairs[$0]?.arrival == $1 }
-        // In place: a copy of each entity would copy its counters too.
+        for key in stale { forgetPairSource(key) }
+        do {
+            // Local copies (shared, not copied) so the closures do not read
+            // self while a queue changes; gone before the tables change again.
+            let (heldHosts, heldDestinations, heldPairs) = (hosts, destinations, pairs)
+            hostArrivals.retain { heldHosts[key: $0]?.arrival == $1 }
+            destinationArrivals.retain { heldDestinations[key: $0]?.arrival == $1 }
+            pairArrivals.retain { heldPairs[key: $0]?.arrival == $1 }
+        }
         let cutoff = now > Self.forgetAfterNs ? now - Self.forgetAfterNs + 1 : 0
-        var index = hosts.startIndex
-        while index != hosts.endIndex {
-            hosts.values[index].distinct.forget(seenBefore: cutoff)
-            hosts.formIndex(after: &index)
-        }
+        for slot in hosts.slots { hosts[slot].distinct.forget(seenBefore: cutoff) }
     }
 
     private func hostVector(_ e: WindowedStatistics) -> [Double] {
