@@ -75,10 +75,17 @@ struct API: Sendable {
     /// The store's state: `ok`; `degraded` when writes fail or the SQLite
     /// file was deleted or replaced under the running store; `unavailable`
     /// when it does not answer. Also sets `flowforest_store_healthy`.
+    ///
+    /// A write that succeeded within the last second answers for the
+    /// database: a ping would wait behind the writer's inserts (SQLite runs
+    /// one statement at a time), and health must answer at once under a
+    /// flood that keeps the writer busy.
     func storeHealth() async -> (state: String, reason: String?) {
         let result: (String, String?)
         if let problem = store.fileProblem() {
             result = ("degraded", problem)
+        } else if writer.wroteSuccessfully(within: .seconds(1)) {
+            result = ("ok", nil)
         } else if !(await store.ping()) {
             result = ("unavailable", "the database does not answer")
         } else if let failure = writer.failure {

@@ -8,7 +8,7 @@ struct StoreSink: PipelineSink {
     let writer: StoreWriter
 
     func enqueue(flows: [FlowRecord], sensor: String) {
-        writer.enqueue(flows: flows.map { StoredFlow(sensor: sensor, record: $0) })
+        writer.enqueue(flows: flows, sensor: sensor)
     }
 
     func enqueue(anomalies: [Anomaly]) -> Bool {

@@ -44,7 +44,8 @@ public struct StoreWriterConfiguration: Sendable, Hashable {
 public final class StoreWriter: Service, Sendable {
     struct Queue {
         var anomalies = RowQueue<PendingAnomaly>()
-        var flows = RowQueue<StoredFlow>()
+        /// Flow records, each segment labelled with its sensor.
+        var flows = RowQueue<FlowRecord>()
         var incidents = RowQueue<IncidentUpdate>()
     }
 
@@ -72,11 +73,20 @@ public final class StoreWriter: Service, Sendable {
     private let retentionErrors: Counter
     private let errorTotal = Atomic<Int64>(0)
     private let lastFailure = Mutex<String?>(nil)
+    private let lastSuccess = Mutex<ContinuousClock.Instant?>(nil)
 
     /// The error of the last write when it failed, nil once a later write
     /// succeeded (or before any failed): health reports the store degraded
     /// while this is set.
     public var failure: String? { lastFailure.withLock { $0 } }
+
+    /// Whether a write succeeded within `interval` (and none failed since):
+    /// the database answered just now, so health need not ask it again
+    /// behind the writer's queue of inserts.
+    public func wroteSuccessfully(within interval: Duration) -> Bool {
+        guard failure == nil, let last = lastSuccess.withLock({ $0 }) else { return false }
+        return ContinuousClock.now - last < interval
+    }
 
     /// Failed writes so far (each retry that failed counts once).
     public var errorCount: Int64 { errorTotal.load(ordering: .relaxed) }
@@ -142,11 +152,12 @@ public final class StoreWriter: Service, Sendable {
     }
 
     /// Queues flow records; those beyond the queue's room are dropped and counted.
-    public func enqueue(flows: [StoredFlow]) {
+    public func enqueue(flows: [FlowRecord], sensor: String) {
         guard !flows.isEmpty else { return }
         let lost = queue.withLock { q -> Int in
             let room = max(0, configuration.maxPendingFlows - q.flows.count)
-            q.flows.append(contentsOf: flows.prefix(room))
+            // The caller's array itself when it fits: a poll's records are held once.
+            q.flows.append(contentsOf: room >= flows.count ? flows : Array(flows.prefix(room)), label: sensor)
             return flows.count - min(room, flows.count)
         }
         if lost > 0 { dropped.flows.increment(by: Int64(lost)) }
@@ -230,12 +241,12 @@ public final class StoreWriter: Service, Sendable {
     /// Writes one batch of anomalies, then one of flows. A failed batch stays
     /// at the head of its queue. Returns false after a failure.
     func writeOnce() async -> Bool {
-        let anomalies = queue.withLock { Array($0.anomalies.prefix(configuration.batchSize)) }
+        let anomalies = queue.withLock { $0.anomalies.prefix(configuration.batchSize) }
         if !anomalies.isEmpty {
             do {
                 let ids = try await store.insertAnomalies(anomalies)
                 queue.withLock { $0.anomalies.removeFirst(anomalies.count) }
-                lastFailure.withLock { $0 = nil }
+                succeeded()
                 writes.anomalies.increment(by: Int64(anomalies.count))
                 stored.yield(anomalies.map { p in
                     var a = p.anomaly
@@ -249,12 +260,12 @@ public final class StoreWriter: Service, Sendable {
         }
         // After the anomalies, so an incident read back has its anomalies' ids.
         guard await writeIncidents() else { return false }
-        let flows = queue.withLock { Array($0.flows.prefix(configuration.batchSize)) }
+        let flows = queue.withLock { $0.flows.prefix(configuration.batchSize) { StoredFlow(sensor: $1, record: $0) } }
         if !flows.isEmpty {
             do {
                 try await store.insertFlows(flows)
                 queue.withLock { $0.flows.removeFirst(flows.count) }
-                lastFailure.withLock { $0 = nil }
+                succeeded()
                 writes.flows.increment(by: Int64(flows.count))
             } catch {
                 failed(error, table: "flows", rows: flows.count)
@@ -267,12 +278,12 @@ public final class StoreWriter: Service, Sendable {
 
     /// Writes one batch of incident changes and publishes them as stored.
     private func writeIncidents() async -> Bool {
-        let updates = queue.withLock { Array($0.incidents.prefix(configuration.batchSize)) }
+        let updates = queue.withLock { $0.incidents.prefix(configuration.batchSize) }
         guard !updates.isEmpty else { return true }
         do {
             let stored = try await store.upsertIncidents(updates.map(\.incident))
             queue.withLock { $0.incidents.removeFirst(updates.count) }
-            lastFailure.withLock { $0 = nil }
+            succeeded()
             writes.incidents.increment(by: Int64(updates.count))
             storedIncidents.publish(updates.map { update in
                 // Each change keeps its own snapshot; the store adds the ids.
@@ -286,6 +297,11 @@ public final class StoreWriter: Service, Sendable {
             failed(error, table: "incidents", rows: updates.count)
             return false
         }
+    }
+
+    private func succeeded() {
+        lastFailure.withLock { $0 = nil }
+        lastSuccess.withLock { $0 = .now }
     }
 
     private func failed(_ error: any Error, table: String, rows: Int) {

@@ -236,14 +236,21 @@ struct StoreTests {
             let group = ServiceGroup(services: [writer], logger: Logger(label: "g"))
             try await withThrowingTaskGroup(of: Void.self) { tasks in
                 tasks.addTask { try await group.run() }
+                #expect(!writer.wroteSuccessfully(within: .seconds(3600)), "nothing was written yet")
                 for i in 0..<20 { #expect(writer.enqueue(anomalies: [anomaly(i)])) }
-                writer.enqueue(flows: (1...50).map { StoredFlow(sensor: "s1", record: flow(UInt64($0), lastMs: Store.nowMsForTests() - 1000)) })
+                // Two sensors' arrays, batches of 7 cutting across them: each flow keeps its sensor.
+                writer.enqueue(flows: (1...50).map { flow(UInt64($0), lastMs: Store.nowMsForTests() - 1000) }, sensor: "s1")
+                writer.enqueue(flows: (51...60).map { flow(UInt64($0), lastMs: Store.nowMsForTests() - 1000) }, sensor: "s2")
                 // Shut down straight away: what is queued must still be written.
                 await group.triggerGracefulShutdown()
                 try await tasks.waitForAll()
             }
+            #expect(writer.wroteSuccessfully(within: .seconds(3600)))
             #expect(try await store.anomalyCount() == 20)
-            #expect(try await store.flowCount() == 50)
+            #expect(try await store.flowCount() == 60)
+            let stored = try await store.recentFlows(limit: 100)
+            #expect(stored.count == 60)
+            for flow in stored { #expect(flow.sensor == (flow.record.id <= 50 ? "s1" : "s2"), "flow \(flow.record.id)") }
             // The stream of stored anomalies ends with the writer, so it can be read to the end.
             var ids: [Int64] = []
             for await batch in writer.storedAnomalies { ids += batch.compactMap(\.id) }
@@ -265,7 +272,7 @@ struct StoreTests {
             try await withThrowingTaskGroup(of: Void.self) { tasks in
                 tasks.addTask { try await group.run() }
                 let now = Store.nowMsForTests()
-                writer.enqueue(flows: (1...20_000).map { StoredFlow(sensor: "s1", record: flow(UInt64($0), lastMs: now - 1000)) })
+                writer.enqueue(flows: (1...20_000).map { flow(UInt64($0), lastMs: now - 1000) }, sensor: "s1")
                 // A backlog of a batch or more does not wait to accumulate: well within one interval.
                 let deadline = ContinuousClock.now + .seconds(20)
                 while writer.pendingTotal > 0 && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }
