@@ -89,7 +89,7 @@ let package = Package(
         .target(
             name: "FlowForestPipeline",
             dependencies: [
-                "FlowForestCore", "FlowForestDetection",
+                "FlowForestCore", "FlowForestDetection", "CHeapStatistics",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
             ],

@@ -12,6 +12,12 @@ size_t ff_heap_bytes_in_use(void)
     struct mallinfo2 m = mallinfo2();
     return m.uordblks + m.hblkhd;
 }
+
+int ff_heap_trim(void)
+{
+    return malloc_trim(0);
+}
 #else
 size_t ff_heap_bytes_in_use(void) { return 0; }
+int ff_heap_trim(void) { return 0; }
 #endif

@@ -2,6 +2,7 @@ public import CoreMetrics
 public import FlowForestCore
 public import FlowForestDetection
 import Foundation
+import CHeapStatistics
 import Metrics
 public import Logging
 import Synchronization
@@ -52,6 +53,7 @@ public actor Pipeline {
     public private(set) var bytesTotal: UInt64 = 0
     /// Anomalies found so far.
     public private(set) var anomaliesTotal: Int64 = 0
+    private var lastTrim = ContinuousClock.now
 
     /// - Parameters:
     ///   - sensor: the name anomalies and stored flows carry.
@@ -99,6 +101,7 @@ public actor Pipeline {
         }
         report(&anomalies, timeNs: batch.timeNs, lost: folded.isEmpty ? lost : SensorLoss())
         publish()
+        trimHeapIfDue()
         return folded + anomalies
     }
 
@@ -229,6 +232,13 @@ public actor Pipeline {
         }
         return SensorLoss(packets: UInt64(lost.0) &+ UInt64(lost.1) &+ UInt64(lost.2),
                           flowRecords: UInt64(delta(s.missingRecords, p.missingRecords)))
+    }
+
+    /// Hands glibc's free pages back to the kernel every few seconds.
+    private func trimHeapIfDue() {
+        guard ContinuousClock.now - lastTrim >= .seconds(5) else { return }
+        ff_heap_trim()
+        lastTrim = .now
     }
 
     /// Keeps the model when learning ends or it changes, so a restart resumes with it.
