@@ -46,7 +46,8 @@ let package = Package(
         ),
         // The eBPF object's bytes, embedded at build time from out/bpf (`make bpf`).
         .target(name: "CFlowForestBPF"),
-        // glibc's heap counters (mallinfo2), for the memory-per-flow measurement.
+        // glibc's heap: its counters (mallinfo2) for the memory-per-flow measurement,
+        // and malloc_trim, with which the pipeline hands free pages back.
         .target(name: "CHeapStatistics"),
 
         // MARK: Pure core: records, flow table, features, detection.
