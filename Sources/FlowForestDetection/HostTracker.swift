@@ -225,22 +225,26 @@ public struct HostTracker: Sendable {
     }
 
     /// Puts an entity taken with ``take(from:_:stems:now:)`` back into
-    /// `slot` (nil: it is new to the table, and queued for eviction order),
-    /// and evicts as the table passes `limit`: a table that grew past its
-    /// limit within a poll and shrank at its end would keep the grown
-    /// storage. Returns how many entities it evicted.
+    /// `slot`, or, when `slot` is nil, adds it (queued for eviction order)
+    /// after evicting to make room at `limit`: a table that grew past its
+    /// limit within a poll would keep the grown index (doubled again for
+    /// one entry over a power of two). Returns how many entities it evicted.
     private static func store(_ entity: WindowedStatistics, at address: IPAddress, slot: Int?,
                               in table: inout TrackerTable<IPAddress, WindowedStatistics>,
                               queue: inout ArrivalQueue<IPAddress>, limit: Int) -> UInt64 {
         var e = entity
         if let slot {
             swap(&e, &table[slot])
-        } else {
-            e.arrival = queue.push(address)
-            table.insert(e, for: address)
+            return 0
         }
-        guard table.count > limit else { return 0 }
-        return UInt64(ArrivalQueue.evict(&table, queue: &queue, limit: limit, arrival: \.arrival, isWorthKeeping: \.isWorthKeeping).count)
+        var evicted = 0
+        if table.count >= limit {
+            evicted = ArrivalQueue.evict(&table, queue: &queue, limit: limit - 1, arrival: \.arrival,
+                                         isWorthKeeping: \.isWorthKeeping).count
+        }
+        e.arrival = queue.push(address)
+        table.insert(e, for: address)
+        return UInt64(evicted)
     }
 
     /// An entity's statistics brought to `now` and marked for a fresh
@@ -458,16 +462,19 @@ public struct HostTracker: Sendable {
         // Taken out of the table (as `take` does) so storing it back does not copy it.
         var history = PairHistory(starts: [], arrival: 0)
         let slot = pairs.slot(of: key)
+        if let slot { swap(&history, &pairs[slot]) }
+        BeaconScore.record(BeaconScore.Start(r), in: &history.starts, earlier: &history.earlier)
+        let series = history.starts, earlier = history.earlier
         if let slot {
             swap(&history, &pairs[slot])
         } else {
+            // Room first, as for hosts, so the index keeps its size for the
+            // limit; then queued, so eviction never meets the new pair's number.
+            if pairs.count >= limits.pairs { evictPairs(limit: limits.pairs - 1) }
             serviceSources[key.service, default: 0] += 1
             history.arrival = pairArrivals.push(key)
+            pairs.insert(history, for: key)
         }
-        BeaconScore.record(BeaconScore.Start(r), in: &history.starts, earlier: &history.earlier)
-        let series = history.starts, earlier = history.earlier
-        if let slot { swap(&history, &pairs[slot]) } else { pairs.insert(history, for: key) }
-        if pairs.count > limits.pairs { evictPairs() }
         return isSharedService(r) ? 0 : BeaconScore.regularity(series, earlier: earlier)
     }
 
@@ -548,8 +555,8 @@ public struct HostTracker: Sendable {
         statistics.destinationsEvicted += UInt64(destinationsGone.count)
     }
 
-    private mutating func evictPairs() {
-        let gone = ArrivalQueue.evict(&pairs, queue: &pairArrivals, limit: limits.pairs,
+    private mutating func evictPairs(limit: Int? = nil) {
+        let gone = ArrivalQueue.evict(&pairs, queue: &pairArrivals, limit: limit ?? limits.pairs,
                                       arrival: \.arrival, isWorthKeeping: \.isWorthKeeping)
         for key in gone { forgetPairSource(key) }
         statistics.pairsEvicted += UInt64(gone.count)

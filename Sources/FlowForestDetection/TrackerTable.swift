@@ -7,7 +7,7 @@ import FlowForestCore
 /// A `Dictionary` at the tracker's limits (131,072 hosts) keeps 262,144
 /// buckets of key and value, half of them empty, and doubles into a second
 /// table while it grows; here the index costs 4 bytes a bucket and the
-/// entries sit in chunks of 4,096 with no slack beyond the last chunk.
+/// entries sit in chunks of 4,096, with at most one spare chunk.
 ///
 /// Entries are addressed by slot number. A slot stays valid until an entry
 /// is removed: ``remove(at:)`` moves the last entry into the freed slot.

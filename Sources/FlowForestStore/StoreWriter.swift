@@ -72,19 +72,22 @@ public final class StoreWriter: Service, Sendable {
     private let retention: Counter
     private let retentionErrors: Counter
     private let errorTotal = Atomic<Int64>(0)
-    private let lastFailure = Mutex<String?>(nil)
-    private let lastSuccess = Mutex<ContinuousClock.Instant?>(nil)
+    /// The last write's outcome: the error of the last write when it failed
+    /// (nil once a later one succeeded), and when a write last succeeded.
+    /// One lock, so health never reads a success from before a failure.
+    private let outcome = Mutex<(failure: String?, lastSuccess: ContinuousClock.Instant?)>((nil, nil))
 
     /// The error of the last write when it failed, nil once a later write
     /// succeeded (or before any failed): health reports the store degraded
     /// while this is set.
-    public var failure: String? { lastFailure.withLock { $0 } }
+    public var failure: String? { outcome.withLock { $0.failure } }
 
     /// Whether a write succeeded within `interval` (and none failed since):
     /// the database answered just now, so health need not ask it again
     /// behind the writer's queue of inserts.
     public func wroteSuccessfully(within interval: Duration) -> Bool {
-        guard failure == nil, let last = lastSuccess.withLock({ $0 }) else { return false }
+        let (failure, last) = outcome.withLock { ($0.failure, $0.lastSuccess) }
+        guard failure == nil, let last else { return false }
         return ContinuousClock.now - last < interval
     }
 
@@ -300,14 +303,13 @@ public final class StoreWriter: Service, Sendable {
     }
 
     private func succeeded() {
-        lastFailure.withLock { $0 = nil }
-        lastSuccess.withLock { $0 = .now }
+        outcome.withLock { $0 = (nil, .now) }
     }
 
     private func failed(_ error: any Error, table: String, rows: Int) {
         errors.increment()
         errorTotal.add(1, ordering: .relaxed)
-        lastFailure.withLock { $0 = "writing \(table) failed: \(error)" }
+        outcome.withLock { $0.failure = "writing \(table) failed: \(error)" }
         updateGauges()
         logger.warning("store write failed; will retry", metadata: ["table": "\(table)", "rows": "\(rows)", "error": "\(error)"])
     }

@@ -43,6 +43,8 @@ struct StoreHealthTests {
             #expect(parts.writer.enqueue(anomalies: [storedAnomaly(2, src: "198.18.0.3", dst: "198.18.0.4", severity: .high).anomaly]))
             try await waitFor("a failed write (SQLite busy after its 5 s timeout)", seconds: 30) { parts.writer.errorCount >= 1 }
 
+            // A failure ends health's trust in earlier successful writes.
+            #expect(!parts.writer.wroteSuccessfully(within: .seconds(3600)))
             let degraded = try await client.call("/api/health", token: db.viewerToken)
             #expect(degraded.status == .serviceUnavailable)
             let body = try degraded.object()
@@ -53,6 +55,7 @@ struct StoreHealthTests {
             try await other.withSQL { try await $0.raw("COMMIT").run() }
             await other.close()
             try await waitFor("the anomaly written once the lock is gone", seconds: 30) { parts.writer.pending.anomalies == 0 }
+            #expect(parts.writer.wroteSuccessfully(within: .seconds(3600)))
             let recovered = try await client.call("/api/health", token: db.viewerToken)
             #expect(recovered.status == .ok)
             #expect(try recovered.object()["store"] as? String == "ok")

@@ -33,4 +33,23 @@ struct RowQueueTests {
         queue.removeFirst(queue.count)
         #expect(queue.isEmpty && queue.prefix(10).isEmpty)
     }
+
+    @Test("a queue that is never empty stays in order as taken segments are compacted away")
+    func neverEmpty() {
+        var queue = RowQueue<Int>()
+        var next = 0, expected = 0
+        // Two-row segments, one taken per round behind a backlog of about ten:
+        // thousands of segments pass through without the queue running dry.
+        for round in 0..<5_000 {
+            queue.append(contentsOf: [next, next + 1], label: "s")
+            next += 2
+            guard round >= 10 else { continue }
+            let batch = queue.prefix(2)
+            #expect(batch == [expected, expected + 1])
+            expected += 2
+            queue.removeFirst(2)
+            #expect(queue.count == next - expected)
+        }
+        #expect(queue.prefix(queue.count) == Array(expected..<next))
+    }
 }

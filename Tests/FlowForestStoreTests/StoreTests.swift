@@ -238,7 +238,8 @@ struct StoreTests {
                 tasks.addTask { try await group.run() }
                 #expect(!writer.wroteSuccessfully(within: .seconds(3600)), "nothing was written yet")
                 for i in 0..<20 { #expect(writer.enqueue(anomalies: [anomaly(i)])) }
-                // Two sensors' arrays, batches of 7 cutting across them: each flow keeps its sensor.
+                // Two sensors' arrays: each flow keeps its sensor (batches cutting
+                // across arrays are RowQueueTests' part).
                 writer.enqueue(flows: (1...50).map { flow(UInt64($0), lastMs: Store.nowMsForTests() - 1000) }, sensor: "s1")
                 writer.enqueue(flows: (51...60).map { flow(UInt64($0), lastMs: Store.nowMsForTests() - 1000) }, sensor: "s2")
                 // Shut down straight away: what is queued must still be written.
