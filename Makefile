@@ -21,7 +21,7 @@ APT_PACKAGES := libpcap-dev libbpf-dev libelf-dev zlib1g-dev linux-libc-dev bpft
 VENV       ?= $(OUT)/venv
 DASHBOARD_VENV ?= $(OUT)/venv-dashboard
 DEPLOY_VENV ?= $(OUT)/deploy-venv
-# Tiers `make test` runs (Tests/tiers.py): unit service lab deploy dashboard.
+# Tiers `make test` runs (Tests/tiers.py): unit memory service lab deploy dashboard.
 TIERS      ?=
 INTERFACE  ?= $(shell ip route show default 2>/dev/null | awk '/default/ {print $$5; exit}')
 

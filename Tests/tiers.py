@@ -2,6 +2,7 @@
 """Runs FlowForest's tests in tiers and prints one summary for all of them.
 
     unit       Swift unit suites in memory, in parallel (no root, no network lab)
+    memory     the bytes-per-flow suite alone, as it reads the whole process's heap
     service    store and server suites (real SQLite, PostgreSQL, HTTP), in parallel
     lab        Swift suites that drive a namespace lab, one at a time (root)
     api        a live daemon: schemathesis against /openapi.yaml (time-bounded), stop under load (pytest)
@@ -45,10 +46,14 @@ LAB_TARGETS = "EBPFCaptureTests|LabTests"
 # suites: in one process, tests that keep both cooperative threads busy
 # delay others' I/O until their own deadlines fire.
 SERVICE_TARGETS = "FlowForestStoreTests|FlowForestServerTests"
+# Suites that measure bytes in use by reading the whole process's heap
+# (glibc's mallinfo2): any other suite running beside them, allocating or
+# freeing, is in their figures, so they run in a process of their own.
+MEMORY_SUITES = "MemoryPerFlowTests"
 # Seconds a tier may run: several times what it takes on this kind of machine
-# (unit 40 s, service 70 s, lab 250 s, api 75 s, deploy 17 s, dashboard 30 s),
+# (unit 40 s, memory 30 s, service 70 s, lab 250 s, api 75 s, deploy 17 s, dashboard 30 s),
 # and together with the build well inside CI's limit even if every tier hangs.
-TIER_LIMITS = {"unit": 480, "service": 480, "lab": 1200, "api": 420, "deploy": 300, "dashboard": 300}
+TIER_LIMITS = {"unit": 480, "memory": 300, "service": 480, "lab": 1200, "api": 420, "deploy": 300, "dashboard": 300}
 DEFAULT_LIMIT = 600
 TIMED_OUT = "TIMED OUT after"
 
@@ -263,9 +268,10 @@ def flowforest_bin() -> str:
 
 
 TIERS = {
-    "unit": lambda: swift_tier("unit", ["--skip", f"{LAB_TARGETS}|{SERVICE_TARGETS}"], {
+    "unit": lambda: swift_tier("unit", ["--skip", f"{LAB_TARGETS}|{SERVICE_TARGETS}|{MEMORY_SUITES}"], {
         # The parity suite runs in this tier, against the reference venv.
         "FLOWFOREST_REQUIRE_PARITY": "1", "FLOWFOREST_PYTHON": f"{VENV}/bin/python"}),
+    "memory": lambda: swift_tier("memory", ["--no-parallel", "--filter", MEMORY_SUITES]),
     "service": lambda: swift_tier("service", ["--filter", SERVICE_TARGETS]),
     # One suite at a time: labs drive traffic at full rate and must not
     # compete with each other for the two cores.
