@@ -9,6 +9,9 @@ final class ExporterMetrics {
     let records: Counter
     let sequenceGaps: Counter
     let sequenceMissing: Counter
+    let sequenceResets: Counter
+    let duplicateRecords: Counter
+    let domainsReplaced: Counter
     let waitingSets: Gauge
     let dropped: [DropReason: Counter]
     let malformed: [MalformedReason: Counter]
@@ -27,6 +30,9 @@ final class ExporterMetrics {
         records = counter("flowforest_collector_records_total")
         sequenceGaps = counter("flowforest_collector_sequence_gaps_total")
         sequenceMissing = counter("flowforest_collector_sequence_missing_total")
+        sequenceResets = counter("flowforest_collector_sequence_resets_total")
+        duplicateRecords = counter("flowforest_collector_duplicate_records_total")
+        domainsReplaced = counter("flowforest_collector_domains_replaced_total")
         waitingSets = Gauge(label: "flowforest_collector_waiting_sets", dimensions: [e], factory: factory)
         dropped = Dictionary(uniqueKeysWithValues: DropReason.allCases.map {
             ($0, counter("flowforest_collector_dropped_sets_total", [("reason", $0.rawValue)]))
@@ -47,6 +53,9 @@ final class ExporterMetrics {
             sequenceGaps.increment()
             sequenceMissing.increment(by: Int(clamping: r.sequenceGap))
         }
+        if r.sequenceReset { sequenceResets.increment() }
+        if r.duplicateRecords > 0 { duplicateRecords.increment(by: r.duplicateRecords) }
+        if r.domainsReplaced > 0 { domainsReplaced.increment(by: r.domainsReplaced) }
         for reason in r.malformed { malformed[reason]?.increment() }
         for (reason, count) in r.dropped { dropped[reason]?.increment(by: count) }
         if r.templateRefusals > 0 { templateRefusals.increment(by: r.templateRefusals) }

@@ -165,8 +165,8 @@ public final class CollectorSource: FlowSource, @unchecked Sendable {
             let n = UDPSocket.receive(fd, into: &buffer, from: &storage, control: &control, drops: &dropCount)
             guard n >= 0 else { return }
             if let dropCount { drops.saw(dropCount) }
-            guard let exporter = UDPSocket.address(storage) else { continue }
-            collector.receive(Array(buffer[0..<n]), from: exporter, at: Self.nowNs())
+            guard let (exporter, port) = UDPSocket.address(storage) else { continue }
+            collector.receive(Array(buffer[0..<n]), from: exporter, port: port, at: Self.nowNs())
         }
     }
 
@@ -206,19 +206,20 @@ enum UDPSocket {
         return fd
     }
 
-    /// The sender's address of a datagram.
-    static func address(_ storage: sockaddr_storage) -> IPAddress? {
+    /// The sender's address and port of a datagram.
+    static func address(_ storage: sockaddr_storage) -> (IPAddress, UInt16)? {
         var s = storage
         switch Int32(s.ss_family) {
         case AF_INET:
             return withUnsafeBytes(of: &s) { raw in
                 let sin = raw.load(as: sockaddr_in.self)
-                return IPAddress(ipv4: UInt32(bigEndian: sin.sin_addr.s_addr))
+                return (IPAddress(ipv4: UInt32(bigEndian: sin.sin_addr.s_addr)), UInt16(bigEndian: sin.sin_port))
             }
         case AF_INET6:
             return withUnsafeBytes(of: &s) { raw in
                 let sin6 = raw.load(as: sockaddr_in6.self)
-                return withUnsafeBytes(of: sin6.sin6_addr) { IPAddress(bytes: Array($0)) }
+                let port = UInt16(bigEndian: sin6.sin6_port)
+                return withUnsafeBytes(of: sin6.sin6_addr) { IPAddress(bytes: Array($0)) }.map { ($0, port) }
             }
         default:
             return nil

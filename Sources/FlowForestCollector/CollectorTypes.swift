@@ -34,10 +34,15 @@ public enum MalformedReason: String, Sendable, CaseIterable {
     case zeroFieldLength = "zero_field_length"
     /// A template with more fields, or longer records, than the collector accepts.
     case templateTooLarge = "template_too_large"
-    /// A data record that runs past its set (a variable-length field too long).
+    /// A data record that runs past its set (a variable-length field too
+    /// long), or whose source and destination are of two address families.
     case badRecord = "bad_record"
-    /// A new observation domain (source id, engine) beyond the exporter's maximum.
+    /// A new observation domain (source id, engine, IPFIX session) beyond the
+    /// exporter's maximum, none of its others silent long enough to give way.
     case tooManyDomains = "too_many_domains"
+    /// A data record claiming more packets or bytes than any link carries
+    /// in one record (2^48, sampling applied); the record is not used.
+    case implausibleCount = "implausible_count"
 }
 
 /// Why data was dropped after it was read: `flowforest_collector_dropped_sets_total{reason}`.
@@ -49,13 +54,19 @@ public enum DropReason: String, Sendable, CaseIterable {
 }
 
 /// One exporter's template space: the datagram's source address and the
-/// observation domain (IPFIX), source id (v9) or engine type and id (v5).
+/// observation domain (IPFIX), source id (v9) or engine type and id (v5);
+/// for IPFIX also the source port, since RFC 7011 scopes templates and
+/// sequence numbers to the transport session, so two exporting processes
+/// on one host never read each other's templates. (RFC 3954 scopes v9 to
+/// the address and source id alone; `port` is 0 there and for v5.)
 public struct ExporterDomain: Hashable, Sendable {
     public var address: IPAddress
+    public var port: UInt16
     public var domain: UInt32
 
-    public init(address: IPAddress, domain: UInt32) {
+    public init(address: IPAddress, port: UInt16 = 0, domain: UInt32) {
         self.address = address
+        self.port = port
         self.domain = domain
     }
 }
@@ -65,8 +76,14 @@ public struct ExporterDomain: Hashable, Sendable {
 public struct CollectorLimits: Sendable, Hashable {
     /// Exporters (source addresses) tracked; datagrams from further ones are refused and counted.
     public var maxExporters: Int = 256
-    /// Observation domains (source ids, engines) per exporter; datagrams of further ones are counted as malformed.
+    /// Observation domains (source ids, engines, IPFIX sessions) per
+    /// exporter address. A further one takes the place of one silent for
+    /// ``domainIdleNs`` (an exporter that restarted from a new port), else its
+    /// datagrams are counted as malformed.
     public var maxDomainsPerExporter: Int = 64
+    /// How long, by the collector's clock, a domain must have been silent
+    /// before a new one may take its place (with its templates).
+    public var domainIdleNs: UInt64 = 600_000_000_000
     /// Templates held per exporter over all its domains; more are refused and counted.
     public var maxTemplatesPerExporter: Int = 256
     /// Fields per template.

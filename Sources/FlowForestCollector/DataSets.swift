@@ -1,21 +1,23 @@
 import FlowForestCore
 
 extension FlowDecoder {
-    /// Decodes a data set, or holds it when its template has not arrived.
-    /// Returns false when its record count is unknown (held or dropped).
-    mutating func readData(_ id: UInt16, _ body: ByteCursor, context: MessageContext, into result: inout DecodeResult) -> Bool {
+    /// Decodes a data set into `flows`, or holds it when its template has
+    /// not arrived. Returns false when its record count is unknown (held or dropped).
+    mutating func readData(_ id: UInt16, _ body: ByteCursor, context: MessageContext, into result: inout DecodeResult,
+                           flows: inout [UniflowSummary]) -> Bool {
         guard let template = templates.template(id, in: context.exporter) else {
             hold(HeldSet(setID: id, body: Array(body.bytes[body.offset..<body.end]), context: context), into: &result)
             return false
         }
-        decodeRecords(body, template: template, context: context, into: &result)
+        decodeRecords(body, template: template, context: context, into: &result, flows: &flows)
         return true
     }
 
     /// Walks the records of a set. Fewer bytes left than the shortest
     /// possible record are padding; a record whose variable-length field
     /// runs past the set ends the walk.
-    mutating func decodeRecords(_ body: ByteCursor, template: Template, context: MessageContext, into result: inout DecodeResult) {
+    mutating func decodeRecords(_ body: ByteCursor, template: Template, context: MessageContext, into result: inout DecodeResult,
+                                flows: inout [UniflowSummary]) {
         var c = body
         let minimum = template.minimumRecordLength
         // A data set's records share one domain and no options record sits among them.
@@ -46,7 +48,9 @@ extension FlowDecoder {
                 }
             } else {
                 let name = interfaceNames.name(context.exporter.address, interfaceIndex: fields.ingressInterface)
-                fields.appendUniflows(context, sampling: sampling, name: name, to: &result.flows)
+                if let reason = fields.appendUniflows(context, sampling: sampling, name: name, to: &flows) {
+                    result.malformed.append(reason)
+                }
             }
         }
     }
@@ -68,13 +72,15 @@ extension FlowDecoder {
     mutating func replayHeld(_ id: UInt16, domain: ExporterDomain, into result: inout DecodeResult) {
         guard let sets = held[domain.address], let template = templates.template(id, in: domain) else { return }
         var kept: [HeldSet] = []
+        var released: [UniflowSummary] = []
         for set in sets {
             guard set.setID == id, set.context.exporter == domain else {
                 kept.append(set)
                 continue
             }
-            decodeRecords(ByteCursor(set.body), template: template, context: set.context, into: &result)
+            decodeRecords(ByteCursor(set.body), template: template, context: set.context, into: &result, flows: &released)
         }
         held[domain.address] = kept.isEmpty ? nil : kept
+        result.flows += released
     }
 }

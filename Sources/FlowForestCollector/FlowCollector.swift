@@ -52,9 +52,10 @@ public final class FlowCollector {
         return s
     }
 
-    /// Decodes one datagram from `exporter` received at `nowNs` and adds its flows.
-    public func receive(_ datagram: [UInt8], from exporter: IPAddress, at nowNs: UInt64) {
-        let result = decoder.decode(datagram, from: exporter, receivedNs: nowNs)
+    /// Decodes one datagram from `exporter` (sent from its UDP `port`)
+    /// received at `nowNs` and adds its flows.
+    public func receive(_ datagram: [UInt8], from exporter: IPAddress, port: UInt16 = 0, at nowNs: UInt64) {
+        let result = decoder.decode(datagram, from: exporter, port: port, receivedNs: nowNs)
         guard !result.refused else {
             refused.increment()
             return
@@ -69,7 +70,7 @@ public final class FlowCollector {
             let others = activeFlows - exporters[exporter]!.table.activeCount
             for flow in result.flows {
                 let open = others + exporters[exporter]!.table.activeCount
-                exporters[exporter]!.table.add(flow, allowNew: open < configuration.maxFlows)
+                exporters[exporter]!.table.add(flow, allowNew: open < configuration.maxFlows, arrivedNs: nowNs)
             }
         }
         if let interval = result.samplingInterval {

@@ -13,6 +13,15 @@ public struct DecodeResult: Sendable {
     public var malformed: [MalformedReason] = []
     /// Datagrams (v9) or records (v5, IPFIX) the sequence number says were lost; 0 without a gap.
     public var sequenceGap: UInt64 = 0
+    /// True when the sequence number jumped too far to be loss (more than
+    /// ``FlowDecoder/maxSequenceJump`` ahead, or far behind): the exporter
+    /// restarted, or someone sent a number of their own choosing.
+    public var sequenceReset = false
+    /// Domains that took the place of one long silent (``FlowDecoder/admit(_:at:into:)``).
+    public var domainsReplaced = 0
+    /// Data records of a datagram that repeats one already taken (its
+    /// sequence number is among the domain's latest): decoded, not used.
+    public var duplicateRecords = 0
     /// Templates refused because the exporter holds its maximum.
     public var templateRefusals = 0
     /// Data sets put on hold for a template that has not arrived.
@@ -39,7 +48,34 @@ public struct FlowDecoder: Sendable {
         /// The sequence number the next message should carry; nil when unknown.
         var expectedSequence: UInt32?
         var samplingInterval: UInt64 = 1
+        /// The latest message's arrival, by the collector's clock.
+        var lastSeenNs: UInt64 = 0
+        /// Sequence numbers and content digests of the latest messages that
+        /// carried data, at most ``FlowDecoder/recentSequences``: a message
+        /// with both of one of them is a duplicate. (The number alone is not
+        /// enough: an exporter that restarts numbers its messages from 0 again.)
+        var recent: [(sequence: UInt32, digest: Int)] = []
+
+        mutating func remember(_ sequence: UInt32, digest: Int) {
+            if recent.count == FlowDecoder.recentSequences { recent.removeFirst() }
+            recent.append((sequence, digest))
+        }
     }
+
+    /// A digest of a datagram's bytes, to tell its copies from other messages with its sequence number.
+    static func digest(_ datagram: [UInt8]) -> Int {
+        var hasher = Hasher()
+        datagram.withUnsafeBytes { hasher.combine(bytes: $0) }
+        return hasher.finalize()
+    }
+
+    /// Messages with data remembered per domain to tell a duplicate from a
+    /// late datagram: one reordered further back than this is taken again.
+    static let recentSequences = 32
+    /// A sequence number this far or further ahead of the one expected is an
+    /// exporter restart (or a number someone chose), not loss: 2^24 records
+    /// or datagrams, more than any exporter sends between two messages.
+    static let maxSequenceJump: UInt32 = 1 << 24
 
     struct HeldSet: Sendable {
         var setID: UInt16
@@ -52,7 +88,8 @@ public struct FlowDecoder: Sendable {
     var domains: [ExporterDomain: DomainState] = [:]
     var held: [IPAddress: [HeldSet]] = [:]
     private(set) var exporters: Set<IPAddress> = []
-    var domainCount: [IPAddress: Int] = [:]
+    /// Each exporter address's domains (at most ``CollectorLimits/maxDomainsPerExporter``).
+    var domainsOf: [IPAddress: [ExporterDomain]] = [:]
     var interfaceNames = InterfaceNames()
 
     public init(limits: CollectorLimits = CollectorLimits()) {
@@ -66,8 +103,9 @@ public struct FlowDecoder: Sendable {
     /// Data sets held for their templates, per exporter.
     public func heldSets(from exporter: IPAddress) -> Int { held[exporter]?.count ?? 0 }
 
-    /// Decodes one datagram from `exporter` that arrived at `receivedNs` (the collector's clock).
-    public mutating func decode(_ datagram: [UInt8], from exporter: IPAddress, receivedNs: UInt64) -> DecodeResult {
+    /// Decodes one datagram from `exporter`, sent from its UDP `port`, that
+    /// arrived at `receivedNs` (the collector's clock).
+    public mutating func decode(_ datagram: [UInt8], from exporter: IPAddress, port: UInt16 = 0, receivedNs: UInt64) -> DecodeResult {
         var result = DecodeResult()
         if !exporters.contains(exporter) {
             guard exporters.count < limits.maxExporters else {
@@ -88,7 +126,8 @@ public struct FlowDecoder: Sendable {
         result.version = version
         switch version {
         case .netflowV5: decodeV5(datagram, exporter: exporter, receivedNs: receivedNs, into: &result)
-        case .netflowV9, .ipfix: decodeTemplated(datagram, version: version, exporter: exporter, receivedNs: receivedNs, into: &result)
+        case .netflowV9, .ipfix:
+            decodeTemplated(datagram, version: version, exporter: exporter, port: port, receivedNs: receivedNs, into: &result)
         }
         return result
     }
@@ -107,36 +146,71 @@ public struct FlowDecoder: Sendable {
     }
 
     /// Admits a message's domain: known, or new within the exporter's
-    /// maximum (counted as malformed otherwise, and not decoded).
-    mutating func admit(_ domain: ExporterDomain, into result: inout DecodeResult) -> Bool {
-        if domains[domain] != nil { return true }
-        guard domainCount[domain.address, default: 0] < limits.maxDomainsPerExporter else {
-            result.malformed.append(.tooManyDomains)
-            return false
+    /// maximum, or new in place of the exporter's domain silent the longest
+    /// if that one has been silent ``CollectorLimits/domainIdleNs`` (counted
+    /// in `domainsReplaced`); else counted as malformed, and not decoded.
+    mutating func admit(_ domain: ExporterDomain, at now: UInt64, into result: inout DecodeResult) -> Bool {
+        if domains[domain] != nil {
+            domains[domain]!.lastSeenNs = max(domains[domain]!.lastSeenNs, now)
+            return true
         }
-        domainCount[domain.address, default: 0] += 1
-        domains[domain] = DomainState()
+        var mine = domainsOf[domain.address, default: []]
+        if mine.count >= limits.maxDomainsPerExporter {
+            let quietest = mine.indices.min { domains[mine[$0]]?.lastSeenNs ?? 0 < domains[mine[$1]]?.lastSeenNs ?? 0 }
+            guard let i = quietest, now &- (domains[mine[i]]?.lastSeenNs ?? 0) >= limits.domainIdleNs,
+                  now >= domains[mine[i]]?.lastSeenNs ?? 0 else {
+                result.malformed.append(.tooManyDomains)
+                return false
+            }
+            forget(mine.remove(at: i))
+            result.domainsReplaced += 1
+        }
+        mine.append(domain)
+        domainsOf[domain.address] = mine
+        domains[domain] = DomainState(lastSeenNs: now)
         return true
+    }
+
+    /// Drops a domain's state, templates and held data.
+    private mutating func forget(_ domain: ExporterDomain) {
+        domains[domain] = nil
+        templates.removeAll(in: domain)
+        if let sets = held[domain.address] {
+            let kept = sets.filter { $0.context.exporter != domain }
+            held[domain.address] = kept.isEmpty ? nil : kept
+        }
     }
 
     /// Checks a message's sequence number against the one expected, then
     /// sets the next expectation (nil when this message's count is unknown).
-    mutating func checkSequence(_ sequence: UInt32, next: UInt32?, domain: ExporterDomain, into result: inout DecodeResult) {
-        guard var state = domains[domain] else { return }
+    /// Returns false for a duplicate: a message with data whose number and
+    /// `digest` (of its bytes) one of the domain's latest such messages had,
+    /// whose records must not be counted twice. `digest` is nil for a
+    /// message without data (an IPFIX message of templates alone carries
+    /// the number of the data message after it).
+    mutating func checkSequence(_ sequence: UInt32, next: UInt32?, digest: Int?, domain: ExporterDomain,
+                                into result: inout DecodeResult) -> Bool {
+        guard var state = domains[domain] else { return true }
+        defer { domains[domain] = state }
+        if let digest {
+            if state.recent.contains(where: { $0.sequence == sequence && $0.digest == digest }) { return false }
+            state.remember(sequence, digest: digest)
+        }
         if let expected = state.expectedSequence, sequence != expected {
             let ahead = sequence &- expected
-            // Less than 2^31 ahead: a gap. Slightly behind: a late datagram,
-            // which neither counts nor moves the expectation back. Far behind:
-            // the exporter restarted.
-            if ahead < 1 << 31 {
+            // Ahead: a gap, unless too far to be one. Slightly behind: a late
+            // datagram, which neither counts nor moves the expectation back.
+            // Far behind: the exporter restarted.
+            if ahead < Self.maxSequenceJump {
                 result.sequenceGap = UInt64(ahead)
             } else if expected &- sequence < 1024 {
-                domains[domain] = state
-                return
+                return true
+            } else {
+                result.sequenceReset = true
             }
         }
         state.expectedSequence = next.map { sequence &+ $0 }
-        domains[domain] = state
+        return true
     }
 }
 

@@ -21,8 +21,12 @@ extension FlowDecoder {
             return
         }
         let domain = ExporterDomain(address: exporter, domain: UInt32(engineType) << 8 | UInt32(engineID))
-        guard admit(domain, into: &result) else { return }
-        checkSequence(sequence, next: UInt32(count), domain: domain, into: &result)
+        guard admit(domain, at: receivedNs, into: &result) else { return }
+        guard checkSequence(sequence, next: UInt32(count), digest: Self.digest(datagram), domain: domain, into: &result) else {
+            result.records += Int(count)
+            result.duplicateRecords += Int(count)
+            return
+        }
         // The low 14 bits are the interval; the top two the sampling mode.
         let interval = UInt64(sampling & 0x3FFF)
         if interval > 1 { result.samplingInterval = interval }
@@ -35,7 +39,9 @@ extension FlowDecoder {
             guard let fields = Self.v5Record(&r) else { continue }
             result.records += 1
             let name = interfaceNames.name(exporter, interfaceIndex: fields.ingressInterface)
-            fields.appendUniflows(context, sampling: max(interval, 1), name: name, to: &result.flows)
+            if let reason = fields.appendUniflows(context, sampling: max(interval, 1), name: name, to: &result.flows) {
+                result.malformed.append(reason)
+            }
         }
     }
 

@@ -149,18 +149,30 @@ extension MessageContext {
 }
 
 extension RecordFields {
+    /// Packets or bytes one record may claim in a direction, sampling
+    /// applied: 2^48, some 280 TB, more than a 400 Gb/s link carries in
+    /// the longest active timeout routers use. A record claiming more is
+    /// refused (``MalformedReason/implausibleCount``), so hostile counts
+    /// never reach the flow table's sums.
+    static let maxCount: UInt64 = 1 << 48
+
     /// Appends the record's one or two directions (two for an RFC 5103
     /// biflow) to `out`, with sampling applied: counts multiplied by
-    /// `sampling`, saturating. `name` is the observation point
-    /// (``exporterInterfaceName(_:interfaceIndex:)`` of the record's ingress interface).
+    /// `sampling`. `name` is the observation point
+    /// (``exporterInterfaceName(_:interfaceIndex:)`` of the record's ingress
+    /// interface). Returns why, appending nothing, when the record cannot be
+    /// a flow: a count past ``maxCount``, or addresses of two families.
     func appendUniflows(_ context: MessageContext, sampling defaultSampling: UInt64, name: String,
-                        to out: inout [UniflowSummary]) {
-        guard let src = sourceAddress, let dst = destinationAddress else { return }
+                        to out: inout [UniflowSummary]) -> MalformedReason? {
+        guard let src = sourceAddress, let dst = destinationAddress else { return nil }
+        guard src.isIPv4 == dst.isIPv4 else { return .badRecord }
         let sampling = max(samplingInterval ?? defaultSampling, 1)
         func scaled(_ v: UInt64) -> UInt64 {
             let (r, overflow) = v.multipliedReportingOverflow(by: sampling)
             return overflow ? .max : r
         }
+        func plausible(_ v: UInt64?) -> Bool { scaled(v ?? 0) <= Self.maxCount }
+        guard plausible(packets), plausible(bytes), plausible(reversePackets), plausible(reverseBytes) else { return .implausibleCount }
         var start = startNs, end = endNs
         if start == nil, let s = startUptimeMs { start = uptimeFromInit(s) ?? context.uptimeNs(s) }
         if end == nil, let e = endUptimeMs { end = uptimeFromInit(e) ?? context.uptimeNs(e) }
@@ -189,6 +201,7 @@ extension RecordFields {
                 tcpFlags: TCPFlags(rawValue: ipProtocol == IPProtocol.tcp ? reverseTCPFlags : 0),
                 interfaceIndex: ingressInterface, interfaceName: name))
         }
+        return nil
     }
 
     /// IPFIX flowStart/EndSysUpTime relative to systemInitTimeMilliseconds, when the record has both.

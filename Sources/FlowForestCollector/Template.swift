@@ -66,6 +66,12 @@ struct TemplateStore {
         for (id, t) in held where t.isOptions == options { withdraw(id, in: domain) }
     }
 
+    /// Drops every template of one domain.
+    mutating func removeAll(in domain: ExporterDomain) {
+        guard let held = templates.removeValue(forKey: domain) else { return }
+        countByAddress[domain.address, default: held.count] -= held.count
+    }
+
     /// Templates held for one exporter address.
     func count(for address: IPAddress) -> Int { countByAddress[address, default: 0] }
 }

@@ -17,13 +17,18 @@ extension FlowDecoder {
 
     private enum SetKind { case template, optionsTemplate, data, reserved }
 
-    mutating func decodeTemplated(_ datagram: [UInt8], version: ExportVersion, exporter: IPAddress, receivedNs: UInt64,
-                                  into result: inout DecodeResult) {
-        guard let (context, sequence, end) = Self.header(datagram, version: version, exporter: exporter,
+    mutating func decodeTemplated(_ datagram: [UInt8], version: ExportVersion, exporter: IPAddress, port: UInt16,
+                                  receivedNs: UInt64, into result: inout DecodeResult) {
+        guard let (context, sequence, end) = Self.header(datagram, version: version, exporter: exporter, port: port,
                                                          receivedNs: receivedNs, into: &result),
-              admit(context.exporter, into: &result) else { return }
+              admit(context.exporter, at: receivedNs, into: &result) else { return }
         var c = ByteCursor(datagram, from: version == .ipfix ? 16 : 20, end: end)
-        let recordsBefore = result.records
+        // This message's own records, apart from held ones its templates
+        // release: only these count towards its sequence number, and only
+        // these are dropped if it turns out to be a duplicate.
+        var own: [UniflowSummary] = []
+        var ownRecords = 0
+        var carriesData = false
         var complete = true
         while c.remaining >= 4 {
             guard let id = c.u16(), let length = c.u16() else { break }
@@ -36,19 +41,28 @@ extension FlowDecoder {
             case .template: readTemplates(&body, options: false, context: context, into: &result)
             case .optionsTemplate: readTemplates(&body, options: true, context: context, into: &result)
             case .data:
-                if !readData(id, body, context: context, into: &result) { complete = false }
+                carriesData = true
+                let before = result.records
+                if !readData(id, body, context: context, into: &result, flows: &own) { complete = false }
+                ownRecords += result.records - before
             case .reserved:
                 result.malformed.append(.badSet)
             }
         }
         // IPFIX counts data records, v9 datagrams; a held set's records are not known yet.
-        let next: UInt32? = version == .netflowV9 ? 1 : complete ? UInt32(truncatingIfNeeded: result.records - recordsBefore) : nil
-        checkSequence(sequence, next: next, domain: context.exporter, into: &result)
+        let next: UInt32? = version == .netflowV9 ? 1 : complete ? UInt32(truncatingIfNeeded: ownRecords) : nil
+        // Every v9 datagram has a number of its own.
+        let digest = carriesData || version == .netflowV9 ? Self.digest(datagram) : nil
+        if checkSequence(sequence, next: next, digest: digest, domain: context.exporter, into: &result) {
+            result.flows += own
+        } else {
+            result.duplicateRecords += ownRecords
+        }
     }
 
     /// Reads a v9 or IPFIX header; nil (counted) when it is cut short or inconsistent.
-    private static func header(_ datagram: [UInt8], version: ExportVersion, exporter: IPAddress, receivedNs: UInt64,
-                               into result: inout DecodeResult) -> (MessageContext, UInt32, Int)? {
+    private static func header(_ datagram: [UInt8], version: ExportVersion, exporter: IPAddress, port: UInt16,
+                               receivedNs: UInt64, into result: inout DecodeResult) -> (MessageContext, UInt32, Int)? {
         var c = ByteCursor(datagram, from: 2)
         if version == .ipfix {
             guard let length = c.u16(), let exportTime = c.u32(), let sequence = c.u32(), let domain = c.u32() else {
@@ -58,7 +72,7 @@ extension FlowDecoder {
             guard length >= 16 else { result.malformed.append(.badHeader); return nil }
             guard Int(length) <= datagram.count else { result.malformed.append(.truncated); return nil }
             let context = MessageContext(
-                version: .ipfix, exporter: ExporterDomain(address: exporter, domain: domain),
+                version: .ipfix, exporter: ExporterDomain(address: exporter, port: port, domain: domain),
                 exportNs: RecordFields.checkedNs(seconds: UInt64(exportTime), fractionNs: 0), sysUptimeMs: nil, receivedNs: receivedNs)
             return (context, sequence, Int(length))
         }

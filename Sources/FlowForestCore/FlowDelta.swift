@@ -34,6 +34,6 @@ public struct FlowDelta: Sendable, Hashable {
         reverseSynAck = delta(record.reverse.synAckCount, previous?.reverse.synAckCount)
     }
 
-    public var packets: UInt64 { forwardPackets + reversePackets }
-    public var bytes: UInt64 { forwardBytes + reverseBytes }
+    public var packets: UInt64 { forwardPackets.addingSaturated(reversePackets) }
+    public var bytes: UInt64 { forwardBytes.addingSaturated(reverseBytes) }
 }

@@ -76,8 +76,9 @@ public struct FlowRecord: Sendable, Hashable {
     public var lastSeenNs: UInt64 { max(forward.lastSeenNs, reverse.lastSeenNs) }
 
     public var durationNs: UInt64 { lastSeenNs &- firstSeenNs }
-    public var packets: UInt64 { forward.packets + reverse.packets }
-    public var bytes: UInt64 { forward.bytes + reverse.bytes }
+    /// Both directions' packets (saturating: collected counts can be anything).
+    public var packets: UInt64 { forward.packets.addingSaturated(reverse.packets) }
+    public var bytes: UInt64 { forward.bytes.addingSaturated(reverse.bytes) }
 
     /// True for TCP flows that saw SYN, SYN-ACK and an ACK from the initiator.
     public var handshakeCompleted: Bool {

@@ -57,6 +57,10 @@ public struct FlowTable: Sendable {
         /// When the latest packet arrived, by the caller's clock; nil for
         /// packets added by packet time alone.
         var arrivedNs: UInt64?
+        /// Idle by ``arrivedNs`` alone: the flow is an exporter's records,
+        /// whose times are the exporter's clock and already past its own
+        /// timeouts when they arrive.
+        var idleByArrival = false
     }
 
     public let configuration: FlowTableConfiguration
@@ -127,19 +131,23 @@ public struct FlowTable: Sendable {
     /// an earlier export than its request still ends up as the reverse side.
     /// With `allowNew` false a new flow is refused and counted as
     /// ``CaptureStatistics/tableFull`` (a limit shared by several tables).
-    public mutating func add(_ flow: UniflowSummary, allowNew: Bool = true) {
+    /// With `arrivedNs` (the collector's clock) the flow ends once no record
+    /// of it has arrived for the timeout, whatever the exporter's clock said:
+    /// an exporter whose clock is behind does not see its flows split.
+    public mutating func add(_ flow: UniflowSummary, allowNew: Bool = true, arrivedNs: UInt64? = nil) {
         guard flow.packets > 0 else { return }
-        statistics.packetsSeen &+= flow.packets
+        statistics.packetsSeen = statistics.packetsSeen.addingSaturated(flow.packets)
         let (key, senderIsLow) = flow.key
         if let index = entries.index(forKey: key) {
             entries.values[index].add(flow, senderIsLow: senderIsLow)
+            if let arrivedNs { entries.values[index].arrivedNs = arrivedNs }
             if !entries.values[index].dirty {
                 entries.values[index].dirty = true
                 dirtyKeys.append(key)
             }
         } else {
             guard allowNew, entries.count < configuration.maxFlows else {
-                statistics.tableFull &+= flow.packets
+                statistics.tableFull = statistics.tableFull.addingSaturated(flow.packets)
                 return
             }
             let record = FlowRecord(
@@ -147,14 +155,15 @@ public struct FlowTable: Sendable {
                 sourcePort: flow.sourcePort, destinationPort: flow.destinationPort, ipProtocol: flow.ipProtocol,
                 vlan: flow.vlan, interfaceIndex: flow.interfaceIndex, interfaceName: flow.interfaceName)
             nextID += 1
-            var entry = Entry(record: record, initiatorIsLow: senderIsLow, windowStartNs: flow.firstSeenNs, dirty: true)
+            var entry = Entry(record: record, initiatorIsLow: senderIsLow, windowStartNs: arrivedNs ?? flow.firstSeenNs,
+                              dirty: true, arrivedNs: arrivedNs, idleByArrival: arrivedNs != nil)
             entry.add(flow, senderIsLow: senderIsLow)
             entries[key] = entry
             dirtyKeys.append(key)
             statistics.flowsStarted += 1
         }
-        statistics.packetsAccounted &+= flow.packets
-        statistics.bytesAccounted &+= flow.bytes
+        statistics.packetsAccounted = statistics.packetsAccounted.addingSaturated(flow.packets)
+        statistics.bytesAccounted = statistics.bytesAccounted.addingSaturated(flow.bytes)
     }
 
     /// Ends idle and closed flows, checkpoints flows past their active
@@ -217,6 +226,7 @@ extension FlowTable.Entry {
     /// Time since the flow's latest packet: by packet time, or by arrival
     /// when that is longer (packets stamped ahead of the clock).
     func idleNs(at nowNs: UInt64) -> UInt64 {
+        if idleByArrival, let arrivedNs { return nowNs >= arrivedNs ? nowNs - arrivedNs : 0 }
         let last = record.lastSeenNs
         let byPacket = nowNs >= last ? nowNs - last : 0
         guard let arrivedNs else { return byPacket }
@@ -248,6 +258,9 @@ extension FlowTable.Entry {
         let fromInitiator = senderIsLow == initiatorIsLow
         if !fromInitiator && record.reverse.packets == 0 && sentFirst(flow) {
             swapDirections()
+            // A flow is where its initiator's packets were seen, as when the records come in order.
+            record.interfaceIndex = flow.interfaceIndex
+            record.interfaceName = flow.interfaceName
         }
         if senderIsLow == initiatorIsLow {
             record.forward.add(flow, responder: false)

@@ -79,8 +79,8 @@ extension DirectionStats {
             minLength = min(minLength, mean)
             maxLength = max(maxLength, mean)
         }
-        packets &+= u.packets
-        bytes &+= u.bytes
+        packets = packets.addingSaturated(u.packets)
+        bytes = bytes.addingSaturated(u.bytes)
         lastSeenNs = max(lastSeenNs, u.lastSeenNs)
         sumSquaredLength &+= u.packets &* UInt64(mean) &* UInt64(mean)
         // 40 bytes: an IPv4 header and the smallest TCP header (UDP/ICMP have less).

@@ -47,9 +47,9 @@ final class ModeMetrics {
 
     /// Adds what one record added to its flow.
     func count(_ delta: FlowDelta) {
-        if delta.forwardPackets > 0 { packets.forward.increment(by: Int64(delta.forwardPackets)) }
-        if delta.reversePackets > 0 { packets.reverse.increment(by: Int64(delta.reversePackets)) }
-        if delta.forwardBytes > 0 { bytes.forward.increment(by: Int64(delta.forwardBytes)) }
-        if delta.reverseBytes > 0 { bytes.reverse.increment(by: Int64(delta.reverseBytes)) }
+        if delta.forwardPackets > 0 { packets.forward.increment(by: Int64(clamping: delta.forwardPackets)) }
+        if delta.reversePackets > 0 { packets.reverse.increment(by: Int64(clamping: delta.reversePackets)) }
+        if delta.forwardBytes > 0 { bytes.forward.increment(by: Int64(clamping: delta.forwardBytes)) }
+        if delta.reverseBytes > 0 { bytes.reverse.increment(by: Int64(clamping: delta.reverseBytes)) }
     }
 }

@@ -196,8 +196,8 @@ public actor Pipeline {
         for change in changes {
             if !change.tracked { untracked += 1 }
             m.count(change.delta)
-            packetsTotal += change.delta.packets
-            bytesTotal += change.delta.bytes
+            packetsTotal = packetsTotal.addingSaturated(change.delta.packets)
+            bytesTotal = bytesTotal.addingSaturated(change.delta.bytes)
         }
         if untracked > 0 { metrics.untracked.increment(by: Int64(untracked)) }
         let s = batch.statistics

@@ -50,8 +50,9 @@ extension Store {
                 f.sensor, Int64(bitPattern: r.id), Int64(r.firstSeenNs / 1_000_000), Int64(r.lastSeenNs / 1_000_000),
                 Int(r.ipProtocol), r.sourceAddress.description, Int(r.sourcePort), r.destinationAddress.description, Int(r.destinationPort),
                 Int(r.vlan), r.interfaceName, icmp ? Int(initiator.icmpType) : nil, icmp ? Int(initiator.icmpCode) : nil,
-                Int64(bitPattern: r.forward.packets), Int64(bitPattern: r.forward.bytes), Int(r.forward.flags.rawValue),
-                Int64(bitPattern: r.reverse.packets), Int64(bitPattern: r.reverse.bytes), Int(r.reverse.flags.rawValue),
+                // Counts past 2^63 - 1 (only a hostile exporter claims them) are stored as that.
+                Int64(clamping: r.forward.packets), Int64(clamping: r.forward.bytes), Int(r.forward.flags.rawValue),
+                Int64(clamping: r.reverse.packets), Int64(clamping: r.reverse.bytes), Int(r.reverse.flags.rawValue),
                 r.state.rawValue, r.endReason?.rawValue,
             ]
             return values
@@ -95,16 +96,25 @@ extension Store {
         }
     }
 
+    /// SQL for the sum of two count columns over a group, capped at 2^63 - 1:
+    /// counts are stored up to that, so adding a row's two, or a group's
+    /// rows, must not overflow (SQLite's SUM fails on integer overflow and
+    /// PostgreSQL's BIGINT addition does; TOTAL and NUMERIC do not).
+    static func cappedSum(_ a: String, _ b: String, sqlite: Bool) -> String {
+        sqlite ? "CAST(MIN(TOTAL(\(a)) + TOTAL(\(b)), 9223372036854775807.0) AS INTEGER)"
+            : "CAST(LEAST(SUM(\(a)) + SUM(\(b)), 9223372036854775807) AS BIGINT)"
+    }
+
     /// Per source address: flows, peers, bytes and anomalies since `sinceMs`,
     /// the busiest (by bytes) first.
     public func hosts(sinceMs: Int64, limit: Int = 50) async throws -> [HostSummary] {
         let limit = max(1, min(limit, 1000))
+        let bytes = Self.cappedSum("fwd_bytes", "rev_bytes", sqlite: isSQLite)
+        let packets = Self.cappedSum("fwd_packets", "rev_packets", sqlite: isSQLite)
         return try await withSQL { db in
-            // Sums are cast because PostgreSQL widens SUM(BIGINT) to NUMERIC.
             let rows = try await db.raw("""
                 SELECT src_ip, COUNT(*) AS flows, COUNT(DISTINCT dst_ip) AS peers,
-                       CAST(SUM(fwd_bytes + rev_bytes) AS BIGINT) AS bytes,
-                       CAST(SUM(fwd_packets + rev_packets) AS BIGINT) AS packets,
+                       \(unsafeRaw: bytes) AS bytes, \(unsafeRaw: packets) AS packets,
                        MAX(last_seen_ms) AS last_seen
                 FROM flows WHERE last_seen_ms >= \(bind: sinceMs) AND state = 'ended'
                 GROUP BY src_ip ORDER BY bytes DESC, src_ip LIMIT \(bind: limit)

@@ -66,6 +66,11 @@ public final class Store: Service, Sendable {
     }
 
     let backend: Backend
+    /// True on SQLite, for the few statements whose SQL differs.
+    var isSQLite: Bool {
+        if case .sqlite = backend { return true }
+        return false
+    }
     /// The running PostgreSQL pool; cancelled by ``close()``.
     private let clientTask: Task<Void, Never>?
     public let logger: Logger

@@ -77,4 +77,27 @@ struct PipelineTests {
         #expect(await pipeline.packetsTotal == 3)
         #expect(await pipeline.modelStatus.state == .learning)
     }
+
+    @Test("records counting up to 2^64 - 1 go through without a trap; the totals and metrics stop at the top")
+    func countsAtTheTop() async {
+        let metrics = TestMetrics()
+        let pipeline = Pipeline(sensor: "s1", detector: nil, sink: nil, logger: Logger(label: "t"), metricsFactory: metrics)
+        let t0 = IngestExpiryTests.start
+        for (i, state) in [FlowState.active, .ended].enumerated() {
+            var r = FlowRecord(id: 1, sourceAddress: IPAddress("198.18.0.1")!, destinationAddress: IPAddress("198.18.0.2")!,
+                               sourcePort: 40000, destinationPort: 53, ipProtocol: 17)
+            r.forward.packets = .max
+            r.forward.bytes = .max
+            r.reverse.packets = .max
+            r.forward.firstSeenNs = t0
+            r.forward.lastSeenNs = t0
+            r.state = state
+            if state == .ended { r.endReason = .idle }
+            _ = await pipeline.process(FlowBatch(timeNs: t0 + UInt64(i + 1) * 1_000_000_000, records: [r], statistics: CaptureStatistics(),
+                                                 activeFlows: 0), mode: "collect")
+        }
+        let totals = (await pipeline.packetsTotal, await pipeline.bytesTotal)
+        #expect(totals.0 == .max && totals.1 == .max)
+        #expect(metrics.counterTotal(label: "flowforest_packets_total", dimensions: [("mode", "collect"), ("direction", "forward")]) == .max)
+    }
 }

@@ -191,6 +191,25 @@ struct StoreTests {
         }
     }
 
+    @Test("counts past 2^63 are stored as 2^63 - 1 and a host's sums stop there instead of failing", arguments: Backend.allCases)
+    func hugeCounts(backend: Backend) async throws {
+        try await withFreshStore(backend) { store, _ in
+            let now: Int64 = 1_800_000_000_000
+            let records = (1...3).map { id -> FlowRecord in
+                var r = flow(UInt64(id), src: "198.18.0.1", dst: "198.18.0.\(id + 1)", lastMs: now - 10, bytes: .max)
+                r.forward.packets = .max
+                r.reverse.packets = 1 << 62
+                return r
+            }
+            try await store.insertFlows(records.map { StoredFlow(sensor: "s1", record: $0) })
+            let stored = try await store.recentFlows(limit: 10)
+            #expect(stored.count == 3 && stored.allSatisfy { $0.record.forward.bytes == UInt64(Int64.max) })
+            let hosts = try await store.hosts(sinceMs: now - 60_000)
+            #expect(hosts.map(\.address) == ["198.18.0.1"])
+            #expect(hosts.first?.bytes == .max && hosts.first?.packets == .max && hosts.first?.flows == 3)
+        }
+    }
+
     @Test("users and tokens authenticate; secrets are not stored in clear", arguments: Backend.allCases)
     func credentials(backend: Backend) async throws {
         try await withFreshStore(backend) { store, _ in

@@ -1,0 +1,188 @@
+import FlowForestCollector
+import FlowForestCore
+import Logging
+import Metrics
+import Testing
+
+/// What an exporter (or whoever spoofs one) controls, and what the collector
+/// must still get right: counts, sequence numbers, which templates a message
+/// reads, the exporter's clock, the order records arrive in.
+@Suite("Hostile and careless exporters")
+struct HostileExporterTests {
+    let exporter = IPAddress("198.18.0.1")!
+    let now = Corpus.receivedNs
+
+    static func dataSet(packets: UInt64) -> (UInt16, [UInt8]) {
+        (300, Bytes.record(0xC612_0001, 0xC612_0100, packets: packets, bytes: packets))
+    }
+
+    @Test("a record claiming more than 2^48 packets or bytes, sampling applied, is refused and counted; 2^48 is taken")
+    func implausibleCounts() {
+        var d = FlowDecoder()
+        let top = d.decode(Bytes.ipfix(sets: [DecoderTests.templateSet, Self.dataSet(packets: 1 << 48)]), from: exporter, receivedNs: now)
+        #expect(top.malformed.isEmpty && top.flows.map(\.packets) == [1 << 48])
+        let huge = d.decode(Bytes.ipfix(sequence: 1, sets: [Self.dataSet(packets: .max)]), from: exporter, receivedNs: now)
+        #expect(huge.malformed == [.implausibleCount] && huge.flows.isEmpty && huge.records == 1)
+        // 2^40 packets are plausible until an options record says each stands for 1,024.
+        var options = Bytes()
+        options.u16(400); options.u16(2); options.u16(1); options.u16(149); options.u16(4); options.u16(34); options.u16(4)
+        var value = Bytes(); value.u32(1); value.u32(1024)
+        let sampled = d.decode(Bytes.ipfix(sequence: 2, sets: [(3, options.bytes), (400, value.bytes), Self.dataSet(packets: 1 << 40)]),
+                               from: exporter, receivedNs: now)
+        #expect(sampled.malformed == [.implausibleCount] && sampled.flows.isEmpty)
+    }
+
+    @Test("a record whose source and destination are of two address families is a bad record")
+    func mixedFamilies() {
+        var d = FlowDecoder()
+        // sourceIPv4Address (8), destinationIPv6Address (28), packets (2).
+        var record = Bytes()
+        record.u32(0xC612_0001)
+        record.bytes += [0x20, 0x01, 0x0D, 0xB8] + [UInt8](repeating: 0, count: 11) + [1]
+        record.u64(5)
+        let r = d.decode(Bytes.ipfix(sets: [(2, Bytes.template(301, [(8, 4), (28, 16), (2, 8)])), (301, record.bytes)]),
+                         from: exporter, receivedNs: now)
+        #expect(r.malformed == [.badRecord] && r.flows.isEmpty)
+    }
+
+    @Test("counts merged past 2^64 stop at the top; a pipeline fed them does not trap")
+    func mergedCountsSaturate() {
+        var table = FlowTable()
+        let half = UInt64(1) << 63 + 1
+        for _ in 0..<3 {
+            table.add(UniflowSummary(firstSeenNs: now, lastSeenNs: now, source: exporter, destination: IPAddress("198.18.0.2")!,
+                                     sourcePort: 40000, destinationPort: 53, ipProtocol: 17, packets: half, bytes: half), arrivedNs: now)
+        }
+        let record = table.advance(to: now).first
+        #expect(record?.forward.packets == .max && record?.forward.bytes == .max)
+        #expect(record?.packets == .max && record.map { FlowDelta($0, since: nil).packets } == .max)
+        #expect(table.statistics.packetsAccounted == .max)
+    }
+
+    @Test("a repeated datagram is counted once (its records as duplicates); a late one and a restarted exporter's are taken")
+    func duplicates() throws {
+        var d = FlowDecoder()
+        let first = Bytes.ipfix(sequence: 0, sets: [DecoderTests.templateSet, DecoderTests.dataSet(3)])
+        #expect(d.decode(first, from: exporter, receivedNs: now).flows.count == 3)
+        let again = d.decode(first, from: exporter, receivedNs: now)
+        #expect(again.flows.isEmpty && again.duplicateRecords == 3 && again.records == 3)
+        // 3...4 go missing for a moment: 5 arrives first, then 3 (late, not a copy), then 3 again (a copy).
+        #expect(d.decode(Bytes.ipfix(sequence: 5, sets: [DecoderTests.dataSet(1)]), from: exporter, receivedNs: now).sequenceGap == 2)
+        let late = Bytes.ipfix(sequence: 3, sets: [DecoderTests.dataSet(2)])
+        let lateResult = d.decode(late, from: exporter, receivedNs: now)
+        #expect(lateResult.flows.count == 2 && lateResult.duplicateRecords == 0 && lateResult.sequenceGap == 0)
+        #expect(d.decode(late, from: exporter, receivedNs: now).duplicateRecords == 2)
+        // The exporter restarts: numbers from 0 again, with other contents. Not copies.
+        let restarted = Bytes.ipfix(sequence: 0, exportTime: 1_764_526_299, sets: [DecoderTests.templateSet, DecoderTests.dataSet(3)])
+        let r = d.decode(restarted, from: exporter, receivedNs: now)
+        #expect(r.flows.count == 3 && r.duplicateRecords == 0)
+        // NetFlow v5, the same datagram three times: its flows once.
+        var v5 = FlowDecoder()
+        let bytes = try Corpus.load("nfreplay-v5-000")
+        let once = v5.decode(bytes, from: exporter, receivedNs: now)
+        let copies = (0..<2).map { _ in v5.decode(bytes, from: exporter, receivedNs: now) }
+        #expect(!once.flows.isEmpty && copies.allSatisfy { $0.flows.isEmpty && $0.duplicateRecords == once.records })
+    }
+
+    @Test("a sequence number jumping 2^24 or more is a restart, not millions of lost records")
+    func implausibleJump() {
+        var d = FlowDecoder()
+        _ = d.decode(Bytes.ipfix(sequence: 0, sets: [DecoderTests.templateSet, DecoderTests.dataSet(3)]), from: exporter, receivedNs: now)
+        let jump = d.decode(Bytes.ipfix(sequence: 3 + (1 << 24), sets: [DecoderTests.dataSet(1)]), from: exporter, receivedNs: now)
+        #expect(jump.sequenceGap == 0 && jump.sequenceReset)
+        let next = d.decode(Bytes.ipfix(sequence: 5 + (1 << 24), sets: [DecoderTests.dataSet(1)]), from: exporter, receivedNs: now)
+        #expect(next.sequenceGap == 1 && !next.sequenceReset)
+    }
+
+    @Test("records a late template releases do not move the releasing message's sequence number on")
+    func releasedRecordsAndSequence() {
+        var d = FlowDecoder()
+        // Three records before their template: held, so the next number is unknown.
+        #expect(d.decode(Bytes.ipfix(sequence: 0, sets: [DecoderTests.dataSet(3)]), from: exporter, receivedNs: now).setsHeld == 1)
+        let release = d.decode(Bytes.ipfix(sequence: 3, sets: [DecoderTests.templateSet, DecoderTests.dataSet(2)]),
+                               from: exporter, receivedNs: now)
+        #expect(release.flows.count == 5)
+        // Its own two records: 5 is next, so 10 says five went missing.
+        #expect(d.decode(Bytes.ipfix(sequence: 10, sets: [DecoderTests.dataSet(1)]), from: exporter, receivedNs: now).sequenceGap == 5)
+    }
+
+    @Test("two IPFIX exporting processes on one address, same domain and template id, each read with their own template")
+    func sessionsPerPort() {
+        var d = FlowDecoder()
+        let reversed: [(UInt16, UInt16)] = [(12, 4), (8, 4), (11, 2), (7, 2), (4, 1), (1, 8), (2, 8), (152, 8), (153, 8)]
+        _ = d.decode(Bytes.ipfix(sets: [DecoderTests.templateSet]), from: exporter, port: 40001, receivedNs: now)
+        _ = d.decode(Bytes.ipfix(sets: [(2, Bytes.template(300, reversed))]), from: exporter, port: 40002, receivedNs: now)
+        let a = d.decode(Bytes.ipfix(sequence: 0, sets: [DecoderTests.dataSet(1, packets: 10)]), from: exporter, port: 40001, receivedNs: now)
+        #expect(a.flows.first?.source == IPAddress("198.18.0.1") && a.flows.first?.packets == 10 && a.flows.first?.bytes == 1000)
+        // The second process's record, written in its own field order, reads the same.
+        var b = Bytes()
+        b.u32(0xC612_0100); b.u32(0xC612_0001); b.u16(80); b.u16(40000); b.u8(17); b.u64(1000); b.u64(10)
+        b.u64(1_764_526_198_000); b.u64(1_764_526_198_500)
+        let other = d.decode(Bytes.ipfix(sequence: 0, sets: [(300, b.bytes)]), from: exporter, port: 40002, receivedNs: now)
+        #expect(other.flows.first?.source == IPAddress("198.18.0.1") && other.flows.first?.packets == 10)
+        #expect(other.sequenceGap == 0 && a.sequenceGap == 0)
+        // NetFlow v9 scopes by address and source id (RFC 3954): a new port reads the same templates.
+        _ = d.decode(Bytes.v9(sets: [(0, Bytes.template(300, Bytes.simpleFields))]), from: exporter, port: 50001, receivedNs: now)
+        let v9 = d.decode(Bytes.v9(sequence: 1, sets: [DecoderTests.dataSet(1)]), from: exporter, port: 50002, receivedNs: now)
+        #expect(v9.flows.count == 1)
+    }
+
+    @Test("at its domain limit an exporter's new session takes the place of one silent long enough, never of an active one")
+    func sessionsReplaced() {
+        var limits = CollectorLimits()
+        limits.maxDomainsPerExporter = 2
+        limits.domainIdleNs = 10_000_000_000
+        var d = FlowDecoder(limits: limits)
+        for port: UInt16 in [1, 2] {
+            _ = d.decode(Bytes.ipfix(sets: [DecoderTests.templateSet, DecoderTests.dataSet()]), from: exporter, port: port, receivedNs: now)
+        }
+        let early = d.decode(Bytes.ipfix(sets: [DecoderTests.templateSet]), from: exporter, port: 3, receivedNs: now + 1_000_000_000)
+        #expect(early.malformed == [.tooManyDomains])
+        // Port 2 keeps talking; port 1 falls silent.
+        _ = d.decode(Bytes.ipfix(sequence: 1, sets: [DecoderTests.dataSet()]), from: exporter, port: 2, receivedNs: now + 9_000_000_000)
+        let later = d.decode(Bytes.ipfix(sets: [DecoderTests.templateSet, DecoderTests.dataSet()]), from: exporter, port: 3,
+                             receivedNs: now + 11_000_000_000)
+        #expect(later.malformed.isEmpty && later.domainsReplaced == 1 && later.flows.count == 1)
+        // Port 2 still has its template; port 1's went with its place.
+        #expect(d.decode(Bytes.ipfix(sequence: 2, sets: [DecoderTests.dataSet()]), from: exporter, port: 2,
+                         receivedNs: now + 12_000_000_000).flows.count == 1)
+        let gone = d.decode(Bytes.ipfix(sequence: 1, sets: [DecoderTests.dataSet()]), from: exporter, port: 1, receivedNs: now + 12_000_000_000)
+        #expect(gone.flows.isEmpty && gone.malformed == [.tooManyDomains])
+    }
+
+    @Test("an exporter a minute behind: request and reply two seconds apart are one flow, ended by the collector's clock")
+    func exporterClockBehind() {
+        let collector = FlowCollector(metricsFactory: NOOPMetricsHandler.instance, logger: Logger(label: "test"))
+        let behindMs = (now - 60_000_000_000) / 1_000_000
+        let request = Bytes.record(0xC612_0001, 0xC612_0100, sport: 40000, dport: 443, proto: 6, packets: 3, bytes: 300, startMs: behindMs)
+        let reply = Bytes.record(0xC612_0100, 0xC612_0001, sport: 443, dport: 40000, proto: 6, packets: 2, bytes: 3000,
+                                 startMs: behindMs + 100)
+        collector.receive(Bytes.ipfix(sets: [DecoderTests.templateSet, (300, request)]), from: exporter, at: now)
+        #expect(collector.advance(to: now + 1_000_000_000).allSatisfy { $0.state != .ended })
+        collector.receive(Bytes.ipfix(sequence: 1, sets: [(300, reply)]), from: exporter, at: now + 2_000_000_000)
+        #expect(collector.advance(to: now + 3_000_000_000).allSatisfy { $0.state != .ended })
+        let ended = collector.advance(to: now + 18_000_000_000).filter { $0.state == .ended }
+        #expect(ended.count == 1)
+        #expect(ended.first?.sourcePort == 40000 && ended.first?.forward.packets == 3 && ended.first?.reverse.packets == 2)
+    }
+
+    @Test("a flow shows the initiator's ingress interface whichever direction's record came first")
+    func interfaceByInitiator() {
+        func flow(requestFirst: Bool) -> FlowRecord? {
+            var table = FlowTable()
+            let a = IPAddress("198.18.0.1")!, b = IPAddress("198.18.0.2")!
+            let request = UniflowSummary(firstSeenNs: now - 2_000_000_000, lastSeenNs: now - 1_000_000_000, source: a, destination: b,
+                                         sourcePort: 40000, destinationPort: 80, ipProtocol: 6, packets: 10, bytes: 1000,
+                                         interfaceIndex: 1, interfaceName: "198.18.0.9%1")
+            let reply = UniflowSummary(firstSeenNs: now - 1_900_000_000, lastSeenNs: now - 1_000_000_000, source: b, destination: a,
+                                       sourcePort: 80, destinationPort: 40000, ipProtocol: 6, packets: 8, bytes: 9000,
+                                       interfaceIndex: 2, interfaceName: "198.18.0.9%2")
+            for u in requestFirst ? [request, reply] : [reply, request] { table.add(u, arrivedNs: now) }
+            return table.advance(to: now).first
+        }
+        for order in [true, false] {
+            let r = flow(requestFirst: order)
+            #expect(r?.sourcePort == 40000 && r?.interfaceIndex == 1 && r?.interfaceName == "198.18.0.9%1")
+        }
+    }
+}
