@@ -58,6 +58,8 @@ public struct ServerConfiguration: Sendable {
     /// `--allowed-host`: host names (besides localhost, IP literals and the
     /// `--listen` host) requests may name in `Host`.
     public var allowedHosts: [String] = []
+    /// Connections per client and in all, and the idle timeout.
+    public var connections = ConnectionLimits()
     /// Where the first-start sign-in link goes (standard error by default).
     public var announce: @Sendable (String) -> Void = { message in
         FileHandle.standardError.write(Data((message + "\n").utf8))
@@ -257,8 +259,13 @@ public func buildApplicationParts(
     if let flowSource {
         services.append(CaptureService(source: flowSource, pipeline: pipeline, logger: logger))
     }
+    let connections = ConnectionCounter(limits: configuration.connections, factory: factory)
+    let idle = configuration.connections.idleTimeout.components
     let app = Application(
         router: router,
+        server: .http1(configuration: .init(
+            additionalChannelHandlers: [connections.handler()],
+            idleTimeout: .seconds(idle.seconds) + .nanoseconds(idle.attoseconds / 1_000_000_000))),
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "FlowForest"),
         services: services,
         logger: logger)

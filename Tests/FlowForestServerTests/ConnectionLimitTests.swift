@@ -1,0 +1,108 @@
+import FlowForestServer
+import Foundation
+import Glibc
+import HummingbirdTesting
+import Testing
+
+/// A TCP connection opened from a chosen loopback address, for holding a
+/// connection open the way an idle client or a slow attacker does.
+final class RawConnection {
+    let fd: Int32
+
+    init(from source: String, toPort port: Int) throws {
+        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw TestFailure("socket: \(String(cString: strerror(errno)))") }
+        var local = sockaddr_in(), remote = sockaddr_in()
+        local.sin_family = sa_family_t(AF_INET)
+        inet_pton(AF_INET, source, &local.sin_addr)
+        remote.sin_family = sa_family_t(AF_INET)
+        remote.sin_port = in_port_t(UInt16(port).bigEndian)
+        inet_pton(AF_INET, "127.0.0.1", &remote.sin_addr)
+        let bound = withUnsafePointer(to: &local) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+            bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        let connected = withUnsafePointer(to: &remote) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+            connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        guard bound == 0, connected == 0 else {
+            close(fd)
+            throw TestFailure("connect from \(source): \(String(cString: strerror(errno)))")
+        }
+        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+    }
+
+    deinit { close(fd) }
+
+    func send(_ text: String) {
+        _ = text.utf8CString.withUnsafeBufferPointer { Glibc.send(fd, $0.baseAddress, $0.count - 1, Int32(MSG_NOSIGNAL)) }
+    }
+
+    /// What the server sent within `limit` (empty if nothing).
+    func firstBytes(within limit: Duration) async -> String {
+        let deadline = ContinuousClock.now + limit
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while ContinuousClock.now < deadline {
+            let n = recv(fd, &buffer, buffer.count, 0)
+            if n > 0 { return String(decoding: buffer.prefix(n), as: UTF8.self) }
+            if n == 0 { return "" }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        return ""
+    }
+
+    /// True once the server has closed the connection (a read sees its end
+    /// or a reset); false if it is still open at the deadline.
+    func closedByServer(within limit: Duration) async -> Bool {
+        let deadline = ContinuousClock.now + limit
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while ContinuousClock.now < deadline {
+            let n = recv(fd, &buffer, buffer.count, 0)
+            if n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) { return true }
+            if n < 0 { try? await Task.sleep(for: .milliseconds(20)) }
+        }
+        return false
+    }
+}
+
+@Suite("Connection limits")
+struct ConnectionLimitTests {
+    @Test("a client over its connection limit is refused and counted while others are served; its places come back as it closes")
+    func perClient() async throws {
+        try await withService(.live, configure: { c in
+            // Long enough that only the limit can close anything here.
+            c.connections.idleTimeout = .seconds(600)
+            c.connections.perClient = 4
+        }) { client, db, _ in
+            let port = try #require(client.port)
+            let base = "http://127.0.0.1:\(port)"
+            var held = try (0..<4).map { _ in try RawConnection(from: "127.0.0.2", toPort: port) }
+            let fifth = try RawConnection(from: "127.0.0.2", toPort: port)
+            #expect(await fifth.closedByServer(within: .seconds(10)))
+            for connection in held { #expect(await !connection.closedByServer(within: .milliseconds(100))) }
+            // Every other client is served meanwhile.
+            #expect(try await curl(["-H", "Authorization: Bearer \(db.viewerToken)", "\(base)/api/health"]).status == 200)
+            // One of the four goes; a new connection from that address takes its place and is answered.
+            // (Until the server has seen it go, a new one is still refused.)
+            held.removeLast()
+            try await waitFor("an answer on a new connection from 127.0.0.2", seconds: 10) {
+                let again = try RawConnection(from: "127.0.0.2", toPort: port)
+                again.send("GET /api/health HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer \(db.viewerToken)\r\n\r\n")
+                return await again.firstBytes(within: .seconds(2)).hasPrefix("HTTP/1.1 200")
+            }
+            let metrics = try await curl(["-H", "Authorization: Bearer \(db.adminToken)", "\(base)/metrics"]).body
+            let refused = metrics.split(separator: "\n").first { $0.hasPrefix(#"flowforest_http_connections_refused_total{limit="client"}"#) }
+            #expect(refused.flatMap { Double($0.split(separator: " ").last ?? "") }.map { $0 >= 1 } == true)
+            withExtendedLifetime(held) {}
+        }
+    }
+
+    @Test("idle connections, and requests whose headers never finish, are closed after the idle timeout")
+    func idle() async throws {
+        try await withService(.live, configure: { $0.connections.idleTimeout = .seconds(1) }) { client, _, _ in
+            let port = try #require(client.port)
+            let idle = try RawConnection(from: "127.0.0.2", toPort: port)
+            let slow = try RawConnection(from: "127.0.0.3", toPort: port)
+            slow.send("GET /api/health HTTP/1.1\r\nHost: localhost\r\nX-Slow: 1\r\n")
+            #expect(await idle.closedByServer(within: .seconds(15)))
+            #expect(await slow.closedByServer(within: .seconds(15)))
+        }
+    }
+}
