@@ -12,6 +12,9 @@ public import FlowForestCore
 /// flows it had no room for in `flowforest_ingest_table_full_packets_total`.
 public actor IngestTable {
     private var table: FlowTable
+    /// Records the latest ``advance()`` handed out: until the next one they
+    /// may not be in the store queue yet.
+    private var handedOut = 0
     private let clock: @Sendable () -> UInt64
     private let tableFull: Counter
 
@@ -35,6 +38,18 @@ public actor IngestTable {
         tableFull.increment(by: 0)
     }
 
+    /// Adds every packet if the store queue has room for what the table
+    /// will owe it afterwards: a record for each flow then open (its end, at
+    /// least), for each flow these packets may open, and for the records of
+    /// the latest advance, which may not be queued yet. `storeRoom` is the
+    /// queue's free rows. Nil, adding nothing, when it has not: accepted
+    /// packets are then never dropped for want of room when their flows end
+    /// together.
+    public func add(_ packets: [PacketSummary], storeRoom: () -> Int) -> Added? {
+        guard storeRoom() >= table.activeCount + handedOut + packets.count else { return nil }
+        return add(packets)
+    }
+
     /// Adds every packet (the request is already fully validated), stamped
     /// with its arrival by the server clock.
     public func add(_ packets: [PacketSummary]) -> Added {
@@ -51,6 +66,7 @@ public actor IngestTable {
     public func advance() -> FlowBatch {
         let now = clock()
         let records = table.advance(to: now)
+        handedOut = records.count
         return FlowBatch(timeNs: now, records: records, statistics: table.statistics, activeFlows: table.activeCount)
     }
 

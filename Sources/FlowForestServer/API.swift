@@ -377,12 +377,14 @@ struct API: Sendable {
             handles.rejected(.invalid)
             throw APIError(.badRequest, error.description)
         }
-        // Flow records of this request must fit the store queue; refuse rather than drop.
-        guard writer.flowRoom >= packets.count else {
+        // The flow records this request will lead to must fit the store
+        // queue beside those every open ingest flow still owes it; refuse
+        // rather than drop.
+        let writer = self.writer
+        guard let added = await ingest.add(packets, storeRoom: { writer.flowRoom }) else {
             handles.rejected(.storeBusy)
             throw APIError(.serviceUnavailable, "store queue full; retry later", headers: [.retryAfter: "5"])
         }
-        let added = await ingest.add(packets)
         handles.ingestRecords.increment(by: Int64(packets.count))
         logger.debug("ingest", metadata: ["by": "\(principal.name)", "records": "\(packets.count)", "refused": "\(added.refused)"])
         return try json(IngestResult(accepted: packets.count, flowsStarted: added.flowsStarted, activeFlows: added.activeFlows),
