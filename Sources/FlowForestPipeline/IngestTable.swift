@@ -12,8 +12,8 @@ public import FlowForestCore
 /// flows it had no room for in `flowforest_ingest_table_full_packets_total`.
 public actor IngestTable {
     private var table: FlowTable
-    /// Records the latest ``advance()`` handed out: until the next one they
-    /// may not be in the store queue yet.
+    /// Records the latest ``advance()`` handed out that the store keeps
+    /// (interim and ended): until the next one they may not be queued yet.
     private var handedOut = 0
     private let clock: @Sendable () -> UInt64
     private let tableFull: Counter
@@ -66,7 +66,7 @@ public actor IngestTable {
     public func advance() -> FlowBatch {
         let now = clock()
         let records = table.advance(to: now)
-        handedOut = records.count
+        handedOut = records.reduce(0) { $0 + ($1.state == .active ? 0 : 1) }
         return FlowBatch(timeNs: now, records: records, statistics: table.statistics, activeFlows: table.activeCount)
     }
 

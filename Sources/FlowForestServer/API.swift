@@ -349,10 +349,22 @@ struct API: Sendable {
         enum CodingKeys: String, CodingKey { case accepted, flowsStarted = "flows_started", activeFlows = "active_flows" }
     }
 
+    /// True for `application/json`, with any parameters (`; charset=utf-8`).
+    static func isJSON(_ contentType: String?) -> Bool {
+        guard let contentType else { return false }
+        let type = contentType.split(separator: ";", maxSplits: 1).first ?? ""
+        return type.trimmingCharacters(in: .whitespaces).lowercased() == "application/json"
+    }
+
     func traffic(_ request: Request, _ context: AppRequestContext) async throws -> Response {
         let principal = try context.require(.ingest)
         guard context.viaToken else {
             throw APIError(.forbidden, "ingest needs an API token ('Authorization: Bearer <token>'), not a dashboard session")
+        }
+        guard Self.isJSON(request.headers[.contentType]) else {
+            handles.rejected(.invalid)
+            throw APIError(.unsupportedMediaType, "POST /api/traffic takes application/json, not "
+                           + (request.headers[.contentType].map { "\"\(API.quoted($0))\"" } ?? "a body without Content-Type"))
         }
         if let length = request.headers[.contentLength].flatMap(Int.init), length > configuration.maxIngestBytes {
             handles.rejected(.tooLarge)

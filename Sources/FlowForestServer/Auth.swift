@@ -240,10 +240,15 @@ struct HostGuard: RouterMiddleware {
         return try await next(request, context)
     }
 
-    /// `name:port`, `[v6]:port` or a bare name, without the port.
+    /// `name:port`, `[v6]:port` or a bare name, without the port. Anything
+    /// else after a bracketed address (`[::1]evil.example`) keeps the whole
+    /// text, which then names no address and no allowed host.
     static func hostPart(_ authority: String) -> String {
         if authority.hasPrefix("[") {
             guard let close = authority.firstIndex(of: "]") else { return authority }
+            let rest = authority[authority.index(after: close)...]
+            guard rest.isEmpty || (rest.hasPrefix(":") && rest.dropFirst().allSatisfy(\.isASCII) && rest.dropFirst().allSatisfy(\.isNumber))
+            else { return authority }
             return String(authority[...close])
         }
         if authority.filter({ $0 == ":" }).count == 1, let colon = authority.firstIndex(of: ":") {

@@ -85,7 +85,9 @@ struct IngestRecord: Decodable {
         if let names = try c.decodeIfPresent([String].self, forKey: .tcpFlags) {
             let table: [String: TCPFlags] = ["FIN": .fin, "SYN": .syn, "RST": .rst, "PSH": .psh, "ACK": .ack, "URG": .urg, "ECE": .ece, "CWR": .cwr]
             for name in names {
-                guard let f = table[name.uppercased()] else {
+                // ASCII case only: Unicode upper-casing would read "ſyn" as SYN.
+                let upper = String(decoding: name.utf8.map { $0 >= 0x61 && $0 <= 0x7A ? $0 - 0x20 : $0 }, as: UTF8.self)
+                guard let f = table[upper] else {
                     throw DecodingError.dataCorruptedError(forKey: .tcpFlags, in: c, debugDescription: "unknown TCP flag \"\(API.quoted(name))\"")
                 }
                 flags.insert(f)

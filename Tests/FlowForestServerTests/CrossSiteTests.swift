@@ -88,6 +88,8 @@ struct CrossSiteTests {
             #expect(try await curl(["-H", "Host: rebind.evil.example", "-X", "POST", "-H", "Content-Type: text/plain", "--data", "[]",
                               "http://127.0.0.1:\(port)/api/traffic"]).status == 421)
             #expect(try await curl(["-H", "Host: rebind.evil.example", "http://127.0.0.1:\(port)/"]).status == 421, "the dashboard too")
+            // A bracketed address with a name stuck after it is no address.
+            for host in ["[::1]evil.example", "[::1]:80evil"] { #expect(try await get(host: host).status == 421, "\(host)") }
             for host in ["127.0.0.1:\(port)", "localhost:\(port)", "LOCALHOST", "[::1]:\(port)", "10.1.2.3:\(port)",
                          "sensor.example.net:\(port)", "other.example"] {
                 #expect(try await get(host: host).status == 200, "\(host)")

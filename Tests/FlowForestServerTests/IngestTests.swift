@@ -56,6 +56,8 @@ struct IngestTests {
             (#"[{"src_ip": "198.18.0.1\u0000", "dst_ip": "198.18.0.2", "protocol": "tcp", "length": 60, "timestamp": 1764064800}]"#, "record 0, field src_ip: not an IPv4 or IPv6 address"),
             (#"[{"src_ip": "198.18.0.1", "dst_ip": "198.18.0.2\u0000junk", "protocol": "tcp", "length": 60, "timestamp": 1764064800}]"#, "record 0, field dst_ip: not an IPv4 or IPv6 address"),
             (#"[{"src_ip": "2001:2::1 junk", "dst_ip": "2001:2::2", "protocol": "tcp", "length": 60, "timestamp": 1764064800}]"#, "record 0, field src_ip: not an IPv4 or IPv6 address"),
+            // Flag names are ASCII: Unicode case mapping would read "ſyn" as SYN.
+            (#"[{"src_ip": "198.18.0.1", "dst_ip": "198.18.0.2", "protocol": "tcp", "length": 60, "timestamp": 1764064800, "tcp_flags": ["ſyn"]}]"#, "record 0, field tcp_flags: unknown TCP flag"),
           ])
     func invalid(body: String, message: String) async throws {
         try await withService { client, db, _ in
@@ -66,6 +68,27 @@ struct IngestTests {
             // The valid first record of a refused request is not applied either.
             let flows = try await client.call("/api/flows", token: db.viewerToken).object()
             #expect((flows["active"] as? [Any])?.isEmpty == true)
+        }
+    }
+
+    @Test("a body not declared application/json is 415 and applies nothing; parameters of the type are fine")
+    func contentType() async throws {
+        try await withService { client, db, _ in
+            let now = Int(Date().timeIntervalSince1970)
+            let body = #"[{"src_ip": "198.18.0.1", "dst_ip": "198.18.0.2", "protocol": "tcp", "length": 60, "timestamp": \#(now)}]"#
+            for type in ["text/plain", "application/x-www-form-urlencoded", nil] as [String?] {
+                var headers: HTTPFields = [.authorization: "Bearer \(db.agentToken)"]
+                if let type { headers[.contentType] = type }
+                let r = try await client.executeRequest(uri: "/api/traffic", method: .post, headers: headers, body: ByteBuffer(string: body))
+                #expect(r.status == .unsupportedMediaType, "\(type ?? "none")")
+                #expect((try r.object()["error"] as? String)?.contains("application/json") == true)
+            }
+            let flows = try await client.call("/api/flows", token: db.viewerToken).object()
+            #expect((flows["active"] as? [Any])?.isEmpty == true)
+            let typed = try await client.executeRequest(uri: "/api/traffic", method: .post,
+                                                        headers: [.authorization: "Bearer \(db.agentToken)", .contentType: "Application/JSON; charset=utf-8"],
+                                                        body: ByteBuffer(string: body))
+            #expect(typed.status == .accepted)
         }
     }
 
