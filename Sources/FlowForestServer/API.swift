@@ -19,7 +19,9 @@ struct API: Sendable {
     let metrics: FlowForestMetrics
     let logger: Logger
     let throttle: LoginThrottle
-    let hashing: PasswordHashingPool
+    let hashing: BlockingWorkPool
+    /// Decodes ingest bodies (up to 8 MiB of JSON, most of a second of CPU each).
+    let decoding: BlockingWorkPool
     let handles: APIMetrics
     let startedAt = ContinuousClock.now
 
@@ -356,6 +358,32 @@ struct API: Sendable {
         return type.trimmingCharacters(in: .whitespaces).lowercased() == "application/json"
     }
 
+    /// An ingest body's packets, decoded on the ``decoding`` pool (503 when
+    /// it is at its limit); 413 for too many records, 400 for anything invalid.
+    private func decode(_ body: ByteBuffer) async throws -> [PacketSummary] {
+        let (maxRecords, window) = (configuration.maxIngestRecords, configuration.ingestWindow(nowNs: wallClockNs()))
+        let decoded: Result<[PacketSummary], IngestError>
+        do {
+            decoded = try await decoding.run {
+                Result { () throws(IngestError) in try IngestRecord.decodeAll(Data(buffer: body), maxRecords: maxRecords, window: window) }
+            }
+        } catch {
+            handles.rejected(.decoderBusy)
+            throw error
+        }
+        switch decoded {
+        case .success(let packets):
+            return packets
+        case .failure(let error):
+            if case .tooMany = error {
+                handles.rejected(.tooManyRecords)
+                throw APIError(.contentTooLarge, error.description)
+            }
+            handles.rejected(.invalid)
+            throw APIError(.badRequest, error.description)
+        }
+    }
+
     func traffic(_ request: Request, _ context: AppRequestContext) async throws -> Response {
         let principal = try context.require(.ingest)
         guard context.viaToken else {
@@ -377,18 +405,7 @@ struct API: Sendable {
             handles.rejected(.tooLarge)
             throw APIError(.contentTooLarge, "body exceeds the limit of \(configuration.maxIngestBytes) bytes")
         }
-        let packets: [PacketSummary]
-        do {
-            packets = try IngestRecord.decodeAll(Data(buffer: body), maxRecords: configuration.maxIngestRecords,
-                                                 window: configuration.ingestWindow(nowNs: wallClockNs()))
-        } catch {
-            if case .tooMany = error {
-                handles.rejected(.tooManyRecords)
-                throw APIError(.contentTooLarge, error.description)
-            }
-            handles.rejected(.invalid)
-            throw APIError(.badRequest, error.description)
-        }
+        let packets = try await decode(body)
         // The flow records this request will lead to must fit the store
         // queue beside those every open ingest flow still owes it; refuse
         // rather than drop.

@@ -10,6 +10,8 @@ struct APIMetrics: Sendable {
         case tooManyRecords = "too_many_records"
         case invalid
         case storeBusy = "store_busy"
+        /// Decoding was at its limit of bodies running and waiting.
+        case decoderBusy = "decoder_busy"
     }
 
     /// Why a sign-in failed (`reason` of `flowforest_login_failures_total`).

@@ -235,7 +235,11 @@ public func buildApplicationParts(
         hub: hub, sessions: sessions, metrics: metrics, logger: logger,
         throttle: LoginThrottle(freeFailures: configuration.loginFreeFailures, firstDelay: configuration.loginFirstDelay,
                                 maxDelay: configuration.loginMaxDelay),
-        hashing: PasswordHashingPool(), handles: APIMetrics(factory: metrics.factory))
+        hashing: .passwordHashing(),
+        // One body at a time beside the rest of the server, a few waiting; more get 503.
+        decoding: BlockingWorkPool(label: "flowforest.ingest-decoding", width: 1, maxWaiting: 4,
+                                   busy: "too many ingest requests being decoded; retry shortly"),
+        handles: APIMetrics(factory: metrics.factory))
     // The stored rules and the file's are in force from the first batch.
     await api.applySuppressions()
     let router = Router(context: AppRequestContext.self)

@@ -111,70 +111,15 @@ final class LoginThrottle: Sendable {
     }
 }
 
-private enum PoolDecision { case start, queued, refused }
-
-/// Runs password hashing (scrypt: ~32 MiB and a tenth of a second each) on
-/// at most `width` Dispatch threads, never on the event loops or the Swift
-/// concurrency pool, so wrong passwords cannot stall other requests. At most
-/// `maxWaiting` checks queue behind them; more get 503 with `Retry-After`.
-final class PasswordHashingPool: Sendable {
-    typealias Job = @Sendable () -> Void
-    let width: Int
-    let maxWaiting: Int
-    private let queue = DispatchQueue(label: "flowforest.password-hashing", attributes: .concurrent)
-    private let state = Mutex<(running: Int, waiting: [Job])>((0, []))
-
-    /// Two hashes at once at most, one on a machine with two cores or fewer.
-    static let defaultWidth = min(2, max(1, ProcessInfo.processInfo.activeProcessorCount - 1))
-
-    init(width: Int = PasswordHashingPool.defaultWidth, maxWaiting: Int = 16) {
-        self.width = max(1, width)
-        self.maxWaiting = maxWaiting
+extension BlockingWorkPool {
+    /// The pool for password checks (scrypt: ~32 MiB and a tenth of a second
+    /// each), so wrong passwords cannot stall other requests.
+    static func passwordHashing() -> BlockingWorkPool {
+        BlockingWorkPool(label: "flowforest.password-hashing", busy: "too many sign-ins at once; retry shortly")
     }
 
     /// True when `password` matches `hash`.
     func verify(_ password: String, against hash: String) async throws -> Bool {
         try await run { PasswordHash.verify(password, against: hash) }
-    }
-
-    func run<T: Sendable>(_ work: @escaping @Sendable () -> T) async throws -> T {
-        try await withCheckedThrowingContinuation { (c: CheckedContinuation<T, any Error>) in
-            // The slot is released before the caller resumes, so a caller that
-            // sees its result also sees the pool's load without its check.
-            let job: Job = { [self] in
-                let result = work()
-                finished()
-                c.resume(returning: result)
-            }
-            let decision = state.withLock { s -> PoolDecision in
-                if s.running < width {
-                    s.running += 1
-                    return .start
-                }
-                guard s.waiting.count < maxWaiting else { return .refused }
-                s.waiting.append(job)
-                return .queued
-            }
-            switch decision {
-            case .start: queue.async(execute: job)
-            case .queued: break
-            case .refused:
-                c.resume(throwing: APIError(.serviceUnavailable, "too many sign-ins at once; retry shortly", headers: [.retryAfter: "1"]))
-            }
-        }
-    }
-
-    /// Checks running and waiting now.
-    var load: (running: Int, waiting: Int) { state.withLock { ($0.running, $0.waiting.count) } }
-
-    private func finished() {
-        let next = state.withLock { s -> Job? in
-            guard !s.waiting.isEmpty else {
-                s.running -= 1
-                return nil
-            }
-            return s.waiting.removeFirst()
-        }
-        if let next { queue.async(execute: next) }
     }
 }

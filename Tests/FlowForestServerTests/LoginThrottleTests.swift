@@ -108,7 +108,7 @@ struct LoginThrottleTests {
 
     @Test("the hashing pool runs at most its width at once and refuses beyond its queue")
     func boundedPool() async throws {
-        let pool = PasswordHashingPool(width: 2, maxWaiting: 3)
+        let pool = BlockingWorkPool(label: "test", width: 2, maxWaiting: 3)
         final class Running: Sendable {
             let m = Mutex((now: 0, peak: 0))
             let gate = DispatchSemaphore(value: 0)

@@ -1,0 +1,69 @@
+import Foundation
+import Synchronization
+
+private enum PoolDecision { case start, queued, refused }
+
+/// Runs CPU-heavy request work (password hashing, decoding large ingest
+/// bodies) on at most `width` Dispatch threads, never on the event loops or
+/// the Swift concurrency pool, so a few expensive requests cannot stall the
+/// others (`/api/health` among them). At most `maxWaiting` jobs queue behind
+/// them; more get 503 with `Retry-After` and `busy` as the message.
+final class BlockingWorkPool: Sendable {
+    typealias Job = @Sendable () -> Void
+    let width: Int
+    let maxWaiting: Int
+    let busy: String
+    private let queue: DispatchQueue
+    private let state = Mutex<(running: Int, waiting: [Job])>((0, []))
+
+    /// Two jobs at once at most, one on a machine with two cores or fewer.
+    static let defaultWidth = min(2, max(1, ProcessInfo.processInfo.activeProcessorCount - 1))
+
+    init(label: String, width: Int = BlockingWorkPool.defaultWidth, maxWaiting: Int = 16, busy: String = "server busy; retry shortly") {
+        self.width = max(1, width)
+        self.maxWaiting = maxWaiting
+        self.busy = busy
+        queue = DispatchQueue(label: label, attributes: .concurrent)
+    }
+
+    func run<T: Sendable>(_ work: @escaping @Sendable () -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { (c: CheckedContinuation<T, any Error>) in
+            // The slot is released before the caller resumes, so a caller that
+            // sees its result also sees the pool's load without its check.
+            let job: Job = { [self] in
+                let result = work()
+                finished()
+                c.resume(returning: result)
+            }
+            let decision = state.withLock { s -> PoolDecision in
+                if s.running < width {
+                    s.running += 1
+                    return .start
+                }
+                guard s.waiting.count < maxWaiting else { return .refused }
+                s.waiting.append(job)
+                return .queued
+            }
+            switch decision {
+            case .start: queue.async(execute: job)
+            case .queued: break
+            case .refused:
+                c.resume(throwing: APIError(.serviceUnavailable, busy, headers: [.retryAfter: "1"]))
+            }
+        }
+    }
+
+    /// Checks running and waiting now.
+    var load: (running: Int, waiting: Int) { state.withLock { ($0.running, $0.waiting.count) } }
+
+    private func finished() {
+        let next = state.withLock { s -> Job? in
+            guard !s.waiting.isEmpty else {
+                s.running -= 1
+                return nil
+            }
+            return s.waiting.removeFirst()
+        }
+        if let next { queue.async(execute: next) }
+    }
+}
