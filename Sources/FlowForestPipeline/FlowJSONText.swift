@@ -31,6 +31,18 @@ public struct FlowJSONText {
         bytes.append(UInt8(ascii: "]"))
     }
 
+    /// Appends one flow as the encoder writes it.
+    public mutating func appendFlow(_ flow: FlowRecord) throws {
+        let json = flow.json()
+        if !append(json) { bytes += try encoder.encode(json) }
+    }
+
+    /// The text so far, leaving the writer empty for more.
+    public mutating func take() -> [UInt8] {
+        defer { bytes.removeAll(keepingCapacity: true) }
+        return bytes
+    }
+
     /// Appends `value` as the encoder writes it.
     public mutating func appendEncoded(_ value: some Encodable) throws { bytes += try encoder.encode(value) }
 

@@ -1,4 +1,5 @@
 import FlowForestCore
+import Foundation
 import Synchronization
 
 /// A flag the capture thread polls; set by `stop()` or when the consumer goes away.
@@ -6,22 +7,43 @@ final class StopFlag: Sendable {
     private let flag = Atomic<Bool>(false)
     func set() { flag.store(true, ordering: .releasing) }
     var isSet: Bool { flag.load(ordering: .acquiring) }
+
+    /// Waits a millisecond for a full stream; false once stopped.
+    func pause() -> Bool {
+        usleep(1000)
+        return !isSet
+    }
 }
 
 /// The per-packet work shared by file and live capture: parse, account,
 /// and cut batches at poll boundaries. Lives on the capture thread only.
 struct CaptureLoop {
+    /// Batches the stream holds for a consumer that is behind. Past them the
+    /// capture thread waits: a file is read no faster than the pipeline
+    /// takes it (memory stays flat however large the file), and a live
+    /// capture leaves packets in the kernel's buffer, whose drops are counted.
+    static let bufferedBatches = 4
+
     var table: FlowTable
     let pollIntervalNs: UInt64
     let continuation: AsyncThrowingStream<FlowBatch, any Error>.Continuation
+    /// Called while the stream is full; false gives up (the source stopped).
+    let waiting: () -> Bool
     var nextTickNs: UInt64 = 0
     var lastTimeNs: UInt64 = 0
     var interfaceNames: [UInt32: String] = [:]
 
-    init(configuration: FlowTableConfiguration, pollIntervalNs: UInt64, continuation: AsyncThrowingStream<FlowBatch, any Error>.Continuation) {
+    init(configuration: FlowTableConfiguration, pollIntervalNs: UInt64, continuation: AsyncThrowingStream<FlowBatch, any Error>.Continuation,
+         waiting: @escaping () -> Bool) {
         self.table = FlowTable(configuration: configuration)
         self.pollIntervalNs = pollIntervalNs
         self.continuation = continuation
+        self.waiting = waiting
+    }
+
+    /// A stream of ``bufferedBatches`` for a capture thread to feed.
+    static func makeStream() -> (AsyncThrowingStream<FlowBatch, any Error>, AsyncThrowingStream<FlowBatch, any Error>.Continuation) {
+        AsyncThrowingStream<FlowBatch, any Error>.makeStream(bufferingPolicy: .bufferingOldest(bufferedBatches))
     }
 
     /// Parses and accounts one frame.
@@ -58,6 +80,7 @@ struct CaptureLoop {
         if !interfaceNames.isEmpty {
             for i in named.indices { named[i].interfaceName = interfaceNames[named[i].interfaceIndex] }
         }
-        continuation.yield(FlowBatch(timeNs: nowNs, records: named, statistics: table.statistics, activeFlows: table.activeCount, progress: progress))
+        _ = continuation.yieldWhenRoom(FlowBatch(timeNs: nowNs, records: named, statistics: table.statistics, activeFlows: table.activeCount,
+                                                 progress: progress), waiting: waiting)
     }
 }

@@ -24,7 +24,7 @@ public final class PcapFileSource: FlowSource {
     public func stop() { stopFlag.set() }
 
     public func batches() -> AsyncThrowingStream<FlowBatch, any Error> {
-        let (stream, continuation) = AsyncThrowingStream.makeStream(of: FlowBatch.self, throwing: (any Error).self)
+        let (stream, continuation) = CaptureLoop.makeStream()
         let handle: PcapHandle
         do {
             handle = try PcapHandle.openFile(path)
@@ -47,7 +47,8 @@ public final class PcapFileSource: FlowSource {
 
     private static func read(_ handle: PcapHandle, path: String, configuration: FlowTableConfiguration, pollIntervalNs: UInt64,
                              stop: StopFlag, continuation: AsyncThrowingStream<FlowBatch, any Error>.Continuation) {
-        var loop = CaptureLoop(configuration: configuration, pollIntervalNs: pollIntervalNs, continuation: continuation)
+        var loop = CaptureLoop(configuration: configuration, pollIntervalNs: pollIntervalNs, continuation: continuation,
+                               waiting: stop.pause)
         let parser = PacketParser(linkType: handle.linkType)
         let fileSize = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? NSNumber)?.doubleValue ?? 0
         let file = pcap_file(handle.pointer)

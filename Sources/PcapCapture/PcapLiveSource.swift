@@ -45,7 +45,7 @@ public final class PcapLiveSource: FlowSource {
     public func stop() { stopFlag.set() }
 
     public func batches() -> AsyncThrowingStream<FlowBatch, any Error> {
-        let (stream, continuation) = AsyncThrowingStream.makeStream(of: FlowBatch.self, throwing: (any Error).self)
+        let (stream, continuation) = CaptureLoop.makeStream()
         let stop = stopFlag
         continuation.onTermination = { _ in stop.set() }
         let (handles, configuration, poll) = (self.handles, self.configuration, self.pollIntervalNs)
@@ -82,7 +82,8 @@ public final class PcapLiveSource: FlowSource {
             names[index] = handle.name
             parsers.append(PacketParser(linkType: handle.linkType, interfaceIndex: index))
         }
-        var loop = CaptureLoop(configuration: configuration, pollIntervalNs: pollIntervalNs, continuation: continuation)
+        var loop = CaptureLoop(configuration: configuration, pollIntervalNs: pollIntervalNs, continuation: continuation,
+                               waiting: stop.pause)
         loop.interfaceNames = names
         let context = DispatchContext(loop: loop, parser: parsers[0])
         let user = Unmanaged.passUnretained(context).toOpaque()

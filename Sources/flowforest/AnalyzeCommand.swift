@@ -72,12 +72,18 @@ struct AnalyzeCommand: AsyncParsableCommand {
         let pipeline = Pipeline(sensor: sensorName, detector: detector, sink: incidents, incidents: incidentOptions.configuration,
                                 logger: logger, metricsFactory: NOOPMetricsHandler.instance)
         var found: [Anomaly] = []
-        var flows: [FlowRecord] = []
+        // Listed flows are spooled to a file as they end; listing anomalies, only counted.
+        let spool = anomalies ? nil : try makeSpool()
+        var flowCount = 0
+        var text = FlowJSONText(encoder: Self.encoder)
         var statistics = CaptureStatistics()
         let progress = ProgressLine(label: "analyze: \(file)")
         do {
             for try await batch in source.batches() {
-                for record in batch.records where record.state == .ended { flows.append(record) }
+                for record in batch.records where record.state == .ended {
+                    flowCount += 1
+                    try spool?.append(record, text: render(record, &text))
+                }
                 // Offline, export waits for the collector rather than drop.
                 for exporter in exporters { exporter.export(batch.records, wait: true) }
                 found += await pipeline.process(batch, mode: source.mode)
@@ -91,45 +97,73 @@ struct AnalyzeCommand: AsyncParsableCommand {
         progress.clear()
         // The file's end ends every incident still recurring.
         await pipeline.closeIncidents()
-        flows.sort { ($0.firstSeenNs, $0.id) < ($1.firstSeenNs, $1.id) }
-        try write(flows: flows, anomalies: found, incidents: incidents.incidents, statistics: statistics)
+        try write(flows: spool, count: flowCount, anomalies: found, incidents: incidents.incidents, statistics: statistics)
     }
 
-    private func write(flows: [FlowRecord], anomalies found: [Anomaly], incidents: [Incident], statistics: CaptureStatistics) throws {
-        var out = StandardOutput()
+    /// Keys sorted, as the JSON output has always been written.
+    static let encoder: JSONEncoder = {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return encoder
+    }()
+
+    private func makeSpool() throws -> FlowSpool {
+        do { return try FlowSpool() } catch { throw failure("\(error)") }
+    }
+
+    /// One flow as the chosen format lists it.
+    private func render(_ flow: FlowRecord, _ text: inout FlowJSONText) throws -> [UInt8] {
+        switch format {
+        case .table: return Array((FlowText.tableRow(flow) + "\n").utf8)
+        case .csv: return Array((FlowText.csvRow(flow) + "\n").utf8)
+        case .json:
+            try text.appendFlow(flow)
+            return text.take()
+        }
+    }
+
+    private func write(flows spool: FlowSpool?, count: Int, anomalies found: [Anomaly], incidents: [Incident],
+                       statistics s: CaptureStatistics) throws {
+        var out = BufferedOutput()
+        defer { out.flush() }
         switch format {
         case .table where anomalies:
-            print(AnomalyText.tableHeader, to: &out)
-            for anomaly in found { print(AnomalyText.tableRow(anomaly), to: &out) }
-            print("\(found.count) anomalies in \(flows.count) flows, \(incidents.count) incidents", to: &out)
+            out.write(AnomalyText.tableHeader + "\n")
+            for anomaly in found { out.write(AnomalyText.tableRow(anomaly) + "\n") }
+            out.write("\(found.count) anomalies in \(count) flows, \(incidents.count) incidents\n")
         case .csv where anomalies:
-            print(AnomalyText.csvHeader, to: &out)
-            for anomaly in found { print(AnomalyText.csvRow(anomaly), to: &out) }
+            out.write(AnomalyText.csvHeader + "\n")
+            for anomaly in found { out.write(AnomalyText.csvRow(anomaly) + "\n") }
         case .table:
-            print(FlowText.tableHeader, to: &out)
-            for flow in flows { print(FlowText.tableRow(flow), to: &out) }
-            print("\(flows.count) flows, \(statistics.packetsAccounted) of \(statistics.packetsSeen) packets in flows (\(statistics.notIP) not IP, \(statistics.malformed) malformed)", to: &out)
-            if model != nil { print("\(found.count) anomalies in \(incidents.count) incidents (list them with --anomalies)", to: &out) }
+            out.write(FlowText.tableHeader + "\n")
+            try spool?.forEachInOrder { out.write($0) }
+            // Every packet the file held is in a flow or in one of these counts.
+            out.write("\(count) flows, \(s.packetsAccounted) of \(s.packetsSeen) packets in flows (\(s.notIP) not IP, "
+                      + "\(s.malformed) malformed, \(s.tableFull) over --max-flows)\n")
+            if model != nil { out.write("\(found.count) anomalies in \(incidents.count) incidents (list them with --anomalies)\n") }
         case .csv:
-            print(FlowText.csvHeader, to: &out)
-            for flow in flows { print(FlowText.csvRow(flow), to: &out) }
+            out.write(FlowText.csvHeader + "\n")
+            try spool?.forEachInOrder { out.write($0) }
         case .json:
             // One object, keys sorted as JSONEncoder sorts them; the flows,
             // most of it, written directly (FlowJSONText).
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys]
-            var text = FlowJSONText(encoder: encoder)
+            var text = FlowJSONText(encoder: Self.encoder)
             text.appendRaw(#"{"anomalies":"#)
             try text.appendEncoded(found)
-            text.appendRaw(#","flows":"#)
-            try text.appendArray(flows)
-            text.appendRaw(#","incidents":"#)
+            text.appendRaw(#","flows":["#)
+            out.write(text.take())
+            var first = true
+            try spool?.forEachInOrder {
+                if !first { out.write(CollectionOfOne(UInt8(ascii: ","))) }
+                first = false
+                out.write($0)
+            }
+            text.appendRaw(#"],"incidents":"#)
             try text.appendEncoded(incidents)
             text.appendRaw(#","stats":"#)
-            try text.appendEncoded(statistics)
-            text.appendRaw("}")
-            FileHandle.standardOutput.write(Data(text.bytes))
-            print("", to: &out)
+            try text.appendEncoded(s)
+            text.appendRaw("}\n")
+            out.write(text.take())
         }
     }
 }

@@ -57,6 +57,29 @@ struct CommandLineTests {
         #expect(result.stderr.contains("truncated"))
     }
 
+    @Test("analyze accounts every packet of the file in its summary, those over --max-flows too, and lists flows by first packet")
+    func analyzeAccounting() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let file = dir.appendingPathComponent("flows.pcap")
+        let totals = try OfflineBenchCapture(packets: 2000, flows: 60).write(to: file)
+        let table = try Binary.run(["analyze", file.path, "--max-flows", "5"])
+        #expect(table.status == 0, "\(table.stderr)")
+        // "N flows, A of S packets in flows (X not IP, Y malformed, Z over --max-flows)"
+        let summary = try #require(table.stdout.split(separator: "\n").last.map(String.init))
+        let numbers = summary.split(whereSeparator: { !$0.isNumber }).compactMap { Int($0) }
+        try #require(numbers.count == 6, "\(summary)")
+        let (accounted, seen, notIP, malformed, overMax) = (numbers[1], numbers[2], numbers[3], numbers[4], numbers[5])
+        #expect(seen == totals.packets && overMax > 0, "\(summary)")
+        #expect(accounted + notIP + malformed + overMax == seen, "\(summary)")
+        let json = try Binary.run(["analyze", file.path, "--format", "json"])
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any])
+        let flows = try #require(object["flows"] as? [[String: Any]])
+        #expect(flows.count == totals.flows)
+        let starts = flows.compactMap { $0["first_seen"] as? String }
+        #expect(starts.count == flows.count && starts == starts.sorted())
+    }
+
     @Test("A file that is not a capture is a one-line error")
     func notACapture() throws {
         let dir = try temporaryDirectory()
