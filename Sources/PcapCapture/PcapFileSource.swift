@@ -56,12 +56,14 @@ public final class PcapFileSource: FlowSource {
             guard fileSize > 0, let file else { return nil }
             return min(1, Double(ftell(file)) / fileSize)
         }
+        // Classic pcap (version 2.x) stores seconds in an unsigned 32-bit field.
+        let classic = pcap_major_version(handle.pointer) == 2
         var header: UnsafeMutablePointer<pcap_pkthdr>?
         var data: UnsafePointer<UInt8>?
         while !stop.isSet {
             let status = pcap_next_ex(handle.pointer, &header, &data)
             if status == 1, let header, let data {
-                guard let ts = timestampNs(header) else {
+                guard let ts = timestampNs(header, classic: classic) else {
                     loop.table.countMalformed()
                     continue
                 }

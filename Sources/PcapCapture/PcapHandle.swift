@@ -105,13 +105,17 @@ final class PcapHandle: @unchecked Sendable {
 /// precision, or `nil` when the time is impossible.
 ///
 /// libpcap copies a file's record header into a `timeval` as is: a classic
-/// pcap `ts_sec` of 0x80000000 or more arrives as a negative `tv_sec`, the
-/// fraction may be any 32-bit value (times 1000 for a microsecond file), and
-/// a pcapng time of 2^64-1 or a negative `if_tsoffset` gives a `tv_sec` far
-/// outside the epoch. Such a packet is malformed, never a reason to trap.
+/// pcap `ts_sec` of 0x80000000 or more (2038-01-19 to 2106) arrives as a
+/// negative `tv_sec`, which `classic` (a classic pcap file, whose seconds
+/// are an unsigned 32-bit field) reads back as the time it is; the fraction
+/// may be any 32-bit value (times 1000 for a microsecond file), and a pcapng
+/// time of 2^64-1 or a negative `if_tsoffset` gives a `tv_sec` far outside
+/// the epoch. Such a packet is malformed, never a reason to trap.
 @inline(__always)
-func timestampNs(_ header: UnsafePointer<pcap_pkthdr>) -> UInt64? {
-    timestampNs(seconds: Int64(header.pointee.ts.tv_sec), fraction: Int64(header.pointee.ts.tv_usec))
+func timestampNs(_ header: UnsafePointer<pcap_pkthdr>, classic: Bool = false) -> UInt64? {
+    var seconds = Int64(header.pointee.ts.tv_sec)
+    if classic && seconds < 0 && seconds >= -(1 << 31) { seconds += 1 << 32 }
+    return timestampNs(seconds: seconds, fraction: Int64(header.pointee.ts.tv_usec))
 }
 
 /// Seconds and nanoseconds to ns since the epoch, `nil` unless the fraction

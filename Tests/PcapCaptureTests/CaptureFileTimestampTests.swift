@@ -80,14 +80,32 @@ struct CaptureFileTimestampTests {
         }
     }
 
-    @Test("classic pcap: ts_sec from 2^31 up, ts_usec of 2^32-1, a nanosecond fraction of a second or more",
-          arguments: [(false, UInt32(0x8000_0000), UInt32(0)), (false, UInt32(0xFFFF_FFFF), UInt32(999_999)),
-                      (false, CaptureFileTimestampTests.goodSeconds, UInt32(0xFFFF_FFFF)), (false, CaptureFileTimestampTests.goodSeconds, UInt32(1_000_000)),
+    @Test("classic pcap: ts_usec of 2^32-1, a fraction of a second or more",
+          arguments: [(false, CaptureFileTimestampTests.goodSeconds, UInt32(0xFFFF_FFFF)), (false, CaptureFileTimestampTests.goodSeconds, UInt32(1_000_000)),
                       (true, CaptureFileTimestampTests.goodSeconds, UInt32(1_000_000_000)), (true, CaptureFileTimestampTests.goodSeconds, UInt32(0xFFFF_FFFF)),
                       (true, UInt32(0x8000_0000), UInt32(0xFFFF_FFFF))])
     func classicHostile(nanosecond: Bool, seconds: UInt32, fraction: UInt32) async throws {
         let outcome = try await Self.read(Self.classic(nanosecond: nanosecond, seconds: seconds, fraction: fraction))
         Self.expectSurvived(outcome, "\(nanosecond ? "ns" : "us") \(seconds).\(fraction)")
+    }
+
+    @Test("classic pcap seconds from 2^31 up (2038-01-19 to 2106, an unsigned field) are the times they say",
+          arguments: [UInt32(0x8000_0000), UInt32(0xFFFF_FFFF)])
+    func classicAfter2038(seconds: UInt32) async throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("flowforest-2038-\(getpid())-\(seconds).pcap").path
+        try Data(Self.classic(nanosecond: false, seconds: seconds, fraction: 7)).write(to: URL(fileURLWithPath: path))
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        var logger = Logger(label: "capture-file-test")
+        logger.logLevel = .error
+        var records: [FlowRecord] = []
+        var last = CaptureStatistics()
+        for try await batch in PcapFileSource(path: path, logger: logger).batches() {
+            records += batch.records.filter { $0.state == .ended }
+            last = batch.statistics
+        }
+        #expect(last.malformed == 0 && last.packetsAccounted == 3, "\(last)")
+        let late = UInt64(seconds) * 1_000_000_000 + 7_000
+        #expect(records.contains { $0.firstSeenNs == late && $0.lastSeenNs == late }, "\(records.map(\.firstSeenNs))")
     }
 
     @Test("classic pcap with good times reads every packet (the fixture itself is sound)")
