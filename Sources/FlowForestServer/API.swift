@@ -358,6 +358,22 @@ struct API: Sendable {
         return type.trimmingCharacters(in: .whitespaces).lowercased() == "application/json"
     }
 
+    /// The body, or nil when it is longer than `limit` bytes; past the limit
+    /// it is still read, and dropped, up to `readLimit` bytes in all.
+    static func collect(_ body: RequestBody, limit: Int, readLimit: Int) async throws -> ByteBuffer? {
+        var buffer = ByteBuffer()
+        var total = 0
+        for try await chunk in body {
+            total += chunk.readableBytes
+            if total <= limit {
+                buffer.writeImmutableBuffer(chunk)
+            } else if total > readLimit {
+                return nil
+            }
+        }
+        return total <= limit ? buffer : nil
+    }
+
     /// An ingest body's packets, decoded on the ``decoding`` pool (503 when
     /// it is at its limit); 413 for too many records, 400 for anything invalid.
     private func decode(_ body: ByteBuffer) async throws -> [PacketSummary] {
@@ -394,16 +410,19 @@ struct API: Sendable {
             throw APIError(.unsupportedMediaType, "POST /api/traffic takes application/json, not "
                            + (request.headers[.contentType].map { "\"\(API.quoted($0))\"" } ?? "a body without Content-Type"))
         }
-        if let length = request.headers[.contentLength].flatMap(Int.init), length > configuration.maxIngestBytes {
+        let limit = configuration.maxIngestBytes
+        // Up to four times the limit an oversized body is read and dropped
+        // before the answer, so a client that writes all of it before reading
+        // (with `Connection: close`) gets the 413 rather than a stalled write.
+        let readLimit = 4 * limit
+        if let length = request.headers[.contentLength].flatMap(Int.init), length > limit {
             handles.rejected(.tooLarge)
-            throw APIError(.contentTooLarge, "body of \(length) bytes exceeds the limit of \(configuration.maxIngestBytes)")
+            if length <= readLimit { _ = try? await Self.collect(request.body, limit: 0, readLimit: readLimit) }
+            throw APIError(.contentTooLarge, "body of \(length) bytes exceeds the limit of \(limit)")
         }
-        let body: ByteBuffer
-        do {
-            body = try await request.body.collect(upTo: configuration.maxIngestBytes)
-        } catch {
+        guard let body = try await Self.collect(request.body, limit: limit, readLimit: readLimit) else {
             handles.rejected(.tooLarge)
-            throw APIError(.contentTooLarge, "body exceeds the limit of \(configuration.maxIngestBytes) bytes")
+            throw APIError(.contentTooLarge, "body exceeds the limit of \(limit) bytes")
         }
         let packets = try await decode(body)
         // The flow records this request will lead to must fit the store

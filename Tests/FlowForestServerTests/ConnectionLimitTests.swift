@@ -35,6 +35,25 @@ final class RawConnection {
         _ = text.utf8CString.withUnsafeBufferPointer { Glibc.send(fd, $0.baseAddress, $0.count - 1, Int32(MSG_NOSIGNAL)) }
     }
 
+    /// Writes all of `bytes`, waiting while the socket is full; false if
+    /// they are not all out by the deadline or the connection failed.
+    func sendAll(_ bytes: [UInt8], within limit: Duration) async -> Bool {
+        let deadline = ContinuousClock.now + limit
+        var sent = 0
+        while sent < bytes.count {
+            let n = bytes[sent...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            if n > 0 {
+                sent += n
+            } else if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) {
+                guard ContinuousClock.now < deadline else { return false }
+                try? await Task.sleep(for: .milliseconds(20))
+            } else {
+                return false
+            }
+        }
+        return true
+    }
+
     /// What the server sent within `limit` (empty if nothing).
     func firstBytes(within limit: Duration) async -> String {
         let deadline = ContinuousClock.now + limit

@@ -131,6 +131,23 @@ struct IngestTests {
         }
     }
 
+    @Test("a client that writes an oversize body whole before reading, with Connection: close, gets its 413", arguments: [true, false])
+    func oversizeWithClose(declared: Bool) async throws {
+        // The body is larger than the loopback socket buffers hold, so it only goes out if the server reads it.
+        try await withService(.live, configure: { $0.maxIngestBytes = 4 * 1024 * 1024 }) { client, db, _ in
+            let port = try #require(client.port)
+            let connection = try RawConnection(from: "127.0.0.1", toPort: port)
+            let body = [UInt8](repeating: UInt8(ascii: " "), count: 12 * 1024 * 1024)
+            let framing = declared ? "Content-Length: \(body.count)" : "Transfer-Encoding: chunked"
+            connection.send("POST /api/traffic HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Type: application/json\r\n"
+                            + "Authorization: Bearer \(db.agentToken)\r\n\(framing)\r\n\r\n")
+            let payload = declared ? body : Array("\(String(body.count, radix: 16))\r\n".utf8) + body + Array("\r\n0\r\n\r\n".utf8)
+            // As a simple client does: every byte of the request, and only then the answer.
+            #expect(await connection.sendAll(payload, within: .seconds(30)), "the server stopped reading the body")
+            #expect(await connection.firstBytes(within: .seconds(10)).hasPrefix("HTTP/1.1 413"))
+        }
+    }
+
     @Test("ingested flows end, are stored and listed with the sensor name")
     func flowsAreStored() async throws {
         try await withService(.live) { client, db, parts in
