@@ -6,7 +6,7 @@ extension FlowDecoder {
     mutating func readData(_ id: UInt16, _ body: ByteCursor, context: MessageContext, into result: inout DecodeResult,
                            flows: inout [UniflowSummary]) -> Bool {
         guard let template = templates.template(id, in: context.exporter) else {
-            hold(HeldSet(setID: id, body: Array(body.bytes[body.offset..<body.end]), context: context), into: &result)
+            hold(HeldSet(setID: id, body: Array(body.bytes[body.offset..<body.end]), context: context, message: messages), into: &result)
             return false
         }
         decodeRecords(body, template: template, context: context, into: &result, flows: &flows)

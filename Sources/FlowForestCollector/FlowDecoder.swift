@@ -81,12 +81,16 @@ public struct FlowDecoder: Sendable {
         var setID: UInt16
         var body: [UInt8]
         var context: MessageContext
+        /// The message it came in (``messages`` then), so a duplicate's held sets can go too.
+        var message: UInt64
     }
 
     public let limits: CollectorLimits
     var templates: TemplateStore
     var domains: [ExporterDomain: DomainState] = [:]
     var held: [IPAddress: [HeldSet]] = [:]
+    /// Templated messages decoded so far.
+    var messages: UInt64 = 0
     private(set) var exporters: Set<IPAddress> = []
     /// Each exporter address's domains (at most ``CollectorLimits/maxDomainsPerExporter``).
     var domainsOf: [IPAddress: [ExporterDomain]] = [:]
@@ -146,29 +150,37 @@ public struct FlowDecoder: Sendable {
     }
 
     /// Admits a message's domain: known, or new within the exporter's
-    /// maximum, or new in place of the exporter's domain silent the longest
-    /// if that one has been silent ``CollectorLimits/domainIdleNs`` (counted
-    /// in `domainsReplaced`); else counted as malformed, and not decoded.
+    /// maximum once the exporter's domains silent for
+    /// ``CollectorLimits/domainIdleNs`` are given up (an exporter that
+    /// restarted from a new port leaves its old session behind; counted in
+    /// `domainsReplaced`); else counted as malformed, and not decoded.
     mutating func admit(_ domain: ExporterDomain, at now: UInt64, into result: inout DecodeResult) -> Bool {
         if domains[domain] != nil {
             domains[domain]!.lastSeenNs = max(domains[domain]!.lastSeenNs, now)
             return true
         }
-        var mine = domainsOf[domain.address, default: []]
-        if mine.count >= limits.maxDomainsPerExporter {
-            let quietest = mine.indices.min { domains[mine[$0]]?.lastSeenNs ?? 0 < domains[mine[$1]]?.lastSeenNs ?? 0 }
-            guard let i = quietest, now &- (domains[mine[i]]?.lastSeenNs ?? 0) >= limits.domainIdleNs,
-                  now >= domains[mine[i]]?.lastSeenNs ?? 0 else {
-                result.malformed.append(.tooManyDomains)
-                return false
-            }
-            forget(mine.remove(at: i))
-            result.domainsReplaced += 1
+        result.domainsReplaced += forgetSilentDomains(of: domain.address, except: domain, now: now)
+        guard domainsOf[domain.address, default: []].count < limits.maxDomainsPerExporter else {
+            result.malformed.append(.tooManyDomains)
+            return false
         }
-        mine.append(domain)
-        domainsOf[domain.address] = mine
+        domainsOf[domain.address, default: []].append(domain)
         domains[domain] = DomainState(lastSeenNs: now)
         return true
+    }
+
+    /// Gives up the domains of `address` but `except` that have been silent
+    /// for ``CollectorLimits/domainIdleNs``, with their templates (whose
+    /// per-exporter cap they would otherwise hold); returns how many.
+    mutating func forgetSilentDomains(of address: IPAddress, except: ExporterDomain, now: UInt64) -> Int {
+        let silent = domainsOf[address, default: []].filter { d in
+            guard d != except, let seen = domains[d]?.lastSeenNs else { return false }
+            return now >= seen && now - seen >= limits.domainIdleNs
+        }
+        guard !silent.isEmpty else { return 0 }
+        for d in silent { forget(d) }
+        domainsOf[address]?.removeAll { silent.contains($0) }
+        return silent.count
     }
 
     /// Drops a domain's state, templates and held data.

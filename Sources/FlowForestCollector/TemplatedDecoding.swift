@@ -22,6 +22,7 @@ extension FlowDecoder {
         guard let (context, sequence, end) = Self.header(datagram, version: version, exporter: exporter, port: port,
                                                          receivedNs: receivedNs, into: &result),
               admit(context.exporter, at: receivedNs, into: &result) else { return }
+        messages &+= 1
         var c = ByteCursor(datagram, from: version == .ipfix ? 16 : 20, end: end)
         // This message's own records, apart from held ones its templates
         // release: only these count towards its sequence number, and only
@@ -57,6 +58,12 @@ extension FlowDecoder {
             result.flows += own
         } else {
             result.duplicateRecords += ownRecords
+            // Its sets still waiting for a template are copies too.
+            let message = messages
+            let before = held[exporter]?.count ?? 0
+            held[exporter]?.removeAll { $0.message == message }
+            result.setsHeld -= before - (held[exporter]?.count ?? 0)
+            if held[exporter]?.isEmpty == true { held[exporter] = nil }
         }
     }
 
@@ -100,7 +107,14 @@ extension FlowDecoder {
             guard id >= 256 else { result.malformed.append(.badTemplate); return }
             switch parseTemplate(&c, options: options, ipfix: ipfix, secondField: count) {
             case .success(let template):
-                guard templates.set(template, id: id, in: context.exporter) else {
+                var stored = templates.set(template, id: id, in: context.exporter)
+                if !stored {
+                    // At the exporter's cap, its silent sessions give their templates up first.
+                    let freed = forgetSilentDomains(of: context.exporter.address, except: context.exporter, now: context.receivedNs)
+                    result.domainsReplaced += freed
+                    if freed > 0 { stored = templates.set(template, id: id, in: context.exporter) }
+                }
+                guard stored else {
                     result.templateRefusals += 1
                     continue
                 }

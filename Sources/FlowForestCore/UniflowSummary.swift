@@ -82,7 +82,10 @@ extension DirectionStats {
         packets = packets.addingSaturated(u.packets)
         bytes = bytes.addingSaturated(u.bytes)
         lastSeenNs = max(lastSeenNs, u.lastSeenNs)
-        sumSquaredLength &+= u.packets &* UInt64(mean) &* UInt64(mean)
+        // Saturating: a hostile record's mean and count can square past 2^64.
+        let (square, over1) = UInt64(mean).multipliedReportingOverflow(by: UInt64(mean))
+        let (lengths, over2) = square.multipliedReportingOverflow(by: u.packets)
+        sumSquaredLength = over1 || over2 ? .max : sumSquaredLength.addingSaturated(lengths)
         // 40 bytes: an IPv4 header and the smallest TCP header (UDP/ICMP have less).
         if mean > 40 { payloadPackets &+= UInt32(clamping: u.packets) }
         let f = u.tcpFlags

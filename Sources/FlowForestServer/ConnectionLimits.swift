@@ -1,3 +1,4 @@
+import FlowForestCore
 import Foundation
 import Metrics
 import NIOCore
@@ -13,7 +14,8 @@ import Synchronization
 public struct ConnectionLimits: Sendable {
     /// Idle connections and requests whose headers never finish close after this.
     public var idleTimeout: Duration = .seconds(30)
-    /// Open connections per client address. A reverse proxy is one client.
+    /// Open connections per client address (IPv6: per /64, which one host
+    /// usually has to itself). A reverse proxy is one client.
     public var perClient = 256
     /// Open connections in all: half the soft descriptor limit
     /// (`RLIMIT_NOFILE`), between 64 and 4,096, so capture, the store and
@@ -89,8 +91,15 @@ final class ConnectionLimitHandler: ChannelInboundHandler, RemovableChannelHandl
         self.counter = counter
     }
 
+    /// The address a connection counts against: IPv4 as is, IPv6 by its /64.
+    static func client(_ text: String?) -> String {
+        guard let text, let address = IPAddress(text) else { return text ?? "unknown" }
+        guard !address.isIPv4 else { return address.description }
+        return "\(IPAddress(high: address.high, low: 0))/64"
+    }
+
     func handlerAdded(context: ChannelHandlerContext) {
-        let address = context.channel.remoteAddress?.ipAddress ?? "unknown"
+        let address = Self.client(context.channel.remoteAddress?.ipAddress)
         if counter.admit(address) {
             client = address
         } else {

@@ -7,12 +7,6 @@ final class StopFlag: Sendable {
     private let flag = Atomic<Bool>(false)
     func set() { flag.store(true, ordering: .releasing) }
     var isSet: Bool { flag.load(ordering: .acquiring) }
-
-    /// Waits a millisecond for a full stream; false once stopped.
-    func pause() -> Bool {
-        usleep(1000)
-        return !isSet
-    }
 }
 
 /// The per-packet work shared by file and live capture: parse, account,
@@ -22,23 +16,22 @@ struct CaptureLoop {
     /// capture thread waits: a file is read no faster than the pipeline
     /// takes it (memory stays flat however large the file), and a live
     /// capture leaves packets in the kernel's buffer, whose drops are counted.
+    /// It waits through a stop too, so the last batch, every open flow, is
+    /// delivered; only a consumer that has gone (the stream terminated) ends
+    /// the wait.
     static let bufferedBatches = 4
 
     var table: FlowTable
     let pollIntervalNs: UInt64
     let continuation: AsyncThrowingStream<FlowBatch, any Error>.Continuation
-    /// Called while the stream is full; false gives up (the source stopped).
-    let waiting: () -> Bool
     var nextTickNs: UInt64 = 0
     var lastTimeNs: UInt64 = 0
     var interfaceNames: [UInt32: String] = [:]
 
-    init(configuration: FlowTableConfiguration, pollIntervalNs: UInt64, continuation: AsyncThrowingStream<FlowBatch, any Error>.Continuation,
-         waiting: @escaping () -> Bool) {
+    init(configuration: FlowTableConfiguration, pollIntervalNs: UInt64, continuation: AsyncThrowingStream<FlowBatch, any Error>.Continuation) {
         self.table = FlowTable(configuration: configuration)
         self.pollIntervalNs = pollIntervalNs
         self.continuation = continuation
-        self.waiting = waiting
     }
 
     /// A stream of ``bufferedBatches`` for a capture thread to feed.
@@ -81,6 +74,9 @@ struct CaptureLoop {
             for i in named.indices { named[i].interfaceName = interfaceNames[named[i].interfaceIndex] }
         }
         _ = continuation.yieldWhenRoom(FlowBatch(timeNs: nowNs, records: named, statistics: table.statistics, activeFlows: table.activeCount,
-                                                 progress: progress), waiting: waiting)
+                                                 progress: progress)) {
+            usleep(1000)
+            return true
+        }
     }
 }

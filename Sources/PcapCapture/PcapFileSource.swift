@@ -47,8 +47,7 @@ public final class PcapFileSource: FlowSource {
 
     private static func read(_ handle: PcapHandle, path: String, configuration: FlowTableConfiguration, pollIntervalNs: UInt64,
                              stop: StopFlag, continuation: AsyncThrowingStream<FlowBatch, any Error>.Continuation) {
-        var loop = CaptureLoop(configuration: configuration, pollIntervalNs: pollIntervalNs, continuation: continuation,
-                               waiting: stop.pause)
+        var loop = CaptureLoop(configuration: configuration, pollIntervalNs: pollIntervalNs, continuation: continuation)
         let parser = PacketParser(linkType: handle.linkType)
         let fileSize = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? NSNumber)?.doubleValue ?? 0
         let file = pcap_file(handle.pointer)

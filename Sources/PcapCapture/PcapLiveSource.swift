@@ -82,8 +82,7 @@ public final class PcapLiveSource: FlowSource {
             names[index] = handle.name
             parsers.append(PacketParser(linkType: handle.linkType, interfaceIndex: index))
         }
-        var loop = CaptureLoop(configuration: configuration, pollIntervalNs: pollIntervalNs, continuation: continuation,
-                               waiting: stop.pause)
+        var loop = CaptureLoop(configuration: configuration, pollIntervalNs: pollIntervalNs, continuation: continuation)
         loop.interfaceNames = names
         let context = DispatchContext(loop: loop, parser: parsers[0])
         let user = Unmanaged.passUnretained(context).toOpaque()

@@ -72,8 +72,9 @@ struct AnalyzeCommand: AsyncParsableCommand {
         let pipeline = Pipeline(sensor: sensorName, detector: detector, sink: incidents, incidents: incidentOptions.configuration,
                                 logger: logger, metricsFactory: NOOPMetricsHandler.instance)
         var found: [Anomaly] = []
-        // Listed flows are spooled to a file as they end; listing anomalies, only counted.
-        let spool = anomalies ? nil : try makeSpool()
+        // Listed flows are spooled to a file as they end; a table or CSV of
+        // anomalies only counts them (JSON always carries the flows).
+        let spool = anomalies && format != .json ? nil : try makeSpool()
         var flowCount = 0
         var text = FlowJSONText(encoder: Self.encoder)
         var statistics = CaptureStatistics()

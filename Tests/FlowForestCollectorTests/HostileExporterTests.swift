@@ -150,6 +150,44 @@ struct HostileExporterTests {
         #expect(gone.flows.isEmpty && gone.malformed == [.tooManyDomains])
     }
 
+    @Test("a restarted exporter's new session gets template room from its silent old sessions, at once or when refused")
+    func templatesFromSilentSessions() {
+        var limits = CollectorLimits()
+        limits.maxTemplatesPerExporter = 2
+        limits.domainIdleNs = 10_000_000_000
+        var d = FlowDecoder(limits: limits)
+        let two = (0..<2).flatMap { Bytes.template(UInt16(300 + $0), Bytes.simpleFields) }
+        _ = d.decode(Bytes.ipfix(sets: [(2, two)]), from: exporter, port: 1, receivedNs: now)
+        // A second session a second later: port 1 is not silent yet, so no room.
+        let early = d.decode(Bytes.ipfix(sets: [DecoderTests.templateSet]), from: exporter, port: 2, receivedNs: now + 1_000_000_000)
+        #expect(early.templateRefusals == 1)
+        // Once port 1 has been silent 10 s, port 2's template takes its place ...
+        let refused = d.decode(Bytes.ipfix(sets: [DecoderTests.templateSet, DecoderTests.dataSet()]), from: exporter, port: 2,
+                               receivedNs: now + 11_000_000_000)
+        #expect(refused.templateRefusals == 0 && refused.domainsReplaced == 1 && refused.flows.count == 1)
+        // A third session takes the last place; its next template finds none and nothing silent; a later new
+        // session gives up both silent ones at once.
+        #expect(d.decode(Bytes.ipfix(sets: [DecoderTests.templateSet]), from: exporter, port: 3, receivedNs: now + 12_000_000_000)
+            .templateRefusals == 0)
+        let third = d.decode(Bytes.ipfix(sets: [(2, Bytes.template(301, Bytes.simpleFields))]), from: exporter, port: 3,
+                             receivedNs: now + 13_000_000_000)
+        #expect(third.templateRefusals == 1)
+        let later = d.decode(Bytes.ipfix(sets: [(2, Bytes.template(301, Bytes.simpleFields))]), from: exporter, port: 4,
+                             receivedNs: now + 30_000_000_000)
+        #expect(later.domainsReplaced == 2 && later.templateRefusals == 0)
+    }
+
+    @Test("a copy of a datagram waiting for its template is not held twice")
+    func duplicateWhileHeld() {
+        var d = FlowDecoder()
+        let early = Bytes.ipfix(sequence: 0, sets: [DecoderTests.dataSet(2)])
+        #expect(d.decode(early, from: exporter, receivedNs: now).setsHeld == 1)
+        let copy = d.decode(early, from: exporter, receivedNs: now)
+        #expect(copy.setsHeld == 0 && d.heldSets(from: exporter) == 1)
+        let released = d.decode(Bytes.ipfix(sequence: 2, sets: [DecoderTests.templateSet]), from: exporter, receivedNs: now)
+        #expect(released.flows.count == 2)
+    }
+
     @Test("an exporter a minute behind: request and reply two seconds apart are one flow, ended by the collector's clock")
     func exporterClockBehind() {
         let collector = FlowCollector(metricsFactory: NOOPMetricsHandler.instance, logger: Logger(label: "test"))

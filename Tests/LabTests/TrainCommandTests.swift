@@ -82,6 +82,10 @@ struct TrainCommandTests {
         let table = try Binary.run(["analyze", tuesday.path, "--model", model.path], timeout: 120)
         #expect(table.status == 0, "\(table.stderr)")
         #expect(table.stdout.contains(" incidents (list them with --anomalies)"))
+        // --anomalies chooses what a table or CSV lists; JSON carries the flows as ever.
+        let withAnomalies = try Binary.run(["analyze", suspect.path, "--model", model.path, "--format", "json", "--anomalies"], timeout: 120)
+        let both = try #require(JSONSerialization.jsonObject(with: Data(withAnomalies.stdout.utf8)) as? [String: Any])
+        #expect((both["flows"] as? [Any])?.count == (report["flows"] as? [Any])?.count && (both["flows"] as? [Any])?.isEmpty == false)
 
         // The same files and seed give the same model.
         let again = dir.appendingPathComponent("again.json")
