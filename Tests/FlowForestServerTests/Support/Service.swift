@@ -64,6 +64,10 @@ func testConfiguration(_ db: TestDatabase) -> ServerConfiguration {
     c.writer.retryDelay = .milliseconds(100)
     c.writer.maxRetryDelay = .milliseconds(500)
     c.ingestFlowTable = FlowTableConfiguration(idleTimeoutNs: 300_000_000, activeTimeoutNs: 60_000_000_000)
+    // HummingbirdTesting's live client keeps one connection and does not
+    // reconnect when the server closes it idle, as browsers and curl do;
+    // ConnectionLimitTests sets its own.
+    c.connections.idleTimeout = .seconds(3600)
     return c
 }
 
