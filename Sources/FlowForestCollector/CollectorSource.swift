@@ -117,6 +117,9 @@ public final class CollectorSource: FlowSource, @unchecked Sendable {
         var nextPoll = Self.nowNs() + pollIntervalNs
         while !isStopping {
             let now = Self.nowNs()
+            // The wall clock stepped back (NTP, a restored VM): poll on the
+            // new clock rather than wait out the step.
+            if nextPoll > now + pollIntervalNs { nextPoll = now + pollIntervalNs }
             if now >= nextPoll {
                 guard deliver(batch(records: collector.advance(to: now), at: now), continuation,
                               pollFDs: &pollFDs, buffer: &buffer) else { return }

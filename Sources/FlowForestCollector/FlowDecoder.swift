@@ -150,16 +150,19 @@ public struct FlowDecoder: Sendable {
     }
 
     /// Admits a message's domain: known, or new within the exporter's
-    /// maximum once the exporter's domains silent for
-    /// ``CollectorLimits/domainIdleNs`` are given up (an exporter that
+    /// maximum, making room at the maximum by giving up the exporter's
+    /// domains silent for ``CollectorLimits/domainIdleNs`` (an exporter that
     /// restarted from a new port leaves its old session behind; counted in
-    /// `domainsReplaced`); else counted as malformed, and not decoded.
+    /// `domainsReplaced`); else counted as malformed, and not decoded. A
+    /// quiet domain keeps its templates while there is room.
     mutating func admit(_ domain: ExporterDomain, at now: UInt64, into result: inout DecodeResult) -> Bool {
         if domains[domain] != nil {
             domains[domain]!.lastSeenNs = max(domains[domain]!.lastSeenNs, now)
             return true
         }
-        result.domainsReplaced += forgetSilentDomains(of: domain.address, except: domain, now: now)
+        if domainsOf[domain.address, default: []].count >= limits.maxDomainsPerExporter {
+            result.domainsReplaced += forgetSilentDomains(of: domain.address, except: domain, now: now)
+        }
         guard domainsOf[domain.address, default: []].count < limits.maxDomainsPerExporter else {
             result.malformed.append(.tooManyDomains)
             return false

@@ -179,6 +179,11 @@ public struct FlowTable: Sendable {
         var index = entries.startIndex
         while index != entries.endIndex {
             defer { entries.formIndex(after: &index) }
+            // An arrival after now means the clock stepped back: the flow's
+            // idle time counts from now, so it waits out no more than the timeout.
+            if entries.values[index].idleByArrival, let arrived = entries.values[index].arrivedNs, arrived > nowNs {
+                entries.values[index].arrivedNs = nowNs
+            }
             let entry = entries.values[index]
             if let reason = cfg.endReason(idleNs: entry.idleNs(at: nowNs), tcpClosed: entry.record.tcpClosed) {
                 ended.append(entries.keys[index])

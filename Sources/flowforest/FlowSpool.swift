@@ -24,9 +24,12 @@ final class FlowSpool {
     var count: Int { entries.count }
 
     init() throws {
-        var path = Array((NSTemporaryDirectory() + "/flowforest-analyze-XXXXXX").utf8CString)
+        let directory = NSTemporaryDirectory().hasSuffix("/") ? NSTemporaryDirectory() : NSTemporaryDirectory() + "/"
+        var path = Array((directory + "flowforest-analyze-XXXXXX").utf8CString)
         fd = mkstemp(&path)
-        guard fd >= 0 else { throw FlowSpoolError("cannot create a temporary file in \(NSTemporaryDirectory()): \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else {
+            throw FlowSpoolError("cannot create a temporary file in \(directory) (set TMPDIR to a writable directory): \(String(cString: strerror(errno)))")
+        }
         unlink(path)
     }
 
@@ -57,6 +60,7 @@ final class FlowSpool {
         var done = 0
         while done < pending.count {
             let n = pending[done...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+            if n < 0 && errno == EINTR { continue }
             guard n > 0 else { throw FlowSpoolError("writing the temporary flow file: \(String(cString: strerror(errno)))") }
             done += n
         }

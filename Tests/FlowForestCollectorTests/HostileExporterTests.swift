@@ -177,6 +177,29 @@ struct HostileExporterTests {
         #expect(later.domainsReplaced == 2 && later.templateRefusals == 0)
     }
 
+    @Test("a quiet session keeps its templates while its exporter has room for a new one")
+    func quietSessionKeepsTemplates() {
+        var d = FlowDecoder()
+        _ = d.decode(Bytes.ipfix(sets: [DecoderTests.templateSet, DecoderTests.dataSet()]), from: exporter, port: 1, receivedNs: now)
+        // Eleven minutes later a second session starts; the first, quiet all along, is not in its way.
+        let later = now + 660_000_000_000
+        let second = d.decode(Bytes.ipfix(sets: [DecoderTests.templateSet]), from: exporter, port: 2, receivedNs: later)
+        #expect(second.domainsReplaced == 0)
+        #expect(d.decode(Bytes.ipfix(sequence: 1, sets: [DecoderTests.dataSet()]), from: exporter, port: 1, receivedNs: later).flows.count == 1)
+    }
+
+    @Test("a collected flow ends one idle timeout after the wall clock stepped back, not when the clock catches up")
+    func clockSteppedBack() {
+        var table = FlowTable()
+        let u = UniflowSummary(firstSeenNs: now - 1_000_000_000, lastSeenNs: now, source: exporter, destination: IPAddress("198.18.0.2")!,
+                               sourcePort: 40000, destinationPort: 53, ipProtocol: 17, packets: 1, bytes: 60)
+        table.add(u, arrivedNs: now)
+        let stepped = now - 120_000_000_000
+        #expect(table.advance(to: stepped).allSatisfy { $0.state != .ended })
+        let ended = table.advance(to: stepped + 16_000_000_000).filter { $0.state == .ended }
+        #expect(ended.count == 1)
+    }
+
     @Test("a copy of a datagram waiting for its template is not held twice")
     func duplicateWhileHeld() {
         var d = FlowDecoder()

@@ -2,6 +2,7 @@
 import Foundation
 import Glibc
 import HummingbirdTesting
+import Metrics
 import Testing
 
 /// A TCP connection opened from a chosen loopback address, for holding a
@@ -125,6 +126,39 @@ struct ConnectionLimitTests {
             let counted = line.flatMap { Double($0.split(separator: " ").last ?? "") } ?? 0
             #expect(counted >= 1, "\(line ?? "no series")")
             withExtendedLifetime(held) {}
+        }
+    }
+
+    @Test("remote clients filling their total leave loopback clients their own reserve, and the other way round")
+    func loopbackReserve() {
+        var limits = ConnectionLimits()
+        limits.total = 2
+        limits.loopback = 1
+        let counter = ConnectionCounter(limits: limits, factory: NOOPMetricsHandler.instance)
+        #expect(counter.admit("198.18.0.1", loopback: false) && counter.admit("198.18.0.2", loopback: false))
+        #expect(!counter.admit("198.18.0.3", loopback: false))
+        #expect(counter.admit("127.0.0.1", loopback: true))
+        #expect(!counter.admit("127.0.0.2", loopback: true))
+        counter.release("198.18.0.1", loopback: false)
+        #expect(counter.admit("198.18.0.3", loopback: false))
+        #expect(ConnectionLimitHandler.key("127.0.0.9").loopback && ConnectionLimitHandler.key("::1").loopback)
+        #expect(!ConnectionLimitHandler.key("198.18.0.1").loopback && !ConnectionLimitHandler.key("2001:db8::1").loopback)
+    }
+
+    @Test("a client that pipelines requests and never reads the answers is closed once they stop draining")
+    func stalledReader() async throws {
+        try await withService(.live, configure: { $0.connections.writeTimeout = .seconds(1) }) { client, db, _ in
+            let port = try #require(client.port)
+            let base = "http://127.0.0.1:\(port)"
+            let reader = try RawConnection(from: "127.0.0.2", toPort: port)
+            let request = Array("GET /api/health HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer \(db.viewerToken)\r\n\r\n".utf8)
+            // Requests until the socket takes no more: the answers pile up unread on the server's side.
+            _ = await reader.sendAll([UInt8]((0..<40_000).map { _ in request }.joined()), within: .seconds(5))
+            try await waitFor("the server to close the stalled connection", seconds: 30) {
+                let metrics = try await curl(["-H", "Authorization: Bearer \(db.adminToken)", "\(base)/metrics"]).body
+                return metrics.split(separator: "\n").contains { $0.hasPrefix("flowforest_http_stalled_connections_closed_total 1") }
+            }
+            #expect(await reader.closedByServer(within: .seconds(10)))
         }
     }
 
