@@ -29,11 +29,23 @@ struct HTTPPoster: Sendable {
         request.setValue("application/json", forHTTPHeaderField: "Content-Type")
         request.setValue("FlowForest", forHTTPHeaderField: "User-Agent")
         for (name, value) in headers { request.setValue(value, forHTTPHeaderField: name) }
+        // The completion-handler task, not `data(for:)`: the async form hands
+        // task cancellation (a route stopping mid-post) to URLSession, whose
+        // Linux implementation can then trap ("a task that is not in the
+        // registry"). A post runs to its end or its timeout instead.
+        let result: Result<URLResponse, any Error> = await withCheckedContinuation { continuation in
+            session.dataTask(with: request) { _, response, error in
+                if let response, error == nil {
+                    continuation.resume(returning: .success(response))
+                } else {
+                    continuation.resume(returning: .failure(error ?? Failure(description: "no HTTP response")))
+                }
+            }.resume()
+        }
         let response: URLResponse
-        do {
-            (_, response) = try await session.data(for: request)
-        } catch {
-            throw Failure(description: "\(error.localizedDescription)")
+        switch result {
+        case .success(let r): response = r
+        case .failure(let error): throw Failure(description: "\(error.localizedDescription)")
         }
         guard let status = (response as? HTTPURLResponse)?.statusCode else { throw Failure(description: "no HTTP response") }
         guard (200..<300).contains(status) else { throw Failure(description: "HTTP \(status)") }
