@@ -171,8 +171,8 @@ extension RecordFields {
             let (r, overflow) = v.multipliedReportingOverflow(by: sampling)
             return overflow ? .max : r
         }
-        func plausible(_ v: UInt64?) -> Bool { scaled(v ?? 0) <= Self.maxCount }
-        guard plausible(packets), plausible(bytes), plausible(reversePackets), plausible(reverseBytes) else { return .implausibleCount }
+        let (forward, reverse) = ((scaled(packets ?? 0), scaled(bytes ?? 0)), (scaled(reversePackets ?? 0), scaled(reverseBytes ?? 0)))
+        guard max(forward.0, forward.1, reverse.0, reverse.1) <= Self.maxCount else { return .implausibleCount }
         var start = startNs, end = endNs
         if start == nil, let s = startUptimeMs { start = uptimeFromInit(s) ?? context.uptimeNs(s) }
         if end == nil, let e = endUptimeMs { end = uptimeFromInit(e) ?? context.uptimeNs(e) }
@@ -182,22 +182,22 @@ extension RecordFields {
         let (type, code) = (UInt8(typeCode >> 8), UInt8(typeCode & 0xFF))
         let v6 = !src.isIPv4
         let ports = icmp ? IPProtocol.icmpPorts(type: type, code: code, v6: v6) : (sourcePort, destinationPort)
-        if let p = packets, p > 0 {
+        if forward.0 > 0 {
             let t = context.times(start: start, end: end)
             out.append(UniflowSummary(
                 firstSeenNs: t.first, lastSeenNs: t.last, source: src, destination: dst,
                 sourcePort: ports.0, destinationPort: ports.1, ipProtocol: ipProtocol, vlan: vlan,
-                packets: scaled(p), bytes: scaled(bytes ?? 0), tcpFlags: TCPFlags(rawValue: ipProtocol == IPProtocol.tcp ? tcpFlags : 0),
+                packets: forward.0, bytes: forward.1, tcpFlags: TCPFlags(rawValue: ipProtocol == IPProtocol.tcp ? tcpFlags : 0),
                 icmpType: icmp ? type : 0, icmpCode: icmp ? code : 0, interfaceIndex: ingressInterface, interfaceName: name))
         }
-        if let p = reversePackets, p > 0 {
+        if reverse.0 > 0 {
             let t = context.times(start: reverseStartNs ?? start, end: reverseEndNs ?? end)
             // The reply's ICMP ports are the request's mirrored, as capture keys them.
             let reversePorts = (ports.1, ports.0)
             out.append(UniflowSummary(
                 firstSeenNs: t.first, lastSeenNs: t.last, source: dst, destination: src,
                 sourcePort: reversePorts.0, destinationPort: reversePorts.1, ipProtocol: ipProtocol, vlan: vlan,
-                packets: scaled(p), bytes: scaled(reverseBytes ?? 0),
+                packets: reverse.0, bytes: reverse.1,
                 tcpFlags: TCPFlags(rawValue: ipProtocol == IPProtocol.tcp ? reverseTCPFlags : 0),
                 interfaceIndex: ingressInterface, interfaceName: name))
         }

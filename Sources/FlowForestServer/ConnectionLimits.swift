@@ -99,8 +99,6 @@ final class ConnectionLimitHandler: ChannelInboundHandler, RemovableChannelHandl
 
     /// The address a connection counts against: IPv4 as is, IPv6 by its /64;
     /// and whether it is a loopback address.
-    static func client(_ text: String?) -> String { key(text).key }
-
     static func key(_ text: String?) -> (key: String, loopback: Bool) {
         guard let text, let address = IPAddress(text) else { return (text ?? "unknown", false) }
         if let v4 = address.ipv4Value { return (address.description, v4 >> 24 == 127) }

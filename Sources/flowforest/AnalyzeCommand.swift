@@ -125,7 +125,7 @@ struct AnalyzeCommand: AsyncParsableCommand {
 
     private func write(flows spool: FlowSpool?, count: Int, anomalies found: [Anomaly], incidents: [Incident],
                        statistics s: CaptureStatistics) throws {
-        var out = BufferedOutput()
+        var out = StandardOutput()
         defer { out.flush() }
         switch format {
         case .table where anomalies:

@@ -73,21 +73,3 @@ struct FlowSpoolError: Error, CustomStringConvertible {
     var description: String
     init(_ description: String) { self.description = description }
 }
-
-/// Standard output through a 1 MiB buffer: a write call per flow line would
-/// cost more than the line.
-struct BufferedOutput {
-    private var buffer: [UInt8] = []
-
-    mutating func write(_ bytes: some Sequence<UInt8>) {
-        buffer += bytes
-        if buffer.count >= 1 << 20 { flush() }
-    }
-
-    mutating func write(_ text: String) { write(text.utf8) }
-
-    mutating func flush() {
-        FileHandle.standardOutput.write(Data(buffer))
-        buffer.removeAll(keepingCapacity: true)
-    }
-}

@@ -1,10 +1,21 @@
 import ArgumentParser
 import Foundation
 
-/// Buffered standard output for large listings.
+/// Standard output through a 1 MiB buffer, for large listings: a write
+/// call per line would cost more than the line. `flush()` before exiting.
 struct StandardOutput: TextOutputStream {
-    mutating func write(_ string: String) {
-        FileHandle.standardOutput.write(Data(string.utf8))
+    private var buffer: [UInt8] = []
+
+    mutating func write(_ bytes: some Sequence<UInt8>) {
+        buffer += bytes
+        if buffer.count >= 1 << 20 { flush() }
+    }
+
+    mutating func write(_ string: String) { write(string.utf8) }
+
+    mutating func flush() {
+        FileHandle.standardOutput.write(Data(buffer))
+        buffer.removeAll(keepingCapacity: true)
     }
 }
 

@@ -12,6 +12,14 @@ struct HostileExporterTests {
     let exporter = IPAddress("198.18.0.1")!
     let now = Corpus.receivedNs
 
+    /// A decoder whose domains count as silent after 10 s, with `limits` set as the test needs.
+    static func decoder(_ configure: (inout CollectorLimits) -> Void) -> FlowDecoder {
+        var limits = CollectorLimits()
+        limits.domainIdleNs = 10_000_000_000
+        configure(&limits)
+        return FlowDecoder(limits: limits)
+    }
+
     static func dataSet(packets: UInt64) -> (UInt16, [UInt8]) {
         (300, Bytes.record(0xC612_0001, 0xC612_0100, packets: packets, bytes: packets))
     }
@@ -129,10 +137,7 @@ struct HostileExporterTests {
 
     @Test("at its domain limit an exporter's new session takes the place of one silent long enough, never of an active one")
     func sessionsReplaced() {
-        var limits = CollectorLimits()
-        limits.maxDomainsPerExporter = 2
-        limits.domainIdleNs = 10_000_000_000
-        var d = FlowDecoder(limits: limits)
+        var d = Self.decoder { $0.maxDomainsPerExporter = 2 }
         for port: UInt16 in [1, 2] {
             _ = d.decode(Bytes.ipfix(sets: [DecoderTests.templateSet, DecoderTests.dataSet()]), from: exporter, port: port, receivedNs: now)
         }
@@ -152,10 +157,7 @@ struct HostileExporterTests {
 
     @Test("a restarted exporter's new session gets template room from its silent old sessions, at once or when refused")
     func templatesFromSilentSessions() {
-        var limits = CollectorLimits()
-        limits.maxTemplatesPerExporter = 2
-        limits.domainIdleNs = 10_000_000_000
-        var d = FlowDecoder(limits: limits)
+        var d = Self.decoder { $0.maxTemplatesPerExporter = 2 }
         let two = (0..<2).flatMap { Bytes.template(UInt16(300 + $0), Bytes.simpleFields) }
         _ = d.decode(Bytes.ipfix(sets: [(2, two)]), from: exporter, port: 1, receivedNs: now)
         // A second session a second later: port 1 is not silent yet, so no room.
