@@ -240,7 +240,7 @@ let package = Package(
         ),
         .testTarget(
             name: "EBPFCaptureTests",
-            dependencies: ["EBPFCapture", "FlowForestCore", "FlowForestLab", "FlowForestPipeline", "PcapCapture"],
+            dependencies: ["EBPFCapture", "FlowForestCore", "FlowForestLab", "FlowForestPipeline", "FlowForestTestSupport", "PcapCapture"],
             swiftSettings: swiftSettings
         ),
         // The drainer's bookkeeping without BPF: runs in the unit tier, no root.

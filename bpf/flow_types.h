@@ -17,9 +17,11 @@
  *   ICMPv6 use Zeek's convention: sender "port" is the type, receiver "port"
  *   is the counterpart type for request/reply pairs (echo 8<->0, 128<->129,
  *   ...) and the code otherwise, so a ping and its replies form one flow.
- * - Parsing: Ethernet with up to two VLAN tags (a third: not IP); IPv4 with
- *   its real header length; IPv6 with at most 6 extension headers (hop-by-
- *   hop, routing, fragment, destination options, AH; more: malformed). A
+ * - Parsing: Ethernet with up to two VLAN tags, counting one the kernel
+ *   moved into the skb's metadata (a third: not IP); IPv4 with its real
+ *   header length; IPv6 with at most 6 extension headers (hop-by-hop,
+ *   routing, fragment, destination options, AH; more: malformed), ending at
+ *   a later fragment's fragment header, whose Next Header is the protocol. A
  *   packet whose IP length exceeds the frame, or whose transport header does
  *   not fit in the IP length, is malformed and attributed to no flow.
  * - Bytes and lengths are IP-layer: IPv4 total length, IPv6 payload length

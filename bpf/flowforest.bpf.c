@@ -383,19 +383,23 @@ static __always_inline int parse_l2(void *ctx, int kind, int meta_vlan_present, 
     *proto = ((__u16)eth[12] << 8) | eth[13];
     *off = ETH_HLEN_;
     *vlan = meta_vlan_present ? (meta_vlan & 0x0fff) : 0;
-    int have_vlan = meta_vlan_present;
+    /*
+     * Two tags in all, the one the kernel moved into the metadata included:
+     * a frame's third tag makes it not IP whichever hook sees it (XDP sees
+     * every tag in the frame, tc and socket filters one fewer).
+     */
+    int tags = meta_vlan_present ? 1 : 0;
 
 #pragma unroll
     for (int i = 0; i < 2; i++) {
-        if (*proto != ETH_P_8021Q_ && *proto != ETH_P_8021AD_ && *proto != ETH_P_QINQ_OLD_)
+        if (tags >= 2 || (*proto != ETH_P_8021Q_ && *proto != ETH_P_8021AD_ && *proto != ETH_P_QINQ_OLD_))
             break;
         __u8 tag[4];
         if (load(ctx, kind, *off, tag, sizeof(tag)) < 0)
             return PARSE_MALFORMED;
-        if (!have_vlan) {
+        if (tags == 0)
             *vlan = (((__u16)tag[0] << 8) | tag[1]) & 0x0fff;
-            have_vlan = 1;
-        }
+        tags++;
         *proto = ((__u16)tag[2] << 8) | tag[3];
         *off += 4;
     }

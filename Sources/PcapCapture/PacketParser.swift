@@ -147,6 +147,9 @@ public struct PacketParser: Sendable {
             else { return .unparsed(.malformed) }
             next = b[offset]
             offset += headerLength
+            // A later fragment carries the middle of the original packet,
+            // not headers: its Next Header names the original's first header.
+            if !firstFragment { break }
         }
         var packet = PacketSummary(
             timestampNs: ts,

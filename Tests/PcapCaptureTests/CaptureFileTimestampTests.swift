@@ -1,4 +1,5 @@
 import FlowForestCore
+import FlowForestTestSupport
 import Foundation
 import Logging
 @testable import PcapCapture

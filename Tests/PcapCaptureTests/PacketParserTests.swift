@@ -116,6 +116,25 @@ struct PacketParserTests {
         #expect(p2.ipProtocol == 17 && p2.sourcePort == 0 && p2.destinationPort == 0)
     }
 
+    @Test("A later IPv6 fragment ends at its fragment header: the bytes after it are payload, not headers")
+    func ipv6LaterFragmentPayloadIsNotHeaders() throws {
+        // The original packet had a destination options header first; a later
+        // fragment's payload happens to look like a header chain.
+        var later = b
+        later.ipv6Extensions = [44]
+        later.fragmentOffset = 3
+        let lookalike: [UInt8] = [17, 0, 1, 4, 0, 0, 0, 0] + [UInt8](repeating: 0xEE, count: 40)
+        let frame = later.ethernet(etherType: 0x86DD, payload: later.ipv6(src: PacketBuilder.a6, dst: PacketBuilder.b6, proto: 60, l4: lookalike))
+        let p = try #require(parse(frame).packet)
+        #expect(p.ipProtocol == 60 && p.sourcePort == 0 && p.destinationPort == 0)
+        #expect(p.payloadLength == UInt32(lookalike.count))
+        // Past the extension-header bound, a later fragment is still a packet.
+        var deep = later
+        deep.ipv6Extensions = [UInt8](repeating: 60, count: PacketParser.maxIPv6ExtensionHeaders - 1) + [44]
+        let deepFrame = deep.ethernet(etherType: 0x86DD, payload: deep.ipv6(src: PacketBuilder.a6, dst: PacketBuilder.b6, proto: 60, l4: lookalike + lookalike))
+        #expect(parse(deepFrame).packet?.ipProtocol == 60)
+    }
+
     @Test("Too many IPv6 extension headers is malformed")
     func ipv6TooManyExtensions() {
         var builder = b

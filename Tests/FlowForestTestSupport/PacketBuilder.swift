@@ -1,17 +1,16 @@
-import FlowForestCore
-@testable import PcapCapture
-
 /// Builds wire-format frames for parser tests, byte by byte.
-struct PacketBuilder {
-    var vlanTags: [UInt16] = []
-    var ipv4Options = 0
-    var ipv6Extensions: [UInt8] = []   // next-header values of extension headers to insert
-    var fragmentOffset: UInt16 = 0     // in 8-byte units
-    var moreFragments = false
+public struct PacketBuilder {
+    public var vlanTags: [UInt16] = []
+    public var ipv4Options = 0
+    public var ipv6Extensions: [UInt8] = []   // next-header values of extension headers to insert
+    public var fragmentOffset: UInt16 = 0     // in 8-byte units
+    public var moreFragments = false
 
-    static func be16(_ v: UInt16) -> [UInt8] { [UInt8(v >> 8), UInt8(v & 0xFF)] }
+    public init() {}
 
-    func ethernet(etherType: UInt16, payload: [UInt8]) -> [UInt8] {
+    public static func be16(_ v: UInt16) -> [UInt8] { [UInt8(v >> 8), UInt8(v & 0xFF)] }
+
+    public func ethernet(etherType: UInt16, payload: [UInt8]) -> [UInt8] {
         var f: [UInt8] = [0x02, 0, 0, 0, 0, 2, 0x02, 0, 0, 0, 0, 1]
         var types = vlanTags.map { _ in UInt16(0x8100) } + [etherType]
         if vlanTags.count == 2 { types[0] = 0x88A8 }
@@ -20,22 +19,22 @@ struct PacketBuilder {
         return f + payload
     }
 
-    func tcp(sport: UInt16, dport: UInt16, flags: UInt8, window: UInt16 = 64240, payload: Int = 0, options: Int = 0) -> [UInt8] {
+    public func tcp(sport: UInt16, dport: UInt16, flags: UInt8, window: UInt16 = 64240, payload: Int = 0, options: Int = 0) -> [UInt8] {
         var h = Self.be16(sport) + Self.be16(dport) + [0, 0, 0, 1, 0, 0, 0, 0]
         h += [UInt8((20 + options) / 4) << 4, flags] + Self.be16(window) + [0, 0, 0, 0]
         h += [UInt8](repeating: 1, count: options)
         return h + [UInt8](repeating: 0xAB, count: payload)
     }
 
-    func udp(sport: UInt16, dport: UInt16, payload: Int) -> [UInt8] {
+    public func udp(sport: UInt16, dport: UInt16, payload: Int) -> [UInt8] {
         Self.be16(sport) + Self.be16(dport) + Self.be16(UInt16(8 + payload)) + [0, 0] + [UInt8](repeating: 0xCD, count: payload)
     }
 
-    func icmp(type: UInt8, code: UInt8, payload: Int = 56) -> [UInt8] {
+    public func icmp(type: UInt8, code: UInt8, payload: Int = 56) -> [UInt8] {
         [type, code, 0, 0, 0, 1, 0, 1] + [UInt8](repeating: 0, count: payload)
     }
 
-    func ipv4(src: [UInt8], dst: [UInt8], proto: UInt8, l4: [UInt8], totalLengthOverride: Int? = nil) -> [UInt8] {
+    public func ipv4(src: [UInt8], dst: [UInt8], proto: UInt8, l4: [UInt8], totalLengthOverride: Int? = nil) -> [UInt8] {
         let headerLength = 20 + ipv4Options
         let total = totalLengthOverride ?? headerLength + l4.count
         var flagsFrag = fragmentOffset
@@ -45,7 +44,7 @@ struct PacketBuilder {
         return h + l4
     }
 
-    func ipv6(src: [UInt8], dst: [UInt8], proto: UInt8, l4: [UInt8]) -> [UInt8] {
+    public func ipv6(src: [UInt8], dst: [UInt8], proto: UInt8, l4: [UInt8]) -> [UInt8] {
         var ext: [UInt8] = []
         let chain = ipv6Extensions + [proto]
         for (i, kind) in ipv6Extensions.enumerated() {
@@ -63,24 +62,8 @@ struct PacketBuilder {
         return [0x60, 0, 0, 0] + Self.be16(UInt16(payload.count)) + [first, 64] + src + dst + payload
     }
 
-    static let a4: [UInt8] = [198, 18, 0, 1]
-    static let b4: [UInt8] = [198, 18, 0, 2]
-    static let a6: [UInt8] = [0x20, 0x01, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]
-    static let b6: [UInt8] = [0x20, 0x01, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]
-}
-
-/// Parses a frame as Ethernet, with the whole frame captured unless `captured` cuts it.
-func parse(_ frame: [UInt8], captured: Int? = nil, wireLength: Int? = nil, linkType: LinkType = .ethernet) -> ParseResult {
-    let parser = PacketParser(linkType: linkType)
-    let n = min(captured ?? frame.count, frame.count)
-    return frame.withUnsafeBytes { raw in
-        parser.parse(UnsafeRawBufferPointer(rebasing: raw[0..<n]), wireLength: wireLength ?? frame.count, timestampNs: 1_000)
-    }
-}
-
-extension ParseResult {
-    var packet: PacketSummary? {
-        if case .packet(let p) = self { return p }
-        return nil
-    }
+    public static let a4: [UInt8] = [198, 18, 0, 1]
+    public static let b4: [UInt8] = [198, 18, 0, 2]
+    public static let a6: [UInt8] = [0x20, 0x01, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]
+    public static let b6: [UInt8] = [0x20, 0x01, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]
 }
