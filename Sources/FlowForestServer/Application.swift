@@ -266,7 +266,7 @@ public func buildApplicationParts(
     let connections = ConnectionCounter(limits: configuration.connections, factory: factory)
     let idle = configuration.connections.idleTimeout.components
     let app = Application(
-        router: router,
+        responder: HeadAsGet(base: router.buildResponder()),
         server: .http1(configuration: .init(
             additionalChannelHandlers: [connections.handler()],
             idleTimeout: .seconds(idle.seconds) + .nanoseconds(idle.attoseconds / 1_000_000_000))),

@@ -123,10 +123,13 @@ struct APITests {
                 #expect(r.status == .badRequest || r.status == .notFound, "\(path): \(r.status)")
                 #expect(!r.text.contains("function"), "\(path) served a script")
             }
-            for method in [HTTPRequest.Method("TRACE")!, HTTPRequest.Method("CONNECT")!] {
-                let r = try await client.call("/", method, token: db.viewerToken)
-                #expect(r.status == .methodNotAllowed, "\(method)")
-                #expect(r.headers[.allow] == "GET, HEAD, POST")
+            // Allow names what each path answers: the dashboard's files, a GET route, a POST route.
+            for (path, allow) in [("/", "GET, HEAD"), ("/app.js", "GET, HEAD"), ("/api/health", "GET, HEAD"), ("/api/anomalies/1/ack", "POST")] {
+                for method in [HTTPRequest.Method("TRACE")!, HTTPRequest.Method("CONNECT")!] {
+                    let r = try await client.call(path, method, token: db.viewerToken)
+                    #expect(r.status == .methodNotAllowed, "\(method) \(path)")
+                    #expect(r.headers[.allow] == allow, "\(method) \(path)")
+                }
             }
         }
     }
@@ -135,8 +138,9 @@ struct APITests {
     func unsupportedMethods() async throws {
         try await withAPI { client, db in
             let cases: [(String, String, String)] = [
-                ("/api/health", "DELETE", "GET"), ("/api/traffic", "PUT", "POST"), ("/api/anomalies/7", "PATCH", "GET"),
-                ("/api/anomalies/7/ack", "GET", "POST"), ("/", "QUERY", "GET"), ("/metrics", "OPTIONS", "GET"),
+                ("/api/health", "DELETE", "GET, HEAD"), ("/api/traffic", "PUT", "POST"), ("/api/anomalies/7", "PATCH", "GET, HEAD"),
+                ("/api/anomalies/7/ack", "GET", "POST"), ("/", "QUERY", "GET, HEAD"), ("/metrics", "OPTIONS", "GET, HEAD"),
+                ("/api/suppressions", "PATCH", "GET, HEAD, POST"),
             ]
             for (path, method, allow) in cases {
                 for token in [db.viewerToken, nil] {
@@ -145,8 +149,15 @@ struct APITests {
                     #expect(r.headers[.allow] == allow, "\(method) \(path)")
                 }
             }
-            // HEAD where GET is served, unknown paths and dashboard files keep the router's answer.
-            #expect(try await client.call("/api/health", .head, token: db.viewerToken).status != .methodNotAllowed)
+            // HEAD where GET is served: GET's status and headers, no body.
+            for path in ["/api/health", "/api/anomalies", "/openapi.yaml", "/metrics"] {
+                let head = try await client.call(path, .head, token: db.viewerToken)
+                #expect(head.status == .ok, "HEAD \(path): \(head.status)")
+                #expect(head.text.isEmpty, "HEAD \(path) sent a body")
+            }
+            #expect(try await client.call("/api/anomalies/7/ack", .head, token: db.viewerToken).status == .methodNotAllowed)
+            #expect(try await client.call("/api/anomalies", .head).status == .unauthorized)
+            // Unknown paths keep the router's answer.
             #expect(try await client.call("/api/nothing-here", .delete, token: db.viewerToken).status == .notFound)
             #expect(try await client.call("/api/anomalies/", .delete, token: db.viewerToken).status == .notFound)
         }
