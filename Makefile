@@ -21,7 +21,7 @@ APT_PACKAGES := libpcap-dev libbpf-dev libelf-dev zlib1g-dev linux-libc-dev bpft
 VENV       ?= $(OUT)/venv
 DASHBOARD_VENV ?= $(OUT)/venv-dashboard
 DEPLOY_VENV ?= $(OUT)/deploy-venv
-# Tiers `make test` runs (Tests/tiers.py): unit memory service lab deploy dashboard.
+# Tiers `make test` runs (Tests/tiers.py): unit memory service lab api deploy dashboard.
 TIERS      ?=
 INTERFACE  ?= $(shell ip route show default 2>/dev/null | awk '/default/ {print $$5; exit}')
 
@@ -34,7 +34,7 @@ else
 	msg = @printf '  %-8s %s\n' "$(1)" "$(2)";
 endif
 
-.PHONY: help deps bpf build release test fuzz test-swift run bench bench-collector bench-offline demo clean test-parity bench-detection eval image test-deploy test-container deps-deploy test-dashboard
+.PHONY: help deps bpf build release test fuzz test-swift run bench bench-collector bench-offline demo clean test-parity bench-detection eval image image-stage image-build test-deploy test-container deps-deploy test-dashboard
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -167,7 +167,9 @@ test-deploy: deps-deploy bpf $(DEPLOY_VENV)/.installed ## promtool, systemd-anal
 			Tests/deploy/test_systemd_identity.py
 
 # The daemon only: its eBPF object is embedded, and the lab (flowforest-lab) stays out.
-image: deps bpf ## Container image (podman) from a release build with the Swift runtime linked in (IMAGE=...)
+image: image-stage image-build ## Container image (podman) from a release build with the Swift runtime linked in (IMAGE=...)
+
+image-stage: deps bpf ## The image's release binary and dashboard assets in out/image/ (needs Swift, not podman)
 	$(SWIFT) build -c release --static-swift-stdlib $(SWIFT_FLAGS) --product flowforest
 	rm -rf $(IMAGE_DIR) && mkdir -p $(IMAGE_DIR)
 	bin=$$($(SWIFT) build -c release --static-swift-stdlib $(SWIFT_FLAGS) --show-bin-path) && \
@@ -175,6 +177,9 @@ image: deps bpf ## Container image (podman) from a release build with the Swift 
 		cp -r $$bin/flowforest_FlowForestServer.resources $(IMAGE_DIR)/
 	# Symbols and debug info are half the binary; the image ships without them.
 	strip $(IMAGE_DIR)/flowforest
+
+image-build: ## podman build of what image-stage left in out/image/ (needs podman, not Swift)
+	@test -x $(IMAGE_DIR)/flowforest || { echo "$(IMAGE_DIR)/flowforest is missing: run make image-stage first" >&2; exit 1; }
 	podman build --network host -f deploy/Containerfile -t $(IMAGE) $(IMAGE_DIR)
 
 test-container: deps-deploy bpf $(DEPLOY_VENV)/.installed ## podman image build and run, podman-compose stack with PostgreSQL (root; several minutes)

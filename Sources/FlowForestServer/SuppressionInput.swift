@@ -91,7 +91,11 @@ public enum SuppressionInput {
         guard let value else { return nil }
         // Clamped like query bounds: an expiry an offset puts before the
         // epoch has simply passed.
-        guard let text = value as? String, let ns = Timestamp.parseEpochSeconds(text) ?? Timestamp.parseRFC3339Clamped(text) else {
+        // Epoch seconds as a JSON number too, decoded by type as ports are,
+        // so `true` and fractions are refused.
+        let seconds = value is String ? nil : (try? JSONSerialization.data(withJSONObject: [value]))
+            .flatMap { try? JSONDecoder().decode([UInt64].self, from: $0).first }
+        guard let text = seconds.map(String.init) ?? value as? String, let ns = Timestamp.parseEpochSeconds(text) ?? Timestamp.parseRFC3339Clamped(text) else {
             throw Invalid(description: "expires: expected an RFC 3339 time or epoch seconds from \(Timestamp.rangeDescription)")
         }
         return Int64(ns / 1_000_000)

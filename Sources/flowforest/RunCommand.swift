@@ -62,7 +62,7 @@ struct RunCommand: AsyncParsableCommand {
     @Option(name: .customLong("print-flows"), help: "How ended flows are reported: log (stderr), json (one JSON object per line on stdout) or none.")
     var printFlows: FlowPrinting = .log
 
-    @Option(name: .customLong("listen"), help: "HOST:PORT of the API, dashboard and /metrics (env FLOWFOREST_LISTEN; default 127.0.0.1:8080). A non-loopback address needs a token or user first.")
+    @Option(name: .customLong("listen"), help: "HOST:PORT of the API, dashboard and /metrics (env FLOWFOREST_LISTEN; default 127.0.0.1:8080). A database without credentials gets an admin token at first start, logged once as a sign-in link: add one first to serve beyond loopback.")
     var listen: String?
 
     @OptionGroup var databaseOption: DatabaseOption
@@ -118,6 +118,10 @@ struct RunCommand: AsyncParsableCommand {
     func run() async throws {
         let logger = logOptions.makeLogger()
         let file = try loadConfigFile()
+        let ignored = file.keys.filter { !Self.fileSettings.contains($0) }.sorted()
+        if let config, !ignored.isEmpty {
+            logger.warning("--config \(config): \(ignored.joined(separator: ", ")) ignored: flowforest run reads only \(Self.fileSettings.sorted().joined(separator: ", ")) from a file; other settings are flags")
+        }
         let server = try serverConfiguration(file: file)
         // Capture first: a wrong interface or a missing privilege is reported
         // before anything (the database included) is created.
@@ -269,6 +273,13 @@ struct RunCommand: AsyncParsableCommand {
             throw failure("\(error)")
         }
     }
+
+    /// The variables a `--config` file may set (each also read from the environment).
+    static let fileSettings: Set<String> = [
+        "FLOWFOREST_LISTEN", "FLOWFOREST_DATABASE", "FLOWFOREST_SENSOR_NAME", "FLOWFOREST_MODEL", "FLOWFOREST_LEARNING_SECONDS",
+        "FLOWFOREST_INGEST_MAX_SKEW", "FLOWFOREST_INGEST_MAX_AGE", "FLOWFOREST_OPEN_METRICS", "FLOWFOREST_NO_AUTH",
+        "FLOWFOREST_ALLOWED_HOSTS",
+    ]
 
     private func loadConfigFile() throws -> [String: String] {
         guard let config else { return [:] }

@@ -52,6 +52,18 @@ struct SuppressionAPITests {
         await receiver.stop()
     }
 
+    @Test("expires takes RFC 3339 or epoch seconds, as a string or a JSON number")
+    func expiresForms() async throws {
+        try await withService { client, db, _ in
+            for expires in [#""2030-01-01T00:00:00Z""#, #""1893456000""#, "1893456000"] {
+                let r = try await client.call("/api/suppressions", .post, token: db.adminToken,
+                                              json: #"{"label": "port scan", "expires": \#(expires), "reason": "epoch"}"#)
+                #expect(r.status == .created, "\(expires): \(r.text)")
+                #expect(try r.object()["expires"] as? String == "2030-01-01T00:00:00.000Z", "\(expires)")
+            }
+        }
+    }
+
     @Test("rules are shown, replaced and removed; writes need an admin, and a cookie session its CSRF token")
     func crudAndAuth() async throws {
         try await withService(configure: { c in
@@ -106,6 +118,9 @@ struct SuppressionAPITests {
                 (#"{"ports": ["22"], "reason": "x"}"#, "ports:"),
                 (#"{"label": "worm", "reason": "x"}"#, "label:"),
                 (#"{"label": "port scan", "expires": "soon", "reason": "x"}"#, "expires:"),
+                (#"{"label": "port scan", "expires": true, "reason": "x"}"#, "expires:"),
+                (#"{"label": "port scan", "expires": 1893456000.5, "reason": "x"}"#, "expires:"),
+                (#"{"label": "port scan", "expires": -5, "reason": "x"}"#, "expires:"),
                 (#"{"label": "port scan", "reason": ""}"#, "reason:"),
                 (#"{"label": "port scan"}"#, "reason:"),
                 (#"{"label": "port scan", "reason": "x", "owner": "me"}"#, "owner: unknown field"),

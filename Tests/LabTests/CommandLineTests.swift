@@ -111,6 +111,21 @@ struct CommandLineTests {
         #expect(result.stderr.split(separator: "\n").filter { $0.contains("flowforest:") }.count == 1)
     }
 
+    @Test("A --config line flowforest run does not read is named in a warning; the lines it reads apply", .enabled(if: Command.isRoot))
+    func configFileIgnoredNames() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let config = dir.appendingPathComponent("flowforest.env")
+        // The unit's environment file: systemd expands FLOWFOREST_MODE into a flag, flowforest does not read it.
+        try "FLOWFOREST_MODE=tc\nFLOWFOREST_MAP_SIZE=4096\n# a comment\nFLOWFOREST_LISTEN=127.0.0.1:notaport\n"
+            .write(to: config, atomically: true, encoding: .utf8)
+        let result = try Binary.run(["run", "--config", config.path, "--no-capture", "--database", dir.appendingPathComponent("x.db").path], timeout: 20)
+        #expect(result.status != 0)
+        #expect(result.stderr.contains("FLOWFOREST_MAP_SIZE, FLOWFOREST_MODE ignored"), "\(result.stderr)")
+        // FLOWFOREST_LISTEN is read: its bad port stops the start.
+        #expect(result.stderr.contains("notaport"), "\(result.stderr)")
+    }
+
     @Test("Bad option values are rejected before anything starts")
     func badOptions() throws {
         let result = try Binary.run(["analyze", "x.pcap", "--idle-timeout", "-1"])
