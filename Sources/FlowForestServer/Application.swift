@@ -236,8 +236,9 @@ public func buildApplicationParts(
         throttle: LoginThrottle(freeFailures: configuration.loginFreeFailures, firstDelay: configuration.loginFirstDelay,
                                 maxDelay: configuration.loginMaxDelay),
         hashing: .passwordHashing(),
-        // One body at a time beside the rest of the server, a few waiting; more get 503.
-        decoding: BlockingWorkPool(label: "flowforest.ingest-decoding", width: 1, maxWaiting: 4,
+        // One body at a time beside the rest of the server, a few waiting, at
+        // most two places per agent so one cannot hold them all; more get 503.
+        decoding: BlockingWorkPool(label: "flowforest.ingest-decoding", width: 1, maxWaiting: 4, maxPerKey: 2,
                                    busy: "too many ingest requests being decoded; retry shortly"),
         handles: APIMetrics(factory: metrics.factory))
     // The stored rules and the file's are in force from the first batch.

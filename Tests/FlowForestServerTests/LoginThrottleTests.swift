@@ -105,37 +105,4 @@ struct LoginThrottleTests {
             #expect(median < max(.seconds(1), oneCheck * 2), "health median \(median), one password check \(oneCheck), sign-ins ran \(ContinuousClock.now - started); latencies \(latencies)")
         }
     }
-
-    @Test("the hashing pool runs at most its width at once and refuses beyond its queue")
-    func boundedPool() async throws {
-        let pool = BlockingWorkPool(label: "test", width: 2, maxWaiting: 3)
-        final class Running: Sendable {
-            let m = Mutex((now: 0, peak: 0))
-            let gate = DispatchSemaphore(value: 0)
-        }
-        let running = Running()
-        let jobs = (0..<5).map { _ in
-            Task {
-                try await pool.run {
-                    running.m.withLock { $0.now += 1; $0.peak = max($0.peak, $0.now) }
-                    running.gate.wait()
-                    running.m.withLock { $0.now -= 1 }
-                    return true
-                }
-            }
-        }
-        try await waitFor("2 checks running and 3 waiting") { pool.load == (2, 3) && running.m.withLock { $0.now } == 2 }
-        // Queue full: the next check is refused at once, 503 with Retry-After.
-        do {
-            _ = try await pool.run { true }
-            Issue.record("expected a refusal")
-        } catch let error as APIError {
-            #expect(error.status == .serviceUnavailable)
-            #expect(error.headers[.retryAfter] == "1")
-        }
-        for _ in 0..<5 { running.gate.signal() }
-        for job in jobs { #expect(try await job.value) }
-        #expect(running.m.withLock { $0.peak } == 2)
-        #expect(pool.load == (0, 0))
-    }
 }
