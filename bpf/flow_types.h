@@ -76,6 +76,13 @@
  */
 #define FF_OVERFLOW_ENTRIES 8192
 #define FF_ADMIT_EIGHTHS 7
+/*
+ * Aggregates keyed by a reply's sender (enum ff_side) that may exist at
+ * once: past them, replies fold under their destination. Forged or
+ * reflected replies from many senders to one victim would otherwise take an
+ * aggregate per sender and fill the map, hiding every other flood.
+ */
+#define FF_SENDER_AGGREGATES (FF_OVERFLOW_ENTRIES / 4)
 /* Registers of the distinct-peer sketch (a HyperLogLog of 2^6 registers). */
 #define FF_SKETCH_REGISTERS 64
 /* Interfaces one sensor may watch (size of the watched-interface map). */
@@ -212,10 +219,24 @@ struct overflow_value {
     __u32 peers[FF_SKETCH_REGISTERS];
 };
 
-/* The admission limit of the flow map, written by user space. */
+/*
+ * What user space tells the program (slot 0 of `limits`, written whole by
+ * the drainer). Only the drainer removes entries, so inserts (counted by the
+ * program in struct ff_inserts) minus these removals is exactly what each
+ * map holds, however the drainer's writes and the program's inserts
+ * interleave.
+ */
 struct flow_limits {
-    __u64 entries;   /* flows in the map: user space's count at its last drain plus inserts since */
-    __u64 admit;     /* above this many entries only answered TCP flows are inserted */
+    __u64 admit;             /* above this many flows in the map only answered TCP flows are inserted */
+    __u64 flows_removed;     /* flows the drainer took out of the flow map since the program was loaded */
+    __u64 senders_removed;   /* sender-keyed aggregates it took out of `overflow` */
+    __u64 pad;               /* always 0 */
+};
+
+/* What the program inserted since it was loaded (slot 0 of `inserts`, atomic adds; user space reads it). */
+struct ff_inserts {
+    __u64 flows;     /* entries of the flow map */
+    __u64 senders;   /* sender-keyed entries of `overflow` */
 };
 
 /* Per-CPU counters: index into struct ff_stats. */
@@ -254,6 +275,7 @@ _Static_assert(sizeof(struct ff_stats) == 8 * FF_STAT_MAX, "ff_stats layout chan
 _Static_assert(sizeof(struct overflow_key) == 24, "overflow_key layout changed");
 _Static_assert(sizeof(struct overflow_value) == 32 + 4 * FF_SKETCH_REGISTERS, "overflow_value layout changed");
 _Static_assert(__builtin_offsetof(struct overflow_value, peers) == 32, "overflow_value.peers moved");
-_Static_assert(sizeof(struct flow_limits) == 16, "flow_limits layout changed");
+_Static_assert(sizeof(struct flow_limits) == 32, "flow_limits layout changed");
+_Static_assert(sizeof(struct ff_inserts) == 16, "ff_inserts layout changed");
 
 #endif /* FLOWFOREST_FLOW_TYPES_H */

@@ -130,9 +130,8 @@ struct {
 } watched SEC(".maps");
 
 /*
- * How full the flow map may get with unanswered flows (struct flow_limits);
- * `admit` is written by the loader, `entries` by the drainer after every
- * drain and incremented here on every insert.
+ * How full the flow map may get with unanswered flows, and what the drainer
+ * removed (struct flow_limits); written by user space only.
  * Key: __u32 0 (one slot). Value: struct flow_limits.
  */
 struct {
@@ -141,6 +140,18 @@ struct {
     __type(key, __u32);
     __type(value, struct flow_limits);
 } limits SEC(".maps");
+
+/*
+ * Entries this program inserted (struct ff_inserts), with atomic adds;
+ * written by the program only, so no write of user space loses one.
+ * Key: __u32 0 (one slot). Value: struct ff_inserts.
+ */
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, struct ff_inserts);
+} inserts SEC(".maps");
 
 /* The value a new aggregate starts from: inserted, then added to like any other. */
 const volatile struct overflow_value overflow_zero = {};
@@ -175,6 +186,7 @@ struct pkt {
     __u8 icmp_type;
     __u8 icmp_code;
     __u8 dir;
+    __u8 no_l4;     /* a later fragment: no transport header, so no flags or ICMP type */
 };
 
 /* Sender and receiver before ordering; u64 words so comparison is cheap. */
@@ -273,6 +285,7 @@ static __always_inline int transport(struct pkt *p, struct endpoints *ep, __u16 
 {
     p->key.proto = l4->proto;
     p->payload_len = l4->len;
+    p->no_l4 = !l4->ports;
     if (l4->ports) {
         if (l4->proto == PROTO_TCP) {
             if (l4->len < 20)
@@ -662,6 +675,9 @@ static __always_inline void lost_insert(struct ff_stats *st, const struct pkt *p
 static __always_inline __u8 overflow_class(const struct pkt *p)
 {
     __u8 f = p->flags;
+    /* A later fragment has no ICMP type: its type 0 is no echo reply. */
+    if (p->no_l4 && (p->key.proto == PROTO_ICMP || p->key.proto == PROTO_ICMPV6))
+        return FF_CLASS_ICMP;
     switch (p->key.proto) {
     case PROTO_TCP:
         if (f & FF_TCP_SYN)
@@ -694,38 +710,56 @@ static __always_inline __u64 mix64(__u64 x)
     return x;
 }
 
+/* The aggregate key of a packet's endpoint on `side`; its other endpoint into *peer. */
+static __always_inline void overflow_key_of(const struct pkt *p, __u8 cls, __u8 side, struct overflow_key *k, __u64 *peer)
+{
+    /* dir says who sent: lo for FF_DIR_LO_TO_HI. */
+    int keyed_lo = (side == FF_SIDE_SOURCE) == (p->dir == FF_DIR_LO_TO_HI);
+    if (keyed_lo) {
+        __builtin_memcpy(k->addr, p->key.addr_lo, 16);
+        __builtin_memcpy(peer, p->key.addr_hi, 16);
+        k->port = p->key.port_lo;
+    } else {
+        __builtin_memcpy(k->addr, p->key.addr_hi, 16);
+        __builtin_memcpy(peer, p->key.addr_lo, 16);
+        k->port = p->key.port_hi;
+    }
+    k->vlan = p->key.vlan;
+    k->proto = p->key.proto;
+    k->cls = cls;
+    k->side = side;
+}
+
 /*
  * A packet the flow map does not take: added to its aggregate. Counts are
  * atomic (every CPU and the socket filter share the map); the peer goes
- * into the sketch as one bit, also atomic. When even the aggregate cannot
- * be inserted, the packet takes the ring buffer like a failed flow insert.
+ * into the sketch as one bit, also atomic. A reply folds under its sender
+ * (a victim answering forged sources is one aggregate) while fewer than
+ * FF_SENDER_AGGREGATES such aggregates exist, and under its destination
+ * after that (replies from many senders: a reflection or backscatter flood
+ * on that destination). When even the aggregate cannot be inserted, the
+ * packet takes the ring buffer like a failed flow insert.
  */
-static __always_inline void aggregate(struct ff_stats *st, const struct pkt *p, __u64 now, __u32 ifindex)
+static __always_inline void aggregate(struct ff_stats *st, const struct pkt *p, __u64 now, __u32 ifindex,
+                                      const struct flow_limits *lim, struct ff_inserts *ins)
 {
     __u8 cls = overflow_class(p);
     int by_sender = cls == FF_CLASS_TCP_SYN_ACK || cls == FF_CLASS_TCP_RST_ACK || cls == FF_CLASS_ICMP_REPLY;
-    /* dir says who sent: lo for FF_DIR_LO_TO_HI. */
-    int keyed_lo = by_sender == (p->dir == FF_DIR_LO_TO_HI);
     struct overflow_key k = {};
     __u64 peer[2];
-    if (keyed_lo) {
-        __builtin_memcpy(k.addr, p->key.addr_lo, 16);
-        __builtin_memcpy(peer, p->key.addr_hi, 16);
-        k.port = p->key.port_lo;
-    } else {
-        __builtin_memcpy(k.addr, p->key.addr_hi, 16);
-        __builtin_memcpy(peer, p->key.addr_lo, 16);
-        k.port = p->key.port_hi;
-    }
-    k.vlan = p->key.vlan;
-    k.proto = p->key.proto;
-    k.cls = cls;
-    k.side = by_sender ? FF_SIDE_SOURCE : FF_SIDE_DESTINATION;
+    overflow_key_of(p, cls, by_sender ? FF_SIDE_SOURCE : FF_SIDE_DESTINATION, &k, peer);
 
     struct overflow_value *v = bpf_map_lookup_elem(&overflow, &k);
+    if (!v && by_sender && ins->senders - lim->senders_removed >= FF_SENDER_AGGREGATES) {
+        by_sender = 0;
+        overflow_key_of(p, cls, FF_SIDE_DESTINATION, &k, peer);
+        v = bpf_map_lookup_elem(&overflow, &k);
+    }
     if (!v) {
         /* EEXIST (another CPU first) is fine: the lookup below finds its entry. */
-        bpf_map_update_elem(&overflow, &k, (void *)&overflow_zero, BPF_NOEXIST);
+        long err = bpf_map_update_elem(&overflow, &k, (void *)&overflow_zero, BPF_NOEXIST);
+        if (err == 0 && by_sender)
+            __sync_fetch_and_add(&ins->senders, 1);
         v = bpf_map_lookup_elem(&overflow, &k);
         if (!v) {
             lost_insert(st, p, now, ifindex);
@@ -821,18 +855,23 @@ static __always_inline void account(void *ctx, int kind, int update, __u32 frame
     if (!v) {
         __u32 zero = 0;
         struct flow_limits *lim = bpf_map_lookup_elem(&limits, &zero);
-        if (!lim)
+        struct ff_inserts *ins = bpf_map_lookup_elem(&inserts, &zero);
+        if (!lim || !ins)
             return;
-        /* Past the limit the rest of the map is kept for connections that were answered. */
-        if (lim->entries >= lim->admit && !answered_tcp(&p)) {
-            aggregate(st, &p, now, ifindex);
+        /*
+         * Past the limit the rest of the map is kept for connections that
+         * were answered. CPUs that pass this check at once may each insert:
+         * the map can pass the limit by a few entries, never its size.
+         */
+        if (ins->flows - lim->flows_removed >= lim->admit && !answered_tcp(&p)) {
+            aggregate(st, &p, now, ifindex, lim, ins);
             return;
         }
         struct flow_value nv;
         new_value(&nv, &p, now, ifindex);
         long err = bpf_map_update_elem(map, &p.key, &nv, BPF_NOEXIST);
         if (err == 0) {
-            __sync_fetch_and_add(&lim->entries, 1);
+            __sync_fetch_and_add(&ins->flows, 1);
             st->count[FF_STAT_PACKETS_ACCOUNTED]++;
             return;
         }
@@ -840,7 +879,7 @@ static __always_inline void account(void *ctx, int kind, int update, __u32 frame
         if (err == -EEXIST_)
             v = bpf_map_lookup_elem(map, &p.key);
         if (!v) {
-            aggregate(st, &p, now, ifindex);
+            aggregate(st, &p, now, ifindex, lim, ins);
             return;
         }
     }

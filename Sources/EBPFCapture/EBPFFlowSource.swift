@@ -239,9 +239,7 @@ final class DrainLoop: @unchecked Sendable {
     private func poll() throws(EBPFError) -> FlowBatch {
         let started = monotonicNow()
         let offset = wallOffsetNs
-        var inMap = 0
         try program.forEachFlow { key, value in
-            inMap += 1
             let flowKey = FlowKey(key)
             tracker.observe(flowKey, kernelPackets: value.dir.0.packets &+ value.dir.1.packets) {
                 KernelFlow(key: flowKey, value: value, wallOffsetNs: offset)
@@ -255,14 +253,14 @@ final class DrainLoop: @unchecked Sendable {
         records.reserveCapacity(due.count)
         for (key, reason, inKernel) in due {
             let final = inKernel ? program.takeFlow(key.kernelKey).map { KernelFlow(key: key.kernelKey, value: $0, wallOffsetNs: offset) } : nil
-            if final != nil { inMap -= 1 }
             if let record = tracker.end(key, final: final, reason: reason) { records.append(record) }
         }
-        try program.setFlowEntries(max(0, inMap))
         tracker.checkpoint(at: nowNs, appendingTo: &records) { key in
             program.readFlow(key.kernelKey).map { KernelFlow(key: key, value: $0, wallOffsetNs: offset) }
         }
         let aggregates = try drainAggregates(nowNs: nowNs, endAll: false)
+        // What was taken out of both maps, for the program's admission.
+        try program.writeLimits()
         var result = try batch(records, aggregates: aggregates, nowNs: nowNs)
         result.pollDurationNs = monotonicNow() &- started
         return result

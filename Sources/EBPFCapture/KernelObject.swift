@@ -58,8 +58,10 @@ enum KernelMapName: String, CaseIterable, Sendable {
     case overflow
     /// The interfaces this sensor watches (a forwarded packet is counted once).
     case watched
-    /// The flow map's admission limit and entry count.
+    /// The flow map's admission limit and what the drainer removed (written by user space).
     case limits
+    /// What the program inserted (written by the program).
+    case inserts
 
     /// The flow map a mode's program counts into.
     static func flows(for mode: EBPFAttachMode) -> KernelMapName {

@@ -30,6 +30,11 @@ final class KernelProgram {
     private let eventsFD: Int32
     private let overflowFD: Int32
     private let limitsFD: Int32
+    /// Entries taken out of the flow map, and sender-keyed aggregates out
+    /// of `overflow`, since the load: the program's inserts minus these are
+    /// what each holds (only this drainer removes entries).
+    private var flowsRemoved: UInt64 = 0
+    private var sendersRemoved: UInt64 = 0
     /// The flow map's size: the admission limit is 7/8 of it.
     let mapEntries: Int
     /// The socket variant's map has no spin lock, so it is read without BPF_F_LOCK.
@@ -120,20 +125,19 @@ final class KernelProgram {
                 throw .loadFailed("cannot write the watched interfaces: \(String(cString: strerror(errno)))")
             }
         }
-        try setFlowEntries(0)
+        try writeLimits()
     }
 
     /// The admission limit: new flows fill the map up to 7/8 of its size;
     /// the rest is kept for connections that were answered.
     var admitLimit: UInt64 { UInt64(mapEntries) * UInt64(FF_ADMIT_EIGHTHS) / 8 }
 
-    /// Tells the program how many flows the map holds (counted at the last
-    /// drain); it adds its own inserts until the next one. Inserts racing
-    /// this write are forgotten by the count, which lets the map fill a
-    /// little past the limit, never past its size.
-    func setFlowEntries(_ count: Int) throws(EBPFError) {
+    /// Tells the program the admission limit and what this drainer has
+    /// removed so far; the program counts its own inserts, so no insert
+    /// racing this write is lost from the count.
+    func writeLimits() throws(EBPFError) {
         var zero: UInt32 = 0
-        var value = flow_limits(entries: UInt64(count), admit: admitLimit)
+        var value = flow_limits(admit: admitLimit, flows_removed: flowsRemoved, senders_removed: sendersRemoved, pad: 0)
         if bpf_map_update_elem(limitsFD, &zero, &value, UInt64(BPF_ANY)) != 0 {
             throw .readFailed("cannot write the flow map's limits: \(String(cString: strerror(errno)))")
         }
@@ -238,8 +242,9 @@ final class KernelProgram {
     func takeFlow(_ key: flow_key) -> flow_value? {
         var k = key
         var v = flow_value()
-        let rc = bpf_map_lookup_and_delete_elem_flags(flowMapFD, &k, &v, lockFlags)
-        return rc == 0 ? v : nil
+        guard bpf_map_lookup_and_delete_elem_flags(flowMapFD, &k, &v, lockFlags) == 0 else { return nil }
+        flowsRemoved += 1
+        return v
     }
 
     /// Reads every overflow aggregate in batches (atomically updated
@@ -265,7 +270,9 @@ final class KernelProgram {
     func takeAggregate(_ key: overflow_key) -> overflow_value? {
         var k = key
         var v = overflow_value()
-        return bpf_map_lookup_and_delete_elem(overflowFD, &k, &v) == 0 ? v : nil
+        guard bpf_map_lookup_and_delete_elem(overflowFD, &k, &v) == 0 else { return nil }
+        if k.side == UInt8(FF_SIDE_SOURCE.rawValue) { sendersRemoved += 1 }
+        return v
     }
 
     /// Waits up to `timeoutMs` for ring-buffer events and returns those

@@ -5,9 +5,10 @@ public import FlowForestCore
 /// An aggregate only exists while the kernel flow map is past its admission
 /// limit (or an insert failed), so its packets never reach the forest as
 /// flows; this rule speaks for them. A request aggregate (SYN, UDP, ICMP,
-/// other TCP toward one endpoint) with at least ``minimumPackets`` packets
-/// from at least ``minimumPeers`` estimated sources is a flood on that
-/// endpoint: one anomaly per victim, port, protocol and class, repeated at
+/// other TCP toward one endpoint; replies from more senders than the data
+/// plane keys by sender, which it folds under their destination) with at
+/// least ``minimumPackets`` packets from at least ``minimumPeers`` estimated
+/// sources is a flood on that endpoint: one anomaly per victim, port, protocol and class, repeated at
 /// most once per ``repeatAfterNs``.
 public struct OverflowFloodRule: Sendable {
     public var minimumPackets: UInt64
@@ -38,11 +39,13 @@ public struct OverflowFloodRule: Sendable {
     private func anomaly(for a: FlowAggregate, nowNs: UInt64) -> Anomaly {
         let label: AnomalyLabel = switch a.key.flowClass {
         case .tcpSyn: .synFlood
-        // Bare RST, FIN, ACK and other TCP packets outside any connection.
-        case .tcpRst, .tcpFin, .tcpOther: .tcpFlood
+        // Bare RST, FIN, ACK and other TCP packets outside any connection,
+        // and SYN-ACKs or RST-ACKs from many senders (reflected or backscatter).
+        case .tcpRst, .tcpFin, .tcpOther, .tcpSynAck, .tcpRstAck: .tcpFlood
         case .udp: .udpFlood
-        case .icmp: .icmpFlood
-        default: .unusualDestination
+        // Requests, or replies and errors from many senders.
+        case .icmp, .icmpReply: .icmpFlood
+        case .other: .unusualDestination
         }
         let seconds = max(1e-3, Double(a.lastSeenNs &- a.firstSeenNs) / 1e9)
         let rate = Double(a.totalPackets) / seconds

@@ -114,6 +114,82 @@ struct FloodTests {
                 "\(folded) forged SYNs folded, sources estimated at \(estimate)")
     }
 
+    /// Frames to a MAC that is not the sensor's, from random IPv4 sources to
+    /// 198.18.0.2 (the lab's sensor address), with the bytes after the
+    /// source address given.
+    static func forged(protocol proto: Int, fragment: Int = 0, ipLength: Int, rest: String) -> String {
+        "{ 0x02,0,0,0,0,0x02, 0x02,0,0,0,0,0x01, const16(0x0800), 0x45,0, const16(\(ipLength)), drnd(2), const16(\(fragment)), "
+            + "64,\(proto),0,0, drnd(4), 198,18,0,2, \(rest) }"
+    }
+
+    /// Forged echo replies (type 0) and later ICMP fragments (offset 512,
+    /// no ICMP header) from random sources to one victim.
+    static let echoReplies = forged(protocol: 1, ipLength: 36, rest: "0,0, 0,0, drnd(4), fill(0x47, 8)")
+    static let laterICMPFragments = forged(protocol: 1, fragment: 0x2000 | 64, ipLength: 46, rest: "fill(0x43, 26)")
+
+    @Test("forged replies and later ICMP fragments from many sources fold under their victim and are reported there")
+    func repliesFoldUnderVictim() async throws {
+        let lab = try SensorLab()
+        defer { lab.lab.teardown() }
+        let before = try lab.interfacePackets()
+        let (result, batches) = try await Self.flood(lab) {
+            try lab.trafgen(Self.echoReplies, packets: 20_000, cpus: 1)
+            try lab.trafgen(Self.laterICMPFragments, packets: 20_000, cpus: 1)
+        }
+        let seen = try lab.interfacePackets() - before
+        let s = result.statistics
+        #expect(result.explainedPackets == seen && s.tableFull == 0, "\(s)")
+        let victim = try #require(IPAddress("198.18.0.2"))
+        let aggregates = batches.flatMap(\.aggregates)
+        // Replies keyed by their sender stop at the data plane's share of
+        // the map; the rest fold under the victim.
+        let senderKeyed = Set(aggregates.filter { $0.key.side == .source }.map(\.key))
+        #expect(senderKeyed.count <= 2048, "\(senderKeyed.count) sender-keyed aggregates")
+        // The victim's "port" is the echo reply's counterpart type, 8.
+        let replies = aggregates.filter { $0.key == .init(address: victim, port: 8, ipProtocol: 1, vlan: 0, flowClass: .icmpReply, side: .destination) }
+        #expect(replies.reduce(0) { $0 + $1.packets } >= 10_000, "echo replies folded under the victim: \(replies)")
+        // A later fragment has no ICMP type: a request-class aggregate of the victim, never a reply.
+        let fragments = aggregates.filter { $0.key == .init(address: victim, port: 0, ipProtocol: 1, vlan: 0, flowClass: .icmp, side: .destination) }
+        #expect(fragments.reduce(0) { $0 + $1.packets } >= 15_000, "later fragments folded under the victim: \(fragments)")
+        var rule = OverflowFloodRule()
+        let reports = batches.flatMap { rule.evaluate($0.aggregates, nowNs: $0.timeNs) }
+        #expect(reports.contains { $0.destinationAddress == victim && $0.label == .icmpFlood }, "\(reports)")
+    }
+
+    @Test("past the admission limit the map holds no more forged flows, however inserts and drains interleave")
+    func admissionIsExact() async throws {
+        let lab = try SensorLab()
+        defer { lab.lab.teardown() }
+        let before = try lab.interfacePackets()
+        let (result, batches) = try await Self.flood(lab) {
+            try lab.trafgen(Trafgen.churn(frameBytes: 64), packets: 200_000, cpus: 2)
+        }
+        // 7/8 of the map, and a few more inserts from CPUs that passed the check at once.
+        let admit = Self.mapEntries * 7 / 8
+        let peak = batches.map(\.activeFlows).max() ?? 0
+        #expect(peak >= admit && peak <= admit + 16, "the map held up to \(peak) forged flows; the limit is \(admit)")
+        #expect(result.statistics.ringBufferPackets == 0 && result.statistics.tableFull == 0, "\(result.statistics)")
+        #expect(result.explainedPackets == (try lab.interfacePackets()) - before)
+    }
+
+    /// Runs `traffic` at a tc sensor with a small map in `lab` until every
+    /// packet its interface counted is reported; returns what came and every batch.
+    static func flood(_ lab: SensorLab, traffic: @escaping @Sendable () throws -> Void) async throws -> (CaptureResult, [FlowBatch]) {
+        let source = try lab.source(.tc, mapEntries: mapEntries, pollInterval: 0.25)
+        let collector = LiveCollector(source)
+        let before = try lab.interfacePackets()
+        do {
+            try await onThread(traffic)
+            try await lab.waitUntilSeen(collector, since: before, by: "tc")
+        } catch {
+            source.stop()
+            _ = try? await collector.value
+            throw error
+        }
+        source.stop()
+        return (try await collector.value, collector.batches)
+    }
+
     /// Waits until every packet the gateway's interfaces counted is in a
     /// flow, an aggregate or a counter: at most two polls (plus the
     /// drain's own time) after the traffic stopped.

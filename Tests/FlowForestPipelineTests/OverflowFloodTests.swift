@@ -35,7 +35,9 @@ struct OverflowFloodTests {
 
     @Test("TCP packets outside any connection are a tcp flood, UDP a udp flood, ICMP an icmp flood",
           arguments: [(OverflowClass.tcpOther, AnomalyLabel.tcpFlood), (.tcpFin, .tcpFlood), (.tcpRst, .tcpFlood),
-                      (.udp, .udpFlood), (.icmp, .icmpFlood), (.other, .unusualDestination)])
+                      (.udp, .udpFlood), (.icmp, .icmpFlood), (.other, .unusualDestination),
+                      // Replies folded under their destination: reflected or backscatter floods.
+                      (.icmpReply, .icmpFlood), (.tcpSynAck, .tcpFlood), (.tcpRstAck, .tcpFlood)])
     func labels(flowClass: OverflowClass, label: AnomalyLabel) throws {
         var rule = OverflowFloodRule()
         let found = rule.evaluate([Self.aggregate(flowClass, packets: 20_000, peers: 5_000)], nowNs: Self.t0)
