@@ -8,9 +8,12 @@ struct AlertMetrics: Sendable {
     let dropped: Counter
     let pending: Gauge
 
-    /// - Parameter destination: `alertmanager` or `webhook`, and the URL's host and port.
+    /// - Parameters: `kind` is `alertmanager` or `webhook`; the destination
+    ///   label is the URL's host, port and path (two hooks on one server are
+    ///   two series), never its query or credentials.
     init(kind: String, url: URL, factory: any MetricsFactory) {
-        let destination = "\(url.host ?? "?")" + (url.port.map { ":\($0)" } ?? "")
+        let path = url.path == "/" ? "" : url.path
+        let destination = "\(url.host ?? "?")" + (url.port.map { ":\($0)" } ?? "") + path
         let dimensions = [("kind", kind), ("destination", destination)]
         sent = Counter(label: "flowforest_alerts_sent_total", dimensions: dimensions, factory: factory)
         failed = Counter(label: "flowforest_alerts_failed_total", dimensions: dimensions, factory: factory)

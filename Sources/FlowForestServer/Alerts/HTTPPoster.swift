@@ -1,18 +1,26 @@
+import AsyncHTTPClient
 import Foundation
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
+import NIOCore
 
 /// Posts one JSON body and reports whether the receiver took it (2xx).
+///
+/// Only the answer's status counts: its body is never read, so a receiver
+/// answering with an endless body costs nothing. A post ends by its
+/// deadline whatever the receiver does, a receiver that trickles its answer
+/// a byte at a time included. A redirect is not followed: it is the
+/// receiver's answer, and not a 2xx one, so the post fails and is retried,
+/// rather than the body and its signature going to another host or a
+/// bodyless GET counting as delivered.
 struct HTTPPoster: Sendable {
-    let session: URLSession
     let timeout: Duration
 
+    /// One client for every route, on NIO's shared event loops; it lives as
+    /// long as the process, so it is never shut down.
+    private static let client = HTTPClient(
+        eventLoopGroup: HTTPClient.defaultEventLoopGroup,
+        configuration: HTTPClient.Configuration(redirectConfiguration: .disallow, decompression: .disabled))
+
     init(timeout: Duration) {
-        let configuration = URLSessionConfiguration.ephemeral
-        configuration.timeoutIntervalForRequest = Double(timeout.components.seconds)
-        configuration.httpMaximumConnectionsPerHost = 1
-        session = URLSession(configuration: configuration)
         self.timeout = timeout
     }
 
@@ -22,32 +30,22 @@ struct HTTPPoster: Sendable {
     }
 
     func post(_ body: Data, to url: URL, headers: [String: String] = [:]) async throws(Failure) {
-        var request = URLRequest(url: url)
-        request.httpMethod = "POST"
-        request.httpBody = body
-        request.timeoutInterval = Double(timeout.components.seconds)
-        request.setValue("application/json", forHTTPHeaderField: "Content-Type")
-        request.setValue("FlowForest", forHTTPHeaderField: "User-Agent")
-        for (name, value) in headers { request.setValue(value, forHTTPHeaderField: name) }
-        // The completion-handler task, not `data(for:)`: the async form hands
-        // task cancellation (a route stopping mid-post) to URLSession, whose
-        // Linux implementation can then trap ("a task that is not in the
-        // registry"). A post runs to its end or its timeout instead.
-        let result: Result<URLResponse, any Error> = await withCheckedContinuation { continuation in
-            session.dataTask(with: request) { _, response, error in
-                if let response, error == nil {
-                    continuation.resume(returning: .success(response))
-                } else {
-                    continuation.resume(returning: .failure(error ?? Failure(description: "no HTTP response")))
-                }
-            }.resume()
+        var request = HTTPClientRequest(url: url.absoluteString)
+        request.method = .POST
+        request.headers.add(name: "Content-Type", value: "application/json")
+        request.headers.add(name: "User-Agent", value: "FlowForest")
+        for (name, value) in headers { request.headers.replaceOrAdd(name: name, value: value) }
+        request.body = .bytes(ByteBuffer(bytes: body))
+        let status: UInt
+        do {
+            let response = try await Self.client.execute(request, deadline: .now() + TimeAmount(timeout))
+            status = response.status.code
+            // The body is dropped unread: the client closes the connection.
+        } catch let error as HTTPClientError where error == .deadlineExceeded || error == .readTimeout {
+            throw Failure(description: "no answer within \(timeout)")
+        } catch {
+            throw Failure(description: "\(error)")
         }
-        let response: URLResponse
-        switch result {
-        case .success(let r): response = r
-        case .failure(let error): throw Failure(description: "\(error.localizedDescription)")
-        }
-        guard let status = (response as? HTTPURLResponse)?.statusCode else { throw Failure(description: "no HTTP response") }
         guard (200..<300).contains(status) else { throw Failure(description: "HTTP \(status)") }
     }
 }
