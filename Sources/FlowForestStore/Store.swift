@@ -262,10 +262,20 @@ public final class Store: Service, Sendable {
         return nil
     }
 
-    /// Runs a trivial query: true when the database answers.
-    public func ping() async -> Bool {
+    /// Runs a trivial query: true when the database answers within
+    /// `deadline`. Health and `/metrics` ask this, so it answers within
+    /// seconds, not the query timeout, while PostgreSQL is down or frozen: a
+    /// scrape that waited 30 s would never see the store unhealthy.
+    public func ping(within deadline: Duration = .seconds(2)) async -> Bool {
         do {
-            try await withSQL { try await $0.raw("SELECT 1").run() }
+            switch backend {
+            case .sqlite:
+                try await withSQL { try await $0.raw("SELECT 1").run() }
+            case .postgres(let client):
+                try await Self.withDeadline(min(deadline, queryTimeout)) {
+                    try await client.withConnection { try await $0.sql().raw("SELECT 1").run() }
+                }
+            }
             return true
         } catch {
             return false

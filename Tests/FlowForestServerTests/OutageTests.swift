@@ -9,6 +9,56 @@ import Testing
 
 @Suite("PostgreSQL outage", .serialized)
 struct OutageTests {
+    @Test("a frozen PostgreSQL: health and /metrics answer within seconds that the store is unavailable, not after the 30 s query timeout")
+    func frozenDatabase() async throws {
+        try await ThrowawayPostgres.with { pg in
+            let db = try await TestDatabase.make(credentials: false)
+            defer { db.remove() }
+            var configuration = testConfiguration(db)
+            configuration.database = StoreLocation(pg.url)
+            configuration.openMetrics = true
+            var opened: Store?
+            try await waitFor("PostgreSQL to answer", seconds: 120) {
+                guard let s = try? await Store.open(configuration.database, logger: quietLogger, queryTimeout: .seconds(30)) else { return false }
+                if (try? await s.credentialCount()) != nil { opened = s; return true }
+                await s.close()
+                return false
+            }
+            let store = try #require(opened)
+            let (app, _) = try await buildApplicationParts(configuration: configuration, flowSource: nil, logger: quietLogger,
+                                                           detector: NeverDetects(), store: store)
+            do {
+                try await app.test(.live) { client in
+                    #expect(try await client.call("/api/health").object()["store"] as? String == "ok")
+                    try pg.signalAll(SIGSTOP)
+                    defer { try? pg.signalAll(SIGCONT) }
+                    // Once past the writer's last success (1 s), health asks the database itself.
+                    var slowest = Duration.zero
+                    try await waitFor("health to report the frozen database", seconds: 60) {
+                        let started = ContinuousClock.now
+                        let r = try await client.call("/api/health")
+                        slowest = max(slowest, ContinuousClock.now - started)
+                        return (try? r.object()["store"] as? String) == "unavailable"
+                    }
+                    #expect(slowest < .seconds(10), "a health check took \(slowest) with the database frozen")
+                    let started = ContinuousClock.now
+                    let metrics = try await client.call("/metrics").text
+                    #expect(ContinuousClock.now - started < .seconds(10))
+                    let healthy = metrics.split(separator: "\n").first { $0.hasPrefix("flowforest_store_healthy ") }
+                    #expect(healthy.flatMap { Double($0.split(separator: " ").last ?? "") } == 0, "\(healthy ?? "no flowforest_store_healthy")")
+                    try pg.signalAll(SIGCONT)
+                    try await waitFor("health to recover", seconds: 60) {
+                        (try? await client.call("/api/health").object()["store"] as? String) == "ok"
+                    }
+                }
+            } catch {
+                await store.close()
+                throw error
+            }
+            await store.close()
+        }
+    }
+
     @Test("anomalies detected while PostgreSQL is down are written after it returns; the store-error counter shows the outage")
     func outage() async throws {
         try await ThrowawayPostgres.with { pg in

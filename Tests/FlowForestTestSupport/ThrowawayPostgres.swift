@@ -85,6 +85,24 @@ public final class ThrowawayPostgres: Sendable {
         ])
     }
 
+    /// Freezes (SIGSTOP) or thaws (SIGCONT) the server and every backend:
+    /// connections stay open, nothing answers, as on a hung host.
+    public func signalAll(_ signal: Int32) throws {
+        let pidText = try String(contentsOfFile: "\(directory)/data/postmaster.pid", encoding: .utf8)
+        guard let postmaster = pidText.split(separator: "\n").first.flatMap({ Int32($0) }) else {
+            throw Failure(description: "no postmaster pid in \(directory)/data/postmaster.pid")
+        }
+        var pids = [postmaster]
+        for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
+            guard let pid = Int32(entry), let stat = try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8),
+                  let close = stat.lastIndex(of: ")") else { continue }
+            // Fields after the command: state, then the parent's pid.
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            if fields.count > 1, Int32(fields[1]) == postmaster { pids.append(pid) }
+        }
+        for pid in pids { kill(pid, signal) }
+    }
+
     /// Stops the server (fast shutdown: clients are disconnected), keeping its data.
     public func stopServer() throws {
         try asServerUser("\(bin)/pg_ctl", ["-D", "\(directory)/data", "-m", "fast", "-w", "-t", "30", "stop"])
