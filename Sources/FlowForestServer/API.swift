@@ -161,7 +161,9 @@ struct API: Sendable {
         let credential: (hash: String, principal: Principal)?
         let matches: Bool
         do {
-            credential = try await storeCall { try await store.userCredential(name: form.username) }
+            // A name with NUL is no user's (PostgreSQL cannot even compare it): a failed sign-in.
+            credential = form.username.utf8.contains(0) ? nil
+                : try await storeCall { try await store.userCredential(name: form.username) }
             // An unknown name costs the same hash as a known one, so timing does not tell which names exist.
             matches = try await hashing.verify(form.password, against: credential?.hash ?? PasswordHash.dummy)
         } catch {
@@ -217,7 +219,7 @@ struct API: Sendable {
             guard a == "true" || a == "false" else { throw APIError(.badRequest, "acknowledged: expected true or false") }
             query.acknowledged = a == "true"
         }
-        if let s = q["sensor"] { query.sensor = String(s) }
+        query.sensor = try Self.parseName(q["sensor"], parameter: "sensor", maxLength: 255)
         query.interface = try Self.parseInterface(q["interface"])
         query.limit = try Self.parseLimit(q["limit"].map(String.init), default: 100)
         if let c = q["cursor"] {
@@ -278,8 +280,18 @@ struct API: Sendable {
     /// without "%" and its ingress interface index. Characters as JSON Schema
     /// counts them (code points), the spec's maxLength.
     static func parseInterface(_ value: Substring?) throws -> String? {
+        try parseName(value, parameter: "interface", maxLength: 64)
+    }
+
+    /// A name to match (sensor, interface): 1 to `maxLength` characters
+    /// without control characters, which no stored name holds and which
+    /// PostgreSQL refuses in text (NUL): 400 rather than a database error.
+    static func parseName(_ value: Substring?, parameter: String, maxLength: Int) throws -> String? {
         guard let value else { return nil }
-        guard (1...64).contains(value.unicodeScalars.count) else { throw APIError(.badRequest, "interface: 1 to 64 characters") }
+        guard (1...maxLength).contains(value.unicodeScalars.count),
+              !value.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) else {
+            throw APIError(.badRequest, "\(parameter): 1 to \(maxLength) characters, no control characters")
+        }
         return String(value)
     }
 

@@ -58,10 +58,7 @@ extension API {
             guard let state = IncidentState(rawValue: String(s)) else { throw APIError(.badRequest, "state: expected open or closed, got \(quoted(String(s)))") }
             query.state = state
         }
-        if let s = q["sensor"] {
-            guard (1...255).contains(s.unicodeScalars.count) else { throw APIError(.badRequest, "sensor: 1 to 255 characters") }
-            query.sensor = String(s)
-        }
+        query.sensor = try parseName(q["sensor"], parameter: "sensor", maxLength: 255)
         query.interface = try parseInterface(q["interface"])
         query.limit = try parseLimit(q["limit"].map(String.init), default: 100)
         if let c = q["cursor"] {

@@ -102,8 +102,9 @@ public enum SuppressionInput {
     }
 
     private static func reason(_ value: Any?) throws(Invalid) -> String {
-        guard let text = value as? String, (1...maxReason).contains(text.unicodeScalars.count) else {
-            throw Invalid(description: "reason: 1 to \(maxReason) characters saying why this is expected")
+        // NUL would be cut off by SQLite and refused by PostgreSQL.
+        guard let text = value as? String, (1...maxReason).contains(text.unicodeScalars.count), !text.utf8.contains(0) else {
+            throw Invalid(description: "reason: 1 to \(maxReason) characters saying why this is expected, without NUL")
         }
         return text
     }

@@ -82,6 +82,38 @@ struct FleetPostgresTests {
         }
     }
 
+    @Test("NUL in a sign-in name, a rule's reason or a name filter is refused or fails as input, never a 503 from PostgreSQL")
+    func nulCharacters() async throws {
+        try await ThrowawayPostgres.with { pg in
+            let db = try await TestDatabase.make(credentials: false)
+            defer { db.remove() }
+            let store = try await Store.open(StoreLocation(pg.url), logger: quietLogger, queryTimeout: .seconds(120))
+            do {
+                var c = testConfiguration(db)
+                c.database = StoreLocation(pg.url)
+                let app = try await buildApplicationParts(configuration: c, flowSource: nil, logger: quietLogger,
+                                                          detector: NeverDetects(), store: store).0
+                let admin = try await store.addToken(name: "ops", role: .admin)
+                try await app.test(.live) { client in
+                    let login = try await client.call("/api/login", .post, json: #"{"username": "a\u0000b", "password": "x"}"#)
+                    #expect(login.status == .unauthorized, "\(login.status) \(login.text)")
+                    let rule = try await client.call("/api/suppressions", .post, token: admin,
+                                                     json: #"{"label": "port scan", "reason": "nul\u0000here"}"#)
+                    #expect(rule.status == .badRequest && rule.text.contains("reason"), "\(rule.status) \(rule.text)")
+                    for path in ["/api/anomalies?interface=a%00b", "/api/incidents?interface=a%00b", "/api/flows?interface=a%00b",
+                                 "/api/anomalies?sensor=a%00b", "/api/incidents?sensor=a%00b"] {
+                        let r = try await client.call(path, token: admin)
+                        #expect(r.status == .badRequest, "\(path): \(r.status) \(r.text)")
+                    }
+                }
+            } catch {
+                await store.close()
+                throw error
+            }
+            await store.close()
+        }
+    }
+
     static func runBoth(_ a: some ApplicationProtocol, _ b: some ApplicationProtocol,
                         _ body: @escaping @Sendable (any TestClientProtocol, any TestClientProtocol) async throws -> Void) async throws {
         try await a.test(.live) { first in
