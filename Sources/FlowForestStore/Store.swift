@@ -202,6 +202,11 @@ public final class Store: Service, Sendable {
         }
     }
 
+    /// A shorter deadline than ``queryTimeout`` for the PostgreSQL calls made
+    /// within its scope: the writer's last flush at shutdown, which must end
+    /// within its grace however long the database hangs.
+    @TaskLocal public static var deadlineCap: Duration?
+
     /// Runs `body` with a SQL database: the SQLite connection, or a pooled
     /// PostgreSQL connection held for the whole body.
     func withSQL<T: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
@@ -211,7 +216,7 @@ public final class Store: Service, Sendable {
         case .postgres(let client):
             // The pool keeps a request waiting while the server is down; a
             // deadline turns an outage into an error the writer can count and retry.
-            return try await Self.withDeadline(queryTimeout) {
+            return try await Self.withDeadline(min(queryTimeout, Self.deadlineCap ?? queryTimeout)) {
                 try await client.withConnection { connection in
                     try await body(connection.sql(queryLogLevel: .trace))
                 }

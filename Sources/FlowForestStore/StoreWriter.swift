@@ -218,11 +218,15 @@ public final class StoreWriter: Service, Sendable {
 
     /// Writes everything pending, retrying until `deadline`; what is still
     /// pending then (the database was down, or too slow for the queue) is
-    /// logged and counted as dropped.
+    /// logged and counted as dropped. No write waits past the deadline: a
+    /// database that hangs would otherwise hold each for the query timeout,
+    /// and the service manager would kill the process before the loss is
+    /// logged or counted. (A batch whose write was cut off may still commit
+    /// on the server: then it is both stored and counted as dropped.)
     public func flush(deadline: ContinuousClock.Instant) async {
         var delay = configuration.retryDelay
         while pendingTotal > 0, ContinuousClock.now < deadline {
-            if await writeOnce() { continue }
+            if await Store.$deadlineCap.withValue(deadline - ContinuousClock.now, operation: { await writeOnce() }) { continue }
             if ContinuousClock.now + delay > deadline { break }
             try? await Task.sleep(for: delay)
             delay = min(delay * 2, configuration.maxRetryDelay)

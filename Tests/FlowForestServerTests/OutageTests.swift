@@ -9,6 +9,28 @@ import Testing
 
 @Suite("PostgreSQL outage", .serialized)
 struct OutageTests {
+    @Test("shutdown's last flush against a frozen PostgreSQL ends at its grace and counts what it could not write")
+    func flushAgainstFrozenDatabase() async throws {
+        try await ThrowawayPostgres.with { pg in
+            // The query deadline is far longer than the grace: the flush must not wait for it.
+            let store = try await Store.open(StoreLocation(pg.url), logger: quietLogger, queryTimeout: .seconds(120))
+            let metrics = FlowForestMetrics()
+            let writer = StoreWriter(store: store, configuration: StoreWriterConfiguration(), logger: quietLogger,
+                                     metricsFactory: metrics.factory)
+            #expect(writer.enqueue(anomalies: (0..<10).map { storedAnomaly($0, src: "198.18.0.\($0 + 1)", dst: "198.18.1.1", severity: .high).anomaly }))
+            try pg.signalAll(SIGSTOP)
+            let started = ContinuousClock.now
+            await writer.flush(deadline: .now + .seconds(3))
+            let took = ContinuousClock.now - started
+            try pg.signalAll(SIGCONT)
+            await store.close()
+            #expect(took < .seconds(10), "the flush took \(took) against a 3 s grace")
+            #expect(writer.pendingTotal == 0)
+            let dropped = metrics.render().split(separator: "\n").first { $0.hasPrefix("flowforest_store_dropped_total{table=\"anomalies\"}") }
+            #expect(dropped.flatMap { Double($0.split(separator: " ").last ?? "") } == 10, "\(dropped ?? "no dropped series")")
+        }
+    }
+
     @Test("a frozen PostgreSQL: health and /metrics answer within seconds that the store is unavailable, not after the 30 s query timeout")
     func frozenDatabase() async throws {
         try await ThrowawayPostgres.with { pg in
