@@ -208,6 +208,7 @@ let package = Package(
             dependencies: [
                 "FlowForestIPFIX", "FlowForestCore", "FlowForestTestSupport",
                 .product(name: "Logging", package: "swift-log"), .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "MetricsTestKit", package: "swift-metrics"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -9,6 +9,11 @@ final class CollectorSocket {
     let destination: ExportDestination
     private let address: (storage: sockaddr_storage, length: socklen_t, family: Int32)
     private var fd: Int32 = -1
+    /// Bytes written on the current connection (TCP).
+    private(set) var bytesWritten: UInt64 = 0
+    /// How many of them the collector's host had acknowledged when a send
+    /// failure closed the connection (TCP): the rest went down with it.
+    private(set) var acknowledgedAtClose: UInt64 = 0
 
     /// Resolves the collector now, so a wrong name is a start-up error.
     init(_ destination: ExportDestination) throws(ExportError) {
@@ -50,6 +55,22 @@ final class CollectorSocket {
             throw .socket(destination.description, why)
         }
         fd = s
+        bytesWritten = 0
+    }
+
+    /// Bytes written on this connection that the collector's host has
+    /// acknowledged (TCP): the kernel's `tcpi_bytes_acked`, which a reset
+    /// leaves as it was (the send queue's length does not: a reset empties it).
+    func acknowledgedBytes() -> UInt64 {
+        guard fd >= 0 else { return 0 }
+        // struct tcp_info of linux/tcp.h (glibc's lacks the field); it only
+        // ever grows, and tcpi_bytes_acked (Linux 4.1) sits at byte 120.
+        var info = [UInt8](repeating: 0, count: 256)
+        var length = socklen_t(info.count)
+        let rc = info.withUnsafeMutableBytes { getsockopt(fd, Int32(IPPROTO_TCP), TCP_INFO, $0.baseAddress, &length) }
+        guard rc == 0, length >= 128 else { return 0 }
+        let acked = info.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: 120, as: UInt64.self) }
+        return min(acked, bytesWritten)
     }
 
     /// Sends one whole message. A failure closes a TCP socket (the stream
@@ -62,11 +83,16 @@ final class CollectorSocket {
             if n < 0 {
                 if errno == EINTR { continue }
                 let why = String(cString: strerror(errno))
-                if destination.transport == .tcp { close() }
+                if destination.transport == .tcp {
+                    bytesWritten += UInt64(sent)
+                    acknowledgedAtClose = acknowledgedBytes()
+                    close()
+                }
                 throw .socket(destination.description, why)
             }
             sent += n
         }
+        bytesWritten += UInt64(sent)
     }
 
     func close() {

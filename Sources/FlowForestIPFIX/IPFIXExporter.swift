@@ -29,6 +29,13 @@ public final class IPFIXExporter: @unchecked Sendable {
     private let logger: Logger
     private var thread: Thread?
 
+    /// TCP messages written but not yet acknowledged by the collector's host:
+    /// where each ends in the connection's byte stream, and its records.
+    /// Counted as sent once acknowledged, as dropped if the connection fails
+    /// first (the export thread's alone).
+    private var inFlight: [(end: UInt64, records: Int)] = []
+    private var inFlightHead = 0
+
     private let messagesSent: Counter
     private let recordsSent: Counter
     private let sendErrors: Counter
@@ -95,8 +102,10 @@ public final class IPFIXExporter: @unchecked Sendable {
         var nextConnect = 0.0
         while true {
             condition.lock()
+            // With TCP messages awaiting acknowledgement, wake now and then to count them.
+            let tick = inFlightHead < inFlight.count ? 0.1 : 3600
             while queue.isEmpty && !stopping && Self.now() < nextTemplate {
-                _ = condition.wait(until: Date(timeIntervalSince1970: min(nextTemplate, Self.now() + 3600)))
+                if !condition.wait(until: Date(timeIntervalSince1970: min(nextTemplate, Self.now() + tick))) { break }
             }
             let batch = queue
             queue.removeAll(keepingCapacity: true)
@@ -128,16 +137,25 @@ public final class IPFIXExporter: @unchecked Sendable {
                     send(message.bytes, records: message.records)
                 }
             }
+            if destination.transport == .tcp, socket.isConnected, inFlightHead < inFlight.count {
+                settle(acknowledged: socket.acknowledgedBytes())
+            }
             if stop {
                 condition.lock()
-                if queue.isEmpty {
-                    socket.close()
-                    finished = true
-                    condition.broadcast()
-                    condition.unlock()
-                    return
-                }
+                let drained = queue.isEmpty
                 condition.unlock()
+                if drained {
+                    settleAtEnd(within: 2)
+                    condition.lock()
+                    if queue.isEmpty {
+                        socket.close()
+                        finished = true
+                        condition.broadcast()
+                        condition.unlock()
+                        return
+                    }
+                    condition.unlock()
+                }
             }
             if !socket.isConnected {
                 // Wait out the reconnect delay rather than spin.
@@ -149,12 +167,51 @@ public final class IPFIXExporter: @unchecked Sendable {
     private func send(_ bytes: [UInt8], records: Int) {
         do {
             try socket.send(bytes)
-            messagesSent.increment()
-            recordsSent.increment(by: records)
+            guard destination.transport == .tcp else {
+                messagesSent.increment()
+                recordsSent.increment(by: records)
+                return
+            }
+            inFlight.append((socket.bytesWritten, records))
+            settle(acknowledged: socket.acknowledgedBytes())
         } catch {
             sendErrors.increment()
             recordsDropped.increment(by: records)
-            logger.debug("IPFIX send failed", metadata: ["collector": "\(destination)", "error": "\(error)"])
+            if destination.transport == .tcp { settle(acknowledged: socket.acknowledgedAtClose, connectionLost: true) }
+            logger.warning("IPFIX send failed", metadata: ["collector": "\(destination)", "error": "\(error)"])
         }
+    }
+
+    /// Counts the TCP messages the collector's host acknowledged as sent;
+    /// with `connectionLost`, the rest as dropped: a closed connection's
+    /// send queue is thrown away, so counting them at write would claim
+    /// records no collector ever received.
+    private func settle(acknowledged: UInt64, connectionLost: Bool = false) {
+        while inFlightHead < inFlight.count, inFlight[inFlightHead].end <= acknowledged {
+            messagesSent.increment()
+            recordsSent.increment(by: inFlight[inFlightHead].records)
+            inFlightHead += 1
+        }
+        if connectionLost {
+            recordsDropped.increment(by: inFlight[inFlightHead...].reduce(0) { $0 + $1.records })
+            inFlightHead = inFlight.count
+        }
+        if inFlightHead == inFlight.count {
+            inFlight.removeAll(keepingCapacity: true)
+            inFlightHead = 0
+        }
+    }
+
+    /// Before the socket closes at the end: waits up to `seconds` for the
+    /// collector's host to acknowledge what was written, then counts the rest dropped.
+    private func settleAtEnd(within seconds: Double) {
+        guard destination.transport == .tcp else { return }
+        let deadline = Self.now() + seconds
+        settle(acknowledged: socket.acknowledgedBytes())
+        while inFlightHead < inFlight.count, socket.isConnected, Self.now() < deadline {
+            usleep(10_000)
+            settle(acknowledged: socket.acknowledgedBytes())
+        }
+        settle(acknowledged: socket.acknowledgedBytes(), connectionLost: true)
     }
 }

@@ -1,0 +1,123 @@
+import FlowForestCore
+import FlowForestIPFIX
+import Foundation
+import Logging
+import MetricsTestKit
+import Testing
+
+/// IPFIX over TCP counts a record as sent once the collector's host has
+/// acknowledged it, and as dropped when the connection goes down first:
+/// a reset throws away the kernel's send queue, so counting at write would
+/// claim records no collector received.
+@Suite("IPFIX export over TCP", .serialized)
+struct TCPExportTests {
+    /// A collector in Python: reads the stream (`all`: to its end; `cut`:
+    /// with a small receive buffer, N bytes, then a reset), then prints the
+    /// data records in the complete messages it read.
+    static let collector = #"""
+import socket, struct, sys
+mode, cut = sys.argv[1], int(sys.argv[2])
+l = socket.socket()
+if mode == "cut": l.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+l.bind(("127.0.0.1", 0)); l.listen(1)
+print(l.getsockname()[1], flush=True)
+c, _ = l.accept(); c.settimeout(60)
+data = b""
+while mode == "all" or len(data) < cut:
+    b = c.recv(65536 if mode == "all" else min(65536, cut - len(data)))
+    if not b: break
+    data += b
+rcvbuf = c.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+if mode == "cut":
+    c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    c.close(); l.close()
+lengths, records, off = {}, 0, 0
+while off + 16 <= len(data):
+    length = struct.unpack("!H", data[off + 2:off + 4])[0]
+    if length < 16 or off + length > len(data): break
+    s = off + 16
+    while s + 4 <= off + length:
+        sid, slen = struct.unpack("!HH", data[s:s + 4])
+        if sid == 2:
+            t = s + 4
+            while t + 4 <= s + slen:
+                tid, count = struct.unpack("!HH", data[t:t + 4]); t += 4; size = 0
+                for _ in range(count):
+                    fid, flen = struct.unpack("!HH", data[t:t + 4]); t += 8 if fid & 0x8000 else 4; size += flen
+                lengths[tid] = size
+        elif sid >= 256:
+            records += (slen - 4) // lengths[sid]
+        s += slen
+    off += length
+print("records", records, "rcvbuf", rcvbuf, flush=True)
+"""#
+
+    static func start(_ mode: String, cut: Int = 0) throws -> (Process, Pipe, Int) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", "-c", collector, mode, String(cut)]
+        let out = Pipe()
+        process.standardOutput = out
+        try process.run()
+        var line = Data()
+        while !line.contains(UInt8(ascii: "\n")) {
+            let byte = out.fileHandleForReading.readData(ofLength: 1)
+            if byte.isEmpty { break }
+            line += byte
+        }
+        let port = try #require(Int(String(decoding: line, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)))
+        return (process, out, port)
+    }
+
+    /// The collector's count of data records received, and its receive buffer.
+    static func received(_ process: Process, _ out: Pipe) -> (records: Int, rcvbuf: Int) {
+        process.waitUntilExit()
+        let words = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).split(whereSeparator: \.isWhitespace)
+        func value(_ name: String) -> Int { words.firstIndex(of: Substring(name)).flatMap { Int(words[$0 + 1]) } ?? -1 }
+        return (value("records"), value("rcvbuf"))
+    }
+
+    /// `count` one-direction flows: one uniflow record each.
+    static func records(_ count: Int) -> [FlowRecord] {
+        (0..<count).map { flow(id: UInt64($0), sport: UInt16(10_000 + $0 % 50_000), fwd: (3, 300), rev: (0, 0)) }
+    }
+
+    static func export(_ count: Int, to port: Int, metrics: TestMetrics) throws {
+        var logger = Logger(label: "tcp-export")
+        logger.logLevel = .critical
+        let exporter = try IPFIXExporter(destination: ExportDestination("tcp://127.0.0.1:\(port)"), metricsFactory: metrics, logger: logger)
+        exporter.export(records(count), wait: true)
+        exporter.finish()
+    }
+
+    static func counter(_ metrics: TestMetrics, _ label: String, _ port: Int) throws -> Int64 {
+        try metrics.expectCounter(label, [("collector", "tcp://127.0.0.1:\(port)")]).totalValue
+    }
+
+    @Test("a collector that reads everything: every record counted sent, none dropped")
+    func reads() throws {
+        let (process, out, port) = try Self.start("all")
+        defer { if process.isRunning { process.terminate() } }
+        let metrics = TestMetrics()
+        try Self.export(20_000, to: port, metrics: metrics)
+        #expect(Self.received(process, out).records == 20_000)
+        #expect(try Self.counter(metrics, "flowforest_export_records_total", port) == 20_000)
+        #expect(try Self.counter(metrics, "flowforest_export_dropped_records_total", port) == 0)
+    }
+
+    @Test("a collector that resets after a little: records it never got are dropped, not sent")
+    func resets() throws {
+        let (process, out, port) = try Self.start("cut", cut: 100_000)
+        defer { if process.isRunning { process.terminate() } }
+        let metrics = TestMetrics()
+        try Self.export(50_000, to: port, metrics: metrics)
+        let (got, rcvbuf) = Self.received(process, out)
+        let sent = try Self.counter(metrics, "flowforest_export_records_total", port)
+        let dropped = try Self.counter(metrics, "flowforest_export_dropped_records_total", port)
+        #expect(sent + dropped == 50_000, "\(sent) sent + \(dropped) dropped")
+        // Acknowledged is what the collector read, plus at most what its
+        // receive buffer held unread (records of 40 bytes or more).
+        #expect(got > 1000 && sent >= Int64(got) && sent <= Int64(got + rcvbuf / 40 + 50),
+                "\(sent) counted sent; the collector read \(got) with a \(rcvbuf)-byte receive buffer")
+    }
+}
