@@ -338,8 +338,10 @@ final class DrainLoop: @unchecked Sendable {
         s.forwardedSeen = c.forwardedSeen
         s.flowsStarted = tracker.flowsStarted
         s.flowsEnded = tracker.flowsEnded
-        return FlowBatch(timeNs: nowNs, records: records, statistics: s, activeFlows: tracker.entries.count,
-                         aggregates: aggregates)
+        var batch = FlowBatch(timeNs: nowNs, records: records, statistics: s, activeFlows: tracker.entries.count,
+                              aggregates: aggregates)
+        batch.mapEntries = try program.flowsInMap()
+        return batch
     }
 
     private func detach() {

@@ -30,6 +30,7 @@ final class KernelProgram {
     private let eventsFD: Int32
     private let overflowFD: Int32
     private let limitsFD: Int32
+    private let insertsFD: Int32
     /// Entries taken out of the flow map, and sender-keyed aggregates out
     /// of `overflow`, since the load: the program's inserts minus these are
     /// what each holds (only this drainer removes entries).
@@ -84,6 +85,7 @@ final class KernelProgram {
         eventsFD = bpf_map__fd(eventsMap)
         overflowFD = bpf_map__fd(opened.map(.overflow)!)
         limitsFD = bpf_map__fd(opened.map(.limits)!)
+        insertsFD = bpf_map__fd(opened.map(.inserts)!)
         self.mapEntries = mapEntries
         aggregateKeys = .allocate(capacity: aggregateCapacity)
         aggregateValues = .allocate(capacity: aggregateCapacity)
@@ -141,6 +143,17 @@ final class KernelProgram {
         if bpf_map_update_elem(limitsFD, &zero, &value, UInt64(BPF_ANY)) != 0 {
             throw .readFailed("cannot write the flow map's limits: \(String(cString: strerror(errno)))")
         }
+    }
+
+    /// Entries of the flow map now: the program's inserts minus this
+    /// drainer's removals, exact since only the drainer removes entries.
+    func flowsInMap() throws(EBPFError) -> Int {
+        var zero: UInt32 = 0
+        var inserted = ff_inserts()
+        guard bpf_map_lookup_elem(insertsFD, &zero, &inserted) == 0 else {
+            throw .readFailed("cannot read the program's insert counts: \(String(cString: strerror(errno)))")
+        }
+        return inserted.flows > flowsRemoved ? Int(clamping: inserted.flows - flowsRemoved) : 0
     }
 
     deinit { close() }

@@ -16,6 +16,9 @@ public struct FlowBatch: Sendable {
     /// Overflow aggregates that changed in this poll (eBPF only): packets
     /// the data plane folded instead of admitting them as flows.
     public var aggregates: [FlowAggregate]
+    /// Entries of the kernel flow map at the end of the poll (eBPF only):
+    /// fewer than ``activeFlows`` when flows came through the ring buffer.
+    public var mapEntries: Int?
 
     public init(timeNs: UInt64, records: [FlowRecord], statistics: CaptureStatistics, activeFlows: Int,
                 progress: Double? = nil, pollDurationNs: UInt64? = nil, aggregates: [FlowAggregate] = []) {

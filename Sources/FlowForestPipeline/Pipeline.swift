@@ -225,11 +225,8 @@ public actor Pipeline {
         lastStatistics[mode] = s
         activeByMode[mode] = batch.activeFlows
         m.activeFlows.record(batch.activeFlows)
-        if let duration = batch.pollDurationNs {
-            // Only the eBPF drainer polls a kernel map: its open flows are the map's entries.
-            m.mapEntries.record(batch.activeFlows)
-            m.drainDuration.recordNanoseconds(Int64(clamping: duration))
-        }
+        if let entries = batch.mapEntries { m.mapEntries.record(entries) }
+        if let duration = batch.pollDurationNs { m.drainDuration.recordNanoseconds(Int64(clamping: duration)) }
         return SensorLoss(packets: UInt64(lost.0) &+ UInt64(lost.1) &+ UInt64(lost.2),
                           flowRecords: UInt64(delta(s.missingRecords, p.missingRecords)))
     }

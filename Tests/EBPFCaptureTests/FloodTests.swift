@@ -171,6 +171,9 @@ struct FloodTests {
         let admit = mapEntries * 7 / 8
         let peak = batches.map(\.activeFlows).max() ?? 0
         #expect(peak >= admit && peak <= admit + 16, "the map held up to \(peak) forged flows; the limit is \(admit)")
+        // The map's own count (flowforest_map_entries), read after each poll's walk, agrees.
+        let counted = batches.compactMap(\.mapEntries).max() ?? 0
+        #expect(counted >= admit && counted <= admit + 16, "the map counted up to \(counted) entries; the limit is \(admit)")
         #expect(result.statistics.ringBufferPackets == 0 && result.statistics.tableFull == 0, "\(result.statistics)")
         #expect(result.explainedPackets == (try lab.interfacePackets()) - before)
     }
