@@ -1,5 +1,6 @@
 import FlowForestCore
 import FlowForestIPFIX
+import FlowForestTestSupport
 import Foundation
 import Logging
 import MetricsTestKit
@@ -52,29 +53,10 @@ while off + 16 <= len(data):
 print("records", records, "rcvbuf", rcvbuf, flush=True)
 """#
 
-    static func start(_ mode: String, cut: Int = 0) throws -> (Process, Pipe, Int) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", "-c", collector, mode, String(cut)]
-        let out = Pipe()
-        process.standardOutput = out
-        try process.run()
-        var line = Data()
-        while !line.contains(UInt8(ascii: "\n")) {
-            let byte = out.fileHandleForReading.readData(ofLength: 1)
-            if byte.isEmpty { break }
-            line += byte
-        }
-        let port = try #require(Int(String(decoding: line, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)))
-        return (process, out, port)
-    }
-
     /// The collector's count of data records received, and its receive buffer.
-    static func received(_ process: Process, _ out: Pipe) -> (records: Int, rcvbuf: Int) {
-        process.waitUntilExit()
-        let words = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).split(whereSeparator: \.isWhitespace)
-        func value(_ name: String) -> Int { words.firstIndex(of: Substring(name)).flatMap { Int(words[$0 + 1]) } ?? -1 }
-        return (value("records"), value("rcvbuf"))
+    static func received(_ server: ScriptServer) -> (records: Int, rcvbuf: Int) {
+        let report = server.report()
+        return (server.value("records", in: report), server.value("rcvbuf", in: report))
     }
 
     /// `count` one-direction flows: one uniflow record each.
@@ -96,22 +78,24 @@ print("records", records, "rcvbuf", rcvbuf, flush=True)
 
     @Test("a collector that reads everything: every record counted sent, none dropped")
     func reads() throws {
-        let (process, out, port) = try Self.start("all")
-        defer { if process.isRunning { process.terminate() } }
+        let server = try ScriptServer(Self.collector, arguments: ["all", "0"])
+        defer { server.stop() }
+        let port = server.port
         let metrics = TestMetrics()
         try Self.export(20_000, to: port, metrics: metrics)
-        #expect(Self.received(process, out).records == 20_000)
+        #expect(Self.received(server).records == 20_000)
         #expect(try Self.counter(metrics, "flowforest_export_records_total", port) == 20_000)
         #expect(try Self.counter(metrics, "flowforest_export_dropped_records_total", port) == 0)
     }
 
     @Test("a collector that resets after a little: records it never got are dropped, not sent")
     func resets() throws {
-        let (process, out, port) = try Self.start("cut", cut: 100_000)
-        defer { if process.isRunning { process.terminate() } }
+        let server = try ScriptServer(Self.collector, arguments: ["cut", "100000"])
+        defer { server.stop() }
+        let port = server.port
         let metrics = TestMetrics()
         try Self.export(50_000, to: port, metrics: metrics)
-        let (got, rcvbuf) = Self.received(process, out)
+        let (got, rcvbuf) = Self.received(server)
         let sent = try Self.counter(metrics, "flowforest_export_records_total", port)
         let dropped = try Self.counter(metrics, "flowforest_export_dropped_records_total", port)
         #expect(sent + dropped == 50_000, "\(sent) sent + \(dropped) dropped")

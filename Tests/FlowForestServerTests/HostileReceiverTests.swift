@@ -1,4 +1,5 @@
 @testable import FlowForestServer
+import FlowForestTestSupport
 import Foundation
 import Synchronization
 import Testing
@@ -36,62 +37,43 @@ except (BrokenPipeError, ConnectionResetError, socket.timeout):
 print("sent", sent, flush=True)
 """#
 
-    /// Starts the server in `mode`; returns it and its URL.
-    static func start(_ mode: String, target: String = "") throws -> (Process, Pipe, URL) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", "-c", server, mode, target]
-        let out = Pipe()
-        process.standardOutput = out
-        try process.run()
-        var line = Data()
-        while !line.contains(UInt8(ascii: "\n")) {
-            let byte = out.fileHandleForReading.readData(ofLength: 1)
-            guard !byte.isEmpty else { throw HTTPPoster.Failure(description: "the test server did not start") }
-            line += byte
-        }
-        let port = String(decoding: line, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-        return (process, out, URL(string: "http://127.0.0.1:\(port)/hook")!)
-    }
-
-    /// Bytes the server wrote before the poster let go.
-    static func sent(_ process: Process, _ out: Pipe) -> Int {
-        process.waitUntilExit()
-        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        return text.split(separator: "\n").first { $0.hasPrefix("sent ") }.flatMap { Int($0.dropFirst(5)) } ?? -1
+    /// Starts the server in `mode`; returns it and the URL to post to.
+    static func start(_ mode: String, target: String = "") throws -> (ScriptServer, URL) {
+        let server = try ScriptServer(server, arguments: [mode, target])
+        return (server, URL(string: "http://127.0.0.1:\(server.port)/hook")!)
     }
 
     @Test("an answer with an endless body: the status counts, the body is not read")
     func endlessBody() async throws {
-        let (process, out, url) = try Self.start("endless")
-        defer { if process.isRunning { process.terminate() } }
+        let (server, url) = try Self.start("endless")
+        defer { server.stop() }
         let poster = HTTPPoster(timeout: .seconds(5))
         let started = ContinuousClock.now
         try await poster.post(Data("{}".utf8), to: url)
         #expect(ContinuousClock.now - started < .seconds(5))
         // The connection was dropped long before the server's gigabyte.
-        let sent = Self.sent(process, out)
+        let sent = server.value("sent", in: server.report())
         #expect(sent >= 0 && sent < 64 << 20, "the server wrote \(sent) bytes before the poster let go")
     }
 
     @Test("a receiver that trickles its answer fails the post at the deadline")
     func trickle() async throws {
-        let (process, out, url) = try Self.start("drip")
-        defer { if process.isRunning { process.terminate() } }
+        let (server, url) = try Self.start("drip")
+        defer { server.stop() }
         let poster = HTTPPoster(timeout: .seconds(2))
         let started = ContinuousClock.now
         await #expect(throws: HTTPPoster.Failure.self) { try await poster.post(Data("{}".utf8), to: url) }
         let took = ContinuousClock.now - started
         #expect(took >= .milliseconds(1900) && took < .seconds(6), "the post took \(took)")
-        _ = Self.sent(process, out)
+        _ = server.report()
     }
 
     @Test("a redirect is a failed post, and nothing reaches the host it names")
     func redirect() async throws {
         let other = HookReceiver()
         try await other.start()
-        let (process, out, url) = try Self.start("redirect", target: other.url)
-        defer { if process.isRunning { process.terminate() } }
+        let (server, url) = try Self.start("redirect", target: other.url)
+        defer { server.stop() }
         let poster = HTTPPoster(timeout: .seconds(5))
         do {
             try await poster.post(Data("{}".utf8), to: url, headers: ["X-FlowForest-Signature": "sha256=secret"])
@@ -99,7 +81,7 @@ print("sent", sent, flush=True)
         } catch {
             #expect(error.description == "HTTP 307")
         }
-        _ = Self.sent(process, out)
+        _ = server.report()
         #expect(other.received.isEmpty, "the redirect target got \(other.received.count) posts")
         await other.stop()
     }
