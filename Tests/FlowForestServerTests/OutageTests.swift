@@ -9,6 +9,20 @@ import Testing
 
 @Suite("PostgreSQL outage", .serialized)
 struct OutageTests {
+    /// The service's store, opened once PostgreSQL answers within
+    /// `queryTimeout`: a fresh cluster on a busy machine can be slower at
+    /// first, and the setup must not fail on what a test is not about.
+    static func openWhenAnswering(_ location: StoreLocation, queryTimeout: Duration) async throws -> Store {
+        var opened: Store?
+        try await waitFor("PostgreSQL to answer within \(queryTimeout)", seconds: 120) {
+            guard let s = try? await Store.open(location, logger: quietLogger, queryTimeout: queryTimeout) else { return false }
+            if (try? await s.credentialCount()) != nil { opened = s; return true }
+            await s.close()
+            return false
+        }
+        return try #require(opened)
+    }
+
     @Test("shutdown's last flush against a frozen PostgreSQL ends at its grace and counts what it could not write")
     func flushAgainstFrozenDatabase() async throws {
         try await ThrowawayPostgres.with { pg in
@@ -39,14 +53,7 @@ struct OutageTests {
             var configuration = testConfiguration(db)
             configuration.database = StoreLocation(pg.url)
             configuration.openMetrics = true
-            var opened: Store?
-            try await waitFor("PostgreSQL to answer", seconds: 120) {
-                guard let s = try? await Store.open(configuration.database, logger: quietLogger, queryTimeout: .seconds(30)) else { return false }
-                if (try? await s.credentialCount()) != nil { opened = s; return true }
-                await s.close()
-                return false
-            }
-            let store = try #require(opened)
+            let store = try await Self.openWhenAnswering(configuration.database, queryTimeout: .seconds(30))
             let (app, _) = try await buildApplicationParts(configuration: configuration, flowSource: nil, logger: quietLogger,
                                                            detector: NeverDetects(), store: store)
             do {
@@ -94,17 +101,7 @@ struct OutageTests {
                 try await $0.addToken(name: "ops", role: .admin)
             }
             // A short deadline so the outage shows up quickly as store errors.
-            // The service's store is opened once PostgreSQL answers within
-            // it: a fresh cluster on a busy machine can be slower at first,
-            // and the setup must not fail on what the test is not about.
-            var opened: Store?
-            try await waitFor("PostgreSQL to answer within the store's 5 s deadline", seconds: 120) {
-                guard let s = try? await Store.open(configuration.database, logger: quietLogger, queryTimeout: .seconds(5)) else { return false }
-                if (try? await s.credentialCount()) != nil { opened = s; return true }
-                await s.close()
-                return false
-            }
-            let store = try #require(opened)
+            let store = try await Self.openWhenAnswering(configuration.database, queryTimeout: .seconds(5))
             let (app, parts) = try await buildApplicationParts(configuration: configuration, flowSource: nil, logger: quietLogger,
                                                                detector: NeverDetects(), store: store)
             do {
