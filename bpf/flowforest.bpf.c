@@ -186,7 +186,7 @@ struct pkt {
     __u8 icmp_type;
     __u8 icmp_code;
     __u8 dir;
-    __u8 no_l4;     /* a later fragment: no transport header, so no flags or ICMP type */
+    __u8 icmp;      /* an ICMP header of the IP version's own ICMP was read: icmp_type means something */
 };
 
 /* Sender and receiver before ordering; u64 words so comparison is cheap. */
@@ -285,7 +285,6 @@ static __always_inline int transport(struct pkt *p, struct endpoints *ep, __u16 
 {
     p->key.proto = l4->proto;
     p->payload_len = l4->len;
-    p->no_l4 = !l4->ports;
     if (l4->ports) {
         if (l4->proto == PROTO_TCP) {
             if (l4->len < 20)
@@ -313,6 +312,7 @@ static __always_inline int transport(struct pkt *p, struct endpoints *ep, __u16 
                 return PARSE_MALFORMED;
             p->icmp_type = th[0];
             p->icmp_code = th[1];
+            p->icmp = 1;
             ep->sport = th[0];
             ep->dport = icmp_counterpart(th[0], th[1], l4->is_v6);
             p->payload_len = l4->len > 8 ? l4->len - 8 : 0;
@@ -675,8 +675,11 @@ static __always_inline void lost_insert(struct ff_stats *st, const struct pkt *p
 static __always_inline __u8 overflow_class(const struct pkt *p)
 {
     __u8 f = p->flags;
-    /* A later fragment has no ICMP type: its type 0 is no echo reply. */
-    if (p->no_l4 && (p->key.proto == PROTO_ICMP || p->key.proto == PROTO_ICMPV6))
+    /*
+     * No ICMP header read (a later fragment, or the other IP version's
+     * ICMP): its type 0 is no echo reply.
+     */
+    if (!p->icmp && (p->key.proto == PROTO_ICMP || p->key.proto == PROTO_ICMPV6))
         return FF_CLASS_ICMP;
     switch (p->key.proto) {
     case PROTO_TCP:

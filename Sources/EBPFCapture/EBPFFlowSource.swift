@@ -274,6 +274,10 @@ final class DrainLoop: @unchecked Sendable {
         var out: [FlowAggregate] = []
         var due: [KernelAggregate] = []
         try program.forEachAggregate { key, value in
+            // Inserted empty and not yet added to by its first packet: its
+            // zero last-seen time is no idleness, and taking it now would
+            // lose that packet's update.
+            if value.packets == 0 && !endAll { return }
             let a = KernelAggregate(key: key, value: value, wallOffsetNs: offset)
             if endAll || (nowNs > a.lastSeenNs && nowNs - a.lastSeenNs >= idleNs) {
                 due.append(a)

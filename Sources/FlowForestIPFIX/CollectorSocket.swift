@@ -69,8 +69,9 @@ final class CollectorSocket {
         var length = socklen_t(info.count)
         let rc = info.withUnsafeMutableBytes { getsockopt(fd, Int32(IPPROTO_TCP), TCP_INFO, $0.baseAddress, &length) }
         guard rc == 0, length >= 128 else { return 0 }
+        // The client's count includes its SYN (1 right after connecting).
         let acked = info.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: 120, as: UInt64.self) }
-        return min(acked, bytesWritten)
+        return min(acked > 0 ? acked - 1 : 0, bytesWritten)
     }
 
     /// Sends one whole message. A failure closes a TCP socket (the stream

@@ -389,7 +389,7 @@ struct API: Sendable {
     /// An ingest body's packets, decoded on the ``decoding`` pool (503 when
     /// it is at its limit, or `agent` already holds its share of it); 413
     /// for too many records, 400 for anything invalid.
-    private func decode(_ body: ByteBuffer, by agent: String) async throws -> [PacketSummary] {
+    private func decode(_ body: ByteBuffer, by agent: String?) async throws -> [PacketSummary] {
         let (maxRecords, window) = (configuration.maxIngestRecords, configuration.ingestWindow(nowNs: wallClockNs()))
         let decoded: Result<[PacketSummary], IngestError>
         do {
@@ -437,7 +437,8 @@ struct API: Sendable {
             handles.rejected(.tooLarge)
             throw APIError(.contentTooLarge, "body exceeds the limit of \(limit) bytes")
         }
-        let packets = try await decode(body, by: principal.name)
+        // Under --no-auth every request is the one anonymous principal: no share to keep.
+        let packets = try await decode(body, by: configuration.noAuth ? nil : principal.name)
         // The flow records this request will lead to must fit the store
         // queue beside those every open ingest flow still owes it; refuse
         // rather than drop.

@@ -281,11 +281,12 @@ public func buildApplicationParts(
 func alertRoutes(_ configuration: ServerConfiguration, feed: IncidentFeed, factory: any MetricsFactory, logger: Logger) -> [any Service] {
     let alerts = configuration.alerts
     let links = AlertLinks(base: alerts.externalURL ?? configuration.baseURL)
-    let managers: [any Service] = alerts.alertmanagers.map {
-        AlertmanagerRoute(url: $0, configuration: alerts, links: links, feed: feed.subscribe(), metricsFactory: factory, logger: logger)
+    let managers: [any Service] = zip(alerts.alertmanagers, AlertMetrics.destinations(alerts.alertmanagers)).map {
+        AlertmanagerRoute(url: $0, destination: $1, configuration: alerts, links: links, feed: feed.subscribe(),
+                          metricsFactory: factory, logger: logger)
     }
-    let hooks: [any Service] = alerts.webhooks.map {
-        WebhookRoute(url: $0, configuration: alerts, feed: feed.subscribe(), metricsFactory: factory, logger: logger)
+    let hooks: [any Service] = zip(alerts.webhooks, AlertMetrics.destinations(alerts.webhooks)).map {
+        WebhookRoute(url: $0, destination: $1, configuration: alerts, feed: feed.subscribe(), metricsFactory: factory, logger: logger)
     }
     return managers + hooks
 }

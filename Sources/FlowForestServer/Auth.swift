@@ -123,6 +123,23 @@ struct AuthMiddleware: RouterMiddleware {
     let sessions: SessionStore
     let noAuth: Bool
     let secureCookies: Bool
+    let tokens = TokenCache()
+
+    /// A bearer token's principal, asked of the store with a short deadline;
+    /// while the store does not answer, one it confirmed recently.
+    func authenticate(_ token: String) async throws -> Principal? {
+        let hash = APIToken.hash(token)
+        do {
+            let principal = try await Store.$deadline.withValue(.now + TokenCache.lookupDeadline) {
+                try await store.authenticateToken(token)
+            }
+            if let principal { tokens.confirmed(hash, principal) } else { tokens.forget(hash) }
+            return principal
+        } catch {
+            if let principal = tokens.recent(hash) { return principal }
+            throw error
+        }
+    }
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         var context = context
@@ -134,7 +151,7 @@ struct AuthMiddleware: RouterMiddleware {
             guard parts.count == 2, parts[0].lowercased() == "bearer" else {
                 throw APIError(.unauthorized, "Authorization must be 'Bearer <token>'", headers: [.wwwAuthenticate: "Bearer"])
             }
-            guard let principal = try await store.authenticateToken(String(parts[1])) else {
+            guard let principal = try await authenticate(String(parts[1])) else {
                 throw APIError(.unauthorized, "unknown or revoked API token", headers: [.wwwAuthenticate: "Bearer"])
             }
             context.principal = principal
@@ -158,6 +175,47 @@ struct AuthMiddleware: RouterMiddleware {
         var response = Response(status: .seeOther, headers: [.location: "/", .cacheControl: "no-store", HTTPField.Name("Referrer-Policy")!: "no-referrer"])
         response.setCookie(sessions.cookie(id, secure: secureCookies))
         return response
+    }
+}
+
+/// Tokens the store confirmed lately, by hash. A token check asks the store
+/// with a deadline of seconds; while the store does not answer (a hung or
+/// unreachable PostgreSQL), a token it confirmed within ``grace`` is still
+/// accepted, so a scrape or health check with a viewer token keeps working
+/// through a database outage and reports it, instead of waiting out the
+/// query timeout. A token revoked just before an outage can pass until the
+/// store answers again, ``grace`` at most.
+final class TokenCache: Sendable {
+    static let lookupDeadline: Duration = .seconds(2)
+    let grace: Duration
+    let capacity: Int
+    private let entries = Mutex<[String: (principal: Principal, confirmed: ContinuousClock.Instant)]>([:])
+
+    init(grace: Duration = .seconds(600), capacity: Int = 1024) {
+        self.grace = grace
+        self.capacity = capacity
+    }
+
+    func confirmed(_ hash: String, _ principal: Principal) {
+        let now = ContinuousClock.now
+        entries.withLock { e in
+            if e[hash] == nil, e.count >= capacity, let oldest = e.min(by: { $0.value.confirmed < $1.value.confirmed })?.key {
+                e[oldest] = nil
+            }
+            e[hash] = (principal, now)
+        }
+    }
+
+    func forget(_ hash: String) {
+        _ = entries.withLock { $0.removeValue(forKey: hash) }
+    }
+
+    /// The principal of a token confirmed within ``grace``.
+    func recent(_ hash: String) -> Principal? {
+        entries.withLock { e in
+            guard let entry = e[hash], ContinuousClock.now - entry.confirmed < grace else { return nil }
+            return entry.principal
+        }
     }
 }
 

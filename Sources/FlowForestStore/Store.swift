@@ -202,10 +202,17 @@ public final class Store: Service, Sendable {
         }
     }
 
-    /// A shorter deadline than ``queryTimeout`` for the PostgreSQL calls made
-    /// within its scope: the writer's last flush at shutdown, which must end
-    /// within its grace however long the database hangs.
-    @TaskLocal public static var deadlineCap: Duration?
+    /// An instant by which every PostgreSQL call made within its scope must
+    /// answer, sooner than ``queryTimeout`` would: the writer's last flush at
+    /// shutdown (all its calls together within the grace), a token check or
+    /// a health ping (seconds, while a hung database would hold them 30 s).
+    @TaskLocal public static var deadline: ContinuousClock.Instant?
+
+    /// What a PostgreSQL call may take now: ``queryTimeout``, or less by ``deadline``.
+    private var callTimeout: Duration {
+        guard let deadline = Self.deadline else { return queryTimeout }
+        return max(.zero, min(queryTimeout, deadline - .now))
+    }
 
     /// Runs `body` with a SQL database: the SQLite connection, or a pooled
     /// PostgreSQL connection held for the whole body.
@@ -216,7 +223,7 @@ public final class Store: Service, Sendable {
         case .postgres(let client):
             // The pool keeps a request waiting while the server is down; a
             // deadline turns an outage into an error the writer can count and retry.
-            return try await Self.withDeadline(min(queryTimeout, Self.deadlineCap ?? queryTimeout)) {
+            return try await Self.withDeadline(callTimeout) {
                 try await client.withConnection { connection in
                     try await body(connection.sql(queryLogLevel: .trace))
                 }
@@ -273,13 +280,8 @@ public final class Store: Service, Sendable {
     /// scrape that waited 30 s would never see the store unhealthy.
     public func ping(within deadline: Duration = .seconds(2)) async -> Bool {
         do {
-            switch backend {
-            case .sqlite:
+            try await Self.$deadline.withValue(.now + deadline) {
                 try await withSQL { try await $0.raw("SELECT 1").run() }
-            case .postgres(let client):
-                try await Self.withDeadline(min(deadline, queryTimeout)) {
-                    try await client.withConnection { try await $0.sql().raw("SELECT 1").run() }
-                }
             }
             return true
         } catch {

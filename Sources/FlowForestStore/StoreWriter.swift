@@ -226,7 +226,7 @@ public final class StoreWriter: Service, Sendable {
     public func flush(deadline: ContinuousClock.Instant) async {
         var delay = configuration.retryDelay
         while pendingTotal > 0, ContinuousClock.now < deadline {
-            if await Store.$deadlineCap.withValue(deadline - ContinuousClock.now, operation: { await writeOnce() }) { continue }
+            if await Store.$deadline.withValue(deadline, operation: { await writeOnce() }) { continue }
             if ContinuousClock.now + delay > deadline { break }
             try? await Task.sleep(for: delay)
             delay = min(delay * 2, configuration.maxRetryDelay)

@@ -1,7 +1,7 @@
 import Crypto
 import FlowForestCore
 import FlowForestPipeline
-import FlowForestServer
+@testable import FlowForestServer
 import FlowForestStore
 import Foundation
 import Hummingbird
@@ -134,6 +134,13 @@ struct AlertRoutingTests {
             throw error
         }
         await receiver.stop()
+    }
+
+    @Test("each route has its own metric series, labelled by host and port, never by the URL's path or query")
+    func destinationLabels() throws {
+        let urls = try ["https://hooks.example.com/services/T0/B0/secret-one", "https://hooks.example.com/services/T0/B1/secret-two?x=1",
+                        "http://am:9093", "http://am:9094"].map { try #require(URL(string: $0)) }
+        #expect(AlertMetrics.destinations(urls) == ["hooks.example.com", "hooks.example.com#2", "am:9093", "am:9094"])
     }
 
     @Test("a bad route URL or an unusable secret file is a clear start-up error")

@@ -52,32 +52,33 @@ struct OutageTests {
             defer { db.remove() }
             var configuration = testConfiguration(db)
             configuration.database = StoreLocation(pg.url)
-            configuration.openMetrics = true
+            // Prometheus as docs/operations.md sets it up: a viewer token, no --open-metrics.
             let store = try await Self.openWhenAnswering(configuration.database, queryTimeout: .seconds(30))
             let (app, _) = try await buildApplicationParts(configuration: configuration, flowSource: nil, logger: quietLogger,
                                                            detector: NeverDetects(), store: store)
+            let viewer = try await store.addToken(name: "prometheus", role: .viewer)
             do {
                 try await app.test(.live) { client in
-                    #expect(try await client.call("/api/health").object()["store"] as? String == "ok")
+                    #expect(try await client.call("/api/health", token: viewer).object()["store"] as? String == "ok")
                     try pg.signalAll(SIGSTOP)
                     defer { try? pg.signalAll(SIGCONT) }
                     // Once past the writer's last success (1 s), health asks the database itself.
                     var slowest = Duration.zero
                     try await waitFor("health to report the frozen database", seconds: 60) {
                         let started = ContinuousClock.now
-                        let r = try await client.call("/api/health")
+                        let r = try await client.call("/api/health", token: viewer)
                         slowest = max(slowest, ContinuousClock.now - started)
                         return (try? r.object()["store"] as? String) == "unavailable"
                     }
                     #expect(slowest < .seconds(10), "a health check took \(slowest) with the database frozen")
                     let started = ContinuousClock.now
-                    let metrics = try await client.call("/metrics").text
+                    let metrics = try await client.call("/metrics", token: viewer).text
                     #expect(ContinuousClock.now - started < .seconds(10))
                     let healthy = metrics.split(separator: "\n").first { $0.hasPrefix("flowforest_store_healthy ") }
                     #expect(healthy.flatMap { Double($0.split(separator: " ").last ?? "") } == 0, "\(healthy ?? "no flowforest_store_healthy")")
                     try pg.signalAll(SIGCONT)
                     try await waitFor("health to recover", seconds: 60) {
-                        (try? await client.call("/api/health").object()["store"] as? String) == "ok"
+                        (try? await client.call("/api/health", token: viewer).object()["store"] as? String) == "ok"
                     }
                 }
             } catch {

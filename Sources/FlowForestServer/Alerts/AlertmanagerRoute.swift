@@ -35,14 +35,14 @@ actor AlertmanagerRoute: Service {
     private var firing: [String: Firing] = [:]
     private let loop: DeliveryLoop
 
-    init(url: URL, configuration: AlertConfiguration, links: AlertLinks, feed: AsyncStream<[IncidentUpdate]>,
+    init(url: URL, destination: String, configuration: AlertConfiguration, links: AlertLinks, feed: AsyncStream<[IncidentUpdate]>,
          metricsFactory: any MetricsFactory, logger: Logger) {
         self.url = url.appendingPathComponent("api/v2/alerts")
         self.configuration = configuration
         self.links = links
         self.feed = feed
         self.poster = HTTPPoster(timeout: configuration.requestTimeout)
-        self.metrics = AlertMetrics(kind: "alertmanager", url: url, factory: metricsFactory)
+        self.metrics = AlertMetrics(kind: "alertmanager", destination: destination, factory: metricsFactory)
         self.logger = logger
         // Wakes every second too, to see whether a re-post is due.
         loop = DeliveryLoop(configuration: configuration, recheck: .seconds(1))

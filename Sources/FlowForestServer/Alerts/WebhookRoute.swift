@@ -26,14 +26,14 @@ actor WebhookRoute: Service {
 
     static let signatureHeader = "X-FlowForest-Signature"
 
-    init(url: URL, configuration: AlertConfiguration, feed: AsyncStream<[IncidentUpdate]>,
+    init(url: URL, destination: String, configuration: AlertConfiguration, feed: AsyncStream<[IncidentUpdate]>,
          metricsFactory: any MetricsFactory, logger: Logger) {
         self.url = url
         self.configuration = configuration
         self.key = SymmetricKey(data: configuration.webhookSecret)
         self.feed = feed
         self.poster = HTTPPoster(timeout: configuration.requestTimeout)
-        self.metrics = AlertMetrics(kind: "webhook", url: url, factory: metricsFactory)
+        self.metrics = AlertMetrics(kind: "webhook", destination: destination, factory: metricsFactory)
         self.logger = logger
         loop = DeliveryLoop(configuration: configuration)
     }
