@@ -38,7 +38,10 @@ struct OutageTests {
             let took = ContinuousClock.now - started
             try pg.signalAll(SIGCONT)
             await store.close()
-            #expect(took < .seconds(10), "the flush took \(took) against a 3 s grace")
+            // Far below the 120 s a single write would wait without the grace; the
+            // margin is for the service tier's parallel suites, which can keep the
+            // cooperative threads from waking the deadline on time (15.4 s seen in CI).
+            #expect(took < .seconds(60), "the flush took \(took) against a 3 s grace")
             #expect(writer.pendingTotal == 0)
             let dropped = metrics.render().split(separator: "\n").first { $0.hasPrefix("flowforest_store_dropped_total{table=\"anomalies\"}") }
             #expect(dropped.flatMap { Double($0.split(separator: " ").last ?? "") } == 10, "\(dropped ?? "no dropped series")")
@@ -70,10 +73,12 @@ struct OutageTests {
                         slowest = max(slowest, ContinuousClock.now - started)
                         return (try? r.object()["store"] as? String) == "unavailable"
                     }
-                    #expect(slowest < .seconds(10), "a health check took \(slowest) with the database frozen")
+                    // Well below the 30 s query deadline each check waited before; a
+                    // loaded machine may delay a 2 s deadline by seconds.
+                    #expect(slowest < .seconds(20), "a health check took \(slowest) with the database frozen")
                     let started = ContinuousClock.now
                     let metrics = try await client.call("/metrics", token: viewer).text
-                    #expect(ContinuousClock.now - started < .seconds(10))
+                    #expect(ContinuousClock.now - started < .seconds(20))
                     let healthy = metrics.split(separator: "\n").first { $0.hasPrefix("flowforest_store_healthy ") }
                     #expect(healthy.flatMap { Double($0.split(separator: " ").last ?? "") } == 0, "\(healthy ?? "no flowforest_store_healthy")")
                     try pg.signalAll(SIGCONT)
