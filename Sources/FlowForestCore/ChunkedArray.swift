@@ -28,8 +28,9 @@ public struct ChunkedArray<Element> {
     @inlinable public var isEmpty: Bool { storedCount == 0 }
 
     @inlinable public subscript(position: Int) -> Element {
-        get { chunks[position >> Self.chunkShift][position & Self.chunkMask] }
-        // In place: a get-then-set would copy an element holding arrays.
+        // In place both ways: a get would copy an element holding arrays to
+        // read one field of it, a get-then-set to change one.
+        _read { yield chunks[position >> Self.chunkShift][position & Self.chunkMask] }
         _modify { yield &chunks[position >> Self.chunkShift][position & Self.chunkMask] }
     }
 

@@ -22,16 +22,38 @@ public struct FlowDelta: Sendable, Hashable {
     /// the previous one means the flow's counters restarted (a reused id),
     /// so the delta is then the new total: a delta never wraps.
     public init(_ record: FlowRecord, since previous: FlowRecord?) {
-        func delta<T: BinaryInteger>(_ new: T, _ old: T?) -> UInt64 {
-            guard let old, new >= old else { return UInt64(new) }
-            return UInt64(new - old)
+        self.init(Self.totals(of: record), since: previous.map(Self.totals(of:)))
+    }
+
+    /// `totals` minus `previous` (running totals as ``totals(of:)`` gives
+    /// them), field by field, never wrapping.
+    public init(_ totals: FlowDelta, since previous: FlowDelta?) {
+        func delta(_ new: UInt64, _ old: UInt64?) -> UInt64 {
+            guard let old, new >= old else { return new }
+            return new - old
         }
-        forwardPackets = delta(record.forward.packets, previous?.forward.packets)
-        reversePackets = delta(record.reverse.packets, previous?.reverse.packets)
-        forwardBytes = delta(record.forward.bytes, previous?.forward.bytes)
-        reverseBytes = delta(record.reverse.bytes, previous?.reverse.bytes)
-        forwardSyn = delta(record.forward.synCount, previous?.forward.synCount)
-        reverseSynAck = delta(record.reverse.synAckCount, previous?.reverse.synAckCount)
+        forwardPackets = delta(totals.forwardPackets, previous?.forwardPackets)
+        reversePackets = delta(totals.reversePackets, previous?.reversePackets)
+        forwardBytes = delta(totals.forwardBytes, previous?.forwardBytes)
+        reverseBytes = delta(totals.reverseBytes, previous?.reverseBytes)
+        forwardSyn = delta(totals.forwardSyn, previous?.forwardSyn)
+        reverseSynAck = delta(totals.reverseSynAck, previous?.reverseSynAck)
+    }
+
+    /// A record's running totals in a delta's fields: its delta since nothing.
+    public static func totals(of record: FlowRecord) -> FlowDelta {
+        totals(forward: record.forward, reverse: record.reverse)
+    }
+
+    static func totals(forward: DirectionStats, reverse: DirectionStats) -> FlowDelta {
+        var t = FlowDelta()
+        t.forwardPackets = forward.packets
+        t.reversePackets = reverse.packets
+        t.forwardBytes = forward.bytes
+        t.reverseBytes = reverse.bytes
+        t.forwardSyn = UInt64(forward.synCount)
+        t.reverseSynAck = UInt64(reverse.synAckCount)
+        return t
     }
 
     public var packets: UInt64 { forwardPackets.addingSaturated(reversePackets) }

@@ -83,6 +83,16 @@ public struct FlowLedger: Sendable {
         }
     }
 
+    /// Calls `body` with the latest record and ``Entry/firstSeenNs`` of each
+    /// open flow of one IP protocol: what a per-poll pass over every flow
+    /// reads, without making an ``Entry`` (and its origin) of the others.
+    public func forEachOpenFlow(ipProtocol: UInt8, _ body: (_ record: FlowRecord, _ firstSeenNs: UInt64) -> Void) {
+        for position in 0..<slots.count where slots[position].ipProtocol == ipProtocol {
+            let s = slots[position]
+            body(s.record(interfaceName: strings[s.interface]), s.firstSeenNs)
+        }
+    }
+
     private func entry(at position: Int) -> Entry {
         let s = slots[position]
         return Entry(record: s.record(interfaceName: strings[s.interface]), origin: strings[s.origin] ?? "",
@@ -105,14 +115,14 @@ public struct FlowLedger: Sendable {
     private mutating func apply(_ records: [FlowRecord], _ at: Int, origin: UInt32, nowNs: UInt64) -> FlowChange {
         let record = records[at]
         let position = position(of: record.id)
-        // Only its counters are read: no interface name or origin to look up.
-        let previous = position.map { slots[$0].record(interfaceName: nil) }
+        // Only its counters are read, not a whole record made of the slot.
+        let previous = position.map { slots[$0].totals }
         let tracked = previous != nil || slots.count < maxFlows
         // Records carry running totals, and nothing remembers an untracked
         // flow's last one: its packets count once, with its ended record
         // (or with the first record the ledger has room for), never with
         // every record that repeats them.
-        let delta = tracked || record.state == .ended ? FlowDelta(record, since: previous) : .zero
+        let delta = tracked || record.state == .ended ? FlowDelta(FlowDelta.totals(of: record), since: previous) : .zero
         let change = FlowChange(records: records, position: at, delta: delta, isNew: previous == nil, tracked: tracked)
         if record.state == .ended {
             if let position { remove(at: position) }
@@ -203,6 +213,9 @@ struct LedgerSlot: Sendable {
     }
 
     var lastSeenNs: UInt64 { max(forward.lastSeenNs, reverse.lastSeenNs) }
+
+    /// The running totals ``FlowDelta`` subtracts.
+    var totals: FlowDelta { FlowDelta.totals(forward: forward, reverse: reverse) }
 
     /// The record this slot was made from (never ended: ended flows leave the ledger).
     func record(interfaceName: String?) -> FlowRecord {

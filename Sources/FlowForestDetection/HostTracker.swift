@@ -134,12 +134,10 @@ public struct HostTracker: Sendable {
         countSlowFlows(flows, nowNs: nowNs)
         var out: [EntityVector] = []
         for slot in hosts.slots where hosts[slot].touched {
-            let e = hosts[slot]
-            out.append(Self.entityVector(.host, hosts.key(at: slot), e, vector: hostVector(e)))
+            out.append(Self.entityVector(.host, hosts.key(at: slot), hosts[slot], vector: hostVector(hosts[slot])))
         }
         for slot in destinations.slots where destinations[slot].touched {
-            let e = destinations[slot]
-            out.append(Self.entityVector(.destination, destinations.key(at: slot), e, vector: destinationVector(e)))
+            out.append(Self.entityVector(.destination, destinations.key(at: slot), destinations[slot], vector: destinationVector(destinations[slot])))
         }
         Self.endPoll(&hosts)
         Self.endPoll(&destinations)
@@ -215,11 +213,11 @@ public struct HostTracker: Sendable {
         // Each entity is back in its table before that table evicts: an
         // entity taken out (its slot a placeholder) must not meet the queue.
         if keepHost {
-            statistics.hostsEvicted += Self.store(h, at: r.sourceAddress, slot: hostSlot, in: &hosts, queue: &hostArrivals,
+            statistics.hostsEvicted += Self.store(&h, at: r.sourceAddress, slot: hostSlot, in: &hosts, queue: &hostArrivals,
                                                   limit: limits.entities)
         }
         if keepDestination {
-            statistics.destinationsEvicted += Self.store(d, at: r.destinationAddress, slot: destinationSlot, in: &destinations,
+            statistics.destinationsEvicted += Self.store(&d, at: r.destinationAddress, slot: destinationSlot, in: &destinations,
                                                          queue: &destinationArrivals, limit: limits.entities)
         }
     }
@@ -229,10 +227,11 @@ public struct HostTracker: Sendable {
     /// after evicting to make room at `limit`: a table that grew past its
     /// limit within a poll would keep the grown index (doubled again for
     /// one entry over a power of two). Returns how many entities it evicted.
-    private static func store(_ entity: WindowedStatistics, at address: IPAddress, slot: Int?,
+    /// `e` is moved, not copied: a copy would retain and release every
+    /// array the entity holds, on every change.
+    private static func store(_ e: inout WindowedStatistics, at address: IPAddress, slot: Int?,
                               in table: inout TrackerTable<IPAddress, WindowedStatistics>,
                               queue: inout ArrivalQueue<IPAddress>, limit: Int) -> UInt64 {
-        var e = entity
         if let slot {
             swap(&e, &table[slot])
             return 0
@@ -450,7 +449,7 @@ public struct HostTracker: Sendable {
         target.add(H.failed, 1)
         // No eviction here: the record's own source is taken out of `hosts`
         // meanwhile; the poll's end brings the table within its limit.
-        _ = Self.store(target, at: r.destinationAddress, slot: slot, in: &hosts, queue: &hostArrivals, limit: .max)
+        _ = Self.store(&target, at: r.destinationAddress, slot: slot, in: &hosts, queue: &hostArrivals, limit: .max)
     }
 
     /// Adds a new flow to its pair's history (the last ``BeaconScore/history`` connections
@@ -498,16 +497,15 @@ public struct HostTracker: Sendable {
     private mutating func countSlowFlows(_ flows: FlowLedger, nowNs now: UInt64) {
         var slowBySource: [IPAddress: Int] = [:]
         var slowByDestination: [IPAddress: Int] = [:]
-        for entry in flows.openFlows where entry.record.ipProtocol == IPProtocol.tcp {
-            let r = entry.record
+        flows.forEachOpenFlow(ipProtocol: IPProtocol.tcp) { r, firstSeenNs in
             countUnanswered(r, nowNs: now)
             // A connection never established (a flood's half-open or bare
             // packets) is not a slow connection, however long it stays open.
-            guard r.forward.synCount > 0 && r.reverse.synAckCount > 0 else { continue }
+            guard r.forward.synCount > 0 && r.reverse.synAckCount > 0 else { return }
             let closing = r.forward.finCount + r.reverse.finCount + r.forward.rstCount + r.reverse.rstCount > 0
-            guard !closing else { continue }
-            let age = now &- entry.firstSeenNs
-            guard age >= Self.slowAgeNs, now &- r.lastSeenNs < 60_000_000_000 else { continue }
+            guard !closing else { return }
+            let age = now &- firstSeenNs
+            guard age >= Self.slowAgeNs, now &- r.lastSeenNs < 60_000_000_000 else { return }
             let rate = Double(r.packets) / (Double(age) / 1e9)
             if rate < Self.slowPacketsPerSecond {
                 slowBySource[r.sourceAddress, default: 0] += 1

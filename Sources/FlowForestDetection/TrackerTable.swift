@@ -31,9 +31,10 @@ struct TrackerTable<Key: Hashable, Value> {
 
     func key(at slot: Int) -> Key { keys[slot] }
 
-    /// The entry in `slot`, changed in place.
+    /// The entry in `slot`, read and changed in place: a `get` would copy
+    /// the whole entry (retaining every array it holds) to read one field.
     subscript(slot: Int) -> Value {
-        get { values[slot] }
+        _read { yield values[slot] }
         _modify { yield &values[slot] }
     }
 
