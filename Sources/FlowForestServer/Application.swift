@@ -244,6 +244,7 @@ public func buildApplicationParts(
     // The stored rules and the file's are in force from the first batch.
     await api.applySuppressions()
     let router = Router(context: AppRequestContext.self)
+    router.middlewares.add(SecurityHeaders())
     router.middlewares.add(HostGuard(listenHost: configuration.host, allowedHosts: configuration.allowedHosts))
     router.middlewares.add(RequestGuard())
     router.middlewares.add(AuthMiddleware(store: store, sessions: sessions, noAuth: configuration.noAuth,

@@ -131,7 +131,7 @@ struct AuthMiddleware: RouterMiddleware {
         let hash = APIToken.hash(token)
         do {
             let principal = try await Store.$deadline.withValue(.now + TokenCache.lookupDeadline) {
-                try await store.authenticateToken(token)
+                try await store.authenticateToken(hash: hash)
             }
             if let principal { tokens.confirmed(hash, principal) } else { tokens.forget(hash) }
             return principal

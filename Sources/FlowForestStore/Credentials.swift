@@ -213,7 +213,12 @@ extension Store {
 
     /// The token's principal, or nil for an unknown token.
     public func authenticateToken(_ token: String) async throws -> Principal? {
-        let hash = APIToken.hash(token)
+        try await authenticateToken(hash: APIToken.hash(token))
+    }
+
+    /// The principal of the token whose stored form (``APIToken/hash(_:)``)
+    /// is `hash`, or nil: for a caller that keeps the hash for its own use.
+    public func authenticateToken(hash: String) async throws -> Principal? {
         let row = try await withSQL { db in
             try await db.select().columns("name", "role").from("api_tokens").where("token_hash", .equal, hash).first()
         }
