@@ -83,6 +83,15 @@
  * aggregate per sender and fill the map, hiding every other flood.
  */
 #define FF_SENDER_AGGREGATES (FF_OVERFLOW_ENTRIES / 4)
+/*
+ * Aggregates that may exist at once before new ones stop being keyed by
+ * port: past them, a packet whose (endpoint, port) has no aggregate yet
+ * folds into its endpoint's any-port aggregate (overflow_key.any_port). A
+ * forged flood over random ports would otherwise take an aggregate per
+ * port, fill the map and send the rest through the ring buffer into user
+ * space, one flow each, hiding every other flood.
+ */
+#define FF_PORT_AGGREGATES (FF_OVERFLOW_ENTRIES / 2)
 /* Registers of the distinct-peer sketch (a HyperLogLog of 2^6 registers). */
 #define FF_SKETCH_REGISTERS 64
 /* Interfaces one sensor may watch (size of the watched-interface map). */
@@ -202,7 +211,7 @@ struct overflow_key {
     __u8 proto;
     __u8 cls;        /* enum ff_overflow_class */
     __u8 side;       /* enum ff_side */
-    __u8 pad;        /* always 0: the key is hashed bytewise */
+    __u8 any_port;   /* 1: every port of the endpoint (port is 0), past FF_PORT_AGGREGATES; else 0 */
 };
 
 struct overflow_value {
@@ -230,13 +239,14 @@ struct flow_limits {
     __u64 admit;             /* above this many flows in the map only answered TCP flows are inserted */
     __u64 flows_removed;     /* flows the drainer took out of the flow map since the program was loaded */
     __u64 senders_removed;   /* sender-keyed aggregates it took out of `overflow` */
-    __u64 pad;               /* always 0 */
+    __u64 aggregates_removed; /* aggregates of any kind it took out of `overflow` */
 };
 
 /* What the program inserted since it was loaded (slot 0 of `inserts`, atomic adds; user space reads it). */
 struct ff_inserts {
-    __u64 flows;     /* entries of the flow map */
-    __u64 senders;   /* sender-keyed entries of `overflow` */
+    __u64 flows;       /* entries of the flow map */
+    __u64 senders;     /* sender-keyed entries of `overflow` */
+    __u64 aggregates;  /* entries of `overflow` of any kind */
 };
 
 /* Per-CPU counters: index into struct ff_stats. */
@@ -276,6 +286,6 @@ _Static_assert(sizeof(struct overflow_key) == 24, "overflow_key layout changed")
 _Static_assert(sizeof(struct overflow_value) == 32 + 4 * FF_SKETCH_REGISTERS, "overflow_value layout changed");
 _Static_assert(__builtin_offsetof(struct overflow_value, peers) == 32, "overflow_value.peers moved");
 _Static_assert(sizeof(struct flow_limits) == 32, "flow_limits layout changed");
-_Static_assert(sizeof(struct ff_inserts) == 16, "ff_inserts layout changed");
+_Static_assert(sizeof(struct ff_inserts) == 24, "ff_inserts layout changed");
 
 #endif /* FLOWFOREST_FLOW_TYPES_H */

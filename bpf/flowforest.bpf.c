@@ -740,7 +740,9 @@ static __always_inline void overflow_key_of(const struct pkt *p, __u8 cls, __u8 
  * (a victim answering forged sources is one aggregate) while fewer than
  * FF_SENDER_AGGREGATES such aggregates exist, and under its destination
  * after that (replies from many senders: a reflection or backscatter flood
- * on that destination). When even the aggregate cannot be inserted, the
+ * on that destination). Past FF_PORT_AGGREGATES aggregates in all, a
+ * destination without an aggregate for the packet's port takes it in its
+ * any-port aggregate. When even the aggregate cannot be inserted, the
  * packet takes the ring buffer like a failed flow insert.
  */
 static __always_inline void aggregate(struct ff_stats *st, const struct pkt *p, __u64 now, __u32 ifindex,
@@ -758,11 +760,19 @@ static __always_inline void aggregate(struct ff_stats *st, const struct pkt *p, 
         overflow_key_of(p, cls, FF_SIDE_DESTINATION, &k, peer);
         v = bpf_map_lookup_elem(&overflow, &k);
     }
+    if (!v && !by_sender && ins->aggregates - lim->aggregates_removed >= FF_PORT_AGGREGATES) {
+        k.port = 0;
+        k.any_port = 1;
+        v = bpf_map_lookup_elem(&overflow, &k);
+    }
     if (!v) {
         /* EEXIST (another CPU first) is fine: the lookup below finds its entry. */
         long err = bpf_map_update_elem(&overflow, &k, (void *)&overflow_zero, BPF_NOEXIST);
-        if (err == 0 && by_sender)
-            __sync_fetch_and_add(&ins->senders, 1);
+        if (err == 0) {
+            __sync_fetch_and_add(&ins->aggregates, 1);
+            if (by_sender)
+                __sync_fetch_and_add(&ins->senders, 1);
+        }
         v = bpf_map_lookup_elem(&overflow, &k);
         if (!v) {
             lost_insert(st, p, now, ifindex);

@@ -36,6 +36,7 @@ final class KernelProgram {
     /// what each holds (only this drainer removes entries).
     private var flowsRemoved: UInt64 = 0
     private var sendersRemoved: UInt64 = 0
+    private var aggregatesRemoved: UInt64 = 0
     /// The flow map's size: the admission limit is 7/8 of it.
     let mapEntries: Int
     /// The socket variant's map has no spin lock, so it is read without BPF_F_LOCK.
@@ -139,7 +140,8 @@ final class KernelProgram {
     /// racing this write is lost from the count.
     func writeLimits() throws(EBPFError) {
         var zero: UInt32 = 0
-        var value = flow_limits(admit: admitLimit, flows_removed: flowsRemoved, senders_removed: sendersRemoved, pad: 0)
+        var value = flow_limits(admit: admitLimit, flows_removed: flowsRemoved, senders_removed: sendersRemoved,
+                                aggregates_removed: aggregatesRemoved)
         if bpf_map_update_elem(limitsFD, &zero, &value, UInt64(BPF_ANY)) != 0 {
             throw .readFailed("cannot write the flow map's limits: \(String(cString: strerror(errno)))")
         }
@@ -284,6 +286,7 @@ final class KernelProgram {
         var k = key
         var v = overflow_value()
         guard bpf_map_lookup_and_delete_elem(overflowFD, &k, &v) == 0 else { return nil }
+        aggregatesRemoved += 1
         if k.side == UInt8(FF_SIDE_SOURCE.rawValue) { sendersRemoved += 1 }
         return v
     }

@@ -35,7 +35,7 @@ struct KernelAggregate {
         }
         let registers = withUnsafeBytes(of: v.peers) { Array($0.bindMemory(to: UInt32.self)) }
         key = FlowAggregate.Key(address: address, port: k.port, ipProtocol: k.proto, vlan: k.vlan,
-                                flowClass: flowClass, side: side)
+                                flowClass: flowClass, side: side, anyPort: k.any_port != 0)
         packets = v.packets
         bytes = v.bytes
         firstSeenNs = v.first_seen_ns &+ wallOffsetNs
@@ -57,6 +57,7 @@ extension FlowAggregate.Key {
         k.proto = ipProtocol
         k.cls = flowClass.rawValue
         k.side = side.rawValue
+        k.any_port = anyPort ? 1 : 0
         return k
     }
 }
@@ -101,6 +102,7 @@ struct OverflowTracker {
         bytes &+= db
         return FlowAggregate(
             key: a.key, packets: dp, bytes: db, totalPackets: a.packets, totalBytes: a.bytes,
-            peerEstimate: a.sketch.estimate, firstSeenNs: a.firstSeenNs, lastSeenNs: a.lastSeenNs, ended: ended)
+            peerEstimate: a.sketch.estimate, firstSeenNs: a.firstSeenNs, lastSeenNs: a.lastSeenNs, ended: ended,
+            peers: a.sketch)
     }
 }

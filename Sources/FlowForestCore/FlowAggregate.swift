@@ -45,15 +45,20 @@ public struct FlowAggregate: Sendable, Hashable {
         public var vlan: UInt16
         public var flowClass: OverflowClass
         public var side: AggregateSide
+        /// Every port of the endpoint, folded (``port`` is 0): the data
+        /// plane stops keying new aggregates by port once half its map is
+        /// taken, so a flood over random ports cannot fill it.
+        public var anyPort: Bool
 
         public init(address: IPAddress, port: UInt16, ipProtocol: UInt8, vlan: UInt16, flowClass: OverflowClass,
-                    side: AggregateSide) {
+                    side: AggregateSide, anyPort: Bool = false) {
             self.address = address
             self.port = port
             self.ipProtocol = ipProtocol
             self.vlan = vlan
             self.flowClass = flowClass
             self.side = side
+            self.anyPort = anyPort
         }
     }
 
@@ -72,9 +77,14 @@ public struct FlowAggregate: Sendable, Hashable {
     public var lastSeenNs: UInt64
     /// True in its last report: it went idle and the kernel entry is gone.
     public var ended: Bool
+    /// The distinct-peer sketch behind ``peerEstimate``, so aggregates of
+    /// one endpoint's ports can be counted together; empty when the
+    /// source kept none.
+    public var peers: PeerSketch
 
     public init(key: Key, packets: UInt64, bytes: UInt64, totalPackets: UInt64, totalBytes: UInt64,
-                peerEstimate: UInt64, firstSeenNs: UInt64, lastSeenNs: UInt64, ended: Bool) {
+                peerEstimate: UInt64, firstSeenNs: UInt64, lastSeenNs: UInt64, ended: Bool, peers: PeerSketch = PeerSketch()) {
+        self.peers = peers
         self.key = key
         self.packets = packets
         self.bytes = bytes
@@ -112,6 +122,12 @@ public struct PeerSketch: Sendable, Hashable {
         let rest = UInt32(truncatingIfNeeded: h >> 6)
         let bit: UInt32 = rest == 0 ? 0x8000_0000 : rest & (~rest &+ 1)
         registers[Int(h & UInt64(PeerSketch.registerCount - 1))] |= bit
+    }
+
+    /// Adds the peers of `other`: a register's bitmap of ranks seen is the
+    /// OR of both, so the union's estimate counts a peer in both once.
+    public mutating func formUnion(_ other: PeerSketch) {
+        for i in registers.indices { registers[i] |= other.registers[i] }
     }
 
     /// The HyperLogLog estimate, with linear counting while registers are empty.

@@ -137,8 +137,13 @@ struct AuthMiddleware: RouterMiddleware {
             return principal
         } catch {
             if let principal = tokens.recent(hash) { return principal }
-            throw error
+            throw Self.storeUnavailable(error)
         }
+    }
+
+    /// A failed credential lookup, as every other store failure answers: 503, try again shortly.
+    static func storeUnavailable(_ error: any Error) -> APIError {
+        APIError(.serviceUnavailable, "database unavailable: \(error)", headers: [.retryAfter: "5"])
     }
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
@@ -168,7 +173,9 @@ struct AuthMiddleware: RouterMiddleware {
     }
 
     func signIn(token: String) async throws -> Response {
-        guard let principal = try await store.authenticateToken(token) else {
+        let found: Principal?
+        do { found = try await store.authenticateToken(token) } catch { throw Self.storeUnavailable(error) }
+        guard let principal = found else {
             throw APIError(.unauthorized, "this sign-in link's token is unknown or revoked; ask an admin for a new one (`flowforest token add NAME --role admin`)")
         }
         let (id, _) = sessions.create(for: principal)

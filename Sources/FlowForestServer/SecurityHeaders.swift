@@ -15,7 +15,7 @@ struct SecurityHeaders: RouterMiddleware {
     typealias Context = AppRequestContext
 
     static let contentSecurityPolicy = [
-        "default-src 'self'", "script-src 'self'", "style-src 'self'", "img-src 'self' data:",
+        "default-src 'self'", "script-src 'self'", "style-src 'self'", "img-src 'self'",
         "connect-src 'self'", "object-src 'none'", "base-uri 'none'", "form-action 'self'", "frame-ancestors 'none'",
     ].joined(separator: "; ")
 
@@ -32,6 +32,10 @@ struct SecurityHeaders: RouterMiddleware {
             response = try await next(request, context)
         } catch let error as any HTTPResponseError {
             response = try error.response(from: request, context: context)
+        } catch {
+            // Any other failure would leave as the server's bare 500, without these headers.
+            context.logger.error("request failed", metadata: ["error": "\(error)", "path": "\(request.uri.path)"])
+            response = try APIError(.internalServerError, "internal error").response(from: request, context: context)
         }
         for field in Self.fields where response.headers[field.name] == nil { response.headers.append(field) }
         return response

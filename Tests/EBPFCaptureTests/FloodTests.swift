@@ -156,6 +156,34 @@ struct FloodTests {
         #expect(reports.contains { $0.destinationAddress == victim && $0.label == .icmpFlood }, "\(reports)")
     }
 
+    /// Forged UDP datagrams from random sources and ports to random ports of the victim.
+    static let randomPorts = forged(protocol: 17, ipLength: 48, rest: "drnd(2), drnd(2), const16(28), 0,0, fill(0x55, 20)")
+
+    @Test("a forged flood over random ports folds into the victim's any-port aggregate past half the aggregate map, and is one flood there")
+    func randomPortsFoldUnderVictim() async throws {
+        let lab = try SensorLab()
+        defer { lab.lab.teardown() }
+        let before = try lab.interfacePackets()
+        let (result, batches) = try await Self.flood(lab) {
+            try lab.trafgen(Self.randomPorts, packets: 60_000, cpus: 1)
+        }
+        let seen = try lab.interfacePackets() - before
+        let s = result.statistics
+        // About 40,000 distinct ports: keyed by port they would fill the
+        // 8,192-entry aggregate map and send the rest through the ring buffer.
+        #expect(result.explainedPackets == seen && s.tableFull == 0 && s.ringBufferPackets == 0, "\(s)")
+        let victim = try #require(IPAddress("198.18.0.2"))
+        let aggregates = batches.flatMap(\.aggregates).filter { $0.key.address == victim && $0.key.flowClass == .udp }
+        let portKeyed = Set(aggregates.filter { !$0.key.anyPort }.map(\.key.port))
+        #expect(portKeyed.count <= 4096 + 16, "\(portKeyed.count) port-keyed aggregates of the victim")
+        let folded = aggregates.filter(\.key.anyPort).reduce(UInt64(0)) { $0 + $1.packets }
+        #expect(folded >= 20_000, "\(folded) packets in the victim's any-port aggregate")
+        var rule = OverflowFloodRule()
+        let reports = batches.flatMap { rule.evaluate($0.aggregates, nowNs: $0.timeNs) }
+        let floods = reports.filter { $0.destinationAddress == victim && $0.label == .udpFlood }
+        #expect(floods.count == 1 && floods.first?.destinationPort == nil, "\(reports)")
+    }
+
     @Test("past the admission limit the map holds no more forged flows, however inserts and drains interleave")
     func admissionIsExact() async throws {
         let lab = try SensorLab()

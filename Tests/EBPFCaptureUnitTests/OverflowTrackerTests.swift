@@ -50,5 +50,11 @@ struct OverflowTrackerTests {
         let k = Self.key.kernelKey
         let back = KernelAggregate(key: k, value: .init(), wallOffsetNs: 0)
         #expect(back.key == Self.key)
+        // An endpoint's any-port aggregate keeps its flag both ways: its entry is taken by that key.
+        var folded = Self.key
+        folded.port = 0
+        folded.anyPort = true
+        #expect(folded.kernelKey.any_port == 1 && Self.key.kernelKey.any_port == 0)
+        #expect(KernelAggregate(key: folded.kernelKey, value: .init(), wallOffsetNs: 0).key == folded)
     }
 }

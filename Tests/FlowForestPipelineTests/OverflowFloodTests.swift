@@ -52,6 +52,75 @@ struct OverflowFloodTests {
         #expect(rule.evaluate([Self.aggregate(.tcpSynAck, side: .source, packets: 50_000, peers: 40_000)], nowNs: Self.t0).isEmpty)
     }
 
+    /// One port's aggregate of `victim` whose sketch holds `sources` addresses from `firstSource` on.
+    static func portAggregate(_ port: UInt16, victim: IPAddress = victim, _ flowClass: OverflowClass = .udp,
+                              ipProtocol: UInt8 = IPProtocol.udp, anyPort: Bool = false, packets: UInt64,
+                              sources: Int, firstSource: Int) -> FlowAggregate {
+        var sketch = PeerSketch()
+        for i in firstSource..<(firstSource + sources) {
+            sketch.insert(IPAddress("10.\((i >> 16) & 255).\((i >> 8) & 255).\(i & 255)")!)
+        }
+        return FlowAggregate(
+            key: FlowAggregate.Key(address: victim, port: anyPort ? 0 : port, ipProtocol: ipProtocol, vlan: 0, flowClass: flowClass,
+                                   side: .destination, anyPort: anyPort),
+            packets: packets, bytes: packets * 48, totalPackets: packets, totalBytes: packets * 48,
+            peerEstimate: sketch.estimate, firstSeenNs: t0, lastSeenNs: t0 + 2_000_000_000, ended: false, peers: sketch)
+    }
+
+    @Test("a forged flood over 2,000 ports, no port above either threshold alone, is one udp flood on its victim")
+    func spreadOverPorts() throws {
+        var rule = OverflowFloodRule()
+        let aggregates = (0..<2000).map { Self.portAggregate(UInt16(1000 + $0), packets: 300, sources: 40, firstSource: $0 * 40) }
+        #expect(aggregates.allSatisfy { $0.totalPackets < 1000 && $0.peerEstimate < 100 })
+        let found = rule.evaluate(aggregates, nowNs: Self.t0 + 3_000_000_000)
+        let a = try #require(found.first)
+        #expect(found.count == 1)
+        #expect(a.label == .udpFlood && a.destinationAddress == Self.victim && a.destinationPort == nil)
+        #expect(a.features["overflow_packets"] == 600_000 && a.features["overflow_ports"] == 2000)
+        // 80,000 distinct sources in all: the union of the ports' sketches, within the sketch's error.
+        let sources = try #require(a.features["overflow_sources_estimate"])
+        #expect(sources > 60_000 && sources < 100_000, "\(sources)")
+        #expect(a.explanation.first?.text.contains("to 2000 ports") == true, "\(a.explanation)")
+    }
+
+    @Test("the victim's any-port aggregate (the data plane's fold past half its map) is reported with its ports")
+    func anyPort() throws {
+        var rule = OverflowFloodRule()
+        let ports = (0..<10).map { Self.portAggregate(UInt16(2000 + $0), packets: 50, sources: 50, firstSource: $0 * 50) }
+        let folded = Self.portAggregate(0, anyPort: true, packets: 900_000, sources: 5_000, firstSource: 10_000)
+        let found = rule.evaluate(ports + [folded], nowNs: Self.t0 + 3_000_000_000)
+        let a = try #require(found.first)
+        #expect(found.count == 1 && a.destinationPort == nil && a.features["overflow_packets"] == 900_500)
+        #expect(a.explanation.first?.text.contains("to 10 ports and any other") == true, "\(a.explanation)")
+        // The fold alone: any port.
+        var alone = OverflowFloodRule()
+        let b = try #require(alone.evaluate([folded], nowNs: Self.t0).first)
+        #expect(b.explanation.first?.text.contains("to any port") == true, "\(b.explanation)")
+    }
+
+    @Test("one report per victim, protocol and class: two ports of one victim are one flood, two victims two, an ICMP flood of every type one")
+    func grouping() throws {
+        var rule = OverflowFloodRule()
+        let other = IPAddress("198.18.2.9")!
+        let found = rule.evaluate([
+            Self.portAggregate(53, packets: 5_000, sources: 500, firstSource: 0),
+            Self.portAggregate(123, packets: 5_000, sources: 500, firstSource: 500),
+            Self.portAggregate(53, victim: other, packets: 5_000, sources: 500, firstSource: 0),
+            Self.portAggregate(80, .tcpSyn, ipProtocol: IPProtocol.tcp, packets: 5_000, sources: 500, firstSource: 0),
+        ], nowNs: Self.t0)
+        #expect(found.count == 3)
+        let udp = found.filter { $0.destinationAddress == Self.victim && $0.label == .udpFlood }
+        #expect(udp.count == 1 && udp.first?.destinationPort == nil && udp.first?.features["overflow_packets"] == 10_000)
+        #expect(found.contains { $0.destinationAddress == other && $0.destinationPort == 53 })
+        #expect(found.contains { $0.label == .synFlood && $0.destinationPort == 80 })
+        var icmp = OverflowFloodRule()
+        let types = (0..<256).map {
+            Self.portAggregate(UInt16($0), .icmp, ipProtocol: IPProtocol.icmp, packets: 2_000, sources: 200, firstSource: $0 * 200)
+        }
+        let floods = icmp.evaluate(types, nowNs: Self.t0)
+        #expect(floods.count == 1 && floods.first?.label == .icmpFlood && floods.first?.features["overflow_ports"] == 256)
+    }
+
     @Test("a continuing flood is reported again only after the repeat interval")
     func repeats() {
         var rule = OverflowFloodRule(repeatAfterNs: 60_000_000_000)

@@ -3,6 +3,7 @@ import FlowForestServer
 import FlowForestStore
 import FlowForestTestSupport
 import Foundation
+import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import Testing
@@ -81,6 +82,11 @@ struct OutageTests {
                     #expect(ContinuousClock.now - started < .seconds(20))
                     let healthy = metrics.split(separator: "\n").first { $0.hasPrefix("flowforest_store_healthy ") }
                     #expect(healthy.flatMap { Double($0.split(separator: " ").last ?? "") } == 0, "\(healthy ?? "no flowforest_store_healthy")")
+                    // A token the server has not confirmed yet cannot be checked: 503, as
+                    // every store failure answers, with the security headers, not a bare 500.
+                    let unchecked = try await client.call("/api/anomalies", token: "fft_" + String(repeating: "0", count: 64))
+                    #expect(unchecked.status == .serviceUnavailable && unchecked.headers[.retryAfter] == "5", "\(unchecked.status)")
+                    #expect(unchecked.headers[HTTPField.Name("X-Frame-Options")!] == "DENY")
                     try pg.signalAll(SIGCONT)
                     try await waitFor("health to recover", seconds: 60) {
                         (try? await client.call("/api/health", token: viewer).object()["store"] as? String) == "ok"
