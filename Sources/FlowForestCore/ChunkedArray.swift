@@ -28,8 +28,9 @@ public struct ChunkedArray<Element> {
     @inlinable public var isEmpty: Bool { storedCount == 0 }
 
     @inlinable public subscript(position: Int) -> Element {
-        // In place both ways: a get would copy an element holding arrays to
-        // read one field of it, a get-then-set to change one.
+        // In place both ways: reading a field of an element holding arrays
+        // does not rely on the optimizer eliding a get's copy, nor changing one
+        // on it eliding a get-then-set.
         _read { yield chunks[position >> Self.chunkShift][position & Self.chunkMask] }
         _modify { yield &chunks[position >> Self.chunkShift][position & Self.chunkMask] }
     }

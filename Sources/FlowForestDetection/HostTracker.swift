@@ -227,8 +227,8 @@ public struct HostTracker: Sendable {
     /// after evicting to make room at `limit`: a table that grew past its
     /// limit within a poll would keep the grown index (doubled again for
     /// one entry over a power of two). Returns how many entities it evicted.
-    /// `e` is moved, not copied: a copy would retain and release every
-    /// array the entity holds, on every change.
+    /// An entity already held is swapped into its slot, not copied: a copy
+    /// would retain and release every array it holds, on every change.
     private static func store(_ e: inout WindowedStatistics, at address: IPAddress, slot: Int?,
                               in table: inout TrackerTable<IPAddress, WindowedStatistics>,
                               queue: inout ArrivalQueue<IPAddress>, limit: Int) -> UInt64 {

@@ -31,8 +31,9 @@ struct TrackerTable<Key: Hashable, Value> {
 
     func key(at slot: Int) -> Key { keys[slot] }
 
-    /// The entry in `slot`, read and changed in place: a `get` would copy
-    /// the whole entry (retaining every array it holds) to read one field.
+    /// The entry in `slot`, read and changed in place: reading one field
+    /// does not depend on the optimizer eliding the copy of the whole entry
+    /// (and a retain of every array it holds) that a `get` returns.
     subscript(slot: Int) -> Value {
         _read { yield values[slot] }
         _modify { yield &values[slot] }
