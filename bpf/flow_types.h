@@ -134,26 +134,27 @@ struct flow_dir_stats {
     __u8 pad[3];
 };
 
-struct flow_value {
-    struct bpf_spin_lock lock;   /* guards everything below (tc and xdp) */
+/*
+ * One flow, in slot N of the mmapped `flow_slots` array; the `flows` hash
+ * map holds N under the flow's key. User space reads every slot in place,
+ * with no system call, and tells changed flows by their packet counts.
+ * The program fills a slot it took from the free list before it publishes
+ * the key, then sets `live`; user space clears `live` and returns the slot
+ * to the free list only after it removed the key and waited for programs
+ * in flight (membarrier), so a slot never holds two flows at once.
+ */
+struct flow_slot {
+    struct flow_key key;
+    __u32 live;                  /* 1 while `flows` points here; 0 free or being filled */
     __u32 ifindex;               /* interface of first sight */
     __u8 initiator;              /* FF_DIR_* of the side that opened the flow */
     __u8 pad[7];
     struct flow_dir_stats dir[2];
 };
 
-/*
- * The socket filter's twin of struct flow_value: the same layout, so the
- * drainer reads both maps into flow_value, but the first word is a plain
- * integer, because the verifier rejects any socket filter that touches a map
- * whose value holds a struct bpf_spin_lock.
- */
-struct flow_value_atomic {
-    __u32 unused_lock;
-    __u32 ifindex;
-    __u8 initiator;
-    __u8 pad[7];
-    struct flow_dir_stats dir[2];
+/* Guards a slot's figures in tc and xdp (slot N of `slot_locks`). */
+struct slot_lock {
+    struct bpf_spin_lock lock;
 };
 
 /*
@@ -247,6 +248,7 @@ struct ff_inserts {
     __u64 flows;       /* entries of the flow map */
     __u64 senders;     /* sender-keyed entries of `overflow` */
     __u64 aggregates;  /* entries of `overflow` of any kind */
+    __u64 slots_used;  /* slots of `flow_slots` ever taken fresh (N < this have been used); may pass its size */
 };
 
 /* Per-CPU counters: index into struct ff_stats. */
@@ -269,13 +271,9 @@ struct ff_stats {
 
 _Static_assert(sizeof(struct flow_key) == 40, "flow_key layout changed");
 _Static_assert(sizeof(struct flow_dir_stats) == 112, "flow_dir_stats layout changed");
-_Static_assert(sizeof(struct flow_value) == 16 + 2 * 112, "flow_value layout changed");
-_Static_assert(__builtin_offsetof(struct flow_value, dir) == 16, "flow_value.dir moved");
-_Static_assert(sizeof(struct flow_value_atomic) == sizeof(struct flow_value), "flow_value_atomic must mirror flow_value");
-_Static_assert(__builtin_offsetof(struct flow_value_atomic, ifindex) == __builtin_offsetof(struct flow_value, ifindex),
-               "flow_value_atomic must mirror flow_value");
-_Static_assert(__builtin_offsetof(struct flow_value_atomic, dir) == __builtin_offsetof(struct flow_value, dir),
-               "flow_value_atomic must mirror flow_value");
+_Static_assert(sizeof(struct flow_slot) == 40 + 16 + 2 * 112, "flow_slot layout changed");
+_Static_assert(__builtin_offsetof(struct flow_slot, dir) == 56, "flow_slot.dir moved");
+_Static_assert(sizeof(struct flow_slot) % 8 == 0, "flow_slot must keep its 64-bit fields aligned in the array");
 /* The socket filter ORs flags_or through the aligned 32-bit word that starts at init_window. */
 _Static_assert(__builtin_offsetof(struct flow_dir_stats, init_window) % 4 == 0, "init_window must start a 32-bit word");
 _Static_assert(__builtin_offsetof(struct flow_dir_stats, flags_or) == __builtin_offsetof(struct flow_dir_stats, init_window) + 2,
@@ -286,6 +284,6 @@ _Static_assert(sizeof(struct overflow_key) == 24, "overflow_key layout changed")
 _Static_assert(sizeof(struct overflow_value) == 32 + 4 * FF_SKETCH_REGISTERS, "overflow_value layout changed");
 _Static_assert(__builtin_offsetof(struct overflow_value, peers) == 32, "overflow_value.peers moved");
 _Static_assert(sizeof(struct flow_limits) == 32, "flow_limits layout changed");
-_Static_assert(sizeof(struct ff_inserts) == 24, "ff_inserts layout changed");
+_Static_assert(sizeof(struct ff_inserts) == 32, "ff_inserts layout changed");
 
 #endif /* FLOWFOREST_FLOW_TYPES_H */

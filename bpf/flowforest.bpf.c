@@ -5,14 +5,18 @@
  * parse-and-insert path (account), which differs only in how a direction's
  * figures are added:
  *
- *   ff_tc      tc ingress/egress (SEC "tc": tcx link or clsact filter), value
- *              guarded by its spin lock
- *   ff_xdp     XDP ingress, value guarded by its spin lock
+ *   ff_tc      tc ingress/egress (SEC "tc": tcx link or clsact filter), a
+ *              flow's figures guarded by its slot's spin lock
+ *   ff_xdp     XDP ingress, likewise under the slot's spin lock
  *   ff_socket  AF_PACKET socket filter returning 0; the kernel refuses
  *              bpf_spin_lock (and maps holding one) in socket filters, so this
- *              variant updates its own map with atomics. Counts, bytes and
- *              flag counts stay exact; min/max and inter-arrival figures are
- *              best-effort under concurrent updates of one flow.
+ *              variant updates with atomics. Counts, bytes and flag counts
+ *              stay exact; min/max and inter-arrival figures are best-effort
+ *              under concurrent updates of one flow.
+ *
+ * A flow is a key in the `flows` hash map pointing at a slot of the
+ * mmapped `flow_slots` array, which the drainer reads in place; slots come
+ * from a free stack the drainer refills (see struct flow_slot).
  *
  * The record layouts and parsing conventions are in flow_types.h; the Swift
  * pcap path applies the same rules. Rules this file adds to them:
@@ -67,30 +71,59 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define EEXIST_ 17
 
 /*
- * Flows counted by tc and xdp. Preallocated, not LRU: a full map sends the
- * packet to `events` instead of evicting a flow without a trace. Resized by
- * the loader (--map-size).
+ * The flow table's index: a flow's key to its slot in `flow_slots`.
+ * Preallocated, not LRU: a full table sends the packet to an overflow
+ * aggregate or `events` instead of evicting a flow without a trace. Sized
+ * by the loader (--map-size), as are the three slot maps below.
  * Key: struct flow_key (both endpoints, lower first).
- * Value: struct flow_value (per-direction figures under the value's spin lock).
+ * Value: __u32, the flow's slot.
  */
 struct {
     __uint(type, BPF_MAP_TYPE_HASH);
     __uint(max_entries, FF_DEFAULT_MAP_ENTRIES);
     __type(key, struct flow_key);
-    __type(value, struct flow_value);
+    __type(value, __u32);
 } flows SEC(".maps");
 
 /*
- * Flows counted by the socket filter, which may not touch a spin lock.
- * Key: struct flow_key.
- * Value: struct flow_value_atomic (flow_value's layout, updated with atomic adds).
+ * The flows' figures, one slot each, mmapped by the drainer: it reads every
+ * flow in place once per poll, where a batch lookup of a hash map copied
+ * each entry out and walked every bucket of the map, empty or not.
+ * Key: __u32 slot. Value: struct flow_slot.
  */
 struct {
-    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(map_flags, BPF_F_MMAPABLE);
     __uint(max_entries, FF_DEFAULT_MAP_ENTRIES);
-    __type(key, struct flow_key);
-    __type(value, struct flow_value_atomic);
-} flows_atomic SEC(".maps");
+    __type(key, __u32);
+    __type(value, struct flow_slot);
+} flow_slots SEC(".maps");
+
+/*
+ * The spin lock of each slot for tc and xdp, apart from the slot because
+ * the kernel maps no array that holds one (and the socket filter may not
+ * touch one: it updates with atomics and never references this map).
+ * Key: __u32 slot. Value: struct slot_lock.
+ */
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(max_entries, FF_DEFAULT_MAP_ENTRIES);
+    __type(key, __u32);
+    __type(value, struct slot_lock);
+} slot_locks SEC(".maps");
+
+/*
+ * Slots the drainer freed, taken again before fresh ones (a stack, so the
+ * slots in use stay packed at the start of the array and the drainer's
+ * walk stays short). Slots never used are handed out by counting
+ * (ff_inserts.slots_used), so nothing has to fill this at load.
+ * Key: none. Value: __u32 slot.
+ */
+struct {
+    __uint(type, BPF_MAP_TYPE_STACK);
+    __uint(max_entries, FF_DEFAULT_MAP_ENTRIES);
+    __type(value, __u32);
+} free_slots SEC(".maps");
 
 /*
  * Packets whose flow could not be inserted, merged by the drainer.
@@ -817,10 +850,26 @@ static __always_inline __u8 initiator_of(const struct pkt *p)
     return reply_first ? !p->dir : p->dir;
 }
 
-/* A new entry holding its first packet; nobody else sees it yet, so no lock or atomic. */
-static __always_inline void new_value(struct flow_value *v, const struct pkt *p, __u64 now, __u32 ifindex)
+/*
+ * A slot for a new flow: a freed one, else the next never used; NULL when
+ * every slot is taken (the table is full).
+ */
+static __always_inline struct flow_slot *take_slot(struct ff_inserts *ins, __u32 *slot)
+{
+    if (bpf_map_pop_elem(&free_slots, slot) != 0)
+        *slot = (__u32)__sync_fetch_and_add(&ins->slots_used, 1);
+    return bpf_map_lookup_elem(&flow_slots, slot);
+}
+
+/*
+ * A slot holding a new flow's first packet, filled before its key is
+ * published: nobody else sees it yet, so no lock or atomic; `live` stays 0
+ * until the key is in `flows`.
+ */
+static __always_inline void fill_slot(struct flow_slot *v, const struct pkt *p, __u64 now, __u32 ifindex)
 {
     __builtin_memset(v, 0, sizeof(*v));
+    v->key = p->key;
     v->ifindex = ifindex;
     v->initiator = initiator_of(p);
     v->dir[0].iat_min_us = FF_IAT_UNSET;
@@ -831,6 +880,30 @@ static __always_inline void new_value(struct flow_value *v, const struct pkt *p,
         dir_add(&v->dir[1], p, now, UPDATE_LOCKED);
 }
 
+/*
+ * Inserts a new flow: takes a slot, fills it, publishes its key. Returns
+ * 1 when the packet is counted in the new flow, 0 when another CPU
+ * inserted the same flow first (the slot goes back; the caller adds the
+ * packet to that flow), -1 when the table has no room.
+ */
+static __always_inline int insert_flow(const struct pkt *p, __u64 now, __u32 ifindex, struct ff_inserts *ins)
+{
+    __u32 slot;
+    struct flow_slot *v = take_slot(ins, &slot);
+    if (!v)
+        return -1;
+    fill_slot(v, p, now, ifindex);
+    long err = bpf_map_update_elem(&flows, &p->key, &slot, BPF_NOEXIST);
+    if (err == 0) {
+        __sync_fetch_and_add(&ins->flows, 1);
+        /* An exchange, a full barrier: the drainer that sees `live` sees the filled slot. */
+        __sync_lock_test_and_set(&v->live, 1);
+        return 1;
+    }
+    bpf_map_push_elem(&free_slots, &slot, 0);
+    return err == -EEXIST_ ? 0 : -1;
+}
+
 static __always_inline struct ff_stats *stats_slot(void)
 {
     __u32 zero = 0;
@@ -839,9 +912,8 @@ static __always_inline struct ff_stats *stats_slot(void)
 
 /*
  * Parses one packet and counts it into its flow: the path every entry point
- * shares. `update` picks the map and how figures are added; the socket
- * filter's variant never references the locked map, which its verifier
- * would refuse.
+ * shares. `update` picks how figures are added; the socket filter's
+ * variant never references `slot_locks`, which its verifier would refuse.
  */
 static __always_inline void account(void *ctx, int kind, int update, __u32 frame_len, int vlan_present, __u16 vlan,
                                     __u32 ifindex, __u32 ingress_ifindex)
@@ -862,47 +934,54 @@ static __always_inline void account(void *ctx, int kind, int update, __u32 frame
         return;
     }
     __u64 now = bpf_ktime_get_ns();
-    void *map = update == UPDATE_ATOMIC ? (void *)&flows_atomic : (void *)&flows;
-    /* flow_value_atomic has flow_value's layout (flow_types.h); only the lock differs. */
-    struct flow_value *v = bpf_map_lookup_elem(map, &p.key);
-    if (!v) {
+    __u32 *slot = bpf_map_lookup_elem(&flows, &p.key);
+    if (!slot) {
         __u32 zero = 0;
         struct flow_limits *lim = bpf_map_lookup_elem(&limits, &zero);
         struct ff_inserts *ins = bpf_map_lookup_elem(&inserts, &zero);
         if (!lim || !ins)
             return;
         /*
-         * Past the limit the rest of the map is kept for connections that
+         * Past the limit the rest of the table is kept for connections that
          * were answered. CPUs that pass this check at once may each insert:
-         * the map can pass the limit by a few entries, never its size.
+         * the table can pass the limit by a few entries, never its size.
          */
         if (ins->flows - lim->flows_removed >= lim->admit && !answered_tcp(&p)) {
             aggregate(st, &p, now, ifindex, lim, ins);
             return;
         }
-        struct flow_value nv;
-        new_value(&nv, &p, now, ifindex);
-        long err = bpf_map_update_elem(map, &p.key, &nv, BPF_NOEXIST);
-        if (err == 0) {
-            __sync_fetch_and_add(&ins->flows, 1);
+        int inserted = insert_flow(&p, now, ifindex, ins);
+        if (inserted > 0) {
             st->count[FF_STAT_PACKETS_ACCOUNTED]++;
             return;
         }
-        /* Another CPU inserted the same flow first: add to its entry. */
-        if (err == -EEXIST_)
-            v = bpf_map_lookup_elem(map, &p.key);
-        if (!v) {
+        /* Another CPU inserted the same flow first: add to its slot. */
+        if (inserted == 0)
+            slot = bpf_map_lookup_elem(&flows, &p.key);
+        if (!slot) {
             aggregate(st, &p, now, ifindex, lim, ins);
             return;
         }
+    }
+    __u32 n = *slot;
+    struct flow_slot *v = bpf_map_lookup_elem(&flow_slots, &n);
+    if (!v) {
+        /* Never: the program only publishes slots it found in the array. */
+        st->count[FF_STAT_MALFORMED]++;
+        return;
     }
     struct flow_dir_stats *d = p.dir == FF_DIR_LO_TO_HI ? &v->dir[0] : &v->dir[1];
     if (update == UPDATE_ATOMIC) {
         dir_add(d, &p, now, UPDATE_ATOMIC);
     } else {
-        bpf_spin_lock(&v->lock);
+        struct slot_lock *l = bpf_map_lookup_elem(&slot_locks, &n);
+        if (!l) {
+            st->count[FF_STAT_MALFORMED]++;
+            return;
+        }
+        bpf_spin_lock(&l->lock);
         dir_add(d, &p, now, UPDATE_LOCKED);
-        bpf_spin_unlock(&v->lock);
+        bpf_spin_unlock(&l->lock);
     }
     st->count[FF_STAT_PACKETS_ACCOUNTED]++;
 }

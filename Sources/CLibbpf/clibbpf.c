@@ -306,3 +306,14 @@ int ff_enter_netns(int fd)
 {
     return setns(fd, CLONE_NEWNET) == 0 ? 0 : -errno;
 }
+
+int ff_wait_program_runs(void)
+{
+    /*
+     * MEMBARRIER_CMD_GLOBAL waits for an RCU grace period, and every run of
+     * a tc, XDP or socket-filter program is inside an RCU read-side section.
+     */
+    if (syscall(SYS_membarrier, 1 /* MEMBARRIER_CMD_GLOBAL */, 0, 0) == 0)
+        return 0;
+    return -errno;
+}

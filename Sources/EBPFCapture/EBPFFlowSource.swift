@@ -232,18 +232,19 @@ final class DrainLoop: @unchecked Sendable {
         }
     }
 
-    /// One poll: read every flow, end those due, checkpoint the rest; then
-    /// the overflow aggregates. The walk hands the tracker full totals only
-    /// for entries that changed; the checkpoint reads again the few quiet
-    /// ones it needs whole (those past their active timeout).
+    /// One poll: read every flow, end those due (their keys removed, then
+    /// their slots read once no program run can still add to them),
+    /// checkpoint the rest; then the overflow aggregates. The walk gives
+    /// the tracker what changed; the checkpoint reads the totals of the
+    /// flows due a record from their slots.
     private func poll() throws(EBPFError) -> FlowBatch {
         let started = monotonicNow()
         let offset = wallOffsetNs
-        try program.forEachFlow { key, value in
-            let flowKey = FlowKey(key)
-            tracker.observe(flowKey, kernelPackets: value.dir.0.packets &+ value.dir.1.packets) {
-                KernelFlow(key: flowKey, value: value, wallOffsetNs: offset)
-            }
+        try program.forEachFlow { n, slot in
+            let flowKey = FlowKey(slot.pointee.key)
+            tracker.observe(flowKey, kernelSlot: n, kernelPackets: slot.pointee.dir.0.packets &+ slot.pointee.dir.1.packets,
+                            summary: { KernelFlowTracker.Summary(slot, wallOffsetNs: offset) },
+                            convert: { KernelFlow(key: flowKey, slot: slot.pointee, wallOffsetNs: offset) })
         }
         for event in program.drainEvents() { tracker.observe(KernelEvent(event, wallOffsetNs: offset)) }
         let nowNs = monotonicNow() &+ offset
@@ -251,12 +252,15 @@ final class DrainLoop: @unchecked Sendable {
         // Sized once: a poll that ends a million flows would otherwise copy its records as the array grows.
         var records: [FlowRecord] = []
         records.reserveCapacity(due.count)
+        var unlinked = program.unlinkFlows(due.filter(\.inKernel).map(\.key.kernelKey)).makeIterator()
         for (key, reason, inKernel) in due {
-            let final = inKernel ? program.takeFlow(key.kernelKey).map { KernelFlow(key: key.kernelKey, value: $0, wallOffsetNs: offset) } : nil
+            let slot = inKernel ? unlinked.next() ?? nil : nil
+            let final = slot.map { KernelFlow(key: key, slot: program.releaseSlot($0), wallOffsetNs: offset) }
             if let record = tracker.end(key, final: final, reason: reason) { records.append(record) }
         }
-        tracker.checkpoint(at: nowNs, appendingTo: &records) { key in
-            program.readFlow(key.kernelKey).map { KernelFlow(key: key, value: $0, wallOffsetNs: offset) }
+        tracker.checkpoint(at: nowNs, appendingTo: &records) { key, n in
+            let slot = n.flatMap { program.readSlot($0, holding: key.kernelKey) } ?? program.readFlow(key.kernelKey)
+            return slot.map { KernelFlow(key: key, slot: $0, wallOffsetNs: offset) }
         }
         let aggregates = try drainAggregates(nowNs: nowNs, endAll: false)
         // What was taken out of both maps, for the program's admission.
@@ -302,16 +306,16 @@ final class DrainLoop: @unchecked Sendable {
         detach()
         let offset = wallOffsetNs
         var keys: [FlowKey] = []
-        try program.forEachFlow { key, value in
-            let flow = KernelFlow(key: key, value: value, wallOffsetNs: offset)
+        try program.forEachFlow { _, slot in
+            let flow = KernelFlow(slot.pointee, wallOffsetNs: offset)
             tracker.track(flow)
             keys.append(flow.key)
         }
         for event in program.drainEvents() { tracker.observe(KernelEvent(event, wallOffsetNs: offset)) }
         let nowNs = monotonicNow() &+ offset
         var records: [FlowRecord] = []
-        for key in keys {
-            let final = program.takeFlow(key.kernelKey).map { KernelFlow(key: key.kernelKey, value: $0, wallOffsetNs: offset) }
+        for (key, slot) in zip(keys, program.unlinkFlows(keys.map(\.kernelKey))) {
+            let final = slot.map { KernelFlow(key: key, slot: program.releaseSlot($0), wallOffsetNs: offset) }
             if let record = tracker.end(key, final: final, reason: .shutdown) { records.append(record) }
         }
         for key in Array(tracker.entries.keys) {

@@ -9,11 +9,13 @@ import FlowForestCore
 /// and reads an entry again when a checkpoint needs the totals of a flow
 /// the walk found unchanged.
 ///
-/// Between polls it holds a small summary per open flow (``Slot``), not the
-/// kernel's full statistics: the pipeline's `FlowLedger` keeps the latest
-/// record of every open flow, so a second copy here would only double them.
-/// A read that finds a flow changed stages its full totals for the poll's
-/// records; the checkpoint builds those and drops the rest.
+/// It holds a small summary per open flow (``Slot``), not the kernel's full
+/// statistics: the pipeline's `FlowLedger` keeps the latest record of every
+/// open flow, and the kernel's slot the running totals, so a copy here
+/// would only double them. A flow the walk found in a kernel slot has its
+/// totals read from that slot when the checkpoint builds its record; a read
+/// given without a slot (``observe(_:kernelPackets:_:)``) stages its totals
+/// for the poll's records instead.
 struct KernelFlowTracker {
     /// One open flow as the tests and the final drain see it: kernel and
     /// ring-buffer parts together, summarised.
@@ -57,6 +59,30 @@ struct KernelFlowTracker {
         var closed: Bool { contains(.rst) || contains([.finLow, .finHigh]) }
     }
 
+    /// What the decisions read of a kernel entry: packets to see a change,
+    /// bytes for the accounting, the last packet and the close flags for the
+    /// end timeouts; read from a flow's slot without converting its totals.
+    struct Summary {
+        var packets: UInt64
+        var bytes: UInt64
+        /// The last packet either way, wall clock; 0 before any.
+        var lastSeenNs: UInt64
+        var close: CloseSignals
+
+        init(packets: UInt64, bytes: UInt64, lastSeenNs: UInt64, close: CloseSignals) {
+            self.packets = packets
+            self.bytes = bytes
+            self.lastSeenNs = lastSeenNs
+            self.close = close
+        }
+
+        init(_ flow: KernelFlow) {
+            self.init(packets: flow.low.packets + flow.high.packets, bytes: flow.low.bytes + flow.high.bytes,
+                      lastSeenNs: max(flow.low.lastSeenNs, flow.high.lastSeenNs),
+                      close: CloseSignals(Totals(low: flow.low, high: flow.high)))
+        }
+    }
+
     /// What the tracker holds per open flow: fixed-size, without references,
     /// 104 bytes a slot (`MemoryLayout<Slot>.stride`, checked by
     /// MemoryPerFlowTests). The kernel's totals are kept only as far as the
@@ -77,6 +103,9 @@ struct KernelFlowTracker {
         /// 1 + the position in ``staged`` of the totals this poll's read
         /// staged; 0 when none did.
         var staged: UInt32 = 0
+        /// The kernel slot that holds the flow's totals, read when a record
+        /// needs them (``Slot/noKernelSlot`` when the walk gave none).
+        var kernelSlot: UInt32 = Slot.noKernelSlot
         var initiatorIsLow: Bool
         var inKernel = false
         /// The flow has ring-buffer totals in ``overflowStats``.
@@ -91,12 +120,18 @@ struct KernelFlowTracker {
             self.initiatorIsLow = initiatorIsLow
         }
 
+        static let noKernelSlot = UInt32.max
+
         /// Takes what the decisions need from a read of the flow's kernel entry.
         mutating func summarize(_ flow: KernelFlow) {
-            kernelPackets = flow.low.packets + flow.high.packets
-            kernelBytes = flow.low.bytes + flow.high.bytes
-            kernelLastSeenNs = max(flow.low.lastSeenNs, flow.high.lastSeenNs)
-            kernelClose = CloseSignals(Totals(low: flow.low, high: flow.high))
+            summarize(Summary(flow))
+        }
+
+        mutating func summarize(_ summary: Summary) {
+            kernelPackets = summary.packets
+            kernelBytes = summary.bytes
+            kernelLastSeenNs = summary.lastSeenNs
+            kernelClose = summary.close
             inKernel = true
         }
     }
@@ -115,6 +150,11 @@ struct KernelFlowTracker {
     /// Open flows, densely packed; ``index`` finds a flow's slot by key.
     private var slots = ChunkedArray<Slot>()
     private var index = SlotIndex()
+    /// Per kernel slot, where its flow was last found in ``slots`` (−1:
+    /// never): a hint checked against the key, so the walk skips the hash
+    /// of a key for every flow of every poll. A removal moves one flow, whose
+    /// hint then misses once and is looked up again.
+    private var kernelSlotHints: [Int32] = []
     private var overflowStats: [FlowKey: Totals] = [:]
     /// Full kernel totals of the flows this poll's reads found changed,
     /// each found through its slot's `staged`; emptied by ``checkpoint``,
@@ -173,6 +213,25 @@ struct KernelFlowTracker {
         insert(convert(), staging: true)
     }
 
+    /// Records the flow the walk found in kernel slot `kernelSlot`: where it
+    /// finds it poll after poll, and where its totals stay. Nothing is
+    /// staged: a changed flow takes only its `summary`, and the checkpoint
+    /// reads its totals from the slot when it builds the record, so a poll
+    /// holds no second copy of every changed flow's totals. `convert` is
+    /// called for a new flow only.
+    mutating func observe(_ key: FlowKey, kernelSlot: UInt32, kernelPackets: UInt64, summary: () -> Summary,
+                          convert: () -> KernelFlow) {
+        if let position = position(of: key, hint: kernelSlot) {
+            var s = slots[position]
+            if s.inKernel && s.kernelPackets == kernelPackets && s.kernelSlot == kernelSlot { return }
+            s.summarize(summary())
+            s.kernelSlot = kernelSlot
+            slots[position] = s
+            return
+        }
+        insert(convert(), staging: false, kernelSlot: kernelSlot)
+    }
+
     /// Records a read of a flow's kernel entry and stages its totals, changed or not.
     mutating func observe(_ flow: KernelFlow) {
         if let position = position(of: flow.key) {
@@ -199,11 +258,12 @@ struct KernelFlowTracker {
         slots[position] = s
     }
 
-    private mutating func insert(_ flow: KernelFlow, staging: Bool) {
+    private mutating func insert(_ flow: KernelFlow, staging: Bool, kernelSlot: UInt32 = Slot.noKernelSlot) {
         let first = min(flow.low.packets > 0 ? flow.low.firstSeenNs : .max, flow.high.packets > 0 ? flow.high.firstSeenNs : .max)
         var s = Slot(key: flow.key, id: takeID(), windowStartNs: first == .max ? 0 : first, ifindex: flow.ifindex,
                      initiatorIsLow: flow.initiatorIsLow)
         s.summarize(flow)
+        s.kernelSlot = kernelSlot
         if staging { stage(flow, in: &s) }
         append(s)
     }
@@ -223,6 +283,22 @@ struct KernelFlowTracker {
     /// The slot of the flow with this key, if it is open.
     private func position(of key: FlowKey) -> Int? {
         index.find(hash: key.hashValue) { slots[$0].key == key }
+    }
+
+    /// The slot of the flow with this key, tried first where the flow in
+    /// `kernelSlot` was found last time; the hint follows the answer.
+    private mutating func position(of key: FlowKey, hint kernelSlot: UInt32) -> Int? {
+        let n = Int(kernelSlot)
+        if n < kernelSlotHints.count {
+            let hinted = Int(kernelSlotHints[n])
+            if hinted >= 0 && hinted < slots.count && slots[hinted].key == key { return hinted }
+        } else {
+            kernelSlotHints.append(contentsOf: repeatElement(-1, count: n + 1 - kernelSlotHints.count))
+        }
+        let found = position(of: key)
+        // A new flow is appended: its slot will be the next one.
+        kernelSlotHints[n] = Int32(truncatingIfNeeded: found ?? slots.count)
+        return found
     }
 
     private mutating func append(_ slot: Slot) {
@@ -332,12 +408,13 @@ struct KernelFlowTracker {
     /// counted first, so `records` grows once, to its size: the poll's ended
     /// records go in first, and the array is never copied to add these.
     ///
-    /// A flow due a record whose totals no read staged (quiet in the walk
-    /// but past its active timeout, or new packets through the ring buffer
-    /// only) has its entry read again through `read`, the drain loop's
-    /// lookup; one whose entry is gone gets no record this time.
+    /// A flow due a record whose totals no read staged (every flow the walk
+    /// found in a kernel slot; one quiet in the walk but past its active
+    /// timeout; new packets through the ring buffer only) has its entry read
+    /// through `read`, given its kernel slot when the walk found one; one
+    /// whose entry is gone gets no record this time.
     mutating func checkpoint(at nowNs: UInt64, appendingTo records: inout [FlowRecord],
-                             reading read: (FlowKey) -> KernelFlow?) {
+                             reading read: (FlowKey, _ kernelSlot: UInt32?) -> KernelFlow?) {
         var due = 0
         for position in 0..<slots.count where recordDue(slots[position], nowNs: nowNs) != nil { due += 1 }
         records.reserveCapacity(records.count + due)
@@ -371,8 +448,8 @@ struct KernelFlowTracker {
     }
 
     /// A kernel flow's totals read from its entry now, its summary updated to match.
-    private func reread(_ s: inout Slot, _ read: (FlowKey) -> KernelFlow?) -> Totals? {
-        guard let flow = read(s.key) else { return nil }
+    private func reread(_ s: inout Slot, _ read: (FlowKey, UInt32?) -> KernelFlow?) -> Totals? {
+        guard let flow = read(s.key, s.kernelSlot == Slot.noKernelSlot ? nil : s.kernelSlot) else { return nil }
         s.summarize(flow)
         return Totals(low: flow.low, high: flow.high)
     }

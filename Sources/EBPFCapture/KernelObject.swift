@@ -46,10 +46,14 @@ enum KernelProgramName: String, CaseIterable, Sendable {
 /// The maps in `flowforest.bpf.o` (each map's key and value are described
 /// where it is declared, in `bpf/flowforest.bpf.c`).
 enum KernelMapName: String, CaseIterable, Sendable {
-    /// Flows counted by tc and xdp, each value under its spin lock.
+    /// The flow table's index: a flow's key to its slot.
     case flows
-    /// Flows counted by the socket filter, with atomic adds.
-    case flowsAtomic = "flows_atomic"
+    /// The flows' figures, one slot each, mmapped by the drainer.
+    case flowSlots = "flow_slots"
+    /// Each slot's spin lock (tc and xdp; the socket filter uses atomics).
+    case slotLocks = "slot_locks"
+    /// Slots the drainer freed, for the program to take again.
+    case freeSlots = "free_slots"
     /// Packets whose flow could not be inserted (ring buffer).
     case events
     /// Per-CPU packet counters.
@@ -63,10 +67,8 @@ enum KernelMapName: String, CaseIterable, Sendable {
     /// What the program inserted (written by the program).
     case inserts
 
-    /// The flow map a mode's program counts into.
-    static func flows(for mode: EBPFAttachMode) -> KernelMapName {
-        mode == .socket ? .flowsAtomic : .flows
-    }
+    /// The maps sized by `--map-size`: the table's index and its slots.
+    static let sizedByMapSize: [KernelMapName] = [.flows, .flowSlots, .slotLocks, .freeSlots]
 }
 
 /// An opened, not yet loaded libbpf object, reached through the typed names

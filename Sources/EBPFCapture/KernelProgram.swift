@@ -26,6 +26,8 @@ final class KernelProgram {
     private let object: OpaquePointer
     let programFD: Int32
     private let flowMapFD: Int32
+    private let freeSlotsFD: Int32
+    private var slots: FlowSlotArray
     private let statsFD: Int32
     private let eventsFD: Int32
     private let overflowFD: Int32
@@ -39,14 +41,9 @@ final class KernelProgram {
     private var aggregatesRemoved: UInt64 = 0
     /// The flow map's size: the admission limit is 7/8 of it.
     let mapEntries: Int
-    /// The socket variant's map has no spin lock, so it is read without BPF_F_LOCK.
-    private let lockFlags: UInt64
     private var ringBuffer: OpaquePointer?
     private let sink = EventSink()
     private let possibleCPUs: Int
-    private let batchCapacity = 4096
-    private let keys: UnsafeMutablePointer<flow_key>
-    private let values: UnsafeMutablePointer<flow_value>
     private let batchTokens: UnsafeMutableRawPointer
     private let aggregateCapacity = 1024
     private let aggregateKeys: UnsafeMutablePointer<overflow_key>
@@ -60,19 +57,15 @@ final class KernelProgram {
         ff_libbpf_clear_log()
         let opened = try OpenedKernelObject(source)
         object = opened.object
-        // Only this mode's program is loaded, and only its flow map created:
-        // the other flow map would cost its full preallocated size for nothing.
+        // Only this mode's program is loaded; the socket filter takes no locks.
         for name in KernelProgramName.allCases {
             bpf_program__set_autoload(opened.program(name), name == KernelProgramName(mode))
         }
-        let flowMapName = KernelMapName.flows(for: mode)
-        for name in [KernelMapName.flows, .flowsAtomic] where name != flowMapName {
-            bpf_map__set_autocreate(opened.map(name), false)
-        }
+        if mode == .socket { bpf_map__set_autocreate(opened.map(.slotLocks), false) }
         // OpenedKernelObject checked that every program and map exists.
         let prog = opened.program(KernelProgramName(mode))!
-        let flowMap = opened.map(flowMapName)!, statsMap = opened.map(.stats)!, eventsMap = opened.map(.events)!
-        bpf_map__set_max_entries(flowMap, UInt32(mapEntries))
+        let statsMap = opened.map(.stats)!, eventsMap = opened.map(.events)!
+        for name in KernelMapName.sizedByMapSize { bpf_map__set_max_entries(opened.map(name), UInt32(mapEntries)) }
         bpf_map__set_max_entries(eventsMap, UInt32(ringBufferBytes))
         let rc = bpf_object__load(object)
         if rc != 0 {
@@ -81,7 +74,9 @@ final class KernelProgram {
             throw KernelProgram.loadError(-rc, log: log)
         }
         programFD = bpf_program__fd(prog)
-        flowMapFD = bpf_map__fd(flowMap)
+        flowMapFD = bpf_map__fd(opened.map(.flows))
+        freeSlotsFD = bpf_map__fd(opened.map(.freeSlots))
+        slots = FlowSlotArray(fd: bpf_map__fd(opened.map(.flowSlots)), capacity: mapEntries)
         statsFD = bpf_map__fd(statsMap)
         eventsFD = bpf_map__fd(eventsMap)
         overflowFD = bpf_map__fd(opened.map(.overflow)!)
@@ -90,10 +85,7 @@ final class KernelProgram {
         self.mapEntries = mapEntries
         aggregateKeys = .allocate(capacity: aggregateCapacity)
         aggregateValues = .allocate(capacity: aggregateCapacity)
-        lockFlags = mode == .socket ? 0 : UInt64(BPF_F_LOCK)
         possibleCPUs = max(1, Int(libbpf_num_possible_cpus()))
-        keys = .allocate(capacity: batchCapacity)
-        values = .allocate(capacity: batchCapacity)
         batchTokens = .allocate(byteCount: 2 * 64, alignment: 8)
         let callback: ring_buffer_sample_fn = { ctx, data, size in
             guard let ctx, let data, size >= MemoryLayout<flow_event>.size else { return 0 }
@@ -150,12 +142,17 @@ final class KernelProgram {
     /// Entries of the flow map now: the program's inserts minus this
     /// drainer's removals, exact since only the drainer removes entries.
     func flowsInMap() throws(EBPFError) -> Int {
+        let inserted = try insertCounts()
+        return inserted.flows > flowsRemoved ? Int(clamping: inserted.flows - flowsRemoved) : 0
+    }
+
+    private func insertCounts() throws(EBPFError) -> ff_inserts {
         var zero: UInt32 = 0
         var inserted = ff_inserts()
         guard bpf_map_lookup_elem(insertsFD, &zero, &inserted) == 0 else {
             throw .readFailed("cannot read the program's insert counts: \(String(cString: strerror(errno)))")
         }
-        return inserted.flows > flowsRemoved ? Int(clamping: inserted.flows - flowsRemoved) : 0
+        return inserted
     }
 
     deinit { close() }
@@ -167,9 +164,8 @@ final class KernelProgram {
         closed = true
         if let rb = ringBuffer { ring_buffer__free(rb) }
         ringBuffer = nil
+        slots.unmap()
         bpf_object__close(object)
-        keys.deallocate()
-        values.deallocate()
         batchTokens.deallocate()
         aggregateKeys.deallocate()
         aggregateValues.deallocate()
@@ -226,40 +222,82 @@ final class KernelProgram {
         return c
     }
 
-    /// Reads every map entry in batches, each value under its lock.
-    func forEachFlow(_ body: (flow_key, flow_value) -> Void) throws(EBPFError) {
-        let inToken = batchTokens
-        let outToken = batchTokens.advanced(by: 64)
-        var first = true
-        while true {
-            var count = UInt32(batchCapacity)
-            let rc = ff_lookup_batch(flowMapFD, first ? nil : inToken, outToken, keys, values, &count, lockFlags)
-            if rc != 0 && rc != -ENOENT {
-                throw .readFailed("batch lookup: \(String(cString: strerror(-rc)))")
-            }
-            for i in 0..<Int(count) { body(keys[i], values[i]) }
-            if rc == -ENOENT { return }
-            inToken.copyMemory(from: outToken, byteCount: 64)
-            first = false
+    /// Calls `body` with every live flow's slot number and slot, read in place: the slots
+    /// the program has ever used are mapped and walked, with no copy and
+    /// no system call but the one that says how far the used slots reach.
+    /// A slot's figures may be mid-update by the program: counts are read
+    /// as they stand, so a packet counted during the walk shows next time.
+    func forEachFlow(_ body: (UInt32, UnsafePointer<flow_slot>) -> Void) throws(EBPFError) {
+        let used = Int(clamping: min(try insertCounts().slots_used, UInt64(mapEntries)))
+        try slots.map(upTo: used)
+        for n in 0..<used {
+            let slot = slots.slot(n)
+            if slot.pointee.live != 0 { body(UInt32(n), slot) }
         }
     }
 
-    /// One entry's value now, read under its lock like the walk; `nil` when
-    /// the map has no such entry.
-    func readFlow(_ key: flow_key) -> flow_value? {
-        var k = key
-        var v = flow_value()
-        return bpf_map_lookup_elem_flags(flowMapFD, &k, &v, lockFlags) == 0 ? v : nil
+    /// Maps slot `n` if the walk has not (the program took it since); false
+    /// past the array, which the program never hands out.
+    private func isMapped(_ n: UInt32) -> Bool {
+        guard Int(n) < mapEntries else { return false }
+        if Int(n) >= slots.mapped { try? slots.map(upTo: Int(n) + 1) }
+        return Int(n) < slots.mapped
     }
 
-    /// The entry's final value, removed from the map in the same step so no
-    /// packet counted in between is missed. `nil` when it is already gone.
-    func takeFlow(_ key: flow_key) -> flow_value? {
+    /// Slot `n` as it stands now, if it holds the flow with this key: no
+    /// system call, for a flow the walk found there.
+    func readSlot(_ n: UInt32, holding key: flow_key) -> flow_slot? {
+        guard isMapped(n) else { return nil }
+        let slot = slots.slot(Int(n))
+        guard slot.pointee.live != 0 else { return nil }
         var k = key
-        var v = flow_value()
-        guard bpf_map_lookup_and_delete_elem_flags(flowMapFD, &k, &v, lockFlags) == 0 else { return nil }
-        flowsRemoved += 1
-        return v
+        let value = slot.pointee
+        var held = value.key
+        return memcmp(&held, &k, MemoryLayout<flow_key>.size) == 0 ? value : nil
+    }
+
+    /// A flow's slot as it stands now; `nil` when the table has no such flow.
+    func readFlow(_ key: flow_key) -> flow_slot? {
+        var k = key
+        var n: UInt32 = 0
+        guard bpf_map_lookup_elem(flowMapFD, &k, &n) == 0, isMapped(n) else { return nil }
+        return slots.slot(Int(n)).pointee
+    }
+
+    /// Takes these flows out of the table: removes their keys, then waits
+    /// until no program run that found a key before its removal is still
+    /// adding to its slot, so each slot then holds its flow's final figures.
+    /// Returns each flow's slot, `nil` for one already gone; read each with
+    /// ``releaseSlot(_:)``, which frees it.
+    func unlinkFlows(_ keys: [flow_key]) -> [UInt32?] {
+        var unlinked = 0
+        let found = keys.map { key -> UInt32? in
+            var k = key
+            var n: UInt32 = 0
+            guard bpf_map_lookup_and_delete_elem(flowMapFD, &k, &n) == 0 else { return nil }
+            unlinked += 1
+            // A slot number the program never hands out (or one that cannot
+            // be mapped): the flow ends without its final figures.
+            return isMapped(n) ? n : nil
+        }
+        flowsRemoved += UInt64(unlinked)
+        if unlinked > 0 && ff_wait_program_runs() != 0 {
+            // No membarrier: a program run lasts microseconds.
+            usleep(20_000)
+        }
+        return found
+    }
+
+    /// The final figures of a slot ``unlinkFlows(_:)`` returned; the slot
+    /// goes back to the program's free list.
+    func releaseSlot(_ n: UInt32) -> flow_slot {
+        let slot = slots.slot(Int(n))
+        let value = slot.pointee
+        slot.pointee.live = 0
+        var free = n
+        // The stack holds at most every slot, so this push has room.
+        _ = bpf_map_update_elem(freeSlotsFD, nil, &free, 0)
+        return value
     }
 
     /// Reads every overflow aggregate in batches (atomically updated

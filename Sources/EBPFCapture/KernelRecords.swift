@@ -19,16 +19,31 @@ struct KernelFlow {
         self.high = high
     }
 
-    init(key k: flow_key, value v: flow_value, wallOffsetNs: UInt64) {
-        self.init(key: FlowKey(k), value: v, wallOffsetNs: wallOffsetNs)
+    init(_ slot: flow_slot, wallOffsetNs: UInt64) {
+        self.init(key: FlowKey(slot.key), slot: slot, wallOffsetNs: wallOffsetNs)
     }
 
-    init(key: FlowKey, value v: flow_value, wallOffsetNs: UInt64) {
+    /// A slot's flow, its key already converted.
+    init(key: FlowKey, slot v: flow_slot, wallOffsetNs: UInt64) {
         self.key = key
         initiatorIsLow = v.initiator == UInt8(FF_DIR_LO_TO_HI)
         ifindex = v.ifindex
         low = DirectionStats(v.dir.0, wallOffsetNs: wallOffsetNs)
         high = DirectionStats(v.dir.1, wallOffsetNs: wallOffsetNs)
+    }
+}
+
+extension KernelFlowTracker.Summary {
+    /// What the tracker's decisions read of a slot, without converting its totals.
+    init(_ slot: UnsafePointer<flow_slot>, wallOffsetNs: UInt64) {
+        let low = slot.pointee.dir.0, high = slot.pointee.dir.1
+        var close: KernelFlowTracker.CloseSignals = []
+        if low.rst > 0 || high.rst > 0 { close.insert(.rst) }
+        if low.fin > 0 { close.insert(.finLow) }
+        if high.fin > 0 { close.insert(.finHigh) }
+        let last = max(low.packets > 0 ? low.last_seen_ns : 0, high.packets > 0 ? high.last_seen_ns : 0)
+        self.init(packets: low.packets &+ high.packets, bytes: low.bytes &+ high.bytes,
+                  lastSeenNs: last == 0 ? 0 : last &+ wallOffsetNs, close: close)
     }
 }
 

@@ -74,4 +74,45 @@ struct FlowLifecycleTests {
         #expect(!final.records.contains { $0.id == udpEnd.id || $0.id == tcpEnd.id })
         #expect(final.activeFlows == 0)
     }
+    /// 1,000 flows through a 256-slot table, 200 at a time: each round's
+    /// flows end on idle and give their slots back to the program, so the
+    /// next round finds room. Were slots not freed, the third round would
+    /// find none and fold into aggregates.
+    @Test("ended flows give their slots back: five times the table's flows over time, every one tracked exactly",
+          arguments: [EBPFAttachMode.tc, .xdp, .socket])
+    func slotsReused(mode: EBPFAttachMode) async throws {
+        let lab = try SensorLab()
+        defer { lab.lab.teardown() }
+        let timeouts = FlowTableConfiguration(idleTimeoutNs: 500_000_000, activeTimeoutNs: 60_000_000_000, tcpCloseTimeoutNs: 500_000_000)
+        let source = try lab.source(mode, mapEntries: 256, pollInterval: 0.1, flowTable: timeouts)
+        let collector = LiveCollector(source)
+        let rounds = 5, flows = 200
+        func ended(_ batches: [FlowBatch]) -> [FlowRecord] {
+            batches.flatMap(\.records).filter { $0.ipProtocol == IPProtocol.udp && $0.destinationPort == 9 && $0.state == .ended }
+        }
+        do {
+            for round in 0..<rounds {
+                let first = 2000 + round * flows
+                try await onThread {
+                    try lab.trafgen("{ eth(da=02:00:00:00:00:02, sa=02:00:00:00:00:01), ipv4(sa=198.18.0.1, da=198.18.0.2), "
+                        + "udp(sp=dinc(\(first), \(first + flows - 1)), dp=9), fill(0, 20) }", packets: 2 * flows)
+                }
+                try await collector.wait(for: "round \(round + 1)'s flows to end on idle") { _ in
+                    ended(collector.batches).count >= (round + 1) * flows
+                }
+            }
+        } catch {
+            source.stop()
+            _ = try? await collector.value
+            throw error
+        }
+        source.stop()
+        _ = try await collector.value
+        let records = ended(collector.batches)
+        #expect(records.count == rounds * flows)
+        #expect(Set(records.map(\.sourcePort)).count == rounds * flows)
+        #expect(records.allSatisfy { $0.forward.packets == 2 && $0.reverse.packets == 0 && $0.endReason == .idle })
+        let s = try #require(collector.batches.last).statistics
+        #expect(s.packetsAggregated == 0 && s.ringBufferPackets == 0 && s.tableFull == 0, "\(s)")
+    }
 }

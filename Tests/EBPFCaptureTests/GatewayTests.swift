@@ -35,7 +35,9 @@ struct GatewayTests {
         }
         source.stop()
         let result = try await collector.value
-        seen = try lab.gatewayPackets() - before
+        // A packet the interfaces count after the program is detached (the
+        // namespace's own neighbour traffic) is one the sensor cannot see.
+        let seenAfterStop = try lab.gatewayPackets() - before
         let icmp = result.records.values.filter { $0.ipProtocol == IPProtocol.icmp }
         #expect(icmp.count == 1, "one ICMP flow, got \(icmp)")
         let flow = try #require(icmp.first)
@@ -47,8 +49,9 @@ struct GatewayTests {
         // Each request left through the server side and each reply through
         // the client side after being counted on the way in.
         #expect(result.statistics.forwardedSeen == UInt64(2 * Self.pings))
-        #expect(result.statistics.packetsSeen == seen)
-        #expect(result.explainedPackets == seen)
+        #expect(result.statistics.packetsSeen >= seen && result.statistics.packetsSeen <= seenAfterStop,
+                "seen \(result.statistics.packetsSeen), interfaces \(seen)...\(seenAfterStop)")
+        #expect(result.explainedPackets == result.statistics.packetsSeen)
         #expect(result.statistics.packetsAggregated == 0 && result.statistics.tableFull == 0)
     }
 }

@@ -45,6 +45,12 @@ struct SimulatedKernel {
     var rng: SeededGenerator
     var nowNs: UInt64
     var map: [FlowKey: KernelFlow] = [:]
+    /// Each mapped flow's kernel slot, freed slots taken again first as the
+    /// program does: a slot's hint in the tracker then often names a flow
+    /// that ended or moved.
+    var kernelSlots: [FlowKey: UInt32] = [:]
+    var freeSlots: [UInt32] = []
+    var slotsUsed: UInt32 = 0
     /// A fixed set of flows, so flows end and come back under the same key.
     let keys: [FlowKey]
 
@@ -106,14 +112,23 @@ struct SimulatedKernel {
         var flow = map[key] ?? KernelFlow(key: key, initiatorIsLow: senderIsLow != p.tcpFlags.contains([.syn, .ack]),
                                           ifindex: p.interfaceIndex, low: DirectionStats(), high: DirectionStats())
         if senderIsLow { flow.low.add(p) } else { flow.high.add(p) }
+        if map[key] == nil { kernelSlots[key] = freeSlots.popLast() ?? { slotsUsed += 1; return slotsUsed - 1 }() }
         map[key] = flow
+    }
+
+    /// Takes a flow out of the map, its slot freed.
+    mutating func take(_ key: FlowKey) -> KernelFlow? {
+        if let slot = kernelSlots.removeValue(forKey: key) { freeSlots.append(slot) }
+        return map.removeValue(forKey: key)
     }
 
     /// A poll as the drain loop runs it, on both trackers; returns the records compared.
     mutating func poll(_ tracker: inout KernelFlowTracker, _ reference: inout ReferenceKernelFlowTracker,
                        events: [KernelEvent], context: String) throws -> Int {
         for (key, flow) in map {
-            tracker.observe(key, kernelPackets: flow.packets) { flow }
+            // The drain loop's walk: by slot, nothing staged, totals read at the checkpoint.
+            tracker.observe(key, kernelSlot: kernelSlots[key]!, kernelPackets: flow.packets,
+                            summary: { KernelFlowTracker.Summary(flow) }, convert: { flow })
             reference.observe(key, kernelPackets: flow.packets) { flow }
         }
         for e in events {
@@ -124,13 +139,17 @@ struct SimulatedKernel {
         #expect(Set(due.map(Due.init)) == Set(reference.due(at: nowNs).map(Due.init)), "\(context)")
         var compared = 0
         for d in due {
-            let final = d.inKernel ? map.removeValue(forKey: d.key) : nil
+            let final = d.inKernel ? take(d.key) : nil
             let record = tracker.end(d.key, final: final, reason: d.reason)
             #expect(record == reference.end(d.key, final: final, reason: d.reason), "\(context)")
             compared += 1
         }
         var records: [FlowRecord] = []
-        tracker.checkpoint(at: nowNs, appendingTo: &records) { map[$0] }
+        let slots = kernelSlots
+        tracker.checkpoint(at: nowNs, appendingTo: &records) { key, slot in
+            #expect(slot == nil || slot == slots[key], "\(context): read through another flow's slot")
+            return map[key]
+        }
         let expected = reference.checkpoint(at: nowNs)
         #expect(records.sorted { $0.id < $1.id } == expected.sorted { $0.id < $1.id }, "\(context)")
         try expectSameAccounting(tracker, reference, context)
@@ -152,7 +171,7 @@ struct SimulatedKernel {
         }
         var compared = 0
         for key in keys {
-            let final = map.removeValue(forKey: key)
+            let final = take(key)
             let record = tracker.end(key, final: final, reason: .shutdown)
             #expect(record == reference.end(key, final: final, reason: .shutdown), "\(context)")
             compared += 1

@@ -118,7 +118,7 @@ struct KernelFlowTrackerTests {
         #expect(conversions == 1)
         var reads = 0
         var records: [FlowRecord] = []
-        tracker.checkpoint(at: Self.t0 + 60 * Self.second, appendingTo: &records) { key in
+        tracker.checkpoint(at: Self.t0 + 60 * Self.second, appendingTo: &records) { key, _ in
             reads += 1
             return key == Self.key ? flow : nil
         }
@@ -390,7 +390,7 @@ extension KernelFlowTracker {
     /// no map, any re-read is a test failure.
     mutating func checkpoint(at nowNs: UInt64, map: [FlowKey: KernelFlow]? = nil) -> [FlowRecord] {
         var records: [FlowRecord] = []
-        checkpoint(at: nowNs, appendingTo: &records) { key in
+        checkpoint(at: nowNs, appendingTo: &records) { key, _ in
             guard let map else {
                 Issue.record("the checkpoint read \(key) again, with no kernel map to read")
                 return nil

@@ -24,11 +24,13 @@ struct KernelObjectTests {
         }
     }
 
-    @Test("each attach mode counts into its own flow map")
-    func flowMaps() {
-        #expect(KernelMapName.flows(for: .tc) == .flows)
-        #expect(KernelMapName.flows(for: .xdp) == .flows)
-        #expect(KernelMapName.flows(for: .socket) == .flowsAtomic)
+    @Test("flow slots keep the kernel's layout and every mapped chunk starts on a page")
+    func slotLayout() {
+        // The kernel places array values 8-byte aligned at this stride.
+        #expect(FlowSlotArray.slotBytes == 280)
+        #expect(FlowSlotArray.slotBytes % 8 == 0)
+        #expect((FlowSlotArray.slotsPerChunk * FlowSlotArray.slotBytes) % 4096 == 0)
         #expect(EBPFAttachMode.allCases.map { KernelProgramName($0).rawValue } == ["ff_tc", "ff_xdp", "ff_socket"])
+        #expect(KernelMapName.sizedByMapSize.allSatisfy { KernelMapName.allCases.contains($0) })
     }
 }

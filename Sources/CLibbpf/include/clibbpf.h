@@ -69,6 +69,11 @@ int ff_prog_name(__u32 prog_id, char *name, size_t size);
 /* Moves the calling thread into the network namespace open at fd. */
 int ff_enter_netns(int fd);
 
+/* Returns once every program run in flight on any CPU has finished (an RCU
+ * grace period, through membarrier); a negative errno when the kernel has no
+ * membarrier. */
+int ff_wait_program_runs(void);
+
 /* CLOCK_MONOTONIC and CLOCK_REALTIME in ns, read back to back. */
 void ff_clocks(__u64 *monotonic_ns, __u64 *realtime_ns);
 
