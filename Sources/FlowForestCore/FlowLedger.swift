@@ -57,7 +57,7 @@ public struct FlowLedger: Sendable {
     public subscript(id: UInt64) -> Entry? { position(of: id).map { entry(at: $0) } }
 
     private func position(of id: UInt64) -> Int? {
-        index.find(hash: id.hashValue) { slots[$0].id == id }
+        index.find(hash: id.ledgerHash) { slots[$0].id == id }
     }
 
     /// Every open flow, in no particular order.
@@ -134,7 +134,7 @@ public struct FlowLedger: Sendable {
             // A copy of `slots` for the index's rehashing, gone before `slots` changes.
             do {
                 let slots = self.slots
-                index.insert(slot: slots.count, hash: record.id.hashValue) { slots[$0].id.hashValue }
+                index.insert(slot: slots.count, hash: record.id.ledgerHash) { slots[$0].id.ledgerHash }
             }
             slots.append(LedgerSlot(record, interface: strings.code(record.interfaceName), origin: origin,
                                     firstSeenNs: record.firstSeenNs, updatedNs: nowNs))
@@ -147,10 +147,10 @@ public struct FlowLedger: Sendable {
     private mutating func remove(at position: Int) {
         do {
             let slots = self.slots
-            index.remove(slot: position, hash: slots[position].id.hashValue) { slots[$0].id.hashValue }
+            index.remove(slot: position, hash: slots[position].id.ledgerHash) { slots[$0].id.ledgerHash }
         }
         let last = slots.count - 1
-        if slots.removeBySwappingLast(at: position) { index.move(from: last, to: position, hash: slots[position].id.hashValue) }
+        if slots.removeBySwappingLast(at: position) { index.move(from: last, to: position, hash: slots[position].id.ledgerHash) }
     }
 
     /// Forgets flows whose last packet is ``forgetAfterNs`` old. A flow
@@ -253,4 +253,18 @@ struct StringCodes: Sendable {
     }
 
     subscript(code: UInt32) -> String? { code == 0 ? nil : strings[Int(code) - 1] }
+}
+
+extension UInt64 {
+    /// A flow id spread over the index's buckets. Ids are the sources' own
+    /// counters (never from outside), so the index needs no seeded hash to
+    /// resist chosen keys, only one that spreads neighbouring ids, cheaply:
+    /// the ledger looks up every record of every poll.
+    fileprivate var ledgerHash: Int {
+        var x = self
+        x ^= x >> 33
+        x &*= 0xff51_afd7_ed55_8ccd
+        x ^= x >> 33
+        return Int(truncatingIfNeeded: x)
+    }
 }
