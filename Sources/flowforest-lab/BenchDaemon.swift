@@ -36,6 +36,7 @@ extension Bench {
         let cpu = Self.cpuSeconds(from: cpu0, to: Self.threadCPU("\(pid)"), newThreads: true)
         probe.finish(into: &load)
         load.kernelMapsMiB = kernelMapBytes(pid).map { Double($0) / 1_048_576 }
+        load.mappedKernelMiB = mappedKernelBytes(pid).map { Double($0) / 1_048_576 }
         let after = try await settle(before: before, stopped: stopped, load: &load, scrape: scrape, seen: seen)
         if load.anomalies > 0 { load.firstAnomalySeconds = await detection.value }
         func delta(_ name: String) -> UInt64 { Self.sum(after.text, name) &- Self.sum(before, name) }

@@ -25,12 +25,17 @@ struct DaemonLoad: Codable {
     /// buffer, counters), MiB: preallocated, so it does not grow with flows,
     /// and not part of the resident memory.
     var kernelMapsMiB: Double?
+    /// Of those, what the daemon maps (the flow slots it reads in place, the ring buffer), MiB:
+    /// counted in its resident memory too (mappings only grow, so the
+    /// figure after the traffic is the one at the peak).
+    var mappedKernelMiB: Double?
 
     var summary: String {
         func f(_ v: Double?, _ digits: Int) -> String { v.map { String(format: "%.\(digits)f", $0) } ?? "-" }
         return "health p99 \(f(healthP99Ms, 1)) ms (max \(f(healthMaxMs, 1)), \(healthFailures) failed of \(healthRequests)); "
             + "acct% 2 polls after \(f(accountedAfterTwoPolls.map { $0 * 100 }, 3)), all explained after \(f(explainedAfterSeconds, 1)) s; "
-            + "anomalies \(anomalies), first after \(f(firstAnomalySeconds, 1)) s; kernel maps \(f(kernelMapsMiB, 0)) MiB"
+            + "anomalies \(anomalies), first after \(f(firstAnomalySeconds, 1)) s; kernel maps \(f(kernelMapsMiB, 0)) MiB, "
+            + "\(f(mappedKernelMiB, 0)) MiB of them mapped (in RSS)"
     }
 }
 
@@ -85,6 +90,27 @@ func firstAnomaly(after baseline: Double, start: Date, limit: Double, scrape: @e
         try? await Task.sleep(for: .milliseconds(200))
     }
     return nil
+}
+
+/// Resident memory of a process's mappings of eBPF maps (the flow slots it
+/// reads in place, the ring buffer), bytes: the `Rss` of every `anon_inode:bpf-map` mapping
+/// in `/proc/PID/smaps`.
+func mappedKernelBytes(_ pid: Int32) -> UInt64? {
+    // Read to the end: String(contentsOfFile:) stops after the first page of a /proc file.
+    guard let handle = FileHandle(forReadingAtPath: "/proc/\(pid)/smaps") else { return nil }
+    defer { try? handle.close() }
+    let smaps = String(decoding: handle.readDataToEndOfFile(), as: UTF8.self)
+    var total: UInt64 = 0, inMap = false
+    for line in smaps.split(separator: "\n") {
+        let fields = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
+        guard let first = fields.first else { continue }
+        if first.contains("-") && !first.hasSuffix(":") {
+            inMap = line.hasSuffix("bpf-map")
+        } else if inMap && first == "Rss:", fields.count >= 2, let kib = UInt64(fields[1]) {
+            total += kib * 1024
+        }
+    }
+    return total
 }
 
 /// Kernel memory charged to a process's eBPF maps: the `memlock` of every
