@@ -140,15 +140,22 @@ struct flow_dir_stats {
  * with no system call, and tells changed flows by their packet counts.
  * The program fills a slot it took from the free list before it publishes
  * the key, then sets `live`; user space clears `live` and returns the slot
- * to the free list only after it removed the key and waited for programs
- * in flight (membarrier), so a slot never holds two flows at once.
+ * to the free list only after it removed the key and waited for every
+ * program run in flight (an RCU grace period, through an update of the
+ * `grace` map-in-map), so a slot never holds two flows at once.
  */
 struct flow_slot {
     struct flow_key key;
     __u32 live;                  /* 1 while `flows` points here; 0 free or being filled */
     __u32 ifindex;               /* interface of first sight */
     __u8 initiator;              /* FF_DIR_* of the side that opened the flow */
-    __u8 pad[7];
+    __u8 pad[3];
+    /*
+     * Odd while tc or xdp adds a packet (under the slot's lock): a reader
+     * copies the slot and keeps the copy if `seq` was even and unchanged.
+     * The socket filter's atomic updates leave it 0.
+     */
+    __u32 seq;
     struct flow_dir_stats dir[2];
 };
 
@@ -237,6 +244,7 @@ struct overflow_value {
  * interleave.
  */
 struct flow_limits {
+    __u64 slots;             /* slots of `flow_slots` (--map-size): none past them is ever handed out */
     __u64 admit;             /* above this many flows in the map only answered TCP flows are inserted */
     __u64 flows_removed;     /* flows the drainer took out of the flow map since the program was loaded */
     __u64 senders_removed;   /* sender-keyed aggregates it took out of `overflow` */
@@ -248,7 +256,7 @@ struct ff_inserts {
     __u64 flows;       /* entries of the flow map */
     __u64 senders;     /* sender-keyed entries of `overflow` */
     __u64 aggregates;  /* entries of `overflow` of any kind */
-    __u64 slots_used;  /* slots of `flow_slots` ever taken fresh (N < this have been used); may pass its size */
+    __u64 slots_used;  /* slots of `flow_slots` ever taken fresh (N < this have been used); passes its size by at most one per CPU */
 };
 
 /* Per-CPU counters: index into struct ff_stats. */
@@ -273,6 +281,7 @@ _Static_assert(sizeof(struct flow_key) == 40, "flow_key layout changed");
 _Static_assert(sizeof(struct flow_dir_stats) == 112, "flow_dir_stats layout changed");
 _Static_assert(sizeof(struct flow_slot) == 40 + 16 + 2 * 112, "flow_slot layout changed");
 _Static_assert(__builtin_offsetof(struct flow_slot, dir) == 56, "flow_slot.dir moved");
+_Static_assert(__builtin_offsetof(struct flow_slot, seq) == 52, "flow_slot.seq moved");
 _Static_assert(sizeof(struct flow_slot) % 8 == 0, "flow_slot must keep its 64-bit fields aligned in the array");
 /* The socket filter ORs flags_or through the aligned 32-bit word that starts at init_window. */
 _Static_assert(__builtin_offsetof(struct flow_dir_stats, init_window) % 4 == 0, "init_window must start a 32-bit word");
@@ -283,7 +292,7 @@ _Static_assert(sizeof(struct ff_stats) == 8 * FF_STAT_MAX, "ff_stats layout chan
 _Static_assert(sizeof(struct overflow_key) == 24, "overflow_key layout changed");
 _Static_assert(sizeof(struct overflow_value) == 32 + 4 * FF_SKETCH_REGISTERS, "overflow_value layout changed");
 _Static_assert(__builtin_offsetof(struct overflow_value, peers) == 32, "overflow_value.peers moved");
-_Static_assert(sizeof(struct flow_limits) == 32, "flow_limits layout changed");
+_Static_assert(sizeof(struct flow_limits) == 40, "flow_limits layout changed");
 _Static_assert(sizeof(struct ff_inserts) == 32, "ff_inserts layout changed");
 
 #endif /* FLOWFOREST_FLOW_TYPES_H */

@@ -126,6 +126,29 @@ struct {
 } free_slots SEC(".maps");
 
 /*
+ * How the drainer waits for every program run in flight: a successful
+ * update of a map-in-map returns only after an RCU grace period
+ * (synchronize_rcu in the bpf() syscall), and every run of a tc, XDP or
+ * socket program is inside an RCU read-side section. Nothing here reads
+ * either map; the drainer writes `grace_inner` into `grace` before it
+ * frees slots whose keys it removed.
+ * Key: __u32 0. Value: the fd of `grace_inner` (an inner map).
+ */
+struct grace_inner_map {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, __u32);
+} grace_inner SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __array(values, struct grace_inner_map);
+} grace SEC(".maps");
+
+/*
  * Packets whose flow could not be inserted, merged by the drainer.
  * Key: none (ring buffer). Value: one struct flow_event per packet.
  */
@@ -850,14 +873,31 @@ static __always_inline __u8 initiator_of(const struct pkt *p)
     return reply_first ? !p->dir : p->dir;
 }
 
+#define barrier() asm volatile("" ::: "memory")
+
+/* Key equality as five 64-bit words (struct flow_key is 40 bytes, padding zeroed). */
+static __always_inline int same_key(const struct flow_key *a, const struct flow_key *b)
+{
+    const __u64 *x = (const __u64 *)a, *y = (const __u64 *)b;
+    return x[0] == y[0] && x[1] == y[1] && x[2] == y[2] && x[3] == y[3] && x[4] == y[4];
+}
+
 /*
  * A slot for a new flow: a freed one, else the next never used; NULL when
- * every slot is taken (the table is full).
+ * every slot is taken (the table is full). The count of fresh slots stops
+ * at the array's size (CPUs racing past the check add at most one each),
+ * so a table that stays full cannot wrap it onto slots in use.
  */
-static __always_inline struct flow_slot *take_slot(struct ff_inserts *ins, __u32 *slot)
+static __always_inline struct flow_slot *take_slot(const struct flow_limits *lim, struct ff_inserts *ins, __u32 *slot)
 {
-    if (bpf_map_pop_elem(&free_slots, slot) != 0)
-        *slot = (__u32)__sync_fetch_and_add(&ins->slots_used, 1);
+    if (bpf_map_pop_elem(&free_slots, slot) != 0) {
+        if (ins->slots_used >= lim->slots)
+            return 0;
+        __u64 n = __sync_fetch_and_add(&ins->slots_used, 1);
+        if (n >= lim->slots)
+            return 0;
+        *slot = (__u32)n;
+    }
     return bpf_map_lookup_elem(&flow_slots, slot);
 }
 
@@ -886,10 +926,11 @@ static __always_inline void fill_slot(struct flow_slot *v, const struct pkt *p, 
  * inserted the same flow first (the slot goes back; the caller adds the
  * packet to that flow), -1 when the table has no room.
  */
-static __always_inline int insert_flow(const struct pkt *p, __u64 now, __u32 ifindex, struct ff_inserts *ins)
+static __always_inline int insert_flow(const struct pkt *p, __u64 now, __u32 ifindex, const struct flow_limits *lim,
+                                       struct ff_inserts *ins)
 {
     __u32 slot;
-    struct flow_slot *v = take_slot(ins, &slot);
+    struct flow_slot *v = take_slot(lim, ins, &slot);
     if (!v)
         return -1;
     fill_slot(v, p, now, ifindex);
@@ -950,7 +991,7 @@ static __always_inline void account(void *ctx, int kind, int update, __u32 frame
             aggregate(st, &p, now, ifindex, lim, ins);
             return;
         }
-        int inserted = insert_flow(&p, now, ifindex, ins);
+        int inserted = insert_flow(&p, now, ifindex, lim, ins);
         if (inserted > 0) {
             st->count[FF_STAT_PACKETS_ACCOUNTED]++;
             return;
@@ -965,9 +1006,25 @@ static __always_inline void account(void *ctx, int kind, int update, __u32 frame
     }
     __u32 n = *slot;
     struct flow_slot *v = bpf_map_lookup_elem(&flow_slots, &n);
+    /*
+     * The key's hash element may have been removed and reused for another
+     * flow between the lookup and this read (the preallocated map recycles
+     * elements at once): then the slot is another live flow's. Look again.
+     */
+    if (v && !same_key(&v->key, &p.key)) {
+        slot = bpf_map_lookup_elem(&flows, &p.key);
+        n = slot ? *slot : 0;
+        v = slot ? bpf_map_lookup_elem(&flow_slots, &n) : 0;
+        if (v && !same_key(&v->key, &p.key))
+            v = 0;
+    }
     if (!v) {
-        /* Never: the program only publishes slots it found in the array. */
-        st->count[FF_STAT_MALFORMED]++;
+        /* The flow was ended meanwhile: the packet belongs to no slot. */
+        __u32 zero = 0;
+        struct flow_limits *lim = bpf_map_lookup_elem(&limits, &zero);
+        struct ff_inserts *ins = bpf_map_lookup_elem(&inserts, &zero);
+        if (lim && ins)
+            aggregate(st, &p, now, ifindex, lim, ins);
         return;
     }
     struct flow_dir_stats *d = p.dir == FF_DIR_LO_TO_HI ? &v->dir[0] : &v->dir[1];
@@ -980,7 +1037,12 @@ static __always_inline void account(void *ctx, int kind, int update, __u32 frame
             return;
         }
         bpf_spin_lock(&l->lock);
+        /* Odd while the figures change: the drainer keeps no copy taken meanwhile. */
+        v->seq++;
+        barrier();
         dir_add(d, &p, now, UPDATE_LOCKED);
+        barrier();
+        v->seq++;
         bpf_spin_unlock(&l->lock);
     }
     st->count[FF_STAT_PACKETS_ACCOUNTED]++;

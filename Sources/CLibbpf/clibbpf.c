@@ -307,13 +307,26 @@ int ff_enter_netns(int fd)
     return setns(fd, CLONE_NEWNET) == 0 ? 0 : -errno;
 }
 
-int ff_wait_program_runs(void)
+__u32 ff_slot_live(const struct flow_slot *slot)
 {
-    /*
-     * MEMBARRIER_CMD_GLOBAL waits for an RCU grace period, and every run of
-     * a tc, XDP or socket-filter program is inside an RCU read-side section.
-     */
-    if (syscall(SYS_membarrier, 1 /* MEMBARRIER_CMD_GLOBAL */, 0, 0) == 0)
-        return 0;
-    return -errno;
+    return __atomic_load_n(&slot->live, __ATOMIC_ACQUIRE);
+}
+
+/* A direction's figures as they can be between two packets. */
+static int plausible(const struct flow_dir_stats *d)
+{
+    return d->packets == 0 || (d->first_seen_ns != 0 && d->last_seen_ns >= d->first_seen_ns);
+}
+
+int ff_copy_slot(const struct flow_slot *slot, struct flow_slot *out, int tries)
+{
+    for (int i = 0; i < tries; i++) {
+        __u32 before = __atomic_load_n(&slot->seq, __ATOMIC_ACQUIRE);
+        memcpy(out, (const void *)slot, sizeof(*out));
+        __atomic_thread_fence(__ATOMIC_ACQUIRE);
+        __u32 after = __atomic_load_n(&slot->seq, __ATOMIC_RELAXED);
+        if (!(before & 1) && before == after && plausible(&out->dir[0]) && plausible(&out->dir[1]))
+            return 0;
+    }
+    return -EAGAIN;
 }

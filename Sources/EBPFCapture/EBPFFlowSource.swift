@@ -252,7 +252,7 @@ final class DrainLoop: @unchecked Sendable {
         // Sized once: a poll that ends a million flows would otherwise copy its records as the array grows.
         var records: [FlowRecord] = []
         records.reserveCapacity(due.count)
-        var unlinked = program.unlinkFlows(due.filter(\.inKernel).map(\.key.kernelKey)).makeIterator()
+        var unlinked = try program.unlinkFlows(due.filter(\.inKernel).map(\.key.kernelKey)).makeIterator()
         for (key, reason, inKernel) in due {
             let slot = inKernel ? unlinked.next() ?? nil : nil
             let final = slot.map { KernelFlow(key: key, slot: program.releaseSlot($0), wallOffsetNs: offset) }
@@ -314,7 +314,7 @@ final class DrainLoop: @unchecked Sendable {
         for event in program.drainEvents() { tracker.observe(KernelEvent(event, wallOffsetNs: offset)) }
         let nowNs = monotonicNow() &+ offset
         var records: [FlowRecord] = []
-        for (key, slot) in zip(keys, program.unlinkFlows(keys.map(\.kernelKey))) {
+        for (key, slot) in zip(keys, try program.unlinkFlows(keys.map(\.kernelKey))) {
             let final = slot.map { KernelFlow(key: key, slot: program.releaseSlot($0), wallOffsetNs: offset) }
             if let record = tracker.end(key, final: final, reason: .shutdown) { records.append(record) }
         }
@@ -358,7 +358,12 @@ final class DrainLoop: @unchecked Sendable {
         attachments.removeAll()
         // Let program runs already in flight on other CPUs finish their
         // update before the final read.
-        usleep(50_000)
+        do {
+            try program.waitForProgramRuns()
+        } catch {
+            logger.warning("eBPF capture: \(error); waiting 50 ms instead")
+            usleep(50_000)
+        }
     }
 
     /// Detaches and unloads; idempotent.

@@ -66,6 +66,10 @@ enum KernelMapName: String, CaseIterable, Sendable {
     case limits
     /// What the program inserted (written by the program).
     case inserts
+    /// A map-in-map whose update waits for every program run in flight.
+    case grace
+    /// The inner map written into `grace`.
+    case graceInner = "grace_inner"
 
     /// The maps sized by `--map-size`: the table's index and its slots.
     static let sizedByMapSize: [KernelMapName] = [.flows, .flowSlots, .slotLocks, .freeSlots]

@@ -15,6 +15,9 @@ public struct EBPFKernelCounters: Sendable, Hashable {
     public var aggregated: UInt64 = 0
     /// Forwarded packets seen leaving after they were counted entering another watched interface.
     public var forwardedSeen: UInt64 = 0
+    /// Slots of the flow table ever handed out fresh (freed ones are taken
+    /// again first): at most the table's size plus one per CPU.
+    public var slotsUsed: UInt64 = 0
 
     public init() {}
 }
@@ -27,6 +30,11 @@ final class KernelProgram {
     let programFD: Int32
     private let flowMapFD: Int32
     private let freeSlotsFD: Int32
+    private let flowSlotsFD: Int32
+    private let graceFD: Int32
+    private let graceInnerFD: Int32
+    /// Slots whose push onto the free stack failed, pushed again each poll.
+    private var unpushedSlots: [UInt32] = []
     private var slots: FlowSlotArray
     private let statsFD: Int32
     private let eventsFD: Int32
@@ -76,7 +84,10 @@ final class KernelProgram {
         programFD = bpf_program__fd(prog)
         flowMapFD = bpf_map__fd(opened.map(.flows))
         freeSlotsFD = bpf_map__fd(opened.map(.freeSlots))
-        slots = FlowSlotArray(fd: bpf_map__fd(opened.map(.flowSlots)), capacity: mapEntries)
+        flowSlotsFD = bpf_map__fd(opened.map(.flowSlots))
+        graceFD = bpf_map__fd(opened.map(.grace))
+        graceInnerFD = bpf_map__fd(opened.map(.graceInner))
+        slots = FlowSlotArray(fd: flowSlotsFD, capacity: mapEntries)
         statsFD = bpf_map__fd(statsMap)
         eventsFD = bpf_map__fd(eventsMap)
         overflowFD = bpf_map__fd(opened.map(.overflow)!)
@@ -131,8 +142,13 @@ final class KernelProgram {
     /// removed so far; the program counts its own inserts, so no insert
     /// racing this write is lost from the count.
     func writeLimits() throws(EBPFError) {
+        if !unpushedSlots.isEmpty {
+            let retry = unpushedSlots
+            unpushedSlots.removeAll()
+            for n in retry { push(n) }
+        }
         var zero: UInt32 = 0
-        var value = flow_limits(admit: admitLimit, flows_removed: flowsRemoved, senders_removed: sendersRemoved,
+        var value = flow_limits(slots: UInt64(mapEntries), admit: admitLimit, flows_removed: flowsRemoved, senders_removed: sendersRemoved,
                                 aggregates_removed: aggregatesRemoved)
         if bpf_map_update_elem(limitsFD, &zero, &value, UInt64(BPF_ANY)) != 0 {
             throw .readFailed("cannot write the flow map's limits: \(String(cString: strerror(errno)))")
@@ -219,6 +235,7 @@ final class KernelProgram {
         c.ringBufferFailed = sums[Int(FF_STAT_RINGBUF_FAILED.rawValue)]
         c.aggregated = sums[Int(FF_STAT_AGGREGATED.rawValue)]
         c.forwardedSeen = sums[Int(FF_STAT_FORWARDED_SEEN.rawValue)]
+        c.slotsUsed = try insertCounts().slots_used
         return c
     }
 
@@ -232,7 +249,7 @@ final class KernelProgram {
         try slots.map(upTo: used)
         for n in 0..<used {
             let slot = slots.slot(n)
-            if slot.pointee.live != 0 { body(UInt32(n), slot) }
+            if ff_slot_live(slot) != 0 { body(UInt32(n), slot) }
         }
     }
 
@@ -245,23 +262,28 @@ final class KernelProgram {
     }
 
     /// Slot `n` as it stands now, if it holds the flow with this key: no
-    /// system call, for a flow the walk found there.
+    /// system call, for a flow the walk found there. The copy is taken
+    /// between two of the program's updates (see `ff_copy_slot`), so its
+    /// counts, sums and times agree.
     func readSlot(_ n: UInt32, holding key: flow_key) -> flow_slot? {
         guard isMapped(n) else { return nil }
         let slot = slots.slot(Int(n))
-        guard slot.pointee.live != 0 else { return nil }
+        guard ff_slot_live(slot) != 0 else { return nil }
+        var value = flow_slot()
+        _ = ff_copy_slot(slot, &value, Self.copyTries)
         var k = key
-        let value = slot.pointee
-        var held = value.key
-        return memcmp(&held, &k, MemoryLayout<flow_key>.size) == 0 ? value : nil
+        return memcmp(&value.key, &k, MemoryLayout<flow_key>.size) == 0 ? value : nil
     }
+
+    /// Copies of a busy slot tried before the last is taken as it is.
+    private static let copyTries: Int32 = 16
 
     /// A flow's slot as it stands now; `nil` when the table has no such flow.
     func readFlow(_ key: flow_key) -> flow_slot? {
         var k = key
         var n: UInt32 = 0
-        guard bpf_map_lookup_elem(flowMapFD, &k, &n) == 0, isMapped(n) else { return nil }
-        return slots.slot(Int(n)).pointee
+        guard bpf_map_lookup_elem(flowMapFD, &k, &n) == 0 else { return nil }
+        return readSlot(n, holding: key)
     }
 
     /// Takes these flows out of the table: removes their keys, then waits
@@ -269,35 +291,58 @@ final class KernelProgram {
     /// adding to its slot, so each slot then holds its flow's final figures.
     /// Returns each flow's slot, `nil` for one already gone; read each with
     /// ``releaseSlot(_:)``, which frees it.
-    func unlinkFlows(_ keys: [flow_key]) -> [UInt32?] {
+    func unlinkFlows(_ keys: [flow_key]) throws(EBPFError) -> [UInt32?] {
         var unlinked = 0
         let found = keys.map { key -> UInt32? in
             var k = key
             var n: UInt32 = 0
             guard bpf_map_lookup_and_delete_elem(flowMapFD, &k, &n) == 0 else { return nil }
             unlinked += 1
-            // A slot number the program never hands out (or one that cannot
-            // be mapped): the flow ends without its final figures.
-            return isMapped(n) ? n : nil
+            return n
         }
         flowsRemoved += UInt64(unlinked)
-        if unlinked > 0 && ff_wait_program_runs() != 0 {
-            // No membarrier: a program run lasts microseconds.
-            usleep(20_000)
-        }
+        if unlinked > 0 { try waitForProgramRuns() }
         return found
+    }
+
+    /// Returns once every program run in flight on any CPU has finished:
+    /// the bpf() syscall waits for an RCU grace period after a successful
+    /// update of a map-in-map, and every run of these programs is inside an
+    /// RCU read-side section.
+    func waitForProgramRuns() throws(EBPFError) {
+        var zero: UInt32 = 0
+        var inner = graceInnerFD
+        guard bpf_map_update_elem(graceFD, &zero, &inner, UInt64(BPF_ANY)) == 0 else {
+            throw .readFailed("cannot wait for program runs in flight: \(String(cString: strerror(errno)))")
+        }
     }
 
     /// The final figures of a slot ``unlinkFlows(_:)`` returned; the slot
     /// goes back to the program's free list.
     func releaseSlot(_ n: UInt32) -> flow_slot {
-        let slot = slots.slot(Int(n))
-        let value = slot.pointee
-        slot.pointee.live = 0
-        var free = n
-        // The stack holds at most every slot, so this push has room.
-        _ = bpf_map_update_elem(freeSlotsFD, nil, &free, 0)
+        var value = flow_slot()
+        if isMapped(n) {
+            let slot = slots.slot(Int(n))
+            // No program adds to it any more: one copy is consistent.
+            _ = ff_copy_slot(slot, &value, 1)
+            slot.pointee.live = 0
+        } else {
+            // Not mappable: read and clear it through the syscall instead,
+            // so the walk never finds it live again.
+            var key = n
+            _ = bpf_map_lookup_elem(flowSlotsFD, &key, &value)
+            var empty = flow_slot()
+            _ = bpf_map_update_elem(flowSlotsFD, &key, &empty, UInt64(BPF_ANY))
+        }
+        push(n)
         return value
+    }
+
+    /// Returns a slot to the free stack; one the stack refuses (its lock
+    /// busy) waits for the next poll's ``writeLimits()``.
+    private func push(_ n: UInt32) {
+        var free = n
+        if bpf_map_update_elem(freeSlotsFD, nil, &free, 0) != 0 { unpushedSlots.append(n) }
     }
 
     /// Reads every overflow aggregate in batches (atomically updated

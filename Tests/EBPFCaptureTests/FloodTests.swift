@@ -206,6 +206,29 @@ struct FloodTests {
         #expect(result.explainedPackets == (try lab.interfacePackets()) - before)
     }
 
+    @Test("a table kept full by packets that look answered hands out no fresh slot past its size")
+    func fullTableSlotsBounded() async throws {
+        let lab = try SensorLab()
+        defer { lab.lab.teardown() }
+        let before = try lab.interfacePackets()
+        // Bare ACKs pass admission (only answered connections send them), so
+        // each new tuple tries an insert into the full 64-slot table; were
+        // every try to take a fresh slot number, the count would pass the
+        // table by thousands here, and wrap onto slots in use in a long flood.
+        let acks = "{ eth(da=02:00:00:00:00:02, sa=02:00:00:00:00:01), ipv4(sa=198.18.0.1, da=198.18.0.2), "
+            + "tcp(sp=drnd(), dp=80, ack), fill(0, 6) }"
+        let source = try lab.source(.tc, mapEntries: 64, pollInterval: 0.25)
+        let collector = LiveCollector(source)
+        let result = try await collector.stop(source) {
+            try await onThread { _ = try lab.trafgen(acks, packets: 20_000) }
+            try await lab.waitUntilSeen(collector, since: before, by: "tc")
+        }
+        let used = source.kernelCounters.slotsUsed
+        #expect(used >= 64 && used <= 64 + UInt64(ProcessInfo.processInfo.activeProcessorCount), "\(used) fresh slots handed out")
+        #expect(result.statistics.packetsAggregated > 0, "\(result.statistics)")
+        #expect(result.explainedPackets == (try lab.interfacePackets()) - before)
+    }
+
     /// Runs `traffic` at a tc sensor with a small map in `lab` until every
     /// packet its interface counted is reported; returns what came and every batch.
     static func flood(_ lab: SensorLab, mapEntries: Int = mapEntries,

@@ -27,19 +27,13 @@ struct FlowLifecycleTests {
             try lab.lab.check(in: lab.gen, ["ping", "-c", "14", "-i", "0.25", "198.18.0.2"])
         }
         // The burst ends on idle (3 s) and the connection on close while the capture runs.
-        do {
+        _ = try await collector.stop(source) {
             try await collector.wait(for: "the UDP burst to end on idle and the TCP connection on close") { _ in
                 let records = collector.batches.flatMap(\.records)
                 return records.contains { $0.ipProtocol == IPProtocol.udp && $0.sourcePort == 3000 && $0.endReason == .idle }
                     && records.contains { $0.ipProtocol == IPProtocol.tcp && $0.destinationPort == 5002 && $0.endReason == .tcpClose }
             }
-        } catch {
-            source.stop()
-            _ = try? await collector.value
-            throw error
         }
-        source.stop()
-        _ = try await collector.value
         let batches = collector.batches
         let all = batches.flatMap(\.records)
 
@@ -90,7 +84,7 @@ struct FlowLifecycleTests {
         func ended(_ batches: [FlowBatch]) -> [FlowRecord] {
             batches.flatMap(\.records).filter { $0.ipProtocol == IPProtocol.udp && $0.destinationPort == 9 && $0.state == .ended }
         }
-        do {
+        _ = try await collector.stop(source) {
             for round in 0..<rounds {
                 let first = 2000 + round * flows
                 try await onThread {
@@ -101,13 +95,7 @@ struct FlowLifecycleTests {
                     ended(collector.batches).count >= (round + 1) * flows
                 }
             }
-        } catch {
-            source.stop()
-            _ = try? await collector.value
-            throw error
         }
-        source.stop()
-        _ = try await collector.value
         let records = ended(collector.batches)
         #expect(records.count == rounds * flows)
         #expect(Set(records.map(\.sourcePort)).count == rounds * flows)

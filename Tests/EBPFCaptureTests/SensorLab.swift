@@ -118,6 +118,21 @@ final class LiveCollector: Sendable {
         }
     }
 
+    /// Runs `body` while the capture runs, then stops `source` and waits
+    /// for its final batch, also when `body` throws (so no capture outlives
+    /// a failed test).
+    func stop(_ source: any FlowSource, after body: () async throws -> Void) async throws -> CaptureResult {
+        do {
+            try await body()
+        } catch {
+            source.stop()
+            _ = try? await value
+            throw error
+        }
+        source.stop()
+        return try await value
+    }
+
     /// Everything, once the source has ended.
     var value: CaptureResult {
         get async throws {

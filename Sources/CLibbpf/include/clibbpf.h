@@ -69,10 +69,14 @@ int ff_prog_name(__u32 prog_id, char *name, size_t size);
 /* Moves the calling thread into the network namespace open at fd. */
 int ff_enter_netns(int fd);
 
-/* Returns once every program run in flight on any CPU has finished (an RCU
- * grace period, through membarrier); a negative errno when the kernel has no
- * membarrier. */
-int ff_wait_program_runs(void);
+/* The slot's `live` flag with acquire ordering: a reader that sees 1 sees
+ * the key and figures the program wrote before it published the slot. */
+__u32 ff_slot_live(const struct flow_slot *slot);
+/* Copies a slot whole and consistent: taken while its `seq` was even and
+ * unchanged (no tc/xdp update in between) and with no direction half
+ * added. Returns 0, or -EAGAIN when every one of `tries` copies met an
+ * update; *out then holds the last copy. */
+int ff_copy_slot(const struct flow_slot *slot, struct flow_slot *out, int tries);
 
 /* CLOCK_MONOTONIC and CLOCK_REALTIME in ns, read back to back. */
 void ff_clocks(__u64 *monotonic_ns, __u64 *realtime_ns);
