@@ -238,7 +238,10 @@ struct ExpectedIncidentTests {
         #expect(abs(before.learned - before.control) < 0.05, "the sensors scored the same scan alike before retraining: \(before)")
         // ...after it, the one that learned the scan scores it lower than the control and than before,
         #expect(after.learned < after.control, "learned \(after.learned) against the control's \(after.control)")
-        #expect(after.learned < before.learned - 0.02, "learned \(before.learned) before retraining, \(after.learned) after")
+        // (No margin: a retrained score moves by up to ±0.03 on its own, so a
+        // fixed margin on one sensor's drop fails on a quiet draw; the margin
+        // that matters is against the control, below.)
+        #expect(after.learned < before.learned, "learned \(before.learned) before retraining, \(after.learned) after")
         // by more than retraining alone moves the control's score (like with like:
         // the same recurrence, the same kind, on two sensors fed the same traffic).
         // A retrained control moves by up to ±0.03 on its own (new samples of
