@@ -49,10 +49,15 @@ struct KernelFlowTracker {
         init(rawValue: UInt8) { self.rawValue = rawValue }
 
         init(_ t: Totals) {
+            self.init(rst: t.low.rstCount > 0 || t.high.rstCount > 0, finLow: t.low.finCount > 0, finHigh: t.high.finCount > 0)
+        }
+
+        /// A RST seen either way, and a FIN seen from each side.
+        init(rst: Bool, finLow: Bool, finHigh: Bool) {
             self = []
-            if t.low.rstCount > 0 || t.high.rstCount > 0 { insert(.rst) }
-            if t.low.finCount > 0 { insert(.finLow) }
-            if t.high.finCount > 0 { insert(.finHigh) }
+            if rst { insert(.rst) }
+            if finLow { insert(.finLow) }
+            if finHigh { insert(.finHigh) }
         }
 
         /// A RST either way, or a FIN both ways.

@@ -37,10 +37,7 @@ extension KernelFlowTracker.Summary {
     /// What the tracker's decisions read of a slot, without converting its totals.
     init(_ slot: UnsafePointer<flow_slot>, wallOffsetNs: UInt64) {
         let low = slot.pointee.dir.0, high = slot.pointee.dir.1
-        var close: KernelFlowTracker.CloseSignals = []
-        if low.rst > 0 || high.rst > 0 { close.insert(.rst) }
-        if low.fin > 0 { close.insert(.finLow) }
-        if high.fin > 0 { close.insert(.finHigh) }
+        let close = KernelFlowTracker.CloseSignals(rst: low.rst > 0 || high.rst > 0, finLow: low.fin > 0, finHigh: high.fin > 0)
         let last = max(low.packets > 0 ? low.last_seen_ns : 0, high.packets > 0 ? high.last_seen_ns : 0)
         self.init(packets: low.packets &+ high.packets, bytes: low.bytes &+ high.bytes,
                   lastSeenNs: last == 0 ? 0 : last &+ wallOffsetNs, close: close)
