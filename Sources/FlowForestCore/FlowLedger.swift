@@ -41,7 +41,8 @@ public struct FlowLedger: Sendable {
     private var slots = ChunkedArray<LedgerSlot>()
     private var index = SlotIndex()
     /// Interface names and origins, each held once and referred to by code.
-    private var strings = StringCodes()
+    private var names = StringCodes()
+    private var origins = StringCodes()
     private var lastSweepNs: UInt64 = 0
     /// Records of new flows the ledger had no room for.
     public private(set) var notTracked: UInt64 = 0
@@ -52,6 +53,9 @@ public struct FlowLedger: Sendable {
 
     /// Flows held now.
     public var count: Int { slots.count }
+
+    /// Distinct interface names the open flows hold.
+    var interfaceNamesHeld: Int { names.count }
 
     /// The entry of the flow with this id, if it is open.
     public subscript(id: UInt64) -> Entry? { position(of: id).map { entry(at: $0) } }
@@ -89,13 +93,13 @@ public struct FlowLedger: Sendable {
     public func forEachOpenFlow(ipProtocol: UInt8, _ body: (_ record: FlowRecord, _ firstSeenNs: UInt64) -> Void) {
         for position in 0..<slots.count where slots[position].ipProtocol == ipProtocol {
             let s = slots[position]
-            body(s.record(interfaceName: strings[s.interface]), s.firstSeenNs)
+            body(s.record(interfaceName: names[s.interface]), s.firstSeenNs)
         }
     }
 
     private func entry(at position: Int) -> Entry {
         let s = slots[position]
-        return Entry(record: s.record(interfaceName: strings[s.interface]), origin: strings[s.origin] ?? "",
+        return Entry(record: s.record(interfaceName: names[s.interface]), origin: origins[s.origin] ?? "",
                      firstSeenNs: s.firstSeenNs, updatedNs: s.updatedNs)
     }
 
@@ -106,14 +110,16 @@ public struct FlowLedger: Sendable {
     public mutating func apply(_ records: [FlowRecord], origin: String, nowNs: UInt64) -> [FlowChange] {
         var changes: [FlowChange] = []
         changes.reserveCapacity(records.count)
-        let originCode = strings.code(origin)
-        for position in records.indices { changes.append(apply(records, position, origin: originCode, nowNs: nowNs)) }
+        for position in records.indices {
+            changes.append(apply(records[position], in: records, position, origin: origin, nowNs: nowNs))
+        }
         if nowNs &- lastSweepNs > Self.sweepIntervalNs { forgetIdle(nowNs: nowNs) }
         return changes
     }
 
-    private mutating func apply(_ records: [FlowRecord], _ at: Int, origin: UInt32, nowNs: UInt64) -> FlowChange {
-        let record = records[at]
+    /// `record` is `records[at]`, passed in place rather than copied.
+    private mutating func apply(_ record: FlowRecord, in records: [FlowRecord], _ at: Int, origin: String,
+                                nowNs: UInt64) -> FlowChange {
         let position = position(of: record.id)
         // Only its counters are read, not a whole record made of the slot.
         let previous = position.map { slots[$0].totals }
@@ -128,7 +134,7 @@ public struct FlowLedger: Sendable {
             if let position { remove(at: position) }
         } else if let position {
             let s = slots[position]
-            slots[position] = LedgerSlot(record, interface: strings.code(record.interfaceName), origin: s.origin,
+            slots[position] = LedgerSlot(record, interface: names.replace(s.interface, with: record.interfaceName), origin: s.origin,
                                          firstSeenNs: s.firstSeenNs, updatedNs: nowNs)
         } else if change.tracked {
             // A copy of `slots` for the index's rehashing, gone before `slots` changes.
@@ -136,7 +142,7 @@ public struct FlowLedger: Sendable {
                 let slots = self.slots
                 index.insert(slot: slots.count, hash: record.id.ledgerHash) { slots[$0].id.ledgerHash }
             }
-            slots.append(LedgerSlot(record, interface: strings.code(record.interfaceName), origin: origin,
+            slots.append(LedgerSlot(record, interface: names.acquire(record.interfaceName), origin: origins.acquire(origin),
                                     firstSeenNs: record.firstSeenNs, updatedNs: nowNs))
         }
         if !change.tracked { notTracked += 1 }
@@ -145,6 +151,8 @@ public struct FlowLedger: Sendable {
 
     /// Frees a flow's slot; the last slot moves into it, and its index entry follows.
     private mutating func remove(at position: Int) {
+        names.release(slots[position].interface)
+        origins.release(slots[position].origin)
         do {
             let slots = self.slots
             index.remove(slot: position, hash: slots[position].id.ledgerHash) { slots[$0].id.ledgerHash }
@@ -228,29 +236,64 @@ struct LedgerSlot: Sendable {
 
 /// Strings held once each and named by a 4-byte code, 0 for nil: how the
 /// ledger keeps each flow's interface name and origin without a `String`
-/// per flow. Codes are never freed; the table grows with the distinct
-/// strings seen (capture interfaces, exporters' interfaces, capture modes),
-/// not with flows.
+/// per flow. Each code counts the slots holding it and is freed for reuse
+/// when the last one goes: an exporter's interface names come from its
+/// datagrams, so the table is bounded by the open flows, not by every name
+/// a sender ever chose.
 struct StringCodes: Sendable {
-    private var strings: [String] = []
+    private var strings: [String?] = []
+    private var holders: [Int] = []
     private var codes: [String: UInt32] = [:]
+    private var free: [UInt32] = []
     /// The latest string coded: records of one batch mostly share theirs.
     private var last: (string: String, code: UInt32)?
 
-    mutating func code(_ string: String?) -> UInt32 {
+    /// The code of `string` for one more holder.
+    mutating func acquire(_ string: String?) -> UInt32 {
         guard let string else { return 0 }
-        if let last, last.string == string { return last.code }
         let code: UInt32
-        if let known = codes[string] {
+        if let last, last.string == string {
+            code = last.code
+        } else if let known = codes[string] {
             code = known
+        } else if let reused = free.popLast() {
+            code = reused
+            strings[Int(code) - 1] = string
+            codes[string] = code
         } else {
             strings.append(string)
+            holders.append(0)
             code = UInt32(strings.count)
             codes[string] = code
         }
+        holders[Int(code) - 1] += 1
         last = (string, code)
         return code
     }
+
+    /// One holder of `code` lets go; the last one frees it.
+    mutating func release(_ code: UInt32) {
+        guard code != 0 else { return }
+        let i = Int(code) - 1
+        holders[i] -= 1
+        guard holders[i] == 0, let string = strings[i] else { return }
+        codes[string] = nil
+        strings[i] = nil
+        free.append(code)
+        if last?.code == code { last = nil }
+    }
+
+    /// `code` for a holder that now holds `string`: the same code when the
+    /// string did not change, else the old one released and the new one acquired.
+    mutating func replace(_ code: UInt32, with string: String?) -> UInt32 {
+        if self[code] == string { return code }
+        let new = acquire(string)
+        release(code)
+        return new
+    }
+
+    /// Distinct strings held now.
+    var count: Int { codes.count }
 
     subscript(code: UInt32) -> String? { code == 0 ? nil : strings[Int(code) - 1] }
 }

@@ -1,4 +1,4 @@
-import FlowForestCore
+@testable import FlowForestCore
 import Testing
 
 private func record(_ id: UInt64, packets: (UInt64, UInt64), bytes: (UInt64, UInt64), lastSeenNs: UInt64 = 1_000,
@@ -37,6 +37,38 @@ struct FlowLedgerTests {
         _ = ledger.apply([record(7, packets: (10, 10), bytes: (1000, 1000))], origin: "ingest", nowNs: 1_000)
         let again = ledger.apply([record(7, packets: (2, 0), bytes: (120, 0))], origin: "ingest", nowNs: 2_000)
         #expect(again[0].delta.packets == 2 && again[0].delta.bytes == 120)
+    }
+
+    @Test("interface names a sender chose are held while their flows are open and freed with them")
+    func namesFreedWithFlows() throws {
+        var ledger = FlowLedger()
+        // An exporter naming a new interface in every record, 1,000 at a time.
+        for round in 0..<5 {
+            let ids = (0..<1_000).map { UInt64(round * 1_000 + $0) }
+            func named(_ id: UInt64, _ state: FlowState, _ name: String) -> FlowRecord {
+                var r = record(id, packets: (1, 0), bytes: (60, 0), state: state)
+                r.interfaceName = name
+                return r
+            }
+            _ = ledger.apply(ids.map { named($0, .active, "198.18.0.9%\($0)") }, origin: "collect", nowNs: 1_000)
+            #expect(ledger.interfaceNamesHeld == 1_000)
+            // A record that renames its flow's interface lets go of the old name.
+            _ = ledger.apply(ids.map { named($0, .active, "198.18.0.9%\($0 + 1_000_000)") }, origin: "collect", nowNs: 2_000)
+            #expect(ledger.interfaceNamesHeld == 1_000)
+            #expect(ledger[ids[0]]?.record.interfaceName == "198.18.0.9%\(ids[0] + 1_000_000)")
+            _ = ledger.apply(ids.map { named($0, .ended, "198.18.0.9%\($0)") }, origin: "collect", nowNs: 3_000)
+            #expect(ledger.interfaceNamesHeld == 0 && ledger.count == 0)
+        }
+        // Names shared by many flows stay while any holds them; codes freed earlier are reused.
+        _ = ledger.apply((0..<10).map { id in
+            var r = record(UInt64(100_000 + id), packets: (1, 0), bytes: (60, 0))
+            r.interfaceName = id % 2 == 0 ? "eth0" : "eth1"
+            return r
+        }, origin: "tc", nowNs: 4_000)
+        _ = ledger.apply([record(100_000, packets: (2, 0), bytes: (120, 0), state: .ended)], origin: "tc", nowNs: 5_000)
+        #expect(ledger.interfaceNamesHeld == 2)
+        #expect(ledger[100_002]?.record.interfaceName == "eth0" && ledger[100_001]?.record.interfaceName == "eth1")
+        #expect(ledger[100_002]?.origin == "tc")
     }
 
     @Test("a full ledger takes no new flow and counts its records")
