@@ -151,7 +151,15 @@ struct KernelFlowTracker {
     }
 
     let configuration: FlowTableConfiguration
-    var interfaceNames: [UInt32: String] = [:]
+    var interfaceNames: [UInt32: String] = [:] {
+        didSet { interfaceNameList = interfaceNames.sorted { $0.key < $1.key }.map { (index: $0.key, name: $0.value) } }
+    }
+    /// The same, searched without hashing: a sensor watches a few interfaces.
+    private var interfaceNameList: [(index: UInt32, name: String)] = []
+
+    private func interfaceName(_ index: UInt32) -> String? {
+        interfaceNameList.first { $0.index == index }?.name
+    }
     /// Open flows, densely packed; ``index`` finds a flow's slot by key.
     private var slots = ChunkedArray<Slot>()
     private var index = SlotIndex()
@@ -493,6 +501,6 @@ struct KernelFlowTracker {
         return FlowRecord(
             id: s.id, sourceAddress: src, destinationAddress: dst, sourcePort: sport, destinationPort: dport,
             ipProtocol: key.ipProtocol, vlan: key.vlan, interfaceIndex: s.ifindex,
-            interfaceName: interfaceNames[s.ifindex], forward: fwd, reverse: rev, state: state, endReason: reason)
+            interfaceName: interfaceName(s.ifindex), forward: fwd, reverse: rev, state: state, endReason: reason)
     }
 }

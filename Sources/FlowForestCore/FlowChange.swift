@@ -4,8 +4,8 @@ public struct FlowChange: Sendable {
     /// The batch's records, shared (an array is copied only when written to):
     /// a change names its record by position rather than holding a
     /// 296-byte copy of it beside the batch's.
-    private let records: [FlowRecord]
-    private let position: Int
+    @usableFromInline let records: [FlowRecord]
+    @usableFromInline let position: Int
     /// What the record adds since the flow's previous record (all of its
     /// totals for a flow's first record).
     public var delta: FlowDelta
@@ -20,8 +20,12 @@ public struct FlowChange: Sendable {
     /// a copy per change would cost some 340 bytes per flow.
     public var isNew: Bool
 
-    /// The record this change is about.
-    public var record: FlowRecord { records[position] }
+    /// The record this change is about, read in place: a caller that
+    /// passes it on as an argument borrows the batch's element rather than
+    /// copying 296 bytes and retaining its strings.
+    @inlinable public var record: FlowRecord {
+        _read { yield records[position] }
+    }
 
     public init(record: FlowRecord, delta: FlowDelta, isNew: Bool, tracked: Bool) {
         self.init(records: [record], position: 0, delta: delta, isNew: isNew, tracked: tracked)

@@ -56,6 +56,18 @@ public struct FlowDelta: Sendable, Hashable {
         return t
     }
 
+    /// Both deltas together, field by field, saturating (collected counts can be anything).
+    public func adding(_ other: FlowDelta) -> FlowDelta {
+        var sum = self
+        sum.forwardPackets = forwardPackets.addingSaturated(other.forwardPackets)
+        sum.reversePackets = reversePackets.addingSaturated(other.reversePackets)
+        sum.forwardBytes = forwardBytes.addingSaturated(other.forwardBytes)
+        sum.reverseBytes = reverseBytes.addingSaturated(other.reverseBytes)
+        sum.forwardSyn = forwardSyn.addingSaturated(other.forwardSyn)
+        sum.reverseSynAck = reverseSynAck.addingSaturated(other.reverseSynAck)
+        return sum
+    }
+
     public var packets: UInt64 { forwardPackets.addingSaturated(reversePackets) }
     public var bytes: UInt64 { forwardBytes.addingSaturated(reverseBytes) }
 }

@@ -101,18 +101,20 @@ public struct Detector: Sendable {
         let flowModel = model?[.flow]
         // Flow vectors a slice of records at a time: a poll that ends a
         // million flows would otherwise hold a vector (and a row) for each.
+        // Only interim and ended records are scored: their states are read
+        // in place, and only those records are copied.
+        let records = batch.records
         var sliceStart = 0
-        while sliceStart < batch.records.count {
-            let slice = batch.records[sliceStart..<min(sliceStart + Self.flowSlice, batch.records.count)]
-            sliceStart = slice.endIndex
-            let flowVectors = slice.compactMap { $0.state != .active ? FlowFeatures.vector(of: $0) : nil }
+        while sliceStart < records.count {
+            let slice = sliceStart..<min(sliceStart + Self.flowSlice, records.count)
+            sliceStart = slice.upperBound
+            let scored = slice.filter { records[$0].state != .active }
+            let flowVectors = scored.map { FlowFeatures.vector(of: records[$0]) }
             let flowScores = Self.scores(flowVectors, model: flowModel)
-            var next = 0
-            for record in slice where record.state != .active {
+            for (next, i) in scored.enumerated() {
                 let anomaly = handle(kind: .flow, vector: flowVectors[next], score: flowScores?[next], model: flowModel,
-                                     nowNs: now, subject: .flow(record))
+                                     nowNs: now, subject: .flow(records[i]))
                 if let anomaly { out.append(anomaly) }
-                next += 1
             }
         }
         let entities = tracker.update(changes, flows: flows, nowNs: now)

@@ -94,15 +94,20 @@ public actor Pipeline {
         trainer?.add(batch, changes: changes, flows: flows)
         var anomalies = detect(batch, changes: changes)
         if let sink {
-            // Interim and ended flows are kept; a poll that ends every flow hands
-            // the batch's own array on rather than a copy of all of it.
-            let kept = batch.records.contains { $0.state == .active } ? batch.records.filter { $0.state != .active } : batch.records
-            sink.enqueue(flows: kept, sensor: sensor)
+            sink.enqueue(flows: Self.kept(batch.records), sensor: sensor)
         }
         report(&anomalies, timeNs: batch.timeNs, lost: folded.isEmpty ? lost : SensorLoss())
         publish()
         trimHeapIfDue()
         return folded + anomalies
+    }
+
+    /// The records the store keeps: interim and ended ones. A poll that
+    /// ends every flow hands the batch's own array on rather than a copy of
+    /// all of it; states are read in place, not from a copy of each record.
+    private static func kept(_ records: [FlowRecord]) -> [FlowRecord] {
+        guard records.indices.contains(where: { records[$0].state == .active }) else { return records }
+        return records.indices.compactMap { records[$0].state == .active ? nil : records[$0] }
     }
 
     /// Stamps, files into incidents, counts and stores one set of a batch's
@@ -193,12 +198,15 @@ public actor Pipeline {
     private func account(_ batch: FlowBatch, changes: [FlowChange], mode: String) -> SensorLoss {
         let m = metrics.mode(mode)
         var untracked = 0
-        for change in changes {
-            if !change.tracked { untracked += 1 }
-            m.count(change.delta)
-            packetsTotal = packetsTotal.addingSaturated(change.delta.packets)
-            bytesTotal = bytesTotal.addingSaturated(change.delta.bytes)
+        // Summed first: the counters move once per batch, not per change.
+        var sum = FlowDelta.zero
+        for i in changes.indices {
+            if !changes[i].tracked { untracked += 1 }
+            sum = sum.adding(changes[i].delta)
         }
+        m.count(sum)
+        packetsTotal = packetsTotal.addingSaturated(sum.packets)
+        bytesTotal = bytesTotal.addingSaturated(sum.bytes)
         if untracked > 0 { metrics.untracked.increment(by: Int64(untracked)) }
         let s = batch.statistics
         let p = lastStatistics[mode] ?? CaptureStatistics()

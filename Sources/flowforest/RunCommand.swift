@@ -343,7 +343,10 @@ struct FlowReporter: Sendable {
     let logger: Logger
 
     func report(_ batch: FlowBatch, encoder: JSONEncoder) {
-        for record in batch.records where record.state == .ended {
+        // By index: the state is read in place, not from a copy of each record.
+        guard printing != .none else { return }
+        for i in batch.records.indices where batch.records[i].state == .ended {
+            let record = batch.records[i]
             switch printing {
             case .none:
                 break
