@@ -72,12 +72,15 @@ public final class EBPFFlowSource: FlowSource, @unchecked Sendable {
     /// "xdp generic" or "socket".
     public let attachModes: [String: String]
 
-    /// Batches the stream holds for a consumer busy with an earlier one.
-    /// Past them the drain thread waits before it polls again: the kernel
-    /// map keeps counting meanwhile (and folds what it cannot admit), where
-    /// an unbounded stream would hold a poll's records for every poll the
-    /// consumer falls behind, a million records each at a million flows.
-    public static let bufferedBatches = 1
+    /// Batches the stream holds for a consumer busy with an earlier one:
+    /// none. A poll is handed over when the consumer asks for it, and until
+    /// then the drain thread waits before it polls again: the kernel map
+    /// keeps counting meanwhile (and folds what it cannot admit). So at
+    /// most two polls' records are alive, the one being processed and the
+    /// one waiting, where each buffered batch would add a poll's records
+    /// (a million at a million flows) and an unbounded stream one per poll
+    /// the consumer fell behind.
+    public static let bufferedBatches = 0
 
     public func batches() -> AsyncThrowingStream<FlowBatch, any Error> {
         let (stream, continuation) = AsyncThrowingStream.makeStream(

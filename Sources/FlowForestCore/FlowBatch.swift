@@ -52,7 +52,7 @@ public protocol FlowSource: Sendable {
 
 extension AsyncThrowingStream.Continuation where Failure == any Error, Element: Sendable {
     /// Yields into a stream made with `.bufferingOldest(n)`, waiting while
-    /// it is full: a stage that passes batches on pulls the next one only
+    /// it is full (with n = 0, until the consumer asks for an element): a stage that passes batches on pulls the next one only
     /// when its consumer has room, so a slow pipeline holds its capture
     /// back (which then counts in the kernel or folds) instead of queueing
     /// every batch. Returns false when the stream has ended.

@@ -310,8 +310,10 @@ struct ReportingSource: FlowSource {
         let (reporter, exporters) = (self.reporter, self.exporters)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
-        // Holds one batch, like the capture's own stream, so a slow pipeline holds capture back.
-        let (stream, continuation) = AsyncThrowingStream.makeStream(of: FlowBatch.self, bufferingPolicy: .bufferingOldest(1))
+        // Holds no batch, like the capture's own stream: a batch is handed over
+        // when the pipeline asks, so a slow pipeline holds capture back and
+        // this stage adds one batch in flight, not two.
+        let (stream, continuation) = AsyncThrowingStream.makeStream(of: FlowBatch.self, bufferingPolicy: .bufferingOldest(0))
         do {
             let task = Task {
                 do {

@@ -34,9 +34,10 @@ struct BackpressureTests {
                 source.stop()
             }
         }
-        // Four slow batches, the one buffered, the one waiting to be
-        // buffered, and the final one; about thirty polls came due meanwhile.
-        #expect(consumed <= 8, "\(consumed) batches: polls queued up behind the slow consumer")
+        // Four slow batches, the one waiting to be handed over (the stream
+        // buffers none), one the drain may have been building when the
+        // consumer stopped, and the final one; about thirty polls came due meanwhile.
+        #expect(consumed <= 7, "\(consumed) batches: polls queued up behind the slow consumer")
         let seen = try lab.interfacePackets() - before
         #expect(result.statistics.packetsSeen == seen)
         #expect(result.explainedPackets == seen, "\(result.explainedPackets) of \(seen) packets in flows or counters")
