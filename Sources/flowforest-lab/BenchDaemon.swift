@@ -24,8 +24,9 @@ extension Bench {
             try lab.counter("rx_packets", interface: interface, in: namespace) - rx0
                 + (try lab.counter("tx_packets", interface: interface, in: namespace) - tx0)
         }
-        let cpu0 = Self.threadCPU("\(pid)")
         var load = DaemonLoad()
+        load.probesAloneCpuPercent = try await probesAlone(lab: lab, namespace: namespace, pid: pid, dir: dir, scrape: scrape)
+        let cpu0 = Self.threadCPU("\(pid)")
         let probe = try HealthProbe(lab: lab, namespace: namespace, url: "http://127.0.0.1:8080/api/health", directory: dir)
         let start = Date()
         let detection = Task { await firstAnomaly(after: Self.value(before, "flowforest_anomalies_total"), start: start, limit: 120, scrape: scrape) }
@@ -54,6 +55,25 @@ extension Bench {
             drainMsPerPoll: polls > 0 ? drainSeconds / polls * 1000 : nil,
             daemonLoad: load,
             note: "whole flowforest run (tc); \(load.summary)")
+    }
+
+    /// The daemon's CPU, % of a core, under the bench's own probes alone
+    /// (`/api/health` every 20 ms on a new connection, `/metrics` every
+    /// 200 ms) for a few seconds before any traffic: what of the row's CPU
+    /// answers the bench rather than counts flows, measured, not assumed.
+    private func probesAlone(lab: NetworkLab, namespace: String, pid: Int32, dir: URL,
+                             scrape: @escaping @Sendable () throws -> String) async throws -> Double {
+        let quiet = dir.appendingPathComponent("probes-alone")
+        try FileManager.default.createDirectory(at: quiet, withIntermediateDirectories: true)
+        let cpu0 = Self.threadCPU("\(pid)")
+        let start = Date()
+        let probe = try HealthProbe(lab: lab, namespace: namespace, url: "http://127.0.0.1:8080/api/health", directory: quiet)
+        let scraping = Task { _ = await firstAnomaly(after: .infinity, start: Date(), limit: 4, scrape: scrape) }
+        await scraping.value
+        var ignored = DaemonLoad()
+        probe.finish(into: &ignored)
+        let seconds = Date().timeIntervalSince(start)
+        return Self.cpuSeconds(from: cpu0, to: Self.threadCPU("\(pid)"), newThreads: true) / seconds * 100
     }
 
     /// Starts `flowforest run --mode tc` in the sensor namespace and waits

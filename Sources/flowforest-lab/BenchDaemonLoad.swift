@@ -29,13 +29,18 @@ struct DaemonLoad: Codable {
     /// counted in its resident memory too (mappings only grow, so the
     /// figure after the traffic is the one at the peak).
     var mappedKernelMiB: Double?
+    /// The daemon's CPU, % of a core, under the bench's probes alone with
+    /// no traffic, measured just before it: part of the row's CPU answers
+    /// those probes (a health request every 20 ms and a scrape every 200 ms, far more
+    /// than any monitoring sends).
+    var probesAloneCpuPercent: Double?
 
     var summary: String {
         func f(_ v: Double?, _ digits: Int) -> String { v.map { String(format: "%.\(digits)f", $0) } ?? "-" }
         return "health p99 \(f(healthP99Ms, 1)) ms (max \(f(healthMaxMs, 1)), \(healthFailures) failed of \(healthRequests)); "
             + "acct% 2 polls after \(f(accountedAfterTwoPolls.map { $0 * 100 }, 3)), all explained after \(f(explainedAfterSeconds, 1)) s; "
             + "anomalies \(anomalies), first after \(f(firstAnomalySeconds, 1)) s; kernel maps \(f(kernelMapsMiB, 0)) MiB, "
-            + "\(f(mappedKernelMiB, 0)) MiB of them mapped (in RSS)"
+            + "\(f(mappedKernelMiB, 0)) MiB of them mapped (in RSS); CPU under the probes alone \(f(probesAloneCpuPercent, 2)) %"
     }
 }
 
