@@ -110,17 +110,34 @@ public struct FlowLedger: Sendable {
     public mutating func apply(_ records: [FlowRecord], origin: String, nowNs: UInt64) -> [FlowChange] {
         var changes: [FlowChange] = []
         changes.reserveCapacity(records.count)
-        for position in records.indices {
-            changes.append(apply(records[position], in: records, position, origin: origin, nowNs: nowNs))
+        var found = [Int](repeating: -1, count: Self.lookupRun)
+        var start = 0
+        while start < records.count {
+            let run = start..<min(start + Self.lookupRun, records.count)
+            // A run's flows are looked up before any is updated: the lookups
+            // do not depend on each other, so their cache misses overlap
+            // (at 100,000 flows the index and the slots are far beyond the
+            // cache), where one lookup between two updates waits alone.
+            for i in run { found[i - start] = position(of: records[i].id) ?? -1 }
+            for i in run {
+                changes.append(apply(records[i], in: records, i, found: found[i - start], origin: origin, nowNs: nowNs))
+            }
+            start = run.upperBound
         }
         if nowNs &- lastSweepNs > Self.sweepIntervalNs { forgetIdle(nowNs: nowNs) }
         return changes
     }
 
+    /// Records looked up together before they are applied.
+    static let lookupRun = 64
+
     /// `record` is `records[at]`, passed in place rather than copied.
-    private mutating func apply(_ record: FlowRecord, in records: [FlowRecord], _ at: Int, origin: String,
+    /// `found` is where a lookup earlier in its run found the flow (-1:
+    /// not held then); an update since can have added it, or moved it
+    /// (a removal fills its hole with the last slot), so it is checked.
+    private mutating func apply(_ record: FlowRecord, in records: [FlowRecord], _ at: Int, found: Int, origin: String,
                                 nowNs: UInt64) -> FlowChange {
-        let position = position(of: record.id)
+        let position = found >= 0 && found < slots.count && slots[found].id == record.id ? found : position(of: record.id)
         // Only its counters are read, not a whole record made of the slot.
         let previous = position.map { slots[$0].totals }
         let tracked = previous != nil || slots.count < maxFlows
