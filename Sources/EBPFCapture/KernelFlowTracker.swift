@@ -152,13 +152,13 @@ struct KernelFlowTracker {
 
     let configuration: FlowTableConfiguration
     var interfaceNames: [UInt32: String] = [:] {
-        didSet { interfaceNameList = interfaceNames.sorted { $0.key < $1.key }.map { (index: $0.key, name: $0.value) } }
+        didSet { interfaceList = interfaceNames.sorted { $0.key < $1.key }.map { ($0.key, InterfaceName(local: $0.value)) } }
     }
     /// The same, searched without hashing: a sensor watches a few interfaces.
-    private var interfaceNameList: [(index: UInt32, name: String)] = []
+    private var interfaceList: [(index: UInt32, name: InterfaceName)] = []
 
-    private func interfaceName(_ index: UInt32) -> String? {
-        interfaceNameList.first { $0.index == index }?.name
+    private func interface(_ index: UInt32) -> InterfaceName {
+        interfaceList.first { $0.index == index }?.name ?? .none
     }
     /// Open flows, densely packed; ``index`` finds a flow's slot by key.
     private var slots = ChunkedArray<Slot>()
@@ -501,6 +501,6 @@ struct KernelFlowTracker {
         return FlowRecord(
             id: s.id, sourceAddress: src, destinationAddress: dst, sourcePort: sport, destinationPort: dport,
             ipProtocol: key.ipProtocol, vlan: key.vlan, interfaceIndex: s.ifindex,
-            interfaceName: interfaceName(s.ifindex), forward: fwd, reverse: rev, state: state, endReason: reason)
+            interface: interface(s.ifindex), forward: fwd, reverse: rev, state: state, endReason: reason)
     }
 }

@@ -98,10 +98,3 @@ public struct CollectorLimits: Sendable, Hashable {
     public init() {}
 }
 
-/// The observation point shown for a collected flow, in the flow's
-/// `interface` field: the exporter's address, and when the record carries
-/// one, its ingress interface index after a `%` (RFC 4007's zone notation):
-/// `198.18.0.1` or `198.18.0.1%3`.
-public func exporterInterfaceName(_ exporter: IPAddress, interfaceIndex: UInt32) -> String {
-    interfaceIndex == 0 ? "\(exporter)" : "\(exporter)%\(interfaceIndex)"
-}

@@ -47,8 +47,7 @@ extension FlowDecoder {
                     domains[context.exporter, default: DomainState()].samplingInterval = interval
                 }
             } else {
-                let name = interfaceNames.name(context.exporter.address, interfaceIndex: fields.ingressInterface)
-                if let reason = fields.appendUniflows(context, sampling: sampling, name: name, to: &flows) {
+                if let reason = fields.appendUniflows(context, sampling: sampling, to: &flows) {
                     result.malformed.append(reason)
                 }
             }

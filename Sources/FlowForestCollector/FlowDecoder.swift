@@ -94,7 +94,6 @@ public struct FlowDecoder: Sendable {
     private(set) var exporters: Set<IPAddress> = []
     /// Each exporter address's domains (at most ``CollectorLimits/maxDomainsPerExporter``).
     var domainsOf: [IPAddress: [ExporterDomain]] = [:]
-    var interfaceNames = InterfaceNames()
 
     public init(limits: CollectorLimits = CollectorLimits()) {
         self.limits = limits
@@ -226,18 +225,5 @@ public struct FlowDecoder: Sendable {
         }
         state.expectedSequence = next.map { sequence &+ $0 }
         return true
-    }
-}
-
-/// The observation point names of records, ``exporterInterfaceName(_:interfaceIndex:)``,
-/// made once per exporter and interface in a row rather than formatted for every record.
-struct InterfaceNames: Sendable {
-    private var last: (address: IPAddress, interfaceIndex: UInt32, name: String)?
-
-    mutating func name(_ address: IPAddress, interfaceIndex: UInt32) -> String {
-        if let last, last.address == address, last.interfaceIndex == interfaceIndex { return last.name }
-        let name = exporterInterfaceName(address, interfaceIndex: interfaceIndex)
-        last = (address, interfaceIndex, name)
-        return name
     }
 }

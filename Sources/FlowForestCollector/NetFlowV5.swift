@@ -38,8 +38,7 @@ extension FlowDecoder {
             var r = ByteCursor(datagram, from: Self.v5HeaderLength + i * Self.v5RecordLength)
             guard let fields = Self.v5Record(&r) else { continue }
             result.records += 1
-            let name = interfaceNames.name(exporter, interfaceIndex: fields.ingressInterface)
-            if let reason = fields.appendUniflows(context, sampling: max(interval, 1), name: name, to: &result.flows) {
+            if let reason = fields.appendUniflows(context, sampling: max(interval, 1), to: &result.flows) {
                 result.malformed.append(reason)
             }
         }

@@ -158,12 +158,13 @@ extension RecordFields {
 
     /// Appends the record's one or two directions (two for an RFC 5103
     /// biflow) to `out`, with sampling applied: counts multiplied by
-    /// `sampling`. `name` is the observation point
-    /// (``exporterInterfaceName(_:interfaceIndex:)`` of the record's ingress
-    /// interface). Returns why, appending nothing, when the record cannot be
-    /// a flow: a count past ``maxCount``, or addresses of two families.
-    func appendUniflows(_ context: MessageContext, sampling defaultSampling: UInt64, name: String,
+    /// `sampling`, observed at the context's exporter (with the record's
+    /// ingress interface as the flow's interface index). Returns why,
+    /// appending nothing, when the record cannot be a flow: a count past
+    /// ``maxCount``, or addresses of two families.
+    func appendUniflows(_ context: MessageContext, sampling defaultSampling: UInt64,
                         to out: inout [UniflowSummary]) -> MalformedReason? {
+        let name = InterfaceName(exporter: context.exporter.address)
         guard let src = sourceAddress, let dst = destinationAddress else { return nil }
         guard src.isIPv4 == dst.isIPv4 else { return .badRecord }
         let sampling = max(samplingInterval ?? defaultSampling, 1)
@@ -188,7 +189,7 @@ extension RecordFields {
                 firstSeenNs: t.first, lastSeenNs: t.last, source: src, destination: dst,
                 sourcePort: ports.0, destinationPort: ports.1, ipProtocol: ipProtocol, vlan: vlan,
                 packets: forward.0, bytes: forward.1, tcpFlags: TCPFlags(rawValue: ipProtocol == IPProtocol.tcp ? tcpFlags : 0),
-                icmpType: icmp ? type : 0, icmpCode: icmp ? code : 0, interfaceIndex: ingressInterface, interfaceName: name))
+                icmpType: icmp ? type : 0, icmpCode: icmp ? code : 0, interfaceIndex: ingressInterface, interface: name))
         }
         if reverse.0 > 0 {
             let t = context.times(start: reverseStartNs ?? start, end: reverseEndNs ?? end)
@@ -199,7 +200,7 @@ extension RecordFields {
                 sourcePort: reversePorts.0, destinationPort: reversePorts.1, ipProtocol: ipProtocol, vlan: vlan,
                 packets: reverse.0, bytes: reverse.1,
                 tcpFlags: TCPFlags(rawValue: ipProtocol == IPProtocol.tcp ? reverseTCPFlags : 0),
-                interfaceIndex: ingressInterface, interfaceName: name))
+                interfaceIndex: ingressInterface, interface: name))
         }
         return nil
     }

@@ -41,8 +41,8 @@ public struct FlowLedger: Sendable {
     private var slots = ChunkedArray<LedgerSlot>()
     private var index = SlotIndex()
     /// Interface names and origins, each held once and referred to by code.
-    private var names = StringCodes()
-    private var origins = StringCodes()
+    private var names = ValueCodes<InterfaceName>()
+    private var origins = ValueCodes<String>()
     private var lastSweepNs: UInt64 = 0
     /// Records of new flows the ledger had no room for.
     public private(set) var notTracked: UInt64 = 0
@@ -54,8 +54,11 @@ public struct FlowLedger: Sendable {
     /// Flows held now.
     public var count: Int { slots.count }
 
-    /// Distinct interface names the open flows hold.
+    /// Distinct observation points the open flows hold.
     var interfaceNamesHeld: Int { names.count }
+
+    /// What the codes hold of an observation point: none is no value.
+    private static func code(_ interface: InterfaceName) -> InterfaceName? { interface.isNone ? nil : interface }
 
     /// The entry of the flow with this id, if it is open.
     public subscript(id: UInt64) -> Entry? { position(of: id).map { entry(at: $0) } }
@@ -93,13 +96,13 @@ public struct FlowLedger: Sendable {
     public func forEachOpenFlow(ipProtocol: UInt8, _ body: (_ record: FlowRecord, _ firstSeenNs: UInt64) -> Void) {
         for position in 0..<slots.count where slots[position].ipProtocol == ipProtocol {
             let s = slots[position]
-            body(s.record(interfaceName: names[s.interface]), s.firstSeenNs)
+            body(s.record(interface: names[s.interface] ?? .none), s.firstSeenNs)
         }
     }
 
     private func entry(at position: Int) -> Entry {
         let s = slots[position]
-        return Entry(record: s.record(interfaceName: names[s.interface]), origin: origins[s.origin] ?? "",
+        return Entry(record: s.record(interface: names[s.interface] ?? .none), origin: origins[s.origin] ?? "",
                      firstSeenNs: s.firstSeenNs, updatedNs: s.updatedNs)
     }
 
@@ -151,7 +154,7 @@ public struct FlowLedger: Sendable {
             if let position { remove(at: position) }
         } else if let position {
             let s = slots[position]
-            slots[position] = LedgerSlot(record, interface: names.replace(s.interface, with: record.interfaceName), origin: s.origin,
+            slots[position] = LedgerSlot(record, interface: names.replace(s.interface, with: Self.code(record.interface)), origin: s.origin,
                                          firstSeenNs: s.firstSeenNs, updatedNs: nowNs)
         } else if change.tracked {
             // A copy of `slots` for the index's rehashing, gone before `slots` changes.
@@ -159,7 +162,7 @@ public struct FlowLedger: Sendable {
                 let slots = self.slots
                 index.insert(slot: slots.count, hash: record.id.ledgerHash) { slots[$0].id.ledgerHash }
             }
-            slots.append(LedgerSlot(record, interface: names.acquire(record.interfaceName), origin: origins.acquire(origin),
+            slots.append(LedgerSlot(record, interface: names.acquire(Self.code(record.interface)), origin: origins.acquire(origin),
                                     firstSeenNs: record.firstSeenNs, updatedNs: nowNs))
         }
         if !change.tracked { notTracked += 1 }
@@ -243,48 +246,47 @@ struct LedgerSlot: Sendable {
     var totals: FlowDelta { FlowDelta.totals(forward: forward, reverse: reverse) }
 
     /// The record this slot was made from (never ended: ended flows leave the ledger).
-    func record(interfaceName: String?) -> FlowRecord {
+    func record(interface: InterfaceName) -> FlowRecord {
         FlowRecord(id: id, sourceAddress: sourceAddress, destinationAddress: destinationAddress,
                    sourcePort: sourcePort, destinationPort: destinationPort, ipProtocol: ipProtocol, vlan: vlan,
-                   interfaceIndex: interfaceIndex, interfaceName: interfaceName, forward: forward, reverse: reverse,
+                   interfaceIndex: interfaceIndex, interface: interface, forward: forward, reverse: reverse,
                    state: state, endReason: nil)
     }
 }
 
-/// Strings held once each and named by a 4-byte code, 0 for nil: how the
-/// ledger keeps each flow's interface name and origin without a `String`
-/// per flow. Each code counts the slots holding it and is freed for reuse
-/// when the last one goes: an exporter's interface names come from its
-/// datagrams, so the table is bounded by the open flows, not by every name
-/// a sender ever chose.
-struct StringCodes: Sendable {
-    private var strings: [String?] = []
+/// Values held once each and named by a 4-byte code, 0 for nil: how the
+/// ledger keeps each flow's observation point and origin in 4 bytes. Each
+/// code counts the slots holding it and is freed for reuse when the last
+/// one goes, so the table is bounded by the open flows, not by every value
+/// the sources ever reported.
+struct ValueCodes<Value: Hashable & Sendable>: Sendable {
+    private var values: [Value?] = []
     private var holders: [Int] = []
-    private var codes: [String: UInt32] = [:]
+    private var codes: [Value: UInt32] = [:]
     private var free: [UInt32] = []
-    /// The latest string coded: records of one batch mostly share theirs.
-    private var last: (string: String, code: UInt32)?
+    /// The latest value coded: records of one batch mostly share theirs.
+    private var last: (value: Value, code: UInt32)?
 
-    /// The code of `string` for one more holder.
-    mutating func acquire(_ string: String?) -> UInt32 {
-        guard let string else { return 0 }
+    /// The code of `value` for one more holder.
+    mutating func acquire(_ value: Value?) -> UInt32 {
+        guard let value else { return 0 }
         let code: UInt32
-        if let last, last.string == string {
+        if let last, last.value == value {
             code = last.code
-        } else if let known = codes[string] {
+        } else if let known = codes[value] {
             code = known
         } else if let reused = free.popLast() {
             code = reused
-            strings[Int(code) - 1] = string
-            codes[string] = code
+            values[Int(code) - 1] = value
+            codes[value] = code
         } else {
-            strings.append(string)
+            values.append(value)
             holders.append(0)
-            code = UInt32(strings.count)
-            codes[string] = code
+            code = UInt32(values.count)
+            codes[value] = code
         }
         holders[Int(code) - 1] += 1
-        last = (string, code)
+        last = (value, code)
         return code
     }
 
@@ -293,26 +295,26 @@ struct StringCodes: Sendable {
         guard code != 0 else { return }
         let i = Int(code) - 1
         holders[i] -= 1
-        guard holders[i] == 0, let string = strings[i] else { return }
-        codes[string] = nil
-        strings[i] = nil
+        guard holders[i] == 0, let value = values[i] else { return }
+        codes[value] = nil
+        values[i] = nil
         free.append(code)
         if last?.code == code { last = nil }
     }
 
-    /// `code` for a holder that now holds `string`: the same code when the
-    /// string did not change, else the old one released and the new one acquired.
-    mutating func replace(_ code: UInt32, with string: String?) -> UInt32 {
-        if self[code] == string { return code }
-        let new = acquire(string)
+    /// `code` for a holder that now holds `value`: the same code when the
+    /// value did not change, else the old one released and the new one acquired.
+    mutating func replace(_ code: UInt32, with value: Value?) -> UInt32 {
+        if self[code] == value { return code }
+        let new = acquire(value)
         release(code)
         return new
     }
 
-    /// Distinct strings held now.
+    /// Distinct values held now.
     var count: Int { codes.count }
 
-    subscript(code: UInt32) -> String? { code == 0 ? nil : strings[Int(code) - 1] }
+    subscript(code: UInt32) -> Value? { code == 0 ? nil : values[Int(code) - 1] }
 }
 
 extension UInt64 {

@@ -33,8 +33,10 @@ public struct FlowRecord: Sendable, Hashable {
     public var ipProtocol: UInt8
     public var vlan: UInt16
     public var interfaceIndex: UInt32
-    /// Interface name where known (resolved from `interfaceIndex` by the capture source).
-    public var interfaceName: String?
+    /// Where the flow was observed: the local interface (resolved from
+    /// `interfaceIndex` by the capture source), or the exporter of a
+    /// collected flow. Inline, so a record copies as plain bytes.
+    public var interface: InterfaceName
     public var forward: DirectionStats
     public var reverse: DirectionStats
     public var state: FlowState
@@ -43,7 +45,7 @@ public struct FlowRecord: Sendable, Hashable {
     public init(
         id: UInt64, sourceAddress: IPAddress, destinationAddress: IPAddress,
         sourcePort: UInt16, destinationPort: UInt16, ipProtocol: UInt8, vlan: UInt16 = 0,
-        interfaceIndex: UInt32 = 0, interfaceName: String? = nil,
+        interfaceIndex: UInt32 = 0, interface: InterfaceName = .none,
         forward: DirectionStats = DirectionStats(), reverse: DirectionStats = DirectionStats(),
         state: FlowState = .active, endReason: FlowEndReason? = nil
     ) {
@@ -55,11 +57,39 @@ public struct FlowRecord: Sendable, Hashable {
         self.ipProtocol = ipProtocol
         self.vlan = vlan
         self.interfaceIndex = interfaceIndex
-        self.interfaceName = interfaceName
+        self.interface = interface
         self.forward = forward
         self.reverse = reverse
         self.state = state
         self.endReason = endReason
+    }
+
+    /// The same, with the observation point by its name (as
+    /// ``interfaceName`` gives it: read back from a store, or in tests); an
+    /// exporter's name with `%` sets the interface index too.
+    public init(
+        id: UInt64, sourceAddress: IPAddress, destinationAddress: IPAddress,
+        sourcePort: UInt16, destinationPort: UInt16, ipProtocol: UInt8, vlan: UInt16 = 0,
+        interfaceIndex: UInt32 = 0, interfaceName: String?,
+        forward: DirectionStats = DirectionStats(), reverse: DirectionStats = DirectionStats(),
+        state: FlowState = .active, endReason: FlowEndReason? = nil
+    ) {
+        self.init(id: id, sourceAddress: sourceAddress, destinationAddress: destinationAddress, sourcePort: sourcePort,
+                  destinationPort: destinationPort, ipProtocol: ipProtocol, vlan: vlan, interfaceIndex: interfaceIndex,
+                  forward: forward, reverse: reverse, state: state, endReason: endReason)
+        self.interfaceName = interfaceName
+    }
+
+    /// The observation point's name: a local interface's, or a collected
+    /// flow's exporter with `%` and the exporter's interface index (none when 0).
+    /// Set to an exporter's name, it sets the interface index as well.
+    public var interfaceName: String? {
+        get { interface.name(interfaceIndex: interfaceIndex) }
+        set {
+            let parsed = InterfaceName.parse(newValue)
+            interface = parsed.name
+            if let index = parsed.interfaceIndex { interfaceIndex = index }
+        }
     }
 
     /// Earliest packet time in either direction (ns since the epoch).

@@ -153,7 +153,7 @@ public struct FlowTable: Sendable {
             let record = FlowRecord(
                 id: nextID, sourceAddress: flow.source, destinationAddress: flow.destination,
                 sourcePort: flow.sourcePort, destinationPort: flow.destinationPort, ipProtocol: flow.ipProtocol,
-                vlan: flow.vlan, interfaceIndex: flow.interfaceIndex, interfaceName: flow.interfaceName)
+                vlan: flow.vlan, interfaceIndex: flow.interfaceIndex, interface: flow.interface)
             nextID += 1
             var entry = Entry(record: record, initiatorIsLow: senderIsLow, windowStartNs: arrivedNs ?? flow.firstSeenNs,
                               dirty: true, arrivedNs: arrivedNs, idleByArrival: arrivedNs != nil)
@@ -265,7 +265,7 @@ extension FlowTable.Entry {
             swapDirections()
             // A flow is where its initiator's packets were seen, as when the records come in order.
             record.interfaceIndex = flow.interfaceIndex
-            record.interfaceName = flow.interfaceName
+            record.interface = flow.interface
         }
         if senderIsLow == initiatorIsLow {
             record.forward.add(flow, responder: false)

@@ -24,13 +24,15 @@ public struct UniflowSummary: Sendable, Hashable {
     public var icmpCode: UInt8
     /// Ingress interface index at the exporter, 0 when not reported.
     public var interfaceIndex: UInt32
-    /// The observation point shown for the flow (the exporter, see the collector).
-    public var interfaceName: String?
+    /// Where the flow was observed (for collected records, the exporter).
+    public var interface: InterfaceName
+    /// Its name, as a ``FlowRecord`` of this uniflow gives it.
+    public var interfaceName: String? { interface.name(interfaceIndex: interfaceIndex) }
 
     public init(firstSeenNs: UInt64, lastSeenNs: UInt64, source: IPAddress, destination: IPAddress,
                 sourcePort: UInt16 = 0, destinationPort: UInt16 = 0, ipProtocol: UInt8, vlan: UInt16 = 0,
                 packets: UInt64, bytes: UInt64, tcpFlags: TCPFlags = [], icmpType: UInt8 = 0, icmpCode: UInt8 = 0,
-                interfaceIndex: UInt32 = 0, interfaceName: String? = nil) {
+                interfaceIndex: UInt32 = 0, interface: InterfaceName = .none) {
         self.firstSeenNs = firstSeenNs
         self.lastSeenNs = max(firstSeenNs, lastSeenNs)
         self.source = source
@@ -45,7 +47,7 @@ public struct UniflowSummary: Sendable, Hashable {
         self.icmpType = icmpType
         self.icmpCode = icmpCode
         self.interfaceIndex = interfaceIndex
-        self.interfaceName = interfaceName
+        self.interface = interface
     }
 
     /// The bidirectional key and whether the sender is the key's low endpoint

@@ -168,7 +168,7 @@ public struct HostTracker: Sendable {
     }
 
     /// Adds one record to its source host and its destination.
-    private mutating func add(_ change: FlowChange, _ r: borrowing FlowRecord, nowNs now: UInt64) {
+    private mutating func add(_ change: FlowChange, _ r: FlowRecord, nowNs now: UInt64) {
         // A new flow the ledger had no room for is left out, as it always was.
         guard change.tracked else { return }
         let isNew = change.isNew
@@ -188,9 +188,11 @@ public struct HostTracker: Sendable {
         let keepHost = !quiet || hostSlot != nil
         let keepDestination = !quiet || destinationSlot != nil
         var h = Self.take(from: &hosts, hostSlot, stems: H.stems, now: now)
-        h.note(flow: r.id, peer: r.destinationAddress, ipProtocol: r.ipProtocol, port: r.destinationPort, observedAt: r.interfaceName)
+        h.note(flow: r.id, peer: r.destinationAddress, ipProtocol: r.ipProtocol, port: r.destinationPort, observedAt: r.interface,
+               interfaceIndex: r.interfaceIndex)
         var d = Self.take(from: &destinations, destinationSlot, stems: D.stems, now: now)
-        d.note(flow: r.id, peer: r.sourceAddress, ipProtocol: r.ipProtocol, port: r.destinationPort, observedAt: r.interfaceName)
+        d.note(flow: r.id, peer: r.sourceAddress, ipProtocol: r.ipProtocol, port: r.destinationPort, observedAt: r.interface,
+               interfaceIndex: r.interfaceIndex)
         if isNew {
             countNewFlow(r, host: &h, destination: &d, nowNs: now, overflow: &overflow)
         } else if IPProtocol.hasPorts(r.ipProtocol) {
@@ -437,7 +439,8 @@ public struct HostTracker: Sendable {
         table[slot].add(stem, 1)
         table[slot].touched = true
         // The failure is traffic with that peer this poll, as a record would be.
-        table[slot].note(flow: r.id, peer: peer, ipProtocol: r.ipProtocol, port: r.destinationPort, observedAt: r.interfaceName)
+        table[slot].note(flow: r.id, peer: peer, ipProtocol: r.ipProtocol, port: r.destinationPort, observedAt: r.interface,
+                         interfaceIndex: r.interfaceIndex)
     }
 
     /// An ICMP unreachable is a failure of the host it is sent to.

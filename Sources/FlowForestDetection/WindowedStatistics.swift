@@ -40,8 +40,12 @@ struct WindowedStatistics {
     var recent: [UInt64] = []
     /// Where the latest flow was observed: the capture interface or, for a
     /// collected flow, its exporter. Kept across polls: it names the entity's
-    /// anomaly, as the protocol and port do.
-    var observationPoint: String?
+    /// anomaly, as the protocol and port do. Held inline (with the flow's
+    /// interface index, which an exporter's name includes) and named only
+    /// for a vector: it is noted on every record.
+    var observedAt = InterfaceName.none
+    var observedInterfaceIndex: UInt32 = 0
+    var observationPoint: String? { observedAt.name(interfaceIndex: observedInterfaceIndex) }
     /// Changed this poll, so it gets a fresh vector.
     var touched = false
     /// When it entered its table (``ArrivalQueue``); 0 until stored.
@@ -116,7 +120,8 @@ struct WindowedStatistics {
     /// need no count each, as none of them can make half the records.
     static let trackedPeers = 8
 
-    mutating func note(flow id: UInt64, peer p: IPAddress, ipProtocol: UInt8, port: UInt16, observedAt point: String?) {
+    mutating func note(flow id: UInt64, peer p: IPAddress, ipProtocol: UInt8, port: UInt16, observedAt point: InterfaceName,
+                       interfaceIndex: UInt32) {
         if recent.last != id {
             recent.append(id)
             if recent.count > Self.recentFlows { recent.removeFirst(recent.count - Self.recentFlows) }
@@ -124,7 +129,10 @@ struct WindowedStatistics {
         countPeer(p, ipProtocol: ipProtocol, port: port)
         self.ipProtocol = ipProtocol
         self.port = port
-        if let point { observationPoint = point }
+        if !point.isNone {
+            observedAt = point
+            observedInterfaceIndex = interfaceIndex
+        }
     }
 
     /// Counts one record (or one open slow connection) of this poll towards

@@ -26,7 +26,7 @@ struct CaptureLoop {
     let continuation: AsyncThrowingStream<FlowBatch, any Error>.Continuation
     var nextTickNs: UInt64 = 0
     var lastTimeNs: UInt64 = 0
-    var interfaceNames: [UInt32: String] = [:]
+    var interfaceNames: [UInt32: InterfaceName] = [:]
 
     init(configuration: FlowTableConfiguration, pollIntervalNs: UInt64, continuation: AsyncThrowingStream<FlowBatch, any Error>.Continuation) {
         self.table = FlowTable(configuration: configuration)
@@ -71,7 +71,7 @@ struct CaptureLoop {
     private mutating func emit(_ records: [FlowRecord], nowNs: UInt64, progress: Double?) {
         var named = records
         if !interfaceNames.isEmpty {
-            for i in named.indices { named[i].interfaceName = interfaceNames[named[i].interfaceIndex] }
+            for i in named.indices { named[i].interface = interfaceNames[named[i].interfaceIndex] ?? .none }
         }
         _ = continuation.yieldWhenRoom(FlowBatch(timeNs: nowNs, records: named, statistics: table.statistics, activeFlows: table.activeCount,
                                                  progress: progress)) {

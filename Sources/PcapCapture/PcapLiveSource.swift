@@ -83,7 +83,7 @@ public final class PcapLiveSource: FlowSource {
             parsers.append(PacketParser(linkType: handle.linkType, interfaceIndex: index))
         }
         var loop = CaptureLoop(configuration: configuration, pollIntervalNs: pollIntervalNs, continuation: continuation)
-        loop.interfaceNames = names
+        loop.interfaceNames = names.mapValues(InterfaceName.init(local:))
         let context = DispatchContext(loop: loop, parser: parsers[0])
         let user = Unmanaged.passUnretained(context).toOpaque()
         loop.tick(nowNs: wallClockNs())

@@ -236,10 +236,10 @@ struct HostileExporterTests {
             let a = IPAddress("198.18.0.1")!, b = IPAddress("198.18.0.2")!
             let request = UniflowSummary(firstSeenNs: now - 2_000_000_000, lastSeenNs: now - 1_000_000_000, source: a, destination: b,
                                          sourcePort: 40000, destinationPort: 80, ipProtocol: 6, packets: 10, bytes: 1000,
-                                         interfaceIndex: 1, interfaceName: "198.18.0.9%1")
+                                         interfaceIndex: 1, interface: InterfaceName(exporter: IPAddress("198.18.0.9")!))
             let reply = UniflowSummary(firstSeenNs: now - 1_900_000_000, lastSeenNs: now - 1_000_000_000, source: b, destination: a,
                                        sourcePort: 80, destinationPort: 40000, ipProtocol: 6, packets: 8, bytes: 9000,
-                                       interfaceIndex: 2, interfaceName: "198.18.0.9%2")
+                                       interfaceIndex: 2, interface: InterfaceName(exporter: IPAddress("198.18.0.9")!))
             for u in requestFirst ? [request, reply] : [reply, request] { table.add(u, arrivedNs: now) }
             return table.advance(to: now).first
         }

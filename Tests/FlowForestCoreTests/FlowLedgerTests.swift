@@ -39,10 +39,10 @@ struct FlowLedgerTests {
         #expect(again[0].delta.packets == 2 && again[0].delta.bytes == 120)
     }
 
-    @Test("interface names a sender chose are held while their flows are open and freed with them")
+    @Test("observation points are held while their flows are open and freed with them")
     func namesFreedWithFlows() throws {
         var ledger = FlowLedger()
-        // An exporter naming a new interface in every record, 1,000 at a time.
+        // A new interface in every record, 1,000 at a time.
         for round in 0..<5 {
             let ids = (0..<1_000).map { UInt64(round * 1_000 + $0) }
             func named(_ id: UInt64, _ state: FlowState, _ name: String) -> FlowRecord {
@@ -50,13 +50,13 @@ struct FlowLedgerTests {
                 r.interfaceName = name
                 return r
             }
-            _ = ledger.apply(ids.map { named($0, .active, "198.18.0.9%\($0)") }, origin: "collect", nowNs: 1_000)
+            _ = ledger.apply(ids.map { named($0, .active, "veth\($0)") }, origin: "collect", nowNs: 1_000)
             #expect(ledger.interfaceNamesHeld == 1_000)
             // A record that renames its flow's interface lets go of the old name.
-            _ = ledger.apply(ids.map { named($0, .active, "198.18.0.9%\($0 + 1_000_000)") }, origin: "collect", nowNs: 2_000)
+            _ = ledger.apply(ids.map { named($0, .active, "veth\($0 + 1_000_000)") }, origin: "collect", nowNs: 2_000)
             #expect(ledger.interfaceNamesHeld == 1_000)
-            #expect(ledger[ids[0]]?.record.interfaceName == "198.18.0.9%\(ids[0] + 1_000_000)")
-            _ = ledger.apply(ids.map { named($0, .ended, "198.18.0.9%\($0)") }, origin: "collect", nowNs: 3_000)
+            #expect(ledger[ids[0]]?.record.interfaceName == "veth\(ids[0] + 1_000_000)")
+            _ = ledger.apply(ids.map { named($0, .ended, "veth\($0)") }, origin: "collect", nowNs: 3_000)
             #expect(ledger.interfaceNamesHeld == 0 && ledger.count == 0)
         }
         // Names shared by many flows stay while any holds them; codes freed earlier are reused.
