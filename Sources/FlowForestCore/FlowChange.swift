@@ -3,7 +3,7 @@
 public struct FlowChange: Sendable {
     /// The batch's records, shared (an array is copied only when written to):
     /// a change names its record by position rather than holding a
-    /// 296-byte copy of it beside the batch's.
+    /// 312-byte copy of it beside the batch's.
     @usableFromInline let records: [FlowRecord]
     @usableFromInline let position: Int
     /// What the record adds since the flow's previous record (all of its
@@ -21,8 +21,8 @@ public struct FlowChange: Sendable {
     public var isNew: Bool
 
     /// The record this change is about, read in place: a caller that
-    /// passes it on as an argument borrows the batch's element rather than
-    /// copying 296 bytes and retaining its strings.
+    /// passes it on as an argument can borrow the batch's element rather
+    /// than copy its 312 bytes.
     @inlinable public var record: FlowRecord {
         _read { yield records[position] }
     }

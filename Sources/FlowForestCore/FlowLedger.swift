@@ -203,7 +203,7 @@ public struct FlowLedger: Sendable {
 /// million of them sit in a ``ChunkedArray`` with no allocation per flow.
 ///
 /// Field order packs the small fields into the padding after each
-/// `DirectionStats`: 296 bytes with the codes and both times, no more than
+/// `DirectionStats`: 296 bytes with the codes and both times, less than
 /// a bare `FlowRecord`.
 struct LedgerSlot: Sendable {
     var id: UInt64

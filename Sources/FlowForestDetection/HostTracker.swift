@@ -130,8 +130,8 @@ public struct HostTracker: Sendable {
         hostArrivals.refill(limit: limits.entities)
         destinationArrivals.refill(limit: limits.entities)
         pairArrivals.refill(limit: limits.pairs)
-        // By index, each record passed on in place: a copy per change was a
-        // tenth of this thread's time at 100,000 changing flows.
+        // By index, each change's record passed on as the batch holds it,
+        // not copied into the loop first.
         for i in changes.indices { add(changes[i], changes[i].record, nowNs: nowNs) }
         countSlowFlows(flows, nowNs: nowNs)
         var out: [EntityVector] = []
