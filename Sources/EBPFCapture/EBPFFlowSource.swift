@@ -75,11 +75,11 @@ public final class EBPFFlowSource: FlowSource, @unchecked Sendable {
     /// Batches the stream holds for a consumer busy with an earlier one:
     /// none. A poll is handed over when the consumer asks for it, and until
     /// then the drain thread waits before it polls again: the kernel map
-    /// keeps counting meanwhile (and folds what it cannot admit). So at
-    /// most two polls' records are alive, the one being processed and the
-    /// one waiting, where each buffered batch would add a poll's records
-    /// (a million at a million flows) and an unbounded stream one per poll
-    /// the consumer fell behind.
+    /// keeps counting meanwhile (and folds what it cannot admit). So this
+    /// hand-off holds one poll's records besides the one being processed,
+    /// where each buffered batch would add a poll's records (a million at
+    /// a million flows) and an unbounded stream one per poll the consumer
+    /// fell behind.
     public static let bufferedBatches = 0
 
     public func batches() -> AsyncThrowingStream<FlowBatch, any Error> {

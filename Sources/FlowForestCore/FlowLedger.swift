@@ -198,7 +198,7 @@ public struct FlowLedger: Sendable {
 }
 
 /// One open flow as the ledger holds it: its latest record's numbers, with
-/// the interface name and origin as codes into the ledger's ``StringCodes``
+/// the interface name and origin as codes into the ledger's ``ValueCodes``
 /// rather than a `String` each. Fixed-size and free of references: a
 /// million of them sit in a ``ChunkedArray`` with no allocation per flow.
 ///

@@ -26,11 +26,12 @@ public struct InterfaceName: Hashable, Sendable {
 
     /// A local interface, by its name.
     public init(local name: String) {
-        var utf8 = Array(name.utf8.prefix(Self.localCapacity))
-        // Cut at a character boundary: drop continuation bytes the cut orphaned, then their lead byte.
-        if utf8.count < name.utf8.count {
-            while let last = utf8.last, last & 0xC0 == 0x80 { utf8.removeLast() }
-            if let last = utf8.last, last >= 0xC0 { utf8.removeLast() }
+        // Whole scalars while they fit: a cut never splits a character's bytes.
+        var utf8: [UInt8] = []
+        for scalar in name.unicodeScalars {
+            let bytes = UTF8.encode(scalar)!
+            guard utf8.count + bytes.count <= Self.localCapacity else { break }
+            utf8.append(contentsOf: bytes)
         }
         var words: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
         withUnsafeMutableBytes(of: &words) { raw in
@@ -43,7 +44,9 @@ public struct InterfaceName: Hashable, Sendable {
 
     /// The exporter that reported a collected flow.
     public init(exporter: IPAddress) {
-        words = (UInt64(Kind.exporter.rawValue), 0, exporter.high, exporter.low)
+        var words: (UInt64, UInt64, UInt64, UInt64) = (0, 0, exporter.high, exporter.low)
+        withUnsafeMutableBytes(of: &words) { $0[0] = Kind.exporter.rawValue }
+        self.words = words
     }
 
     /// A name as ``name(interfaceIndex:)`` writes it (read back from a
@@ -56,12 +59,19 @@ public struct InterfaceName: Hashable, Sendable {
         let parts = name.split(separator: "%", maxSplits: 1, omittingEmptySubsequences: false)
         if let exporter = IPAddress(String(parts[0])) {
             if parts.count == 1 { return (InterfaceName(exporter: exporter), 0) }
-            if let index = UInt32(parts[1]) { return (InterfaceName(exporter: exporter), index) }
+            // Only as ``name(interfaceIndex:)`` writes an index: plain digits, not 0.
+            if let index = UInt32(parts[1]), index != 0, String(index) == parts[1] {
+                return (InterfaceName(exporter: exporter), index)
+            }
         }
         return (InterfaceName(local: name), nil)
     }
 
-    private var kind: Kind { Kind(rawValue: UInt8(truncatingIfNeeded: words.0)) ?? .none }
+    /// Read as bytes, as `init(local:)` writes them, whatever the byte order.
+    private var kind: Kind {
+        var copy = words
+        return Kind(rawValue: withUnsafeBytes(of: &copy) { $0[0] }) ?? .none
+    }
 
     /// True when no observation point is known.
     public var isNone: Bool { kind == .none }

@@ -50,6 +50,10 @@ public final class PcapLiveSource: FlowSource {
         continuation.onTermination = { _ in stop.set() }
         let (handles, configuration, poll) = (self.handles, self.configuration, self.pollIntervalNs)
         logger.info("capturing with libpcap", metadata: ["interfaces": "\(interfaces.joined(separator: ","))"])
+        for name in interfaces where name.utf8.count > InterfaceName.localCapacity {
+            logger.warning("interface name longer than \(InterfaceName.localCapacity) bytes: flows name it by its start",
+                           metadata: ["interface": "\(name)", "shown_as": "\(InterfaceName(local: name).name(interfaceIndex: 0) ?? "")"])
+        }
         // Blocking poll()/pcap_dispatch run on their own thread, off the cooperative pool.
         let thread = Thread {
             nameCurrentThread("ff-pcap")

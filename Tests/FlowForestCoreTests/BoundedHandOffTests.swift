@@ -31,6 +31,31 @@ struct BoundedHandOffTests {
         #expect(mostAhead <= 2, "the producer ran \(mostAhead) elements ahead")
     }
 
+    @Test("with no buffer a producer hands each element over only when the consumer asks, and nothing is lost",
+          .timeLimit(.minutes(1)))
+    func rendezvous() async throws {
+        let (stream, continuation) = AsyncThrowingStream.makeStream(of: Int.self, bufferingPolicy: .bufferingOldest(0))
+        let produced = Atomic<Int>(0)
+        let producer = Task {
+            for i in 0..<10 {
+                guard await continuation.yieldWhenRoom(i) else { return }
+                produced.store(i + 1, ordering: .sequentiallyConsistent)
+            }
+            continuation.finish()
+        }
+        var received: [Int] = []
+        var mostAhead = 0
+        for try await value in stream {
+            received.append(value)
+            try await Task.sleep(for: .milliseconds(30))
+            // Taken: `value`; the producer waits with the next one, none is buffered.
+            mostAhead = max(mostAhead, produced.load(ordering: .sequentiallyConsistent) - received.count)
+        }
+        await producer.value
+        #expect(received == Array(0..<10))
+        #expect(mostAhead == 0, "the producer ran \(mostAhead) elements ahead")
+    }
+
     @Test("a producer stops waiting when the consumer goes away", .timeLimit(.minutes(1)))
     func consumerGone() async {
         let (stream, continuation) = AsyncThrowingStream.makeStream(of: Int.self, bufferingPolicy: .bufferingOldest(1))

@@ -36,6 +36,9 @@ struct InterfaceNameTests {
         // 29 ASCII bytes, then a two-byte character that would straddle the cut.
         let straddling = String(repeating: "y", count: 29) + "é" + "z"
         #expect(InterfaceName(local: straddling).name(interfaceIndex: 0) == String(repeating: "y", count: 29))
+        // A two-byte character that ends exactly at the cut stays whole.
+        let fitting = String(repeating: "w", count: 28) + "é" + "zz"
+        #expect(InterfaceName(local: fitting).name(interfaceIndex: 0) == String(repeating: "w", count: 28) + "é")
     }
 
     @Test("a flow record is plain bytes: copying one retains nothing")
