@@ -33,20 +33,35 @@ public struct InterfaceName: Hashable, Sendable {
             guard utf8.count + bytes.count <= Self.localCapacity else { break }
             utf8.append(contentsOf: bytes)
         }
-        var words: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
-        withUnsafeMutableBytes(of: &words) { raw in
-            raw[0] = Kind.local.rawValue
-            raw[1] = UInt8(utf8.count)
-            for (i, byte) in utf8.enumerated() { raw[2 + i] = byte }
-        }
-        self.words = words
+        var bytes = [UInt8](repeating: 0, count: 32)
+        bytes[0] = Kind.local.rawValue
+        bytes[1] = UInt8(utf8.count)
+        bytes.replaceSubrange(2..<(2 + utf8.count), with: utf8)
+        self.words = (Self.word(bytes, 0), Self.word(bytes, 1), Self.word(bytes, 2), Self.word(bytes, 3))
     }
 
     /// The exporter that reported a collected flow.
     public init(exporter: IPAddress) {
-        var words: (UInt64, UInt64, UInt64, UInt64) = (0, 0, exporter.high, exporter.low)
-        withUnsafeMutableBytes(of: &words) { $0[0] = Kind.exporter.rawValue }
-        self.words = words
+        words = (UInt64(Kind.exporter.rawValue), 0, exporter.high, exporter.low)
+    }
+
+    /// Bytes are numbered little-endian within each word, whatever the
+    /// machine's order: plain integer arithmetic, no raw-memory reads (an
+    /// optimised build miscompiled reading the tuple's bytes in place).
+    private static func word(_ bytes: [UInt8], _ index: Int) -> UInt64 {
+        (0..<8).reduce(0) { $0 | UInt64(bytes[index * 8 + $1]) << (8 * UInt64($1)) }
+    }
+
+    /// Byte `index` (0...31) as ``word(_:_:)`` packs it.
+    private func byte(_ index: Int) -> UInt8 {
+        let word: UInt64
+        switch index / 8 {
+        case 0: word = words.0
+        case 1: word = words.1
+        case 2: word = words.2
+        default: word = words.3
+        }
+        return UInt8(truncatingIfNeeded: word >> (8 * UInt64(index % 8)))
     }
 
     /// A name as ``name(interfaceIndex:)`` writes it (read back from a
@@ -67,11 +82,7 @@ public struct InterfaceName: Hashable, Sendable {
         return (InterfaceName(local: name), nil)
     }
 
-    /// Read as bytes, as `init(local:)` writes them, whatever the byte order.
-    private var kind: Kind {
-        var copy = words
-        return Kind(rawValue: withUnsafeBytes(of: &copy) { $0[0] }) ?? .none
-    }
+    private var kind: Kind { Kind(rawValue: byte(0)) ?? .none }
 
     /// True when no observation point is known.
     public var isNone: Bool { kind == .none }
@@ -92,10 +103,8 @@ public struct InterfaceName: Hashable, Sendable {
             let exporter = IPAddress(high: words.2, low: words.3)
             return interfaceIndex == 0 ? "\(exporter)" : "\(exporter)%\(interfaceIndex)"
         case .local:
-            var copy = words
-            return withUnsafeBytes(of: &copy) { raw in
-                String(decoding: raw[2..<(2 + Int(raw[1]))], as: UTF8.self)
-            }
+            let count = min(Int(byte(1)), Self.localCapacity)
+            return String(decoding: (2..<(2 + count)).map(byte), as: UTF8.self)
         }
     }
 
