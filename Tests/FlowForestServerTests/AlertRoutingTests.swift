@@ -60,6 +60,12 @@ struct AlertRoutingTests {
                 try await waitFor("a re-post of the open incident", seconds: 30) {
                     metric(parts.metrics.render(), "flowforest_alerts_sent_total{") >= 2
                 }
+                // Alertmanager resolves only what its notification log says it
+                // notified as firing; the receiver keeps the body before its
+                // answer reaches Alertmanager, so wait for Alertmanager's own record.
+                try await waitFor("Alertmanager to log its firing notification as delivered", seconds: 30) {
+                    am.log.contains("msg=\"Notify success\"")
+                }
                 // Alertmanager goes down while the incident is open; the incident closes during the outage.
                 await am.stop()
                 try await waitFor("the incident to close", seconds: 30) {

@@ -32,6 +32,9 @@ public final class ThrowawayPostgres: Sendable {
             try? await offPool { server.destroy() }
             return result
         } catch {
+            // The server's own account (slow statements, lock waits) goes with the failure.
+            let log = (try? String(contentsOfFile: "\(server.directory)/log", encoding: .utf8)) ?? "(no server log)"
+            FileHandle.standardError.write(Data("PostgreSQL log of a failed test (port \(server.port)):\n\(log.suffix(4000))\n".utf8))
             try? await offPool { server.destroy() }
             throw error
         }
@@ -80,7 +83,7 @@ public final class ThrowawayPostgres: Sendable {
     public func startServer() throws {
         try asServerUser("\(bin)/pg_ctl", [
             "-D", "\(directory)/data", "-l", "\(directory)/log", "-w", "-t", "30",
-            "-o", "-p \(port) -k \(directory) -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=50",
+            "-o", "-p \(port) -k \(directory) -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=50 -c log_lock_waits=on -c log_min_duration_statement=2000",
             "start",
         ])
     }

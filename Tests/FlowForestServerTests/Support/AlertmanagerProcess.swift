@@ -58,11 +58,13 @@ final class AlertmanagerProcess: @unchecked Sendable {
         process = nil
     }
 
-    /// The end of Alertmanager's log over all its runs, for a failure message.
-    var logTail: String {
-        let text = (try? String(contentsOf: directory.appendingPathComponent("alertmanager.log"), encoding: .utf8)) ?? ""
-        return String(text.suffix(6000))
+    /// Alertmanager's log over all its runs.
+    var log: String {
+        (try? String(contentsOf: directory.appendingPathComponent("alertmanager.log"), encoding: .utf8)) ?? ""
     }
+
+    /// The end of ``log``, for a failure message.
+    var logTail: String { String(log.suffix(6000)) }
 
     func remove() async {
         await stop()
