@@ -152,8 +152,12 @@ public final class Store: Service, Sendable {
             } else {
                 throw StoreError.badLocation("PostgreSQL URL without a host: \(location)")
             }
-            // Fail fast when the server is unreachable instead of queueing.
-            clientConfiguration.options.connectTimeout = .seconds(5)
+            // A busy server gets as long to set up a connection as to answer a
+            // query: while creation fails the pool keeps requests queued and
+            // starts every retry over, so a short timeout would only turn a
+            // slow server into one that never answers. Callers are bounded by
+            // their own deadline (`withDeadline`) either way.
+            clientConfiguration.options.connectTimeout = queryTimeout
             let client = PostgresClient(configuration: clientConfiguration, backgroundLogger: logger)
             let task = Task { await client.run() }
             store = Store(backend: .postgres(client), clientTask: task, logger: logger, queryTimeout: queryTimeout)

@@ -83,7 +83,7 @@ public final class ThrowawayPostgres: Sendable {
     public func startServer() throws {
         try asServerUser("\(bin)/pg_ctl", [
             "-D", "\(directory)/data", "-l", "\(directory)/log", "-w", "-t", "30",
-            "-o", "-p \(port) -k \(directory) -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=50 -c log_lock_waits=on -c log_min_duration_statement=2000",
+            "-o", "-p \(port) -k \(directory) -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=50 -c log_lock_waits=on -c log_min_duration_statement=2000 -c log_connections=on -c log_disconnections=on",
             "start",
         ])
     }
