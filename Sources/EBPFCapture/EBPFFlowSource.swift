@@ -247,7 +247,7 @@ final class DrainLoop: @unchecked Sendable {
             let flowKey = FlowKey(slot.pointee.key)
             tracker.observe(flowKey, kernelSlot: n, kernelPackets: slot.pointee.dir.0.packets &+ slot.pointee.dir.1.packets,
                             summary: { KernelFlowTracker.Summary(slot, wallOffsetNs: offset) },
-                            convert: { KernelFlow(key: flowKey, slot: slot.pointee, wallOffsetNs: offset) })
+                            convert: { KernelFlow(key: flowKey, slot: KernelProgram.copy(slot), wallOffsetNs: offset) })
         }
         for event in program.drainEvents() { tracker.observe(KernelEvent(event, wallOffsetNs: offset)) }
         let nowNs = monotonicNow() &+ offset

@@ -36,6 +36,8 @@ struct FlowSlotArray {
             guard let p, p != MAP_FAILED else {
                 throw .readFailed("cannot map the flow slots: \(String(cString: strerror(errno)))")
             }
+            // Memory from mmap is bound to no type: bind it once, as the slots it holds.
+            p.bindMemory(to: flow_slot.self, capacity: length / Self.slotBytes)
             chunks.append(p)
         }
     }

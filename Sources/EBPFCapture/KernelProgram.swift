@@ -223,8 +223,7 @@ final class KernelProgram {
         }
         var sums = [UInt64](repeating: 0, count: Int(FF_STAT_MAX.rawValue))
         for cpu in 0..<possibleCPUs {
-            let base = buffer.advanced(by: cpu * slot).assumingMemoryBound(to: UInt64.self)
-            for i in sums.indices { sums[i] &+= base[i] }
+            for i in sums.indices { sums[i] &+= buffer.load(fromByteOffset: cpu * slot + i * 8, as: UInt64.self) }
         }
         var c = EBPFKernelCounters()
         c.packetsSeen = sums[Int(FF_STAT_PACKETS_SEEN.rawValue)]
@@ -273,6 +272,16 @@ final class KernelProgram {
         _ = ff_copy_slot(slot, &value, Self.copyTries)
         var k = key
         return memcmp(&value.key, &k, MemoryLayout<flow_key>.size) == 0 ? value : nil
+    }
+
+    /// A copy of a slot the walk found, taken between two of the program's
+    /// updates: a flow's first read must not see a direction mid-update (its
+    /// packet counted, its first time not yet written), which would date
+    /// the flow to the epoch.
+    static func copy(_ slot: UnsafePointer<flow_slot>) -> flow_slot {
+        var value = flow_slot()
+        _ = ff_copy_slot(slot, &value, copyTries)
+        return value
     }
 
     /// Copies of a busy slot tried before the last is taken as it is.

@@ -33,7 +33,7 @@ struct KernelAggregate {
             IPAddress(high: UInt64(bigEndian: raw.loadUnaligned(as: UInt64.self)),
                       low: UInt64(bigEndian: raw.loadUnaligned(fromByteOffset: 8, as: UInt64.self)))
         }
-        let registers = withUnsafeBytes(of: v.peers) { Array($0.bindMemory(to: UInt32.self)) }
+        let registers = withUnsafeBytes(of: v.peers) { raw in (0..<raw.count / 4).map { raw.load(fromByteOffset: $0 * 4, as: UInt32.self) } }
         key = FlowAggregate.Key(address: address, port: k.port, ipProtocol: k.proto, vlan: k.vlan,
                                 flowClass: flowClass, side: side, anyPort: k.any_port != 0)
         packets = v.packets

@@ -206,8 +206,9 @@ public struct PacketParser: Sendable {
     }
 }
 
-/// Bounds-checked big-endian reads over captured bytes. Callers check
-/// `count` first; the subscripts would trap rather than read past the end.
+/// Big-endian reads over captured bytes. Callers check `count` first: the
+/// subscripts are bounds-checked in debug builds only (those the parser's
+/// fuzz tests run), so a read past a guard traps there and is never shipped.
 struct Bytes {
     let base: UnsafeRawBufferPointer
     init(_ base: UnsafeRawBufferPointer) { self.base = base }
