@@ -207,8 +207,9 @@ public struct PacketParser: Sendable {
 }
 
 /// Big-endian reads over captured bytes. Callers check `count` first: the
-/// subscripts are bounds-checked in debug builds only (those the parser's
-/// fuzz tests run), so a read past a guard traps there and is never shipped.
+/// subscripts are bounds-checked in debug builds only, which the parser's
+/// fuzz tests run: a read past a guard traps there; a release build would
+/// read on.
 struct Bytes {
     let base: UnsafeRawBufferPointer
     init(_ base: UnsafeRawBufferPointer) { self.base = base }
