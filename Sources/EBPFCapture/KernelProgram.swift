@@ -268,8 +268,7 @@ final class KernelProgram {
         guard isMapped(n) else { return nil }
         let slot = slots.slot(Int(n))
         guard ff_slot_live(slot) != 0 else { return nil }
-        var value = flow_slot()
-        _ = ff_copy_slot(slot, &value, Self.copyTries)
+        var value = Self.copy(slot)
         var k = key
         return memcmp(&value.key, &k, MemoryLayout<flow_key>.size) == 0 ? value : nil
     }
