@@ -4,7 +4,8 @@ public import FlowForestCore
 /// names the pattern and counts its members: a sweep's targets (each an
 /// "unusual destination" whose one peer is the sweeper) become "host sweep
 /// of 254 addresses by X"; a flood's forged sources (each a host whose one
-/// peer is the victim) become one anomaly about the victim.
+/// peer is the victim) become one anomaly about the victim; so do a forged
+/// flood's unusual flows, each from its own source to the victim.
 ///
 /// Nothing is dropped: the grouped anomaly carries the member count, the
 /// first ``listed`` members, the most anomalous member's score, features
@@ -23,6 +24,9 @@ public struct AnomalyGrouper: Sendable {
         var kind: AnomalyKind
         var label: AnomalyLabel
         var anchor: IPAddress
+        /// A flow group's shared address is the flows' destination (forged
+        /// sources at one victim) rather than their source (one scanner).
+        var atDestination = false
     }
 
     struct Group {
@@ -65,12 +69,20 @@ public struct AnomalyGrouper: Sendable {
         return anchor.map { Key(kind: a.kind, label: a.label, anchor: $0) }
     }
 
+    /// The second address a flow can share with others: its destination.
+    /// Tried for flows that form no group on their source, so a forged
+    /// flood's flows (each from its own source) group on their victim.
+    static func destinationKey(_ a: Anomaly) -> Key? {
+        guard a.kind == .flow, let destination = a.destinationAddress else { return nil }
+        return Key(kind: .flow, label: a.label, anchor: destination, atDestination: true)
+    }
+
     /// The member's own address (the entity the anomaly is about).
-    static func member(_ a: Anomaly) -> IPAddress? {
+    static func member(_ a: Anomaly, of key: Key) -> IPAddress? {
         switch a.kind {
         case .destination: return a.destinationAddress
         case .host: return a.sourceAddress
-        case .flow: return a.destinationAddress
+        case .flow: return key.atDestination ? a.sourceAddress : a.destinationAddress
         }
     }
 
@@ -80,37 +92,42 @@ public struct AnomalyGrouper: Sendable {
     /// group that has settled since it last grew.
     public mutating func group(_ anomalies: [Anomaly], nowNs now: UInt64) -> [Anomaly] {
         var out = settled(nowNs: now)
-        var byKey: [Key: [Int]] = [:]
-        for (i, a) in anomalies.enumerated() {
-            if let k = Self.key(a) { byKey[k, default: []].append(i) }
-        }
         var replaced = Set<Int>()
-        // In the order the anomalies came, so a replayed capture reports identically.
-        let keys = byKey.keys.sorted { byKey[$0]![0] < byKey[$1]![0] }
-        for key in keys {
-            let indices = byKey[key]!
-            guard indices.count >= minimum || groups[key] != nil else { continue }
-            replaced.formUnion(indices)
-            let members = indices.map { anomalies[$0] }
-            let strongest = members.max { $0.score < $1.score }!
-            var g = groups[key] ?? Group(startedNs: now, lastGrowthNs: now, best: strongest)
-            if strongest.score > g.best.score { g.best = strongest }
-            g.severity = max(g.severity, members.map(\.severity).max()!)
-            for m in members {
-                if let address = Self.member(m), g.members.count < Self.listed, !g.members.contains(address) { g.members.append(address) }
+        for keying in [Self.key, Self.destinationKey] {
+            var byKey: [Key: [Int]] = [:]
+            for (i, a) in anomalies.enumerated() where !replaced.contains(i) {
+                if let k = keying(a) { byKey[k, default: []].append(i) }
             }
-            g.flowIDs = Array((g.flowIDs + members.flatMap(\.flowIDs)).suffix(Self.flowIDs))
-            g.count += members.count
-            g.lastGrowthNs = now
-            grouped += UInt64(members.count)
-            if g.count >= 2 * g.reportedCount {
-                g.reportedCount = g.count
-                out.append(Self.report(key, group: g, minimum: minimum, timeMs: strongest.timeMs))
+            // In the order the anomalies came, so a replayed capture reports identically.
+            for key in byKey.keys.sorted(by: { byKey[$0]![0] < byKey[$1]![0] }) {
+                let indices = byKey[key]!
+                guard indices.count >= minimum || groups[key] != nil else { continue }
+                replaced.formUnion(indices)
+                if let report = join(indices.map { anomalies[$0] }, to: key, nowNs: now) { out.append(report) }
             }
-            groups[key] = g
         }
         let alone = anomalies.indices.filter { !replaced.contains($0) }.map { anomalies[$0] }
         return alone + out
+    }
+
+    /// Adds one poll's members to the key's group; its report when the
+    /// group is new or its count has doubled since it was last reported.
+    private mutating func join(_ members: [Anomaly], to key: Key, nowNs now: UInt64) -> Anomaly? {
+        let strongest = members.max { $0.score < $1.score }!
+        var g = groups[key] ?? Group(startedNs: now, lastGrowthNs: now, best: strongest)
+        if strongest.score > g.best.score { g.best = strongest }
+        g.severity = max(g.severity, members.map(\.severity).max()!)
+        for m in members {
+            if let address = Self.member(m, of: key), g.members.count < Self.listed, !g.members.contains(address) { g.members.append(address) }
+        }
+        g.flowIDs = Array((g.flowIDs + members.flatMap(\.flowIDs)).suffix(Self.flowIDs))
+        g.count += members.count
+        g.lastGrowthNs = now
+        grouped += UInt64(members.count)
+        defer { groups[key] = g }
+        guard g.count >= 2 * g.reportedCount else { return nil }
+        g.reportedCount = g.count
+        return Self.report(key, group: g, minimum: minimum, timeMs: strongest.timeMs)
     }
 
     /// Final reports of groups that grew since their last report and have
@@ -144,6 +161,9 @@ public struct AnomalyGrouper: Sendable {
         case .host:
             a.sourceAddress = nil
             a.destinationAddress = key.anchor
+        case .flow where key.atDestination:
+            a.sourceAddress = nil
+            a.destinationAddress = key.anchor
         case .flow:
             a.sourceAddress = key.anchor
             a.destinationAddress = nil
@@ -167,6 +187,8 @@ public struct AnomalyGrouper: Sendable {
             return "\(key.label.rawValue) of \(count) addresses by \(key.anchor)"
         case (.host, _):
             return "\(key.label.rawValue) from \(count) sources at once at \(key.anchor)"
+        case (.flow, _) where key.atDestination:
+            return "\(count) flows to \(key.anchor) (\(key.label.rawValue))"
         case (.flow, _):
             return "\(count) flows of \(key.anchor) (\(key.label.rawValue))"
         }

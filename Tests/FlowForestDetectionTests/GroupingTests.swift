@@ -91,6 +91,35 @@ struct GroupingTests {
         #expect(g.explanation.first?.text == "unusual host from 50 sources at once at 198.18.1.1")
     }
 
+    static func flow(from source: String, to destination: String, score: Double = 0.6) -> Anomaly {
+        Anomaly(sensor: "t", timeMs: 0, kind: .flow, sourceAddress: TrafficSimulator.ip(source),
+                destinationAddress: TrafficSimulator.ip(destination), sourcePort: 40000, destinationPort: 80, score: score,
+                severity: .low, label: .unusualFlow, flowIDs: [1])
+    }
+
+    @Test("a forged flood's unusual flows, each from its own source to the victim, are one anomaly about the victim")
+    func forgedFlows() throws {
+        var grouper = AnomalyGrouper(minimum: 4, windowSeconds: 60)
+        let forged = (1...400).map { Self.flow(from: "198.19.\($0 / 250).\($0 % 250 + 1)", to: "198.18.1.1", score: $0 == 9 ? 0.8 : 0.6) }
+        // A scanner's flows share their source; they stay grouped on it, not on their targets.
+        let scan = (1...5).map { _ in Self.flow(from: "198.18.0.66", to: "198.18.1.1") }
+        let lone = Self.flow(from: "198.18.0.5", to: "198.18.2.2")
+        let out = grouper.group(forged + scan + [lone], nowNs: 1)
+        #expect(out.count == 3)
+        #expect(out[0] == lone)
+        let scanner = try #require(out.first { $0.sourceAddress == Self.sweeper })
+        #expect(scanner.features["group_members"] == 5 && scanner.destinationAddress == nil)
+        let victim = try #require(out.first { $0.destinationAddress == Self.victim })
+        #expect(victim.sourceAddress == nil && victim.sourcePort == nil && victim.destinationPort == nil)
+        #expect(victim.score == 0.8 && victim.label == .unusualFlow)
+        #expect(victim.explanation.first?.text == "400 flows to 198.18.1.1 (unusual flow)")
+        #expect(victim.explanation.first?.members?.first == "198.19.0.2")
+        #expect(grouper.grouped == 405)
+        // More forged flows in the next poll join the victim's group; none is reported alone.
+        #expect(grouper.group((401...500).map { Self.flow(from: "198.19.9.\($0 % 250)", to: "198.18.1.1") }, nowNs: 2).isEmpty)
+        #expect(grouper.grouped == 505)
+    }
+
     /// nmap -sn -PS22,80,443,3389,8080 -PE of a /24 with no live hosts: per
     /// address an echo request and a SYN to each of five ports, none answered.
     static func tcpPingSweep(_ s: inout TrafficSimulator, _ second: Int) {
