@@ -82,7 +82,7 @@ struct ArrivalQueue<Key: Hashable> {
     /// amortized O(1) per eviction. Returns the evicted keys, for tables
     /// whose entries other state counts.
     static func evict<Value>(_ table: inout TrackerTable<Key, Value>, queue: inout ArrivalQueue<Key>, limit: Int,
-                             arrival: (Value) -> UInt64, isWorthKeeping: (Value) -> Bool) -> [Key] {
+                             arrival: (Value) -> UInt64, isWorthKeeping: (Value) -> Bool) -> [Key] where Key: TrackerKey {
         var evicted: [Key] = []
         while table.count > limit, let (key, number) = queue.pop() {
             guard let slot = table.slot(of: key), arrival(table[slot]) == number else { continue }

@@ -11,23 +11,12 @@ enum BeaconScore {
         var destination: IPAddress
         var port: UInt16
         var ipProtocol: UInt8
-
-        init(_ r: FlowRecord) {
-            destination = r.destinationAddress
-            port = r.destinationPort
-            ipProtocol = r.ipProtocol
-        }
     }
 
     /// One source and one destination service: what a beacon's history is kept for.
     struct PairKey: Hashable {
         var source: IPAddress
         var service: ServiceKey
-
-        init(_ r: FlowRecord) {
-            source = r.sourceAddress
-            service = ServiceKey(r)
-        }
     }
 
     /// Sources with a history towards one service from which it is shared
@@ -186,5 +175,18 @@ enum BeaconScore {
     /// uniform jitter) at most, however long the series.
     static func strictness(gaps: Int) -> Double {
         gaps <= 3 ? 24 : gaps == 4 ? 4 : max(1, 1.6 * (7 / Double(max(gaps, 7))).squareRoot())
+    }
+}
+
+// Outside the types, so each keeps its memberwise initializer too.
+extension BeaconScore.ServiceKey {
+    init(_ r: FlowRecord) {
+        self.init(destination: r.destinationAddress, port: r.destinationPort, ipProtocol: r.ipProtocol)
+    }
+}
+
+extension BeaconScore.PairKey {
+    init(_ r: FlowRecord) {
+        self.init(source: r.sourceAddress, service: BeaconScore.ServiceKey(r))
     }
 }

@@ -413,7 +413,8 @@ public struct HostTracker: Sendable {
     /// A connection fails once: counted with the first record that shows it.
     private mutating func countFailure(_ r: FlowRecord, host h: inout WindowedStatistics,
                                        destination d: inout WindowedStatistics, nowNs now: UInt64) {
-        guard !failedFlows.contains(r.id) && Self.hasFailed(r, at: now) else { return }
+        // The cheap test first: most records are of flows that have not failed.
+        guard Self.hasFailed(r, at: now) && !failedFlows.contains(r.id) else { return }
         if r.state != .ended { failedFlows.insert(r.id) }
         h.add(H.failed, 1)
         d.add(D.failed, 1)

@@ -11,12 +11,13 @@ import FlowForestCore
 ///
 /// Entries are addressed by slot number. A slot stays valid until an entry
 /// is removed: ``remove(at:)`` moves the last entry into the freed slot.
-/// Keys are hashed with Swift's per-process seeded hasher, so addresses a
-/// sender picks cannot aim at one probe chain.
-struct TrackerTable<Key: Hashable, Value> {
+/// Keys are hashed with a secret key per table (``TableHasher``), so
+/// addresses a sender picks cannot aim at one probe chain.
+struct TrackerTable<Key: TrackerKey, Value> {
     private var keys = ChunkedArray<Key>()
     private var values = ChunkedArray<Value>()
     private var index = SlotIndex()
+    private let hasher = TableHasher()
 
     /// Entries held.
     var count: Int { keys.count }
@@ -26,7 +27,7 @@ struct TrackerTable<Key: Hashable, Value> {
 
     /// The slot holding `key`, if any.
     func slot(of key: Key) -> Int? {
-        index.find(hash: key.hashValue) { keys[$0] == key }
+        index.find(hash: key.hash(with: hasher)) { keys[$0] == key }
     }
 
     func key(at slot: Int) -> Key { keys[slot] }
@@ -51,7 +52,8 @@ struct TrackerTable<Key: Hashable, Value> {
         do {
             // A copy for the index's rehashing, shared and gone before `keys` changes.
             let keys = self.keys
-            index.insert(slot: slot, hash: key.hashValue) { keys[$0].hashValue }
+            let hasher = self.hasher
+            index.insert(slot: slot, hash: key.hash(with: hasher)) { keys[$0].hash(with: hasher) }
         }
         keys.append(key)
         values.append(value)
@@ -62,11 +64,12 @@ struct TrackerTable<Key: Hashable, Value> {
     mutating func remove(at slot: Int) {
         do {
             let keys = self.keys
-            index.remove(slot: slot, hash: keys[slot].hashValue) { keys[$0].hashValue }
+            let hasher = self.hasher
+            index.remove(slot: slot, hash: keys[slot].hash(with: hasher)) { keys[$0].hash(with: hasher) }
         }
         let last = keys.count - 1
         keys.removeBySwappingLast(at: slot)
-        if values.removeBySwappingLast(at: slot) { index.move(from: last, to: slot, hash: keys[slot].hashValue) }
+        if values.removeBySwappingLast(at: slot) { index.move(from: last, to: slot, hash: keys[slot].hash(with: hasher)) }
     }
 
     /// Removes every entry for which `shouldRemove` holds.

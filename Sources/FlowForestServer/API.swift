@@ -78,17 +78,17 @@ struct API: Sendable {
     /// file was deleted or replaced under the running store; `unavailable`
     /// when it does not answer. Also sets `flowforest_store_healthy`.
     ///
-    /// A write that succeeded within the last second answers for the
-    /// database: a ping would wait behind the writer's inserts (SQLite runs
-    /// one statement at a time), and health must answer at once under a
-    /// flood that keeps the writer busy.
+    /// A write or a ping that succeeded within the last second answers for
+    /// the database: a ping would wait behind the writer's inserts (SQLite
+    /// runs one statement at a time), and health must answer at once under
+    /// a flood that keeps the writer busy, and cheaply at a probe's rate.
     func storeHealth() async -> (state: String, reason: String?) {
         let result: (String, String?)
         if let problem = store.fileProblem() {
             result = ("degraded", problem)
         } else if writer.wroteSuccessfully(within: .seconds(1)) {
             result = ("ok", nil)
-        } else if !(await store.ping()) {
+        } else if !store.answered(within: .seconds(1)), !(await store.ping()) {
             result = ("unavailable", "the database does not answer")
         } else if let failure = writer.failure {
             result = ("degraded", failure)

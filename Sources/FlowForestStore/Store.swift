@@ -73,6 +73,8 @@ public final class Store: Service, Sendable {
     }
     /// The running PostgreSQL pool; cancelled by ``close()``.
     private let clientTask: Task<Void, Never>?
+    /// When ``ping(within:)`` last succeeded.
+    private let lastAnswer = Mutex<ContinuousClock.Instant?>(nil)
     public let logger: Logger
     /// `sqlite` or `postgresql`, for logs and health.
     public let kind: String
@@ -278,6 +280,14 @@ public final class Store: Service, Sendable {
         return nil
     }
 
+    /// True when ``ping(within:)`` succeeded within `interval`: a health
+    /// probe asked many times a second answers from the last ping rather
+    /// than queue a query (and a hop to the database's thread) each time.
+    public func answered(within interval: Duration) -> Bool {
+        guard let last = lastAnswer.withLock({ $0 }) else { return false }
+        return ContinuousClock.now - last < interval
+    }
+
     /// Runs a trivial query: true when the database answers within
     /// `deadline`. Health and `/metrics` ask this, so it answers within
     /// seconds, not the query timeout, while PostgreSQL is down or frozen: a
@@ -287,6 +297,7 @@ public final class Store: Service, Sendable {
             try await Self.$deadline.withValue(.now + deadline) {
                 try await withSQL { try await $0.raw("SELECT 1").run() }
             }
+            lastAnswer.withLock { $0 = .now }
             return true
         } catch {
             return false

@@ -69,4 +69,33 @@ struct TrackerTableTests {
         }
         #expect(table[slot].counters == [0, 3, 0])
     }
+
+    /// The most keys of `keys` that share one of `buckets` buckets under `hasher`.
+    static func fullestBucket(_ keys: [some TrackerKey], _ hasher: TableHasher, buckets: Int) -> Int {
+        var load = [Int](repeating: 0, count: buckets)
+        for key in keys { load[key.hash(with: hasher) & (buckets - 1)] += 1 }
+        return load.max()!
+    }
+
+    @Test("the keyed hash spreads the neighbouring addresses a flood forges, and each table draws its own keys")
+    func spreadsForgedAddresses() {
+        // 65,536 keys into as many buckets: random placement fills the fullest
+        // bucket with about 8 (balls into bins). A /16 of IPv4 sources; IPv4
+        // addresses that share their low 16 bits; IPv6 /64s that differ only
+        // in their network half.
+        let v4 = (0..<65_536).map { IPAddress(ipv4: 0xC613_0000 | UInt32($0)) }
+        let strided = (0..<65_536).map { IPAddress(ipv4: UInt32($0) << 16 | 1) }
+        let v6 = (0..<65_536).map { IPAddress(high: 0x2001_0db8_0000_0000 | UInt64($0) << 16, low: 1) }
+        let pairs = (0..<65_536).map { i in
+            BeaconScore.PairKey(source: IPAddress(ipv4: 0xC613_0000 | UInt32(i >> 4)), service: .init(
+                destination: IPAddress(ipv4: 0xC612_0001), port: UInt16(1000 + i & 15), ipProtocol: 6))
+        }
+        let hasher = TableHasher()
+        #expect(Self.fullestBucket(v4, hasher, buckets: 65_536) <= 16)
+        #expect(Self.fullestBucket(strided, hasher, buckets: 65_536) <= 16)
+        #expect(Self.fullestBucket(v6, hasher, buckets: 65_536) <= 16)
+        #expect(Self.fullestBucket(pairs, hasher, buckets: 65_536) <= 16)
+        let other = TableHasher()
+        #expect(v4.prefix(64).filter { $0.hash(with: hasher) == $0.hash(with: other) }.count == 0)
+    }
 }
