@@ -30,6 +30,8 @@ public struct AnomalyGrouper: Sendable {
     }
 
     struct Group {
+        /// Groups made before this one: orders groups started in one poll.
+        var number: UInt64
         var startedNs: UInt64
         var lastGrowthNs: UInt64
         /// The most anomalous member so far: the report's score, features and explanation.
@@ -49,6 +51,7 @@ public struct AnomalyGrouper: Sendable {
     public let minimum: Int
     public let windowSeconds: Double
     private var groups: [Key: Group] = [:]
+    private var groupsMade: UInt64 = 0
     /// Member anomalies folded into a group rather than reported alone.
     public private(set) var grouped: UInt64 = 0
 
@@ -89,13 +92,16 @@ public struct AnomalyGrouper: Sendable {
     /// One poll's anomalies (call it every poll, with none too), with those
     /// that form or join a group replaced by the group's report, or folded
     /// into it when its count has not doubled; and the final report of each
-    /// group that has settled since it last grew.
+    /// group that has settled since it last grew. Suppressed anomalies are
+    /// passed on as they are.
     public mutating func group(_ anomalies: [Anomaly], nowNs now: UInt64) -> [Anomaly] {
         var out = settled(nowNs: now)
         var replaced = Set<Int>()
         for keying in [Self.key, Self.destinationKey] {
             var byKey: [Key: [Int]] = [:]
-            for (i, a) in anomalies.enumerated() where !replaced.contains(i) {
+            // An anomaly a rule matched stays alone: the group's report drops
+            // the addresses and ports the rule names, and would pass it.
+            for (i, a) in anomalies.enumerated() where !replaced.contains(i) && !a.suppressed {
                 if let k = keying(a) { byKey[k, default: []].append(i) }
             }
             // In the order the anomalies came, so a replayed capture reports identically.
@@ -114,7 +120,8 @@ public struct AnomalyGrouper: Sendable {
     /// group is new or its count has doubled since it was last reported.
     private mutating func join(_ members: [Anomaly], to key: Key, nowNs now: UInt64) -> Anomaly? {
         let strongest = members.max { $0.score < $1.score }!
-        var g = groups[key] ?? Group(startedNs: now, lastGrowthNs: now, best: strongest)
+        var g = groups[key] ?? Group(number: groupsMade, startedNs: now, lastGrowthNs: now, best: strongest)
+        if groups[key] == nil { groupsMade += 1 }
         if strongest.score > g.best.score { g.best = strongest }
         g.severity = max(g.severity, members.map(\.severity).max()!)
         for m in members {
@@ -134,7 +141,8 @@ public struct AnomalyGrouper: Sendable {
     /// not grown for ``settleNs``; forgets groups older than the window.
     private mutating func settled(nowNs now: UInt64) -> [Anomaly] {
         var out: [Anomaly] = []
-        for key in groups.keys.sorted(by: { groups[$0]!.startedNs < groups[$1]!.startedNs }) {
+        // In the order the groups were made, so a replayed capture reports identically.
+        for key in groups.keys.sorted(by: { groups[$0]!.number < groups[$1]!.number }) {
             var g = groups[key]!
             if g.count > g.reportedCount && now &- g.lastGrowthNs >= Self.settleNs {
                 g.reportedCount = g.count

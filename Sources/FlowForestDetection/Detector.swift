@@ -76,7 +76,8 @@ public struct Detector: Sendable {
 
     /// Replaces the rules whose matching anomalies are expected (the
     /// suppression rules in force); from now on the vectors of anomalies they
-    /// match are kept for retraining.
+    /// match are kept for retraining, and those anomalies are marked
+    /// suppressed and left out of groups.
     public mutating func setExpected(_ rules: [Suppression]) {
         expectedRules = rules
     }
@@ -133,6 +134,11 @@ public struct Detector: Sendable {
         if configuration.retrainIntervalSeconds > 0, let last = lastRetrainNs,
            Double(now &- last) / 1e9 >= configuration.retrainIntervalSeconds {
             retrain(nowNs: now)
+        }
+        // Marked before grouping: a group's report leaves out the members'
+        // own addresses and ports, so a rule naming them would not match it.
+        for i in out.indices where expectedRules.contains(where: { $0.matches(out[i], nowMs: out[i].timeMs) }) {
+            out[i].suppressed = true
         }
         return grouper.group(out, nowNs: now)
     }

@@ -140,7 +140,8 @@ public actor Pipeline {
         var open: [Anomaly] = []
         var positions: [Int] = []
         for i in anomalies.indices {
-            if suppressions.contains(where: { $0.matches(anomalies[i], nowMs: nowMs) }) {
+            // The detector marks what its rules match before it groups anomalies.
+            if anomalies[i].suppressed || suppressions.contains(where: { $0.matches(anomalies[i], nowMs: nowMs) }) {
                 anomalies[i].suppressed = true
                 metrics.suppressed.increment()
             } else {

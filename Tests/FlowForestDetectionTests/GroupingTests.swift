@@ -120,6 +120,27 @@ struct GroupingTests {
         #expect(grouper.grouped == 505)
     }
 
+    @Test("anomalies a rule matched stay alone: a group's report would not name what the rule names")
+    func suppressedStayAlone() {
+        var grouper = AnomalyGrouper(minimum: 4, windowSeconds: 60)
+        var matched = (1...6).map { Self.flow(from: "10.0.0.\($0)", to: "198.18.1.1") }
+        for i in matched.indices { matched[i].suppressed = true }
+        let out = grouper.group(matched, nowNs: 1)
+        #expect(out == matched)
+        #expect(grouper.grouped == 0)
+    }
+
+    @Test("a sweep of a range a rule covers raises no group that slips past the rule")
+    func sweepOfAnExpectedRange() {
+        let rule = Suppression(target: AddressBlock("198.18.7.0/24"), createdBy: "alice", reason: "the lab range", createdMs: 0)
+        let found = Self.sweep(groupMinimum: 4, expecting: [rule])
+        let swept = found.filter { $0.kind == .destination && $0.destinationAddress?.description.hasPrefix("198.18.7.") == true }
+        #expect(swept.count > 20, "the simulated sweep no longer flags its targets (\(swept.count))")
+        #expect(swept.allSatisfy { $0.suppressed })
+        // Grouped, they would have been one host sweep with no destination, which the rule does not match.
+        #expect(!found.contains { !$0.suppressed && $0.kind == .destination && $0.features["group_members"] != nil })
+    }
+
     /// nmap -sn -PS22,80,443,3389,8080 -PE of a /24 with no live hosts: per
     /// address an echo request and a SYN to each of five ports, none answered.
     static func tcpPingSweep(_ s: inout TrafficSimulator, _ second: Int) {
@@ -136,9 +157,10 @@ struct GroupingTests {
     }
 
     /// Anomalies about the sweeper or the swept range.
-    static func sweep(groupMinimum: Int) -> [Anomaly] {
+    static func sweep(groupMinimum: Int, expecting rules: [Suppression] = []) -> [Anomaly] {
         var sim = TrafficSimulator()
         var detector = trainedDetector(&sim) { $0.groupMinimum = groupMinimum }
+        detector.setExpected(rules)
         let found = sim.runAttack(seconds: 12, into: &detector, Self.tcpPingSweep).map(\.anomaly)
         return found.filter { $0.sourceAddress == Attacks.attacker || $0.destinationAddress?.description.hasPrefix("198.18.7.") == true }
     }
