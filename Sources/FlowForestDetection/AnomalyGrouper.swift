@@ -42,6 +42,10 @@ public struct AnomalyGrouper: Sendable {
         var reportedCount = 0
         /// The highest severity of any member.
         var severity = Severity.low
+        /// The destination port of every member so far, while they agree
+        /// (a flood's one service); the report keeps it.
+        var port: UInt16?
+        var portsAgree = true
     }
 
     /// A group that has grown since its last report and then stopped growing
@@ -120,8 +124,10 @@ public struct AnomalyGrouper: Sendable {
     /// group is new or its count has doubled since it was last reported.
     private mutating func join(_ members: [Anomaly], to key: Key, nowNs now: UInt64) -> Anomaly? {
         let strongest = members.max { $0.score < $1.score }!
-        var g = groups[key] ?? Group(number: groupsMade, startedNs: now, lastGrowthNs: now, best: strongest)
-        if groups[key] == nil { groupsMade += 1 }
+        let isNew = groups[key] == nil
+        var g = groups[key] ?? Group(number: groupsMade, startedNs: now, lastGrowthNs: now, best: strongest, port: members[0].destinationPort)
+        if isNew { groupsMade += 1 }
+        if g.portsAgree && members.contains(where: { $0.destinationPort != g.port }) { g.portsAgree = false }
         if strongest.score > g.best.score { g.best = strongest }
         g.severity = max(g.severity, members.map(\.severity).max()!)
         for m in members {
@@ -177,7 +183,7 @@ public struct AnomalyGrouper: Sendable {
             a.destinationAddress = nil
         }
         a.sourcePort = nil
-        a.destinationPort = nil
+        a.destinationPort = g.portsAgree ? g.port : nil
         a.flowIDs = g.flowIDs
         a.features["group_members"] = Double(g.count)
         let line = ExplanationItem(feature: "group_members", value: Double(g.count), baseline: Double(minimum - 1), direction: "above",

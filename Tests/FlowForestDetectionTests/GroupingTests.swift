@@ -110,7 +110,8 @@ struct GroupingTests {
         let scanner = try #require(out.first { $0.sourceAddress == Self.sweeper })
         #expect(scanner.features["group_members"] == 5 && scanner.destinationAddress == nil)
         let victim = try #require(out.first { $0.destinationAddress == Self.victim })
-        #expect(victim.sourceAddress == nil && victim.sourcePort == nil && victim.destinationPort == nil)
+        // Every forged flow was to port 80: the group keeps it.
+        #expect(victim.sourceAddress == nil && victim.sourcePort == nil && victim.destinationPort == 80)
         #expect(victim.score == 0.8 && victim.label == .unusualFlow)
         #expect(victim.explanation.first?.text == "400 flows to 198.18.1.1 (unusual flow)")
         #expect(victim.explanation.first?.members?.first == "198.19.0.2")
@@ -118,6 +119,11 @@ struct GroupingTests {
         // More forged flows in the next poll join the victim's group; none is reported alone.
         #expect(grouper.group((401...500).map { Self.flow(from: "198.19.9.\($0 % 250)", to: "198.18.1.1") }, nowNs: 2).isEmpty)
         #expect(grouper.grouped == 505)
+        // Flows to another port join too, and the group no longer names one port.
+        var other = (501...1000).map { Self.flow(from: "198.19.8.\($0 % 250)", to: "198.18.1.1") }
+        for i in other.indices { other[i].destinationPort = 443 }
+        let doubled = grouper.group(other, nowNs: 3)
+        #expect(doubled.count == 1 && doubled.first?.features["group_members"] == 1000 && doubled.first?.destinationPort == nil)
     }
 
     @Test("anomalies a rule matched stay alone: a group's report would not name what the rule names")
