@@ -137,7 +137,8 @@ struct ExpectedIncidentTests {
             }
             try await send(Self.scan(from: "198.18.0.98", to: "198.18.1.3"))
             try await waitFor("the other scanner's incident to be posted", seconds: 30) { !postsAbout("198.18.0.98").isEmpty }
-            #expect(postsAbout("198.18.0.99").count == postsBefore, "the expected scan was notified again")
+            #expect(postsAbout("198.18.0.99").count == postsBefore,
+                    "the expected scan was notified again: \(postsAbout("198.18.0.99").dropFirst(postsBefore).map { String(describing: $0) })")
             let details = try await model()["details"] as? [String: String] ?? [:]
             let kept = Int(details["host_expected_vectors"] ?? "") ?? 0
             #expect(kept > 0, "\(details)")
