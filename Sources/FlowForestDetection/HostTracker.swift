@@ -40,33 +40,21 @@ public struct HostTracker: Sendable {
 
     private var hosts = TrackerTable<IPAddress, WindowedStatistics>()
     private var destinations = TrackerTable<IPAddress, WindowedStatistics>()
-    private var pairs = TrackerTable<BeaconScore.PairKey, PairHistory>()
-    /// Sources with a history in `pairs` towards each service.
-    private var serviceSources: [BeaconScore.ServiceKey: Int] = [:]
+    private var beacons: BeaconHistories
+    private var marks = FlowMarks()
     private var lastSweepNs: UInt64 = 0
-    /// Open flows whose failure is counted already: a connection fails once,
-    /// whether a record showed it or the clock did (a SYN unanswered for a second).
-    private var failedFlows: Set<UInt64> = []
-    /// Open flows whose completed handshake is counted already: once per connection.
-    private var establishedFlows: Set<UInt64> = []
     public private(set) var statistics = HostTrackerStatistics()
     /// How many hosts, destinations and beacon histories are held at most.
     public let limits: TrackerLimits
     private var hostArrivals = ArrivalQueue<IPAddress>()
     private var destinationArrivals = ArrivalQueue<IPAddress>()
-    private var pairArrivals = ArrivalQueue<BeaconScore.PairKey>()
 
-    /// One source's last connections to one destination service, oldest first.
-    struct PairHistory {
-        var starts: [BeaconScore.Start]
-        /// The gaps between connections that have left `starts`.
-        var earlier = BeaconScore.EarlierGaps()
-        /// When it entered the table (``ArrivalQueue``).
-        var arrival: UInt64
-
-        /// More than one connection, or one that was answered: a forged
-        /// source's lone SYN is the first history to go.
-        var isWorthKeeping: Bool { starts.count > 1 || starts.contains { !$0.probe } }
+    /// Open flows whose failure, or whose completed handshake, is counted
+    /// already: a connection fails once, whether a record showed it or the
+    /// clock did (a SYN unanswered for a second), and is established once.
+    struct FlowMarks {
+        var failed: Set<UInt64> = []
+        var established: Set<UInt64> = []
     }
 
     /// Host stems, by their names in ``FeatureSchema``.
@@ -121,6 +109,7 @@ public struct HostTracker: Sendable {
 
     public init(limits: TrackerLimits = .standard) {
         self.limits = limits
+        beacons = BeaconHistories(limit: limits.pairs)
     }
 
     /// Adds one poll's records, as `flows` (already holding them) saw
@@ -129,7 +118,7 @@ public struct HostTracker: Sendable {
     public mutating func update(_ changes: [FlowChange], flows: FlowLedger, nowNs: UInt64) -> [EntityVector] {
         hostArrivals.refill(limit: limits.entities)
         destinationArrivals.refill(limit: limits.entities)
-        pairArrivals.refill(limit: limits.pairs)
+        beacons.beginPoll()
         // By index, each change's record passed on as the batch holds it,
         // not copied into the loop first.
         for i in changes.indices { add(changes[i], changes[i].record, nowNs: nowNs) }
@@ -149,7 +138,8 @@ public struct HostTracker: Sendable {
         statistics.flowsNotTracked = flows.notTracked
         statistics.trackedHosts = hosts.count
         statistics.trackedDestinations = destinations.count
-        statistics.trackedPairs = pairs.count
+        statistics.trackedPairs = beacons.count
+        statistics.pairsEvicted = beacons.evicted
         return out
     }
 
@@ -167,112 +157,103 @@ public struct HostTracker: Sendable {
         for slot in entities.slots { entities[slot].endPoll() }
     }
 
-    /// Adds one record to its source host and its destination.
+    /// Adds one record to its source host and its destination, changing
+    /// each in place in its table.
     private mutating func add(_ change: FlowChange, _ r: FlowRecord, nowNs now: UInt64) {
         // A new flow the ledger had no room for is left out, as it always was.
         guard change.tracked else { return }
+        // A record with no new traffic (a flow timing out) of an entity the
+        // limits evicted updates the side still held and does not make the
+        // other again, empty: a forged flood's sources would all come back.
+        let quiet = !change.isNew && change.delta == .zero
+        // Made before either is changed, so the slots stay valid until the
+        // record is added: nothing else adds to or removes from these tables
+        // in between.
+        let hostSlot = quiet ? hosts.slot(of: r.sourceAddress)
+            : Self.slot(for: r.sourceAddress, in: &hosts, queue: &hostArrivals, limit: limits.entities, stems: H.stems,
+                        now: now, evicted: &statistics.hostsEvicted)
+        let destinationSlot = quiet ? destinations.slot(of: r.destinationAddress)
+            : Self.slot(for: r.destinationAddress, in: &destinations, queue: &destinationArrivals, limit: limits.entities,
+                        stems: D.stems, now: now, evicted: &statistics.destinationsEvicted)
+        var overflow: UInt64 = 0
+        switch (hostSlot, destinationSlot) {
+        case let (h?, d?):
+            Self.add(change, r, now: now, host: &hosts[h], destination: &destinations[d], beacons: &beacons, marks: &marks,
+                     overflow: &overflow)
+        case let (h?, nil):
+            var d = WindowedStatistics(stems: D.stems, now: now)
+            Self.add(change, r, now: now, host: &hosts[h], destination: &d, beacons: &beacons, marks: &marks, overflow: &overflow)
+        case let (nil, d?):
+            var h = WindowedStatistics(stems: H.stems, now: now)
+            Self.add(change, r, now: now, host: &h, destination: &destinations[d], beacons: &beacons, marks: &marks,
+                     overflow: &overflow)
+        case (nil, nil):
+            var h = WindowedStatistics(stems: H.stems, now: now), d = WindowedStatistics(stems: D.stems, now: now)
+            Self.add(change, r, now: now, host: &h, destination: &d, beacons: &beacons, marks: &marks, overflow: &overflow)
+        }
+        statistics.distinctOverflows += overflow
+        if change.isNew { countUnreachable(r, nowNs: now) }
+    }
+
+    /// What one record adds to its host and destination, both brought to
+    /// `now` and marked for a fresh vector.
+    private static func add(_ change: FlowChange, _ r: FlowRecord, now: UInt64, host h: inout WindowedStatistics,
+                            destination d: inout WindowedStatistics, beacons: inout BeaconHistories, marks: inout FlowMarks,
+                            overflow: inout UInt64) {
         let isNew = change.isNew
         // A flow older than the tracker (it started before this detector
         // did): its totals so far are history, not a burst in this poll.
         let deltas = isNew && r.firstSeenNs &+ Self.historyNs < now ? Deltas.zero : Deltas(change.delta)
-        var overflow: UInt64 = 0
-        // A record with no new traffic (a flow timing out) of an entity the
-        // limits evicted updates the side still held and does not make the
-        // other again, empty: a forged flood's sources would all come back.
-        let quiet = !isNew && change.delta == .zero
-        // The slots stay valid until the entities are stored back: nothing
-        // in between removes from these tables (an unreachable's target is
-        // only added to `hosts`).
-        let hostSlot = hosts.slot(of: r.sourceAddress)
-        let destinationSlot = destinations.slot(of: r.destinationAddress)
-        let keepHost = !quiet || hostSlot != nil
-        let keepDestination = !quiet || destinationSlot != nil
-        var h = Self.take(from: &hosts, hostSlot, stems: H.stems, now: now)
+        h.decay(to: now)
+        h.touched = true
+        d.decay(to: now)
+        d.touched = true
         h.note(flow: r.id, peer: r.destinationAddress, ipProtocol: r.ipProtocol, port: r.destinationPort, observedAt: r.interface,
                interfaceIndex: r.interfaceIndex)
-        var d = Self.take(from: &destinations, destinationSlot, stems: D.stems, now: now)
         d.note(flow: r.id, peer: r.sourceAddress, ipProtocol: r.ipProtocol, port: r.destinationPort, observedAt: r.interface,
                interfaceIndex: r.interfaceIndex)
         if isNew {
-            countNewFlow(r, host: &h, destination: &d, nowNs: now, overflow: &overflow)
+            countNewFlow(r, host: &h, destination: &d, beacons: &beacons, nowNs: now, overflow: &overflow)
         } else if IPProtocol.hasPorts(r.ipProtocol) {
-            notePairBytes(r)
+            beacons.noteBytes(r)
         }
         if change.delta.reversePackets > 0 {
             h.answered = true
             d.answered = true
         }
-        Self.addTraffic(r, deltas, host: &h, destination: &d, sharedService: { isSharedService(r) })
-        countFailure(r, host: &h, destination: &d, nowNs: now)
-        countEstablished(r, host: &h, destination: &d)
-        if isNew { countUnreachable(r, nowNs: now) }
+        addTraffic(r, deltas, host: &h, destination: &d, beacons: beacons)
+        countFailure(r, host: &h, destination: &d, marks: &marks, nowNs: now)
+        countEstablished(r, host: &h, destination: &d, marks: &marks)
         if r.state == .ended {
-            failedFlows.remove(r.id)
-            establishedFlows.remove(r.id)
+            marks.failed.remove(r.id)
+            marks.established.remove(r.id)
             h.openFlows = max(0, h.openFlows - 1)
             d.openFlows = max(0, d.openFlows - 1)
         }
-        statistics.distinctOverflows += overflow
-        // Each entity is back in its table before that table evicts: an
-        // entity taken out (its slot a placeholder) must not meet the queue.
-        if keepHost {
-            statistics.hostsEvicted += Self.store(&h, at: r.sourceAddress, slot: hostSlot, in: &hosts, queue: &hostArrivals,
-                                                  limit: limits.entities)
-        }
-        if keepDestination {
-            statistics.destinationsEvicted += Self.store(&d, at: r.destinationAddress, slot: destinationSlot, in: &destinations,
-                                                         queue: &destinationArrivals, limit: limits.entities)
-        }
     }
 
-    /// Puts an entity taken with ``take(from:_:stems:now:)`` back into
-    /// `slot`, or, when `slot` is nil, adds it (queued for eviction order)
-    /// after evicting to make room at `limit`: a table that grew past its
-    /// limit within a poll would keep the grown index (doubled again for
-    /// one entry over a power of two). Returns how many entities it evicted.
-    /// An entity already held is swapped into its slot, not copied: a copy
-    /// would retain and release every array it holds, on every change.
-    private static func store(_ e: inout WindowedStatistics, at address: IPAddress, slot: Int?,
-                              in table: inout TrackerTable<IPAddress, WindowedStatistics>,
-                              queue: inout ArrivalQueue<IPAddress>, limit: Int) -> UInt64 {
-        if let slot {
-            swap(&e, &table[slot])
-            return 0
-        }
-        var evicted = 0
+    /// The slot of `address`'s entity, added (queued for eviction order)
+    /// when not held, after evicting to make room at `limit`: a table that
+    /// grew past its limit within a poll would keep the grown index
+    /// (doubled again for one entry over a power of two). Counts what it
+    /// evicted in `evicted`.
+    private static func slot(for address: IPAddress, in table: inout TrackerTable<IPAddress, WindowedStatistics>,
+                             queue: inout ArrivalQueue<IPAddress>, limit: Int, stems: Int, now: UInt64,
+                             evicted: inout UInt64) -> Int {
+        if let slot = table.slot(of: address) { return slot }
         if table.count >= limit {
-            evicted = ArrivalQueue.evict(&table, queue: &queue, limit: limit - 1, arrival: \.arrival,
-                                         isWorthKeeping: \.isWorthKeeping).count
+            evicted += UInt64(ArrivalQueue.evict(&table, queue: &queue, limit: limit - 1, arrival: \.arrival,
+                                                 isWorthKeeping: \.isWorthKeeping).count)
         }
+        var e = WindowedStatistics(stems: stems, now: now)
         e.arrival = queue.push(address)
-        table.insert(e, for: address)
-        return UInt64(evicted)
-    }
-
-    /// An entity's statistics brought to `now` and marked for a fresh
-    /// vector: taken out of `slot`, which holds an empty placeholder until
-    /// the caller stores the entity back there, or new when `slot` is nil.
-    /// A copy left in the table would make every change copy the entity's
-    /// counters and distinct-count sets.
-    private static func take(from table: inout TrackerTable<IPAddress, WindowedStatistics>, _ slot: Int?, stems: Int,
-                             now: UInt64) -> WindowedStatistics {
-        var e = WindowedStatistics.placeholder
-        if let slot {
-            // Swapped, not copied and overwritten: a copy retained and then
-            // released every array and table the entity holds.
-            swap(&e, &table[slot])
-        } else {
-            e = WindowedStatistics(stems: stems, now: now)
-        }
-        e.decay(to: now)
-        e.touched = true
-        return e
+        return table.insert(e, for: address)
     }
 
     /// A new flow: one more flow, open flow and distinct peer, port and
     /// service for each side, and a start in its pair's beacon history.
-    private mutating func countNewFlow(_ r: FlowRecord, host h: inout WindowedStatistics, destination d: inout WindowedStatistics,
-                                       nowNs now: UInt64, overflow: inout UInt64) {
+    private static func countNewFlow(_ r: FlowRecord, host h: inout WindowedStatistics, destination d: inout WindowedStatistics,
+                                     beacons: inout BeaconHistories, nowNs now: UInt64, overflow: inout UInt64) {
         let hasPorts = IPProtocol.hasPorts(r.ipProtocol)
         let destinationKey = Self.addressKey(r.destinationAddress)
         // A port of TCP, UDP or SCTP, or for any other protocol the
@@ -293,7 +274,7 @@ public struct HostTracker: Sendable {
         d.touchDistinct(set: Distinct.destinationPorts, stem: D.dports, item: port, now: now, overflow: &overflow)
         if hasPorts {
             d.touchDistinct(set: Distinct.sourcePorts, stem: D.sports, item: UInt64(r.sourcePort), now: now, overflow: &overflow)
-            h.beacon = max(h.beacon, notePairStart(r))
+            h.beacon = max(h.beacon, beacons.noteStart(r))
         }
     }
 
@@ -305,7 +286,7 @@ public struct HostTracker: Sendable {
     /// Packets, bytes and flags since the flow's previous record; and the
     /// rhythm of a long flow, which can be a beacon on its own.
     private static func addTraffic(_ r: FlowRecord, _ delta: Deltas, host h: inout WindowedStatistics,
-                                   destination d: inout WindowedStatistics, sharedService: () -> Bool) {
+                                   destination d: inout WindowedStatistics, beacons: borrowing BeaconHistories) {
         let isUDP = r.ipProtocol == IPProtocol.udp
         let isICMP = IPProtocol.isICMP(r.ipProtocol)
         let hasPorts = IPProtocol.hasPorts(r.ipProtocol)
@@ -356,7 +337,7 @@ public struct HostTracker: Sendable {
         // hosts keep one with is the site's (``BeaconScore/sharedServiceSources``).
         let carriesData = 3 * UInt64(r.forward.payloadPackets) >= r.forward.packets
         // Last: the service lookup is needed for the few flows long enough to have a rhythm.
-        if hasPorts && r.forward.packets > 4 && carriesData && h.slowFlows < Labeler.slowConnectionsFloor && !sharedService() {
+        if hasPorts && r.forward.packets > 4 && carriesData && h.slowFlows < Labeler.slowConnectionsFloor && !beacons.isShared(r) {
             let gaps = FlowFeatures.interArrival(r.forward)
             if gaps.meanMs >= 200 {
                 // At most a full history's strictness (seven gaps): the leniency of
@@ -383,10 +364,10 @@ public struct HostTracker: Sendable {
     /// that shows its handshake completed (SYN, SYN-ACK and the initiator's
     /// ACK). SYNs that a flood tool answers with a reset never get there,
     /// however many bytes other flows of the same hosts carry.
-    private mutating func countEstablished(_ r: FlowRecord, host h: inout WindowedStatistics,
-                                           destination d: inout WindowedStatistics) {
-        guard r.handshakeCompleted, !establishedFlows.contains(r.id) else { return }
-        if r.state != .ended { establishedFlows.insert(r.id) }
+    private static func countEstablished(_ r: FlowRecord, host h: inout WindowedStatistics,
+                                         destination d: inout WindowedStatistics, marks: inout FlowMarks) {
+        guard r.handshakeCompleted, !marks.established.contains(r.id) else { return }
+        if r.state != .ended { marks.established.insert(r.id) }
         h.add(H.established, 1)
         d.add(D.established, 1)
     }
@@ -411,11 +392,11 @@ public struct HostTracker: Sendable {
     }
 
     /// A connection fails once: counted with the first record that shows it.
-    private mutating func countFailure(_ r: FlowRecord, host h: inout WindowedStatistics,
-                                       destination d: inout WindowedStatistics, nowNs now: UInt64) {
+    private static func countFailure(_ r: FlowRecord, host h: inout WindowedStatistics,
+                                     destination d: inout WindowedStatistics, marks: inout FlowMarks, nowNs now: UInt64) {
         // The cheap test first: most records are of flows that have not failed.
-        guard Self.hasFailed(r, at: now) && !failedFlows.contains(r.id) else { return }
-        if r.state != .ended { failedFlows.insert(r.id) }
+        guard hasFailed(r, at: now) && !marks.failed.contains(r.id) else { return }
+        if r.state != .ended { marks.failed.insert(r.id) }
         h.add(H.failed, 1)
         d.add(D.failed, 1)
     }
@@ -426,8 +407,8 @@ public struct HostTracker: Sendable {
     /// would otherwise show its failures only then. Counts it on both ends
     /// and marks them for a fresh vector.
     private mutating func countUnanswered(_ r: FlowRecord, nowNs now: UInt64) {
-        guard r.forward.synCount > 0, !failedFlows.contains(r.id), Self.hasFailed(r, at: now) else { return }
-        failedFlows.insert(r.id)
+        guard r.forward.synCount > 0, !marks.failed.contains(r.id), Self.hasFailed(r, at: now) else { return }
+        marks.failed.insert(r.id)
         Self.countFailure(of: r, in: &hosts, r.sourceAddress, stem: H.failed, peer: r.destinationAddress, nowNs: now)
         Self.countFailure(of: r, in: &destinations, r.destinationAddress, stem: D.failed, peer: r.sourceAddress, nowNs: now)
     }
@@ -449,51 +430,13 @@ public struct HostTracker: Sendable {
         let unreachable = (r.ipProtocol == IPProtocol.icmp && r.forward.icmpType == 3)
             || (r.ipProtocol == IPProtocol.icmpv6 && r.forward.icmpType == 1)
         guard unreachable, r.destinationAddress != r.sourceAddress else { return }
-        let slot = hosts.slot(of: r.destinationAddress)
-        var target = Self.take(from: &hosts, slot, stems: H.stems, now: now)
-        target.add(H.failed, 1)
-        // No eviction here: the record's own source is taken out of `hosts`
-        // meanwhile; the poll's end brings the table within its limit.
-        _ = Self.store(&target, at: r.destinationAddress, slot: slot, in: &hosts, queue: &hostArrivals, limit: .max)
-    }
-
-    /// Adds a new flow to its pair's history (the last ``BeaconScore/history`` connections
-    /// from this source to this destination service) and returns the
-    /// pair's regularity, ``BeaconScore/regularity(_:)``; 0 towards a
-    /// shared service, whose rhythm is the site's.
-    private mutating func notePairStart(_ r: FlowRecord) -> Double {
-        let key = BeaconScore.PairKey(r)
-        // Taken out of the table (as `take` does) so storing it back does not copy it.
-        var history = PairHistory(starts: [], arrival: 0)
-        let slot = pairs.slot(of: key)
-        if let slot { swap(&history, &pairs[slot]) }
-        BeaconScore.record(BeaconScore.Start(r), in: &history.starts, earlier: &history.earlier)
-        let series = history.starts, earlier = history.earlier
-        if let slot {
-            swap(&history, &pairs[slot])
-        } else {
-            // Room first, as for hosts, so the index keeps its size for the
-            // limit; then queued, so eviction never meets the new pair's number.
-            if pairs.count >= limits.pairs { evictPairs(limit: limits.pairs - 1) }
-            serviceSources[key.service, default: 0] += 1
-            history.arrival = pairArrivals.push(key)
-            pairs.insert(history, for: key)
-        }
-        return isSharedService(r) ? 0 : BeaconScore.regularity(series, earlier: earlier)
-    }
-
-    /// Whether the flow's destination service is one that
-    /// ``BeaconScore/sharedServiceSources`` or more sources keep a history with.
-    private func isSharedService(_ r: FlowRecord) -> Bool {
-        guard IPProtocol.hasPorts(r.ipProtocol) else { return false }
-        return serviceSources[BeaconScore.ServiceKey(r), default: 0] >= BeaconScore.sharedServiceSources
-    }
-
-    /// Keeps the byte count of a flow in its pair's history current.
-    private mutating func notePairBytes(_ r: FlowRecord) {
-        let key = BeaconScore.PairKey(r)
-        guard let slot = pairs.slot(of: key), let i = pairs[slot].starts.lastIndex(where: { $0.flowID == r.id }) else { return }
-        pairs[slot].starts[i] = BeaconScore.Start(r)
+        // No eviction here: the poll's end brings the table within its limit.
+        var evicted: UInt64 = 0
+        let slot = Self.slot(for: r.destinationAddress, in: &hosts, queue: &hostArrivals, limit: .max, stems: H.stems,
+                             now: now, evicted: &evicted)
+        hosts[slot].decay(to: now)
+        hosts[slot].touched = true
+        hosts[slot].add(H.failed, 1)
     }
 
     /// Counts each entity's open TCP connections that are old and slow (not
@@ -553,46 +496,25 @@ public struct HostTracker: Sendable {
                                            arrival: \.arrival, isWorthKeeping: \.isWorthKeeping)
         let destinationsGone = ArrivalQueue.evict(&destinations, queue: &destinationArrivals, limit: limits.entities,
                                                   arrival: \.arrival, isWorthKeeping: \.isWorthKeeping)
-        evictPairs()
+        beacons.enforceLimit()
         statistics.hostsEvicted += UInt64(hostsGone.count)
         statistics.destinationsEvicted += UInt64(destinationsGone.count)
-    }
-
-    private mutating func evictPairs(limit: Int? = nil) {
-        let gone = ArrivalQueue.evict(&pairs, queue: &pairArrivals, limit: limit ?? limits.pairs,
-                                      arrival: \.arrival, isWorthKeeping: \.isWorthKeeping)
-        for key in gone { forgetPairSource(key) }
-        statistics.pairsEvicted += UInt64(gone.count)
-    }
-
-    /// One source fewer keeps a history with the pair's service.
-    private mutating func forgetPairSource(_ key: BeaconScore.PairKey) {
-        let service = key.service
-        serviceSources[service, default: 1] -= 1
-        if serviceSources[service] == 0 { serviceSources.removeValue(forKey: service) }
     }
 
     private mutating func forgetIdle(nowNs now: UInt64, flows: FlowLedger) {
         lastSweepNs = now
         // Flows the ledger forgot without an ended record.
-        failedFlows = failedFlows.filter { flows[$0] != nil }
-        establishedFlows = establishedFlows.filter { flows[$0] != nil }
+        marks.failed = marks.failed.filter { flows[$0] != nil }
+        marks.established = marks.established.filter { flows[$0] != nil }
         hosts.removeAll { now &- $1.updatedNs >= Self.forgetAfterNs && $1.openFlows <= 0 }
         destinations.removeAll { now &- $1.updatedNs >= Self.forgetAfterNs && $1.openFlows <= 0 }
-        var stale: [BeaconScore.PairKey] = []
-        pairs.removeAll { key, history in
-            guard now &- (history.starts.last?.startNs ?? 0) >= Self.forgetAfterNs else { return false }
-            stale.append(key)
-            return true
-        }
-        for key in stale { forgetPairSource(key) }
+        beacons.forget(olderThan: Self.forgetAfterNs, nowNs: now)
         do {
             // Local copies (shared, not copied) so the closures do not read
             // self while a queue changes; gone before the tables change again.
-            let (heldHosts, heldDestinations, heldPairs) = (hosts, destinations, pairs)
+            let (heldHosts, heldDestinations) = (hosts, destinations)
             hostArrivals.retain { heldHosts[key: $0]?.arrival == $1 }
             destinationArrivals.retain { heldDestinations[key: $0]?.arrival == $1 }
-            pairArrivals.retain { heldPairs[key: $0]?.arrival == $1 }
         }
         let cutoff = now > Self.forgetAfterNs ? now - Self.forgetAfterNs + 1 : 0
         for slot in hosts.slots { hosts[slot].distinct.forget(seenBefore: cutoff) }

@@ -38,6 +38,11 @@ struct TableHasher: Sendable {
         finish(Self.fold(a ^ k0, b ^ k1))
     }
 
+    /// The hash of a three-word key (an address and a service).
+    @inline(__always) func hash(_ a: UInt64, _ b: UInt64, _ c: UInt64) -> Int {
+        finish(Self.fold(Self.fold(a ^ k0, b ^ k1) ^ c ^ k2, k1))
+    }
+
     /// The hash of a five-word key (two addresses and a service).
     @inline(__always) func hash(_ a: UInt64, _ b: UInt64, _ c: UInt64, _ d: UInt64, _ e: UInt64) -> Int {
         var h = Self.fold(a ^ k0, b ^ k1)
@@ -55,6 +60,12 @@ protocol TrackerKey: Hashable {
 
 extension IPAddress: TrackerKey {
     func hash(with hasher: TableHasher) -> Int { hasher.hash(high, low) }
+}
+
+extension BeaconScore.ServiceKey: TrackerKey {
+    func hash(with hasher: TableHasher) -> Int {
+        hasher.hash(destination.high, destination.low, UInt64(port) << 8 | UInt64(ipProtocol))
+    }
 }
 
 extension BeaconScore.PairKey: TrackerKey {
