@@ -87,7 +87,16 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(name: .customLong("map-size"), help: "Entries of the kernel flow map in the eBPF modes and mode daemon (default: flowforest run's, 131072); with --flows 0 and more packets than 7/8 of it, flows past that are folded into overflow aggregates.")
     var mapSize: Int?
 
+    @Option(name: .customLong("health-every"), help: "Milliseconds between the daemon mode's /api/health requests (each on a new connection).")
+    var healthEveryMs: Int = 20
+
+    @Option(name: .customLong("scrape-every"), help: "Milliseconds between the daemon mode's /metrics scrapes (which also time the first anomaly).")
+    var scrapeEveryMs: Int = 200
+
     func validate() throws {
+        guard (10...60_000).contains(healthEveryMs) && (10...60_000).contains(scrapeEveryMs) else {
+            throw ValidationError("--health-every and --scrape-every must be between 10 and 60000 milliseconds")
+        }
         guard packets >= 1000 && packets <= 100_000_000 else { throw ValidationError("--packets must be between 1000 and 100000000") }
         guard frameSizes.allSatisfy({ (64...1514).contains($0) }) else { throw ValidationError("--frame-size must be between 64 and 1514") }
         guard flowCounts.allSatisfy({ $0 == 0 || Trafgen.shape(flows: $0) != nil }) else {
@@ -106,7 +115,8 @@ struct BenchCommand: AsyncParsableCommand {
         }
         var logger = Logger(label: "flowforest.bench")
         logger.logLevel = .warning
-        let bench = Bench(packets: packets, objectPath: bpfObject, mapSize: mapSize, logger: logger)
+        let bench = Bench(packets: packets, objectPath: bpfObject, mapSize: mapSize,
+                          probes: Bench.Probes(healthEveryMs: healthEveryMs, scrapeEveryMs: scrapeEveryMs), logger: logger)
         var report = Bench.Report(
             date: Timestamp.rfc3339(nanoseconds: UInt64(Date().timeIntervalSince1970 * 1e9)),
             kernel: (try? String(contentsOfFile: "/proc/sys/kernel/osrelease", encoding: .utf8))?
@@ -136,7 +146,14 @@ struct Bench {
     let objectPath: String?
     /// Kernel map entries; nil for the default.
     let mapSize: Int?
+    /// How often mode daemon asks the daemon for its health and its metrics.
+    let probes: Probes
     let logger: Logger
+
+    struct Probes: Codable {
+        var healthEveryMs: Int
+        var scrapeEveryMs: Int
+    }
 
     struct Report: Codable {
         var date: String

@@ -25,11 +25,17 @@ extension Bench {
                 + (try lab.counter("tx_packets", interface: interface, in: namespace) - tx0)
         }
         var load = DaemonLoad()
+        load.probes = probes
         load.probesAloneCpuPercent = try await probesAlone(lab: lab, namespace: namespace, pid: pid, dir: dir, scrape: scrape)
         let cpu0 = Self.threadCPU("\(pid)")
-        let probe = try HealthProbe(lab: lab, namespace: namespace, url: "http://127.0.0.1:8080/api/health", directory: dir)
+        let probe = try HealthProbe(lab: lab, namespace: namespace, url: "http://127.0.0.1:8080/api/health", directory: dir,
+                                    everyMs: probes.healthEveryMs)
         let start = Date()
-        let detection = Task { await firstAnomaly(after: Self.value(before, "flowforest_anomalies_total"), start: start, limit: 120, scrape: scrape) }
+        let scrapeEveryMs = probes.scrapeEveryMs
+        let detection = Task {
+            await firstAnomaly(after: Self.value(before, "flowforest_anomalies_total"), start: start, limit: 120, everyMs: scrapeEveryMs,
+                               scrape: scrape)
+        }
         defer { detection.cancel() }
         let sent: Trafgen.Result
         do { sent = try await onOwnThread { try traffic.send() } } catch { probe.finish(into: &load); throw error }
@@ -44,6 +50,9 @@ extension Bench {
         let accounted = delta("flowforest_packets_total") + delta("flowforest_overflow_packets_total")
         let polls = Self.value(after.text, "flowforest_drain_duration_seconds_count") - Self.value(before, "flowforest_drain_duration_seconds_count")
         let drainSeconds = Self.value(after.text, "flowforest_drain_duration_seconds_sum") - Self.value(before, "flowforest_drain_duration_seconds_sum")
+        let scorings = Self.value(after.text, "flowforest_score_duration_seconds_count") - Self.value(before, "flowforest_score_duration_seconds_count")
+        let scoreSeconds = Self.value(after.text, "flowforest_score_duration_seconds_sum") - Self.value(before, "flowforest_score_duration_seconds_sum")
+        if scorings > 0 { load.detectionMsPerPoll = scoreSeconds / scorings * 1000 }
         return Row(
             frameBytes: 0, flows: 0, generators: 0, mode: BenchCommand.Mode.daemon.rawValue, packetsSent: sent.packets,
             generatorPps: sent.packetsPerSecond, baselinePps: 0, rateRatio: 0, packetsSeen: after.seen, packetsAccounted: accounted,
@@ -58,17 +67,19 @@ extension Bench {
     }
 
     /// The daemon's CPU, % of a core, under the bench's own probes alone
-    /// (`/api/health` every 20 ms on a new connection, `/metrics` every
-    /// 200 ms) for a few seconds before any traffic: what of the row's CPU
-    /// answers the bench rather than counts flows, measured, not assumed.
+    /// (`/api/health` on a new connection and `/metrics`, at the intervals
+    /// of ``probes``) for a few seconds before any traffic: what of the
+    /// row's CPU answers the bench rather than counts flows, measured, not assumed.
     private func probesAlone(lab: NetworkLab, namespace: String, pid: Int32, dir: URL,
                              scrape: @escaping @Sendable () throws -> String) async throws -> Double {
         let quiet = dir.appendingPathComponent("probes-alone")
         try FileManager.default.createDirectory(at: quiet, withIntermediateDirectories: true)
         let cpu0 = Self.threadCPU("\(pid)")
         let start = Date()
-        let probe = try HealthProbe(lab: lab, namespace: namespace, url: "http://127.0.0.1:8080/api/health", directory: quiet)
-        let scraping = Task { _ = await firstAnomaly(after: .infinity, start: Date(), limit: 4, scrape: scrape) }
+        let probe = try HealthProbe(lab: lab, namespace: namespace, url: "http://127.0.0.1:8080/api/health", directory: quiet,
+                                    everyMs: probes.healthEveryMs)
+        let scrapeEveryMs = probes.scrapeEveryMs
+        let scraping = Task { _ = await firstAnomaly(after: .infinity, start: Date(), limit: 4, everyMs: scrapeEveryMs, scrape: scrape) }
         await scraping.value
         var ignored = DaemonLoad()
         probe.finish(into: &ignored)

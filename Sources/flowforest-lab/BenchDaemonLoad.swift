@@ -31,20 +31,27 @@ struct DaemonLoad: Codable {
     var mappedKernelMiB: Double?
     /// The daemon's CPU, % of a core, under the bench's probes alone with
     /// no traffic, measured just before it: part of the row's CPU answers
-    /// those probes (a health request every 20 ms and a scrape every 200 ms, far more
-    /// than any monitoring sends).
+    /// those probes (by default a health request every 20 ms and a scrape
+    /// every 200 ms, far more than any monitoring sends).
     var probesAloneCpuPercent: Double?
+    /// Wall time the detector took per poll (`flowforest_score_duration_seconds`),
+    /// ms: the pipeline thread's main share of the row's CPU, steadier
+    /// from run to run than the whole process's CPU.
+    var detectionMsPerPoll: Double?
+    /// The probes' intervals in this row.
+    var probes: Bench.Probes?
 
     var summary: String {
         func f(_ v: Double?, _ digits: Int) -> String { v.map { String(format: "%.\(digits)f", $0) } ?? "-" }
         return "health p99 \(f(healthP99Ms, 1)) ms (max \(f(healthMaxMs, 1)), \(healthFailures) failed of \(healthRequests)); "
             + "acct% 2 polls after \(f(accountedAfterTwoPolls.map { $0 * 100 }, 3)), all explained after \(f(explainedAfterSeconds, 1)) s; "
-            + "anomalies \(anomalies), first after \(f(firstAnomalySeconds, 1)) s; kernel maps \(f(kernelMapsMiB, 0)) MiB, "
-            + "\(f(mappedKernelMiB, 0)) MiB of them mapped (in RSS); CPU under the probes alone \(f(probesAloneCpuPercent, 2)) %"
+            + "detection \(f(detectionMsPerPoll, 1)) ms per poll; anomalies \(anomalies), first after \(f(firstAnomalySeconds, 1)) s; kernel maps \(f(kernelMapsMiB, 0)) MiB, "
+            + "\(f(mappedKernelMiB, 0)) MiB of them mapped (in RSS); CPU under the probes alone \(f(probesAloneCpuPercent, 2)) % "
+            + "(health every \(probes.map { String($0.healthEveryMs) } ?? "-") ms, scrape every \(probes.map { String($0.scrapeEveryMs) } ?? "-") ms)"
     }
 }
 
-/// Requests `/api/health` back to back (20 ms apart, 2 s timeout each) from
+/// Requests `/api/health` back to back (`everyMs` apart, 2 s timeout each) from
 /// inside the sensor namespace while the traffic runs, as a monitoring probe
 /// would: one new connection per request.
 struct HealthProbe {
@@ -53,13 +60,14 @@ struct HealthProbe {
     let output: URL
     let stopFile: URL
 
-    init(lab: NetworkLab, namespace: String, url: String, directory: URL) throws {
+    init(lab: NetworkLab, namespace: String, url: String, directory: URL, everyMs: Int) throws {
         self.lab = lab
         output = directory.appendingPathComponent("health.txt")
         stopFile = directory.appendingPathComponent("health.stop")
-        let loop = #"while [ ! -e "$0" ]; do curl -s -o /dev/null -m 2 -w '%{http_code} %{time_total}\n' "$1"; sleep 0.02; done"#
+        let loop = #"while [ ! -e "$0" ]; do curl -s -o /dev/null -m 2 -w '%{http_code} %{time_total}\n' "$1"; sleep "$2"; done"#
+        let pause = String(format: "%.3f", Double(everyMs) / 1000)
         // Bounded whatever happens to the bench: the probe ends after 15 minutes.
-        process = try lab.spawn(in: namespace, ["sh", "-c", loop, stopFile.path, url], stdout: output, limit: 900)
+        process = try lab.spawn(in: namespace, ["sh", "-c", loop, stopFile.path, url, pause], stdout: output, limit: 900)
     }
 
     /// Ends the loop after its current request and returns what it measured.
@@ -85,14 +93,15 @@ struct HealthProbe {
     }
 }
 
-/// Scrapes `/metrics` every 200 ms until `flowforest_anomalies_total` grows
+/// Scrapes `/metrics` every `everyMs` until `flowforest_anomalies_total` grows
 /// past `baseline`; returns the seconds from `start`, or nil after `limit` seconds.
-func firstAnomaly(after baseline: Double, start: Date, limit: Double, scrape: @escaping @Sendable () throws -> String) async -> Double? {
+func firstAnomaly(after baseline: Double, start: Date, limit: Double, everyMs: Int,
+                  scrape: @escaping @Sendable () throws -> String) async -> Double? {
     while Date().timeIntervalSince(start) < limit && !Task.isCancelled {
         if let text = try? scrape(), Bench.value(text, "flowforest_anomalies_total") > baseline {
             return Date().timeIntervalSince(start)
         }
-        try? await Task.sleep(for: .milliseconds(200))
+        try? await Task.sleep(for: .milliseconds(everyMs))
     }
     return nil
 }
