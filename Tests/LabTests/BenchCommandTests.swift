@@ -13,7 +13,7 @@ struct BenchCommandTests {
         let json = dir.appendingPathComponent("bench.json")
         let r = try Binary.run([
             "bench", "--packets", "20000", "--frame-size", "64", "--flows", "10", "--generators", "1",
-            "--mode", "tc", "--mode", "daemon", "--json", json.path,
+            "--mode", "tc", "--mode", "daemon", "--json", json.path, "--health-every", "50",
         ], timeout: 240)
         #expect(r.status == 0, "\(r.stderr)")
         #expect(r.stdout.contains("ratio") && r.stdout.contains("tc tcx"), "\(r.stdout)")
@@ -40,6 +40,8 @@ struct BenchCommandTests {
         #expect(load["health_failures"] as? Int == 0, "\(load)")
         #expect((load["health_p99_ms"] as? Double).map { $0 > 0 && $0 < 2000 } == true, "\(load)")
         #expect(load["accounted_after_two_polls"] as? Double == 1, "\(load)")
+        #expect((load["probes"] as? [String: Any])?["health_every_ms"] as? Int == 50, "\(load)")
+        #expect((load["detection_ms_per_poll"] as? Double).map { $0 > 0 } == true, "\(load)")
         #expect((rows[2]["peak_rss_mi_b"] as? Double ?? 0) > 0, "the daemon's own memory, not its parent's: \(rows[2])")
         // The bench switches BPF statistics off again.
         #expect(try String(contentsOfFile: "/proc/sys/kernel/bpf_stats_enabled", encoding: .utf8).hasPrefix("0"))
