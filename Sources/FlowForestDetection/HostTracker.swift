@@ -166,6 +166,9 @@ public struct HostTracker: Sendable {
         // limits evicted updates the side still held and does not make the
         // other again, empty: a forged flood's sources would all come back.
         let quiet = !change.isNew && change.delta == .zero
+        // First, as it always was: the unreachable's target enters `hosts`
+        // before the source may evict to make room, in arrival order.
+        if change.isNew { countUnreachable(r, nowNs: now) }
         // Made before either is changed, so the slots stay valid until the
         // record is added: nothing else adds to or removes from these tables
         // in between.
@@ -192,7 +195,6 @@ public struct HostTracker: Sendable {
             Self.add(change, r, now: now, host: &h, destination: &d, beacons: &beacons, marks: &marks, overflow: &overflow)
         }
         statistics.distinctOverflows += overflow
-        if change.isNew { countUnreachable(r, nowNs: now) }
     }
 
     /// What one record adds to its host and destination, both brought to
@@ -430,7 +432,8 @@ public struct HostTracker: Sendable {
         let unreachable = (r.ipProtocol == IPProtocol.icmp && r.forward.icmpType == 3)
             || (r.ipProtocol == IPProtocol.icmpv6 && r.forward.icmpType == 1)
         guard unreachable, r.destinationAddress != r.sourceAddress else { return }
-        // No eviction here: the poll's end brings the table within its limit.
+        // No eviction here: the record's source, made next, evicts to make
+        // room; the poll's end brings the table within its limit.
         var evicted: UInt64 = 0
         let slot = Self.slot(for: r.destinationAddress, in: &hosts, queue: &hostArrivals, limit: .max, stems: H.stems,
                              now: now, evicted: &evicted)

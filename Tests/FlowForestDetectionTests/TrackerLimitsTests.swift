@@ -122,4 +122,31 @@ struct TrackerLimitsTests {
         #expect(tracker.statistics.pairsEvicted >= 7000)
         #expect(regularity > 0.9, "the beacon's eight check-ins a minute apart were forgotten: regularity \(regularity)")
     }
+
+    @Test("an ICMP unreachable to a held host, from a new source into a full table: the target counts its failure, then the source's room evicts it")
+    func unreachableAtTheLimit() {
+        var ledger = FlowLedger()
+        var tracker = HostTracker(limits: TrackerLimits(entities: 2, pairs: 4))
+        let (a, b, c) = (TrafficSimulator.ip("198.18.0.1"), TrafficSimulator.ip("198.18.0.2"), TrafficSimulator.ip("198.18.0.3"))
+        var now = Self.t0
+        now += 500_000_000
+        _ = tracker.update(ledger.apply([
+            TrafficSimulator.unansweredSyn(id: 1, from: a, to: Self.server, sourcePort: 40_000, destinationPort: 80, at: now),
+            TrafficSimulator.unansweredSyn(id: 2, from: b, to: Self.victim, sourcePort: 40_001, destinationPort: 80, at: now),
+        ], origin: "tc", nowNs: now), flows: ledger, nowNs: now)
+        now += 500_000_000
+        var unreachable = FlowRecord(id: 3, sourceAddress: c, destinationAddress: a, sourcePort: 0, destinationPort: 0,
+                                     ipProtocol: IPProtocol.icmp)
+        unreachable.forward.packets = 1
+        unreachable.forward.bytes = 56
+        unreachable.forward.icmpType = 3
+        unreachable.forward.firstSeenNs = now
+        unreachable.forward.lastSeenNs = now
+        let vectors = tracker.update(ledger.apply([unreachable], origin: "tc", nowNs: now), flows: ledger, nowNs: now)
+        // The table held a and b, both of one unanswered flow: making room
+        // for c takes the oldest, a, after its failure was counted; b stays.
+        #expect(tracker.statistics.hostsEvicted == 1 && tracker.statistics.trackedHosts == 2, "\(tracker.statistics)")
+        #expect(!vectors.contains { $0.kind == .host && $0.address == a }, "\(vectors.map(\.address))")
+        #expect(vectors.contains { $0.kind == .host && $0.address == c })
+    }
 }
