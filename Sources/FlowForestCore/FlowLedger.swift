@@ -153,9 +153,10 @@ public struct FlowLedger: Sendable {
         if record.state == .ended {
             if let position { remove(at: position) }
         } else if let position {
-            let s = slots[position]
-            slots[position] = LedgerSlot(record, interface: names.replace(s.interface, with: Self.code(record.interface)), origin: s.origin,
-                                         firstSeenNs: s.firstSeenNs, updatedNs: nowNs)
+            // Changed in place: a whole slot made and copied over this one
+            // costs two 296-byte copies for every record of every poll.
+            let interface = names.replace(slots[position].interface, with: Self.code(record.interface))
+            slots[position].update(from: record, interface: interface, updatedNs: nowNs)
         } else if change.tracked {
             // A copy of `slots` for the index's rehashing, gone before `slots` changes.
             do {
@@ -237,6 +238,22 @@ struct LedgerSlot: Sendable {
         self.interface = interface
         self.origin = origin
         self.firstSeenNs = firstSeenNs
+        self.updatedNs = updatedNs
+    }
+
+    /// Takes a later record of the same flow; its origin and first-seen time stay.
+    mutating func update(from r: FlowRecord, interface: UInt32, updatedNs: UInt64) {
+        sourceAddress = r.sourceAddress
+        destinationAddress = r.destinationAddress
+        forward = r.forward
+        ipProtocol = r.ipProtocol
+        state = r.state
+        reverse = r.reverse
+        vlan = r.vlan
+        sourcePort = r.sourcePort
+        destinationPort = r.destinationPort
+        interfaceIndex = r.interfaceIndex
+        self.interface = interface
         self.updatedNs = updatedNs
     }
 
