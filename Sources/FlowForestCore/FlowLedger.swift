@@ -243,18 +243,7 @@ struct LedgerSlot: Sendable {
 
     /// Takes a later record of the same flow; its origin and first-seen time stay.
     mutating func update(from r: FlowRecord, interface: UInt32, updatedNs: UInt64) {
-        sourceAddress = r.sourceAddress
-        destinationAddress = r.destinationAddress
-        forward = r.forward
-        ipProtocol = r.ipProtocol
-        state = r.state
-        reverse = r.reverse
-        vlan = r.vlan
-        sourcePort = r.sourcePort
-        destinationPort = r.destinationPort
-        interfaceIndex = r.interfaceIndex
-        self.interface = interface
-        self.updatedNs = updatedNs
+        self = LedgerSlot(r, interface: interface, origin: origin, firstSeenNs: firstSeenNs, updatedNs: updatedNs)
     }
 
     var lastSeenNs: UInt64 { max(forward.lastSeenNs, reverse.lastSeenNs) }
