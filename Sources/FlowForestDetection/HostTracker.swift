@@ -166,8 +166,9 @@ public struct HostTracker: Sendable {
         // limits evicted updates the side still held and does not make the
         // other again, empty: a forged flood's sources would all come back.
         let quiet = !change.isNew && change.delta == .zero
-        // First, as it always was: the unreachable's target enters `hosts`
-        // before the source may evict to make room, in arrival order.
+        // First: an unreachable's target enters `hosts` before the record's
+        // source evicts to make room, so that eviction weighs the target as
+        // any other host.
         if change.isNew { countUnreachable(r, nowNs: now) }
         // Made before either is changed, so the slots stay valid until the
         // record is added: nothing else adds to or removes from these tables

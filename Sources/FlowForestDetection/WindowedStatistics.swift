@@ -59,9 +59,6 @@ struct WindowedStatistics {
     /// Worth a second chance when its table is over its limit.
     var isWorthKeeping: Bool { flowsSeen > 1 || answered }
 
-    /// Holds an entity's slot while the entity itself is being changed; allocates nothing.
-    static let placeholder = WindowedStatistics(stems: 0, now: 0)
-
     init(stems: Int, now: UInt64) {
         counters = [Double](repeating: 0, count: stems * Self.windowCount)
         updatedNs = now
