@@ -243,12 +243,7 @@ final class DrainLoop: @unchecked Sendable {
     private func poll() throws(EBPFError) -> FlowBatch {
         let started = monotonicNow()
         let offset = wallOffsetNs
-        try program.forEachFlow { n, slot in
-            let flowKey = FlowKey(slot.pointee.key)
-            tracker.observe(flowKey, kernelSlot: n, kernelPackets: slot.pointee.dir.0.packets &+ slot.pointee.dir.1.packets,
-                            summary: { KernelFlowTracker.Summary(slot, wallOffsetNs: offset) },
-                            convert: { KernelFlow(key: flowKey, slot: KernelProgram.copy(slot), wallOffsetNs: offset) })
-        }
+        try Self.walk(program, into: &tracker, wallOffsetNs: offset)
         for event in program.drainEvents() { tracker.observe(KernelEvent(event, wallOffsetNs: offset)) }
         let nowNs = monotonicNow() &+ offset
         let due = tracker.due(at: nowNs)
@@ -271,6 +266,20 @@ final class DrainLoop: @unchecked Sendable {
         var result = try batch(records, aggregates: aggregates, nowNs: nowNs)
         result.pollDurationNs = monotonicNow() &- started
         return result
+    }
+
+    /// Gives the tracker every live slot of the map. A static function
+    /// with the tracker `inout`: the walk holds one access to it, where a
+    /// closure reaching the stored property would begin and end a checked
+    /// access for every flow (2 % of the daemon's CPU at 100,000 flows).
+    private static func walk(_ program: KernelProgram, into tracker: inout KernelFlowTracker,
+                             wallOffsetNs offset: UInt64) throws(EBPFError) {
+        try program.forEachFlow { n, slot in
+            let flowKey = FlowKey(slot.pointee.key)
+            tracker.observe(flowKey, kernelSlot: n, kernelPackets: slot.pointee.dir.0.packets &+ slot.pointee.dir.1.packets,
+                            summary: { KernelFlowTracker.Summary(slot, wallOffsetNs: offset) },
+                            convert: { KernelFlow(key: flowKey, slot: KernelProgram.copy(slot), wallOffsetNs: offset) })
+        }
     }
 
     /// Reports every aggregate that changed; takes (lookup-and-delete) those

@@ -48,6 +48,7 @@ public struct HostTracker: Sendable {
     public let limits: TrackerLimits
     private var hostArrivals = ArrivalQueue<IPAddress>()
     private var destinationArrivals = ArrivalQueue<IPAddress>()
+    private let stems = Stems()
 
     /// Open flows whose failure, or whose completed handshake, is counted
     /// already: a connection fails once, whether a record showed it or the
@@ -57,48 +58,57 @@ public struct HostTracker: Sendable {
         var established: Set<UInt64> = []
     }
 
+    /// The stems the tracker counts into, looked up by their names in
+    /// ``FeatureSchema`` once per tracker. A `static let` computed at run
+    /// time is reached through `swift_once` on every use: thirty uses a
+    /// record were 2 % of the daemon's CPU at 100,000 changing flows.
+    private struct Stems {
+        let host = HostStems()
+        let destination = DestinationStems()
+    }
+
     /// Host stems, by their names in ``FeatureSchema``.
-    private enum H {
-        static let flows = FeatureSchema.stem("flows_initiated", in: .host)
-        static let addrs = FeatureSchema.stem("distinct_dst_addrs", in: .host)
-        static let ports = FeatureSchema.stem("distinct_dst_ports", in: .host)
-        static let pairs = FeatureSchema.stem("distinct_dst_pairs", in: .host)
-        static let failed = FeatureSchema.stem("failed_flows", in: .host)
-        static let syn = FeatureSchema.stem("syn_sent", in: .host)
-        static let synAck = FeatureSchema.stem("synack_received", in: .host)
-        static let established = FeatureSchema.stem("established_flows", in: .host)
-        static let icmpBytes = FeatureSchema.stem("icmp_bytes_sent", in: .host)
-        static let otherIP = FeatureSchema.stem("other_ip_packets_sent", in: .host)
-        static let dnsQueries = FeatureSchema.stem("dns_queries_sent", in: .host)
-        static let dnsBytes = FeatureSchema.stem("dns_bytes_sent", in: .host)
-        static let echo = FeatureSchema.stem("icmp_echo_sent", in: .host)
-        static let udp = FeatureSchema.stem("udp_packets_sent", in: .host)
-        static let icmp = FeatureSchema.stem("icmp_packets_sent", in: .host)
-        static let unsolicited = FeatureSchema.stem("unsolicited_tcp_sent", in: .host)
-        static let pkOut = FeatureSchema.stem("packets_sent", in: .host)
-        static let pkIn = FeatureSchema.stem("packets_received", in: .host)
-        static let byOut = FeatureSchema.stem("bytes_sent", in: .host)
-        static let byIn = FeatureSchema.stem("bytes_received", in: .host)
-        static let stems = FeatureSchema.windowedStems(of: .host).count
+    private struct HostStems {
+        let flows = FeatureSchema.stem("flows_initiated", in: .host)
+        let addrs = FeatureSchema.stem("distinct_dst_addrs", in: .host)
+        let ports = FeatureSchema.stem("distinct_dst_ports", in: .host)
+        let pairs = FeatureSchema.stem("distinct_dst_pairs", in: .host)
+        let failed = FeatureSchema.stem("failed_flows", in: .host)
+        let syn = FeatureSchema.stem("syn_sent", in: .host)
+        let synAck = FeatureSchema.stem("synack_received", in: .host)
+        let established = FeatureSchema.stem("established_flows", in: .host)
+        let icmpBytes = FeatureSchema.stem("icmp_bytes_sent", in: .host)
+        let otherIP = FeatureSchema.stem("other_ip_packets_sent", in: .host)
+        let dnsQueries = FeatureSchema.stem("dns_queries_sent", in: .host)
+        let dnsBytes = FeatureSchema.stem("dns_bytes_sent", in: .host)
+        let echo = FeatureSchema.stem("icmp_echo_sent", in: .host)
+        let udp = FeatureSchema.stem("udp_packets_sent", in: .host)
+        let icmp = FeatureSchema.stem("icmp_packets_sent", in: .host)
+        let unsolicited = FeatureSchema.stem("unsolicited_tcp_sent", in: .host)
+        let pkOut = FeatureSchema.stem("packets_sent", in: .host)
+        let pkIn = FeatureSchema.stem("packets_received", in: .host)
+        let byOut = FeatureSchema.stem("bytes_sent", in: .host)
+        let byIn = FeatureSchema.stem("bytes_received", in: .host)
+        let count = FeatureSchema.windowedStems(of: .host).count
     }
 
     /// Destination stems, by their names in ``FeatureSchema``.
-    private enum D {
-        static let flows = FeatureSchema.stem("flows_received", in: .destination)
-        static let srcs = FeatureSchema.stem("distinct_src_addrs", in: .destination)
-        static let sports = FeatureSchema.stem("distinct_src_ports", in: .destination)
-        static let dports = FeatureSchema.stem("distinct_dst_ports", in: .destination)
-        static let syn = FeatureSchema.stem("syn_received", in: .destination)
-        static let synAck = FeatureSchema.stem("synack_sent", in: .destination)
-        static let established = FeatureSchema.stem("established_flows", in: .destination)
-        static let otherIP = FeatureSchema.stem("other_ip_packets_received", in: .destination)
-        static let failed = FeatureSchema.stem("failed_flows", in: .destination)
-        static let udp = FeatureSchema.stem("udp_packets_received", in: .destination)
-        static let icmp = FeatureSchema.stem("icmp_packets_received", in: .destination)
-        static let unsolicited = FeatureSchema.stem("unsolicited_tcp_received", in: .destination)
-        static let pkIn = FeatureSchema.stem("packets_received", in: .destination)
-        static let byIn = FeatureSchema.stem("bytes_received", in: .destination)
-        static let stems = FeatureSchema.windowedStems(of: .destination).count
+    private struct DestinationStems {
+        let flows = FeatureSchema.stem("flows_received", in: .destination)
+        let srcs = FeatureSchema.stem("distinct_src_addrs", in: .destination)
+        let sports = FeatureSchema.stem("distinct_src_ports", in: .destination)
+        let dports = FeatureSchema.stem("distinct_dst_ports", in: .destination)
+        let syn = FeatureSchema.stem("syn_received", in: .destination)
+        let synAck = FeatureSchema.stem("synack_sent", in: .destination)
+        let established = FeatureSchema.stem("established_flows", in: .destination)
+        let otherIP = FeatureSchema.stem("other_ip_packets_received", in: .destination)
+        let failed = FeatureSchema.stem("failed_flows", in: .destination)
+        let udp = FeatureSchema.stem("udp_packets_received", in: .destination)
+        let icmp = FeatureSchema.stem("icmp_packets_received", in: .destination)
+        let unsolicited = FeatureSchema.stem("unsolicited_tcp_received", in: .destination)
+        let pkIn = FeatureSchema.stem("packets_received", in: .destination)
+        let byIn = FeatureSchema.stem("bytes_received", in: .destination)
+        let count = FeatureSchema.windowedStems(of: .destination).count
     }
 
     /// Distinct-count sets of each entity.
@@ -174,33 +184,34 @@ public struct HostTracker: Sendable {
         // record is added: nothing else adds to or removes from these tables
         // in between.
         let hostSlot = quiet ? hosts.slot(of: r.sourceAddress)
-            : Self.slot(for: r.sourceAddress, in: &hosts, queue: &hostArrivals, limit: limits.entities, stems: H.stems,
+            : Self.slot(for: r.sourceAddress, in: &hosts, queue: &hostArrivals, limit: limits.entities, stems: stems.host.count,
                         now: now, evicted: &statistics.hostsEvicted)
         let destinationSlot = quiet ? destinations.slot(of: r.destinationAddress)
             : Self.slot(for: r.destinationAddress, in: &destinations, queue: &destinationArrivals, limit: limits.entities,
-                        stems: D.stems, now: now, evicted: &statistics.destinationsEvicted)
+                        stems: stems.destination.count, now: now, evicted: &statistics.destinationsEvicted)
         var overflow: UInt64 = 0
         switch (hostSlot, destinationSlot) {
         case let (h?, d?):
-            Self.add(change, r, now: now, host: &hosts[h], destination: &destinations[d], beacons: &beacons, marks: &marks,
+            Self.add(change, r, now: now, stems: stems, host: &hosts[h], destination: &destinations[d], beacons: &beacons, marks: &marks,
                      overflow: &overflow)
         case let (h?, nil):
-            var d = WindowedStatistics(stems: D.stems, now: now)
-            Self.add(change, r, now: now, host: &hosts[h], destination: &d, beacons: &beacons, marks: &marks, overflow: &overflow)
+            var d = WindowedStatistics(stems: stems.destination.count, now: now)
+            Self.add(change, r, now: now, stems: stems, host: &hosts[h], destination: &d, beacons: &beacons, marks: &marks,
+                     overflow: &overflow)
         case let (nil, d?):
-            var h = WindowedStatistics(stems: H.stems, now: now)
-            Self.add(change, r, now: now, host: &h, destination: &destinations[d], beacons: &beacons, marks: &marks,
+            var h = WindowedStatistics(stems: stems.host.count, now: now)
+            Self.add(change, r, now: now, stems: stems, host: &h, destination: &destinations[d], beacons: &beacons, marks: &marks,
                      overflow: &overflow)
         case (nil, nil):
-            var h = WindowedStatistics(stems: H.stems, now: now), d = WindowedStatistics(stems: D.stems, now: now)
-            Self.add(change, r, now: now, host: &h, destination: &d, beacons: &beacons, marks: &marks, overflow: &overflow)
+            var h = WindowedStatistics(stems: stems.host.count, now: now), d = WindowedStatistics(stems: stems.destination.count, now: now)
+            Self.add(change, r, now: now, stems: stems, host: &h, destination: &d, beacons: &beacons, marks: &marks, overflow: &overflow)
         }
         statistics.distinctOverflows += overflow
     }
 
     /// What one record adds to its host and destination, both brought to
     /// `now` and marked for a fresh vector.
-    private static func add(_ change: FlowChange, _ r: FlowRecord, now: UInt64, host h: inout WindowedStatistics,
+    private static func add(_ change: FlowChange, _ r: FlowRecord, now: UInt64, stems: Stems, host h: inout WindowedStatistics,
                             destination d: inout WindowedStatistics, beacons: inout BeaconHistories, marks: inout FlowMarks,
                             overflow: inout UInt64) {
         let isNew = change.isNew
@@ -216,7 +227,7 @@ public struct HostTracker: Sendable {
         d.note(flow: r.id, peer: r.sourceAddress, ipProtocol: r.ipProtocol, port: r.destinationPort, observedAt: r.interface,
                interfaceIndex: r.interfaceIndex)
         if isNew {
-            countNewFlow(r, host: &h, destination: &d, beacons: &beacons, nowNs: now, overflow: &overflow)
+            countNewFlow(r, stems: stems, host: &h, destination: &d, beacons: &beacons, nowNs: now, overflow: &overflow)
         } else if IPProtocol.hasPorts(r.ipProtocol) {
             beacons.noteBytes(r)
         }
@@ -224,9 +235,9 @@ public struct HostTracker: Sendable {
             h.answered = true
             d.answered = true
         }
-        addTraffic(r, deltas, host: &h, destination: &d, beacons: beacons)
-        countFailure(r, host: &h, destination: &d, marks: &marks, nowNs: now)
-        countEstablished(r, host: &h, destination: &d, marks: &marks)
+        addTraffic(r, deltas, stems: stems, host: &h, destination: &d, beacons: beacons)
+        countFailure(r, stems: stems, host: &h, destination: &d, marks: &marks, nowNs: now)
+        countEstablished(r, stems: stems, host: &h, destination: &d, marks: &marks)
         if r.state == .ended {
             marks.failed.remove(r.id)
             marks.established.remove(r.id)
@@ -255,7 +266,8 @@ public struct HostTracker: Sendable {
 
     /// A new flow: one more flow, open flow and distinct peer, port and
     /// service for each side, and a start in its pair's beacon history.
-    private static func countNewFlow(_ r: FlowRecord, host h: inout WindowedStatistics, destination d: inout WindowedStatistics,
+    private static func countNewFlow(_ r: FlowRecord, stems: Stems, host h: inout WindowedStatistics,
+                                     destination d: inout WindowedStatistics,
                                      beacons: inout BeaconHistories, nowNs now: UInt64, overflow: inout UInt64) {
         let hasPorts = IPProtocol.hasPorts(r.ipProtocol)
         let destinationKey = Self.addressKey(r.destinationAddress)
@@ -263,20 +275,22 @@ public struct HostTracker: Sendable {
         // protocol itself: a scan over any transport (nmap -sY) or over
         // the protocol numbers (-sO) counts as many targets as it probes.
         let port = UInt64(hasPorts ? r.destinationPort : 0) | UInt64(r.ipProtocol) << 16
-        h.add(H.flows, 1)
+        h.add(stems.host.flows, 1)
         h.openFlows += 1
         h.flowsSeen = h.flowsSeen &+ (h.flowsSeen == .max ? 0 : 1)
         d.flowsSeen = d.flowsSeen &+ (d.flowsSeen == .max ? 0 : 1)
-        h.touchDistinct(set: Distinct.addresses, stem: H.addrs, item: destinationKey, now: now, overflow: &overflow)
-        h.touchDistinct(set: Distinct.ports, stem: H.ports, item: port, now: now, overflow: &overflow)
+        h.touchDistinct(set: Distinct.addresses, stem: stems.host.addrs, item: destinationKey, now: now, overflow: &overflow)
+        h.touchDistinct(set: Distinct.ports, stem: stems.host.ports, item: port, now: now, overflow: &overflow)
         let service = destinationKey ^ (UInt64(r.destinationPort) << 48 | UInt64(r.ipProtocol) << 40)
-        h.touchDistinct(set: Distinct.pairs, stem: H.pairs, item: service, now: now, overflow: &overflow)
-        d.add(D.flows, 1)
+        h.touchDistinct(set: Distinct.pairs, stem: stems.host.pairs, item: service, now: now, overflow: &overflow)
+        d.add(stems.destination.flows, 1)
         d.openFlows += 1
-        d.touchDistinct(set: Distinct.sources, stem: D.srcs, item: Self.addressKey(r.sourceAddress), now: now, overflow: &overflow)
-        d.touchDistinct(set: Distinct.destinationPorts, stem: D.dports, item: port, now: now, overflow: &overflow)
+        d.touchDistinct(set: Distinct.sources, stem: stems.destination.srcs, item: Self.addressKey(r.sourceAddress), now: now,
+                        overflow: &overflow)
+        d.touchDistinct(set: Distinct.destinationPorts, stem: stems.destination.dports, item: port, now: now, overflow: &overflow)
         if hasPorts {
-            d.touchDistinct(set: Distinct.sourcePorts, stem: D.sports, item: UInt64(r.sourcePort), now: now, overflow: &overflow)
+            d.touchDistinct(set: Distinct.sourcePorts, stem: stems.destination.sports, item: UInt64(r.sourcePort), now: now,
+                            overflow: &overflow)
             h.beacon = max(h.beacon, beacons.noteStart(r))
         }
     }
@@ -288,42 +302,42 @@ public struct HostTracker: Sendable {
 
     /// Packets, bytes and flags since the flow's previous record; and the
     /// rhythm of a long flow, which can be a beacon on its own.
-    private static func addTraffic(_ r: FlowRecord, _ delta: Deltas, host h: inout WindowedStatistics,
+    private static func addTraffic(_ r: FlowRecord, _ delta: Deltas, stems: Stems, host h: inout WindowedStatistics,
                                    destination d: inout WindowedStatistics, beacons: borrowing BeaconHistories) {
         let isUDP = r.ipProtocol == IPProtocol.udp
         let isICMP = IPProtocol.isICMP(r.ipProtocol)
         let hasPorts = IPProtocol.hasPorts(r.ipProtocol)
         let isOther = !hasPorts && !isICMP
         let echo = isICMP && (r.forward.icmpType == 8 || r.forward.icmpType == 128)
-        h.add(H.syn, delta.syn)
-        h.add(H.synAck, delta.synAck)
-        h.add(H.pkOut, delta.forwardPackets)
-        h.add(H.pkIn, delta.reversePackets)
-        h.add(H.byOut, delta.forwardBytes)
-        h.add(H.byIn, delta.reverseBytes)
-        if isUDP { h.add(H.udp, delta.forwardPackets) }
+        h.add(stems.host.syn, delta.syn)
+        h.add(stems.host.synAck, delta.synAck)
+        h.add(stems.host.pkOut, delta.forwardPackets)
+        h.add(stems.host.pkIn, delta.reversePackets)
+        h.add(stems.host.byOut, delta.forwardBytes)
+        h.add(stems.host.byIn, delta.reverseBytes)
+        if isUDP { h.add(stems.host.udp, delta.forwardPackets) }
         if isICMP {
-            h.add(H.icmp, delta.forwardPackets)
-            h.add(H.icmpBytes, delta.forwardBytes)
+            h.add(stems.host.icmp, delta.forwardPackets)
+            h.add(stems.host.icmpBytes, delta.forwardBytes)
         }
-        if echo { h.add(H.echo, delta.forwardPackets) }
+        if echo { h.add(stems.host.echo, delta.forwardPackets) }
         if isOther {
-            h.add(H.otherIP, delta.forwardPackets)
-            d.add(D.otherIP, delta.forwardPackets)
+            h.add(stems.host.otherIP, delta.forwardPackets)
+            d.add(stems.destination.otherIP, delta.forwardPackets)
         }
         if isDNSQuery(r) {
-            h.add(H.dnsQueries, delta.forwardPackets)
-            h.add(H.dnsBytes, delta.forwardBytes)
+            h.add(stems.host.dnsQueries, delta.forwardPackets)
+            h.add(stems.host.dnsBytes, delta.forwardBytes)
         }
-        d.add(D.syn, delta.syn)
-        d.add(D.synAck, delta.synAck)
-        d.add(D.pkIn, delta.forwardPackets)
-        d.add(D.byIn, delta.forwardBytes)
-        if isUDP { d.add(D.udp, delta.forwardPackets) }
-        if isICMP { d.add(D.icmp, delta.forwardPackets) }
+        d.add(stems.destination.syn, delta.syn)
+        d.add(stems.destination.synAck, delta.synAck)
+        d.add(stems.destination.pkIn, delta.forwardPackets)
+        d.add(stems.destination.byIn, delta.forwardBytes)
+        if isUDP { d.add(stems.destination.udp, delta.forwardPackets) }
+        if isICMP { d.add(stems.destination.icmp, delta.forwardPackets) }
         if isUnsolicited(r) {
-            h.add(H.unsolicited, delta.forwardPackets)
-            d.add(D.unsolicited, delta.forwardPackets)
+            h.add(stems.host.unsolicited, delta.forwardPackets)
+            d.add(stems.destination.unsolicited, delta.forwardPackets)
         }
         // One long flow that sends on a fixed rhythm is a beacon too; but a
         // rhythm that many slow connections of the host share at once is
@@ -367,12 +381,12 @@ public struct HostTracker: Sendable {
     /// that shows its handshake completed (SYN, SYN-ACK and the initiator's
     /// ACK). SYNs that a flood tool answers with a reset never get there,
     /// however many bytes other flows of the same hosts carry.
-    private static func countEstablished(_ r: FlowRecord, host h: inout WindowedStatistics,
+    private static func countEstablished(_ r: FlowRecord, stems: Stems, host h: inout WindowedStatistics,
                                          destination d: inout WindowedStatistics, marks: inout FlowMarks) {
         guard r.handshakeCompleted, !marks.established.contains(r.id) else { return }
         if r.state != .ended { marks.established.insert(r.id) }
-        h.add(H.established, 1)
-        d.add(D.established, 1)
+        h.add(stems.host.established, 1)
+        d.add(stems.destination.established, 1)
     }
 
     /// A TCP flow outside any connection: its initiator sent no SYN and the
@@ -395,13 +409,13 @@ public struct HostTracker: Sendable {
     }
 
     /// A connection fails once: counted with the first record that shows it.
-    private static func countFailure(_ r: FlowRecord, host h: inout WindowedStatistics,
+    private static func countFailure(_ r: FlowRecord, stems: Stems, host h: inout WindowedStatistics,
                                      destination d: inout WindowedStatistics, marks: inout FlowMarks, nowNs now: UInt64) {
         // The cheap test first: most records are of flows that have not failed.
         guard hasFailed(r, at: now) && !marks.failed.contains(r.id) else { return }
         if r.state != .ended { marks.failed.insert(r.id) }
-        h.add(H.failed, 1)
-        d.add(D.failed, 1)
+        h.add(stems.host.failed, 1)
+        d.add(stems.destination.failed, 1)
     }
 
     /// A SYN that has gone unanswered for a second fails by the clock, not
@@ -412,8 +426,9 @@ public struct HostTracker: Sendable {
     private mutating func countUnanswered(_ r: FlowRecord, nowNs now: UInt64) {
         guard r.forward.synCount > 0, !marks.failed.contains(r.id), Self.hasFailed(r, at: now) else { return }
         marks.failed.insert(r.id)
-        Self.countFailure(of: r, in: &hosts, r.sourceAddress, stem: H.failed, peer: r.destinationAddress, nowNs: now)
-        Self.countFailure(of: r, in: &destinations, r.destinationAddress, stem: D.failed, peer: r.sourceAddress, nowNs: now)
+        Self.countFailure(of: r, in: &hosts, r.sourceAddress, stem: stems.host.failed, peer: r.destinationAddress, nowNs: now)
+        Self.countFailure(of: r, in: &destinations, r.destinationAddress, stem: stems.destination.failed, peer: r.sourceAddress,
+                          nowNs: now)
     }
 
     /// One failure of `r` for the entity of `address`, if held, marked for a fresh vector.
@@ -436,11 +451,11 @@ public struct HostTracker: Sendable {
         // No eviction here: the record's source, made next, evicts to make
         // room; the poll's end brings the table within its limit.
         var evicted: UInt64 = 0
-        let slot = Self.slot(for: r.destinationAddress, in: &hosts, queue: &hostArrivals, limit: .max, stems: H.stems,
+        let slot = Self.slot(for: r.destinationAddress, in: &hosts, queue: &hostArrivals, limit: .max, stems: stems.host.count,
                              now: now, evicted: &evicted)
         hosts[slot].decay(to: now)
         hosts[slot].touched = true
-        hosts[slot].add(H.failed, 1)
+        hosts[slot].add(stems.host.failed, 1)
     }
 
     /// Counts each entity's open TCP connections that are old and slow (not
@@ -527,15 +542,15 @@ public struct HostTracker: Sendable {
     private func hostVector(_ e: WindowedStatistics) -> [Double] {
         var v: [Double] = []
         v.reserveCapacity(FeatureSchema.host.count)
-        for stem in 0..<H.stems {
+        for stem in 0..<stems.host.count {
             for w in 0..<WindowedStatistics.windowCount { v.append(log1p(max(0, e.value(stem, w)))) }
         }
-        let flows10 = e.value(H.flows, 1)
-        v.append(flows10 > 0.5 ? min(1, e.value(H.failed, 1) / flows10) : 0)
-        v.append(log1p(e.value(H.syn, 1) / (e.value(H.synAck, 1) + 1)))
-        v.append(log1p(max(0, e.value(H.byOut, 2))) - log1p(max(0, e.value(H.byIn, 2))))
-        let flows100 = e.value(H.flows, 2)
-        v.append(log1p(flows100 > 0.5 ? (e.value(H.byOut, 2) + e.value(H.byIn, 2)) / flows100 : 0))
+        let flows10 = e.value(stems.host.flows, 1)
+        v.append(flows10 > 0.5 ? min(1, e.value(stems.host.failed, 1) / flows10) : 0)
+        v.append(log1p(e.value(stems.host.syn, 1) / (e.value(stems.host.synAck, 1) + 1)))
+        v.append(log1p(max(0, e.value(stems.host.byOut, 2))) - log1p(max(0, e.value(stems.host.byIn, 2))))
+        let flows100 = e.value(stems.host.flows, 2)
+        v.append(log1p(flows100 > 0.5 ? (e.value(stems.host.byOut, 2) + e.value(stems.host.byIn, 2)) / flows100 : 0))
         v.append(log1p(Double(e.openFlows)))
         v.append(log1p(Double(e.slowFlows)))
         v.append(e.beacon)
@@ -545,11 +560,11 @@ public struct HostTracker: Sendable {
     private func destinationVector(_ e: WindowedStatistics) -> [Double] {
         var v: [Double] = []
         v.reserveCapacity(FeatureSchema.destination.count)
-        for stem in 0..<D.stems {
+        for stem in 0..<stems.destination.count {
             for w in 0..<WindowedStatistics.windowCount { v.append(log1p(max(0, e.value(stem, w)))) }
         }
-        let flows10 = e.value(D.flows, 1)
-        v.append(flows10 > 0.5 ? min(1, e.value(D.failed, 1) / flows10) : 0)
+        let flows10 = e.value(stems.destination.flows, 1)
+        v.append(flows10 > 0.5 ? min(1, e.value(stems.destination.failed, 1) / flows10) : 0)
         v.append(log1p(Double(e.openFlows)))
         v.append(log1p(Double(e.slowFlows)))
         return v

@@ -48,11 +48,13 @@ extension Bench {
         if load.anomalies > 0 { load.firstAnomalySeconds = await detection.value }
         func delta(_ name: String) -> UInt64 { Self.sum(after.text, name) &- Self.sum(before, name) }
         let accounted = delta("flowforest_packets_total") + delta("flowforest_overflow_packets_total")
-        let polls = Self.value(after.text, "flowforest_drain_duration_seconds_count") - Self.value(before, "flowforest_drain_duration_seconds_count")
-        let drainSeconds = Self.value(after.text, "flowforest_drain_duration_seconds_sum") - Self.value(before, "flowforest_drain_duration_seconds_sum")
-        let scorings = Self.value(after.text, "flowforest_score_duration_seconds_count") - Self.value(before, "flowforest_score_duration_seconds_count")
-        let scoreSeconds = Self.value(after.text, "flowforest_score_duration_seconds_sum") - Self.value(before, "flowforest_score_duration_seconds_sum")
-        if scorings > 0 { load.detectionMsPerPoll = scoreSeconds / scorings * 1000 }
+        // Mean milliseconds of a duration histogram's observations between the two scrapes.
+        func meanMs(_ histogram: String) -> Double? {
+            let count = Self.value(after.text, histogram + "_count") - Self.value(before, histogram + "_count")
+            let seconds = Self.value(after.text, histogram + "_sum") - Self.value(before, histogram + "_sum")
+            return count > 0 ? seconds / count * 1000 : nil
+        }
+        load.detectionMsPerPoll = meanMs("flowforest_score_duration_seconds")
         return Row(
             frameBytes: 0, flows: 0, generators: 0, mode: BenchCommand.Mode.daemon.rawValue, packetsSent: sent.packets,
             generatorPps: sent.packetsPerSecond, baselinePps: 0, rateRatio: 0, packetsSeen: after.seen, packetsAccounted: accounted,
@@ -61,7 +63,7 @@ extension Bench {
             sensorCpuMsPerMpkt: sent.packets > 0 ? cpu * 1000 / (Double(sent.packets) / 1e6) : nil,
             sensorCpuPercent: sent.seconds > 0 ? cpu / sent.seconds * 100 : nil,
             peakRssMiB: Self.peakResident(pid).map { Double($0) / 1_048_576 },
-            drainMsPerPoll: polls > 0 ? drainSeconds / polls * 1000 : nil,
+            drainMsPerPoll: meanMs("flowforest_drain_duration_seconds"),
             daemonLoad: load,
             note: "whole flowforest run (tc); \(load.summary)")
     }
