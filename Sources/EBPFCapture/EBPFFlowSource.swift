@@ -271,7 +271,8 @@ final class DrainLoop: @unchecked Sendable {
     /// Gives the tracker every live slot of the map. A static function
     /// with the tracker `inout`: the walk holds one access to it, where a
     /// closure reaching the stored property would begin and end a checked
-    /// access for every flow (2 % of the daemon's CPU at 100,000 flows).
+    /// access for every flow (with the slot reads', 2.6 % of the daemon's
+    /// CPU at 100,000 changing flows).
     private static func walk(_ program: KernelProgram, into tracker: inout KernelFlowTracker,
                              wallOffsetNs offset: UInt64) throws(EBPFError) {
         try program.forEachFlow { n, slot in
