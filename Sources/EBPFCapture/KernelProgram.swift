@@ -38,8 +38,8 @@ final class KernelProgram {
     /// Unchecked: the walk and every read of a changed flow's slot go
     /// through it, and checking each access for exclusivity took, with the
     /// walk's access to the tracker, 2.6 % of the daemon's CPU at 100,000
-    /// changing flows. Only the thread that uses
-    /// the program touches it, and no access to it overlaps another.
+    /// changing flows. Only the thread that uses the program touches it,
+    /// and no access to it overlaps another.
     @exclusivity(unchecked) private var slots: FlowSlotArray
     private let statsFD: Int32
     private let eventsFD: Int32
