@@ -256,9 +256,12 @@ final class DrainLoop: @unchecked Sendable {
             let final = slot.map { KernelFlow(key: key, slot: program.releaseSlot($0), wallOffsetNs: offset) }
             if let record = tracker.end(key, final: final, reason: reason) { records.append(record) }
         }
+        var copy = flow_slot()
         tracker.checkpoint(at: nowNs, appendingTo: &records) { key, n in
-            let slot = n.flatMap { program.readSlot($0, holding: key.kernelKey) } ?? program.readFlow(key.kernelKey)
-            return slot.map { KernelFlow(key: key, slot: $0, wallOffsetNs: offset) }
+            let kernelKey = key.kernelKey
+            let found = n.map { program.readSlot($0, holding: kernelKey, into: &copy) } ?? false
+            guard found || program.readFlow(kernelKey, into: &copy) else { return nil }
+            return KernelFlowTracker.Totals(copy, wallOffsetNs: offset)
         }
         let aggregates = try drainAggregates(nowNs: nowNs, endAll: false)
         // What was taken out of both maps, for the program's admission.

@@ -82,9 +82,12 @@ struct KernelFlowTracker {
         }
 
         init(_ flow: KernelFlow) {
-            self.init(packets: flow.low.packets + flow.high.packets, bytes: flow.low.bytes + flow.high.bytes,
-                      lastSeenNs: max(flow.low.lastSeenNs, flow.high.lastSeenNs),
-                      close: CloseSignals(Totals(low: flow.low, high: flow.high)))
+            self.init(flow.totals)
+        }
+
+        init(_ t: Totals) {
+            self.init(packets: t.low.packets + t.high.packets, bytes: t.low.bytes + t.high.bytes,
+                      lastSeenNs: max(t.low.lastSeenNs, t.high.lastSeenNs), close: CloseSignals(t))
         }
     }
 
@@ -424,10 +427,10 @@ struct KernelFlowTracker {
     /// A flow due a record whose totals no read staged (every flow the walk
     /// found in a kernel slot; one quiet in the walk but past its active
     /// timeout; new packets through the ring buffer only) has its entry read
-    /// through `read`, given its kernel slot when the walk found one; one
-    /// whose entry is gone gets no record this time.
+    /// through `read` (its totals, both directions), given its kernel slot
+    /// when the walk found one; one whose entry is gone gets no record this time.
     mutating func checkpoint(at nowNs: UInt64, appendingTo records: inout [FlowRecord],
-                             reading read: (FlowKey, _ kernelSlot: UInt32?) -> KernelFlow?) {
+                             reading read: (FlowKey, _ kernelSlot: UInt32?) -> Totals?) {
         var due = 0
         for position in 0..<slots.count where recordDue(slots[position], nowNs: nowNs) != nil { due += 1 }
         records.reserveCapacity(records.count + due)
@@ -461,10 +464,10 @@ struct KernelFlowTracker {
     }
 
     /// A kernel flow's totals read from its entry now, its summary updated to match.
-    private func reread(_ s: inout Slot, _ read: (FlowKey, UInt32?) -> KernelFlow?) -> Totals? {
-        guard let flow = read(s.key, s.kernelSlot == Slot.noKernelSlot ? nil : s.kernelSlot) else { return nil }
-        s.summarize(flow)
-        return Totals(low: flow.low, high: flow.high)
+    private func reread(_ s: inout Slot, _ read: (FlowKey, UInt32?) -> Totals?) -> Totals? {
+        guard let totals = read(s.key, s.kernelSlot == Slot.noKernelSlot ? nil : s.kernelSlot) else { return nil }
+        s.summarize(Summary(totals))
+        return totals
     }
 
     /// The record a flow is due at `nowNs`: interim past its active
@@ -492,8 +495,13 @@ struct KernelFlowTracker {
     /// A flow's record: kernel and ring-buffer totals merged per direction,
     /// oriented by the initiator.
     private func makeRecord(_ s: Slot, kernel: Totals, state: FlowState, reason: FlowEndReason?) -> FlowRecord {
-        let o = overflow(of: s)
-        let low = DirectionStats.merged(kernel.low, o.low), high = DirectionStats.merged(kernel.high, o.high)
+        // Most flows have no ring-buffer part: their kernel totals are the record's as they are.
+        var low = kernel.low, high = kernel.high
+        if s.hasOverflow {
+            let o = overflow(of: s)
+            low = DirectionStats.merged(kernel.low, o.low)
+            high = DirectionStats.merged(kernel.high, o.high)
+        }
         let key = s.key
         let (src, dst, sport, dport, fwd, rev) = s.initiatorIsLow
             ? (key.lowAddress, key.highAddress, key.lowPort, key.highPort, low, high)

@@ -265,17 +265,19 @@ final class KernelProgram {
         return Int(n) < slots.mapped
     }
 
-    /// Slot `n` as it stands now, if it holds the flow with this key: no
+    /// Copies slot `n` into `value` if it holds the flow with this key: no
     /// system call, for a flow the walk found there. The copy is taken
     /// between two of the program's updates (see `ff_copy_slot`), so its
-    /// counts, sums and times agree.
-    func readSlot(_ n: UInt32, holding key: flow_key) -> flow_slot? {
-        guard isMapped(n) else { return nil }
+    /// counts, sums and times agree. The caller's buffer is reused from
+    /// flow to flow: a 296-byte slot returned as an optional would be
+    /// copied again on its way out, for every flow of every poll.
+    func readSlot(_ n: UInt32, holding key: flow_key, into value: inout flow_slot) -> Bool {
+        guard isMapped(n) else { return false }
         let slot = slots.slot(Int(n))
-        guard ff_slot_live(slot) != 0 else { return nil }
-        var value = Self.copy(slot)
+        guard ff_slot_live(slot) != 0 else { return false }
+        _ = ff_copy_slot(slot, &value, Self.copyTries)
         var k = key
-        return memcmp(&value.key, &k, MemoryLayout<flow_key>.size) == 0 ? value : nil
+        return memcmp(&value.key, &k, MemoryLayout<flow_key>.size) == 0
     }
 
     /// A copy of a slot the walk found, taken between two of the program's
@@ -291,12 +293,13 @@ final class KernelProgram {
     /// Copies of a busy slot tried before the last is taken as it is.
     private static let copyTries: Int32 = 16
 
-    /// A flow's slot as it stands now; `nil` when the table has no such flow.
-    func readFlow(_ key: flow_key) -> flow_slot? {
+    /// Copies a flow's slot as it stands now into `value`; false when the
+    /// table has no such flow.
+    func readFlow(_ key: flow_key, into value: inout flow_slot) -> Bool {
         var k = key
         var n: UInt32 = 0
-        guard bpf_map_lookup_elem(flowMapFD, &k, &n) == 0 else { return nil }
-        return readSlot(n, holding: key)
+        guard bpf_map_lookup_elem(flowMapFD, &k, &n) == 0 else { return false }
+        return readSlot(n, holding: key, into: &value)
     }
 
     /// Takes these flows out of the table: removes their keys, then waits

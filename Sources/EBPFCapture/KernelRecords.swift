@@ -11,6 +11,9 @@ struct KernelFlow {
 
     var packets: UInt64 { low.packets + high.packets }
 
+    /// Both directions' totals, low endpoint first.
+    var totals: KernelFlowTracker.Totals { KernelFlowTracker.Totals(low: low, high: high) }
+
     init(key: FlowKey, initiatorIsLow: Bool, ifindex: UInt32, low: DirectionStats, high: DirectionStats) {
         self.key = key
         self.initiatorIsLow = initiatorIsLow
@@ -30,6 +33,14 @@ struct KernelFlow {
         ifindex = v.ifindex
         low = DirectionStats(v.dir.0, wallOffsetNs: wallOffsetNs)
         high = DirectionStats(v.dir.1, wallOffsetNs: wallOffsetNs)
+    }
+}
+
+extension KernelFlowTracker.Totals {
+    /// Both directions of a slot, low endpoint first, on the wall clock.
+    init(_ slot: flow_slot, wallOffsetNs: UInt64) {
+        self.init(low: DirectionStats(slot.dir.0, wallOffsetNs: wallOffsetNs),
+                  high: DirectionStats(slot.dir.1, wallOffsetNs: wallOffsetNs))
     }
 }
 

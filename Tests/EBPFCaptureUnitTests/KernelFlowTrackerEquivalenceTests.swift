@@ -148,7 +148,7 @@ struct SimulatedKernel {
         let slots = kernelSlots
         tracker.checkpoint(at: nowNs, appendingTo: &records) { key, slot in
             #expect(slot == nil || slot == slots[key], "\(context): read through another flow's slot")
-            return map[key]
+            return map[key]?.totals
         }
         let expected = reference.checkpoint(at: nowNs)
         #expect(records.sorted { $0.id < $1.id } == expected.sorted { $0.id < $1.id }, "\(context)")

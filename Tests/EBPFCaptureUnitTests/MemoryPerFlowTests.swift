@@ -220,7 +220,7 @@ struct MemoryPerFlowTests {
         tracker.checkpoint(at: nowNs, appendingTo: &records!) { key, slot in
             let f = Self.number(of: key)
             #expect(slot == UInt32(f))
-            return Self.flow(f, round: round)
+            return Self.flow(f, round: round).totals
         }
         let m1 = sample()
         var batch: FlowBatch? = FlowBatch(timeNs: nowNs, records: records!, statistics: CaptureStatistics(),
