@@ -123,7 +123,7 @@ public struct FlowLedger: Sendable {
             // cache), where one lookup between two updates waits alone.
             for i in run { found[i - start] = position(of: records[i].id) ?? -1 }
             for i in run {
-                changes.append(apply(records[i], in: records, i, found: found[i - start], origin: origin, nowNs: nowNs))
+                changes.append(apply(records, i, found: found[i - start], origin: origin, nowNs: nowNs))
             }
             start = run.upperBound
         }
@@ -134,13 +134,15 @@ public struct FlowLedger: Sendable {
     /// Records looked up together before they are applied.
     static let lookupRun = 64
 
-    /// `record` is `records[at]`, passed in place rather than copied.
-    /// `found` is where a lookup earlier in its run found the flow (-1:
-    /// not held then); an update since can have added it, or moved it
-    /// (a removal fills its hole with the last slot), so it is checked.
-    private mutating func apply(_ record: FlowRecord, in records: [FlowRecord], _ at: Int, found: Int, origin: String,
-                                nowNs: UInt64) -> FlowChange {
-        let position = found >= 0 && found < slots.count && slots[found].id == record.id ? found : position(of: record.id)
+    /// Applies `records[at]`, read where the array holds it: a record
+    /// passed as an argument is copied (312 bytes) on its way in, for
+    /// every record of every poll. `found` is where a lookup earlier in its
+    /// run found the flow (-1: not held then); an update since can have
+    /// added it, or moved it (a removal fills its hole with the last
+    /// slot), so it is checked.
+    private mutating func apply(_ records: [FlowRecord], _ at: Int, found: Int, origin: String, nowNs: UInt64) -> FlowChange {
+        let id = records[at].id, state = records[at].state
+        let position = found >= 0 && found < slots.count && slots[found].id == id ? found : position(of: id)
         // Only its counters are read, not a whole record made of the slot.
         let previous = position.map { slots[$0].totals }
         let tracked = previous != nil || slots.count < maxFlows
@@ -148,23 +150,24 @@ public struct FlowLedger: Sendable {
         // flow's last one: its packets count once, with its ended record
         // (or with the first record the ledger has room for), never with
         // every record that repeats them.
-        let delta = tracked || record.state == .ended ? FlowDelta(FlowDelta.totals(of: record), since: previous) : .zero
+        let totals = FlowDelta.totals(forward: records[at].forward, reverse: records[at].reverse)
+        let delta = tracked || state == .ended ? FlowDelta(totals, since: previous) : .zero
         let change = FlowChange(records: records, position: at, delta: delta, isNew: previous == nil, tracked: tracked)
-        if record.state == .ended {
+        if state == .ended {
             if let position { remove(at: position) }
         } else if let position {
             // Changed in place: a whole slot made and copied over this one
             // costs two 296-byte copies for every record of every poll.
-            let interface = names.replace(slots[position].interface, with: Self.code(record.interface))
-            slots[position].update(from: record, interface: interface, updatedNs: nowNs)
+            let interface = names.replace(slots[position].interface, with: Self.code(records[at].interface))
+            slots[position].update(from: records[at], interface: interface, updatedNs: nowNs)
         } else if change.tracked {
             // A copy of `slots` for the index's rehashing, gone before `slots` changes.
             do {
                 let slots = self.slots
-                index.insert(slot: slots.count, hash: record.id.ledgerHash) { slots[$0].id.ledgerHash }
+                index.insert(slot: slots.count, hash: id.ledgerHash) { slots[$0].id.ledgerHash }
             }
-            slots.append(LedgerSlot(record, interface: names.acquire(Self.code(record.interface)), origin: origins.acquire(origin),
-                                    firstSeenNs: record.firstSeenNs, updatedNs: nowNs))
+            slots.append(LedgerSlot(records[at], interface: names.acquire(Self.code(records[at].interface)),
+                                    origin: origins.acquire(origin), firstSeenNs: records[at].firstSeenNs, updatedNs: nowNs))
         }
         if !change.tracked { notTracked += 1 }
         return change
