@@ -20,9 +20,9 @@ public struct FlowChange: Sendable {
     /// a copy per change would cost some 340 bytes per flow.
     public var isNew: Bool
 
-    /// The record this change is about, read in place: a caller that
-    /// passes it on as an argument can borrow the batch's element rather
-    /// than copy its 312 bytes.
+    /// The record this change is about, read in place: a reader of a few
+    /// of its fields loads only those. Passed whole as an argument to a
+    /// function that is not inlined, it is copied (312 bytes) all the same.
     @inlinable public var record: FlowRecord {
         _read { yield records[position] }
     }

@@ -129,8 +129,8 @@ public struct HostTracker: Sendable {
         hostArrivals.refill(limit: limits.entities)
         destinationArrivals.refill(limit: limits.entities)
         beacons.beginPoll()
-        // By index, each change's record passed on as the batch holds it,
-        // not copied into the loop first.
+        // By index: each record is copied once, for the call, not also
+        // into the loop's element.
         for i in changes.indices { add(changes[i], changes[i].record, nowNs: nowNs) }
         countSlowFlows(flows, nowNs: nowNs)
         var out: [EntityVector] = []
