@@ -265,11 +265,12 @@ final class KernelProgram {
         return Int(n) < slots.mapped
     }
 
-    /// Copies slot `n` into `value` if it holds the flow with this key: no
-    /// system call, for a flow the walk found there. The copy is taken
+    /// Copies slot `n` into `value` and returns whether it holds the flow
+    /// with this key: no system call, for a flow the walk found there. On
+    /// false `value` may hold another flow's slot. The copy is taken
     /// between two of the program's updates (see `ff_copy_slot`), so its
     /// counts, sums and times agree. The caller's buffer is reused from
-    /// flow to flow: a 296-byte slot returned as an optional would be
+    /// flow to flow: a 280-byte slot returned as an optional would be
     /// copied again on its way out, for every flow of every poll.
     func readSlot(_ n: UInt32, holding key: flow_key, into value: inout flow_slot) -> Bool {
         guard isMapped(n) else { return false }
