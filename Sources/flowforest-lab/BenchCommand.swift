@@ -29,7 +29,10 @@ struct BenchCommand: AsyncParsableCommand {
 
             Frames go to a MAC that is not the receiver's, so they are dropped after the
             hooks as on a mirror port. A veth never drops: a costly hook slows the
-            generator instead, which is why cost shows as the rate ratio. Mode daemon runs the
+            generator instead, which is why cost shows as the rate ratio. The generator's
+            own rate drifts by several per cent within minutes, so every measured run is
+            bracketed by no-sensor runs and divided by their mean; with --rounds the modes
+            run again in a rotated order and each row is the round with the median ratio. Mode daemon runs the
             flowforest executable beside this one. Mode tc-empty attaches a tc program that
             returns at once: the hook's own cost, the floor. Peers run on the same traffic
             and are read from their own counters: tcpdump (-w /dev/null), softflowd,
@@ -87,6 +90,9 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(name: .customLong("map-size"), help: "Entries of the kernel flow map in the eBPF modes and mode daemon (default: flowforest run's, 131072); with --flows 0 and more packets than 7/8 of it, flows past that are folded into overflow aggregates.")
     var mapSize: Int?
 
+    @Option(help: "Rounds of every scenario: each mode is measured once a round, in an order rotated by one each round, and shown by its round with the median rate ratio.")
+    var rounds: Int = 1
+
     @Option(name: .customLong("health-every"), help: "Milliseconds between the daemon mode's /api/health requests (each on a new connection).")
     var healthEveryMs: Int = 20
 
@@ -97,6 +103,7 @@ struct BenchCommand: AsyncParsableCommand {
         guard (10...60_000).contains(healthEveryMs) && (10...60_000).contains(scrapeEveryMs) else {
             throw ValidationError("--health-every and --scrape-every must be between 10 and 60000 milliseconds")
         }
+        guard (1...20).contains(rounds) else { throw ValidationError("--rounds must be between 1 and 20") }
         guard packets >= 1000 && packets <= 100_000_000 else { throw ValidationError("--packets must be between 1000 and 100000000") }
         guard frameSizes.allSatisfy({ (64...1514).contains($0) }) else { throw ValidationError("--frame-size must be between 64 and 1514") }
         guard flowCounts.allSatisfy({ $0 == 0 || Trafgen.shape(flows: $0) != nil }) else {
@@ -115,13 +122,13 @@ struct BenchCommand: AsyncParsableCommand {
         }
         var logger = Logger(label: "flowforest.bench")
         logger.logLevel = .warning
-        let bench = Bench(packets: packets, objectPath: bpfObject, mapSize: mapSize,
+        let bench = Bench(packets: packets, rounds: rounds, objectPath: bpfObject, mapSize: mapSize,
                           probes: Bench.Probes(healthEveryMs: healthEveryMs, scrapeEveryMs: scrapeEveryMs), logger: logger)
         var report = Bench.Report(
             date: Timestamp.rfc3339(nanoseconds: UInt64(Date().timeIntervalSince1970 * 1e9)),
             kernel: (try? String(contentsOfFile: "/proc/sys/kernel/osrelease", encoding: .utf8))?
                 .trimmingCharacters(in: .whitespacesAndNewlines) ?? "",
-            cpus: ProcessInfo.processInfo.activeProcessorCount, packetsPerRun: packets, results: [])
+            cpus: ProcessInfo.processInfo.activeProcessorCount, packetsPerRun: packets, rounds: rounds, results: [])
         print(Bench.header)
         for frame in frameSizes {
             for flows in flowCounts {
@@ -143,6 +150,8 @@ struct BenchCommand: AsyncParsableCommand {
 /// One bench run's lab, generator and measurements.
 struct Bench {
     let packets: Int
+    /// Times each mode is measured per scenario (``BenchCommand/rounds``).
+    let rounds: Int
     let objectPath: String?
     /// Kernel map entries; nil for the default.
     let mapSize: Int?
@@ -160,6 +169,7 @@ struct Bench {
         var kernel: String
         var cpus: Int
         var packetsPerRun: Int
+        var rounds: Int
         var results: [Row]
     }
 
@@ -186,6 +196,10 @@ struct Bench {
         var drainMsPerPoll: Double?
         /// Mode daemon: the API's latency, current accounting and detection under the traffic.
         var daemonLoad: DaemonLoad?
+        /// Every round's rate ratio, in round order (the row shows the median's round).
+        var roundRatios: [Double]?
+        /// Every round's accounted share, in round order.
+        var roundAccountedShares: [Double]?
         var note: String?
 
         var line: String {
@@ -227,39 +241,76 @@ struct Bench {
         let traffic = Traffic(lab: lab, namespace: gen, interface: genIf, config: config, packets: packets, generators: generators)
 
         _ = try traffic.send()  // warm-up: first-touch costs stay out of the baseline
-        let base = try traffic.send()
+        // The generator alone before and after every measured run: its rate
+        // drifts over minutes on a shared machine, and one baseline at the
+        // start would charge that drift to whichever modes run last.
+        var baselines = [try traffic.send()]
+        var runs: [BenchCommand.Mode: [Row]] = [:]
+        var listed = Set<BenchCommand.Mode>()
+        let modes = modes.filter { listed.insert($0).inserted }
+        for round in 0..<rounds {
+            let shift = modes.isEmpty ? 0 : round % modes.count
+            for mode in modes[shift...] + modes[..<shift] {
+                var row = try await measureOnce(mode, lab: lab, namespace: sen, interface: senIf, traffic: traffic)
+                let before = baselines[baselines.count - 1].packetsPerSecond
+                let after = try traffic.send()
+                baselines.append(after)
+                row.baselinePps = (before + after.packetsPerSecond) / 2
+                row.rateRatio = row.baselinePps > 0 ? row.generatorPps / row.baselinePps : 0
+                if mode.attachMode != nil {
+                    // Program run time from a shorter run with BPF statistics
+                    // on, outside the bracket: they add two clock reads per
+                    // packet, which must not weigh on the rate measured above.
+                    var short = traffic
+                    short.packets = max(1000, traffic.packets / 3)
+                    let timed = try await measure(mode, lab: lab, namespace: sen, interface: senIf, traffic: short, bpfStatistics: true)
+                    row.bpfNsPerPacket = timed.bpfNsPerPacket
+                }
+                runs[mode, default: []].append(row)
+            }
+        }
+        let baseRates = baselines.map(\.packetsPerSecond)
+        let median = baseRates.sorted()[baseRates.count / 2]
         var rows = [Row(
-            frameBytes: frameBytes, flows: flows, generators: generators, mode: "none", packetsSent: base.packets,
-            generatorPps: base.packetsPerSecond, baselinePps: base.packetsPerSecond, rateRatio: 1, packetsSeen: 0, packetsAccounted: 0,
-            accountedShare: 0, countedLosses: 0, note: "no sensor")]
+            frameBytes: frameBytes, flows: flows, generators: generators, mode: "none", packetsSent: baselines[0].packets,
+            generatorPps: median, baselinePps: median, rateRatio: 1, packetsSeen: 0, packetsAccounted: 0,
+            accountedShare: 0, countedLosses: 0,
+            note: "no sensor; \(baseRates.count) runs, \(String(format: "%.3f-%.3f", baseRates.min()! / 1e6, baseRates.max()! / 1e6)) Mpps")]
         for mode in modes {
-            var row: Row
-            if mode == .daemon {
-                row = try await measureDaemon(lab: lab, namespace: sen, interface: senIf, traffic: traffic)
-            } else if mode == .tcEmpty {
-                row = try await measureFloor(lab: lab, namespace: sen, interface: senIf, traffic: traffic)
-            } else if let peer = PeerTool(mode) {
-                row = try await measurePeer(peer, mode: mode, lab: lab, namespace: sen, interface: senIf, traffic: traffic)
-            } else {
-                row = try await measure(mode, lab: lab, namespace: sen, interface: senIf, traffic: traffic)
-            }
-            if mode.attachMode != nil {
-                // Program run time from a second, shorter run with BPF
-                // statistics on: they add two clock reads per packet, which
-                // must not weigh on the rate measured above.
-                var short = traffic
-                short.packets = max(1000, traffic.packets / 3)
-                let timed = try await measure(mode, lab: lab, namespace: sen, interface: senIf, traffic: short, bpfStatistics: true)
-                row.bpfNsPerPacket = timed.bpfNsPerPacket
-            }
+            guard let measured = runs[mode], var row = Self.medianRun(measured) else { continue }
             row.frameBytes = frameBytes
             row.flows = flows
             row.generators = generators
-            row.baselinePps = base.packetsPerSecond
-            row.rateRatio = base.packetsPerSecond > 0 ? row.generatorPps / base.packetsPerSecond : 0
+            row.roundRatios = measured.map(\.rateRatio)
+            row.roundAccountedShares = measured.map(\.accountedShare)
+            if measured.count > 1 {
+                let ratios = measured.map { String(format: "%.3f", $0.rateRatio) }.joined(separator: "/")
+                let shares = measured.map { String(format: "%.3f", $0.accountedShare * 100) }.joined(separator: "/")
+                row.note = [row.note, "rounds: ratio \(ratios), acct% \(shares)"].compactMap { $0 }.joined(separator: "; ")
+            }
             rows.append(row)
         }
         return rows
+    }
+
+    /// The run with the median rate ratio (the upper one of an even count),
+    /// whole: its other columns come from the same run.
+    static func medianRun(_ runs: [Row]) -> Row? {
+        let sorted = runs.sorted { $0.rateRatio < $1.rateRatio }
+        return sorted.isEmpty ? nil : sorted[sorted.count / 2]
+    }
+
+    /// One measured run of `mode`, without its ratio (the caller brackets it).
+    private func measureOnce(_ mode: BenchCommand.Mode, lab: NetworkLab, namespace: String, interface: String,
+                             traffic: Traffic) async throws -> Row {
+        if mode == .daemon {
+            return try await measureDaemon(lab: lab, namespace: namespace, interface: interface, traffic: traffic)
+        } else if mode == .tcEmpty {
+            return try await measureFloor(lab: lab, namespace: namespace, interface: interface, traffic: traffic)
+        } else if let peer = PeerTool(mode) {
+            return try await measurePeer(peer, mode: mode, lab: lab, namespace: namespace, interface: interface, traffic: traffic)
+        }
+        return try await measure(mode, lab: lab, namespace: namespace, interface: interface, traffic: traffic)
     }
 
     private func measure(_ mode: BenchCommand.Mode, lab: NetworkLab, namespace: String, interface: String,

@@ -13,13 +13,16 @@ struct BenchCommandTests {
         let json = dir.appendingPathComponent("bench.json")
         let r = try Binary.run([
             "bench", "--packets", "20000", "--frame-size", "64", "--flows", "10", "--generators", "1",
-            "--mode", "tc", "--mode", "daemon", "--json", json.path, "--health-every", "50",
-        ], timeout: 240)
+            "--mode", "tc", "--mode", "daemon", "--json", json.path, "--health-every", "50", "--rounds", "2",
+        ], timeout: 300)
         #expect(r.status == 0, "\(r.stderr)")
         #expect(r.stdout.contains("ratio") && r.stdout.contains("tc tcx"), "\(r.stdout)")
         let report = try #require(JSONSerialization.jsonObject(with: Data(contentsOf: json)) as? [String: Any])
         let rows = try #require(report["results"] as? [[String: Any]])
         #expect(rows.map { $0["mode"] as? String } == ["none", "tc", "daemon"])
+        // The generator alone before the first mode and after each of the four runs.
+        #expect((rows[0]["note"] as? String)?.contains("5 runs") == true, "\(rows[0])")
+        #expect(report["rounds"] as? Int == 2)
         for row in rows {
             #expect(row["packets_sent"] as? Int == 20000, "\(row)")
             #expect((row["generator_pps"] as? Double ?? 0) > 0, "\(row)")
@@ -30,6 +33,10 @@ struct BenchCommandTests {
             #expect(row["packets_accounted"] as? Int == 20000, "\(row)")
             #expect(row["counted_losses"] as? Int == 0, "\(row)")
             #expect((row["rate_ratio"] as? Double ?? 0) > 0, "\(row)")
+            // Each mode ran once a round; the row is the round with the median (here the higher) ratio.
+            let ratios = row["round_ratios"] as? [Double] ?? []
+            #expect(ratios.count == 2 && row["rate_ratio"] as? Double == ratios.max(), "\(row)")
+            #expect(row["round_accounted_shares"] as? [Double] == [1, 1], "\(row)")
             // Two cores: a sensor cannot use more than 200 % of one.
             #expect((0...200).contains(row["sensor_cpu_percent"] as? Double ?? -1), "\(row)")
         }
