@@ -151,17 +151,13 @@ struct flow_slot {
     __u8 initiator;              /* FF_DIR_* of the side that opened the flow */
     __u8 pad[3];
     /*
-     * Odd while tc or xdp adds a packet (under the slot's lock): a reader
-     * copies the slot and keeps the copy if `seq` was even and unchanged.
-     * The socket filter's atomic updates leave it 0.
+     * Odd while tc or xdp adds a packet: it is their writer lock, taken
+     * by compare-and-swap from even to odd and released by an increment.
+     * A reader copies the slot and keeps the copy if `seq` was even and
+     * unchanged. The socket filter's atomic updates leave it 0.
      */
     __u32 seq;
     struct flow_dir_stats dir[2];
-};
-
-/* Guards a slot's figures in tc and xdp (slot N of `slot_locks`). */
-struct slot_lock {
-    struct bpf_spin_lock lock;
 };
 
 /*

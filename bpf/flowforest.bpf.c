@@ -6,13 +6,12 @@
  * figures are added:
  *
  *   ff_tc      tc ingress/egress (SEC "tc": tcx link or clsact filter), a
- *              flow's figures guarded by its slot's spin lock
- *   ff_xdp     XDP ingress, likewise under the slot's spin lock
- *   ff_socket  AF_PACKET socket filter returning 0; the kernel refuses
- *              bpf_spin_lock (and maps holding one) in socket filters, so this
- *              variant updates with atomics. Counts, bytes and flag counts
- *              stay exact; min/max and inter-arrival figures are best-effort
- *              under concurrent updates of one flow.
+ *              flow's figures changed under its slot's writer lock (seq_lock)
+ *   ff_xdp     XDP ingress, likewise under the slot's writer lock
+ *   ff_socket  AF_PACKET socket filter returning 0, which updates with
+ *              atomics. Counts, bytes and flag counts stay exact; min/max and
+ *              inter-arrival figures are best-effort under concurrent updates
+ *              of one flow.
  *
  * A flow is a key in the `flows` hash map pointing at a slot of the
  * mmapped `flow_slots` array, which the drainer reads in place; slots come
@@ -98,19 +97,6 @@ struct {
     __type(key, __u32);
     __type(value, struct flow_slot);
 } flow_slots SEC(".maps");
-
-/*
- * The spin lock of each slot for tc and xdp, apart from the slot because
- * the kernel maps no array that holds one (and the socket filter may not
- * touch one: it updates with atomics and never references this map).
- * Key: __u32 slot. Value: struct slot_lock.
- */
-struct {
-    __uint(type, BPF_MAP_TYPE_ARRAY);
-    __uint(max_entries, FF_DEFAULT_MAP_ENTRIES);
-    __type(key, __u32);
-    __type(value, struct slot_lock);
-} slot_locks SEC(".maps");
 
 /*
  * Slots the drainer freed, taken again before fresh ones (a stack, so the
@@ -226,7 +212,7 @@ struct {
 
 /* Which context the loads read: an skb (tc, socket) or an XDP buffer. */
 enum { KIND_SKB = 0, KIND_XDP = 1 };
-/* How a direction's figures are added: under the value's spin lock (tc,
+/* How a direction's figures are added: under the slot's writer lock (tc,
  * xdp) or with atomics (socket filter). A constant at every call site, so
  * each program holds only its own variant. */
 enum { UPDATE_LOCKED = 0, UPDATE_ATOMIC = 1 };
@@ -873,8 +859,6 @@ static __always_inline __u8 initiator_of(const struct pkt *p)
     return reply_first ? !p->dir : p->dir;
 }
 
-#define barrier() asm volatile("" ::: "memory")
-
 /* Key equality as five 64-bit words (struct flow_key is 40 bytes, padding zeroed). */
 static __always_inline int same_key(const struct flow_key *a, const struct flow_key *b)
 {
@@ -945,6 +929,29 @@ static __always_inline int insert_flow(const struct pkt *p, __u64 now, __u32 ifi
     return err == -EEXIST_ ? 0 : -1;
 }
 
+/*
+ * A slot's writer lock is its `seq`, made odd by compare-and-swap while a
+ * packet is added; the drainer keeps no copy taken while it is odd. The
+ * lock lives in the cache line the key check has just read, where a
+ * bpf_spin_lock would need a line of its own (the kernel maps no array
+ * whose values hold one) and turns interrupts off and on. Its holder is
+ * another CPU in the middle of a few dozen stores (tc and XDP programs do
+ * not nest on one CPU), so the bounded spin ends long before its bound;
+ * past it (the holder interrupted for that long) the caller sends the
+ * packet to the ring buffer.
+ */
+#define FF_LOCK_TRIES 256
+
+static __always_inline int seq_lock(struct flow_slot *v)
+{
+    for (int i = 0; i < FF_LOCK_TRIES; i++) {
+        __u32 s = *(volatile __u32 *)&v->seq;
+        if (!(s & 1) && __sync_val_compare_and_swap(&v->seq, s, s + 1) == s)
+            return 1;
+    }
+    return 0;
+}
+
 static __always_inline struct ff_stats *stats_slot(void)
 {
     __u32 zero = 0;
@@ -953,8 +960,7 @@ static __always_inline struct ff_stats *stats_slot(void)
 
 /*
  * Parses one packet and counts it into its flow: the path every entry point
- * shares. `update` picks how figures are added; the socket filter's
- * variant never references `slot_locks`, which its verifier would refuse.
+ * shares. `update` picks how figures are added.
  */
 static __always_inline void account(void *ctx, int kind, int update, __u32 frame_len, int vlan_present, __u16 vlan,
                                     __u32 ifindex, __u32 ingress_ifindex)
@@ -1030,20 +1036,14 @@ static __always_inline void account(void *ctx, int kind, int update, __u32 frame
     struct flow_dir_stats *d = p.dir == FF_DIR_LO_TO_HI ? &v->dir[0] : &v->dir[1];
     if (update == UPDATE_ATOMIC) {
         dir_add(d, &p, now, UPDATE_ATOMIC);
-    } else {
-        struct slot_lock *l = bpf_map_lookup_elem(&slot_locks, &n);
-        if (!l) {
-            st->count[FF_STAT_MALFORMED]++;
-            return;
-        }
-        bpf_spin_lock(&l->lock);
-        /* Odd while the figures change: the drainer keeps no copy taken meanwhile. */
-        v->seq++;
-        barrier();
+    } else if (seq_lock(v)) {
         dir_add(d, &p, now, UPDATE_LOCKED);
-        barrier();
-        v->seq++;
-        bpf_spin_unlock(&l->lock);
+        /* Even again, a full barrier: a copy taken from here on holds the packet. */
+        __sync_fetch_and_add(&v->seq, 1);
+    } else {
+        /* Adding beside the holder's plain stores would lose counts: the drainer merges it instead. */
+        lost_insert(st, &p, now, ifindex);
+        return;
     }
     st->count[FF_STAT_PACKETS_ACCOUNTED]++;
 }

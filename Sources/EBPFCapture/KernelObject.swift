@@ -50,8 +50,6 @@ enum KernelMapName: String, CaseIterable, Sendable {
     case flows
     /// The flows' figures, one slot each, mmapped by the drainer.
     case flowSlots = "flow_slots"
-    /// Each slot's spin lock (tc and xdp; the socket filter uses atomics).
-    case slotLocks = "slot_locks"
     /// Slots the drainer freed, for the program to take again.
     case freeSlots = "free_slots"
     /// Packets whose flow could not be inserted (ring buffer).
@@ -72,7 +70,7 @@ enum KernelMapName: String, CaseIterable, Sendable {
     case graceInner = "grace_inner"
 
     /// The maps sized by `--map-size`: the table's index and its slots.
-    static let sizedByMapSize: [KernelMapName] = [.flows, .flowSlots, .slotLocks, .freeSlots]
+    static let sizedByMapSize: [KernelMapName] = [.flows, .flowSlots, .freeSlots]
 }
 
 /// An opened, not yet loaded libbpf object, reached through the typed names

@@ -70,11 +70,10 @@ final class KernelProgram {
         ff_libbpf_clear_log()
         let opened = try OpenedKernelObject(source)
         object = opened.object
-        // Only this mode's program is loaded; the socket filter takes no locks.
+        // Only this mode's program is loaded.
         for name in KernelProgramName.allCases {
             bpf_program__set_autoload(opened.program(name), name == KernelProgramName(mode))
         }
-        if mode == .socket { bpf_map__set_autocreate(opened.map(.slotLocks), false) }
         // OpenedKernelObject checked that every program and map exists.
         let prog = opened.program(KernelProgramName(mode))!
         let statsMap = opened.map(.stats)!, eventsMap = opened.map(.events)!

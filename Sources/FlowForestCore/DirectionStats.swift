@@ -32,7 +32,7 @@ public struct DirectionStats: Sendable, Hashable {
     public init() {}
 
     /// Adds one packet sent in this direction; the same arithmetic the BPF
-    /// program performs under its spin lock.
+    /// program performs under its slot's writer lock.
     public mutating func add(_ p: PacketSummary) {
         let length = p.ipLength
         if packets == 0 {
