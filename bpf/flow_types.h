@@ -37,7 +37,8 @@
  *   counted where it entered, and is only counted as FF_STAT_FORWARDED_SEEN
  *   on the way out. A flow's ifindex is where its first packet was counted.
  * - Every packet counted ends in exactly one place: a flow (map entry, or the
- *   ring buffer when its insert failed), an overflow aggregate, or a loss
+ *   ring buffer when its insert failed or its slot's lock stayed held past
+ *   the spin bound), an overflow aggregate, or a loss
  *   counter (FF_STAT_RINGBUF_FAILED); or it is not IP, malformed, or a
  *   forwarded packet's second sight.
  */
@@ -162,7 +163,8 @@ struct flow_slot {
 
 /*
  * A packet whose flow could not be inserted (map full or another insert
- * failure) goes to the ring buffer as one of these; user space merges it.
+ * failure), or whose flow's slot stayed locked past the spin bound, goes to
+ * the ring buffer as one of these; user space merges it.
  */
 struct flow_event {
     struct flow_key key;
@@ -261,7 +263,7 @@ enum ff_stat {
     FF_STAT_PACKETS_ACCOUNTED,   /* added to a map entry */
     FF_STAT_NOT_IP,              /* ARP, LLDP, ...: seen, not a flow */
     FF_STAT_MALFORMED,           /* truncated or inconsistent headers */
-    FF_STAT_RINGBUF_SENT,        /* failed inserts delivered via ring buffer */
+    FF_STAT_RINGBUF_SENT,        /* failed inserts (or lock waits past the bound) delivered via ring buffer */
     FF_STAT_RINGBUF_FAILED,      /* ring buffer full too: packet lost, counted */
     FF_STAT_AGGREGATED,          /* not admitted as a flow: added to an overflow aggregate */
     FF_STAT_FORWARDED_SEEN,      /* leaving after it was counted entering on a watched interface */

@@ -693,7 +693,7 @@ static __always_inline void dir_add(struct flow_dir_stats *d, const struct pkt *
     count_flags(d, p->flags, update);
 }
 
-/* A packet whose flow could not be inserted: to the ring buffer, or counted as lost. */
+/* A packet its flow's slot cannot take: to the ring buffer, or counted as lost. */
 static __always_inline void lost_insert(struct ff_stats *st, const struct pkt *p, __u64 now, __u32 ifindex)
 {
     struct flow_event ev = {};
@@ -936,20 +936,32 @@ static __always_inline int insert_flow(const struct pkt *p, __u64 now, __u32 ifi
  * bpf_spin_lock would need a line of its own (the kernel maps no array
  * whose values hold one) and turns interrupts off and on. Its holder is
  * another CPU in the middle of a few dozen stores (tc and XDP programs do
- * not nest on one CPU), so the bounded spin ends long before its bound;
- * past it (the holder interrupted for that long) the caller sends the
- * packet to the ring buffer.
+ * not nest on one CPU), so the spin is bounded: past the bound (the holder
+ * interrupted or preempted that long, or this CPU losing every race to
+ * other waiters) the caller sends the packet to the ring buffer.
+ * Returns the odd value taken, 0 when the bound was reached.
  */
 #define FF_LOCK_TRIES 256
 
-static __always_inline int seq_lock(struct flow_slot *v)
+static __always_inline __u32 seq_lock(struct flow_slot *v)
 {
     for (int i = 0; i < FF_LOCK_TRIES; i++) {
         __u32 s = *(volatile __u32 *)&v->seq;
         if (!(s & 1) && __sync_val_compare_and_swap(&v->seq, s, s + 1) == s)
-            return 1;
+            return s + 1;
     }
     return 0;
+}
+
+/*
+ * Even again. An exchange, not an add: the compiler turns an add whose
+ * result is unused into BPF's non-fetching atomic add, which arm64 runs
+ * without ordering, so the figures' stores could become visible after the
+ * release. An exchange always fetches and is fully ordered on every JIT.
+ */
+static __always_inline void seq_unlock(struct flow_slot *v, __u32 held)
+{
+    __sync_lock_test_and_set(&v->seq, held + 1);
 }
 
 static __always_inline struct ff_stats *stats_slot(void)
@@ -1036,14 +1048,15 @@ static __always_inline void account(void *ctx, int kind, int update, __u32 frame
     struct flow_dir_stats *d = p.dir == FF_DIR_LO_TO_HI ? &v->dir[0] : &v->dir[1];
     if (update == UPDATE_ATOMIC) {
         dir_add(d, &p, now, UPDATE_ATOMIC);
-    } else if (seq_lock(v)) {
-        dir_add(d, &p, now, UPDATE_LOCKED);
-        /* Even again, a full barrier: a copy taken from here on holds the packet. */
-        __sync_fetch_and_add(&v->seq, 1);
     } else {
-        /* Adding beside the holder's plain stores would lose counts: the drainer merges it instead. */
-        lost_insert(st, &p, now, ifindex);
-        return;
+        __u32 held = seq_lock(v);
+        if (!held) {
+            /* Adding beside the holder's plain stores would lose counts: the drainer merges it instead. */
+            lost_insert(st, &p, now, ifindex);
+            return;
+        }
+        dir_add(d, &p, now, UPDATE_LOCKED);
+        seq_unlock(v, held);
     }
     st->count[FF_STAT_PACKETS_ACCOUNTED]++;
 }

@@ -96,8 +96,9 @@ struct KernelFlowTracker {
     /// MemoryPerFlowTests). The kernel's totals are kept only as far as the
     /// decisions read them: packets to see a change, bytes for the
     /// accounting, the last packet and the close flags for the end timeouts.
-    /// Ring-buffer totals, which only flows the kernel could not insert
-    /// have, live in ``overflowStats``.
+    /// Ring-buffer totals, which only flows the kernel could not insert (or
+    /// whose slot stayed locked past the program's spin bound) have, live in
+    /// ``overflowStats``.
     struct Slot {
         var key: FlowKey
         var id: UInt64
@@ -339,7 +340,8 @@ struct KernelFlowTracker {
         }
     }
 
-    /// Adds a packet the kernel could not insert. A new flow is taken only
+    /// Adds a packet the kernel sent to the ring buffer: its flow could not
+    /// be inserted, or its slot stayed locked past the spin bound. A new flow is taken only
     /// while fewer than `configuration.maxFlows` flows are open: flows of
     /// the kernel map are bounded by its size, ring-buffer flows by this.
     mutating func observe(_ event: KernelEvent) {

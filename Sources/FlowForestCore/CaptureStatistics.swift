@@ -13,8 +13,9 @@ public struct CaptureStatistics: Sendable, Hashable, Codable {
     public var notIP: UInt64 = 0
     /// Truncated or inconsistent headers: counted, never attributed to a flow.
     public var malformed: UInt64 = 0
-    /// Packets lost because the flow table or kernel map was full (and, in
-    /// eBPF mode, the ring buffer was full too).
+    /// Packets lost because the flow table or kernel map was full (in eBPF
+    /// mode: a packet sent to the ring buffer, its flow not inserted or its
+    /// slot locked past the spin bound, found that full too).
     public var tableFull: UInt64 = 0
     /// Packets dropped before FlowForest saw them (libpcap `ps_drop`).
     public var captureDrops: UInt64 = 0
@@ -25,7 +26,8 @@ public struct CaptureStatistics: Sendable, Hashable, Codable {
     /// numbers datagrams, so there one missing datagram counts one).
     public var missingRecords: UInt64 = 0
     /// eBPF only: packets delivered through the ring buffer because their flow
-    /// could not be inserted (not a loss; merged by the drainer).
+    /// could not be inserted, or its slot stayed locked past the program's
+    /// spin bound (not a loss; merged by the drainer).
     public var ringBufferPackets: UInt64 = 0
     /// eBPF only: packets (and their IP bytes) not admitted as flows and
     /// folded into overflow aggregates, as drained so far.
