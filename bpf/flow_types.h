@@ -153,9 +153,10 @@ struct flow_slot {
     __u8 pad[3];
     /*
      * Odd while tc or xdp adds a packet: it is their writer lock, taken
-     * by compare-and-swap from even to odd and released by an increment.
-     * A reader copies the slot and keeps the copy if `seq` was even and
-     * unchanged. The socket filter's atomic updates leave it 0.
+     * by compare-and-swap from even to odd and released by an exchange
+     * to the next even value. A reader copies the slot and keeps the copy
+     * if `seq` was even and unchanged. The socket filter's atomic updates
+     * leave it 0.
      */
     __u32 seq;
     struct flow_dir_stats dir[2];
