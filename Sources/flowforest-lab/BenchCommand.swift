@@ -269,35 +269,40 @@ struct Bench {
                 runs[mode, default: []].append(row)
             }
         }
-        let baseRates = baselines.map(\.packetsPerSecond)
-        let median = baseRates.sorted()[baseRates.count / 2]
-        var rows = [Row(
-            frameBytes: frameBytes, flows: flows, generators: generators, mode: "none", packetsSent: baselines[0].packets,
-            generatorPps: median, baselinePps: median, rateRatio: 1, packetsSeen: 0, packetsAccounted: 0,
-            accountedShare: 0, countedLosses: 0,
-            note: "no sensor; \(baseRates.count) runs, \(String(format: "%.3f-%.3f", baseRates.min()! / 1e6, baseRates.max()! / 1e6)) Mpps")]
-        for mode in modes {
-            guard let measured = runs[mode], var row = Self.medianRun(measured) else { continue }
-            row.frameBytes = frameBytes
-            row.flows = flows
-            row.generators = generators
-            row.roundRatios = measured.map(\.rateRatio)
-            row.roundAccountedShares = measured.map(\.accountedShare)
-            if measured.count > 1 {
-                let ratios = measured.map { String(format: "%.3f", $0.rateRatio) }.joined(separator: "/")
-                let shares = measured.map { String(format: "%.3f", $0.accountedShare * 100) }.joined(separator: "/")
-                row.note = [row.note, "rounds: ratio \(ratios), acct% \(shares)"].compactMap { $0 }.joined(separator: "; ")
-            }
-            rows.append(row)
+        var rows = [Self.baselineRow(baselines)] + modes.compactMap { runs[$0].flatMap(Self.medianRun) }
+        for i in rows.indices {
+            rows[i].frameBytes = frameBytes
+            rows[i].flows = flows
+            rows[i].generators = generators
         }
         return rows
     }
 
+    /// The `none` row: the median of the no-sensor runs, and their range.
+    static func baselineRow(_ baselines: [Trafgen.Result]) -> Row {
+        let rates = baselines.map(\.packetsPerSecond)
+        let median = rates.sorted()[rates.count / 2]
+        let range = String(format: "%.3f-%.3f", rates.min()! / 1e6, rates.max()! / 1e6)
+        return Row(
+            frameBytes: 0, flows: 0, generators: 0, mode: "none", packetsSent: baselines[0].packets,
+            generatorPps: median, baselinePps: median, rateRatio: 1, packetsSeen: 0, packetsAccounted: 0,
+            accountedShare: 0, countedLosses: 0, note: "no sensor; \(rates.count) runs, \(range) Mpps")
+    }
+
     /// The run with the median rate ratio (the upper one of an even count),
-    /// whole: its other columns come from the same run.
+    /// whole: its other columns come from the same run. Every round's ratio
+    /// and accounted share go with it.
     static func medianRun(_ runs: [Row]) -> Row? {
         let sorted = runs.sorted { $0.rateRatio < $1.rateRatio }
-        return sorted.isEmpty ? nil : sorted[sorted.count / 2]
+        guard var row = sorted.isEmpty ? nil : sorted[sorted.count / 2] else { return nil }
+        row.roundRatios = runs.map(\.rateRatio)
+        row.roundAccountedShares = runs.map(\.accountedShare)
+        if runs.count > 1 {
+            let ratios = runs.map { String(format: "%.3f", $0.rateRatio) }.joined(separator: "/")
+            let shares = runs.map { String(format: "%.3f", $0.accountedShare * 100) }.joined(separator: "/")
+            row.note = [row.note, "rounds: ratio \(ratios), acct% \(shares)"].compactMap { $0 }.joined(separator: "; ")
+        }
+        return row
     }
 
     /// One measured run of `mode`, without its ratio (the caller brackets it).
