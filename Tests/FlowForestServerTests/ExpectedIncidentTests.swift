@@ -62,13 +62,15 @@ struct ExpectedIncidentTests {
                 #expect(r.status == .accepted, "\(r.text)")
             }
             round += 1
-            for (s, before) in zip(sensors, seen) {
-                try await waitFor("round \(round) judged on \(s.db.location)", seconds: 30) {
-                    try await model(s)["vectors_seen"] as? Int ?? 0 >= before + 20
-                }
-            }
             details = []
-            for s in sensors { details.append(try await model(s)["details"] as? [String: String] ?? [:]) }
+            for (s, before) in zip(sensors, seen) {
+                var judged: [String: Any] = [:]
+                try await waitFor("round \(round) judged on \(s.db.location)", seconds: 30) {
+                    judged = try await model(s)
+                    return judged["vectors_seen"] as? Int ?? 0 >= before + 20
+                }
+                details.append(judged["details"] as? [String: String] ?? [:])
+            }
             if enough(details) { return }
             try await Task.sleep(until: next)
         }
@@ -147,8 +149,7 @@ struct ExpectedIncidentTests {
                 let ids = try await incidentsAbout("198.18.0.99").compactMap { $0["id"] as? Int }
                 return try await flowsEnded("198.18.0.99") && !ids.isEmpty && ids.allSatisfy(closed.contains)
             }
-            let incidents: [[String: Any]]? = try await incidentsAbout("198.18.0.99")
-            let incident = try #require(incidents?.first, "no incident about the scanner")
+            let incident = try #require(try await incidentsAbout("198.18.0.99").first, "no incident about the scanner")
 
             // Marked expected as the dashboard does: the incident's actor and label.
             let actor = try #require((incident["actors"] as? [String])?.first)
