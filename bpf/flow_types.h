@@ -268,6 +268,7 @@ enum ff_stat {
     FF_STAT_RINGBUF_FAILED,      /* ring buffer full too: packet lost, counted */
     FF_STAT_AGGREGATED,          /* not admitted as a flow: added to an overflow aggregate */
     FF_STAT_FORWARDED_SEEN,      /* leaving after it was counted entering on a watched interface */
+    FF_STAT_SLOT_LOCKED,         /* of those sent to the ring buffer (or lost with it), why: the flow's slot stayed locked past the spin bound */
     FF_STAT_MAX,
 };
 

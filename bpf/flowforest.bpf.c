@@ -1052,6 +1052,7 @@ static __always_inline void account(void *ctx, int kind, int update, __u32 frame
         __u32 held = seq_lock(v);
         if (!held) {
             /* Adding beside the holder's plain stores would lose counts: the drainer merges it instead. */
+            st->count[FF_STAT_SLOT_LOCKED]++;
             lost_insert(st, &p, now, ifindex);
             return;
         }

@@ -357,6 +357,7 @@ final class DrainLoop: @unchecked Sendable {
         // Packets lost for want of room: in the ring buffer, or in user space (--max-flows).
         s.tableFull = c.ringBufferFailed + tracker.overflowPacketsNotTracked
         s.ringBufferPackets = c.ringBufferSent
+        s.ringBufferSlotLocked = c.slotLocked
         s.packetsAggregated = overflow.packets
         s.bytesAggregated = overflow.bytes
         s.forwardedSeen = c.forwardedSeen

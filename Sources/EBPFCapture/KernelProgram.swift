@@ -7,10 +7,15 @@ public struct EBPFKernelCounters: Sendable, Hashable {
     public var packetsAccounted: UInt64 = 0
     public var notIP: UInt64 = 0
     public var malformed: UInt64 = 0
-    /// Packets of failed inserts (map full or another error) delivered through the ring buffer.
+    /// Packets of failed inserts (map full or another error), or of slots
+    /// locked past the spin bound, delivered through the ring buffer.
     public var ringBufferSent: UInt64 = 0
     /// Packets lost because the ring buffer was full too.
     public var ringBufferFailed: UInt64 = 0
+    /// Of the packets sent to the ring buffer or lost with it, those whose
+    /// flow's slot stayed locked by another CPU past the spin bound (the
+    /// rest are failed inserts).
+    public var slotLocked: UInt64 = 0
     /// Packets not admitted as flows, added to an overflow aggregate.
     public var aggregated: UInt64 = 0
     /// Forwarded packets seen leaving after they were counted entering another watched interface.
@@ -236,6 +241,7 @@ final class KernelProgram {
         c.malformed = sums[Int(FF_STAT_MALFORMED.rawValue)]
         c.ringBufferSent = sums[Int(FF_STAT_RINGBUF_SENT.rawValue)]
         c.ringBufferFailed = sums[Int(FF_STAT_RINGBUF_FAILED.rawValue)]
+        c.slotLocked = sums[Int(FF_STAT_SLOT_LOCKED.rawValue)]
         c.aggregated = sums[Int(FF_STAT_AGGREGATED.rawValue)]
         c.forwardedSeen = sums[Int(FF_STAT_FORWARDED_SEEN.rawValue)]
         c.slotsUsed = try insertCounts().slots_used

@@ -29,6 +29,10 @@ public struct CaptureStatistics: Sendable, Hashable, Codable {
     /// could not be inserted, or its slot stayed locked past the program's
     /// spin bound (not a loss; merged by the drainer).
     public var ringBufferPackets: UInt64 = 0
+    /// eBPF only: of the ring buffer's packets (and of `tableFull` with it
+    /// full), those sent because their flow's slot stayed locked by another
+    /// CPU past the spin bound, not because an insert failed.
+    public var ringBufferSlotLocked: UInt64 = 0
     /// eBPF only: packets (and their IP bytes) not admitted as flows and
     /// folded into overflow aggregates, as drained so far.
     public var packetsAggregated: UInt64 = 0
@@ -62,6 +66,7 @@ public struct CaptureStatistics: Sendable, Hashable, Codable {
         lhs.interfaceDrops &+= rhs.interfaceDrops
         lhs.missingRecords &+= rhs.missingRecords
         lhs.ringBufferPackets &+= rhs.ringBufferPackets
+        lhs.ringBufferSlotLocked &+= rhs.ringBufferSlotLocked
         lhs.packetsAggregated &+= rhs.packetsAggregated
         lhs.bytesAggregated &+= rhs.bytesAggregated
         lhs.forwardedSeen &+= rhs.forwardedSeen
@@ -80,6 +85,7 @@ public struct CaptureStatistics: Sendable, Hashable, Codable {
         case interfaceDrops = "interface_drops"
         case missingRecords = "missing_records"
         case ringBufferPackets = "ring_buffer_packets"
+        case ringBufferSlotLocked = "ring_buffer_slot_locked"
         case packetsAggregated = "packets_aggregated"
         case bytesAggregated = "bytes_aggregated"
         case forwardedSeen = "forwarded_seen"

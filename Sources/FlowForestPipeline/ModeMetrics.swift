@@ -17,6 +17,7 @@ final class ModeMetrics {
     /// Series only the eBPF drainer has (a ring buffer, a kernel map it
     /// polls): made on first use, so other modes show none.
     private(set) lazy var ringBuffer = Counter(label: "flowforest_ringbuf_packets_total", dimensions: [("mode", mode)], factory: factory)
+    private(set) lazy var slotLocked = Counter(label: "flowforest_ringbuf_slot_locked_packets_total", dimensions: [("mode", mode)], factory: factory)
     private(set) lazy var mapEntries = Gauge(label: "flowforest_map_entries", dimensions: [("mode", mode)], factory: factory)
     private(set) lazy var aggregatedPackets = Counter(label: "flowforest_overflow_packets_total", dimensions: [("mode", mode)], factory: factory)
     private(set) lazy var aggregatedBytes = Counter(label: "flowforest_overflow_bytes_total", dimensions: [("mode", mode)], factory: factory)

@@ -224,6 +224,9 @@ public actor Pipeline {
         if s.ringBufferPackets > 0 || p.ringBufferPackets > 0 {
             m.ringBuffer.increment(by: delta(s.ringBufferPackets, p.ringBufferPackets))
         }
+        if s.ringBufferSlotLocked > 0 || p.ringBufferSlotLocked > 0 {
+            m.slotLocked.increment(by: delta(s.ringBufferSlotLocked, p.ringBufferSlotLocked))
+        }
         if s.packetsAggregated > 0 || p.packetsAggregated > 0 {
             m.aggregatedPackets.increment(by: delta(s.packetsAggregated, p.packetsAggregated))
             m.aggregatedBytes.increment(by: delta(s.bytesAggregated, p.bytesAggregated))

@@ -21,6 +21,7 @@ struct SensorStatus: Encodable, Sendable {
             case bytesAccounted = "bytes_accounted"
             case notFlows = "not_flows"
             case ringBufferPackets = "ring_buffer_packets"
+            case ringBufferSlotLocked = "ring_buffer_slot_locked"
             case packetsAggregated = "packets_aggregated"
             case bytesAggregated = "bytes_aggregated"
             case forwardedSeen = "forwarded_seen"
@@ -43,6 +44,8 @@ struct SensorStatus: Encodable, Sendable {
             try c.encode(["table_full": s.tableFull], forKey: .losses)
             try c.encode(["not_ip": s.notIP, "malformed": s.malformed], forKey: .notFlows)
             try c.encode(s.ringBufferPackets, forKey: .ringBufferPackets)
+            // Of those (and of the losses with the ring buffer full): a slot locked past the spin bound.
+            try c.encode(s.ringBufferSlotLocked, forKey: .ringBufferSlotLocked)
             // Not admitted as flows under pressure: folded into overflow aggregates.
             try c.encode(s.packetsAggregated, forKey: .packetsAggregated)
             try c.encode(s.bytesAggregated, forKey: .bytesAggregated)

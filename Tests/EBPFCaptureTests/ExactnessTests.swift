@@ -51,7 +51,9 @@ struct ExactnessTests {
         let s = result.statistics
         #expect(s.packetsSeen == seen)
         #expect(result.explainedPackets == seen)
-        #expect(s.packetsAggregated > 0 && s.tableFull == 0 && s.ringBufferPackets == 0)
+        // No insert failed: the ring buffer carried only packets whose slot a
+        // preempted vCPU held past the spin bound, if any.
+        #expect(s.packetsAggregated > 0 && s.tableFull == 0 && s.ringBufferPackets == s.ringBufferSlotLocked, "\(s)")
         let udp = result.records.values.filter { $0.ipProtocol == IPProtocol.udp }
         #expect(udp.count <= 64, "flows admitted: \(udp.count)")
         let counters = source.kernelCounters

@@ -47,6 +47,8 @@ struct StatusTests {
         s.tableFull = 4
         s.captureDrops = 7
         s.interfaceDrops = 3
+        s.ringBufferPackets = 6
+        s.ringBufferSlotLocked = 1
         s.flowsStarted = 5
         s.flowsEnded = 2
         let metrics = FlowForestMetrics()
@@ -69,7 +71,8 @@ struct StatusTests {
             #expect(c["drops"] as? [String: Int] == ["capture": 7, "interface": 3])
             #expect(c["losses"] as? [String: Int] == ["table_full": 4])
             #expect(c["not_flows"] as? [String: Int] == ["not_ip": 4, "malformed": 2])
-            #expect(c["ring_buffer_packets"] as? Int == 0)
+            #expect(c["ring_buffer_packets"] as? Int == 6)
+            #expect(c["ring_buffer_slot_locked"] as? Int == 1)
             #expect(c["active_flows"] as? Int == 3)
             #expect(c["flows_started"] as? Int == 5)
             #expect(c["flows_ended"] as? Int == 2)
