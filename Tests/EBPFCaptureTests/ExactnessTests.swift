@@ -51,8 +51,8 @@ struct ExactnessTests {
         let s = result.statistics
         #expect(s.packetsSeen == seen)
         #expect(result.explainedPackets == seen)
-        // No insert failed: the ring buffer carried only packets whose slot a
-        // preempted vCPU held past the spin bound, if any.
+        // No insert failed: the ring buffer carried only packets whose slot
+        // another CPU held past the spin bound (a preempted vCPU), if any.
         #expect(s.packetsAggregated > 0 && s.tableFull == 0 && s.ringBufferPackets == s.ringBufferSlotLocked, "\(s)")
         let udp = result.records.values.filter { $0.ipProtocol == IPProtocol.udp }
         #expect(udp.count <= 64, "flows admitted: \(udp.count)")

@@ -78,6 +78,21 @@ struct PipelineTests {
         #expect(await pipeline.modelStatus.state == .learning)
     }
 
+    @Test("ring-buffer packets, and those of them a locked slot sent, count by the growth of the kernel's totals")
+    func ringBufferCounters() async {
+        let metrics = TestMetrics()
+        let pipeline = Pipeline(sensor: "s1", detector: nil, sink: nil, logger: Logger(label: "t"), metricsFactory: metrics)
+        let t0 = IngestExpiryTests.start
+        for (i, (sent, locked)) in [(UInt64(10), UInt64(2)), (25, 5), (25, 5)].enumerated() {
+            var s = CaptureStatistics()
+            s.ringBufferPackets = sent
+            s.ringBufferSlotLocked = locked
+            _ = await pipeline.process(FlowBatch(timeNs: t0 + UInt64(i) * 1_000_000_000, records: [], statistics: s, activeFlows: 0), mode: "tc")
+        }
+        #expect(metrics.counterTotal(label: "flowforest_ringbuf_packets_total", dimensions: [("mode", "tc")]) == 25)
+        #expect(metrics.counterTotal(label: "flowforest_ringbuf_slot_locked_packets_total", dimensions: [("mode", "tc")]) == 5)
+    }
+
     @Test("records counting up to 2^64 - 1 go through without a trap; the totals and metrics stop at the top")
     func countsAtTheTop() async {
         let metrics = TestMetrics()
