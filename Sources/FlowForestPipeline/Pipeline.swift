@@ -221,19 +221,15 @@ public actor Pipeline {
         m.interfaceDrops.increment(by: lost.2)
         m.notIP.increment(by: delta(s.notIP, p.notIP))
         m.malformed.increment(by: delta(s.malformed, p.malformed))
-        if s.ringBufferPackets > 0 || p.ringBufferPackets > 0 {
-            m.ringBuffer.increment(by: delta(s.ringBufferPackets, p.ringBufferPackets))
+        // Series only some sources have: made when their total is first non-zero.
+        func addOnceSeen(_ total: KeyPath<CaptureStatistics, UInt64>, to counter: () -> Counter) {
+            if s[keyPath: total] > 0 || p[keyPath: total] > 0 { counter().increment(by: delta(s[keyPath: total], p[keyPath: total])) }
         }
-        if s.ringBufferSlotLocked > 0 || p.ringBufferSlotLocked > 0 {
-            m.slotLocked.increment(by: delta(s.ringBufferSlotLocked, p.ringBufferSlotLocked))
-        }
-        if s.packetsAggregated > 0 || p.packetsAggregated > 0 {
-            m.aggregatedPackets.increment(by: delta(s.packetsAggregated, p.packetsAggregated))
-            m.aggregatedBytes.increment(by: delta(s.bytesAggregated, p.bytesAggregated))
-        }
-        if s.forwardedSeen > 0 || p.forwardedSeen > 0 {
-            m.forwardedSeen.increment(by: delta(s.forwardedSeen, p.forwardedSeen))
-        }
+        addOnceSeen(\.ringBufferPackets) { m.ringBuffer }
+        addOnceSeen(\.ringBufferSlotLocked) { m.slotLocked }
+        addOnceSeen(\.packetsAggregated) { m.aggregatedPackets }
+        addOnceSeen(\.bytesAggregated) { m.aggregatedBytes }
+        addOnceSeen(\.forwardedSeen) { m.forwardedSeen }
         lastStatistics[mode] = s
         activeByMode[mode] = batch.activeFlows
         m.activeFlows.record(batch.activeFlows)
