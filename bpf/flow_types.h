@@ -68,6 +68,16 @@
 
 /* Default number of flows the kernel map holds (--map-size overrides). */
 #define FF_DEFAULT_MAP_ENTRIES 131072
+/*
+ * Entries of the flow table's small index (`flows_small`), used instead of
+ * the full-size one (`flows`) while the table holds few flows: every
+ * packet's lookup reads one bucket at a random place of its index's bucket
+ * array (16 bytes an entry), and this one's 256 KiB stay in a core's L2
+ * where the default map size's 2 MiB do not. User space moves the keys
+ * between the two (struct flow_limits); a map size at or below this uses
+ * `flows` alone.
+ */
+#define FF_SMALL_INDEX_ENTRIES 16384
 
 /*
  * Overflow aggregates: what the kernel keeps of packets it does not admit as
@@ -248,6 +258,17 @@ struct flow_limits {
     __u64 flows_removed;     /* flows the drainer took out of the flow map since the program was loaded */
     __u64 senders_removed;   /* sender-keyed aggregates it took out of `overflow` */
     __u64 aggregates_removed; /* aggregates of any kind it took out of `overflow` */
+    /*
+     * The flow table's index. Lookups and inserts go to `flows` when
+     * index_large is 1, to `flows_small` when it is 0. A lookup that
+     * misses there looks in the other index too while index_both is 1
+     * (the drainer is moving keys between them) or, with the small index
+     * in use, while ff_inserts.spills is past spills_seen (the program put
+     * flows in `flows` because `flows_small` was full).
+     */
+    __u32 index_large;
+    __u32 index_both;
+    __u64 spills_seen;
 };
 
 /* What the program inserted since it was loaded (slot 0 of `inserts`, atomic adds; user space reads it). */
@@ -256,6 +277,7 @@ struct ff_inserts {
     __u64 senders;     /* sender-keyed entries of `overflow` */
     __u64 aggregates;  /* entries of `overflow` of any kind */
     __u64 slots_used;  /* slots of `flow_slots` ever taken fresh (N < this have been used); passes its size by at most one per CPU */
+    __u64 spills;      /* inserts tried in `flows` because `flows_small` was full while it was the index in use */
 };
 
 /* Per-CPU counters: index into struct ff_stats. */
@@ -292,7 +314,7 @@ _Static_assert(sizeof(struct ff_stats) == 8 * FF_STAT_MAX, "ff_stats layout chan
 _Static_assert(sizeof(struct overflow_key) == 24, "overflow_key layout changed");
 _Static_assert(sizeof(struct overflow_value) == 32 + 4 * FF_SKETCH_REGISTERS, "overflow_value layout changed");
 _Static_assert(__builtin_offsetof(struct overflow_value, peers) == 32, "overflow_value.peers moved");
-_Static_assert(sizeof(struct flow_limits) == 40, "flow_limits layout changed");
-_Static_assert(sizeof(struct ff_inserts) == 32, "ff_inserts layout changed");
+_Static_assert(sizeof(struct flow_limits) == 56, "flow_limits layout changed");
+_Static_assert(sizeof(struct ff_inserts) == 40, "ff_inserts layout changed");
 
 #endif /* FLOWFOREST_FLOW_TYPES_H */

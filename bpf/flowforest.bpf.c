@@ -13,9 +13,12 @@
  *              inter-arrival figures are best-effort under concurrent updates
  *              of one flow.
  *
- * A flow is a key in the `flows` hash map pointing at a slot of the
+ * A flow is a key in the flow table's index pointing at a slot of the
  * mmapped `flow_slots` array, which the drainer reads in place; slots come
- * from a free stack the drainer refills (see struct flow_slot).
+ * from a free stack the drainer refills (see struct flow_slot). The index
+ * is one of two hash maps, `flows_small` while the table holds few flows
+ * and `flows` (--map-size) once it holds more; the drainer picks which and
+ * moves the keys (struct flow_limits).
  *
  * The record layouts and parsing conventions are in flow_types.h; the Swift
  * pcap path applies the same rules. Rules this file adds to them:
@@ -68,6 +71,7 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define PROTO_SCTP 132
 #define FF_MAX_EXT_HDRS 6
 #define EEXIST_ 17
+#define E2BIG_ 7
 
 /*
  * The flow table's index: a flow's key to its slot in `flow_slots`.
@@ -83,6 +87,21 @@ struct {
     __type(key, struct flow_key);
     __type(value, __u32);
 } flows SEC(".maps");
+
+/*
+ * The same index for a table holding few flows: the drainer makes it the
+ * one in use while the flows fit in it comfortably, since a lookup's
+ * bucket then lies in a 256 KiB array instead of one 16 bytes per entry of
+ * --map-size (FF_SMALL_INDEX_ENTRIES). When it is full the program inserts
+ * into `flows` instead and counts the spill (ff_inserts.spills).
+ * Key: struct flow_key. Value: __u32, the flow's slot.
+ */
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, FF_SMALL_INDEX_ENTRIES);
+    __type(key, struct flow_key);
+    __type(value, __u32);
+} flows_small SEC(".maps");
 
 /*
  * The flows' figures, one slot each, mmapped by the drainer: it reads every
@@ -918,7 +937,21 @@ static __always_inline int insert_flow(const struct pkt *p, __u64 now, __u32 ifi
     if (!v)
         return -1;
     fill_slot(v, p, now, ifindex);
-    long err = bpf_map_update_elem(&flows, &p->key, &slot, BPF_NOEXIST);
+    long err;
+    if (lim->index_large) {
+        err = bpf_map_update_elem(&flows, &p->key, &slot, BPF_NOEXIST);
+    } else {
+        err = bpf_map_update_elem(&flows_small, &p->key, &slot, BPF_NOEXIST);
+        /*
+         * The small index is full before the drainer grew the table's: the
+         * large one takes the flow. Counted first, so a CPU that loses the
+         * race to insert the same key already looks in the large index.
+         */
+        if (err == -E2BIG_) {
+            __sync_fetch_and_add(&ins->spills, 1);
+            err = bpf_map_update_elem(&flows, &p->key, &slot, BPF_NOEXIST);
+        }
+    }
     if (err == 0) {
         __sync_fetch_and_add(&ins->flows, 1);
         /* An exchange, a full barrier: the drainer that sees `live` sees the filled slot. */
@@ -964,6 +997,46 @@ static __always_inline void seq_unlock(struct flow_slot *v, __u32 held)
     __sync_lock_test_and_set(&v->seq, held + 1);
 }
 
+/*
+ * A flow's slot number in the index in use; on a miss, in the other index
+ * too while keys may be there (struct flow_limits). Each map has its own
+ * call, so the verifier inlines both lookups; one call fed either map
+ * would go through the helper's indirect call. The barrier after one of
+ * them keeps the compiler from merging the two into one call.
+ */
+static __always_inline __u32 *index_lookup(const struct flow_limits *lim, const struct flow_key *key)
+{
+    __u32 *slot;
+    int large = lim->index_large;
+    if (large) {
+        slot = bpf_map_lookup_elem(&flows, key);
+        asm volatile("" ::: "memory");
+    } else {
+        slot = bpf_map_lookup_elem(&flows_small, key);
+    }
+    if (slot)
+        return slot;
+    if (!lim->index_both) {
+        __u32 zero = 0;
+        struct ff_inserts *ins = bpf_map_lookup_elem(&inserts, &zero);
+        if (large || !ins || ins->spills == lim->spills_seen)
+            return 0;
+    }
+    if (large) {
+        slot = bpf_map_lookup_elem(&flows_small, key);
+        asm volatile("" ::: "memory");
+    } else {
+        slot = bpf_map_lookup_elem(&flows, key);
+    }
+    return slot;
+}
+
+static __always_inline struct flow_limits *limits_slot(void)
+{
+    __u32 zero = 0;
+    return bpf_map_lookup_elem(&limits, &zero);
+}
+
 static __always_inline struct ff_stats *stats_slot(void)
 {
     __u32 zero = 0;
@@ -992,13 +1065,15 @@ static __always_inline void account(void *ctx, int kind, int update, __u32 frame
         st->count[rc == PARSE_NOT_IP ? FF_STAT_NOT_IP : FF_STAT_MALFORMED]++;
         return;
     }
+    struct flow_limits *lim = limits_slot();
+    if (!lim)
+        return;
     __u64 now = bpf_ktime_get_ns();
-    __u32 *slot = bpf_map_lookup_elem(&flows, &p.key);
+    __u32 *slot = index_lookup(lim, &p.key);
     if (!slot) {
         __u32 zero = 0;
-        struct flow_limits *lim = bpf_map_lookup_elem(&limits, &zero);
         struct ff_inserts *ins = bpf_map_lookup_elem(&inserts, &zero);
-        if (!lim || !ins)
+        if (!ins)
             return;
         /*
          * Past the limit the rest of the table is kept for connections that
@@ -1016,7 +1091,7 @@ static __always_inline void account(void *ctx, int kind, int update, __u32 frame
         }
         /* Another CPU inserted the same flow first: add to its slot. */
         if (inserted == 0)
-            slot = bpf_map_lookup_elem(&flows, &p.key);
+            slot = index_lookup(lim, &p.key);
         if (!slot) {
             aggregate(st, &p, now, ifindex, lim, ins);
             return;
@@ -1030,7 +1105,7 @@ static __always_inline void account(void *ctx, int kind, int update, __u32 frame
      * elements at once): then the slot is another live flow's. Look again.
      */
     if (v && !same_key(&v->key, &p.key)) {
-        slot = bpf_map_lookup_elem(&flows, &p.key);
+        slot = index_lookup(lim, &p.key);
         n = slot ? *slot : 0;
         v = slot ? bpf_map_lookup_elem(&flow_slots, &n) : 0;
         if (v && !same_key(&v->key, &p.key))
@@ -1039,9 +1114,8 @@ static __always_inline void account(void *ctx, int kind, int update, __u32 frame
     if (!v) {
         /* The flow was ended meanwhile: the packet belongs to no slot. */
         __u32 zero = 0;
-        struct flow_limits *lim = bpf_map_lookup_elem(&limits, &zero);
         struct ff_inserts *ins = bpf_map_lookup_elem(&inserts, &zero);
-        if (lim && ins)
+        if (ins)
             aggregate(st, &p, now, ifindex, lim, ins);
         return;
     }

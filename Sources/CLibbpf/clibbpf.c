@@ -264,6 +264,19 @@ int ff_lookup_batch(int map_fd, void *in_batch, void *out_batch, void *keys, voi
     return err < 0 ? -errno : 0;
 }
 
+int ff_update_batch(int map_fd, const void *keys, const void *values, __u32 *count, __u64 elem_flags)
+{
+    LIBBPF_OPTS(bpf_map_batch_opts, opts, .elem_flags = elem_flags);
+    int err = bpf_map_update_batch(map_fd, keys, values, count, &opts);
+    return err < 0 ? -errno : 0;
+}
+
+int ff_delete_batch(int map_fd, const void *keys, __u32 *count)
+{
+    int err = bpf_map_delete_batch(map_fd, keys, count, NULL);
+    return err < 0 ? -errno : 0;
+}
+
 int ff_prog_run_stats(int prog_fd, __u64 *run_time_ns, __u64 *run_cnt)
 {
     struct bpf_prog_info info;

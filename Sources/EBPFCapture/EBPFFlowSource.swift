@@ -208,11 +208,13 @@ final class DrainLoop: @unchecked Sendable {
                     nextPoll = max(nextPoll &+ interval, after &+ interval / 10)
                     continue
                 }
-                // Wait for ring-buffer events in short slices so a stop is seen quickly.
-                let waitMs = Int32(min(100, max(1, (nextPoll - now) / 1_000_000)))
+                // Wait for ring-buffer events in short slices so a stop, or a
+                // burst of new flows spilling out of the small index, is seen quickly.
+                let waitMs = Int32(min(20, max(1, (nextPoll - now) / 1_000_000)))
                 for event in program.pollEvents(timeoutMs: waitMs) {
                     tracker.observe(KernelEvent(event, wallOffsetNs: wallOffsetNs))
                 }
+                if let move = try program.growIndexOnSpill() { logIndexMove(move) }
             }
         } catch {
             logger.error("eBPF capture failed", metadata: ["error": "\(error)"])
@@ -264,11 +266,20 @@ final class DrainLoop: @unchecked Sendable {
             return KernelFlowTracker.Totals(copy, wallOffsetNs: offset)
         }
         let aggregates = try drainAggregates(nowNs: nowNs, endAll: false)
+        if let move = try program.balanceIndex() { logIndexMove(move) }
         // What was taken out of both maps, for the program's admission.
         try program.writeLimits()
         var result = try batch(records, aggregates: aggregates, nowNs: nowNs)
         result.pollDurationNs = monotonicNow() &- started
         return result
+    }
+
+    private func logIndexMove(_ move: KernelProgram.IndexMove) {
+        let entries = move.large ? program.mapEntries : Int(FF_SMALL_INDEX_ENTRIES)
+        logger.info("eBPF capture: flow index moved", metadata: [
+            "index": "\(move.large ? "flows" : "flows_small") (\(entries) entries)",
+            "keys_moved": "\(move.moved)", "keys_left": "\(move.left)",
+        ])
     }
 
     /// Gives the tracker every live slot of the map. A static function

@@ -46,8 +46,10 @@ enum KernelProgramName: String, CaseIterable, Sendable {
 /// The maps in `flowforest.bpf.o` (each map's key and value are described
 /// where it is declared, in `bpf/flowforest.bpf.c`).
 enum KernelMapName: String, CaseIterable, Sendable {
-    /// The flow table's index: a flow's key to its slot.
+    /// The flow table's index: a flow's key to its slot (--map-size entries).
     case flows
+    /// The same index with FF_SMALL_INDEX_ENTRIES entries, used while the table holds few flows.
+    case flowsSmall = "flows_small"
     /// The flows' figures, one slot each, mmapped by the drainer.
     case flowSlots = "flow_slots"
     /// Slots the drainer freed, for the program to take again.

@@ -23,6 +23,14 @@ public struct EBPFKernelCounters: Sendable, Hashable {
     /// Slots of the flow table ever handed out fresh (freed ones are taken
     /// again first): at most the table's size plus one per CPU.
     public var slotsUsed: UInt64 = 0
+    /// Whether the flow table's index is the --map-size one (`flows`) now,
+    /// rather than the small one used while the table holds few flows.
+    public var largeIndex = false
+    /// Flows the program put in `flows` because the small index was full
+    /// while it was the one in use (before the drainer moved the rest).
+    public var indexSpills: UInt64 = 0
+    /// Times the drainer switched the index and moved its keys.
+    public var indexMoves: UInt64 = 0
 
     public init() {}
 }
@@ -34,6 +42,17 @@ final class KernelProgram {
     private let object: OpaquePointer
     let programFD: Int32
     private let flowMapFD: Int32
+    private let smallIndexFD: Int32
+    /// The index the program uses (struct flow_limits): `flows` when true,
+    /// `flows_small` when false; always `flows` when the map size is no
+    /// larger than the small index.
+    private(set) var indexLarge: Bool
+    /// Keys may be in both indexes (a move between them did not finish).
+    private var indexBoth = false
+    /// The program's spill count as of the last move: more means flows
+    /// were put in `flows` while `flows_small` was in use.
+    private var spillsSeen: UInt64 = 0
+    private var indexMoves: UInt64 = 0
     private let freeSlotsFD: Int32
     private let flowSlotsFD: Int32
     private let graceFD: Int32
@@ -83,6 +102,9 @@ final class KernelProgram {
         let prog = opened.program(KernelProgramName(mode))!
         let statsMap = opened.map(.stats)!, eventsMap = opened.map(.events)!
         for name in KernelMapName.sizedByMapSize { bpf_map__set_max_entries(opened.map(name), UInt32(mapEntries)) }
+        indexLarge = mapEntries <= Int(FF_SMALL_INDEX_ENTRIES)
+        // A table no larger than the small index uses `flows` alone: the small one gets no memory.
+        if indexLarge { bpf_map__set_max_entries(opened.map(.flowsSmall), 1) }
         bpf_map__set_max_entries(eventsMap, UInt32(ringBufferBytes))
         let rc = bpf_object__load(object)
         if rc != 0 {
@@ -92,6 +114,7 @@ final class KernelProgram {
         }
         programFD = bpf_program__fd(prog)
         flowMapFD = bpf_map__fd(opened.map(.flows))
+        smallIndexFD = bpf_map__fd(opened.map(.flowsSmall))
         freeSlotsFD = bpf_map__fd(opened.map(.freeSlots))
         flowSlotsFD = bpf_map__fd(opened.map(.flowSlots))
         graceFD = bpf_map__fd(opened.map(.grace))
@@ -158,7 +181,8 @@ final class KernelProgram {
         }
         var zero: UInt32 = 0
         var value = flow_limits(slots: UInt64(mapEntries), admit: admitLimit, flows_removed: flowsRemoved, senders_removed: sendersRemoved,
-                                aggregates_removed: aggregatesRemoved)
+                                aggregates_removed: aggregatesRemoved, index_large: indexLarge ? 1 : 0,
+                                index_both: indexBoth ? 1 : 0, spills_seen: spillsSeen)
         if bpf_map_update_elem(limitsFD, &zero, &value, UInt64(BPF_ANY)) != 0 {
             throw .readFailed("cannot write the flow map's limits: \(String(cString: strerror(errno)))")
         }
@@ -244,7 +268,11 @@ final class KernelProgram {
         c.slotLocked = sums[Int(FF_STAT_SLOT_LOCKED.rawValue)]
         c.aggregated = sums[Int(FF_STAT_AGGREGATED.rawValue)]
         c.forwardedSeen = sums[Int(FF_STAT_FORWARDED_SEEN.rawValue)]
-        c.slotsUsed = try insertCounts().slots_used
+        let inserted = try insertCounts()
+        c.slotsUsed = inserted.slots_used
+        c.indexSpills = inserted.spills
+        c.largeIndex = indexLarge
+        c.indexMoves = indexMoves
         return c
     }
 
@@ -304,8 +332,15 @@ final class KernelProgram {
     func readFlow(_ key: flow_key, into value: inout flow_slot) -> Bool {
         var k = key
         var n: UInt32 = 0
-        guard bpf_map_lookup_elem(flowMapFD, &k, &n) == 0 else { return false }
+        guard indexFDs.contains(where: { bpf_map_lookup_elem($0, &k, &n) == 0 }) else { return false }
         return readSlot(n, holding: key, into: &value)
+    }
+
+    /// The indexes a key may be in, the one in use first. Only this
+    /// drainer moves keys between them, so outside ``balanceIndex()`` a key
+    /// is in one of them.
+    private var indexFDs: [Int32] {
+        indexLarge ? [flowMapFD, smallIndexFD] : [smallIndexFD, flowMapFD]
     }
 
     /// Takes these flows out of the table: removes their keys, then waits
@@ -315,16 +350,118 @@ final class KernelProgram {
     /// ``releaseSlot(_:)``, which frees it.
     func unlinkFlows(_ keys: [flow_key]) throws(EBPFError) -> [UInt32?] {
         var unlinked = 0
+        let fds = indexFDs
         let found = keys.map { key -> UInt32? in
             var k = key
             var n: UInt32 = 0
-            guard bpf_map_lookup_and_delete_elem(flowMapFD, &k, &n) == 0 else { return nil }
+            guard fds.contains(where: { bpf_map_lookup_and_delete_elem($0, &k, &n) == 0 }) else { return nil }
             unlinked += 1
             return n
         }
         flowsRemoved += UInt64(unlinked)
         if unlinked > 0 { try waitForProgramRuns() }
         return found
+    }
+
+    /// What ``balanceIndex()`` did: which index the program now uses, the
+    /// keys moved into it and those left behind (the small index full).
+    struct IndexMove: Sendable, Equatable {
+        var large: Bool
+        var moved: Int
+        var left: Int
+    }
+
+    /// Flows at which the small index gives way to `flows` (3/4 of it), and
+    /// at which `flows` gives way to the small one again (1/8 of it): far
+    /// enough apart that a table hovering near one does not move its keys
+    /// every poll.
+    static let growIndexAt = Int(FF_SMALL_INDEX_ENTRIES) * 3 / 4
+    static let shrinkIndexAt = Int(FF_SMALL_INDEX_ENTRIES) / 8
+
+    /// Puts the flow table's index where its flows need it, once a poll:
+    /// the small one while they are few, `flows` once they are many or
+    /// the program spilled into it. `nil` when nothing moved.
+    func balanceIndex() throws(EBPFError) -> IndexMove? {
+        guard mapEntries > Int(FF_SMALL_INDEX_ENTRIES) else { return nil }
+        let inserted = try insertCounts()
+        let flows = inserted.flows > flowsRemoved ? Int(clamping: inserted.flows - flowsRemoved) : 0
+        if !indexLarge && (flows >= Self.growIndexAt || inserted.spills != spillsSeen) {
+            return try moveIndex(large: true)
+        }
+        if indexLarge && flows <= Self.shrinkIndexAt { return try moveIndex(large: false) }
+        // A move that left keys behind: try them again.
+        return indexBoth ? try moveIndex(large: indexLarge) : nil
+    }
+
+    /// Moves to `flows` at once when the program spilled into it (the
+    /// small index filled between two polls): until then every packet of
+    /// a spilled flow misses in the small index first. Called between
+    /// polls; one read of the insert counts when nothing spilled.
+    func growIndexOnSpill() throws(EBPFError) -> IndexMove? {
+        guard !indexLarge, try insertCounts().spills != spillsSeen else { return nil }
+        return try moveIndex(large: true)
+    }
+
+    /// Switches the program to one index and moves every key of the other
+    /// into it. The program looks in both while keys move: it is told the
+    /// new index and to look in both, and once no run that read the old
+    /// setting is in flight, each key is inserted into the new index before
+    /// it leaves the old, so every lookup finds it and no run inserts it a
+    /// second time. A move into the small index that finds it full goes
+    /// back to `flows`.
+    private func moveIndex(large: Bool) throws(EBPFError) -> IndexMove {
+        indexLarge = large
+        indexBoth = true
+        indexMoves += 1
+        try writeLimits()
+        try waitForProgramRuns()
+        let spills = try insertCounts().spills
+        let (from, to) = large ? (smallIndexFD, flowMapFD) : (flowMapFD, smallIndexFD)
+        var (keys, slots) = try Self.entries(of: from)
+        // BPF_ANY: no run inserts a key the old index holds, so none is in the new one.
+        var moved = UInt32(keys.count)
+        let rc = keys.isEmpty ? 0 : ff_update_batch(to, &keys, &slots, &moved, UInt64(BPF_ANY))
+        guard rc == 0 || (rc == -E2BIG && !large) else {
+            throw .readFailed("cannot move the flow index's keys: \(String(cString: strerror(-rc)))")
+        }
+        // Out of the old index only once in the new one, so every lookup finds each key.
+        var deleted = moved
+        let removed = moved > 0 ? ff_delete_batch(from, &keys, &deleted) : 0
+        guard removed == 0 else {
+            throw .readFailed("cannot remove the flow index's moved keys: \(String(cString: strerror(-removed)))")
+        }
+        let left = keys.count - Int(moved)
+        if left > 0 && !large { return try moveIndex(large: true) }
+        if left == 0 {
+            indexBoth = false
+            spillsSeen = spills
+        }
+        try writeLimits()
+        return IndexMove(large: large, moved: Int(moved), left: left)
+    }
+
+    /// Every key of an index and its slot number, read in batches.
+    private static func entries(of fd: Int32) throws(EBPFError) -> ([flow_key], [UInt32]) {
+        var keys: [flow_key] = [], slots: [UInt32] = []
+        let chunk = 4096
+        var batchKeys = [flow_key](repeating: flow_key(), count: chunk)
+        var batchSlots = [UInt32](repeating: 0, count: chunk)
+        var tokens = (UInt64(0), UInt64(0))
+        var first = true
+        while true {
+            var count = UInt32(chunk)
+            let rc = withUnsafeMutableBytes(of: &tokens) { t in
+                ff_lookup_batch(fd, first ? nil : t.baseAddress, t.baseAddress! + 8, &batchKeys, &batchSlots, &count, 0)
+            }
+            if rc != 0 && rc != -ENOENT {
+                throw .readFailed("cannot read the flow index: \(String(cString: strerror(-rc)))")
+            }
+            keys.append(contentsOf: batchKeys.prefix(Int(count)))
+            slots.append(contentsOf: batchSlots.prefix(Int(count)))
+            if rc == -ENOENT { return (keys, slots) }
+            tokens.0 = tokens.1
+            first = false
+        }
     }
 
     /// Returns once every program run in flight on any CPU has finished:

@@ -61,6 +61,11 @@ int ff_packet_socket(int ifindex, int prog_fd);
 int ff_lookup_batch(int map_fd, void *in_batch, void *out_batch, void *keys, void *values,
                     __u32 *count, __u64 elem_flags);
 
+/* Batch update and delete; *count in, and out the entries done before an
+ * error. Both return 0 or -errno. */
+int ff_update_batch(int map_fd, const void *keys, const void *values, __u32 *count, __u64 elem_flags);
+int ff_delete_batch(int map_fd, const void *keys, __u32 *count);
+
 /* The program's cumulative run time and run count (BPF statistics). */
 int ff_prog_run_stats(int prog_fd, __u64 *run_time_ns, __u64 *run_cnt);
 /* Name of a loaded program by id, for recognising stale FlowForest hooks. */
