@@ -259,16 +259,13 @@ struct flow_limits {
     __u64 senders_removed;   /* sender-keyed aggregates it took out of `overflow` */
     __u64 aggregates_removed; /* aggregates of any kind it took out of `overflow` */
     /*
-     * The flow table's index. Lookups and inserts go to `flows` when
+     * The flow table's index: lookups and inserts go to `flows` when
      * index_large is 1, to `flows_small` when it is 0. A lookup that
      * misses there looks in the other index too while index_both is 1
-     * (the drainer is moving keys between them) or, with the small index
-     * in use, while ff_inserts.spills is past spills_seen (the program put
-     * flows in `flows` because `flows_small` was full).
+     * (the drainer is moving keys between them).
      */
     __u32 index_large;
     __u32 index_both;
-    __u64 spills_seen;
 };
 
 /* What the program inserted since it was loaded (slot 0 of `inserts`, atomic adds; user space reads it). */
@@ -277,7 +274,7 @@ struct ff_inserts {
     __u64 senders;     /* sender-keyed entries of `overflow` */
     __u64 aggregates;  /* entries of `overflow` of any kind */
     __u64 slots_used;  /* slots of `flow_slots` ever taken fresh (N < this have been used); passes its size by at most one per CPU */
-    __u64 spills;      /* inserts tried in `flows` because `flows_small` was full while it was the index in use */
+    __u64 spills;      /* new flows' packets not inserted because `flows_small` was full while it was the index in use (aggregated, or sent to the ring buffer when answered TCP) */
 };
 
 /* Per-CPU counters: index into struct ff_stats. */
@@ -314,7 +311,7 @@ _Static_assert(sizeof(struct ff_stats) == 8 * FF_STAT_MAX, "ff_stats layout chan
 _Static_assert(sizeof(struct overflow_key) == 24, "overflow_key layout changed");
 _Static_assert(sizeof(struct overflow_value) == 32 + 4 * FF_SKETCH_REGISTERS, "overflow_value layout changed");
 _Static_assert(__builtin_offsetof(struct overflow_value, peers) == 32, "overflow_value.peers moved");
-_Static_assert(sizeof(struct flow_limits) == 56, "flow_limits layout changed");
+_Static_assert(sizeof(struct flow_limits) == 48, "flow_limits layout changed");
 _Static_assert(sizeof(struct ff_inserts) == 40, "ff_inserts layout changed");
 
 #endif /* FLOWFOREST_FLOW_TYPES_H */

@@ -92,8 +92,9 @@ struct {
  * The same index for a table holding few flows: the drainer makes it the
  * one in use while the flows fit in it comfortably, since a lookup's
  * bucket then lies in a 256 KiB array instead of one 16 bytes per entry of
- * --map-size (FF_SMALL_INDEX_ENTRIES). When it is full the program inserts
- * into `flows` instead and counts the spill (ff_inserts.spills).
+ * --map-size (FF_SMALL_INDEX_ENTRIES). A new flow that finds it full is
+ * treated as one past the admission limit and counted (ff_inserts.spills),
+ * and the drainer moves to `flows`.
  * Key: struct flow_key. Value: __u32, the flow's slot.
  */
 struct {
@@ -927,8 +928,17 @@ static __always_inline void fill_slot(struct flow_slot *v, const struct pkt *p, 
  * Inserts a new flow: takes a slot, fills it, publishes its key. Returns
  * 1 when the packet is counted in the new flow, 0 when another CPU
  * inserted the same flow first (the slot goes back; the caller adds the
- * packet to that flow), -1 when the table has no room.
+ * packet to that flow), -1 when the table has no room, INSERT_SMALL_FULL
+ * when the small index is full before the drainer moved to the large one
+ * (more than a few thousand new flows between two of its checks, 100 ms
+ * apart: a flood or a scan). That flow is not put in the large index
+ * meanwhile: another CPU could put the same key in the small one as the
+ * drainer frees an entry there, and the flow would have two slots. The
+ * caller treats the packet as one past the admission limit, and the
+ * counted spill tells the drainer to move now.
  */
+#define INSERT_SMALL_FULL (-2)
+
 static __always_inline int insert_flow(const struct pkt *p, __u64 now, __u32 ifindex, const struct flow_limits *lim,
                                        struct ff_inserts *ins)
 {
@@ -942,14 +952,10 @@ static __always_inline int insert_flow(const struct pkt *p, __u64 now, __u32 ifi
         err = bpf_map_update_elem(&flows, &p->key, &slot, BPF_NOEXIST);
     } else {
         err = bpf_map_update_elem(&flows_small, &p->key, &slot, BPF_NOEXIST);
-        /*
-         * The small index is full before the drainer grew the table's: the
-         * large one takes the flow. Counted first, so a CPU that loses the
-         * race to insert the same key already looks in the large index.
-         */
         if (err == -E2BIG_) {
+            bpf_map_push_elem(&free_slots, &slot, 0);
             __sync_fetch_and_add(&ins->spills, 1);
-            err = bpf_map_update_elem(&flows, &p->key, &slot, BPF_NOEXIST);
+            return INSERT_SMALL_FULL;
         }
     }
     if (err == 0) {
@@ -999,10 +1005,10 @@ static __always_inline void seq_unlock(struct flow_slot *v, __u32 held)
 
 /*
  * A flow's slot number in the index in use; on a miss, in the other index
- * too while keys may be there (struct flow_limits). Each map has its own
- * call, so the verifier inlines both lookups; one call fed either map
- * would go through the helper's indirect call. The barrier after one of
- * them keeps the compiler from merging the two into one call.
+ * too while the drainer moves keys between them (struct flow_limits). Each
+ * map has its own call, so the verifier inlines both lookups; one call fed
+ * either map would go through the helper's indirect call. The barrier
+ * after one of them keeps the compiler from merging the two into one call.
  */
 static __always_inline __u32 *index_lookup(const struct flow_limits *lim, const struct flow_key *key)
 {
@@ -1014,14 +1020,8 @@ static __always_inline __u32 *index_lookup(const struct flow_limits *lim, const 
     } else {
         slot = bpf_map_lookup_elem(&flows_small, key);
     }
-    if (slot)
+    if (slot || !lim->index_both)
         return slot;
-    if (!lim->index_both) {
-        __u32 zero = 0;
-        struct ff_inserts *ins = bpf_map_lookup_elem(&inserts, &zero);
-        if (large || !ins || ins->spills == lim->spills_seen)
-            return 0;
-    }
     if (large) {
         slot = bpf_map_lookup_elem(&flows_small, key);
         asm volatile("" ::: "memory");
@@ -1087,6 +1087,14 @@ static __always_inline void account(void *ctx, int kind, int update, __u32 frame
         int inserted = insert_flow(&p, now, ifindex, lim, ins);
         if (inserted > 0) {
             st->count[FF_STAT_PACKETS_ACCOUNTED]++;
+            return;
+        }
+        if (inserted == INSERT_SMALL_FULL) {
+            /* As past the admission limit: a connection that was answered stays a flow. */
+            if (answered_tcp(&p))
+                lost_insert(st, &p, now, ifindex);
+            else
+                aggregate(st, &p, now, ifindex, lim, ins);
             return;
         }
         /* Another CPU inserted the same flow first: add to its slot. */

@@ -209,12 +209,12 @@ final class DrainLoop: @unchecked Sendable {
                     continue
                 }
                 // Wait for ring-buffer events in short slices so a stop, or a
-                // burst of new flows spilling out of the small index, is seen quickly.
-                let waitMs = Int32(min(20, max(1, (nextPoll - now) / 1_000_000)))
+                // burst of new flows outgrowing the small index, is seen quickly.
+                let waitMs = Int32(min(100, max(1, (nextPoll - now) / 1_000_000)))
                 for event in program.pollEvents(timeoutMs: waitMs) {
                     tracker.observe(KernelEvent(event, wallOffsetNs: wallOffsetNs))
                 }
-                if let move = try program.growIndexOnSpill() { logIndexMove(move) }
+                if let move = try program.growIndexEarly() { logIndexMove(move) }
             }
         } catch {
             logger.error("eBPF capture failed", metadata: ["error": "\(error)"])

@@ -26,8 +26,10 @@ public struct EBPFKernelCounters: Sendable, Hashable {
     /// Whether the flow table's index is the --map-size one (`flows`) now,
     /// rather than the small one used while the table holds few flows.
     public var largeIndex = false
-    /// Flows the program put in `flows` because the small index was full
-    /// while it was the one in use (before the drainer moved the rest).
+    /// New flows' packets the program did not insert because the small
+    /// index was full while it was the one in use, before the drainer moved
+    /// to `flows`: folded into aggregates, or sent to the ring buffer when
+    /// they belong to an answered TCP connection (as past the admission limit).
     public var indexSpills: UInt64 = 0
     /// Times the drainer switched the index and moved its keys.
     public var indexMoves: UInt64 = 0
@@ -49,8 +51,8 @@ final class KernelProgram {
     private(set) var indexLarge: Bool
     /// Keys may be in both indexes (a move between them did not finish).
     private var indexBoth = false
-    /// The program's spill count as of the last move: more means flows
-    /// were put in `flows` while `flows_small` was in use.
+    /// The program's spill count as of the last move: more means the
+    /// small index filled up while it was in use.
     private var spillsSeen: UInt64 = 0
     private var indexMoves: UInt64 = 0
     private let freeSlotsFD: Int32
@@ -182,7 +184,7 @@ final class KernelProgram {
         var zero: UInt32 = 0
         var value = flow_limits(slots: UInt64(mapEntries), admit: admitLimit, flows_removed: flowsRemoved, senders_removed: sendersRemoved,
                                 aggregates_removed: aggregatesRemoved, index_large: indexLarge ? 1 : 0,
-                                index_both: indexBoth ? 1 : 0, spills_seen: spillsSeen)
+                                index_both: indexBoth ? 1 : 0)
         if bpf_map_update_elem(limitsFD, &zero, &value, UInt64(BPF_ANY)) != 0 {
             throw .readFailed("cannot write the flow map's limits: \(String(cString: strerror(errno)))")
         }
@@ -380,7 +382,7 @@ final class KernelProgram {
 
     /// Puts the flow table's index where its flows need it, once a poll:
     /// the small one while they are few, `flows` once they are many or
-    /// the program spilled into it. `nil` when nothing moved.
+    /// the small one filled up. `nil` when nothing moved.
     func balanceIndex() throws(EBPFError) -> IndexMove? {
         guard mapEntries > Int(FF_SMALL_INDEX_ENTRIES) else { return nil }
         let inserted = try insertCounts()
@@ -393,12 +395,15 @@ final class KernelProgram {
         return indexBoth ? try moveIndex(large: indexLarge) : nil
     }
 
-    /// Moves to `flows` at once when the program spilled into it (the
-    /// small index filled between two polls): until then every packet of
-    /// a spilled flow misses in the small index first. Called between
-    /// polls; one read of the insert counts when nothing spilled.
-    func growIndexOnSpill() throws(EBPFError) -> IndexMove? {
-        guard !indexLarge, try insertCounts().spills != spillsSeen else { return nil }
+    /// Moves to `flows` between polls as soon as the flows reach the
+    /// threshold or filled the small index (whose new flows are then
+    /// treated as past the admission limit), so a burst of new flows is cut
+    /// short within one wait slice. One read of the insert counts.
+    func growIndexEarly() throws(EBPFError) -> IndexMove? {
+        guard !indexLarge && mapEntries > Int(FF_SMALL_INDEX_ENTRIES) else { return nil }
+        let inserted = try insertCounts()
+        let flows = inserted.flows > flowsRemoved ? Int(clamping: inserted.flows - flowsRemoved) : 0
+        guard flows >= Self.growIndexAt || inserted.spills != spillsSeen else { return nil }
         return try moveIndex(large: true)
     }
 
