@@ -260,9 +260,11 @@ struct flow_limits {
     __u64 aggregates_removed; /* aggregates of any kind it took out of `overflow` */
     /*
      * The flow table's index: lookups and inserts go to `flows` when
-     * index_large is 1, to `flows_small` when it is 0. A lookup that
-     * misses there looks in the other index too while index_both is 1
-     * (the drainer is moving keys between them).
+     * index_large is 1, to `flows_small` when it is 0. While index_both
+     * is 1 (the drainer is moving keys between them) a lookup that misses
+     * there looks in the other index too, and no flow is inserted: two
+     * CPUs that read different index_large values could otherwise put one
+     * new flow in both.
      */
     __u32 index_large;
     __u32 index_both;
@@ -275,6 +277,7 @@ struct ff_inserts {
     __u64 aggregates;  /* entries of `overflow` of any kind */
     __u64 slots_used;  /* slots of `flow_slots` ever taken fresh (N < this have been used); passes its size by at most one per CPU */
     __u64 spills;      /* new flows' packets not inserted because `flows_small` was full while it was the index in use (aggregated, or sent to the ring buffer when answered TCP) */
+    __u64 deferred;    /* new flows' packets not inserted because the drainer was moving the index (handled the same way) */
 };
 
 /* Per-CPU counters: index into struct ff_stats. */
@@ -312,6 +315,6 @@ _Static_assert(sizeof(struct overflow_key) == 24, "overflow_key layout changed")
 _Static_assert(sizeof(struct overflow_value) == 32 + 4 * FF_SKETCH_REGISTERS, "overflow_value layout changed");
 _Static_assert(__builtin_offsetof(struct overflow_value, peers) == 32, "overflow_value.peers moved");
 _Static_assert(sizeof(struct flow_limits) == 48, "flow_limits layout changed");
-_Static_assert(sizeof(struct ff_inserts) == 40, "ff_inserts layout changed");
+_Static_assert(sizeof(struct ff_inserts) == 48, "ff_inserts layout changed");
 
 #endif /* FLOWFOREST_FLOW_TYPES_H */

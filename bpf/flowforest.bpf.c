@@ -1031,6 +1031,20 @@ static __always_inline __u32 *index_lookup(const struct flow_limits *lim, const 
     return slot;
 }
 
+/*
+ * A new flow's packet that the index cannot take now (full small index, or
+ * a move under way): as past the admission limit, folded into an aggregate,
+ * except that an answered connection stays a flow through the ring buffer.
+ */
+static __always_inline void not_inserted(struct ff_stats *st, const struct pkt *p, __u64 now, __u32 ifindex,
+                                         const struct flow_limits *lim, struct ff_inserts *ins)
+{
+    if (answered_tcp(p))
+        lost_insert(st, p, now, ifindex);
+    else
+        aggregate(st, p, now, ifindex, lim, ins);
+}
+
 static __always_inline struct flow_limits *limits_slot(void)
 {
     __u32 zero = 0;
@@ -1084,17 +1098,18 @@ static __always_inline void account(void *ctx, int kind, int update, __u32 frame
             aggregate(st, &p, now, ifindex, lim, ins);
             return;
         }
+        if (lim->index_both) {
+            __sync_fetch_and_add(&ins->deferred, 1);
+            not_inserted(st, &p, now, ifindex, lim, ins);
+            return;
+        }
         int inserted = insert_flow(&p, now, ifindex, lim, ins);
         if (inserted > 0) {
             st->count[FF_STAT_PACKETS_ACCOUNTED]++;
             return;
         }
         if (inserted == INSERT_SMALL_FULL) {
-            /* As past the admission limit: a connection that was answered stays a flow. */
-            if (answered_tcp(&p))
-                lost_insert(st, &p, now, ifindex);
-            else
-                aggregate(st, &p, now, ifindex, lim, ins);
+            not_inserted(st, &p, now, ifindex, lim, ins);
             return;
         }
         /* Another CPU inserted the same flow first: add to its slot. */

@@ -278,7 +278,7 @@ final class DrainLoop: @unchecked Sendable {
         let entries = move.large ? program.mapEntries : Int(FF_SMALL_INDEX_ENTRIES)
         logger.info("eBPF capture: flow index moved", metadata: [
             "index": "\(move.large ? "flows" : "flows_small") (\(entries) entries)",
-            "keys_moved": "\(move.moved)", "keys_left": "\(move.left)",
+            "keys_moved": "\(move.moved)",
         ])
     }
 

@@ -33,6 +33,9 @@ public struct EBPFKernelCounters: Sendable, Hashable {
     public var indexSpills: UInt64 = 0
     /// Times the drainer switched the index and moved its keys.
     public var indexMoves: UInt64 = 0
+    /// New flows' packets the program did not insert because a move was
+    /// under way, handled as ``indexSpills`` are.
+    public var indexDeferred: UInt64 = 0
 
     public init() {}
 }
@@ -49,7 +52,8 @@ final class KernelProgram {
     /// `flows_small` when false; always `flows` when the map size is no
     /// larger than the small index.
     private(set) var indexLarge: Bool
-    /// Keys may be in both indexes (a move between them did not finish).
+    /// Keys may be in either index and the program inserts none (a move
+    /// between them is under way, or was cut short by an error).
     private var indexBoth = false
     /// The program's spill count as of the last move: more means the
     /// small index filled up while it was in use.
@@ -273,6 +277,7 @@ final class KernelProgram {
         let inserted = try insertCounts()
         c.slotsUsed = inserted.slots_used
         c.indexSpills = inserted.spills
+        c.indexDeferred = inserted.deferred
         c.largeIndex = indexLarge
         c.indexMoves = indexMoves
         return c
@@ -365,12 +370,11 @@ final class KernelProgram {
         return found
     }
 
-    /// What ``balanceIndex()`` did: which index the program now uses, the
-    /// keys moved into it and those left behind (the small index full).
+    /// What ``balanceIndex()`` did: which index the program now uses and
+    /// the keys moved into it.
     struct IndexMove: Sendable, Equatable {
         var large: Bool
         var moved: Int
-        var left: Int
     }
 
     /// Flows at which the small index gives way to `flows` (3/4 of it), and
@@ -391,7 +395,7 @@ final class KernelProgram {
             return try moveIndex(large: true)
         }
         if indexLarge && flows <= Self.shrinkIndexAt { return try moveIndex(large: false) }
-        // A move that left keys behind: try them again.
+        // A move cut short by an error: finish it, so inserts resume.
         return indexBoth ? try moveIndex(large: indexLarge) : nil
     }
 
@@ -408,14 +412,15 @@ final class KernelProgram {
     }
 
     /// Switches the program to one index and moves every key of the other
-    /// into it. The program looks in both while keys move: it is told the
-    /// new index and to look in both, and once no run that read the old
-    /// setting is in flight, each key is inserted into the new index before
-    /// it leaves the old, so every lookup finds it and no run inserts it a
-    /// second time. A move into the small index that finds it full goes
-    /// back to `flows`.
+    /// into it. First the program is told that keys move ("look in both",
+    /// which also stops inserts: a new flow's packet is then handled as one
+    /// past the admission limit), and once no run that read the old
+    /// setting is in flight, every key is put in the new index before it
+    /// leaves the old, so every lookup finds it. Only then is the new index
+    /// named, and inserts resume into it alone: at no time can two CPUs
+    /// insert one new flow into different indexes. A move into the small
+    /// index that finds it full moves everything back to `flows`.
     private func moveIndex(large: Bool) throws(EBPFError) -> IndexMove {
-        indexLarge = large
         indexBoth = true
         indexMoves += 1
         try writeLimits()
@@ -423,26 +428,28 @@ final class KernelProgram {
         let spills = try insertCounts().spills
         let (from, to) = large ? (smallIndexFD, flowMapFD) : (flowMapFD, smallIndexFD)
         var (keys, slots) = try Self.entries(of: from)
-        // BPF_ANY: no run inserts a key the old index holds, so none is in the new one.
+        // BPF_ANY: nothing is inserted while keys move, so none is in the new index.
         var moved = UInt32(keys.count)
         let rc = keys.isEmpty ? 0 : ff_update_batch(to, &keys, &slots, &moved, UInt64(BPF_ANY))
         guard rc == 0 || (rc == -E2BIG && !large) else {
             throw .readFailed("cannot move the flow index's keys: \(String(cString: strerror(-rc)))")
         }
-        // Out of the old index only once in the new one, so every lookup finds each key.
+        // Out of the old index only once in the new one.
         var deleted = moved
         let removed = moved > 0 ? ff_delete_batch(from, &keys, &deleted) : 0
         guard removed == 0 else {
             throw .readFailed("cannot remove the flow index's moved keys: \(String(cString: strerror(-removed)))")
         }
-        let left = keys.count - Int(moved)
-        if left > 0 && !large { return try moveIndex(large: true) }
-        if left == 0 {
-            indexBoth = false
-            spillsSeen = spills
-        }
+        if Int(moved) < keys.count { return try moveIndex(large: true) }
+        // Named while inserts are still off, then inserts on: a run that
+        // reads the two writes' fields torn either inserts into the new
+        // index or not at all.
+        indexLarge = large
         try writeLimits()
-        return IndexMove(large: large, moved: Int(moved), left: left)
+        indexBoth = false
+        spillsSeen = spills
+        try writeLimits()
+        return IndexMove(large: large, moved: Int(moved))
     }
 
     /// Every key of an index and its slot number, read in batches.
