@@ -930,7 +930,7 @@ static __always_inline void fill_slot(struct flow_slot *v, const struct pkt *p, 
  * inserted the same flow first (the slot goes back; the caller adds the
  * packet to that flow), -1 when the table has no room, INSERT_SMALL_FULL
  * when the small index is full before the drainer moved to the large one
- * (more than a few thousand new flows between two of its checks, 100 ms
+ * (more than a few thousand new flows between two of its checks, 20 ms
  * apart: a flood or a scan). That flow is not put in the large index
  * meanwhile: another CPU could put the same key in the small one as the
  * drainer frees an entry there, and the flow would have two slots. The

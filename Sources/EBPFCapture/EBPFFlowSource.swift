@@ -210,7 +210,7 @@ final class DrainLoop: @unchecked Sendable {
                 }
                 // Wait for ring-buffer events in short slices so a stop, or a
                 // burst of new flows outgrowing the small index, is seen quickly.
-                let waitMs = Int32(min(100, max(1, (nextPoll - now) / 1_000_000)))
+                let waitMs = Int32(min(20, max(1, (nextPoll - now) / 1_000_000)))
                 for event in program.pollEvents(timeoutMs: waitMs) {
                     tracker.observe(KernelEvent(event, wallOffsetNs: wallOffsetNs))
                 }

@@ -21,7 +21,7 @@ struct FlowIndexTests {
         let lab = try SensorLab()
         defer { lab.lab.teardown() }
         let before = try lab.interfacePackets()
-        // Polls 2 s apart; the drainer also checks between them, every 100
+        // Polls 2 s apart; the drainer also checks between them, every 20
         // ms, and moves to the large index at 12,288 flows. The burst's
         // 20,000 flows may still fill the small index first: new flows'
         // packets are then folded into an aggregate until the move, as
