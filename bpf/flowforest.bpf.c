@@ -193,7 +193,7 @@ struct {
 
 /*
  * How full the flow map may get with unanswered flows, and what the drainer
- * removed (struct flow_limits); written by user space only.
+ * removed, and which index is in use (struct flow_limits); user space only.
  * Key: __u32 0 (one slot). Value: struct flow_limits.
  */
 struct {

@@ -62,7 +62,7 @@ enum KernelMapName: String, CaseIterable, Sendable {
     case overflow
     /// The interfaces this sensor watches (a forwarded packet is counted once).
     case watched
-    /// The flow map's admission limit and what the drainer removed (written by user space).
+    /// The flow map's admission limit, what the drainer removed and which index is in use (written by user space).
     case limits
     /// What the program inserted (written by the program).
     case inserts
