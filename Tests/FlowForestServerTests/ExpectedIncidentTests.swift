@@ -283,13 +283,13 @@ struct ExpectedIncidentTests {
         #expect(after.learned > 0 && after.control > 0, "a scan is flagged by its label rule whatever its score: \(after)")
         // Before retraining the two models are the same model on the same traffic...
         #expect(abs(before.learned - before.control) < 0.05, "the sensors scored the same scan alike before retraining: \(before)")
-        // ...after it, the one that learned the scan scores it lower than the control and than before,
+        // ...after it, the one that learned the scan scores it lower than the control,
         #expect(after.learned < after.control, "learned \(after.learned) against the control's \(after.control)")
-        // (No margin: a retrained score moves by up to ±0.03 on its own, so a
-        // fixed margin on one sensor's drop fails on a quiet draw; the margin
-        // that matters is against the control, below.)
-        #expect(after.learned < before.learned, "learned \(before.learned) before retraining, \(after.learned) after")
-        // by more than retraining alone moves the control's score (like with like:
+        // (Not "lower than before" on its own: a retrained score moves by up to
+        // ±0.03 by itself, and both sensors' can rise together, as in a run
+        // where the control rose by 0.031 and the learned one by 0.013. What
+        // the rule does is measured against the control, here and below.)
+        // and its score falls further (or rises less) than retraining alone moves the control's (like with like:
         // the same recurrence, the same kind, on two sensors fed the same traffic).
         // A retrained control moves by up to ±0.03 on its own (new samples of
         // 256 vectors): a difference of two such draws needs no further margin.
