@@ -197,8 +197,11 @@ final class KernelProgram {
     /// Entries of the flow map now: the program's inserts minus this
     /// drainer's removals, exact since only the drainer removes entries.
     func flowsInMap() throws(EBPFError) -> Int {
-        let inserted = try insertCounts()
-        return inserted.flows > flowsRemoved ? Int(clamping: inserted.flows - flowsRemoved) : 0
+        flows(after: try insertCounts())
+    }
+
+    private func flows(after inserted: ff_inserts) -> Int {
+        inserted.flows > flowsRemoved ? Int(clamping: inserted.flows - flowsRemoved) : 0
     }
 
     private func insertCounts() throws(EBPFError) -> ff_inserts {
@@ -390,11 +393,8 @@ final class KernelProgram {
     func balanceIndex() throws(EBPFError) -> IndexMove? {
         guard mapEntries > Int(FF_SMALL_INDEX_ENTRIES) else { return nil }
         let inserted = try insertCounts()
-        let flows = inserted.flows > flowsRemoved ? Int(clamping: inserted.flows - flowsRemoved) : 0
-        if !indexLarge && (flows >= Self.growIndexAt || inserted.spills != spillsSeen) {
-            return try moveIndex(large: true)
-        }
-        if indexLarge && flows <= Self.shrinkIndexAt { return try moveIndex(large: false) }
+        if !indexLarge && mustGrow(inserted) { return try moveIndex(large: true) }
+        if indexLarge && flows(after: inserted) <= Self.shrinkIndexAt { return try moveIndex(large: false) }
         // A move cut short by an error: finish it, so inserts resume.
         return indexBoth ? try moveIndex(large: indexLarge) : nil
     }
@@ -405,10 +405,12 @@ final class KernelProgram {
     /// short within one wait slice. One read of the insert counts.
     func growIndexEarly() throws(EBPFError) -> IndexMove? {
         guard !indexLarge && mapEntries > Int(FF_SMALL_INDEX_ENTRIES) else { return nil }
-        let inserted = try insertCounts()
-        let flows = inserted.flows > flowsRemoved ? Int(clamping: inserted.flows - flowsRemoved) : 0
-        guard flows >= Self.growIndexAt || inserted.spills != spillsSeen else { return nil }
-        return try moveIndex(large: true)
+        return mustGrow(try insertCounts()) ? try moveIndex(large: true) : nil
+    }
+
+    /// The small index in use is near full, or filled up since the last move.
+    private func mustGrow(_ inserted: ff_inserts) -> Bool {
+        flows(after: inserted) >= Self.growIndexAt || inserted.spills != spillsSeen
     }
 
     /// Switches the program to one index and moves every key of the other
@@ -427,7 +429,7 @@ final class KernelProgram {
         try waitForProgramRuns()
         let spills = try insertCounts().spills
         let (from, to) = large ? (smallIndexFD, flowMapFD) : (flowMapFD, smallIndexFD)
-        var (keys, slots) = try Self.entries(of: from)
+        var (keys, slots) = try entries(of: from)
         // BPF_ANY: nothing is inserted while keys move, so none is in the new index.
         var moved = UInt32(keys.count)
         let rc = keys.isEmpty ? 0 : ff_update_batch(to, &keys, &slots, &moved, UInt64(BPF_ANY))
@@ -452,26 +454,36 @@ final class KernelProgram {
         return IndexMove(large: large, moved: Int(moved))
     }
 
-    /// Every key of an index and its slot number, read in batches.
-    private static func entries(of fd: Int32) throws(EBPFError) -> ([flow_key], [UInt32]) {
-        var keys: [flow_key] = [], slots: [UInt32] = []
+    /// Every key of an index and its slot number.
+    private func entries(of fd: Int32) throws(EBPFError) -> ([flow_key], [UInt32]) {
         let chunk = 4096
-        var batchKeys = [flow_key](repeating: flow_key(), count: chunk)
-        var batchSlots = [UInt32](repeating: 0, count: chunk)
-        var tokens = (UInt64(0), UInt64(0))
+        let batchKeys = UnsafeMutablePointer<flow_key>.allocate(capacity: chunk)
+        let batchSlots = UnsafeMutablePointer<UInt32>.allocate(capacity: chunk)
+        defer { batchKeys.deallocate(); batchSlots.deallocate() }
+        var keys: [flow_key] = [], slots: [UInt32] = []
+        try lookupBatches(fd, keys: batchKeys, values: batchSlots, capacity: chunk, what: "flow index") { n in
+            keys.append(contentsOf: UnsafeBufferPointer(start: batchKeys, count: n))
+            slots.append(contentsOf: UnsafeBufferPointer(start: batchSlots, count: n))
+        }
+        return (keys, slots)
+    }
+
+    /// Reads a hash map whole, up to `capacity` entries at a time into
+    /// `keys` and `values`, calling `body` with each batch's count.
+    private func lookupBatches<Key, Value>(_ fd: Int32, keys: UnsafeMutablePointer<Key>, values: UnsafeMutablePointer<Value>,
+                                           capacity: Int, what: String, _ body: (Int) -> Void) throws(EBPFError) {
+        let inToken = batchTokens
+        let outToken = batchTokens.advanced(by: 64)
         var first = true
         while true {
-            var count = UInt32(chunk)
-            let rc = withUnsafeMutableBytes(of: &tokens) { t in
-                ff_lookup_batch(fd, first ? nil : t.baseAddress, t.baseAddress! + 8, &batchKeys, &batchSlots, &count, 0)
-            }
+            var count = UInt32(capacity)
+            let rc = ff_lookup_batch(fd, first ? nil : inToken, outToken, keys, values, &count, 0)
             if rc != 0 && rc != -ENOENT {
-                throw .readFailed("cannot read the flow index: \(String(cString: strerror(-rc)))")
+                throw .readFailed("\(what) batch lookup: \(String(cString: strerror(-rc)))")
             }
-            keys.append(contentsOf: batchKeys.prefix(Int(count)))
-            slots.append(contentsOf: batchSlots.prefix(Int(count)))
-            if rc == -ENOENT { return (keys, slots) }
-            tokens.0 = tokens.1
+            body(Int(count))
+            if rc == -ENOENT { return }
+            inToken.copyMemory(from: outToken, byteCount: 64)
             first = false
         }
     }
@@ -519,19 +531,9 @@ final class KernelProgram {
     /// Reads every overflow aggregate in batches (atomically updated
     /// values: no lock to take).
     func forEachAggregate(_ body: (overflow_key, overflow_value) -> Void) throws(EBPFError) {
-        let inToken = batchTokens
-        let outToken = batchTokens.advanced(by: 64)
-        var first = true
-        while true {
-            var count = UInt32(aggregateCapacity)
-            let rc = ff_lookup_batch(overflowFD, first ? nil : inToken, outToken, aggregateKeys, aggregateValues, &count, 0)
-            if rc != 0 && rc != -ENOENT {
-                throw .readFailed("overflow batch lookup: \(String(cString: strerror(-rc)))")
-            }
-            for i in 0..<Int(count) { body(aggregateKeys[i], aggregateValues[i]) }
-            if rc == -ENOENT { return }
-            inToken.copyMemory(from: outToken, byteCount: 64)
-            first = false
+        let keys = aggregateKeys, values = aggregateValues
+        try lookupBatches(overflowFD, keys: keys, values: values, capacity: aggregateCapacity, what: "overflow") { n in
+            for i in 0..<n { body(keys[i], values[i]) }
         }
     }
 

@@ -6,9 +6,9 @@ import Testing
 
 /// The flow table's index follows its flows: the small index while they
 /// are few, the --map-size one once they are many (at once when the small
-/// one fills between two polls: new flows' packets go through the ring
-/// buffer meanwhile), the small one again once they ended. No packet and no
-/// flow is lost or split on the way.
+/// one fills between two checks: new flows' packets are aggregated
+/// meanwhile, as during a move), the small one again once they ended. No
+/// packet is lost and no flow split on the way.
 @Suite("eBPF flow index (root, namespace lab)", .serialized, .enabled(if: Command.isRoot))
 struct FlowIndexTests {
     static let burstFlows = 20_000
