@@ -935,13 +935,23 @@ static __always_inline void fill_slot(struct flow_slot *v, const struct pkt *p, 
  * meanwhile: another CPU could put the same key in the small one as the
  * drainer frees an entry there, and the flow would have two slots. The
  * caller treats the packet as one past the admission limit, and the
- * counted spill tells the drainer to move now.
+ * counted spill tells the drainer to move now. Once the program's own count
+ * says the small index is full, a new flow's packet spills at once: taking
+ * a slot, filling it and failing the insert under the bucket's lock, then
+ * giving the slot back, would otherwise be the cost of every such packet
+ * of a flood until the drainer moves. (The count can lag by the inserts
+ * under way on other CPUs; a packet it lets through finds the map full and
+ * spills below.)
  */
 #define INSERT_SMALL_FULL (-2)
 
 static __always_inline int insert_flow(const struct pkt *p, __u64 now, __u32 ifindex, const struct flow_limits *lim,
                                        struct ff_inserts *ins)
 {
+    if (!lim->index_large && ins->flows - lim->flows_removed >= FF_SMALL_INDEX_ENTRIES) {
+        __sync_fetch_and_add(&ins->spills, 1);
+        return INSERT_SMALL_FULL;
+    }
     __u32 slot;
     struct flow_slot *v = take_slot(lim, ins, &slot);
     if (!v)
