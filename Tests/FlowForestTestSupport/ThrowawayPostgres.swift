@@ -33,8 +33,7 @@ public final class ThrowawayPostgres: Sendable {
             return result
         } catch {
             // The server's own account (slow statements, lock waits) goes with the failure.
-            let log = (try? String(contentsOfFile: "\(server.directory)/log", encoding: .utf8)) ?? "(no server log)"
-            FileHandle.standardError.write(Data("PostgreSQL log of a failed test (port \(server.port)):\n\(log.suffix(4000))\n".utf8))
+            FileHandle.standardError.write(Data("PostgreSQL log of a failed test (port \(server.port)):\n\(server.log.suffix(4000))\n".utf8))
             try? await offPool { server.destroy() }
             throw error
         }
@@ -62,7 +61,7 @@ public final class ThrowawayPostgres: Sendable {
         let bin = "\(root)/\(newest)/bin"
         let directory = "/tmp/flowforest-pg-\(getpid())-\(UInt32.random(in: 0 ... .max))"
         let password = "pw" + String(UInt64.random(in: 0 ... .max), radix: 36)
-        let server = ThrowawayPostgres(port: try freePort(), directory: directory, password: password, bin: bin)
+        var server = ThrowawayPostgres(port: try freePort(), directory: directory, password: password, bin: bin)
         do {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: false)
             try (password + "\n").write(toFile: "\(directory)/pwfile", atomically: true, encoding: .utf8)
@@ -71,13 +70,30 @@ public final class ThrowawayPostgres: Sendable {
                 "-D", "\(directory)/data", "-U", "flowforest", "--pwfile=\(directory)/pwfile",
                 "--auth-local=trust", "--auth-host=scram-sha-256", "-E", "UTF8", "--no-sync",
             ])
-            try server.startServer()
+            // The free port is free when picked, not when the server binds it: it
+            // lies in the ephemeral range, where any outgoing connection (another
+            // test's client) can take it meanwhile. Then pick another.
+            for attempt in 1... {
+                do {
+                    try server.startServer()
+                    break
+                } catch {
+                    let log = server.log
+                    guard attempt < 5, log.contains("could not bind") || log.contains("could not create any TCP/IP sockets") else {
+                        throw Failure(description: "\(error)\nserver log:\n\(log.suffix(2000))")
+                    }
+                    server = ThrowawayPostgres(port: try freePort(), directory: directory, password: password, bin: bin)
+                }
+            }
         } catch {
             server.destroy()
             throw error
         }
         return server
     }
+
+    /// What the server wrote to its log so far.
+    var log: String { (try? String(contentsOfFile: "\(directory)/log", encoding: .utf8)) ?? "(no server log)" }
 
     /// Starts the (stopped) server again on the same port and data.
     public func startServer() throws {
