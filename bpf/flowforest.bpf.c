@@ -945,13 +945,17 @@ static __always_inline void fill_slot(struct flow_slot *v, const struct pkt *p, 
  */
 #define INSERT_SMALL_FULL (-2)
 
+static __always_inline int small_full(struct ff_inserts *ins)
+{
+    __sync_fetch_and_add(&ins->spills, 1);
+    return INSERT_SMALL_FULL;
+}
+
 static __always_inline int insert_flow(const struct pkt *p, __u64 now, __u32 ifindex, const struct flow_limits *lim,
                                        struct ff_inserts *ins)
 {
-    if (!lim->index_large && ins->flows - lim->flows_removed >= FF_SMALL_INDEX_ENTRIES) {
-        __sync_fetch_and_add(&ins->spills, 1);
-        return INSERT_SMALL_FULL;
-    }
+    if (!lim->index_large && ins->flows - lim->flows_removed >= FF_SMALL_INDEX_ENTRIES)
+        return small_full(ins);
     __u32 slot;
     struct flow_slot *v = take_slot(lim, ins, &slot);
     if (!v)
@@ -964,8 +968,7 @@ static __always_inline int insert_flow(const struct pkt *p, __u64 now, __u32 ifi
         err = bpf_map_update_elem(&flows_small, &p->key, &slot, BPF_NOEXIST);
         if (err == -E2BIG_) {
             bpf_map_push_elem(&free_slots, &slot, 0);
-            __sync_fetch_and_add(&ins->spills, 1);
-            return INSERT_SMALL_FULL;
+            return small_full(ins);
         }
     }
     if (err == 0) {
