@@ -70,16 +70,16 @@ public final class ThrowawayPostgres: Sendable {
                 "-D", "\(directory)/data", "-U", "flowforest", "--pwfile=\(directory)/pwfile",
                 "--auth-local=trust", "--auth-host=scram-sha-256", "-E", "UTF8", "--no-sync",
             ])
-            // The free port is free when picked, not when the server binds it: it
-            // lies in the ephemeral range, where any outgoing connection (another
-            // test's client) can take it meanwhile. Then pick another.
-            for attempt in 1... {
+            // A free port is free when picked, not when the server binds it:
+            // another test may have picked it too. Then pick another.
+            for attempt in 1...5 {
+                let logged = server.log.count
                 do {
                     try server.startServer()
                     break
                 } catch {
-                    let log = server.log
-                    guard attempt < 5, log.contains("could not bind") || log.contains("could not create any TCP/IP sockets") else {
+                    let log = String(server.log.dropFirst(logged))
+                    guard attempt < 5, log.contains("could not create any TCP/IP sockets") else {
                         throw Failure(description: "\(error)\nserver log:\n\(log.suffix(2000))")
                     }
                     server = ThrowawayPostgres(port: try freePort(), directory: directory, password: password, bin: bin)
@@ -92,8 +92,8 @@ public final class ThrowawayPostgres: Sendable {
         return server
     }
 
-    /// What the server wrote to its log so far.
-    var log: String { (try? String(contentsOfFile: "\(directory)/log", encoding: .utf8)) ?? "(no server log)" }
+    /// What the server wrote to its log so far ("" before it wrote any).
+    var log: String { (try? String(contentsOfFile: "\(directory)/log", encoding: .utf8)) ?? "" }
 
     /// Starts the (stopped) server again on the same port and data.
     public func startServer() throws {
@@ -140,20 +140,55 @@ public final class ThrowawayPostgres: Sendable {
         }
     }
 
-    /// A TCP port nobody listens on right now (the kernel's pick).
+    /// A TCP port on 127.0.0.1 nobody has bound right now, below the
+    /// kernel's ephemeral range (`ip_local_port_range`) where it has room:
+    /// a port the kernel picks is an ephemeral one, which any outgoing
+    /// connection (another test's client) can take before the server binds
+    /// it. Two tests can still pick the same port; servers that start often
+    /// retry on another (``start()``).
     public static func freePort() throws -> Int {
+        let range = (try? String(contentsOfFile: "/proc/sys/net/ipv4/ip_local_port_range", encoding: .utf8))?
+            .split(whereSeparator: \.isWhitespace).compactMap { Int($0) }
+        if let low = range?.first, low > 12_000 {
+            for _ in 0..<100 {
+                let port = Int.random(in: 10_000..<low)
+                if try bindable(port) { return port }
+            }
+        }
+        return try kernelPick()
+    }
+
+    /// Whether 127.0.0.1:`port` can be bound now.
+    private static func bindable(_ port: Int) throws -> Bool {
+        try withBoundSocket(port: port) { _ in true } ?? false
+    }
+
+    private static func kernelPick() throws -> Int {
+        let port = try withBoundSocket(port: 0) { fd -> Int in
+            var address = sockaddr_in()
+            var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+            let named = withUnsafeMutablePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) == 0 }
+            }
+            return named ? Int(UInt16(bigEndian: address.sin_port)) : 0
+        } ?? 0
+        guard port > 0 else { throw Failure(description: "bind() to a free port failed") }
+        return port
+    }
+
+    /// Binds a TCP socket to 127.0.0.1:`port` (0: the kernel's pick), runs
+    /// `body` with it and closes it; nil when the bind fails.
+    private static func withBoundSocket<T>(port: Int, _ body: (Int32) -> T) throws -> T? {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw Failure(description: "socket() failed") }
         defer { close(fd) }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = 0
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        address.sin_port = UInt16(port).bigEndian
         let bound = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
         }
-        guard bound else { throw Failure(description: "bind() failed") }
-        return Int(UInt16(bigEndian: address.sin_port))
+        return bound ? body(fd) : nil
     }
 }
