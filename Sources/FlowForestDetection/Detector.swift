@@ -118,18 +118,25 @@ public struct Detector: Sendable {
                 if let anomaly { out.append(anomaly) }
             }
         }
-        let entities = tracker.update(changes, flows: flows, nowNs: now)
+        // Host and destination vectors likewise, a slice of them at a time.
+        let touched = tracker.beginPoll(changes, flows: flows, nowNs: now)
         let hostModel = model?[.host], destinationModel = model?[.destination]
-        // Thin vectors are never scored (see `handle`).
-        let hostScores = Self.scores(entities.map { $0.kind == .host && !$0.isThin ? $0.vector : nil }, model: hostModel)
-        let destinationScores = Self.scores(entities.map { $0.kind == .destination && !$0.isThin ? $0.vector : nil },
-                                            model: destinationModel)
-        for (i, entity) in entities.enumerated() {
-            let isHost = entity.kind == .host
-            let anomaly = handle(kind: entity.kind, vector: entity.vector, score: isHost ? hostScores?[i] : destinationScores?[i],
-                                 model: isHost ? hostModel : destinationModel, nowNs: now, subject: .entity(entity))
-            if let anomaly { out.append(anomaly) }
+        sliceStart = 0
+        while sliceStart < touched.count {
+            let entities = tracker.vectors(of: touched, in: sliceStart..<min(sliceStart + Self.flowSlice, touched.count))
+            sliceStart += entities.count
+            // Thin vectors are never scored (see `handle`).
+            let hostScores = Self.scores(entities.map { $0.kind == .host && !$0.isThin ? $0.vector : nil }, model: hostModel)
+            let destinationScores = Self.scores(entities.map { $0.kind == .destination && !$0.isThin ? $0.vector : nil },
+                                                model: destinationModel)
+            for (i, entity) in entities.enumerated() {
+                let isHost = entity.kind == .host
+                let anomaly = handle(kind: entity.kind, vector: entity.vector, score: isHost ? hostScores?[i] : destinationScores?[i],
+                                     model: isHost ? hostModel : destinationModel, nowNs: now, subject: .entity(entity))
+                if let anomaly { out.append(anomaly) }
+            }
         }
+        tracker.endPoll(flows: flows, nowNs: now)
         finishLearningIfDue(nowNs: now)
         if configuration.retrainIntervalSeconds > 0, let last = lastRetrainNs,
            Double(now &- last) / 1e9 >= configuration.retrainIntervalSeconds {
@@ -143,8 +150,9 @@ public struct Detector: Sendable {
         return grouper.group(out, nowNs: now)
     }
 
-    /// Records whose flow vectors are built and scored together: enough
-    /// for the batched walk, few enough that the vectors stay small beside the batch.
+    /// Records whose flow vectors, or entities whose vectors, are built and
+    /// scored together: enough for the batched walk, few enough that the
+    /// vectors stay small beside the batch.
     static let flowSlice = 4096
 
     /// Scores of the given vectors (nil entries are skipped and get no

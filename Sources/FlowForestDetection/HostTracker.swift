@@ -124,8 +124,32 @@ public struct HostTracker: Sendable {
 
     /// Adds one poll's records, as `flows` (already holding them) saw
     /// them, and returns a vector for every host and destination whose
-    /// traffic changed in it.
+    /// traffic changed in it: ``beginPoll(_:flows:nowNs:)``, every vector,
+    /// ``endPoll(flows:nowNs:)``.
     public mutating func update(_ changes: [FlowChange], flows: FlowLedger, nowNs: UInt64) -> [EntityVector] {
+        let touched = beginPoll(changes, flows: flows, nowNs: nowNs)
+        let out = vectors(of: touched, in: 0..<touched.count)
+        endPoll(flows: flows, nowNs: nowNs)
+        return out
+    }
+
+    /// The hosts and destinations whose traffic changed in a poll, by slot:
+    /// what ``vectors(of:in:)`` builds vectors for, until ``endPoll(flows:nowNs:)``.
+    public struct TouchedEntities: Sendable {
+        fileprivate var hosts: [Int32] = []
+        fileprivate var destinations: [Int32] = []
+
+        /// Hosts first, then destinations.
+        public var count: Int { hosts.count + destinations.count }
+    }
+
+    /// Adds one poll's records, as `flows` (already holding them) saw them,
+    /// and returns the entities they changed. Their vectors are then built
+    /// a slice at a time (``vectors(of:in:)``), so a poll that changes a
+    /// hundred thousand hosts (a forged flood's admitted sources, ending
+    /// together) never holds a vector for each; ``endPoll(flows:nowNs:)``
+    /// closes the poll, and no other change may come in between.
+    public mutating func beginPoll(_ changes: [FlowChange], flows: FlowLedger, nowNs: UInt64) -> TouchedEntities {
         hostArrivals.refill(limit: limits.entities)
         destinationArrivals.refill(limit: limits.entities)
         beacons.beginPoll()
@@ -133,15 +157,32 @@ public struct HostTracker: Sendable {
         // into the loop's element.
         for i in changes.indices { add(changes[i], changes[i].record, nowNs: nowNs) }
         countSlowFlows(flows, nowNs: nowNs)
-        var out: [EntityVector] = []
-        for slot in hosts.slots where hosts[slot].touched {
-            out.append(Self.entityVector(.host, hosts.key(at: slot), hosts[slot], vector: hostVector(hosts[slot])))
+        var touched = TouchedEntities()
+        for slot in hosts.slots where hosts[slot].touched { touched.hosts.append(Int32(slot)) }
+        for slot in destinations.slots where destinations[slot].touched { touched.destinations.append(Int32(slot)) }
+        return touched
+    }
+
+    /// The vectors of the touched entities numbered `range` (hosts first,
+    /// then destinations, in slot order).
+    public func vectors(of touched: TouchedEntities, in range: Range<Int>) -> [EntityVector] {
+        range.map { i in
+            if i < touched.hosts.count {
+                let slot = Int(touched.hosts[i])
+                return Self.entityVector(.host, hosts.key(at: slot), hosts[slot], vector: hostVector(hosts[slot]))
+            }
+            let slot = Int(touched.destinations[i - touched.hosts.count])
+            return Self.entityVector(.destination, destinations.key(at: slot), destinations[slot],
+                                     vector: destinationVector(destinations[slot]))
         }
-        for slot in destinations.slots where destinations[slot].touched {
-            out.append(Self.entityVector(.destination, destinations.key(at: slot), destinations[slot], vector: destinationVector(destinations[slot])))
-        }
-        Self.endPoll(&hosts)
-        Self.endPoll(&destinations)
+    }
+
+    /// Closes the poll ``beginPoll(_:flows:nowNs:)`` began: clears the
+    /// touched marks, forgets idle entities and keeps the tables within
+    /// their limits.
+    public mutating func endPoll(flows: FlowLedger, nowNs: UInt64) {
+        Self.clearPoll(&hosts)
+        Self.clearPoll(&destinations)
         if nowNs &- lastSweepNs > 10_000_000_000 { forgetIdle(nowNs: nowNs, flows: flows) }
         enforceLimits()
         statistics.trackedFlows = flows.count
@@ -150,7 +191,6 @@ public struct HostTracker: Sendable {
         statistics.trackedDestinations = destinations.count
         statistics.trackedPairs = beacons.count
         statistics.pairsEvicted = beacons.evicted
-        return out
     }
 
     /// An entity's vector as of this poll, naming its main peer with that
@@ -163,7 +203,7 @@ public struct HostTracker: Sendable {
                             recentFlowIDs: e.recent)
     }
 
-    private static func endPoll(_ entities: inout TrackerTable<IPAddress, WindowedStatistics>) {
+    private static func clearPoll(_ entities: inout TrackerTable<IPAddress, WindowedStatistics>) {
         for slot in entities.slots { entities[slot].endPoll() }
     }
 

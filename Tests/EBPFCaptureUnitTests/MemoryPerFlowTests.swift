@@ -172,6 +172,73 @@ struct MemoryPerFlowTests {
         withExtendedLifetime((detector, ledger)) {}
     }
 
+    /// The poll in which a forged flood's admitted flows time out together
+    /// while the kernel admits as many new sources: it changes every held
+    /// host. The detector builds and scores host vectors a slice at a time
+    /// (``HostTracker/vectors(of:in:)``), so the poll's peak holds a few
+    /// hundred bytes a record beyond what it started with (395 measured):
+    /// the ledger's changes, a slice's vectors, what the tables keep. A
+    /// vector for every host at once held 1,046.
+    @Test("a poll that ends a flood's admitted flows holds no vector for every host at its peak")
+    func massTimeout() throws {
+        let n = 65_536
+        var detector = Detector(configuration: DetectorConfiguration(), sensor: "memory")
+        var ledger = FlowLedger()
+        let victim = IPAddress(ipv4: 0xC612_0102)
+        var id: UInt64 = 0
+        func admitted(at now: UInt64) -> [FlowRecord] {
+            (0..<n).map { _ -> FlowRecord in
+                id += 1
+                var r = FlowRecord(id: id, sourceAddress: IPAddress(ipv4: 0x0B00_0000 | UInt32(id)), destinationAddress: victim,
+                                   sourcePort: UInt16(1024 + id % 60_000), destinationPort: 80, ipProtocol: IPProtocol.tcp)
+                r.forward.packets = 1
+                r.forward.bytes = 40
+                r.forward.synCount = 1
+                r.forward.firstSeenNs = now
+                r.forward.lastSeenNs = now
+                return r
+            }
+        }
+        var open = admitted(at: Self.t0)
+        var peaks: [Int] = []
+        for p in 0..<3 {
+            let now = Self.t0 + UInt64(p) * 15 * Self.second
+            var records = open
+            if p > 0 {
+                for i in records.indices {
+                    records[i].state = .ended
+                    records[i].endReason = .idle
+                }
+                open = admitted(at: now)
+                records += open
+            }
+            ff_heap_trim()
+            let before = Self.residentKiB("VmRSS:")
+            try #require(Self.resetResidentPeak(), "cannot reset VmHWM through /proc/self/clear_refs")
+            let batch = FlowBatch(timeNs: now + 500_000_000, records: records, statistics: CaptureStatistics(), activeFlows: 0)
+            _ = detector.process(batch, changes: ledger.apply(records, origin: "tc", nowNs: batch.timeNs), flows: ledger)
+            peaks.append((Self.residentKiB("VmHWM:") - before) * 1024 / records.count)
+        }
+        print("a flood's admitted flows ending (\(n)) as \(n) new ones come: peak bytes above the poll's start per record, each poll: \(peaks)")
+        #expect(detector.status.tracker.trackedHosts >= n, "every source held: the poll changed them all")
+        #expect(peaks[2] < 600, "poll peak \(peaks[2]) bytes a record")
+        withExtendedLifetime((detector, ledger)) {}
+    }
+
+    /// A `/proc/self/status` figure in KiB (VmRSS, VmHWM).
+    static func residentKiB(_ field: String) -> Int {
+        let text = (try? String(contentsOfFile: "/proc/self/status", encoding: .utf8)) ?? ""
+        let line = text.split(separator: "\n").first { $0.hasPrefix(field) }
+        return line.flatMap { $0.split(separator: " ").dropFirst().first }.flatMap { Int($0) } ?? 0
+    }
+
+    /// Starts VmHWM again from the current resident size (proc(5), clear_refs).
+    static func resetResidentPeak() -> Bool {
+        guard let f = fopen("/proc/self/clear_refs", "w") else { return false }
+        let written = fputs("5", f) >= 0
+        return fclose(f) == 0 && written
+    }
+
     @Test("a tracker slot is fixed-size (docs/operations.md, Memory)")
     func trackerSlotSize() {
         #expect(MemoryLayout<KernelFlowTracker.Slot>.stride == 104)
