@@ -8,7 +8,7 @@ import FlowForestCore
 struct BeaconHistories {
     /// One source's last connections to one destination service, oldest first.
     struct PairHistory {
-        var starts: [BeaconScore.Start]
+        var starts: InlineFirstArray<BeaconScore.Start>
         /// The gaps between connections that have left `starts`.
         var earlier = BeaconScore.EarlierGaps()
         /// When it entered the table (``ArrivalQueue``).
@@ -46,7 +46,7 @@ struct BeaconHistories {
     mutating func noteStart(_ r: FlowRecord) -> Double {
         let key = BeaconScore.PairKey(r)
         // Taken out of the table (swapped) so storing it back does not copy it.
-        var history = PairHistory(starts: [], arrival: 0)
+        var history = PairHistory(starts: InlineFirstArray(), arrival: 0)
         let slot = pairs.slot(of: key)
         if let slot { swap(&history, &pairs[slot]) }
         BeaconScore.record(BeaconScore.Start(r), in: &history.starts, earlier: &history.earlier)

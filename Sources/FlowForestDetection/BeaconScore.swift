@@ -91,7 +91,7 @@ enum BeaconScore {
     /// Adds a connection to a pair's history, keeping it in start order (a
     /// poll reports its new flows in no particular order) and at most
     /// ``history`` long; the gaps of the connections it pushes out go to `earlier`.
-    static func record(_ start: Start, in series: inout [Start], earlier: inout EarlierGaps) {
+    static func record(_ start: Start, in series: inout InlineFirstArray<Start>, earlier: inout EarlierGaps) {
         let position = series.lastIndex { $0.startNs <= start.startNs }.map { $0 + 1 } ?? 0
         series.insert(start, at: position)
         guard series.count > history else { return }
@@ -116,7 +116,7 @@ enum BeaconScore {
     /// per cent of jitter sits near the certainty line over seven gaps and
     /// crosses it as its gaps add up; a client that only now and then lines
     /// up seven gaps does not keep it up over twenty.
-    static func regularity(_ series: [Start], earlier: EarlierGaps = EarlierGaps()) -> Double {
+    static func regularity(_ series: some BidirectionalCollection<Start>, earlier: EarlierGaps = EarlierGaps()) -> Double {
         // Among thousands of forged flood sources each sending a few lone SYNs, some
         // short series look regular by chance; a series with probes in it (a beacon
         // to a dead or refusing server, or one-way datagrams) must fill the history.

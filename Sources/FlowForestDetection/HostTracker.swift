@@ -200,7 +200,7 @@ public struct HostTracker: Sendable {
         let main = e.mainPeer
         return EntityVector(kind: kind, address: address, peer: main?.peer, ipProtocol: main?.ipProtocol ?? e.ipProtocol,
                             port: main?.port ?? e.port, observationPoint: e.observationPoint, vector: vector,
-                            recentFlowIDs: e.recent)
+                            recentFlowIDs: Array(e.recent))
     }
 
     private static func clearPoll(_ entities: inout TrackerTable<IPAddress, WindowedStatistics>) {

@@ -32,12 +32,12 @@ struct WindowedStatistics {
     /// ``trackedPeers`` counters (each count at most the peer's true one,
     /// and short of it by at most pollRecords / (trackedPeers + 1)), and all
     /// of this poll's records.
-    var peers: [PeerRecords] = []
+    var peers = InlineFirstArray<PeerRecords>()
     var pollRecords = 0
     /// The protocol and destination port of the latest flow.
     var ipProtocol: UInt8 = 0
     var port: UInt16 = 0
-    var recent: [UInt64] = []
+    var recent = InlineFirstArray<UInt64>()
     /// Where the latest flow was observed: the capture interface or, for a
     /// collected flow, its exporter. Kept across polls: it names the entity's
     /// anomaly, as the protocol and port do. Held inline (with the flow's

@@ -86,7 +86,7 @@ struct BeaconTests {
     /// first reaches certain regularity, its history kept as the tracker
     /// keeps it; `earlier` false scores the last eight connections alone.
     static func firstCertain(gaps: [Double], earlier useEarlier: Bool = true) -> Int? {
-        var series: [BeaconScore.Start] = [], earlier = BeaconScore.EarlierGaps()
+        var series = InlineFirstArray<BeaconScore.Start>(), earlier = BeaconScore.EarlierGaps()
         for (i, start) in starts(gaps).enumerated() {
             BeaconScore.record(start, in: &series, earlier: &earlier)
             let value = useEarlier ? BeaconScore.regularity(series, earlier: earlier) : BeaconScore.regularity(series)
@@ -100,7 +100,7 @@ struct BeaconTests {
         var rng = SeededGenerator(seed: 8)
         for n in [8, 9, 12, 30] {
             let gaps = (0..<n).map { _ in 0.5 + 4 * rng.unit() }
-            var series: [BeaconScore.Start] = [], earlier = BeaconScore.EarlierGaps()
+            var series = InlineFirstArray<BeaconScore.Start>(), earlier = BeaconScore.EarlierGaps()
             for start in Self.starts(gaps) { BeaconScore.record(start, in: &series, earlier: &earlier) }
             #expect(series.count == BeaconScore.history && earlier.count == n + 1 - BeaconScore.history)
             let window = zip(series.dropFirst(), series).map { Double($0.startNs - $1.startNs) }
