@@ -11,6 +11,8 @@ import Synchronization
 public final class NetworkLab: @unchecked Sendable {
     // @unchecked: mutable bookkeeping is guarded by `lock`.
     private let lock = NSLock()
+    /// Held for a whole teardown (``teardown()``).
+    private let teardownLock = NSLock()
     private var namespaces: [String] = []
     private var background: [Process] = []
     /// Unique per lab: namespace and interface names carry it.
@@ -147,8 +149,12 @@ public final class NetworkLab: @unchecked Sendable {
     }
 
     /// Kills every process in the lab's namespaces and deletes them
-    /// (their veths go with them). Safe to call more than once.
+    /// (their veths go with them). Safe to call more than once, also from
+    /// two threads (an interrupt's handler and the lab's owner): a second
+    /// call returns only once the first has removed everything.
     public func teardown() {
+        teardownLock.lock()
+        defer { teardownLock.unlock() }
         let (spawned, names) = lock.withLock { () -> ([Process], [String]) in
             defer { background.removeAll(); namespaces.removeAll() }
             return (background, namespaces)

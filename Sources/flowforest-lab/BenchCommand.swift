@@ -149,6 +149,17 @@ struct BenchCommand: AsyncParsableCommand {
 
 /// One bench run's lab, generator and measurements.
 struct Bench {
+    /// Removes this process's work directories (`flowforest-bench-<mode>-<pid>`,
+    /// `flowforest-bench-collector-<pid>-<collector>`), for an interrupted run.
+    static func removeWorkDirectories() {
+        let temporary = FileManager.default.temporaryDirectory
+        let pid = "-\(getpid())"
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: temporary.path)) ?? []
+        for name in names where name.hasPrefix("flowforest-bench-") && (name.hasSuffix(pid) || name.contains(pid + "-")) {
+            try? FileManager.default.removeItem(at: temporary.appendingPathComponent(name))
+        }
+    }
+
     let packets: Int
     /// Times each mode is measured per scenario (``BenchCommand/rounds``).
     let rounds: Int
@@ -227,7 +238,15 @@ struct Bench {
     /// interfaces, one after another.
     func scenario(frameBytes: Int, flows: Int, generators: Int, modes: [BenchCommand.Mode]) async throws -> [Row] {
         let lab = try NetworkLab()
-        defer { lab.teardown() }
+        // An interrupted bench leaves no namespace, process or work directory.
+        let interruption = InterruptTeardown("bench") {
+            lab.teardown()
+            Bench.removeWorkDirectories()
+        }
+        defer {
+            interruption.cancel()
+            lab.teardown()
+        }
         let gen = try lab.addNamespace("gen"), sen = try lab.addNamespace("sen")
         for ns in [gen, sen] {
             // No IPv6 neighbour discovery or MLD frames in the packet counts.

@@ -68,23 +68,13 @@ struct EvalCommand: AsyncParsableCommand {
         try FileManager.default.createDirectory(at: work, withIntermediateDirectories: true)
         Evaluation.unblockSignals()
         let traffic = try TrafficLab(workDirectory: work)
-        // The lab must not outlive an interrupted run. The teardown runs ip(8) and
-        // takes a lock, neither of which is safe inside a signal handler, so the
-        // signals arrive through dispatch sources instead.
-        let interruptions = [SIGINT, SIGTERM].map { number -> any DispatchSourceSignal in
-            signal(number, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-            source.setEventHandler {
-                FileHandle.standardError.write(Data("eval: interrupted, removing the lab\n".utf8))
-                traffic.teardown()
-                try? FileManager.default.removeItem(at: work)
-                Glibc.exit(130)
-            }
-            source.resume()
-            return source
+        // The lab must not outlive an interrupted run.
+        let interruption = InterruptTeardown("eval") {
+            traffic.teardown()
+            try? FileManager.default.removeItem(at: work)
         }
         defer {
-            interruptions.forEach { $0.cancel() }
+            interruption.cancel()
             traffic.teardown()
             try? FileManager.default.removeItem(at: work)
         }
