@@ -142,13 +142,7 @@ struct MemoryPerFlowTests {
             let now = Self.t0 + UInt64(p) * Self.second
             let records = (0..<perPoll).map { _ -> FlowRecord in
                 id += 1
-                var r = FlowRecord(id: id, sourceAddress: IPAddress(ipv4: 0x0B00_0000 | UInt32(id)), destinationAddress: victim,
-                                   sourcePort: UInt16(1024 + id % 60_000), destinationPort: 80, ipProtocol: IPProtocol.tcp)
-                r.forward.packets = 1
-                r.forward.bytes = 40
-                r.forward.synCount = 1
-                r.forward.firstSeenNs = now
-                r.forward.lastSeenNs = now
+                var r = Self.forgedSyn(id: id, to: victim, at: now)
                 r.state = .ended
                 r.endReason = .idle
                 return r
@@ -189,14 +183,7 @@ struct MemoryPerFlowTests {
         func admitted(at now: UInt64) -> [FlowRecord] {
             (0..<n).map { _ -> FlowRecord in
                 id += 1
-                var r = FlowRecord(id: id, sourceAddress: IPAddress(ipv4: 0x0B00_0000 | UInt32(id)), destinationAddress: victim,
-                                   sourcePort: UInt16(1024 + id % 60_000), destinationPort: 80, ipProtocol: IPProtocol.tcp)
-                r.forward.packets = 1
-                r.forward.bytes = 40
-                r.forward.synCount = 1
-                r.forward.firstSeenNs = now
-                r.forward.lastSeenNs = now
-                return r
+                return Self.forgedSyn(id: id, to: victim, at: now)
             }
         }
         var open = admitted(at: Self.t0)
@@ -223,6 +210,18 @@ struct MemoryPerFlowTests {
         #expect(detector.status.tracker.trackedHosts >= n, "every source held: the poll changed them all")
         #expect(peaks[2] < 600, "poll peak \(peaks[2]) bytes a record")
         withExtendedLifetime((detector, ledger)) {}
+    }
+
+    /// Flow `id` of a forged-source flood: one SYN from its own address to `victim`'s port 80.
+    static func forgedSyn(id: UInt64, to victim: IPAddress, at now: UInt64) -> FlowRecord {
+        var r = FlowRecord(id: id, sourceAddress: IPAddress(ipv4: 0x0B00_0000 | UInt32(truncatingIfNeeded: id)), destinationAddress: victim,
+                           sourcePort: UInt16(1024 + id % 60_000), destinationPort: 80, ipProtocol: IPProtocol.tcp)
+        r.forward.packets = 1
+        r.forward.bytes = 40
+        r.forward.synCount = 1
+        r.forward.firstSeenNs = now
+        r.forward.lastSeenNs = now
+        return r
     }
 
     /// A `/proc/self/status` figure in KiB (VmRSS, VmHWM).
