@@ -231,7 +231,7 @@ let package = Package(
         .testTarget(
             name: "FlowForestPipelineTests",
             dependencies: [
-                "FlowForestPipeline", "FlowForestDetection", "FlowForestCore",
+                "FlowForestPipeline", "FlowForestDetection", "FlowForestCore", "FlowForestTestSupport",
                 .product(name: "Logging", package: "swift-log"), .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "MetricsTestKit", package: "swift-metrics"),
             ],
@@ -250,7 +250,7 @@ let package = Package(
         // The drainer's bookkeeping without BPF: runs in the unit tier, no root.
         .testTarget(
             name: "EBPFCaptureUnitTests",
-            dependencies: ["EBPFCapture", "FlowForestCore", "FlowForestDetection", "CHeapStatistics"],
+            dependencies: ["EBPFCapture", "FlowForestCore", "FlowForestDetection", "CHeapStatistics", "FlowForestTestSupport"],
             swiftSettings: swiftSettings
         ),
         // Test tooling shared by test targets: a throwaway PostgreSQL server, seeded fuzzing, flow collectors (nfcapd, nfacctd).

@@ -1,6 +1,7 @@
 import CHeapStatistics
 import FlowForestCore
 import FlowForestDetection
+import FlowForestTestSupport
 import Foundation
 import Testing
 @testable import EBPFCapture
@@ -214,14 +215,8 @@ struct MemoryPerFlowTests {
 
     /// Flow `id` of a forged-source flood: one SYN from its own address to `victim`'s port 80.
     static func forgedSyn(id: UInt64, to victim: IPAddress, at now: UInt64) -> FlowRecord {
-        var r = FlowRecord(id: id, sourceAddress: IPAddress(ipv4: 0x0B00_0000 | UInt32(truncatingIfNeeded: id)), destinationAddress: victim,
-                           sourcePort: UInt16(1024 + id % 60_000), destinationPort: 80, ipProtocol: IPProtocol.tcp)
-        r.forward.packets = 1
-        r.forward.bytes = 40
-        r.forward.synCount = 1
-        r.forward.firstSeenNs = now
-        r.forward.lastSeenNs = now
-        return r
+        FlowRecord.loneSyn(id: id, from: IPAddress(ipv4: 0x0B00_0000 | UInt32(truncatingIfNeeded: id)), to: victim,
+                           sourcePort: UInt16(1024 + id % 60_000), destinationPort: 80, at: now, bytes: 40)
     }
 
     /// A `/proc/self/status` figure in KiB (VmRSS, VmHWM).

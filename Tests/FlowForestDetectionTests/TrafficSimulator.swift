@@ -1,4 +1,5 @@
 import FlowForestCore
+import FlowForestTestSupport
 @testable import FlowForestDetection
 
 /// Packets of synthetic but protocol-faithful traffic pushed through the
@@ -18,14 +19,7 @@ struct TrafficSimulator {
     /// The record of a lone SYN that nothing answered (a probe, a forged packet), seen at `t`.
     static func unansweredSyn(id: UInt64, from source: IPAddress, to destination: IPAddress, sourcePort: UInt16,
                               destinationPort: UInt16, at t: UInt64) -> FlowRecord {
-        var r = FlowRecord(id: id, sourceAddress: source, destinationAddress: destination, sourcePort: sourcePort,
-                           destinationPort: destinationPort, ipProtocol: IPProtocol.tcp)
-        r.forward.packets = 1
-        r.forward.bytes = 44
-        r.forward.synCount = 1
-        r.forward.firstSeenNs = t
-        r.forward.lastSeenNs = t
-        return r
+        FlowRecord.loneSyn(id: id, from: source, to: destination, sourcePort: sourcePort, destinationPort: destinationPort, at: t)
     }
 
     mutating func ephemeralPort() -> UInt16 {

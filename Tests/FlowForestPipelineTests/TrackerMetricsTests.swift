@@ -1,6 +1,7 @@
 import FlowForestCore
 import FlowForestDetection
 import FlowForestPipeline
+import FlowForestTestSupport
 import Logging
 import MetricsTestKit
 import Testing
@@ -18,15 +19,9 @@ struct TrackerMetricsTests {
                                 logger: Logger(label: "t"), metricsFactory: metrics)
         let t0: UInt64 = 1_764_000_000_000_000_000
         let victim = IPAddress("198.18.1.2")!
-        let records = (1...1000).map { i -> FlowRecord in
-            var r = FlowRecord(id: UInt64(i), sourceAddress: IPAddress(ipv4: 0xC613_0000 | UInt32(i)), destinationAddress: victim,
-                               sourcePort: UInt16(1024 + i), destinationPort: 80, ipProtocol: IPProtocol.tcp)
-            r.forward.packets = 1
-            r.forward.bytes = 40
-            r.forward.synCount = 1
-            r.forward.firstSeenNs = t0
-            r.forward.lastSeenNs = t0
-            return r
+        let records = (1...1000).map { i in
+            FlowRecord.loneSyn(id: UInt64(i), from: IPAddress(ipv4: 0xC613_0000 | UInt32(i)), to: victim, sourcePort: UInt16(1024 + i),
+                               destinationPort: 80, at: t0, bytes: 40)
         }
         await pipeline.process(FlowBatch(timeNs: t0 + 500_000_000, records: records, statistics: CaptureStatistics(),
                                          activeFlows: records.count), mode: "tc")
