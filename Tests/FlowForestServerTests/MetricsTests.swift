@@ -55,9 +55,10 @@ struct MetricsTests {
             ])
             // Reaped on its own thread: nothing here waits for the exit.
             defer { prometheus.send(SIGKILL) }
-            func query(_ q: String) async throws -> String {
-                try await ChildProcess.output("/usr/bin/curl", ["-s", "--max-time", "2", "--get", "--data-urlencode", "query=\(q)",
-                                                               "http://127.0.0.1:\(promPort)/api/v1/query"], acceptExit: [0, 7, 28])
+            func query(_ q: String, at time: String? = nil) async throws -> String {
+                try await ChildProcess.output("/usr/bin/curl", ["-s", "--max-time", "2", "--get", "--data-urlencode", "query=\(q)"]
+                                              + (time.map { ["--data-urlencode", "time=\($0)"] } ?? [])
+                                              + ["http://127.0.0.1:\(promPort)/api/v1/query"], acceptExit: [0, 7, 28])
             }
             var answer = ""
             try await waitFor("Prometheus to scrape flowforest_ingest_records_total", seconds: 30) {
@@ -66,9 +67,12 @@ struct MetricsTests {
             }
             // The four ingested records, as Prometheus scraped them.
             #expect(answer.contains("\"4\""), "\(answer)")
-            let up = try await query("up{job=\"flowforest\"}")
+            // The other series as of that same scrape: at "now", a later scrape that
+            // timed out on a loaded machine would have marked them stale.
+            let scraped = try #require(answer.firstMatch(of: /"value":\[([0-9.]+),/)?.1, "\(answer)")
+            let up = try await query("up{job=\"flowforest\"}", at: String(scraped))
             #expect(up.contains("\"1\""), "\(up)")
-            let start = try await query("process_start_time_seconds")
+            let start = try await query("process_start_time_seconds", at: String(scraped))
             #expect(start.contains("\"value\""), "\(start)")
         }
     }
