@@ -96,15 +96,32 @@ public struct Detector: Sendable {
     public mutating func process(_ batch: FlowBatch, changes: [FlowChange], flows: FlowLedger) -> [Anomaly] {
         let now = batch.timeNs
         if startNs == nil { startNs = now }
-        var out: [Anomaly] = []
         // The model only changes after the batch (learning, retraining), so
         // each kind's vectors are scored together, sixteen walks at a time.
+        var out = scoreFlows(batch.records, nowNs: now)
+        let touched = tracker.beginPoll(changes, flows: flows, nowNs: now)
+        out += scoreEntities(touched, nowNs: now)
+        tracker.endPoll(flows: flows, nowNs: now)
+        finishLearningIfDue(nowNs: now)
+        if configuration.retrainIntervalSeconds > 0, let last = lastRetrainNs,
+           Double(now &- last) / 1e9 >= configuration.retrainIntervalSeconds {
+            retrain(nowNs: now)
+        }
+        // Marked before grouping: a group's report leaves out the members'
+        // own addresses and ports, so a rule naming them would not match it.
+        for i in out.indices where expectedRules.contains(where: { $0.matches(out[i], nowMs: out[i].timeMs) }) {
+            out[i].suppressed = true
+        }
+        return grouper.group(out, nowNs: now)
+    }
+
+    /// Flow vectors a slice of records at a time: a poll that ends a million
+    /// flows would otherwise hold a vector (and a row) for each. Only interim
+    /// and ended records are scored: their states are read in place, and
+    /// only those records are copied.
+    private mutating func scoreFlows(_ records: [FlowRecord], nowNs now: UInt64) -> [Anomaly] {
         let flowModel = model?[.flow]
-        // Flow vectors a slice of records at a time: a poll that ends a
-        // million flows would otherwise hold a vector (and a row) for each.
-        // Only interim and ended records are scored: their states are read
-        // in place, and only those records are copied.
-        let records = batch.records
+        var out: [Anomaly] = []
         var sliceStart = 0
         while sliceStart < records.count {
             let slice = sliceStart..<min(sliceStart + Self.flowSlice, records.count)
@@ -118,10 +135,15 @@ public struct Detector: Sendable {
                 if let anomaly { out.append(anomaly) }
             }
         }
-        // Host and destination vectors likewise, a slice of them at a time.
-        let touched = tracker.beginPoll(changes, flows: flows, nowNs: now)
+        return out
+    }
+
+    /// Host and destination vectors of the entities this poll touched, a
+    /// slice of them at a time, as flow vectors are.
+    private mutating func scoreEntities(_ touched: HostTracker.TouchedEntities, nowNs now: UInt64) -> [Anomaly] {
         let hostModel = model?[.host], destinationModel = model?[.destination]
-        sliceStart = 0
+        var out: [Anomaly] = []
+        var sliceStart = 0
         while sliceStart < touched.count {
             let entities = tracker.vectors(of: touched, in: sliceStart..<min(sliceStart + Self.flowSlice, touched.count))
             sliceStart += entities.count
@@ -136,18 +158,7 @@ public struct Detector: Sendable {
                 if let anomaly { out.append(anomaly) }
             }
         }
-        tracker.endPoll(flows: flows, nowNs: now)
-        finishLearningIfDue(nowNs: now)
-        if configuration.retrainIntervalSeconds > 0, let last = lastRetrainNs,
-           Double(now &- last) / 1e9 >= configuration.retrainIntervalSeconds {
-            retrain(nowNs: now)
-        }
-        // Marked before grouping: a group's report leaves out the members'
-        // own addresses and ports, so a rule naming them would not match it.
-        for i in out.indices where expectedRules.contains(where: { $0.matches(out[i], nowMs: out[i].timeMs) }) {
-            out[i].suppressed = true
-        }
-        return grouper.group(out, nowNs: now)
+        return out
     }
 
     /// Records whose flow vectors, or entities whose vectors, are built and
