@@ -37,11 +37,13 @@ struct ChildRun: Sendable {
         let started = DispatchTime.now().uptimeNanoseconds
         let spawned = posix_spawnp(&pid, arguments[0], &actions, &attributes, argv, environ)
         guard spawned == 0 else { throw BenchError("cannot start \(arguments[0]): \(String(cString: strerror(spawned)))") }
+        ChildProcesses.shared.started(pid)
         var status: Int32 = 0
         var usage = rusage()
         while wait4(pid, &status, 0, &usage) < 0 {
             guard errno == EINTR else { throw BenchError("wait4 for \(arguments[0]): \(String(cString: strerror(errno)))") }
         }
+        ChildProcesses.shared.reaped(pid)
         let wall = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
         func seconds(_ t: timeval) -> Double { Double(t.tv_sec) + Double(t.tv_usec) / 1e6 }
         // Exited normally: low 7 bits 0, the code in the next byte; otherwise the signal, negated.

@@ -60,12 +60,14 @@ struct CollectorBench: Sendable {
         let handle = try FileHandle(forWritingTo: log)
         (p.standardOutput, p.standardError) = (handle, handle)
         try Command.startUnblocked(p)
+        ChildProcesses.shared.started(p.processIdentifier)
         return p
     }
 
     private func stop(_ p: Process, signal: Int32) {
         if p.isRunning { kill(p.processIdentifier, signal) }
         p.waitUntilExit()
+        ChildProcesses.shared.reaped(p.processIdentifier)
     }
 
     private func measureFlowForest(port: UInt16, dir: URL) throws -> Result {

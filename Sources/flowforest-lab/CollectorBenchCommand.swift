@@ -57,6 +57,12 @@ struct CollectorBenchCommand: AsyncParsableCommand {
         if let model, !FileManager.default.fileExists(atPath: model) { throw failure("--model \(model): no such file") }
         let senderCore = core == 0 ? 1 : 0
         _ = try Command.check(["taskset", "-apc", "\(senderCore)", "\(getpid())"])
+        // An interrupted bench leaves no collector running and no work directory.
+        let interruption = InterruptTeardown("bench-collector") {
+            ChildProcesses.shared.terminateAll()
+            Bench.removeWorkDirectories()
+        }
+        defer { interruption.cancel() }
         let set = CollectorBenchDatagrams(flows: flows)
         print("\(set.datagrams.count) datagrams, \(set.records) records (\(flows) flows, NetFlow v9 and IPFIX); collectors on core \(core)")
         var results: [CollectorBench.Result] = []

@@ -65,6 +65,18 @@ struct OfflineBenchCommand: AsyncParsableCommand {
         defer {
             if out == nil { try? FileManager.default.removeItem(at: dir) }
         }
+        // An interrupted bench leaves no tool running and no work directory
+        // (with --out, the capture file stays).
+        let keep = out != nil
+        let interruption = InterruptTeardown("bench-offline") {
+            ChildProcesses.shared.terminateAll()
+            if keep {
+                Self.removeWorkDirectories(in: dir)
+            } else {
+                try? FileManager.default.removeItem(at: dir)
+            }
+        }
+        defer { interruption.cancel() }
         let totals = try await write(capture)
         let bench = OfflineBench(capture: capture, totals: totals, daemon: daemon, model: model.map { URL(fileURLWithPath: $0).path }, dir: dir)
         let tools: [OfflineBench.Tool] = model == nil ? [.flowforest, .nfpcapd] : [.flowforest, .flowforestModel, .nfpcapd]
@@ -104,6 +116,14 @@ struct OfflineBenchCommand: AsyncParsableCommand {
               + String(format: "%.1f s of packet time, %.0f MiB; written in %.1f s", totals.spanSeconds, Double(totals.fileBytes) / 1_048_576,
                        Date().timeIntervalSince(started)))
         return totals
+    }
+
+    /// The tools' work directories in `dir` ("TOOL-ROUND", ``OfflineBench/measure(_:round:)``):
+    /// nothing else of a directory the user named.
+    private static func removeWorkDirectories(in dir: URL) {
+        for tool in OfflineBench.Tool.allCases {
+            for round in 1...20 { try? FileManager.default.removeItem(at: dir.appendingPathComponent("\(tool.rawValue)-\(round)")) }
+        }
     }
 
     private static func onPath(_ tool: String) -> Bool {
