@@ -21,8 +21,7 @@ struct IngestRecord: Decodable {
 
     init(from decoder: any Decoder) throws {
         let all = try decoder.container(keyedBy: AnyKey.self)
-        let known = Set(Key.allCases.map(\.rawValue))
-        if let unknown = all.allKeys.first(where: { !known.contains($0.stringValue) }) {
+        if let unknown = all.allKeys.first(where: { !Self.knownKeys.contains($0.stringValue) }) {
             throw DecodingError.dataCorruptedError(forKey: unknown, in: all, debugDescription: "unknown field")
         }
         let c = try decoder.container(keyedBy: Key.self)
@@ -48,55 +47,74 @@ struct IngestRecord: Decodable {
         for key in [Key.protocol, .timestamp] where !c.contains(key) {
             throw DecodingError.keyNotFound(key, .init(codingPath: c.codingPath, debugDescription: "missing"))
         }
-        let protocolNumber: UInt8
-        if let number = try? c.decode(Int.self, forKey: .protocol) {
-            guard (0...255).contains(number) else {
-                throw DecodingError.dataCorruptedError(forKey: .protocol, in: c, debugDescription: "protocol number \(number) outside 0...255")
-            }
-            protocolNumber = UInt8(number)
-        } else if let name = try? c.decode(String.self, forKey: .protocol) {
-            guard let n = IPProtocol.number(name) else {
-                throw DecodingError.dataCorruptedError(forKey: .protocol, in: c, debugDescription: "unknown protocol \"\(API.quoted(name))\"")
-            }
-            protocolNumber = n
-        } else {
-            throw DecodingError.dataCorruptedError(forKey: .protocol, in: c, debugDescription: "expected a protocol name or number")
-        }
+        let protocolNumber = try Self.protocolNumber(c)
         let length = try c.decode(Int.self, forKey: .length)
         guard (20...65575).contains(length) else {
             throw DecodingError.dataCorruptedError(forKey: .length, in: c, debugDescription: "IP length \(length) outside 20...65575")
         }
-        let timestampNs: UInt64
+        let timestampNs = try Self.timestamp(c)
+        let flags = try Self.tcpFlags(c)
+        packet = PacketSummary(
+            timestampNs: timestampNs, source: src, destination: dst,
+            sourcePort: try port(.srcPort), destinationPort: try port(.dstPort), ipProtocol: protocolNumber,
+            ipLength: UInt32(length), tcpFlags: flags)
+    }
+
+    private typealias Fields = KeyedDecodingContainer<Key>
+
+    private static let knownKeys = Set(Key.allCases.map(\.rawValue))
+
+    /// `protocol`: a number, or a name such as "tcp".
+    private static func protocolNumber(_ c: Fields) throws -> UInt8 {
+        if let number = try? c.decode(Int.self, forKey: .protocol) {
+            guard (0...255).contains(number) else {
+                throw DecodingError.dataCorruptedError(forKey: .protocol, in: c, debugDescription: "protocol number \(number) outside 0...255")
+            }
+            return UInt8(number)
+        }
+        if let name = try? c.decode(String.self, forKey: .protocol) {
+            guard let n = IPProtocol.number(name) else {
+                throw DecodingError.dataCorruptedError(forKey: .protocol, in: c, debugDescription: "unknown protocol \"\(API.quoted(name))\"")
+            }
+            return n
+        }
+        throw DecodingError.dataCorruptedError(forKey: .protocol, in: c, debugDescription: "expected a protocol name or number")
+    }
+
+    /// `timestamp`: epoch seconds or RFC 3339 text, within the range FlowForest's times hold.
+    private static func timestamp(_ c: Fields) throws -> UInt64 {
         if let seconds = try? c.decode(Double.self, forKey: .timestamp) {
             // The range check also catches a value sent in ms or ns.
             guard seconds > 0, let ns = Timestamp.nanoseconds(epochSeconds: seconds) else {
                 throw DecodingError.dataCorruptedError(forKey: .timestamp, in: c, debugDescription: "epoch seconds \(seconds) outside \(Timestamp.rangeDescription)")
             }
-            timestampNs = ns
-        } else if let text = try? c.decode(String.self, forKey: .timestamp) {
+            return ns
+        }
+        if let text = try? c.decode(String.self, forKey: .timestamp) {
             guard let ns = Timestamp.parseRFC3339(text) else {
                 throw DecodingError.dataCorruptedError(forKey: .timestamp, in: c, debugDescription: "not an RFC 3339 time from \(Timestamp.rangeDescription): \"\(API.quoted(text))\"")
             }
-            timestampNs = ns
-        } else {
-            throw DecodingError.dataCorruptedError(forKey: .timestamp, in: c, debugDescription: "expected RFC 3339 text or epoch seconds")
+            return ns
         }
+        throw DecodingError.dataCorruptedError(forKey: .timestamp, in: c, debugDescription: "expected RFC 3339 text or epoch seconds")
+    }
+
+    private static let flagNames: [String: TCPFlags] = [
+        "FIN": .fin, "SYN": .syn, "RST": .rst, "PSH": .psh, "ACK": .ack, "URG": .urg, "ECE": .ece, "CWR": .cwr,
+    ]
+
+    /// `tcp_flags`: names, any ASCII case; absent is none.
+    private static func tcpFlags(_ c: Fields) throws -> TCPFlags {
         var flags: TCPFlags = []
-        if let names = try c.decodeIfPresent([String].self, forKey: .tcpFlags) {
-            let table: [String: TCPFlags] = ["FIN": .fin, "SYN": .syn, "RST": .rst, "PSH": .psh, "ACK": .ack, "URG": .urg, "ECE": .ece, "CWR": .cwr]
-            for name in names {
-                // ASCII case only: Unicode upper-casing would read "ſyn" as SYN.
-                let upper = String(decoding: name.utf8.map { $0 >= 0x61 && $0 <= 0x7A ? $0 - 0x20 : $0 }, as: UTF8.self)
-                guard let f = table[upper] else {
-                    throw DecodingError.dataCorruptedError(forKey: .tcpFlags, in: c, debugDescription: "unknown TCP flag \"\(API.quoted(name))\"")
-                }
-                flags.insert(f)
+        for name in try c.decodeIfPresent([String].self, forKey: .tcpFlags) ?? [] {
+            // ASCII case only: Unicode upper-casing would read "ſyn" as SYN.
+            let upper = String(decoding: name.utf8.map { $0 >= 0x61 && $0 <= 0x7A ? $0 - 0x20 : $0 }, as: UTF8.self)
+            guard let f = flagNames[upper] else {
+                throw DecodingError.dataCorruptedError(forKey: .tcpFlags, in: c, debugDescription: "unknown TCP flag \"\(API.quoted(name))\"")
             }
+            flags.insert(f)
         }
-        packet = PacketSummary(
-            timestampNs: timestampNs, source: src, destination: dst,
-            sourcePort: try port(.srcPort), destinationPort: try port(.dstPort), ipProtocol: protocolNumber,
-            ipLength: UInt32(length), tcpFlags: flags)
+        return flags
     }
 
     /// Decodes a whole request; any error names the record index and field.
