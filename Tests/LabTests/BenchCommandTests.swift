@@ -81,45 +81,22 @@ struct BenchCommandTests {
 
     @Test("an interrupted bench removes its lab: namespaces, the daemon under test and its work directory")
     func interrupted() async throws {
-        let bench = Process()
-        bench.executableURL = URL(fileURLWithPath: Binary.path)
+        func work(_ pid: pid_t) -> URL { FileManager.default.temporaryDirectory.appendingPathComponent("flowforest-bench-daemon-\(pid)") }
+        func log(_ pid: pid_t) -> URL { work(pid).appendingPathComponent("run.log") }
+        defer { NetworkLab.removeStale() }
         // Enough packets that the daemon still captures when the signal comes.
-        bench.arguments = ["bench", "--packets", "2000000", "--frame-size", "64", "--flows", "10", "--generators", "1",
-                           "--mode", "daemon", "--json", "/dev/null"]
-        bench.standardOutput = FileHandle.nullDevice
-        bench.standardError = FileHandle.nullDevice
-        // As from a shell: no signal blocked.
-        try Command.startUnblocked(bench)
-        defer {
-            if bench.isRunning { Command.killWithCommand(bench) }
-            NetworkLab.removeStale()
+        let run = try await InterruptedRun(Binary.path, ["bench", "--packets", "2000000", "--frame-size", "64", "--flows", "10",
+                                                         "--generators", "1", "--mode", "daemon", "--json", "/dev/null"],
+                                           waitingFor: "the bench's daemon to capture", timeout: 120, detail: { tail(log($0)) }) {
+            // Interrupted while the daemon captures in the lab.
+            ((try? String(contentsOf: log($0), encoding: .utf8)) ?? "").contains("capture started")
         }
-        let pid = bench.processIdentifier
-        let work = FileManager.default.temporaryDirectory.appendingPathComponent("flowforest-bench-daemon-\(pid)")
-        let log = work.appendingPathComponent("run.log")
-        // Interrupted while the daemon captures in the lab.
-        try await Wait.until("the bench's daemon to capture", timeout: 120, detail: { tail(log) }) {
-            !bench.isRunning || ((try? String(contentsOf: log, encoding: .utf8)) ?? "").contains("capture started")
-        }
-        try #require(bench.isRunning, "the bench ended before it was interrupted (status \(bench.terminationStatus))")
-        kill(pid, SIGTERM)
-        try await Wait.until("the bench to exit", timeout: 60) { !bench.isRunning }
-        #expect(bench.terminationReason == .exit && bench.terminationStatus == 130, "ended by \(bench.terminationReason == .exit ? "exit" : "signal") \(bench.terminationStatus)")
-        let tag = "fflab-\(pid)x"
+        #expect(run.exitedInterrupted, "ended by \(run.process.terminationReason == .exit ? "exit" : "signal") \(run.process.terminationStatus)")
+        let tag = "fflab-\(run.pid)x"
         let namespaces = try Command.run(["ip", "netns", "list"], timeout: 10).stdout
         #expect(!namespaces.contains(tag), "namespaces left: \(namespaces)")
-        let processes = Self.processes(mentioning: tag)
+        let processes = InterruptedRun.processes(mentioning: tag)
         #expect(processes.isEmpty, "processes left: \(processes)")
-        #expect(!FileManager.default.fileExists(atPath: work.path), "work directory left: \(work.path)")
-    }
-
-    /// Processes whose command line contains `text`, as "pid: command line".
-    static func processes(mentioning text: String) -> [String] {
-        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
-        return entries.filter { Int($0) != nil }.compactMap { pid in
-            guard let bytes = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return nil }
-            let line = String(decoding: bytes.map { $0 == 0 ? 0x20 : $0 }, as: UTF8.self)
-            return line.contains(text) ? "\(pid): \(line)" : nil
-        }
+        #expect(!FileManager.default.fileExists(atPath: work(run.pid).path), "work directory left: \(work(run.pid).path)")
     }
 }

@@ -30,25 +30,16 @@ struct CollectorBenchCommandTests {
 
     @Test("an interrupted bench-collector ends its collector and removes its work directory")
     func interrupted() async throws {
-        let bench = Process()
-        bench.executableURL = URL(fileURLWithPath: Binary.lab)
-        bench.arguments = ["bench-collector", "--flows", "200000", "--rounds", "1"]
-        bench.standardOutput = FileHandle.nullDevice
-        bench.standardError = FileHandle.nullDevice
-        try Command.startUnblocked(bench)
-        defer { if bench.isRunning { Command.killWithCommand(bench) } }
         // The collector's database lies in the work directory, so its command line names it.
-        let tag = "flowforest-bench-collector-\(bench.processIdentifier)-"
-        try await Wait.until("the bench's collector to start", timeout: 120) {
-            !bench.isRunning || !BenchCommandTests.processes(mentioning: tag).isEmpty
+        func tag(_ pid: pid_t) -> String { "flowforest-bench-collector-\(pid)-" }
+        let run = try await InterruptedRun(Binary.lab, ["bench-collector", "--flows", "200000", "--rounds", "1"],
+                                           waitingFor: "the bench's collector to start", timeout: 120) {
+            !InterruptedRun.processes(mentioning: tag($0)).isEmpty
         }
-        try #require(bench.isRunning, "the bench ended before it was interrupted (status \(bench.terminationStatus))")
-        kill(bench.processIdentifier, SIGTERM)
-        try await Wait.until("the bench to exit", timeout: 60) { !bench.isRunning }
-        #expect(bench.terminationReason == .exit && bench.terminationStatus == 130)
-        let left = BenchCommandTests.processes(mentioning: tag)
+        #expect(run.exitedInterrupted)
+        let left = InterruptedRun.processes(mentioning: tag(run.pid))
         #expect(left.isEmpty, "processes left: \(left)")
         let temporary = try FileManager.default.contentsOfDirectory(atPath: FileManager.default.temporaryDirectory.path)
-        #expect(!temporary.contains { $0.hasPrefix(tag) }, "work directories left: \(temporary.filter { $0.hasPrefix(tag) })")
+        #expect(!temporary.contains { $0.hasPrefix(tag(run.pid)) }, "work directories left: \(temporary.filter { $0.hasPrefix(tag(run.pid)) })")
     }
 }

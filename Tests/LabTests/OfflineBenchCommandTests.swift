@@ -50,25 +50,16 @@ struct OfflineBenchCommandTests {
 
     @Test("an interrupted bench-offline ends the tool it runs and removes its capture and work directories")
     func interrupted() async throws {
-        let bench = Process()
-        bench.executableURL = URL(fileURLWithPath: Binary.lab)
-        bench.arguments = ["bench-offline", "--packets", "400000", "--flows", "10000", "--rounds", "1"]
-        bench.standardOutput = FileHandle.nullDevice
-        bench.standardError = FileHandle.nullDevice
-        try Command.startUnblocked(bench)
-        defer { if bench.isRunning { Command.killWithCommand(bench) } }
         // Each tool reads the capture in the bench's temporary directory, so its command line names it.
-        let dir = "flowforest-bench-offline-\(bench.processIdentifier)"
-        try await Wait.until("the bench to start a tool on its capture", timeout: 180) {
-            !bench.isRunning || !BenchCommandTests.processes(mentioning: dir + "/").isEmpty
+        func dir(_ pid: pid_t) -> String { "flowforest-bench-offline-\(pid)" }
+        let run = try await InterruptedRun(Binary.lab, ["bench-offline", "--packets", "400000", "--flows", "10000", "--rounds", "1"],
+                                           waitingFor: "the bench to start a tool on its capture", timeout: 180) {
+            !InterruptedRun.processes(mentioning: dir($0) + "/").isEmpty
         }
-        try #require(bench.isRunning, "the bench ended before it was interrupted (status \(bench.terminationStatus))")
-        kill(bench.processIdentifier, SIGTERM)
-        try await Wait.until("the bench to exit", timeout: 60) { !bench.isRunning }
-        #expect(bench.terminationReason == .exit && bench.terminationStatus == 130)
-        let left = BenchCommandTests.processes(mentioning: dir + "/")
+        #expect(run.exitedInterrupted)
+        let left = InterruptedRun.processes(mentioning: dir(run.pid) + "/")
         #expect(left.isEmpty, "processes left: \(left)")
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent(dir).path
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent(dir(run.pid)).path
         #expect(!FileManager.default.fileExists(atPath: path), "work directory left: \(path)")
     }
 }
