@@ -45,6 +45,15 @@ final class ExporterMetrics {
         samplingInterval.record(1)
     }
 
+    /// Removes the exporter's series: it gave up its place.
+    func destroy() {
+        for c in Array(datagrams.values) + Array(dropped.values) + Array(malformed.values) { c.destroy() }
+        for c in [unknownVersionDatagrams, records, sequenceGaps, sequenceMissing, sequenceResets, duplicateRecords,
+                  domainsReplaced, templateRefusals] { c.destroy() }
+        waitingSets.destroy()
+        samplingInterval.destroy()
+    }
+
     /// Counts what decoding one datagram found.
     func record(_ r: DecodeResult, held: Int) {
         if let version = r.version { datagrams[version]?.increment() } else { unknownVersionDatagrams.increment() }

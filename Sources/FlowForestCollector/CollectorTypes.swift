@@ -43,6 +43,10 @@ public enum MalformedReason: String, Sendable, CaseIterable {
     /// A data record claiming more packets or bytes than any link carries
     /// in one record (2^48, sampling applied); the record is not used.
     case implausibleCount = "implausible_count"
+
+    /// The message header itself did not read: nothing of the datagram
+    /// says an exporter sent it.
+    public var isHeader: Bool { self == .truncated || self == .unknownVersion || self == .badHeader }
 }
 
 /// Why data was dropped after it was read: `flowforest_collector_dropped_sets_total{reason}`.

@@ -12,10 +12,19 @@ public import Logging
 /// 2^52 + slot·2^32 + n (the exporter's slot, then its own count), so they
 /// never meet the ids of local capture in the same run and stay below 2^53,
 /// exact as JavaScript numbers in the dashboard. Not thread-safe: one thread owns it.
+///
+/// An exporter holds one of ``CollectorLimits/maxExporters`` places from its
+/// first datagram whose header reads. When a new exporter finds every
+/// place taken, those silent for ``CollectorLimits/domainIdleNs`` with no
+/// open flow and no held data give theirs up (their per-exporter series go;
+/// their flows stay in the capture statistics), so exporters that left, or
+/// addresses someone forged once, do not lock out the ones that come later.
 public final class FlowCollector {
     struct Exporter {
         var table: FlowTable
         let metrics: ExporterMetrics
+        /// When it last sent a datagram whose header read (the collector's clock).
+        var lastValidNs: UInt64
     }
 
     public let configuration: FlowTableConfiguration
@@ -24,8 +33,14 @@ public final class FlowCollector {
     private let factory: any MetricsFactory
     private let logger: Logger
     private let refused: Counter
+    private let stray: Counter
     private let exporterGauge: Gauge
     private var malformedDatagrams: UInt64 = 0
+    /// The tables' statistics of exporters that gave up their place.
+    private var retired = CaptureStatistics()
+    /// The next exporter's slot in the flow ids (20 bits; a slot is reused
+    /// only after 2^20 exporters, long after its flows ended).
+    private var nextSlot: UInt64 = 0
     /// Flow records the exporters' sequence numbers say never arrived.
     private var missingRecords: UInt64 = 0
 
@@ -36,6 +51,7 @@ public final class FlowCollector {
         factory = metricsFactory
         self.logger = logger
         refused = Counter(label: "flowforest_collector_refused_datagrams_total", factory: metricsFactory)
+        stray = Counter(label: "flowforest_collector_stray_datagrams_total", factory: metricsFactory)
         exporterGauge = Gauge(label: "flowforest_collector_exporters", factory: metricsFactory)
     }
 
@@ -46,6 +62,7 @@ public final class FlowCollector {
     /// `missingRecords` the records lost between exporter and collector.
     public var statistics: CaptureStatistics {
         var s = CaptureStatistics()
+        s += retired
         for e in exporters.values { s += e.table.statistics }
         s.malformed = malformedDatagrams
         s.missingRecords = missingRecords
@@ -55,14 +72,24 @@ public final class FlowCollector {
     /// Decodes one datagram from `exporter` (sent from its UDP `port`)
     /// received at `nowNs` and adds its flows.
     public func receive(_ datagram: [UInt8], from exporter: IPAddress, port: UInt16 = 0, at nowNs: UInt64) {
-        let result = decoder.decode(datagram, from: exporter, port: port, receivedNs: nowNs)
+        var result = decoder.decode(datagram, from: exporter, port: port, receivedNs: nowNs)
+        if result.refused, releaseSilentExporters(at: nowNs) > 0 {
+            result = decoder.decode(datagram, from: exporter, port: port, receivedNs: nowNs)
+        }
         guard !result.refused else {
             refused.increment()
             return
         }
         if !result.malformed.isEmpty { malformedDatagrams &+= 1 }
+        // A newcomer's datagram whose header did not read: no place taken,
+        // so no series of its own either.
+        guard decoder.holdsPlace(exporter) else {
+            stray.increment()
+            return
+        }
         missingRecords &+= result.sequenceGap
-        if exporters[exporter] == nil { exporters[exporter] = newExporter(exporter) }
+        if exporters[exporter] == nil { exporters[exporter] = newExporter(exporter, at: nowNs) }
+        if result.headerRead { exporters[exporter]!.lastValidNs = max(exporters[exporter]!.lastValidNs, nowNs) }
         exporters[exporter]!.metrics.record(result, held: decoder.heldSets(from: exporter))
         if !result.flows.isEmpty {
             // Mutated in place through the dictionary: a copy of the table
@@ -78,12 +105,33 @@ public final class FlowCollector {
         }
     }
 
-    private func newExporter(_ address: IPAddress) -> Exporter {
-        let slot = UInt64(exporters.count)
+    private func newExporter(_ address: IPAddress, at nowNs: UInt64) -> Exporter {
+        let slot = nextSlot & 0xF_FFFF
+        nextSlot += 1
         logger.info("new flow exporter", metadata: ["exporter": "\(address)"])
         exporterGauge.record(exporters.count + 1)
         return Exporter(table: FlowTable(configuration: configuration, firstID: 1 << 52 | slot << 32 | 1),
-                        metrics: ExporterMetrics(exporter: address, factory: factory))
+                        metrics: ExporterMetrics(exporter: address, factory: factory), lastValidNs: nowNs)
+    }
+
+    /// Gives up the places of exporters silent for
+    /// ``CollectorLimits/domainIdleNs`` with no open flow and no held data;
+    /// returns how many.
+    private func releaseSilentExporters(at nowNs: UInt64) -> Int {
+        let idle = decoder.limits.domainIdleNs
+        let silent = exporters.filter { address, e in
+            nowNs >= e.lastValidNs && nowNs - e.lastValidNs >= idle && e.table.activeCount == 0
+                && decoder.heldSets(from: address) == 0
+        }
+        for (address, e) in silent {
+            retired += e.table.statistics
+            e.metrics.destroy()
+            decoder.forget(exporter: address)
+            exporters[address] = nil
+            logger.info("silent flow exporter released", metadata: ["exporter": "\(address)"])
+        }
+        if !silent.isEmpty { exporterGauge.record(exporters.count) }
+        return silent.count
     }
 
     /// Drops data held too long for its template, ends idle flows and

@@ -4,6 +4,8 @@ public import FlowForestCore
 public struct DecodeResult: Sendable {
     /// The export protocol, when the version was recognised.
     public var version: ExportVersion?
+    /// A known version with a header that reads: an exporter sent this.
+    public var headerRead: Bool { version != nil && !malformed.contains(where: \.isHeader) }
     /// One direction per flow record (two for an RFC 5103 biflow record),
     /// including records of earlier held sets whose template this datagram carried.
     public var flows: [UniflowSummary] = []
@@ -106,25 +108,39 @@ public struct FlowDecoder: Sendable {
     /// Data sets held for their templates, per exporter.
     public func heldSets(from exporter: IPAddress) -> Int { held[exporter]?.count ?? 0 }
 
+    /// Whether `exporter` holds one of the ``CollectorLimits/maxExporters`` places.
+    public func holdsPlace(_ exporter: IPAddress) -> Bool { exporters.contains(exporter) }
+
     /// Decodes one datagram from `exporter`, sent from its UDP `port`, that
-    /// arrived at `receivedNs` (the collector's clock).
+    /// arrived at `receivedNs` (the collector's clock). A new exporter takes
+    /// a place only with a datagram whose header reads: junk sent from many
+    /// addresses (a scanner, forged sources) takes none, so it cannot lock
+    /// out the exporters that come later.
     public mutating func decode(_ datagram: [UInt8], from exporter: IPAddress, port: UInt16 = 0, receivedNs: UInt64) -> DecodeResult {
         var result = DecodeResult()
-        if !exporters.contains(exporter) {
+        let isNew = !exporters.contains(exporter)
+        if isNew {
             guard exporters.count < limits.maxExporters else {
                 result.refused = true
                 return result
             }
             exporters.insert(exporter)
         }
+        decodeAdmitted(datagram, from: exporter, port: port, receivedNs: receivedNs, into: &result)
+        if isNew && !result.headerRead { forget(exporter: exporter) }
+        return result
+    }
+
+    private mutating func decodeAdmitted(_ datagram: [UInt8], from exporter: IPAddress, port: UInt16, receivedNs: UInt64,
+                                         into result: inout DecodeResult) {
         var cursor = ByteCursor(datagram)
         guard let versionNumber = cursor.u16() else {
             result.malformed.append(.truncated)
-            return result
+            return
         }
         guard let version = ExportVersion(rawValue: versionNumber) else {
             result.malformed.append(.unknownVersion)
-            return result
+            return
         }
         result.version = version
         switch version {
@@ -132,7 +148,14 @@ public struct FlowDecoder: Sendable {
         case .netflowV9, .ipfix:
             decodeTemplated(datagram, version: version, exporter: exporter, port: port, receivedNs: receivedNs, into: &result)
         }
-        return result
+    }
+
+    /// Gives up an exporter's place with its domains, templates and held data.
+    public mutating func forget(exporter address: IPAddress) {
+        for domain in domainsOf[address] ?? [] { forget(domain) }
+        domainsOf[address] = nil
+        held[address] = nil
+        exporters.remove(address)
     }
 
     /// Drops held sets older than the hold time; returns how many, per exporter.

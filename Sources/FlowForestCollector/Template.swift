@@ -57,7 +57,7 @@ struct TemplateStore {
     /// Withdraws one template (RFC 7011 §8.1).
     mutating func withdraw(_ id: UInt16, in domain: ExporterDomain) {
         guard templates[domain]?.removeValue(forKey: id) != nil else { return }
-        countByAddress[domain.address, default: 1] -= 1
+        uncount(1, for: domain.address)
     }
 
     /// Withdraws every template of one kind in a domain (template id 2 or 3 with no fields).
@@ -69,7 +69,13 @@ struct TemplateStore {
     /// Drops every template of one domain.
     mutating func removeAll(in domain: ExporterDomain) {
         guard let held = templates.removeValue(forKey: domain) else { return }
-        countByAddress[domain.address, default: held.count] -= held.count
+        uncount(held.count, for: domain.address)
+    }
+
+    /// An address whose last template went holds no entry: exporters come and go.
+    private mutating func uncount(_ n: Int, for address: IPAddress) {
+        let left = countByAddress[address, default: n] - n
+        countByAddress[address] = left > 0 ? left : nil
     }
 
     /// Templates held for one exporter address.

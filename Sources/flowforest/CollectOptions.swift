@@ -12,7 +12,7 @@ struct CollectOptions: ParsableArguments {
         valueName: "url"))
     var endpoints: [String] = []
 
-    @Option(name: .customLong("collect-max-exporters"), help: "Exporters (source addresses) tracked; datagrams of further ones are refused and counted.")
+    @Option(name: .customLong("collect-max-exporters"), help: "Exporters (source addresses) tracked; when every place is taken, exporters silent 10 minutes give way, else datagrams of further ones are refused and counted.")
     var maxExporters: Int = 256
 
     @Option(name: .customLong("collect-max-templates"), help: "Templates held per exporter; further ones are refused and counted.")

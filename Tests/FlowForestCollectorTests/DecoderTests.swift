@@ -184,4 +184,26 @@ struct DecoderTests {
         }
         #expect(refused.count == 7 && d.exporterCount == 3)
     }
+
+    @Test("junk from new addresses takes no exporter place: a scan or forged sources cannot lock out real exporters")
+    func junkTakesNoPlace() {
+        var limits = CollectorLimits()
+        limits.maxExporters = 3
+        var d = FlowDecoder(limits: limits)
+        let junk: [[UInt8]] = [[0x00], [0x00, 0x0A, 0x00], Array(repeating: 0xFF, count: 40), Array(Bytes.v9(sets: []).prefix(12))]
+        for i in 0..<300 {
+            let r = d.decode(junk[i % junk.count], from: IPAddress(ipv4: 0xC613_0000 + UInt32(i)), receivedNs: now)
+            #expect(!r.refused && !r.headerRead && !r.malformed.isEmpty, "\(r.malformed)")
+        }
+        #expect(d.exporterCount == 0)
+        let admitted = (0..<4).filter { i in
+            let r = d.decode(Bytes.ipfix(sets: [DecoderTests.templateSet]), from: IPAddress(ipv4: 0xC612_0000 + UInt32(i)), receivedNs: now)
+            return !r.refused && r.headerRead
+        }
+        #expect(admitted.count == 3 && d.exporterCount == 3)
+        // A record-level fault in a newcomer's first datagram still admits it: its header read.
+        var e = FlowDecoder(limits: limits)
+        let bad = e.decode(Bytes.ipfix(sets: [DecoderTests.templateSet, HostileExporterTests.dataSet(packets: .max)]), from: exporter, receivedNs: now)
+        #expect(bad.malformed == [.implausibleCount] && e.exporterCount == 1)
+    }
 }

@@ -2,6 +2,7 @@ import FlowForestCollector
 import FlowForestCore
 import Logging
 import Metrics
+import MetricsTestKit
 import Testing
 
 /// What an exporter (or whoever spoofs one) controls, and what the collector
@@ -247,5 +248,34 @@ struct HostileExporterTests {
             let r = flow(requestFirst: order)
             #expect(r?.sourcePort == 40000 && r?.interfaceIndex == 1 && r?.interfaceName == "198.18.0.9%1")
         }
+    }
+
+    @Test("with every exporter place taken, exporters silent 10 s with no open flow give theirs up; their flows stay counted")
+    func silentExportersReleased() throws {
+        let metrics = TestMetrics()
+        var limits = CollectorLimits()
+        limits.maxExporters = 2
+        limits.domainIdleNs = 10_000_000_000
+        let collector = FlowCollector(limits: limits, metricsFactory: metrics, logger: Logger(label: "test"))
+        let (a, b, c) = (IPAddress("198.18.0.1")!, IPAddress("198.18.0.2")!, IPAddress("198.18.0.3")!)
+        let datagram = Bytes.ipfix(sets: [DecoderTests.templateSet, Self.dataSet(packets: 7)])
+        collector.receive(datagram, from: a, at: now)
+        collector.receive(datagram, from: b, at: now)
+        collector.receive(datagram, from: c, at: now + 5_000_000_000)
+        #expect(try metrics.expectCounter("flowforest_collector_refused_datagrams_total").totalValue == 1)
+        // b stays in touch; a falls silent. Its flow ends by the idle timeout (15 s).
+        collector.receive(Bytes.ipfix(sequence: 1, sets: []), from: b, at: now + 20_000_000_000)
+        let ended = collector.advance(to: now + 20_000_000_000)
+        #expect(ended.reduce(0) { $0 + $1.packets } == 14)
+        let packets = collector.statistics.packetsAccounted
+        collector.receive(datagram, from: c, at: now + 21_000_000_000)
+        #expect(try metrics.expectCounter("flowforest_collector_refused_datagrams_total").totalValue == 1, "c took a's place")
+        #expect(try metrics.expectGauge("flowforest_collector_exporters").lastValue == 2)
+        #expect(collector.statistics.packetsAccounted == packets + 7, "a's flows stay in the statistics")
+        #expect(throws: (any Error).self) { try metrics.expectCounter("flowforest_collector_records_total", [("exporter", "\(a)")]) }
+        #expect(try metrics.expectCounter("flowforest_collector_records_total", [("exporter", "\(c)")]).totalValue == 1)
+        // b was heard from 1 s ago: still holds its place, and a newcomer is refused.
+        collector.receive(datagram, from: a, at: now + 22_000_000_000)
+        #expect(try metrics.expectCounter("flowforest_collector_refused_datagrams_total").totalValue == 2)
     }
 }
