@@ -44,8 +44,13 @@ public struct Detector: Sendable {
     /// one stays empty.
     private var ownFlows = FlowLedger()
     private var kinds: [AnomalyKind: KindState] = [:]
-    private var history: [EntityKey: UInt32] = [:]
-    private var reported: [ReportKey: (timeNs: UInt64, severity: Severity)] = [:]
+    /// Persistence bits per address: whether each of its last vectors was flagged.
+    private var history: RecentMap<EntityKey, UInt32>
+    /// The last report per (kind, address, label), for repeat suppression.
+    private var reported: RecentMap<ReportKey, (timeNs: UInt64, severity: Severity)>
+
+    /// Entries of the per-address memory (persistence bits, last reports).
+    var perAddressEntries: (history: Int, reported: Int) { (history.count, reported.count) }
     private var startNs: UInt64?
     private var lastRetrainNs: UInt64?
     private var suppressedRepeats: UInt64 = 0
@@ -71,6 +76,8 @@ public struct Detector: Sendable {
         self.rng = SeededGenerator(seed: configuration.forest.seed ^ 0xD37E_C70A)
         self.grouper = AnomalyGrouper(minimum: configuration.groupMinimum, windowSeconds: configuration.repeatSuppressionSeconds)
         self.tracker = HostTracker(limits: configuration.trackerLimits)
+        self.history = RecentMap(idleNs: Self.historyIdleNs, limit: 2 * configuration.trackerLimits.entities)
+        self.reported = RecentMap(idleNs: UInt64(min(max(0, configuration.repeatSuppressionSeconds), 1e9) * 1e9), limit: 100_000)
         for kind in AnomalyKind.allCases { kinds[kind] = KindState() }
     }
 
@@ -232,7 +239,7 @@ public struct Detector: Sendable {
         let score = batchScore ?? km.forest.score(vector)
         var verdict = judge(kind: kind, vector: vector, score: score, model: km)
         let address = subject.address
-        guard confirm(&verdict, kind: kind, vector: vector, address: address, baseline: km.baseline) else {
+        guard confirm(&verdict, kind: kind, vector: vector, address: address, baseline: km.baseline, nowNs: now) else {
             unconfirmed += 1
             return nil
         }
@@ -294,18 +301,23 @@ public struct Detector: Sendable {
         return verdict
     }
 
+    /// How long an address's persistence bits outlive its last vector: the
+    /// bits say whether its last few vectors were flagged, which stops
+    /// meaning "in a row" once it has been quiet this long.
+    static let historyIdleNs: UInt64 = 300_000_000_000
+
     /// Persistence: remembers whether each of the last n vectors of this
     /// address was flagged, and returns false for a flagged vector that
     /// is not yet confirmed.
     private mutating func confirm(_ verdict: inout Verdict, kind: AnomalyKind, vector: [Double], address: IPAddress,
-                                  baseline: [FeatureBaseline]) -> Bool {
+                                  baseline: [FeatureBaseline], nowNs now: UInt64) -> Bool {
         let key = EntityKey(kind: kind, address: address)
         let (k, n) = kind == .flow
             ? (configuration.flowPersistenceK, configuration.flowPersistenceN)
             : (configuration.persistenceK, configuration.persistenceN)
         let mask: UInt32 = (1 << UInt32(min(max(n, 1), 31))) &- 1
         let bits = ((history[key] ?? 0) << 1 | (verdict.severity != nil ? 1 : 0)) & mask
-        if bits == 0 { history.removeValue(forKey: key) } else { history[key] = bits }
+        history.set(key, bits == 0 ? nil : bits, nowNs: now)
         guard verdict.severity != nil && verdict.certain == nil && bits.nonzeroBitCount < k else { return true }
         // Persistence screens out the forest's one-off noise. A named behaviour
         // whose own tell-tale feature lies far beyond anything the baseline held
@@ -335,10 +347,7 @@ public struct Detector: Sendable {
             suppressedRepeats += 1
             return true
         }
-        reported[reportKey] = (now, severity)
-        if reported.count > 100_000 {
-            reported = reported.filter { Double(now &- $0.value.timeNs) / 1e9 < configuration.repeatSuppressionSeconds }
-        }
+        reported.set(reportKey, (now, severity), nowNs: now)
         return false
     }
 
