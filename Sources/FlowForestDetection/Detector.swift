@@ -110,9 +110,14 @@ public struct Detector: Sendable {
         out += scoreEntities(touched, nowNs: now)
         tracker.endPoll(flows: flows, nowNs: now)
         finishLearningIfDue(nowNs: now)
-        if configuration.retrainIntervalSeconds > 0, let last = lastRetrainNs,
-           Double(now &- last) / 1e9 >= configuration.retrainIntervalSeconds {
-            retrain(nowNs: now)
+        if configuration.retrainIntervalSeconds > 0, let last = lastRetrainNs {
+            // A clock that went back (a capture file whose record was stamped
+            // far ahead) restarts the interval, rather than making every poll due.
+            if now < last {
+                lastRetrainNs = now
+            } else if Double(now - last) / 1e9 >= configuration.retrainIntervalSeconds {
+                retrain(nowNs: now)
+            }
         }
         // Marked before grouping: a group's report leaves out the members'
         // own addresses and ports, so a rule naming them would not match it.
@@ -439,7 +444,8 @@ public struct Detector: Sendable {
     }
 
     private mutating func finishLearningIfDue(nowNs now: UInt64) {
-        let elapsed = Double(now &- (startNs ?? now)) / 1e9
+        if let start = startNs, now < start { startNs = now }
+        let elapsed = Double(now - (startNs ?? now)) / 1e9
         for kind in AnomalyKind.allCases where model?[kind] == nil {
             let n = kinds[kind]!.learningCount
             let due = n >= configuration.learningVectors

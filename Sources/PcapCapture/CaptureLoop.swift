@@ -52,9 +52,18 @@ struct CaptureLoop {
     /// Emits a batch when `nowNs` has reached the next poll boundary.
     /// `progress` is evaluated only then: for a file it is an `ftell`, a
     /// system call, which per packet cost a sixth of `analyze`'s time.
+    ///
+    /// A clock that goes back more than a poll before the last boundary (a
+    /// file's record stamped years ahead, then the file's own times again;
+    /// captures merged out of order) polls on from the new time: left
+    /// waiting for the file to catch up with the jump, nothing would be
+    /// emitted, and no flow would end, for the rest of the file.
     mutating func tick(nowNs: UInt64, progress: @autoclosure () -> Double? = nil) {
         lastTimeNs = max(lastTimeNs, nowNs)
-        if nextTickNs == 0 { nextTickNs = nowNs + pollIntervalNs; return }
+        if nextTickNs == 0 || nowNs + 2 * pollIntervalNs < nextTickNs {
+            nextTickNs = nowNs + pollIntervalNs
+            return
+        }
         guard nowNs >= nextTickNs else { return }
         emit(table.advance(to: nowNs), nowNs: nowNs, progress: progress())
         nextTickNs = nowNs + pollIntervalNs

@@ -149,4 +149,32 @@ struct CaptureFileTimestampTests {
         #expect(timestampNs(seconds: Int64(Self.goodSeconds), fraction: 999_999_999) == UInt64(Self.goodSeconds) * 1_000_000_000 + 999_999_999)
         #expect(timestampNs(seconds: Timestamp.endSeconds - 1, fraction: 999_999_999) == Timestamp.endNs - 1)
     }
+
+    @Test("one record stamped in 2106 amid a file's own times: polls go on after it and flows still end by their timeouts")
+    func jumpAheadAndBack() async throws {
+        // A new flow every 100 ms for 30 s (one source port each), the hostile record after 3 s.
+        var d = Self.le32(0xA1B2_C3D4) + Self.le16(2) + Self.le16(4) + Self.le32(0) + Self.le32(0) + Self.le32(65535) + Self.le32(1)
+        let b = PacketBuilder()
+        for i in 0..<300 {
+            let frame = b.ethernet(etherType: 0x0800, payload: b.ipv4(src: PacketBuilder.a4, dst: PacketBuilder.b4, proto: 17,
+                                                                      l4: b.udp(sport: UInt16(20000 + i), dport: 53, payload: 20)))
+            d += Self.le32(Self.goodSeconds + UInt32(i / 10)) + Self.le32(UInt32(i % 10) * 100_000)
+                + Self.le32(UInt32(frame.count)) + Self.le32(UInt32(frame.count)) + frame
+            if i == 30 { d += Self.le32(0xFFFF_FFFF) + Self.le32(0) + Self.le32(UInt32(Self.frame.count)) + Self.le32(UInt32(Self.frame.count)) + Self.frame }
+        }
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("flowforest-jump-\(getpid()).pcap").path
+        try Data(d).write(to: URL(fileURLWithPath: path))
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        var logger = Logger(label: "capture-file-test")
+        logger.logLevel = .error
+        var batches: [FlowBatch] = []
+        for try await batch in PcapFileSource(path: path, logger: logger).batches() { batches.append(batch) }
+        let fileEnd = UInt64(Self.goodSeconds + 30) * 1_000_000_000
+        let afterJump = batches.dropLast().filter { $0.timeNs > UInt64(Self.goodSeconds + 3) * 1_000_000_000 && $0.timeNs <= fileEnd }
+        #expect(afterJump.count >= 20, "polls after the jump: \(batches.map(\.timeNs))")
+        // The 15 s idle timeout ends the flows of the file's first seconds while it is read, not only at its end.
+        let idleEnded = batches.dropLast().flatMap(\.records).filter { $0.state == .ended && $0.lastSeenNs < fileEnd }
+        #expect(idleEnded.count >= 40, "\(idleEnded.count) flows ended before the file did")
+        #expect(batches.last?.statistics.packetsAccounted == 301)
+    }
 }
