@@ -86,7 +86,7 @@ struct KernelFlowTracker {
         }
 
         init(_ t: Totals) {
-            self.init(packets: t.low.packets + t.high.packets, bytes: t.low.bytes + t.high.bytes,
+            self.init(packets: t.low.packets.addingSaturated(t.high.packets), bytes: t.low.bytes.addingSaturated(t.high.bytes),
                       lastSeenNs: max(t.low.lastSeenNs, t.high.lastSeenNs), close: CloseSignals(t))
         }
     }
@@ -200,7 +200,7 @@ struct KernelFlowTracker {
         let s = slots[position]
         let o = overflow(of: s)
         return Entry(id: s.id, initiatorIsLow: s.initiatorIsLow, ifindex: s.ifindex, inKernel: s.inKernel,
-                     packets: packets(of: s), bytes: s.kernelBytes + o.low.bytes + o.high.bytes,
+                     packets: packets(of: s), bytes: s.kernelBytes.addingSaturated(o.low.bytes).addingSaturated(o.high.bytes),
                      lastSeenNs: max(s.kernelLastSeenNs, o.low.lastSeenNs, o.high.lastSeenNs),
                      emittedPackets: s.emittedPackets, windowStartNs: s.windowStartNs)
     }
@@ -213,7 +213,7 @@ struct KernelFlowTracker {
     /// Packets of a flow so far, kernel and ring buffer.
     private func packets(of s: Slot) -> UInt64 {
         guard s.hasOverflow, let o = overflowStats[s.key] else { return s.kernelPackets }
-        return s.kernelPackets + o.low.packets + o.high.packets
+        return s.kernelPackets.addingSaturated(o.low.packets).addingSaturated(o.high.packets)
     }
 
     /// Records a flow the map walk found. `convert` builds its totals only
@@ -415,8 +415,9 @@ struct KernelFlowTracker {
         overflowStats.removeValue(forKey: key)
         removeSlot(at: position)
         flowsEnded += 1
-        endedPackets += s.kernelPackets + o.low.packets + o.high.packets
-        endedBytes += s.kernelBytes + o.low.bytes + o.high.bytes
+        // Kernel records are read, not trusted: sums saturate rather than trap.
+        endedPackets = endedPackets.addingSaturated(s.kernelPackets).addingSaturated(o.low.packets).addingSaturated(o.high.packets)
+        endedBytes = endedBytes.addingSaturated(s.kernelBytes).addingSaturated(o.low.bytes).addingSaturated(o.high.bytes)
         return record
     }
 
@@ -484,12 +485,12 @@ struct KernelFlowTracker {
         var packets = endedPackets, bytes = endedBytes
         for position in 0..<slots.count {
             let s = slots[position]
-            packets += s.kernelPackets
-            bytes += s.kernelBytes
+            packets = packets.addingSaturated(s.kernelPackets)
+            bytes = bytes.addingSaturated(s.kernelBytes)
         }
         for o in overflowStats.values {
-            packets += o.low.packets + o.high.packets
-            bytes += o.low.bytes + o.high.bytes
+            packets = packets.addingSaturated(o.low.packets).addingSaturated(o.high.packets)
+            bytes = bytes.addingSaturated(o.low.bytes).addingSaturated(o.high.bytes)
         }
         return (packets, bytes)
     }

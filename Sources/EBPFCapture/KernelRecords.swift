@@ -9,7 +9,7 @@ struct KernelFlow {
     var low: DirectionStats
     var high: DirectionStats
 
-    var packets: UInt64 { low.packets + high.packets }
+    var packets: UInt64 { low.packets.addingSaturated(high.packets) }
 
     /// Both directions' totals, low endpoint first.
     var totals: KernelFlowTracker.Totals { KernelFlowTracker.Totals(low: low, high: high) }
@@ -150,8 +150,8 @@ extension DirectionStats {
         if a.packets == 0 { return b }
         // Firsts (initial window, ICMP type) come from the part seen first.
         var m = a.firstSeenNs <= b.firstSeenNs ? a : b
-        m.packets = a.packets + b.packets
-        m.bytes = a.bytes + b.bytes
+        m.packets = a.packets.addingSaturated(b.packets)
+        m.bytes = a.bytes.addingSaturated(b.bytes)
         m.lastSeenNs = max(a.lastSeenNs, b.lastSeenNs)
         m.minLength = min(a.minLength, b.minLength)
         m.maxLength = max(a.maxLength, b.maxLength)

@@ -193,6 +193,12 @@ struct API: Sendable {
 
     // MARK: Anomalies
 
+    /// `values` in their first order, each once.
+    static func distinct<T: Hashable>(_ values: [T]) -> [T] {
+        var seen = Set<T>()
+        return values.filter { seen.insert($0).inserted }
+    }
+
     func listAnomalies(_ request: Request, _ context: AppRequestContext) async throws -> Response {
         _ = try context.require(.read)
         let q = request.uri.queryParameters
@@ -203,17 +209,19 @@ struct API: Sendable {
         }
         query.sinceMs = try q["since"].map { try Self.parseTime(String($0), parameter: "since") }
         query.untilMs = try q["until"].map { try Self.parseTime(String($0), parameter: "until") }
+        // Each value once: "low,low,…" a thousand times is four values at
+        // most, not a query with a parameter per repeat.
         if let s = q["severity"] {
-            query.severities = try s.split(separator: ",", omittingEmptySubsequences: false).map {
+            query.severities = try Self.distinct(s.split(separator: ",", omittingEmptySubsequences: false).map {
                 guard let v = Severity(rawValue: String($0)) else { throw APIError(.badRequest, "severity: expected low, medium, high or critical, got \($0)") }
                 return v
-            }
+            })
         }
         if let k = q["kind"] {
-            query.kinds = try k.split(separator: ",", omittingEmptySubsequences: false).map {
+            query.kinds = try Self.distinct(k.split(separator: ",", omittingEmptySubsequences: false).map {
                 guard let v = AnomalyKind(rawValue: String($0)) else { throw APIError(.badRequest, "kind: expected flow, host or destination, got \($0)") }
                 return v
-            }
+            })
         }
         if let a = q["acknowledged"] {
             guard a == "true" || a == "false" else { throw APIError(.badRequest, "acknowledged: expected true or false") }

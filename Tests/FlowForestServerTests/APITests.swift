@@ -51,6 +51,10 @@ struct APITests {
             #expect(r5 == [6, 1])
             let r6 = try await ids("kind=host&limit=100")
             #expect(r6.count == 15)
+            // A value repeated thousands of times filters as that value once.
+            let repeated = try await ids("severity=" + Array(repeating: "critical", count: 40_000).joined(separator: ",")
+                                         + "&kind=" + Array(repeating: "flow", count: 40_000).joined(separator: ","))
+            #expect(repeated == [6, 1])
             // Times: i-th anomaly at 1_790_000_000 + i seconds.
             let r7 = try await ids("since=1790000010&until=1790000013")
             #expect(r7 == [13, 12, 11])
