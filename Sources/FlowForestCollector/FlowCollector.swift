@@ -9,7 +9,8 @@ public import Logging
 ///
 /// Each exporter gets its own table, so the same connection seen by two
 /// routers stays two flows, each named after its exporter. Flow ids are
-/// 2^52 + slot·2^32 + n (the exporter's slot, then its own count), so they
+/// 2^52 + slot·2^32 + n (the exporter's slot, then its own count, which
+/// wraps within its 2^32 rather than run into the next slot's), so they
 /// never meet the ids of local capture in the same run and stay below 2^53,
 /// exact as JavaScript numbers in the dashboard. Not thread-safe: one thread owns it.
 ///
@@ -110,7 +111,7 @@ public final class FlowCollector {
         nextSlot += 1
         logger.info("new flow exporter", metadata: ["exporter": "\(address)"])
         exporterGauge.record(exporters.count + 1)
-        return Exporter(table: FlowTable(configuration: configuration, firstID: 1 << 52 | slot << 32 | 1),
+        return Exporter(table: FlowTable(configuration: configuration, firstID: 1 << 52 | slot << 32 | 1, idBits: 32),
                         metrics: ExporterMetrics(exporter: address, factory: factory), lastValidNs: nowNs)
     }
 

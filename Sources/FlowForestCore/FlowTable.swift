@@ -67,12 +67,28 @@ public struct FlowTable: Sendable {
     private var entries: [FlowKey: Entry] = [:]
     private var dirtyKeys: [FlowKey] = []
     private var nextID: UInt64
+    /// The bits of ``nextID`` that count (all of them unless `idBits` was set).
+    private let idMask: UInt64
     public private(set) var statistics = CaptureStatistics()
 
-    /// - Parameter firstID: the id given to the first flow; later flows count up.
-    public init(configuration: FlowTableConfiguration = FlowTableConfiguration(), firstID: UInt64 = 1) {
+    /// - Parameters:
+    ///   - firstID: the id given to the first flow; later flows count up.
+    ///   - idBits: when set, only the low `idBits` bits of the id count,
+    ///     wrapping within them: a table whose ids are one block of a range
+    ///     shared with other tables (an exporter's) never runs into the next
+    ///     block, however many flows it makes.
+    public init(configuration: FlowTableConfiguration = FlowTableConfiguration(), firstID: UInt64 = 1, idBits: Int? = nil) {
+        precondition(idBits.map { (1...63).contains($0) } ?? true, "idBits must be between 1 and 63")
         self.configuration = configuration
         self.nextID = firstID
+        self.idMask = idBits.map { (1 << UInt64($0)) - 1 } ?? .max
+    }
+
+    /// The id for a new flow.
+    private mutating func takeID() -> UInt64 {
+        let id = nextID
+        nextID = (nextID & ~idMask) | ((nextID &+ 1) & idMask)
+        return id
     }
 
     /// Flows currently open.
@@ -109,10 +125,9 @@ public struct FlowTable: Sendable {
                 ? (packet.destination, packet.source, packet.destinationPort, packet.sourcePort)
                 : (packet.source, packet.destination, packet.sourcePort, packet.destinationPort)
             let record = FlowRecord(
-                id: nextID, sourceAddress: src, destinationAddress: dst,
+                id: takeID(), sourceAddress: src, destinationAddress: dst,
                 sourcePort: sport, destinationPort: dport, ipProtocol: packet.ipProtocol,
                 vlan: packet.vlan, interfaceIndex: packet.interfaceIndex)
-            nextID += 1
             var entry = Entry(record: record, initiatorIsLow: senderIsLow != replyFirst,
                               windowStartNs: min(packet.timestampNs, arrivedNs ?? .max), dirty: true, arrivedNs: arrivedNs)
             entry.add(packet, senderIsLow: senderIsLow)
@@ -151,10 +166,9 @@ public struct FlowTable: Sendable {
                 return
             }
             let record = FlowRecord(
-                id: nextID, sourceAddress: flow.source, destinationAddress: flow.destination,
+                id: takeID(), sourceAddress: flow.source, destinationAddress: flow.destination,
                 sourcePort: flow.sourcePort, destinationPort: flow.destinationPort, ipProtocol: flow.ipProtocol,
                 vlan: flow.vlan, interfaceIndex: flow.interfaceIndex, interface: flow.interface)
-            nextID += 1
             var entry = Entry(record: record, initiatorIsLow: senderIsLow, windowStartNs: arrivedNs ?? flow.firstSeenNs,
                               dirty: true, arrivedNs: arrivedNs, idleByArrival: arrivedNs != nil)
             entry.add(flow, senderIsLow: senderIsLow)

@@ -91,6 +91,15 @@ struct FlowTableTests {
         #expect(table.statistics.packetsSeen == 6 && table.statistics.packetsAccounted == 3)
     }
 
+    @Test("Ids counted in a block of 2^32 (an exporter's) wrap within it instead of running into the next block")
+    func idBlock() {
+        let block: UInt64 = 1 << 52 | 5 << 32
+        var table = FlowTable(firstID: block | 0xFFFF_FFFE, idBits: 32)
+        for port in UInt16(1)...3 { table.add(packet(0, from: client, port, to: server, 80)) }
+        let ids = table.flush().map(\.id).sorted()
+        #expect(ids == [block, block | 0xFFFF_FFFE, block | 0xFFFF_FFFF])
+    }
+
     @Test("Only flows that changed are re-emitted as active")
     func dirtyTracking() {
         var table = FlowTable()
