@@ -142,6 +142,36 @@ struct AlertRoutingTests {
         await receiver.stop()
     }
 
+    @Test("a change the webhook refuses outright (400) is dropped and counted, and the changes after it still arrive")
+    func webhookRefusal() async throws {
+        let receiver = HookReceiver(failFirst: 1, failStatus: .badRequest)
+        try await receiver.start()
+        do {
+            try await withService(.live, detector: ScansEveryEndedFlow(), configure: { c in
+                c.incidents = IncidentConfiguration(quietGap: .seconds(2))
+                c.alerts.webhooks = [URL(string: receiver.url)!]
+                c.alerts.webhookSecret = Array("s3cret-key".utf8)
+                // A 400 retried would be retried for a minute here: the close could not come in time.
+                c.alerts.retryDelay = .seconds(60)
+                c.alerts.maxRetryDelay = .seconds(60)
+            }) { client, db, parts in
+                #expect(try await client.call("/api/traffic", .post, token: db.agentToken, json: scanTraffic()).status == .accepted)
+                try await waitFor("the incident's close at the webhook", seconds: 30) { receiver.received.count >= 1 }
+                let changes = try receiver.received.map { post in
+                    try #require(try JSONSerialization.jsonObject(with: post.body) as? [String: Any])["change"] as? String
+                }
+                #expect(changes == ["closed"])
+                try await waitFor("the refusal counted") { metric(parts.metrics.render(), "flowforest_alerts_dropped_total{") == 1 }
+                #expect(metric(parts.metrics.render(), "flowforest_alerts_failed_total{") == 1)
+                #expect(metric(parts.metrics.render(), "flowforest_alerts_sent_total{") == 1)
+            }
+        } catch {
+            await receiver.stop()
+            throw error
+        }
+        await receiver.stop()
+    }
+
     @Test("each route has its own metric series, labelled by host and port, never by the URL's path or query")
     func destinationLabels() throws {
         let urls = try ["https://hooks.example.com/services/T0/B0/secret-one", "https://hooks.example.com/services/T0/B1/secret-two?x=1",

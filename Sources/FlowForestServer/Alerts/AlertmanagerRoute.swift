@@ -10,18 +10,31 @@ import ServiceLifecycle
 /// incident, the latest state not yet delivered: an outage only delays
 /// alerts, and a long one costs nothing but the newest state of each
 /// incident (at most ``AlertConfiguration/maxPending`` incidents; more are
-/// dropped oldest first and counted). An open incident's alert is posted
-/// again every ``AlertConfiguration/repostInterval`` so Alertmanager keeps
-/// it firing; its close posts it with `endsAt`, which resolves it. Nothing
-/// here runs on the detection path.
+/// dropped oldest first and counted, a close of a firing alert last, since
+/// without it the alert would fire for ever). An open incident's alert is
+/// posted again every ``AlertConfiguration/repostInterval`` so Alertmanager
+/// keeps it firing, at most ``batchSize`` a post; its close posts it with
+/// `endsAt`, which resolves it. At most `maxPending` alerts are held as
+/// firing: past that, the ones changed longest ago are resolved (their close
+/// was lost upstream, or they are the oldest of a storm). A batch
+/// Alertmanager refuses outright (a 4xx but 408 and 429) is dropped and
+/// counted rather than retried ahead of everything else. Nothing here runs
+/// on the detection path.
 actor AlertmanagerRoute: Service {
     struct Firing {
         var incident: Incident
         var labels: [String: String]
         var postedAt: ContinuousClock.Instant
+        /// When its last change was posted (re-posts do not count).
+        var changedAt: ContinuousClock.Instant
     }
 
+    /// Alerts in one post at most.
+    static let batchSize = 500
+
     let url: URL
+    /// The URL's host and port, for the log.
+    private let destination: String
     private let configuration: AlertConfiguration
     private let links: AlertLinks
     private let feed: AsyncStream<[IncidentUpdate]>
@@ -38,6 +51,7 @@ actor AlertmanagerRoute: Service {
     init(url: URL, destination: String, configuration: AlertConfiguration, links: AlertLinks, feed: AsyncStream<[IncidentUpdate]>,
          metricsFactory: any MetricsFactory, logger: Logger) {
         self.url = url.appendingPathComponent("api/v2/alerts")
+        self.destination = destination
         self.configuration = configuration
         self.links = links
         self.feed = feed
@@ -60,21 +74,40 @@ actor AlertmanagerRoute: Service {
             if pending[uid] == nil { order.append(uid) }
             pending[uid] = update.incident
         }
-        while order.count > configuration.maxPending {
-            let oldest = order.removeFirst()
-            pending[oldest] = nil
-            metrics.dropped.increment()
+        if order.count > configuration.maxPending {
+            dropOldestPending(order.count - configuration.maxPending)
         }
         metrics.pending.record(order.count)
         loop.poke()
     }
 
+    /// Drops `n` pending changes, oldest first, keeping closes of firing alerts while others are left.
+    private func dropOldestPending(_ n: Int) {
+        var dropped = Set<String>()
+        for pass in 0..<2 where dropped.count < n {
+            for uid in order where dropped.count < n && !dropped.contains(uid) {
+                let keepsFiring = pending[uid]?.state == .closed && firing[uid] != nil
+                if pass == 1 || !keepsFiring { dropped.insert(uid) }
+            }
+        }
+        for uid in dropped { pending[uid] = nil }
+        order.removeAll { dropped.contains($0) }
+        metrics.dropped.increment(by: Int64(dropped.count))
+    }
+
     /// Posts pending changes and due re-posts in one request.
     func deliver() async -> DeliveryOutcome {
         let now = ContinuousClock.now
-        let due = firing.filter { pending[$0.key] == nil && now - $0.value.postedAt >= configuration.repostInterval }
-        guard !order.isEmpty || !due.isEmpty else { return .delivered }
-        let batch = order.prefix(500).compactMap { pending[$0] }
+        let batch = order.prefix(Self.batchSize).compactMap { pending[$0] }
+        // Firing alerts past the cap are resolved, the ones changed longest ago first.
+        let excess = firing.count - configuration.maxPending
+        let stale = excess > 0 ? firing.values.filter { pending[$0.incident.uid] == nil }.sorted { $0.changedAt < $1.changedAt }.prefix(excess) : []
+        let staleUIDs = Set(stale.map(\.incident.uid))
+        let room = max(0, Self.batchSize - batch.count - stale.count)
+        let due = firing.values.filter {
+            pending[$0.incident.uid] == nil && !staleUIDs.contains($0.incident.uid) && now - $0.postedAt >= configuration.repostInterval
+        }.sorted { $0.postedAt < $1.postedAt }.prefix(room)
+        guard !batch.isEmpty || !due.isEmpty || !stale.isEmpty else { return .delivered }
         var alerts: [AlertmanagerAlert] = []
         for incident in batch {
             let labels = AlertmanagerAlert.labels(incident)
@@ -84,28 +117,37 @@ actor AlertmanagerRoute: Service {
             }
             alerts.append(AlertmanagerAlert(incident, labels: labels, links: links, endsAt: incident.state == .closed ? Date() : nil))
         }
-        for (_, f) in due { alerts.append(AlertmanagerAlert(f.incident, labels: f.labels, links: links, endsAt: nil)) }
+        for f in stale { alerts.append(AlertmanagerAlert(f.incident, labels: f.labels, links: links, endsAt: Date())) }
+        for f in due { alerts.append(AlertmanagerAlert(f.incident, labels: f.labels, links: links, endsAt: nil)) }
         do {
             try await poster.post(try JSONEncoder().encode(alerts), to: url)
+            metrics.sent.increment(by: Int64(alerts.count))
+        } catch let failure as HTTPPoster.Failure where failure.permanent {
+            metrics.failed.increment()
+            metrics.dropped.increment(by: Int64(alerts.count))
+            logger.error("Alertmanager refused a batch of alerts; dropped", metadata: [
+                "destination": "\(destination)", "error": "\(failure)", "alerts": "\(alerts.count)"])
         } catch {
             metrics.failed.increment()
-            logger.warning("Alertmanager post failed; will retry", metadata: ["url": "\(url)", "error": "\(error)", "pending": "\(order.count)"])
+            logger.warning("Alertmanager post failed; will retry", metadata: ["destination": "\(destination)", "error": "\(error)", "pending": "\(order.count)"])
             return .failed(progressed: false)
         }
-        metrics.sent.increment(by: Int64(alerts.count))
+        var posted = Set<String>()
         for incident in batch {
             // Only what was posted leaves the queue; a newer change that came meanwhile stays.
             if pending[incident.uid] == incident {
                 pending[incident.uid] = nil
-                order.removeAll { $0 == incident.uid }
+                posted.insert(incident.uid)
             }
             if incident.state == .closed {
                 firing[incident.uid] = nil
             } else {
-                firing[incident.uid] = Firing(incident: incident, labels: AlertmanagerAlert.labels(incident), postedAt: now)
+                firing[incident.uid] = Firing(incident: incident, labels: AlertmanagerAlert.labels(incident), postedAt: now, changedAt: now)
             }
         }
-        for (uid, _) in due { firing[uid]?.postedAt = now }
+        order.removeAll { posted.contains($0) }
+        for uid in staleUIDs where pending[uid] == nil { firing[uid] = nil }
+        for f in due { firing[f.incident.uid]?.postedAt = now }
         metrics.pending.record(order.count)
         return .delivered
     }
@@ -113,7 +155,7 @@ actor AlertmanagerRoute: Service {
     private func finalDelivery() async {
         if !order.isEmpty, await deliver() != .delivered {
             metrics.dropped.increment(by: Int64(order.count))
-            logger.error("alerts not delivered to Alertmanager by shutdown", metadata: ["url": "\(url)", "count": "\(order.count)"])
+            logger.error("alerts not delivered to Alertmanager by shutdown", metadata: ["destination": "\(destination)", "count": "\(order.count)"])
         }
     }
 }
@@ -137,7 +179,10 @@ struct AlertmanagerAlert: Encodable {
             "lost_flow_records": String(incident.lostFlowRecords),
         ]
         startsAt = Timestamp.rfc3339(milliseconds: incident.firstSeenMs)
-        self.endsAt = endsAt.map { Timestamp.rfc3339(milliseconds: Int64($0.timeIntervalSince1970 * 1000)) }
+        // Never before startsAt, which Alertmanager refuses: an incident of
+        // traffic stamped ahead of this clock (ingest allows some skew) starts
+        // in the future.
+        self.endsAt = endsAt.map { Timestamp.rfc3339(milliseconds: max(incident.firstSeenMs, Int64($0.timeIntervalSince1970 * 1000))) }
         generatorURL = link
     }
 

@@ -27,6 +27,10 @@ struct HTTPPoster: Sendable {
     /// Why a post failed, for the log.
     struct Failure: Error, CustomStringConvertible {
         var description: String
+        /// The receiver refused this body (a 4xx other than 408 and 429):
+        /// posting it again would only be refused again, and would hold up
+        /// everything queued behind it.
+        var permanent = false
     }
 
     func post(_ body: Data, to url: URL, headers: [String: String] = [:]) async throws(Failure) {
@@ -46,6 +50,8 @@ struct HTTPPoster: Sendable {
         } catch {
             throw Failure(description: "\(error)")
         }
-        guard (200..<300).contains(status) else { throw Failure(description: "HTTP \(status)") }
+        guard (200..<300).contains(status) else {
+            throw Failure(description: "HTTP \(status)", permanent: (400..<500).contains(status) && status != 408 && status != 429)
+        }
     }
 }

@@ -12,8 +12,12 @@ import ServiceLifecycle
 /// Changes wait in a bounded queue, in order, while the receiver is down,
 /// and are retried with back-off; when more than
 /// ``AlertConfiguration/maxPending`` wait, the oldest are dropped and counted.
+/// A change the receiver refuses outright (a 4xx but 408 and 429) is dropped
+/// and counted too, rather than retried ahead of everything after it.
 actor WebhookRoute: Service {
     let url: URL
+    /// The URL's host and port, for the log: its path may be the secret.
+    private let destination: String
     private let configuration: AlertConfiguration
     private let key: SymmetricKey
     private let feed: AsyncStream<[IncidentUpdate]>
@@ -29,6 +33,7 @@ actor WebhookRoute: Service {
     init(url: URL, destination: String, configuration: AlertConfiguration, feed: AsyncStream<[IncidentUpdate]>,
          metricsFactory: any MetricsFactory, logger: Logger) {
         self.url = url
+        self.destination = destination
         self.configuration = configuration
         self.key = SymmetricKey(data: configuration.webhookSecret)
         self.feed = feed
@@ -64,6 +69,8 @@ actor WebhookRoute: Service {
         }
         let excess = queue.count - head - configuration.maxPending
         if excess > 0 {
+            // Freed now, not when the queue next compacts.
+            for i in head..<(head + excess) { queue[i] = Data() }
             head += excess
             metrics.dropped.increment(by: Int64(excess))
         }
@@ -79,13 +86,17 @@ actor WebhookRoute: Service {
             let body = queue[head]
             do {
                 try await poster.post(body, to: url, headers: [Self.signatureHeader: Self.signature(body, key: key)])
+                metrics.sent.increment()
+            } catch where error.permanent {
+                metrics.failed.increment()
+                metrics.dropped.increment()
+                logger.error("webhook refused a change; dropped", metadata: ["destination": "\(destination)", "error": "\(error)"])
             } catch {
                 metrics.failed.increment()
-                logger.warning("webhook post failed; will retry", metadata: ["url": "\(url)", "error": "\(error)", "pending": "\(queue.count - head)"])
+                logger.warning("webhook post failed; will retry", metadata: ["destination": "\(destination)", "error": "\(error)", "pending": "\(queue.count - head)"])
                 return .failed(progressed: progressed)
             }
             progressed = true
-            metrics.sent.increment()
             // accept() may have dropped the head meanwhile; only advance past what was sent.
             if head < queue.count, queue[head] == body { head += 1 }
             metrics.pending.record(queue.count - head)
@@ -104,7 +115,7 @@ actor WebhookRoute: Service {
     private func finalDelivery() async {
         if head < queue.count, await deliverAll() != .delivered {
             metrics.dropped.increment(by: Int64(queue.count - head))
-            logger.error("webhook changes not delivered by shutdown", metadata: ["url": "\(url)", "count": "\(queue.count - head)"])
+            logger.error("webhook changes not delivered by shutdown", metadata: ["destination": "\(destination)", "count": "\(queue.count - head)"])
         }
     }
 }

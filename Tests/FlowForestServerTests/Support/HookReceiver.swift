@@ -6,8 +6,8 @@ import ServiceLifecycle
 import Synchronization
 
 /// An HTTP receiver on loopback that keeps every POST to `/hook` (body and
-/// headers, names lower-cased), answering 503 to the first `failFirst` of them: the webhook
-/// end of Alertmanager, or a FlowForest webhook with an outage.
+/// headers, names lower-cased), answering `failStatus` (503: an outage) to the first
+/// `failFirst` of them: the webhook end of Alertmanager, or a FlowForest webhook.
 final class HookReceiver: Sendable {
     struct Post: Sendable {
         var body: Data
@@ -17,10 +17,12 @@ final class HookReceiver: Sendable {
     private let posts = Mutex<[Post]>([])
     private let failures = Mutex(0)
     private let boundPort = Mutex<Int?>(nil)
+    private let failStatus: HTTPResponse.Status
     private let task = Mutex<Task<Void, any Error>?>(nil)
 
-    init(failFirst: Int = 0) {
+    init(failFirst: Int = 0, failStatus: HTTPResponse.Status = .serviceUnavailable) {
         failures.withLock { $0 = failFirst }
+        self.failStatus = failStatus
     }
 
     var received: [Post] { posts.withLock { $0 } }
@@ -37,7 +39,7 @@ final class HookReceiver: Sendable {
                 n -= 1
                 return true
             }
-            if failing { return Response(status: .serviceUnavailable) }
+            if failing { return Response(status: self.failStatus) }
             var headers: [String: String] = [:]
             for field in request.headers { headers[field.name.canonicalName.lowercased()] = field.value }
             self.posts.withLock { $0.append(Post(body: Data(buffer: body), headers: headers)) }
