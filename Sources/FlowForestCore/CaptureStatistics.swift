@@ -53,25 +53,26 @@ public struct CaptureStatistics: Sendable, Hashable, Codable {
         packetsAggregated &+ notIP &+ malformed &+ forwardedSeen &+ tableFull
     }
 
-    /// Adds every counter of `other` (wrapping): statistics of several
-    /// tables or sources read as one.
+    /// Adds every counter of `other` (saturating: a hostile exporter's
+    /// counts can reach 2^64 - 1, and a wrapped sum would read as a source
+    /// that restarted): statistics of several tables or sources read as one.
     public static func += (lhs: inout CaptureStatistics, rhs: CaptureStatistics) {
-        lhs.packetsSeen &+= rhs.packetsSeen
-        lhs.packetsAccounted &+= rhs.packetsAccounted
-        lhs.bytesAccounted &+= rhs.bytesAccounted
-        lhs.notIP &+= rhs.notIP
-        lhs.malformed &+= rhs.malformed
-        lhs.tableFull &+= rhs.tableFull
-        lhs.captureDrops &+= rhs.captureDrops
-        lhs.interfaceDrops &+= rhs.interfaceDrops
-        lhs.missingRecords &+= rhs.missingRecords
-        lhs.ringBufferPackets &+= rhs.ringBufferPackets
-        lhs.ringBufferSlotLocked &+= rhs.ringBufferSlotLocked
-        lhs.packetsAggregated &+= rhs.packetsAggregated
-        lhs.bytesAggregated &+= rhs.bytesAggregated
-        lhs.forwardedSeen &+= rhs.forwardedSeen
-        lhs.flowsStarted &+= rhs.flowsStarted
-        lhs.flowsEnded &+= rhs.flowsEnded
+        lhs.packetsSeen = lhs.packetsSeen.addingSaturated(rhs.packetsSeen)
+        lhs.packetsAccounted = lhs.packetsAccounted.addingSaturated(rhs.packetsAccounted)
+        lhs.bytesAccounted = lhs.bytesAccounted.addingSaturated(rhs.bytesAccounted)
+        lhs.notIP = lhs.notIP.addingSaturated(rhs.notIP)
+        lhs.malformed = lhs.malformed.addingSaturated(rhs.malformed)
+        lhs.tableFull = lhs.tableFull.addingSaturated(rhs.tableFull)
+        lhs.captureDrops = lhs.captureDrops.addingSaturated(rhs.captureDrops)
+        lhs.interfaceDrops = lhs.interfaceDrops.addingSaturated(rhs.interfaceDrops)
+        lhs.missingRecords = lhs.missingRecords.addingSaturated(rhs.missingRecords)
+        lhs.ringBufferPackets = lhs.ringBufferPackets.addingSaturated(rhs.ringBufferPackets)
+        lhs.ringBufferSlotLocked = lhs.ringBufferSlotLocked.addingSaturated(rhs.ringBufferSlotLocked)
+        lhs.packetsAggregated = lhs.packetsAggregated.addingSaturated(rhs.packetsAggregated)
+        lhs.bytesAggregated = lhs.bytesAggregated.addingSaturated(rhs.bytesAggregated)
+        lhs.forwardedSeen = lhs.forwardedSeen.addingSaturated(rhs.forwardedSeen)
+        lhs.flowsStarted = lhs.flowsStarted.addingSaturated(rhs.flowsStarted)
+        lhs.flowsEnded = lhs.flowsEnded.addingSaturated(rhs.flowsEnded)
     }
 
     enum CodingKeys: String, CodingKey {

@@ -185,16 +185,19 @@ public struct FlowLedger: Sendable {
         if slots.removeBySwappingLast(at: position) { index.move(from: last, to: position, hash: slots[position].id.ledgerHash) }
     }
 
-    /// Forgets flows whose last packet is ``forgetAfterNs`` old. A flow
-    /// stamped ahead of the batch time (a sender's clock ahead of ours) has
-    /// no idle time by its stamps; it goes once it had no record for that long.
+    /// Forgets flows that had neither a packet nor a record for
+    /// ``forgetAfterNs``, by the later of the two: an exporter whose clock
+    /// runs behind ours stamps an open flow's packets minutes back while its
+    /// records keep arriving. A flow stamped ahead of the batch time (a
+    /// sender's clock ahead of ours) goes once it had no record for that long.
     private mutating func forgetIdle(nowNs now: UInt64) {
         lastSweepNs = now
         var position = 0
         while position < slots.count {
             let s = slots[position]
-            let last = s.lastSeenNs
-            let idle = now >= last ? now - last : (now >= s.updatedNs ? now - s.updatedNs : 0)
+            // A stamp past the batch time is the sender's clock, not a packet we saw later.
+            let last = s.lastSeenNs <= now ? max(s.lastSeenNs, s.updatedNs) : s.updatedNs
+            let idle = now >= last ? now - last : 0
             // A removal moves the last slot here: look at this position again.
             if idle >= Self.forgetAfterNs { remove(at: position) } else { position += 1 }
         }

@@ -198,6 +198,12 @@ public struct FlowTable: Sendable {
             if entries.values[index].idleByArrival, let arrived = entries.values[index].arrivedNs, arrived > nowNs {
                 entries.values[index].arrivedNs = nowNs
             }
+            // Likewise a flow stamped ahead of the clock with no arrival time (a
+            // capture file's record stamped years ahead, then the file's own
+            // times): it idles from now rather than stay until the file ends.
+            if entries.values[index].arrivedNs == nil, entries.values[index].record.lastSeenNs > nowNs {
+                entries.values[index].arrivedNs = nowNs
+            }
             let entry = entries.values[index]
             if let reason = cfg.endReason(idleNs: entry.idleNs(at: nowNs), tcpClosed: entry.record.tcpClosed) {
                 ended.append(entries.keys[index])

@@ -13,6 +13,8 @@ import FlowForestCore
 struct WindowedStatistics {
     /// Decay half-lives in nanoseconds, one per window.
     static let windows = FeatureSchema.halfLives.map { $0.seconds * 1e9 }
+    /// How far back a clock must go to count as a step rather than two sources' polls interleaving.
+    static let clockStepNs: UInt64 = 60_000_000_000
     static let windowCount = FeatureSchema.halfLives.count
     /// Items a distinct-count set remembers; beyond it, items count as new each time.
     static let maxDistinct = 4096
@@ -64,9 +66,15 @@ struct WindowedStatistics {
         updatedNs = now
     }
 
-    /// Brings every counter to `now`.
+    /// Brings every counter to `now`. A clock that went back a long way (a
+    /// capture file with a record stamped years ahead, then its own times)
+    /// decays on from the new time; small steps back (sources polled a
+    /// moment apart) are left to the next decay.
     mutating func decay(to now: UInt64) {
-        guard now > updatedNs else { return }
+        guard now > updatedNs else {
+            if updatedNs - now > Self.clockStepNs { updatedNs = now }
+            return
+        }
         let dt = Double(now - updatedNs)
         for (w, h) in Self.windows.enumerated() {
             let f = exp2(-dt / h)

@@ -85,8 +85,10 @@ public struct IncidentTracker: Sendable {
             for uid in open.keys { open[uid]!.loss += lost }
             recentLosses.append((nowMs, lost))
         }
-        // Bounded: one entry per call at most, none older than the lookback.
-        recentLosses.removeAll { nowMs - $0.ms > Self.lossLookbackMs }
+        // Bounded: one entry per call at most, none older than the lookback,
+        // none from a clock that has since stepped back (a file's record
+        // stamped years ahead), which would join every later incident.
+        recentLosses.removeAll { nowMs - $0.ms > Self.lossLookbackMs || $0.ms > nowMs }
         for uid in touched {
             guard let incident = open[uid] else { continue }
             changes.append(IncidentUpdate(change: opened.contains(uid) ? .opened : .updated, incident: incident))
@@ -151,7 +153,7 @@ public struct IncidentTracker: Sendable {
             uid: uid, sensor: a.sensor, label: a.label, actors: a.sourceAddress.map { [$0] } ?? [],
             targets: a.destinationAddress.map { [$0] } ?? [], firstSeenMs: a.timeMs, lastSeenMs: a.timeMs,
             peakSeverity: a.severity, peakScore: a.score, anomalyCount: 1, state: .open, explanation: a.explanation)
-        for recent in recentLosses where a.timeMs - recent.ms <= Self.lossLookbackMs { open[uid]!.loss += recent.loss }
+        for recent in recentLosses where recent.ms <= a.timeMs && a.timeMs - recent.ms <= Self.lossLookbackMs { open[uid]!.loss += recent.loss }
         return uid
     }
 

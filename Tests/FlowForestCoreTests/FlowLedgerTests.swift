@@ -89,4 +89,20 @@ struct FlowLedgerTests {
         _ = ledger.apply([record(3, packets: (1, 0), bytes: (60, 0), lastSeenNs: 11 * minute)], origin: "ingest", nowNs: 11 * minute)
         #expect(ledger[1] == nil && ledger[2] == nil && ledger[3] != nil)
     }
+
+    @Test("an open flow whose records keep coming with stamps minutes behind (an exporter's slow clock) is held once, its packets counted once")
+    func staleStampsHeld() {
+        var ledger = FlowLedger()
+        let second: UInt64 = 1_000_000_000, start: UInt64 = 3_600 * second
+        var added: UInt64 = 0
+        // A record every 5 s for 15 minutes, each stamped 20 minutes before it arrives, 10 packets more each time.
+        for i in UInt64(1)...180 {
+            let now = start + i * 5 * second
+            let changes = ledger.apply([record(1, packets: (10 * i, 0), bytes: (600 * i, 0), lastSeenNs: now - 1_200 * second)],
+                                       origin: "collect", nowNs: now)
+            added += changes.reduce(0) { $0 + $1.delta.forwardPackets }
+        }
+        #expect(ledger.count == 1)
+        #expect(added == 1_800, "packets counted: \(added) of 1800")
+    }
 }

@@ -59,17 +59,4 @@ struct RecentMapTests {
         let entries = detector.perAddressEntries
         #expect(entries.history <= 512 && entries.reported <= 100_000, "\(entries)")
     }
-
-    @Test("one poll stamped years ahead (a hostile capture file) does not make every later poll retrain")
-    func clockBackRetrain() {
-        var sim = TrafficSimulator()
-        var detector = trainedDetector(&sim) { $0.retrainIntervalSeconds = 60 }
-        // Enough normal vectors scored for a retraining to have material.
-        _ = sim.runNormal(seconds: 120, into: &detector)
-        _ = detector.process(FlowBatch(timeNs: sim.nowNs + 100 * 365 * 86_400_000_000_000, records: [], statistics: CaptureStatistics(), activeFlows: 0))
-        let afterJump = detector.status.retrainings
-        _ = sim.runNormal(seconds: 30, into: &detector)
-        // 30 s of the file's own times again: less than the 60 s interval since anything.
-        #expect(detector.status.retrainings == afterJump, "\(detector.status.retrainings - afterJump) retrainings in the 30 polls after the jump")
-    }
 }
