@@ -104,9 +104,14 @@ public struct ServerConfiguration: Sendable {
         return (String(host), port)
     }
 
-    /// True for addresses only this machine can reach.
+    /// True for addresses only this machine can reach: `localhost`, or an
+    /// address literal in 127.0.0.0/8 or ::1 (a name such as
+    /// `127.example.com` is not one).
     public var isLoopback: Bool {
-        host == "localhost" || host == "::1" || host.hasPrefix("127.")
+        if host == "localhost" { return true }
+        guard let address = IPAddress(host) else { return false }
+        if let v4 = address.ipv4Value { return v4 >> 24 == 127 }
+        return address == IPAddress(high: 0, low: 1)
     }
 
     /// The dashboard's address for a browser on this machine.

@@ -13,7 +13,11 @@ import Synchronization
 /// parallel guesses cannot slip past the limit before the first one fails.
 ///
 /// The table is bounded: at `maxEntries` keys, entries idle longer than
-/// `forgetAfter` go first, then the least recently failed.
+/// `forgetAfter` go first, then the least recently failed that are neither
+/// blocked nor being checked; when nothing else can go, a new attempt waits
+/// (429) rather than free a blocked key. Addresses are keyed as connection
+/// limits key them (IPv6 by /64), so a host cannot take a new key with each
+/// of its addresses.
 final class LoginThrottle: Sendable {
     struct Entry: Sendable {
         var failures: Int
@@ -40,8 +44,11 @@ final class LoginThrottle: Sendable {
 
     /// The keys of one attempt: the client's address and the user name.
     static func keys(address: String, user: String) -> [String] {
-        ["addr:" + address, "user:" + String(user.lowercased().prefix(64))]
+        ["addr:" + ConnectionLimitHandler.key(address).key, "user:" + String(user.lowercased().prefix(64))]
     }
+
+    /// How long an attempt waits when the table has no room for its keys.
+    static let fullTableWait: Duration = .seconds(10)
 
     /// How long the attempt must wait, nil when it may go ahead. A nil
     /// answer reserves the attempt: end it with ``failed(_:)``,
@@ -57,7 +64,9 @@ final class LoginThrottle: Sendable {
                 if e.inFlight > 0, e.failures + e.inFlight >= freeFailures { wait = max(wait, .seconds(1)) }
             }
             if wait > .zero { return wait }
-            if t.count + keys.count > maxEntries { evict(&t, now: now) }
+            let new = keys.filter { t[$0] == nil }.count
+            if t.count + new > maxEntries { evict(&t, now: now) }
+            if t.count + new > maxEntries { return Self.fullTableWait }
             for key in keys { t[key, default: Entry(failures: 0, blockedUntil: now, lastFailure: now)].inFlight += 1 }
             return nil
         }
@@ -73,8 +82,11 @@ final class LoginThrottle: Sendable {
     func failed(_ keys: [String]) {
         let now = ContinuousClock.now
         table.withLock { t in
-            if t.count + keys.count > maxEntries { evict(&t, now: now) }
+            // Keys begin() reserved are here; others take room if there is any.
+            let new = keys.filter { t[$0] == nil }.count
+            if t.count + new > maxEntries { evict(&t, now: now) }
             for key in keys {
+                guard t[key] != nil || t.count < maxEntries else { continue }
                 var e = t[key] ?? Entry(failures: 0, blockedUntil: now, lastFailure: now)
                 e.inFlight = max(0, e.inFlight - 1)
                 e.failures += 1
@@ -102,11 +114,15 @@ final class LoginThrottle: Sendable {
     var count: Int { table.withLock { $0.count } }
 
     private func evict(_ t: inout [String: Entry], now: ContinuousClock.Instant) {
-        t = t.filter { $0.value.inFlight > 0 || $0.value.blockedUntil > now || now - $0.value.lastFailure < forgetAfter }
+        func held(_ e: Entry) -> Bool { e.inFlight > 0 || e.blockedUntil > now }
+        t = t.filter { held($0.value) || now - $0.value.lastFailure < forgetAfter }
         if t.count + 2 > maxEntries {
-            // Still full: drop the least recently failed tenth.
+            // Still full: drop the least recently failed tenth of those not
+            // blocked or being checked. A blocked key stays blocked: freeing
+            // it would let a flood of fresh keys buy guesses at it.
             let drop = max(2, maxEntries / 10)
-            for (key, _) in t.sorted(by: { $0.value.lastFailure < $1.value.lastFailure }).prefix(drop) { t[key] = nil }
+            let free = t.filter { !held($0.value) }.sorted { $0.value.lastFailure < $1.value.lastFailure }
+            for (key, _) in free.prefix(drop) { t[key] = nil }
         }
     }
 }

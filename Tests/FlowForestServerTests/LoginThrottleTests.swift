@@ -65,6 +65,26 @@ struct LoginThrottleTests {
         #expect(parallel.begin(k) == nil)
     }
 
+    @Test("a flood of fresh addresses and user names neither frees a blocked key nor grows the table; a full table makes attempts wait")
+    func floodKeepsBlocks() throws {
+        let throttle = LoginThrottle(freeFailures: 3, maxDelay: .seconds(600), maxEntries: 100)
+        let admin = LoginThrottle.keys(address: "198.18.0.1", user: "admin")
+        for _ in 0..<6 { throttle.failed(admin) }
+        let blocked = try #require(throttle.retryAfter(admin))
+        // One /64: every address of it is the same address key.
+        #expect(LoginThrottle.keys(address: "2001:db8::1", user: "x") == LoginThrottle.keys(address: "2001:db8::ffff:2", user: "x"))
+        for i in 0..<10_000 {
+            let keys = LoginThrottle.keys(address: "10.\(i / 65_536).\(i / 256 % 256).\(i % 256)", user: "junk\(i)")
+            if throttle.begin(keys) == nil { throttle.failed(keys) }
+        }
+        #expect(throttle.count <= 100)
+        #expect(try #require(throttle.retryAfter(admin)) > blocked - .seconds(60), "the admin key is still blocked")
+        // Every entry blocked or being checked: a new attempt waits rather than free one.
+        let full = LoginThrottle(freeFailures: 1, maxEntries: 10)
+        for i in 0..<5 { full.failed(LoginThrottle.keys(address: "10.1.0.\(i)", user: "u\(i)")) }
+        #expect(full.begin(LoginThrottle.keys(address: "10.2.0.1", user: "new")) == LoginThrottle.fullTableWait)
+    }
+
     @Test("16 concurrent wrong sign-ins leave /api/health fast: hashing runs on its own bounded pool")
     func healthStaysFast() async throws {
         try await withService(.live, configure: { $0.openMetrics = true }) { client, _, _ in

@@ -1,6 +1,4 @@
-import FlowForestCore
 @testable import FlowForestServer
-import Foundation
 import Testing
 
 /// A list parameter (`severity=low,low,…`) becomes a query with each value
@@ -12,20 +10,5 @@ struct QueryListTests {
         #expect(API.distinct([3, 1, 3, 2, 1, 3]) == [3, 1, 2])
         #expect(API.distinct(Array(repeating: "critical", count: 40_000)) == ["critical"])
         #expect(API.distinct([Int]()) == [])
-    }
-}
-
-/// Alertmanager refuses an alert that ends before it starts.
-@Suite("Alertmanager alert shape")
-struct AlertmanagerAlertTests {
-    @Test("an incident of traffic stamped ahead of this clock ends no earlier than it starts")
-    func endsNotBeforeStart() throws {
-        let ahead = Int64(Date().timeIntervalSince1970 * 1000) + 240_000
-        let incident = Incident(uid: "u1", sensor: "s", label: .portScan, actors: [], targets: [], firstSeenMs: ahead, lastSeenMs: ahead,
-                                peakSeverity: .high, peakScore: 0.8, anomalyCount: 1, state: .closed, explanation: [])
-        let alert = AlertmanagerAlert(incident, labels: [:], links: AlertLinks(base: "http://sensor"), endsAt: Date())
-        #expect(alert.endsAt == alert.startsAt)
-        let now = AlertmanagerAlert(incident, labels: [:], links: AlertLinks(base: "http://sensor"), endsAt: Date(timeIntervalSince1970: Double(ahead) / 1000 + 5))
-        #expect(try #require(now.endsAt) > alert.startsAt)
     }
 }
