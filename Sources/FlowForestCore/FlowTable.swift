@@ -61,6 +61,10 @@ public struct FlowTable: Sendable {
         /// whose times are the exporter's clock and already past its own
         /// timeouts when they arrive.
         var idleByArrival = false
+        /// A record of it went out: its directions are fixed from then on,
+        /// since a swap would turn the totals already handed on (to the
+        /// ledger, to an IPFIX export) into a fall, read as a restart.
+        var emitted = false
     }
 
     public let configuration: FlowTableConfiguration
@@ -217,6 +221,7 @@ public struct FlowTable: Sendable {
                 out.append(record)
                 entries.values[index].windowStartNs = nowNs
                 entries.values[index].dirty = false
+                entries.values[index].emitted = true
             }
         }
         for key in ended { entries.removeValue(forKey: key) }
@@ -224,6 +229,7 @@ public struct FlowTable: Sendable {
         for key in dirtyKeys {
             guard let index = entries.index(forKey: key), entries.values[index].dirty else { continue }
             entries.values[index].dirty = false
+            entries.values[index].emitted = true
             out.append(entries.values[index].record)
         }
         dirtyKeys.removeAll(keepingCapacity: true)
@@ -281,7 +287,7 @@ extension FlowTable.Entry {
 extension FlowTable.Entry {
     mutating func add(_ flow: UniflowSummary, senderIsLow: Bool) {
         let fromInitiator = senderIsLow == initiatorIsLow
-        if !fromInitiator && record.reverse.packets == 0 && sentFirst(flow) {
+        if !fromInitiator && !emitted && record.reverse.packets == 0 && sentFirst(flow) {
             swapDirections()
             // A flow is where its initiator's packets were seen, as when the records come in order.
             record.interfaceIndex = flow.interfaceIndex

@@ -55,7 +55,9 @@ public struct DeltaTracker: Sendable {
         }
         func direction(_ d: DirectionStats, since: (UInt64, UInt64)) -> ExportRecord.Direction {
             ExportRecord.Direction(
-                packets: d.packets &- since.0, bytes: d.bytes &- since.1,
+                // A total below what was exported (a flow id a source reused) starts afresh, never a wrapped delta.
+                packets: d.packets >= since.0 ? d.packets - since.0 : d.packets,
+                bytes: d.bytes >= since.1 ? d.bytes - since.1 : d.bytes,
                 startMs: d.firstSeenNs / 1_000_000, endMs: d.lastSeenNs / 1_000_000,
                 flags: UInt16(d.flags.rawValue), icmpTypeCode: UInt16(d.icmpType) << 8 | UInt16(d.icmpCode))
         }

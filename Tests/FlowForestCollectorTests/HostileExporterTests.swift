@@ -250,6 +250,22 @@ struct HostileExporterTests {
         }
     }
 
+    @Test("a reply record that starts earlier but arrives after the flow was reported leaves its directions as reported")
+    func noSwapAfterReport() {
+        var table = FlowTable()
+        let a = IPAddress("198.18.0.1")!, b = IPAddress("198.18.0.2")!
+        table.add(UniflowSummary(firstSeenNs: now - 2_000_000_000, lastSeenNs: now - 1_000_000_000, source: a, destination: b,
+                                 sourcePort: 40000, destinationPort: 80, ipProtocol: 6, packets: 100, bytes: 10_000), arrivedNs: now)
+        let first = table.advance(to: now)
+        #expect(first.map(\.forward.packets) == [100])
+        table.add(UniflowSummary(firstSeenNs: now - 3_000_000_000, lastSeenNs: now - 1_000_000_000, source: b, destination: a,
+                                 sourcePort: 80, destinationPort: 40000, ipProtocol: 6, packets: 5, bytes: 500), arrivedNs: now + 1_000_000_000)
+        // Swapped now, the forward count would fall from 100 to 5: a restart to whoever holds the first record.
+        let second = table.advance(to: now + 1_000_000_000)
+        #expect(second.map(\.forward.packets) == [100] && second.map(\.reverse.packets) == [5])
+        #expect(second.first?.sourceAddress == a)
+    }
+
     @Test("with every exporter place taken, exporters silent 10 s with no open flow give theirs up; their flows stay counted")
     func silentExportersReleased() throws {
         let metrics = TestMetrics()

@@ -97,6 +97,15 @@ struct IPFIXEncoderTests {
         #expect(first.reverse.packets + last.reverse.packets == 51 && first.reverse.bytes + last.reverse.bytes == 71_000)
     }
 
+    @Test("a total below the one exported (an id a source reused) exports afresh, never a wrapped delta near 2^64")
+    func fallingTotal() throws {
+        var tracker = DeltaTracker()
+        _ = tracker.export(flow(id: 4, fwd: (100, 10_000), rev: (0, 0), state: .interim))
+        let exported = tracker.export(flow(id: 4, fwd: (5, 500), rev: (0, 0), end: .tcpClose))
+        let after = try #require(exported)
+        #expect(after.forward.packets == 5 && after.forward.bytes == 500)
+    }
+
     @Test("messages stay under the size limit, and sequence numbers count data records")
     func sizeAndSequence() {
         var encoder = IPFIXEncoder(maxMessageBytes: 1400)
