@@ -1,4 +1,5 @@
 import FlowForestCore
+import FlowForestTestSupport
 import Testing
 @testable import FlowForestDetection
 
@@ -33,5 +34,16 @@ struct ClockStepTests {
         close.decay(to: now)
         close.decay(to: now + 500_000_000)
         #expect(close.value(0, 0) == 100)
+    }
+
+    @Test("a SYN stamped ahead of the batch time (an agent's clock ahead of ours) is not yet unanswered; one a second old is")
+    func synAheadNotFailed() {
+        let now: UInt64 = 1_764_000_000_000_000_000
+        func syn(at t: UInt64) -> FlowRecord {
+            FlowRecord.loneSyn(id: 1, from: IPAddress("198.18.0.5")!, to: IPAddress("198.18.0.2")!, sourcePort: 40000, destinationPort: 80, at: t)
+        }
+        #expect(!HostTracker.hasFailed(syn(at: now + 120_000_000_000), at: now))
+        #expect(HostTracker.hasFailed(syn(at: now - 2_000_000_000), at: now))
+        #expect(HostTracker.elapsed(now, since: now + 1) == 0 && HostTracker.elapsed(now + 5, since: now) == 5)
     }
 }
