@@ -43,6 +43,10 @@ final class SessionStore: Sendable {
 
     /// At most this many live sessions; the oldest go first beyond it.
     static let maxSessions = 10_000
+    /// Sessions one principal holds at most: past it its own oldest goes, so
+    /// one credential signing in over and over cannot push everyone else's
+    /// sessions out of the table.
+    static let maxSessionsPerPrincipal = 32
 
     private let sessions = Mutex<[String: Session]>([:])
     let lifetime: Duration
@@ -62,6 +66,12 @@ final class SessionStore: Sendable {
         sessions.withLock { s in
             let now = ContinuousClock.now
             s = s.filter { $0.value.expires > now }
+            let own = s.filter { $0.value.principal == principal }
+            if own.count >= Self.maxSessionsPerPrincipal {
+                for (key, _) in own.sorted(by: { $0.value.expires < $1.value.expires }).prefix(own.count - Self.maxSessionsPerPrincipal + 1) {
+                    s[key] = nil
+                }
+            }
             if s.count >= Self.maxSessions {
                 for (key, _) in s.sorted(by: { $0.value.expires < $1.value.expires }).prefix(s.count - Self.maxSessions + 1) { s[key] = nil }
             }
@@ -177,6 +187,10 @@ struct AuthMiddleware: RouterMiddleware {
         do { found = try await store.authenticateToken(token) } catch { throw Self.storeUnavailable(error) }
         guard let principal = found else {
             throw APIError(.unauthorized, "this sign-in link's token is unknown or revoked; ask an admin for a new one (`flowforest token add NAME --role admin`)")
+        }
+        // An agent token only sends traffic: a dashboard session of it could read nothing.
+        guard principal.role.permissions.contains(.read) else {
+            throw APIError(.forbidden, "this sign-in link's token is an agent token, which cannot read the dashboard; use a viewer or admin token")
         }
         let (id, _) = sessions.create(for: principal)
         var response = Response(status: .seeOther, headers: [.location: "/", .cacheControl: "no-store", HTTPField.Name("Referrer-Policy")!: "no-referrer"])
