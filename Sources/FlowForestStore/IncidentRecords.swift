@@ -167,18 +167,14 @@ extension Store {
         let uids = incidents.map(\.uid)
         let found = try await withSQL { db in
             var ids: [String: [Int64]] = [:]
-            for chunk in stride(from: 0, to: uids.count, by: 500) {
-                let part = Array(uids[chunk..<min(chunk + 500, uids.count)])
-                // The latest ids of each incident only: a long attack has many anomalies.
+            // One query per incident, each read from the (incident_uid, id)
+            // index newest first: a window over every anomaly of the
+            // incidents cost each write as much as the attack's whole history.
+            for uid in Set(uids) {
                 let rows = try await db.raw("""
-                    SELECT id, incident_uid FROM (
-                        SELECT id, incident_uid, ROW_NUMBER() OVER (PARTITION BY incident_uid ORDER BY id DESC) AS n
-                        FROM anomalies WHERE incident_uid IN (\(binds: part))
-                    ) latest WHERE n <= \(bind: Incident.maxAnomalyIDs) ORDER BY id
+                    SELECT id FROM anomalies WHERE incident_uid = \(bind: uid) ORDER BY id DESC LIMIT \(bind: Incident.maxAnomalyIDs)
                     """).all()
-                for row in rows {
-                    ids[try row.decode(column: "incident_uid", as: String.self), default: []].append(try row.decode(column: "id", as: Int64.self))
-                }
+                ids[uid] = try rows.reversed().map { try $0.decode(column: "id", as: Int64.self) }
             }
             return ids
         }

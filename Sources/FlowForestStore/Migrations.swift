@@ -159,6 +159,14 @@ extension Store {
                 "CREATE INDEX anomalies_interface ON anomalies (interface)",
             ]
         },
+        Migration(version: 7, name: "an incident's latest anomalies by index") { _ in
+            // Each incident's latest ids come from the index in order, however
+            // many anomalies a long attack gathered.
+            [
+                "CREATE INDEX anomalies_incident_latest ON anomalies (incident_uid, id)",
+                "DROP INDEX anomalies_incident",
+            ]
+        },
     ]
 
     /// The newest schema version this build knows.
