@@ -96,10 +96,16 @@ public struct IncidentTracker: Sendable {
         return changes
     }
 
-    /// Closes every incident whose last anomaly is a whole quiet gap before `nowMs`.
+    /// Closes every incident whose last anomaly is a whole quiet gap before
+    /// `nowMs`, and every one whose last anomaly lies further ahead of it
+    /// than a gap and a minute: the clock stepped back (a capture file with
+    /// a record stamped years ahead), and waiting for it to catch up would
+    /// keep the incident open, taking every later match, for years.
     public mutating func expire(nowMs: Int64) -> [IncidentUpdate] {
         let gapMs = Self.milliseconds(configuration.quietGap)
-        let quiet = open.values.filter { nowMs - $0.lastSeenMs >= gapMs }.sorted { ($0.lastSeenMs, $0.uid) < ($1.lastSeenMs, $1.uid) }
+        let ahead = max(gapMs, 0) + 60_000
+        let quiet = open.values.filter { nowMs - $0.lastSeenMs >= gapMs || $0.lastSeenMs - nowMs > ahead }
+            .sorted { ($0.lastSeenMs, $0.uid) < ($1.lastSeenMs, $1.uid) }
         return quiet.map { close($0.uid) }
     }
 

@@ -109,6 +109,19 @@ struct IncidentTrackerTests {
         #expect(tracker.observe(&exfil, nowMs: ms(12)).map(\.change) == [.opened])
     }
 
+    @Test("an incident stamped years ahead (a capture file's record) closes once the clock steps back, not years later")
+    func clockStepBackCloses() {
+        var tracker = IncidentTracker(configuration: .init(quietGap: .seconds(120)), makeUID: counterUIDs())
+        let years: Int64 = 100 * 365 * 86_400
+        var ahead = [anomaly(.portScan, src: "198.18.0.1", dst: "198.18.0.2", atS: years)]
+        _ = tracker.observe(&ahead, nowMs: ms(years))
+        // A step back of less than a gap and a minute is left alone.
+        #expect(tracker.expire(nowMs: ms(years - 150)).isEmpty)
+        #expect(tracker.expire(nowMs: ms(10)).map(\.change) == [.closed])
+        var later = [anomaly(.portScan, src: "198.18.0.1", dst: "198.18.0.2", atS: 11)]
+        #expect(tracker.observe(&later, nowMs: ms(11)).map(\.change) == [.opened], "the old incident takes no later match")
+    }
+
     @Test("a quiet gap closes an incident; the same actor afterwards opens a new one")
     func quietGapCloses() {
         var tracker = IncidentTracker(configuration: .init(quietGap: .seconds(120)), makeUID: counterUIDs())
