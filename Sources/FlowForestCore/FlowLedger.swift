@@ -197,7 +197,7 @@ public struct FlowLedger: Sendable {
             let s = slots[position]
             // A stamp past the batch time is the sender's clock, not a packet we saw later.
             let last = s.lastSeenNs <= now ? max(s.lastSeenNs, s.updatedNs) : s.updatedNs
-            let idle = now >= last ? now - last : 0
+            let idle = now.subtractingSaturated(last)
             // A removal moves the last slot here: look at this position again.
             if idle >= Self.forgetAfterNs { remove(at: position) } else { position += 1 }
         }

@@ -100,7 +100,7 @@ struct BeaconHistories {
     mutating func forget(olderThan age: UInt64, nowNs now: UInt64) {
         var stale: [BeaconScore.PairKey] = []
         pairs.removeAll { key, history in
-            guard HostTracker.elapsed(now, since: history.starts.last?.startNs ?? 0) >= age else { return false }
+            guard now.subtractingSaturated(history.starts.last?.startNs ?? 0) >= age else { return false }
             stale.append(key)
             return true
         }

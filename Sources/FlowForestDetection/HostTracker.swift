@@ -184,7 +184,7 @@ public struct HostTracker: Sendable {
         Self.clearPoll(&hosts)
         Self.clearPoll(&destinations)
         // A clock that stepped back a minute or more (a capture file) sweeps from the new time.
-        if Self.elapsed(nowNs, since: lastSweepNs) > 10_000_000_000 || lastSweepNs > nowNs &+ 60_000_000_000 {
+        if nowNs.subtractingSaturated(lastSweepNs) > 10_000_000_000 || lastSweepNs > nowNs &+ 60_000_000_000 {
             forgetIdle(nowNs: nowNs, flows: flows)
         }
         enforceLimits()
@@ -442,18 +442,13 @@ public struct HostTracker: Sendable {
             && r.reverse.packets == UInt64(r.reverse.rstCount)
     }
 
-    /// Time from `t` to `now`; 0 for a `t` stamped ahead of `now` (a
-    /// sender's clock ahead of ours), which is recent, not ancient.
-    @inline(__always)
-    static func elapsed(_ now: UInt64, since t: UInt64) -> UInt64 { now > t ? now - t : 0 }
-
     /// Whether a TCP connection had failed as of a record reported at
     /// `now`: refused (RST without handshake), or a SYN unanswered for a
     /// second. Each part only grows with later records, so a flow failed as
     /// of its previous record has failed already and is not counted twice.
     static func hasFailed(_ r: FlowRecord, at now: UInt64) -> Bool {
         guard r.ipProtocol == IPProtocol.tcp && r.forward.synCount > 0 && r.reverse.synAckCount == 0 else { return false }
-        return r.reverse.rstCount > 0 || elapsed(now, since: r.firstSeenNs) >= Self.unansweredNs || r.state == .ended
+        return r.reverse.rstCount > 0 || now.subtractingSaturated(r.firstSeenNs) >= Self.unansweredNs || r.state == .ended
     }
 
     /// A connection fails once: counted with the first record that shows it.
@@ -519,8 +514,8 @@ public struct HostTracker: Sendable {
             guard r.forward.synCount > 0 && r.reverse.synAckCount > 0 else { return }
             let closing = r.forward.finCount + r.reverse.finCount + r.forward.rstCount + r.reverse.rstCount > 0
             guard !closing else { return }
-            let age = Self.elapsed(now, since: firstSeenNs)
-            guard age >= Self.slowAgeNs, Self.elapsed(now, since: r.lastSeenNs) < 60_000_000_000 else { return }
+            let age = now.subtractingSaturated(firstSeenNs)
+            guard age >= Self.slowAgeNs, now.subtractingSaturated(r.lastSeenNs) < 60_000_000_000 else { return }
             let rate = Double(r.packets) / (Double(age) / 1e9)
             if rate < Self.slowPacketsPerSecond {
                 slowBySource[r.sourceAddress, default: 0] += 1
@@ -573,8 +568,8 @@ public struct HostTracker: Sendable {
         // Flows the ledger forgot without an ended record.
         marks.failed = marks.failed.filter { flows[$0] != nil }
         marks.established = marks.established.filter { flows[$0] != nil }
-        hosts.removeAll { Self.elapsed(now, since: $1.updatedNs) >= Self.forgetAfterNs && $1.openFlows <= 0 }
-        destinations.removeAll { Self.elapsed(now, since: $1.updatedNs) >= Self.forgetAfterNs && $1.openFlows <= 0 }
+        hosts.removeAll { now.subtractingSaturated($1.updatedNs) >= Self.forgetAfterNs && $1.openFlows <= 0 }
+        destinations.removeAll { now.subtractingSaturated($1.updatedNs) >= Self.forgetAfterNs && $1.openFlows <= 0 }
         beacons.forget(olderThan: Self.forgetAfterNs, nowNs: now)
         do {
             // Local copies (shared, not copied) so the closures do not read
