@@ -112,7 +112,7 @@ extension Store {
     /// Anomalies matching `query`, newest first, one page.
     public func anomalies(_ query: AnomalyQuery) async throws -> AnomalyPage {
         let limit = max(1, min(query.limit, 1000))
-        let rows = try await withSQL { db in
+        let rows = try await withSQL(.read) { db in
             let select = db.select().column("*").from("anomalies")
             if let a = query.address?.description {
                 select.where { $0.where("src_ip", .equal, a).orWhere("dst_ip", .equal, a) }
@@ -135,7 +135,7 @@ extension Store {
 
     /// One anomaly by id.
     public func anomaly(id: Int64) async throws -> Anomaly? {
-        let row = try await withSQL { db in
+        let row = try await withSQL(.read) { db in
             try await db.select().column("*").from("anomalies").where("id", .equal, id).first()
         }
         return try row.map(Store.decodeAnomaly)
@@ -154,7 +154,7 @@ extension Store {
 
     /// Number of stored anomalies (all sensors).
     public func anomalyCount() async throws -> Int {
-        try await withSQL { db in
+        try await withSQL(.read) { db in
             try await db.raw("SELECT COUNT(*) AS n FROM anomalies").first()?.decode(column: "n", as: Int.self) ?? 0
         }
     }

@@ -67,7 +67,7 @@ extension Store {
     ///   (`198.18.0.1` matches `198.18.0.1` and `198.18.0.1%3`).
     public func recentFlows(address: IPAddress? = nil, interface: String? = nil, sinceMs: Int64? = nil, limit: Int = 100) async throws -> [StoredFlow] {
         let limit = max(1, min(limit, 1000))
-        let rows = try await withSQL { db in
+        let rows = try await withSQL(.read) { db in
             let select = db.select().column("*").from("flows")
             if let a = address?.description {
                 select.where { $0.where("src_ip", .equal, a).orWhere("dst_ip", .equal, a) }
@@ -81,7 +81,7 @@ extension Store {
 
     /// Number of stored flow records.
     public func flowCount() async throws -> Int {
-        try await withSQL { db in
+        try await withSQL(.read) { db in
             try await db.raw("SELECT COUNT(*) AS n FROM flows").first()?.decode(column: "n", as: Int.self) ?? 0
         }
     }
@@ -111,7 +111,7 @@ extension Store {
         let limit = max(1, min(limit, 1000))
         let bytes = Self.cappedSum("fwd_bytes", "rev_bytes", sqlite: isSQLite)
         let packets = Self.cappedSum("fwd_packets", "rev_packets", sqlite: isSQLite)
-        return try await withSQL { db in
+        return try await withSQL(.read) { db in
             let rows = try await db.raw("""
                 SELECT src_ip, COUNT(*) AS flows, COUNT(DISTINCT dst_ip) AS peers,
                        \(unsafeRaw: bytes) AS bytes, \(unsafeRaw: packets) AS packets,

@@ -101,13 +101,13 @@ extension Store {
             }
             return all
         }
-        return try await withAnomalyIDs(rows.map(Store.decodeIncident))
+        return try await withAnomalyIDs(rows.map(Store.decodeIncident), access: .write)
     }
 
     /// Incidents matching `query`, newest first, one page.
     public func incidents(_ query: IncidentQuery) async throws -> IncidentPage {
         let limit = max(1, min(query.limit, 1000))
-        let rows = try await withSQL { db in
+        let rows = try await withSQL(.read) { db in
             let select = db.select().column("*").from("incidents")
             if let a = query.address?.description {
                 // Addresses hold no LIKE wildcards; the quotes make the match exact.
@@ -128,17 +128,17 @@ extension Store {
             if let before = query.beforeID { select.where("id", .lessThan, before) }
             return try await select.orderBy("id", .descending).limit(limit + 1).all()
         }
-        let page = try await withAnomalyIDs(try rows.prefix(limit).map(Store.decodeIncident))
+        let page = try await withAnomalyIDs(try rows.prefix(limit).map(Store.decodeIncident), access: .read)
         return IncidentPage(incidents: page, nextCursor: rows.count > limit ? page.last?.id : nil)
     }
 
     /// One incident by id.
     public func incident(id: Int64) async throws -> Incident? {
-        let row = try await withSQL { db in
+        let row = try await withSQL(.read) { db in
             try await db.select().column("*").from("incidents").where("id", .equal, id).first()
         }
         guard let row else { return nil }
-        return try await withAnomalyIDs([try Store.decodeIncident(row)]).first
+        return try await withAnomalyIDs([try Store.decodeIncident(row)], access: .read).first
     }
 
     /// Closes the open incidents of `sensor`: a restarted pipeline starts
@@ -162,10 +162,10 @@ extension Store {
     ]
 
     /// Fills each incident's anomaly ids (the latest ``Incident/maxAnomalyIDs``, oldest first).
-    private func withAnomalyIDs(_ incidents: [Incident]) async throws -> [Incident] {
+    private func withAnomalyIDs(_ incidents: [Incident], access: Access) async throws -> [Incident] {
         guard !incidents.isEmpty else { return [] }
         let uids = incidents.map(\.uid)
-        let found = try await withSQL { db in
+        let found = try await withSQL(access) { db in
             var ids: [String: [Int64]] = [:]
             // One query per incident, each read from the (incident_uid, id)
             // index newest first: a window over every anomaly of the

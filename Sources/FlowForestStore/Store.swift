@@ -66,6 +66,9 @@ public final class Store: Service, Sendable {
     }
 
     let backend: Backend
+    /// On a SQLite file: the connections the API's lists read from, so that
+    /// a long list never holds the writer or the health ping.
+    let readers: SQLiteReaders?
     /// True on SQLite, for the few statements whose SQL differs.
     var isSQLite: Bool {
         if case .sqlite = backend { return true }
@@ -90,8 +93,9 @@ public final class Store: Service, Sendable {
     let file: (path: String, device: UInt64, inode: UInt64)?
 
     private init(backend: Backend, clientTask: Task<Void, Never>?, logger: Logger, queryTimeout: Duration,
-                 file: (path: String, device: UInt64, inode: UInt64)? = nil) {
+                 file: (path: String, device: UInt64, inode: UInt64)? = nil, readers: SQLiteReaders? = nil) {
         self.file = file
+        self.readers = readers
         self.queryTimeout = queryTimeout
         self.backend = backend
         self.clientTask = clientTask
@@ -111,7 +115,16 @@ public final class Store: Service, Sendable {
             let connection = try await SQLiteConnection.open(storage: .file(path: path), logger: logger)
             var st = stat()
             let identity: (path: String, device: UInt64, inode: UInt64)? = stat(path, &st) == 0 ? (path, UInt64(st.st_dev), UInt64(st.st_ino)) : nil
-            store = Store(backend: .sqlite(connection), clientTask: nil, logger: logger, queryTimeout: queryTimeout, file: identity)
+            // An in-memory database is one per connection: it gets no readers.
+            let readers: SQLiteReaders?
+            do {
+                readers = identity == nil ? nil : try await SQLiteReaders.open(path: path, logger: logger)
+            } catch {
+                try? await connection.close().get()
+                throw error
+            }
+            store = Store(backend: .sqlite(connection), clientTask: nil, logger: logger, queryTimeout: queryTimeout,
+                          file: identity, readers: readers)
             // WAL lets the API read while the writer writes; the busy timeout
             // covers a second process (the CLI adding a token) on the same file.
             _ = try await connection.sql().raw("PRAGMA journal_mode=WAL").all()
@@ -198,6 +211,7 @@ public final class Store: Service, Sendable {
     public func close() async {
         switch backend {
         case .sqlite(let connection):
+            await readers?.close()
             // The future form: the async one skips the close in a cancelled task
             // (a service group cancelled at shutdown), and an open connection
             // traps when it is deinitialised.
@@ -220,11 +234,21 @@ public final class Store: Service, Sendable {
         return max(.zero, min(queryTimeout, deadline - .now))
     }
 
-    /// Runs `body` with a SQL database: the SQLite connection, or a pooled
-    /// PostgreSQL connection held for the whole body.
-    func withSQL<T: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
+    /// What a call does with the database, which picks its connection on SQLite.
+    enum Access {
+        /// Writes, and reads the writer and health depend on: the writer's connection.
+        case write
+        /// A list or lookup the API asks for: a reader connection when the store has them.
+        case read
+    }
+
+    /// Runs `body` with a SQL database: on SQLite the writer's connection or,
+    /// for a `.read`, a reader's; a pooled PostgreSQL connection held for the
+    /// whole body.
+    func withSQL<T: Sendable>(_ access: Access = .write, _ body: @escaping @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
         switch backend {
         case .sqlite(let connection):
+            if access == .read, let readers { return try await readers.withSQL(body) }
             return try await body(connection.sql(queryLogLevel: .trace))
         case .postgres(let client):
             // The pool keeps a request waiting while the server is down; a

@@ -20,13 +20,13 @@ extension Store {
 
     /// Every stored rule, oldest first.
     public func suppressions() async throws -> [Suppression] {
-        let rows = try await withSQL { db in try await db.select().column("*").from("suppressions").orderBy("id", .ascending).all() }
+        let rows = try await withSQL(.read) { db in try await db.select().column("*").from("suppressions").orderBy("id", .ascending).all() }
         return try rows.map(Store.decodeSuppression)
     }
 
     /// One stored rule by id.
     public func suppression(id: Int64) async throws -> Suppression? {
-        let row = try await withSQL { db in try await db.select().column("*").from("suppressions").where("id", .equal, id).first() }
+        let row = try await withSQL(.read) { db in try await db.select().column("*").from("suppressions").where("id", .equal, id).first() }
         return try row.map(Store.decodeSuppression)
     }
 
