@@ -19,12 +19,15 @@ public struct HostTracker: Sendable {
     static let slowAgeNs: UInt64 = 1_000_000_000
     static let slowPacketsPerSecond = 5.0
     static let forgetAfterNs: UInt64 = 600_000_000_000
-    /// A flow first reported this long after its first packet predates the tracker.
+    /// A flow first reported this long after its first packet is reported
+    /// late: its traffic is counted as of when it happened.
     static let historyNs: UInt64 = 3_000_000_000
 
-    /// What one record adds to its flow, as the feature arithmetic takes it.
+    /// What one record adds to its flow, as the feature arithmetic takes it,
+    /// and the share of it each window takes.
     struct Deltas {
         var forwardPackets, reversePackets, forwardBytes, reverseBytes, syn, synAck: Double
+        var shares = WindowShares.whole
 
         static let zero = Deltas(.zero)
 
@@ -36,7 +39,34 @@ public struct HostTracker: Sendable {
             syn = Double(d.forwardSyn)
             synAck = Double(d.reverseSynAck)
         }
+
+        /// The deltas of a new flow's first record, `change`, at `now`.
+        ///
+        /// A flow that began before the tracker's first poll (less
+        /// ``historyNs``) brings history, not a burst: nothing. One reported
+        /// late but begun since (an exporter's record arrives after its
+        /// active or idle timeout, minutes after the packets) is spread over
+        /// its first to last packet and decayed to `now`, as if each packet
+        /// had been counted when it passed: the long windows take nearly all
+        /// of it, the one-second window what its last second left. Counted
+        /// whole at `now` instead, ten minutes of a backup reported at once
+        /// would read as a one-second burst; counted as nothing, as it was,
+        /// collected traffic had no volume.
+        init(late change: FlowChange, now: UInt64, historyBeforeNs: UInt64) {
+            let r = change.record
+            guard r.firstSeenNs >= historyBeforeNs else {
+                self = .zero
+                return
+            }
+            self.init(change.delta)
+            shares = WindowShares(spreadFrom: r.firstSeenNs, to: r.lastSeenNs, now: now)
+        }
     }
+
+    /// A new flow that began before this (its first packet stamped earlier)
+    /// predates the tracker: the first poll's time less ``historyNs``, set
+    /// again when the clock steps back past it (a capture file).
+    private var historyBeforeNs: UInt64?
 
     private var hosts = TrackerTable<IPAddress, WindowedStatistics>()
     private var destinations = TrackerTable<IPAddress, WindowedStatistics>()
@@ -153,6 +183,9 @@ public struct HostTracker: Sendable {
         hostArrivals.refill(limit: limits.entities)
         destinationArrivals.refill(limit: limits.entities)
         beacons.beginPoll()
+        if historyBeforeNs.map({ $0 > nowNs &+ WindowedStatistics.clockStepNs }) ?? true {
+            historyBeforeNs = nowNs.subtractingSaturated(Self.historyNs)
+        }
         // By index: each record is copied once, for the call, not also
         // into the loop's element.
         for i in changes.indices { add(changes[i], changes[i].record, nowNs: nowNs) }
@@ -233,34 +266,33 @@ public struct HostTracker: Sendable {
             : Self.slot(for: r.destinationAddress, in: &destinations, queue: &destinationArrivals, limit: limits.entities,
                         stems: stems.destination.count, now: now, evicted: &statistics.destinationsEvicted)
         var overflow: UInt64 = 0
+        let deltas = change.isNew && r.firstSeenNs &+ Self.historyNs < now
+            ? Deltas(late: change, now: now, historyBeforeNs: historyBeforeNs ?? 0) : Deltas(change.delta)
         switch (hostSlot, destinationSlot) {
         case let (h?, d?):
-            Self.add(change, r, now: now, stems: stems, host: &hosts[h], destination: &destinations[d], beacons: &beacons, marks: &marks,
+            Self.add(change, r, deltas, now: now, stems: stems, host: &hosts[h], destination: &destinations[d], beacons: &beacons, marks: &marks,
                      overflow: &overflow)
         case let (h?, nil):
             var d = WindowedStatistics(stems: stems.destination.count, now: now)
-            Self.add(change, r, now: now, stems: stems, host: &hosts[h], destination: &d, beacons: &beacons, marks: &marks,
+            Self.add(change, r, deltas, now: now, stems: stems, host: &hosts[h], destination: &d, beacons: &beacons, marks: &marks,
                      overflow: &overflow)
         case let (nil, d?):
             var h = WindowedStatistics(stems: stems.host.count, now: now)
-            Self.add(change, r, now: now, stems: stems, host: &h, destination: &destinations[d], beacons: &beacons, marks: &marks,
+            Self.add(change, r, deltas, now: now, stems: stems, host: &h, destination: &destinations[d], beacons: &beacons, marks: &marks,
                      overflow: &overflow)
         case (nil, nil):
             var h = WindowedStatistics(stems: stems.host.count, now: now), d = WindowedStatistics(stems: stems.destination.count, now: now)
-            Self.add(change, r, now: now, stems: stems, host: &h, destination: &d, beacons: &beacons, marks: &marks, overflow: &overflow)
+            Self.add(change, r, deltas, now: now, stems: stems, host: &h, destination: &d, beacons: &beacons, marks: &marks, overflow: &overflow)
         }
         statistics.distinctOverflows += overflow
     }
 
     /// What one record adds to its host and destination, both brought to
     /// `now` and marked for a fresh vector.
-    private static func add(_ change: FlowChange, _ r: FlowRecord, now: UInt64, stems: Stems, host h: inout WindowedStatistics,
-                            destination d: inout WindowedStatistics, beacons: inout BeaconHistories, marks: inout FlowMarks,
-                            overflow: inout UInt64) {
+    private static func add(_ change: FlowChange, _ r: FlowRecord, _ deltas: Deltas, now: UInt64, stems: Stems,
+                            host h: inout WindowedStatistics, destination d: inout WindowedStatistics,
+                            beacons: inout BeaconHistories, marks: inout FlowMarks, overflow: inout UInt64) {
         let isNew = change.isNew
-        // A flow older than the tracker (it started before this detector
-        // did): its totals so far are history, not a burst in this poll.
-        let deltas = isNew && r.firstSeenNs &+ Self.historyNs < now ? Deltas.zero : Deltas(change.delta)
         h.decay(to: now)
         h.touched = true
         d.decay(to: now)
@@ -352,35 +384,35 @@ public struct HostTracker: Sendable {
         let hasPorts = IPProtocol.hasPorts(r.ipProtocol)
         let isOther = !hasPorts && !isICMP
         let echo = isICMP && (r.forward.icmpType == 8 || r.forward.icmpType == 128)
-        h.add(stems.host.syn, delta.syn)
-        h.add(stems.host.synAck, delta.synAck)
-        h.add(stems.host.pkOut, delta.forwardPackets)
-        h.add(stems.host.pkIn, delta.reversePackets)
-        h.add(stems.host.byOut, delta.forwardBytes)
-        h.add(stems.host.byIn, delta.reverseBytes)
-        if isUDP { h.add(stems.host.udp, delta.forwardPackets) }
+        h.add(stems.host.syn, delta.syn, delta.shares)
+        h.add(stems.host.synAck, delta.synAck, delta.shares)
+        h.add(stems.host.pkOut, delta.forwardPackets, delta.shares)
+        h.add(stems.host.pkIn, delta.reversePackets, delta.shares)
+        h.add(stems.host.byOut, delta.forwardBytes, delta.shares)
+        h.add(stems.host.byIn, delta.reverseBytes, delta.shares)
+        if isUDP { h.add(stems.host.udp, delta.forwardPackets, delta.shares) }
         if isICMP {
-            h.add(stems.host.icmp, delta.forwardPackets)
-            h.add(stems.host.icmpBytes, delta.forwardBytes)
+            h.add(stems.host.icmp, delta.forwardPackets, delta.shares)
+            h.add(stems.host.icmpBytes, delta.forwardBytes, delta.shares)
         }
-        if echo { h.add(stems.host.echo, delta.forwardPackets) }
+        if echo { h.add(stems.host.echo, delta.forwardPackets, delta.shares) }
         if isOther {
-            h.add(stems.host.otherIP, delta.forwardPackets)
-            d.add(stems.destination.otherIP, delta.forwardPackets)
+            h.add(stems.host.otherIP, delta.forwardPackets, delta.shares)
+            d.add(stems.destination.otherIP, delta.forwardPackets, delta.shares)
         }
         if isDNSQuery(r) {
-            h.add(stems.host.dnsQueries, delta.forwardPackets)
-            h.add(stems.host.dnsBytes, delta.forwardBytes)
+            h.add(stems.host.dnsQueries, delta.forwardPackets, delta.shares)
+            h.add(stems.host.dnsBytes, delta.forwardBytes, delta.shares)
         }
-        d.add(stems.destination.syn, delta.syn)
-        d.add(stems.destination.synAck, delta.synAck)
-        d.add(stems.destination.pkIn, delta.forwardPackets)
-        d.add(stems.destination.byIn, delta.forwardBytes)
-        if isUDP { d.add(stems.destination.udp, delta.forwardPackets) }
-        if isICMP { d.add(stems.destination.icmp, delta.forwardPackets) }
+        d.add(stems.destination.syn, delta.syn, delta.shares)
+        d.add(stems.destination.synAck, delta.synAck, delta.shares)
+        d.add(stems.destination.pkIn, delta.forwardPackets, delta.shares)
+        d.add(stems.destination.byIn, delta.forwardBytes, delta.shares)
+        if isUDP { d.add(stems.destination.udp, delta.forwardPackets, delta.shares) }
+        if isICMP { d.add(stems.destination.icmp, delta.forwardPackets, delta.shares) }
         if isUnsolicited(r) {
-            h.add(stems.host.unsolicited, delta.forwardPackets)
-            d.add(stems.destination.unsolicited, delta.forwardPackets)
+            h.add(stems.host.unsolicited, delta.forwardPackets, delta.shares)
+            d.add(stems.destination.unsolicited, delta.forwardPackets, delta.shares)
         }
         // One long flow that sends on a fixed rhythm is a beacon too; but a
         // rhythm that many slow connections of the host share at once is

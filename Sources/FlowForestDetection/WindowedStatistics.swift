@@ -93,6 +93,13 @@ struct WindowedStatistics {
         for w in 0..<Self.windowCount { counters[stem * Self.windowCount + w] += amount }
     }
 
+    /// Adds `amount` to each window in its share.
+    mutating func add(_ stem: Int, _ amount: Double, _ shares: WindowShares) {
+        guard !shares.isWhole else { return add(stem, amount) }
+        guard amount != 0 else { return }
+        for w in 0..<Self.windowCount { counters[stem * Self.windowCount + w] += amount * shares.values[w] }
+    }
+
     /// Decayed distinct count: each item contributes 2^(−age/h), so a
     /// repeat only refreshes its own contribution.
     mutating func touchDistinct(set: Int, stem: Int, item: UInt64, now: UInt64, overflow: inout UInt64) {
@@ -176,5 +183,38 @@ struct WindowedStatistics {
         touched = false
         peers.removeAll(keepingCapacity: true)
         pollRecords = 0
+    }
+}
+
+/// The share of an amount each window of ``WindowedStatistics`` takes: all of
+/// it for traffic of this poll; less for traffic that passed earlier, by what
+/// each window's decay has left of it since.
+struct WindowShares: Sendable, Equatable {
+    /// One share per window, in ``FeatureSchema/halfLives`` order.
+    private(set) var values: SIMD4<Double>
+    private(set) var isWhole: Bool
+
+    static let whole = WindowShares(values: .one, isWhole: true)
+
+    private init(values: SIMD4<Double>, isWhole: Bool) {
+        precondition(WindowedStatistics.windowCount <= 4, "a share per window")
+        self.values = values
+        self.isWhole = isWhole
+    }
+
+    /// What is left at `now` of an amount spread evenly over `start` to `end`
+    /// (nanoseconds): per window of half-life h, the mean of 2^(−age/h) over
+    /// that span. An end after `now` is taken as `now`.
+    init(spreadFrom start: UInt64, to end: UInt64, now: UInt64) {
+        let last = min(end, now), first = min(start, last)
+        let sinceLast = Double(now - last), span = Double(last - first)
+        var values = SIMD4<Double>.zero
+        for (w, h) in WindowedStatistics.windows.enumerated() {
+            // Below a microsecond the mean is the value at the end (and the
+            // integral's difference would be all rounding).
+            values[w] = span < 1_000 ? exp2(-sinceLast / h)
+                : h / (span * M_LN2) * (exp2(-sinceLast / h) - exp2(-(sinceLast + span) / h))
+        }
+        self.init(values: values, isWhole: false)
     }
 }

@@ -1,0 +1,110 @@
+import FlowForestCore
+@testable import FlowForestDetection
+import Foundation
+import Testing
+
+/// Flows reported long after their packets passed, as an exporter's records
+/// arrive (after its idle or active timeout): their volume counts, as of when
+/// it passed.
+@Suite("Detection: flows reported late")
+struct LateRecordTests {
+    static let client = IPAddress("198.18.0.10")!
+    static let outside = IPAddress("198.19.0.20")!
+    static let t0: UInt64 = 1_800_000_000_000_000_000
+    static let second: UInt64 = 1_000_000_000
+
+    /// One ended TCP flow from `client`, first to last packet, `bytes` sent.
+    static func flow(id: UInt64, from client: IPAddress = client, first: UInt64, last: UInt64, bytes: UInt64) -> FlowRecord {
+        var forward = DirectionStats()
+        forward.packets = bytes / 1_000
+        forward.bytes = bytes
+        forward.firstSeenNs = first
+        forward.lastSeenNs = last
+        forward.flags = [.syn, .ack, .fin]
+        var reverse = DirectionStats()
+        reverse.packets = bytes / 2_000
+        reverse.bytes = bytes / 50
+        reverse.firstSeenNs = first + 1_000_000
+        reverse.lastSeenNs = last
+        reverse.flags = [.syn, .ack, .fin]
+        return FlowRecord(id: id, sourceAddress: client, destinationAddress: outside, sourcePort: UInt16(40_000 + id % 1000),
+                          destinationPort: 443, ipProtocol: 6, interfaceName: "198.18.0.1%3", forward: forward, reverse: reverse,
+                          state: .ended, endReason: .idle)
+    }
+
+    /// The client's bytes sent in each window after a poll at `now` of `records`.
+    static func bytesSent(_ tracker: inout HostTracker, _ ledger: inout FlowLedger, _ records: [FlowRecord], now: UInt64,
+                          of host: IPAddress = client) -> [Double] {
+        let changes = ledger.apply(records, origin: "collector", nowNs: now)
+        let vectors = tracker.update(changes, flows: ledger, nowNs: now)
+        guard let v = vectors.first(where: { $0.kind == .host && $0.address == host }) else { return [] }
+        return FeatureSchema.halfLives.map { w in
+            let column = FeatureSchema.index("bytes_sent_\(w.suffix)", in: .host)
+            return FeatureSchema.host[column].display(v.vector[column])
+        }
+    }
+
+    @Test("40 MB reported 20 s after a 40 s transfer: the windows hold what their decay left of it, not nothing and not a 1 s burst")
+    func lateTransferCounts() throws {
+        var tracker = HostTracker(), ledger = FlowLedger()
+        // The tracker's first poll: an ordinary short flow of another host.
+        _ = Self.bytesSent(&tracker, &ledger, [Self.flow(id: 1, from: IPAddress("198.18.0.11")!, first: Self.t0 - Self.second / 2,
+                                                         last: Self.t0 - Self.second / 4, bytes: 5_000)], now: Self.t0)
+        let (first, last, now) = (Self.t0 + 60 * Self.second, Self.t0 + 100 * Self.second, Self.t0 + 120 * Self.second)
+        let windows = Self.bytesSent(&tracker, &ledger, [Self.flow(id: 2, first: first, last: last, bytes: 40_000_000)], now: now)
+        try #require(windows.count == 3, "the client has a vector")
+        // Each packet's bytes as the window would hold them had they been
+        // counted when they passed: the mean of 2^(-age/h) over the transfer.
+        for (w, h) in [1.0, 10, 100].enumerated() {
+            let expected = 40_000_000 * stride(from: 20.0, to: 60, by: 0.001).reduce(0) { $0 + exp2(-$1 / h) } / 40_000
+            #expect(abs(windows[w] - expected) <= max(1, expected * 0.01), "window \(w): \(windows[w]) vs \(expected)")
+        }
+        #expect(windows[2] > 25_000_000, "the 100 s window holds most of it: \(windows)")
+        #expect(windows[0] < 10, "next to nothing of it in the last second: \(windows)")
+    }
+
+    @Test("a transfer reported as it ends, 5 s after its first packet, keeps its last seconds in the 1 s window")
+    func justEnded() throws {
+        var tracker = HostTracker(), ledger = FlowLedger()
+        _ = Self.bytesSent(&tracker, &ledger, [], now: Self.t0)
+        let now = Self.t0 + 30 * Self.second
+        let windows = Self.bytesSent(&tracker, &ledger, [Self.flow(id: 3, first: now - 5 * Self.second, last: now, bytes: 10_000_000)],
+                                     now: now)
+        try #require(windows.count == 3)
+        // 2 MB a second for 5 s: the 1 s window holds about 2 MB / ln 2 of it.
+        #expect(windows[0] > 2_000_000 && windows[0] < 3_500_000, "\(windows)")
+        #expect(windows[2] > 9_000_000 && windows[2] <= 10_000_000, "\(windows)")
+    }
+
+    @Test("a flow that began before the tracker's first poll is history: no volume")
+    func olderThanTrackerIsHistory() throws {
+        var tracker = HostTracker(), ledger = FlowLedger()
+        let windows = Self.bytesSent(&tracker, &ledger, [Self.flow(id: 4, first: Self.t0 - 60 * Self.second,
+                                                                  last: Self.t0 - Self.second, bytes: 40_000_000)], now: Self.t0)
+        #expect(windows == [0, 0, 0], "\(windows)")
+    }
+
+    @Test("a flow first reported within 3 s of its first packet counts whole, as live capture reports it")
+    func onTimeCountsWhole() throws {
+        var tracker = HostTracker(), ledger = FlowLedger()
+        _ = Self.bytesSent(&tracker, &ledger, [], now: Self.t0)
+        let now = Self.t0 + 10 * Self.second
+        let windows = Self.bytesSent(&tracker, &ledger, [Self.flow(id: 5, first: now - 2 * Self.second, last: now - Self.second,
+                                                                  bytes: 1_000_000)], now: now)
+        #expect(windows.allSatisfy { abs($0 - 1_000_000) < 1 }, "\(windows)")
+    }
+
+    @Test("shares: a moment's traffic decays by each half-life; a span's share lies between its ends' and never above 1")
+    func sharesBounded() {
+        let now = Self.t0
+        let moment = WindowShares(spreadFrom: now - 10 * Self.second, to: now - 10 * Self.second, now: now)
+        for (w, h) in [1.0, 10, 100].enumerated() { #expect(abs(moment.values[w] - exp2(-10 / h)) < 1e-12) }
+        let span = WindowShares(spreadFrom: now - 30 * Self.second, to: now - 10 * Self.second, now: now)
+        for (w, h) in [1.0, 10, 100].enumerated() {
+            #expect(span.values[w] < exp2(-10 / h) && span.values[w] > exp2(-30 / h))
+        }
+        // Stamped ahead of now (an exporter's clock): taken as now, all of it.
+        let ahead = WindowShares(spreadFrom: now + Self.second, to: now + 2 * Self.second, now: now)
+        #expect(ahead.values[0] == 1 && ahead.values[2] == 1)
+    }
+}
