@@ -610,8 +610,13 @@ public struct HostTracker: Sendable {
             hostArrivals.retain { heldHosts[key: $0]?.arrival == $1 }
             destinationArrivals.retain { heldDestinations[key: $0]?.arrival == $1 }
         }
+        // Items unseen for 10 minutes weigh under 2 % even in the 100 s
+        // window. A busy server that is never idle long enough to be
+        // forgotten would otherwise fill its sets with clients of hours ago
+        // (4,096 at most), and then count each returning client as a new one.
         let cutoff = now > Self.forgetAfterNs ? now - Self.forgetAfterNs + 1 : 0
         for slot in hosts.slots { hosts[slot].distinct.forget(seenBefore: cutoff) }
+        for slot in destinations.slots { destinations[slot].distinct.forget(seenBefore: cutoff) }
     }
 
     private func hostVector(_ e: WindowedStatistics) -> [Double] {
