@@ -170,14 +170,15 @@ struct API: Sendable {
             throttle.abandoned(keys)
             throw error
         }
-        guard matches, let principal = credential?.principal else {
+        guard matches, let credential else {
             throttle.failed(keys)
             handles.loginFailed(.wrongPassword)
             logger.notice("failed sign-in", metadata: ["user": "\(API.quoted(form.username))", "client": "\(context.clientAddress)"])
             throw APIError(.unauthorized, "wrong user name or password")
         }
         throttle.succeeded(keys)
-        let (id, csrf) = sessions.create(for: principal)
+        let principal = credential.principal
+        let (id, csrf) = sessions.create(for: principal, credential: .user(name: form.username, passwordHash: credential.hash))
         var response = try json(["user": principal.name, "role": principal.role.rawValue, "csrf_token": csrf])
         response.setCookie(sessions.cookie(id, secure: configuration.secureCookies))
         logger.info("user signed in", metadata: ["user": "\(principal.name)"])

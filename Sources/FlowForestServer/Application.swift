@@ -44,6 +44,9 @@ public struct ServerConfiguration: Sendable {
     public var alerts = AlertConfiguration()
     /// Dashboard session lifetime.
     public var sessionLifetime: Duration = .seconds(12 * 3600)
+    /// How long a session is trusted before the store is asked again whether
+    /// its user or token still stands (removed, re-added, revoked).
+    public var sessionRecheck: Duration = .seconds(30)
     /// Mark the session cookie `Secure` (when served through HTTPS).
     public var secureCookies = false
     /// Sign-in throttling: failures allowed per client address and per user
@@ -234,7 +237,7 @@ public func buildApplicationParts(
             model: now.modelStatus.state.modelStateName)
     }
 
-    let sessions = SessionStore(lifetime: configuration.sessionLifetime)
+    let sessions = SessionStore(lifetime: configuration.sessionLifetime, recheck: configuration.sessionRecheck)
     let api = API(
         configuration: configuration, store: store, writer: writer, pipeline: pipeline, ingest: ingest,
         hub: hub, sessions: sessions, metrics: metrics, logger: logger,

@@ -37,8 +37,11 @@ struct AppRequestContext: RequestContext {
 final class SessionStore: Sendable {
     struct Session: Sendable {
         var principal: Principal
+        var credential: SessionCredential
         var csrfToken: String
         var expires: ContinuousClock.Instant
+        /// When the store last confirmed the credential.
+        var checked: ContinuousClock.Instant
     }
 
     /// At most this many live sessions; the oldest go first beyond it.
@@ -50,9 +53,12 @@ final class SessionStore: Sendable {
 
     private let sessions = Mutex<[String: Session]>([:])
     let lifetime: Duration
+    /// How long a session is trusted before its credential is asked of the store again.
+    let recheck: Duration
 
-    init(lifetime: Duration) {
+    init(lifetime: Duration, recheck: Duration = .seconds(30)) {
         self.lifetime = lifetime
+        self.recheck = recheck
     }
 
     static func randomHex(_ bytes: Int = 32) -> String {
@@ -61,7 +67,7 @@ final class SessionStore: Sendable {
     }
 
     /// A new session: its id (the cookie value) and its CSRF token.
-    func create(for principal: Principal) -> (id: String, csrfToken: String) {
+    func create(for principal: Principal, credential: SessionCredential) -> (id: String, csrfToken: String) {
         let id = Self.randomHex(), csrf = Self.randomHex()
         sessions.withLock { s in
             let now = ContinuousClock.now
@@ -75,7 +81,7 @@ final class SessionStore: Sendable {
             if s.count >= Self.maxSessions {
                 for (key, _) in s.sorted(by: { $0.value.expires < $1.value.expires }).prefix(s.count - Self.maxSessions + 1) { s[key] = nil }
             }
-            s[id] = Session(principal: principal, csrfToken: csrf, expires: now + lifetime)
+            s[id] = Session(principal: principal, credential: credential, csrfToken: csrf, expires: now + lifetime, checked: now)
         }
         return (id, csrf)
     }
@@ -93,11 +99,26 @@ final class SessionStore: Sendable {
 
     func remove(_ id: String) { sessions.withLock { $0[id] = nil } }
 
+    /// Notes that the store confirmed session `id`'s credential now.
+    func confirmed(_ id: String) {
+        sessions.withLock { s in s[id]?.checked = .now }
+    }
+
     /// The session cookie for `id` (an empty value and max-age 0 clears it).
     func cookie(_ id: String, secure: Bool) -> Cookie {
         Cookie(name: SessionCookie.name, value: id, maxAge: id.isEmpty ? 0 : Int(lifetime.components.seconds), path: "/",
                secure: secure, httpOnly: true, sameSite: .strict)
     }
+}
+
+/// What a dashboard session was signed in with, to ask the store whether it
+/// still stands: a session ends when its user is removed (or re-added with
+/// another password or role) or its token revoked, not 12 hours later.
+enum SessionCredential: Sendable, Hashable {
+    /// A user and the password hash it signed in against.
+    case user(name: String, passwordHash: String)
+    /// A sign-in link's token, by hash.
+    case token(hash: String)
 }
 
 /// A JSON error body `{"error": "..."}` with a status.
@@ -172,7 +193,8 @@ struct AuthMiddleware: RouterMiddleware {
             context.principal = principal
             context.viaToken = true
             context.viaBearerHeader = true
-        } else if let cookie = request.cookies[SessionCookie.name], let session = sessions.session(for: cookie.value) {
+        } else if let cookie = request.cookies[SessionCookie.name], let session = sessions.session(for: cookie.value),
+                  try await stillStands(session, id: cookie.value) {
             context.principal = session.principal
             context.session = session
         } else if noAuth {
@@ -180,6 +202,31 @@ struct AuthMiddleware: RouterMiddleware {
             context.viaToken = true
         }
         return try await next(request, context)
+    }
+
+    /// False, and the session removed, when the store no longer holds the
+    /// session's credential as it was signed in with. Asked once per
+    /// ``SessionStore/recheck`` a session, with the token check's short
+    /// deadline; while the store does not answer the session stands (its
+    /// lifetime still bounds it), as a recently confirmed token does.
+    func stillStands(_ session: SessionStore.Session, id: String) async throws -> Bool {
+        guard ContinuousClock.now - session.checked >= sessions.recheck else { return true }
+        let stands: Bool
+        do {
+            stands = try await Store.$deadline.withValue(.now + TokenCache.lookupDeadline) {
+                switch session.credential {
+                case .user(let name, let passwordHash):
+                    let found = try await store.userCredential(name: name)
+                    return found?.hash == passwordHash && found?.principal == session.principal
+                case .token(let hash):
+                    return try await store.authenticateToken(hash: hash) == session.principal
+                }
+            }
+        } catch {
+            return true
+        }
+        if stands { sessions.confirmed(id) } else { sessions.remove(id) }
+        return stands
     }
 
     func signIn(token: String) async throws -> Response {
@@ -192,7 +239,7 @@ struct AuthMiddleware: RouterMiddleware {
         guard principal.role.permissions.contains(.read) else {
             throw APIError(.forbidden, "this sign-in link's token is an agent token, which cannot read the dashboard; use a viewer or admin token")
         }
-        let (id, _) = sessions.create(for: principal)
+        let (id, _) = sessions.create(for: principal, credential: .token(hash: APIToken.hash(token)))
         var response = Response(status: .seeOther, headers: [.location: "/", .cacheControl: "no-store", HTTPField.Name("Referrer-Policy")!: "no-referrer"])
         response.setCookie(sessions.cookie(id, secure: secureCookies))
         return response
