@@ -15,6 +15,10 @@ public struct AlertConfiguration: Sendable {
     /// Notifications held per destination while it is unreachable; beyond
     /// it the oldest are dropped, counted in `flowforest_alerts_dropped_total`.
     public var maxPending = 10_000
+    /// Bytes of webhook bodies held per destination at most (an incident's
+    /// body carries up to 1,000 anomaly ids and 512 addresses); beyond it the
+    /// oldest are dropped and counted the same way.
+    public var maxPendingBytes = 64 << 20
     /// Back-off between failed posts: doubling from the first to the last.
     public var retryDelay: Duration = .milliseconds(500)
     public var maxRetryDelay: Duration = .seconds(30)

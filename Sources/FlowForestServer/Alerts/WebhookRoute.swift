@@ -11,7 +11,8 @@ import ServiceLifecycle
 ///
 /// Changes wait in a bounded queue, in order, while the receiver is down,
 /// and are retried with back-off; when more than
-/// ``AlertConfiguration/maxPending`` wait, the oldest are dropped and counted.
+/// ``AlertConfiguration/maxPending`` wait, or their bodies hold more than
+/// ``AlertConfiguration/maxPendingBytes``, the oldest are dropped and counted.
 /// A change the receiver refuses outright (a 4xx but 408 and 429) is dropped
 /// and counted too, rather than retried ahead of everything after it.
 actor WebhookRoute: Service {
@@ -26,6 +27,8 @@ actor WebhookRoute: Service {
     private let logger: Logger
     private var queue: [Data] = []
     private var head = 0
+    /// Bytes of the bodies from `head` on.
+    private var pendingBytes = 0
     private let loop: DeliveryLoop
 
     static let signatureHeader = "X-FlowForest-Signature"
@@ -66,14 +69,15 @@ actor WebhookRoute: Service {
         for update in updates {
             guard let body = try? encoder.encode(Body(change: update.change, incident: update.incident)) else { continue }
             queue.append(body)
+            pendingBytes += body.count
         }
-        let excess = queue.count - head - configuration.maxPending
-        if excess > 0 {
+        var excess = 0
+        while head < queue.count, queue.count - head > configuration.maxPending || pendingBytes > configuration.maxPendingBytes {
             // Freed now, not when the queue next compacts.
-            for i in head..<(head + excess) { queue[i] = Data() }
-            head += excess
-            metrics.dropped.increment(by: Int64(excess))
+            advanceHead(freeing: true)
+            excess += 1
         }
+        if excess > 0 { metrics.dropped.increment(by: Int64(excess)) }
         compact()
         metrics.pending.record(queue.count - head)
         loop.poke()
@@ -98,11 +102,27 @@ actor WebhookRoute: Service {
             }
             progressed = true
             // accept() may have dropped the head meanwhile; only advance past what was sent.
-            if head < queue.count, queue[head] == body { head += 1 }
+            if head < queue.count, queue[head] == body { advanceHead(freeing: false) }
             metrics.pending.record(queue.count - head)
         }
         compact()
         return .delivered
+    }
+
+    /// The queued bodies' incident ids, oldest first, and their bytes (for tests).
+    var held: (ids: [Int], bytes: Int) {
+        let ids = queue[head...].map { body in
+            ((try? JSONSerialization.jsonObject(with: body)) as? [String: Any])
+                .flatMap { $0["incident"] as? [String: Any] }.flatMap { $0["id"] as? Int } ?? -1
+        }
+        return (ids, pendingBytes)
+    }
+
+    /// Moves past the oldest queued body, freeing it at once when asked.
+    private func advanceHead(freeing: Bool) {
+        pendingBytes -= queue[head].count
+        if freeing { queue[head] = Data() }
+        head += 1
     }
 
     private func compact() {
