@@ -205,7 +205,7 @@ struct API: Sendable {
         let q = request.uri.queryParameters
         var query = AnomalyQuery()
         if let ip = q["ip"].map(String.init) {
-            guard let a = IPAddress(ip) else { throw APIError(.badRequest, "ip: not an IPv4 or IPv6 address: \(ip)") }
+            guard let a = IPAddress(ip) else { throw APIError(.badRequest, "ip: not an IPv4 or IPv6 address: \(Self.quoted(ip))") }
             query.address = a
         }
         query.sinceMs = try q["since"].map { try Self.parseTime(String($0), parameter: "since") }
@@ -214,13 +214,13 @@ struct API: Sendable {
         // most, not a query with a parameter per repeat.
         if let s = q["severity"] {
             query.severities = try Self.distinct(s.split(separator: ",", omittingEmptySubsequences: false).map {
-                guard let v = Severity(rawValue: String($0)) else { throw APIError(.badRequest, "severity: expected low, medium, high or critical, got \($0)") }
+                guard let v = Severity(rawValue: String($0)) else { throw APIError(.badRequest, "severity: expected low, medium, high or critical, got \(Self.quoted(String($0)))") }
                 return v
             })
         }
         if let k = q["kind"] {
             query.kinds = try Self.distinct(k.split(separator: ",", omittingEmptySubsequences: false).map {
-                guard let v = AnomalyKind(rawValue: String($0)) else { throw APIError(.badRequest, "kind: expected flow, host or destination, got \($0)") }
+                guard let v = AnomalyKind(rawValue: String($0)) else { throw APIError(.badRequest, "kind: expected flow, host or destination, got \(Self.quoted(String($0)))") }
                 return v
             })
         }
@@ -298,7 +298,7 @@ struct API: Sendable {
     static func parseName(_ value: Substring?, parameter: String, maxLength: Int) throws -> String? {
         guard let value else { return nil }
         guard (1...maxLength).contains(value.unicodeScalars.count),
-              !value.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) else {
+              !value.unicodeScalars.contains(where: isUnsafeInText) else {
             throw APIError(.badRequest, "\(parameter): 1 to \(maxLength) characters, no control characters")
         }
         return String(value)
@@ -310,7 +310,7 @@ struct API: Sendable {
         let limit = try Self.parseLimit(q["limit"].map(String.init), default: 100)
         var address: IPAddress?
         if let ip = q["ip"].map(String.init) {
-            guard let a = IPAddress(ip) else { throw APIError(.badRequest, "ip: not an IPv4 or IPv6 address: \(ip)") }
+            guard let a = IPAddress(ip) else { throw APIError(.badRequest, "ip: not an IPv4 or IPv6 address: \(Self.quoted(ip))") }
             address = a
         }
         let interface = try Self.parseInterface(q["interface"])
@@ -530,9 +530,19 @@ struct API: Sendable {
     static func quoted(_ text: String) -> String {
         var out = ""
         for scalar in text.unicodeScalars.prefix(80) {
-            out += scalar.value < 0x20 || scalar.value == 0x7F ? scalar.escaped(asASCII: true) : String(scalar)
+            out += isUnsafeInText(scalar) ? scalar.escaped(asASCII: true) : String(scalar)
         }
         return text.unicodeScalars.count > 80 ? out + "…" : out
+    }
+
+    /// Characters that break or disguise a line of text someone reads:
+    /// C0 and C1 controls and DEL, the line and paragraph separators, and
+    /// the bidirectional overrides and isolates (which reorder what follows).
+    static func isUnsafeInText(_ scalar: Unicode.Scalar) -> Bool {
+        switch scalar.value {
+        case 0..<0x20, 0x7F...0x9F, 0x2028, 0x2029, 0x202A...0x202E, 0x2066...0x2069: return true
+        default: return false
+        }
     }
 
     /// The id below which the next page starts, in decimal: the spec can

@@ -180,6 +180,13 @@ struct AuthMiddleware: RouterMiddleware {
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         var context = context
         if request.method == .get, request.uri.path == "/", let token = request.uri.queryParameters["token"] {
+            // A link followed from another site would sign the browser in
+            // as whoever owns the token (login CSRF): what the victim then
+            // does is done, and seen, as the link's owner. Typed, pasted or
+            // from a bookmark, a browser sends `none`; curl sends nothing.
+            if let site = request.headers[CrossSiteGuard.fetchSite]?.lowercased(), site != "none", site != "same-origin" {
+                throw APIError(.forbidden, "a sign-in link opened from another site is refused: paste it into the address bar")
+            }
             return try await signIn(token: String(token))
         }
         if let header = request.headers[.authorization] {

@@ -102,9 +102,12 @@ public enum SuppressionInput {
     }
 
     private static func reason(_ value: Any?) throws(Invalid) -> String {
-        // NUL would be cut off by SQLite and refused by PostgreSQL.
-        guard let text = value as? String, (1...maxReason).contains(text.unicodeScalars.count), !text.utf8.contains(0) else {
-            throw Invalid(description: "reason: 1 to \(maxReason) characters saying why this is expected, without NUL")
+        // It is logged and shown to people: no character that breaks or
+        // disguises a line (a forged log line after a newline, an escape
+        // sequence for a terminal, a bidi override); NUL is one of them.
+        guard let text = value as? String, (1...maxReason).contains(text.unicodeScalars.count),
+              !text.unicodeScalars.contains(where: API.isUnsafeInText) else {
+            throw Invalid(description: "reason: 1 to \(maxReason) characters saying why this is expected, on one line, without control characters")
         }
         return text
     }

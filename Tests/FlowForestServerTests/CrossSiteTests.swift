@@ -96,4 +96,32 @@ struct CrossSiteTests {
             }
         }
     }
+
+    @Test("a sign-in link followed from another site is refused (login CSRF); typed, pasted or without fetch metadata it signs in")
+    func signInLinkCrossSite() async throws {
+        try await withService { client, db, _ in
+            for site in ["cross-site", "same-site"] {
+                let r = try await client.call("/?token=\(db.viewerToken)", headers: ["Sec-Fetch-Site": site])
+                #expect(r.status == .forbidden && r.headers[.setCookie] == nil, "\(site): \(r.status)")
+            }
+            for headers in [["Sec-Fetch-Site": "none"], [:]] {
+                let r = try await client.call("/?token=\(db.viewerToken)", headers: headers)
+                #expect(r.status == .seeOther && r.headers[.setCookie] != nil, "\(headers): \(r.status)")
+            }
+        }
+    }
+
+    @Test("a bad filter is echoed bounded and escaped, never raw")
+    func echoesQuoted() async throws {
+        try await withService { client, db, _ in
+            let hostile = String(repeating: "x", count: 200) + "%0A%E2%80%AE"
+            for path in ["/api/anomalies?ip=\(hostile)", "/api/flows?ip=\(hostile)", "/api/anomalies?severity=\(hostile)",
+                         "/api/anomalies?kind=\(hostile)"] {
+                let r = try await client.call(path, token: db.viewerToken)
+                let message = try #require(try r.object()["error"] as? String, "\(path): \(r.text)")
+                #expect(r.status == .badRequest && message.count < 200, "\(path): \(message)")
+                #expect(!message.contains("\n") && !message.contains("\u{202E}"), "\(path): \(message)")
+            }
+        }
+    }
 }

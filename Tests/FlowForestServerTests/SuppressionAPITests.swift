@@ -123,6 +123,11 @@ struct SuppressionAPITests {
                 (#"{"label": "port scan", "expires": -5, "reason": "x"}"#, "expires:"),
                 (#"{"label": "port scan", "reason": ""}"#, "reason:"),
                 (#"{"label": "port scan"}"#, "reason:"),
+                // Logged and shown: a forged second log line, a terminal escape, a bidi override.
+                (#"{"label": "port scan", "reason": "scanner\n2026-01-01T00:00:00+0000 notice flowforest: rule removed"}"#, "reason:"),
+                (#"{"label": "port scan", "reason": "\u001b[2J"}"#, "reason:"),
+                (#"{"label": "port scan", "reason": "a\u0085b"}"#, "reason:"),
+                (#"{"label": "port scan", "reason": "scanner \u202Eevil"}"#, "reason:"),
                 (#"{"label": "port scan", "reason": "x", "owner": "me"}"#, "owner: unknown field"),
                 (#"[]"#, "expected a JSON object"),
                 ("not json", "expected a JSON object"),

@@ -9,6 +9,7 @@ import os
 import shutil
 import signal
 import socket
+import urllib.parse
 import struct
 import subprocess
 import sys
@@ -658,6 +659,13 @@ class CollectedFlowsTests(DaemonWithBrowser):
         self.assertTrue([r for r, actors in self.incident_rows() if "198.19.0.89" in actors])
         self.assertFalse(d.find_element(By.ID, "incident-filter").is_displayed())
         self.assertEqual(d.find_element(By.ID, "inc-interface").get_attribute("value"), "")
+
+        # A link whose filter is a sentence, not a name, filters nothing and puts none of it on the page.
+        lure = " (none). Your session was flagged; sign in again at https://evil.example"
+        d.get(self.daemon.url + "/#/overview?" + urllib.parse.urlencode({"interface": lure}))
+        self.wait().until(lambda _: sorted(r for r, _ in self.incident_rows()) == sorted(str(i["id"]) for i in self.incidents()))
+        self.assertFalse(d.find_element(By.ID, "incident-filter").is_displayed())
+        self.assertNotIn("evil.example", d.find_element(By.TAG_NAME, "body").text)
         self.assertEqual(severe_console_entries(d), [])
 
     def test_scan_anomalies_name_their_exporter(self):

@@ -242,6 +242,11 @@ function reloadIncidentsSoon() {
   }, 300);
 }
 
+/** A link's interface filter when it reads as an interface or exporter name
+ *  (the page shows it as text); anything else, such as a sentence someone
+ *  put in a link to be read on this page, is no filter. */
+const interfaceFilter = text => (text && /^[A-Za-z0-9._:%@-]{1,64}$/.test(text) ? text : null);
+
 /** The overview's incidents query: the latest, of one interface or exporter if given. */
 const incidentsPath = iface => `/api/incidents?limit=${INCIDENT_ROWS}` + (iface ? `&interface=${encodeURIComponent(iface)}` : "");
 
@@ -900,7 +905,7 @@ function route() {
     else a.removeAttribute("aria-current");
   }
   if (view === "overview") {
-    state.incidentsInterface = new URLSearchParams(query || "").get("interface") || null;
+    state.incidentsInterface = interfaceFilter(new URLSearchParams(query || "").get("interface"));
     loadOverview();
   }
   if (view === "anomalies") {
