@@ -272,7 +272,7 @@ struct API: Sendable {
         guard try await storeCall({ try await store.acknowledgeAnomaly(id: id, by: p.name) }) else {
             throw APIError(.notFound, "no anomaly \(id)")
         }
-        guard let a = try await storeCall({ try await store.anomaly(id: id) }) else { throw APIError(.notFound, "no anomaly \(id)") }
+        guard let a = try await storeCall({ try await store.anomaly(id: id, .write) }) else { throw APIError(.notFound, "no anomaly \(id)") }
         return try json(a)
     }
 

@@ -59,7 +59,8 @@ extension API {
     /// Hands the file's and the store's rules to the pipeline; a failed read keeps the rules it has (and is logged).
     func applySuppressions() async {
         do {
-            let stored = try await store.suppressions()
+            // From the writer's connection: the rule just written must be among them.
+            let stored = try await store.suppressions(.write)
             await pipeline.setSuppressions(configuration.suppressions + stored)
         } catch {
             logger.error("suppression rules not reloaded", metadata: ["error": "\(error)"])

@@ -134,8 +134,8 @@ extension Store {
     }
 
     /// One anomaly by id.
-    public func anomaly(id: Int64) async throws -> Anomaly? {
-        let row = try await withSQL(.read) { db in
+    public func anomaly(id: Int64, _ access: Access = .read) async throws -> Anomaly? {
+        let row = try await withSQL(access) { db in
             try await db.select().column("*").from("anomalies").where("id", .equal, id).first()
         }
         return try row.map(Store.decodeAnomaly)

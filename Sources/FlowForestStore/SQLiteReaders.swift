@@ -14,31 +14,39 @@ import Synchronization
 /// and the health ping for as long (7 s over 3 million flows, measured). In
 /// WAL mode another connection reads a snapshot while the writer commits, so
 /// the lists run here and only wait for each other.
+///
+/// Each connection has one thread of its own, so its statements run one
+/// after another. On a shared pool a second statement could start on a
+/// connection between two steps of an open one (SQLite holds a
+/// connection's lock only for each step) and read inside that one's older
+/// snapshot, missing what was written since.
 final class SQLiteReaders: Sendable {
-    /// Connections the API's reads share; two on their own two threads.
+    /// Connections the API's reads share.
     static let defaultCount = 2
 
     private let connections: [SQLiteConnection]
-    private let threads: NIOThreadPool
+    private let threads: [NIOThreadPool]
     /// Reads under way on each connection: a read goes to the least busy.
     private let inUse: Mutex<[Int]>
 
-    private init(connections: [SQLiteConnection], threads: NIOThreadPool) {
+    private init(connections: [SQLiteConnection], threads: [NIOThreadPool]) {
         self.connections = connections
         self.threads = threads
         inUse = Mutex(Array(repeating: 0, count: connections.count))
     }
 
     /// Opens `count` connections to the file at `path`, which must exist
-    /// (the writer's connection creates and migrates it first).
+    /// in WAL mode (the writer's connection creates, sets and migrates it).
     static func open(path: String, count: Int = defaultCount, logger: Logger) async throws -> SQLiteReaders {
-        let threads = NIOThreadPool(numberOfThreads: max(1, count))
-        threads.start()
+        var threads: [NIOThreadPool] = []
         var connections: [SQLiteConnection] = []
         do {
             for _ in 0..<max(1, count) {
+                let thread = NIOThreadPool(numberOfThreads: 1)
+                thread.start()
+                threads.append(thread)
                 let connection = try await SQLiteConnection.open(
-                    storage: .file(path: path), threadPool: threads, logger: logger,
+                    storage: .file(path: path), threadPool: thread, logger: logger,
                     on: MultiThreadedEventLoopGroup.singleton.any())
                 connections.append(connection)
                 // These connections only read: a statement that would write is refused.
@@ -47,7 +55,7 @@ final class SQLiteReaders: Sendable {
             }
         } catch {
             for connection in connections { try? await connection.close().get() }
-            try? await threads.shutdownGracefully()
+            for thread in threads { try? await thread.shutdownGracefully() }
             throw error
         }
         return SQLiteReaders(connections: connections, threads: threads)
@@ -70,6 +78,6 @@ final class SQLiteReaders: Sendable {
     /// Closes the connections, then stops their threads.
     func close() async {
         for connection in connections { try? await connection.close().get() }
-        try? await threads.shutdownGracefully()
+        for thread in threads { try? await thread.shutdownGracefully() }
     }
 }

@@ -111,43 +111,7 @@ public final class Store: Service, Sendable {
         let store: Store
         switch location {
         case .sqlite(let path):
-            try createPrivately(path)
-            let connection = try await SQLiteConnection.open(storage: .file(path: path), logger: logger)
-            var st = stat()
-            let identity: (path: String, device: UInt64, inode: UInt64)? = stat(path, &st) == 0 ? (path, UInt64(st.st_dev), UInt64(st.st_ino)) : nil
-            // An in-memory database is one per connection: it gets no readers.
-            let readers: SQLiteReaders?
-            do {
-                readers = identity == nil ? nil : try await SQLiteReaders.open(path: path, logger: logger)
-            } catch {
-                try? await connection.close().get()
-                throw error
-            }
-            store = Store(backend: .sqlite(connection), clientTask: nil, logger: logger, queryTimeout: queryTimeout,
-                          file: identity, readers: readers)
-            // WAL lets the API read while the writer writes; the busy timeout
-            // covers a second process (the CLI adding a token) on the same file.
-            _ = try await connection.sql().raw("PRAGMA journal_mode=WAL").all()
-            try await connection.sql().raw("PRAGMA busy_timeout=5000").run()
-            // In WAL mode NORMAL syncs at checkpoints, not at every commit: a
-            // crash of the process loses nothing, a power cut at most the
-            // last commits, and writes no longer wait on the disk per batch.
-            try await connection.sql().raw("PRAGMA synchronous=NORMAL").run()
-            // Every flow row lands in three indexes at random places (source
-            // address, the unique key) and every anomaly in five: with the
-            // default 2 MiB page cache most inserts read index pages back
-            // from the file and spill dirty ones into the WAL mid-commit.
-            // 16 MiB holds those indexes' hot pages.
-            try await connection.sql().raw("PRAGMA cache_size=-16384").run()
-            // A checkpoint copies each page changed since the last one back
-            // into the file and syncs it: every 4,000 pages (16 MiB of WAL)
-            // instead of 1,000, a page the inserts keep changing is copied
-            // once where it was copied four times. The WAL is synced at
-            // checkpoints only, so a power cut may lose up to that much more.
-            try await connection.sql().raw("PRAGMA wal_autocheckpoint=4000").run()
-            // SQLite gives -wal and -shm the main file's mode; tightening all
-            // three also fixes a file an older version created world-readable.
-            for file in [path, path + "-wal", path + "-shm"] { restrictMode(file, logger: logger) }
+            store = try await openSQLite(path: path, logger: logger, queryTimeout: queryTimeout)
         case .postgres(let url):
             let configuration: SQLPostgresConfiguration
             do {
@@ -184,6 +148,62 @@ public final class Store: Service, Sendable {
             throw error
         }
         return store
+    }
+
+    /// Opens (creating) the SQLite file at `path` and sets it up; the
+    /// connection, and the readers once opened, are closed on any failure.
+    private static func openSQLite(path: String, logger: Logger, queryTimeout: Duration) async throws -> Store {
+        try createPrivately(path)
+        let connection = try await SQLiteConnection.open(storage: .file(path: path), logger: logger)
+        var readers: SQLiteReaders?
+        do {
+            let db = connection.sql()
+            // WAL lets the API read while the writer writes; the busy timeout
+            // covers a second process (the CLI adding a token) on the same file.
+            let mode = try await db.raw("PRAGMA journal_mode=WAL").first()?.decode(column: "journal_mode", as: String.self)
+            try await db.raw("PRAGMA busy_timeout=5000").run()
+            // In WAL mode NORMAL syncs at checkpoints, not at every commit: a
+            // crash of the process loses nothing, a power cut at most the
+            // last commits, and writes no longer wait on the disk per batch.
+            try await db.raw("PRAGMA synchronous=NORMAL").run()
+            // Every flow row lands in three indexes at random places (source
+            // address, the unique key) and every anomaly in five: with the
+            // default 2 MiB page cache most inserts read index pages back
+            // from the file and spill dirty ones into the WAL mid-commit.
+            // 16 MiB holds those indexes' hot pages.
+            try await db.raw("PRAGMA cache_size=-16384").run()
+            // A checkpoint copies each page changed since the last one back
+            // into the file and syncs it: every 4,000 pages (16 MiB of WAL)
+            // instead of 1,000, a page the inserts keep changing is copied
+            // once where it was copied four times. The WAL is synced at
+            // checkpoints only, so a power cut may lose up to that much more.
+            try await db.raw("PRAGMA wal_autocheckpoint=4000").run()
+            // A WAL that grew while long reads held old snapshots is cut back
+            // to 64 MiB when the writer next starts it over.
+            try await db.raw("PRAGMA journal_size_limit=67108864").run()
+            var st = stat()
+            let identity: (path: String, device: UInt64, inode: UInt64)? = stat(path, &st) == 0 ? (path, UInt64(st.st_dev), UInt64(st.st_ino)) : nil
+            // An in-memory database is one per connection: it gets no
+            // readers. Nor does a file that cannot be in WAL mode (some
+            // network file systems): there a long read would lock the writer out.
+            if identity != nil {
+                if mode?.lowercased() == "wal" {
+                    readers = try await SQLiteReaders.open(path: path, logger: logger)
+                } else {
+                    logger.warning("the database is not in WAL mode: the API reads on the writer's connection", metadata: [
+                        "path": "\(path)", "journal_mode": "\(mode ?? "unknown")"])
+                }
+            }
+            // SQLite gives -wal and -shm the main file's mode; tightening all
+            // three also fixes a file an older version created world-readable.
+            for file in [path, path + "-wal", path + "-shm"] { restrictMode(file, logger: logger) }
+            return Store(backend: .sqlite(connection), clientTask: nil, logger: logger, queryTimeout: queryTimeout,
+                         file: identity, readers: readers)
+        } catch {
+            await readers?.close()
+            try? await connection.close().get()
+            throw error
+        }
     }
 
     /// Opens the store, runs `body`, and closes it again (for one-shot commands).
@@ -235,10 +255,12 @@ public final class Store: Service, Sendable {
     }
 
     /// What a call does with the database, which picks its connection on SQLite.
-    enum Access {
-        /// Writes, and reads the writer and health depend on: the writer's connection.
+    public enum Access: Sendable {
+        /// Writes, and reads that must see a write just made or that the
+        /// writer, the pipeline and health depend on: the writer's connection.
         case write
-        /// A list or lookup the API asks for: a reader connection when the store has them.
+        /// A list or lookup the API asks for: a reader connection when the
+        /// store has them, which sees every write committed before it began.
         case read
     }
 

@@ -19,8 +19,8 @@ extension Store {
     }
 
     /// Every stored rule, oldest first.
-    public func suppressions() async throws -> [Suppression] {
-        let rows = try await withSQL(.read) { db in try await db.select().column("*").from("suppressions").orderBy("id", .ascending).all() }
+    public func suppressions(_ access: Access = .read) async throws -> [Suppression] {
+        let rows = try await withSQL(access) { db in try await db.select().column("*").from("suppressions").orderBy("id", .ascending).all() }
         return try rows.map(Store.decodeSuppression)
     }
 
