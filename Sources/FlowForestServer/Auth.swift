@@ -181,11 +181,13 @@ struct AuthMiddleware: RouterMiddleware {
         var context = context
         if request.method == .get, request.uri.path == "/", let token = request.uri.queryParameters["token"] {
             // A link followed from another site would sign the browser in
-            // as whoever owns the token (login CSRF): what the victim then
-            // does is done, and seen, as the link's owner. Typed, pasted or
-            // from a bookmark, a browser sends `none`; curl sends nothing.
+            // as whoever owns the token (login CSRF): what the visitor then
+            // does is done, and seen, as the link's owner. So it only asks
+            // first; the answer is a same-origin navigation. Typed, pasted,
+            // bookmarked or from a mail program, a browser sends `none`;
+            // curl sends nothing.
             if let site = request.headers[CrossSiteGuard.fetchSite]?.lowercased(), site != "none", site != "same-origin" {
-                throw APIError(.forbidden, "a sign-in link opened from another site is refused: paste it into the address bar")
+                return try await confirmSignIn(token: String(token))
             }
             return try await signIn(token: String(token))
         }
@@ -236,15 +238,47 @@ struct AuthMiddleware: RouterMiddleware {
         return stands
     }
 
-    func signIn(token: String) async throws -> Response {
+    static let unknownLink = APIError(
+        .unauthorized, "this sign-in link's token is unknown or revoked; ask an admin for a new one (`flowforest token add NAME --role admin`)")
+
+    /// A page asking whether to sign in as the link's token, for a link
+    /// followed from another site: nothing is signed in until its link,
+    /// on this site, is followed.
+    func confirmSignIn(token: String) async throws -> Response {
+        // Only a token's own characters are written back into the page.
+        guard token.utf8.count <= 100, token.utf8.allSatisfy({ c in
+                  c == UInt8(ascii: "_") || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(c)
+                      || (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(c) || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(c)
+              }),
+              let principal = try await authenticateLink(token) else {
+            throw Self.unknownLink
+        }
+        let page = """
+            <!doctype html><html lang="en"><head><meta charset="utf-8"><title>Sign in to FlowForest</title></head>
+            <body><p>This sign-in link was opened from another site. Sign in to FlowForest as
+            <strong>\(principal.name)</strong> (\(principal.role.rawValue))?</p>
+            <p><a href="/?token=\(token)">Sign in as \(principal.name)</a></p></body></html>
+            """
+        return Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8", .cacheControl: "no-store",
+                                               HTTPField.Name("Referrer-Policy")!: "no-referrer"],
+                        body: .init(byteBuffer: ByteBuffer(string: page)))
+    }
+
+    /// The principal a sign-in link's token names, if it may read the dashboard.
+    private func authenticateLink(_ token: String) async throws -> Principal? {
         let found: Principal?
         do { found = try await store.authenticateToken(token) } catch { throw Self.storeUnavailable(error) }
-        guard let principal = found else {
-            throw APIError(.unauthorized, "this sign-in link's token is unknown or revoked; ask an admin for a new one (`flowforest token add NAME --role admin`)")
-        }
+        guard let principal = found else { return nil }
         // An agent token only sends traffic: a dashboard session of it could read nothing.
         guard principal.role.permissions.contains(.read) else {
             throw APIError(.forbidden, "this sign-in link's token is an agent token, which cannot read the dashboard; use a viewer or admin token")
+        }
+        return principal
+    }
+
+    func signIn(token: String) async throws -> Response {
+        guard let principal = try await authenticateLink(token) else {
+            throw Self.unknownLink
         }
         let (id, _) = sessions.create(for: principal, credential: .token(hash: APIToken.hash(token)))
         var response = Response(status: .seeOther, headers: [.location: "/", .cacheControl: "no-store", HTTPField.Name("Referrer-Policy")!: "no-referrer"])

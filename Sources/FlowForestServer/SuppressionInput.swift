@@ -29,7 +29,7 @@ public enum SuppressionInput {
         }
         var rule = Suppression(actor: try block(o["actor"], field: "actor"), target: try block(o["target"], field: "target"),
                                ports: try ports(o["ports"]), label: try label(o["label"]), expiresMs: try expires(o["expires"]),
-                               createdBy: who, reason: try reason(o["reason"]), createdMs: nowMs, origin: origin)
+                               createdBy: who, reason: try reason(o["reason"], origin: origin), createdMs: nowMs, origin: origin)
         guard rule.hasCriteria else { throw Invalid(description: "a rule needs at least one of actor, target, ports, label") }
         rule.id = nil
         return rule
@@ -101,10 +101,17 @@ public enum SuppressionInput {
         return Int64(ns / 1_000_000)
     }
 
-    private static func reason(_ value: Any?) throws(Invalid) -> String {
+    private static func reason(_ value: Any?, origin: Suppression.Origin) throws(Invalid) -> String {
         // It is logged and shown to people: no character that breaks or
         // disguises a line (a forged log line after a newline, an escape
         // sequence for a terminal, a bidi override); NUL is one of them.
+        // The API refuses them; an operator's rules file, which earlier
+        // versions read with tabs and newlines in a reason, has them read
+        // as spaces rather than stop the service at start.
+        var value = value
+        if origin == .file, let text = value as? String {
+            value = String(String.UnicodeScalarView(text.unicodeScalars.map { API.isUnsafeInText($0) ? " " : $0 }))
+        }
         guard let text = value as? String, (1...maxReason).contains(text.unicodeScalars.count),
               !text.unicodeScalars.contains(where: API.isUnsafeInText) else {
             throw Invalid(description: "reason: 1 to \(maxReason) characters saying why this is expected, on one line, without control characters")

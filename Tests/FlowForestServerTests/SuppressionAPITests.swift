@@ -154,12 +154,14 @@ struct SuppressionAPITests {
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
         let good = dir.appendingPathComponent("good.json").path, bad = dir.appendingPathComponent("bad.json").path
-        try #"[{"actor": "198.18.0.0/24", "ports": [22], "reason": "scanner"}, {"label": "beaconing", "reason": "updates"}]"#
+        // A tab and a newline in a file's reason (which the API refuses) are read as spaces.
+        try #"[{"actor": "198.18.0.0/24", "ports": [22], "reason": "scanner"}, {"label": "beaconing", "reason": "updates\tof\nthe OS"}]"#
             .write(toFile: good, atomically: true, encoding: .utf8)
         try #"[{"label": "beaconing", "reason": "updates"}, {"actor": "10.0.0.0/40", "reason": "x"}]"#.write(toFile: bad, atomically: true, encoding: .utf8)
         let rules = try SuppressionInput.load(path: good, nowMs: 5)
         #expect(rules.count == 2 && rules.allSatisfy { $0.origin == .file && $0.createdBy == "file:\(good)" && $0.id == nil })
         #expect(rules[0].ports == [22] && rules[0].actor == AddressBlock("198.18.0.0/24"))
+        #expect(rules[1].reason == "updates of the OS")
         #expect(throws: SuppressionInput.Invalid.self) { try SuppressionInput.load(path: bad, nowMs: 5) }
         do {
             _ = try SuppressionInput.load(path: bad, nowMs: 5)
