@@ -203,7 +203,7 @@ struct AuthMiddleware: RouterMiddleware {
             context.viaToken = true
             context.viaBearerHeader = true
         } else if let cookie = request.cookies[SessionCookie.name], let session = sessions.session(for: cookie.value),
-                  try await stillStands(session, id: cookie.value) {
+                  await stillStands(session, id: cookie.value) {
             context.principal = session.principal
             context.session = session
         } else if noAuth {
@@ -218,7 +218,7 @@ struct AuthMiddleware: RouterMiddleware {
     /// ``SessionStore/recheck`` a session, with the token check's short
     /// deadline; while the store does not answer the session stands (its
     /// lifetime still bounds it), as a recently confirmed token does.
-    func stillStands(_ session: SessionStore.Session, id: String) async throws -> Bool {
+    func stillStands(_ session: SessionStore.Session, id: String) async -> Bool {
         guard ContinuousClock.now - session.checked >= sessions.recheck else { return true }
         let stands: Bool
         do {
