@@ -270,13 +270,27 @@ struct KernelFlowTracker {
 
     private mutating func update(_ flow: KernelFlow, at position: Int, staging: Bool) {
         var s = slots[position]
+        // A flow first met in the ring buffer (its kernel slot locked past
+        // the spin bound, or the map full, at that packet) took that
+        // packet's sender as its initiator: under a download's load that is
+        // often the server's data, while the kernel's entry holds the
+        // client's SYN. Until the flow is reported, whichever saw the
+        // earlier packet decides.
+        if !s.inKernel, s.emittedPackets == 0, Self.firstPacketNs(of: flow) <= s.windowStartNs {
+            s.initiatorIsLow = flow.initiatorIsLow
+        }
         s.summarize(flow)
         if staging { stage(flow, in: &s) }
         slots[position] = s
     }
 
+    /// The flow's first packet either way in the kernel's entry; `.max` before any.
+    private static func firstPacketNs(of flow: KernelFlow) -> UInt64 {
+        min(flow.low.packets > 0 ? flow.low.firstSeenNs : .max, flow.high.packets > 0 ? flow.high.firstSeenNs : .max)
+    }
+
     private mutating func insert(_ flow: KernelFlow, staging: Bool, kernelSlot: UInt32 = Slot.noKernelSlot) {
-        let first = min(flow.low.packets > 0 ? flow.low.firstSeenNs : .max, flow.high.packets > 0 ? flow.high.firstSeenNs : .max)
+        let first = Self.firstPacketNs(of: flow)
         var s = Slot(key: flow.key, id: takeID(), windowStartNs: first == .max ? 0 : first, ifindex: flow.ifindex,
                      initiatorIsLow: flow.initiatorIsLow)
         s.summarize(flow)

@@ -295,6 +295,26 @@ struct KernelFlowTrackerTests {
         #expect(tracker.flowsStarted == 2)
     }
 
+    @Test("a responder's packet met in the ring buffer before the kernel's entry is read does not make the responder the initiator")
+    func ringPacketBeforeKernelEntry() throws {
+        // A download's server data, sent to the ring buffer while the flow's
+        // kernel slot was locked; the kernel's entry holds the client's SYN, 50 ms earlier.
+        func run(ringAt ring: UInt64) throws -> FlowRecord {
+            var tracker = KernelFlowTracker(configuration: Self.configuration)
+            let data = PacketSummary(timestampNs: ring, source: Self.high, destination: Self.low, sourcePort: 443,
+                                     destinationPort: 40000, ipProtocol: IPProtocol.tcp, ipLength: 1500, tcpFlags: [.ack, .psh])
+            tracker.observe(KernelEvent(key: Self.key, senderIsLow: false, packet: data))
+            tracker.observe(Self.kernelFlow(lowPackets: 3, highPackets: 2, initiatorIsLow: true))
+            return try #require(tracker.checkpoint(at: Self.t0 + Self.second).first)
+        }
+        let download = try run(ringAt: Self.t0 + 50_000_000)
+        #expect(download.sourceAddress == Self.low && download.sourcePort == 40000, "the client opened it")
+        #expect(download.forward.packets == 3 && download.reverse.packets == 3)
+        // The ring buffer's packet came first (the map was full then): it still decides.
+        let ringFirst = try run(ringAt: Self.t0 - 50_000_000)
+        #expect(ringFirst.sourceAddress == Self.high)
+    }
+
     @Test("ring-buffer packets of a flow the kernel could not insert make their own flow, merged with later kernel totals")
     func ringBufferPackets() throws {
         var tracker = KernelFlowTracker(configuration: Self.configuration)
