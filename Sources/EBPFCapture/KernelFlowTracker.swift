@@ -241,6 +241,8 @@ struct KernelFlowTracker {
         if let position = position(of: key, hint: kernelSlot) {
             var s = slots[position]
             if s.inKernel && s.kernelPackets == kernelPackets && s.kernelSlot == kernelSlot { return }
+            // Rare: a flow opened from the ring buffer meets its kernel entry.
+            if !s.inKernel, s.emittedPackets == 0 { Self.takeInitiator(of: convert(), into: &s) }
             s.summarize(summary())
             s.kernelSlot = kernelSlot
             slots[position] = s
@@ -270,18 +272,21 @@ struct KernelFlowTracker {
 
     private mutating func update(_ flow: KernelFlow, at position: Int, staging: Bool) {
         var s = slots[position]
-        // A flow first met in the ring buffer (its kernel slot locked past
-        // the spin bound, or the map full, at that packet) took that
-        // packet's sender as its initiator: under a download's load that is
-        // often the server's data, while the kernel's entry holds the
-        // client's SYN. Until the flow is reported, whichever saw the
-        // earlier packet decides.
-        if !s.inKernel, s.emittedPackets == 0, Self.firstPacketNs(of: flow) <= s.windowStartNs {
-            s.initiatorIsLow = flow.initiatorIsLow
-        }
+        Self.takeInitiator(of: flow, into: &s)
         s.summarize(flow)
         if staging { stage(flow, in: &s) }
         slots[position] = s
+    }
+
+    /// A flow first met in the ring buffer (its kernel slot locked past the
+    /// spin bound, or the map full, at that packet) took that packet's
+    /// sender as its initiator: under a download's load that can be the
+    /// server's data, while the kernel's entry holds the client's SYN. When
+    /// the kernel's entry is first read and nothing was reported yet,
+    /// whichever saw the earlier packet decides.
+    private static func takeInitiator(of flow: KernelFlow, into s: inout Slot) {
+        guard !s.inKernel, s.emittedPackets == 0, firstPacketNs(of: flow) <= s.windowStartNs else { return }
+        s.initiatorIsLow = flow.initiatorIsLow
     }
 
     /// The flow's first packet either way in the kernel's entry; `.max` before any.

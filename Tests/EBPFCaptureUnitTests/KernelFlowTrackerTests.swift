@@ -299,20 +299,33 @@ struct KernelFlowTrackerTests {
     func ringPacketBeforeKernelEntry() throws {
         // A download's server data, sent to the ring buffer while the flow's
         // kernel slot was locked; the kernel's entry holds the client's SYN, 50 ms earlier.
-        func run(ringAt ring: UInt64) throws -> FlowRecord {
+        // Both ways a poll reads the kernel's entry: whole, or (the daemon's
+        // walk) by its slot, converted only when needed.
+        func run(ringAt ring: UInt64, walk: Bool) throws -> FlowRecord {
             var tracker = KernelFlowTracker(configuration: Self.configuration)
             let data = PacketSummary(timestampNs: ring, source: Self.high, destination: Self.low, sourcePort: 443,
                                      destinationPort: 40000, ipProtocol: IPProtocol.tcp, ipLength: 1500, tcpFlags: [.ack, .psh])
             tracker.observe(KernelEvent(key: Self.key, senderIsLow: false, packet: data))
-            tracker.observe(Self.kernelFlow(lowPackets: 3, highPackets: 2, initiatorIsLow: true))
+            let flow = Self.kernelFlow(lowPackets: 3, highPackets: 2, initiatorIsLow: true)
+            if walk {
+                tracker.observe(Self.key, kernelSlot: 7, kernelPackets: 5, summary: { .init(flow) }, convert: { flow })
+                var records: [FlowRecord] = []
+                tracker.checkpoint(at: Self.t0 + Self.second, appendingTo: &records) { _, slot in
+                    slot == 7 ? KernelFlowTracker.Totals(low: flow.low, high: flow.high) : nil
+                }
+                return try #require(records.first)
+            }
+            tracker.observe(flow)
             return try #require(tracker.checkpoint(at: Self.t0 + Self.second).first)
         }
-        let download = try run(ringAt: Self.t0 + 50_000_000)
-        #expect(download.sourceAddress == Self.low && download.sourcePort == 40000, "the client opened it")
-        #expect(download.forward.packets == 3 && download.reverse.packets == 3)
-        // The ring buffer's packet came first (the map was full then): it still decides.
-        let ringFirst = try run(ringAt: Self.t0 - 50_000_000)
-        #expect(ringFirst.sourceAddress == Self.high)
+        for walk in [false, true] {
+            let download = try run(ringAt: Self.t0 + 50_000_000, walk: walk)
+            #expect(download.sourceAddress == Self.low && download.sourcePort == 40000, "the client opened it (walk: \(walk))")
+            #expect(download.forward.packets == 3 && download.reverse.packets == 3)
+            // The ring buffer's packet came first (the map was full then): it still decides.
+            let ringFirst = try run(ringAt: Self.t0 - 50_000_000, walk: walk)
+            #expect(ringFirst.sourceAddress == Self.high, "walk: \(walk)")
+        }
     }
 
     @Test("ring-buffer packets of a flow the kernel could not insert make their own flow, merged with later kernel totals")
