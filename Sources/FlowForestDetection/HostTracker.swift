@@ -52,9 +52,14 @@ public struct HostTracker: Sendable {
         /// whole at `now` instead, ten minutes of a backup reported at once
         /// would read as a one-second burst; counted as nothing, as it was,
         /// collected traffic had no volume.
+        ///
+        /// A flow whose first packet is older than the ledger's memory
+        /// (``FlowLedger/forgetAfterNs``) brings history too: it may be one
+        /// the ledger forgot while its source kept it open (quiet ten
+        /// minutes), whose traffic its earlier records already brought.
         init(late change: FlowChange, now: UInt64, historyBeforeNs: UInt64) {
             let r = change.record
-            guard r.firstSeenNs >= historyBeforeNs else {
+            guard r.firstSeenNs >= historyBeforeNs, now.subtractingSaturated(r.firstSeenNs) < FlowLedger.forgetAfterNs else {
                 self = .zero
                 return
             }

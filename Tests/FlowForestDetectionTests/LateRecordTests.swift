@@ -84,6 +84,34 @@ struct LateRecordTests {
         #expect(windows == [0, 0, 0], "\(windows)")
     }
 
+    @Test("a flow the ledger forgot after ten quiet minutes, back with its running total, is not counted again")
+    func forgottenFlowNotCountedTwice() throws {
+        var tracker = HostTracker(), ledger = FlowLedger()
+        _ = Self.bytesSent(&tracker, &ledger, [], now: Self.t0)
+        // 10 GB in its first minute, reported as it goes (an open flow, a long idle timeout).
+        let start = Self.t0 + Self.second
+        var open = Self.flow(id: 6, first: start, last: start + 60 * Self.second, bytes: 10_000_000_000)
+        open.state = .active
+        open.endReason = nil
+        let first = Self.bytesSent(&tracker, &ledger, [open], now: start + 61 * Self.second)
+        #expect(first[2] > 1e9, "counted when it came: \(first)")
+        // Eleven quiet minutes: the ledger forgets it; then a keep-alive brings the running total.
+        let quietEnd = start + 61 * Self.second + 660 * Self.second
+        for t in stride(from: start + 71 * Self.second, through: quietEnd, by: Int(10 * Self.second)) {
+            _ = Self.bytesSent(&tracker, &ledger, [], now: t)
+        }
+        #expect(ledger[open.id] == nil, "the ledger forgot the quiet flow")
+        var back = open
+        back.forward.packets += 1
+        back.forward.bytes += 60
+        back.forward.lastSeenNs = quietEnd + Self.second
+        let again = Self.bytesSent(&tracker, &ledger, [back], now: quietEnd + 2 * Self.second)
+        // What the 100 s window still holds of the first count, decayed over 662 s; nothing new.
+        let left = first[2] * exp2(-662.0 / 100)
+        #expect(again[0] < 1e3 && again[1] < 1e3 && abs(again[2] - left) < left * 0.01 + 1e3,
+                "the 10 GB are not counted a second time: \(again), \(left) left of the first count")
+    }
+
     @Test("a flow first reported within 3 s of its first packet counts whole, as live capture reports it")
     func onTimeCountsWhole() throws {
         var tracker = HostTracker(), ledger = FlowLedger()
