@@ -8,8 +8,11 @@
 /// its own. A value type with no clock: the caller passes each batch's
 /// time, so a capture file replays identically.
 ///
-/// A flow leaves the ledger with its ended record, or once its last packet
-/// is ``forgetAfterNs`` old (a source that never reported its end); a full
+/// A flow leaves the ledger with its ended record, or once it had neither a
+/// packet nor a record for ``forgetAfterNs`` (a source that never reported
+/// its end). That is longer than its sources can go quiet about a flow they
+/// hold open, so a flow is never forgotten and then reported again, its
+/// running total read as new traffic; a full
 /// ledger takes no new flow (counted in ``notTracked``): such a flow's
 /// packets count when its ended record comes, so they are counted once but
 /// late while the ledger stays full.
@@ -30,8 +33,12 @@ public struct FlowLedger: Sendable {
 
     /// Flows held at most by default: beyond the largest flow table or kernel map.
     public static let defaultMaxFlows = 2_000_000
-    /// A flow whose last packet is this old is forgotten even without an ended record.
-    public static let forgetAfterNs: UInt64 = 600_000_000_000
+    /// The shortest a flow with neither packet nor record is held: 10 minutes.
+    public static let minimumForgetNs: UInt64 = 600_000_000_000
+    /// A flow with neither packet nor record for this long is forgotten even
+    /// without an ended record: ``minimumForgetNs``, or a minute more than
+    /// the sources' longest silence about an open flow when that is longer.
+    public let forgetAfterNs: UInt64
     /// How often (batch time) stale flows are looked for.
     static let sweepIntervalNs: UInt64 = 10_000_000_000
 
@@ -47,8 +54,14 @@ public struct FlowLedger: Sendable {
     /// Records of new flows the ledger had no room for.
     public private(set) var notTracked: UInt64 = 0
 
-    public init(maxFlows: Int = FlowLedger.defaultMaxFlows) {
+    /// - Parameters:
+    ///   - maxFlows: open flows held at most.
+    ///   - longestSilenceNs: the longest the sources feeding the ledger go
+    ///     without a record of a flow they hold open
+    ///     (``FlowTableConfiguration/longestSilenceNs``).
+    public init(maxFlows: Int = FlowLedger.defaultMaxFlows, longestSilenceNs: UInt64 = 0) {
         self.maxFlows = maxFlows
+        forgetAfterNs = max(Self.minimumForgetNs, longestSilenceNs.addingSaturated(60_000_000_000))
     }
 
     /// Flows held now.
@@ -199,7 +212,7 @@ public struct FlowLedger: Sendable {
             let last = s.lastSeenNs <= now ? max(s.lastSeenNs, s.updatedNs) : s.updatedNs
             let idle = now.subtractingSaturated(last)
             // A removal moves the last slot here: look at this position again.
-            if idle >= Self.forgetAfterNs { remove(at: position) } else { position += 1 }
+            if idle >= forgetAfterNs { remove(at: position) } else { position += 1 }
         }
     }
 }

@@ -29,6 +29,11 @@ public struct FlowTableConfiguration: Sendable, Hashable {
         return idleNs >= idleTimeoutNs ? .idle : nil
     }
 
+    /// The longest an open flow goes without a record from a source with
+    /// these timeouts (less a poll): an interim record comes every active
+    /// timeout, the ended one an idle timeout after its last packet.
+    public var longestSilenceNs: UInt64 { min(activeTimeoutNs, idleTimeoutNs) }
+
     /// Whether an open flow whose active window began at `windowStartNs` is
     /// due for an interim record.
     public func checkpointDue(windowStartNs: UInt64, nowNs: UInt64) -> Bool {

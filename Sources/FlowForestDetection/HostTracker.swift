@@ -51,15 +51,14 @@ public struct HostTracker: Sendable {
         /// of it, the one-second window what its last second left. Counted
         /// whole at `now` instead, ten minutes of a backup reported at once
         /// would read as a one-second burst; counted as nothing, as it was,
-        /// collected traffic had no volume.
-        ///
-        /// A flow whose first packet is older than the ledger's memory
-        /// (``FlowLedger/forgetAfterNs``) brings history too: it may be one
-        /// the ledger forgot while its source kept it open (quiet ten
-        /// minutes), whose traffic its earlier records already brought.
+        /// collected traffic had no volume. However old its first packet (an
+        /// exporter's active timeout of 30 minutes), the record is new: the
+        /// ledger holds a quiet open flow longer than its source can go
+        /// without reporting it (``FlowLedger/forgetAfterNs``), so no
+        /// returning running total comes through here.
         init(late change: FlowChange, now: UInt64, historyBeforeNs: UInt64) {
             let r = change.record
-            guard r.firstSeenNs >= historyBeforeNs, now.subtractingSaturated(r.firstSeenNs) < FlowLedger.forgetAfterNs else {
+            guard r.firstSeenNs >= historyBeforeNs else {
                 self = .zero
                 return
             }

@@ -61,8 +61,12 @@ public actor Pipeline {
     ///   - trainer: collects baseline vectors from every batch.
     ///   - sink: where flows, anomalies and models are kept; nil keeps nothing.
     ///   - maxFlows: open flows the ledger holds at most.
+    ///   - longestSilenceNs: the longest the sources go without a record of
+    ///     a flow they hold open (``FlowTableConfiguration/longestSilenceNs``):
+    ///     the ledger holds a quiet flow longer than that.
     public init(sensor: String, detector: (any FlowDetector)? = nil, trainer: ModelTrainer? = nil,
                 sink: (any PipelineSink)? = nil, maxFlows: Int = FlowLedger.defaultMaxFlows,
+                longestSilenceNs: UInt64 = 0,
                 incidents: IncidentConfiguration = .init(),
                 logger: Logger, metricsFactory: any MetricsFactory) {
         self.sensor = sensor
@@ -70,7 +74,7 @@ public actor Pipeline {
         self.trainer = trainer
         self.sink = sink
         self.logger = logger
-        self.flows = FlowLedger(maxFlows: maxFlows)
+        self.flows = FlowLedger(maxFlows: maxFlows, longestSilenceNs: longestSilenceNs)
         self.incidents = IncidentTracker(configuration: incidents)
         let metrics = PipelineMetrics(factory: metricsFactory)
         metrics.learning.record(detector?.apiStatus.state == .scoring ? 0 : 1)

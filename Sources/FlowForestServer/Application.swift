@@ -29,7 +29,9 @@ public struct ServerConfiguration: Sendable {
     /// How far behind the server clock an ingested packet may be stamped
     /// (`--ingest-max-age`, default 1 day: an agent's buffer across an outage).
     public var ingestMaxAge: Duration = .seconds(86_400)
-    /// Flow timeouts and the flow limit (`--max-flows`) of the ingest flow table.
+    /// Flow timeouts and the flow limit (`--max-flows`) of the ingest flow
+    /// table; the pipeline's ledger holds as many flows, and holds a quiet
+    /// one longer than these timeouts let any source go without its record.
     public var ingestFlowTable = FlowTableConfiguration()
     /// How often ingested flows are advanced and stats events are sent.
     public var tickInterval: Duration = .seconds(1)
@@ -222,6 +224,7 @@ public func buildApplicationParts(
     // --max-flows bounds the open flows user space holds, every source together.
     let pipeline = Pipeline(sensor: configuration.sensorName, detector: detector, sink: StoreSink(writer: writer),
                             maxFlows: configuration.ingestFlowTable.maxFlows,
+                            longestSilenceNs: configuration.ingestFlowTable.longestSilenceNs,
                             incidents: configuration.incidents, logger: logger, metricsFactory: factory)
     let ingest = IngestTable(configuration: configuration.ingestFlowTable, metricsFactory: factory)
     let rates = RateTracker()

@@ -69,7 +69,8 @@ struct AnalyzeCommand: AsyncParsableCommand {
         // The same pipeline as `run`, without a store: anomalies come back
         // from each batch, incidents through a sink that keeps their latest state.
         let incidents = IncidentCollector()
-        let pipeline = Pipeline(sensor: sensorName, detector: detector, sink: incidents, incidents: incidentOptions.configuration,
+        let pipeline = Pipeline(sensor: sensorName, detector: detector, sink: incidents,
+                                longestSilenceNs: flowOptions.configuration.longestSilenceNs, incidents: incidentOptions.configuration,
                                 logger: logger, metricsFactory: NOOPMetricsHandler.instance)
         var found: [Anomaly] = []
         // Listed flows are spooled to a file as they end; a table or CSV of

@@ -90,6 +90,24 @@ struct FlowLedgerTests {
         #expect(ledger[1] == nil && ledger[2] == nil && ledger[3] != nil)
     }
 
+    @Test("a ledger fed by sources that may go an hour without reporting an open flow holds a quiet one past the hour, not ten minutes")
+    func holdsPastSourcesSilence() {
+        let minute: UInt64 = 60_000_000_000
+        let table = FlowTableConfiguration(idleTimeoutNs: 120 * minute, activeTimeoutNs: 60 * minute)
+        #expect(table.longestSilenceNs == 60 * minute)
+        var ledger = FlowLedger(longestSilenceNs: table.longestSilenceNs)
+        #expect(ledger.forgetAfterNs == 61 * minute)
+        #expect(FlowLedger(longestSilenceNs: 5 * minute).forgetAfterNs == FlowLedger.minimumForgetNs)
+        _ = ledger.apply([record(1, packets: (1, 0), bytes: (60, 0), lastSeenNs: minute)], origin: "tc", nowNs: minute)
+        for m in stride(from: UInt64(2), through: 61, by: 1) { _ = ledger.apply([], origin: "tc", nowNs: m * minute) }
+        #expect(ledger[1] != nil, "held 60 quiet minutes")
+        // Its source's interim record after the hour: only what is new.
+        let back = ledger.apply([record(1, packets: (2, 0), bytes: (120, 0), lastSeenNs: 61 * minute)], origin: "tc", nowNs: 61 * minute)
+        #expect(back.map(\.isNew) == [false] && back.map(\.delta.forwardPackets) == [1])
+        for m in stride(from: UInt64(62), through: 123, by: 1) { _ = ledger.apply([], origin: "tc", nowNs: m * minute) }
+        #expect(ledger[1] == nil, "forgotten 61 minutes after its last record")
+    }
+
     @Test("an open flow whose records keep coming with stamps minutes behind (an exporter's slow clock) is held once, its packets counted once")
     func staleStampsHeld() {
         var ledger = FlowLedger()

@@ -84,32 +84,52 @@ struct LateRecordTests {
         #expect(windows == [0, 0, 0], "\(windows)")
     }
 
-    @Test("a flow the ledger forgot after ten quiet minutes, back with its running total, is not counted again")
-    func forgottenFlowNotCountedTwice() throws {
-        var tracker = HostTracker(), ledger = FlowLedger()
+    @Test("a flow quiet for eleven minutes at a source with hour-long timeouts is held: its keep-alive adds itself, not its total again")
+    func quietOpenFlowCountedOnce() throws {
+        // A source that may go an hour without reporting an open flow.
+        let silence = 3_600 * Self.second
+        var tracker = HostTracker(), ledger = FlowLedger(longestSilenceNs: silence)
+        #expect(ledger.forgetAfterNs == silence + 60 * Self.second)
         _ = Self.bytesSent(&tracker, &ledger, [], now: Self.t0)
-        // 10 GB in its first minute, reported as it goes (an open flow, a long idle timeout).
+        // 10 GB in its first minute, reported as it goes.
         let start = Self.t0 + Self.second
         var open = Self.flow(id: 6, first: start, last: start + 60 * Self.second, bytes: 10_000_000_000)
         open.state = .active
         open.endReason = nil
         let first = Self.bytesSent(&tracker, &ledger, [open], now: start + 61 * Self.second)
         #expect(first[2] > 1e9, "counted when it came: \(first)")
-        // Eleven quiet minutes: the ledger forgets it; then a keep-alive brings the running total.
+        // Eleven quiet minutes, polled every 10 s; then a keep-alive brings the running total.
         let quietEnd = start + 61 * Self.second + 660 * Self.second
         for t in stride(from: start + 71 * Self.second, through: quietEnd, by: Int(10 * Self.second)) {
             _ = Self.bytesSent(&tracker, &ledger, [], now: t)
         }
-        #expect(ledger[open.id] == nil, "the ledger forgot the quiet flow")
+        #expect(ledger[open.id] != nil, "the ledger still holds the quiet flow")
         var back = open
         back.forward.packets += 1
         back.forward.bytes += 60
         back.forward.lastSeenNs = quietEnd + Self.second
         let again = Self.bytesSent(&tracker, &ledger, [back], now: quietEnd + 2 * Self.second)
-        // What the 100 s window still holds of the first count, decayed over 662 s; nothing new.
+        // What the 100 s window still holds of the first count, decayed over 662 s, and the keep-alive's 60 bytes.
         let left = first[2] * exp2(-662.0 / 100)
         #expect(again[0] < 1e3 && again[1] < 1e3 && abs(again[2] - left) < left * 0.01 + 1e3,
                 "the 10 GB are not counted a second time: \(again), \(left) left of the first count")
+    }
+
+    @Test("a piece 30 minutes long (an exporter's active timeout) counts the share its span leaves in each window, not nothing")
+    func longPieceCounts() throws {
+        var tracker = HostTracker(), ledger = FlowLedger()
+        _ = Self.bytesSent(&tracker, &ledger, [], now: Self.t0)
+        // The tracker has run an hour; the piece covers the last 30 minutes, reported 5 s after.
+        let now = Self.t0 + 3_600 * Self.second
+        let (first, last) = (now - 1_805 * Self.second, now - 5 * Self.second)
+        let windows = Self.bytesSent(&tracker, &ledger, [Self.flow(id: 7, first: first, last: last, bytes: 1_800_000_000)], now: now)
+        try #require(windows.count == 3)
+        for (w, h) in [1.0, 10, 100].enumerated() {
+            // 1 MB a second from 1805 s to 5 s ago, each second decayed by its age.
+            let expected = 1_000_000 * stride(from: 5.0, to: 1_805, by: 0.01).reduce(0) { $0 + exp2(-$1 / h) } / 100
+            #expect(abs(windows[w] - expected) <= max(1, expected * 0.01), "window \(w): \(windows[w]) vs \(expected)")
+        }
+        #expect(windows[2] > 100_000_000, "the 100 s window holds about 100 s of it: \(windows)")
     }
 
     @Test("a flow first reported within 3 s of its first packet counts whole, as live capture reports it")
