@@ -174,7 +174,8 @@ public final class CollectorSource: FlowSource, @unchecked Sendable {
     }
 
     private func batch(records: [FlowRecord], at now: UInt64) -> FlowBatch {
-        FlowBatch(timeNs: now, records: records, statistics: collector.statistics, activeFlows: collector.activeFlows)
+        FlowBatch(timeNs: now, records: records, statistics: collector.statistics, activeFlows: collector.activeFlows,
+                  reporting: .delayed)
     }
 }
 

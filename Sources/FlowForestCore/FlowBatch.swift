@@ -1,3 +1,15 @@
+/// When a source reports a flow's packets: what says over which span a
+/// record's new traffic passed.
+public enum FlowReporting: Sendable, Hashable {
+    /// Within a poll of their passing (live capture, capture files): a
+    /// record's new packets passed since the source's previous poll.
+    case asSeen
+    /// When someone else reports them (an exporter after its timeouts, an
+    /// ingest agent after filling its buffer): a record's new packets passed
+    /// at any time after the flow's previous last packet.
+    case delayed
+}
+
 /// What a capture source emits once per poll: flow records that changed,
 /// reached their active timeout, or ended, plus cumulative statistics.
 public struct FlowBatch: Sendable {
@@ -19,10 +31,14 @@ public struct FlowBatch: Sendable {
     /// Entries of the kernel flow map at the end of the poll (eBPF only):
     /// fewer than ``activeFlows`` when flows came through the ring buffer.
     public var mapEntries: Int?
+    /// When the source reports packets: within a poll, or delayed.
+    public var reporting: FlowReporting
 
     public init(timeNs: UInt64, records: [FlowRecord], statistics: CaptureStatistics, activeFlows: Int,
-                progress: Double? = nil, pollDurationNs: UInt64? = nil, aggregates: [FlowAggregate] = []) {
+                progress: Double? = nil, pollDurationNs: UInt64? = nil, aggregates: [FlowAggregate] = [],
+                reporting: FlowReporting = .asSeen) {
         self.aggregates = aggregates
+        self.reporting = reporting
         self.timeNs = timeNs
         self.records = records
         self.statistics = statistics

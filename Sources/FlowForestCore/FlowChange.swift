@@ -19,6 +19,11 @@ public struct FlowChange: Sendable {
     /// only this and ``delta``, and in a poll where every open flow changed
     /// a copy per change would cost some 340 bytes per flow.
     public var isNew: Bool
+    /// For a later record of a flow whose source reports late
+    /// (``FlowReporting/delayed``): the flow's last packet before this record,
+    /// after which ``delta``'s packets passed. 0 for a first record and for
+    /// sources that report within a poll, whose new packets passed since it.
+    public var spreadFromNs: UInt64
 
     /// The record this change is about, read in place: a reader of a few
     /// of its fields loads only those. Passed whole as an argument to a
@@ -27,16 +32,17 @@ public struct FlowChange: Sendable {
         _read { yield records[position] }
     }
 
-    public init(record: FlowRecord, delta: FlowDelta, isNew: Bool, tracked: Bool) {
-        self.init(records: [record], position: 0, delta: delta, isNew: isNew, tracked: tracked)
+    public init(record: FlowRecord, delta: FlowDelta, isNew: Bool, tracked: Bool, spreadFromNs: UInt64 = 0) {
+        self.init(records: [record], position: 0, delta: delta, isNew: isNew, tracked: tracked, spreadFromNs: spreadFromNs)
     }
 
     /// The change that `records[position]` made, sharing `records`.
-    public init(records: [FlowRecord], position: Int, delta: FlowDelta, isNew: Bool, tracked: Bool) {
+    public init(records: [FlowRecord], position: Int, delta: FlowDelta, isNew: Bool, tracked: Bool, spreadFromNs: UInt64 = 0) {
         self.records = records
         self.position = position
         self.delta = delta
         self.isNew = isNew
         self.tracked = tracked
+        self.spreadFromNs = spreadFromNs
     }
 }

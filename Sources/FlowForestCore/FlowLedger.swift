@@ -122,8 +122,11 @@ public struct FlowLedger: Sendable {
     /// Takes one batch's records, in order, and returns what each changed.
     /// An ended record removes its flow; flows silent for
     /// ``forgetAfterNs`` are forgotten afterwards (every ten seconds of
-    /// batch time).
-    public mutating func apply(_ records: [FlowRecord], origin: String, nowNs: UInt64) -> [FlowChange] {
+    /// batch time). `reporting` is when the batch's source reports packets:
+    /// for a delayed one, each later record's change says after which packet
+    /// its new traffic passed (``FlowChange/spreadFromNs``).
+    public mutating func apply(_ records: [FlowRecord], origin: String, nowNs: UInt64,
+                               reporting: FlowReporting = .asSeen) -> [FlowChange] {
         var changes: [FlowChange] = []
         changes.reserveCapacity(records.count)
         var found = [Int](repeating: -1, count: Self.lookupRun)
@@ -136,7 +139,7 @@ public struct FlowLedger: Sendable {
             // cache), where one lookup between two updates waits alone.
             for i in run { found[i - start] = position(of: records[i].id) ?? -1 }
             for i in run {
-                changes.append(apply(records, i, found: found[i - start], origin: origin, nowNs: nowNs))
+                changes.append(apply(records, i, found: found[i - start], origin: origin, nowNs: nowNs, reporting: reporting))
             }
             start = run.upperBound
         }
@@ -153,7 +156,8 @@ public struct FlowLedger: Sendable {
     /// run found the flow (-1: not held then); an update since can have
     /// added it, or moved it (a removal fills its hole with the last
     /// slot), so it is checked.
-    private mutating func apply(_ records: [FlowRecord], _ at: Int, found: Int, origin: String, nowNs: UInt64) -> FlowChange {
+    private mutating func apply(_ records: [FlowRecord], _ at: Int, found: Int, origin: String, nowNs: UInt64,
+                                reporting: FlowReporting) -> FlowChange {
         let id = records[at].id, state = records[at].state
         let position = found >= 0 && found < slots.count && slots[found].id == id ? found : position(of: id)
         // Only its counters are read, not a whole record made of the slot.
@@ -165,7 +169,9 @@ public struct FlowLedger: Sendable {
         // every record that repeats them.
         let totals = FlowDelta.totals(forward: records[at].forward, reverse: records[at].reverse)
         let delta = tracked || state == .ended ? FlowDelta(totals, since: previous) : .zero
-        let change = FlowChange(records: records, position: at, delta: delta, isNew: previous == nil, tracked: tracked)
+        let spreadFrom = reporting == .delayed ? position.map { slots[$0].lastSeenNs } ?? 0 : 0
+        let change = FlowChange(records: records, position: at, delta: delta, isNew: previous == nil, tracked: tracked,
+                                spreadFromNs: spreadFrom)
         if state == .ended {
             if let position { remove(at: position) }
         } else if let position {

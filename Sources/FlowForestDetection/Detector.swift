@@ -93,7 +93,7 @@ public struct Detector: Sendable {
     /// it keeps the flows in a ledger of its own. Returns anomalies found in
     /// it (none while learning).
     public mutating func process(_ batch: FlowBatch) -> [Anomaly] {
-        let changes = ownFlows.apply(batch.records, origin: "", nowNs: batch.timeNs)
+        let changes = ownFlows.apply(batch.records, origin: "", nowNs: batch.timeNs, reporting: batch.reporting)
         return process(batch, changes: changes, flows: ownFlows)
     }
 

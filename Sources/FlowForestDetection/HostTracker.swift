@@ -40,6 +40,30 @@ public struct HostTracker: Sendable {
             synAck = Double(d.reverseSynAck)
         }
 
+        /// What `change` adds at `now`: whole when its packets passed in the
+        /// last ``historyNs`` as far as its record says, else spread over
+        /// when they passed. A first record's packets passed from its first
+        /// to its last packet (``init(late:now:historyBeforeNs:)``); a later
+        /// record's from a delayed source after the flow's previous last
+        /// packet (an exporter's next piece of a flow the collector still
+        /// holds, an agent's next buffer), while a source that reports within
+        /// a poll brings only packets since its previous poll: whole.
+        init(_ change: FlowChange, now: UInt64, historyBeforeNs: UInt64) {
+            if change.isNew {
+                guard change.record.firstSeenNs &+ HostTracker.historyNs < now else {
+                    self.init(change.delta)
+                    return
+                }
+                self.init(late: change, now: now, historyBeforeNs: historyBeforeNs)
+                return
+            }
+            self.init(change.delta)
+            let from = change.spreadFromNs
+            if from != 0 && from &+ HostTracker.historyNs < now {
+                shares = WindowShares(spreadFrom: from, to: change.record.lastSeenNs, now: now)
+            }
+        }
+
         /// The deltas of a new flow's first record, `change`, at `now`.
         ///
         /// A flow that began before the tracker's first poll (less
@@ -270,8 +294,7 @@ public struct HostTracker: Sendable {
             : Self.slot(for: r.destinationAddress, in: &destinations, queue: &destinationArrivals, limit: limits.entities,
                         stems: stems.destination.count, now: now, evicted: &statistics.destinationsEvicted)
         var overflow: UInt64 = 0
-        let deltas = change.isNew && r.firstSeenNs &+ Self.historyNs < now
-            ? Deltas(late: change, now: now, historyBeforeNs: historyBeforeNs ?? 0) : Deltas(change.delta)
+        let deltas = Deltas(change, now: now, historyBeforeNs: historyBeforeNs ?? 0)
         switch (hostSlot, destinationSlot) {
         case let (h?, d?):
             Self.add(change, r, deltas, now: now, stems: stems, host: &hosts[h], destination: &destinations[d], beacons: &beacons, marks: &marks,

@@ -55,7 +55,7 @@ public struct ModelTrainer: Sendable {
     /// Adds one poll's vectors, keeping the flows in a ledger of its own
     /// (a trainer used without a pipeline).
     public mutating func add(_ batch: FlowBatch) {
-        let changes = ownFlows.apply(batch.records, origin: "", nowNs: batch.timeNs)
+        let changes = ownFlows.apply(batch.records, origin: "", nowNs: batch.timeNs, reporting: batch.reporting)
         add(batch, changes: changes, flows: ownFlows)
     }
 

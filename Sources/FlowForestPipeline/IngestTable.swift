@@ -67,13 +67,13 @@ public actor IngestTable {
         let now = clock()
         let records = table.advance(to: now)
         handedOut = records.reduce(0) { $0 + ($1.state == .active ? 0 : 1) }
-        return FlowBatch(timeNs: now, records: records, statistics: table.statistics, activeFlows: table.activeCount)
+        return FlowBatch(timeNs: now, records: records, statistics: table.statistics, activeFlows: table.activeCount, reporting: .delayed)
     }
 
     /// Ends every open flow (at shutdown).
     public func flush() -> FlowBatch {
         let records = table.flush()
-        return FlowBatch(timeNs: clock(), records: records, statistics: table.statistics, activeFlows: 0)
+        return FlowBatch(timeNs: clock(), records: records, statistics: table.statistics, activeFlows: 0, reporting: .delayed)
     }
 
     /// Flows open now.

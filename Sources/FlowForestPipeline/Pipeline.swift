@@ -87,7 +87,7 @@ public actor Pipeline {
     /// anomalies found, stamped with the sensor name.
     @discardableResult
     public func process(_ batch: FlowBatch, mode: String) -> [Anomaly] {
-        let changes = flows.apply(batch.records, origin: mode, nowNs: batch.timeNs)
+        let changes = flows.apply(batch.records, origin: mode, nowNs: batch.timeNs, reporting: batch.reporting)
         let lost = account(batch, changes: changes, mode: mode)
         // Folded floods need no model (they are reported while learning too)
         // and no scoring: they go out before the batch's flows are scored,

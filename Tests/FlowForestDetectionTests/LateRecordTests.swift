@@ -34,8 +34,8 @@ struct LateRecordTests {
 
     /// The client's bytes sent in each window after a poll at `now` of `records`.
     static func bytesSent(_ tracker: inout HostTracker, _ ledger: inout FlowLedger, _ records: [FlowRecord], now: UInt64,
-                          of host: IPAddress = client) -> [Double] {
-        let changes = ledger.apply(records, origin: "collector", nowNs: now)
+                          of host: IPAddress = client, reporting: FlowReporting = .delayed) -> [Double] {
+        let changes = ledger.apply(records, origin: "collector", nowNs: now, reporting: reporting)
         let vectors = tracker.update(changes, flows: ledger, nowNs: now)
         guard let v = vectors.first(where: { $0.kind == .host && $0.address == host }) else { return [] }
         return FeatureSchema.halfLives.map { w in
@@ -130,6 +130,49 @@ struct LateRecordTests {
             #expect(abs(windows[w] - expected) <= max(1, expected * 0.01), "window \(w): \(windows[w]) vs \(expected)")
         }
         #expect(windows[2] > 100_000_000, "the 100 s window holds about 100 s of it: \(windows)")
+    }
+
+    /// The open flow `id` from `client` with running totals: `bytes` sent from `first` to `last`.
+    static func open(id: UInt64, first: UInt64, last: UInt64, bytes: UInt64) -> FlowRecord {
+        var r = flow(id: id, first: first, last: last, bytes: bytes)
+        r.state = .active
+        r.endReason = nil
+        return r
+    }
+
+    @Test("an exporter's pieces of one flow, 10 s each and 2 s late, merged by the collector: each spreads over its span, as if seen live")
+    func delayedPiecesSpread() throws {
+        var tracker = HostTracker(), ledger = FlowLedger()
+        _ = Self.bytesSent(&tracker, &ledger, [], now: Self.t0)
+        // 1 MB a second from t0 + 10 s for 60 s, reported as six pieces.
+        let start = Self.t0 + 10 * Self.second
+        var windows: [Double] = []
+        for piece in UInt64(1)...6 {
+            let last = start + piece * 10 * Self.second
+            windows = Self.bytesSent(&tracker, &ledger, [Self.open(id: 8, first: start, last: last, bytes: piece * 10_000_000)],
+                                     now: last + 2 * Self.second)
+        }
+        try #require(windows.count == 3)
+        for (w, h) in [1.0, 10, 100].enumerated() {
+            // Every second of the 60 decayed from when it passed to now (2 s after the last).
+            let expected = 1_000_000 * stride(from: 2.0, to: 62, by: 0.001).reduce(0) { $0 + exp2(-$1 / h) } / 1_000
+            #expect(abs(windows[w] - expected) <= max(1, expected * 0.01), "window \(w): \(windows[w]) vs \(expected)")
+        }
+        #expect(windows[0] < 1_000_000, "no 10 MB burst in the last second: \(windows)")
+    }
+
+    @Test("a flow from live capture quiet for a minute, then 5 MB in its last second: whole in the 1 s window, not spread over the minute")
+    func liveBurstWhole() throws {
+        var tracker = HostTracker(), ledger = FlowLedger()
+        _ = Self.bytesSent(&tracker, &ledger, [], now: Self.t0, reporting: .asSeen)
+        let start = Self.t0 + Self.second
+        _ = Self.bytesSent(&tracker, &ledger, [Self.open(id: 9, first: start, last: start, bytes: 1_000)], now: start + Self.second,
+                           reporting: .asSeen)
+        let burst = start + 61 * Self.second
+        let windows = Self.bytesSent(&tracker, &ledger, [Self.open(id: 9, first: start, last: burst, bytes: 5_001_000)],
+                                     now: burst + Self.second / 2, reporting: .asSeen)
+        try #require(windows.count == 3)
+        #expect(windows[0] > 4_999_000 && windows[0] < 5_001_000, "\(windows)")
     }
 
     @Test("a flow first reported within 3 s of its first packet counts whole, as live capture reports it")

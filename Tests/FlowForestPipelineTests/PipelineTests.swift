@@ -34,6 +34,23 @@ struct FlagsEndedFlows: FlowDetector {
     func modelJSON() -> String? { nil }
 }
 
+/// Keeps each change's ``FlowChange/spreadFromNs``.
+final class SpreadLog: Sendable {
+    let values = Mutex<[UInt64]>([])
+}
+
+struct RecordsSpread: FlowDetector {
+    let seen: SpreadLog
+    func process(_ batch: FlowBatch, changes: [FlowChange], flows: FlowLedger) -> [Anomaly] {
+        seen.values.withLock { $0 += changes.map(\.spreadFromNs) }
+        return []
+    }
+    func retrain(nowNs: UInt64) {}
+    func setExpected(_ rules: [Suppression]) {}
+    var apiStatus: ModelStatus { ModelStatus(state: .scoring) }
+    func modelJSON() -> String? { nil }
+}
+
 @Suite("Pipeline")
 struct PipelineTests {
     @Test("a batch goes through ledger, accounting, detector and sink; deltas add up to the flows' totals")
@@ -64,6 +81,25 @@ struct PipelineTests {
         #expect(metrics.counterTotal(label: "flowforest_flows_ended_total", dimensions: [("mode", "pcap")]) == 2)
         #expect(metrics.counterTotal(label: "flowforest_anomalies_total", dimensions: [("kind", "flow"), ("severity", "high")]) == 2)
         #expect(await pipeline.anomaliesTotal == 2)
+    }
+
+    @Test("a delayed source's later record reaches the detector with the flow's previous last packet; a live source's with none")
+    func reportingReachesDetector() async throws {
+        let seen = SpreadLog()
+        let pipeline = Pipeline(sensor: "s1", detector: RecordsSpread(seen: seen), logger: Logger(label: "t"), metricsFactory: TestMetrics())
+        let t0 = IngestExpiryTests.start
+        for (mode, reporting, id) in [("collect", FlowReporting.delayed, UInt64(1)), ("tc", .asSeen, 2)] {
+            var table = FlowTable(firstID: id)
+            table.add(syn(port: 1, at: t0))
+            let first = table.advance(to: t0 + 1_000_000_000)
+            _ = await pipeline.process(FlowBatch(timeNs: t0 + 1_000_000_000, records: first, statistics: table.statistics,
+                                                 activeFlows: 1, reporting: reporting), mode: mode)
+            table.add(syn(port: 1, at: t0 + 5_000_000_000))
+            let later = table.advance(to: t0 + 6_000_000_000)
+            _ = await pipeline.process(FlowBatch(timeNs: t0 + 6_000_000_000, records: later, statistics: table.statistics,
+                                                 activeFlows: 1, reporting: reporting), mode: mode)
+        }
+        #expect(seen.values.withLock { $0 } == [0, t0, 0, 0], "first records none; the collected flow's later one its previous last packet")
     }
 
     @Test("without a detector or sink the pipeline still counts: what bench and analyze without a model use")
