@@ -36,8 +36,9 @@ public struct FlowLedger: Sendable {
     /// The shortest a flow with neither packet nor record is held: 10 minutes.
     public static let minimumForgetNs: UInt64 = 600_000_000_000
     /// A flow with neither packet nor record for this long is forgotten even
-    /// without an ended record: ``minimumForgetNs``, or a minute more than
-    /// the sources' longest silence about an open flow when that is longer.
+    /// without an ended record: ``minimumForgetNs``, or twice the sources'
+    /// longest silence about an open flow when that is longer (a record can
+    /// come a poll or a blocked batch after the timeout says).
     public let forgetAfterNs: UInt64
     /// How often (batch time) stale flows are looked for.
     static let sweepIntervalNs: UInt64 = 10_000_000_000
@@ -49,8 +50,9 @@ public struct FlowLedger: Sendable {
     private var index = SlotIndex()
     /// Interface names and origins, each held once and referred to by code.
     private var names = ValueCodes<InterfaceName>()
-    private var origins = ValueCodes<String>()
-    private var lastSweepNs: UInt64 = 0
+    private var origins = ValueCodes<Origin>()
+    /// When each origin's flows were last looked over, by its own batches' time.
+    private var lastSweepNs: [Origin: UInt64] = [:]
     /// Records of new flows the ledger had no room for.
     public private(set) var notTracked: UInt64 = 0
 
@@ -61,7 +63,7 @@ public struct FlowLedger: Sendable {
     ///     (``FlowTableConfiguration/longestSilenceNs``).
     public init(maxFlows: Int = FlowLedger.defaultMaxFlows, longestSilenceNs: UInt64 = 0) {
         self.maxFlows = maxFlows
-        forgetAfterNs = max(Self.minimumForgetNs, longestSilenceNs.addingSaturated(60_000_000_000))
+        forgetAfterNs = max(Self.minimumForgetNs, longestSilenceNs.multipliedReportingOverflow(by: 2).overflow ? .max : longestSilenceNs * 2)
     }
 
     /// Flows held now.
@@ -115,7 +117,7 @@ public struct FlowLedger: Sendable {
 
     private func entry(at position: Int) -> Entry {
         let s = slots[position]
-        return Entry(record: s.record(interface: names[s.interface] ?? .none), origin: origins[s.origin] ?? "",
+        return Entry(record: s.record(interface: names[s.interface] ?? .none), origin: origins[s.origin]?.name ?? "",
                      firstSeenNs: s.firstSeenNs, updatedNs: s.updatedNs)
     }
 
@@ -143,7 +145,15 @@ public struct FlowLedger: Sendable {
             }
             start = run.upperBound
         }
-        if nowNs &- lastSweepNs > Self.sweepIntervalNs { forgetIdle(nowNs: nowNs) }
+        let from = Origin(name: origin, reporting: reporting)
+        // Each source's flows by its own clock: the eBPF drainer's runs on the
+        // monotonic clock from its start, the collector's and ingest's on the
+        // wall clock, and a step of either (NTP, a resumed VM) must not make
+        // the other's flows look silent. Stepping back sweeps from the new time.
+        if lastSweepNs[from].map({ nowNs &- $0 > Self.sweepIntervalNs }) ?? true {
+            lastSweepNs[from] = nowNs
+            if let code = origins.code(of: from) { forgetIdle(origin: code, nowNs: nowNs) }
+        }
         return changes
     }
 
@@ -186,7 +196,7 @@ public struct FlowLedger: Sendable {
                 index.insert(slot: slots.count, hash: id.ledgerHash) { slots[$0].id.ledgerHash }
             }
             slots.append(LedgerSlot(records[at], interface: names.acquire(Self.code(records[at].interface)),
-                                    origin: origins.acquire(origin), firstSeenNs: records[at].firstSeenNs, updatedNs: nowNs))
+                                    origin: origins.acquire(Origin(name: origin, reporting: reporting)), firstSeenNs: records[at].firstSeenNs, updatedNs: nowNs))
         }
         if !change.tracked { notTracked += 1 }
         return change
@@ -204,16 +214,19 @@ public struct FlowLedger: Sendable {
         if slots.removeBySwappingLast(at: position) { index.move(from: last, to: position, hash: slots[position].id.ledgerHash) }
     }
 
-    /// Forgets flows that had neither a packet nor a record for
-    /// ``forgetAfterNs``, by the later of the two: an exporter whose clock
+    /// Forgets the flows of one origin that had neither a packet nor a
+    /// record for ``forgetAfterNs`` by that origin's clock, by the later of the two: an exporter whose clock
     /// runs behind ours stamps an open flow's packets minutes back while its
     /// records keep arriving. A flow stamped ahead of the batch time (a
     /// sender's clock ahead of ours) goes once it had no record for that long.
-    private mutating func forgetIdle(nowNs now: UInt64) {
-        lastSweepNs = now
+    private mutating func forgetIdle(origin: UInt32, nowNs now: UInt64) {
         var position = 0
         while position < slots.count {
             let s = slots[position]
+            guard s.origin == origin else {
+                position += 1
+                continue
+            }
             // A stamp past the batch time is the sender's clock, not a packet we saw later.
             let last = s.lastSeenNs <= now ? max(s.lastSeenNs, s.updatedNs) : s.updatedNs
             let idle = now.subtractingSaturated(last)
@@ -285,6 +298,15 @@ struct LedgerSlot: Sendable {
     }
 }
 
+/// Where a flow's records come from: the capture mode the pipeline was given
+/// and when its source reports packets, which together tell the sources of
+/// one pipeline apart (local capture and collection both run as
+/// `tc+collect`) and so the clock their times are on.
+struct Origin: Hashable, Sendable {
+    let name: String
+    let reporting: FlowReporting
+}
+
 /// Values held once each and named by a 4-byte code, 0 for nil: how the
 /// ledger keeps each flow's observation point and origin in 4 bytes. Each
 /// code counts the slots holding it and is freed for reuse when the last
@@ -344,6 +366,9 @@ struct ValueCodes<Value: Hashable & Sendable>: Sendable {
 
     /// Distinct values held now.
     var count: Int { codes.count }
+
+    /// The code `value` has while some holder holds it.
+    func code(of value: Value) -> UInt32? { codes[value] }
 
     subscript(code: UInt32) -> Value? { code == 0 ? nil : values[Int(code) - 1] }
 }

@@ -133,10 +133,6 @@ struct RunCommand: AsyncParsableCommand {
         // And the IPFIX collectors' addresses: a host that does not resolve is reported before the database is touched.
         let exporters = try exportOptions.makeExporters(metricsFactory: metrics.factory, logger: logger)
         let detector = try await makeDetector(server: server, file: file, logger: logger)
-        if let capture {
-            metrics.recordCapture(mode: capture.mode, interfaces: interfaces.isEmpty ? [DefaultRoute.interface()].compactMap { $0 } : interfaces)
-        }
-        if let collector { metrics.recordCapture(mode: collector.mode, interfaces: collector.endpoints.map(\.description)) }
         let sources: [any FlowSource] = [capture, collector].compactMap { $0 }
         guard !sources.isEmpty else {
             // No flows to export without a source.
@@ -145,6 +141,12 @@ struct RunCommand: AsyncParsableCommand {
             return
         }
         let source = sources.count == 1 ? sources[0] : MergedFlowSource(sources: sources)
+        // Announced under the mode the pipeline counts the batches by (`tc+collect`
+        // for both), so /api/status and flowforest_capture_info name one entry.
+        var watched: [String] = []
+        if capture != nil { watched += interfaces.isEmpty ? [DefaultRoute.interface()].compactMap { $0 } : interfaces }
+        if let collector { watched += collector.endpoints.map(\.description) }
+        metrics.recordCapture(mode: source.mode, interfaces: watched)
         let reporter = FlowReporter(printing: printFlows, logger: logger)
         try await serve(server, source: ReportingSource(base: source, reporter: reporter, exporters: exporters),
                         detector: detector, metrics: metrics, logger: logger)

@@ -96,7 +96,7 @@ struct FlowLedgerTests {
         let table = FlowTableConfiguration(idleTimeoutNs: 120 * minute, activeTimeoutNs: 60 * minute)
         #expect(table.longestSilenceNs == 60 * minute)
         var ledger = FlowLedger(longestSilenceNs: table.longestSilenceNs)
-        #expect(ledger.forgetAfterNs == 61 * minute)
+        #expect(ledger.forgetAfterNs == 120 * minute)
         #expect(FlowLedger(longestSilenceNs: 5 * minute).forgetAfterNs == FlowLedger.minimumForgetNs)
         _ = ledger.apply([record(1, packets: (1, 0), bytes: (60, 0), lastSeenNs: minute)], origin: "tc", nowNs: minute)
         for m in stride(from: UInt64(2), through: 61, by: 1) { _ = ledger.apply([], origin: "tc", nowNs: m * minute) }
@@ -104,8 +104,26 @@ struct FlowLedgerTests {
         // Its source's interim record after the hour: only what is new.
         let back = ledger.apply([record(1, packets: (2, 0), bytes: (120, 0), lastSeenNs: 61 * minute)], origin: "tc", nowNs: 61 * minute)
         #expect(back.map(\.isNew) == [false] && back.map(\.delta.forwardPackets) == [1])
-        for m in stride(from: UInt64(62), through: 123, by: 1) { _ = ledger.apply([], origin: "tc", nowNs: m * minute) }
-        #expect(ledger[1] == nil, "forgotten 61 minutes after its last record")
+        for m in stride(from: UInt64(62), through: 182, by: 1) { _ = ledger.apply([], origin: "tc", nowNs: m * minute) }
+        #expect(ledger[1] == nil, "forgotten two hours after its last record")
+    }
+
+    @Test("each source's flows are forgotten by its own clock: a collector's batches 20 minutes ahead of the drainer's forget none of the drainer's")
+    func clocksApart() {
+        let minute: UInt64 = 60_000_000_000
+        var ledger = FlowLedger()
+        // The drainer's clock (monotonic from its start) and the collector's (the wall clock, stepped 20 minutes on).
+        _ = ledger.apply([record(1, packets: (1, 0), bytes: (60, 0), lastSeenNs: 100 * minute)], origin: "tc+collect", nowNs: 100 * minute)
+        for m in UInt64(0)..<5 {
+            _ = ledger.apply([record(2, packets: (1 + m, 0), bytes: (60 + m, 0), lastSeenNs: (120 + m) * minute)],
+                             origin: "tc+collect", nowNs: (120 + m) * minute, reporting: .delayed)
+            _ = ledger.apply([], origin: "tc+collect", nowNs: (100 + m) * minute)
+        }
+        #expect(ledger[1] != nil && ledger[2] != nil, "neither is silent by its own source's clock")
+        #expect(ledger[1]?.origin == "tc+collect")
+        // The drainer's own clock does forget its flow, ten minutes on.
+        _ = ledger.apply([], origin: "tc+collect", nowNs: 111 * minute)
+        #expect(ledger[1] == nil && ledger[2] != nil)
     }
 
     @Test("an open flow whose records keep coming with stamps minutes behind (an exporter's slow clock) is held once, its packets counted once")

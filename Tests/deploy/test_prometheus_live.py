@@ -88,6 +88,13 @@ def test_every_dashboard_and_alert_expression_returns_data(tmp_path, veth_lab):
         wait_for("the NetFlow datagram decoded and scraped",
                  lambda: query(base, 'flowforest_collector_records_total{job="flowforest", exporter="127.0.0.1"} > 0')["data"]["result"],
                  timeout=30, alive=sensor.dead)
+        # Capture and collection run as one source: its capture_info series carry
+        # the mode the counters carry, with the interface and the collector's endpoint.
+        info = query(base, 'flowforest_capture_info{job="flowforest"}')["data"]["result"]
+        counted = query(base, 'flowforest_packets_total{job="flowforest"}')["data"]["result"]
+        assert {(r["metric"]["mode"], r["metric"]["interface"]) for r in info} == {
+            ("tc+collect", veth_lab.host_if), ("tc+collect", f"udp://127.0.0.1:{collect_port}")}, info
+        assert {r["metric"]["mode"] for r in counted} == {"tc+collect"}, counted
         # Rates over the dashboard's 1m window need two samples of each series after it appears.
         time.sleep(5)
 
