@@ -278,11 +278,27 @@ public struct Detector: Sendable {
                        explanation: explanation, nowNs: now)
     }
 
-    /// Keeps a vector of a kind still learning, up to the learning window.
+    /// Keeps a vector of a kind still learning: a uniform sample of the
+    /// learning window's vectors, at most `learningVectors` of them, so a
+    /// busy link's first seconds do not make the whole baseline.
     private mutating func learn(kind: AnomalyKind, vector: [Double]) {
-        guard kinds[kind]!.learningCount < max(configuration.learningVectors, configuration.minimumLearningVectors) else { return }
-        kinds[kind]!.learning.append(contentsOf: vector)
         kinds[kind]!.learningCount += 1
+        Self.sample(vector, into: &kinds[kind]!.learning, seen: UInt64(kinds[kind]!.learningCount),
+                    capacity: max(configuration.learningVectors, configuration.minimumLearningVectors), rng: &rng)
+    }
+
+    /// Algorithm R: `rows` (vectors of `vector.count` values, one after
+    /// another) keeps a uniform sample of at most `capacity` of the `seen`
+    /// vectors offered, this one the latest.
+    private static func sample(_ vector: [Double], into rows: inout [Double], seen: UInt64, capacity: Int,
+                               rng: inout SeededGenerator) {
+        let d = vector.count
+        if rows.count / d < capacity {
+            rows.append(contentsOf: vector)
+        } else {
+            let j = rng.below(Int(min(seen, UInt64(Int.max))))
+            if j < capacity { rows.replaceSubrange((j * d)..<((j + 1) * d), with: vector) }
+        }
     }
 
     /// Severity from the forest's score, raised by a certain label, or set
@@ -432,24 +448,17 @@ public struct Detector: Sendable {
         guard capacity > 0 else { return }
         // In place: a copy of the state would copy the whole reservoir on every vector.
         kinds[kind]!.reservoirSeen += 1
-        let d = vector.count
-        if kinds[kind]!.reservoir.count / d < capacity {
-            kinds[kind]!.reservoir.append(contentsOf: vector)
-        } else {
-            let j = rng.below(Int(min(kinds[kind]!.reservoirSeen, UInt64(Int.max))))
-            if j < capacity {
-                kinds[kind]!.reservoir.replaceSubrange((j * d)..<((j + 1) * d), with: vector)
-            }
-        }
+        Self.sample(vector, into: &kinds[kind]!.reservoir, seen: kinds[kind]!.reservoirSeen, capacity: capacity, rng: &rng)
     }
 
     private mutating func finishLearningIfDue(nowNs now: UInt64) {
         if let start = startNs, now < start { startNs = now }
         let elapsed = Double(now - (startNs ?? now)) / 1e9
         for kind in AnomalyKind.allCases where model?[kind] == nil {
-            let n = kinds[kind]!.learningCount
-            let due = n >= configuration.learningVectors
-                || (elapsed >= configuration.learningSeconds && n >= configuration.minimumLearningVectors)
+            // The whole window, however fast the sample filled: a baseline of
+            // one busy minute's first seconds would miss the rest of it (and
+            // the 100 s windows would still be filling).
+            let due = elapsed >= configuration.learningSeconds && kinds[kind]!.learningCount >= configuration.minimumLearningVectors
             if due { trainFromLearning(kind: kind, nowNs: now) }
         }
     }
@@ -549,9 +558,12 @@ public struct Detector: Sendable {
                 anomalies: Dictionary(uniqueKeysWithValues: s.anomalies.map { ($0.key.rawValue, $0.value) }),
                 thresholds: km?.thresholds, trainedAtMs: km?.trainedAtMs)
         }
+        let learning = perKind.contains { $0.phase == .learning }
+        let windowEndMs = startNs.map { Int64($0 / 1_000_000) + Int64(configuration.learningSeconds * 1000) }
         return DetectorStatus(
-            phase: perKind.contains { $0.phase == .learning } ? .learning : .scoring,
+            phase: learning ? .learning : .scoring,
             modelVersion: model?.version, kinds: perKind, suppressedRepeats: suppressedRepeats,
-            unconfirmed: unconfirmed, unexplained: unexplained, retrainings: retrainings, tracker: tracker.statistics)
+            unconfirmed: unconfirmed, unexplained: unexplained, retrainings: retrainings, tracker: tracker.statistics,
+            learningUntilMs: learning ? windowEndMs : nil)
     }
 }

@@ -2,11 +2,12 @@ public import FlowForestCore
 
 /// How the ``Detector`` learns, thresholds, confirms and retrains.
 public struct DetectorConfiguration: Sendable, Hashable {
-    /// Learning window without a model: a kind's forest is grown once it has
-    /// this many baseline vectors...
-    public var learningVectors: Int = 5000
-    /// ...or once this much time has passed with at least `minimumLearningVectors`.
+    /// Learning window without a model: a kind's forest is grown once this
+    /// much time (batch time) has passed with at least
+    /// `minimumLearningVectors` of its vectors seen...
     public var learningSeconds: Double = 600
+    /// ...from a uniform sample of at most this many of them.
+    public var learningVectors: Int = 5000
     public var minimumLearningVectors: Int = 256
     /// Forest shape and seed for training and retraining.
     public var forest = ForestParameters()
@@ -101,9 +102,13 @@ public struct DetectorStatus: Sendable, Hashable, Codable {
     public var unexplained: UInt64
     public var retrainings: UInt64
     public var tracker: HostTrackerStatistics
+    /// While a kind learns: when its learning window ends (batch time, ms
+    /// since the epoch), if by then it has seen enough vectors.
+    public var learningUntilMs: Int64?
 
     enum CodingKeys: String, CodingKey {
         case phase, kinds, retrainings, tracker
+        case learningUntilMs = "learning_until_ms"
         case modelVersion = "model_version"
         case suppressedRepeats = "suppressed_repeats"
         case unconfirmed, unexplained

@@ -13,6 +13,11 @@ extension Detector: FlowDetector {
             details["\(k.kind.rawValue)_reservoir_vectors"] = String(k.reservoirVectors)
             details["\(k.kind.rawValue)_expected_vectors"] = String(k.expectedVectors)
         }
+        // What the detector held back, and why (docs/detection.md).
+        details["unexplained"] = String(s.unexplained)
+        details["unconfirmed"] = String(s.unconfirmed)
+        details["suppressed_repeats"] = String(s.suppressedRepeats)
+        details["retrainings"] = String(s.retrainings)
         let trained = s.kinds.compactMap(\.trainedAtMs).max()
         return ModelStatus(
             // Detecting as soon as one vector kind scores; details give each kind's phase.
@@ -20,7 +25,8 @@ extension Detector: FlowDetector {
             version: s.modelVersion,
             trainedAt: trained.map { Timestamp.rfc3339(milliseconds: $0) },
             vectorsSeen: Int(s.kinds.reduce(0) { $0 + $1.vectorsSeen }),
-            learningTarget: configuration.learningVectors,
+            learningTarget: configuration.minimumLearningVectors,
+            learningUntil: s.learningUntilMs.map { Timestamp.rfc3339(milliseconds: $0) },
             details: details)
     }
 

@@ -9,19 +9,23 @@ public struct ModelStatus: Sendable, Codable, Hashable {
     public var version: Int?
     /// When the model in use was trained (RFC 3339), nil while learning.
     public var trainedAt: String?
-    /// Vectors seen so far and the number the learning window needs.
+    /// Vectors seen so far, and the fewest a kind's learning window needs.
     public var vectorsSeen: Int
     public var learningTarget: Int?
+    /// While learning: when the learning window ends (RFC 3339), the model
+    /// trained then from what it saw, once it has seen ``learningTarget``.
+    public var learningUntil: String?
     /// Further detector-specific facts (feature names, thresholds, ...).
     public var details: [String: String]
 
     public init(state: DetectorState, version: Int? = nil, trainedAt: String? = nil, vectorsSeen: Int = 0,
-                learningTarget: Int? = nil, details: [String: String] = [:]) {
+                learningTarget: Int? = nil, learningUntil: String? = nil, details: [String: String] = [:]) {
         self.state = state
         self.version = version
         self.trainedAt = trainedAt
         self.vectorsSeen = vectorsSeen
         self.learningTarget = learningTarget
+        self.learningUntil = learningUntil
         self.details = details
     }
 
@@ -30,6 +34,7 @@ public struct ModelStatus: Sendable, Codable, Hashable {
         case trainedAt = "trained_at"
         case vectorsSeen = "vectors_seen"
         case learningTarget = "learning_target"
+        case learningUntil = "learning_until"
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -39,6 +44,7 @@ public struct ModelStatus: Sendable, Codable, Hashable {
         try c.encode(trainedAt, forKey: .trainedAt)
         try c.encode(vectorsSeen, forKey: .vectorsSeen)
         try c.encode(learningTarget, forKey: .learningTarget)
+        try c.encode(learningUntil, forKey: .learningUntil)
         try c.encode(details, forKey: .details)
     }
 
@@ -49,6 +55,7 @@ public struct ModelStatus: Sendable, Codable, Hashable {
         trainedAt = try c.decodeIfPresent(String.self, forKey: .trainedAt)
         vectorsSeen = try c.decode(Int.self, forKey: .vectorsSeen)
         learningTarget = try c.decodeIfPresent(Int.self, forKey: .learningTarget)
+        learningUntil = try c.decodeIfPresent(String.self, forKey: .learningUntil)
         details = try c.decode([String: String].self, forKey: .details)
     }
 }

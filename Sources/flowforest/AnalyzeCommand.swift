@@ -69,7 +69,7 @@ struct AnalyzeCommand: AsyncParsableCommand {
         // The same pipeline as `run`, without a store: anomalies come back
         // from each batch, incidents through a sink that keeps their latest state.
         let incidents = IncidentCollector()
-        let pipeline = Pipeline(sensor: sensorName, detector: detector, sink: incidents,
+        let pipeline = Pipeline(sensor: sensorName, detector: detector, sink: incidents, maxFlows: flowOptions.maxFlows,
                                 longestSilenceNs: flowOptions.configuration.longestSilenceNs, incidents: incidentOptions.configuration,
                                 logger: logger, metricsFactory: NOOPMetricsHandler.instance)
         var found: [Anomaly] = []

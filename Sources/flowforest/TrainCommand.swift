@@ -62,7 +62,7 @@ struct TrainCommand: AsyncParsableCommand {
         // The same pipeline as `run`, feeding a trainer instead of a detector.
         let pipeline = Pipeline(
             sensor: "", trainer: ModelTrainer(parameters: ForestParameters(trees: trees, sampleSize: sampleSize, extended: extended, seed: seed)),
-            longestSilenceNs: flowOptions.configuration.longestSilenceNs, logger: logger, metricsFactory: NOOPMetricsHandler.instance)
+            maxFlows: flowOptions.maxFlows, longestSilenceNs: flowOptions.configuration.longestSilenceNs, logger: logger, metricsFactory: NOOPMetricsHandler.instance)
         for file in files {
             let source = PcapFileSource(path: file, configuration: flowOptions.configuration, logger: logger)
             do {

@@ -128,6 +128,26 @@ struct DetectorTests {
         #expect(detector.status.kinds.allSatisfy { $0.thresholds != nil })
     }
 
+    @Test("a sample that fills in seconds still learns the whole window, from vectors spread over it, and says when it ends")
+    func learningRunsItsWindow() throws {
+        var sim = TrafficSimulator()
+        var config = DetectorConfiguration()
+        config.learningSeconds = 60
+        config.learningVectors = 40
+        config.minimumLearningVectors = 20
+        var detector = Detector(configuration: config, sensor: "t")
+        _ = sim.runNormal(seconds: 20, into: &detector)
+        let flows = try #require(detector.status.kinds.first { $0.kind == .flow })
+        #expect(flows.vectorsSeen > 80, "the sample (40) is long full: \(flows.vectorsSeen) seen")
+        #expect(detector.status.phase == .learning && detector.model == nil)
+        let until = try #require(detector.status.learningUntilMs)
+        _ = sim.runNormal(seconds: 45, into: &detector)
+        #expect(detector.status.phase == .scoring && detector.status.learningUntilMs == nil)
+        let model = try #require(detector.model?[.flow])
+        #expect(model.trainingVectors + model.heldOutVectors == 40)
+        #expect(abs(model.trainedAtMs - until) <= 1_000, "trained when the window ended: \(model.trainedAtMs) vs \(until)")
+    }
+
     @Test("ordinary traffic after learning raises no alerts")
     func quietOnNormalTraffic() {
         var sim = TrafficSimulator()

@@ -102,6 +102,7 @@ struct ExpectedIncidentTests {
         var d = DetectorConfiguration()
         d.learningVectors = 300
         d.minimumLearningVectors = 60
+        d.learningSeconds = 5
         // Every recurrence is reported, not folded into the first report.
         d.repeatSuppressionSeconds = 0
         d.retrainIntervalSeconds = 0
@@ -215,6 +216,10 @@ struct ExpectedIncidentTests {
             let now = try await model()
             #expect((now["details"] as? [String: String])?["host_expected_vectors"] == "0", "kept \(kept) before: \(now)")
             #expect((now["version"] as? Int).map { $0 > (version ?? 0) } == true, "\(now)")
+            // What the detector held back is counted where an operator can read it.
+            let counts = (now["details"] as? [String: String]) ?? [:]
+            #expect(Int(counts["retrainings"] ?? "").map { $0 >= 1 } == true, "\(counts)")
+            #expect(["unexplained", "unconfirmed", "suppressed_repeats"].allSatisfy { Int(counts[$0] ?? "") != nil }, "\(counts)")
             #expect(recurrencePosts().isEmpty, "\(recurrencePosts())")
         }
     }

@@ -173,6 +173,7 @@ struct IngestTests {
         var detection = DetectorConfiguration()
         detection.learningVectors = 300
         detection.minimumLearningVectors = 100
+        detection.learningSeconds = 4
         let detector = Detector(configuration: detection, sensor: "test-sensor")
         try await withService(.live, detector: detector) { client, db, parts in
             // Normal: 20 clients, complete HTTPS exchanges with one server, over 20 rounds.

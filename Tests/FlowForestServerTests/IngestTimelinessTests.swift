@@ -47,6 +47,7 @@ struct IngestTimelinessTests {
         var detection = DetectorConfiguration()
         detection.learningVectors = 300
         detection.minimumLearningVectors = 100
+        detection.learningSeconds = 5
         let detector = Detector(configuration: detection, sensor: "test-sensor")
         // The default idle timeout: half-open flows would end, and used to be seen failing, 15 s after their SYN.
         try await withService(.live, detector: detector, configure: { $0.ingestFlowTable = FlowTableConfiguration() }) { client, db, _ in

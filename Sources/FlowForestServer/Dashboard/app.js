@@ -324,11 +324,10 @@ function renderModel() {
   note.hidden = !learning;
   if (learning) {
     note.textContent = "";
-    const target = m.learning_target;
     note.append(h("strong", null, "Learning normal traffic. "),
       "No anomalies are raised until the model is trained" +
-      (target ? `: ${fmtNum(m.vectors_seen)} of ${fmtNum(target)} vectors seen.` : "."));
-    if (target) note.append(h("progress", { max: target, value: Math.min(m.vectors_seen, target) }));
+      (m.learning_until ? ` at ${fmtTime(m.learning_until)}` : "") + `: ${fmtNum(m.vectors_seen)} vectors seen` +
+      (m.learning_target ? ` (at least ${fmtNum(m.learning_target)} needed).` : "."));
   }
 }
 
@@ -611,7 +610,7 @@ function emptyState(p, empty, text) {
   if (state.model && state.model.state === "learning") {
     const m = state.model;
     p.textContent = "The model is still learning what normal traffic looks like" +
-      (m.learning_target ? ` (${fmtNum(m.vectors_seen)} of ${fmtNum(m.learning_target)} vectors)` : "") +
+      (m.learning_until ? ` until ${fmtTime(m.learning_until)}` : "") +
       "; anomalies appear here once it starts scoring.";
   } else {
     p.textContent = text;
