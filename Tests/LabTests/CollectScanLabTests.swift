@@ -61,6 +61,34 @@ struct CollectScanLabTests {
         }
     }
 
+    /// An exporter whose active timeout is 3 s sends the same upload as a
+    /// piece every 3 s; the collector's table merges them into one flow
+    /// (they come less than its idle timeout apart), and each later record's
+    /// bytes are spread from the previous piece's last packet, not counted
+    /// as a 3 s burst in the last second.
+    @Test("the same upload exported in 3 s pieces (pmacct's maxlife 3): merged into one flow, still reported as exfiltration")
+    func uploadInPieces() throws {
+        try withCollectedLab(.pmacct, maxlife: 3) { traffic, collector in
+            try traffic.run(.slowExfiltration)
+            _ = try Self.waitForAnomaly(collector, "exfiltration by \(traffic.attacker)") {
+                $0["label"] as? String == "exfiltration" && $0["src_ip"] as? String == traffic.attacker
+            }
+            // One flow of the upload, not a flow per piece (they arrived less
+            // than the idle timeout apart), ended once the pieces stop coming.
+            var upload: [[String: Any]] = []
+            try Wait.blockingUntil("the upload's flow to end", timeout: 60, every: 1, detail: { "\(upload)\n" + tail(collector.log) }) {
+                let body = try collector.get("/api/flows?ip=\(traffic.attacker)&since=0&limit=1000")
+                let recent = (try JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any])?["recent"] as? [[String: Any]] ?? []
+                upload = recent.filter { (($0["fwd"] as? [String: Any])?["bytes"] as? Int ?? 0) > 1_000_000 }
+                return upload.contains { $0["state"] as? String == "ended" }
+            }
+            let ids = Set(upload.compactMap { $0["id"] as? Int })
+            #expect(ids.count == 1, "one flow, not one per piece: \(upload.map { "\($0["id"] ?? "-") \($0["state"] ?? "-")" })")
+            let ended = upload.first { $0["state"] as? String == "ended" }
+            #expect((((ended?["fwd"] as? [String: Any])?["bytes"] as? Int) ?? 0) >= 40_000_000, "\(ended ?? [:])")
+        }
+    }
+
     /// The collector's anomalies once one satisfies `found` (90 s at most).
     static func waitForAnomaly(_ collector: LabCollector, _ what: String,
                                _ found: @escaping ([String: Any]) -> Bool) throws -> [[String: Any]] {
@@ -79,7 +107,7 @@ struct CollectScanLabTests {
     /// --no-capture --collect` in the servers' namespace with that model,
     /// and `kind` exporting what the sensor veth carries to it; `body` runs
     /// the traffic, then both stop cleanly and everything is removed.
-    func withCollectedLab(_ kind: Exporter, _ body: (TrafficLab, LabCollector) throws -> Void) throws {
+    func withCollectedLab(_ kind: Exporter, maxlife: Int = 30, _ body: (TrafficLab, LabCollector) throws -> Void) throws {
         let dir = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
         // A model trained on ordinary traffic, as `flowforest train` makes it: the detector scores from the first flow.
@@ -101,7 +129,8 @@ struct CollectScanLabTests {
         defer { _ = stopExporter() }
         switch kind {
         case .pmacct:
-            let probe = try PmacctProbe(lab: traffic.lab, namespace: ns, interface: traffic.sensorInterface, version: 10, directory: dir)
+            let probe = try PmacctProbe(lab: traffic.lab, namespace: ns, interface: traffic.sensorInterface, version: 10, directory: dir,
+                                        maxlife: maxlife)
             stopExporter = { probe.stop(); return 0 }
             try probe.waitUntilExporting(to: collector, client: traffic.clientsNamespace, server: traffic.server)
         case .flowforest:

@@ -84,7 +84,9 @@ final class PmacctProbe {
     private let process: Process
     let log: URL
 
-    init(lab: NetworkLab, namespace: String, interface: String, version: Int, directory: URL) throws {
+    /// - Parameter maxlife: pmacct's active timeout: a flow open longer is
+    ///   exported and started again, a piece every `maxlife` seconds.
+    init(lab: NetworkLab, namespace: String, interface: String, version: Int, directory: URL, maxlife: Int = 30) throws {
         self.lab = lab
         let config = directory.appendingPathComponent("pmacctd.conf")
         log = directory.appendingPathComponent("pmacctd.log")
@@ -95,7 +97,7 @@ final class PmacctProbe {
             plugins: nfprobe
             nfprobe_receiver: 127.0.0.1:\(LabCollector.port)
             nfprobe_version: \(version)
-            nfprobe_timeouts: tcp=2:tcp.rst=1:tcp.fin=1:udp=2:icmp=2:general=2:maxlife=30:expint=1
+            nfprobe_timeouts: tcp=2:tcp.rst=1:tcp.fin=1:udp=2:icmp=2:general=2:maxlife=\(maxlife):expint=1
 
             """.write(to: config, atomically: true, encoding: .utf8)
         process = try lab.spawn(in: namespace, ["pmacctd", "-f", config.path], stdout: log, stderr: log)
