@@ -136,31 +136,14 @@ extension MessageContext {
         return UInt64(ns)
     }
 
-    /// How far the collector's clock is ahead of the exporter's (negative:
-    /// behind), by the header's export time against the datagram's arrival,
-    /// when that is more than the header's whole seconds and the transit
-    /// explain: 2 s. Otherwise 0: an exporter in step keeps its stamps.
-    var clockOffsetNs: Int64 {
-        guard let exportNs else { return 0 }
-        // Both below Timestamp.endNs (2^63 and less): the difference cannot overflow.
-        let offset = Int64(receivedNs) - Int64(exportNs)
-        return offset.magnitude > 2_000_000_000 ? offset : 0
-    }
-
     /// A record's first and last packet times on the collector's time line:
     /// the exporter's stamps where they convert, else the export time, else
-    /// arrival, moved by ``clockOffsetNs`` (so an exporter a minute behind
-    /// reports a transfer that just ended as just ended, not as a minute
-    /// old); never after arrival, so no record can keep a flow open by
+    /// arrival; never after arrival, so no record can keep a flow open by
     /// claiming a future time.
     func times(start: UInt64?, end: UInt64?) -> (first: UInt64, last: UInt64) {
-        let offset = clockOffsetNs
-        func ours(_ t: UInt64) -> UInt64 {
-            offset >= 0 ? t.addingSaturated(UInt64(offset)) : t.subtractingSaturated(offset.magnitude)
-        }
-        let fallback = min(exportNs.map(ours) ?? receivedNs, receivedNs)
-        let last = min((end ?? start).map(ours) ?? fallback, receivedNs)
-        let first = min(start.map(ours) ?? last, last)
+        let fallback = min(exportNs ?? receivedNs, receivedNs)
+        let last = min(end ?? start ?? fallback, receivedNs)
+        let first = min(start ?? last, last)
         return (first, last)
     }
 }

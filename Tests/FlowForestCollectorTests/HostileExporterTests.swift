@@ -230,28 +230,6 @@ struct HostileExporterTests {
         #expect(ended.first?.sourcePort == 40000 && ended.first?.forward.packets == 3 && ended.first?.reverse.packets == 2)
     }
 
-    @Test("an exporter's clock a minute behind or ahead: its records' times move onto the collector's by its header's export time; one in step keeps them")
-    func exporterClockOffset() throws {
-        // A transfer whose last packet was 5 s before the export, by the exporter's clock.
-        func lastSeen(exportSeconds: UInt32) throws -> (first: UInt64, last: UInt64) {
-            var d = FlowDecoder()
-            let endMs = UInt64(exportSeconds) * 1_000 - 5_000
-            let record = Bytes.record(0xC612_0001, 0xC612_0100, packets: 3, bytes: 300, startMs: endMs - 500)
-            let flows = d.decode(Bytes.ipfix(exportTime: exportSeconds, sets: [DecoderTests.templateSet, (300, record)]),
-                                 from: exporter, receivedNs: now).flows
-            let flow = try #require(flows.first)
-            return (flow.firstSeenNs, flow.lastSeenNs)
-        }
-        let nowSeconds = UInt32(now / 1_000_000_000)
-        for exportSeconds in [nowSeconds - 60, nowSeconds + 60] {
-            let t = try lastSeen(exportSeconds: exportSeconds)
-            #expect(t.last == now - 5_000_000_000 && t.first == now - 5_500_000_000, "\(exportSeconds): \(t)")
-        }
-        // In step (the header's whole second just before arrival): the exporter's own stamps.
-        let inStep = try lastSeen(exportSeconds: nowSeconds - 1)
-        #expect(inStep.last == UInt64(nowSeconds - 1) * 1_000_000_000 - 5_000_000_000)
-    }
-
     @Test("a flow shows the initiator's ingress interface whichever direction's record came first")
     func interfaceByInitiator() {
         func flow(requestFirst: Bool) -> FlowRecord? {
