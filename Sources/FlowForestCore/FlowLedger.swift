@@ -222,11 +222,12 @@ public struct FlowLedger: Sendable {
     private mutating func forgetIdle(origin: UInt32, nowNs now: UInt64) {
         var position = 0
         while position < slots.count {
-            let s = slots[position]
-            guard s.origin == origin else {
+            // The origin read alone: the other origins' slots are not copied.
+            guard slots[position].origin == origin else {
                 position += 1
                 continue
             }
+            let s = slots[position]
             // A stamp past the batch time is the sender's clock, not a packet we saw later.
             let last = s.lastSeenNs <= now ? max(s.lastSeenNs, s.updatedNs) : s.updatedNs
             let idle = now.subtractingSaturated(last)

@@ -11,6 +11,10 @@ public struct Detector: Sendable {
     struct KindState: Sendable {
         var learning: [Double] = []
         var learningCount = 0
+        /// Batch time of the kind's first vector while it learns: its
+        /// learning window starts there (destination vectors can first
+        /// come long after flow vectors).
+        var learningSinceNs: UInt64?
         var reservoir: [Double] = []
         var reservoirSeen: UInt64 = 0
         /// Vectors of anomalies a suppression rule matches, a ring of at most
@@ -236,7 +240,7 @@ public struct Detector: Sendable {
                                  subject: Subject) -> Anomaly? {
         kinds[kind]!.vectorsSeen += 1
         guard let km = model else {
-            learn(kind: kind, vector: vector)
+            learn(kind: kind, vector: vector, nowNs: now)
             return nil
         }
         if case .entity(let e) = subject, e.isThin { return nil }
@@ -281,7 +285,8 @@ public struct Detector: Sendable {
     /// Keeps a vector of a kind still learning: a uniform sample of the
     /// learning window's vectors, at most `learningVectors` of them, so a
     /// busy link's first seconds do not make the whole baseline.
-    private mutating func learn(kind: AnomalyKind, vector: [Double]) {
+    private mutating func learn(kind: AnomalyKind, vector: [Double], nowNs now: UInt64) {
+        if kinds[kind]!.learningSinceNs == nil { kinds[kind]!.learningSinceNs = now }
         kinds[kind]!.learningCount += 1
         Self.sample(vector, into: &kinds[kind]!.learning, seen: UInt64(kinds[kind]!.learningCount),
                     capacity: max(configuration.learningVectors, configuration.minimumLearningVectors), rng: &rng)
@@ -453,14 +458,23 @@ public struct Detector: Sendable {
 
     private mutating func finishLearningIfDue(nowNs now: UInt64) {
         if let start = startNs, now < start { startNs = now }
-        let elapsed = Double(now - (startNs ?? now)) / 1e9
+        let grown = model != nil
+        var trained = false
         for kind in AnomalyKind.allCases where model?[kind] == nil {
+            guard let since = kinds[kind]!.learningSinceNs else { continue }
+            // A clock that went back starts the window again from the new time.
+            if now < since { kinds[kind]!.learningSinceNs = now }
             // The whole window, however fast the sample filled: a baseline of
             // one busy minute's first seconds would miss the rest of it (and
             // the 100 s windows would still be filling).
-            let due = elapsed >= configuration.learningSeconds && kinds[kind]!.learningCount >= configuration.minimumLearningVectors
-            if due { trainFromLearning(kind: kind, nowNs: now) }
+            let elapsed = Double(now.subtractingSaturated(since)) / 1e9
+            if elapsed >= configuration.learningSeconds && kinds[kind]!.learningCount >= configuration.minimumLearningVectors {
+                trainFromLearning(kind: kind, nowNs: now)
+                trained = true
+            }
         }
+        // A kind added to a model already in use makes a new version, which the pipeline stores.
+        if grown && trained { model!.version += 1 }
     }
 
     private mutating func trainFromLearning(kind: AnomalyKind, nowNs now: UInt64) {
@@ -475,6 +489,7 @@ public struct Detector: Sendable {
             model = m
             kinds[kind]!.learning = []
             kinds[kind]!.learningCount = 0
+            kinds[kind]!.learningSinceNs = nil
             lastRetrainNs = now
             logger.info("learned a model", metadata: [
                 "kind": "\(kind.rawValue)", "vectors": "\(km.trainingVectors + km.heldOutVectors)",
@@ -559,7 +574,11 @@ public struct Detector: Sendable {
                 thresholds: km?.thresholds, trainedAtMs: km?.trainedAtMs)
         }
         let learning = perKind.contains { $0.phase == .learning }
-        let windowEndMs = startNs.map { Int64($0 / 1_000_000) + Int64(configuration.learningSeconds * 1000) }
+        // The last of the learning kinds' windows to end; a kind with no
+        // vector yet starts its window with its first.
+        let windowMs = Int64(configuration.learningSeconds * 1000)
+        let windowEndMs = AnomalyKind.allCases.filter { model?[$0] == nil }
+            .compactMap { (kinds[$0]!.learningSinceNs ?? startNs).map { Int64($0 / 1_000_000) + windowMs } }.max()
         return DetectorStatus(
             phase: learning ? .learning : .scoring,
             modelVersion: model?.version, kinds: perKind, suppressedRepeats: suppressedRepeats,

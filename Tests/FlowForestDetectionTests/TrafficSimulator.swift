@@ -129,7 +129,8 @@ struct TrafficSimulator {
 /// A detector that learned from `seconds` of normal traffic.
 func trainedDetector(_ sim: inout TrafficSimulator, seconds: Int = 300, configure: (inout DetectorConfiguration) -> Void = { _ in }) -> Detector {
     var config = DetectorConfiguration()
-    config.learningSeconds = Double(seconds - 1)
+    // Each kind's window starts with its first vector, a few seconds in for some.
+    config.learningSeconds = Double(seconds - 10)
     config.learningVectors = 1_000_000
     config.minimumLearningVectors = 50
     configure(&config)
