@@ -146,8 +146,6 @@ final class DrainLoop: @unchecked Sendable {
     private let control: StopControl
     private let logger: Logger
     private let wallOffsetNs: UInt64
-    /// Moves each batch onto the wall clock when it has stepped since start.
-    private var wallClock: WallClockFollower
     private var closed = false
 
     init(program: KernelProgram, attachments: [Attachment], configuration: EBPFConfiguration,
@@ -162,10 +160,8 @@ final class DrainLoop: @unchecked Sendable {
         var mono: UInt64 = 0, real: UInt64 = 0
         ff_clocks(&mono, &real)
         // Kernel times are CLOCK_MONOTONIC; one offset for the whole run
-        // keeps a flow's timeouts consistent even if the wall clock is
-        // stepped, and the batches handed on follow the step (WallClockFollower).
+        // keeps a flow's times consistent even if the wall clock is stepped.
         wallOffsetNs = real &- mono
-        wallClock = WallClockFollower(startOffsetNs: real &- mono)
     }
 
     var attachModes: [String: String] {
@@ -232,13 +228,7 @@ final class DrainLoop: @unchecked Sendable {
     /// still taken meanwhile, so none waits in a full ring. Returns false
     /// when the consumer is gone or cancelled.
     private func deliver(_ batch: FlowBatch, _ continuation: AsyncThrowingStream<FlowBatch, any Error>.Continuation) -> Bool {
-        var mono: UInt64 = 0, real: UInt64 = 0
-        ff_clocks(&mono, &real)
-        if wallClock.follow(monotonicNs: mono, realtimeNs: real) {
-            logger.warning("the wall clock moved against the monotonic clock; flow times follow it",
-                           metadata: ["correction_seconds": "\(Double(wallClock.correctionNs) / 1e9)"])
-        }
-        return continuation.yieldWhenRoom(wallClock.onWallClock(batch)) {
+        continuation.yieldWhenRoom(batch) {
             if case .cancel = control.current { return false }
             for event in program.pollEvents(timeoutMs: 5) {
                 tracker.observe(KernelEvent(event, wallOffsetNs: wallOffsetNs))

@@ -107,6 +107,9 @@ public struct Detector: Sendable {
     public mutating func process(_ batch: FlowBatch, changes: [FlowChange], flows: FlowLedger) -> [Anomaly] {
         let now = batch.timeNs
         if startNs == nil { startNs = now }
+        // A model given at start (a file, the stored one) is retrained on
+        // the schedule from the first batch, as a learned one is from when it was learned.
+        if lastRetrainNs == nil, model != nil { lastRetrainNs = now }
         // The model only changes after the batch (learning, retraining), so
         // each kind's vectors are scored together, sixteen walks at a time.
         var out = scoreFlows(batch.records, nowNs: now)
@@ -120,7 +123,7 @@ public struct Detector: Sendable {
             if now < last {
                 lastRetrainNs = now
             } else if Double(now - last) / 1e9 >= configuration.retrainIntervalSeconds {
-                retrain(nowNs: now)
+                retrain(nowNs: now, endingLearning: false)
             }
         }
         // Marked before grouping: a group's report leaves out the members'
@@ -468,8 +471,8 @@ public struct Detector: Sendable {
             // one busy minute's first seconds would miss the rest of it (and
             // the 100 s windows would still be filling).
             let elapsed = Double(now.subtractingSaturated(since)) / 1e9
-            if elapsed >= configuration.learningSeconds && kinds[kind]!.learningCount >= configuration.minimumLearningVectors {
-                trainFromLearning(kind: kind, nowNs: now)
+            if elapsed >= configuration.learningSeconds && kinds[kind]!.learningCount >= configuration.minimumLearningVectors,
+               trainFromLearning(kind: kind, nowNs: now) {
                 trained = true
             }
         }
@@ -477,7 +480,10 @@ public struct Detector: Sendable {
         if grown && trained { model!.version += 1 }
     }
 
-    private mutating func trainFromLearning(kind: AnomalyKind, nowNs now: UInt64) {
+    /// Grows `kind`'s forest from its learning sample; false when it could
+    /// not (the kind goes on learning).
+    @discardableResult
+    private mutating func trainFromLearning(kind: AnomalyKind, nowNs now: UInt64) -> Bool {
         let rows = kinds[kind]!.learning
         do {
             var parameters = configuration.forest
@@ -490,28 +496,38 @@ public struct Detector: Sendable {
             kinds[kind]!.learning = []
             kinds[kind]!.learningCount = 0
             kinds[kind]!.learningSinceNs = nil
-            lastRetrainNs = now
+            // The retraining schedule starts with the first model; a kind
+            // that learns later does not put the others' retraining off.
+            if lastRetrainNs == nil { lastRetrainNs = now }
             logger.info("learned a model", metadata: [
                 "kind": "\(kind.rawValue)", "vectors": "\(km.trainingVectors + km.heldOutVectors)",
                 "low_threshold": "\(km.thresholds.low)",
             ])
+            return true
         } catch {
             logger.warning("could not learn a model", metadata: ["kind": "\(kind.rawValue)", "error": "\(error)"])
+            return false
         }
     }
 
-    /// Retrains now (on the schedule, or on demand): kinds still learning
-    /// with enough vectors finish learning; trained kinds regrow
-    /// `retrainShare` of their trees from the reservoir of vectors that
-    /// scored normal and re-derive thresholds from a held-out part of it.
-    /// The swap is a value assignment, so scoring never sees half a forest.
+    /// Retrains now, on demand (`POST /api/model/retrain`): kinds still
+    /// learning with enough vectors finish learning at once; trained kinds
+    /// regrow `retrainShare` of their trees from the reservoir of vectors
+    /// that scored normal and re-derive thresholds from a held-out part of
+    /// it. The swap is a value assignment, so scoring never sees half a forest.
     public mutating func retrain(nowNs now: UInt64) {
+        retrain(nowNs: now, endingLearning: true)
+    }
+
+    /// The retraining; on the schedule (`endingLearning` false) a kind still
+    /// learning keeps its whole window.
+    private mutating func retrain(nowNs now: UInt64, endingLearning: Bool) {
         lastRetrainNs = now
         var changed = false
         for kind in AnomalyKind.allCases {
             guard let km = model?[kind] else {
-                if kinds[kind]!.learningCount >= configuration.minimumLearningVectors {
-                    trainFromLearning(kind: kind, nowNs: now)
+                if endingLearning && kinds[kind]!.learningCount >= configuration.minimumLearningVectors,
+                   trainFromLearning(kind: kind, nowNs: now) {
                     changed = true
                 }
                 continue
@@ -574,11 +590,11 @@ public struct Detector: Sendable {
                 thresholds: km?.thresholds, trainedAtMs: km?.trainedAtMs)
         }
         let learning = perKind.contains { $0.phase == .learning }
-        // The last of the learning kinds' windows to end; a kind with no
-        // vector yet starts its window with its first.
+        // The last of the learning kinds' windows to end (a kind with no
+        // vector yet has none: its window starts with its first).
         let windowMs = Int64(configuration.learningSeconds * 1000)
         let windowEndMs = AnomalyKind.allCases.filter { model?[$0] == nil }
-            .compactMap { (kinds[$0]!.learningSinceNs ?? startNs).map { Int64($0 / 1_000_000) + windowMs } }.max()
+            .compactMap { kinds[$0]!.learningSinceNs.map { Int64($0 / 1_000_000) + windowMs } }.max()
         return DetectorStatus(
             phase: learning ? .learning : .scoring,
             modelVersion: model?.version, kinds: perKind, suppressedRepeats: suppressedRepeats,

@@ -263,6 +263,18 @@ struct DetectorTests {
         #expect(found.contains { $0.anomaly.label == .hostSweep && $0.second <= 3 })
     }
 
+    @Test("a model given at start is retrained on the schedule too, not only a learned one")
+    func givenModelRetrains() throws {
+        var sim = TrafficSimulator()
+        let trained = trainedDetector(&sim)
+        var config = DetectorConfiguration()
+        config.retrainIntervalSeconds = 60
+        var detector = Detector(configuration: config, model: try #require(trained.model), sensor: "t")
+        _ = sim.runNormal(seconds: 70, into: &detector)
+        #expect(detector.status.retrainings == 1)
+        #expect(detector.model?.version == (trained.model?.version ?? 0) + 1)
+    }
+
     @Test("too little traffic to train on is a clear error")
     func trainingNeedsTraffic() {
         #expect(throws: ForestTrainingError.noVectors) { try ModelTrainer().model(nowMs: 0) }
