@@ -195,8 +195,9 @@ public struct FlowLedger: Sendable {
                 let slots = self.slots
                 index.insert(slot: slots.count, hash: id.ledgerHash) { slots[$0].id.ledgerHash }
             }
+            let from = origins.acquire(Origin(name: origin, reporting: reporting))
             slots.append(LedgerSlot(records[at], interface: names.acquire(Self.code(records[at].interface)),
-                                    origin: origins.acquire(Origin(name: origin, reporting: reporting)), firstSeenNs: records[at].firstSeenNs, updatedNs: nowNs))
+                                    origin: from, firstSeenNs: records[at].firstSeenNs, updatedNs: nowNs))
         }
         if !change.tracked { notTracked += 1 }
         return change
@@ -215,7 +216,8 @@ public struct FlowLedger: Sendable {
     }
 
     /// Forgets the flows of one origin that had neither a packet nor a
-    /// record for ``forgetAfterNs`` by that origin's clock, by the later of the two: an exporter whose clock
+    /// record for ``forgetAfterNs`` by that origin's clock, by the later of
+    /// the two: an exporter whose clock
     /// runs behind ours stamps an open flow's packets minutes back while its
     /// records keep arriving. A flow stamped ahead of the batch time (a
     /// sender's clock ahead of ours) goes once it had no record for that long.

@@ -30,8 +30,8 @@ public struct FlowTableConfiguration: Sendable, Hashable {
     }
 
     /// The longest an open flow goes without a record from a source with
-    /// these timeouts (less a poll): an interim record comes every active
-    /// timeout, the ended one an idle timeout after its last packet.
+    /// these timeouts, give or take a poll: an interim record comes every
+    /// active timeout, the ended one an idle timeout after its last packet.
     public var longestSilenceNs: UInt64 { min(activeTimeoutNs, idleTimeoutNs) }
 
     /// Whether an open flow whose active window began at `windowStartNs` is
