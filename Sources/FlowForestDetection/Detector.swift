@@ -57,6 +57,12 @@ public struct Detector: Sendable {
     var perAddressEntries: (history: Int, reported: Int) { (history.count, reported.count) }
     private var startNs: UInt64?
     private var lastRetrainNs: UInt64?
+    /// The batches whose time drives learning windows and the retraining
+    /// schedule: those reported the way the first batch was. A pipeline fed
+    /// by local capture and by the collector or ingest holds two clocks
+    /// after a wall-clock step (the drainer keeps its start's offset), and
+    /// alternating between them would make every other poll a retraining.
+    private var scheduleClock: FlowReporting?
     private var suppressedRepeats: UInt64 = 0
     private var unconfirmed: UInt64 = 0
     private var unexplained: UInt64 = 0
@@ -107,17 +113,19 @@ public struct Detector: Sendable {
     public mutating func process(_ batch: FlowBatch, changes: [FlowChange], flows: FlowLedger) -> [Anomaly] {
         let now = batch.timeNs
         if startNs == nil { startNs = now }
+        if scheduleClock == nil { scheduleClock = batch.reporting }
+        let onScheduleClock = batch.reporting == scheduleClock
         // A model given at start (a file, the stored one) is retrained on
         // the schedule from the first batch, as a learned one is from when it was learned.
-        if lastRetrainNs == nil, model != nil { lastRetrainNs = now }
+        if onScheduleClock, lastRetrainNs == nil, model != nil { lastRetrainNs = now }
         // The model only changes after the batch (learning, retraining), so
         // each kind's vectors are scored together, sixteen walks at a time.
         var out = scoreFlows(batch.records, nowNs: now)
         let touched = tracker.beginPoll(changes, flows: flows, nowNs: now)
         out += scoreEntities(touched, nowNs: now)
         tracker.endPoll(flows: flows, nowNs: now)
-        finishLearningIfDue(nowNs: now)
-        if configuration.retrainIntervalSeconds > 0, let last = lastRetrainNs {
+        if onScheduleClock { finishLearningIfDue(nowNs: now) }
+        if onScheduleClock, configuration.retrainIntervalSeconds > 0, let last = lastRetrainNs {
             // A clock that went back (a capture file whose record was stamped
             // far ahead) restarts the interval, rather than making every poll due.
             if now < last {

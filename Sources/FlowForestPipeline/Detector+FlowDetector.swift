@@ -25,7 +25,7 @@ extension Detector: FlowDetector {
             version: s.modelVersion,
             trainedAt: trained.map { Timestamp.rfc3339(milliseconds: $0) },
             vectorsSeen: Int(s.kinds.reduce(0) { $0 + $1.vectorsSeen }),
-            learningTarget: configuration.minimumLearningVectors,
+            learningTarget: s.kinds.contains { $0.phase == .learning } ? configuration.minimumLearningVectors : nil,
             learningUntil: s.learningUntilMs.map { Timestamp.rfc3339(milliseconds: $0) },
             details: details)
     }

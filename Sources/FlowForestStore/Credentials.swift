@@ -239,14 +239,30 @@ extension Store {
         (1...64).contains(name.count) && name.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "._-@".contains($0)) }
     }
 
-    /// Saves a detection model (its JSON) and returns its id.
+    /// Models kept per sensor: the newest, a day of hourly retraining.
+    public static let modelsKept = 24
+
+    /// Saves a detection model (its JSON) and returns its id; a sensor's
+    /// models beyond the newest ``modelsKept`` are deleted, so hourly
+    /// retraining does not grow the store by a model an hour for good.
     @discardableResult
     public func saveModel(sensor: String, description: String, body: String, atMs: Int64 = Store.nowMs()) async throws -> Int64 {
         try await withSQL { db in
             try await db.insert(into: "models").columns("sensor", "created_ms", "description", "body")
                 .values(SQLBind(sensor), SQLBind(atMs), SQLBind(description), SQLBind(body)).run()
             let row = try await db.raw("SELECT MAX(id) AS id FROM models WHERE sensor = \(bind: sensor)").first()
+            try await db.raw("""
+                DELETE FROM models WHERE sensor = \(bind: sensor) AND id NOT IN
+                (SELECT id FROM models WHERE sensor = \(bind: sensor) ORDER BY id DESC LIMIT \(literal: Self.modelsKept))
+                """).run()
             return try row?.decode(column: "id", as: Int64.self) ?? 0
+        }
+    }
+
+    /// How many models of a sensor are stored.
+    public func modelCount(sensor: String) async throws -> Int {
+        try await withSQL { db in
+            try await db.raw("SELECT COUNT(*) AS n FROM models WHERE sensor = \(bind: sensor)").first()?.decode(column: "n", as: Int.self) ?? 0
         }
     }
 

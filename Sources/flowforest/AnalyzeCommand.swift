@@ -58,6 +58,8 @@ struct AnalyzeCommand: AsyncParsableCommand {
             do {
                 var detection = DetectorConfiguration()
                 detection.trackerLimits = flowOptions.trackerLimits
+                // The file is judged by the model given, start to end: the same file and model give the same anomalies.
+                detection.retrainIntervalSeconds = 0
                 detector = Detector(configuration: detection, model: try DetectionModel.load(from: model), sensor: sensorName, logger: logger)
             } catch {
                 throw failure("\(error)")

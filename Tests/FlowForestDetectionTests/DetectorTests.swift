@@ -128,7 +128,7 @@ struct DetectorTests {
         #expect(detector.status.kinds.allSatisfy { $0.thresholds != nil })
     }
 
-    @Test("a sample that fills in seconds still learns the whole window, from vectors spread over it, and says when it ends")
+    @Test("a sample that fills in seconds still learns the whole window, and says when it ends")
     func learningRunsItsWindow() throws {
         var sim = TrafficSimulator()
         var config = DetectorConfiguration()
@@ -273,6 +273,23 @@ struct DetectorTests {
         _ = sim.runNormal(seconds: 70, into: &detector)
         #expect(detector.status.retrainings == 1)
         #expect(detector.model?.version == (trained.model?.version ?? 0) + 1)
+    }
+
+    @Test("batches on two clocks two hours apart (capture, and collection after a clock step) keep one retraining schedule")
+    func twoClocksOneSchedule() throws {
+        var sim = TrafficSimulator()
+        let trained = trainedDetector(&sim)
+        var config = DetectorConfiguration()
+        config.retrainIntervalSeconds = 60
+        var detector = Detector(configuration: config, model: try #require(trained.model), sensor: "t")
+        for _ in 0..<70 {
+            sim.normalSecond()
+            _ = detector.process(sim.tick())
+            // The collector's empty poll, on a wall clock two hours ahead.
+            _ = detector.process(FlowBatch(timeNs: sim.nowNs + 7_200_000_000_000, records: [], statistics: CaptureStatistics(),
+                                           activeFlows: 0, reporting: .delayed))
+        }
+        #expect(detector.status.retrainings == 1, "one retraining in 70 s of the capture's clock, not one every other poll")
     }
 
     @Test("too little traffic to train on is a clear error")

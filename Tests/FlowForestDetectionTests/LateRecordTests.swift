@@ -85,7 +85,7 @@ struct LateRecordTests {
         #expect(windows == [0, 0, 0], "\(windows)")
     }
 
-    @Test("a flow quiet for eleven minutes at a source with hour-long timeouts is held: its keep-alive adds itself, not its total again")
+    @Test("a flow quiet for eleven minutes at a source with hour-long timeouts is held: its keep-alive does not bring its total again")
     func quietOpenFlowCountedOnce() throws {
         // A source that may go an hour without reporting an open flow.
         let silence = 3_600 * Self.second

@@ -213,6 +213,19 @@ struct StoreTests {
         }
     }
 
+    @Test("a sensor keeps its newest 24 models; the latest is the last saved, other sensors' are untouched", arguments: Backend.allCases)
+    func modelRetention(backend: Backend) async throws {
+        try await withFreshStore(backend) { store, _ in
+            try await store.saveModel(sensor: "other", description: "version 1", body: "{}")
+            var last: Int64 = 0
+            for version in 1...30 { last = try await store.saveModel(sensor: "s1", description: "version \(version)", body: "{\"v\":\(version)}") }
+            #expect(try await store.modelCount(sensor: "s1") == Store.modelsKept)
+            #expect(try await store.modelCount(sensor: "other") == 1)
+            let latest = try #require(try await store.latestModel(sensor: "s1"))
+            #expect(latest.id == last && latest.body == "{\"v\":30}")
+        }
+    }
+
     @Test("users and tokens authenticate; secrets are not stored in clear", arguments: Backend.allCases)
     func credentials(backend: Backend) async throws {
         try await withFreshStore(backend) { store, _ in

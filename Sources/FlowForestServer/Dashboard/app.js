@@ -326,8 +326,9 @@ function renderModel() {
     note.textContent = "";
     note.append(h("strong", null, "Learning normal traffic. "),
       "No anomalies are raised until the model is trained" +
-      (m.learning_until ? ` at ${fmtTime(m.learning_until)}` : "") + `: ${fmtNum(m.vectors_seen)} vectors seen` +
-      (m.learning_target ? ` (at least ${fmtNum(m.learning_target)} needed).` : "."));
+      (m.learning_until ? `, at the end of its learning window (${fmtTime(m.learning_until)})` : "") +
+      (m.learning_target ? ` once each kind of vector has ${fmtNum(m.learning_target)} or more` : "") +
+      `; ${fmtNum(m.vectors_seen)} vectors seen so far.`);
   }
 }
 
