@@ -263,25 +263,27 @@ struct DetectorTests {
         #expect(found.contains { $0.anomaly.label == .hostSweep && $0.second <= 3 })
     }
 
+    /// A detector started with a trained model (as `--model` gives it), retraining every minute.
+    static func givenModel(_ sim: inout TrafficSimulator) throws -> (detector: Detector, model: DetectionModel) {
+        let model = try #require(trainedDetector(&sim).model)
+        var config = DetectorConfiguration()
+        config.retrainIntervalSeconds = 60
+        return (Detector(configuration: config, model: model, sensor: "t"), model)
+    }
+
     @Test("a model given at start is retrained on the schedule too, not only a learned one")
     func givenModelRetrains() throws {
         var sim = TrafficSimulator()
-        let trained = trainedDetector(&sim)
-        var config = DetectorConfiguration()
-        config.retrainIntervalSeconds = 60
-        var detector = Detector(configuration: config, model: try #require(trained.model), sensor: "t")
+        var (detector, trained) = try Self.givenModel(&sim)
         _ = sim.runNormal(seconds: 70, into: &detector)
         #expect(detector.status.retrainings == 1)
-        #expect(detector.model?.version == (trained.model?.version ?? 0) + 1)
+        #expect(detector.model?.version == trained.version + 1)
     }
 
     @Test("batches on two clocks two hours apart (capture, and collection after a clock step) keep one retraining schedule")
     func twoClocksOneSchedule() throws {
         var sim = TrafficSimulator()
-        let trained = trainedDetector(&sim)
-        var config = DetectorConfiguration()
-        config.retrainIntervalSeconds = 60
-        var detector = Detector(configuration: config, model: try #require(trained.model), sensor: "t")
+        var (detector, _) = try Self.givenModel(&sim)
         for _ in 0..<70 {
             sim.normalSecond()
             _ = detector.process(sim.tick())
