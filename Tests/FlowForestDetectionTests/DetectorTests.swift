@@ -294,6 +294,27 @@ struct DetectorTests {
         #expect(detector.status.retrainings == 1, "one retraining in 70 s of the capture's clock, not one every other poll")
     }
 
+    @Test("a kind missing from a model in use learns its own window from its first vector, then joins the model as a new version")
+    func lateKindNewVersion() throws {
+        var sim = TrafficSimulator()
+        var model = try #require(trainedDetector(&sim).model)
+        model[.destination] = nil
+        var config = DetectorConfiguration()
+        config.learningSeconds = 20
+        config.minimumLearningVectors = 10
+        config.retrainIntervalSeconds = 0
+        var detector = Detector(configuration: config, model: model, sensor: "t")
+        #expect(detector.status.learningUntilMs == nil, "no destination vector yet: no window")
+        _ = sim.runNormal(seconds: 5, into: &detector)
+        let until = try #require(detector.status.learningUntilMs)
+        #expect(detector.model?[.destination] == nil)
+        _ = sim.runNormal(seconds: 25, into: &detector)
+        let joined = try #require(detector.model?[.destination])
+        #expect(abs(joined.trainedAtMs - until) <= 1_000, "trained when its window ended: \(joined.trainedAtMs) vs \(until)")
+        #expect(detector.model?.version == model.version + 1, "a new version, which the pipeline stores")
+        #expect(detector.status.learningUntilMs == nil)
+    }
+
     @Test("too little traffic to train on is a clear error")
     func trainingNeedsTraffic() {
         #expect(throws: ForestTrainingError.noVectors) { try ModelTrainer().model(nowMs: 0) }
