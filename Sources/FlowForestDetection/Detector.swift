@@ -55,7 +55,6 @@ public struct Detector: Sendable {
 
     /// Entries of the per-address memory (persistence bits, last reports).
     var perAddressEntries: (history: Int, reported: Int) { (history.count, reported.count) }
-    private var startNs: UInt64?
     private var lastRetrainNs: UInt64?
     /// The batches whose time drives learning windows and the retraining
     /// schedule: those reported the way the first batch was. A pipeline fed
@@ -112,7 +111,6 @@ public struct Detector: Sendable {
     /// anomalies found in it (none while learning).
     public mutating func process(_ batch: FlowBatch, changes: [FlowChange], flows: FlowLedger) -> [Anomaly] {
         let now = batch.timeNs
-        if startNs == nil { startNs = now }
         if scheduleClock == nil { scheduleClock = batch.reporting }
         let onScheduleClock = batch.reporting == scheduleClock
         // A model given at start (a file, the stored one) is retrained on
@@ -468,7 +466,6 @@ public struct Detector: Sendable {
     }
 
     private mutating func finishLearningIfDue(nowNs now: UInt64) {
-        if let start = startNs, now < start { startNs = now }
         let grown = model != nil
         var trained = false
         for kind in AnomalyKind.allCases where model?[kind] == nil {
