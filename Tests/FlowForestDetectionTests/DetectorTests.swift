@@ -315,6 +315,51 @@ struct DetectorTests {
         #expect(detector.status.learningUntilMs == nil)
     }
 
+    @Test("a late kind whose training fails keeps learning, and the model in use keeps its version")
+    func failedTrainingNoVersion() throws {
+        var sim = TrafficSimulator()
+        var model = try #require(trainedDetector(&sim).model)
+        model[.destination] = nil
+        var config = DetectorConfiguration()
+        config.learningSeconds = 10
+        config.minimumLearningVectors = 10
+        config.retrainIntervalSeconds = 0
+        config.forest.trees = 0  // every training fails: no forest of no trees
+        var detector = Detector(configuration: config, model: model, sensor: "t")
+        _ = sim.runNormal(seconds: 30, into: &detector)
+        let destination = try #require(detector.status.kinds.first { $0.kind == .destination })
+        #expect(destination.learningVectors >= 10, "its window ended with enough vectors: \(destination.learningVectors)")
+        #expect(detector.model?[.destination] == nil && destination.phase == .learning)
+        #expect(detector.model?.version == model.version, "nothing joined the model, so no new version to store")
+        #expect(detector.status.retrainings == 0)
+    }
+
+    @Test("the hourly schedule retrains the kinds in use and leaves a late kind's learning window alone")
+    func scheduleLeavesLateKindLearning() throws {
+        var sim = TrafficSimulator()
+        var model = try #require(trainedDetector(&sim).model)
+        model[.destination] = nil
+        var config = DetectorConfiguration()
+        config.learningSeconds = 40
+        config.minimumLearningVectors = 10
+        config.retrainIntervalSeconds = 15
+        var detector = Detector(configuration: config, model: model, sensor: "t")
+        _ = sim.runNormal(seconds: 20, into: &detector)
+        #expect(detector.status.retrainings >= 1, "the kinds in use were retrained on the schedule")
+        let learning = try #require(detector.status.kinds.first { $0.kind == .destination })
+        #expect(learning.learningVectors >= 10, "enough vectors to train, had the schedule ended the window")
+        #expect(detector.model?[.destination] == nil, "still inside its 40 s window")
+        let until = try #require(detector.status.learningUntilMs)
+        // Second by second: a scheduled retraining after it joins would restamp its trainedAtMs.
+        var joinedAtMs: Int64?
+        for _ in 0..<30 where joinedAtMs == nil {
+            _ = sim.runNormal(seconds: 1, into: &detector)
+            if detector.model?[.destination] != nil { joinedAtMs = Int64(sim.nowNs / 1_000_000) }
+        }
+        let joined = try #require(joinedAtMs, "the late kind never joined the model")
+        #expect(abs(joined - until) <= 1_000, "trained when its own window ended: \(joined) vs \(until)")
+    }
+
     @Test("too little traffic to train on is a clear error")
     func trainingNeedsTraffic() {
         #expect(throws: ForestTrainingError.noVectors) { try ModelTrainer().model(nowMs: 0) }
