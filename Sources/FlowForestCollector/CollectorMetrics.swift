@@ -54,14 +54,18 @@ final class ExporterMetrics {
         samplingInterval.destroy()
     }
 
+    /// Counts gaps in the sequence numbers confirmed lost, and what they held.
+    func recordGaps(_ gaps: Int, missing: UInt64) {
+        guard gaps > 0 else { return }
+        sequenceGaps.increment(by: gaps)
+        sequenceMissing.increment(by: Int(clamping: missing))
+    }
+
     /// Counts what decoding one datagram found.
     func record(_ r: DecodeResult, held: Int) {
         if let version = r.version { datagrams[version]?.increment() } else { unknownVersionDatagrams.increment() }
         if r.records > 0 { records.increment(by: r.records) }
-        if r.sequenceGap > 0 {
-            sequenceGaps.increment()
-            sequenceMissing.increment(by: Int(clamping: r.sequenceGap))
-        }
+        recordGaps(r.sequenceGaps, missing: r.sequenceGap)
         if r.sequenceReset { sequenceResets.increment() }
         if r.duplicateRecords > 0 { duplicateRecords.increment(by: r.duplicateRecords) }
         if r.domainsReplaced > 0 { domainsReplaced.increment(by: r.domainsReplaced) }

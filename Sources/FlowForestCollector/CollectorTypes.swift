@@ -64,11 +64,16 @@ public enum DropReason: String, Sendable, CaseIterable {
 /// on one host never read each other's templates. (RFC 3954 scopes v9 to
 /// the address and source id alone; `port` is 0 there and for v5.)
 public struct ExporterDomain: Hashable, Sendable {
+    /// Part of the key: one host exporting v5 and v9 (two softflowd
+    /// processes, engine 0 and source id 0) keeps two sequences, which count
+    /// records and datagrams respectively.
+    public var version: ExportVersion
     public var address: IPAddress
     public var port: UInt16
     public var domain: UInt32
 
-    public init(address: IPAddress, port: UInt16 = 0, domain: UInt32) {
+    public init(version: ExportVersion, address: IPAddress, port: UInt16 = 0, domain: UInt32) {
+        self.version = version
         self.address = address
         self.port = port
         self.domain = domain
@@ -98,6 +103,9 @@ public struct CollectorLimits: Sendable, Hashable {
     public var maxHeldBytes: Int = 128 * 1024
     /// How long, by the collector's clock, data waits for its template.
     public var holdNs: UInt64 = 10_000_000_000
+    /// How long, by the collector's clock, skipped sequence numbers wait for
+    /// a datagram reordered behind later ones before they count as lost.
+    public var reorderNs: UInt64 = 2_000_000_000
 
     public init() {}
 }

@@ -135,9 +135,14 @@ public final class FlowCollector {
         return silent.count
     }
 
-    /// Drops data held too long for its template, ends idle flows and
-    /// returns the records due, by the collector's clock.
+    /// Counts sequence gaps no late datagram filled, drops data held too
+    /// long for its template, ends idle flows and returns the records due,
+    /// by the collector's clock.
     public func advance(to nowNs: UInt64) -> [FlowRecord] {
+        for (address, lost) in decoder.expireGaps(now: nowNs) {
+            missingRecords &+= lost.missing
+            exporters[address]?.metrics.recordGaps(lost.gaps, missing: lost.missing)
+        }
         for (address, count) in decoder.expireHeld(now: nowNs) {
             guard let metrics = exporters[address]?.metrics else { continue }
             metrics.dropped[.noTemplate]?.increment(by: count)

@@ -13,8 +13,14 @@ public struct DecodeResult: Sendable {
     public var records = 0
     /// Reasons parts of the datagram were not decoded, one entry per occurrence.
     public var malformed: [MalformedReason] = []
-    /// Datagrams (v9) or records (v5, IPFIX) the sequence number says were lost; 0 without a gap.
+    /// Datagrams (v9) or records (v5, IPFIX) confirmed lost while decoding
+    /// this one: a domain holding more gaps open than it may, or restarting
+    /// with some still open. A skip in the numbers is first held open for a
+    /// late datagram (``FlowDecoder/expireGaps(now:)`` counts it after
+    /// ``CollectorLimits/reorderNs``).
     public var sequenceGap: UInt64 = 0
+    /// How many gaps `sequenceGap` is.
+    public var sequenceGaps = 0
     /// True when the sequence number jumped too far to be loss (more than
     /// ``FlowDecoder/maxSequenceJump`` ahead, or far behind): the exporter
     /// restarted, or someone sent a number of their own choosing.
@@ -57,12 +63,50 @@ public struct FlowDecoder: Sendable {
         /// with both of one of them is a duplicate. (The number alone is not
         /// enough: an exporter that restarts numbers its messages from 0 again.)
         var recent: [(sequence: UInt32, digest: Int)] = []
+        /// Numbers skipped and not yet arrived, oldest first, at most
+        /// ``FlowDecoder/pendingGapLimit``: a datagram reordered behind later
+        /// ones fills its part of a gap instead of counting as lost.
+        var pendingGaps: [PendingGap] = []
 
         mutating func remember(_ sequence: UInt32, digest: Int) {
             if recent.count == FlowDecoder.recentSequences { recent.removeFirst() }
             recent.append((sequence, digest))
         }
+
+        /// Holds a new gap; returns the records of the oldest one, confirmed
+        /// lost to keep the list bounded (0 when there was room).
+        mutating func addGap(start: UInt32, count: UInt32, at now: UInt64) -> UInt64 {
+            var confirmed: UInt64 = 0
+            if pendingGaps.count == FlowDecoder.pendingGapLimit { confirmed = UInt64(pendingGaps.removeFirst().count) }
+            pendingGaps.append(PendingGap(start: start, count: count, sinceNs: now))
+            return confirmed
+        }
+
+        /// Takes `count` numbers from `start` (a late datagram) out of the
+        /// pending gaps; false when `start` is in none of them.
+        mutating func fill(start: UInt32, count: UInt32) -> Bool {
+            guard let i = pendingGaps.firstIndex(where: { start &- $0.start < $0.count }) else { return false }
+            let gap = pendingGaps[i]
+            let before = start &- gap.start
+            let after = gap.count - before - min(count, gap.count - before)
+            var rest: [PendingGap] = []
+            if before > 0 { rest.append(PendingGap(start: gap.start, count: before, sinceNs: gap.sinceNs)) }
+            if after > 0 { rest.append(PendingGap(start: gap.start &+ (gap.count - after), count: after, sinceNs: gap.sinceNs)) }
+            pendingGaps.replaceSubrange(i...i, with: rest)
+            // A split can pass the bound by one; the next gap added confirms the oldest.
+            return true
+        }
     }
+
+    /// Sequence numbers a domain skipped, from `start`, since `sinceNs` (the collector's clock).
+    struct PendingGap: Sendable {
+        var start: UInt32
+        var count: UInt32
+        var sinceNs: UInt64
+    }
+
+    /// Gaps a domain holds open for late datagrams; past them the oldest counts as lost at once.
+    static let pendingGapLimit = 16
 
     /// A digest of a datagram's bytes, to tell its copies from other messages with its sequence number.
     static func digest(_ datagram: [UInt8]) -> Int {
@@ -183,7 +227,7 @@ public struct FlowDecoder: Sendable {
             return true
         }
         if domainsOf[domain.address, default: []].count >= limits.maxDomainsPerExporter {
-            result.domainsReplaced += forgetSilentDomains(of: domain.address, except: domain, now: now)
+            forgetSilentDomains(of: domain.address, except: domain, now: now, into: &result)
         }
         guard domainsOf[domain.address, default: []].count < limits.maxDomainsPerExporter else {
             result.malformed.append(.tooManyDomains)
@@ -196,26 +240,34 @@ public struct FlowDecoder: Sendable {
 
     /// Gives up the domains of `address` but `except` that have been silent
     /// for ``CollectorLimits/domainIdleNs``, with their templates (whose
-    /// per-exporter cap they would otherwise hold); returns how many.
-    mutating func forgetSilentDomains(of address: IPAddress, except: ExporterDomain, now: UInt64) -> Int {
+    /// per-exporter cap they would otherwise hold), counted in `result`
+    /// with the data they held for a template (dropped: no template);
+    /// returns how many.
+    @discardableResult
+    mutating func forgetSilentDomains(of address: IPAddress, except: ExporterDomain, now: UInt64,
+                                      into result: inout DecodeResult) -> Int {
         let silent = domainsOf[address, default: []].filter { d in
             guard d != except, let seen = domains[d]?.lastSeenNs else { return false }
             return now >= seen && now - seen >= limits.domainIdleNs
         }
         guard !silent.isEmpty else { return 0 }
-        for d in silent { forget(d) }
+        var heldDropped = 0
+        for d in silent { heldDropped += forget(d) }
+        if heldDropped > 0 { result.dropped[.noTemplate, default: 0] += heldDropped }
         domainsOf[address]?.removeAll { silent.contains($0) }
+        result.domainsReplaced += silent.count
         return silent.count
     }
 
-    /// Drops a domain's state, templates and held data.
-    private mutating func forget(_ domain: ExporterDomain) {
+    /// Drops a domain's state, templates and held data; returns how many held sets went.
+    @discardableResult
+    private mutating func forget(_ domain: ExporterDomain) -> Int {
         domains[domain] = nil
         templates.removeAll(in: domain)
-        if let sets = held[domain.address] {
-            let kept = sets.filter { $0.context.exporter != domain }
-            held[domain.address] = kept.isEmpty ? nil : kept
-        }
+        guard let sets = held[domain.address] else { return 0 }
+        let kept = sets.filter { $0.context.exporter != domain }
+        held[domain.address] = kept.isEmpty ? nil : kept
+        return sets.count - kept.count
     }
 
     /// Checks a message's sequence number against the one expected, then
@@ -225,7 +277,7 @@ public struct FlowDecoder: Sendable {
     /// whose records must not be counted twice. `digest` is nil for a
     /// message without data (an IPFIX message of templates alone carries
     /// the number of the data message after it).
-    mutating func checkSequence(_ sequence: UInt32, next: UInt32?, digest: Int?, domain: ExporterDomain,
+    mutating func checkSequence(_ sequence: UInt32, next: UInt32?, digest: Int?, domain: ExporterDomain, at now: UInt64,
                                 into result: inout DecodeResult) -> Bool {
         guard var state = domains[domain] else { return true }
         defer { domains[domain] = state }
@@ -235,18 +287,49 @@ public struct FlowDecoder: Sendable {
         }
         if let expected = state.expectedSequence, sequence != expected {
             let ahead = sequence &- expected
-            // Ahead: a gap, unless too far to be one. Slightly behind: a late
-            // datagram, which neither counts nor moves the expectation back.
-            // Far behind: the exporter restarted.
+            // Ahead: a gap held open for late datagrams, unless too far to
+            // be one. Behind, inside a held gap or slightly: a late datagram,
+            // which fills its part of the gap and does not move the
+            // expectation back. Far behind: the exporter restarted, and what
+            // its old numbers still miss is lost.
             if ahead < Self.maxSequenceJump {
-                result.sequenceGap = UInt64(ahead)
-            } else if expected &- sequence < 1024 {
+                result.confirmGap(state.addGap(start: expected, count: ahead, at: now))
+            } else if state.fill(start: sequence, count: next ?? 0) || expected &- sequence < 1024 {
                 return true
             } else {
                 result.sequenceReset = true
+                for gap in state.pendingGaps { result.confirmGap(UInt64(gap.count)) }
+                state.pendingGaps = []
             }
         }
         state.expectedSequence = next.map { sequence &+ $0 }
         return true
+    }
+
+    /// Counts the gaps held for ``CollectorLimits/reorderNs`` (or since a
+    /// clock that went back) as lost; returns them per exporter.
+    public mutating func expireGaps(now: UInt64) -> [IPAddress: (gaps: Int, missing: UInt64)] {
+        var out: [IPAddress: (gaps: Int, missing: UInt64)] = [:]
+        for domain in domains.keys where !(domains[domain]!.pendingGaps.isEmpty) {
+            var state = domains[domain]!
+            let due = state.pendingGaps.filter { now < $0.sinceNs || now - $0.sinceNs >= limits.reorderNs }
+            guard !due.isEmpty else { continue }
+            state.pendingGaps.removeAll { now < $0.sinceNs || now - $0.sinceNs >= limits.reorderNs }
+            domains[domain] = state
+            var sum = out[domain.address] ?? (0, 0)
+            sum.gaps += due.count
+            sum.missing &+= due.reduce(0) { $0 &+ UInt64($1.count) }
+            out[domain.address] = sum
+        }
+        return out
+    }
+}
+
+extension DecodeResult {
+    /// Adds a gap confirmed lost while decoding (0: none).
+    mutating func confirmGap(_ missing: UInt64) {
+        guard missing > 0 else { return }
+        sequenceGaps += 1
+        sequenceGap &+= missing
     }
 }

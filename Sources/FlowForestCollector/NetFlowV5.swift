@@ -20,9 +20,10 @@ extension FlowDecoder {
             result.malformed.append(.truncated)
             return
         }
-        let domain = ExporterDomain(address: exporter, domain: UInt32(engineType) << 8 | UInt32(engineID))
+        let domain = ExporterDomain(version: .netflowV5, address: exporter, domain: UInt32(engineType) << 8 | UInt32(engineID))
         guard admit(domain, at: receivedNs, into: &result) else { return }
-        guard checkSequence(sequence, next: UInt32(count), digest: Self.digest(datagram), domain: domain, into: &result) else {
+        guard checkSequence(sequence, next: UInt32(count), digest: Self.digest(datagram), domain: domain, at: receivedNs,
+                            into: &result) else {
             result.records += Int(count)
             result.duplicateRecords += Int(count)
             return

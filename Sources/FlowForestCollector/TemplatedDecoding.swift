@@ -54,7 +54,7 @@ extension FlowDecoder {
         let next: UInt32? = version == .netflowV9 ? 1 : complete ? UInt32(truncatingIfNeeded: ownRecords) : nil
         // Every v9 datagram has a number of its own.
         let digest = carriesData || version == .netflowV9 ? Self.digest(datagram) : nil
-        if checkSequence(sequence, next: next, digest: digest, domain: context.exporter, into: &result) {
+        if checkSequence(sequence, next: next, digest: digest, domain: context.exporter, at: receivedNs, into: &result) {
             result.flows += own
         } else {
             result.duplicateRecords += ownRecords
@@ -79,7 +79,7 @@ extension FlowDecoder {
             guard length >= 16 else { result.malformed.append(.badHeader); return nil }
             guard Int(length) <= datagram.count else { result.malformed.append(.truncated); return nil }
             let context = MessageContext(
-                version: .ipfix, exporter: ExporterDomain(address: exporter, port: port, domain: domain),
+                version: .ipfix, exporter: ExporterDomain(version: .ipfix, address: exporter, port: port, domain: domain),
                 exportNs: RecordFields.checkedNs(seconds: UInt64(exportTime), fractionNs: 0), sysUptimeMs: nil, receivedNs: receivedNs)
             return (context, sequence, Int(length))
         }
@@ -88,7 +88,7 @@ extension FlowDecoder {
             return nil
         }
         let context = MessageContext(
-            version: .netflowV9, exporter: ExporterDomain(address: exporter, domain: sourceID),
+            version: .netflowV9, exporter: ExporterDomain(version: .netflowV9, address: exporter, domain: sourceID),
             exportNs: RecordFields.checkedNs(seconds: UInt64(seconds), fractionNs: 0), sysUptimeMs: uptime, receivedNs: receivedNs)
         return (context, sequence, datagram.count)
     }
@@ -110,8 +110,8 @@ extension FlowDecoder {
                 var stored = templates.set(template, id: id, in: context.exporter)
                 if !stored {
                     // At the exporter's cap, its silent sessions give their templates up first.
-                    let freed = forgetSilentDomains(of: context.exporter.address, except: context.exporter, now: context.receivedNs)
-                    result.domainsReplaced += freed
+                    let freed = forgetSilentDomains(of: context.exporter.address, except: context.exporter, now: context.receivedNs,
+                                                    into: &result)
                     if freed > 0 { stored = templates.set(template, id: id, in: context.exporter) }
                 }
                 guard stored else {

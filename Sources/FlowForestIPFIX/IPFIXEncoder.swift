@@ -25,9 +25,11 @@ public struct IPFIXEncoder: Sendable {
         templates = (biflow ? [IPFIXTemplate.Kind.ipv4Biflow, .ipv6Biflow] : [.ipv4Uniflow, .ipv6Uniflow]).map(IPFIXTemplate.make)
     }
 
-    /// One message announcing every template this encoder uses.
+    /// One message announcing every template this encoder uses. It carries
+    /// the sequence number of the next data record, as every message does:
+    /// a template message does not advance it, but a collector checks it.
     public func templateMessage(exportTime: UInt32) -> [UInt8] {
-        var out = header(exportTime: exportTime)
+        var out = header(exportTime: exportTime, sequence: sequence)
         let setStart = out.count
         out.appendBE(UInt16(2))  // template set
         out.appendBE(UInt16(0))
@@ -90,7 +92,7 @@ public struct IPFIXEncoder: Sendable {
         return messages
     }
 
-    private func header(exportTime: UInt32, sequence: UInt32 = 0) -> [UInt8] {
+    private func header(exportTime: UInt32, sequence: UInt32) -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(maxMessageBytes)
         out.appendBE(UInt16(10))

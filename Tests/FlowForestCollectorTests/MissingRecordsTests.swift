@@ -2,6 +2,7 @@ import FlowForestCollector
 import FlowForestCore
 import Logging
 import Metrics
+import MetricsTestKit
 import Testing
 
 /// Records lost between exporter and collector reach the pipeline in the
@@ -21,6 +22,25 @@ struct MissingRecordsTests {
         // Exporter a's next datagram says 4 records (5...8) never arrived; b's says 1.
         collector.receive(Bytes.ipfix(sequence: 9, sets: [DecoderTests.dataSet(1)]), from: a, at: now)
         collector.receive(Bytes.ipfix(sequence: 6, sets: [DecoderTests.dataSet(1)]), from: b, at: now)
+        // Held open for a late datagram, then counted by the collector's clock.
+        _ = collector.advance(to: now + 1_000_000_000)
+        #expect(collector.statistics.missingRecords == 0)
+        _ = collector.advance(to: now + CollectorLimits().reorderNs)
         #expect(collector.statistics.missingRecords == 5)
+    }
+
+    @Test("a datagram that arrives after later ones of its exporter adds nothing to missing_records or the gap metrics")
+    func reorderedNotMissing() throws {
+        let metrics = TestMetrics()
+        let collector = FlowCollector(metricsFactory: metrics, logger: Logger(label: "test"))
+        let now = Corpus.receivedNs
+        let a = IPAddress("198.18.0.1")!
+        collector.receive(Bytes.ipfix(sequence: 0, sets: [DecoderTests.templateSet, DecoderTests.dataSet(3)]), from: a, at: now)
+        collector.receive(Bytes.ipfix(sequence: 5, sets: [DecoderTests.dataSet(1)]), from: a, at: now)
+        collector.receive(Bytes.ipfix(sequence: 3, sets: [DecoderTests.dataSet(2)]), from: a, at: now + 5_000_000)
+        _ = collector.advance(to: now + 10 * CollectorLimits().reorderNs)
+        #expect(collector.statistics.missingRecords == 0)
+        let gaps = try metrics.expectCounter("flowforest_collector_sequence_gaps_total", [("exporter", "198.18.0.1")])
+        #expect(gaps.totalValue == 0)
     }
 }

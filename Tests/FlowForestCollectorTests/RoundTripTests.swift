@@ -68,6 +68,31 @@ struct RoundTripTests {
         return UInt16(bigEndian: address.sin_port)
     }
 
+    @Test("template refreshes between data carry the exporter's sequence number: no gap, no restart, however many records went before")
+    func templateRefreshKeepsSequence() throws {
+        var encoder = IPFIXEncoder(observationDomain: 7)
+        var decoder = FlowDecoder()
+        let exporter = IPAddress("198.18.0.1")!, now = Corpus.receivedNs
+        var deltas = DeltaTracker()
+        let records = Self.traffic(nowNs: now).compactMap { deltas.export($0) }
+        var messages = [encoder.templateMessage(exportTime: 1_764_526_199)]
+        // Past 1,024 records before a refresh (a template message numbered 0 read as a restart there), then more data.
+        while encoder.sequence < 3000 {
+            messages += encoder.dataMessages(records, exportTime: 1_764_526_199).map(\.bytes)
+            messages.append(encoder.templateMessage(exportTime: 1_764_526_199))
+        }
+        var gaps: UInt64 = 0, resets = 0, flows = 0
+        for m in messages {
+            let r = decoder.decode(m, from: exporter, port: 4739, receivedNs: now)
+            #expect(r.malformed.isEmpty)
+            gaps += r.sequenceGap
+            resets += r.sequenceReset ? 1 : 0
+            flows += r.flows.count
+        }
+        #expect(gaps == 0 && resets == 0 && decoder.lostAfterReorder(now: now) == 0)
+        #expect(UInt32(flows) == encoder.sequence)
+    }
+
     @Test("every flow arrives with the sensor's totals, uniflow and biflow", arguments: [false, true])
     func roundTrip(biflow: Bool) async throws {
         var logger = Logger(label: "collect-test")

@@ -68,3 +68,11 @@ struct Bytes {
         return b.bytes
     }
 }
+
+extension FlowDecoder {
+    /// Records (v9: datagrams) in the gaps held open for late datagrams,
+    /// counted as lost once the reorder wait after `now` is over.
+    mutating func lostAfterReorder(now: UInt64) -> UInt64 {
+        expireGaps(now: now + limits.reorderNs).values.reduce(0) { $0 + $1.missing }
+    }
+}
