@@ -72,6 +72,8 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define FF_MAX_EXT_HDRS 6
 #define EEXIST_ 17
 #define E2BIG_ 7
+#define LOOPBACK_IFINDEX_ 1  /* the kernel's LOOPBACK_IFINDEX, the same in every namespace */
+#define PACKET_OUTGOING_ 4   /* linux/if_packet.h */
 
 /*
  * The flow table's index: a flow's key to its slot in `flow_slots`.
@@ -1191,6 +1193,14 @@ int ff_xdp(struct xdp_md *ctx)
 SEC("socket")
 int ff_socket(struct __sk_buff *skb)
 {
+    /*
+     * A packet socket on loopback gets each packet twice, leaving and
+     * coming back (libpcap drops the first the same way); tc hooks only
+     * loopback's egress for the same reason. The kernel gives loopback
+     * ifindex 1 in every namespace.
+     */
+    if (skb->ifindex == LOOPBACK_IFINDEX_ && skb->pkt_type == PACKET_OUTGOING_)
+        return 0;
     account(skb, KIND_SKB, UPDATE_ATOMIC, skb->len, skb->vlan_present, skb->vlan_tci, skb->ifindex,
             skb->ingress_ifindex);
     /* Nothing is queued to the socket: user space reads only the map. */

@@ -2,6 +2,7 @@ import EBPFCapture
 import FlowForestCore
 import FlowForestLab
 import Foundation
+import Logging
 import Testing
 
 /// IPv6, VLAN-tagged and fragmented traffic produce the flows the parsing
@@ -30,6 +31,30 @@ struct ProtocolTests {
         #expect(flow.forward.icmpType == 128)
         #expect(flow.interfaceName == lab.sensorInterface)
         #expect(result.statistics.malformed == 0)
+    }
+
+    @Test("on loopback, which sees each packet leave and come back, a ping is one flow with each packet counted once",
+          arguments: [EBPFAttachMode.tc, .socket])
+    func loopback(mode: EBPFAttachMode) async throws {
+        let lab = try SensorLab()
+        defer { lab.lab.teardown() }
+        try lab.lab.check(in: lab.sensor, ["ip", "link", "set", "lo", "up"])
+        var logger = Logger(label: "ebpf-test")
+        logger.logLevel = .warning
+        let source = try EBPFFlowSource(
+            configuration: EBPFConfiguration(mode: mode, interfaces: ["lo"], pollInterval: 0.25, namespace: lab.sensor),
+            logger: logger)
+        let collector = LiveCollector(source)
+        let result = try await collector.stop(source) {
+            try await onThread { try lab.lab.check(in: lab.sensor, ["ping", "-c", "5", "-i", "0.05", "127.0.0.1"]) }
+            try await collector.wait(for: "the five echo replies") { r in
+                r.records.values.contains { $0.ipProtocol == IPProtocol.icmp && $0.reverse.packets >= 5 }
+            }
+        }
+        let flow = try #require(Self.find(result, proto: IPProtocol.icmp, sport: 8, dport: 0))
+        #expect(flow.forward.packets == 5 && flow.reverse.packets == 5, "\(flow.forward.packets) requests, \(flow.reverse.packets) replies")
+        #expect(flow.forward.bytes == 5 * 84)
+        #expect(result.statistics.packetsSeen == 10, "each of the ten packets seen once: \(result.statistics.packetsSeen)")
     }
 
     @Test("VLAN ids come from the outer tag, 802.1Q and 802.1ad", arguments: [EBPFAttachMode.tc, .xdp, .socket])
