@@ -315,6 +315,10 @@ _Static_assert(sizeof(struct overflow_key) == 24, "overflow_key layout changed")
 _Static_assert(sizeof(struct overflow_value) == 32 + 4 * FF_SKETCH_REGISTERS, "overflow_value layout changed");
 _Static_assert(__builtin_offsetof(struct overflow_value, peers) == 32, "overflow_value.peers moved");
 _Static_assert(sizeof(struct flow_limits) == 48, "flow_limits layout changed");
+/* The program reads index_large and index_both as one aligned 64-bit word. */
+_Static_assert(__builtin_offsetof(struct flow_limits, index_large) % 8 == 0, "index_large must start a 64-bit word");
+_Static_assert(__builtin_offsetof(struct flow_limits, index_both) == __builtin_offsetof(struct flow_limits, index_large) + 4,
+               "index_both must follow index_large in its word");
 _Static_assert(sizeof(struct ff_inserts) == 48, "ff_inserts layout changed");
 
 #endif /* FLOWFOREST_FLOW_TYPES_H */

@@ -889,6 +889,27 @@ static __always_inline int same_key(const struct flow_key *a, const struct flow_
 }
 
 /*
+ * Which flow index is in use, read once per run as one 64-bit load: a run
+ * that read the two flags apart, across the drainer's writes at the end of
+ * a move, could pair the old index with "no move under way" and insert a
+ * moved flow into the index it just left. One snapshot taken before the
+ * drainer announced a move belongs to a run that ends before keys move
+ * (the drainer waits for program runs in flight).
+ */
+struct index_state {
+    __u32 large;
+    __u32 both;
+};
+
+static __always_inline struct index_state index_state_of(const struct flow_limits *lim)
+{
+    __u64 word = *(volatile const __u64 *)&lim->index_large;
+    struct index_state idx;
+    __builtin_memcpy(&idx, &word, sizeof(idx));
+    return idx;
+}
+
+/*
  * A slot for a new flow: a freed one, else the next never used; NULL when
  * every slot is taken (the table is full). The count of fresh slots stops
  * at the array's size (CPUs racing past the check add at most one each),
@@ -954,9 +975,9 @@ static __always_inline int small_full(struct ff_inserts *ins)
 }
 
 static __always_inline int insert_flow(const struct pkt *p, __u64 now, __u32 ifindex, const struct flow_limits *lim,
-                                       struct ff_inserts *ins)
+                                       struct index_state idx, struct ff_inserts *ins)
 {
-    if (!lim->index_large && ins->flows - lim->flows_removed >= FF_SMALL_INDEX_ENTRIES)
+    if (!idx.large && ins->flows - lim->flows_removed >= FF_SMALL_INDEX_ENTRIES)
         return small_full(ins);
     __u32 slot;
     struct flow_slot *v = take_slot(lim, ins, &slot);
@@ -964,7 +985,7 @@ static __always_inline int insert_flow(const struct pkt *p, __u64 now, __u32 ifi
         return -1;
     fill_slot(v, p, now, ifindex);
     long err;
-    if (lim->index_large) {
+    if (idx.large) {
         err = bpf_map_update_elem(&flows, &p->key, &slot, BPF_NOEXIST);
     } else {
         err = bpf_map_update_elem(&flows_small, &p->key, &slot, BPF_NOEXIST);
@@ -1025,17 +1046,17 @@ static __always_inline void seq_unlock(struct flow_slot *v, __u32 held)
  * either map would go through the helper's indirect call. The barrier
  * after one of them keeps the compiler from merging the two into one call.
  */
-static __always_inline __u32 *index_lookup(const struct flow_limits *lim, const struct flow_key *key)
+static __always_inline __u32 *index_lookup(struct index_state idx, const struct flow_key *key)
 {
     __u32 *slot;
-    int large = lim->index_large;
+    int large = idx.large;
     if (large) {
         slot = bpf_map_lookup_elem(&flows, key);
         asm volatile("" ::: "memory");
     } else {
         slot = bpf_map_lookup_elem(&flows_small, key);
     }
-    if (slot || !lim->index_both)
+    if (slot || !idx.both)
         return slot;
     if (large) {
         slot = bpf_map_lookup_elem(&flows_small, key);
@@ -1097,8 +1118,9 @@ static __always_inline void account(void *ctx, int kind, int update, __u32 frame
     struct flow_limits *lim = limits_slot();
     if (!lim)
         return;
+    struct index_state idx = index_state_of(lim);
     __u64 now = bpf_ktime_get_ns();
-    __u32 *slot = index_lookup(lim, &p.key);
+    __u32 *slot = index_lookup(idx, &p.key);
     if (!slot) {
         __u32 zero = 0;
         struct ff_inserts *ins = bpf_map_lookup_elem(&inserts, &zero);
@@ -1113,12 +1135,12 @@ static __always_inline void account(void *ctx, int kind, int update, __u32 frame
             aggregate(st, &p, now, ifindex, lim, ins);
             return;
         }
-        if (lim->index_both) {
+        if (idx.both) {
             __sync_fetch_and_add(&ins->deferred, 1);
             not_inserted(st, &p, now, ifindex, lim, ins);
             return;
         }
-        int inserted = insert_flow(&p, now, ifindex, lim, ins);
+        int inserted = insert_flow(&p, now, ifindex, lim, idx, ins);
         if (inserted > 0) {
             st->count[FF_STAT_PACKETS_ACCOUNTED]++;
             return;
@@ -1129,7 +1151,7 @@ static __always_inline void account(void *ctx, int kind, int update, __u32 frame
         }
         /* Another CPU inserted the same flow first: add to its slot. */
         if (inserted == 0)
-            slot = index_lookup(lim, &p.key);
+            slot = index_lookup(idx, &p.key);
         if (!slot) {
             aggregate(st, &p, now, ifindex, lim, ins);
             return;
@@ -1143,7 +1165,7 @@ static __always_inline void account(void *ctx, int kind, int update, __u32 frame
      * elements at once): then the slot is another live flow's. Look again.
      */
     if (v && !same_key(&v->key, &p.key)) {
-        slot = index_lookup(lim, &p.key);
+        slot = index_lookup(idx, &p.key);
         n = slot ? *slot : 0;
         v = slot ? bpf_map_lookup_elem(&flow_slots, &n) : 0;
         if (v && !same_key(&v->key, &p.key))
