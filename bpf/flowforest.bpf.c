@@ -667,9 +667,31 @@ static __always_inline void count_flags(struct flow_dir_stats *d, __u8 f, int up
 }
 
 /*
+ * Raises last_seen to `now` by compare-and-swap (the socket filter's
+ * runs on several CPUs at once): an exchange would let a run with an older
+ * clock reading go second and leave last_seen below first_seen. Returns
+ * the value it replaced (0: this is the direction's first packet), or one
+ * at or after `now` when another run got further. Past the bound (every
+ * try lost to another CPU raising it) last_seen is left to those runs.
+ */
+#define FF_MAX_TRIES 8
+
+static __always_inline __u64 raise_last_seen(struct flow_dir_stats *d, __u64 now)
+{
+    __u64 prev = *(volatile __u64 *)&d->last_seen_ns;
+    for (int i = 0; i < FF_MAX_TRIES && prev < now; i++) {
+        __u64 seen = __sync_val_compare_and_swap(&d->last_seen_ns, prev, now);
+        if (seen == prev)
+            break;
+        prev = seen;
+    }
+    return prev;
+}
+
+/*
  * Adds one packet to a direction. Locked: the caller holds the value's
- * lock. Atomic: counts, bytes and flag counts stay exact; last_seen is
- * exchanged, so each packet's inter-arrival time is measured from the one
+ * lock. Atomic: counts, bytes and flag counts stay exact; last_seen only
+ * rises, and each packet's inter-arrival time is measured from the latest
  * before it, while min/max are plain stores that a concurrent update of the
  * same flow can overwrite.
  */
@@ -678,7 +700,7 @@ static __always_inline void dir_add(struct flow_dir_stats *d, const struct pkt *
     __u32 len = p->ip_len;
     __u64 prev = d->last_seen_ns;
     if (update == UPDATE_ATOMIC)
-        prev = __sync_lock_test_and_set(&d->last_seen_ns, now);
+        prev = raise_last_seen(d, now);
     else if (now > prev)
         d->last_seen_ns = now;
     if (prev == 0) {

@@ -317,7 +317,7 @@ final class DrainLoop: @unchecked Sendable {
             }
         }
         for a in due {
-            guard let value = program.takeAggregate(a.kernelKey) else {
+            guard let value = try program.takeAggregate(a.kernelKey) else {
                 overflow.forget(a.key)
                 continue
             }
@@ -361,12 +361,12 @@ final class DrainLoop: @unchecked Sendable {
         control.runStatistics = (run.runTimeNs, run.runCount)
         var s = CaptureStatistics()
         s.packetsSeen = c.packetsSeen
-        s.packetsAccounted = c.packetsAccounted + tracker.overflowPackets
+        s.packetsAccounted = c.packetsAccounted.addingSaturated(tracker.overflowPackets)
         s.bytesAccounted = tracker.accounted.bytes
         s.notIP = c.notIP
         s.malformed = c.malformed
         // Packets lost for want of room: in the ring buffer, or in user space (--max-flows).
-        s.tableFull = c.ringBufferFailed + tracker.overflowPacketsNotTracked
+        s.tableFull = c.ringBufferFailed.addingSaturated(tracker.overflowPacketsNotTracked)
         s.ringBufferPackets = c.ringBufferSent
         s.ringBufferSlotLocked = c.slotLocked
         s.packetsAggregated = overflow.packets

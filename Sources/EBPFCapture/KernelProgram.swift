@@ -357,16 +357,29 @@ final class KernelProgram {
     /// until no program run that found a key before its removal is still
     /// adding to its slot, so each slot then holds its flow's final figures.
     /// Returns each flow's slot, `nil` for one already gone; read each with
-    /// ``releaseSlot(_:)``, which frees it.
+    /// ``releaseSlot(_:)``, which frees it. Any failure but "no such key"
+    /// is an error: taking a key that stayed for gone would let the next
+    /// walk find the flow again and count its running total twice.
     func unlinkFlows(_ keys: [flow_key]) throws(EBPFError) -> [UInt32?] {
         var unlinked = 0
-        let fds = indexFDs
-        let found = keys.map { key -> UInt32? in
+        var found: [UInt32?] = []
+        found.reserveCapacity(keys.count)
+        for key in keys {
             var k = key
             var n: UInt32 = 0
-            guard fds.contains(where: { bpf_map_lookup_and_delete_elem($0, &k, &n) == 0 }) else { return nil }
-            unlinked += 1
-            return n
+            var slot: UInt32?
+            for fd in indexFDs where slot == nil {
+                let rc = bpf_map_lookup_and_delete_elem(fd, &k, &n)
+                if rc == 0 {
+                    slot = n
+                } else if rc != -ENOENT {
+                    if unlinked > 0 { try waitForProgramRuns() }
+                    flowsRemoved += UInt64(unlinked)
+                    throw .readFailed("cannot remove an ended flow's key: \(String(cString: strerror(-rc)))")
+                }
+            }
+            if slot != nil { unlinked += 1 }
+            found.append(slot)
         }
         flowsRemoved += UInt64(unlinked)
         if unlinked > 0 { try waitForProgramRuns() }
@@ -537,11 +550,15 @@ final class KernelProgram {
         }
     }
 
-    /// An aggregate's final value, removed in the same step. `nil` when gone.
-    func takeAggregate(_ key: overflow_key) -> overflow_value? {
+    /// An aggregate's final value, removed in the same step. `nil` when
+    /// gone; any other failure is an error (an aggregate taken for gone but
+    /// still there would be reported again whole).
+    func takeAggregate(_ key: overflow_key) throws(EBPFError) -> overflow_value? {
         var k = key
         var v = overflow_value()
-        guard bpf_map_lookup_and_delete_elem(overflowFD, &k, &v) == 0 else { return nil }
+        let rc = bpf_map_lookup_and_delete_elem(overflowFD, &k, &v)
+        if rc == -ENOENT { return nil }
+        guard rc == 0 else { throw .readFailed("cannot remove an overflow aggregate: \(String(cString: strerror(-rc)))") }
         aggregatesRemoved += 1
         if k.side == UInt8(FF_SIDE_SOURCE.rawValue) { sendersRemoved += 1 }
         return v
