@@ -141,8 +141,15 @@ extension Store {
 
     static func decodeFlow(_ row: any SQLRow) throws -> StoredFlow {
         func int(_ c: String) throws -> Int64 { try row.decode(column: c, as: Int64.self) }
-        let first = UInt64(try int("first_seen_ms")) * 1_000_000
-        let last = UInt64(try int("last_seen_ms")) * 1_000_000
+        // A row another sensor (or a hand) wrote is checked like any input:
+        // a time outside 0..<2500 reads as 0 or the end of range, never a trap.
+        func ns(_ c: String) throws -> UInt64 {
+            let ms = try int(c)
+            guard ms > 0 else { return 0 }
+            return min(UInt64(ms), Timestamp.endNs / 1_000_000 - 1) * 1_000_000
+        }
+        let first = try ns("first_seen_ms")
+        let last = try ns("last_seen_ms")
         func direction(_ prefix: String) throws -> DirectionStats {
             var d = DirectionStats()
             d.packets = UInt64(bitPattern: try int("\(prefix)_packets"))

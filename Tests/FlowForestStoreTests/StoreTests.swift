@@ -1,5 +1,5 @@
 import FlowForestCore
-import FlowForestStore
+@testable import FlowForestStore
 import FlowForestTestSupport
 import Foundation
 import Logging
@@ -210,6 +210,24 @@ struct StoreTests {
             let hosts = try await store.hosts(sinceMs: now - 60_000)
             #expect(hosts.map(\.address) == ["198.18.0.1"])
             #expect(hosts.first?.bytes == .max && hosts.first?.packets == .max && hosts.first?.flows == 3)
+        }
+    }
+
+    @Test("a flow row with times no sensor writes (negative, past the year 2500) reads as a range's end, not a trap", arguments: Backend.allCases)
+    func hostileStoredTimes(backend: Backend) async throws {
+        try await withFreshStore(backend) { store, _ in
+            let now: Int64 = 1_800_000_000_000
+            try await store.insertFlows([1, 2].map { StoredFlow(sensor: "s1", record: flow($0, lastMs: now)) })
+            // Another sensor sharing the database, or a hand, wrote these.
+            try await store.withSQL(.write) { db in
+                try await db.raw("UPDATE flows SET first_seen_ms = -5 WHERE flow_id = 1").run()
+                try await db.raw("UPDATE flows SET last_seen_ms = 9000000000000000000 WHERE flow_id = 2").run()
+            }
+            let stored = try await store.recentFlows(limit: 10)
+            #expect(stored.count == 2)
+            let one = try #require(stored.first { $0.record.id == 1 }), two = try #require(stored.first { $0.record.id == 2 })
+            #expect(one.record.forward.firstSeenNs == 0)
+            #expect(two.record.forward.lastSeenNs < Timestamp.endNs)
         }
     }
 
