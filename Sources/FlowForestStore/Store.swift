@@ -153,6 +153,11 @@ public final class Store: Service, Sendable {
     /// Opens (creating) the SQLite file at `path` and sets it up; the
     /// connection, and the readers once opened, are closed on any failure.
     private static func openSQLite(path: String, logger: Logger, queryTimeout: Duration) async throws -> Store {
+        // SQLite opens a private temporary database for both: a service
+        // would start healthy and lose every credential and record at each restart.
+        guard !path.isEmpty, path != ":memory:", !path.hasPrefix("file::memory:") else {
+            throw StoreError.badLocation("no database file named (\"\(path)\"): give --database or FLOWFOREST_DATABASE a path")
+        }
         try createPrivately(path)
         let connection = try await SQLiteConnection.open(storage: .file(path: path), logger: logger)
         var readers: SQLiteReaders?

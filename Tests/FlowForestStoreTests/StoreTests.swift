@@ -374,6 +374,12 @@ struct StoreFileModeTests {
         }
     }
 
+    @Test("an empty database path, or SQLite's in-memory name, is refused: no throwaway database behind a healthy service",
+          arguments: ["", "sqlite://", ":memory:", "file::memory:?cache=shared"])
+    func throwawayRefused(_ text: String) async throws {
+        await #expect(throws: StoreError.self) { try await Store.open(StoreLocation(text), logger: Logger(label: "empty-test")) }
+    }
+
     @Test("an existing world-readable database is made private when opened")
     func existingFileIsTightened() async throws {
         try await withDirectory { path in

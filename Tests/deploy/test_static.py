@@ -118,7 +118,10 @@ def test_unit_is_hardened():
     # The sensor's syscalls must stay allowed: bpf() for the maps, perf_event_open for libbpf's probes.
     assert "bpf" in keys["SystemCallFilter"][0].split()
     assert "@privileged" not in " ".join(keys["SystemCallFilter"]), "@privileged holds bpf()"
-    assert "--database ${FLOWFOREST_DATABASE}" in keys["ExecStart"][0]
+    # The store comes from the environment file: a PostgreSQL password on the
+    # command line would be readable in /proc by every local user.
+    assert "--database" not in keys["ExecStart"][0]
+    assert "FLOWFOREST_DATABASE=" in (DEPLOY / "flowforest.env.example").read_text()
 
 
 def test_unit_environment_example_sets_every_variable_the_unit_uses():
@@ -162,7 +165,8 @@ def test_compose_file_resolves_with_the_example_env(tmp_path):
                   "-f", str(DEPLOY / "compose.yaml"), "config"], check=False, cwd=DEPLOY)
     assert result.returncode == 0, result.stderr
     out = result.stdout
-    assert "postgres://flowforest:change-me@127.0.0.1:5432/flowforest" in out
+    assert "FLOWFOREST_DATABASE: postgres://flowforest:change-me@127.0.0.1:5432/flowforest" in out
+    assert "--database" not in out, "a password on the sensor's command line is readable by every local user"
     for service in ["postgres:", "flowforest:", "prometheus:", "grafana:"]:
         assert service in out
 
