@@ -159,6 +159,7 @@ struct AuthMiddleware: RouterMiddleware {
     /// A bearer token's principal, asked of the store with a short deadline;
     /// while the store does not answer, one it confirmed recently.
     func authenticate(_ token: String) async throws -> Principal? {
+        guard APIToken.isWellFormed(token) else { return nil }
         let hash = APIToken.hash(token)
         do {
             let principal = try await Store.$deadline.withValue(.now + TokenCache.lookupDeadline) {

@@ -84,6 +84,15 @@ public enum APIToken {
         return "fft_" + bytes.map { String(format: "%02x", $0) }.joined()
     }
 
+    /// Whether `token` has the form ``generate()`` gives (`fft_` and 64
+    /// lowercase hex digits): anything else is unknown without asking the
+    /// store, so garbage sent as fast as a client can cannot load it.
+    public static func isWellFormed(_ token: some StringProtocol) -> Bool {
+        let utf8 = token.utf8
+        guard utf8.count == 68, utf8.starts(with: "fft_".utf8) else { return false }
+        return utf8.dropFirst(4).allSatisfy { (48...57).contains($0) || (97...102).contains($0) }
+    }
+
     /// The stored form of a token.
     public static func hash(_ token: String) -> String {
         SHA256.hash(data: Array(token.utf8)).map { String(format: "%02x", $0) }.joined()
@@ -211,9 +220,11 @@ extension Store {
         }
     }
 
-    /// The token's principal, or nil for an unknown token.
+    /// The token's principal, or nil for an unknown token (one not of
+    /// ``APIToken/isWellFormed(_:)``'s form is unknown without a query).
     public func authenticateToken(_ token: String) async throws -> Principal? {
-        try await authenticateToken(hash: APIToken.hash(token))
+        guard APIToken.isWellFormed(token) else { return nil }
+        return try await authenticateToken(hash: APIToken.hash(token))
     }
 
     /// The principal of the token whose stored form (``APIToken/hash(_:)``)

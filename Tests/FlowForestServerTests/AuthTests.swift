@@ -20,6 +20,23 @@ struct AuthTests {
         }
     }
 
+    @Test("a token not of the issued form is unknown without asking the store: 401 even while the store is down")
+    func malformedTokenNeedsNoStore() async throws {
+        try await withService { client, db, parts in
+            #expect(APIToken.isWellFormed(db.viewerToken))
+            for bad in ["x", "fft_" + String(repeating: "g", count: 64), "FFT_" + String(repeating: "a", count: 64),
+                        "fft_" + String(repeating: "a", count: 65), String(repeating: "é", count: 34)] {
+                #expect(!APIToken.isWellFormed(bad), "\(bad)")
+            }
+            await parts.store.close()
+            let garbage = try await client.call("/api/anomalies", token: "fft_0000")
+            #expect(garbage.status == .unauthorized, "no query for a malformed token: \(garbage.status)")
+            // One of the issued form is looked up, and the store's outage says so.
+            let unknown = try await client.call("/api/anomalies", token: "fft_" + String(repeating: "0", count: 64))
+            #expect(unknown.status == .serviceUnavailable, "\(unknown.status)")
+        }
+    }
+
     @Test("a viewer reads but cannot acknowledge or retrain; an admin can")
     func roles() async throws {
         try await withService { client, db, parts in
