@@ -263,8 +263,8 @@ public func buildApplicationParts(
     api.addRoutes(to: router)
 
     // Shutdown runs in reverse: capture and ingest stop first and hand their
-    // last flows on, the event hub ends streams, the writer flushes, and the
-    // store closes last.
+    // last flows on, the incidents still open close, the event hub ends
+    // streams, the writer flushes, and the store closes last.
     var services: [any Service] = []
     if ownsStore { services.append(store) }
     // Alert routes stop after the writer (services stop in reverse order):
@@ -272,6 +272,7 @@ public func buildApplicationParts(
     services += alertRoutes(configuration, feed: writer.storedIncidents, factory: factory, logger: logger)
     services.append(writer)
     services.append(hub)
+    services.append(IncidentShutdownService(pipeline: pipeline))
     services.append(IngestService(table: ingest, pipeline: pipeline, interval: configuration.tickInterval))
     if let flowSource {
         services.append(CaptureService(source: flowSource, pipeline: pipeline, logger: logger))

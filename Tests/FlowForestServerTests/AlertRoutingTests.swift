@@ -142,6 +142,31 @@ struct AlertRoutingTests {
         await receiver.stop()
     }
 
+    @Test("an incident still open when the sensor stops reaches the webhook closed, as the store records it")
+    func closedAtShutdown() async throws {
+        let receiver = HookReceiver()
+        try await receiver.start()
+        do {
+            try await withService(.live, detector: ScansEveryEndedFlow(), configure: { c in
+                // Nothing closes it before the end but the shutdown.
+                c.incidents = IncidentConfiguration(quietGap: .seconds(3600))
+                c.alerts.webhooks = [URL(string: receiver.url)!]
+                c.alerts.webhookSecret = Array("s3cret-key".utf8)
+            }) { client, db, parts in
+                #expect(try await client.call("/api/traffic", .post, token: db.agentToken, json: scanTraffic()).status == .accepted)
+                try await waitFor("the incident's open at the webhook", seconds: 30) { receiver.received.count >= 1 }
+            }
+            let changes = try receiver.received.map { post in
+                try #require(try JSONSerialization.jsonObject(with: post.body) as? [String: Any])["change"] as? String
+            }
+            #expect(changes == ["opened", "closed"])
+        } catch {
+            await receiver.stop()
+            throw error
+        }
+        await receiver.stop()
+    }
+
     @Test("a change the webhook refuses outright (400) is dropped and counted, and the changes after it still arrive")
     func webhookRefusal() async throws {
         let receiver = HookReceiver(failFirst: 1, failStatus: .badRequest)

@@ -24,6 +24,9 @@ public struct AlertConfiguration: Sendable {
     public var maxRetryDelay: Duration = .seconds(30)
     /// How long one post may take.
     public var requestTimeout: Duration = .seconds(10)
+    /// How long each route may go on delivering at shutdown, after the
+    /// writer's final flush (at most 15 s): together inside systemd's 30 s.
+    public var shutdownGrace: Duration = .seconds(10)
 
     public init() {}
 

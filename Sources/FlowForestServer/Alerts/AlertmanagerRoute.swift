@@ -47,6 +47,8 @@ actor AlertmanagerRoute: Service {
     /// Incidents whose alert Alertmanager holds as firing.
     private var firing: [String: Firing] = [:]
     private let loop: DeliveryLoop
+    /// Set at shutdown: no post goes on past it.
+    private var finalDeadline: ContinuousClock.Instant?
 
     init(url: URL, destination: String, configuration: AlertConfiguration, links: AlertLinks, feed: AsyncStream<[IncidentUpdate]>,
          metricsFactory: any MetricsFactory, logger: Logger) {
@@ -120,7 +122,7 @@ actor AlertmanagerRoute: Service {
         for f in stale { alerts.append(AlertmanagerAlert(f.incident, labels: f.labels, links: links, endsAt: Date())) }
         for f in due { alerts.append(AlertmanagerAlert(f.incident, labels: f.labels, links: links, endsAt: nil)) }
         do {
-            try await poster.post(try JSONEncoder().encode(alerts), to: url)
+            try await poster.post(try JSONEncoder().encode(alerts), to: url, before: finalDeadline)
             metrics.sent.increment(by: Int64(alerts.count))
         } catch let failure as HTTPPoster.Failure where failure.permanent {
             metrics.failed.increment()
@@ -152,8 +154,16 @@ actor AlertmanagerRoute: Service {
         return .delivered
     }
 
+    /// Posts what is pending, a batch at a time, for at most
+    /// ``AlertConfiguration/shutdownGrace``; what is left then is counted as dropped.
     private func finalDelivery() async {
-        if !order.isEmpty, await deliver() != .delivered {
+        let deadline = ContinuousClock.now + configuration.shutdownGrace
+        finalDeadline = deadline
+        while !order.isEmpty, ContinuousClock.now < deadline {
+            let before = order.count
+            guard await deliver() == .delivered, order.count < before else { break }
+        }
+        if !order.isEmpty {
             metrics.dropped.increment(by: Int64(order.count))
             logger.error("alerts not delivered to Alertmanager by shutdown", metadata: ["destination": "\(destination)", "count": "\(order.count)"])
         }

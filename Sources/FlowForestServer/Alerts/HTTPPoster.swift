@@ -33,7 +33,9 @@ struct HTTPPoster: Sendable {
         var permanent = false
     }
 
-    func post(_ body: Data, to url: URL, headers: [String: String] = [:]) async throws(Failure) {
+    /// Posts `body`; gives up after ``timeout``, or at `deadline` when that comes first (shutdown).
+    func post(_ body: Data, to url: URL, headers: [String: String] = [:], before deadline: ContinuousClock.Instant? = nil) async throws(Failure) {
+        let wait = deadline.map { min(timeout, max(.zero, $0 - .now)) } ?? timeout
         var request = HTTPClientRequest(url: url.absoluteString)
         request.method = .POST
         request.headers.add(name: "Content-Type", value: "application/json")
@@ -42,11 +44,11 @@ struct HTTPPoster: Sendable {
         request.body = .bytes(ByteBuffer(bytes: body))
         let status: UInt
         do {
-            let response = try await Self.client.execute(request, deadline: .now() + TimeAmount(timeout))
+            let response = try await Self.client.execute(request, deadline: .now() + TimeAmount(wait))
             status = response.status.code
             // The body is dropped unread: the client closes the connection.
         } catch let error as HTTPClientError where error == .deadlineExceeded || error == .readTimeout {
-            throw Failure(description: "no answer within \(timeout)")
+            throw Failure(description: "no answer within \(wait)")
         } catch {
             throw Failure(description: "\(error)")
         }

@@ -30,6 +30,8 @@ actor WebhookRoute: Service {
     /// Bytes of the bodies from `head` on.
     private var pendingBytes = 0
     private let loop: DeliveryLoop
+    /// Set at shutdown: no post goes on past it.
+    private var finalDeadline: ContinuousClock.Instant?
 
     static let signatureHeader = "X-FlowForest-Signature"
 
@@ -87,9 +89,10 @@ actor WebhookRoute: Service {
     func deliverAll() async -> DeliveryOutcome {
         var progressed = false
         while head < queue.count {
+            if let finalDeadline, ContinuousClock.now >= finalDeadline { return .failed(progressed: progressed) }
             let body = queue[head]
             do {
-                try await poster.post(body, to: url, headers: [Self.signatureHeader: Self.signature(body, key: key)])
+                try await poster.post(body, to: url, headers: [Self.signatureHeader: Self.signature(body, key: key)], before: finalDeadline)
                 metrics.sent.increment()
             } catch where error.permanent {
                 metrics.failed.increment()
@@ -132,7 +135,10 @@ actor WebhookRoute: Service {
         }
     }
 
+    /// Posts what is queued for at most ``AlertConfiguration/shutdownGrace``;
+    /// what is left then is counted as dropped.
     private func finalDelivery() async {
+        finalDeadline = ContinuousClock.now + configuration.shutdownGrace
         if head < queue.count, await deliverAll() != .delivered {
             metrics.dropped.increment(by: Int64(queue.count - head))
             logger.error("webhook changes not delivered by shutdown", metadata: ["destination": "\(destination)", "count": "\(queue.count - head)"])

@@ -32,7 +32,7 @@ final class HookReceiver: Sendable {
     /// Starts listening on a port the kernel picks; returns once bound.
     func start() async throws {
         let router = Router()
-        router.post("hook") { request, _ -> Response in
+        @Sendable func keep(_ request: Request) async throws -> Response {
             let body = try await request.body.collect(upTo: 4 * 1024 * 1024)
             let failing = self.failures.withLock { n -> Bool in
                 guard n > 0 else { return false }
@@ -45,6 +45,9 @@ final class HookReceiver: Sendable {
             self.posts.withLock { $0.append(Post(body: Data(buffer: body), headers: headers)) }
             return Response(status: .ok)
         }
+        // Alertmanager's API path under the receiver's URL, for a route pointed at it.
+        router.post("hook/api/v2/alerts") { request, _ -> Response in try await keep(request) }
+        router.post("hook") { request, _ -> Response in try await keep(request) }
         var logger = Logger(label: "hook-receiver")
         logger.logLevel = .error
         let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),

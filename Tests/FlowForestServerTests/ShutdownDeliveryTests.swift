@@ -1,0 +1,72 @@
+import FlowForestCore
+@testable import FlowForestServer
+import Foundation
+import Testing
+
+/// What alert routes still hold when the sensor stops: delivered while the
+/// receiver answers, within the shutdown grace, and counted when not.
+@Suite("Alert delivery at shutdown")
+struct ShutdownDeliveryTests {
+    static func incident(_ n: Int) -> IncidentUpdate {
+        let incident = Incident(id: Int64(n), uid: "inc-\(n)", sensor: "s", label: .portScan, actors: [IPAddress(ipv4: 0xC612_0001)],
+                                targets: [IPAddress(ipv4: 0xC612_0002)], firstSeenMs: 1_764_000_000_000, lastSeenMs: 1_764_000_000_000,
+                                peakSeverity: .high, peakScore: 0.9, anomalyCount: 1, state: .open, explanation: [], anomalyIDs: [])
+        return IncidentUpdate(change: .opened, incident: incident)
+    }
+
+    @Test("Alertmanager gets every pending alert at shutdown, more than one post's 500")
+    func alertmanagerDrainsBatches() async throws {
+        let receiver = HookReceiver()
+        try await receiver.start()
+        let metrics = FlowForestMetrics()
+        let (feed, input) = AsyncStream.makeStream(of: [IncidentUpdate].self)
+        let route = AlertmanagerRoute(url: try #require(URL(string: receiver.url)), destination: "receiver", configuration: AlertConfiguration(),
+                                      links: AlertLinks(base: "http://127.0.0.1:8080"), feed: feed,
+                                      metricsFactory: metrics.factory, logger: .init(label: "test"))
+        // Accepted before the loop runs, as when the writer's last flush hands them over at once.
+        await route.accept((0..<1_200).map(Self.incident))
+        input.finish()
+        try await route.run()
+        await receiver.stop()
+        var ids = Set<String>()
+        for post in receiver.received {
+            let alerts = try #require(try JSONSerialization.jsonObject(with: post.body) as? [[String: Any]])
+            for alert in alerts { ids.insert((alert["labels"] as? [String: String])?["incident_id"] ?? "?") }
+        }
+        #expect(ids.count == 1_200, "\(ids.count) of 1,200 incidents posted in \(receiver.received.count) posts")
+        let dropped = metrics.render().split(separator: "\n").first { $0.hasPrefix("flowforest_alerts_dropped_total{") }
+        #expect(dropped?.hasSuffix(" 0") ?? true, "\(dropped ?? "")")
+    }
+
+    @Test("a webhook that never answers holds shutdown up to the grace, not a request timeout per change; what is left is counted")
+    func webhookGraceBounded() async throws {
+        // Listens and never accepts: a connection is made, and no answer ever comes.
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+        }
+        #expect(bound && listen(fd, 16) == 0)
+        var configuration = AlertConfiguration()
+        configuration.requestTimeout = .seconds(60)
+        configuration.shutdownGrace = .seconds(1)
+        configuration.webhookSecret = Array("k".utf8)
+        let metrics = FlowForestMetrics()
+        let (feed, input) = AsyncStream.makeStream(of: [IncidentUpdate].self)
+        let url = try #require(URL(string: "http://127.0.0.1:\(UInt16(bigEndian: address.sin_port))/hook"))
+        let route = WebhookRoute(url: url, destination: "silent", configuration: configuration, feed: feed,
+                                 metricsFactory: metrics.factory, logger: .init(label: "test"))
+        await route.accept((0..<3).map(Self.incident))
+        input.finish()
+        let start = ContinuousClock.now
+        try await route.run()
+        let took = ContinuousClock.now - start
+        #expect(took < .seconds(10), "shutdown took \(took)")
+        let dropped = metrics.render().split(separator: "\n").first { $0.hasPrefix("flowforest_alerts_dropped_total{") }
+        #expect(dropped?.hasSuffix(" 3") == true, "\(dropped ?? "no series")")
+    }
+}
