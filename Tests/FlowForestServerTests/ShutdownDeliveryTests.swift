@@ -3,9 +3,10 @@ import FlowForestCore
 import Foundation
 import Testing
 
-/// What alert routes still hold when the sensor stops: delivered while the
-/// receiver answers, within the shutdown grace, and counted when not.
-@Suite("Alert delivery at shutdown")
+/// What alert routes do with what they hold: at shutdown, delivered while
+/// the receiver answers, within the shutdown grace, and counted when not;
+/// refused, dropped once and counted; misdirected, kept until it goes through.
+@Suite("Alert delivery at shutdown and on refusal")
 struct ShutdownDeliveryTests {
     static func incident(_ n: Int) -> IncidentUpdate {
         let incident = Incident(id: Int64(n), uid: "inc-\(n)", sensor: "s", label: .portScan, actors: [IPAddress(ipv4: 0xC612_0001)],
@@ -68,5 +69,52 @@ struct ShutdownDeliveryTests {
         #expect(took < .seconds(10), "shutdown took \(took)")
         let dropped = metrics.render().split(separator: "\n").first { $0.hasPrefix("flowforest_alerts_dropped_total{") }
         #expect(dropped?.hasSuffix(" 3") == true, "\(dropped ?? "no series")")
+    }
+
+    static func dropped(_ metrics: FlowForestMetrics) -> Substring? {
+        metrics.render().split(separator: "\n").first { $0.hasPrefix("flowforest_alerts_dropped_total{") }
+    }
+
+    @Test("an alert Alertmanager refuses (400) is dropped and counted once, not held as firing and re-posted every minute")
+    func refusedNotFiring() async throws {
+        let receiver = HookReceiver(failFirst: 1, failStatus: .badRequest)
+        try await receiver.start()
+        var configuration = AlertConfiguration()
+        configuration.repostInterval = .milliseconds(100)
+        let metrics = FlowForestMetrics()
+        let (feed, input) = AsyncStream.makeStream(of: [IncidentUpdate].self)
+        let route = AlertmanagerRoute(url: try #require(URL(string: receiver.url)), destination: "receiver", configuration: configuration,
+                                      links: AlertLinks(base: "http://127.0.0.1:8080"), feed: feed,
+                                      metricsFactory: metrics.factory, logger: .init(label: "test"))
+        let running = Task { try await route.run() }
+        input.yield([Self.incident(1)])
+        try await waitFor("the refusal counted") { Self.dropped(metrics)?.hasSuffix(" 1") == true }
+        // Ten re-post intervals: a refused alert held as firing would be posted again by now.
+        try await Task.sleep(for: .seconds(1))
+        input.finish()
+        try await running.value
+        await receiver.stop()
+        #expect(receiver.received.isEmpty, "\(receiver.received.count) posts after the refusal")
+        #expect(Self.dropped(metrics)?.hasSuffix(" 1") == true, "\(Self.dropped(metrics) ?? "")")
+    }
+
+    @Test("a 404 (a wrong path, a proxy) is retried, not dropped: once it answers, the change goes through")
+    func notFoundRetried() async throws {
+        let receiver = HookReceiver(failFirst: 2, failStatus: .notFound)
+        try await receiver.start()
+        var configuration = AlertConfiguration()
+        configuration.retryDelay = .milliseconds(50)
+        configuration.webhookSecret = Array("k".utf8)
+        let metrics = FlowForestMetrics()
+        let (feed, input) = AsyncStream.makeStream(of: [IncidentUpdate].self)
+        let route = WebhookRoute(url: try #require(URL(string: receiver.url)), destination: "receiver", configuration: configuration,
+                                 feed: feed, metricsFactory: metrics.factory, logger: .init(label: "test"))
+        let running = Task { try await route.run() }
+        input.yield([Self.incident(1)])
+        try await waitFor("the change delivered after two 404s") { receiver.received.count == 1 }
+        input.finish()
+        try await running.value
+        await receiver.stop()
+        #expect(Self.dropped(metrics)?.hasSuffix(" 0") ?? true, "\(Self.dropped(metrics) ?? "")")
     }
 }

@@ -17,7 +17,7 @@ import ServiceLifecycle
 /// `endsAt`, which resolves it. At most `maxPending` alerts are held as
 /// firing: past that, the ones changed longest ago are resolved (their close
 /// was lost upstream, or they are the oldest of a storm). A batch
-/// Alertmanager refuses outright (a 4xx but 408 and 429) is dropped and
+/// Alertmanager refuses outright (a 4xx but those ``HTTPPoster/retried``) is dropped and
 /// counted rather than retried ahead of everything else. Nothing here runs
 /// on the detection path.
 actor AlertmanagerRoute: Service {
@@ -129,6 +129,8 @@ actor AlertmanagerRoute: Service {
             metrics.dropped.increment(by: Int64(alerts.count))
             logger.error("Alertmanager refused a batch of alerts; dropped", metadata: [
                 "destination": "\(destination)", "error": "\(failure)", "alerts": "\(alerts.count)"])
+            forget(batch: batch, alsoFiring: Array(stale) + Array(due))
+            return .delivered
         } catch {
             metrics.failed.increment()
             logger.warning("Alertmanager post failed; will retry", metadata: ["destination": "\(destination)", "error": "\(error)", "pending": "\(order.count)"])
@@ -156,6 +158,21 @@ actor AlertmanagerRoute: Service {
 
     /// Posts what is pending, a batch at a time, for at most
     /// ``AlertConfiguration/shutdownGrace``; what is left then is counted as dropped.
+    /// A refused batch leaves the queue, and none of its alerts is held as
+    /// firing: re-posting them every minute would only be refused, and
+    /// counted as dropped, again.
+    private func forget(batch: [Incident], alsoFiring others: [Firing]) {
+        var refused = Set<String>()
+        for incident in batch where pending[incident.uid] == incident {
+            pending[incident.uid] = nil
+            refused.insert(incident.uid)
+        }
+        for incident in batch { firing[incident.uid] = nil }
+        for f in others { firing[f.incident.uid] = nil }
+        order.removeAll { refused.contains($0) }
+        metrics.pending.record(order.count)
+    }
+
     private func finalDelivery() async {
         let deadline = ContinuousClock.now + configuration.shutdownGrace
         finalDeadline = deadline

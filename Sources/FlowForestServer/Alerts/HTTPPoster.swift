@@ -27,13 +27,18 @@ struct HTTPPoster: Sendable {
     /// Why a post failed, for the log.
     struct Failure: Error, CustomStringConvertible {
         var description: String
-        /// The receiver refused this body (a 4xx other than 408 and 429):
+        /// The receiver refused this body (a 4xx but those in ``retried``):
         /// posting it again would only be refused again, and would hold up
         /// everything queued behind it.
         var permanent = false
     }
 
     /// Posts `body`; gives up after ``timeout``, or at `deadline` when that comes first (shutdown).
+    /// 4xx answers that are worth retrying: a timeout or rate limit (408,
+    /// 429), and what a proxy or a wrong path answers (401, 403, 404), which
+    /// an operator fixes, after which what waited goes through.
+    static let retried: Set<UInt> = [401, 403, 404, 408, 429]
+
     func post(_ body: Data, to url: URL, headers: [String: String] = [:], before deadline: ContinuousClock.Instant? = nil) async throws(Failure) {
         let wait = deadline.map { min(timeout, max(.zero, $0 - .now)) } ?? timeout
         var request = HTTPClientRequest(url: url.absoluteString)
@@ -53,7 +58,7 @@ struct HTTPPoster: Sendable {
             throw Failure(description: "\(error)")
         }
         guard (200..<300).contains(status) else {
-            throw Failure(description: "HTTP \(status)", permanent: (400..<500).contains(status) && status != 408 && status != 429)
+            throw Failure(description: "HTTP \(status)", permanent: (400..<500).contains(status) && !Self.retried.contains(status))
         }
     }
 }

@@ -13,7 +13,7 @@ import ServiceLifecycle
 /// and are retried with back-off; when more than
 /// ``AlertConfiguration/maxPending`` wait, or their bodies hold more than
 /// ``AlertConfiguration/maxPendingBytes``, the oldest are dropped and counted.
-/// A change the receiver refuses outright (a 4xx but 408 and 429) is dropped
+/// A change the receiver refuses outright (a 4xx but those ``HTTPPoster/retried``) is dropped
 /// and counted too, rather than retried ahead of everything after it.
 actor WebhookRoute: Service {
     let url: URL
