@@ -30,31 +30,41 @@ struct API: Sendable {
             router.add(middleware: FileMiddleware(dashboard, searchForIndexHtml: true, logger: logger))
         }
         router.get("openapi.yaml") { _, _ in try Self.openAPIDocument() }
-        router.get("metrics") { _, context in try await metricsResponse(context) }
+        // Who may call a route is its group's middleware, never a check in
+        // the handler: a route added to a group cannot forget it.
+        let scraped = configuration.openMetrics ? router.group() : router.group().add(middleware: RequirePermission(.read))
+        scraped.get("metrics") { _, context in try await metricsResponse(context) }
         // Every state-changing route is in this group, behind the cross-site guard.
         let api = router.group("api").add(middleware: CrossSiteGuard())
-        api.get("health") { _, context in try await health(context) }
         api.get("session") { _, context in try session(context) }
         api.post("login") { request, context in try await login(request, context) }
         api.post("logout") { request, _ in logout(request) }
-        api.get("anomalies") { request, context in try await listAnomalies(request, context) }
-        api.get("anomalies/:id") { _, context in try await oneAnomaly(context) }
-        api.post("anomalies/:id/ack") { _, context in try await acknowledge(context) }
-        api.get("incidents") { request, context in try await listIncidents(request, context) }
-        api.get("incidents/:id") { _, context in try await oneIncident(context) }
-        api.get("suppressions") { _, context in try await listSuppressions(context) }
-        api.post("suppressions") { request, context in try await createSuppression(request, context) }
-        api.get("suppressions/:id") { _, context in try await oneSuppression(context) }
-        api.put("suppressions/:id") { request, context in try await replaceSuppression(request, context) }
-        api.delete("suppressions/:id") { _, context in try await deleteSuppression(context) }
-        api.get("flows") { request, context in try await flows(request, context) }
-        api.get("hosts") { request, context in try await hosts(request, context) }
-        api.get("model") { _, context in try await model(context) }
-        api.get("status") { _, context in try await status(context) }
-        api.get("stats/history") { _, context in try statsHistory(context) }
-        api.post("model/retrain") { _, context in try await retrain(context) }
-        api.post("traffic") { request, context in try await traffic(request, context) }
-        api.get("events") { _, context in try events(context) }
+        (configuration.openMetrics ? api : api.group().add(middleware: RequirePermission(.read)))
+            .get("health") { _, context in try await health(context) }
+
+        let read = api.group().add(middleware: RequirePermission(.read))
+        read.get("anomalies") { request, context in try await listAnomalies(request, context) }
+        read.get("anomalies/:id") { _, context in try await oneAnomaly(context) }
+        read.get("incidents") { request, context in try await listIncidents(request, context) }
+        read.get("incidents/:id") { _, context in try await oneIncident(context) }
+        read.get("suppressions") { _, context in try await listSuppressions(context) }
+        read.get("suppressions/:id") { _, context in try await oneSuppression(context) }
+        read.get("flows") { request, context in try await flows(request, context) }
+        read.get("hosts") { request, context in try await hosts(request, context) }
+        read.get("model") { _, context in try await model(context) }
+        read.get("status") { _, context in try await status(context) }
+        read.get("stats/history") { _, context in try statsHistory(context) }
+        read.get("events") { _, context in try events(context) }
+
+        let administer = api.group().add(middleware: RequirePermission(.administer))
+        administer.post("anomalies/:id/ack") { _, context in try await acknowledge(context) }
+        administer.post("suppressions") { request, context in try await createSuppression(request, context) }
+        administer.put("suppressions/:id") { request, context in try await replaceSuppression(request, context) }
+        administer.delete("suppressions/:id") { _, context in try await deleteSuppression(context) }
+        administer.post("model/retrain") { _, context in try await retrain(context) }
+
+        api.group().add(middleware: RequirePermission(.ingest))
+            .post("traffic") { request, context in try await traffic(request, context) }
     }
 
     // MARK: Documents
@@ -68,7 +78,6 @@ struct API: Sendable {
     }
 
     func metricsResponse(_ context: AppRequestContext) async throws -> Response {
-        if !configuration.openMetrics { _ = try context.require(.read) }
         _ = await storeHealth()
         return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                         body: .init(byteBuffer: ByteBuffer(string: metrics.render())))
@@ -100,7 +109,6 @@ struct API: Sendable {
     }
 
     func health(_ context: AppRequestContext) async throws -> Response {
-        if !configuration.openMetrics { _ = try context.require(.read) }
         let (state, reason) = await storeHealth()
         let uptime = ContinuousClock.now - startedAt
         var body = [
@@ -201,7 +209,6 @@ struct API: Sendable {
     }
 
     func listAnomalies(_ request: Request, _ context: AppRequestContext) async throws -> Response {
-        _ = try context.require(.read)
         let q = request.uri.queryParameters
         var query = AnomalyQuery()
         if let ip = q["ip"].map(String.init) {
@@ -258,7 +265,6 @@ struct API: Sendable {
     }
 
     func oneAnomaly(_ context: AppRequestContext) async throws -> Response {
-        _ = try context.require(.read)
         let id = try anomalyID(context)
         guard let a = try await storeCall({ try await store.anomaly(id: id) }) else {
             throw APIError(.notFound, "no anomaly \(id)")
@@ -267,7 +273,7 @@ struct API: Sendable {
     }
 
     func acknowledge(_ context: AppRequestContext) async throws -> Response {
-        let p = try context.require(.administer)
+        let p = try context.authenticated()
         let id = try anomalyID(context)
         guard try await storeCall({ try await store.acknowledgeAnomaly(id: id, by: p.name) }) else {
             throw APIError(.notFound, "no anomaly \(id)")
@@ -305,7 +311,6 @@ struct API: Sendable {
     }
 
     func flows(_ request: Request, _ context: AppRequestContext) async throws -> Response {
-        _ = try context.require(.read)
         let q = request.uri.queryParameters
         let limit = try Self.parseLimit(q["limit"].map(String.init), default: 100)
         var address: IPAddress?
@@ -327,7 +332,6 @@ struct API: Sendable {
     }
 
     func hosts(_ request: Request, _ context: AppRequestContext) async throws -> Response {
-        _ = try context.require(.read)
         let q = request.uri.queryParameters
         let limit = try Self.parseLimit(q["limit"].map(String.init), default: 50)
         let sinceMs = try q["since"].map { try Self.parseTime(String($0), parameter: "since") } ?? (Store.nowMs() - 3_600_000)
@@ -345,7 +349,6 @@ struct API: Sendable {
 
     /// The stats samples of the last hour, oldest first, as the `stats` events sent them.
     func statsHistory(_ context: AppRequestContext) throws -> Response {
-        _ = try context.require(.read)
         let c = configuration.tickInterval.components
         return try json(StatsHistoryBody(intervalSeconds: Double(c.seconds) + Double(c.attoseconds) / 1e18, samples: hub.history.samples))
     }
@@ -353,12 +356,11 @@ struct API: Sendable {
     // MARK: Model
 
     func model(_ context: AppRequestContext) async throws -> Response {
-        _ = try context.require(.read)
         return try json(pipeline.latestModelStatus)
     }
 
     func retrain(_ context: AppRequestContext) async throws -> Response {
-        let p = try context.require(.administer)
+        let p = try context.authenticated()
         logger.info("retrain requested", metadata: ["by": "\(p.name)"])
         return try json(await pipeline.retrain())
     }
@@ -423,7 +425,7 @@ struct API: Sendable {
     }
 
     func traffic(_ request: Request, _ context: AppRequestContext) async throws -> Response {
-        let principal = try context.require(.ingest)
+        let principal = try context.authenticated()
         guard context.viaToken else {
             throw APIError(.forbidden, "ingest needs an API token ('Authorization: Bearer <token>'), not a dashboard session")
         }
@@ -465,7 +467,6 @@ struct API: Sendable {
     // MARK: Events
 
     func events(_ context: AppRequestContext) throws -> Response {
-        _ = try context.require(.read)
         let hub = self.hub
         let (id, stream) = hub.subscribe()
         return Response(

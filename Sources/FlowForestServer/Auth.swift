@@ -148,6 +148,9 @@ struct APIError: HTTPResponseError {
 /// `GET /?token=fft_...` (the sign-in link printed at first start) signs the
 /// browser in: a session for the token's principal, then a redirect to `/`
 /// so the token leaves the address bar and history.
+///
+/// It names who is calling and refuses nothing but a malformed credential;
+/// each route group's ``RequirePermission`` decides what the caller may do.
 struct AuthMiddleware: RouterMiddleware {
     typealias Context = AppRequestContext
     let store: Store
@@ -433,6 +436,15 @@ enum SessionCookie {
 extension AppRequestContext {
     /// The principal if its role allows `permission`: 401 without
     /// credentials, 403 with a role that does not allow it.
+    /// Who made the request, in a route whose group's ``RequirePermission``
+    /// already let it through.
+    func authenticated() throws -> Principal {
+        guard let principal else {
+            throw APIError(.unauthorized, "authentication required: send 'Authorization: Bearer <token>' or sign in", headers: [.wwwAuthenticate: "Bearer"])
+        }
+        return principal
+    }
+
     func require(_ permission: Permission) throws -> Principal {
         guard let principal else {
             throw APIError(.unauthorized, "authentication required: send 'Authorization: Bearer <token>' or sign in", headers: [.wwwAuthenticate: "Bearer"])
@@ -442,5 +454,20 @@ extension AppRequestContext {
             throw APIError(.forbidden, "\(principal.name) is a \(principal.role.rawValue); this needs the \(needs) role")
         }
         return principal
+    }
+}
+
+/// Refuses a request whose caller lacks `permission`: 401 with no
+/// credential, 403 with a role that does not allow it. Added to a route
+/// group, so every route in it is guarded without a check of its own.
+struct RequirePermission: RouterMiddleware {
+    typealias Context = AppRequestContext
+    let permission: Permission
+
+    init(_ permission: Permission) { self.permission = permission }
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        _ = try context.require(permission)
+        return try await next(request, context)
     }
 }

@@ -19,14 +19,12 @@ extension API {
     }
 
     func listIncidents(_ request: Request, _ context: AppRequestContext) async throws -> Response {
-        _ = try context.require(.read)
         let query = try Self.incidentQuery(request.uri.queryParameters)
         let page = try await storeCall { try await store.incidents(query) }
         return try json(IncidentList(incidents: page.incidents, nextCursor: page.nextCursor.map(Self.encodeCursor)))
     }
 
     func oneIncident(_ context: AppRequestContext) async throws -> Response {
-        _ = try context.require(.read)
         guard let text = context.parameters.get("id"), let id = Self.positiveInteger(text) else {
             throw APIError(.badRequest, "id: expected a positive integer")
         }

@@ -81,7 +81,6 @@ struct SensorStatus: Encodable, Sendable {
 
 extension API {
     func status(_ context: AppRequestContext) async throws -> Response {
-        _ = try context.require(.read)
         let interfaces = metrics.captureInterfaces
         let snapshot = pipeline.snapshot
         let accounting = snapshot.captureAccounting
