@@ -23,6 +23,8 @@ struct API: Sendable {
     /// Decodes ingest bodies (up to 8 MiB of JSON, most of a second of CPU each).
     let decoding: BlockingWorkPool
     let handles: APIMetrics
+    /// Store reads the API runs at once.
+    let reads: ReadAdmission
     let startedAt = ContinuousClock.now
 
     func addRoutes(to router: Router<AppRequestContext>) {
@@ -43,14 +45,16 @@ struct API: Sendable {
             .get("health") { _, context in try await health(context) }
 
         let read = api.group().add(middleware: RequirePermission(.read))
-        read.get("anomalies") { request, context in try await listAnomalies(request, context) }
-        read.get("anomalies/:id") { _, context in try await oneAnomaly(context) }
-        read.get("incidents") { request, context in try await listIncidents(request, context) }
-        read.get("incidents/:id") { _, context in try await oneIncident(context) }
-        read.get("suppressions") { _, context in try await listSuppressions(context) }
-        read.get("suppressions/:id") { _, context in try await oneSuppression(context) }
-        read.get("flows") { request, context in try await flows(request, context) }
-        read.get("hosts") { request, context in try await hosts(request, context) }
+        // The lists and lookups that query the store take their turn.
+        let stored = read.group().add(middleware: StoreReadLimit(admission: reads))
+        stored.get("anomalies") { request, context in try await listAnomalies(request, context) }
+        stored.get("anomalies/:id") { _, context in try await oneAnomaly(context) }
+        stored.get("incidents") { request, context in try await listIncidents(request, context) }
+        stored.get("incidents/:id") { _, context in try await oneIncident(context) }
+        stored.get("suppressions") { _, context in try await listSuppressions(context) }
+        stored.get("suppressions/:id") { _, context in try await oneSuppression(context) }
+        stored.get("flows") { request, context in try await flows(request, context) }
+        stored.get("hosts") { request, context in try await hosts(request, context) }
         read.get("model") { _, context in try await model(context) }
         read.get("status") { _, context in try await status(context) }
         read.get("stats/history") { _, context in try statsHistory(context) }

@@ -38,6 +38,9 @@ public struct ServerConfiguration: Sendable {
     /// How far back `GET /api/stats/history` reaches: one sample per tick, held in memory.
     public var statsHistory: Duration = .seconds(3600)
     public var writer = StoreWriterConfiguration()
+    /// The API's store reads (lists, lookups) at once; 32 more wait, and
+    /// more than that are answered 503 (``ReadAdmission``).
+    public var storeReads = 4
     /// How anomalies group into incidents (`--incident-gap`).
     public var incidents = IncidentConfiguration()
     /// Rules of `--suppress FILE`, in force besides the stored ones.
@@ -251,7 +254,8 @@ public func buildApplicationParts(
         // most two places per agent so one cannot hold them all; more get 503.
         decoding: BlockingWorkPool(label: "flowforest.ingest-decoding", width: 1, maxWaiting: 4, maxPerKey: 2,
                                    busy: "too many ingest requests being decoded; retry shortly"),
-        handles: APIMetrics(factory: metrics.factory))
+        handles: APIMetrics(factory: metrics.factory),
+        reads: ReadAdmission(width: configuration.storeReads, factory: metrics.factory))
     // The stored rules and the file's are in force from the first batch.
     await api.applySuppressions()
     let router = Router(context: AppRequestContext.self)

@@ -153,9 +153,11 @@ public final class Store: Service, Sendable {
     /// Opens (creating) the SQLite file at `path` and sets it up; the
     /// connection, and the readers once opened, are closed on any failure.
     private static func openSQLite(path: String, logger: Logger, queryTimeout: Duration) async throws -> Store {
-        // SQLite opens a private temporary database for both: a service
-        // would start healthy and lose every credential and record at each restart.
-        guard !path.isEmpty, path != ":memory:", !path.hasPrefix("file::memory:") else {
+        // SQLite opens a private temporary database for an empty name: a
+        // service given an empty FLOWFOREST_DATABASE would start healthy and
+        // lose every credential and record at each restart. (":memory:" is
+        // asked for by name, and kept for tools and tests.)
+        guard !path.isEmpty else {
             throw StoreError.badLocation("no database file named (\"\(path)\"): give --database or FLOWFOREST_DATABASE a path")
         }
         try createPrivately(path)
@@ -280,9 +282,23 @@ public final class Store: Service, Sendable {
         case .postgres(let client):
             // The pool keeps a request waiting while the server is down; a
             // deadline turns an outage into an error the writer can count and retry.
-            return try await Self.withDeadline(callTimeout) {
+            let timeout = callTimeout
+            return try await Self.withDeadline(timeout) {
                 try await client.withConnection { connection in
-                    try await body(connection.sql(queryLogLevel: .trace))
+                    let db = connection.sql(queryLogLevel: .trace)
+                    guard access == .read else { return try await body(db) }
+                    // An API read the caller stopped waiting for must not go on
+                    // holding the connection: the server ends it at the same deadline.
+                    let ms = max(1, Int(timeout.components.seconds) * 1000 + Int(timeout.components.attoseconds / 1_000_000_000_000_000))
+                    try await db.raw("SET statement_timeout = \(unsafeRaw: String(ms))").run()
+                    do {
+                        let result = try await body(db)
+                        try await db.raw("RESET statement_timeout").run()
+                        return result
+                    } catch {
+                        try? await db.raw("RESET statement_timeout").run()
+                        throw error
+                    }
                 }
             }
         }

@@ -57,4 +57,36 @@ struct StoreDeadlineTests {
         struct Refused: Error {}
         await #expect(throws: Refused.self) { try await Store.withDeadline(.seconds(30)) { () async throws -> Int in throw Refused() } }
     }
+
+    @Test("an API read on PostgreSQL past its deadline is ended by the server too, and its connection reads on afterwards")
+    func readEndedByServer() async throws {
+        try await withFreshStore(.postgresql) { store, _ in
+            let start = ContinuousClock.now
+            await #expect(throws: (any Error).self) {
+                try await Store.$deadline.withValue(.now + .seconds(1)) {
+                    try await store.withSQL(.read) { db in try await db.raw("SELECT pg_sleep(20)").run() }
+                }
+            }
+            #expect(ContinuousClock.now - start < .seconds(10))
+            // Nothing is left sleeping on the server once its statement timeout passed.
+            var sleeping = -1
+            let until = ContinuousClock.now + .seconds(10)
+            repeat {
+                if sleeping > 0 { try await Task.sleep(for: .milliseconds(50)) }
+                sleeping = try await store.withSQL(.write) { db in
+                    try await db.raw("SELECT COUNT(*) AS n FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep%' AND state = 'active'")
+                        .first()?.decode(column: "n", as: Int.self) ?? -1
+                }
+            } while sleeping != 0 && ContinuousClock.now < until
+            #expect(sleeping == 0, "the read still runs on the server")
+            // Reads go on, and writes on the pooled connections carry no timeout of a read.
+            #expect(try await store.withSQL(.read) { db in try await db.raw("SELECT 1 AS n").first()?.decode(column: "n", as: Int.self) } == 1)
+            for _ in 0..<4 {
+                let setting = try await store.withSQL(.write) { db in
+                    try await db.raw("SHOW statement_timeout").first()?.decode(column: "statement_timeout", as: String.self)
+                }
+                #expect(setting == "0", "a write's connection: statement_timeout \(setting ?? "?")")
+            }
+        }
+    }
 }

@@ -374,8 +374,7 @@ struct StoreFileModeTests {
         }
     }
 
-    @Test("an empty database path, or SQLite's in-memory name, is refused: no throwaway database behind a healthy service",
-          arguments: ["", "sqlite://", ":memory:", "file::memory:?cache=shared"])
+    @Test("an empty database path is refused: no throwaway database behind a healthy service", arguments: ["", "sqlite://"])
     func throwawayRefused(_ text: String) async throws {
         await #expect(throws: StoreError.self) { try await Store.open(StoreLocation(text), logger: Logger(label: "empty-test")) }
     }

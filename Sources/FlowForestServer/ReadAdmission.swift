@@ -1,0 +1,94 @@
+import CoreMetrics
+import Hummingbird
+import Synchronization
+
+/// How many of the API's store reads run at once: lists and lookups a
+/// client can make slow (`/api/hosts?since=0` groups every stored flow)
+/// must not take every connection the writer and the token checks need (a
+/// PostgreSQL pool is shared; SQLite has two reader connections). At most
+/// `width` run, `maxWaiting` wait in order behind them, and more are
+/// answered 503 with `Retry-After` at once, counted in
+/// `flowforest_http_store_reads_refused_total`.
+final class ReadAdmission: Sendable {
+    let width: Int
+    let maxWaiting: Int
+    private let refused: Counter
+    private let state = Mutex(State())
+
+    private struct State {
+        var running = 0
+        var waiting: [CheckedContinuation<Void, Never>] = []
+        var head = 0
+    }
+
+    init(width: Int = 4, maxWaiting: Int = 32, factory: any MetricsFactory) {
+        self.width = max(1, width)
+        self.maxWaiting = max(0, maxWaiting)
+        refused = Counter(label: "flowforest_http_store_reads_refused_total", factory: factory)
+    }
+
+    /// Runs `body` once a place is free; 503 when too many wait already.
+    func run<T: Sendable>(isolation: isolated (any Actor)? = #isolation, _ body: () async throws -> T) async throws -> T {
+        try await enter()
+        defer { leave() }
+        return try await body()
+    }
+
+    private enum Decision { case run, wait, refuse }
+
+    private func enter() async throws {
+        let decision = state.withLock { s -> Decision in
+            if s.running < width {
+                s.running += 1
+                return .run
+            }
+            return s.waiting.count - s.head < maxWaiting ? .wait : .refuse
+        }
+        switch decision {
+        case .run: return
+        case .refuse:
+            refused.increment()
+            throw APIError(.serviceUnavailable, "too many database reads under way; retry shortly", headers: [.retryAfter: "1"])
+        case .wait:
+            // The place is handed over by leave(): running stays counted for it.
+            await withCheckedContinuation { c in
+                let now = state.withLock { s -> Bool in
+                    if s.running < width {
+                        s.running += 1
+                        return true
+                    }
+                    s.waiting.append(c)
+                    return false
+                }
+                if now { c.resume() }
+            }
+        }
+    }
+
+    private func leave() {
+        let next = state.withLock { s -> CheckedContinuation<Void, Never>? in
+            guard s.head < s.waiting.count else {
+                s.running -= 1
+                return nil
+            }
+            let c = s.waiting[s.head]
+            s.head += 1
+            if s.head == s.waiting.count {
+                s.waiting.removeAll(keepingCapacity: true)
+                s.head = 0
+            }
+            return c
+        }
+        next?.resume()
+    }
+}
+
+/// Runs the routes of its group through a ``ReadAdmission``.
+struct StoreReadLimit: RouterMiddleware {
+    typealias Context = AppRequestContext
+    let admission: ReadAdmission
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        try await admission.run { try await next(request, context) }
+    }
+}
