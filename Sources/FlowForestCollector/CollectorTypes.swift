@@ -43,6 +43,15 @@ public enum MalformedReason: String, Sendable, CaseIterable {
     /// A data record claiming more packets or bytes than any link carries
     /// in one record (2^48, sampling applied); the record is not used.
     case implausibleCount = "implausible_count"
+    /// A data record with no source or destination address, or no packets
+    /// in either direction, among the elements FlowForest reads: nothing of
+    /// it can be a flow (an exporter's non-flow data, or counts in elements
+    /// FlowForest does not read).
+    case unusableRecord = "unusable_record"
+    /// A sampling interval above 2^24 (options record or data record): no
+    /// exporter samples that sparsely, and multiplied into counts it would
+    /// make one packet millions; the interval is not used.
+    case implausibleSampling = "implausible_sampling"
 
     /// The message header itself did not read: nothing of the datagram
     /// says an exporter sent it.

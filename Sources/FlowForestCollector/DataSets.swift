@@ -40,9 +40,12 @@ extension FlowDecoder {
                 fields.read(field, &value)
             }
             result.records += 1
+            fields.finishSampling()
             if template.isOptions {
                 // Applies to this domain's later records (and to the rest of this set's datagram).
-                if let interval = fields.samplingInterval, interval >= 1 {
+                if let interval = fields.samplingInterval, interval > RecordFields.maxSampling {
+                    result.malformed.append(.implausibleSampling)
+                } else if let interval = fields.samplingInterval, interval >= 1 {
                     result.samplingInterval = interval
                     domains[context.exporter, default: DomainState()].samplingInterval = interval
                 }

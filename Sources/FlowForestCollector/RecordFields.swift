@@ -34,7 +34,11 @@ struct RecordFields {
     var startUptimeMs: UInt32?
     var endUptimeMs: UInt32?
     var systemInitMs: UInt64?
+    /// 1 in this many packets (elements 34, 50; after ``finishSampling()``
+    /// also 305 and 306's ratio).
     var samplingInterval: UInt64?
+    var packetInterval: UInt64?
+    var packetSpace: UInt64?
     /// RFC 5103 reverse elements (FlowForest's `--ipfix-biflow`, YAF).
     var reversePackets: UInt64?
     var reverseBytes: UInt64?
@@ -74,9 +78,23 @@ struct RecordFields {
             let ns = Self.absoluteTime(field.id, &value, length: length)
             if field.id % 2 == 0 { startNs = ns ?? startNs } else { endNs = ns ?? endNs }
         case 160: systemInitMs = value.uint(length)
-        case 34, 50, 305: samplingInterval = value.uint(length)
+        // samplingInterval and samplerRandomInterval: 1 in N.
+        case 34, 50: samplingInterval = value.uint(length)
+        // RFC 5477 systematic count-based sampling: N packets taken, then M skipped.
+        case 305: packetInterval = value.uint(length)
+        case 306: packetSpace = value.uint(length)
         default: break
         }
+    }
+
+    /// Turns RFC 5477's packet interval and space (elements 305, 306: N
+    /// packets taken, then M skipped) into the 1-in-(N+M)/N ratio, rounded,
+    /// when no 1-in-N element (34, 50) came. An interval alone, with no
+    /// space, takes every packet.
+    mutating func finishSampling() {
+        guard samplingInterval == nil, let taken = packetInterval, taken > 0 else { return }
+        let (span, overflow) = taken.addingReportingOverflow(packetSpace ?? 0)
+        samplingInterval = overflow ? .max : max(1, (span + taken / 2) / taken)
     }
 
     /// Sixteen bytes in network order as an address: two big-endian halves.
@@ -155,6 +173,8 @@ extension RecordFields {
     /// refused (``MalformedReason/implausibleCount``), so hostile counts
     /// never reach the flow table's sums.
     static let maxCount: UInt64 = 1 << 48
+    /// The largest sampling interval taken: 1 in 2^24 packets.
+    static let maxSampling: UInt64 = 1 << 24
 
     /// Appends the record's one or two directions (two for an RFC 5103
     /// biflow) to `out`, with sampling applied: counts multiplied by
@@ -165,9 +185,12 @@ extension RecordFields {
     func appendUniflows(_ context: MessageContext, sampling defaultSampling: UInt64,
                         to out: inout [UniflowSummary]) -> MalformedReason? {
         let name = InterfaceName(exporter: context.exporter.address)
-        guard let src = sourceAddress, let dst = destinationAddress else { return nil }
+        guard let src = sourceAddress, let dst = destinationAddress else { return .unusableRecord }
         guard src.isIPv4 == dst.isIPv4 else { return .badRecord }
-        let sampling = max(samplingInterval ?? defaultSampling, 1)
+        guard (packets ?? 0) > 0 || (reversePackets ?? 0) > 0 else { return .unusableRecord }
+        let own = samplingInterval
+        if let own, own > Self.maxSampling { return .implausibleSampling }
+        let sampling = max(own ?? defaultSampling, 1)
         func scaled(_ v: UInt64) -> UInt64 {
             let (r, overflow) = v.multipliedReportingOverflow(by: sampling)
             return overflow ? .max : r

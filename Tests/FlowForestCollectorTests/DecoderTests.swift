@@ -79,6 +79,50 @@ struct DecoderTests {
         #expect(r.flows.first?.packets == 300 && r.flows.first?.bytes == 30_000)
     }
 
+    @Test("RFC 5477 count-based sampling: 1 packet taken, 99 skipped is 1 in 100; an interval past 2^24 is refused and counted, not applied")
+    func packetIntervalSampling() {
+        func options(_ fields: [(UInt16, UInt16)], _ values: [UInt32]) -> [(UInt16, [UInt8])] {
+            var t = Bytes()
+            // Options template 400: scope observationDomainId (149), then the fields.
+            t.u16(400); t.u16(UInt16(1 + fields.count)); t.u16(1); t.u16(149); t.u16(4)
+            for (id, length) in fields { t.u16(id); t.u16(length) }
+            var v = Bytes(); v.u32(1)
+            for x in values { v.u32(x) }
+            return [(3, t.bytes), (400, v.bytes)]
+        }
+        var d = FlowDecoder()
+        let r = d.decode(Bytes.ipfix(sets: options([(305, 4), (306, 4)], [1, 99]) + [Self.templateSet, Self.dataSet(packets: 3)]),
+                         from: exporter, receivedNs: now)
+        #expect(r.samplingInterval == 100 && r.flows.first?.packets == 300)
+        // An interval with no space takes every packet.
+        var alone = FlowDecoder()
+        let all = alone.decode(Bytes.ipfix(sets: options([(305, 4)], [64]) + [Self.templateSet, Self.dataSet(packets: 3)]),
+                               from: exporter, receivedNs: now)
+        #expect(all.flows.first?.packets == 3)
+        // 2^30: one packet would count as a billion.
+        var huge = FlowDecoder()
+        let refused = huge.decode(Bytes.ipfix(sets: options([(34, 4)], [1 << 30]) + [Self.templateSet, Self.dataSet(packets: 3)]),
+                                  from: exporter, receivedNs: now)
+        #expect(refused.malformed == [.implausibleSampling] && refused.flows.first?.packets == 3)
+    }
+
+    @Test("a data record with no address, or no packet in either direction, is counted as unusable, not dropped unseen")
+    func unusableRecords() {
+        var d = FlowDecoder()
+        // Template 301: ports and counts, no address.
+        var noAddress = Bytes()
+        noAddress.u16(40000); noAddress.u16(80); noAddress.u64(5)
+        let a = d.decode(Bytes.ipfix(sets: [(2, Bytes.template(301, [(7, 2), (11, 2), (2, 8)])), (301, noAddress.bytes)]),
+                         from: exporter, receivedNs: now)
+        #expect(a.malformed == [.unusableRecord] && a.flows.isEmpty && a.records == 1)
+        // NSEL-style: octets only (initiatorOctets 231), no packet count FlowForest reads.
+        var octetsOnly = Bytes()
+        octetsOnly.u32(0xC612_0001); octetsOnly.u32(0xC612_0002); octetsOnly.u64(1500)
+        let b = d.decode(Bytes.ipfix(sequence: 1, sets: [(2, Bytes.template(302, [(8, 4), (12, 4), (231, 8)])), (302, octetsOnly.bytes)]),
+                         from: exporter, receivedNs: now)
+        #expect(b.malformed == [.unusableRecord] && b.flows.isEmpty)
+    }
+
     @Test("NetFlow v9 options template with SAMPLING_INTERVAL, and FIRST/LAST_SWITCHED uptimes")
     func v9() {
         var d = FlowDecoder()
