@@ -25,6 +25,9 @@ public final class IPFIXExporter: @unchecked Sendable {
     private var stopping = false
     private var finished = false
     private var encoder: IPFIXEncoder
+    /// The encoder's, kept apart: callers count records by it on their own
+    /// threads while the export thread mutates the encoder.
+    private let biflow: Bool
     private let socket: CollectorSocket
     private let logger: Logger
     private var thread: Thread?
@@ -51,6 +54,7 @@ public final class IPFIXExporter: @unchecked Sendable {
         self.queueLimit = queueLimit
         self.logger = logger
         encoder = IPFIXEncoder(observationDomain: observationDomain, biflow: biflow)
+        self.biflow = biflow
         socket = try CollectorSocket(destination)
         let d = [("collector", destination.description)]
         messagesSent = Counter(label: "flowforest_export_messages_total", dimensions: d, factory: metricsFactory)
@@ -92,7 +96,7 @@ public final class IPFIXExporter: @unchecked Sendable {
     }
 
     private func biflowRecordCount(_ r: ExportRecord) -> Int {
-        encoder.biflow ? 1 : (r.forward.packets > 0 ? 1 : 0) + (r.reverse.packets > 0 ? 1 : 0)
+        biflow ? 1 : (r.forward.packets > 0 ? 1 : 0) + (r.reverse.packets > 0 ? 1 : 0)
     }
 
     private static func now() -> Double { Date().timeIntervalSince1970 }
