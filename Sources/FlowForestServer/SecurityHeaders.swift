@@ -30,8 +30,17 @@ struct SecurityHeaders: RouterMiddleware {
         var response: Response
         do {
             response = try await next(request, context)
-        } catch let error as any HTTPResponseError {
+        } catch let error as APIError {
             response = try error.response(from: request, context: context)
+        } catch let error as any HTTPResponseError {
+            // Hummingbird's and NIO's own refusals (no such route, a body past
+            // a limit) answer in the API's error shape too.
+            let own = try error.response(from: request, context: context)
+            let message = (error as? HTTPError)?.body ?? own.status.reasonPhrase.lowercased()
+            var headers = own.headers
+            headers[.contentType] = nil
+            headers[.contentLength] = nil
+            response = try APIError(own.status, message, headers: headers).response(from: request, context: context)
         } catch {
             // Any other failure would leave as the server's bare 500, without these headers.
             context.logger.error("request failed", metadata: ["error": "\(error)", "path": "\(request.uri.path)"])

@@ -47,6 +47,13 @@ struct SecurityHeadersTests {
             let method = try await client.call("/api/anomalies", .delete, token: db.adminToken)
             #expect(method.status == .methodNotAllowed)
             Self.check(method, "405")
+            // Every refusal in the API's error shape, Hummingbird's own (no route, a body past a limit) included.
+            let large = try await client.call("/api/login", .post, json: "{\"user\": \"" + String(repeating: "a", count: 20_000) + "\"}")
+            #expect(large.status == .contentTooLarge)
+            for (answer, name) in [(unauthorized, "401"), (forbidden, "403"), (missing, "404"), (method, "405"), (large, "413")] {
+                let body = try? JSONSerialization.jsonObject(with: Data(answer.text.utf8)) as? [String: Any]
+                #expect((body?["error"] as? String)?.isEmpty == false, "\(name): \(answer.text)")
+            }
         }
     }
 
