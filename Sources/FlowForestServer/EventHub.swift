@@ -100,7 +100,11 @@ final class EventHub: Service, Sendable {
         // as much CPU here as on writing them.
         guard clientCount > 0 else { return }
         for anomaly in anomalies {
-            guard let data = try? encoder.encode(anomaly) else { continue }
+            guard let data = try? encoder.encode(anomaly) else {
+                // Not one client gets it: counted as dropped for each.
+                droppedEvents.increment(by: Int64(clientCount))
+                continue
+            }
             send(event: "anomaly", id: anomaly.id.map(String.init), data: String(decoding: data, as: UTF8.self))
         }
     }
@@ -109,7 +113,10 @@ final class EventHub: Service, Sendable {
     func publish(incidents: [IncidentUpdate]) {
         guard clientCount > 0 else { return }
         for update in incidents {
-            guard let data = try? encoder.encode(update.incident) else { continue }
+            guard let data = try? encoder.encode(update.incident) else {
+                droppedEvents.increment(by: Int64(clientCount))
+                continue
+            }
             send(event: "incident_\(update.change.rawValue)", id: nil, data: String(decoding: data, as: UTF8.self))
         }
     }

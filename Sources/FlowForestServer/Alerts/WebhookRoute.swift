@@ -69,7 +69,11 @@ actor WebhookRoute: Service {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         for update in updates {
-            guard let body = try? encoder.encode(Body(change: update.change, incident: update.incident)) else { continue }
+            guard let body = try? encoder.encode(Body(change: update.change, incident: update.incident)) else {
+                metrics.dropped.increment()
+                logger.error("an incident change could not be encoded; dropped", metadata: ["destination": "\(destination)"])
+                continue
+            }
             queue.append(body)
             pendingBytes += body.count
         }
