@@ -31,6 +31,11 @@ public struct IncidentConfiguration: Sendable, Hashable {
 public struct IncidentTracker: Sendable {
     public let configuration: IncidentConfiguration
     private var open: [String: Incident] = [:]
+    /// The open incidents each address is an actor or a target of: an
+    /// anomaly finds its candidates here, not by scanning every open
+    /// incident's addresses (10,000 incidents of 512 each, per anomaly).
+    private var byActor: [IPAddress: Set<String>] = [:]
+    private var byTarget: [IPAddress: Set<String>] = [:]
     /// The score of the anomaly that names each open incident.
     private var leadScore: [String: Double] = [:]
     private let makeUID: @Sendable () -> String
@@ -116,6 +121,8 @@ public struct IncidentTracker: Sendable {
 
     private mutating func close(_ uid: String) -> IncidentUpdate {
         var incident = open.removeValue(forKey: uid)!
+        for a in incident.actors { Self.unindex(uid, a, in: &byActor) }
+        for t in incident.targets { Self.unindex(uid, t, in: &byTarget) }
         leadScore[uid] = nil
         incident.state = .closed
         return IncidentUpdate(change: .closed, incident: incident)
@@ -131,14 +138,25 @@ public struct IncidentTracker: Sendable {
         let family = a.label.family
         let fallback: (Incident) -> Bool = family == .unusual ? { _ in true } : { $0.family == .unusual }
         for accepts in [{ (i: Incident) in i.family == family }, fallback] {
-            let candidates = open.values.filter(accepts)
-            func best(_ filter: (Incident) -> Bool) -> String? {
-                candidates.filter(filter).max { ($0.lastSeenMs, $0.uid) < ($1.lastSeenMs, $1.uid) }?.uid
-            }
-            if let source = a.sourceAddress, let uid = best({ $0.actors.contains(source) }) { return (uid, false) }
-            if let destination = a.destinationAddress, let uid = best({ $0.targets.contains(destination) }) { return (uid, false) }
+            if let source = a.sourceAddress, let uid = latest(byActor[source], accepts) { return (uid, false) }
+            if let destination = a.destinationAddress, let uid = latest(byTarget[destination], accepts) { return (uid, false) }
         }
         return answering(a).map { ($0, true) }
+    }
+
+    /// Of `uids`, the open incident `accepts` takes that was joined last.
+    private func latest(_ uids: Set<String>?, _ accepts: (Incident) -> Bool = { _ in true }) -> String? {
+        guard let uids else { return nil }
+        return uids.lazy.compactMap { open[$0] }.filter(accepts).max { ($0.lastSeenMs, $0.uid) < ($1.lastSeenMs, $1.uid) }?.uid
+    }
+
+    private static func index(_ uid: String, _ address: IPAddress, in map: inout [IPAddress: Set<String>]) {
+        map[address, default: []].insert(uid)
+    }
+
+    private static func unindex(_ uid: String, _ address: IPAddress, in map: inout [IPAddress: Set<String>]) {
+        map[address]?.remove(uid)
+        if map[address]?.isEmpty == true { map[address] = nil }
     }
 
     /// The open incident whose target `a`'s source is and whose actor its
@@ -147,9 +165,9 @@ public struct IncidentTracker: Sendable {
     /// scan draws) is the attack seen from the other side, whatever it is
     /// called.
     private func answering(_ a: Anomaly) -> String? {
-        guard let source = a.sourceAddress, let destination = a.destinationAddress else { return nil }
-        return open.values.filter { $0.targets.contains(source) && $0.actors.contains(destination) }
-            .max { ($0.lastSeenMs, $0.uid) < ($1.lastSeenMs, $1.uid) }?.uid
+        guard let source = a.sourceAddress, let destination = a.destinationAddress,
+              let hit = byTarget[source], let hitting = byActor[destination] else { return nil }
+        return latest(hit.intersection(hitting))
     }
 
     private mutating func openIncident(for a: Anomaly) -> String {
@@ -160,6 +178,8 @@ public struct IncidentTracker: Sendable {
             targets: a.destinationAddress.map { [$0] } ?? [], firstSeenMs: a.timeMs, lastSeenMs: a.timeMs,
             peakSeverity: a.severity, peakScore: a.score, anomalyCount: 1, state: .open, explanation: a.explanation)
         for recent in recentLosses where recent.ms <= a.timeMs && a.timeMs - recent.ms <= Self.lossLookbackMs { open[uid]!.loss += recent.loss }
+        if let s = a.sourceAddress { Self.index(uid, s, in: &byActor) }
+        if let d = a.destinationAddress { Self.index(uid, d, in: &byTarget) }
         return uid
     }
 
@@ -168,11 +188,13 @@ public struct IncidentTracker: Sendable {
     /// victim is not made an attacker, nor the attack renamed after its echo.
     private mutating func join(_ uid: String, _ a: Anomaly, answer: Bool) {
         guard var incident = open[uid] else { return }
-        if !answer, let s = a.sourceAddress, !incident.actors.contains(s), incident.actors.count < Incident.maxAddresses {
+        if !answer, let s = a.sourceAddress, incident.actors.count < Incident.maxAddresses, byActor[s]?.contains(uid) != true {
             incident.actors.append(s)
+            Self.index(uid, s, in: &byActor)
         }
-        if !answer, let d = a.destinationAddress, !incident.targets.contains(d), incident.targets.count < Incident.maxAddresses {
+        if !answer, let d = a.destinationAddress, incident.targets.count < Incident.maxAddresses, byTarget[d]?.contains(uid) != true {
             incident.targets.append(d)
+            Self.index(uid, d, in: &byTarget)
         }
         incident.firstSeenMs = min(incident.firstSeenMs, a.timeMs)
         incident.lastSeenMs = max(incident.lastSeenMs, a.timeMs)
