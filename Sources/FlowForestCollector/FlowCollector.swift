@@ -90,7 +90,7 @@ public final class FlowCollector {
         }
         missingRecords &+= result.sequenceGap
         if exporters[exporter] == nil { exporters[exporter] = newExporter(exporter, at: nowNs) }
-        if result.headerRead { exporters[exporter]!.lastValidNs = max(exporters[exporter]!.lastValidNs, nowNs) }
+        if result.headerRead { exporters[exporter]!.lastValidNs = nowNs }
         exporters[exporter]!.metrics.record(result, held: decoder.heldSets(from: exporter))
         if !result.flows.isEmpty {
             // Mutated in place through the dictionary: a copy of the table
@@ -121,7 +121,7 @@ public final class FlowCollector {
     private func releaseSilentExporters(at nowNs: UInt64) -> Int {
         let idle = decoder.limits.domainIdleNs
         let silent = exporters.filter { address, e in
-            nowNs >= e.lastValidNs && nowNs - e.lastValidNs >= idle && e.table.activeCount == 0
+            FlowDecoder.silent(since: e.lastValidNs, now: nowNs, idleNs: idle) && e.table.activeCount == 0
                 && decoder.heldSets(from: address) == 0
         }
         for (address, e) in silent {

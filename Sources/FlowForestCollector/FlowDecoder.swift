@@ -223,7 +223,9 @@ public struct FlowDecoder: Sendable {
     /// quiet domain keeps its templates while there is room.
     mutating func admit(_ domain: ExporterDomain, at now: UInt64, into result: inout DecodeResult) -> Bool {
         if domains[domain] != nil {
-            domains[domain]!.lastSeenNs = max(domains[domain]!.lastSeenNs, now)
+            // The latest arrival, not the greatest time: after the clock
+            // stepped back the next datagram puts it on the new clock.
+            domains[domain]!.lastSeenNs = now
             return true
         }
         if domainsOf[domain.address, default: []].count >= limits.maxDomainsPerExporter {
@@ -238,6 +240,15 @@ public struct FlowDecoder: Sendable {
         return true
     }
 
+    /// Whether something last heard at `seen` has been silent `idleNs` by
+    /// `now` on the collector's wall clock. Heard "after now" by as much
+    /// means the clock stepped back that far and nothing came since (a
+    /// sender that still sends is heard again on the new clock), so it
+    /// counts as silent too, rather than be held until the clock catches up.
+    static func silent(since seen: UInt64, now: UInt64, idleNs: UInt64) -> Bool {
+        now >= seen ? now - seen >= idleNs : seen - now >= idleNs
+    }
+
     /// Gives up the domains of `address` but `except` that have been silent
     /// for ``CollectorLimits/domainIdleNs``, with their templates (whose
     /// per-exporter cap they would otherwise hold), counted in `result`
@@ -248,7 +259,7 @@ public struct FlowDecoder: Sendable {
                                       into result: inout DecodeResult) -> Int {
         let silent = domainsOf[address, default: []].filter { d in
             guard d != except, let seen = domains[d]?.lastSeenNs else { return false }
-            return now >= seen && now - seen >= limits.domainIdleNs
+            return Self.silent(since: seen, now: now, idleNs: limits.domainIdleNs)
         }
         guard !silent.isEmpty else { return 0 }
         var heldDropped = 0

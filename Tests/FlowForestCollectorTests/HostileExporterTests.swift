@@ -157,6 +157,20 @@ struct HostileExporterTests {
         #expect(gaps == 0 && resets == 0 && d.lostAfterReorder(now: now) == 0)
     }
 
+    @Test("a domain last heard before the clock stepped back a long way counts as silent: its place is not held until the clock catches up")
+    func domainHeardBeforeStepBack() {
+        var d = Self.decoder { $0.maxDomainsPerExporter = 1 }
+        let later = now + 3_600_000_000_000
+        // Heard on a clock an hour ahead (before NTP stepped it back), then never again.
+        _ = d.decode(Bytes.ipfix(domain: 1, sets: [DecoderTests.templateSet]), from: exporter, receivedNs: later)
+        let newcomer = d.decode(Bytes.ipfix(domain: 2, sets: [DecoderTests.templateSet]), from: exporter, receivedNs: now)
+        #expect(newcomer.domainsReplaced == 1 && !newcomer.malformed.contains(.tooManyDomains))
+        // A domain still sending is heard on the new clock and keeps its place.
+        _ = d.decode(Bytes.ipfix(domain: 2, sets: [DecoderTests.templateSet]), from: exporter, receivedNs: now + 1)
+        let third = d.decode(Bytes.ipfix(domain: 3, sets: [DecoderTests.templateSet]), from: exporter, receivedNs: now + 2)
+        #expect(third.malformed.contains(.tooManyDomains) && third.domainsReplaced == 0)
+    }
+
     @Test("data held for a template is counted as dropped when its silent domain gives its place to a new one")
     func heldDroppedWithDomain() {
         var d = Self.decoder { $0.maxDomainsPerExporter = 1; $0.holdNs = 3_600_000_000_000 }
