@@ -1,5 +1,6 @@
 import FlowForestCore
 @testable import FlowForestServer
+import FlowForestTestSupport
 import Foundation
 import Testing
 
@@ -41,24 +42,15 @@ struct ShutdownDeliveryTests {
 
     @Test("a webhook that never answers holds shutdown up to the grace, not a request timeout per change; what is left is counted")
     func webhookGraceBounded() async throws {
-        // Listens and never accepts: a connection is made, and no answer ever comes.
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
-        }
-        #expect(bound && listen(fd, 16) == 0)
+        let silent = try PeerProcess.silentTCPListener()
+        defer { close(silent.fd) }
         var configuration = AlertConfiguration()
         configuration.requestTimeout = .seconds(60)
         configuration.shutdownGrace = .seconds(1)
         configuration.webhookSecret = Array("k".utf8)
         let metrics = FlowForestMetrics()
         let (feed, input) = AsyncStream.makeStream(of: [IncidentUpdate].self)
-        let url = try #require(URL(string: "http://127.0.0.1:\(UInt16(bigEndian: address.sin_port))/hook"))
+        let url = try #require(URL(string: "http://127.0.0.1:\(silent.port)/hook"))
         let route = WebhookRoute(url: url, destination: "silent", configuration: configuration, feed: feed,
                                  metricsFactory: metrics.factory, logger: .init(label: "test"))
         await route.accept((0..<3).map(Self.incident))

@@ -63,7 +63,23 @@ public final class PeerProcess {
     /// A UDP socket bound to a free port on 127.0.0.1, held open by the
     /// caller (who closes `fd`), for tests of a port in use.
     public static func boundUDPSocket() throws -> (fd: Int32, port: UInt16) {
-        let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        try boundSocket(type: Int32(SOCK_DGRAM.rawValue))
+    }
+
+    /// A TCP socket listening on a free port on 127.0.0.1 that never
+    /// accepts: connections are made and no answer ever comes (a hung
+    /// receiver). The caller closes `fd`.
+    public static func silentTCPListener() throws -> (fd: Int32, port: UInt16) {
+        let bound = try boundSocket(type: Int32(SOCK_STREAM.rawValue))
+        guard listen(bound.fd, 16) == 0 else {
+            close(bound.fd)
+            throw PeerError("cannot listen on 127.0.0.1:\(bound.port)")
+        }
+        return bound
+    }
+
+    private static func boundSocket(type: Int32) throws -> (fd: Int32, port: UInt16) {
+        let fd = socket(AF_INET, type, 0)
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
@@ -73,7 +89,7 @@ public final class PeerProcess {
         }
         guard fd >= 0, bound else {
             if fd >= 0 { close(fd) }
-            throw PeerError("no free UDP port")
+            throw PeerError("no free port on 127.0.0.1")
         }
         return (fd, UInt16(bigEndian: address.sin_port))
     }
