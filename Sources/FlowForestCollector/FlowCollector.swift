@@ -81,7 +81,9 @@ public final class FlowCollector {
             refused.increment()
             return
         }
-        if !result.malformed.isEmpty { malformedDatagrams &+= 1 }
+        // A record that cannot be a flow (non-flow data, counts FlowForest
+        // does not read) is counted by reason, and leaves its datagram well formed.
+        if result.malformed.contains(where: { $0 != .unusableRecord }) { malformedDatagrams &+= 1 }
         // A newcomer's datagram whose header did not read: no place taken,
         // so no series of its own either.
         guard decoder.holdsPlace(exporter) else {
@@ -139,10 +141,7 @@ public final class FlowCollector {
     /// long for its template, ends idle flows and returns the records due,
     /// by the collector's clock.
     public func advance(to nowNs: UInt64) -> [FlowRecord] {
-        for (address, lost) in decoder.expireGaps(now: nowNs) {
-            missingRecords &+= lost.missing
-            exporters[address]?.metrics.recordGaps(lost.gaps, missing: lost.missing)
-        }
+        countExpiredGaps(now: nowNs)
         for (address, count) in decoder.expireHeld(now: nowNs) {
             guard let metrics = exporters[address]?.metrics else { continue }
             metrics.dropped[.noTemplate]?.increment(by: count)
@@ -155,8 +154,18 @@ public final class FlowCollector {
         return out
     }
 
-    /// Ends every open flow (at shutdown).
+    /// Counts the sequence gaps no late datagram filled by `now` as missing records.
+    private func countExpiredGaps(now: UInt64) {
+        for (address, lost) in decoder.expireGaps(now: now) {
+            missingRecords &+= lost.missing
+            exporters[address]?.metrics.recordGaps(lost.gaps, missing: lost.missing)
+        }
+    }
+
+    /// Ends every open flow (at shutdown), and counts the sequence gaps
+    /// still held open for a late datagram: none can come now.
     public func flush() -> [FlowRecord] {
+        countExpiredGaps(now: .max)
         var out: [FlowRecord] = []
         for address in Array(exporters.keys) {
             out += exporters[address]!.table.flush()

@@ -73,19 +73,20 @@ public struct FlowDecoder: Sendable {
             recent.append((sequence, digest))
         }
 
-        /// Holds a new gap; returns the records of the oldest one, confirmed
+        /// Holds a new gap; returns the records of the oldest ones, confirmed
         /// lost to keep the list bounded (0 when there was room).
-        mutating func addGap(start: UInt32, count: UInt32, at now: UInt64) -> UInt64 {
-            var confirmed: UInt64 = 0
-            if pendingGaps.count == FlowDecoder.pendingGapLimit { confirmed = UInt64(pendingGaps.removeFirst().count) }
+        mutating func addGap(start: UInt32, count: UInt32, at now: UInt64) -> [UInt64] {
             pendingGaps.append(PendingGap(start: start, count: count, sinceNs: now))
-            return confirmed
+            return trim()
         }
 
         /// Takes `count` numbers from `start` (a late datagram) out of the
-        /// pending gaps; false when `start` is in none of them.
-        mutating func fill(start: UInt32, count: UInt32) -> Bool {
-            guard let i = pendingGaps.firstIndex(where: { start &- $0.start < $0.count }) else { return false }
+        /// pending gaps; nil when `start` is in none of them, else the
+        /// records of the oldest gaps confirmed lost when a split passed
+        /// the bound. A message with no data records (`count` 0) fills nothing.
+        mutating func fill(start: UInt32, count: UInt32) -> [UInt64]? {
+            guard let i = pendingGaps.firstIndex(where: { start &- $0.start < $0.count }) else { return nil }
+            guard count > 0 else { return [] }
             let gap = pendingGaps[i]
             let before = start &- gap.start
             let after = gap.count - before - min(count, gap.count - before)
@@ -93,8 +94,16 @@ public struct FlowDecoder: Sendable {
             if before > 0 { rest.append(PendingGap(start: gap.start, count: before, sinceNs: gap.sinceNs)) }
             if after > 0 { rest.append(PendingGap(start: gap.start &+ (gap.count - after), count: after, sinceNs: gap.sinceNs)) }
             pendingGaps.replaceSubrange(i...i, with: rest)
-            // A split can pass the bound by one; the next gap added confirms the oldest.
-            return true
+            return trim()
+        }
+
+        /// Confirms the oldest gaps past the bound.
+        private mutating func trim() -> [UInt64] {
+            let excess = pendingGaps.count - FlowDecoder.pendingGapLimit
+            guard excess > 0 else { return [] }
+            let confirmed = pendingGaps.prefix(excess).map { UInt64($0.count) }
+            pendingGaps.removeFirst(excess)
+            return confirmed
         }
     }
 
@@ -304,8 +313,11 @@ public struct FlowDecoder: Sendable {
             // expectation back. Far behind: the exporter restarted, and what
             // its old numbers still miss is lost.
             if ahead < Self.maxSequenceJump {
-                result.confirmGap(state.addGap(start: expected, count: ahead, at: now))
-            } else if state.fill(start: sequence, count: next ?? 0) || expected &- sequence < 1024 {
+                for lost in state.addGap(start: expected, count: ahead, at: now) { result.confirmGap(lost) }
+            } else if let confirmed = state.fill(start: sequence, count: next ?? 0) {
+                for lost in confirmed { result.confirmGap(lost) }
+                return true
+            } else if expected &- sequence < 1024 {
                 return true
             } else {
                 result.sequenceReset = true

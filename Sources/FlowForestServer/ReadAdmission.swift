@@ -17,7 +17,7 @@ final class ReadAdmission: Sendable {
 
     private struct State {
         var running = 0
-        var waiting: [CheckedContinuation<Void, Never>] = []
+        var waiting: [CheckedContinuation<Bool, Never>] = []
         var head = 0
     }
 
@@ -34,52 +34,45 @@ final class ReadAdmission: Sendable {
         return try await body()
     }
 
-    private enum Decision { case run, wait, refuse }
-
+    /// Takes a place, waiting in order for one; 503 when too many wait already.
     private func enter() async throws {
-        let decision = state.withLock { s -> Decision in
-            if s.running < width {
-                s.running += 1
-                return .run
+        // One lock for the decision and the queueing, so no burst waits past the bound.
+        let admitted = await withCheckedContinuation { (c: CheckedContinuation<Bool, Never>) in
+            let now = state.withLock { s -> Bool? in
+                if s.running < width {
+                    s.running += 1
+                    return true
+                }
+                guard s.waiting.count - s.head < maxWaiting else { return false }
+                s.waiting.append(c)
+                return nil
             }
-            return s.waiting.count - s.head < maxWaiting ? .wait : .refuse
+            if let now { c.resume(returning: now) }
         }
-        switch decision {
-        case .run: return
-        case .refuse:
+        guard admitted else {
             refused.increment()
             throw APIError(.serviceUnavailable, "too many database reads under way; retry shortly", headers: [.retryAfter: "1"])
-        case .wait:
-            // The place is handed over by leave(): running stays counted for it.
-            await withCheckedContinuation { c in
-                let now = state.withLock { s -> Bool in
-                    if s.running < width {
-                        s.running += 1
-                        return true
-                    }
-                    s.waiting.append(c)
-                    return false
-                }
-                if now { c.resume() }
-            }
         }
     }
 
+    /// Hands the place to the first waiter, or frees it.
     private func leave() {
-        let next = state.withLock { s -> CheckedContinuation<Void, Never>? in
+        let next = state.withLock { s -> CheckedContinuation<Bool, Never>? in
             guard s.head < s.waiting.count else {
                 s.running -= 1
                 return nil
             }
             let c = s.waiting[s.head]
             s.head += 1
-            if s.head == s.waiting.count {
-                s.waiting.removeAll(keepingCapacity: true)
+            // Resumed entries go once they are half the array, so it never
+            // grows past twice the waiting bound, however long reads stay busy.
+            if s.head * 2 >= s.waiting.count {
+                s.waiting.removeFirst(s.head)
                 s.head = 0
             }
             return c
         }
-        next?.resume()
+        next?.resume(returning: true)
     }
 }
 

@@ -283,13 +283,16 @@ public final class Store: Service, Sendable {
             // The pool keeps a request waiting while the server is down; a
             // deadline turns an outage into an error the writer can count and retry.
             let timeout = callTimeout
+            let deadline = ContinuousClock.now + timeout
             return try await Self.withDeadline(timeout) {
                 try await client.withConnection { connection in
                     let db = connection.sql(queryLogLevel: .trace)
                     guard access == .read else { return try await body(db) }
                     // An API read the caller stopped waiting for must not go on
-                    // holding the connection: the server ends it at the same deadline.
-                    let ms = max(1, Int(timeout.components.seconds) * 1000 + Int(timeout.components.attoseconds / 1_000_000_000_000_000))
+                    // holding the connection: the server ends it at the same
+                    // deadline (what is left of it after the wait for a connection).
+                    let left = max(.milliseconds(1), deadline - .now).components
+                    let ms = max(1, Int(left.seconds) * 1000 + Int(left.attoseconds / 1_000_000_000_000_000))
                     try await db.raw("SET statement_timeout = \(unsafeRaw: String(ms))").run()
                     do {
                         let result = try await body(db)

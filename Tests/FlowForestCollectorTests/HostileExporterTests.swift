@@ -135,6 +135,23 @@ struct HostileExporterTests {
         #expect(d.lostAfterReorder(now: now) == 0)
     }
 
+    @Test("a late datagram that splits a gap with 16 held confirms the oldest at once; one with no records splits none")
+    func splitKeepsBound() {
+        var d = FlowDecoder()
+        _ = d.decode(Bytes.ipfix(sequence: 5000, sets: [DecoderTests.templateSet, DecoderTests.dataSet(1)]), from: exporter, receivedNs: now)
+        // Every fourth record arrives: 16 gaps of three.
+        for i in 1...16 {
+            #expect(d.decode(Bytes.ipfix(sequence: UInt32(5000 + 4 * i), sets: [DecoderTests.dataSet(1)]), from: exporter,
+                             receivedNs: now).sequenceGap == 0)
+        }
+        // A message of templates alone, late, inside the first gap: it carries no record and fills nothing.
+        #expect(d.decode(Bytes.ipfix(sequence: 5002, sets: [DecoderTests.templateSet]), from: exporter, receivedNs: now).sequenceGap == 0)
+        // 5002 with a record: the first gap splits in two, 17 held, so the oldest part (5001) counts now.
+        let late = d.decode(Bytes.ipfix(sequence: 5002, sets: [DecoderTests.dataSet(1)]), from: exporter, receivedNs: now)
+        #expect(late.sequenceGap == 1 && late.sequenceGaps == 1 && late.flows.count == 1)
+        #expect(d.lostAfterReorder(now: now) == 1 + 15 * 3, "5003 and the 15 other gaps")
+    }
+
     @Test("one host exporting NetFlow v5 and v9 with engine 0 and source id 0 keeps two sequences")
     func v5AndV9OneHost() throws {
         var d = FlowDecoder()

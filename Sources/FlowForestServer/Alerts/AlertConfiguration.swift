@@ -25,7 +25,8 @@ public struct AlertConfiguration: Sendable {
     /// How long one post may take.
     public var requestTimeout: Duration = .seconds(10)
     /// How long each route may go on delivering at shutdown, after the
-    /// writer's final flush (at most 15 s): together inside systemd's 30 s.
+    /// writer's final flush (which gives up after 15 s): the routes run
+    /// side by side, so both fit systemd's 30 s `TimeoutStopSec`.
     public var shutdownGrace: Duration = .seconds(10)
 
     public init() {}

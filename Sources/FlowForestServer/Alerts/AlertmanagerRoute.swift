@@ -129,7 +129,7 @@ actor AlertmanagerRoute: Service {
             metrics.dropped.increment(by: Int64(alerts.count))
             logger.error("Alertmanager refused a batch of alerts; dropped", metadata: [
                 "destination": "\(destination)", "error": "\(failure)", "alerts": "\(alerts.count)"])
-            forget(batch: batch, alsoFiring: Array(stale) + Array(due))
+            forget(batch: batch, now: now, stale: Array(stale), due: Array(due))
             return .delivered
         } catch {
             metrics.failed.increment()
@@ -156,23 +156,27 @@ actor AlertmanagerRoute: Service {
         return .delivered
     }
 
-    /// Posts what is pending, a batch at a time, for at most
-    /// ``AlertConfiguration/shutdownGrace``; what is left then is counted as dropped.
-    /// A refused batch leaves the queue, and none of its alerts is held as
-    /// firing: re-posting them every minute would only be refused, and
-    /// counted as dropped, again.
-    private func forget(batch: [Incident], alsoFiring others: [Firing]) {
+    /// After a refused post: its changes leave the queue and are not held
+    /// as firing (re-posting them every minute would only be refused, and
+    /// counted as dropped, again); the stale ones it resolved are let go as
+    /// a delivered post would; the re-posts that rode along stay firing,
+    /// due again in a minute.
+    private func forget(batch: [Incident], now: ContinuousClock.Instant, stale: [Firing], due: [Firing]) {
         var refused = Set<String>()
         for incident in batch where pending[incident.uid] == incident {
             pending[incident.uid] = nil
             refused.insert(incident.uid)
         }
         for incident in batch { firing[incident.uid] = nil }
-        for f in others { firing[f.incident.uid] = nil }
+        for f in stale where pending[f.incident.uid] == nil { firing[f.incident.uid] = nil }
+        for f in due { firing[f.incident.uid]?.postedAt = now }
         order.removeAll { refused.contains($0) }
         metrics.pending.record(order.count)
     }
 
+    /// Posts what is pending, a batch at a time, while Alertmanager takes
+    /// them, for at most ``AlertConfiguration/shutdownGrace``; what is left
+    /// then (or after a failed post) is counted as dropped.
     private func finalDelivery() async {
         let deadline = ContinuousClock.now + configuration.shutdownGrace
         finalDeadline = deadline
