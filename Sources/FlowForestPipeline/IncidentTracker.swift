@@ -107,7 +107,7 @@ public struct IncidentTracker: Sendable {
     /// a record stamped years ahead), and waiting for it to catch up would
     /// keep the incident open, taking every later match, for years.
     public mutating func expire(nowMs: Int64) -> [IncidentUpdate] {
-        let gapMs = Self.milliseconds(configuration.quietGap)
+        let gapMs = configuration.quietGap.wholeMilliseconds
         let ahead = max(gapMs, 0) + 60_000
         let quiet = open.values.filter { nowMs - $0.lastSeenMs >= gapMs || $0.lastSeenMs - nowMs > ahead }
             .sorted { ($0.lastSeenMs, $0.uid) < ($1.lastSeenMs, $1.uid) }
@@ -219,10 +219,5 @@ public struct IncidentTracker: Sendable {
               let oldest = open.values.min(by: { ($0.lastSeenMs, $0.uid) < ($1.lastSeenMs, $1.uid) }) else { return [] }
         closedEarly += 1
         return [close(oldest.uid)]
-    }
-
-    static func milliseconds(_ d: Duration) -> Int64 {
-        let c = d.components
-        return c.seconds.multipliedReportingOverflow(by: 1000).overflow ? Int64.max : c.seconds * 1000 + c.attoseconds / 1_000_000_000_000_000
     }
 }

@@ -434,10 +434,8 @@ enum SessionCookie {
 }
 
 extension AppRequestContext {
-    /// The principal if its role allows `permission`: 401 without
-    /// credentials, 403 with a role that does not allow it.
-    /// Who made the request, in a route whose group's ``RequirePermission``
-    /// already let it through.
+    /// Who made the request (401 without credentials), in a route whose
+    /// group's ``RequirePermission`` already let it through.
     func authenticated() throws -> Principal {
         guard let principal else {
             throw APIError(.unauthorized, "authentication required: send 'Authorization: Bearer <token>' or sign in", headers: [.wwwAuthenticate: "Bearer"])
@@ -445,10 +443,10 @@ extension AppRequestContext {
         return principal
     }
 
+    /// The principal if its role allows `permission`: 401 without
+    /// credentials, 403 with a role that does not allow it.
     func require(_ permission: Permission) throws -> Principal {
-        guard let principal else {
-            throw APIError(.unauthorized, "authentication required: send 'Authorization: Bearer <token>' or sign in", headers: [.wwwAuthenticate: "Bearer"])
-        }
+        let principal = try authenticated()
         guard principal.role.allows(permission) else {
             let needs = Role.allCases.filter { $0.allows(permission) }.map(\.rawValue).joined(separator: " or ")
             throw APIError(.forbidden, "\(principal.name) is a \(principal.role.rawValue); this needs the \(needs) role")

@@ -291,8 +291,7 @@ public final class Store: Service, Sendable {
                     // An API read the caller stopped waiting for must not go on
                     // holding the connection: the server ends it at the same
                     // deadline (what is left of it after the wait for a connection).
-                    let left = max(.milliseconds(1), deadline - .now).components
-                    let ms = max(1, Int(left.seconds) * 1000 + Int(left.attoseconds / 1_000_000_000_000_000))
+                    let ms = max(1, (deadline - .now).wholeMilliseconds)
                     try await db.raw("SET statement_timeout = \(unsafeRaw: String(ms))").run()
                     do {
                         let result = try await body(db)
