@@ -27,6 +27,9 @@ final class ReadAdmission: Sendable {
         refused = Counter(label: "flowforest_http_store_reads_refused_total", factory: factory)
     }
 
+    /// Reads waiting for a place now.
+    var waitingCount: Int { state.withLock { $0.waiting.count - $0.head } }
+
     /// Runs `body` once a place is free; 503 when too many wait already.
     func run<T: Sendable>(isolation: isolated (any Actor)? = #isolation, _ body: () async throws -> T) async throws -> T {
         try await enter()

@@ -40,11 +40,12 @@ extension Bench {
         let sent: Trafgen.Result
         do { sent = try await onOwnThread { try traffic.send() } } catch { probe.finish(into: &load); throw error }
         let stopped = Date()
+        let pollsAtStop = Self.value(try scrape(), "flowforest_drain_duration_seconds_count")
         let cpu = Self.cpuSeconds(from: cpu0, to: Self.threadCPU("\(pid)"), newThreads: true)
         probe.finish(into: &load)
         load.kernelMapsMiB = kernelMapBytes(pid).map { Double($0) / 1_048_576 }
         load.mappedKernelMiB = mappedKernelBytes(pid).map { Double($0) / 1_048_576 }
-        let after = try await settle(before: before, stopped: stopped, load: &load, scrape: scrape, seen: seen)
+        let after = try await settle(before: before, stopped: stopped, pollsAtStop: pollsAtStop, load: &load, scrape: scrape, seen: seen)
         if load.anomalies > 0 { load.firstAnomalySeconds = await detection.value }
         func delta(_ name: String) -> UInt64 { Self.sum(after.text, name) &- Self.sum(before, name) }
         let accounted = delta("flowforest_packets_total") + delta("flowforest_overflow_packets_total")
@@ -116,17 +117,30 @@ extension Bench {
         }
     }
 
-    /// After the traffic: the share accounted two polls (1 s each) after it
-    /// stopped, then waits until the daemon's counters explain every packet
-    /// the interface counted. Returns the last scrape and the packets seen.
-    private func settle(before: String, stopped: Date, load: inout DaemonLoad, scrape: () throws -> String,
+    /// After the traffic: the share accounted two poll intervals (2 s) after
+    /// it stopped and the share once two of the daemon's polls had ended
+    /// after it (`pollsAtStop` is the poll count read at the stop, so the
+    /// second poll after it began after the stop), each from the first scrape
+    /// that qualifies; then waits until the daemon's counters explain every
+    /// packet the interface counted. Returns the last scrape and the packets seen.
+    private func settle(before: String, stopped: Date, pollsAtStop: Double, load: inout DaemonLoad, scrape: () throws -> String,
                         seen: () throws -> UInt64) async throws -> (text: String, seen: UInt64) {
-        try await Task.sleep(for: .seconds(max(0, 2 - Date().timeIntervalSince(stopped))))
-        let twoPolls = try scrape(), seenAtTwoPolls = try seen()
-        if seenAtTwoPolls > 0 {
-            let accounted = ["flowforest_packets_total", "flowforest_overflow_packets_total"].map { Self.sum(twoPolls, $0) &- Self.sum(before, $0) }
-            load.accountedAfterTwoPolls = Double(accounted.reduce(0, +)) / Double(seenAtTwoPolls)
+        func accounted(_ text: String, of total: UInt64) -> Double? {
+            guard total > 0 else { return nil }
+            let n = ["flowforest_packets_total", "flowforest_overflow_packets_total"].map { Self.sum(text, $0) &- Self.sum(before, $0) }
+            return Double(n.reduce(0, +)) / Double(total)
         }
+        var atTwoSeconds: Double??, atTwoPolls: Double??
+        try await Wait.until("two polls of the daemon after the traffic", timeout: 30, every: 0.1) {
+            let text = try scrape(), total = try seen()
+            if atTwoSeconds == nil, Date().timeIntervalSince(stopped) >= 2 { atTwoSeconds = .some(accounted(text, of: total)) }
+            if atTwoPolls == nil, Self.value(text, "flowforest_drain_duration_seconds_count") >= pollsAtStop + 2 {
+                atTwoPolls = .some(accounted(text, of: total))
+            }
+            return atTwoSeconds != nil && atTwoPolls != nil
+        }
+        load.accountedAfterTwoIntervals = atTwoSeconds ?? nil
+        load.accountedAfterTwoPolls = atTwoPolls ?? nil
         var after = "", total: UInt64 = 0
         func delta(_ name: String) -> UInt64 { Self.sum(after, name) &- Self.sum(before, name) }
         let explained = ["flowforest_packets_total", "flowforest_overflow_packets_total", "flowforest_packets_not_flows_total",

@@ -12,7 +12,11 @@ struct DaemonLoad: Codable {
     var healthP99Ms: Double?
     var healthMaxMs: Double?
     /// Share of the packets the interface counted that were in flows or
-    /// overflow aggregates two poll intervals after the traffic stopped.
+    /// overflow aggregates two poll intervals (2 s) after the traffic stopped.
+    var accountedAfterTwoIntervals: Double?
+    /// The same share once two of the daemon's polls had ended after the
+    /// traffic stopped (however long they took): the figure that does not
+    /// depend on the machine's speed.
     var accountedAfterTwoPolls: Double?
     /// Seconds after the traffic stopped until every packet was explained
     /// (in a flow, an aggregate, or a counted loss).
@@ -44,7 +48,7 @@ struct DaemonLoad: Codable {
     var summary: String {
         func f(_ v: Double?, _ digits: Int) -> String { v.map { String(format: "%.\(digits)f", $0) } ?? "-" }
         return "health p99 \(f(healthP99Ms, 1)) ms (max \(f(healthMaxMs, 1)), \(healthFailures) failed of \(healthRequests)); "
-            + "acct% 2 polls after \(f(accountedAfterTwoPolls.map { $0 * 100 }, 3)), all explained after \(f(explainedAfterSeconds, 1)) s; "
+            + "acct% 2 s after \(f(accountedAfterTwoIntervals.map { $0 * 100 }, 3)), 2 polls after \(f(accountedAfterTwoPolls.map { $0 * 100 }, 3)), all explained after \(f(explainedAfterSeconds, 1)) s; "
             + "detection \(f(detectionMsPerPoll, 1)) ms per poll; anomalies \(anomalies), first after \(f(firstAnomalySeconds, 1)) s; kernel maps \(f(kernelMapsMiB, 0)) MiB, "
             + "\(f(mappedKernelMiB, 0)) MiB of them mapped (in RSS); CPU under the probes alone \(f(probesAloneCpuPercent, 2)) % "
             + "(health every \(probes.map { String($0.healthEveryMs) } ?? "-") ms, scrape every \(probes.map { String($0.scrapeEveryMs) } ?? "-") ms)"

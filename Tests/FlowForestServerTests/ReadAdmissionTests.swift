@@ -35,7 +35,8 @@ struct ReadAdmissionTests {
         let count = Mutex(0)
     }
 
-    @Test("past the running and waiting places a read is answered 503 with Retry-After and counted; the waiting ones run once places free")
+    @Test("past the running and waiting places a read is answered 503 with Retry-After and counted; the waiting ones run once places free",
+          .timeLimit(.minutes(1)))
     func boundedAndOrdered() async throws {
         let metrics = FlowForestMetrics()
         let admission = ReadAdmission(width: 2, maxWaiting: 1, factory: metrics.factory)
@@ -51,9 +52,10 @@ struct ReadAdmissionTests {
                 }
             })
             // In order: two run, the third waits.
-            while started.count.withLock({ $0 }) < min(i + 1, 2) { try await Task.sleep(for: .milliseconds(5)) }
+            try await waitFor("reader \(i) admitted or queued") {
+                started.count.withLock { $0 } == min(i + 1, 2) && admission.waitingCount == max(0, i - 1)
+            }
         }
-        try await Task.sleep(for: .milliseconds(100))
         #expect(started.count.withLock { $0 } == 2, "two places")
         do {
             _ = try await admission.run { 0 }

@@ -81,6 +81,24 @@ def flowforest_binary() -> Path:
     return Path(bin_dir) / "flowforest"
 
 
+def tc_hooks(dev):
+    """FlowForest's tc hooks: tcx links to its ff_tc program (Linux 6.6+;
+    `tc filter show` does not list them) and clsact filters on dev."""
+    hooks = []
+    ifindex = int(open(f"/sys/class/net/{dev}/ifindex").read())
+    for link in json.loads(run(["bpftool", "-j", "link", "show"]).stdout or "[]"):
+        # Older bpftool prints the tcx link type as its number, without the
+        # interface; then any ff_tc tcx link counts.
+        if link.get("type") in ("tcx", 11) and link.get("ifindex", ifindex) == ifindex:
+            prog = json.loads(run(["bpftool", "-j", "prog", "show", "id", str(link["prog_id"])]).stdout)
+            if prog.get("name") == "ff_tc":
+                hooks.append(f"tcx link {link['id']}")
+    for hook in ("ingress", "egress"):
+        if run(["tc", "filter", "show", "dev", dev, hook]).stdout.strip():
+            hooks.append(f"{hook} filter")
+    return hooks
+
+
 def run_serves_http() -> bool:
     """True when `flowforest run` takes --listen and --database (the service is wired into the CLI)."""
     try:

@@ -4,35 +4,16 @@ capture capabilities; it captures with tc on a lab interface, answers
 /api/health and exports FlowForest series on /metrics, and leaves nothing
 attached when stopped."""
 
-import json
 import os
 import re
 
 import pytest
 
-from conftest import DEPLOY, free_port, have, http_get, needs_root, run, wait_for
+from conftest import DEPLOY, free_port, have, http_get, needs_root, run, tc_hooks, wait_for
 
 pytestmark = [needs_root, pytest.mark.skipif(not have("podman"), reason="podman not installed")]
 
 CAPS = {"CAP_BPF": 39, "CAP_PERFMON": 38, "CAP_NET_ADMIN": 12, "CAP_NET_RAW": 13}
-
-
-def tc_hooks(dev):
-    """FlowForest's tc hooks: tcx links to its ff_tc program (Linux 6.6+;
-    `tc filter show` does not list them) and clsact filters on dev."""
-    hooks = []
-    ifindex = int(open(f"/sys/class/net/{dev}/ifindex").read())
-    for link in json.loads(run(["bpftool", "-j", "link", "show"]).stdout or "[]"):
-        # Older bpftool prints the tcx link type as its number, without the
-        # interface; then any ff_tc tcx link counts.
-        if link.get("type") in ("tcx", 11) and link.get("ifindex", ifindex) == ifindex:
-            prog = json.loads(run(["bpftool", "-j", "prog", "show", "id", str(link["prog_id"])]).stdout)
-            if prog.get("name") == "ff_tc":
-                hooks.append(f"tcx link {link['id']}")
-    for hook in ("ingress", "egress"):
-        if run(["tc", "filter", "show", "dev", dev, hook]).stdout.strip():
-            hooks.append(f"{hook} filter")
-    return hooks
 
 
 def test_image_holds_binary_and_dashboard_only(image):

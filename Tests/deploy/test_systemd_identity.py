@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from conftest import (Process, flowforest_binary, free_port, http_get, needs_root, run,
-                      run_serves_http, wait_for)
+                      run_serves_http, tc_hooks, wait_for)
 from test_static import unit_keys
 
 pytestmark = [
@@ -72,10 +72,11 @@ def test_unit_capabilities_suffice_for_tc_capture(tmp_path, veth_lab):
             return sum(float(v) for v in re.findall(r'^flowforest_packets_total\{[^}]*mode="tc"[^}]*\} (\S+)$',
                                                      body, re.M)) >= 20
         wait_for("tc packets counted", counted, timeout=30, alive=sensor.dead)
+        assert tc_hooks(veth_lab.host_if), "ff_tc is attached neither through tcx nor as a tc filter"
         assert (state / "flowforest.db").stat().st_uid == DYNAMIC_UID
     finally:
         sensor.stop()
         shutil.rmtree(state, ignore_errors=True)
         shutil.rmtree(prefix, ignore_errors=True)
     assert sensor.proc.returncode == 0, sensor.output()[-2000:]
-    assert run(["tc", "filter", "show", "dev", veth_lab.host_if, "ingress"]).stdout.strip() == ""
+    assert tc_hooks(veth_lab.host_if) == []
