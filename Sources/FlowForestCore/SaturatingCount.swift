@@ -13,4 +13,13 @@ extension UInt64 {
     @inlinable public func subtractingSaturated(_ other: UInt64) -> UInt64 {
         self > other ? self - other : 0
     }
+
+    /// How far apart two times are, whichever is later. Batch times from
+    /// different clocks (capture, collector, ingest) can arrive slightly out
+    /// of order: a stamp a little ahead of now is moments ago, not nearly
+    /// 2^64 ns ago, and one far ahead is long ago, so it cannot hold state
+    /// until the clock catches up.
+    @inlinable public func nanosecondsApart(from other: UInt64) -> UInt64 {
+        self >= other ? self - other : other - self
+    }
 }

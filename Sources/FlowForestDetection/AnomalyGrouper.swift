@@ -150,12 +150,12 @@ public struct AnomalyGrouper: Sendable {
         // In the order the groups were made, so a replayed capture reports identically.
         for key in groups.keys.sorted(by: { groups[$0]!.number < groups[$1]!.number }) {
             var g = groups[key]!
-            if g.count > g.reportedCount && now &- g.lastGrowthNs >= Self.settleNs {
+            if g.count > g.reportedCount && now.nanosecondsApart(from: g.lastGrowthNs) >= Self.settleNs {
                 g.reportedCount = g.count
                 out.append(Self.report(key, group: g, minimum: minimum, timeMs: Int64(now / 1_000_000)))
                 groups[key] = g
             }
-            if Double(now &- g.startedNs) / 1e9 >= windowSeconds && g.count == g.reportedCount { groups.removeValue(forKey: key) }
+            if Double(now.nanosecondsApart(from: g.startedNs)) / 1e9 >= windowSeconds && g.count == g.reportedCount { groups.removeValue(forKey: key) }
         }
         return out
     }

@@ -369,7 +369,7 @@ public struct Detector: Sendable {
                                    nowNs now: UInt64) -> Bool {
         let reportKey = ReportKey(kind: kind, address: address, label: label)
         if let previous = reported[reportKey],
-           Double(now &- previous.timeNs) / 1e9 < configuration.repeatSuppressionSeconds,
+           Double(now.nanosecondsApart(from: previous.timeNs)) / 1e9 < configuration.repeatSuppressionSeconds,
            severity <= previous.severity {
             suppressedRepeats += 1
             return true
@@ -390,7 +390,7 @@ public struct Detector: Sendable {
     private func reportedSpecific(kind: AnomalyKind, address: IPAddress, nowNs now: UInt64) -> Bool {
         AnomalyLabel.allCases.contains { label in
             guard label.isSpecific, let previous = reported[ReportKey(kind: kind, address: address, label: label)] else { return false }
-            return Double(now &- previous.timeNs) / 1e9 < configuration.repeatSuppressionSeconds
+            return Double(now.nanosecondsApart(from: previous.timeNs)) / 1e9 < configuration.repeatSuppressionSeconds
         }
     }
 

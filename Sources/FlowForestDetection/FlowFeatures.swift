@@ -50,9 +50,9 @@ public enum FlowFeatures {
             log1p(bytes / rateSpan), log1p(packets / rateSpan),
             log1p(minLength), log1p(mean), log1p(maxLength), log1p(variance.squareRoot()),
             log1p(iat.meanMs), log1p(iat.stdMs), log1p(iat.minMs), log1p(iat.maxMs),
-            log1p(Double(f.synCount + b.synCount + f.synAckCount + b.synAckCount)),
-            log1p(Double(f.finCount + b.finCount)), log1p(Double(f.rstCount + b.rstCount)),
-            log1p(Double(f.pshCount + b.pshCount)), log1p(Double(f.ackCount + b.ackCount)),
+            log1p(sum(f.synCount, b.synCount, f.synAckCount, b.synAckCount)),
+            log1p(sum(f.finCount, b.finCount)), log1p(sum(f.rstCount, b.rstCount)),
+            log1p(sum(f.pshCount, b.pshCount)), log1p(sum(f.ackCount, b.ackCount)),
             r.handshakeCompleted ? 1 : 0,
             r.ipProtocol == IPProtocol.tcp && f.synCount > 0 && !synReplied ? 1 : 0,
             log1p(Double(f.initialWindow)),
@@ -61,6 +61,11 @@ public enum FlowFeatures {
             protocolClass(r.ipProtocol),
         ]
     }
+
+    /// Flag counts of both directions added in 64 bits: each is a 32-bit
+    /// kernel counter, and one long flow's two directions together pass
+    /// 2^32 (a day of ACKs at 50,000 a second), which a 32-bit sum would trap on.
+    static func sum(_ counts: UInt32...) -> Double { Double(counts.reduce(UInt64(0)) { $0 + UInt64($1) }) }
 
     /// Inter-arrival statistics of one direction, in milliseconds.
     static func interArrival(_ d: DirectionStats) -> (meanMs: Double, stdMs: Double, minMs: Double, maxMs: Double) {

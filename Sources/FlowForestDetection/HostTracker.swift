@@ -550,11 +550,21 @@ public struct HostTracker: Sendable {
         let unreachable = (r.ipProtocol == IPProtocol.icmp && r.forward.icmpType == 3)
             || (r.ipProtocol == IPProtocol.icmpv6 && r.forward.icmpType == 1)
         guard unreachable, r.destinationAddress != r.sourceAddress else { return }
-        // No eviction here: the record's source, made next, evicts to make
-        // room; the poll's end brings the table within its limit.
-        var evicted: UInt64 = 0
-        let slot = Self.slot(for: r.destinationAddress, in: &hosts, queue: &hostArrivals, limit: .max, stems: stems.host.count,
-                             now: now, evicted: &evicted)
+        // A target not held takes a free place only: anyone can send
+        // unreachables to any number of addresses, and a target made by
+        // evicting would push out hosts that sent traffic (the record's own
+        // source, made next, evicts to make room as usual).
+        let slot: Int
+        if let held = hosts.slot(of: r.destinationAddress) {
+            slot = held
+        } else if hosts.count < limits.entities {
+            var e = WindowedStatistics(stems: stems.host.count, now: now)
+            e.arrival = hostArrivals.push(r.destinationAddress)
+            slot = hosts.insert(e, for: r.destinationAddress)
+        } else {
+            statistics.unreachablesNotHeld += 1
+            return
+        }
         hosts[slot].decay(to: now)
         hosts[slot].touched = true
         hosts[slot].add(stems.host.failed, 1)
@@ -571,7 +581,7 @@ public struct HostTracker: Sendable {
             // A connection never established (a flood's half-open or bare
             // packets) is not a slow connection, however long it stays open.
             guard r.forward.synCount > 0 && r.reverse.synAckCount > 0 else { return }
-            let closing = r.forward.finCount + r.reverse.finCount + r.forward.rstCount + r.reverse.rstCount > 0
+            let closing = (r.forward.finCount | r.reverse.finCount | r.forward.rstCount | r.reverse.rstCount) != 0
             guard !closing else { return }
             let age = now.subtractingSaturated(firstSeenNs)
             guard age >= Self.slowAgeNs, now.subtractingSaturated(r.lastSeenNs) < 60_000_000_000 else { return }

@@ -14,6 +14,10 @@ public struct HostTrackerStatistics: Sendable, Hashable, Codable {
     public var hostsEvicted: UInt64 = 0
     public var destinationsEvicted: UInt64 = 0
     public var pairsEvicted: UInt64 = 0
+    /// ICMP unreachables whose target host was not held with the host table
+    /// full: the failure is not kept (the unreachable's own flow is), rather
+    /// than a host made for it evict one that sent traffic.
+    public var unreachablesNotHeld: UInt64 = 0
     /// Beacon histories held.
     public var trackedPairs = 0
 

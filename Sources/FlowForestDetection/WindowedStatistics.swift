@@ -104,7 +104,7 @@ struct WindowedStatistics {
     /// repeat only refreshes its own contribution.
     mutating func touchDistinct(set: Int, stem: Int, item: UInt64, now: UInt64, overflow: inout UInt64) {
         if let previous = distinct[set][item] {
-            let age = Double(now &- previous)
+            let age = Double(now.nanosecondsApart(from: previous))
             for (w, h) in Self.windows.enumerated() {
                 counters[stem * Self.windowCount + w] += 1 - exp2(-age / h)
             }

@@ -75,7 +75,7 @@ public struct OverflowFloodRule: Sendable {
 
     /// Anomalies for the floods among one poll's aggregates, at `nowNs`.
     public mutating func evaluate(_ aggregates: [FlowAggregate], nowNs: UInt64) -> [Anomaly] {
-        lastReported = lastReported.filter { nowNs &- $0.value < repeatAfterNs }
+        lastReported = lastReported.filter { nowNs.nanosecondsApart(from: $0.value) < repeatAfterNs }
         var floods: [Target: Flood] = [:]
         var order: [Target] = []
         for a in aggregates where a.key.side == .destination {

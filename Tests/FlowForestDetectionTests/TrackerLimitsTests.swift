@@ -149,4 +149,31 @@ struct TrackerLimitsTests {
         #expect(!vectors.contains { $0.kind == .host && $0.address == a }, "\(vectors.map(\.address))")
         #expect(vectors.contains { $0.kind == .host && $0.address == c })
     }
+    @Test("unreachables from a held host to many addresses in one poll, table full: no host is evicted for them, each is counted")
+    func unreachablesDoNotEvict() {
+        var ledger = FlowLedger()
+        var tracker = HostTracker(limits: TrackerLimits(entities: 3, pairs: 8))
+        let (a, b, router) = (TrafficSimulator.ip("198.18.0.1"), TrafficSimulator.ip("198.18.0.2"), TrafficSimulator.ip("198.18.0.254"))
+        var now = Self.t0 + 500_000_000
+        _ = tracker.update(ledger.apply([
+            TrafficSimulator.unansweredSyn(id: 1, from: a, to: Self.server, sourcePort: 40_000, destinationPort: 80, at: now),
+            TrafficSimulator.unansweredSyn(id: 2, from: b, to: Self.victim, sourcePort: 40_001, destinationPort: 80, at: now),
+            TrafficSimulator.unansweredSyn(id: 3, from: router, to: Self.victim, sourcePort: 40_002, destinationPort: 80, at: now),
+        ], origin: "tc", nowNs: now), flows: ledger, nowNs: now)
+        #expect(tracker.statistics.trackedHosts == 3)
+        now += 500_000_000
+        let unreachables = (0..<50).map { i in
+            var r = FlowRecord(id: UInt64(10 + i), sourceAddress: router, destinationAddress: IPAddress(ipv4: 0xC613_2000 | UInt32(i)),
+                               sourcePort: 0, destinationPort: 0, ipProtocol: IPProtocol.icmp)
+            r.forward.packets = 1
+            r.forward.bytes = 56
+            r.forward.icmpType = 3
+            r.forward.firstSeenNs = now
+            r.forward.lastSeenNs = now
+            return r
+        }
+        _ = tracker.update(ledger.apply(unreachables, origin: "tc", nowNs: now), flows: ledger, nowNs: now)
+        #expect(tracker.statistics.unreachablesNotHeld == 50, "\(tracker.statistics)")
+        #expect(tracker.statistics.hostsEvicted == 0 && tracker.statistics.trackedHosts == 3, "\(tracker.statistics)")
+    }
 }

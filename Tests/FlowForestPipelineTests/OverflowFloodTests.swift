@@ -133,6 +133,25 @@ struct OverflowFloodTests {
         #expect(reports == 3)  // at 0 s, 60 s and 120 s
     }
 
+    @Test("batch times a moment out of order (sources polled apart) do not forget a flood's report; one far ahead does not hold it")
+    func timesOutOfOrder() {
+        var rule = OverflowFloodRule(repeatAfterNs: 60_000_000_000)
+        let second: UInt64 = 1_000_000_000
+        var reports = 0
+        for i in 0..<50 {
+            // After each capture poll, a collector's batch stamped 5 ms before it.
+            let t = Self.t0 + UInt64(i) * second
+            reports += rule.evaluate([Self.aggregate(packets: 10_000, total: UInt64(i + 1) * 10_000, peers: 5_000, at: t)], nowNs: t).count
+            reports += rule.evaluate([], nowNs: t - 5_000_000).count
+        }
+        #expect(reports == 1)
+        // A report stamped a day ahead is as old as a day ago: the flood is reported again now.
+        var ahead = OverflowFloodRule(repeatAfterNs: 60_000_000_000)
+        let day: UInt64 = 86_400 * second
+        #expect(ahead.evaluate([Self.aggregate(packets: 10_000, peers: 5_000, at: Self.t0 + day)], nowNs: Self.t0 + day).count == 1)
+        #expect(ahead.evaluate([Self.aggregate(packets: 10_000, peers: 5_000, at: Self.t0)], nowNs: Self.t0).count == 1)
+    }
+
     @Test("the pipeline reports folded floods and counts aggregated and forwarded packets")
     func throughPipeline() async throws {
         let metrics = TestMetrics()

@@ -1,4 +1,6 @@
 import FlowForestCore
+import FlowForestDetection
+import Foundation
 import FlowForestPipeline
 import Logging
 import MetricsTestKit
@@ -150,5 +152,37 @@ struct PipelineTests {
         let totals = (await pipeline.packetsTotal, await pipeline.bytesTotal)
         #expect(totals.0 == .max && totals.1 == .max)
         #expect(metrics.counterTotal(label: "flowforest_packets_total", dimensions: [("mode", "collect"), ("direction", "forward")]) == .max)
+    }
+    @Test("a long TCP flow whose two directions' flag counts pass 2^32 together is scored, not a trap")
+    func flagCountsPastThirtyTwoBits() async throws {
+        let pipeline = Pipeline(sensor: "s1", detector: Detector(configuration: DetectorConfiguration(), sensor: "s1"),
+                                sink: nil, logger: Logger(label: "t"), metricsFactory: TestMetrics())
+        let t0 = IngestExpiryTests.start
+        var r = FlowRecord(id: 1, sourceAddress: IPAddress("198.18.0.1")!, destinationAddress: IPAddress("198.18.0.2")!,
+                           sourcePort: 40000, destinationPort: 22, ipProtocol: IPProtocol.tcp)
+        for d in [\FlowRecord.forward, \FlowRecord.reverse] {
+            r[keyPath: d].packets = 5_000_000_000
+            r[keyPath: d].bytes = 300_000_000_000
+            r[keyPath: d].firstSeenNs = t0
+            r[keyPath: d].lastSeenNs = t0 + 3_600_000_000_000
+            r[keyPath: d].synCount = .max
+            r[keyPath: d].synAckCount = .max
+            r[keyPath: d].finCount = .max
+            r[keyPath: d].rstCount = .max
+            r[keyPath: d].pshCount = .max
+            r[keyPath: d].ackCount = .max
+        }
+        let vector = FlowFeatures.vector(of: r)
+        #expect(vector[19] == log1p(2 * Double(UInt32.max)), "ACKs of both directions")
+        #expect(vector[15] == log1p(4 * Double(UInt32.max)), "SYNs and SYN-ACKs of both directions")
+        // Through the pipeline while open (the host tracker's slow-connection
+        // pass reads the flags of every open TCP flow) and when it ends.
+        for (i, state) in [FlowState.active, .ended].enumerated() {
+            r.state = state
+            if state == .ended { r.endReason = .idle }
+            _ = await pipeline.process(FlowBatch(timeNs: t0 + 3_600_000_000_000 + UInt64(i + 1) * 1_000_000_000, records: [r],
+                                                 statistics: CaptureStatistics(), activeFlows: 1 - i), mode: "tc")
+        }
+        #expect(await pipeline.packetsTotal == 10_000_000_000)
     }
 }
