@@ -25,7 +25,10 @@ struct CaptureLoop {
     let pollIntervalNs: UInt64
     let continuation: AsyncThrowingStream<FlowBatch, any Error>.Continuation
     var nextTickNs: UInt64 = 0
-    var lastTimeNs: UInt64 = 0
+    /// The capture's clock: the latest time seen, or a long run of earlier ones (see ``tick(nowNs:progress:)``).
+    private(set) var clockNs: UInt64 = 0
+    /// Packets in a row more than two polls behind ``clockNs``.
+    private var behindRun = 0
     var interfaceNames: [UInt32: InterfaceName] = [:]
 
     init(configuration: FlowTableConfiguration, pollIntervalNs: UInt64, continuation: AsyncThrowingStream<FlowBatch, any Error>.Continuation) {
@@ -49,31 +52,53 @@ struct CaptureLoop {
         }
     }
 
-    /// Emits a batch when `nowNs` has reached the next poll boundary.
-    /// `progress` is evaluated only then: for a file it is an `ftell`, a
-    /// system call, which per packet cost a sixth of `analyze`'s time.
+    /// Emits a batch when the capture's clock has reached the next poll
+    /// boundary. `progress` is evaluated only then: for a file it is an
+    /// `ftell`, a system call, which per packet cost a sixth of `analyze`'s time.
     ///
-    /// A clock that goes back more than a poll before the last boundary (a
-    /// file's record stamped years ahead, then the file's own times again;
-    /// captures merged out of order) polls on from the new time: left
-    /// waiting for the file to catch up with the jump, nothing would be
-    /// emitted, and no flow would end, for the rest of the file.
+    /// The clock is the latest time seen. A run of times more than two polls
+    /// behind it (a file's record stamped years ahead, then the file's own
+    /// times; captures merged out of order) moves it back, so polls go on
+    /// from there: left waiting for the file to catch up with the jump,
+    /// nothing would be emitted, and no flow would end, for the rest of the
+    /// file. The run must be long, ``stepBackRun`` packets, because every
+    /// poll walks the whole flow table: a file whose times alternate between
+    /// two clocks would otherwise have a poll, a walk of every open flow,
+    /// every other packet.
     mutating func tick(nowNs: UInt64, progress: @autoclosure () -> Double? = nil) {
-        lastTimeNs = max(lastTimeNs, nowNs)
-        if nextTickNs == 0 || nowNs + 2 * pollIntervalNs < nextTickNs {
+        if clockNs == 0 {
+            clockNs = nowNs
             nextTickNs = nowNs + pollIntervalNs
             return
         }
-        guard nowNs >= nextTickNs else { return }
-        emit(table.advance(to: nowNs), nowNs: nowNs, progress: progress())
-        nextTickNs = nowNs + pollIntervalNs
+        if nowNs + 2 * pollIntervalNs < clockNs {
+            behindRun += 1
+            guard behindRun >= Self.stepBackRun(openFlows: table.activeCount) else { return }
+            behindRun = 0
+            clockNs = nowNs
+            nextTickNs = nowNs + pollIntervalNs
+            return
+        }
+        behindRun = 0
+        clockNs = max(clockNs, nowNs)
+        guard clockNs >= nextTickNs else { return }
+        emit(table.advance(to: clockNs), nowNs: clockNs, progress: progress())
+        nextTickNs = clockNs + pollIntervalNs
     }
 
-    /// Ends every flow and the stream.
-    mutating func finish(progress: Double? = nil) {
-        var records = table.advance(to: lastTimeNs)
+    /// Packets in a row behind the clock before it steps back: an eighth of
+    /// the open flows (at least 16), so the polls a hostile file can force
+    /// cost at most about eight flows' walk per packet.
+    static func stepBackRun(openFlows: Int) -> Int { max(16, openFlows / 8) }
+
+    /// Ends every flow and the stream, at `nowNs` (live capture: the wall
+    /// clock) or else at the capture's clock, which a lone record stamped
+    /// far ahead does not hold once the times behind it moved it back.
+    mutating func finish(atNs nowNs: UInt64? = nil, progress: Double? = nil) {
+        let end = nowNs ?? clockNs
+        var records = table.advance(to: end)
         records += table.flush()
-        emit(records, nowNs: lastTimeNs, progress: progress)
+        emit(records, nowNs: end, progress: progress)
         continuation.finish()
     }
 

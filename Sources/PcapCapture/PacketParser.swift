@@ -42,6 +42,14 @@ public struct PacketParser: Sendable {
     /// (the BPF program's verifier-friendly loop has the same bound).
     public static let maxIPv6ExtensionHeaders = 6
 
+    /// The most bytes of a frame the parser can need: Ethernet with two VLAN
+    /// tags, an IPv6 header, the longest extension headers it walks (2,048
+    /// bytes each, the most their length field says) and the 20 bytes of a
+    /// TCP header it reads (ports, flags, window). Live capture keeps this
+    /// much of each packet, so a sender cannot hide its ports behind padding
+    /// that the eBPF program reads past.
+    public static let deepestHeaderBytes = 14 + 2 * 4 + 40 + maxIPv6ExtensionHeaders * 2_048 + 20
+
     public var linkType: LinkType
     public var interfaceIndex: UInt32
 
@@ -65,15 +73,6 @@ public struct PacketParser: Sendable {
             guard b.count >= 14 else { return .unparsed(.truncated) }
             etherType = b.u16(12)
             offset = 14
-            var tags = 0
-            while etherType == 0x8100 || etherType == 0x88A8 || etherType == 0x9100 {
-                guard tags < 2 else { return .unparsed(.notIP) }
-                guard b.count >= offset + 4 else { return .unparsed(.truncated) }
-                if tags == 0 { vlan = b.u16(offset) & 0x0FFF }
-                etherType = b.u16(offset + 2)
-                offset += 4
-                tags += 1
-            }
         case .linuxSLL:
             guard b.count >= 16 else { return .unparsed(.truncated) }
             etherType = b.u16(14)
@@ -84,13 +83,28 @@ public struct PacketParser: Sendable {
             offset = 20
         case .null, .loop:
             guard b.count >= 4 else { return .unparsed(.truncated) }
-            // The address family is in host order for DLT_NULL, network order for DLT_LOOP.
-            let family = linkType == .loop ? UInt32(b.u16(0)) << 16 | UInt32(b.u16(2)) : UInt32(b[0]) | UInt32(b[1]) << 8 | UInt32(b[2]) << 16 | UInt32(b[3]) << 24
+            // The address family is in network order for DLT_LOOP and in the
+            // writing host's order for DLT_NULL: a family read with its low
+            // half zero was written big-endian (families are small numbers).
+            var family = linkType == .loop ? UInt32(b.u16(0)) << 16 | UInt32(b.u16(2)) : UInt32(b[0]) | UInt32(b[1]) << 8 | UInt32(b[2]) << 16 | UInt32(b[3]) << 24
+            if linkType == .null, family & 0xFFFF == 0 { family = family.byteSwapped }
             etherType = family == 2 ? 0x0800 : (family == 10 || family == 24 || family == 28 || family == 30) ? 0x86DD : 0
             offset = 4
         case .raw, .linktypeRaw, .ipv4, .ipv6:
             guard b.count >= 1 else { return .unparsed(.truncated) }
             etherType = b[0] >> 4 == 4 ? 0x0800 : b[0] >> 4 == 6 ? 0x86DD : 0
+        }
+        // Tags after the link header: Ethernet's, and the one libpcap puts
+        // back in front of a cooked (SLL) capture's IP header from the
+        // packet's metadata, so `-i any` captures of a trunk parse too.
+        var tags = 0
+        while etherType == 0x8100 || etherType == 0x88A8 || etherType == 0x9100 {
+            guard tags < 2 else { return .unparsed(.notIP) }
+            guard b.count >= offset + 4 else { return .unparsed(.truncated) }
+            if tags == 0 { vlan = b.u16(offset) & 0x0FFF }
+            etherType = b.u16(offset + 2)
+            offset += 4
+            tags += 1
         }
         let available = wireLength - offset
         switch etherType {

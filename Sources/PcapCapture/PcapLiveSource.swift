@@ -11,9 +11,13 @@ public final class PcapLiveSource: FlowSource {
     public let interfaces: [String]
     public let configuration: FlowTableConfiguration
     public let pollIntervalNs: UInt64
-    /// Bytes kept per packet: enough for two VLAN tags, IPv4 options or IPv6
-    /// extension headers, and a TCP header with options.
-    public static let snapLength: Int32 = 256
+    /// Bytes kept per packet: every header the parser reads, however deep
+    /// (``PacketParser/deepestHeaderBytes``). Most packets are shorter and
+    /// are kept whole; a cut at a few hundred bytes would let IPv6
+    /// extension headers (SRv6 segment lists, destination options padding)
+    /// hide a flow's ports, making its packets malformed here while eBPF
+    /// counts them in flows.
+    public static let snapLength = Int32(PacketParser.deepestHeaderBytes)
     /// Default kernel buffer per interface; large, so bursts wait instead of dropping.
     public static let defaultBufferBytes: Int32 = 64 << 20
     /// libpcap's read timeout: the longest a ring block waits before the
@@ -142,8 +146,7 @@ public final class PcapLiveSource: FlowSource {
             if context.loop.table.statistics.packetsSeen >= ringed || wallClockNs() >= deadline { break }
             _ = poll(&fds, nfds_t(fds.count), PcapLiveSource.blockTimeoutMs)
         }
-        context.loop.lastTimeNs = wallClockNs()
-        context.loop.finish()
+        context.loop.finish(atNs: wallClockNs())
         withExtendedLifetime(context) {}
     }
 }

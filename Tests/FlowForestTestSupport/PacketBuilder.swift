@@ -3,6 +3,7 @@ public struct PacketBuilder {
     public var vlanTags: [UInt16] = []
     public var ipv4Options = 0
     public var ipv6Extensions: [UInt8] = []   // next-header values of extension headers to insert
+    public var ipv6ExtensionUnits: UInt8 = 0  // Hdr Ext Len of those that are not fragment headers: 8 × (1 + units) bytes each
     public var fragmentOffset: UInt16 = 0     // in 8-byte units
     public var moreFragments = false
 
@@ -54,7 +55,8 @@ public struct PacketBuilder {
                 if moreFragments { fo |= 1 }
                 ext += [next, 0] + Self.be16(fo) + [0, 0, 0, 7]
             } else {
-                ext += [next, 0, 1, 4, 0, 0, 0, 0]   // 8 bytes of padding options
+                // A PadN option, then Pad1 options to the header's length.
+                ext += [next, ipv6ExtensionUnits, 1, 4, 0, 0, 0, 0] + [UInt8](repeating: 0, count: 8 * Int(ipv6ExtensionUnits))
             }
         }
         let payload = ext + l4

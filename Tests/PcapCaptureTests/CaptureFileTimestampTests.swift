@@ -179,4 +179,30 @@ struct CaptureFileTimestampTests {
         #expect(batches.dropLast().flatMap(\.records).contains { $0.state == .ended && $0.lastSeenNs > fileEnd })
         #expect(batches.last?.statistics.packetsAccounted == 301)
     }
+    @Test("times alternating between two clocks 2 s apart: polls stay few (each walks every open flow), every packet is counted")
+    func alternatingClocks() async throws {
+        // 2,000 flows open at the file's start, then 4,000 packets stamped 10 s and 8 s later in turn.
+        var d = Self.le32(0xA1B2_C3D4) + Self.le16(2) + Self.le16(4) + Self.le32(0) + Self.le32(0) + Self.le32(65535) + Self.le32(1)
+        let b = PacketBuilder()
+        func record(_ seconds: UInt32, sport: UInt16) {
+            let frame = b.ethernet(etherType: 0x0800, payload: b.ipv4(src: PacketBuilder.a4, dst: PacketBuilder.b4, proto: 17,
+                                                                      l4: b.udp(sport: sport, dport: 53, payload: 20)))
+            d += Self.le32(seconds) + Self.le32(0) + Self.le32(UInt32(frame.count)) + Self.le32(UInt32(frame.count)) + frame
+        }
+        for i in 0..<2_000 { record(Self.goodSeconds, sport: UInt16(10_000 + i)) }
+        for i in 0..<4_000 { record(Self.goodSeconds + (i % 2 == 0 ? 10 : 8), sport: 9_000) }
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("flowforest-alternate-\(getpid()).pcap").path
+        try Data(d).write(to: URL(fileURLWithPath: path))
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        var logger = Logger(label: "capture-file-test")
+        logger.logLevel = .error
+        var batches: [FlowBatch] = []
+        for try await batch in PcapFileSource(path: path, logger: logger).batches() { batches.append(batch) }
+        // One poll per step back to 8 s, each after a run of an eighth of the
+        // open flows; a poll every other packet (2,000) before.
+        #expect(batches.count < 40, "\(batches.count) polls")
+        #expect(batches.last?.statistics.packetsAccounted == 6_000)
+        // The file ends at its own clock, not a later one.
+        #expect(batches.last?.timeNs ?? 0 <= UInt64(Self.goodSeconds + 10) * 1_000_000_000)
+    }
 }

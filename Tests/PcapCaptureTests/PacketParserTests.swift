@@ -135,6 +135,22 @@ struct PacketParserTests {
         #expect(parse(deepFrame).packet?.ipProtocol == 60)
     }
 
+    @Test("the deepest headers the parser reads fit in live capture's snap length: a frame cut there still gives its ports")
+    func deepestHeadersFitSnapLength() throws {
+        var builder = b
+        builder.vlanTags = [10, 20]
+        builder.ipv6Extensions = [UInt8](repeating: 60, count: PacketParser.maxIPv6ExtensionHeaders)
+        builder.ipv6ExtensionUnits = 255
+        let frame = builder.ethernet(etherType: 0x86DD, payload: builder.ipv6(src: PacketBuilder.a6, dst: PacketBuilder.b6, proto: 6,
+                                                                            l4: builder.tcp(sport: 40000, dport: 443, flags: 0x02, payload: 500, options: 40)))
+        let snap = Int(PcapLiveSource.snapLength)
+        #expect(frame.count > snap)
+        let p = try #require(parse(frame, captured: snap).packet)
+        #expect(p.ipProtocol == 6 && p.sourcePort == 40000 && p.destinationPort == 443 && p.payloadLength == 500)
+        // One byte less and the TCP header is cut: the bound is exact, not generous.
+        #expect(parse(frame, captured: snap - 1) == .unparsed(.truncated))
+    }
+
     @Test("Too many IPv6 extension headers is malformed")
     func ipv6TooManyExtensions() {
         var builder = b
@@ -240,5 +256,26 @@ struct PacketParserTests {
         let sll: [UInt8] = [0, 0, 0, 1, 0, 6, 2, 0, 0, 0, 0, 1, 0, 0, 0x08, 0x00] + ip
         #expect(parse(sll, linkType: .linuxSLL).packet?.destinationPort == 2)
         #expect(parse(ip, linkType: .raw).packet?.destinationPort == 2)
+    }
+
+    @Test("a cooked capture (`-i any`) of a tagged frame: the tag libpcap puts back before the IP header is read, not taken for non-IP")
+    func cookedWithTag() throws {
+        let ip = b.ipv4(src: PacketBuilder.a4, dst: PacketBuilder.b4, proto: 17, l4: b.udp(sport: 1, dport: 2, payload: 3))
+        let sll: [UInt8] = [0, 0, 0, 1, 0, 6, 2, 0, 0, 0, 0, 1, 0, 0, 0x81, 0x00] + [0x20, 0x2A, 0x08, 0x00] + ip
+        let p = try #require(parse(sll, linkType: .linuxSLL).packet)
+        #expect(p.vlan == 42 && p.destinationPort == 2)
+        // Three tags are not IP, as on Ethernet.
+        let stacked: [UInt8] = [0, 0, 0, 1, 0, 6, 2, 0, 0, 0, 0, 1, 0, 0, 0x81, 0x00] + [0, 1, 0x81, 0, 0, 2, 0x81, 0, 0, 3, 0x08, 0x00] + ip
+        #expect(parse(stacked, linkType: .linuxSLL) == .unparsed(.notIP))
+    }
+
+    @Test("DLT_NULL's address family in either byte order: files written on big-endian hosts are IP too")
+    func nullEitherOrder() {
+        let ip = b.ipv4(src: PacketBuilder.a4, dst: PacketBuilder.b4, proto: 17, l4: b.udp(sport: 1, dport: 2, payload: 3))
+        #expect(parse([2, 0, 0, 0] + ip, linkType: .null).packet?.destinationPort == 2)
+        #expect(parse([0, 0, 0, 2] + ip, linkType: .null).packet?.destinationPort == 2)
+        let ip6 = b.ipv6(src: PacketBuilder.a6, dst: PacketBuilder.b6, proto: 17, l4: b.udp(sport: 1, dport: 2, payload: 3))
+        #expect(parse([0, 0, 0, 30] + ip6, linkType: .null).packet?.destinationPort == 2)
+        #expect(parse([0, 0, 0, 7] + ip, linkType: .null) == .unparsed(.notIP))
     }
 }
