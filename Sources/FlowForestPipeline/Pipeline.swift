@@ -54,6 +54,9 @@ public actor Pipeline {
     /// Anomalies found so far.
     public private(set) var anomaliesTotal: Int64 = 0
     private var lastTrim = ContinuousClock.now
+    /// The latest batch's time and when it was processed: the clock the
+    /// anomalies filed into incidents carry (see ``expireIncidents(nowMs:)``).
+    private var batchClock: (timeNs: UInt64, at: ContinuousClock.Instant)?
 
     /// - Parameters:
     ///   - sensor: the name anomalies and stored flows carry.
@@ -87,6 +90,7 @@ public actor Pipeline {
     /// anomalies found, stamped with the sensor name.
     @discardableResult
     public func process(_ batch: FlowBatch, mode: String) -> [Anomaly] {
+        batchClock = (batch.timeNs, .now)
         let changes = flows.apply(batch.records, origin: mode, nowNs: batch.timeNs, reporting: batch.reporting)
         let lost = account(batch, changes: changes, mode: mode)
         // Folded floods need no model (they are reported while learning too)
@@ -158,10 +162,20 @@ public actor Pipeline {
         return updates
     }
 
-    /// Closes the incidents quiet for a whole gap by `nowMs`: the server's
-    /// clock tick, for times no batch arrives.
+    /// Closes the incidents quiet for a whole gap: the server's clock tick,
+    /// for times no batch arrives. Incidents carry their anomalies' times,
+    /// which are the batches' clock; a capture's clock can be far from the
+    /// server's (eBPF's is the monotonic clock plus an offset taken at
+    /// start, and stops while a VM is suspended), so the quiet is measured on
+    /// that clock: the latest batch's time plus the time since it came.
+    /// `nowMs` (the server's clock) is used until a batch has come.
     public func expireIncidents(nowMs: Int64) {
-        hand(incidents.expire(nowMs: nowMs))
+        hand(incidents.expire(nowMs: batchClockMs ?? nowMs))
+    }
+
+    /// The batches' clock now, ms, if a batch has come.
+    var batchClockMs: Int64? {
+        batchClock.map { Int64($0.timeNs / 1_000_000) + ($0.at.duration(to: .now)).wholeMilliseconds }
     }
 
     /// Closes every open incident, as at the end of a file; returns the changes.

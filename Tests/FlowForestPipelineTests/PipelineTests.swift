@@ -185,4 +185,26 @@ struct PipelineTests {
         }
         #expect(await pipeline.packetsTotal == 10_000_000_000)
     }
+    @Test("incidents go quiet on the batches' clock: a capture clock two hours behind the server's (a resumed VM) closes none early, and its quiet gap still closes them")
+    func incidentsQuietOnBatchClock() async throws {
+        let sink = RecordingSink()
+        let pipeline = Pipeline(sensor: "s1", detector: FlagsEndedFlows(), sink: sink, logger: Logger(label: "t"), metricsFactory: TestMetrics())
+        let wallMs = Int64(Date().timeIntervalSince1970 * 1000)
+        let t0 = UInt64(wallMs - 7_200_000) * 1_000_000
+        var table = FlowTable()
+        table.add(syn(port: 1, at: t0))
+        let end = t0 + 20_000_000_000
+        #expect(await pipeline.process(FlowBatch(timeNs: end, records: table.advance(to: end), statistics: table.statistics,
+                                                 activeFlows: table.activeCount), mode: "tc").count == 1)
+        #expect(sink.incidents.map(\.change) == [.opened])
+        // The server's ticks: two hours past the anomaly by its clock, moments by the capture's.
+        for _ in 0..<3 { await pipeline.expireIncidents(nowMs: wallMs) }
+        #expect(sink.incidents.map(\.change) == [.opened], "closed by the server's clock")
+        #expect(await pipeline.openIncidentCount == 1)
+        // Five quiet minutes later by the capture's clock, it closes.
+        let later = end + 301_000_000_000
+        await pipeline.process(FlowBatch(timeNs: later, records: [], statistics: table.statistics, activeFlows: 0), mode: "tc")
+        await pipeline.expireIncidents(nowMs: wallMs)
+        #expect(sink.incidents.map(\.change) == [.opened, .closed])
+    }
 }
