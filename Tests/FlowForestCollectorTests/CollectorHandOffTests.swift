@@ -4,6 +4,7 @@ import FlowForestCore
 import FlowForestIPFIX
 import Foundation
 import Logging
+import Synchronization
 import Testing
 
 /// A pipeline that falls behind holds the collector back instead of letting
@@ -33,11 +34,19 @@ struct CollectorHandOffTests {
                 return r
             }
         }
+        // Once the collector has read every sent packet, the source stops (and ends the flows).
+        let want = RoundTripTests.totals(sent.flatMap { $0 })
+        let expectedPackets = sent.flatMap { $0 }.filter { $0.state == .ended }.reduce(0) { $0 + $1.packets }
+        let stopped = StopTime()
         let consumer = Task { () throws -> (batches: Int, records: [FlowRecord]) in
             var batches = 0, records: [FlowRecord] = []
             for try await batch in source.batches() {
                 batches += 1
                 records += batch.records
+                if stopped.value.withLock({ $0 == nil }), batch.statistics.packetsAccounted >= expectedPackets {
+                    stopped.value.withLock { $0 = Date() }
+                    source.stop()
+                }
                 try await Task.sleep(for: .milliseconds(100))
             }
             return (batches, records)
@@ -48,16 +57,26 @@ struct CollectorHandOffTests {
             try await Task.sleep(for: .milliseconds(50))
         }
         exporter.finish()
-        try await Task.sleep(for: .milliseconds(300))
-        source.stop()
-        let elapsed = Date().timeIntervalSince(started)
+        // A deadline in case a datagram is lost: stop anyway, and the comparison says what is missing.
+        let deadline = Task {
+            try await Task.sleep(for: .seconds(20))
+            stopped.value.withLock { $0 = $0 ?? Date() }
+            source.stop()
+        }
         let (batches, received) = try await consumer.value
+        deadline.cancel()
+        let elapsed = try #require(stopped.value.withLock { $0 }).timeIntervalSince(started)
 
         // Unbounded, the 10 ms polls would have queued a batch for every 10 ms
         // until the stop, and the consumer would take them all, 100 ms each.
         #expect(Double(batches) <= elapsed / 0.1 + 3, "\(batches) batches for \(elapsed) s until the stop")
-        let want = RoundTripTests.totals(sent.flatMap { $0 }), got = RoundTripTests.totals(received)
+        let got = RoundTripTests.totals(received)
         #expect(got.count == want.count, "flows: collected \(got.count), sent \(want.count)")
         #expect(got == want)
     }
+}
+
+/// When the source was stopped, set once by whoever stops it first.
+final class StopTime: Sendable {
+    let value = Mutex<Date?>(nil)
 }

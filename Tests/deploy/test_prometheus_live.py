@@ -95,24 +95,31 @@ def test_every_dashboard_and_alert_expression_returns_data(tmp_path, veth_lab):
         assert {(r["metric"]["mode"], r["metric"]["interface"]) for r in info} == {
             ("tc+collect", veth_lab.host_if), ("tc+collect", f"udp://127.0.0.1:{collect_port}")}, info
         assert {r["metric"]["mode"] for r in counted} == {"tc+collect"}, counted
-        # Rates over the dashboard's 1m window need two samples of each series after it appears.
-        time.sleep(5)
-
-        failures = []
-        for where, expr in promql.dashboard_queries():
-            reply = query(base, expr)
-            if reply["status"] != "success":
-                failures.append(f"{where}: does not parse: {reply.get('error')}: {expr}")
-            elif not reply["data"]["result"]:
-                failures.append(f"{where}: no data: {expr}")
-        for where, expr in promql.alert_rules():
-            reply = query(base, expr)
-            if reply["status"] != "success":
-                failures.append(f"{where}: does not parse: {reply.get('error')}: {expr}")
-                continue
-            for part in promql.operands(expr):
-                if not query(base, part)["data"]["result"]:
-                    failures.append(f"{where}: no data for {part}")
+        # Rates over the dashboard's 1m window need two samples of each series
+        # after it appears: every query is asked until all have data (or the
+        # wait ends, and the last round's failures are the test's).
+        def failures_now():
+            failures = []
+            for where, expr in promql.dashboard_queries():
+                reply = query(base, expr)
+                if reply["status"] != "success":
+                    failures.append(f"{where}: does not parse: {reply.get('error')}: {expr}")
+                elif not reply["data"]["result"]:
+                    failures.append(f"{where}: no data: {expr}")
+            for where, expr in promql.alert_rules():
+                reply = query(base, expr)
+                if reply["status"] != "success":
+                    failures.append(f"{where}: does not parse: {reply.get('error')}: {expr}")
+                    continue
+                for part in promql.operands(expr):
+                    if not query(base, part)["data"]["result"]:
+                        failures.append(f"{where}: no data for {part}")
+            return failures
+        deadline = time.monotonic() + 60
+        failures = failures_now()
+        while failures and time.monotonic() < deadline and not sensor.dead():
+            time.sleep(1)
+            failures = failures_now()
         assert not failures, "\n".join(failures)
 
         # Prometheus itself loaded and evaluated every shipped rule without error.
