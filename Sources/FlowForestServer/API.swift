@@ -470,14 +470,33 @@ struct API: Sendable {
 
     // MARK: Events
 
+    /// How often an open event stream asks whether its credential still
+    /// stands (a session's store check runs at most once per
+    /// ``SessionStore/recheck``; a token's goes to the store each time).
+    static let streamRecheck: Duration = .seconds(5)
+
     func events(_ context: AppRequestContext) throws -> Response {
         let hub = self.hub
         let (id, stream) = hub.subscribe()
+        let stillAuthorized = context.stillAuthorized
         return Response(
             status: .ok,
             headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"],
             body: ResponseBody { writer in
-                // Graceful shutdown ends the stream so the server can stop.
+                // Graceful shutdown ends the stream so the server can stop;
+                // so does signing out, a revoked token or an expired session
+                // (the browser's reconnect then gets its 401).
+                let watch = Task {
+                    guard let stillAuthorized else { return }
+                    while !Task.isCancelled {
+                        try await Task.sleep(for: Self.streamRecheck)
+                        if await !stillAuthorized() {
+                            hub.unsubscribe(id)
+                            return
+                        }
+                    }
+                }
+                defer { watch.cancel() }
                 try await withGracefulShutdownHandler {
                     for await message in stream {
                         try await writer.write(ByteBuffer(string: message))

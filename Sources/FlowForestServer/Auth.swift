@@ -18,6 +18,11 @@ struct AppRequestContext: RequestContext {
     var viaBearerHeader = false
     /// The session the principal came from, when it came from a cookie.
     var session: SessionStore.Session?
+    /// Asks again whether the request's credential still stands (its token
+    /// not revoked, its session not signed out, expired or its user
+    /// removed), for responses that outlive the request: an event stream
+    /// ends when it no longer does. Nil when nothing can be revoked (`--no-auth`).
+    var stillAuthorized: (@Sendable () async -> Bool)?
     /// The peer's IP address, for login throttling ("unknown" in tests
     /// without a socket).
     var clientAddress: String
@@ -200,16 +205,30 @@ struct AuthMiddleware: RouterMiddleware {
             guard parts.count == 2, parts[0].lowercased() == "bearer" else {
                 throw APIError(.unauthorized, "Authorization must be 'Bearer <token>'", headers: [.wwwAuthenticate: "Bearer"])
             }
-            guard let principal = try await authenticate(String(parts[1])) else {
+            let token = String(parts[1])
+            guard let principal = try await authenticate(token) else {
                 throw APIError(.unauthorized, "unknown or revoked API token", headers: [.wwwAuthenticate: "Bearer"])
             }
             context.principal = principal
             context.viaToken = true
             context.viaBearerHeader = true
+            context.stillAuthorized = { [self] in
+                do {
+                    return try await authenticate(token) == principal
+                } catch {
+                    // A store that does not answer leaves the token standing, as a session stands.
+                    return true
+                }
+            }
         } else if let cookie = request.cookies[SessionCookie.name], let session = sessions.session(for: cookie.value),
                   await stillStands(session, id: cookie.value) {
             context.principal = session.principal
             context.session = session
+            let id = cookie.value
+            context.stillAuthorized = { [self] in
+                guard let current = sessions.session(for: id), current.principal == session.principal else { return false }
+                return await stillStands(current, id: id)
+            }
         } else if noAuth {
             context.principal = Principal(name: "anonymous", role: .admin)
             context.viaToken = true

@@ -34,6 +34,34 @@ struct EventsTests {
         }
     }
 
+    @Test("an open stream ends once its credential goes: a revoked token, a removed user, a signed-out session; others stay",
+          .timeLimit(.minutes(1)))
+    func endsWithCredential() async throws {
+        try await withService(.live, configure: { $0.tickInterval = .milliseconds(500); $0.sessionRecheck = .zero }) { client, db, parts in
+            let port = try #require(client.port)
+            let url = "http://127.0.0.1:\(port)/api/events"
+            let alice = try await client.signIn("alice", "correct horse battery")
+            let victor = try await client.signIn("victor", "viewer password")
+            let leaving = try await client.signIn("victor", "viewer password")
+            let streams = (token: try EventStream(url: url, token: db.viewerToken), alice: try EventStream(url: url, cookie: alice.cookie),
+                           leaving: try EventStream(url: url, cookie: leaving.cookie), victor: try EventStream(url: url, cookie: victor.cookie))
+            defer { for s in [streams.token, streams.alice, streams.leaving, streams.victor] { s.close() } }
+            for s in [streams.token, streams.alice, streams.leaving, streams.victor] {
+                try await s.wait(for: "a first stats event") { $0.contains("event: stats") }
+            }
+            #expect(try await parts.store.removeToken(name: "viewer-token"))
+            #expect(try await parts.store.removeUser(name: "alice"))
+            #expect(try await client.call("/api/logout", .post, cookie: leaving.cookie, headers: leaving.sameOrigin).status.code < 300)
+            try await waitFor("the three streams to end", seconds: 30) {
+                !streams.token.isOpen && !streams.alice.isOpen && !streams.leaving.isOpen
+            }
+            // Victor's own session stands: his stream still gets the next stats events.
+            let seen = streams.victor.text.count
+            try await streams.victor.wait(for: "stats after the others ended") { $0.count > seen && $0.hasSuffix("\n\n") }
+            #expect(streams.victor.isOpen)
+        }
+    }
+
     @Test("the event stream needs a credential")
     func needsCredential() async throws {
         try await withService { client, _, _ async throws in

@@ -28,12 +28,24 @@ final class EventStream: Sendable {
     private let process: ChildProcess
     private let file: String
 
-    init(url: String, token: String) throws {
+    /// A stream read with a bearer token.
+    convenience init(url: String, token: String) throws {
+        try self.init(url: url, header: "Authorization: Bearer \(token)")
+    }
+
+    /// A stream read with a dashboard session's cookie (`name=value`).
+    convenience init(url: String, cookie: String) throws {
+        try self.init(url: url, header: "Cookie: \(cookie)")
+    }
+
+    private init(url: String, header: String) throws {
         file = FileManager.default.temporaryDirectory.appendingPathComponent("flowforest-events-\(UUID().uuidString)").path
         // --max-time bounds a stream nobody closes, well beyond any wait below.
-        process = try ChildProcess.spawn("/usr/bin/curl", ["-sN", "--max-time", "120", "-H", "Authorization: Bearer \(token)", url],
-                                         stdout: .file(file))
+        process = try ChildProcess.spawn("/usr/bin/curl", ["-sN", "--max-time", "120", "-H", header, url], stdout: .file(file))
     }
+
+    /// True while the server keeps the stream open (curl is still reading).
+    var isOpen: Bool { process.isRunning }
 
     /// Everything read so far.
     var text: String { ChildProcess.text(ofFile: file) }
