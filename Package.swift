@@ -262,7 +262,8 @@ let package = Package(
         ),
         .testTarget(
             name: "FlowForestStoreTests",
-            dependencies: ["FlowForestStore", "FlowForestCore", "FlowForestTestSupport"],
+            dependencies: ["FlowForestStore", "FlowForestCore", "FlowForestTestSupport",
+                           .product(name: "MetricsTestKit", package: "swift-metrics")],
             swiftSettings: swiftSettings
         ),
         .testTarget(

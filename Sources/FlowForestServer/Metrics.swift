@@ -74,6 +74,7 @@ public final class FlowForestMetrics: Sendable {
         "flowforest_ingest_rejected_requests_total": "POST /api/traffic requests refused, by reason.",
         "flowforest_sse_clients": "Clients connected to /api/events.",
         "flowforest_incident_feed_dropped_total": "Stored incident changes an event or alert consumer lost because it fell too far behind.",
+        "flowforest_live_anomalies_dropped_total": "Stored anomalies whose live event was lost because the event hub fell too far behind the store writer.",
         "flowforest_alerts_sent_total": "Alerts (Alertmanager) or incident changes (webhook) delivered, by kind and destination.",
         "flowforest_alerts_failed_total": "Failed posts to an alert destination (each retried), by kind and destination.",
         "flowforest_alerts_dropped_total": "Alerts never delivered: the destination's queue was full, or it was still down at shutdown.",

@@ -58,16 +58,20 @@ public final class StoreWriter: Service, Sendable {
     private let stored: AsyncStream<[Anomaly]>.Continuation
 
     /// Each batch of anomalies once written, ids set, in the order written.
-    /// One consumer (the server's event hub) reads it; while nobody reads,
-    /// the newest ``storedBuffer`` batches wait and older ones are dropped.
+    /// One consumer (the server's event hub) reads it; while it is behind,
+    /// the newest ``storedBuffer`` batches wait and older ones are dropped,
+    /// counted in `flowforest_live_anomalies_dropped_total` (they are stored;
+    /// only their live event is lost).
     public let storedAnomalies: AsyncStream<[Anomaly]>
-    public static let storedBuffer = 1024
+    /// Batches of up to the writer's batch size (1,000 by default) each.
+    public static let storedBuffer = 64
     /// Each batch of incident changes once written, ids and anomaly ids set.
     public let storedIncidents: IncidentFeed
 
     private let writes: (anomalies: Counter, flows: Counter, incidents: Counter)
     private let errors: Counter
     private let dropped: (anomalies: Counter, flows: Counter, incidents: Counter)
+    private let liveDropped: Counter
     private let pendingGauge: (anomalies: Gauge, flows: Gauge, incidents: Gauge)
     private let retention: Counter
     private let retentionErrors: Counter
@@ -106,6 +110,8 @@ public final class StoreWriter: Service, Sendable {
         writes = perTable { Counter(label: "flowforest_store_rows_written_total", dimensions: [("table", $0)], factory: f) }
         errors = Counter(label: "flowforest_store_errors_total", dimensions: [("operation", "write")], factory: f)
         dropped = perTable { Counter(label: "flowforest_store_dropped_total", dimensions: [("table", $0)], factory: f) }
+        liveDropped = Counter(label: "flowforest_live_anomalies_dropped_total", factory: f)
+        liveDropped.increment(by: 0)
         pendingGauge = (Gauge(label: "flowforest_store_pending_rows", dimensions: [("table", "anomalies")], factory: f),
                         Gauge(label: "flowforest_store_pending_rows", dimensions: [("table", "flows")], factory: f),
                         Gauge(label: "flowforest_store_pending_rows", dimensions: [("table", "incidents")], factory: f))
@@ -255,11 +261,12 @@ public final class StoreWriter: Service, Sendable {
                 queue.withLock { $0.anomalies.removeFirst(anomalies.count) }
                 succeeded()
                 writes.anomalies.increment(by: Int64(anomalies.count))
-                stored.yield(anomalies.map { p in
+                let written = anomalies.map { p in
                     var a = p.anomaly
                     a.id = ids[p.uid]
                     return a
-                })
+                }
+                if case .dropped(let lost) = stored.yield(written) { liveDropped.increment(by: Int64(lost.count)) }
             } catch {
                 failed(error, table: "anomalies", rows: anomalies.count)
                 return false

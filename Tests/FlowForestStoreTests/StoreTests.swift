@@ -4,6 +4,7 @@ import FlowForestTestSupport
 import Foundation
 import Logging
 import Metrics
+import MetricsTestKit
 import ServiceLifecycle
 import Testing
 
@@ -310,6 +311,29 @@ struct StoreTests {
             for await batch in writer.storedAnomalies { ids += batch.compactMap(\.id) }
             #expect(ids.count == 20)
             #expect(Set(ids).count == 20)
+        }
+    }
+
+    @Test("stored anomalies nobody reads live wait in a bounded buffer; older batches are dropped from it and counted, still stored")
+    func liveBufferBounded() async throws {
+        try await withFreshStore(.sqlite) { store, _ in
+            var configuration = StoreWriterConfiguration()
+            configuration.batchSize = 1
+            let metrics = TestMetrics()
+            let writer = StoreWriter(store: store, configuration: configuration, logger: Logger(label: "w"), metricsFactory: metrics)
+            let group = ServiceGroup(services: [writer], logger: Logger(label: "g"))
+            let n = StoreWriter.storedBuffer + 10
+            try await withThrowingTaskGroup(of: Void.self) { tasks in
+                tasks.addTask { try await group.run() }
+                for i in 0..<n { #expect(writer.enqueue(anomalies: [anomaly(i)])) }
+                await group.triggerGracefulShutdown()
+                try await tasks.waitForAll()
+            }
+            #expect(try await store.anomalyCount() == n)
+            var live = 0
+            for await batch in writer.storedAnomalies { live += batch.count }
+            #expect(live == StoreWriter.storedBuffer)
+            #expect(try metrics.expectCounter("flowforest_live_anomalies_dropped_total").totalValue == 10)
         }
     }
 
