@@ -370,13 +370,16 @@ final class RateTracker: Sendable {
 
 import Synchronization
 
-/// Process start time in seconds since the epoch, from /proc (the kernel's
-/// own record), else now.
+/// Process start time in seconds since the epoch, from /proc/self/stat (the
+/// kernel's own record, in ticks since boot) and the time since boot
+/// (CLOCK_BOOTTIME, not /proc/uptime, which the systemd unit's
+/// `ProcSubset=pid` hides), else now.
 func processStartTime() -> Double {
+    var boottime = timespec()
     if let stat = try? String(contentsOfFile: "/proc/self/stat", encoding: .utf8),
        let close = stat.lastIndex(of: ")"),
-       let uptimeText = try? String(contentsOfFile: "/proc/uptime", encoding: .utf8),
-       let uptime = Double(uptimeText.split(separator: " ").first ?? "") {
+       clock_gettime(CLOCK_BOOTTIME, &boottime) == 0 {
+        let uptime = Double(boottime.tv_sec) + Double(boottime.tv_nsec) / 1e9
         let fields = stat[stat.index(after: close)...].split(separator: " ")
         // Field 22 (starttime, in clock ticks since boot) is index 19 after the command name.
         if fields.count > 19, let ticks = Double(fields[19]) {

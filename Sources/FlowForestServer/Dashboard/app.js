@@ -8,6 +8,14 @@ const HOUR = 3600 * 1000;
 const RATE_WINDOW = HOUR;
 // Incidents shown on the overview.
 const INCIDENT_ROWS = 20;
+// Rows of an anomalies page.
+const PAGE_ROWS = 50;
+// Anomalies of the last hour kept for the overview's charts, at most.
+const RECENT_MAX = 5000;
+// Timeline fetches are store reads, which the server runs a few at a time
+// for everyone: at most this many at once, one per incident per interval,
+// so an attack's incident updates (one a second each) do not take them all.
+const TIMELINE_PARALLEL = 2, TIMELINE_EVERY_MS = 5000;
 
 const state = {
   user: null,          // {user, role, csrf_token} once signed in (anonymous admin under --no-auth)
@@ -199,7 +207,19 @@ function connectEvents() {
   if (state.events) state.events.close();
   const es = new EventSource("/api/events");
   state.events = es;
-  es.onopen = () => setLive("live", "live");
+  let opened = false;
+  es.onopen = () => {
+    setLive("live", "live");
+    // The server does not replay what it sent while the stream was down
+    // (a network blip, a restart): what those events would have changed is
+    // read again.
+    if (opened) {
+      loadStatsHistory();
+      if (state.view === "overview") loadOverview();
+      else if (state.view === "anomalies" && state.cursor == null) loadAnomalies();
+    }
+    opened = true;
+  };
   es.onerror = () => {
     // The browser retries by itself; a closed stream means it gave up
     // (for example the session ended), so check whether we are still signed in.
@@ -284,12 +304,16 @@ function onAnomaly(a) {
   state.recent.unshift(a);
   const hourAgo = Date.now() - HOUR;
   while (state.recent.length && Date.parse(state.recent[state.recent.length - 1].time) < hourAgo) state.recent.pop();
+  // A tab left open on a busy sensor keeps the newest only.
+  if (state.recent.length > RECENT_MAX) state.recent.length = RECENT_MAX;
   if (state.view === "overview") { drawCharts(); renderLatest(); }
   if (state.view === "anomalies" && state.cursor == null && matchesFilter(a, state.filter)) {
     const tbody = $("#anomalies tbody");
     const row = anomalyRow(a);
     row.classList.add("fresh");
     tbody.prepend(row);
+    // The first page stays a page: the rows pushed off it are on the next.
+    while (tbody.rows.length > PAGE_ROWS) tbody.lastElementChild.remove();
     $("#anomalies-empty").hidden = true;
   }
 }
@@ -369,6 +393,7 @@ function addressList(list) {
 }
 
 function renderIncidents() {
+  pruneTimelines();
   const tbody = $("#incidents tbody");
   tbody.textContent = "";
   for (const i of state.incidents) {
@@ -434,18 +459,42 @@ function timelineCell(i) {
 
 /**
  * Fetches an incident's anomalies (its actor's or target's, in its span, kept to its ids) and redraws its cell.
- * One fetch per incident at a time: a busy incident's updates arrive every second.
+ * One fetch per incident at a time and per TIMELINE_EVERY_MS, TIMELINE_PARALLEL over all of them; a fetch
+ * put off runs later for the incident's latest count, so the ticks end complete.
  */
-async function loadTimeline(i) {
+function loadTimeline(i) {
   const subject = i.actors[0] || i.targets[0];
-  if (!subject || timelineLoads.has(i.id)) return;
+  if (!subject || timelineLoads.has(i.id) || timelineWaiting.has(i.id)) return;
+  const wait = (timelineLast.get(i.id) || 0) + TIMELINE_EVERY_MS - Date.now();
+  if (wait > 0 || timelineLoads.size >= TIMELINE_PARALLEL) {
+    timelineWaiting.set(i.id, setTimeout(() => { timelineWaiting.delete(i.id); reloadTimelineIfStale(i.id); }, Math.max(wait, 250)));
+    return;
+  }
   timelineLoads.add(i.id);
-  try { await fetchTimeline(i, subject); } finally { timelineLoads.delete(i.id); }
-  // Changes that came meanwhile: fetch once more for the latest count.
-  const latest = state.incidents.find(x => x.id === i.id);
-  if (latest && latest.anomaly_count !== i.anomaly_count) loadTimeline(latest);
+  timelineLast.set(i.id, Date.now());
+  fetchTimeline(i, subject).finally(() => {
+    timelineLoads.delete(i.id);
+    // Changes that came meanwhile (or a failed fetch): once more, for the latest count.
+    reloadTimelineIfStale(i.id);
+  });
 }
-const timelineLoads = new Set();
+const timelineLoads = new Set();   // incidents whose timeline is being fetched
+const timelineLast = new Map();    // incident id -> when its last fetch began
+const timelineWaiting = new Map(); // incident id -> timer of a fetch put off
+
+function reloadTimelineIfStale(id) {
+  const latest = state.incidents.find(x => x.id === id);
+  const known = latest && state.timelines.get(id);
+  if (latest && (!known || known.count !== latest.anomaly_count)) loadTimeline(latest);
+}
+
+/** Forgets the timelines of incidents no longer listed. */
+function pruneTimelines() {
+  const listed = new Set(state.incidents.map(i => i.id));
+  for (const id of state.timelines.keys()) if (!listed.has(id)) state.timelines.delete(id);
+  for (const id of timelineLast.keys()) if (!listed.has(id) && !timelineLoads.has(id)) timelineLast.delete(id);
+  for (const [id, timer] of timelineWaiting) if (!listed.has(id)) { clearTimeout(timer); timelineWaiting.delete(id); }
+}
 
 async function fetchTimeline(i, subject) {
   const since = Math.floor(Date.parse(i.first_seen) / 1000), until = Math.floor(Date.parse(i.last_seen) / 1000) + 1;
@@ -659,7 +708,7 @@ function filterQuery(f, cursor) {
   if (f.range) q.set("since", String(Math.floor(Date.now() / 1000) - Number(f.range)));
   else if (f.since) q.set("since", f.since);
   if (f.until) q.set("until", f.until);
-  q.set("limit", "50");
+  q.set("limit", String(PAGE_ROWS));
   if (cursor) q.set("cursor", cursor);
   return q;
 }
