@@ -200,8 +200,12 @@ public final class IPFIXExporter: @unchecked Sendable {
             recordsDropped.increment(by: inFlight[inFlightHead...].reduce(0) { $0 + $1.records })
             inFlightHead = inFlight.count
         }
-        if inFlightHead == inFlight.count {
-            inFlight.removeAll(keepingCapacity: true)
+        // Compacted once half is settled, not only when all is: a slow
+        // collector that always has a message unacknowledged would otherwise
+        // grow the list by one entry per message for as long as it runs.
+        // What stays is bounded by the socket's send buffer.
+        if inFlightHead > 0, inFlightHead * 2 >= inFlight.count {
+            inFlight.removeFirst(inFlightHead)
             inFlightHead = 0
         }
     }
