@@ -580,7 +580,11 @@ public struct Detector: Sendable {
     }
 
     /// What the host tracker holds and had to drop, without building the whole ``status``.
-    public var trackerStatistics: HostTrackerStatistics { tracker.statistics }
+    public var trackerStatistics: HostTrackerStatistics {
+        var s = tracker.statistics
+        s.addressMemoryEvicted = history.evicted + reported.evicted
+        return s
+    }
 
     /// Learning or scoring, vectors seen, model version, thresholds per kind.
     public var status: DetectorStatus {

@@ -18,6 +18,10 @@ public struct HostTrackerStatistics: Sendable, Hashable, Codable {
     /// full: the failure is not kept (the unreachable's own flow is), rather
     /// than a host made for it evict one that sent traffic.
     public var unreachablesNotHeld: UInt64 = 0
+    /// The detector's per-address memory (persistence bits, last reports)
+    /// dropped while still recent to stay within its bound: an address then
+    /// counts as new to it (a repeat may be reported again).
+    public var addressMemoryEvicted: UInt64 = 0
     /// Beacon histories held.
     public var trackedPairs = 0
 

@@ -20,6 +20,8 @@ struct RecentMap<Key: Hashable, Value> {
     }
 
     var count: Int { entries.count }
+    /// Entries removed to stay within `limit` while not yet idle.
+    private(set) var evicted: UInt64 = 0
 
     subscript(key: Key) -> Value? { entries[key]?.value }
 
@@ -38,6 +40,7 @@ struct RecentMap<Key: Hashable, Value> {
         let keep = limit / 2
         guard entries.count > keep else { return }
         let newest = entries.sorted { $0.value.touchedNs > $1.value.touchedNs }.prefix(keep)
+        evicted += UInt64(entries.count - keep)
         entries = Dictionary(uniqueKeysWithValues: newest.map { ($0.key, $0.value) })
     }
 }

@@ -23,6 +23,7 @@ struct PipelineMetrics {
     /// Entries the host tracker evicted to stay within its limits, by table.
     private let trackerEvictions: (hosts: Counter, destinations: Counter, pairs: Counter)
     private let trackerEntries: (hosts: Gauge, destinations: Gauge, pairs: Gauge)
+    private let addressMemoryEvictions: Counter
     private var trackerReported = HostTrackerStatistics()
     private let factory: any MetricsFactory
 
@@ -66,7 +67,8 @@ struct PipelineMetrics {
         }
         trackerEvictions = table { Counter(label: "flowforest_tracker_evictions_total", dimensions: [("table", $0)], factory: factory) }
         trackerEntries = table { Gauge(label: "flowforest_tracker_entries", dimensions: [("table", $0)], factory: factory) }
-        for c in [trackerEvictions.hosts, trackerEvictions.destinations, trackerEvictions.pairs] { c.increment(by: 0) }
+        addressMemoryEvictions = Counter(label: "flowforest_tracker_evictions_total", dimensions: [("table", "address_memory")], factory: factory)
+        for c in [trackerEvictions.hosts, trackerEvictions.destinations, trackerEvictions.pairs, addressMemoryEvictions] { c.increment(by: 0) }
     }
 
     /// Publishes the host tracker's table sizes and the evictions since the previous call.
@@ -75,6 +77,7 @@ struct PipelineMetrics {
         trackerEvictions.hosts.increment(by: Int64(clamping: s.hostsEvicted &- r.hostsEvicted))
         trackerEvictions.destinations.increment(by: Int64(clamping: s.destinationsEvicted &- r.destinationsEvicted))
         trackerEvictions.pairs.increment(by: Int64(clamping: s.pairsEvicted &- r.pairsEvicted))
+        addressMemoryEvictions.increment(by: Int64(clamping: s.addressMemoryEvicted &- r.addressMemoryEvicted))
         trackerEntries.hosts.record(s.trackedHosts)
         trackerEntries.destinations.record(s.trackedDestinations)
         trackerEntries.pairs.record(s.trackedPairs)

@@ -13,6 +13,7 @@ struct RecentMapTests {
         for k in 6..<11 { map.set(k, k * 10, nowNs: 5_000) }
         // The 11th entry pruned: the six idle ones went, the five recent stayed.
         #expect(map.count == 5)
+        #expect(map.evicted == 0, "idle entries expire, they are not evicted")
         #expect((6..<11).allSatisfy { map[$0] == $0 * 10 })
         #expect(map[0] == nil)
         map.set(7, nil, nowNs: 5_000)
@@ -29,6 +30,8 @@ struct RecentMapTests {
         }
         #expect(peak == 1_000)
         #expect(map[199_999] == 199_999 && map[0] == nil)
+        // None was idle: every key but the 1,000 held was evicted, and counted.
+        #expect(map.evicted == UInt64(200_000 - map.count))
     }
 
     @Test("times far ahead of the clock (hostile timestamps) cannot pin entries past the limit")

@@ -31,6 +31,7 @@ struct TrackerMetricsTests {
         #expect(evicted("host") == 900)
         #expect(evicted("beacon_pair") == 800)
         #expect(evicted("destination") == 0)
+        #expect(evicted("address_memory") == 0, "no anomaly, so nothing remembered per address")
         #expect(try metrics.expectGauge("flowforest_tracker_entries", [("table", "host")]).lastValue == 100)
         #expect(try metrics.expectGauge("flowforest_tracker_entries", [("table", "destination")]).lastValue == 1)
         #expect(try metrics.expectGauge("flowforest_tracker_entries", [("table", "beacon_pair")]).lastValue == 200)
