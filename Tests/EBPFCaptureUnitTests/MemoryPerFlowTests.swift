@@ -122,6 +122,15 @@ struct MemoryPerFlowTests {
               peak in use, any poll          \(Self.per(max(first.peak, second.peak, ended.peak), n))
             """)
         #expect(ledger.count == 0)
+        // The per-flow parts docs/operations.md ("Memory") gives users to size
+        // by, which do not shrink with more flows (the detector's do: its
+        // tables stop at their limits): tracker about 121 bytes, ledger about
+        // 305, a record 312, a change 80. A quarter over fails.
+        func perFlow(_ bytes: Int) -> Double { Double(bytes) / Double(n) }
+        #expect(perFlow(tableTracker) < 121 * 1.25, "tracker: \(perFlow(tableTracker)) bytes a flow")
+        #expect(perFlow(first.ledger) < 305 * 1.25, "ledger: \(perFlow(first.ledger)) bytes a flow")
+        #expect(perFlow(first.records) < 312 * 1.25, "records: \(perFlow(first.records)) bytes a flow")
+        #expect(perFlow(first.changes) < 80 * 1.25, "changes: \(perFlow(first.changes)) bytes a flow")
     }
 
     /// A forged-source flood as the detector sees it: polls of one-SYN flows,
