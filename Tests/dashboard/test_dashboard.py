@@ -94,7 +94,10 @@ class Daemon:
                 return
             except (urllib.error.URLError, ConnectionError, TimeoutError):
                 time.sleep(0.2)
-        raise RuntimeError(f"flowforest run did not listen within 60 s:\n{self.log_text()}")
+        text = self.log_text()
+        # Its own session: nothing else would end it.
+        self.stop()
+        raise RuntimeError(f"flowforest run did not listen within 60 s:\n{text}")
 
     def log_text(self):
         with open(self.log_path) as f:
