@@ -477,7 +477,8 @@ struct API: Sendable {
 
     func events(_ context: AppRequestContext) throws -> Response {
         let hub = self.hub
-        let (id, stream) = hub.subscribe()
+        let subscription = hub.subscribe()
+        let id = subscription.id
         let stillAuthorized = context.stillAuthorized
         return Response(
             status: .ok,
@@ -498,8 +499,9 @@ struct API: Sendable {
                 }
                 defer { watch.cancel() }
                 try await withGracefulShutdownHandler {
-                    for await message in stream {
+                    for await message in subscription.stream {
                         try await writer.write(ByteBuffer(string: message))
+                        subscription.sent(message)
                     }
                 } onGracefulShutdown: {
                     hub.unsubscribe(id)

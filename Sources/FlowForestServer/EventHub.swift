@@ -32,10 +32,34 @@ struct LiveStats: Codable, Sendable {
 /// anomalies), each stored incident change as `incident_opened`,
 /// `incident_updated` or `incident_closed` (from the writer's incident
 /// feed) and, once a second, a `stats` event. A client that
-/// cannot keep up loses its oldest events, counted in
-/// `flowforest_sse_dropped_events_total`.
+/// cannot keep up loses events, counted in
+/// `flowforest_sse_dropped_events_total`: past ``maxQueuedEvents`` its
+/// oldest, and any that would take what it holds unread past
+/// ``maxQueuedBytes`` (an incident change during a sweep is tens of kB).
 final class EventHub: Service, Sendable {
-    private let clients = Mutex<[UInt64: AsyncStream<String>.Continuation]>([:])
+    /// Events held for one client that has not read them.
+    static let maxQueuedEvents = 256
+    /// Bytes of events held for one client that has not read them.
+    static let maxQueuedBytes = 1 << 20
+
+    /// One client's stream and what it holds unread.
+    final class Subscription: Sendable {
+        let id: UInt64
+        let stream: AsyncStream<String>
+        fileprivate let continuation: AsyncStream<String>.Continuation
+        fileprivate let queuedBytes = Atomic<Int>(0)
+
+        fileprivate init(id: UInt64, stream: AsyncStream<String>, continuation: AsyncStream<String>.Continuation) {
+            self.id = id
+            self.stream = stream
+            self.continuation = continuation
+        }
+
+        /// The client has been sent `message`: its bytes no longer count against it.
+        func sent(_ message: String) { queuedBytes.subtract(message.utf8.count, ordering: .relaxed) }
+    }
+
+    private let clients = Mutex<[UInt64: Subscription]>([:])
     private let nextID = Atomic<UInt64>(0)
     private let clientGauge: Gauge
     private let droppedEvents: Counter
@@ -66,9 +90,10 @@ final class EventHub: Service, Sendable {
     }
 
     /// A new client's event stream, starting with a comment so the client sees the connection open.
-    func subscribe() -> (id: UInt64, stream: AsyncStream<String>) {
+    func subscribe() -> Subscription {
         let id = nextID.wrappingAdd(1, ordering: .relaxed).newValue
-        let (stream, continuation) = AsyncStream.makeStream(of: String.self, bufferingPolicy: .bufferingNewest(256))
+        let (stream, continuation) = AsyncStream.makeStream(of: String.self, bufferingPolicy: .bufferingNewest(Self.maxQueuedEvents))
+        let subscription = Subscription(id: id, stream: stream, continuation: continuation)
         continuation.onTermination = { [weak self] _ in
             guard let self else { return }
             let count = self.clients.withLock { c -> Int in
@@ -77,19 +102,21 @@ final class EventHub: Service, Sendable {
             }
             self.clientGauge.record(count)
         }
-        continuation.yield(": connected\n\n")
+        let greeting = ": connected\n\n"
+        subscription.queuedBytes.add(greeting.utf8.count, ordering: .relaxed)
+        continuation.yield(greeting)
         let count = clients.withLock { c -> Int in
-            c[id] = continuation
+            c[id] = subscription
             return c.count
         }
         clientGauge.record(count)
-        return (id, stream)
+        return subscription
     }
 
     /// Ends a client's stream (it disconnected, or the server is stopping).
     func unsubscribe(_ id: UInt64) {
-        let continuation = clients.withLock { $0.removeValue(forKey: id) }
-        continuation?.finish()
+        let subscription = clients.withLock { $0.removeValue(forKey: id) }
+        subscription?.continuation.finish()
         clientGauge.record(clientCount)
     }
 
@@ -125,9 +152,18 @@ final class EventHub: Service, Sendable {
         var message = "event: \(event)\n"
         if let id { message += "id: \(id)\n" }
         message += "data: \(data)\n\n"
+        let size = message.utf8.count
         let targets = clients.withLock { Array($0.values) }
         for client in targets {
-            if case .dropped = client.yield(message) { droppedEvents.increment() }
+            guard client.queuedBytes.add(size, ordering: .relaxed).newValue <= Self.maxQueuedBytes else {
+                client.queuedBytes.subtract(size, ordering: .relaxed)
+                droppedEvents.increment()
+                continue
+            }
+            if case .dropped(let oldest) = client.continuation.yield(message) {
+                client.queuedBytes.subtract(oldest.utf8.count, ordering: .relaxed)
+                droppedEvents.increment()
+            }
         }
     }
 
@@ -169,10 +205,10 @@ final class EventHub: Service, Sendable {
     }
 
     func finishAll() {
-        let all = clients.withLock { c -> [AsyncStream<String>.Continuation] in
+        let all = clients.withLock { c -> [Subscription] in
             defer { c.removeAll() }
             return Array(c.values)
         }
-        for client in all { client.finish() }
+        for client in all { client.continuation.finish() }
     }
 }
