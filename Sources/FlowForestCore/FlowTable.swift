@@ -213,6 +213,10 @@ public struct FlowTable: Sendable {
             if entries.values[index].arrivedNs == nil, entries.values[index].record.lastSeenNs > nowNs {
                 entries.values[index].arrivedNs = nowNs
             }
+            // And its active window, begun at that stamp, runs from now: it
+            // would otherwise give the flow no interim record until the clock
+            // reached the stamp, however long the flow lasts.
+            if entries.values[index].windowStartNs > nowNs { entries.values[index].windowStartNs = nowNs }
             let entry = entries.values[index]
             if let reason = cfg.endReason(idleNs: entry.idleNs(at: nowNs), tcpClosed: entry.record.tcpClosed) {
                 ended.append(entries.keys[index])

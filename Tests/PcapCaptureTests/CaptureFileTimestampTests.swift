@@ -205,4 +205,26 @@ struct CaptureFileTimestampTests {
         // The file ends at its own clock, not a later one.
         #expect(batches.last?.timeNs ?? 0 <= UInt64(Self.goodSeconds + 10) * 1_000_000_000)
     }
+    @Test("a flow whose first packet is stamped in 2106, then lasting 200 s at the file's own times, still gets its interim records")
+    func farFutureFirstPacket() async throws {
+        var d = Self.le32(0xA1B2_C3D4) + Self.le16(2) + Self.le16(4) + Self.le32(0) + Self.le32(0) + Self.le32(65535) + Self.le32(1)
+        let frame = PacketBuilder().ethernet(etherType: 0x0800, payload: PacketBuilder().ipv4(src: PacketBuilder.a4, dst: PacketBuilder.b4, proto: 17,
+                                                                                            l4: PacketBuilder().udp(sport: 5000, dport: 53, payload: 20)))
+        func record(_ seconds: UInt32) {
+            d += Self.le32(seconds) + Self.le32(0) + Self.le32(UInt32(frame.count)) + Self.le32(UInt32(frame.count)) + frame
+        }
+        record(0xFFFF_FFFF)
+        for i in 0..<200 { record(Self.goodSeconds + UInt32(i)) }
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("flowforest-first-ahead-\(getpid()).pcap").path
+        try Data(d).write(to: URL(fileURLWithPath: path))
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        var logger = Logger(label: "capture-file-test")
+        logger.logLevel = .error
+        var records: [FlowRecord] = []
+        for try await batch in PcapFileSource(path: path, logger: logger).batches() { records += batch.records }
+        // The 60 s active timeout: interim records while the 200 s run, not only its end.
+        let interim = records.filter { $0.state == .interim }
+        #expect(interim.count >= 2, "\(records.map(\.state))")
+        #expect(records.last?.state == .ended && records.last?.packets == 201)
+    }
 }
