@@ -544,6 +544,11 @@ public struct Detector: Sendable {
             let replace = max(1, Int((Double(km.forest.treeCount) * configuration.retrainShare).rounded()))
             var parameters = km.forest.parameters
             parameters.trees = replace
+            // The new trees sample as many vectors as the forest's own did: a
+            // forest learned from few vectors, retrained from many, would
+            // otherwise get deeper trees than its depth bound and score them
+            // against another sample size.
+            parameters.sampleSize = km.forest.effectiveSampleSize
             parameters.seed = km.forest.parameters.seed &+ UInt64(retrainings + 1) &* 0x9E37
             do {
                 // The expected vectors train the new trees; thresholds still come from normal ones only.

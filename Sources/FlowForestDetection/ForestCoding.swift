@@ -44,11 +44,17 @@ extension IsolationForest: Codable {
         }
         let hyperplanes = parameters.extended ? normals.count / d : 0
         guard !parameters.extended || normals.count % d == 0 else { throw bad("hyperplane normals are not whole") }
+        // Each node's depth, in one pass (children follow their parent): a
+        // walk takes at most `max_depth` steps, and credit is gathered along
+        // a path of that many splits.
+        var depth = [UInt8](repeating: 0, count: n)
         for i in 0..<n {
             guard value[i].isFinite else { throw bad("node \(i) has a non-finite value") }
             if feature[i] >= 0 {
                 // Children always follow their parent, so a valid file has no cycles.
                 guard Int(left[i]) > i, Int(left[i]) + 1 < n else { throw bad("node \(i) points outside the forest") }
+                guard Int(depth[i]) < maxDepth else { throw bad("node \(i) splits below the forest's max_depth") }
+                for child in [Int(left[i]), Int(left[i]) + 1] { depth[child] = max(depth[child], depth[i] + 1) }
                 guard parameters.extended ? Int(feature[i]) < hyperplanes : Int(feature[i]) < d else {
                     throw bad("node \(i) splits on a feature the forest does not have")
                 }

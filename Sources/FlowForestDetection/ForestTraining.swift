@@ -39,7 +39,8 @@ extension IsolationForest {
 
     /// A copy with the trees at `replacing` swapped for the trees of
     /// `other` (same features and parameters): how retraining refreshes a
-    /// share of the forest without ever leaving it half-built.
+    /// share of the forest without ever leaving it half-built. The depth
+    /// bound is the deeper of the two, so every walk still reaches its leaf.
     func replacingTrees(_ replacing: [Int], with other: IsolationForest) -> IsolationForest {
         precondition(other.featureCount == featureCount && other.treeCount >= replacing.count)
         let replaced = Set(replacing)
@@ -55,7 +56,8 @@ extension IsolationForest {
         }
         return IsolationForest(
             featureCount: featureCount, parameters: parameters, effectiveSampleSize: effectiveSampleSize,
-            maxDepth: maxDepth, roots: b.roots, feature: b.feature, value: b.value, left: b.left, normals: b.normals)
+            maxDepth: max(maxDepth, replacing.isEmpty ? 0 : other.maxDepth), roots: b.roots, feature: b.feature, value: b.value,
+            left: b.left, normals: b.normals)
     }
 }
 

@@ -25,10 +25,14 @@ struct CaptureLoop {
     let pollIntervalNs: UInt64
     let continuation: AsyncThrowingStream<FlowBatch, any Error>.Continuation
     var nextTickNs: UInt64 = 0
-    /// The capture's clock: the latest time seen, or a long run of earlier ones (see ``tick(nowNs:progress:)``).
+    /// The capture's clock: the latest time seen, or an earlier one it stepped back to (see ``tick(nowNs:progress:)``).
     private(set) var clockNs: UInt64 = 0
-    /// Packets in a row more than two polls behind ``clockNs``.
-    private var behindRun = 0
+    /// Packets (ticks) since the last poll.
+    private var packetsSincePoll = 0
+    /// The clock stepped back since the last poll: the next waits for ``stepBackRun(openFlows:)`` packets.
+    private var steppedBack = false
+    /// Whether a step back holds the next poll back (files: their times are the sender's).
+    var guardsStepBack = true
     var interfaceNames: [UInt32: InterfaceName] = [:]
 
     init(configuration: FlowTableConfiguration, pollIntervalNs: UInt64, continuation: AsyncThrowingStream<FlowBatch, any Error>.Continuation) {
@@ -56,39 +60,42 @@ struct CaptureLoop {
     /// boundary. `progress` is evaluated only then: for a file it is an
     /// `ftell`, a system call, which per packet cost a sixth of `analyze`'s time.
     ///
-    /// The clock is the latest time seen. A run of times more than two polls
-    /// behind it (a file's record stamped years ahead, then the file's own
-    /// times; captures merged out of order) moves it back, so polls go on
+    /// The clock is the latest time seen; a time more than two polls behind
+    /// it (a file's record stamped years ahead, then the file's own times;
+    /// captures merged out of order) moves it back at once, so polls go on
     /// from there: left waiting for the file to catch up with the jump,
     /// nothing would be emitted, and no flow would end, for the rest of the
-    /// file. The run must be long, ``stepBackRun`` packets, because every
-    /// poll walks the whole flow table: a file whose times alternate between
-    /// two clocks would otherwise have a poll, a walk of every open flow,
-    /// every other packet.
+    /// file. Each poll walks the whole flow table, so after a step back a
+    /// file's next poll also waits for ``stepBackRun(openFlows:)`` packets:
+    /// times alternating between two clocks, or a forged record every few
+    /// packets, would otherwise force a walk of every open flow every few
+    /// packets. Live capture ticks with the wall clock, which no sender
+    /// sets, and polls on at once (`guardsStepBack` false).
     mutating func tick(nowNs: UInt64, progress: @autoclosure () -> Double? = nil) {
+        packetsSincePoll &+= 1
         if clockNs == 0 {
             clockNs = nowNs
             nextTickNs = nowNs + pollIntervalNs
             return
         }
         if nowNs + 2 * pollIntervalNs < clockNs {
-            behindRun += 1
-            guard behindRun >= Self.stepBackRun(openFlows: table.activeCount) else { return }
-            behindRun = 0
             clockNs = nowNs
             nextTickNs = nowNs + pollIntervalNs
+            steppedBack = guardsStepBack
             return
         }
-        behindRun = 0
         clockNs = max(clockNs, nowNs)
         guard clockNs >= nextTickNs else { return }
+        guard !steppedBack || packetsSincePoll >= Self.stepBackRun(openFlows: table.activeCount) else { return }
         emit(table.advance(to: clockNs), nowNs: clockNs, progress: progress())
         nextTickNs = clockNs + pollIntervalNs
+        steppedBack = false
+        packetsSincePoll = 0
     }
 
-    /// Packets in a row behind the clock before it steps back: an eighth of
-    /// the open flows (at least 16), so the polls a hostile file can force
-    /// cost at most about eight flows' walk per packet.
+    /// Packets after a step back before the next poll: an eighth of the
+    /// open flows (at least 16), so the polls a hostile file can force cost
+    /// at most about eight flows' walk per packet.
     static func stepBackRun(openFlows: Int) -> Int { max(16, openFlows / 8) }
 
     /// Ends every flow and the stream, at `nowNs` (live capture: the wall

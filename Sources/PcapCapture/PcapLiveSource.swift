@@ -92,6 +92,7 @@ public final class PcapLiveSource: FlowSource {
         }
         var loop = CaptureLoop(configuration: configuration, pollIntervalNs: pollIntervalNs, continuation: continuation)
         loop.interfaceNames = names.mapValues(InterfaceName.init(local:))
+        loop.guardsStepBack = false
         let context = DispatchContext(loop: loop, parser: parsers[0])
         let user = Unmanaged.passUnretained(context).toOpaque()
         loop.tick(nowNs: wallClockNs())

@@ -315,6 +315,30 @@ struct DetectorTests {
         #expect(detector.status.learningUntilMs == nil)
     }
 
+    @Test("a kind learned from few vectors and retrained from many keeps its sample size and depth: retrained trees are scored as the rest")
+    func retrainKeepsSampleSize() throws {
+        var sim = TrafficSimulator()
+        var model = try #require(trainedDetector(&sim).model)
+        model[.destination] = nil
+        var config = DetectorConfiguration()
+        config.learningSeconds = 4
+        config.minimumLearningVectors = 10
+        config.retrainIntervalSeconds = 60
+        var detector = Detector(configuration: config, model: model, sensor: "t")
+        _ = sim.runNormal(seconds: 8, into: &detector)
+        let learned = try #require(detector.model?[.destination]).forest
+        try #require(learned.effectiveSampleSize < 64, "learned from \(learned.effectiveSampleSize) vectors: the case needs few")
+        let retrainings = detector.status.retrainings
+        _ = sim.runNormal(seconds: 130, into: &detector)
+        #expect(detector.status.retrainings > retrainings)
+        let retrained = try #require(detector.model?[.destination]).forest
+        #expect(retrained != learned, "the destination forest was retrained")
+        #expect(retrained.effectiveSampleSize == learned.effectiveSampleSize && retrained.maxDepth == learned.maxDepth,
+                "sample \(learned.effectiveSampleSize) → \(retrained.effectiveSampleSize), depth \(learned.maxDepth) → \(retrained.maxDepth)")
+        let x = [Double](repeating: 1, count: retrained.featureCount)
+        #expect(abs(retrained.scoreWithCredit(x).score - retrained.scores(rows: x)[0]) < 1e-12)
+    }
+
     @Test("a late kind whose training fails keeps learning, and the model in use keeps its version")
     func failedTrainingNoVersion() throws {
         var sim = TrafficSimulator()

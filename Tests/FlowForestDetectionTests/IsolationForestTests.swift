@@ -119,4 +119,36 @@ struct IsolationForestTests {
         let data = try JSONEncoder().encode(half)
         #expect(try JSONDecoder().decode(IsolationForest.self, from: data) == half)
     }
+    @Test("trees from a larger sample swapped into a forest of a small one: every walk reaches its leaf, and credit scoring agrees with batch scoring",
+          arguments: [false, true])
+    func replacingWithDeeperTrees(extended: Bool) throws {
+        let d = 3
+        // 40 vectors: a sample of 40, trees at most 6 deep; 1,000: a sample of 256, 8 deep.
+        let small = try IsolationForest(rows: gaussianRows(count: 40, features: d, seed: 3), featureCount: d,
+                                        parameters: ForestParameters(trees: 10, extended: extended, seed: 1))
+        let large = try IsolationForest(rows: gaussianRows(count: 1_000, features: d, seed: 4), featureCount: d,
+                                        parameters: ForestParameters(trees: 5, extended: extended, seed: 2))
+        #expect(large.maxDepth >= small.maxDepth + 2)
+        let mixed = small.replacingTrees([0, 2, 4, 6, 8], with: large)
+        #expect(mixed.maxDepth == large.maxDepth)
+        let probes: [[Double]] = [[0, 0, 0], [0.5, -1.0, 2.0], [9, -9, 9], [0.01, 0.02, -0.03]]
+        let batched = mixed.scores(rows: probes.flatMap { $0 })
+        for (x, b) in zip(probes, batched) {
+            #expect(abs(mixed.scoreWithCredit(x).score - b) < 1e-12, "\(x)")
+            #expect(abs(mixed.score(x) - b) < 1e-12, "\(x)")
+        }
+        // Written and read back: the file's depth bound holds its trees.
+        #expect(try JSONDecoder().decode(IsolationForest.self, from: JSONEncoder().encode(mixed)) == mixed)
+    }
+
+    @Test("a forest file whose trees go deeper than its max_depth is refused, not walked short or past a path's end")
+    func deeperThanMaxDepthRefused() throws {
+        let d = 3
+        let forest = try IsolationForest(rows: gaussianRows(count: 1_000, features: d, seed: 4), featureCount: d,
+                                         parameters: ForestParameters(trees: 3, seed: 2))
+        var object = try #require(try JSONSerialization.jsonObject(with: JSONEncoder().encode(forest)) as? [String: Any])
+        object["max_depth"] = forest.maxDepth - 2
+        let edited = try JSONSerialization.data(withJSONObject: object)
+        #expect(throws: DecodingError.self) { try JSONDecoder().decode(IsolationForest.self, from: edited) }
+    }
 }

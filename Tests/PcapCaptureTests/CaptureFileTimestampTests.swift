@@ -179,9 +179,10 @@ struct CaptureFileTimestampTests {
         #expect(batches.dropLast().flatMap(\.records).contains { $0.state == .ended && $0.lastSeenNs > fileEnd })
         #expect(batches.last?.statistics.packetsAccounted == 301)
     }
-    @Test("times alternating between two clocks 2 s apart: polls stay few (each walks every open flow), every packet is counted")
+    @Test("times alternating between two clocks 3 s apart: polls stay few (each walks every open flow), every packet is counted")
     func alternatingClocks() async throws {
-        // 2,000 flows open at the file's start, then 4,000 packets stamped 10 s and 8 s later in turn.
+        // 2,000 flows open at the file's start, then 4,000 packets stamped 10 s and 7 s later in turn:
+        // 7 s is more than two polls behind 10 s, so every other packet steps the clock back.
         var d = Self.le32(0xA1B2_C3D4) + Self.le16(2) + Self.le16(4) + Self.le32(0) + Self.le32(0) + Self.le32(65535) + Self.le32(1)
         let b = PacketBuilder()
         func record(_ seconds: UInt32, sport: UInt16) {
@@ -190,7 +191,7 @@ struct CaptureFileTimestampTests {
             d += Self.le32(seconds) + Self.le32(0) + Self.le32(UInt32(frame.count)) + Self.le32(UInt32(frame.count)) + frame
         }
         for i in 0..<2_000 { record(Self.goodSeconds, sport: UInt16(10_000 + i)) }
-        for i in 0..<4_000 { record(Self.goodSeconds + (i % 2 == 0 ? 10 : 8), sport: 9_000) }
+        for i in 0..<4_000 { record(Self.goodSeconds + (i % 2 == 0 ? 10 : 7), sport: 9_000) }
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("flowforest-alternate-\(getpid()).pcap").path
         try Data(d).write(to: URL(fileURLWithPath: path))
         defer { try? FileManager.default.removeItem(atPath: path) }
@@ -198,8 +199,8 @@ struct CaptureFileTimestampTests {
         logger.logLevel = .error
         var batches: [FlowBatch] = []
         for try await batch in PcapFileSource(path: path, logger: logger).batches() { batches.append(batch) }
-        // One poll per step back to 8 s, each after a run of an eighth of the
-        // open flows; a poll every other packet (2,000) before.
+        // A poll at most once per an eighth of the open flows' packets after
+        // a step back; a poll every other packet (2,000) before.
         #expect(batches.count < 40, "\(batches.count) polls")
         #expect(batches.last?.statistics.packetsAccounted == 6_000)
         // The file ends at its own clock, not a later one.
@@ -226,5 +227,35 @@ struct CaptureFileTimestampTests {
         let interim = records.filter { $0.state == .interim }
         #expect(interim.count >= 2, "\(records.map(\.state))")
         #expect(records.last?.state == .ended && records.last?.packets == 201)
+    }
+    @Test("a record stamped in 2106 every ten packets of a file's own minute: the clock still follows the file, flows still end by their timeouts")
+    func periodicFarFuture() async throws {
+        var d = Self.le32(0xA1B2_C3D4) + Self.le16(2) + Self.le16(4) + Self.le32(0) + Self.le32(0) + Self.le32(65535) + Self.le32(1)
+        let b = PacketBuilder()
+        var packets = 0
+        func record(_ seconds: UInt32, _ micros: UInt32, sport: UInt16) {
+            let frame = b.ethernet(etherType: 0x0800, payload: b.ipv4(src: PacketBuilder.a4, dst: PacketBuilder.b4, proto: 17,
+                                                                      l4: b.udp(sport: sport, dport: 53, payload: 20)))
+            d += Self.le32(seconds) + Self.le32(micros) + Self.le32(UInt32(frame.count)) + Self.le32(UInt32(frame.count)) + frame
+            packets += 1
+        }
+        // A new flow every 100 ms for 60 s; after every tenth, a record stamped in 2106.
+        for i in 0..<600 {
+            record(Self.goodSeconds + UInt32(i / 10), UInt32(i % 10) * 100_000, sport: UInt16(20_000 + i))
+            if i % 10 == 9 { record(0xFFFF_FFFF, 0, sport: 9_999) }
+        }
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("flowforest-periodic-\(getpid()).pcap").path
+        try Data(d).write(to: URL(fileURLWithPath: path))
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        var logger = Logger(label: "capture-file-test")
+        logger.logLevel = .error
+        var batches: [FlowBatch] = []
+        for try await batch in PcapFileSource(path: path, logger: logger).batches() { batches.append(batch) }
+        let fileEnd = UInt64(Self.goodSeconds + 60) * 1_000_000_000
+        // The 15 s idle timeout ends the first seconds' flows while the file is read.
+        let idleEnded = batches.dropLast().flatMap(\.records).filter { $0.state == .ended && $0.lastSeenNs < fileEnd && $0.sourcePort != 9_999 }
+        #expect(idleEnded.count >= 200, "\(idleEnded.count) flows ended before the file did")
+        #expect(batches.last?.statistics.packetsAccounted == UInt64(packets))
+        #expect(batches.count < 200, "\(batches.count) polls")
     }
 }
