@@ -280,9 +280,8 @@ public struct HostTracker: Sendable {
         // limits evicted updates the side still held and does not make the
         // other again, empty: a forged flood's sources would all come back.
         let quiet = !change.isNew && change.delta == .zero
-        // First: an unreachable's target enters `hosts` before the record's
-        // source evicts to make room, so that eviction weighs the target as
-        // any other host.
+        // First: an unreachable's target, if held or if there is a free
+        // place, counts its failure before the record's source may evict it.
         if change.isNew { countUnreachable(r, nowNs: now) }
         // Made before either is changed, so the slots stay valid until the
         // record is added: nothing else adds to or removes from these tables

@@ -18,6 +18,7 @@ extension Detector: FlowDetector {
         details["unconfirmed"] = String(s.unconfirmed)
         details["suppressed_repeats"] = String(s.suppressedRepeats)
         details["retrainings"] = String(s.retrainings)
+        details["unreachables_not_held"] = String(s.tracker.unreachablesNotHeld)
         let trained = s.kinds.compactMap(\.trainedAtMs).max()
         return ModelStatus(
             // Detecting as soon as one vector kind scores; details give each kind's phase.

@@ -56,7 +56,7 @@ public actor Pipeline {
     private var lastTrim = ContinuousClock.now
     /// The latest batch's time and when it was processed: the clock the
     /// anomalies filed into incidents carry (see ``expireIncidents(nowMs:)``).
-    private var batchClock: (timeNs: UInt64, at: ContinuousClock.Instant)?
+    private var batchClock: (timeNs: UInt64, at: SuspendingClock.Instant)?
 
     /// - Parameters:
     ///   - sensor: the name anomalies and stored flows carry.
@@ -90,7 +90,7 @@ public actor Pipeline {
     /// anomalies found, stamped with the sensor name.
     @discardableResult
     public func process(_ batch: FlowBatch, mode: String) -> [Anomaly] {
-        batchClock = (batch.timeNs, .now)
+        batchClock = (batch.timeNs, SuspendingClock.now)
         let changes = flows.apply(batch.records, origin: mode, nowNs: batch.timeNs, reporting: batch.reporting)
         let lost = account(batch, changes: changes, mode: mode)
         // Folded floods need no model (they are reported while learning too)
@@ -173,9 +173,12 @@ public actor Pipeline {
         hand(incidents.expire(nowMs: batchClockMs ?? nowMs))
     }
 
-    /// The batches' clock now, ms, if a batch has come.
+    /// The batches' clock now, ms, if a batch has come. The time since the
+    /// batch is the monotonic clock's, which stops while the machine is
+    /// suspended as eBPF's does, so a resumed sensor's first tick does not
+    /// see the suspension as quiet.
     var batchClockMs: Int64? {
-        batchClock.map { Int64($0.timeNs / 1_000_000) + ($0.at.duration(to: .now)).wholeMilliseconds }
+        batchClock.map { Int64($0.timeNs / 1_000_000) + $0.at.duration(to: SuspendingClock.now).wholeMilliseconds }
     }
 
     /// Closes every open incident, as at the end of a file; returns the changes.

@@ -477,13 +477,15 @@ struct API: Sendable {
 
     func events(_ context: AppRequestContext) throws -> Response {
         let hub = self.hub
-        let subscription = hub.subscribe()
-        let id = subscription.id
         let stillAuthorized = context.stillAuthorized
         return Response(
             status: .ok,
             headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"],
             body: ResponseBody { writer in
+                // Subscribed when the body is written: a HEAD request's
+                // body never is, and would otherwise hold a subscription.
+                let subscription = hub.subscribe()
+                let id = subscription.id
                 // Graceful shutdown ends the stream so the server can stop;
                 // so does signing out, a revoked token or an expired session
                 // (the browser's reconnect then gets its 401).

@@ -62,6 +62,22 @@ struct EventsTests {
         }
     }
 
+    @Test("a HEAD request for the event stream holds no subscription")
+    func headHoldsNothing() async throws {
+        try await withService(.live, configure: { $0.tickInterval = .milliseconds(500) }) { client, db, parts in
+            for _ in 0..<3 {
+                #expect(try await client.call("/api/events", .head, token: db.viewerToken).status == .ok)
+            }
+            let port = try #require(client.port)
+            let stream = try EventStream(url: "http://127.0.0.1:\(port)/api/events", token: db.viewerToken)
+            defer { stream.close() }
+            try await stream.wait(for: "a first stats event") { $0.contains("event: stats") }
+            // The one real stream only.
+            let clients = parts.metrics.render().split(separator: "\n").first { $0.hasPrefix("flowforest_sse_clients ") }
+            #expect(clients.flatMap { Double($0.split(separator: " ").last ?? "") } == 1, "\(clients ?? "no series")")
+        }
+    }
+
     @Test("the event stream needs a credential")
     func needsCredential() async throws {
         try await withService { client, _, _ async throws in

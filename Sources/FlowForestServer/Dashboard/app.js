@@ -146,6 +146,7 @@ async function start() {
 
 function showLogin() {
   state.user = null;
+  pruneTimelines();
   if (state.events) { state.events.close(); state.events = null; }
   for (const v of document.querySelectorAll(".view")) v.hidden = v.id !== "view-login";
   $("#nav").hidden = true;
@@ -312,8 +313,13 @@ function onAnomaly(a) {
     const row = anomalyRow(a);
     row.classList.add("fresh");
     tbody.prepend(row);
-    // The first page stays a page: the rows pushed off it are on the next.
-    while (tbody.rows.length > PAGE_ROWS) tbody.lastElementChild.remove();
+    // The first page stays a page: the rows pushed off it are on the next,
+    // which now starts below the last row kept.
+    if (tbody.rows.length > PAGE_ROWS) {
+      while (tbody.rows.length > PAGE_ROWS) tbody.lastElementChild.remove();
+      state.next = tbody.lastElementChild.dataset.id;
+      $("#page-older").disabled = false;
+    }
     $("#anomalies-empty").hidden = true;
   }
 }
@@ -459,28 +465,44 @@ function timelineCell(i) {
 
 /**
  * Fetches an incident's anomalies (its actor's or target's, in its span, kept to its ids) and redraws its cell.
- * One fetch per incident at a time and per TIMELINE_EVERY_MS, TIMELINE_PARALLEL over all of them; a fetch
- * put off runs later for the incident's latest count, so the ticks end complete.
+ * At most TIMELINE_PARALLEL fetches run, the rest wait in order; an incident is fetched again at most once per
+ * TIMELINE_EVERY_MS (per 30 s after a failure), for its latest count, so the ticks end complete.
  */
 function loadTimeline(i) {
   const subject = i.actors[0] || i.targets[0];
-  if (!subject || timelineLoads.has(i.id) || timelineWaiting.has(i.id)) return;
-  const wait = (timelineLast.get(i.id) || 0) + TIMELINE_EVERY_MS - Date.now();
-  if (wait > 0 || timelineLoads.size >= TIMELINE_PARALLEL) {
-    timelineWaiting.set(i.id, setTimeout(() => { timelineWaiting.delete(i.id); reloadTimelineIfStale(i.id); }, Math.max(wait, 250)));
+  if (!subject || timelineLoads.has(i.id) || timelineQueue.includes(i.id) || timelineWaiting.has(i.id)) return;
+  const wait = (timelineLast.get(i.id) || 0) - Date.now();
+  if (wait > 0) {
+    timelineWaiting.set(i.id, setTimeout(() => { timelineWaiting.delete(i.id); reloadTimelineIfStale(i.id); }, wait));
     return;
   }
-  timelineLoads.add(i.id);
-  timelineLast.set(i.id, Date.now());
-  fetchTimeline(i, subject).finally(() => {
-    timelineLoads.delete(i.id);
-    // Changes that came meanwhile (or a failed fetch): once more, for the latest count.
-    reloadTimelineIfStale(i.id);
-  });
+  timelineQueue.push(i.id);
+  runTimelines();
 }
 const timelineLoads = new Set();   // incidents whose timeline is being fetched
-const timelineLast = new Map();    // incident id -> when its last fetch began
+const timelineQueue = [];          // incidents waiting for a free fetch, in order
+const timelineLast = new Map();    // incident id -> earliest time of its next fetch
 const timelineWaiting = new Map(); // incident id -> timer of a fetch put off
+
+/** Starts queued fetches while there is room, oldest first. */
+function runTimelines() {
+  while (timelineLoads.size < TIMELINE_PARALLEL && timelineQueue.length) {
+    const id = timelineQueue.shift();
+    const i = state.incidents.find(x => x.id === id);
+    const subject = i && (i.actors[0] || i.targets[0]);
+    if (!subject) continue;
+    timelineLoads.add(id);
+    timelineLast.set(id, Date.now() + TIMELINE_EVERY_MS);
+    fetchTimeline(i, subject).then(ok => {
+      if (!ok) timelineLast.set(id, Date.now() + 6 * TIMELINE_EVERY_MS);
+    }).finally(() => {
+      timelineLoads.delete(id);
+      runTimelines();
+      // Changes that came meanwhile: once more, for the latest count.
+      if (state.user) reloadTimelineIfStale(id);
+    });
+  }
+}
 
 function reloadTimelineIfStale(id) {
   const latest = state.incidents.find(x => x.id === id);
@@ -488,12 +510,13 @@ function reloadTimelineIfStale(id) {
   if (latest && (!known || known.count !== latest.anomaly_count)) loadTimeline(latest);
 }
 
-/** Forgets the timelines of incidents no longer listed. */
+/** Forgets the timelines of incidents no longer listed (all of them once signed out). */
 function pruneTimelines() {
-  const listed = new Set(state.incidents.map(i => i.id));
+  const listed = new Set(state.user ? state.incidents.map(i => i.id) : []);
   for (const id of state.timelines.keys()) if (!listed.has(id)) state.timelines.delete(id);
   for (const id of timelineLast.keys()) if (!listed.has(id) && !timelineLoads.has(id)) timelineLast.delete(id);
   for (const [id, timer] of timelineWaiting) if (!listed.has(id)) { clearTimeout(timer); timelineWaiting.delete(id); }
+  for (let k = timelineQueue.length - 1; k >= 0; k--) if (!listed.has(timelineQueue[k])) timelineQueue.splice(k, 1);
 }
 
 async function fetchTimeline(i, subject) {
@@ -505,7 +528,11 @@ async function fetchTimeline(i, subject) {
     state.timelines.set(i.id, { count: i.anomaly_count, times });
     const td = document.querySelector(`#incident-${i.id} td.timeline`);
     if (td) drawTimeline(td, i, times);
-  } catch (e) { showError(e); }
+    return true;
+  } catch (e) {
+    showError(e);
+    return false;
+  }
 }
 
 function drawTimeline(td, i, times) {
