@@ -158,8 +158,31 @@ public struct DetectionModel: Sendable, Hashable, Codable {
             guard m.forest.featureCount == expected.count, m.baseline.count == expected.count else {
                 throw DetectionModelError.corrupt(path: path, detail: "\(m.kind.rawValue) forest has \(m.forest.featureCount) features, names list \(expected.count)")
             }
+            if let why = Self.implausible(m) { throw DetectionModelError.corrupt(path: path, detail: "\(m.kind.rawValue): \(why)") }
+        }
+        // Versions count retrainings: one near the top would overflow at the next.
+        guard (0...Int(Int32.max)).contains(model.version) else {
+            throw DetectionModelError.corrupt(path: path, detail: "version \(model.version) out of range")
         }
         return model
+    }
+
+    /// Why a kind's numbers cannot have come from training, or nil. A score
+    /// is in (0, 1], so are the thresholds, in order; a baseline is a
+    /// quantile summary of feature values (log-scaled or small), whose
+    /// explanations would otherwise carry infinities the store cannot hold.
+    static func implausible(_ m: KindModel) -> String? {
+        let t = m.thresholds
+        guard 0 <= t.low, t.low <= t.medium, t.medium <= t.high, t.high <= t.critical, t.critical <= 1 + 1e-6 else {
+            return "severity thresholds out of order or outside 0–1"
+        }
+        for (name, b) in zip(m.featureNames, m.baseline) {
+            guard b.mad >= 0, b.p01 <= b.median, b.median <= b.p99, b.p99 <= b.max,
+                  [b.p01, b.median, b.p99, b.max, b.mad].allSatisfy({ abs($0) <= 700 }) else {
+                return "baseline of \(name) out of order or out of range"
+            }
+        }
+        return nil
     }
 
     /// Writes the model as JSON, atomically: a crash never leaves half a file.

@@ -2,6 +2,11 @@
 /// checks every index, so a damaged file is refused instead of crashing a
 /// tree walk later.
 extension IsolationForest: Codable {
+    /// The largest path length a leaf can hold: 64 levels, plus the
+    /// expected length of the rest of a walk, c(n) < 2 ln n + 1, for any n
+    /// a sample can have.
+    static let maxLeafValue = 128.0
+
     enum CodingKeys: String, CodingKey {
         case parameters, roots, feature, value, left, normals
         case featureCount = "feature_count"
@@ -60,6 +65,9 @@ extension IsolationForest: Codable {
                 }
             } else if feature[i] != -1 {
                 throw bad("node \(i) has an invalid feature index")
+            } else if !(0...Self.maxLeafValue).contains(value[i]) {
+                // A leaf's value is its depth plus the expected rest of a walk: never negative, never far past 64.
+                throw bad("leaf \(i) has a path length out of range")
             }
         }
         self.init(featureCount: d, parameters: parameters, effectiveSampleSize: psi, maxDepth: maxDepth,

@@ -287,7 +287,9 @@ struct RunCommand: AsyncParsableCommand {
         guard let config else { return [:] }
         guard let text = try? String(contentsOfFile: config, encoding: .utf8) else { throw failure("--config: cannot read \(config)") }
         var values: [String: String] = [:]
-        for (number, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        // Any line ending: "\r\n" is one Character to Swift, which a split on
+        // "\n" would never cut, reading a file saved on Windows as one line.
+        for (number, line) in text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).enumerated() {
             let trimmed = line.trimmingCharacters(in: .whitespaces)
             if trimmed.isEmpty || trimmed.hasPrefix("#") { continue }
             guard let eq = trimmed.firstIndex(of: "="), trimmed.hasPrefix("FLOWFOREST_") else {

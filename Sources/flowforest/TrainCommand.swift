@@ -50,7 +50,9 @@ struct TrainCommand: AsyncParsableCommand {
 
     func validate() throws {
         guard !files.isEmpty else { throw ValidationError("name at least one capture file") }
-        guard trees > 0, sampleSize > 1 else { throw ValidationError("--trees must be at least 1 and --sample-size at least 2") }
+        guard (1...10_000).contains(trees), (2...65_536).contains(sampleSize) else {
+            throw ValidationError("--trees must be 1-10000 and --sample-size 2-65536")
+        }
         if let c = contamination, !(c > 0 && c < 0.5) { throw ValidationError("--contamination must be between 0 and 0.5") }
     }
 

@@ -88,4 +88,38 @@ struct ModelFileTests {
         let data = try JSONEncoder().encode(model)
         #expect(throws: DetectionModelError.self) { try DetectionModel.decode(data, path: "m.json") }
     }
+    @Test("numbers no training gives are refused: a version at the top, thresholds out of order or past 1, a baseline out of order or near e^710, a negative leaf")
+    func implausibleNumbers() throws {
+        let model = try makeModel()
+        func refused(_ what: String, _ edit: (inout DetectionModel) -> Void) {
+            var m = model
+            edit(&m)
+            do {
+                _ = try DetectionModel.decode(try JSONEncoder().encode(m), path: "m.json")
+                Issue.record("\(what) accepted")
+            } catch let e as DetectionModelError {
+                guard case .corrupt = e else { Issue.record("\(what): \(e)"); return }
+            } catch { Issue.record("\(what): \(error)") }
+        }
+        refused("version Int.max") { $0.version = .max }
+        refused("critical 0") { $0.models[0].thresholds.critical = 0 }
+        refused("low 2") { $0.models[0].thresholds = SeverityThresholds(low: 2, medium: 2, high: 2, critical: 2) }
+        refused("p01 800") { $0.models[0].baseline[0].p01 = 800; $0.models[0].baseline[0].median = 800
+            $0.models[0].baseline[0].p99 = 800; $0.models[0].baseline[0].max = 800 }
+        refused("p99 below median") { $0.models[0].baseline[0].p99 = $0.models[0].baseline[0].median - 1 }
+        // A leaf's path length, edited in the JSON (the forest's arrays are not settable).
+        var json = try #require(try JSONSerialization.jsonObject(with: JSONEncoder().encode(model)) as? [String: Any])
+        var models = try #require(json["models"] as? [[String: Any]])
+        var forest = try #require(models[0]["forest"] as? [String: Any])
+        let feature = try #require(forest["feature"] as? [Int])
+        var value = try #require(forest["value"] as? [Double])
+        let leaf = try #require(feature.firstIndex(of: -1))
+        value[leaf] = -100_000
+        forest["value"] = value
+        models[0]["forest"] = forest
+        json["models"] = models
+        #expect(throws: DetectionModelError.self) { try DetectionModel.decode(try JSONSerialization.data(withJSONObject: json), path: "m.json") }
+        // The model as trained loads.
+        #expect(try DetectionModel.decode(try JSONEncoder().encode(model), path: "m.json") == model)
+    }
 }

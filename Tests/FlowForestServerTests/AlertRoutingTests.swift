@@ -210,8 +210,14 @@ struct AlertRoutingTests {
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
         let empty = dir.appendingPathComponent("empty").path, good = dir.appendingPathComponent("good").path
-        try " \n".write(toFile: empty, atomically: true, encoding: .utf8)
-        try "k3y\n".write(toFile: good, atomically: true, encoding: .utf8)
+        let short = dir.appendingPathComponent("short").path, large = dir.appendingPathComponent("large").path
+        let exposed = dir.appendingPathComponent("exposed").path
+        let key = "0123456789abcdef0123456789abcdef"
+        for (path, text, mode) in [(empty, " \n", 0o600), (good, key + "\n", 0o640), (short, "k3y\n", 0o600),
+                                   (large, String(repeating: "k", count: 5000), 0o600), (exposed, key, 0o644)] {
+            try text.write(toFile: path, atomically: true, encoding: .utf8)
+            chmod(path, mode_t(mode))
+        }
         func error(_ am: [String] = [], _ hooks: [String] = [], secret: String? = nil, external: String? = nil) -> String? {
             do {
                 _ = try AlertConfiguration.make(alertmanagers: am, webhooks: hooks, secretFile: secret, externalURL: external)
@@ -229,9 +235,14 @@ struct AlertRoutingTests {
             .contains("cannot read it (No such file or directory)") == true)
         #expect(error([], ["http://hooks.example/x"], secret: empty)?.hasSuffix("the file is empty; put the shared HMAC key in it") == true)
         #expect(error(secret: good) == "--webhook-secret-file given without --webhook")
+        let hook = ["http://hooks.example/x"]
+        #expect(error([], hook, secret: short)?.contains("shorter than 16 bytes") == true)
+        #expect(error([], hook, secret: large)?.contains("longer than 4096 bytes") == true)
+        #expect(error([], hook, secret: exposed)?.contains("other users can read it") == true)
+        #expect(error([], hook, secret: "/dev/zero")?.contains("not a regular file") == true)
         #expect(error(external: "flowforest.example")?.hasPrefix("--external-url: expected") == true)
         let ok = try AlertConfiguration.make(alertmanagers: ["http://127.0.0.1:9093", "https://am2.example:9093"], webhooks: ["https://hooks.example/x"],
                                              secretFile: good, externalURL: "https://ff.example/")
-        #expect(ok.alertmanagers.count == 2 && ok.webhookSecret == Array("k3y".utf8) && ok.externalURL == "https://ff.example")
+        #expect(ok.alertmanagers.count == 2 && ok.webhookSecret == Array(key.utf8) && ok.externalURL == "https://ff.example")
     }
 }

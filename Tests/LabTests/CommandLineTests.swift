@@ -126,6 +126,18 @@ struct CommandLineTests {
         #expect(result.stderr.contains("notaport"), "\(result.stderr)")
     }
 
+    @Test("a --config file saved with Windows line endings is read line by line, its comment first")
+    func configFileCRLF() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let config = dir.appendingPathComponent("flowforest.env")
+        try "# FlowForest\r\nFLOWFOREST_MODE=tc\r\nFLOWFOREST_LISTEN=127.0.0.1:notaport\r\n".write(to: config, atomically: true, encoding: .utf8)
+        let result = try Binary.run(["run", "--config", config.path, "--no-capture", "--database", dir.appendingPathComponent("x.db").path], timeout: 20)
+        #expect(result.status != 0)
+        #expect(result.stderr.contains("FLOWFOREST_MODE ignored"), "\(result.stderr)")
+        #expect(result.stderr.contains("notaport"), "the listen line was read: \(result.stderr)")
+    }
+
     @Test("Bad option values are rejected before anything starts")
     func badOptions() throws {
         let result = try Binary.run(["analyze", "x.pcap", "--idle-timeout", "-1"])
@@ -134,6 +146,10 @@ struct CommandLineTests {
         let hook = try Binary.run(["run", "--mode", "xdp", "--tc-hook", "clsact", "--interface", "lo"])
         #expect(hook.status != 0)
         #expect(hook.stderr.contains("--tc-hook applies to --mode tc"), "\(hook.stderr)")
+        for trees in ["0", "100000000000000000"] {
+            let train = try Binary.run(["train", "x.pcap", "--output", "m.json", "--trees", trees])
+            #expect(train.status != 0 && train.stderr.contains("--trees must be 1-10000"), "\(train.stderr)")
+        }
         let unknown = try Binary.run(["run", "--tc-hook", "qdisc", "--interface", "lo"])
         #expect(unknown.status != 0)
         #expect(unknown.stderr.contains("tcx") && unknown.stderr.contains("clsact"), "\(unknown.stderr)")

@@ -64,17 +64,37 @@ public struct AlertConfiguration: Sendable {
         return url
     }
 
-    /// The webhook key from `path`: its bytes without trailing white space; an
-    /// unreadable or empty file is an error.
+    /// Longest key file read (a key is a line of text).
+    static let maxSecretBytes = 4096
+    /// Shortest key taken: an HMAC key guessable by trying short ones signs nothing.
+    static let minSecretBytes = 16
+
+    /// The webhook key from `path`: its bytes without trailing white space.
+    /// An unreadable, empty, short or oversized file is an error, and so is
+    /// one other users may read (the key signs every alert).
     public static func loadSecret(path: String) throws(AlertConfigurationError) -> [UInt8] {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            let reason = String(cString: strerror(access(path, R_OK) == 0 ? EIO : errno))
-            throw .unreadableSecret(path: path, reason: reason)
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
+        guard fd >= 0 else { throw .unreadableSecret(path: path, reason: String(cString: strerror(errno))) }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else {
+            throw .unreadableSecret(path: path, reason: "not a regular file")
         }
-        let text = Array(data)
-        var end = text.count
+        guard st.st_mode & 0o007 == 0 else { throw .exposedSecret(path: path) }
+        var text = [UInt8](repeating: 0, count: maxSecretBytes + 1)
+        var count = 0
+        while count < text.count {
+            let n = text.withUnsafeMutableBytes { read(fd, $0.baseAddress! + count, $0.count - count) }
+            if n < 0, errno == EINTR { continue }
+            guard n >= 0 else { throw .unreadableSecret(path: path, reason: String(cString: strerror(errno))) }
+            if n == 0 { break }
+            count += n
+        }
+        guard count <= maxSecretBytes else { throw .badSecretLength(path: path, detail: "longer than \(maxSecretBytes) bytes") }
+        var end = count
         while end > 0, [0x20, 0x09, 0x0A, 0x0D].contains(text[end - 1]) { end -= 1 }
         guard end > 0 else { throw .emptySecret(path: path) }
+        guard end >= minSecretBytes else { throw .badSecretLength(path: path, detail: "shorter than \(minSecretBytes) bytes") }
         return Array(text[..<end])
     }
 }
@@ -84,6 +104,8 @@ public enum AlertConfigurationError: Error, CustomStringConvertible, Equatable {
     case badURL(option: String, text: String)
     case unreadableSecret(path: String, reason: String)
     case emptySecret(path: String)
+    case exposedSecret(path: String)
+    case badSecretLength(path: String, detail: String)
     case webhookWithoutSecret
     case secretWithoutWebhook
 
@@ -95,6 +117,10 @@ public enum AlertConfigurationError: Error, CustomStringConvertible, Equatable {
             return "--webhook-secret-file \(path): cannot read it (\(reason))"
         case .emptySecret(let path):
             return "--webhook-secret-file \(path): the file is empty; put the shared HMAC key in it"
+        case .exposedSecret(let path):
+            return "--webhook-secret-file \(path): other users can read it; chmod o-rwx it (or give it with systemd's LoadCredential=)"
+        case .badSecretLength(let path, let detail):
+            return "--webhook-secret-file \(path): the key is \(detail); use 16 to 4096 bytes, e.g. `openssl rand -hex 32`"
         case .webhookWithoutSecret:
             return "--webhook needs --webhook-secret-file: every webhook body is signed (X-FlowForest-Signature)"
         case .secretWithoutWebhook:
