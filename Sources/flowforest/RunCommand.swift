@@ -97,8 +97,6 @@ struct RunCommand: AsyncParsableCommand {
     @Flag(name: .customLong("no-capture"), help: "Capture nothing: serve stored data, remote ingest (POST /api/traffic) and --collect only.")
     var noCapture = false
 
-    @Option(name: .customLong("config"), help: "File of FLOWFOREST_NAME=value lines (the environment variables above); flags and the environment win over it.")
-    var config: String?
 
     @OptionGroup var flowOptions: FlowOptions
     @OptionGroup var incidentOptions: IncidentOptions
@@ -117,9 +115,9 @@ struct RunCommand: AsyncParsableCommand {
 
     func run() async throws {
         let logger = logOptions.makeLogger()
-        let file = try loadConfigFile()
+        let file = try databaseOption.configFile()
         let ignored = file.keys.filter { !Self.fileSettings.contains($0) }.sorted()
-        if let config, !ignored.isEmpty {
+        if let config = databaseOption.config, !ignored.isEmpty {
             logger.warning("--config \(config): \(ignored.joined(separator: ", ")) ignored: flowforest run reads only \(Self.fileSettings.sorted().joined(separator: ", ")) from a file; other settings are flags")
         }
         let server = try serverConfiguration(file: file)
@@ -282,23 +280,6 @@ struct RunCommand: AsyncParsableCommand {
         "FLOWFOREST_INGEST_MAX_SKEW", "FLOWFOREST_INGEST_MAX_AGE", "FLOWFOREST_OPEN_METRICS", "FLOWFOREST_NO_AUTH",
         "FLOWFOREST_ALLOWED_HOSTS",
     ]
-
-    private func loadConfigFile() throws -> [String: String] {
-        guard let config else { return [:] }
-        guard let text = try? String(contentsOfFile: config, encoding: .utf8) else { throw failure("--config: cannot read \(config)") }
-        var values: [String: String] = [:]
-        // Any line ending: "\r\n" is one Character to Swift, which a split on
-        // "\n" would never cut, reading a file saved on Windows as one line.
-        for (number, line) in text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).enumerated() {
-            let trimmed = line.trimmingCharacters(in: .whitespaces)
-            if trimmed.isEmpty || trimmed.hasPrefix("#") { continue }
-            guard let eq = trimmed.firstIndex(of: "="), trimmed.hasPrefix("FLOWFOREST_") else {
-                throw failure("--config \(config):\(number + 1): expected FLOWFOREST_NAME=value")
-            }
-            values[String(trimmed[..<eq])] = String(trimmed[trimmed.index(after: eq)...]).trimmingCharacters(in: CharacterSet(charactersIn: "\"' "))
-        }
-        return values
-    }
 }
 
 /// Passes a capture source's batches on to the service, reports ended flows

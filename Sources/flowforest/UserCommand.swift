@@ -9,16 +9,39 @@ struct DatabaseOption: ParsableArguments {
             help: "SQLite file path, or postgres://user:pass@host[:port]/db (env FLOWFOREST_DATABASE; default /var/lib/flowforest/flowforest.db as root, else ./flowforest.db).")
     var database: String?
 
+    @Option(name: .customLong("config"), help: "File of FLOWFOREST_NAME=value lines (the environment variables of `flowforest run --help`, such as the systemd unit's environment file); flags and the environment win over it.")
+    var config: String?
+
+    /// The `--config` file's settings, none without one.
+    func configFile() throws -> [String: String] {
+        guard let config else { return [:] }
+        guard let text = try? String(contentsOfFile: config, encoding: .utf8) else { throw failure("--config: cannot read \(config)") }
+        var values: [String: String] = [:]
+        // Any line ending: "\r\n" is one Character to Swift, which a split on
+        // "\n" would never cut, reading a file saved on Windows as one line.
+        for (number, line) in text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).enumerated() {
+            let trimmed = line.trimmingCharacters(in: .whitespaces)
+            if trimmed.isEmpty || trimmed.hasPrefix("#") { continue }
+            guard let eq = trimmed.firstIndex(of: "="), trimmed.hasPrefix("FLOWFOREST_") else {
+                throw failure("--config \(config):\(number + 1): expected FLOWFOREST_NAME=value")
+            }
+            values[String(trimmed[..<eq])] = String(trimmed[trimmed.index(after: eq)...]).trimmingCharacters(in: CharacterSet(charactersIn: "\"' "))
+        }
+        return values
+    }
+
     func location(config: [String: String] = [:]) -> StoreLocation {
         StoreLocation(database ?? ProcessInfo.processInfo.environment["FLOWFOREST_DATABASE"] ?? config["FLOWFOREST_DATABASE"]
                       ?? (getuid() == 0 ? "/var/lib/flowforest/flowforest.db" : "./flowforest.db"))
     }
 
-    /// Opens the store (creating a SQLite file and its folder on first use) for a one-shot command.
+    /// Opens the store (creating a SQLite file and its folder on first use)
+    /// for a one-shot command: the one `flowforest run` with the same
+    /// flags, environment and `--config` file uses.
     func withStore<T: Sendable>(_ body: (Store) async throws -> T) async throws -> T {
         var logger = Logger(label: "flowforest")
         logger.logLevel = .warning
-        let location = location()
+        let location = location(config: try configFile())
         if case .sqlite(let path) = location {
             let dir = (path as NSString).deletingLastPathComponent
             if !dir.isEmpty { try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }

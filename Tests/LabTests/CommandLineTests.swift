@@ -138,6 +138,23 @@ struct CommandLineTests {
         #expect(result.stderr.contains("notaport"), "the listen line was read: \(result.stderr)")
     }
 
+    @Test("token and user commands open the database a --config file names, as run does")
+    func tokenCommandsReadConfig() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let database = dir.appendingPathComponent("configured.db").path
+        let config = dir.appendingPathComponent("flowforest.env")
+        try "# the unit's environment file\nFLOWFOREST_MODE=tc\nFLOWFOREST_DATABASE=\(database)\n".write(to: config, atomically: true, encoding: .utf8)
+        let added = try Binary.run(["token", "add", "grafana", "--role", "viewer", "--config", config.path], timeout: 20)
+        #expect(added.status == 0, "\(added.stderr)")
+        let listed = try Binary.run(["token", "list", "--database", database], timeout: 20)
+        #expect(listed.stdout.contains("grafana"), "\(listed.stdout) \(listed.stderr)")
+        // A flag still wins over the file.
+        let elsewhere = dir.appendingPathComponent("flag.db").path
+        _ = try Binary.run(["user", "list", "--config", config.path, "--database", elsewhere], timeout: 20)
+        #expect(FileManager.default.fileExists(atPath: elsewhere))
+    }
+
     @Test("Bad option values are rejected before anything starts")
     func badOptions() throws {
         let result = try Binary.run(["analyze", "x.pcap", "--idle-timeout", "-1"])
