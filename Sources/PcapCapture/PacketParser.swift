@@ -42,13 +42,14 @@ public struct PacketParser: Sendable {
     /// (the BPF program's verifier-friendly loop has the same bound).
     public static let maxIPv6ExtensionHeaders = 6
 
-    /// The most bytes of a frame the parser can need: Ethernet with two VLAN
+    /// The most bytes of a frame the parser can need: the longest link
+    /// header it reads (Linux cooked v2, 20 bytes) with two VLAN
     /// tags, an IPv6 header, the longest extension headers it walks (2,048
     /// bytes each, the most their length field says) and the 20 bytes of a
     /// TCP header it reads (ports, flags, window). Live capture keeps this
     /// much of each packet, so a sender cannot hide its ports behind padding
     /// that the eBPF program reads past.
-    public static let deepestHeaderBytes = 14 + 2 * 4 + 40 + maxIPv6ExtensionHeaders * 2_048 + 20
+    public static let deepestHeaderBytes = 20 + 2 * 4 + 40 + maxIPv6ExtensionHeaders * 2_048 + 20
 
     public var linkType: LinkType
     public var interfaceIndex: UInt32

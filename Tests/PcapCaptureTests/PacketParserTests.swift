@@ -138,17 +138,19 @@ struct PacketParserTests {
     @Test("the deepest headers the parser reads fit in live capture's snap length: a frame cut there still gives its ports")
     func deepestHeadersFitSnapLength() throws {
         var builder = b
-        builder.vlanTags = [10, 20]
         builder.ipv6Extensions = [UInt8](repeating: 60, count: PacketParser.maxIPv6ExtensionHeaders)
         builder.ipv6ExtensionUnits = 255
-        let frame = builder.ethernet(etherType: 0x86DD, payload: builder.ipv6(src: PacketBuilder.a6, dst: PacketBuilder.b6, proto: 6,
-                                                                            l4: builder.tcp(sport: 40000, dport: 443, flags: 0x02, payload: 500, options: 40)))
+        let ip = builder.ipv6(src: PacketBuilder.a6, dst: PacketBuilder.b6, proto: 6,
+                              l4: builder.tcp(sport: 40000, dport: 443, flags: 0x02, payload: 500, options: 40))
+        // The longest link header the parser reads, Linux cooked v2, then two tags.
+        let sll2: [UInt8] = [0x88, 0xA8] + [UInt8](repeating: 0, count: 18) + [0, 10, 0x81, 0x00] + [0, 20, 0x86, 0xDD]
+        let frame = sll2 + ip
         let snap = Int(PcapLiveSource.snapLength)
         #expect(frame.count > snap)
-        let p = try #require(parse(frame, captured: snap).packet)
-        #expect(p.ipProtocol == 6 && p.sourcePort == 40000 && p.destinationPort == 443 && p.payloadLength == 500)
+        let p = try #require(parse(frame, captured: snap, linkType: .linuxSLL2).packet)
+        #expect(p.ipProtocol == 6 && p.sourcePort == 40000 && p.destinationPort == 443 && p.payloadLength == 500 && p.vlan == 10)
         // One byte less and the TCP header is cut: the bound is exact, not generous.
-        #expect(parse(frame, captured: snap - 1) == .unparsed(.truncated))
+        #expect(parse(frame, captured: snap - 1, linkType: .linuxSLL2) == .unparsed(.truncated))
     }
 
     @Test("Too many IPv6 extension headers is malformed")
