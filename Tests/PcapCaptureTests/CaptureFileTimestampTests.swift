@@ -150,25 +150,41 @@ struct CaptureFileTimestampTests {
         #expect(timestampNs(seconds: Timestamp.endSeconds - 1, fraction: 999_999_999) == Timestamp.endNs - 1)
     }
 
+    /// A classic pcap file of UDP packets from a4 to b4 port 53, one source port per flow, written record by record.
+    struct UDPFile {
+        private var bytes = le32(0xA1B2_C3D4) + le16(2) + le16(4) + le32(0) + le32(0) + le32(65535) + le32(1)
+        private(set) var packets = 0
+
+        mutating func add(seconds: UInt32, micros: UInt32 = 0, sport: UInt16) {
+            let b = PacketBuilder()
+            let frame = b.ethernet(etherType: 0x0800, payload: b.ipv4(src: PacketBuilder.a4, dst: PacketBuilder.b4, proto: 17,
+                                                                      l4: b.udp(sport: sport, dport: 53, payload: 20)))
+            bytes += le32(seconds) + le32(micros) + le32(UInt32(frame.count)) + le32(UInt32(frame.count)) + frame
+            packets += 1
+        }
+
+        /// The batches `PcapFileSource` reads from the file (written, read, removed).
+        func batches(_ name: String) async throws -> [FlowBatch] {
+            let path = FileManager.default.temporaryDirectory.appendingPathComponent("flowforest-\(name)-\(getpid()).pcap").path
+            try Data(bytes).write(to: URL(fileURLWithPath: path))
+            defer { try? FileManager.default.removeItem(atPath: path) }
+            var logger = Logger(label: "capture-file-test")
+            logger.logLevel = .error
+            var batches: [FlowBatch] = []
+            for try await batch in PcapFileSource(path: path, logger: logger).batches() { batches.append(batch) }
+            return batches
+        }
+    }
+
     @Test("one record stamped in 2106 amid a file's own times: polls go on after it and flows still end by their timeouts")
     func jumpAheadAndBack() async throws {
         // A new flow every 100 ms for 30 s (one source port each), the hostile record after 3 s.
-        var d = Self.le32(0xA1B2_C3D4) + Self.le16(2) + Self.le16(4) + Self.le32(0) + Self.le32(0) + Self.le32(65535) + Self.le32(1)
-        let b = PacketBuilder()
+        var file = UDPFile()
         for i in 0..<300 {
-            let frame = b.ethernet(etherType: 0x0800, payload: b.ipv4(src: PacketBuilder.a4, dst: PacketBuilder.b4, proto: 17,
-                                                                      l4: b.udp(sport: UInt16(20000 + i), dport: 53, payload: 20)))
-            d += Self.le32(Self.goodSeconds + UInt32(i / 10)) + Self.le32(UInt32(i % 10) * 100_000)
-                + Self.le32(UInt32(frame.count)) + Self.le32(UInt32(frame.count)) + frame
-            if i == 30 { d += Self.le32(0xFFFF_FFFF) + Self.le32(0) + Self.le32(UInt32(Self.frame.count)) + Self.le32(UInt32(Self.frame.count)) + Self.frame }
+            file.add(seconds: Self.goodSeconds + UInt32(i / 10), micros: UInt32(i % 10) * 100_000, sport: UInt16(20000 + i))
+            if i == 30 { file.add(seconds: 0xFFFF_FFFF, sport: 9_999) }
         }
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("flowforest-jump-\(getpid()).pcap").path
-        try Data(d).write(to: URL(fileURLWithPath: path))
-        defer { try? FileManager.default.removeItem(atPath: path) }
-        var logger = Logger(label: "capture-file-test")
-        logger.logLevel = .error
-        var batches: [FlowBatch] = []
-        for try await batch in PcapFileSource(path: path, logger: logger).batches() { batches.append(batch) }
+        let batches = try await file.batches("jump")
         let fileEnd = UInt64(Self.goodSeconds + 30) * 1_000_000_000
         let afterJump = batches.dropLast().filter { $0.timeNs > UInt64(Self.goodSeconds + 3) * 1_000_000_000 && $0.timeNs <= fileEnd }
         #expect(afterJump.count >= 20, "polls after the jump: \(batches.map(\.timeNs))")
@@ -179,26 +195,15 @@ struct CaptureFileTimestampTests {
         #expect(batches.dropLast().flatMap(\.records).contains { $0.state == .ended && $0.lastSeenNs > fileEnd })
         #expect(batches.last?.statistics.packetsAccounted == 301)
     }
+
     @Test("times alternating between two clocks 3 s apart: polls stay few (each walks every open flow), every packet is counted")
     func alternatingClocks() async throws {
         // 2,000 flows open at the file's start, then 4,000 packets stamped 10 s and 7 s later in turn:
         // 7 s is more than two polls behind 10 s, so every other packet steps the clock back.
-        var d = Self.le32(0xA1B2_C3D4) + Self.le16(2) + Self.le16(4) + Self.le32(0) + Self.le32(0) + Self.le32(65535) + Self.le32(1)
-        let b = PacketBuilder()
-        func record(_ seconds: UInt32, sport: UInt16) {
-            let frame = b.ethernet(etherType: 0x0800, payload: b.ipv4(src: PacketBuilder.a4, dst: PacketBuilder.b4, proto: 17,
-                                                                      l4: b.udp(sport: sport, dport: 53, payload: 20)))
-            d += Self.le32(seconds) + Self.le32(0) + Self.le32(UInt32(frame.count)) + Self.le32(UInt32(frame.count)) + frame
-        }
-        for i in 0..<2_000 { record(Self.goodSeconds, sport: UInt16(10_000 + i)) }
-        for i in 0..<4_000 { record(Self.goodSeconds + (i % 2 == 0 ? 10 : 7), sport: 9_000) }
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("flowforest-alternate-\(getpid()).pcap").path
-        try Data(d).write(to: URL(fileURLWithPath: path))
-        defer { try? FileManager.default.removeItem(atPath: path) }
-        var logger = Logger(label: "capture-file-test")
-        logger.logLevel = .error
-        var batches: [FlowBatch] = []
-        for try await batch in PcapFileSource(path: path, logger: logger).batches() { batches.append(batch) }
+        var file = UDPFile()
+        for i in 0..<2_000 { file.add(seconds: Self.goodSeconds, sport: UInt16(10_000 + i)) }
+        for i in 0..<4_000 { file.add(seconds: Self.goodSeconds + (i % 2 == 0 ? 10 : 7), sport: 9_000) }
+        let batches = try await file.batches("alternate")
         // A poll at most once per an eighth of the open flows' packets after
         // a step back; a poll every other packet (2,000) before.
         #expect(batches.count < 40, "\(batches.count) polls")
@@ -206,56 +211,33 @@ struct CaptureFileTimestampTests {
         // The file ends at its own clock, not a later one.
         #expect(batches.last?.timeNs ?? 0 <= UInt64(Self.goodSeconds + 10) * 1_000_000_000)
     }
+
     @Test("a flow whose first packet is stamped in 2106, then lasting 200 s at the file's own times, still gets its interim records")
     func farFutureFirstPacket() async throws {
-        var d = Self.le32(0xA1B2_C3D4) + Self.le16(2) + Self.le16(4) + Self.le32(0) + Self.le32(0) + Self.le32(65535) + Self.le32(1)
-        let frame = PacketBuilder().ethernet(etherType: 0x0800, payload: PacketBuilder().ipv4(src: PacketBuilder.a4, dst: PacketBuilder.b4, proto: 17,
-                                                                                            l4: PacketBuilder().udp(sport: 5000, dport: 53, payload: 20)))
-        func record(_ seconds: UInt32) {
-            d += Self.le32(seconds) + Self.le32(0) + Self.le32(UInt32(frame.count)) + Self.le32(UInt32(frame.count)) + frame
-        }
-        record(0xFFFF_FFFF)
-        for i in 0..<200 { record(Self.goodSeconds + UInt32(i)) }
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("flowforest-first-ahead-\(getpid()).pcap").path
-        try Data(d).write(to: URL(fileURLWithPath: path))
-        defer { try? FileManager.default.removeItem(atPath: path) }
-        var logger = Logger(label: "capture-file-test")
-        logger.logLevel = .error
-        var records: [FlowRecord] = []
-        for try await batch in PcapFileSource(path: path, logger: logger).batches() { records += batch.records }
+        var file = UDPFile()
+        file.add(seconds: 0xFFFF_FFFF, sport: 5000)
+        for i in 0..<200 { file.add(seconds: Self.goodSeconds + UInt32(i), sport: 5000) }
+        let records = try await file.batches("first-ahead").flatMap(\.records)
         // The 60 s active timeout: interim records while the 200 s run, not only its end.
         let interim = records.filter { $0.state == .interim }
         #expect(interim.count >= 2, "\(records.map(\.state))")
         #expect(records.last?.state == .ended && records.last?.packets == 201)
     }
+
     @Test("a record stamped in 2106 every ten packets of a file's own minute: the clock still follows the file, flows still end by their timeouts")
     func periodicFarFuture() async throws {
-        var d = Self.le32(0xA1B2_C3D4) + Self.le16(2) + Self.le16(4) + Self.le32(0) + Self.le32(0) + Self.le32(65535) + Self.le32(1)
-        let b = PacketBuilder()
-        var packets = 0
-        func record(_ seconds: UInt32, _ micros: UInt32, sport: UInt16) {
-            let frame = b.ethernet(etherType: 0x0800, payload: b.ipv4(src: PacketBuilder.a4, dst: PacketBuilder.b4, proto: 17,
-                                                                      l4: b.udp(sport: sport, dport: 53, payload: 20)))
-            d += Self.le32(seconds) + Self.le32(micros) + Self.le32(UInt32(frame.count)) + Self.le32(UInt32(frame.count)) + frame
-            packets += 1
-        }
         // A new flow every 100 ms for 60 s; after every tenth, a record stamped in 2106.
+        var file = UDPFile()
         for i in 0..<600 {
-            record(Self.goodSeconds + UInt32(i / 10), UInt32(i % 10) * 100_000, sport: UInt16(20_000 + i))
-            if i % 10 == 9 { record(0xFFFF_FFFF, 0, sport: 9_999) }
+            file.add(seconds: Self.goodSeconds + UInt32(i / 10), micros: UInt32(i % 10) * 100_000, sport: UInt16(20_000 + i))
+            if i % 10 == 9 { file.add(seconds: 0xFFFF_FFFF, sport: 9_999) }
         }
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("flowforest-periodic-\(getpid()).pcap").path
-        try Data(d).write(to: URL(fileURLWithPath: path))
-        defer { try? FileManager.default.removeItem(atPath: path) }
-        var logger = Logger(label: "capture-file-test")
-        logger.logLevel = .error
-        var batches: [FlowBatch] = []
-        for try await batch in PcapFileSource(path: path, logger: logger).batches() { batches.append(batch) }
+        let batches = try await file.batches("periodic")
         let fileEnd = UInt64(Self.goodSeconds + 60) * 1_000_000_000
         // The 15 s idle timeout ends the first seconds' flows while the file is read.
         let idleEnded = batches.dropLast().flatMap(\.records).filter { $0.state == .ended && $0.lastSeenNs < fileEnd && $0.sourcePort != 9_999 }
         #expect(idleEnded.count >= 200, "\(idleEnded.count) flows ended before the file did")
-        #expect(batches.last?.statistics.packetsAccounted == UInt64(packets))
+        #expect(batches.last?.statistics.packetsAccounted == UInt64(file.packets))
         #expect(batches.count < 200, "\(batches.count) polls")
     }
 }
