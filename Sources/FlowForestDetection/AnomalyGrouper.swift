@@ -51,10 +51,16 @@ public struct AnomalyGrouper: Sendable {
     /// A group that has grown since its last report and then stopped growing
     /// for this long is reported once more, with its final count.
     static let settleNs: UInt64 = 5_000_000_000
+    /// Groups held at once. Their keys are addresses a sender can choose, so
+    /// past this the oldest group is settled early, its final report made
+    /// now if it grew since its last, to make room: nothing is dropped.
+    static let maxGroups = 10_000
 
     public let minimum: Int
     public let windowSeconds: Double
     private var groups: [Key: Group] = [:]
+    /// Groups held now.
+    var groupCount: Int { groups.count }
     private var groupsMade: UInt64 = 0
     /// Member anomalies folded into a group rather than reported alone.
     public private(set) var grouped: UInt64 = 0
@@ -112,6 +118,7 @@ public struct AnomalyGrouper: Sendable {
             for key in byKey.keys.sorted(by: { byKey[$0]![0] < byKey[$1]![0] }) {
                 let indices = byKey[key]!
                 guard indices.count >= minimum || groups[key] != nil else { continue }
+                if groups[key] == nil, groups.count >= Self.maxGroups { out += settleOldest(nowNs: now) }
                 replaced.formUnion(indices)
                 if let report = join(indices.map { anomalies[$0] }, to: key, nowNs: now) { out.append(report) }
             }
@@ -141,6 +148,13 @@ public struct AnomalyGrouper: Sendable {
         guard g.count >= 2 * g.reportedCount else { return nil }
         g.reportedCount = g.count
         return Self.report(key, group: g, minimum: minimum, timeMs: strongest.timeMs)
+    }
+
+    /// Removes the oldest group, with its final report if it grew since its last.
+    private mutating func settleOldest(nowNs now: UInt64) -> [Anomaly] {
+        guard let key = groups.min(by: { $0.value.number < $1.value.number })?.key, let g = groups.removeValue(forKey: key) else { return [] }
+        guard g.count > g.reportedCount else { return [] }
+        return [Self.report(key, group: g, minimum: minimum, timeMs: Int64(now / 1_000_000))]
     }
 
     /// Final reports of groups that grew since their last report and have

@@ -40,6 +40,29 @@ struct GroupingTests {
         #expect(grouper.grouped == 254)
     }
 
+    @Test("past the most groups held, the oldest settles early: its final report is made, nothing is dropped, the count holds")
+    func groupsBounded() throws {
+        var grouper = AnomalyGrouper(minimum: 4, windowSeconds: 60)
+        func sweep(_ i: Int, targets: Range<Int>) -> [Anomaly] {
+            targets.map { j in
+                var a = Self.target(1)
+                a.sourceAddress = IPAddress(ipv4: 0x0A00_0000 | UInt32(i))
+                a.destinationAddress = IPAddress(ipv4: 0x0B00_0000 | UInt32(j))
+                return a
+            }
+        }
+        let s = UInt64(1_000_000_000)
+        let first = grouper.group((0..<AnomalyGrouper.maxGroups).flatMap { sweep($0, targets: 0..<4) }, nowNs: s)
+        #expect(first.count == AnomalyGrouper.maxGroups && grouper.groupCount == AnomalyGrouper.maxGroups)
+        // The oldest group grows by one (folded: its count has not doubled), then a new group needs room.
+        let second = grouper.group(sweep(0, targets: 4..<5) + sweep(AnomalyGrouper.maxGroups, targets: 0..<4), nowNs: 2 * s)
+        #expect(grouper.groupCount == AnomalyGrouper.maxGroups)
+        let oldest = try #require(second.first { $0.sourceAddress == IPAddress(ipv4: 0x0A00_0000) }, "the oldest group's final report")
+        #expect(oldest.features["group_members"] == 5)
+        #expect(second.contains { $0.sourceAddress == IPAddress(ipv4: 0x0A00_0000 | UInt32(AnomalyGrouper.maxGroups)) })
+        #expect(second.count == 2)
+    }
+
     @Test("fewer than the minimum, or members sharing no address, stay as they are")
     func smallGroupsStay() {
         var grouper = AnomalyGrouper(minimum: 4, windowSeconds: 60)
