@@ -255,7 +255,7 @@ public struct FlowDecoder: Sendable {
     /// sender that still sends is heard again on the new clock), so it
     /// counts as silent too, rather than be held until the clock catches up.
     static func silent(since seen: UInt64, now: UInt64, idleNs: UInt64) -> Bool {
-        now >= seen ? now - seen >= idleNs : seen - now >= idleNs
+        now.nanosecondsApart(from: seen) >= idleNs
     }
 
     /// Gives up the domains of `address` but `except` that have been silent

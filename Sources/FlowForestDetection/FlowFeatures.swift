@@ -50,7 +50,7 @@ public enum FlowFeatures {
             log1p(bytes / rateSpan), log1p(packets / rateSpan),
             log1p(minLength), log1p(mean), log1p(maxLength), log1p(variance.squareRoot()),
             log1p(iat.meanMs), log1p(iat.stdMs), log1p(iat.minMs), log1p(iat.maxMs),
-            log1p(sum(f.synCount, b.synCount, f.synAckCount, b.synAckCount)),
+            log1p(sum(f.synCount, b.synCount) + sum(f.synAckCount, b.synAckCount)),
             log1p(sum(f.finCount, b.finCount)), log1p(sum(f.rstCount, b.rstCount)),
             log1p(sum(f.pshCount, b.pshCount)), log1p(sum(f.ackCount, b.ackCount)),
             r.handshakeCompleted ? 1 : 0,
@@ -65,7 +65,9 @@ public enum FlowFeatures {
     /// Flag counts of both directions added in 64 bits: each is a 32-bit
     /// kernel counter, and one long flow's two directions together pass
     /// 2^32 (a day of ACKs at 50,000 a second), which a 32-bit sum would trap on.
-    static func sum(_ counts: UInt32...) -> Double { Double(counts.reduce(UInt64(0)) { $0 + UInt64($1) }) }
+    /// Two arguments, not a variadic list: this runs for every flow vector,
+    /// and a variadic call allocates its array.
+    static func sum(_ a: UInt32, _ b: UInt32) -> Double { Double(UInt64(a) + UInt64(b)) }
 
     /// Inter-arrival statistics of one direction, in milliseconds.
     static func interArrival(_ d: DirectionStats) -> (meanMs: Double, stdMs: Double, minMs: Double, maxMs: Double) {

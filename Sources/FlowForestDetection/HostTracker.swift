@@ -553,17 +553,14 @@ public struct HostTracker: Sendable {
         // unreachables to any number of addresses, and a target made by
         // evicting would push out hosts that sent traffic (the record's own
         // source, made next, evicts to make room as usual).
-        let slot: Int
-        if let held = hosts.slot(of: r.destinationAddress) {
-            slot = held
-        } else if hosts.count < limits.entities {
-            var e = WindowedStatistics(stems: stems.host.count, now: now)
-            e.arrival = hostArrivals.push(r.destinationAddress)
-            slot = hosts.insert(e, for: r.destinationAddress)
-        } else {
+        guard hosts.count < limits.entities || hosts.slot(of: r.destinationAddress) != nil else {
             statistics.unreachablesNotHeld += 1
             return
         }
+        // Below the limit, so this makes room by evicting nothing.
+        var evicted: UInt64 = 0
+        let slot = Self.slot(for: r.destinationAddress, in: &hosts, queue: &hostArrivals, limit: limits.entities, stems: stems.host.count,
+                             now: now, evicted: &evicted)
         hosts[slot].decay(to: now)
         hosts[slot].touched = true
         hosts[slot].add(stems.host.failed, 1)
