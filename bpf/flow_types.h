@@ -80,6 +80,19 @@
 #define FF_SMALL_INDEX_ENTRIES 16384
 
 /*
+ * Sets of the slot-hint table (`hints`, struct flow_hint_set): two ways
+ * each, 16 bytes a set, 512 KiB in all. Enough that 10,000 busy flows
+ * rarely share a set with two others; past that a packet only goes
+ * through the index's own lookup.
+ */
+#define FF_HINT_SETS 32768
+
+/* flow_slot.live: what a slot holds. */
+#define FF_SLOT_FREE 0      /* free, or being filled before its key is published */
+#define FF_SLOT_LIVE 1      /* an index points here */
+#define FF_SLOT_UNLINKED 2  /* its key was removed; user space takes its final figures */
+
+/*
  * Overflow aggregates: what the kernel keeps of packets it does not admit as
  * flows (see struct overflow_key). Entries of the aggregate map, and the
  * share of the flow map (in 1/8ths) that new flows may fill before only
@@ -150,14 +163,17 @@ struct flow_dir_stats {
  * map holds N under the flow's key. User space reads every slot in place,
  * with no system call, and tells changed flows by their packet counts.
  * The program fills a slot it took from the free list before it publishes
- * the key, then sets `live`; user space clears `live` and returns the slot
- * to the free list only after it removed the key and waited for every
- * program run in flight (an RCU grace period, through an update of the
- * `grace` map-in-map), so a slot never holds two flows at once.
+ * the key, then sets `live`. User space removes the key, marks the slot
+ * FF_SLOT_UNLINKED, waits for every program run in flight (an RCU grace
+ * period, through an update of the `grace` map-in-map), then takes the
+ * final figures, clears `live` and returns the slot to the free list: a
+ * slot never holds two flows at once, and a run that reached the slot
+ * through a hint (struct flow_hint_set) rather than the index adds to it
+ * only while it is FF_SLOT_LIVE, so no packet lands after the final read.
  */
 struct flow_slot {
     struct flow_key key;
-    __u32 live;                  /* 1 while `flows` points here; 0 free or being filled */
+    __u32 live;                  /* FF_SLOT_*: LIVE while an index points here */
     __u32 ifindex;               /* interface of first sight */
     __u8 initiator;              /* FF_DIR_* of the side that opened the flow */
     __u8 pad[3];
@@ -170,6 +186,20 @@ struct flow_slot {
      */
     __u32 seq;
     struct flow_dir_stats dir[2];
+};
+
+/*
+ * Where the tc and XDP programs last found flows' slots, so a packet of a
+ * busy flow reaches its slot without the index's hash lookup (hashing a
+ * 40-byte key and reading a bucket and an element that are rarely in
+ * cache with thousands of flows). Each way holds (tag << 32) | slot, the
+ * tag being the low half of the key's hash with its lowest bit set (so an
+ * empty way, 0, matches nothing), and the way's latest first. A hint is
+ * never trusted: the slot must be FF_SLOT_LIVE and hold the same key, and
+ * anything else goes through the index.
+ */
+struct flow_hint_set {
+    __u64 way[2];
 };
 
 /*
@@ -309,6 +339,8 @@ _Static_assert(sizeof(struct flow_slot) % 8 == 0, "flow_slot must keep its 64-bi
 _Static_assert(__builtin_offsetof(struct flow_dir_stats, init_window) % 4 == 0, "init_window must start a 32-bit word");
 _Static_assert(__builtin_offsetof(struct flow_dir_stats, flags_or) == __builtin_offsetof(struct flow_dir_stats, init_window) + 2,
                "flags_or must be byte 2 of init_window's word");
+_Static_assert(sizeof(struct flow_hint_set) == 16, "flow_hint_set layout changed");
+_Static_assert((FF_HINT_SETS & (FF_HINT_SETS - 1)) == 0, "FF_HINT_SETS must be a power of two");
 _Static_assert(sizeof(struct flow_event) == 72, "flow_event layout changed");
 _Static_assert(sizeof(struct ff_stats) == 8 * FF_STAT_MAX, "ff_stats layout changed");
 _Static_assert(sizeof(struct overflow_key) == 24, "overflow_key layout changed");

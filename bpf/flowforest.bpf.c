@@ -134,6 +134,20 @@ struct {
 } free_slots SEC(".maps");
 
 /*
+ * Slot hints for tc and XDP (struct flow_hint_set): a packet of a flow
+ * found before goes from its key's hash straight to the slot, checked
+ * there, instead of through the index. Shared by every CPU; a lost or
+ * torn-between-ways update only costs the next packet an index lookup.
+ * Key: __u32 set, from the key's hash. Value: struct flow_hint_set.
+ */
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(max_entries, FF_HINT_SETS);
+    __type(key, __u32);
+    __type(value, struct flow_hint_set);
+} hints SEC(".maps");
+
+/*
  * How the drainer waits for every program run in flight: a successful
  * update of a map-in-map returns only after an RCU grace period
  * (synchronize_rcu in the bpf() syscall), and every run of a tc, XDP or
@@ -911,6 +925,69 @@ static __always_inline int same_key(const struct flow_key *a, const struct flow_
 }
 
 /*
+ * The key's hash for the hint table: each 64-bit word times its own odd
+ * constant, summed, then finalized. Not the index's jhash, and cheaper;
+ * a collision only sends a packet through the index.
+ */
+static __always_inline __u64 key_hash(const struct flow_key *k)
+{
+    const __u64 *w = (const __u64 *)k;
+    return mix64(w[0] * 0x9e3779b97f4a7c15ULL + w[1] * 0xc2b2ae3d27d4eb4fULL + w[2] * 0x165667b19e3779f9ULL +
+                 w[3] * 0xd6e8feb86659fd93ULL + w[4] * 0xff51afd7ed558ccdULL);
+}
+
+/* A key's hint set (its hash's high half picks it) and tag (low half, lowest bit set). */
+static __always_inline struct flow_hint_set *hint_set_of(__u64 h)
+{
+    __u32 i = (__u32)(h >> 32) & (FF_HINT_SETS - 1);
+    return bpf_map_lookup_elem(&hints, &i);
+}
+
+static __always_inline __u64 hint_entry(__u64 h, __u32 slot)
+{
+    return ((__u64)((__u32)h | 1) << 32) | slot;
+}
+
+/*
+ * The slot a hint names for this key, when it is live and holds the key;
+ * NULL otherwise. A run that sees FF_SLOT_LIVE here started before the
+ * drainer marked the slot unlinked, so the drainer's grace period waits
+ * for it before the final read (flow_slot); the caller checks again under
+ * the slot's lock, whose compare-and-swap orders its reads.
+ */
+static __always_inline struct flow_slot *hinted_slot(const struct flow_hint_set *hs, __u64 h, const struct flow_key *key)
+{
+    if (!hs)
+        return 0;
+    __u32 tag = (__u32)h | 1;
+    __u64 e0 = hs->way[0], e1 = hs->way[1];
+    __u32 n;
+    if ((__u32)(e0 >> 32) == tag)
+        n = (__u32)e0;
+    else if ((__u32)(e1 >> 32) == tag)
+        n = (__u32)e1;
+    else
+        return 0;
+    struct flow_slot *v = bpf_map_lookup_elem(&flow_slots, &n);
+    if (!v || *(volatile __u32 *)&v->live != FF_SLOT_LIVE || !same_key(&v->key, key))
+        return 0;
+    return v;
+}
+
+/* Makes `slot` the set's latest way; the other way keeps the one before. */
+static __always_inline void remember_slot(struct flow_hint_set *hs, __u64 h, __u32 slot)
+{
+    if (!hs)
+        return;
+    __u64 e = hint_entry(h, slot);
+    __u64 first = hs->way[0];
+    if (first != e) {
+        hs->way[1] = first;
+        hs->way[0] = e;
+    }
+}
+
+/*
  * Which flow index is in use, read once per run as one 64-bit load: a run
  * that read the two flags apart, across the drainer's writes at the end of
  * a move, could pair the old index with "no move under way" and insert a
@@ -971,9 +1048,9 @@ static __always_inline void fill_slot(struct flow_slot *v, const struct pkt *p, 
 
 /*
  * Inserts a new flow: takes a slot, fills it, publishes its key. Returns
- * 1 when the packet is counted in the new flow, 0 when another CPU
- * inserted the same flow first (the slot goes back; the caller adds the
- * packet to that flow), -1 when the table has no room, INSERT_SMALL_FULL
+ * 1 when the packet is counted in the new flow (its slot in *slot_out),
+ * 0 when another CPU inserted the same flow first (the slot goes back; the
+ * caller adds the packet to that flow), -1 when the table has no room, INSERT_SMALL_FULL
  * when the small index is full before the drainer moved to the large one
  * (more than a few thousand new flows between two of its checks, 20 ms
  * apart: a flood or a scan). That flow is not put in the large index
@@ -997,7 +1074,7 @@ static __always_inline int small_full(struct ff_inserts *ins)
 }
 
 static __always_inline int insert_flow(const struct pkt *p, __u64 now, __u32 ifindex, const struct flow_limits *lim,
-                                       struct index_state idx, struct ff_inserts *ins)
+                                       struct index_state idx, struct ff_inserts *ins, __u32 *slot_out)
 {
     if (!idx.large && ins->flows - lim->flows_removed >= FF_SMALL_INDEX_ENTRIES)
         return small_full(ins);
@@ -1019,7 +1096,8 @@ static __always_inline int insert_flow(const struct pkt *p, __u64 now, __u32 ifi
     if (err == 0) {
         __sync_fetch_and_add(&ins->flows, 1);
         /* An exchange, a full barrier: the drainer that sees `live` sees the filled slot. */
-        __sync_lock_test_and_set(&v->live, 1);
+        __sync_lock_test_and_set(&v->live, FF_SLOT_LIVE);
+        *slot_out = slot;
         return 1;
     }
     bpf_map_push_elem(&free_slots, &slot, 0);
@@ -1116,8 +1194,130 @@ static __always_inline struct ff_stats *stats_slot(void)
 }
 
 /*
+ * A new flow's packet, or one whose flow the drainer ended meanwhile:
+ * inserted while the table admits it (the new slot becomes the key's
+ * hint), else aggregated or sent to the ring buffer. Returns the slot of
+ * the same flow another CPU inserted first, into which the caller adds
+ * the packet; NULL when the packet was counted here.
+ */
+static __always_inline __u32 *insert_or_fold(struct ff_stats *st, const struct pkt *p, __u64 now, __u32 ifindex,
+                                             const struct flow_limits *lim, struct index_state idx,
+                                             struct flow_hint_set *hs, __u64 h)
+{
+    __u32 zero = 0;
+    struct ff_inserts *ins = bpf_map_lookup_elem(&inserts, &zero);
+    if (!ins)
+        return 0;
+    /*
+     * Past the limit the rest of the table is kept for connections that
+     * were answered. CPUs that pass this check at once may each insert:
+     * the table can pass the limit by a few entries, never its size.
+     */
+    if (ins->flows - lim->flows_removed >= lim->admit && !answered_tcp(p)) {
+        aggregate(st, p, now, ifindex, lim, ins);
+        return 0;
+    }
+    if (idx.both) {
+        __sync_fetch_and_add(&ins->deferred, 1);
+        not_inserted(st, p, now, ifindex, lim, ins);
+        return 0;
+    }
+    __u32 n = 0;
+    int inserted = insert_flow(p, now, ifindex, lim, idx, ins, &n);
+    if (inserted > 0) {
+        remember_slot(hs, h, n);
+        st->count[FF_STAT_PACKETS_ACCOUNTED]++;
+        return 0;
+    }
+    if (inserted == INSERT_SMALL_FULL) {
+        not_inserted(st, p, now, ifindex, lim, ins);
+        return 0;
+    }
+    /* Another CPU inserted the same flow first: add to its slot. */
+    __u32 *slot = inserted == 0 ? index_lookup(idx, &p->key) : 0;
+    if (!slot)
+        aggregate(st, p, now, ifindex, lim, ins);
+    return slot;
+}
+
+/*
+ * The packet's flow's slot through the index, holding its key (the slot
+ * becomes the key's hint); NULL when the packet was counted on the way
+ * (a new flow, an aggregate, the ring buffer).
+ */
+static __always_inline struct flow_slot *indexed_slot(struct ff_stats *st, const struct pkt *p, __u64 now,
+                                                      __u32 ifindex, struct flow_hint_set *hs, __u64 h)
+{
+    struct flow_limits *lim = limits_slot();
+    if (!lim)
+        return 0;
+    struct index_state idx = index_state_of(lim);
+    __u32 *slot = index_lookup(idx, &p->key);
+    if (!slot)
+        slot = insert_or_fold(st, p, now, ifindex, lim, idx, hs, h);
+    if (!slot)
+        return 0;
+    __u32 n = *slot;
+    struct flow_slot *v = bpf_map_lookup_elem(&flow_slots, &n);
+    /*
+     * The key's hash element may have been removed and reused for another
+     * flow between the lookup and this read (the preallocated map recycles
+     * elements at once): then the slot is another live flow's. Look again.
+     */
+    if (v && !same_key(&v->key, &p->key)) {
+        slot = index_lookup(idx, &p->key);
+        n = slot ? *slot : 0;
+        v = slot ? bpf_map_lookup_elem(&flow_slots, &n) : 0;
+        if (v && !same_key(&v->key, &p->key))
+            v = 0;
+    }
+    if (!v) {
+        /* The flow was ended meanwhile: the packet belongs to no slot. */
+        __u32 zero = 0;
+        struct ff_inserts *ins = bpf_map_lookup_elem(&inserts, &zero);
+        if (ins)
+            aggregate(st, p, now, ifindex, lim, ins);
+        return 0;
+    }
+    remember_slot(hs, h, n);
+    return v;
+}
+
+/*
+ * Adds the packet to its flow's slot. Locked: under the slot's writer
+ * lock; with `recheck` (a slot a hint named) only if the slot, seen under
+ * the lock, is still live and holds the key. Returns 0 when it was not,
+ * and the packet must take the index; 1 when the packet is counted.
+ */
+static __always_inline int add_to_slot(struct ff_stats *st, struct flow_slot *v, const struct pkt *p, __u64 now,
+                                       __u32 ifindex, int update, int recheck)
+{
+    struct flow_dir_stats *d = p->dir == FF_DIR_LO_TO_HI ? &v->dir[0] : &v->dir[1];
+    if (update == UPDATE_ATOMIC) {
+        dir_add(d, p, now, UPDATE_ATOMIC);
+    } else {
+        __u32 held = seq_lock(v);
+        if (!held) {
+            /* Adding beside the holder's plain stores would lose counts: the drainer merges it instead. */
+            st->count[FF_STAT_SLOT_LOCKED]++;
+            lost_insert(st, p, now, ifindex);
+            return 1;
+        }
+        if (recheck && (*(volatile __u32 *)&v->live != FF_SLOT_LIVE || !same_key(&v->key, &p->key))) {
+            seq_unlock(v, held);
+            return 0;
+        }
+        dir_add(d, p, now, UPDATE_LOCKED);
+        seq_unlock(v, held);
+    }
+    st->count[FF_STAT_PACKETS_ACCOUNTED]++;
+    return 1;
+}
+
+/*
  * Parses one packet and counts it into its flow: the path every entry point
- * shares. `update` picks how figures are added.
+ * shares. `update` picks how figures are added; the locked programs (tc,
+ * XDP) try the key's hint before the index.
  */
 static __always_inline void account(void *ctx, int kind, int update, __u32 frame_len, int vlan_present, __u16 vlan,
                                     __u32 ifindex, __u32 ingress_ifindex)
@@ -1137,85 +1337,19 @@ static __always_inline void account(void *ctx, int kind, int update, __u32 frame
         st->count[rc == PARSE_NOT_IP ? FF_STAT_NOT_IP : FF_STAT_MALFORMED]++;
         return;
     }
-    struct flow_limits *lim = limits_slot();
-    if (!lim)
-        return;
-    struct index_state idx = index_state_of(lim);
     __u64 now = bpf_ktime_get_ns();
-    __u32 *slot = index_lookup(idx, &p.key);
-    if (!slot) {
-        __u32 zero = 0;
-        struct ff_inserts *ins = bpf_map_lookup_elem(&inserts, &zero);
-        if (!ins)
+    struct flow_hint_set *hs = 0;
+    __u64 h = 0;
+    if (update == UPDATE_LOCKED) {
+        h = key_hash(&p.key);
+        hs = hint_set_of(h);
+        struct flow_slot *hinted = hinted_slot(hs, h, &p.key);
+        if (hinted && add_to_slot(st, hinted, &p, now, ifindex, update, 1))
             return;
-        /*
-         * Past the limit the rest of the table is kept for connections that
-         * were answered. CPUs that pass this check at once may each insert:
-         * the table can pass the limit by a few entries, never its size.
-         */
-        if (ins->flows - lim->flows_removed >= lim->admit && !answered_tcp(&p)) {
-            aggregate(st, &p, now, ifindex, lim, ins);
-            return;
-        }
-        if (idx.both) {
-            __sync_fetch_and_add(&ins->deferred, 1);
-            not_inserted(st, &p, now, ifindex, lim, ins);
-            return;
-        }
-        int inserted = insert_flow(&p, now, ifindex, lim, idx, ins);
-        if (inserted > 0) {
-            st->count[FF_STAT_PACKETS_ACCOUNTED]++;
-            return;
-        }
-        if (inserted == INSERT_SMALL_FULL) {
-            not_inserted(st, &p, now, ifindex, lim, ins);
-            return;
-        }
-        /* Another CPU inserted the same flow first: add to its slot. */
-        if (inserted == 0)
-            slot = index_lookup(idx, &p.key);
-        if (!slot) {
-            aggregate(st, &p, now, ifindex, lim, ins);
-            return;
-        }
     }
-    __u32 n = *slot;
-    struct flow_slot *v = bpf_map_lookup_elem(&flow_slots, &n);
-    /*
-     * The key's hash element may have been removed and reused for another
-     * flow between the lookup and this read (the preallocated map recycles
-     * elements at once): then the slot is another live flow's. Look again.
-     */
-    if (v && !same_key(&v->key, &p.key)) {
-        slot = index_lookup(idx, &p.key);
-        n = slot ? *slot : 0;
-        v = slot ? bpf_map_lookup_elem(&flow_slots, &n) : 0;
-        if (v && !same_key(&v->key, &p.key))
-            v = 0;
-    }
-    if (!v) {
-        /* The flow was ended meanwhile: the packet belongs to no slot. */
-        __u32 zero = 0;
-        struct ff_inserts *ins = bpf_map_lookup_elem(&inserts, &zero);
-        if (ins)
-            aggregate(st, &p, now, ifindex, lim, ins);
-        return;
-    }
-    struct flow_dir_stats *d = p.dir == FF_DIR_LO_TO_HI ? &v->dir[0] : &v->dir[1];
-    if (update == UPDATE_ATOMIC) {
-        dir_add(d, &p, now, UPDATE_ATOMIC);
-    } else {
-        __u32 held = seq_lock(v);
-        if (!held) {
-            /* Adding beside the holder's plain stores would lose counts: the drainer merges it instead. */
-            st->count[FF_STAT_SLOT_LOCKED]++;
-            lost_insert(st, &p, now, ifindex);
-            return;
-        }
-        dir_add(d, &p, now, UPDATE_LOCKED);
-        seq_unlock(v, held);
-    }
-    st->count[FF_STAT_PACKETS_ACCOUNTED]++;
+    struct flow_slot *v = indexed_slot(st, &p, now, ifindex, hs, h);
+    if (v)
+        add_to_slot(st, v, &p, now, ifindex, update, 0);
 }
 
 SEC("tc")

@@ -325,6 +325,11 @@ __u32 ff_slot_live(const struct flow_slot *slot)
     return __atomic_load_n(&slot->live, __ATOMIC_ACQUIRE);
 }
 
+void ff_slot_unlink(struct flow_slot *slot)
+{
+    __atomic_store_n(&slot->live, FF_SLOT_UNLINKED, __ATOMIC_RELEASE);
+}
+
 /* A direction's figures as they can be between two packets. */
 static int plausible(const struct flow_dir_stats *d)
 {

@@ -353,9 +353,11 @@ final class KernelProgram {
         indexLarge ? [flowMapFD, smallIndexFD] : [smallIndexFD, flowMapFD]
     }
 
-    /// Takes these flows out of the table: removes their keys, then waits
-    /// until no program run that found a key before its removal is still
-    /// adding to its slot, so each slot then holds its flow's final figures.
+    /// Takes these flows out of the table: removes their keys and marks
+    /// their slots unlinked (a run that reaches one through a hint leaves
+    /// it alone from then on), then waits until no program run that found a
+    /// key or hint before that is still adding to its slot, so each slot
+    /// then holds its flow's final figures.
     /// Returns each flow's slot, `nil` for one already gone; read each with
     /// ``releaseSlot(_:)``, which frees it. Any failure but "no such key"
     /// is an error: taking a key that stayed for gone would let the next
@@ -372,6 +374,9 @@ final class KernelProgram {
                 let rc = bpf_map_lookup_and_delete_elem(fd, &k, &n)
                 if rc == 0 {
                     slot = n
+                    // A walked flow's slot is always mapped; were it not, its
+                    // release reads and clears it through the syscall.
+                    if isMapped(n) { ff_slot_unlink(slots.slot(Int(n))) }
                 } else if rc != -ENOENT {
                     if unlinked > 0 { try waitForProgramRuns() }
                     flowsRemoved += UInt64(unlinked)

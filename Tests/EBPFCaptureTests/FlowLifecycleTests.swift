@@ -68,6 +68,32 @@ struct FlowLifecycleTests {
         #expect(!final.records.contains { $0.id == udpEnd.id || $0.id == tcpEnd.id })
         #expect(final.activeFlows == 0)
     }
+    /// A closed TCP flow whose packets keep coming at the generator's rate,
+    /// with no close timeout: the drainer ends it at every poll while the
+    /// program adds to it, mostly through its slot hint. Each end takes the
+    /// flow's final figures and the packets after it start the flow anew;
+    /// across all of its records every packet is counted once.
+    @Test("a flow ended at every poll while its packets keep coming loses none", arguments: [EBPFAttachMode.tc, .xdp])
+    func endedUnderTraffic(mode: EBPFAttachMode) async throws {
+        let lab = try SensorLab()
+        defer { lab.lab.teardown() }
+        let packets = 1_000_000
+        let timeouts = FlowTableConfiguration(idleTimeoutNs: 15_000_000_000, activeTimeoutNs: 60_000_000_000, tcpCloseTimeoutNs: 0)
+        let source = try lab.source(mode, pollInterval: 0.05, flowTable: timeouts)
+        let before = try lab.interfacePackets(rxOnly: mode == .xdp)
+        let result = try await capture(source, in: lab, rxOnly: mode == .xdp) {
+            try lab.trafgen("{ eth(da=02:00:00:00:00:02, sa=02:00:00:00:00:01), ipv4(sa=198.18.0.1, da=198.18.0.2), "
+                + "tcp(sp=4000, dp=4001, rst), fill(0, 10) }", packets: packets)
+        }
+        let seen = try lab.interfacePackets(rxOnly: mode == .xdp) - before
+        let flow = result.records.values.filter { $0.ipProtocol == IPProtocol.tcp && $0.sourcePort == 4000 }
+        #expect(flow.count >= 5, "ended \(flow.count) times while its packets kept coming")
+        #expect(flow.reduce(0) { $0 + $1.packets } == UInt64(packets))
+        #expect(flow.allSatisfy { $0.endReason == .tcpClose || $0.endReason == .shutdown })
+        #expect(result.explainedPackets == seen)
+        #expect(result.statistics.packetsAggregated == 0 && result.statistics.tableFull == 0, "\(result.statistics)")
+    }
+
     /// 1,000 flows through a 256-slot table, 200 at a time: each round's
     /// flows end on idle and give their slots back to the program, so the
     /// next round finds room. Were slots not freed, the third round would

@@ -77,6 +77,10 @@ int ff_enter_netns(int fd);
 /* The slot's `live` flag with acquire ordering: a reader that sees 1 sees
  * the key and figures the program wrote before it published the slot. */
 __u32 ff_slot_live(const struct flow_slot *slot);
+/* Marks a slot whose key was removed FF_SLOT_UNLINKED, before the wait for
+ * program runs in flight: a run that reaches it through a hint after that
+ * leaves it alone, so the final figures read after the wait are final. */
+void ff_slot_unlink(struct flow_slot *slot);
 /* Copies a slot whole and consistent: taken while its `seq` was even and
  * unchanged (no tc/xdp update in between) and with no direction half
  * added. Returns 0, or -EAGAIN when every one of `tries` copies met an
