@@ -54,6 +54,8 @@ enum KernelMapName: String, CaseIterable, Sendable {
     case flowSlots = "flow_slots"
     /// Slots the drainer freed, for the program to take again.
     case freeSlots = "free_slots"
+    /// Where tc and XDP last found flows' slots, checked before the index.
+    case hints
     /// Packets whose flow could not be inserted (ring buffer).
     case events
     /// Per-CPU packet counters.
