@@ -88,8 +88,8 @@
 #define FF_HINT_SETS 32768
 
 /* flow_slot.live: what a slot holds. */
-#define FF_SLOT_FREE 0      /* free, or being filled before its key is published */
-#define FF_SLOT_LIVE 1      /* an index points here */
+#define FF_SLOT_FREE 0      /* free, or taken and filled but not yet published */
+#define FF_SLOT_LIVE 1      /* published after its key went into an index */
 #define FF_SLOT_UNLINKED 2  /* its key was removed; user space takes its final figures */
 
 /*

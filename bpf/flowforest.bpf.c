@@ -950,10 +950,12 @@ static __always_inline __u64 hint_entry(__u64 h, __u32 slot)
 
 /*
  * The slot a hint names for this key, when it is live and holds the key;
- * NULL otherwise. A run that sees FF_SLOT_LIVE here started before the
- * drainer marked the slot unlinked, so the drainer's grace period waits
- * for it before the final read (flow_slot); the caller checks again under
- * the slot's lock, whose compare-and-swap orders its reads.
+ * NULL otherwise. A run that sees this flow's FF_SLOT_LIVE started before
+ * the drainer marked the slot unlinked, so the drainer's grace period
+ * waits for it before the final read (flow_slot). Without ordered loads
+ * the key read here may predate a reuse of the slot whose `live` it read;
+ * the caller checks both again under the slot's lock, whose
+ * compare-and-swap orders its reads.
  */
 static __always_inline struct flow_slot *hinted_slot(const struct flow_hint_set *hs, __u64 h, const struct flow_key *key)
 {

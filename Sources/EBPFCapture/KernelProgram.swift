@@ -374,9 +374,15 @@ final class KernelProgram {
                 let rc = bpf_map_lookup_and_delete_elem(fd, &k, &n)
                 if rc == 0 {
                     slot = n
-                    // A walked flow's slot is always mapped; were it not, its
-                    // release reads and clears it through the syscall.
-                    if isMapped(n) { ff_slot_unlink(slots.slot(Int(n))) }
+                    // A walked flow's slot is mapped already. One that cannot
+                    // be could not be marked, and a hint could still lead a
+                    // packet into it after its final read: stop instead.
+                    guard isMapped(n) else {
+                        try waitForProgramRuns()
+                        flowsRemoved += UInt64(unlinked + 1)
+                        throw .readFailed("cannot map flow slot \(n) to take an ended flow's final figures")
+                    }
+                    ff_slot_unlink(slots.slot(Int(n)))
                 } else if rc != -ENOENT {
                     if unlinked > 0 { try waitForProgramRuns() }
                     flowsRemoved += UInt64(unlinked)
@@ -522,19 +528,11 @@ final class KernelProgram {
     /// goes back to the program's free list.
     func releaseSlot(_ n: UInt32) -> flow_slot {
         var value = flow_slot()
-        if isMapped(n) {
-            let slot = slots.slot(Int(n))
-            // No program adds to it any more: one copy is consistent.
-            _ = ff_copy_slot(slot, &value, 1)
-            slot.pointee.live = 0
-        } else {
-            // Not mappable: read and clear it through the syscall instead,
-            // so the walk never finds it live again.
-            var key = n
-            _ = bpf_map_lookup_elem(flowSlotsFD, &key, &value)
-            var empty = flow_slot()
-            _ = bpf_map_update_elem(flowSlotsFD, &key, &empty, UInt64(BPF_ANY))
-        }
+        // Mapped by unlinkFlows, and chunks stay mapped until the program is closed.
+        let slot = slots.slot(Int(n))
+        // No program adds to it any more: one copy is consistent.
+        _ = ff_copy_slot(slot, &value, 1)
+        slot.pointee.live = 0
         push(n)
         return value
     }
