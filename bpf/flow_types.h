@@ -173,7 +173,7 @@ struct flow_dir_stats {
  */
 struct flow_slot {
     struct flow_key key;
-    __u32 live;                  /* FF_SLOT_*: LIVE while an index points here */
+    __u32 live;                  /* FF_SLOT_* */
     __u32 ifindex;               /* interface of first sight */
     __u8 initiator;              /* FF_DIR_* of the side that opened the flow */
     __u8 pad[3];
@@ -194,7 +194,7 @@ struct flow_slot {
  * 40-byte key and reading a bucket and an element that are rarely in
  * cache with thousands of flows). Each way holds (tag << 32) | slot, the
  * tag being the low half of the key's hash with its lowest bit set (so an
- * empty way, 0, matches nothing), and the way's latest first. A hint is
+ * empty way, 0, matches nothing); way[0] holds the latest found. A hint is
  * never trusted: the slot must be FF_SLOT_LIVE and hold the same key, and
  * anything else goes through the index.
  */
