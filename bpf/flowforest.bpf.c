@@ -943,9 +943,14 @@ static __always_inline struct flow_hint_set *hint_set_of(__u64 h)
     return bpf_map_lookup_elem(&hints, &i);
 }
 
+static __always_inline __u32 hint_tag(__u64 h)
+{
+    return (__u32)h | 1;
+}
+
 static __always_inline __u64 hint_entry(__u64 h, __u32 slot)
 {
-    return ((__u64)((__u32)h | 1) << 32) | slot;
+    return ((__u64)hint_tag(h) << 32) | slot;
 }
 
 /*
@@ -961,7 +966,7 @@ static __always_inline struct flow_slot *hinted_slot(const struct flow_hint_set 
 {
     if (!hs)
         return 0;
-    __u32 tag = (__u32)h | 1;
+    __u32 tag = hint_tag(h);
     __u64 e0 = hs->way[0], e1 = hs->way[1];
     __u32 n;
     if ((__u32)(e0 >> 32) == tag)
